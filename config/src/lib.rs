@@ -1,0 +1,525 @@
+//! `$FCX_HOME` and what lives in it: `config.toml`, per-profile directories,
+//! the `run/` directory with sockets and locks, and secret references.
+//!
+//! Every error names the file, the key and what is wrong, because the operator
+//! reads it in a terminal or a service log with no other context.
+
+mod home;
+mod secret;
+
+pub use home::Home;
+pub use secret::{Secret, SecretError, SecretRef};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("no profile named `{name}` in {path} (profiles: {known})")]
+    UnknownProfile {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
+}
+
+/// The whole `config.toml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (or would be, when absent).
+    pub path: PathBuf,
+    /// False when no file exists and the built-in default is in use.
+    pub from_file: bool,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub enabled: bool,
+    pub codex: CodexConfig,
+    pub workspaces: WorkspacesConfig,
+    pub runs: RunsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// The key from `api_key` reaches the Codex child as `CODEX_API_KEY`.
+    ApiKey,
+    /// Whatever `codex login` stored in the profile's own Codex home.
+    CodexHome,
+    /// The operator's own `~/.codex`: no `CODEX_HOME` is set for the child.
+    InheritUser,
+}
+
+impl AuthMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthMode::ApiKey => "api-key",
+            AuthMode::CodexHome => "codex-home",
+            AuthMode::InheritUser => "inherit-user",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodexConfig {
+    /// A path, or a name looked up on PATH when the worker starts.
+    pub binary: String,
+    pub auth: AuthMode,
+    pub api_key: Option<SecretRef>,
+    pub model: Option<String>,
+    /// `-c key=value` overrides, flattened to dotted keys with TOML literal values.
+    pub overrides: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspacesConfig {
+    /// The profile's default workspace, `~` already expanded.
+    pub default: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunsConfig {
+    /// Quiet window that merges a burst of messages into one prompt.
+    pub debounce_ms: u64,
+    /// Runs at once across all scopes of the profile.
+    pub max_concurrent: usize,
+    /// Stop a run after this many seconds without a Codex event (0 = never).
+    pub idle_timeout_secs: u64,
+    /// Grace after SIGINT before SIGTERM, and after SIGTERM before SIGKILL.
+    pub stop_grace_ms: u64,
+}
+
+impl Default for RunsConfig {
+    fn default() -> Self {
+        Self {
+            debounce_ms: 600,
+            max_concurrent: 4,
+            idle_timeout_secs: 30 * 60,
+            stop_grace_ms: 700,
+        }
+    }
+}
+
+// ---- raw (serde) shapes: unknown keys are errors ----
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    profiles: BTreeMap<String, RawProfile>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    codex: RawCodex,
+    #[serde(default)]
+    workspaces: RawWorkspaces,
+    #[serde(default)]
+    runs: RawRuns,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCodex {
+    binary: Option<String>,
+    auth: Option<AuthMode>,
+    api_key: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspaces {
+    default: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRuns {
+    debounce_ms: Option<u64>,
+    max_concurrent: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    stop_grace_ms: Option<u64>,
+}
+
+/// The profile used when there is no config file at all, so `fcxd --console`
+/// works on a fresh machine.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Environment variable that overrides the default Codex binary (the README's
+/// run script points it at the pinned install).
+pub const CODEX_BINARY_ENV: &str = "FCX_CODEX_BINARY";
+
+impl Config {
+    /// Read `home`'s config.toml, or the built-in default when it is absent.
+    pub fn load(home: &Home) -> Result<Self, ConfigError> {
+        let path = home.config_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, &text, home),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut cfg = Self::parse(&path, "", home)?;
+                cfg.from_file = false;
+                Ok(cfg)
+            }
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str, home: &Home) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: one_line(&e.to_string()),
+        })?;
+        let mut raw_profiles = raw.profiles;
+        if raw_profiles.is_empty() {
+            raw_profiles.insert(DEFAULT_PROFILE.to_string(), RawProfile::default_enabled());
+        }
+        let mut profiles = BTreeMap::new();
+        for (name, rp) in raw_profiles {
+            let p = build_profile(path, home, &name, rp)?;
+            profiles.insert(name, p);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            from_file: true,
+            profiles,
+        })
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&Profile, ConfigError> {
+        self.profiles
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownProfile {
+                path: self.path.clone(),
+                name: name.to_string(),
+                known: self.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    pub fn enabled_profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles.values().filter(|p| p.enabled)
+    }
+}
+
+impl RawProfile {
+    fn default_enabled() -> Self {
+        RawProfile {
+            enabled: true,
+            ..Default::default()
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn valid_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+fn build_profile(
+    path: &Path,
+    home: &Home,
+    name: &str,
+    rp: RawProfile,
+) -> Result<Profile, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: format!("profiles.{name}{key}"),
+        message,
+    };
+    if !valid_profile_name(name) {
+        return Err(invalid(
+            "",
+            "a profile name is 1-32 characters of a-z, 0-9, '-' and '_', starting with a letter or digit".into(),
+        ));
+    }
+    let binary = match rp.codex.binary {
+        Some(b) if b.trim().is_empty() => {
+            return Err(invalid(".codex.binary", "must not be empty".into()));
+        }
+        Some(b) => expand_tilde(&b, home).to_string_lossy().into_owned(),
+        None => std::env::var(CODEX_BINARY_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "codex".into()),
+    };
+    let auth = rp.codex.auth.unwrap_or(AuthMode::ApiKey);
+    let api_key = match rp.codex.api_key {
+        Some(s) => Some(SecretRef::parse_in(&s, home.user_home()).map_err(|e| invalid(".codex.api_key", e))?),
+        None if auth == AuthMode::ApiKey => Some(SecretRef::Env("OPENAI_API_KEY".into())),
+        None => None,
+    };
+    if auth != AuthMode::ApiKey && api_key.is_some() {
+        return Err(invalid(
+            ".codex.api_key",
+            format!(
+                "is only used with auth = \"api-key\" (this profile has auth = \"{}\"); remove it",
+                auth.as_str()
+            ),
+        ));
+    }
+    if let Some(m) = &rp.codex.model
+        && m.trim().is_empty()
+    {
+        return Err(invalid(".codex.model", "must not be empty when set".into()));
+    }
+    let mut overrides = Vec::new();
+    flatten_overrides("", &rp.codex.config, &mut overrides)
+        .map_err(|m| invalid(".codex.config", m))?;
+
+    let default_ws = rp
+        .workspaces
+        .default
+        .unwrap_or_else(|| "~/fcx-work".into());
+    if default_ws.trim().is_empty() {
+        return Err(invalid(".workspaces.default", "must not be empty".into()));
+    }
+    let default_ws = expand_tilde(&default_ws, home);
+    if !default_ws.is_absolute() {
+        return Err(invalid(
+            ".workspaces.default",
+            format!(
+                "`{}` is not an absolute path (use /... or ~/...)",
+                default_ws.display()
+            ),
+        ));
+    }
+
+    let d = RunsConfig::default();
+    let runs = RunsConfig {
+        debounce_ms: rp.runs.debounce_ms.unwrap_or(d.debounce_ms),
+        max_concurrent: rp.runs.max_concurrent.unwrap_or(d.max_concurrent),
+        idle_timeout_secs: rp.runs.idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
+        stop_grace_ms: rp.runs.stop_grace_ms.unwrap_or(d.stop_grace_ms),
+    };
+    if runs.max_concurrent == 0 || runs.max_concurrent > 256 {
+        return Err(invalid(
+            ".runs.max_concurrent",
+            "must be between 1 and 256".into(),
+        ));
+    }
+    if runs.debounce_ms > 60_000 {
+        return Err(invalid(
+            ".runs.debounce_ms",
+            "must be at most 60000 (one minute)".into(),
+        ));
+    }
+    if runs.stop_grace_ms == 0 || runs.stop_grace_ms > 30_000 {
+        return Err(invalid(
+            ".runs.stop_grace_ms",
+            "must be between 1 and 30000".into(),
+        ));
+    }
+
+    Ok(Profile {
+        name: name.to_string(),
+        enabled: rp.enabled,
+        codex: CodexConfig {
+            binary,
+            auth,
+            api_key,
+            model: rp.codex.model,
+            overrides,
+        },
+        workspaces: WorkspacesConfig {
+            default: default_ws,
+        },
+        runs,
+    })
+}
+
+/// Flatten a TOML table into `(dotted.key, toml-literal)` pairs, the form
+/// `codex -c key=value` parses.
+fn flatten_overrides(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    for (k, v) in table {
+        if k.is_empty() {
+            return Err("an override key must not be empty".into());
+        }
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten_overrides(&key, t, out)?,
+            other => out.push((key, toml_literal(other))),
+        }
+    }
+    Ok(())
+}
+
+fn toml_literal(v: &toml::Value) -> String {
+    // Value's Display renders a TOML literal (strings quoted and escaped).
+    v.to_string()
+}
+
+/// Expand a leading `~` to the home directory.
+pub fn expand_tilde(p: &str, home: &Home) -> PathBuf {
+    if p == "~" {
+        return home.user_home().to_path_buf();
+    }
+    if let Some(rest) = p.strip_prefix("~/") {
+        return home.user_home().join(rest);
+    }
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let h = Home::with_user_home(d.path().join("fcx"), d.path().to_path_buf());
+        (d, h)
+    }
+
+    #[test]
+    fn no_file_gives_a_default_profile() {
+        let (_d, h) = home();
+        let c = Config::load(&h).expect("default config");
+        assert!(!c.from_file);
+        let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+        assert!(p.enabled);
+        assert_eq!(p.codex.auth, AuthMode::ApiKey);
+        assert_eq!(
+            p.codex.api_key,
+            Some(SecretRef::Env("OPENAI_API_KEY".into()))
+        );
+        assert_eq!(p.workspaces.default, h.user_home().join("fcx-work"));
+    }
+
+    #[test]
+    fn full_profile_parses_and_flattens_overrides() {
+        let (_d, h) = home();
+        let text = r#"
+[profiles.work]
+enabled = true
+[profiles.work.codex]
+binary = "/opt/codex/bin/codex"
+auth = "api-key"
+api_key = "file:~/key.txt"
+model = "gpt-5.5"
+config = { model_provider = "mock", model_providers = { mock = { base_url = "http://127.0.0.1:1/v1", stream_max_retries = 0 } }, "sandbox_workspace_write.network_access" = false }
+[profiles.work.workspaces]
+default = "~/src"
+"#;
+        let c = Config::parse(Path::new("c.toml"), text, &h).expect("parse");
+        let p = c.profile("work").expect("profile");
+        assert_eq!(p.codex.binary, "/opt/codex/bin/codex");
+        assert_eq!(
+            p.codex.api_key,
+            Some(SecretRef::File(h.user_home().join("key.txt")))
+        );
+        assert_eq!(p.codex.model.as_deref(), Some("gpt-5.5"));
+        let o: BTreeMap<_, _> = p.codex.overrides.iter().cloned().collect();
+        assert_eq!(o["model_provider"], "\"mock\"");
+        assert_eq!(
+            o["model_providers.mock.base_url"],
+            "\"http://127.0.0.1:1/v1\""
+        );
+        assert_eq!(o["model_providers.mock.stream_max_retries"], "0");
+        assert_eq!(o["sandbox_workspace_write.network_access"], "false");
+        assert_eq!(p.workspaces.default, h.user_home().join("src"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let (_d, h) = home();
+        let text = "[profiles.a.codex]\nbinnary = \"codex\"\n";
+        let e = Config::parse(Path::new("/x/config.toml"), text, &h)
+            .expect_err("unknown key")
+            .to_string();
+        assert!(e.contains("/x/config.toml"), "{e}");
+        assert!(e.contains("binnary"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let (_d, h) = home();
+        let cases = [
+            (
+                "[profiles.a.codex]\nauth = \"password\"\n",
+                "auth",
+                "unknown variant",
+            ),
+            (
+                "[profiles.a.codex]\napi_key = \"sk-plain\"\n",
+                "profiles.a.codex.api_key",
+                "env:VAR or file:PATH",
+            ),
+            (
+                "[profiles.a.codex]\nauth = \"codex-home\"\napi_key = \"env:X\"\n",
+                "profiles.a.codex.api_key",
+                "only used with",
+            ),
+            (
+                "[profiles.a.workspaces]\ndefault = \"rel/path\"\n",
+                "profiles.a.workspaces.default",
+                "not an absolute path",
+            ),
+            (
+                "[profiles.A]\nenabled = true\n",
+                "profiles.A",
+                "profile name",
+            ),
+            (
+                "[profiles.a.runs]\nmax_concurrent = 0\n",
+                "profiles.a.runs.max_concurrent",
+                "between 1 and 256",
+            ),
+        ];
+        for (text, key, what) in cases {
+            let e = Config::parse(Path::new("c.toml"), text, &h)
+                .expect_err(text)
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+            assert!(e.contains(what), "{text}: {e}");
+            assert!(!e.contains("sk-plain"), "secret echoed: {e}");
+        }
+    }
+}
