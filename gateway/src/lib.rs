@@ -1,1 +1,9 @@
-//! placeholder
+//! fcxd: the gateway. It owns every chat surface (the local console now; the
+//! Feishu/Lark long connection next), spawns and supervises one fcx-worker per
+//! profile, and serves the admin socket for fcxctl. It knows nothing about
+//! Codex: workers do.
+
+pub mod admin;
+pub mod app;
+pub mod console;
+pub mod supervisor;

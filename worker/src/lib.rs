@@ -1,1 +1,15 @@
-//! placeholder
+//! fcx-worker: one process per profile. Access and policy, the command
+//! router, per-scope queues and the run orchestrator, the prompt builder, the
+//! Codex child runners and durable state. It never talks to Feishu: it receives
+//! normalized `Inbound` messages and emits semantic run events.
+
+pub mod app;
+pub mod commands;
+pub mod events;
+pub mod orchestrator;
+pub mod policy;
+pub mod prompt;
+pub mod runner;
+pub mod service;
+pub mod store;
+pub mod util;

@@ -1,1 +1,42 @@
-fn main() {}
+use clap::Parser as _;
+use fcx_worker::app::{self, Args};
+use tracing_subscriber::prelude::*;
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let home = args
+        .home
+        .clone()
+        .map(fcx_config::Home::new)
+        .unwrap_or_else(fcx_config::Home::from_env);
+    // Logs go to the profile's JSON log file; stderr carries only the one
+    // sentence fcxd shows when the worker cannot start.
+    if let Ok(file) = fcx_config::open_log_file(&home, &format!("worker-{}", args.profile), 20 << 20) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("FCX_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::sync::Mutex::new(file)),
+            )
+            .init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fcx-worker: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(app::run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "worker failed");
+            eprintln!("fcx-worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

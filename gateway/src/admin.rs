@@ -1,0 +1,129 @@
+//! The `fcx.v1.Gateway` admin service for fcxctl, on `$FCX_HOME/run/fcxd.sock`
+//! (a 0700 directory: only the owner reaches it).
+
+use std::sync::Arc;
+
+use fcx_proto::v1::gateway_server::Gateway;
+use fcx_proto::v1::{
+    GatewayStatus, GatewayStatusRequest, ProcessEntry, ProfileStatus, PsRequest, PsResponse,
+    RestartWorkerRequest, RestartWorkerResponse, StopRequest, StopResponse,
+};
+use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::supervisor::WorkerHandle;
+
+pub struct AdminService {
+    pub home: String,
+    pub started_at_ms: i64,
+    pub workers: Vec<Arc<WorkerHandle>>,
+    /// Surfaces per profile, e.g. "console".
+    pub surfaces: Vec<(String, String)>,
+    pub stop: CancellationToken,
+}
+
+#[tonic::async_trait]
+impl Gateway for AdminService {
+    async fn status(
+        &self,
+        _: Request<GatewayStatusRequest>,
+    ) -> Result<Response<GatewayStatus>, Status> {
+        let mut profiles = Vec::new();
+        for w in &self.workers {
+            let v = w.view();
+            let st = w.status().await;
+            profiles.push(ProfileStatus {
+                name: v.profile.clone(),
+                worker_state: v.phase.as_str().into(),
+                worker_pid: v.pid.unwrap_or(0),
+                restarts: v.restarts,
+                last_error: v.last_error,
+                surfaces: self
+                    .surfaces
+                    .iter()
+                    .filter(|(p, _)| *p == v.profile)
+                    .map(|(_, s)| s.clone())
+                    .collect(),
+                active_runs: st.as_ref().map_or(0, |s| s.active_runs.len() as u64),
+                queued: st.as_ref().map_or(0, |s| s.queued),
+                worker_started_at_ms: v.started_at_ms,
+                // No Feishu channel yet for any profile: console only.
+                channel_state: "n/a".into(),
+                last_frame_at_ms: 0,
+            });
+        }
+        Ok(Response::new(GatewayStatus {
+            pid: std::process::id(),
+            version: BUILD_VERSION.into(),
+            started_at_ms: self.started_at_ms,
+            home: self.home.clone(),
+            profiles,
+            protocol_version: PROTOCOL_VERSION,
+        }))
+    }
+
+    async fn ps(&self, _: Request<PsRequest>) -> Result<Response<PsResponse>, Status> {
+        let mut processes = vec![ProcessEntry {
+            id: "g".into(),
+            kind: "fcxd".into(),
+            pid: std::process::id(),
+            profile: String::new(),
+            started_at_ms: self.started_at_ms,
+            scope: String::new(),
+            detail: format!("fcxd {BUILD_VERSION}"),
+        }];
+        for w in &self.workers {
+            let v = w.view();
+            if let Some(pid) = v.pid {
+                processes.push(ProcessEntry {
+                    id: format!("w:{}", v.profile),
+                    kind: "worker".into(),
+                    pid,
+                    profile: v.profile.clone(),
+                    started_at_ms: v.started_at_ms,
+                    scope: String::new(),
+                    detail: v.phase.as_str().into(),
+                });
+            }
+            if let Some(st) = w.status().await {
+                for r in st.active_runs {
+                    processes.push(ProcessEntry {
+                        id: format!("r:{}", r.run_id),
+                        kind: "codex".into(),
+                        pid: r.child_pid,
+                        profile: v.profile.clone(),
+                        started_at_ms: r.started_at_ms,
+                        scope: r.scope,
+                        detail: r.workspace,
+                    });
+                }
+            }
+        }
+        Ok(Response::new(PsResponse { processes }))
+    }
+
+    async fn restart_worker(
+        &self,
+        req: Request<RestartWorkerRequest>,
+    ) -> Result<Response<RestartWorkerResponse>, Status> {
+        let name = req.into_inner().profile;
+        let Some(w) = self.workers.iter().find(|w| w.profile() == name) else {
+            return Err(Status::not_found(format!(
+                "no worker for profile {name} in this fcxd"
+            )));
+        };
+        w.request_restart();
+        Ok(Response::new(RestartWorkerResponse {
+            message: format!(
+                "restarting the worker for profile {name}; its running runs end as interrupted"
+            ),
+        }))
+    }
+
+    async fn stop(&self, _: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {
+        tracing::info!("stop requested over the admin socket");
+        self.stop.cancel();
+        Ok(Response::new(StopResponse {}))
+    }
+}

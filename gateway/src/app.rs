@@ -1,0 +1,263 @@
+//! fcxd's process: lock, logs, workers, surfaces, the admin socket, signals
+//! and a clean shutdown (runs stopped, state flushed, workers stopped).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use fcx_config::{Config, Home};
+use fcx_ipc::SocketAddr;
+use fcx_proto::v1::gateway_server::GatewayServer;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing_subscriber::prelude::*;
+
+use crate::admin::AdminService;
+use crate::console::Console;
+use crate::supervisor::{WorkerHandle, now_ms, worker_binary};
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "fcxd",
+    version,
+    about = "fcx gateway: chat surfaces in front, one Codex worker per profile behind"
+)]
+pub struct Args {
+    /// Use this terminal as the chat: each line you type is a message from
+    /// the profile owner. Needs no Feishu configuration.
+    #[arg(long)]
+    pub console: bool,
+    /// Profile for the console (default: the only enabled profile, or
+    /// `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// FCX_HOME (default: $FCX_HOME, else ~/.fcx).
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+}
+
+pub fn main(args: Args) -> ExitCode {
+    let home = args
+        .home
+        .clone()
+        .map(Home::new)
+        .unwrap_or_else(Home::from_env);
+    init_logging(&home, args.console);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fcxd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args, home)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fcxd failed");
+            eprintln!("fcxd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(home: &Home, console: bool) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("FCX_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    // The console is the chat: only errors reach the terminal there.
+    let stderr_level = if console { "error" } else { "warn" };
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(tracing_subscriber::EnvFilter::new(stderr_level));
+    let file = fcx_config::open_log_file(home, "fcxd", 20 << 20);
+    let file_err = file.as_ref().err().map(|e| e.to_string());
+    let file_layer = file.ok().map(|f| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::sync::Mutex::new(f))
+            .with_filter(filter())
+    });
+    tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr)
+        .init();
+    if let Some(e) = file_err {
+        tracing::warn!(error = %e, "cannot open the log file; logging to stderr only");
+    }
+}
+
+/// One fcxd per FCX_HOME: a held lock file (released by the OS when the
+/// process dies, so a crash never leaves it stuck).
+fn take_lock(home: &Home) -> anyhow::Result<std::fs::File> {
+    fcx_ipc::ensure_private_dir(&home.run_dir())?;
+    let path = home.gateway_lock();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "fcxd is already running for {} (pid {}); stop it with `fcxctl stop` first",
+                home.root().display(),
+                pid.trim()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    use std::io::Write as _;
+    f.set_len(0)?;
+    write!(f, "{}", std::process::id())?;
+    Ok(f)
+}
+
+async fn run(args: Args, home: Home) -> anyhow::Result<()> {
+    let config = Config::load(&home)?;
+    let _lock = take_lock(&home)?;
+    let worker_bin = worker_binary().map_err(anyhow::Error::msg)?;
+
+    let profiles: Vec<_> = if args.console {
+        let name = match &args.profile {
+            Some(p) => p.clone(),
+            None => {
+                let enabled: Vec<_> = config.enabled_profiles().collect();
+                match enabled.as_slice() {
+                    [only] => only.name.clone(),
+                    _ => fcx_config::DEFAULT_PROFILE.to_string(),
+                }
+            }
+        };
+        vec![config.profile(&name)?.clone()]
+    } else {
+        if let Some(p) = &args.profile {
+            vec![config.profile(p)?.clone()]
+        } else {
+            config.enabled_profiles().cloned().collect()
+        }
+    };
+    if profiles.is_empty() {
+        anyhow::bail!(
+            "no enabled profile in {}; add [profiles.NAME] or run `fcxd --console`",
+            config.path.display()
+        );
+    }
+
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let mut workers = Vec::new();
+    for p in &profiles {
+        let w = WorkerHandle::new(&p.name, &home, worker_bin.clone(), stop.child_token());
+        tasks.spawn(w.clone().supervise());
+        workers.push(w);
+    }
+
+    let admin_sock = SocketAddr::new(home.gateway_socket());
+    let listener = fcx_ipc::bind(&admin_sock).await?;
+    let surfaces = if args.console {
+        vec![(profiles[0].name.clone(), "console".to_string())]
+    } else {
+        Vec::new()
+    };
+    let admin = AdminService {
+        home: home.root().display().to_string(),
+        started_at_ms: now_ms(),
+        workers: workers.clone(),
+        surfaces,
+        stop: stop.clone(),
+    };
+    let admin_stop = CancellationToken::new();
+    {
+        let s = admin_stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(GatewayServer::new(admin))
+                .serve_with_incoming_shutdown(listener.incoming(), s.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        });
+    }
+    tracing::info!(home = %home.root().display(), profiles = profiles.len(), "fcxd started");
+
+    let signals = {
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            wait_signal().await;
+            tracing::info!("signal received; shutting down");
+            stop.cancel();
+        })
+    };
+
+    if args.console {
+        let w = workers[0].clone();
+        let console = Console {
+            worker: w.clone(),
+            workspace: profiles[0].workspaces.default.display().to_string(),
+            stop: stop.clone(),
+        };
+        // The console ends on EOF (after queued work finishes) or on a signal.
+        console.run().await;
+        stop.cancel();
+    } else {
+        stop.cancelled().await;
+    }
+
+    // Workers stop their runs (which end as interrupted) and flush state;
+    // the supervisors wait for them to exit.
+    signals.abort();
+    let workers_done = {
+        let t = TaskTracker::new();
+        for w in &workers {
+            let w = w.clone();
+            t.spawn(async move {
+                while w.view().phase != crate::supervisor::Phase::Stopped {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            });
+        }
+        t.close();
+        t
+    };
+    workers_done.wait().await;
+    admin_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!("fcxd stopped");
+    Ok(())
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

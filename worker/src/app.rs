@@ -1,0 +1,167 @@
+//! The worker process: wiring, the serve loop and a clean shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use fcx_config::{Config, Home};
+use fcx_ipc::SocketAddr;
+use fcx_proto::v1::worker_server::WorkerServer;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventBus;
+use crate::orchestrator::Orchestrator;
+use crate::runner::Runner;
+use crate::runner::exec::ExecRunner;
+use crate::service::WorkerService;
+use crate::store::Store;
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "fcx-worker", version, about = "fcx per-profile worker (started by fcxd)")]
+pub struct Args {
+    /// Profile to serve (a key of [profiles] in config.toml).
+    #[arg(long)]
+    pub profile: String,
+    /// FCX_HOME (default: $FCX_HOME, else ~/.fcx).
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// Socket to serve on (default: $FCX_HOME/run/worker-<profile>.sock).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Exit when stdin closes: fcxd holds the other end, so its death (even a
+    /// kill -9) takes the worker down instead of leaving it orphaned.
+    #[arg(long)]
+    pub exit_with_parent: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let home = args.home.clone().map(Home::new).unwrap_or_else(Home::from_env);
+    let config = Config::load(&home)?;
+    let profile = config.profile(&args.profile)?.clone();
+    let store = Arc::new(
+        Store::open(&home.state_db(&profile.name))
+            .with_context(|| format!("cannot open the state of profile {}", profile.name))?,
+    );
+    // Separate tokens: runs stop first and report their end; the event
+    // streams close only after that, so the gateway sees every final event.
+    let runs_token = CancellationToken::new();
+    let streams_token = CancellationToken::new();
+    let requested = CancellationToken::new();
+    let bus = EventBus::new(store.clone(), streams_token.clone());
+    let runner: Arc<dyn Runner> = Arc::new(ExecRunner::new());
+    let runner_name = runner.name();
+    let orchestrator = Arc::new(Orchestrator::new(
+        profile.clone(),
+        home.clone(),
+        store.clone(),
+        bus.clone(),
+        runner,
+        runs_token.clone(),
+    ));
+    orchestrator
+        .start()
+        .context("cannot recover the previous worker's state")?;
+
+    let sock = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| home.worker_socket(&profile.name));
+    let listener = fcx_ipc::bind(&SocketAddr::new(sock)).await?;
+    tracing::info!(profile = %profile.name, socket = %listener.addr(), "worker serving");
+
+    let svc = WorkerService {
+        profile: profile.name.clone(),
+        runner: runner_name,
+        orchestrator: orchestrator.clone(),
+        bus: bus.clone(),
+        shutdown_requested: requested.clone(),
+    };
+    let server_stop = CancellationToken::new();
+    let server = {
+        let stop = server_stop.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(
+                    WorkerServer::new(svc)
+                        .max_decoding_message_size(16 * 1024 * 1024)
+                        .max_encoding_message_size(16 * 1024 * 1024),
+                )
+                .serve_with_incoming_shutdown(listener.incoming(), stop.cancelled_owned())
+                .await
+        })
+    };
+
+    let maintenance = {
+        let store = store.clone();
+        let stop = streams_token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                let week_ago = crate::util::now_ms() - 7 * 24 * 3600 * 1000;
+                if let Err(e) = store.prune_events(20_000).and_then(|_| store.prune_inbox(week_ago)) {
+                    tracing::warn!(error = %e, "state pruning failed");
+                }
+            }
+        })
+    };
+
+    wait_for_stop(&requested, args.exit_with_parent).await;
+    tracing::info!("stopping: ending runs");
+    orchestrator.shutdown().await;
+    streams_token.cancel();
+    server_stop.cancel();
+    let _ = maintenance.await;
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "server task failed"),
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(requested: &CancellationToken, exit_with_parent: bool) {
+    let parent_gone = async {
+        if !exit_with_parent {
+            return std::future::pending::<()>().await;
+        }
+        use tokio::io::AsyncReadExt;
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        loop {
+            match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the SIGTERM handler");
+                return requested.cancelled().await;
+            }
+        };
+        tokio::select! {
+            _ = requested.cancelled() => {}
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+            _ = parent_gone => tracing::warn!("fcxd went away (stdin closed)"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = requested.cancelled() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = parent_gone => {}
+        }
+    }
+}

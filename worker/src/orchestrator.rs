@@ -1,0 +1,1172 @@
+//! Per-scope queues and the run orchestrator.
+//!
+//! - one active run per scope; a burst of messages is debounced into one
+//!   prompt, and messages that arrive during a run are merged into the next;
+//! - a global cap on concurrent runs, with scopes served in the order their
+//!   oldest waiting message arrived (no scope can starve another);
+//! - an idle watchdog stops a run that hears nothing from Codex;
+//! - `/stop`, `/new`, shutdown preempt;
+//! - durable: a message is acknowledged only once committed; a run's
+//!   messages are claimed in the same transaction that records the run, so a
+//!   crash reports the run as interrupted instead of running it twice.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fcx_config::{AuthMode, Home, Profile};
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{self as pb, Ack, Inbound};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commands::{self, Command};
+use crate::events::EventBus;
+use crate::policy::{self, RunPolicy};
+use crate::prompt::{self, PromptContext};
+use crate::runner::{
+    self, ChildEnv, Outcome, RunIo, RunResult, RunSpec, Runner, RunnerEvent, TokenUsage,
+};
+use crate::store::{InboxKind, QueuedMessage, RunRow, RunTotals, SessionRow, Store, StoreError};
+use crate::util::{first_line, now_ms, short_id, tail};
+
+/// Output kept per tool in events: the card shows a tail, never megabytes.
+const TOOL_OUTPUT_TAIL: usize = 4000;
+/// Queue bound per scope and for the whole profile: past it, "busy".
+const MAX_QUEUED_PER_SCOPE: usize = 50;
+const MAX_QUEUED_TOTAL: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    User,
+    NewSession,
+    TimedOut,
+    Shutdown,
+}
+
+struct ActiveRun {
+    run_id: String,
+    cancel: CancellationToken,
+    stop: Arc<Mutex<Option<StopReason>>>,
+    started_at_ms: i64,
+    child_pid: Option<u32>,
+    thread_id: Option<String>,
+    workspace: String,
+}
+
+#[derive(Default)]
+struct ScopeState {
+    queued: Vec<QueuedMessage>,
+    last_arrival: Option<Instant>,
+    /// Global arrival order of the oldest waiting message, for fairness.
+    order: u64,
+    active: Option<ActiveRun>,
+}
+
+#[derive(Default)]
+struct State {
+    scopes: HashMap<String, ScopeState>,
+    active: usize,
+    queued: usize,
+    next_order: u64,
+    draining: bool,
+}
+
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    profile: Profile,
+    home: Home,
+    store: Arc<Store>,
+    bus: EventBus,
+    runner: Arc<dyn Runner>,
+    state: Mutex<State>,
+    wake: Notify,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    started_at_ms: i64,
+}
+
+/// A snapshot for `Status` and `/status`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub active: Vec<pb::RunInfo>,
+    pub queued: u64,
+    pub started_at_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Orchestrator {
+    pub fn new(
+        profile: Profile,
+        home: Home,
+        store: Arc<Store>,
+        bus: EventBus,
+        runner: Arc<dyn Runner>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Orchestrator {
+            inner: Arc::new(Inner {
+                profile,
+                home,
+                store,
+                bus,
+                runner,
+                state: Mutex::new(State::default()),
+                wake: Notify::new(),
+                shutdown,
+                tasks: TaskTracker::new(),
+                started_at_ms: now_ms(),
+            }),
+        }
+    }
+
+    /// Settle what a previous worker left behind, then start scheduling.
+    ///
+    /// Runs it left `running` end as "interrupted (worker restarted)" and are
+    /// not re-run (Codex may have changed files already); messages it had
+    /// accepted but not started are queued again and run exactly once.
+    pub fn start(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        for run in inner.store.orphaned_runs()? {
+            if let Some(pid) = run.child_pid {
+                runner::process::kill_leftover(pid, run.child_start_time);
+            }
+            let detail = "worker restarted";
+            inner
+                .store
+                .finish_run(&run.run_id, "interrupted", detail, RunTotals::default(), now_ms())?;
+            let elapsed = (now_ms() - run.started_at_ms).max(0) as u64;
+            inner.emit(
+                &run.scope,
+                &run.run_id,
+                &run.reply_to,
+                Kind::Done(pb::Done {
+                    reason: pb::DoneReason::Interrupted as i32,
+                    detail: detail.into(),
+                    final_text: String::new(),
+                    elapsed_ms: elapsed,
+                    usage: None,
+                }),
+            );
+            tracing::warn!(run_id = %run.run_id, scope = %run.scope, "run interrupted by a worker restart");
+        }
+        let queued = inner.store.queued()?;
+        {
+            let mut st = inner.lock();
+            let n = queued.len();
+            for m in queued {
+                let order = st.next_order;
+                st.next_order += 1;
+                let sc = st.scopes.entry(m.scope.clone()).or_default();
+                if sc.queued.is_empty() {
+                    sc.order = order;
+                }
+                // Already waited once; no second debounce.
+                sc.last_arrival = None;
+                sc.queued.push(m);
+            }
+            st.queued += n;
+            if n > 0 {
+                tracing::info!(messages = n, "re-queued accepted messages after restart");
+            }
+        }
+        let me = inner.clone();
+        inner.tasks.spawn(async move { me.schedule_loop().await });
+        Ok(())
+    }
+
+    /// Accept one inbound message: a command is answered at once; anything
+    /// else is committed to the journal, then acknowledged.
+    pub fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
+        let inner = &self.inner;
+        if inbound.event_id.is_empty() || inbound.event_id.len() > 256 {
+            return Err(DeliverError::Invalid(
+                "event_id must be 1-256 bytes".into(),
+            ));
+        }
+        if inbound.scope.is_empty() || inbound.scope.len() > 512 {
+            return Err(DeliverError::Invalid("scope must be 1-512 bytes".into()));
+        }
+        if inner.shutdown.is_cancelled() {
+            return Err(DeliverError::ShuttingDown);
+        }
+        if let Some(cmd) = commands::parse(&inbound.text) {
+            let acc = inner.store.accept(&inbound, InboxKind::Command, now_ms())?;
+            if !acc.duplicate {
+                inner.command(&inbound, cmd);
+            }
+            return Ok(Ack {
+                accepted: true,
+                duplicate: acc.duplicate,
+                inbox_id: acc.inbox_id as u64,
+            });
+        }
+        if inbound.text.trim().is_empty() && inbound.attachments.is_empty() {
+            return Err(DeliverError::Invalid("the message is empty".into()));
+        }
+        // Check limits before committing, under the same lock that queues,
+        // so a refused message is never half-accepted.
+        let mut st = inner.lock();
+        if st.draining {
+            return Err(DeliverError::ShuttingDown);
+        }
+        let scope_len = st
+            .scopes
+            .get(&inbound.scope)
+            .map_or(0, |s| s.queued.len());
+        if scope_len >= MAX_QUEUED_PER_SCOPE {
+            return Err(DeliverError::Busy(format!(
+                "this chat already has {scope_len} messages waiting; wait for the current run or /stop it"
+            )));
+        }
+        if st.queued >= MAX_QUEUED_TOTAL {
+            return Err(DeliverError::Busy(
+                "fcx has too many messages waiting; try again in a moment".into(),
+            ));
+        }
+        let now = now_ms();
+        let acc = inner.store.accept(&inbound, InboxKind::Message, now)?;
+        if !acc.duplicate {
+            let order = st.next_order;
+            st.next_order += 1;
+            let sc = st.scopes.entry(inbound.scope.clone()).or_default();
+            if sc.queued.is_empty() {
+                sc.order = order;
+            }
+            sc.last_arrival = Some(Instant::now());
+            sc.queued.push(QueuedMessage {
+                inbox_id: acc.inbox_id,
+                scope: inbound.scope.clone(),
+                inbound,
+                accepted_at_ms: now,
+            });
+            st.queued += 1;
+            drop(st);
+            inner.wake.notify_one();
+        }
+        Ok(Ack {
+            accepted: true,
+            duplicate: acc.duplicate,
+            inbox_id: acc.inbox_id as u64,
+        })
+    }
+
+    /// Stop the active run of `scope` (optionally only if it is `run_id`).
+    pub fn stop(&self, scope: &str, run_id: Option<&str>) -> bool {
+        self.inner.stop_scope(scope, run_id, StopReason::User)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.snapshot()
+    }
+
+    /// Stop every run (they end as interrupted), stop scheduling, and wait
+    /// until every run has reported its end.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        let scopes: Vec<String> = {
+            let mut st = inner.lock();
+            st.draining = true;
+            st.scopes
+                .iter()
+                .filter(|(_, s)| s.active.is_some())
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for s in scopes {
+            inner.stop_scope(&s, None, StopReason::Shutdown);
+        }
+        inner.shutdown.cancel();
+        inner.wake.notify_one();
+        inner.tasks.close();
+        inner.tasks.wait().await;
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; keep serving with the state
+        // as it was rather than taking every scope down with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, scope: &str, run_id: &str, reply_to: &str, kind: Kind) {
+        if let Err(e) = self.bus.emit(scope, run_id, reply_to, kind) {
+            tracing::error!(scope, run_id, error = %e, "cannot record an event");
+        }
+    }
+
+    fn reply(&self, inbound: &Inbound, command: &str, ok: bool, title: &str, body: String) {
+        self.reply_fields(inbound, command, ok, title, body, Vec::new());
+    }
+
+    fn reply_fields(
+        &self,
+        inbound: &Inbound,
+        command: &str,
+        ok: bool,
+        title: &str,
+        body: String,
+        fields: Vec<pb::Field>,
+    ) {
+        self.emit(
+            &inbound.scope,
+            "",
+            &inbound.message_id,
+            Kind::CommandReply(pb::CommandReply {
+                command: command.into(),
+                title: title.into(),
+                body,
+                ok,
+                fields,
+            }),
+        );
+    }
+
+    fn command(&self, inbound: &Inbound, cmd: Command) {
+        let scope = inbound.scope.as_str();
+        match cmd {
+            Command::Stop => {
+                if self.stop_scope(scope, None, StopReason::User) {
+                    self.reply(inbound, "stop", true, "Stopping the current run", String::new());
+                } else {
+                    self.reply(inbound, "stop", true, "Nothing is running here", String::new());
+                }
+            }
+            Command::New => {
+                let stopped = self.stop_scope(scope, None, StopReason::NewSession);
+                let cleared = match self.store.clear_session(scope) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(scope, error = %e, "cannot clear the session");
+                        false
+                    }
+                };
+                let mut body = String::new();
+                if stopped {
+                    body.push_str("The running turn was stopped. ");
+                }
+                body.push_str(if cleared {
+                    "The next message starts a new Codex session."
+                } else {
+                    "There was no session yet; the next message starts one."
+                });
+                self.reply(inbound, "new", true, "New session", body);
+            }
+            Command::Help => {
+                self.reply(inbound, "help", true, "Help", commands::help_markdown());
+            }
+            Command::Status => self.status_reply(inbound),
+            Command::Unknown(word) => self.reply(
+                inbound,
+                "unknown",
+                false,
+                &format!("/{word} is not a command"),
+                "Send /help for the list of commands.".into(),
+            ),
+            Command::Usage { command, usage } => {
+                self.reply(inbound, &command, false, &usage, "Send /help for usage.".into())
+            }
+        }
+    }
+
+    fn status_reply(&self, inbound: &Inbound) {
+        let scope = inbound.scope.as_str();
+        let policy = policy::resolve(&self.profile, &self.home, scope);
+        let session = self.store.session(scope).ok().flatten();
+        let (active, queued) = {
+            let st = self.lock();
+            let sc = st.scopes.get(scope);
+            (
+                sc.and_then(|s| s.active.as_ref())
+                    .map(|a| (a.run_id.clone(), a.started_at_ms)),
+                sc.map_or(0, |s| s.queued.len()),
+            )
+        };
+        let mut fields = vec![
+            pb::Field {
+                name: "profile".into(),
+                value: self.profile.name.clone(),
+            },
+            pb::Field {
+                name: "runner".into(),
+                value: self.runner.name().into(),
+            },
+        ];
+        match &policy {
+            Ok(p) => {
+                fields.push(pb::Field {
+                    name: "workspace".into(),
+                    value: p.cwd.display().to_string(),
+                });
+                fields.push(pb::Field {
+                    name: "sandbox".into(),
+                    value: format!(
+                        "{} (network {})",
+                        p.sandbox.as_str(),
+                        if p.network { "on" } else { "off" }
+                    ),
+                });
+            }
+            Err(e) => fields.push(pb::Field {
+                name: "workspace".into(),
+                value: e.to_string(),
+            }),
+        }
+        fields.push(pb::Field {
+            name: "session".into(),
+            value: session
+                .map(|s| s.thread_id)
+                .unwrap_or_else(|| "none (the next message starts one)".into()),
+        });
+        fields.push(pb::Field {
+            name: "model".into(),
+            value: self
+                .profile
+                .codex
+                .model
+                .clone()
+                .unwrap_or_else(|| "Codex default".into()),
+        });
+        fields.push(pb::Field {
+            name: "active run".into(),
+            value: match active {
+                Some((id, at)) => format!("{id}, running for {}s", (now_ms() - at).max(0) / 1000),
+                None => "none".into(),
+            },
+        });
+        fields.push(pb::Field {
+            name: "queued".into(),
+            value: queued.to_string(),
+        });
+        let body = fields
+            .iter()
+            .map(|f| format!("- **{}**: {}", f.name, f.value))
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.reply_fields(inbound, "status", true, "Status", body, fields);
+    }
+
+    fn stop_scope(&self, scope: &str, run_id: Option<&str>, why: StopReason) -> bool {
+        let st = self.lock();
+        let Some(active) = st.scopes.get(scope).and_then(|s| s.active.as_ref()) else {
+            return false;
+        };
+        if run_id.is_some_and(|r| r != active.run_id) {
+            return false;
+        }
+        if let Ok(mut s) = active.stop.lock()
+            && s.is_none()
+        {
+            *s = Some(why);
+        }
+        active.cancel.cancel();
+        true
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let st = self.lock();
+        let active = st
+            .scopes
+            .iter()
+            .filter_map(|(scope, s)| {
+                s.active.as_ref().map(|a| pb::RunInfo {
+                    run_id: a.run_id.clone(),
+                    scope: scope.clone(),
+                    thread_id: a.thread_id.clone().unwrap_or_default(),
+                    started_at_ms: a.started_at_ms,
+                    child_pid: a.child_pid.unwrap_or(0),
+                    workspace: a.workspace.clone(),
+                })
+            })
+            .collect();
+        Snapshot {
+            active,
+            queued: st.queued as u64,
+            started_at_ms: self.started_at_ms,
+        }
+    }
+
+    async fn schedule_loop(self: Arc<Self>) {
+        let debounce = Duration::from_millis(self.profile.runs.debounce_ms);
+        loop {
+            let next = self.schedule(debounce);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = sleep_until(next) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Start every run that may start now; return when to look again.
+    fn schedule(self: &Arc<Self>, debounce: Duration) -> Option<Instant> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        if st.draining {
+            return None;
+        }
+        let mut candidates: Vec<(u64, String, Option<Instant>)> = st
+            .scopes
+            .iter()
+            .filter(|(_, s)| s.active.is_none() && !s.queued.is_empty())
+            .map(|(k, s)| (s.order, k.clone(), s.last_arrival.map(|t| t + debounce)))
+            .collect();
+        candidates.sort();
+        let mut next: Option<Instant> = None;
+        for (_, scope, ready_at) in candidates {
+            if let Some(at) = ready_at
+                && at > now
+            {
+                next = Some(next.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            if st.active >= self.profile.runs.max_concurrent {
+                // A finishing run wakes us.
+                break;
+            }
+            self.start_run(&mut st, &scope);
+        }
+        next
+    }
+
+    fn start_run(self: &Arc<Self>, st: &mut State, scope: &str) {
+        let Some(sc) = st.scopes.get_mut(scope) else {
+            return;
+        };
+        let messages = std::mem::take(&mut sc.queued);
+        sc.last_arrival = None;
+        let n = messages.len();
+        let run_id = short_id('r');
+        let reply_to = messages
+            .last()
+            .map(|m| m.inbound.message_id.clone())
+            .unwrap_or_default();
+        let cancel = self.shutdown.child_token();
+        let stop = Arc::new(Mutex::new(None));
+        let started_at_ms = now_ms();
+        let workspace = self.profile.workspaces.default.display().to_string();
+        let row = RunRow {
+            run_id: run_id.clone(),
+            scope: scope.to_string(),
+            reply_to: reply_to.clone(),
+            thread_id: None,
+            state: "running".into(),
+            started_at_ms,
+            child_pid: None,
+            child_start_time: None,
+            workspace: workspace.clone(),
+        };
+        let ids: Vec<i64> = messages.iter().map(|m| m.inbox_id).collect();
+        if let Err(e) = self.store.start_run(&row, n as u32, &ids) {
+            // Put them back: they stay accepted and are retried on the next
+            // scheduling pass rather than lost.
+            tracing::error!(scope, error = %e, "cannot record a run start; will retry");
+            sc.queued = messages;
+            return;
+        }
+        sc.active = Some(ActiveRun {
+            run_id: run_id.clone(),
+            cancel: cancel.clone(),
+            stop: stop.clone(),
+            started_at_ms,
+            child_pid: None,
+            thread_id: None,
+            workspace,
+        });
+        st.active += 1;
+        st.queued = st.queued.saturating_sub(n);
+        let me = self.clone();
+        let scope = scope.to_string();
+        self.tasks.spawn(async move {
+            let job = RunJob {
+                scope: scope.clone(),
+                run_id,
+                reply_to,
+                messages,
+                cancel,
+                stop,
+                started_at_ms,
+            };
+            me.clone().run(job).await;
+            me.finish_scope(&scope);
+        });
+    }
+
+    fn finish_scope(&self, scope: &str) {
+        {
+            let mut st = self.lock();
+            if let Some(sc) = st.scopes.get_mut(scope) {
+                sc.active = None;
+                if sc.queued.is_empty() {
+                    st.scopes.remove(scope);
+                }
+            }
+            st.active = st.active.saturating_sub(1);
+        }
+        self.wake.notify_one();
+    }
+
+    fn set_active<F: FnOnce(&mut ActiveRun)>(&self, scope: &str, f: F) {
+        let mut st = self.lock();
+        if let Some(a) = st.scopes.get_mut(scope).and_then(|s| s.active.as_mut()) {
+            f(a);
+        }
+    }
+
+    async fn run(self: Arc<Self>, job: RunJob) {
+        let first = self.attempt(&job, false).await;
+        let done = match first {
+            Attempt::ThreadGone(msg) => {
+                // The stored thread is gone for good (not a transient error):
+                // start a new thread explicitly, and say so.
+                tracing::warn!(scope = %job.scope, "stored Codex thread not found: {msg}");
+                if let Err(e) = self.store.clear_session(&job.scope) {
+                    tracing::error!(error = %e, "cannot clear the session");
+                }
+                self.emit(
+                    &job.scope,
+                    &job.run_id,
+                    &job.reply_to,
+                    Kind::Notice(pb::Notice {
+                        text: "The previous Codex session could not be found; starting a new session."
+                            .into(),
+                    }),
+                );
+                match self.attempt(&job, true).await {
+                    Attempt::Done(d) => d,
+                    Attempt::ThreadGone(m) => failed(m),
+                }
+            }
+            Attempt::Done(d) => d,
+        };
+        let Finished {
+            reason,
+            detail,
+            final_text,
+            totals,
+        } = done;
+        let state = match reason {
+            pb::DoneReason::Completed => "completed",
+            pb::DoneReason::Interrupted => "interrupted",
+            pb::DoneReason::TimedOut => "timed_out",
+            _ => "failed",
+        };
+        if let Err(e) = self
+            .store
+            .finish_run(&job.run_id, state, &detail, totals, now_ms())
+        {
+            tracing::error!(run_id = %job.run_id, error = %e, "cannot record the run end");
+        }
+        tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
+        self.emit(
+            &job.scope,
+            &job.run_id,
+            &job.reply_to,
+            Kind::Done(pb::Done {
+                reason: reason as i32,
+                detail,
+                final_text,
+                elapsed_ms: (now_ms() - job.started_at_ms).max(0) as u64,
+                usage: Some(usage_pb(totals)),
+            }),
+        );
+    }
+
+    async fn attempt(self: &Arc<Self>, job: &RunJob, fresh: bool) -> Attempt {
+        let scope = job.scope.as_str();
+        let policy = match policy::resolve(&self.profile, &self.home, scope) {
+            Ok(p) => p,
+            Err(e) => return Attempt::Done(failed(e.to_string())),
+        };
+        let binary = match resolve_binary(&self.profile) {
+            Ok(b) => b,
+            Err(e) => return Attempt::Done(failed(e)),
+        };
+        let env = match self.child_env() {
+            Ok(e) => e,
+            Err(e) => return Attempt::Done(failed(e)),
+        };
+        let session = if fresh {
+            None
+        } else {
+            match self.store.session(scope) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the session");
+                    None
+                }
+            }
+        };
+        let (resume, base) = match session {
+            Some(s) if s.fingerprint == policy.fingerprint => (Some(s.thread_id.clone()), s),
+            Some(_) => {
+                self.emit(
+                    scope,
+                    &job.run_id,
+                    &job.reply_to,
+                    Kind::Notice(pb::Notice {
+                        text: "The workspace, sandbox or Codex identity changed since the last session; starting a new session.".into(),
+                    }),
+                );
+                (None, SessionRow::default())
+            }
+            None => (None, SessionRow::default()),
+        };
+        let inbounds: Vec<Inbound> = job.messages.iter().map(|m| m.inbound.clone()).collect();
+        let cwd_s = policy.cwd.display().to_string();
+        let prompt = prompt::build(
+            &PromptContext {
+                scope,
+                workspace: &cwd_s,
+                sandbox: policy.sandbox.as_str(),
+                network: policy.network,
+            },
+            &inbounds,
+        );
+        self.emit(
+            scope,
+            &job.run_id,
+            &job.reply_to,
+            Kind::RunStarted(pb::RunStarted {
+                thread_id: resume.clone().unwrap_or_default(),
+                resumed: resume.is_some(),
+                workspace: cwd_s.clone(),
+                sandbox: policy.sandbox.as_str().into(),
+                model: self.profile.codex.model.clone().unwrap_or_default(),
+                message_count: job.messages.len() as u32,
+                message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
+            }),
+        );
+        self.set_active(scope, |a| a.workspace = cwd_s.clone());
+        let spec = RunSpec {
+            run_id: job.run_id.clone(),
+            prompt,
+            cwd: policy.cwd.clone(),
+            sandbox: policy.sandbox,
+            network: policy.network,
+            model: self.profile.codex.model.clone(),
+            resume_thread: resume.clone(),
+            images: Vec::new(),
+            overrides: self.profile.codex.overrides.clone(),
+            binary,
+            env,
+            stop_grace: Duration::from_millis(self.profile.runs.stop_grace_ms),
+        };
+        let result = self.drive(job, spec, &policy, base.usage).await;
+        if let Outcome::ThreadNotFound { message } = &result.outcome
+            && resume.is_some()
+            && !job.cancel.is_cancelled()
+        {
+            return Attempt::ThreadGone(message.clone());
+        }
+        Attempt::Done(self.conclude(job, &policy, result, base.usage))
+    }
+
+    fn child_env(&self) -> Result<ChildEnv, String> {
+        let p = &self.profile;
+        let mut env = ChildEnv {
+            remove: vec!["FCX_HOME".into(), "FCX_WORKER_SOCKET".into()],
+            ..Default::default()
+        };
+        match p.codex.auth {
+            AuthMode::ApiKey => {
+                env.codex_home = Some(self.home.codex_home(&p.name));
+                let r = p.codex.api_key.as_ref().ok_or_else(|| {
+                    format!(
+                        "profile {} uses auth = \"api-key\" but has no api_key reference",
+                        p.name
+                    )
+                })?;
+                let key = r.resolve().map_err(|e| {
+                    format!(
+                        "cannot read the Codex API key: {e}; fix profiles.{}.codex.api_key",
+                        p.name
+                    )
+                })?;
+                if let Some(var) = r.env_var() {
+                    env.remove.push(var.to_string());
+                }
+                env.api_key = Some(key);
+            }
+            AuthMode::CodexHome => env.codex_home = Some(self.home.codex_home(&p.name)),
+            AuthMode::InheritUser => {}
+        }
+        Ok(env)
+    }
+
+    /// Run the turn, translating runner events into worker events, with the
+    /// idle watchdog.
+    async fn drive(
+        self: &Arc<Self>,
+        job: &RunJob,
+        spec: RunSpec,
+        policy: &RunPolicy,
+        base: RunTotals,
+    ) -> RunResult {
+        let scope = job.scope.as_str();
+        let (ev_tx, mut ev_rx) = mpsc::channel(256);
+        // Kept open so the runner can tell "no control requests" from
+        // "orchestrator gone"; the exec runner answers NotSupported anyway.
+        let (_ctl_tx, ctl_rx) = mpsc::channel(8);
+        let fut = self.runner.run(
+            spec,
+            RunIo {
+                events: ev_tx,
+                control: ctl_rx,
+                cancel: job.cancel.clone(),
+            },
+        );
+        tokio::pin!(fut);
+        let idle_limit = match self.profile.runs.idle_timeout_secs {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        };
+        let mut last_event = Instant::now();
+        let mut open_tools: HashMap<String, (pb::ToolKind, String)> = HashMap::new();
+        let mut t = Translator {
+            inner: self,
+            job,
+            policy,
+            base,
+        };
+        let result = loop {
+            let idle_deadline = idle_limit.map(|l| last_event + l);
+            tokio::select! {
+                biased;
+                Some(ev) = ev_rx.recv() => {
+                    last_event = Instant::now();
+                    t.handle(ev, &mut open_tools);
+                }
+                r = &mut fut => {
+                    while let Ok(ev) = ev_rx.try_recv() {
+                        t.handle(ev, &mut open_tools);
+                    }
+                    break r;
+                }
+                _ = sleep_until(idle_deadline) => {
+                    tracing::warn!(run_id = %job.run_id, "no Codex event within the idle timeout; stopping the run");
+                    self.stop_scope(scope, Some(&job.run_id), StopReason::TimedOut);
+                    last_event = Instant::now() + Duration::from_secs(3600);
+                }
+            }
+        };
+        // Items Codex started but never finished (an interrupted turn leaves
+        // them open): close them so no surface shows a tool spinning forever.
+        for (item_id, (kind, title)) in open_tools {
+            self.emit(
+                scope,
+                &job.run_id,
+                &job.reply_to,
+                Kind::ToolEnd(pb::ToolEnd {
+                    item_id,
+                    kind: kind as i32,
+                    title,
+                    status: pb::ToolStatus::Abandoned as i32,
+                    ..Default::default()
+                }),
+            );
+        }
+        result
+    }
+
+    fn conclude(
+        &self,
+        job: &RunJob,
+        policy: &RunPolicy,
+        r: RunResult,
+        base: RunTotals,
+    ) -> Finished {
+        let stop = job.stop.lock().ok().and_then(|s| *s);
+        let cum = r.usage.map(totals).unwrap_or(base);
+        let totals = diff(cum, base);
+        // Keep the thread for the next message unless the user asked for a
+        // new session; a transient failure never drops a stored thread id.
+        if let Some(thread) = &r.thread_id
+            && stop != Some(StopReason::NewSession)
+        {
+            self.save_session(&job.scope, thread, policy, cum);
+        }
+        let final_text = r.final_text.clone().unwrap_or_default();
+        let (reason, detail) = match (stop, &r.outcome) {
+            (Some(StopReason::TimedOut), _) => (
+                pb::DoneReason::TimedOut,
+                format!(
+                    "no activity from Codex for {} minutes",
+                    self.profile.runs.idle_timeout_secs.div_ceil(60)
+                ),
+            ),
+            (Some(StopReason::User), _) => (pb::DoneReason::Interrupted, "stopped".to_string()),
+            (Some(StopReason::NewSession), _) => (
+                pb::DoneReason::Interrupted,
+                "stopped for a new session".to_string(),
+            ),
+            (Some(StopReason::Shutdown), _) => (
+                pb::DoneReason::Interrupted,
+                "fcx is shutting down".to_string(),
+            ),
+            (None, Outcome::Completed) => (pb::DoneReason::Completed, String::new()),
+            (None, Outcome::Interrupted) => (pb::DoneReason::Interrupted, "stopped".to_string()),
+            (None, Outcome::Failed { message }) | (None, Outcome::ThreadNotFound { message }) => {
+                (pb::DoneReason::Failed, message.clone())
+            }
+        };
+        if reason == pb::DoneReason::Failed && !r.stderr_tail.is_empty() {
+            tracing::warn!(run_id = %job.run_id, stderr = %tail(&r.stderr_tail, 2000), "codex failed");
+        }
+        Finished {
+            reason,
+            detail,
+            final_text,
+            totals,
+        }
+    }
+
+    fn save_session(&self, scope: &str, thread: &str, policy: &RunPolicy, cum: RunTotals) {
+        let row = SessionRow {
+            scope: scope.to_string(),
+            thread_id: thread.to_string(),
+            cwd: policy.cwd.display().to_string(),
+            fingerprint: policy.fingerprint.clone(),
+            usage: cum,
+        };
+        if let Err(e) = self.store.set_session(&row, now_ms()) {
+            tracing::error!(scope, error = %e, "cannot save the session");
+        }
+    }
+}
+
+/// Turns runner events into worker events for one run.
+struct Translator<'a> {
+    inner: &'a Arc<Inner>,
+    job: &'a RunJob,
+    policy: &'a RunPolicy,
+    base: RunTotals,
+}
+
+impl Translator<'_> {
+    fn emit(&self, kind: Kind) {
+        self.inner
+            .emit(&self.job.scope, &self.job.run_id, &self.job.reply_to, kind);
+    }
+
+    fn handle(&mut self, ev: RunnerEvent, open: &mut HashMap<String, (pb::ToolKind, String)>) {
+        let job = self.job;
+        match ev {
+            RunnerEvent::Spawned { pid } => {
+                let start = runner::process::process_start_time(pid);
+                if let Err(e) = self.inner.store.set_run_child(&job.run_id, pid, start) {
+                    tracing::error!(error = %e, "cannot record the child pid");
+                }
+                self.inner.set_active(&job.scope, |a| a.child_pid = Some(pid));
+                tracing::info!(run_id = %job.run_id, pid, "codex child spawned");
+            }
+            RunnerEvent::ThreadStarted { thread_id } => {
+                if let Err(e) = self.inner.store.set_run_thread(&job.run_id, &thread_id) {
+                    tracing::error!(error = %e, "cannot record the thread id");
+                }
+                let stop = job.stop.lock().ok().and_then(|s| *s);
+                if stop != Some(StopReason::NewSession) {
+                    // Saved now, so the thread continues even if this worker
+                    // dies before the turn ends.
+                    self.inner
+                        .save_session(&job.scope, &thread_id, self.policy, self.base);
+                }
+                let tid = thread_id.clone();
+                self.inner.set_active(&job.scope, |a| a.thread_id = Some(tid));
+                self.emit(Kind::ThreadBound(pb::ThreadBound {
+                    thread_id,
+                    resumed: false,
+                }));
+            }
+            RunnerEvent::TurnStarted => {}
+            RunnerEvent::TextDelta { item_id, delta } => {
+                self.emit(Kind::TextDelta(pb::TextDelta { item_id, delta }));
+            }
+            RunnerEvent::AgentMessage { .. } => {}
+            RunnerEvent::ReasoningDelta { item_id, delta } => {
+                self.emit(Kind::ReasoningDelta(pb::ReasoningDelta { item_id, delta }));
+            }
+            RunnerEvent::ToolStarted {
+                item_id,
+                kind,
+                title,
+                changes,
+            } => {
+                let k = tool_kind(kind);
+                open.insert(item_id.clone(), (k, title.clone()));
+                self.emit(Kind::ToolStart(pb::ToolStart {
+                    item_id,
+                    kind: k as i32,
+                    title,
+                    changes: changes.into_iter().map(change_pb).collect(),
+                }));
+            }
+            RunnerEvent::ToolCompleted {
+                item_id,
+                kind,
+                title,
+                status,
+                exit_code,
+                output,
+                changes,
+                error,
+            } => {
+                open.remove(&item_id);
+                self.emit(Kind::ToolEnd(pb::ToolEnd {
+                    item_id,
+                    kind: tool_kind(kind) as i32,
+                    title,
+                    status: match status {
+                        runner::ToolStatus::Ok => pb::ToolStatus::Ok,
+                        runner::ToolStatus::Failed => pb::ToolStatus::Failed,
+                        runner::ToolStatus::Declined => pb::ToolStatus::Declined,
+                    } as i32,
+                    has_exit_code: exit_code.is_some(),
+                    exit_code: exit_code.unwrap_or(0),
+                    output_tail: tail(&output, TOOL_OUTPUT_TAIL),
+                    changes: changes.into_iter().map(change_pb).collect(),
+                    error: error.unwrap_or_default(),
+                }));
+            }
+            RunnerEvent::Usage(u) => {
+                self.emit(Kind::Usage(usage_pb(diff(totals(u), self.base))));
+            }
+            RunnerEvent::Warning { message } => {
+                self.emit(Kind::Error(pb::RunError {
+                    message: first_line(&message, 500),
+                    fatal: false,
+                }));
+            }
+        }
+    }
+}
+
+struct RunJob {
+    scope: String,
+    run_id: String,
+    reply_to: String,
+    messages: Vec<QueuedMessage>,
+    cancel: CancellationToken,
+    stop: Arc<Mutex<Option<StopReason>>>,
+    started_at_ms: i64,
+}
+
+enum Attempt {
+    Done(Finished),
+    ThreadGone(String),
+}
+
+struct Finished {
+    reason: pb::DoneReason,
+    detail: String,
+    final_text: String,
+    totals: RunTotals,
+}
+
+fn failed(detail: String) -> Finished {
+    Finished {
+        reason: pb::DoneReason::Failed,
+        detail,
+        final_text: String::new(),
+        totals: RunTotals::default(),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn totals(u: TokenUsage) -> RunTotals {
+    RunTotals {
+        input_tokens: u.input_tokens,
+        cached_input_tokens: u.cached_input_tokens,
+        output_tokens: u.output_tokens,
+        reasoning_output_tokens: u.reasoning_output_tokens,
+    }
+}
+
+/// Per-run usage from thread totals (Codex reports cumulative figures).
+fn diff(cum: RunTotals, base: RunTotals) -> RunTotals {
+    RunTotals {
+        input_tokens: cum.input_tokens.saturating_sub(base.input_tokens),
+        cached_input_tokens: cum
+            .cached_input_tokens
+            .saturating_sub(base.cached_input_tokens),
+        output_tokens: cum.output_tokens.saturating_sub(base.output_tokens),
+        reasoning_output_tokens: cum
+            .reasoning_output_tokens
+            .saturating_sub(base.reasoning_output_tokens),
+    }
+}
+
+fn usage_pb(t: RunTotals) -> pb::Usage {
+    pb::Usage {
+        input_tokens: t.input_tokens,
+        cached_input_tokens: t.cached_input_tokens,
+        output_tokens: t.output_tokens,
+        reasoning_output_tokens: t.reasoning_output_tokens,
+    }
+}
+
+fn tool_kind(k: runner::ToolKind) -> pb::ToolKind {
+    match k {
+        runner::ToolKind::Command => pb::ToolKind::Command,
+        runner::ToolKind::FileChange => pb::ToolKind::FileChange,
+        runner::ToolKind::Mcp => pb::ToolKind::Mcp,
+        runner::ToolKind::WebSearch => pb::ToolKind::WebSearch,
+        runner::ToolKind::Todo => pb::ToolKind::Todo,
+    }
+}
+
+fn change_pb(c: runner::FileChange) -> pb::FileChange {
+    pb::FileChange {
+        path: c.path,
+        kind: c.kind,
+    }
+}
+
+/// The codex binary as a path: a configured path must exist; a bare name is
+/// looked up on PATH. The error is the sentence the user sees.
+pub fn resolve_binary(profile: &Profile) -> Result<PathBuf, String> {
+    let b = &profile.codex.binary;
+    let hint = format!(
+        "install the Codex CLI (npm install -g @openai/codex@0.169.0) or set profiles.{}.codex.binary in config.toml",
+        profile.name
+    );
+    if b.contains('/') || b.contains(std::path::MAIN_SEPARATOR) {
+        let p = PathBuf::from(b);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("the codex binary {b} does not exist; {hint}"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let cand = dir.join(b);
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(format!("the codex binary `{b}` was not found on PATH; {hint}"))
+}

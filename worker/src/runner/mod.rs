@@ -1,0 +1,229 @@
+//! Codex child runners behind one trait.
+//!
+//! The trait is shaped after the richer `codex app-server` semantics (live
+//! deltas, item lifecycle, approvals that wait for a decision, interrupt,
+//! steering a running turn); the exec runner is the simpler implementation and
+//! answers "not supported" where it cannot. The orchestrator only ever talks to
+//! this trait, so it does not change when the app-server runner lands.
+
+pub mod exec;
+pub mod process;
+
+use std::path::PathBuf;
+
+use fcx_config::Secret;
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Codex sandbox modes, as passed to `--sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sandbox {
+    ReadOnly,
+    WorkspaceWrite,
+    DangerFullAccess,
+}
+
+impl Sandbox {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Sandbox::ReadOnly => "read-only",
+            Sandbox::WorkspaceWrite => "workspace-write",
+            Sandbox::DangerFullAccess => "danger-full-access",
+        }
+    }
+}
+
+/// The environment a Codex child gets on top of the worker's own.
+#[derive(Debug, Clone, Default)]
+pub struct ChildEnv {
+    /// `CODEX_HOME` for the child; `None` leaves it unset (auth = inherit-user).
+    pub codex_home: Option<PathBuf>,
+    /// Set as `CODEX_API_KEY` in the child's environment only.
+    pub api_key: Option<Secret>,
+    /// Variables removed from the inherited environment (the variable an
+    /// `env:` secret reference read, fcx internals).
+    pub remove: Vec<String>,
+    /// Extra variables (tests use this for mock provider keys).
+    pub set: Vec<(String, String)>,
+}
+
+/// Everything a runner needs to run one turn.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub run_id: String,
+    /// The full prompt, written to the child's stdin (then stdin is closed).
+    pub prompt: String,
+    /// Workspace (already validated by policy), passed as `--cd`.
+    pub cwd: PathBuf,
+    pub sandbox: Sandbox,
+    /// `sandbox_workspace_write.network_access`; off unless policy allows.
+    pub network: bool,
+    pub model: Option<String>,
+    /// Continue this Codex thread instead of starting a new one.
+    pub resume_thread: Option<String>,
+    pub images: Vec<PathBuf>,
+    /// `-c key=value` overrides, value already a TOML literal.
+    pub overrides: Vec<(String, String)>,
+    /// The codex binary (resolved path or a name on PATH).
+    pub binary: PathBuf,
+    pub env: ChildEnv,
+    /// Grace after SIGINT before SIGTERM, and after SIGTERM before SIGKILL.
+    pub stop_grace: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKind {
+    Command,
+    FileChange,
+    Mcp,
+    WebSearch,
+    Todo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolStatus {
+    Ok,
+    Failed,
+    Declined,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    /// "add" | "delete" | "update"
+    pub kind: String,
+}
+
+/// Token counts as Codex reports them: **cumulative for the thread**, not per
+/// turn. The orchestrator subtracts to get per-run figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_output_tokens: u64,
+}
+
+/// What a runner reports while a turn runs, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunnerEvent {
+    /// The Codex child is running (pid, for stop and crash cleanup).
+    Spawned { pid: u32 },
+    /// The thread id is known (new or resumed).
+    ThreadStarted { thread_id: String },
+    TurnStarted,
+    /// A piece of answer text. The exec runner sends a whole agent message as
+    /// one delta when the item completes (exec has no live deltas).
+    TextDelta { item_id: String, delta: String },
+    /// An agent message is complete: its full text.
+    AgentMessage { item_id: String, text: String },
+    ReasoningDelta { item_id: String, delta: String },
+    ToolStarted {
+        item_id: String,
+        kind: ToolKind,
+        title: String,
+        changes: Vec<FileChange>,
+    },
+    ToolCompleted {
+        item_id: String,
+        kind: ToolKind,
+        title: String,
+        status: ToolStatus,
+        exit_code: Option<i32>,
+        /// Full output as Codex reported it; the orchestrator bounds it.
+        output: String,
+        changes: Vec<FileChange>,
+        error: Option<String>,
+    },
+    /// Thread-cumulative usage (see [`TokenUsage`]).
+    Usage(TokenUsage),
+    /// Non-fatal warning or error line from Codex (e.g. "Reconnecting... 1/5").
+    Warning { message: String },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed,
+    /// Stopped through [`RunIo::cancel`].
+    Interrupted,
+    /// The turn or the child failed; one sentence for the user.
+    Failed { message: String },
+    /// `resume` named a thread Codex no longer has. The orchestrator starts a
+    /// new thread explicitly and says so; it never drops the stored id on any
+    /// other failure.
+    ThreadNotFound { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub thread_id: Option<String>,
+    /// Text of the last completed agent message.
+    pub final_text: Option<String>,
+    /// Last thread-cumulative usage seen.
+    pub usage: Option<TokenUsage>,
+    /// Last lines of the child's stderr, for error reports and logs.
+    pub stderr_tail: String,
+    pub exit_code: Option<i32>,
+}
+
+/// A decision for an approval request (app-server only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalDecision {
+    Accept,
+    AcceptForSession,
+    Decline,
+    Cancel,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("the {runner} runner does not support {what}")]
+    NotSupported {
+        runner: &'static str,
+        what: &'static str,
+    },
+    #[error("the run has already ended")]
+    Ended,
+}
+
+/// Requests into a running turn.
+#[derive(Debug)]
+pub enum RunControl {
+    /// Add input to the running turn (app-server `turn/steer`).
+    Steer {
+        text: String,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    Approve {
+        request_id: String,
+        decision: ApprovalDecision,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+}
+
+/// The channels between the orchestrator and one running turn.
+pub struct RunIo {
+    pub events: mpsc::Sender<RunnerEvent>,
+    pub control: mpsc::Receiver<RunControl>,
+    /// Cancelling stops the run: the runner interrupts it, escalates to
+    /// signals, leaves no child behind, and returns `Outcome::Interrupted`.
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunnerCaps {
+    pub live_deltas: bool,
+    pub approvals: bool,
+    pub steer: bool,
+}
+
+pub trait Runner: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn caps(&self) -> RunnerCaps;
+    /// Run one turn to its end. Never panics on anything Codex prints; every
+    /// failure becomes an [`Outcome`].
+    fn run(&self, spec: RunSpec, io: RunIo) -> BoxFuture<'static, RunResult>;
+}

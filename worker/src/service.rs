@@ -1,0 +1,125 @@
+//! The `fcx.v1.Worker` gRPC service, served on the profile's local socket.
+
+use std::sync::Arc;
+
+use fcx_proto::v1::worker_server::Worker;
+use fcx_proto::v1::{
+    ActResult, Action, ActionKind, Ack, EventsRequest, HelloRequest, HelloResponse, Inbound,
+    ShutdownRequest, ShutdownResponse, StatusRequest, WorkerEvent, WorkerStatus,
+};
+use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION, version_mismatch_message};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::events::EventBus;
+use crate::orchestrator::{DeliverError, Orchestrator};
+
+pub const CAPABILITIES: &[&str] = &["deliver.v1", "events.resume", "commands.basic", "act.stop"];
+
+pub struct WorkerService {
+    pub profile: String,
+    pub runner: &'static str,
+    pub orchestrator: Arc<Orchestrator>,
+    pub bus: EventBus,
+    /// Cancelled by `Shutdown`; the main loop then stops runs and exits.
+    pub shutdown_requested: CancellationToken,
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        let r = req.into_inner();
+        if r.protocol_version != PROTOCOL_VERSION {
+            tracing::error!(
+                ours = PROTOCOL_VERSION,
+                theirs = r.protocol_version,
+                "refusing a gateway with another protocol version"
+            );
+            return Err(Status::failed_precondition(version_mismatch_message(
+                PROTOCOL_VERSION,
+                r.protocol_version,
+                "gateway",
+            )));
+        }
+        Ok(Response::new(HelloResponse {
+            protocol_version: PROTOCOL_VERSION,
+            worker_version: BUILD_VERSION.into(),
+            profile: self.profile.clone(),
+            capabilities: CAPABILITIES.iter().map(|s| s.to_string()).collect(),
+            pid: std::process::id(),
+            last_seq: self.bus.last_seq().map_err(internal)?,
+            runner: self.runner.into(),
+        }))
+    }
+
+    async fn deliver(&self, req: Request<Inbound>) -> Result<Response<Ack>, Status> {
+        match self.orchestrator.deliver(req.into_inner()) {
+            Ok(ack) => Ok(Response::new(ack)),
+            Err(DeliverError::Invalid(m)) => Err(Status::invalid_argument(m)),
+            Err(DeliverError::Busy(m)) => Err(Status::resource_exhausted(m)),
+            Err(DeliverError::ShuttingDown) => {
+                Err(Status::unavailable("the worker is shutting down"))
+            }
+            Err(DeliverError::Store(e)) => Err(internal(e)),
+        }
+    }
+
+    type EventsStream = ReceiverStream<Result<WorkerEvent, Status>>;
+
+    async fn events(
+        &self,
+        req: Request<EventsRequest>,
+    ) -> Result<Response<Self::EventsStream>, Status> {
+        Ok(Response::new(
+            self.bus.subscribe_from(req.into_inner().from_seq),
+        ))
+    }
+
+    async fn act(&self, req: Request<Action>) -> Result<Response<ActResult>, Status> {
+        let a = req.into_inner();
+        match a.kind() {
+            ActionKind::Stop => {
+                let run = (!a.run_id.is_empty()).then_some(a.run_id.as_str());
+                let ok = self.orchestrator.stop(&a.scope, run);
+                Ok(Response::new(ActResult {
+                    ok,
+                    message: if ok {
+                        "stopping".into()
+                    } else {
+                        "that run is no longer active".into()
+                    },
+                }))
+            }
+            ActionKind::Unspecified => Err(Status::invalid_argument("unknown action")),
+        }
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<WorkerStatus>, Status> {
+        let s = self.orchestrator.snapshot();
+        Ok(Response::new(WorkerStatus {
+            profile: self.profile.clone(),
+            pid: std::process::id(),
+            started_at_ms: s.started_at_ms,
+            runner: self.runner.into(),
+            active_runs: s.active,
+            queued: s.queued,
+            last_seq: self.bus.last_seq().map_err(internal)?,
+            version: BUILD_VERSION.into(),
+        }))
+    }
+
+    async fn shutdown(
+        &self,
+        req: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
+        tracing::info!(reason = %req.into_inner().reason, "shutdown requested by the gateway");
+        self.shutdown_requested.cancel();
+        Ok(Response::new(ShutdownResponse {}))
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "internal error");
+    Status::internal(e.to_string())
+}

@@ -1,0 +1,593 @@
+//! Durable state, one writer per profile (this worker): the inbox journal with
+//! de-duplication, the event log the gateway resumes from, run history and
+//! the per-scope session (Codex thread) table.
+//!
+//! SQLite in WAL mode with `synchronous = NORMAL`: a commit survives a kill -9
+//! of the worker at any moment (the WAL is in the OS before `COMMIT` returns);
+//! an operating-system crash may lose the last few commits. That trade keeps a
+//! `Deliver` round trip well under a millisecond, where `FULL` would cost an
+//! fsync per message.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use fcx_proto::v1::{Inbound, WorkerEvent};
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("state database holds an undecodable record: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("state database lock poisoned")]
+    Poisoned,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How an accepted inbox row is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxKind {
+    /// A message for Codex: queued, then run exactly once.
+    Message,
+    /// A command: answered at once; recorded only for de-duplication.
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub inbox_id: i64,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub inbox_id: i64,
+    pub scope: String,
+    pub inbound: Inbound,
+    pub accepted_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub scope: String,
+    pub reply_to: String,
+    pub thread_id: Option<String>,
+    pub state: String,
+    pub started_at_ms: i64,
+    pub child_pid: Option<u32>,
+    pub child_start_time: Option<u64>,
+    pub workspace: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionRow {
+    pub scope: String,
+    pub thread_id: String,
+    pub cwd: String,
+    pub fingerprint: String,
+    /// The thread's cumulative usage after its last run (Codex reports
+    /// thread totals; the next run's figures are the difference).
+    pub usage: RunTotals,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_output_tokens: u64,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS inbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL UNIQUE,
+    scope           TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    run_id          TEXT,
+    payload         BLOB NOT NULL,
+    accepted_at_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_state ON inbox(state, id);
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope    TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    payload  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id            TEXT PRIMARY KEY,
+    scope             TEXT NOT NULL,
+    reply_to          TEXT NOT NULL,
+    thread_id         TEXT,
+    state             TEXT NOT NULL,
+    detail            TEXT,
+    workspace         TEXT NOT NULL,
+    started_at_ms     INTEGER NOT NULL,
+    ended_at_ms       INTEGER,
+    child_pid         INTEGER,
+    child_start_time  INTEGER,
+    message_count     INTEGER NOT NULL,
+    input_tokens      INTEGER NOT NULL DEFAULT 0,
+    cached_tokens     INTEGER NOT NULL DEFAULT 0,
+    output_tokens     INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
+CREATE TABLE IF NOT EXISTS sessions (
+    scope          TEXT PRIMARY KEY,
+    thread_id      TEXT NOT NULL,
+    cwd            TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    cum_input      INTEGER NOT NULL DEFAULT 0,
+    cum_cached     INTEGER NOT NULL DEFAULT 0,
+    cum_output     INTEGER NOT NULL DEFAULT 0,
+    cum_reasoning  INTEGER NOT NULL DEFAULT 0,
+    updated_at_ms  INTEGER NOT NULL
+);
+"#;
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "busy_timeout", 5000)
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Read-only access for tools (`fcxctl`) that must not disturb the worker.
+    pub fn open_read_only(path: &Path) -> Result<Connection> {
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+            |source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            },
+        )
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut c)
+    }
+
+    /// Commit an inbound message to the journal. Returns the existing row with
+    /// `duplicate = true` when the event id was accepted before.
+    pub fn accept(&self, inbound: &Inbound, kind: InboxKind, now_ms: i64) -> Result<Accepted> {
+        let payload = inbound.encode_to_vec();
+        let (kind_s, state) = match kind {
+            InboxKind::Message => ("message", "queued"),
+            InboxKind::Command => ("command", "done"),
+        };
+        self.with(|c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO inbox (event_id, scope, kind, state, payload, accepted_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![inbound.event_id, inbound.scope, kind_s, state, payload, now_ms],
+            )?;
+            let id: i64 = c.query_row(
+                "SELECT id FROM inbox WHERE event_id = ?1",
+                params![inbound.event_id],
+                |r| r.get(0),
+            )?;
+            Ok(Accepted {
+                inbox_id: id,
+                duplicate: n == 0,
+            })
+        })
+    }
+
+    /// Messages accepted but not yet started, oldest first.
+    pub fn queued(&self) -> Result<Vec<QueuedMessage>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, scope, payload, accepted_at_ms FROM inbox
+                 WHERE state = 'queued' ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (inbox_id, scope, payload, accepted_at_ms) = row?;
+                match Inbound::decode(payload.as_slice()) {
+                    Ok(inbound) => out.push(QueuedMessage {
+                        inbox_id,
+                        scope,
+                        inbound,
+                        accepted_at_ms,
+                    }),
+                    Err(e) => {
+                        // Never let one bad row block the queue; say so and
+                        // retire it.
+                        tracing::error!(inbox_id, error = %e, "undecodable inbox row retired");
+                        c.execute(
+                            "UPDATE inbox SET state = 'corrupt' WHERE id = ?1",
+                            params![inbox_id],
+                        )?;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Record a run start and claim its messages, atomically: after this, a
+    /// crash reports the run as interrupted rather than running it again.
+    pub fn start_run(&self, run: &RunRow, message_count: u32, inbox_ids: &[i64]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO runs (run_id, scope, reply_to, thread_id, state, workspace, started_at_ms, message_count)
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)",
+                params![
+                    run.run_id,
+                    run.scope,
+                    run.reply_to,
+                    run.thread_id,
+                    run.workspace,
+                    run.started_at_ms,
+                    message_count
+                ],
+            )?;
+            for id in inbox_ids {
+                tx.execute(
+                    "UPDATE inbox SET state = 'running', run_id = ?1 WHERE id = ?2",
+                    params![run.run_id, id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn set_run_child(&self, run_id: &str, pid: u32, start_time: Option<u64>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET child_pid = ?1, child_start_time = ?2 WHERE run_id = ?3",
+                params![pid, start_time.map(|v| v as i64), run_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_run_thread(&self, run_id: &str, thread_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET thread_id = ?1 WHERE run_id = ?2",
+                params![thread_id, run_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        state: &str,
+        detail: &str,
+        totals: RunTotals,
+        ended_at_ms: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET state = ?1, detail = ?2, ended_at_ms = ?3, input_tokens = ?4,
+                 cached_tokens = ?5, output_tokens = ?6, reasoning_tokens = ?7 WHERE run_id = ?8",
+                params![
+                    state,
+                    detail,
+                    ended_at_ms,
+                    totals.input_tokens as i64,
+                    totals.cached_input_tokens as i64,
+                    totals.output_tokens as i64,
+                    totals.reasoning_output_tokens as i64,
+                    run_id
+                ],
+            )?;
+            tx.execute(
+                "UPDATE inbox SET state = 'done' WHERE run_id = ?1",
+                params![run_id],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Runs a previous worker left in `running`: it died with them in flight.
+    pub fn orphaned_runs(&self) -> Result<Vec<RunRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT run_id, scope, reply_to, thread_id, state, started_at_ms, child_pid,
+                        child_start_time, workspace
+                 FROM runs WHERE state = 'running' ORDER BY started_at_ms",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(RunRow {
+                    run_id: r.get(0)?,
+                    scope: r.get(1)?,
+                    reply_to: r.get(2)?,
+                    thread_id: r.get(3)?,
+                    state: r.get(4)?,
+                    started_at_ms: r.get(5)?,
+                    child_pid: r.get::<_, Option<i64>>(6)?.map(|v| v as u32),
+                    child_start_time: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                    workspace: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Append an event (its `seq` is assigned here) and return the seq.
+    pub fn append_event(&self, ev: &WorkerEvent) -> Result<u64> {
+        let payload = ev.encode_to_vec();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (scope, at_ms, payload) VALUES (?1, ?2, ?3)",
+                params![ev.scope, ev.at_ms, payload],
+            )?;
+            Ok(c.last_insert_rowid() as u64)
+        })
+    }
+
+    /// Events with `seq >= from`, at most `limit`, in order.
+    pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<WorkerEvent>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, payload FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![from as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, payload) = row?;
+                let mut ev = WorkerEvent::decode(payload.as_slice())?;
+                ev.seq = seq as u64;
+                out.push(ev);
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn last_seq(&self) -> Result<u64> {
+        self.with(|c| {
+            // sqlite_sequence survives pruning, so seq never goes backwards.
+            let v: Option<i64> = c
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(v.unwrap_or(0) as u64)
+        })
+    }
+
+    /// Keep the newest `keep` events; the gateway is never that far behind.
+    pub fn prune_events(&self, keep: u64) -> Result<usize> {
+        let last = self.last_seq()?;
+        if last <= keep {
+            return Ok(0);
+        }
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM events WHERE seq <= ?1",
+                params![(last - keep) as i64],
+            )?)
+        })
+    }
+
+    /// Forget finished inbox rows older than `before_ms` (de-duplication
+    /// window) and keep the table bounded.
+    pub fn prune_inbox(&self, before_ms: i64) -> Result<usize> {
+        self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM inbox WHERE state IN ('done', 'corrupt') AND accepted_at_ms < ?1",
+                params![before_ms],
+            )?)
+        })
+    }
+
+    pub fn session(&self, scope: &str) -> Result<Option<SessionRow>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT scope, thread_id, cwd, fingerprint, cum_input, cum_cached, cum_output,
+                        cum_reasoning FROM sessions WHERE scope = ?1",
+                params![scope],
+                |r| {
+                    Ok(SessionRow {
+                        scope: r.get(0)?,
+                        thread_id: r.get(1)?,
+                        cwd: r.get(2)?,
+                        fingerprint: r.get(3)?,
+                        usage: RunTotals {
+                            input_tokens: r.get::<_, i64>(4)? as u64,
+                            cached_input_tokens: r.get::<_, i64>(5)? as u64,
+                            output_tokens: r.get::<_, i64>(6)? as u64,
+                            reasoning_output_tokens: r.get::<_, i64>(7)? as u64,
+                        },
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    pub fn set_session(&self, s: &SessionRow, now_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sessions (scope, thread_id, cwd, fingerprint, cum_input, cum_cached,
+                   cum_output, cum_reasoning, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(scope) DO UPDATE SET thread_id = excluded.thread_id, cwd = excluded.cwd,
+                   fingerprint = excluded.fingerprint, cum_input = excluded.cum_input,
+                   cum_cached = excluded.cum_cached, cum_output = excluded.cum_output,
+                   cum_reasoning = excluded.cum_reasoning, updated_at_ms = excluded.updated_at_ms",
+                params![
+                    s.scope,
+                    s.thread_id,
+                    s.cwd,
+                    s.fingerprint,
+                    s.usage.input_tokens as i64,
+                    s.usage.cached_input_tokens as i64,
+                    s.usage.output_tokens as i64,
+                    s.usage.reasoning_output_tokens as i64,
+                    now_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn clear_session(&self, scope: &str) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute("DELETE FROM sessions WHERE scope = ?1", params![scope])? > 0)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound(id: &str, scope: &str) -> Inbound {
+        Inbound {
+            event_id: id.into(),
+            scope: scope.into(),
+            text: format!("text of {id}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn accept_is_idempotent_and_survives_reopen() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("s/state.db");
+        {
+            let s = Store::open(&p).expect("open");
+            let a = s
+                .accept(&inbound("e1", "chat:a"), InboxKind::Message, 1)
+                .expect("accept");
+            assert!(!a.duplicate);
+            let b = s
+                .accept(&inbound("e1", "chat:a"), InboxKind::Message, 2)
+                .expect("accept again");
+            assert!(b.duplicate);
+            assert_eq!(a.inbox_id, b.inbox_id);
+        }
+        let s = Store::open(&p).expect("reopen");
+        let q = s.queued().expect("queued");
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].inbound.text, "text of e1");
+        assert!(
+            s.accept(&inbound("e1", "chat:a"), InboxKind::Message, 3)
+                .expect("dup after reopen")
+                .duplicate
+        );
+    }
+
+    #[test]
+    fn started_runs_are_not_requeued_and_show_as_orphaned() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&d.path().join("state.db")).expect("open");
+        let a = s
+            .accept(&inbound("e1", "chat:a"), InboxKind::Message, 1)
+            .expect("accept");
+        s.accept(&inbound("e2", "chat:a"), InboxKind::Message, 1)
+            .expect("accept");
+        let run = RunRow {
+            run_id: "r1".into(),
+            scope: "chat:a".into(),
+            reply_to: "m1".into(),
+            thread_id: None,
+            state: "running".into(),
+            started_at_ms: 5,
+            child_pid: None,
+            child_start_time: None,
+            workspace: "/w".into(),
+        };
+        s.start_run(&run, 1, &[a.inbox_id]).expect("start");
+        let q = s.queued().expect("queued");
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].inbound.event_id, "e2");
+        let o = s.orphaned_runs().expect("orphans");
+        assert_eq!(o.len(), 1);
+        s.finish_run("r1", "interrupted", "worker restarted", RunTotals::default(), 9)
+            .expect("finish");
+        assert!(s.orphaned_runs().expect("orphans").is_empty());
+    }
+
+    #[test]
+    fn event_seq_is_monotonic_across_pruning() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&d.path().join("state.db")).expect("open");
+        for i in 0..10 {
+            let seq = s
+                .append_event(&WorkerEvent {
+                    scope: "chat:a".into(),
+                    at_ms: i,
+                    ..Default::default()
+                })
+                .expect("append");
+            assert_eq!(seq, (i + 1) as u64);
+        }
+        s.prune_events(3).expect("prune");
+        let evs = s.events_from(0, 100).expect("read");
+        assert_eq!(
+            evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![8, 9, 10]
+        );
+        assert_eq!(s.last_seq().expect("last"), 10);
+        let seq = s
+            .append_event(&WorkerEvent::default())
+            .expect("append after prune");
+        assert_eq!(seq, 11);
+    }
+}
