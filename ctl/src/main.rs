@@ -1,1 +1,7 @@
-fn main() {}
+//! The `fcxctl` binary; everything lives in the `fcx_ctl` library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    fcx_ctl::run(fcx_ctl::Cli::parse())
+}
