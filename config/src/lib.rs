@@ -284,7 +284,9 @@ fn build_profile(
     };
     let auth = rp.codex.auth.unwrap_or(AuthMode::ApiKey);
     let api_key = match rp.codex.api_key {
-        Some(s) => Some(SecretRef::parse_in(&s, home.user_home()).map_err(|e| invalid(".codex.api_key", e))?),
+        Some(s) => Some(
+            SecretRef::parse_in(&s, home.user_home()).map_err(|e| invalid(".codex.api_key", e))?,
+        ),
         None if auth == AuthMode::ApiKey => Some(SecretRef::Env("OPENAI_API_KEY".into())),
         None => None,
     };
@@ -306,10 +308,7 @@ fn build_profile(
     flatten_overrides("", &rp.codex.config, &mut overrides)
         .map_err(|m| invalid(".codex.config", m))?;
 
-    let default_ws = rp
-        .workspaces
-        .default
-        .unwrap_or_else(|| "~/fcx-work".into());
+    let default_ws = rp.workspaces.default.unwrap_or_else(|| "~/fcx-work".into());
     if default_ws.trim().is_empty() {
         return Err(invalid(".workspaces.default", "must not be empty".into()));
     }
@@ -535,7 +534,10 @@ pub fn open_log_file(home: &Home, name: &str, max_bytes: u64) -> std::io::Result
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let path = dir.join(format!("{name}.log"));
-    if std::fs::metadata(&path).map(|m| m.len() > max_bytes).unwrap_or(false) {
+    if std::fs::metadata(&path)
+        .map(|m| m.len() > max_bytes)
+        .unwrap_or(false)
+    {
         let _ = std::fs::rename(&path, dir.join(format!("{name}.log.1")));
     }
     let mut opts = std::fs::OpenOptions::new();

@@ -36,9 +36,7 @@ impl SecretRef {
     pub fn parse_in(s: &str, user_home: &std::path::Path) -> Result<Self, String> {
         if let Some(var) = s.strip_prefix("env:") {
             let ok = !var.is_empty()
-                && var
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !var.as_bytes()[0].is_ascii_digit();
             if !ok {
                 return Err("env: must name an environment variable (letters, digits, _)".into());

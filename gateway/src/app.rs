@@ -53,14 +53,18 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args, home)) {
+    let code = match rt.block_on(run(args, home)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fcxd failed");
             eprintln!("fcxd: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The console's stdin read is blocking and may never return; do not let
+    // runtime teardown wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 fn init_logging(home: &Home, console: bool) {
@@ -202,19 +206,18 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         })
     };
 
-    if args.console {
-        let w = workers[0].clone();
+    let quit = CancellationToken::new();
+    let console = args.console.then(|| {
         let console = Console {
-            worker: w.clone(),
+            worker: workers[0].clone(),
             workspace: profiles[0].workspaces.default.display().to_string(),
             stop: stop.clone(),
+            quit: quit.clone(),
         };
-        // The console ends on EOF (after queued work finishes) or on a signal.
-        console.run().await;
-        stop.cancel();
-    } else {
-        stop.cancelled().await;
-    }
+        // The console requests shutdown itself at end of input.
+        tokio::spawn(console.run())
+    });
+    stop.cancelled().await;
 
     // Workers stop their runs (which end as interrupted) and flush state;
     // the supervisors wait for them to exit.
@@ -233,6 +236,10 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         t
     };
     workers_done.wait().await;
+    quit.cancel();
+    if let Some(c) = console {
+        let _ = c.await;
+    }
     admin_stop.cancel();
     tasks.close();
     tasks.wait().await;

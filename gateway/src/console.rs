@@ -24,13 +24,17 @@ pub const SCOPE: &str = "chat:console";
 pub struct Console {
     pub worker: Arc<WorkerHandle>,
     pub workspace: String,
-    /// Cancelled by fcxd on SIGINT/SIGTERM.
+    /// Shutdown requested (a signal, `fcxctl stop`, or the console itself at
+    /// end of input): stop reading input.
     pub stop: CancellationToken,
+    /// Workers are down: every final event has been printed, stop printing.
+    pub quit: CancellationToken,
 }
 
 impl Console {
-    /// Run until stdin ends (then wait for queued work to finish) or `stop`.
-    /// Returns when fcxd may shut down.
+    /// Read input until stdin ends (then wait for queued work to finish and
+    /// request shutdown) or `stop`; keep printing until `quit`, so the final
+    /// state of runs stopped by the shutdown is shown.
     pub async fn run(self) {
         let mut out = Printer::default();
         let events = self.worker.subscribe();
@@ -42,6 +46,12 @@ impl Console {
         ));
         let printer_stop = CancellationToken::new();
         let printer = tokio::spawn(print_loop(events, notices, printer_stop.clone(), out));
+        // The worker is still starting: a first line simply waits for it
+        // rather than announcing a problem that is not one.
+        tokio::select! {
+            _ = self.worker.wait_ready(Duration::from_secs(5)) => {}
+            _ = self.stop.cancelled() => {}
+        }
 
         let session = format!("{}-{}", std::process::id(), now_ms());
         let mut pending: VecDeque<Inbound> = VecDeque::new();
@@ -59,7 +69,9 @@ impl Console {
                     }
                     Err(DeliverError::Unavailable(_)) => {
                         if !told_waiting {
-                            say("[fcx] the worker is not ready; your message will be delivered when it is back");
+                            say(
+                                "[fcx] the worker is not ready; your message will be delivered when it is back",
+                            );
                             told_waiting = true;
                         }
                         break;
@@ -104,9 +116,7 @@ impl Console {
                 _ = self.worker.wait_ready(Duration::from_secs(3600)), if retry => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)), if retry => {}
                 _ = self.stop.cancelled() => {
-                    printer_stop.cancel();
-                    let _ = printer.await;
-                    return;
+                    return self.finish(printer, printer_stop).await;
                 }
             }
         }
@@ -123,8 +133,12 @@ impl Console {
                 _ = self.stop.cancelled() => break,
             }
         }
-        // Give the printer a moment to show the last events.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.finish(printer, printer_stop).await
+    }
+
+    async fn finish(self, printer: tokio::task::JoinHandle<()>, printer_stop: CancellationToken) {
+        self.stop.cancel();
+        self.quit.cancelled().await;
         printer_stop.cancel();
         let _ = printer.await;
     }
@@ -253,7 +267,8 @@ impl Printer {
                 self.line(&format!("{tag} {what}"));
             }
             Kind::ToolEnd(t) => {
-                let status = pb::ToolStatus::try_from(t.status).unwrap_or(pb::ToolStatus::Unspecified);
+                let status =
+                    pb::ToolStatus::try_from(t.status).unwrap_or(pb::ToolStatus::Unspecified);
                 let mark = match status {
                     pb::ToolStatus::Ok => "✓",
                     pb::ToolStatus::Abandoned => "…",
@@ -276,7 +291,14 @@ impl Printer {
                 }
                 let out = t.output_tail.trim_end();
                 if !out.is_empty() {
-                    for l in out.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+                    for l in out
+                        .lines()
+                        .rev()
+                        .take(12)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                    {
                         s.push_str("\n    ");
                         s.push_str(l);
                     }

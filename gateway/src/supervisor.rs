@@ -38,6 +38,8 @@ pub enum Phase {
     Starting,
     Ready,
     Backoff,
+    /// Shutting down: runs are ending and their final events still flow.
+    Stopping,
     Stopped,
 }
 
@@ -47,6 +49,7 @@ impl Phase {
             Phase::Starting => "starting",
             Phase::Ready => "ready",
             Phase::Backoff => "backoff",
+            Phase::Stopping => "stopping",
             Phase::Stopped => "stopped",
         }
     }
@@ -104,7 +107,12 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub fn new(profile: &str, home: &Home, worker_bin: PathBuf, stop: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        profile: &str,
+        home: &Home,
+        worker_bin: PathBuf,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
         let (events, _) = broadcast::channel(8192);
         let (notices, _) = broadcast::channel(64);
         let h = Arc::new(WorkerHandle {
@@ -335,7 +343,7 @@ impl WorkerHandle {
         }
         // The worker's stderr carries its one-sentence fatal error.
         let last_stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_task = child.stderr.take().map(|err| {
+        let mut stderr_task = child.stderr.take().map(|err| {
             let last = last_stderr.clone();
             let profile = self.profile.clone();
             tokio::spawn(async move {
@@ -357,9 +365,9 @@ impl WorkerHandle {
         let connected = tokio::select! {
             r = connect_and_hello(sock, &self.profile) => Some(r),
             status = child.wait() => {
-                let what = describe_exit(status, &last_stderr);
-                finish_stderr(stderr_task).await;
-                return End::StartFailed(what);
+                // Read its last words before describing the exit.
+                finish_stderr(stderr_task.take()).await;
+                return End::StartFailed(describe_exit(status, &last_stderr));
             }
             _ = self.stop.cancelled() => None,
         };
@@ -372,7 +380,7 @@ impl WorkerHandle {
             Some(Err(e)) => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                finish_stderr(stderr_task).await;
+                finish_stderr(stderr_task.take()).await;
                 return End::StartFailed(e);
             }
             Some(Ok(v)) => v,
@@ -399,11 +407,13 @@ impl WorkerHandle {
             status = child.wait() => {
                 // Let the event stream drain what the worker said last.
                 let _ = tokio::time::timeout(Duration::from_secs(2), &mut follow).await;
+                finish_stderr(stderr_task.take()).await;
                 End::Exited(describe_exit(status, &last_stderr))
             }
             _ = &mut follow => {
                 // The stream only ends for good when the worker is going away.
                 let status = child.wait().await;
+                finish_stderr(stderr_task.take()).await;
                 End::Exited(describe_exit(status, &last_stderr))
             }
             _ = self.restart.notified() => {
@@ -412,7 +422,7 @@ impl WorkerHandle {
                 End::Restart
             }
             _ = self.stop.cancelled() => {
-                self.set_phase(Phase::Stopped);
+                self.set_phase(Phase::Stopping);
                 self.shutdown_child(&mut child, client.clone(), "fcxd is stopping", &mut follow).await;
                 End::Stopped
             }
@@ -420,7 +430,7 @@ impl WorkerHandle {
         drop(stdin);
         self.set_phase(Phase::Backoff);
         self.save_cursor();
-        finish_stderr(stderr_task).await;
+        finish_stderr(stderr_task.take()).await;
         end
     }
 
@@ -581,7 +591,10 @@ async fn connect_and_hello(
             if s.code() == tonic::Code::FailedPrecondition {
                 s.message().to_string()
             } else {
-                format!("the worker for profile {profile} did not answer Hello: {}", s.message())
+                format!(
+                    "the worker for profile {profile} did not answer Hello: {}",
+                    s.message()
+                )
             }
         })?
         .into_inner();
@@ -608,7 +621,11 @@ pub fn worker_binary() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate fcxd itself: {e}"))?;
-    let name = if cfg!(windows) { "fcx-worker.exe" } else { "fcx-worker" };
+    let name = if cfg!(windows) {
+        "fcx-worker.exe"
+    } else {
+        "fcx-worker"
+    };
     let dir = exe
         .parent()
         .ok_or_else(|| "cannot locate fcxd's directory".to_string())?;

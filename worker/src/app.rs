@@ -17,7 +17,11 @@ use crate::service::WorkerService;
 use crate::store::Store;
 
 #[derive(Debug, clap::Parser)]
-#[command(name = "fcx-worker", version, about = "fcx per-profile worker (started by fcxd)")]
+#[command(
+    name = "fcx-worker",
+    version,
+    about = "fcx per-profile worker (started by fcxd)"
+)]
 pub struct Args {
     /// Profile to serve (a key of [profiles] in config.toml).
     #[arg(long)]
@@ -35,7 +39,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let home = args.home.clone().map(Home::new).unwrap_or_else(Home::from_env);
+    let home = args
+        .home
+        .clone()
+        .map(Home::new)
+        .unwrap_or_else(Home::from_env);
     let config = Config::load(&home)?;
     let profile = config.profile(&args.profile)?.clone();
     let store = Arc::new(
@@ -102,7 +110,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     _ = stop.cancelled() => return,
                 }
                 let week_ago = crate::util::now_ms() - 7 * 24 * 3600 * 1000;
-                if let Err(e) = store.prune_events(20_000).and_then(|_| store.prune_inbox(week_ago)) {
+                if let Err(e) = store
+                    .prune_events(20_000)
+                    .and_then(|_| store.prune_inbox(week_ago))
+                {
                     tracing::warn!(error = %e, "state pruning failed");
                 }
             }
@@ -115,10 +126,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     streams_token.cancel();
     server_stop.cancel();
     let _ = maintenance.await;
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
-        Err(e) => tracing::warn!(error = %e, "server task failed"),
+    // Graceful serving would wait for the gateway to drop its connection,
+    // while the gateway waits for this process to exit: every stream has
+    // already ended, so give in-flight calls a moment and go.
+    let mut server = server;
+    match tokio::time::timeout(std::time::Duration::from_millis(500), &mut server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
+        Err(_) => server.abort(),
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -15,7 +15,10 @@ pub enum Command {
     /// A `/word` that is not a command: answered with a hint, never run.
     Unknown(String),
     /// A known command with arguments it does not take.
-    Usage { command: String, usage: String },
+    Usage {
+        command: String,
+        usage: String,
+    },
 }
 
 /// One line per command, as `/help` shows it.
@@ -36,9 +39,7 @@ pub const HELP: &[(&str, &str)] = &[
 pub fn parse(text: &str) -> Option<Command> {
     let t = text.trim_start();
     let rest = t.strip_prefix('/')?;
-    let word_len = rest
-        .find(|c: char| c.is_whitespace())
-        .unwrap_or(rest.len());
+    let word_len = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
     let word = &rest[..word_len];
     if word.is_empty() || !word.chars().all(|c| c.is_ascii_alphabetic()) {
         return None;
@@ -89,7 +90,10 @@ mod tests {
         assert_eq!(parse("please /stop"), None);
         assert_eq!(parse("/"), None);
         assert_eq!(parse("/123"), None);
-        assert_eq!(parse("/frobnicate"), Some(Command::Unknown("frobnicate".into())));
+        assert_eq!(
+            parse("/frobnicate"),
+            Some(Command::Unknown("frobnicate".into()))
+        );
         assert!(matches!(parse("/stop now"), Some(Command::Usage { .. })));
     }
 }

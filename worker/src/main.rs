@@ -11,7 +11,9 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(fcx_config::Home::from_env);
     // Logs go to the profile's JSON log file; stderr carries only the one
     // sentence fcxd shows when the worker cannot start.
-    if let Ok(file) = fcx_config::open_log_file(&home, &format!("worker-{}", args.profile), 20 << 20) {
+    if let Ok(file) =
+        fcx_config::open_log_file(&home, &format!("worker-{}", args.profile), 20 << 20)
+    {
         let filter = tracing_subscriber::EnvFilter::try_from_env("FCX_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         tracing_subscriber::registry()
@@ -24,19 +26,26 @@ fn main() -> std::process::ExitCode {
             )
             .init();
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fcx-worker: cannot start the async runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(app::run(args)) {
+    let code = match rt.block_on(app::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "worker failed");
             eprintln!("fcx-worker: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // The stdin watch is a blocking read that never returns while fcxd
+    // lives; do not let runtime teardown wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }

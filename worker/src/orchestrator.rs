@@ -36,7 +36,7 @@ use crate::util::{first_line, now_ms, short_id, tail};
 const TOOL_OUTPUT_TAIL: usize = 4000;
 /// Queue bound per scope and for the whole profile: past it, "busy".
 const MAX_QUEUED_PER_SCOPE: usize = 50;
-const MAX_QUEUED_TOTAL: usize = 10_000;
+const MAX_QUEUED_TOTAL: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopReason {
@@ -148,9 +148,13 @@ impl Orchestrator {
                 runner::process::kill_leftover(pid, run.child_start_time);
             }
             let detail = "worker restarted";
-            inner
-                .store
-                .finish_run(&run.run_id, "interrupted", detail, RunTotals::default(), now_ms())?;
+            inner.store.finish_run(
+                &run.run_id,
+                "interrupted",
+                detail,
+                RunTotals::default(),
+                now_ms(),
+            )?;
             let elapsed = (now_ms() - run.started_at_ms).max(0) as u64;
             inner.emit(
                 &run.scope,
@@ -196,9 +200,7 @@ impl Orchestrator {
     pub fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
         let inner = &self.inner;
         if inbound.event_id.is_empty() || inbound.event_id.len() > 256 {
-            return Err(DeliverError::Invalid(
-                "event_id must be 1-256 bytes".into(),
-            ));
+            return Err(DeliverError::Invalid("event_id must be 1-256 bytes".into()));
         }
         if inbound.scope.is_empty() || inbound.scope.len() > 512 {
             return Err(DeliverError::Invalid("scope must be 1-512 bytes".into()));
@@ -226,10 +228,7 @@ impl Orchestrator {
         if st.draining {
             return Err(DeliverError::ShuttingDown);
         }
-        let scope_len = st
-            .scopes
-            .get(&inbound.scope)
-            .map_or(0, |s| s.queued.len());
+        let scope_len = st.scopes.get(&inbound.scope).map_or(0, |s| s.queued.len());
         if scope_len >= MAX_QUEUED_PER_SCOPE {
             return Err(DeliverError::Busy(format!(
                 "this chat already has {scope_len} messages waiting; wait for the current run or /stop it"
@@ -344,9 +343,21 @@ impl Inner {
         match cmd {
             Command::Stop => {
                 if self.stop_scope(scope, None, StopReason::User) {
-                    self.reply(inbound, "stop", true, "Stopping the current run", String::new());
+                    self.reply(
+                        inbound,
+                        "stop",
+                        true,
+                        "Stopping the current run",
+                        String::new(),
+                    );
                 } else {
-                    self.reply(inbound, "stop", true, "Nothing is running here", String::new());
+                    self.reply(
+                        inbound,
+                        "stop",
+                        true,
+                        "Nothing is running here",
+                        String::new(),
+                    );
                 }
             }
             Command::New => {
@@ -380,9 +391,13 @@ impl Inner {
                 &format!("/{word} is not a command"),
                 "Send /help for the list of commands.".into(),
             ),
-            Command::Usage { command, usage } => {
-                self.reply(inbound, &command, false, &usage, "Send /help for usage.".into())
-            }
+            Command::Usage { command, usage } => self.reply(
+                inbound,
+                &command,
+                false,
+                &usage,
+                "Send /help for usage.".into(),
+            ),
         }
     }
 
@@ -645,8 +660,9 @@ impl Inner {
                     &job.run_id,
                     &job.reply_to,
                     Kind::Notice(pb::Notice {
-                        text: "The previous Codex session could not be found; starting a new session."
-                            .into(),
+                        text:
+                            "The previous Codex session could not be found; starting a new session."
+                                .into(),
                     }),
                 );
                 match self.attempt(&job, true).await {
@@ -821,6 +837,7 @@ impl Inner {
         base: RunTotals,
     ) -> RunResult {
         let scope = job.scope.as_str();
+        let resumed_from = spec.resume_thread.clone();
         let (ev_tx, mut ev_rx) = mpsc::channel(256);
         // Kept open so the runner can tell "no control requests" from
         // "orchestrator gone"; the exec runner answers NotSupported anyway.
@@ -845,6 +862,7 @@ impl Inner {
             job,
             policy,
             base,
+            resumed_from,
         };
         let result = loop {
             let idle_deadline = idle_limit.map(|l| last_event + l);
@@ -958,6 +976,7 @@ struct Translator<'a> {
     job: &'a RunJob,
     policy: &'a RunPolicy,
     base: RunTotals,
+    resumed_from: Option<String>,
 }
 
 impl Translator<'_> {
@@ -974,10 +993,24 @@ impl Translator<'_> {
                 if let Err(e) = self.inner.store.set_run_child(&job.run_id, pid, start) {
                     tracing::error!(error = %e, "cannot record the child pid");
                 }
-                self.inner.set_active(&job.scope, |a| a.child_pid = Some(pid));
+                self.inner
+                    .set_active(&job.scope, |a| a.child_pid = Some(pid));
                 tracing::info!(run_id = %job.run_id, pid, "codex child spawned");
             }
             RunnerEvent::ThreadStarted { thread_id } => {
+                // Codex 0.169.0 quietly starts a new thread when asked to
+                // resume an id it cannot parse: never pretend it continued.
+                let resumed = match &self.resumed_from {
+                    Some(asked) if *asked != thread_id => {
+                        tracing::warn!(asked = %asked, got = %thread_id, "codex started a new thread instead of resuming");
+                        self.emit(Kind::Notice(pb::Notice {
+                            text: "The previous Codex session could not be continued; Codex started a new session.".into(),
+                        }));
+                        false
+                    }
+                    Some(_) => true,
+                    None => false,
+                };
                 if let Err(e) = self.inner.store.set_run_thread(&job.run_id, &thread_id) {
                     tracing::error!(error = %e, "cannot record the thread id");
                 }
@@ -989,11 +1022,9 @@ impl Translator<'_> {
                         .save_session(&job.scope, &thread_id, self.policy, self.base);
                 }
                 let tid = thread_id.clone();
-                self.inner.set_active(&job.scope, |a| a.thread_id = Some(tid));
-                self.emit(Kind::ThreadBound(pb::ThreadBound {
-                    thread_id,
-                    resumed: false,
-                }));
+                self.inner
+                    .set_active(&job.scope, |a| a.thread_id = Some(tid));
+                self.emit(Kind::ThreadBound(pb::ThreadBound { thread_id, resumed }));
             }
             RunnerEvent::TurnStarted => {}
             RunnerEvent::TextDelta { item_id, delta } => {
@@ -1168,5 +1199,7 @@ pub fn resolve_binary(profile: &Profile) -> Result<PathBuf, String> {
             return Ok(cand);
         }
     }
-    Err(format!("the codex binary `{b}` was not found on PATH; {hint}"))
+    Err(format!(
+        "the codex binary `{b}` was not found on PATH; {hint}"
+    ))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use fcx_proto::v1::worker_server::Worker;
 use fcx_proto::v1::{
-    ActResult, Action, ActionKind, Ack, EventsRequest, HelloRequest, HelloResponse, Inbound,
+    Ack, ActResult, Action, ActionKind, EventsRequest, HelloRequest, HelloResponse, Inbound,
     ShutdownRequest, ShutdownResponse, StatusRequest, WorkerEvent, WorkerStatus,
 };
 use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION, version_mismatch_message};

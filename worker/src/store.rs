@@ -487,9 +487,7 @@ impl Store {
     }
 
     pub fn clear_session(&self, scope: &str) -> Result<bool> {
-        self.with(|c| {
-            Ok(c.execute("DELETE FROM sessions WHERE scope = ?1", params![scope])? > 0)
-        })
+        self.with(|c| Ok(c.execute("DELETE FROM sessions WHERE scope = ?1", params![scope])? > 0))
     }
 }
 
@@ -559,8 +557,14 @@ mod tests {
         assert_eq!(q[0].inbound.event_id, "e2");
         let o = s.orphaned_runs().expect("orphans");
         assert_eq!(o.len(), 1);
-        s.finish_run("r1", "interrupted", "worker restarted", RunTotals::default(), 9)
-            .expect("finish");
+        s.finish_run(
+            "r1",
+            "interrupted",
+            "worker restarted",
+            RunTotals::default(),
+            9,
+        )
+        .expect("finish");
         assert!(s.orphaned_runs().expect("orphans").is_empty());
     }
 

@@ -109,16 +109,29 @@ pub struct TokenUsage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunnerEvent {
     /// The Codex child is running (pid, for stop and crash cleanup).
-    Spawned { pid: u32 },
+    Spawned {
+        pid: u32,
+    },
     /// The thread id is known (new or resumed).
-    ThreadStarted { thread_id: String },
+    ThreadStarted {
+        thread_id: String,
+    },
     TurnStarted,
     /// A piece of answer text. The exec runner sends a whole agent message as
     /// one delta when the item completes (exec has no live deltas).
-    TextDelta { item_id: String, delta: String },
+    TextDelta {
+        item_id: String,
+        delta: String,
+    },
     /// An agent message is complete: its full text.
-    AgentMessage { item_id: String, text: String },
-    ReasoningDelta { item_id: String, delta: String },
+    AgentMessage {
+        item_id: String,
+        text: String,
+    },
+    ReasoningDelta {
+        item_id: String,
+        delta: String,
+    },
     ToolStarted {
         item_id: String,
         kind: ToolKind,
@@ -139,7 +152,9 @@ pub enum RunnerEvent {
     /// Thread-cumulative usage (see [`TokenUsage`]).
     Usage(TokenUsage),
     /// Non-fatal warning or error line from Codex (e.g. "Reconnecting... 1/5").
-    Warning { message: String },
+    Warning {
+        message: String,
+    },
 }
 
 /// How a run ended.
@@ -149,11 +164,15 @@ pub enum Outcome {
     /// Stopped through [`RunIo::cancel`].
     Interrupted,
     /// The turn or the child failed; one sentence for the user.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     /// `resume` named a thread Codex no longer has. The orchestrator starts a
     /// new thread explicitly and says so; it never drops the stored id on any
     /// other failure.
-    ThreadNotFound { message: String },
+    ThreadNotFound {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

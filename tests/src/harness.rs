@@ -1,0 +1,407 @@
+//! Runs the real `fcxd --console` (and with it the real `fcx-worker`) as a
+//! child process against a throwaway `FCX_HOME`, types into it and reads what
+//! a user would see.
+//!
+//! The binaries come from the workspace build (`scripts/test.sh` builds them
+//! first); a missing one is a loud failure, never a skip.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fcx_ipc::SocketAddr;
+use fcx_proto::v1::gateway_client::GatewayClient;
+use fcx_proto::v1::{GatewayStatus, GatewayStatusRequest, PsRequest, PsResponse};
+
+/// Generous: these bound a hang, they are not speed assertions.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A workspace binary (`fcxd`, `fcx-worker`, `fcxctl`, `fake-codex`, ...).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A throwaway FCX_HOME with a workspace, under a short path (Unix socket
+/// paths must stay under ~100 bytes).
+pub struct TestHome {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub workspace: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHome {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("fcx")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let home = root.join("h");
+        let workspace = root.join("ws");
+        let logs = root.join("fake");
+        std::fs::create_dir_all(&workspace).expect("workspace");
+        std::fs::create_dir_all(&logs).expect("fake log dir");
+        TestHome {
+            _dir: dir,
+            root,
+            home,
+            workspace,
+            logs,
+        }
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::create_dir_all(&self.home).expect("home");
+        std::fs::write(self.home.join("config.toml"), text).expect("config");
+    }
+
+    /// Write `secret` to a key file and return its path.
+    pub fn key_file(&self, secret: &str) -> PathBuf {
+        let p = self.root.join("api-key");
+        std::fs::write(&p, format!("{secret}\n")).expect("key file");
+        p
+    }
+
+    /// A profile `default` that runs the scripted fake codex.
+    pub fn fake_codex_config(&self, extra_runs: &str) -> String {
+        let key = self.key_file("sk-fake-test-secret-0001");
+        format!(
+            r#"[profiles.default]
+enabled = true
+[profiles.default.codex]
+binary = "{bin}"
+auth = "api-key"
+api_key = "file:{key}"
+[profiles.default.workspaces]
+default = "{ws}"
+[profiles.default.runs]
+debounce_ms = 50
+stop_grace_ms = 300
+{extra_runs}
+"#,
+            bin = bin("fake-codex").display(),
+            key = key.display(),
+            ws = self.workspace.display(),
+        )
+    }
+
+    /// A profile `default` that runs the REAL Codex CLI against the mock
+    /// Responses server at `base_url`.
+    pub fn real_codex_config(&self, base_url: &str) -> String {
+        let key = self.key_file("sk-mock");
+        let overrides = crate::mock_provider_overrides(base_url)
+            .into_iter()
+            .map(|(k, v)| format!("\"{k}\" = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            r#"[profiles.default]
+enabled = true
+[profiles.default.codex]
+binary = "{bin}"
+auth = "api-key"
+api_key = "file:{key}"
+model = "gpt-5.5"
+[profiles.default.codex.config]
+{overrides}
+[profiles.default.workspaces]
+default = "{ws}"
+[profiles.default.runs]
+debounce_ms = 50
+stop_grace_ms = 500
+"#,
+            bin = crate::real_codex().display(),
+            key = key.display(),
+            ws = self.workspace.display(),
+        )
+    }
+
+    /// Records fake-codex wrote (one per invocation), oldest first.
+    pub fn fake_records(&self) -> Vec<serde_json::Value> {
+        let mut v: Vec<(std::time::SystemTime, serde_json::Value)> = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&self.logs) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "json")
+                    && let Ok(text) = std::fs::read_to_string(&p)
+                    && let Ok(j) = serde_json::from_str(&text)
+                {
+                    let t = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::UNIX_EPOCH);
+                    v.push((t, j));
+                }
+            }
+        }
+        v.sort_by_key(|(t, _)| *t);
+        v.into_iter().map(|(_, j)| j).collect()
+    }
+
+    pub fn read_logs(&self) -> String {
+        let mut s = String::new();
+        if let Ok(rd) = std::fs::read_dir(self.home.join("logs")) {
+            for e in rd.flatten() {
+                if let Ok(t) = std::fs::read_to_string(e.path()) {
+                    s.push_str(&t);
+                }
+            }
+        }
+        s
+    }
+
+    pub async fn admin(&self) -> GatewayClient<tonic::transport::Channel> {
+        let addr = SocketAddr::new(self.home.join("run/fcxd.sock"));
+        let ch = fcx_ipc::connect(&addr).await.expect("admin socket");
+        GatewayClient::new(ch)
+    }
+
+    pub async fn status(&self) -> GatewayStatus {
+        self.admin()
+            .await
+            .status(GatewayStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    }
+
+    pub async fn ps(&self) -> PsResponse {
+        self.admin()
+            .await
+            .ps(PsRequest {})
+            .await
+            .expect("ps")
+            .into_inner()
+    }
+}
+
+/// A running `fcxd --console`.
+pub struct Fcxd {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+    /// Output already matched by `wait_for`, so each wait looks forward.
+    cursor: usize,
+}
+
+impl Fcxd {
+    pub fn console(home: &TestHome) -> Self {
+        Self::console_with(home, &[])
+    }
+
+    pub fn console_with(home: &TestHome, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(bin("fcxd"));
+        cmd.arg("--console")
+            .env("FCX_HOME", &home.home)
+            .env("FAKE_CODEX_LOG_DIR", &home.logs)
+            .env_remove("FCX_CODEX_BINARY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn fcxd");
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        pump(child.stdout.take().expect("stdout"), out.clone());
+        pump(child.stderr.take().expect("stderr"), err.clone());
+        let stdin = child.stdin.take();
+        Fcxd {
+            child,
+            stdin,
+            out,
+            err,
+            cursor: 0,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to fcxd");
+        stdin.flush().expect("flush");
+    }
+
+    /// Close stdin (Ctrl-D).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    pub fn output(&self) -> String {
+        self.out.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.err.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Wait until `needle` appears after the last match; returns the output
+    /// from the previous match up to and including the line with `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_within(needle, WAIT)
+    }
+
+    pub fn wait_for_within(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = self.output();
+            if let Some(pos) = out[self.cursor.min(out.len())..].find(needle) {
+                let abs = self.cursor + pos;
+                let end = out[abs..].find('\n').map_or(out.len(), |e| abs + e + 1);
+                let seen = out[self.cursor..end].to_string();
+                self.cursor = end;
+                return seen;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {needle:?}\n--- stdout ---\n{out}\n--- stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                let out = self.output();
+                if out[self.cursor.min(out.len())..].contains(needle) {
+                    continue;
+                }
+                panic!(
+                    "fcxd exited ({st}) before {needle:?}\n--- stdout ---\n{out}\n--- stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait for the process to exit (bounded) and return its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "fcxd did not exit\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.output(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig);
+    }
+}
+
+impl Drop for Fcxd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn pump(r: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+    // Reader threads end when the child closes its end of the pipe.
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if let Ok(mut s) = into.lock() {
+                        s.push_str(&line);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Pids of live processes whose environment or command line contains `needle`
+/// (e.g. a test's unique FCX_HOME): how tests prove no child was left behind.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Zombies are already dead; only running processes count.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            && let Some(rest) = stat.rsplit(')').next()
+            && rest.trim_start().starts_with('Z')
+        {
+            continue;
+        }
+        let hit = ["environ", "cmdline"].iter().any(|f| {
+            std::fs::read(format!("/proc/{pid}/{f}"))
+                .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+        });
+        if hit {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Wait (bounded) until no process mentions `needle`; returns the survivors.
+pub fn wait_no_processes(needle: &str, limit: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

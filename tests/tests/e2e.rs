@@ -1,0 +1,7 @@
+//! End-to-end: the real fcxd and fcx-worker binaries, driven through the
+//! console surface, against the scripted fake codex and the REAL Codex CLI.
+
+mod e2e {
+    pub mod console_fake;
+    pub mod real_codex;
+}

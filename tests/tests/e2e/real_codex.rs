@@ -1,0 +1,193 @@
+//! The REAL Codex CLI (pinned npm package, installed by scripts/test.sh),
+//! driven by fcxd → fcx-worker through the console surface, talking to the
+//! mock Responses server on 127.0.0.1. These fail (never skip) when the real
+//! CLI is missing.
+
+use std::time::{Duration, Instant};
+
+use fcx_tests::harness::{Fcxd, TestHome, wait_no_processes};
+use fcx_tests::mock_responses::MockResponses;
+use nix::sys::signal::Signal;
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    mock: MockResponses,
+    home: TestHome,
+}
+
+fn env() -> Env {
+    // Fail loudly before anything else if the real CLI is not there.
+    let codex = fcx_tests::real_codex();
+    assert!(codex.is_file());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    let home = TestHome::new();
+    home.write_config(&home.real_codex_config(&mock.base_url()));
+    Env { rt, mock, home }
+}
+
+fn codex_marker(h: &TestHome) -> String {
+    h.home
+        .join("profiles/default/codex-home")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_command_turn_streams_to_the_console_and_the_next_message_resumes() {
+    let e = env();
+    let mut f = Fcxd::console(&e.home);
+    f.wait_for("fcx console");
+    f.send("RUN: echo fcx-real-cmd-42");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("new session"), "{seen}");
+    assert!(
+        seen.contains("$ /bin/bash -lc 'echo fcx-real-cmd-42'"),
+        "{seen}"
+    );
+    assert!(seen.contains("✓"), "{seen}");
+    assert!(seen.contains("(exit 0)"), "{seen}");
+    assert!(seen.contains("Command done. Output:"), "{seen}");
+    assert!(seen.contains("fcx-real-cmd-42"), "{seen}");
+    assert!(seen.contains("tokens"), "{seen}");
+
+    f.send("say hi");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("continuing session"), "{seen}");
+    assert!(seen.contains("hi from mock"), "{seen}");
+
+    let reqs = e.mock.requests();
+    // Turn 1: the tool call and its follow-up; turn 2: one request.
+    assert!(reqs.len() >= 3, "{}", reqs.len());
+    let thread = |i: usize| {
+        reqs[i]
+            .headers
+            .get("thread-id")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(!thread(0).is_empty());
+    assert_eq!(
+        thread(0),
+        thread(reqs.len() - 1),
+        "the same Codex thread continued"
+    );
+    let auth = reqs[0]
+        .headers
+        .get("authorization")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(auth, "Bearer sk-mock");
+    // Resumed history carries the first turn.
+    let body = reqs[reqs.len() - 1].body.to_string();
+    assert!(
+        body.contains("fcx-real-cmd-42"),
+        "history replayed on resume"
+    );
+    drop(f);
+    drop(e.rt);
+}
+
+#[test]
+fn stop_ends_a_stalled_turn_within_two_seconds_with_no_orphan() {
+    let e = env();
+    let mut f = Fcxd::console(&e.home);
+    f.wait_for("fcx console");
+    f.send("please STALL now");
+    f.wait_for("] started");
+    // Wait until the model request is in flight (codex is really stalled).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.mock.requests().is_empty() {
+        assert!(Instant::now() < deadline, "codex never called the mock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let asked = Instant::now();
+    f.send("/stop");
+    let seen = f.wait_for("] interrupted");
+    let took = asked.elapsed();
+    assert!(seen.contains("(stopped)"), "{seen}");
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    let left = wait_no_processes(&codex_marker(&e.home), Duration::from_secs(5));
+    assert!(left.is_empty(), "codex processes left: {left:?}");
+    drop(f);
+    drop(e.rt);
+}
+
+#[test]
+fn stop_during_a_running_command_kills_the_command() {
+    let e = env();
+    let mut f = Fcxd::console(&e.home);
+    f.wait_for("fcx console");
+    f.send("RUN: echo begin; sleep 3017; echo end");
+    f.wait_for("] $ ");
+    f.send("/stop");
+    f.wait_for("] interrupted");
+    let left = wait_no_processes("sleep 3017", Duration::from_secs(5));
+    assert!(left.is_empty(), "the command survived: {left:?}");
+    assert!(wait_no_processes(&codex_marker(&e.home), Duration::from_secs(5)).is_empty());
+    drop(f);
+    drop(e.rt);
+}
+
+#[test]
+fn worker_kill_9_mid_run_restarts_and_loses_nothing() {
+    let e = env();
+    let mut f = Fcxd::console(&e.home);
+    f.wait_for("fcx console");
+    f.send("STALL this one");
+    f.wait_for("] started");
+    f.send("queued during the stall");
+    std::thread::sleep(Duration::from_millis(300));
+    let st = e.rt.block_on(e.home.status());
+    assert_eq!(st.profiles[0].queued, 1, "{st:?}");
+    let worker = st.profiles[0].worker_pid;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL)
+        .expect("kill -9");
+    f.wait_for("interrupted (worker restarted)");
+    // The accepted message runs exactly once after the restart.
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("hi from mock"), "{seen}");
+    f.send("after the restart");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("hi from mock"), "{seen}");
+    let prompts: Vec<String> = e
+        .mock
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect();
+    let last_user = |p: &String| p.contains("queued during the stall");
+    // Each request replays history, so count requests whose newest user
+    // input is that message: exactly one run was made for it.
+    let runs_for_queued = e
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.body["input"]
+                .as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .rev()
+                        .find(|i| i["role"] == "user")
+                        .map(|i| i.to_string().contains("queued during the stall"))
+                })
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(
+        runs_for_queued,
+        1,
+        "{:?}",
+        prompts.iter().filter(|p| last_user(p)).count()
+    );
+    let st = e.rt.block_on(e.home.status());
+    assert!(st.profiles[0].restarts >= 1);
+    drop(f);
+    drop(e.rt);
+}
