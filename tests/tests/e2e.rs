@@ -3,5 +3,6 @@
 
 mod e2e {
     pub mod console_fake;
+    pub mod contract;
     pub mod real_codex;
 }

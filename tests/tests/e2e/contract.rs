@@ -1,0 +1,226 @@
+//! The fcx.v1 contract over the real local socket, against a real
+//! `fcx-worker` process: version refusal, idempotent Deliver, resumable
+//! Events. Also fcxctl against a real fcxd, and the bench in quick mode.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fcx_ipc::SocketAddr;
+use fcx_proto::v1::worker_client::WorkerClient;
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
+use fcx_tests::harness::{Fcxd, TestHome, bin};
+
+struct Worker {
+    child: Child,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn worker(h: &TestHome) -> (Worker, WorkerClient<tonic::transport::Channel>) {
+    h.write_config(&h.fake_codex_config(""));
+    let sock = h.home.join("run/worker-default.sock");
+    let child = Command::new(bin("fcx-worker"))
+        .args(["--profile", "default", "--home"])
+        .arg(&h.home)
+        .env("FAKE_CODEX_LOG_DIR", &h.logs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn fcx-worker");
+    let addr = SocketAddr::new(sock);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ch = loop {
+        match fcx_ipc::connect(&addr).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "worker socket: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    (Worker { child }, WorkerClient::new(ch))
+}
+
+fn msg(id: &str, text: &str) -> Inbound {
+    Inbound {
+        event_id: id.into(),
+        scope: "chat:contract".into(),
+        actor: Some(Actor {
+            id: "ou_1".into(),
+            name: "Ann".into(),
+        }),
+        text: text.into(),
+        chat_type: ChatType::Private as i32,
+        message_id: id.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn hello_refuses_another_protocol_version() {
+    let h = TestHome::new();
+    let (_w, mut c) = worker(&h).await;
+    let err = c
+        .hello(HelloRequest {
+            protocol_version: 999,
+            gateway_version: "test".into(),
+            capabilities: vec![],
+        })
+        .await
+        .expect_err("version 999 refused");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("protocol version mismatch"), "{err}");
+    assert!(err.message().contains("999"), "{err}");
+    let ok = c
+        .hello(HelloRequest {
+            protocol_version: fcx_proto::PROTOCOL_VERSION,
+            gateway_version: "test".into(),
+            capabilities: vec![],
+        })
+        .await
+        .expect("matching version")
+        .into_inner();
+    assert_eq!(ok.profile, "default");
+    assert_eq!(ok.runner, "exec");
+}
+
+#[tokio::test]
+async fn deliver_is_idempotent_and_events_resume_from_any_seq() {
+    let h = TestHome::new();
+    let (_w, mut c) = worker(&h).await;
+    let a = c
+        .deliver(msg("e-1", "hello"))
+        .await
+        .expect("deliver")
+        .into_inner();
+    assert!(a.accepted && !a.duplicate);
+    let b = c
+        .deliver(msg("e-1", "hello"))
+        .await
+        .expect("again")
+        .into_inner();
+    assert!(b.accepted && b.duplicate);
+    assert_eq!(a.inbox_id, b.inbox_id);
+    let bad = c.deliver(msg("", "no id")).await.expect_err("no event id");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    // Follow until the run is done.
+    let mut stream = c
+        .events(EventsRequest { from_seq: 0 })
+        .await
+        .expect("events")
+        .into_inner();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = tokio::time::timeout_at(deadline.into(), stream.message())
+            .await
+            .expect("events in time")
+            .expect("stream ok")
+            .expect("stream open");
+        let done = matches!(ev.kind, Some(Kind::Done(_)));
+        seen.push(ev);
+        if done {
+            break;
+        }
+    }
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(matches!(seen[0].kind, Some(Kind::RunStarted(_))));
+    // A reconnect from the middle replays exactly the rest.
+    let mid = seqs[seqs.len() / 2];
+    let mut again = c
+        .events(EventsRequest { from_seq: mid })
+        .await
+        .expect("events")
+        .into_inner();
+    let mut replay = Vec::new();
+    while replay.len() < seqs.iter().filter(|s| **s >= mid).count() {
+        let ev = tokio::time::timeout(Duration::from_secs(10), again.message())
+            .await
+            .expect("replay in time")
+            .expect("ok")
+            .expect("open");
+        replay.push(ev.seq);
+    }
+    assert_eq!(
+        replay,
+        seqs.into_iter().filter(|s| *s >= mid).collect::<Vec<_>>()
+    );
+    // The duplicate delivery did not run twice.
+    assert_eq!(h.fake_records().len(), 1);
+}
+
+#[test]
+fn fcxctl_reports_a_running_fcxd() {
+    let h = TestHome::new();
+    h.write_config(&h.fake_codex_config(""));
+    let mut f = Fcxd::console(&h);
+    f.wait_for("fcx console");
+    let status = || {
+        let out = Command::new(bin("fcxctl"))
+            .args(["status", "--json"])
+            .env("FCX_HOME", &h.home)
+            .output()
+            .expect("fcxctl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut v = status();
+    while v["profiles"][0]["worker_state"] != "ready" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        v = status();
+    }
+    assert_eq!(v["pid"], f.pid());
+    assert_eq!(v["profiles"][0]["name"], "default");
+    assert_eq!(v["profiles"][0]["worker_state"], "ready");
+    let out = Command::new(bin("fcxctl"))
+        .args(["ps", "--json"])
+        .env("FCX_HOME", &h.home)
+        .output()
+        .expect("fcxctl ps");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[1]["kind"], "worker");
+    // And stop brings everything down cleanly.
+    let out = Command::new(bin("fcxctl"))
+        .arg("stop")
+        .env("FCX_HOME", &h.home)
+        .output()
+        .expect("fcxctl stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn the_bench_runs_and_prints_its_figures() {
+    let out = Command::new(bin("fcx-bench"))
+        .args(["--quick", "--no-build"])
+        .output()
+        .expect("fcx-bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(v["deliver_round_trip_us"]["p99"].as_f64().is_some(), "{v}");
+    assert!(v["accepted_to_spawned_ms"]["p99"].as_f64().is_some(), "{v}");
+    assert!(v["idle_rss_kib"]["total"].as_u64().unwrap_or(0) > 0, "{v}");
+}
