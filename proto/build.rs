@@ -2,7 +2,11 @@
 //! `cargo build` alone: no system protoc is assumed anywhere.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/fcx/v1/worker.proto", "proto/fcx/v1/gateway.proto"];
+    let files = [
+        "proto/fcx/v1/worker.proto",
+        "proto/fcx/v1/gateway.proto",
+        "proto/pbbp2/pbbp2.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

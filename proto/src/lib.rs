@@ -8,6 +8,41 @@ pub mod v1 {
     tonic::include_proto!("fcx.v1");
 }
 
+/// The Feishu/Lark long-connection frame (not part of fcx's own contract;
+/// here so the gateway and the test platform share one definition).
+#[allow(clippy::all, clippy::unwrap_used)]
+pub mod pbbp2 {
+    tonic::include_proto!("pbbp2");
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use prost::Message as _;
+
+        #[test]
+        fn a_ping_encodes_all_four_required_fields() {
+            let ping = Frame {
+                seq_id: 0,
+                log_id: 0,
+                service: 7,
+                method: 0,
+                headers: vec![Header {
+                    key: "type".into(),
+                    value: "ping".into(),
+                }],
+                ..Default::default()
+            };
+            let b = ping.encode_to_vec();
+            // 08 00 10 00 18 07 20 00 2a ... (feishu.md §1.4)
+            assert_eq!(
+                &b[..9],
+                &[0x08, 0x00, 0x10, 0x00, 0x18, 0x07, 0x20, 0x00, 0x2a]
+            );
+            assert_eq!(Frame::decode(b.as_slice()).expect("decode"), ping);
+        }
+    }
+}
+
 /// Wire protocol version spoken by this build (checked at `Hello`).
 pub const PROTOCOL_VERSION: u32 = 1;
 
