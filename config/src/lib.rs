@@ -55,6 +55,104 @@ pub struct Profile {
     pub codex: CodexConfig,
     pub workspaces: WorkspacesConfig,
     pub runs: RunsConfig,
+    /// The Feishu/Lark app; `None` runs the profile console-only.
+    pub app: Option<AppConfig>,
+    pub access: AccessConfig,
+    pub permissions: PermissionsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tenant {
+    Feishu,
+    Lark,
+}
+
+impl Tenant {
+    /// Open Platform base URL (also the long-connection endpoint host).
+    pub fn base_url(&self) -> &'static str {
+        match self {
+            Tenant::Feishu => "https://open.feishu.cn",
+            Tenant::Lark => "https://open.larksuite.com",
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Tenant::Feishu => "feishu",
+            Tenant::Lark => "lark",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppConfig {
+    pub tenant: Tenant,
+    /// Overrides the tenant's base URL (tests point it at the fake platform).
+    pub base_url: String,
+    pub app_id: String,
+    pub app_secret: SecretRef,
+}
+
+/// Who may use the profile. Fail-closed: empty lists allow nobody but the
+/// owner (and admins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// Owner's open_id; `None` = learned from the platform's app info.
+    pub owner: Option<String>,
+    pub admins: Vec<String>,
+    pub allowed_users: Vec<String>,
+    pub allowed_chats: Vec<String>,
+    pub require_mention_in_group: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            owner: None,
+            admins: Vec::new(),
+            allowed_users: Vec::new(),
+            allowed_chats: Vec::new(),
+            require_mention_in_group: true,
+        }
+    }
+}
+
+/// Access modes, mapped to Codex sandboxes by the worker:
+/// read-only → read-only, workspace → workspace-write, full → danger-full-access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessMode {
+    ReadOnly,
+    Workspace,
+    Full,
+}
+
+impl AccessMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccessMode::ReadOnly => "read-only",
+            AccessMode::Workspace => "workspace",
+            AccessMode::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PermissionsConfig {
+    pub default_access: AccessMode,
+    pub max_access: AccessMode,
+    /// Network access inside the sandbox (workspace-write only).
+    pub network: bool,
+}
+
+impl Default for PermissionsConfig {
+    fn default() -> Self {
+        PermissionsConfig {
+            default_access: AccessMode::Workspace,
+            max_access: AccessMode::Workspace,
+            network: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -138,6 +236,41 @@ struct RawProfile {
     workspaces: RawWorkspaces,
     #[serde(default)]
     runs: RawRuns,
+    app: Option<RawApp>,
+    #[serde(default)]
+    access: RawAccess,
+    #[serde(default)]
+    permissions: RawPermissions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    tenant: Option<Tenant>,
+    base_url: Option<String>,
+    app_id: String,
+    app_secret: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    owner: Option<String>,
+    #[serde(default)]
+    admins: Vec<String>,
+    #[serde(default)]
+    allowed_users: Vec<String>,
+    #[serde(default)]
+    allowed_chats: Vec<String>,
+    require_mention_in_group: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPermissions {
+    default_access: Option<AccessMode>,
+    max_access: Option<AccessMode>,
+    network: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -349,9 +482,87 @@ fn build_profile(
         ));
     }
 
+    let app = match rp.app {
+        None => None,
+        Some(a) => {
+            let tenant = a.tenant.unwrap_or(Tenant::Feishu);
+            if a.app_id.trim().is_empty() {
+                return Err(invalid(".app.app_id", "must not be empty".into()));
+            }
+            let app_secret = SecretRef::parse_in(&a.app_secret, home.user_home())
+                .map_err(|e| invalid(".app.app_secret", e))?;
+            let base_url = match a.base_url {
+                Some(u) => {
+                    if !(u.starts_with("https://") || u.starts_with("http://")) {
+                        return Err(invalid(
+                            ".app.base_url",
+                            "must start with https:// (or http:// for a local test platform)"
+                                .into(),
+                        ));
+                    }
+                    u.trim_end_matches('/').to_string()
+                }
+                None => tenant.base_url().to_string(),
+            };
+            Some(AppConfig {
+                tenant,
+                base_url,
+                app_id: a.app_id,
+                app_secret,
+            })
+        }
+    };
+    let clean_ids = |key: &str, v: Vec<String>| -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for id in v {
+            let id = id.trim().to_string();
+            if id.is_empty() {
+                return Err(invalid(key, "ids must not be empty".into()));
+            }
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    };
+    let access = AccessConfig {
+        owner: match rp.access.owner {
+            Some(o) if o.trim().is_empty() => {
+                return Err(invalid(
+                    ".access.owner",
+                    "must not be empty when set".into(),
+                ));
+            }
+            o => o.map(|o| o.trim().to_string()),
+        },
+        admins: clean_ids(".access.admins", rp.access.admins)?,
+        allowed_users: clean_ids(".access.allowed_users", rp.access.allowed_users)?,
+        allowed_chats: clean_ids(".access.allowed_chats", rp.access.allowed_chats)?,
+        require_mention_in_group: rp.access.require_mention_in_group.unwrap_or(true),
+    };
+    let dp = PermissionsConfig::default();
+    let permissions = PermissionsConfig {
+        default_access: rp.permissions.default_access.unwrap_or(dp.default_access),
+        max_access: rp.permissions.max_access.unwrap_or(dp.max_access),
+        network: rp.permissions.network.unwrap_or(dp.network),
+    };
+    if permissions.default_access > permissions.max_access {
+        return Err(invalid(
+            ".permissions.default_access",
+            format!(
+                "\"{}\" is above max_access = \"{}\"",
+                permissions.default_access.as_str(),
+                permissions.max_access.as_str()
+            ),
+        ));
+    }
+
     Ok(Profile {
         name: name.to_string(),
         enabled: rp.enabled,
+        app,
+        access,
+        permissions,
         codex: CodexConfig {
             binary,
             auth,
@@ -490,6 +701,49 @@ default = "~/src"
         assert_eq!(o["model_providers.mock.stream_max_retries"], "0");
         assert_eq!(o["sandbox_workspace_write.network_access"], "false");
         assert_eq!(p.workspaces.default, h.user_home().join("src"));
+    }
+
+    #[test]
+    fn app_access_and_permissions_parse() {
+        let (_d, h) = home();
+        let text = r#"
+[profiles.bot.app]
+tenant = "lark"
+app_id = "cli_0123456789abcdef"
+app_secret = "env:LARK_SECRET"
+[profiles.bot.access]
+owner = "ou_owner"
+admins = ["ou_a", "ou_a"]
+allowed_chats = ["oc_1"]
+require_mention_in_group = false
+[profiles.bot.permissions]
+max_access = "full"
+network = true
+"#;
+        let c = Config::parse(Path::new("c.toml"), text, &h).expect("parse");
+        let p = c.profile("bot").expect("profile");
+        let app = p.app.as_ref().expect("app");
+        assert_eq!(app.tenant, Tenant::Lark);
+        assert_eq!(app.base_url, "https://open.larksuite.com");
+        assert_eq!(app.app_secret, SecretRef::Env("LARK_SECRET".into()));
+        assert_eq!(p.access.owner.as_deref(), Some("ou_owner"));
+        assert_eq!(p.access.admins, vec!["ou_a".to_string()]);
+        assert!(!p.access.require_mention_in_group);
+        assert_eq!(p.permissions.default_access, AccessMode::Workspace);
+        assert_eq!(p.permissions.max_access, AccessMode::Full);
+        assert!(p.permissions.network);
+        let d = Config::load(&h).expect("default");
+        let dp = d.profile(DEFAULT_PROFILE).expect("default profile");
+        assert!(dp.app.is_none());
+        assert!(dp.access.require_mention_in_group);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[profiles.a.permissions]\ndefault_access = \"full\"\n",
+            &h,
+        )
+        .expect_err("default above max")
+        .to_string();
+        assert!(e.contains("profiles.a.permissions.default_access"), "{e}");
     }
 
     #[test]
