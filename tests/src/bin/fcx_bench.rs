@@ -13,7 +13,10 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
-use fcx_proto::v1::{Actor, ChatType, HelloRequest, Inbound, StatusRequest};
+use std::collections::HashSet;
+
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -61,11 +64,11 @@ fn main() -> anyhow::Result<()> {
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "deliver_round_trip_us": deliver,
-        "accepted_to_spawned_ms": spawn,
+        "spawn": spawn,
         "idle_rss_kib": rss,
         "targets": {
             "deliver_p99_us": 1000,
-            "accepted_to_spawned_p99_ms": 5,
+            "spawn.accepted_to_spawned_p99_ms": 5,
             "idle_rss_fcxd_plus_worker_kib": 30 * 1024
         }
     });
@@ -238,59 +241,102 @@ async fn bench_deliver(
 }
 
 /// Time from a Deliver call to the fake codex process starting (its first
-/// instruction records the wall clock), with debounce 0.
+/// instruction records the wall clock), with debounce 0. The bench waits on
+/// the worker's event stream, never by polling, so it does not compete with
+/// the worker for the CPU while a spawn is being timed.
 async fn bench_spawn(bins: &Path, runs: usize) -> anyhow::Result<serde_json::Value> {
     let h = home(bins, "debounce_ms = 0\nmax_concurrent = 4")?;
     let mut w = start_worker(bins, &h).await?;
+    let mut events = w
+        .client
+        .events(EventsRequest { from_seq: 0 })
+        .await?
+        .into_inner();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut lat = Vec::with_capacity(runs);
+    let mut acked_at = Vec::with_capacity(runs);
     for i in 0..runs {
+        let scope = format!("chat:spawn{i}");
         let sent = now_ns();
-        w.client
-            .deliver(inbound(i, &format!("chat:spawn{i}"), "FAKE:hello"))
-            .await?;
-        // Wait for this run's record, then for the run to finish, so runs
-        // never overlap and each measurement is clean.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let started = loop {
-            if let Some(t) = newest_start(&h.fake_log, i) {
-                break t;
-            }
-            if Instant::now() > deadline {
-                bail!("run {i} never spawned the fake codex");
-            }
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
-        lat.push((started.saturating_sub(sent)) as f64 / 1e6);
+        w.client.deliver(inbound(i, &scope, "FAKE:hello")).await?;
+        acked_at.push(now_ns());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let st = w.client.status(StatusRequest {}).await?.into_inner();
-            if st.active_runs.is_empty() && st.queued == 0 {
+            let ev = tokio::time::timeout_at(deadline, events.message())
+                .await
+                .context("run did not finish in time")??
+                .context("event stream ended")?;
+            if ev.scope == scope && matches!(ev.kind, Some(Kind::Done(_))) {
                 break;
             }
-            if Instant::now() > deadline {
-                bail!("run {i} did not finish");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        let started = new_record_start(&h.fake_log, &mut seen)
+            .with_context(|| format!("run {i} left no fake-codex record"))?;
+        lat.push((started.saturating_sub(sent)) as f64 / 1e6);
     }
+    drop(w);
+    // The worker logs the moment spawn() returned; pair them with the acks.
+    let log = std::fs::read_to_string(h.home.join("logs/worker-default.log"))?;
+    let spawned: Vec<u128> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "codex exec started")
+        .filter_map(|v| v["timestamp"].as_str().and_then(rfc3339_ns))
+        .collect();
+    if spawned.len() != acked_at.len() {
+        bail!(
+            "{} spawns logged for {} runs",
+            spawned.len(),
+            acked_at.len()
+        );
+    }
+    let acc: Vec<f64> = spawned
+        .iter()
+        .zip(&acked_at)
+        .map(|(s, a)| s.saturating_sub(*a) as f64 / 1e6)
+        .collect();
     let _ = &h.ws;
-    Ok(summary(lat))
+    Ok(json!({
+        "accepted_to_spawned_ms": summary(acc),
+        "deliver_to_child_main_ms": summary(lat),
+    }))
 }
 
-/// Start time of the `n`-th fake-codex invocation (records are per pid; we
-/// count them).
-fn newest_start(dir: &Path, n: usize) -> Option<u128> {
-    let mut starts: Vec<u128> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .filter_map(|v| v["started_unix_ns"].as_str().and_then(|s| s.parse().ok()))
-        .collect();
-    if starts.len() <= n {
-        return None;
+/// `2026-11-26T02:56:28.146685Z` → ns since the epoch (UTC only, as
+/// tracing-subscriber writes it).
+fn rfc3339_ns(t: &str) -> Option<u128> {
+    let (date, rest) = t.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let rest = rest.strip_suffix('Z')?;
+    let (hms, frac) = rest.split_once('.').unwrap_or((rest, "0"));
+    let mut h = hms.split(':').map(|x| x.parse::<i64>());
+    let (hh, mm, ss) = (h.next()?.ok()?, h.next()?.ok()?, h.next()?.ok()?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let frac_ns: u128 = format!("{frac:0<9}")[..9].parse().ok()?;
+    Some(secs as u128 * 1_000_000_000 + frac_ns)
+}
+
+/// Start time recorded by the fake-codex invocation not seen before.
+fn new_record_start(dir: &Path, seen: &mut HashSet<PathBuf>) -> Option<u128> {
+    let mut found = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "json") || !seen.insert(p.clone()) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;
+        found = v["started_unix_ns"].as_str().and_then(|s| s.parse().ok());
     }
-    starts.sort();
-    starts.get(n).copied()
+    found
 }
 
 fn now_ns() -> u128 {

@@ -221,6 +221,11 @@ fn the_bench_runs_and_prints_its_figures() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert!(v["deliver_round_trip_us"]["p99"].as_f64().is_some(), "{v}");
-    assert!(v["accepted_to_spawned_ms"]["p99"].as_f64().is_some(), "{v}");
+    assert!(
+        v["spawn"]["accepted_to_spawned_ms"]["p99"]
+            .as_f64()
+            .is_some(),
+        "{v}"
+    );
     assert!(v["idle_rss_kib"]["total"].as_u64().unwrap_or(0) > 0, "{v}");
 }
