@@ -1,0 +1,508 @@
+//! Feishu/Lark event envelopes → the contract's semantic `Inbound`.
+//!
+//! Pure functions: bytes in, a decision out. Nothing here talks to the
+//! network; fetching a quoted parent or downloading a resource is the
+//! channel's job, from the ids this module extracts. Facts: feishu.md §2.
+
+use fcx_proto::v1::{Actor, Attachment, ChatType, Inbound};
+use serde_json::Value;
+
+/// Who the bot is, from `GET /open-apis/bot/v3/info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BotIdentity {
+    pub open_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalized {
+    /// A user message for the worker. `parent_id` names a quoted message the
+    /// channel should fetch and attach.
+    Message {
+        inbound: Inbound,
+        parent_id: Option<String>,
+    },
+    /// The bot was added to a chat: post a short welcome.
+    BotAdded { event_id: String, chat_id: String },
+    /// A card button or form (answered in the ACK; see the card layer).
+    CardAction { event_id: String, event: Value },
+    /// Nothing to do, with the reason for the log line.
+    Ignored { event_id: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NormalizeError {
+    #[error("the event payload is not JSON: {0}")]
+    NotJson(String),
+    #[error("the event envelope has no {0}")]
+    Missing(&'static str),
+}
+
+pub struct Options {
+    /// Drop replays older than this (milliseconds); 0 keeps everything.
+    pub stale_after_ms: i64,
+    pub now_ms: i64,
+}
+
+/// Normalize one complete event payload (the reassembled frame payload, or
+/// the decrypted webhook body).
+pub fn normalize(
+    payload: &[u8],
+    bot: &BotIdentity,
+    opts: &Options,
+) -> Result<Normalized, NormalizeError> {
+    let v: Value =
+        serde_json::from_slice(payload).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
+    // v2 envelopes carry header.event_type; v1 ones event.type.
+    let header = v.get("header");
+    let event_type = header
+        .and_then(|h| h.get("event_type"))
+        .or_else(|| v.get("event").and_then(|e| e.get("type")))
+        .and_then(Value::as_str)
+        .ok_or(NormalizeError::Missing("event type"))?;
+    let event_id = header
+        .and_then(|h| h.get("event_id"))
+        .or_else(|| v.get("uuid"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let event = v.get("event").cloned().unwrap_or(Value::Null);
+    match event_type {
+        "im.message.receive_v1" => message(&event_id, &event, bot, opts),
+        "im.chat.member.bot.added_v1" => {
+            let chat_id = s(&event, &["chat_id"]);
+            if chat_id.is_empty() {
+                return Err(NormalizeError::Missing("chat_id"));
+            }
+            Ok(Normalized::BotAdded { event_id, chat_id })
+        }
+        "card.action.trigger" => Ok(Normalized::CardAction { event_id, event }),
+        other => Ok(Normalized::Ignored {
+            event_id,
+            reason: format!("event type {other} is not handled"),
+        }),
+    }
+}
+
+fn s(v: &Value, path: &[&str]) -> String {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(n) => cur = n,
+            None => return String::new(),
+        }
+    }
+    cur.as_str().unwrap_or("").to_string()
+}
+
+fn message(
+    event_id: &str,
+    ev: &Value,
+    bot: &BotIdentity,
+    opts: &Options,
+) -> Result<Normalized, NormalizeError> {
+    let msg = ev
+        .get("message")
+        .ok_or(NormalizeError::Missing("message"))?;
+    let message_id = s(msg, &["message_id"]);
+    if message_id.is_empty() {
+        return Err(NormalizeError::Missing("message.message_id"));
+    }
+    // The platform may push the same message under several event ids; the
+    // message id is the de-duplication key (feishu.md §2.2).
+    let dedup = format!("msg:{message_id}");
+    let ignored = |reason: &str| {
+        Ok(Normalized::Ignored {
+            event_id: dedup.clone(),
+            reason: reason.to_string(),
+        })
+    };
+    let sender_open_id = s(ev, &["sender", "sender_id", "open_id"]);
+    let sender_type = s(ev, &["sender", "sender_type"]);
+    if sender_type == "app" || (!bot.open_id.is_empty() && sender_open_id == bot.open_id) {
+        return ignored("a message from the bot itself");
+    }
+    let sent_at_ms: i64 = s(msg, &["create_time"]).parse().unwrap_or(0);
+    if opts.stale_after_ms > 0 && sent_at_ms > 0 && opts.now_ms - sent_at_ms > opts.stale_after_ms {
+        return ignored(&format!(
+            "a stale replay ({} s old)",
+            (opts.now_ms - sent_at_ms) / 1000
+        ));
+    }
+    let chat_id = s(msg, &["chat_id"]);
+    if chat_id.is_empty() {
+        return Err(NormalizeError::Missing("message.chat_id"));
+    }
+    let thread_id = s(msg, &["thread_id"]);
+    let chat_type = match (s(msg, &["chat_type"]).as_str(), thread_id.is_empty()) {
+        ("p2p", _) => ChatType::Private,
+        (_, false) => ChatType::Topic,
+        _ => ChatType::Group,
+    };
+    let scope = if chat_type == ChatType::Topic {
+        format!("topic:{chat_id}:{thread_id}")
+    } else {
+        format!("chat:{chat_id}")
+    };
+
+    let mentions = Mentions::parse(msg.get("mentions"), bot);
+    let content: Value = s(msg, &["content"]).parse::<Value>().unwrap_or(Value::Null);
+    let msg_type = s(msg, &["message_type"]);
+    let mut attachments = Vec::new();
+    let text = match msg_type.as_str() {
+        "text" => mentions.resolve(content.get("text").and_then(Value::as_str).unwrap_or("")),
+        "post" => post_text(&content, &mentions, &mut attachments),
+        "image" => {
+            attachments.push(att("image", &s(&content, &["image_key"]), ""));
+            String::new()
+        }
+        "file" | "audio" | "media" | "folder" => {
+            let kind = match msg_type.as_str() {
+                "media" => "video",
+                k => k,
+            };
+            attachments.push(att(
+                kind,
+                &s(&content, &["file_key"]),
+                &s(&content, &["file_name"]),
+            ));
+            String::new()
+        }
+        "sticker" => return ignored("a sticker"),
+        "merge_forward" => "[merged and forwarded messages]".to_string(),
+        "interactive" => "[a card]".to_string(),
+        other => format!("[a {other} message]"),
+    };
+    let text = trim_lines(&text);
+    if text.is_empty() && attachments.is_empty() {
+        return ignored("an empty message (only mentions)");
+    }
+    let parent_id = Some(s(msg, &["parent_id"])).filter(|p| !p.is_empty());
+    let inbound = Inbound {
+        event_id: dedup,
+        scope,
+        actor: Some(Actor {
+            id: sender_open_id,
+            name: String::new(),
+        }),
+        text,
+        attachments,
+        chat_type: chat_type as i32,
+        mentioned: mentions.bot_mentioned,
+        chat_id,
+        message_id,
+        thread_id,
+        sent_at_ms,
+        quoted: Vec::new(),
+    };
+    let _ = event_id;
+    Ok(Normalized::Message { inbound, parent_id })
+}
+
+fn att(kind: &str, key: &str, name: &str) -> Attachment {
+    Attachment {
+        kind: kind.into(),
+        key: key.into(),
+        name: name.into(),
+        local_path: String::new(),
+        size: 0,
+    }
+}
+
+/// Mention placeholders (`@_user_1`) and what they stand for.
+struct Mentions {
+    /// (key, replacement): the bot's own mention is replaced by nothing.
+    keys: Vec<(String, String)>,
+    bot_mentioned: bool,
+}
+
+impl Mentions {
+    fn parse(v: Option<&Value>, bot: &BotIdentity) -> Self {
+        let mut keys = Vec::new();
+        let mut bot_mentioned = false;
+        for m in v.and_then(Value::as_array).into_iter().flatten() {
+            let key = s(m, &["key"]);
+            if key.is_empty() {
+                continue;
+            }
+            let open_id = s(m, &["id", "open_id"]);
+            let is_bot = !bot.open_id.is_empty() && open_id == bot.open_id;
+            bot_mentioned |= is_bot;
+            let repl = if is_bot {
+                String::new()
+            } else {
+                format!("@{}", s(m, &["name"]))
+            };
+            keys.push((key, repl));
+        }
+        // Longest keys first, so `@_user_1` never eats the start of `@_user_10`.
+        keys.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Mentions {
+            keys,
+            bot_mentioned,
+        }
+    }
+
+    fn resolve(&self, text: &str) -> String {
+        let mut t = text.to_string();
+        for (k, r) in &self.keys {
+            t = t.replace(k.as_str(), r);
+        }
+        // @all is not a request to the bot.
+        t.replace("@_all", "")
+    }
+
+    fn name_for(&self, key: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| r.as_str())
+    }
+}
+
+/// A `post` flattened to text: the title, then one line per paragraph,
+/// every line kept; images and media become attachments.
+fn post_text(content: &Value, mentions: &Mentions, atts: &mut Vec<Attachment>) -> String {
+    // Received posts are not locale-wrapped, but be lenient (Node unwraps).
+    let body = if content.get("content").is_some() {
+        content
+    } else {
+        ["zh_cn", "en_us", "ja_jp"]
+            .iter()
+            .find_map(|l| content.get(l))
+            .unwrap_or(content)
+    };
+    let mut lines = Vec::new();
+    let title = s(body, &["title"]);
+    if !title.is_empty() {
+        lines.push(title);
+    }
+    for para in body
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut line = String::new();
+        for el in para.as_array().into_iter().flatten() {
+            match s(el, &["tag"]).as_str() {
+                "text" => line.push_str(&mentions.resolve(&s(el, &["text"]))),
+                "a" => {
+                    let text = s(el, &["text"]);
+                    let href = s(el, &["href"]);
+                    if href.is_empty() {
+                        line.push_str(&text);
+                    } else {
+                        line.push_str(&format!("[{text}]({href})"));
+                    }
+                }
+                "at" => {
+                    let key = s(el, &["user_id"]);
+                    match mentions.name_for(&key) {
+                        Some(name) => line.push_str(name),
+                        None if key == "@_all" || key == "all" => {}
+                        None => {
+                            let name = s(el, &["user_name"]);
+                            if !name.is_empty() {
+                                line.push('@');
+                                line.push_str(&name);
+                            }
+                        }
+                    }
+                }
+                "img" => atts.push(att("image", &s(el, &["image_key"]), "")),
+                "media" => atts.push(att("video", &s(el, &["file_key"]), "")),
+                "emotion" => line.push_str(&format!(":{}:", s(el, &["emoji_type"]))),
+                "hr" => line.push_str("---"),
+                "code_block" => {
+                    let lang = s(el, &["language"]).to_ascii_lowercase();
+                    let code = s(el, &["text"]);
+                    line.push_str(&format!("```{lang}\n{}\n```", code.trim_end_matches('\n')));
+                }
+                "md" => line.push_str(&s(el, &["text"])),
+                _ => {}
+            }
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// Trim the whole text and trailing spaces per line, keeping every line and
+/// blank lines between them.
+fn trim_lines(t: &str) -> String {
+    t.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bot() -> BotIdentity {
+        BotIdentity {
+            open_id: "ou_bot".into(),
+            name: "fcx".into(),
+        }
+    }
+
+    fn opts() -> Options {
+        Options {
+            stale_after_ms: 30 * 60 * 1000,
+            now_ms: 1_700_000_100_000,
+        }
+    }
+
+    fn envelope(message: Value, sender: &str) -> Vec<u8> {
+        json!({
+            "schema": "2.0",
+            "header": {"event_id": "ev1", "event_type": "im.message.receive_v1",
+                        "create_time": "1700000000000", "token": "t", "app_id": "cli_x", "tenant_key": "tk"},
+            "event": {"sender": {"sender_id": {"open_id": sender}, "sender_type": "user", "tenant_key": "tk"},
+                      "message": message}
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn msg(chat_type: &str, content: Value, mentions: Value) -> Value {
+        json!({"message_id": "om_1", "chat_id": "oc_1", "chat_type": chat_type,
+               "message_type": "text", "create_time": "1700000000000",
+               "content": content.to_string(), "mentions": mentions})
+    }
+
+    fn inbound(n: Normalized) -> Inbound {
+        match n {
+            Normalized::Message { inbound, .. } => inbound,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_text_keeps_every_line() {
+        let n = normalize(
+            &envelope(
+                msg(
+                    "p2p",
+                    json!({"text": "line 1\nline 2\n\nline 4"}),
+                    json!([]),
+                ),
+                "ou_u",
+            ),
+            &bot(),
+            &opts(),
+        )
+        .expect("normalize");
+        let i = inbound(n);
+        assert_eq!(i.scope, "chat:oc_1");
+        assert_eq!(i.event_id, "msg:om_1");
+        assert_eq!(i.text, "line 1\nline 2\n\nline 4");
+        assert_eq!(i.chat_type(), ChatType::Private);
+        assert_eq!(i.actor.map(|a| a.id), Some("ou_u".to_string()));
+    }
+
+    #[test]
+    fn group_mentions_are_resolved_and_the_bot_is_stripped() {
+        let m = json!([
+            {"key": "@_user_1", "id": {"open_id": "ou_bot"}, "name": "fcx"},
+            {"key": "@_user_2", "id": {"open_id": "ou_ann"}, "name": "Ann"}
+        ]);
+        let n = normalize(
+            &envelope(
+                msg(
+                    "group",
+                    json!({"text": "@_user_1 ask @_user_2 and @_all"}),
+                    m,
+                ),
+                "ou_u",
+            ),
+            &bot(),
+            &opts(),
+        )
+        .expect("normalize");
+        let i = inbound(n);
+        assert!(i.mentioned);
+        assert_eq!(i.text, "ask @Ann and");
+        assert_eq!(i.chat_type(), ChatType::Group);
+    }
+
+    #[test]
+    fn topic_messages_get_their_own_scope() {
+        let mut m = msg("group", json!({"text": "hi"}), json!([]));
+        m["thread_id"] = json!("omt_9");
+        let i = inbound(normalize(&envelope(m, "ou_u"), &bot(), &opts()).expect("ok"));
+        assert_eq!(i.scope, "topic:oc_1:omt_9");
+        assert_eq!(i.chat_type(), ChatType::Topic);
+    }
+
+    #[test]
+    fn own_messages_stale_replays_and_unknown_events_are_ignored() {
+        let own = normalize(
+            &envelope(msg("p2p", json!({"text": "x"}), json!([])), "ou_bot"),
+            &bot(),
+            &opts(),
+        )
+        .expect("ok");
+        assert!(matches!(own, Normalized::Ignored { .. }));
+        let mut old = msg("p2p", json!({"text": "x"}), json!([]));
+        old["create_time"] = json!("1600000000000");
+        let stale = normalize(&envelope(old, "ou_u"), &bot(), &opts()).expect("ok");
+        assert!(
+            matches!(&stale, Normalized::Ignored { reason, .. } if reason.contains("stale")),
+            "{stale:?}"
+        );
+        let other = normalize(
+            br#"{"schema":"2.0","header":{"event_id":"e","event_type":"x.y"},"event":{}}"#,
+            &bot(),
+            &opts(),
+        )
+        .expect("ok");
+        assert!(matches!(other, Normalized::Ignored { .. }));
+    }
+
+    #[test]
+    fn post_is_flattened_with_links_code_and_images() {
+        let content = json!({"title": "Title", "content": [
+            [{"tag": "text", "text": "see "}, {"tag": "a", "text": "docs", "href": "https://x"}],
+            [{"tag": "at", "user_id": "@_user_1"}, {"tag": "text", "text": " please"}],
+            [{"tag": "img", "image_key": "img_1"}],
+            [{"tag": "code_block", "language": "RUST", "text": "fn main() {}\n"}]
+        ]});
+        let mut m = msg(
+            "group",
+            content,
+            json!([{"key": "@_user_1", "id": {"open_id": "ou_bot"}, "name": "fcx"}]),
+        );
+        m["message_type"] = json!("post");
+        let i = inbound(normalize(&envelope(m, "ou_u"), &bot(), &opts()).expect("ok"));
+        assert_eq!(
+            i.text,
+            "Title\nsee [docs](https://x)\n please\n\n```rust\nfn main() {}\n```"
+        );
+        assert!(i.mentioned);
+        assert_eq!(i.attachments.len(), 1);
+        assert_eq!(i.attachments[0].key, "img_1");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for p in [
+            &b"not json"[..],
+            b"{}",
+            b"[]",
+            b"{\"header\":{}}",
+            &[0xff, 0xfe],
+        ] {
+            let _ = normalize(p, &bot(), &opts());
+        }
+        assert!(matches!(
+            normalize(b"nope", &bot(), &opts()),
+            Err(NormalizeError::NotJson(_))
+        ));
+    }
+}
