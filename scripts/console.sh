@@ -8,16 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CODEX_VERSION=0.169.0
-CACHE="${FCX_CACHE:-$HOME/.cache/fcx}"
-CODEX_DIR="$CACHE/codex-$CODEX_VERSION"
-CODEX_BIN="$CODEX_DIR/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
+. scripts/lib/codex.sh
 
 if [ -z "${FCX_CODEX_BINARY:-}" ] && ! command -v codex >/dev/null; then
-  if [ ! -x "$CODEX_BIN" ]; then
+  if ! codex_ok; then
     echo "Installing the Codex CLI $CODEX_VERSION into $CODEX_DIR ..." >&2
-    mkdir -p "$CODEX_DIR"
-    (cd "$CODEX_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "@openai/codex@$CODEX_VERSION") >&2
+    install_codex >&2
   fi
   export FCX_CODEX_BINARY="$CODEX_BIN"
 fi

@@ -154,38 +154,18 @@ fn worker_kill_9_mid_run_restarts_and_loses_nothing() {
     f.send("after the restart");
     let seen = f.wait_for("] completed");
     assert!(seen.contains("hi from mock"), "{seen}");
-    let prompts: Vec<String> = e
-        .mock
-        .requests()
-        .iter()
-        .map(|r| r.body.to_string())
-        .collect();
-    let last_user = |p: &String| p.contains("queued during the stall");
-    // Each request replays history, so count requests whose newest user
+    // Each request replays history, so count the requests whose newest user
     // input is that message: exactly one run was made for it.
     let runs_for_queued = e
         .mock
         .requests()
         .iter()
         .filter(|r| {
-            r.body["input"]
-                .as_array()
-                .and_then(|items| {
-                    items
-                        .iter()
-                        .rev()
-                        .find(|i| i["role"] == "user")
-                        .map(|i| i.to_string().contains("queued during the stall"))
-                })
-                .unwrap_or(false)
+            r.last_user_text()
+                .is_some_and(|t| t.contains("queued during the stall"))
         })
         .count();
-    assert_eq!(
-        runs_for_queued,
-        1,
-        "{:?}",
-        prompts.iter().filter(|p| last_user(p)).count()
-    );
+    assert_eq!(runs_for_queued, 1);
     let st = e.rt.block_on(e.home.status());
     assert!(st.profiles[0].restarts >= 1);
     drop(f);
