@@ -91,6 +91,21 @@ pub struct AppConfig {
     pub base_url: String,
     pub app_id: String,
     pub app_secret: SecretRef,
+    /// Webhook ingress, for apps that cannot use the long connection; off
+    /// unless configured.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// A loopback-bound HTTP listener; a reverse proxy or tunnel forwards the
+/// platform's requests to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub listen: std::net::SocketAddr,
+    /// The app's Encrypt Key: bodies are AES-256-CBC encrypted and requests
+    /// signed (`X-Lark-Signature`) when it is set.
+    pub encrypt_key: Option<SecretRef>,
+    /// The app's Verification Token, checked on every request when set.
+    pub verification_token: Option<SecretRef>,
 }
 
 /// Who may use the profile. Fail-closed: empty lists allow nobody but the
@@ -250,6 +265,15 @@ struct RawApp {
     base_url: Option<String>,
     app_id: String,
     app_secret: String,
+    webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    listen: String,
+    encrypt_key: Option<String>,
+    verification_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -504,11 +528,43 @@ fn build_profile(
                 }
                 None => tenant.base_url().to_string(),
             };
+            let webhook = match a.webhook {
+                None => None,
+                Some(w) => {
+                    let listen: std::net::SocketAddr = w.listen.parse().map_err(|_| {
+                        invalid(
+                            ".app.webhook.listen",
+                            format!("`{}` is not an address like 127.0.0.1:8787", w.listen),
+                        )
+                    })?;
+                    if !listen.ip().is_loopback() {
+                        return Err(invalid(
+                            ".app.webhook.listen",
+                            "must be a loopback address (127.0.0.1 or [::1]); put a reverse proxy or tunnel in front".into(),
+                        ));
+                    }
+                    let secret = |key: &str, v: Option<String>| {
+                        v.map(|v| {
+                            SecretRef::parse_in(&v, home.user_home()).map_err(|e| invalid(key, e))
+                        })
+                        .transpose()
+                    };
+                    Some(WebhookConfig {
+                        listen,
+                        encrypt_key: secret(".app.webhook.encrypt_key", w.encrypt_key)?,
+                        verification_token: secret(
+                            ".app.webhook.verification_token",
+                            w.verification_token,
+                        )?,
+                    })
+                }
+            };
             Some(AppConfig {
                 tenant,
                 base_url,
                 app_id: a.app_id,
                 app_secret,
+                webhook,
             })
         }
     };
@@ -726,6 +782,7 @@ network = true
         assert_eq!(app.tenant, Tenant::Lark);
         assert_eq!(app.base_url, "https://open.larksuite.com");
         assert_eq!(app.app_secret, SecretRef::Env("LARK_SECRET".into()));
+        assert!(app.webhook.is_none());
         assert_eq!(p.access.owner.as_deref(), Some("ou_owner"));
         assert_eq!(p.access.admins, vec!["ou_a".to_string()]);
         assert!(!p.access.require_mention_in_group);
@@ -736,6 +793,27 @@ network = true
         let dp = d.profile(DEFAULT_PROFILE).expect("default profile");
         assert!(dp.app.is_none());
         assert!(dp.access.require_mention_in_group);
+        let hook = "[profiles.w.app]\napp_id = \"cli_1\"\napp_secret = \"env:S\"\n[profiles.w.app.webhook]\nlisten = \"0.0.0.0:8787\"\n";
+        let e = Config::parse(Path::new("c.toml"), hook, &h)
+            .expect_err("public listener")
+            .to_string();
+        assert!(e.contains("loopback"), "{e}");
+        let ok = Config::parse(
+            Path::new("c.toml"),
+            &hook
+                .replace("0.0.0.0", "127.0.0.1")
+                .replace("8787\"\n", "8787\"\nencrypt_key = \"env:EK\"\n"),
+            &h,
+        )
+        .expect("webhook");
+        let w = ok
+            .profile("w")
+            .expect("w")
+            .app
+            .as_ref()
+            .and_then(|a| a.webhook.clone())
+            .expect("hook");
+        assert_eq!(w.encrypt_key, Some(SecretRef::Env("EK".into())));
         let e = Config::parse(
             Path::new("c.toml"),
             "[profiles.a.permissions]\ndefault_access = \"full\"\n",
