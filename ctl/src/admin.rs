@@ -335,6 +335,10 @@ fn profile_json(p: &ProfileStatus, now: i64) -> Value {
         "channel_state": opt_str(&p.channel_state),
         "last_frame_at_ms": opt_ms(p.last_frame_at_ms),
         "last_frame_age_secs": opt_age(p.last_frame_at_ms, now),
+        "last_event_at_ms": opt_ms(p.last_event_at_ms),
+        "last_event_age_secs": opt_age(p.last_event_at_ms, now),
+        "reconnects": p.reconnects,
+        "bot_name": opt_str(&p.bot_name),
         "surfaces": p.surfaces,
         "last_error": opt_str(&p.last_error),
     })
@@ -375,9 +379,13 @@ fn channel_cell(p: &ProfileStatus, now: i64) -> String {
     }
     // "connected" alone says nothing about whether events still arrive; the
     // frame age is what tells a live channel from a deaf one.
-    match age_secs(p.last_frame_at_ms, now) {
+    let frame = match age_secs(p.last_frame_at_ms, now) {
         Some(a) => format!("{state}, last frame {} ago", duration(a)),
         None => format!("{state}, no frame yet"),
+    };
+    match age_secs(p.last_event_at_ms, now) {
+        Some(a) => format!("{frame}, last event {} ago", duration(a)),
+        None => frame,
     }
 }
 
@@ -488,6 +496,7 @@ mod tests {
                     worker_started_at_ms: 1_500_000,
                     channel_state: "connected".into(),
                     last_frame_at_ms: 1_997_000,
+                    ..Default::default()
                 },
                 ProfileStatus {
                     name: "dev".into(),

@@ -10,6 +10,7 @@
 mod admin;
 mod check;
 mod render;
+mod state;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -74,6 +75,12 @@ pub enum Command {
     /// Inspect config.toml
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The session catalog in each profile's state (read-only)
+    #[command(subcommand)]
+    Sessions(state::SessionsCommand),
+    /// Run history in each profile's state (read-only)
+    #[command(subcommand)]
+    Runs(state::RunsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +197,8 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),
         Command::RestartWorker { profile } => block_on(admin::restart_worker(&home, &profile, out)),
+        Command::Sessions(c) => state::sessions(&home, c, out),
+        Command::Runs(c) => state::runs(&home, c, out),
     }
 }
 

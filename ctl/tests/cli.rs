@@ -466,6 +466,9 @@ impl Gateway for Fake {
                     worker_started_at_ms: self.started,
                     channel_state: "connected".into(),
                     last_frame_at_ms: now_ms() - 2_000,
+                    last_event_at_ms: now_ms() - 60_000,
+                    reconnects: 1,
+                    bot_name: "fcx bot".into(),
                 },
                 ProfileStatus {
                     name: "dev".into(),

@@ -12,6 +12,7 @@ use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::channel::ChannelStatus;
 use crate::supervisor::WorkerHandle;
 
 pub struct AdminService {
@@ -20,6 +21,8 @@ pub struct AdminService {
     pub workers: Vec<Arc<WorkerHandle>>,
     /// Surfaces per profile, e.g. "console".
     pub surfaces: Vec<(String, String)>,
+    /// Feishu/Lark channels per profile.
+    pub channels: Vec<(String, ChannelStatus)>,
     pub stop: CancellationToken,
 }
 
@@ -33,6 +36,11 @@ impl Gateway for AdminService {
         for w in &self.workers {
             let v = w.view();
             let st = w.status().await;
+            let ch = self
+                .channels
+                .iter()
+                .find(|(p, _)| *p == v.profile)
+                .map(|(_, c)| c.view());
             profiles.push(ProfileStatus {
                 name: v.profile.clone(),
                 worker_state: v.phase.as_str().into(),
@@ -48,9 +56,13 @@ impl Gateway for AdminService {
                 active_runs: st.as_ref().map_or(0, |s| s.active_runs.len() as u64),
                 queued: st.as_ref().map_or(0, |s| s.queued),
                 worker_started_at_ms: v.started_at_ms,
-                // No Feishu channel yet for any profile: console only.
-                channel_state: "n/a".into(),
-                last_frame_at_ms: 0,
+                channel_state: ch
+                    .as_ref()
+                    .map_or_else(|| "n/a".to_string(), |c| c.state.clone()),
+                last_frame_at_ms: ch.as_ref().map_or(0, |c| c.last_frame_at_ms),
+                last_event_at_ms: ch.as_ref().map_or(0, |c| c.last_event_at_ms),
+                reconnects: ch.as_ref().map_or(0, |c| c.reconnects),
+                bot_name: ch.map(|c| c.bot).unwrap_or_default(),
             });
         }
         Ok(Response::new(GatewayStatus {

@@ -37,6 +37,8 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> ExitCode {
+    // One TLS crypto provider for reqwest and tokio-tungstenite alike.
+    crate::feishu::install_crypto_provider();
     let home = args
         .home
         .clone()
@@ -168,18 +170,52 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         workers.push(w);
     }
 
+    // The Feishu/Lark channels (daemon mode only: the console needs none).
+    let mut channels = Vec::new();
+    if !args.console {
+        for (p, w) in profiles.iter().zip(&workers) {
+            match &p.app {
+                Some(app) => {
+                    let status = crate::channel::ChannelStatus::default();
+                    channels.push((p.name.clone(), status.clone()));
+                    tasks.spawn(crate::channel::run(
+                        p.clone(),
+                        app.clone(),
+                        w.clone(),
+                        status,
+                        stop.child_token(),
+                    ));
+                }
+                None => tracing::warn!(
+                    profile = %p.name,
+                    "profile has no [profiles.{}.app]: reachable only through `fcxd --console --profile {}`",
+                    p.name,
+                    p.name
+                ),
+            }
+        }
+    }
+
     let admin_sock = SocketAddr::new(home.gateway_socket());
     let listener = fcx_ipc::bind(&admin_sock).await?;
     let surfaces = if args.console {
         vec![(profiles[0].name.clone(), "console".to_string())]
     } else {
-        Vec::new()
+        profiles
+            .iter()
+            .filter_map(|p| {
+                p.app
+                    .as_ref()
+                    .map(|a| (p.name.clone(), a.tenant.as_str().to_string()))
+            })
+            .collect()
     };
     let admin = AdminService {
         home: home.root().display().to_string(),
         started_at_ms: now_ms(),
         workers: workers.clone(),
         surfaces,
+        channels,
         stop: stop.clone(),
     };
     let admin_stop = CancellationToken::new();

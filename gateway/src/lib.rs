@@ -5,5 +5,10 @@
 
 pub mod admin;
 pub mod app;
+pub mod channel;
 pub mod console;
+pub mod feishu;
+pub mod normalize;
+pub mod reply;
 pub mod supervisor;
+pub mod webhook;

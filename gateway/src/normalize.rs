@@ -19,7 +19,7 @@ pub enum Normalized {
     /// A user message for the worker. `parent_id` names a quoted message the
     /// channel should fetch and attach.
     Message {
-        inbound: Inbound,
+        inbound: Box<Inbound>,
         parent_id: Option<String>,
     },
     /// The bot was added to a chat: post a short welcome.
@@ -53,6 +53,19 @@ pub fn normalize(
 ) -> Result<Normalized, NormalizeError> {
     let v: Value =
         serde_json::from_slice(payload).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
+    normalize_value(&v, bot, opts)
+}
+
+/// [`normalize`] for an envelope that is already parsed (the long
+/// connection hands events over as JSON values).
+pub fn normalize_value(
+    v: &Value,
+    bot: &BotIdentity,
+    opts: &Options,
+) -> Result<Normalized, NormalizeError> {
+    if !v.is_object() {
+        return Err(NormalizeError::NotJson("not a JSON object".into()));
+    }
     // v2 envelopes carry header.event_type; v1 ones event.type.
     let header = v.get("header");
     let event_type = header
@@ -67,7 +80,8 @@ pub fn normalize(
         .unwrap_or("")
         .to_string();
     let event = v.get("event").cloned().unwrap_or(Value::Null);
-    match event_type {
+    let event_type = event_type.to_string();
+    match event_type.as_str() {
         "im.message.receive_v1" => message(&event_id, &event, bot, opts),
         "im.chat.member.bot.added_v1" => {
             let chat_id = s(&event, &["chat_id"]);
@@ -145,7 +159,7 @@ fn message(
         format!("chat:{chat_id}")
     };
 
-    let mentions = Mentions::parse(msg.get("mentions"), bot);
+    let mut mentions = Mentions::parse(msg.get("mentions"), bot);
     let content: Value = s(msg, &["content"]).parse::<Value>().unwrap_or(Value::Null);
     let msg_type = s(msg, &["message_type"]);
     let mut attachments = Vec::new();
@@ -194,9 +208,33 @@ fn message(
         thread_id,
         sent_at_ms,
         quoted: Vec::new(),
+        mentions: std::mem::take(&mut mentions.users),
     };
     let _ = event_id;
-    Ok(Normalized::Message { inbound, parent_id })
+    Ok(Normalized::Message {
+        inbound: Box::new(inbound),
+        parent_id,
+    })
+}
+
+/// The text of a fetched message (`GET /open-apis/im/v1/messages/{id}`), for
+/// a quote: text and post flattened the same way as live messages.
+pub fn message_text(msg_type: &str, content: &str) -> String {
+    let v: Value = content.parse().unwrap_or(Value::Null);
+    let none = Mentions {
+        keys: Vec::new(),
+        bot_mentioned: false,
+        users: Vec::new(),
+    };
+    let mut atts = Vec::new();
+    let t = match msg_type {
+        "text" => none.resolve(v.get("text").and_then(Value::as_str).unwrap_or("")),
+        "post" => post_text(&v, &none, &mut atts),
+        "image" => "[an image]".to_string(),
+        "file" => format!("[a file: {}]", s(&v, &["file_name"])),
+        other => format!("[a {other} message]"),
+    };
+    trim_lines(&t)
 }
 
 fn att(kind: &str, key: &str, name: &str) -> Attachment {
@@ -214,11 +252,14 @@ struct Mentions {
     /// (key, replacement): the bot's own mention is replaced by nothing.
     keys: Vec<(String, String)>,
     bot_mentioned: bool,
+    /// Everyone mentioned but the bot.
+    users: Vec<Actor>,
 }
 
 impl Mentions {
     fn parse(v: Option<&Value>, bot: &BotIdentity) -> Self {
         let mut keys = Vec::new();
+        let mut users: Vec<Actor> = Vec::new();
         let mut bot_mentioned = false;
         for m in v.and_then(Value::as_array).into_iter().flatten() {
             let key = s(m, &["key"]);
@@ -231,15 +272,22 @@ impl Mentions {
             let repl = if is_bot {
                 String::new()
             } else {
+                if !open_id.is_empty() && !users.iter().any(|u| u.id == open_id) {
+                    users.push(Actor {
+                        id: open_id.clone(),
+                        name: s(m, &["name"]),
+                    });
+                }
                 format!("@{}", s(m, &["name"]))
             };
             keys.push((key, repl));
         }
         // Longest keys first, so `@_user_1` never eats the start of `@_user_10`.
-        keys.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.0.len()));
         Mentions {
             keys,
             bot_mentioned,
+            users,
         }
     }
 
@@ -378,7 +426,7 @@ mod tests {
 
     fn inbound(n: Normalized) -> Inbound {
         match n {
-            Normalized::Message { inbound, .. } => inbound,
+            Normalized::Message { inbound, .. } => *inbound,
             other => panic!("not a message: {other:?}"),
         }
     }
@@ -429,6 +477,8 @@ mod tests {
         assert!(i.mentioned);
         assert_eq!(i.text, "ask @Ann and");
         assert_eq!(i.chat_type(), ChatType::Group);
+        assert_eq!(i.mentions.len(), 1);
+        assert_eq!(i.mentions[0].id, "ou_ann");
     }
 
     #[test]

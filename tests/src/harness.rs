@@ -107,6 +107,32 @@ stop_grace_ms = 300
         )
     }
 
+    /// `fake_codex_config` plus a Feishu app pointing at the fake platform,
+    /// with `owner` as the profile owner.
+    pub fn feishu_config(
+        &self,
+        base_url: &str,
+        app_id: &str,
+        app_secret: &str,
+        owner: &str,
+    ) -> String {
+        let secret = self.root.join("app-secret");
+        std::fs::write(&secret, format!("{app_secret}\n")).expect("app secret file");
+        format!(
+            r#"{base}[profiles.default.app]
+tenant = "feishu"
+base_url = "{base_url}"
+app_id = "{app_id}"
+app_secret = "file:{secret}"
+[profiles.default.access]
+owner = "{owner}"
+allowed_chats = ["oc_grp1", "oc_grp2"]
+"#,
+            base = self.fake_codex_config(""),
+            secret = secret.display(),
+        )
+    }
+
     /// A profile `default` that runs the REAL Codex CLI against the mock
     /// Responses server at `base_url`.
     pub fn real_codex_config(&self, base_url: &str) -> String {
@@ -172,10 +198,17 @@ stop_grace_ms = 500
         s
     }
 
+    /// The admin client, waiting (bounded) for fcxd to open its socket.
     pub async fn admin(&self) -> GatewayClient<tonic::transport::Channel> {
         let addr = SocketAddr::new(self.home.join("run/fcxd.sock"));
-        let ch = fcx_ipc::connect(&addr).await.expect("admin socket");
-        GatewayClient::new(ch)
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match fcx_ipc::connect(&addr).await {
+                Ok(ch) => return GatewayClient::new(ch),
+                Err(e) if Instant::now() > deadline => panic!("admin socket: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     pub async fn status(&self) -> GatewayStatus {
@@ -213,8 +246,17 @@ impl Fcxd {
     }
 
     pub fn console_with(home: &TestHome, env: &[(&str, &str)]) -> Self {
+        Self::start(home, &["--console"], env)
+    }
+
+    /// fcxd as a service: channels for profiles with an `[app]`, no console.
+    pub fn daemon(home: &TestHome) -> Self {
+        Self::start(home, &[], &[])
+    }
+
+    fn start(home: &TestHome, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin("fcxd"));
-        cmd.arg("--console")
+        cmd.args(args)
             .env("FCX_HOME", &home.home)
             .env("FAKE_CODEX_LOG_DIR", &home.logs)
             .env_remove("FCX_CODEX_BINARY")

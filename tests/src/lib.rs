@@ -2,6 +2,7 @@
 //! helpers to find the real Codex CLI and point it at the mock, and (as
 //! binaries) the scripted fake codex and the standalone mock.
 
+pub mod fake_feishu;
 pub mod harness;
 pub mod mock_responses;
 

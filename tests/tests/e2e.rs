@@ -4,5 +4,6 @@
 mod e2e {
     pub mod console_fake;
     pub mod contract;
+    pub mod feishu_channel;
     pub mod real_codex;
 }

@@ -4,37 +4,177 @@
 //! A message is a command when its first word is `/` followed by letters only
 //! (`/stop`, `/new`): `/etc/hosts is broken` stays an ordinary message.
 
+use crate::access::Need;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Timeout {
+    Show,
+    Minutes(u64),
+    Off,
+    Default,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Users named by @mention or by platform id.
+    Users(Vec<String>),
+    Admins(Vec<String>),
+    /// The chat the command was sent in.
+    Group,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `/new` or `/reset`: stop the scope's run and start a fresh Codex thread.
     New,
-    /// `/stop`: stop the scope's active run.
-    Stop,
-    Help,
+    /// `/new group [name]`: ask the gateway for a new group chat.
+    NewGroup(Option<String>),
+    /// `/resume`: list compatible sessions.
+    Resume,
+    /// `/resume use <nonce>`.
+    ResumeUse(String),
+    Cd(String),
+    WsList,
+    WsSave(String),
+    WsUse(String),
+    WsRemove(String),
+    /// `/stop` (own scope) or `/stop <scope or run id>` (admin).
+    Stop(Option<String>),
+    Timeout(Timeout),
     Status,
+    Help,
+    Invite(Target),
+    Remove(Target),
+    Ps,
+    Exit(String),
+    Reconnect,
+    Doctor,
+    /// `/config` shows; `/config <key> <value>` sets.
+    Config(Option<(String, String)>),
     /// A `/word` that is not a command: answered with a hint, never run.
     Unknown(String),
-    /// A known command with arguments it does not take.
+    /// A known command used the wrong way.
     Usage {
         command: String,
         usage: String,
     },
 }
 
-/// One line per command, as `/help` shows it.
+impl Command {
+    /// The role a command needs (see `access`).
+    pub fn need(&self) -> Need {
+        match self {
+            Command::Cd(_)
+            | Command::WsList
+            | Command::WsSave(_)
+            | Command::WsUse(_)
+            | Command::WsRemove(_)
+            | Command::Config(_)
+            | Command::Doctor
+            | Command::Ps
+            | Command::Exit(_)
+            | Command::Reconnect
+            | Command::Stop(Some(_))
+            | Command::Invite(Target::Users(_) | Target::Group)
+            | Command::Remove(Target::Users(_) | Target::Group) => Need::Admin,
+            Command::Invite(Target::Admins(_)) | Command::Remove(Target::Admins(_)) => Need::Owner,
+            _ => Need::User,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Command::New => "new",
+            Command::NewGroup(_) => "new",
+            Command::Resume | Command::ResumeUse(_) => "resume",
+            Command::Cd(_) => "cd",
+            Command::WsList | Command::WsSave(_) | Command::WsUse(_) | Command::WsRemove(_) => "ws",
+            Command::Stop(_) => "stop",
+            Command::Timeout(_) => "timeout",
+            Command::Status => "status",
+            Command::Help => "help",
+            Command::Invite(_) => "invite",
+            Command::Remove(_) => "remove",
+            Command::Ps => "ps",
+            Command::Exit(_) => "exit",
+            Command::Reconnect => "reconnect",
+            Command::Doctor => "doctor",
+            Command::Config(_) => "config",
+            Command::Unknown(_) => "unknown",
+            Command::Usage { command, .. } => command,
+        }
+    }
+}
+
+/// Every command as `/help` shows it: usage, what it does, who may use it.
 pub const HELP: &[(&str, &str)] = &[
     (
         "/new",
         "stop the current run and start a fresh Codex session",
     ),
     ("/reset", "same as /new"),
+    (
+        "/new group [name]",
+        "create a new group chat with you that starts in this workspace",
+    ),
+    (
+        "/resume",
+        "list earlier sessions that can continue here (same workspace and policy)",
+    ),
+    ("/resume use <code>", "continue the session with that code"),
     ("/stop", "stop the current run; what it did so far is kept"),
+    (
+        "/timeout <minutes>|off|default",
+        "stop a run after that long without Codex activity (here only)",
+    ),
     (
         "/status",
         "profile, workspace, session, sandbox, queue and active run",
     ),
     ("/help", "this list"),
+    (
+        "/cd <path>",
+        "admin: switch this chat's workspace (starts a new session)",
+    ),
+    (
+        "/ws list|save <name>|use <name>|remove <name>",
+        "admin: named workspaces",
+    ),
+    (
+        "/config [access read-only|workspace|full]",
+        "admin: show settings, or choose this chat's access (full: owner only)",
+    ),
+    (
+        "/invite user|admin @someone",
+        "admin: allow someone to use fcx in private chat (admin: owner only)",
+    ),
+    ("/invite group", "admin: enable fcx in this group"),
+    ("/remove user|admin @someone", "admin: take that away again"),
+    ("/remove group", "admin: disable fcx in this group"),
+    ("/ps", "admin: runs in progress across all chats"),
+    ("/exit <run id>", "admin: stop a run in any chat"),
+    ("/stop <run id>", "admin: same as /exit"),
+    ("/reconnect", "admin: reconnect to the chat platform"),
+    (
+        "/doctor",
+        "admin: check Codex, workspace and state (redacted)",
+    ),
 ];
+
+fn usage(name: &str, usage: &str) -> Command {
+    Command::Usage {
+        command: name.into(),
+        usage: format!("Usage: {usage}"),
+    }
+}
+
+/// Names are short, typeable and safe in a message: letters, digits, `-`, `_`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
 
 pub fn parse(text: &str) -> Option<Command> {
     let t = text.trim_start();
@@ -44,7 +184,8 @@ pub fn parse(text: &str) -> Option<Command> {
     if word.is_empty() || !word.chars().all(|c| c.is_ascii_alphabetic()) {
         return None;
     }
-    let args = rest[word_len..].trim();
+    let args_s = rest[word_len..].trim();
+    let args: Vec<&str> = args_s.split_whitespace().collect();
     let word = word.to_ascii_lowercase();
     let no_args = |cmd: Command, name: &str| {
         if args.is_empty() {
@@ -57,12 +198,106 @@ pub fn parse(text: &str) -> Option<Command> {
         }
     };
     Some(match word.as_str() {
-        "new" | "reset" => no_args(Command::New, &word),
-        "stop" => no_args(Command::Stop, "stop"),
-        "help" => Command::Help,
+        "new" | "reset" => match args.as_slice() {
+            [] => Command::New,
+            ["group"] if word == "new" => Command::NewGroup(None),
+            ["group", ..] if word == "new" => {
+                let name = args_s["group".len()..].trim().to_string();
+                if name.chars().count() > 60 {
+                    usage("new", "/new group [name] (at most 60 characters)")
+                } else {
+                    Command::NewGroup(Some(name))
+                }
+            }
+            _ => Command::Usage {
+                command: word.clone(),
+                usage: format!("Usage: /{word} (or /new group [name])"),
+            },
+        },
+        "resume" => match args.as_slice() {
+            [] => Command::Resume,
+            ["use", code] => Command::ResumeUse(code.to_string()),
+            _ => usage("resume", "/resume, then /resume use <code>"),
+        },
+        "cd" => {
+            if args_s.is_empty() {
+                usage("cd", "/cd <path>")
+            } else {
+                Command::Cd(args_s.to_string())
+            }
+        }
+        "ws" => match args.as_slice() {
+            [] | ["list"] => Command::WsList,
+            ["save", n] if valid_name(n) => Command::WsSave(n.to_string()),
+            ["use", n] if valid_name(n) => Command::WsUse(n.to_string()),
+            ["remove", n] if valid_name(n) => Command::WsRemove(n.to_string()),
+            _ => usage(
+                "ws",
+                "/ws list | /ws save <name> | /ws use <name> | /ws remove <name> (names: letters, digits, - _ .)",
+            ),
+        },
+        "stop" => match args.as_slice() {
+            [] => Command::Stop(None),
+            [target] => Command::Stop(Some(target.to_string())),
+            _ => usage("stop", "/stop, or /stop <run id> (admin)"),
+        },
+        "exit" => match args.as_slice() {
+            [id] => Command::Exit(id.to_string()),
+            _ => usage("exit", "/exit <run id> (see /ps)"),
+        },
+        "timeout" => match args.as_slice() {
+            [] => Command::Timeout(Timeout::Show),
+            ["off"] => Command::Timeout(Timeout::Off),
+            ["default"] => Command::Timeout(Timeout::Default),
+            [m] => match m.parse::<u64>() {
+                Ok(n) if (1..=24 * 60).contains(&n) => Command::Timeout(Timeout::Minutes(n)),
+                _ => usage("timeout", "/timeout <minutes 1-1440> | off | default"),
+            },
+            _ => usage("timeout", "/timeout <minutes 1-1440> | off | default"),
+        },
+        "invite" | "remove" => {
+            let target = match args.as_slice() {
+                ["group"] => Some(Target::Group),
+                ["user", who @ ..] => Some(Target::Users(subjects(who))),
+                ["admin", who @ ..] => Some(Target::Admins(subjects(who))),
+                _ => None,
+            };
+            match target {
+                Some(t) if word == "invite" => Command::Invite(t),
+                Some(t) => Command::Remove(t),
+                None => Command::Usage {
+                    command: word.clone(),
+                    usage: format!(
+                        "Usage: /{word} user @someone | /{word} admin @someone | /{word} group"
+                    ),
+                },
+            }
+        }
+        "config" => match args.as_slice() {
+            [] => Command::Config(None),
+            [k, v] => Command::Config(Some((k.to_ascii_lowercase(), v.to_string()))),
+            _ => usage(
+                "config",
+                "/config, or /config access read-only|workspace|full",
+            ),
+        },
         "status" => no_args(Command::Status, "status"),
+        "help" => Command::Help,
+        "ps" => no_args(Command::Ps, "ps"),
+        "reconnect" => no_args(Command::Reconnect, "reconnect"),
+        "doctor" => no_args(Command::Doctor, "doctor"),
         _ => Command::Unknown(word),
     })
+}
+
+/// Raw ids written after `/invite user`; `@name` words are mentions, which
+/// the gateway resolves to ids (see the orchestrator).
+fn subjects(words: &[&str]) -> Vec<String> {
+    words
+        .iter()
+        .filter(|w| !w.starts_with('@'))
+        .map(|w| w.to_string())
+        .collect()
 }
 
 pub fn help_markdown() -> String {
@@ -80,8 +315,8 @@ mod tests {
 
     #[test]
     fn parses_commands_and_leaves_paths_alone() {
-        assert_eq!(parse("/stop"), Some(Command::Stop));
-        assert_eq!(parse("  /STOP  "), Some(Command::Stop));
+        assert_eq!(parse("/stop"), Some(Command::Stop(None)));
+        assert_eq!(parse("  /STOP  "), Some(Command::Stop(None)));
         assert_eq!(parse("/new"), Some(Command::New));
         assert_eq!(parse("/reset"), Some(Command::New));
         assert_eq!(parse("/help me"), Some(Command::Help));
@@ -94,6 +329,143 @@ mod tests {
             parse("/frobnicate"),
             Some(Command::Unknown("frobnicate".into()))
         );
-        assert!(matches!(parse("/stop now"), Some(Command::Usage { .. })));
+        assert!(matches!(
+            parse("/stop now please"),
+            Some(Command::Usage { .. })
+        ));
+        assert!(matches!(parse("/status x"), Some(Command::Usage { .. })));
+    }
+
+    #[test]
+    fn parses_every_command_with_its_arguments() {
+        let cases: Vec<(&str, Command)> = vec![
+            ("/new group", Command::NewGroup(None)),
+            (
+                "/new group Big Plan",
+                Command::NewGroup(Some("Big Plan".into())),
+            ),
+            ("/resume", Command::Resume),
+            ("/resume use k3x9", Command::ResumeUse("k3x9".into())),
+            ("/cd ../other dir", Command::Cd("../other dir".into())),
+            ("/ws", Command::WsList),
+            ("/ws list", Command::WsList),
+            ("/ws save web", Command::WsSave("web".into())),
+            ("/ws use web", Command::WsUse("web".into())),
+            ("/ws remove web", Command::WsRemove("web".into())),
+            ("/stop r1234", Command::Stop(Some("r1234".into()))),
+            ("/timeout 15", Command::Timeout(Timeout::Minutes(15))),
+            ("/timeout off", Command::Timeout(Timeout::Off)),
+            ("/timeout default", Command::Timeout(Timeout::Default)),
+            ("/timeout", Command::Timeout(Timeout::Show)),
+            (
+                "/invite user @Ann ou_1",
+                Command::Invite(Target::Users(vec!["ou_1".into()])),
+            ),
+            (
+                "/invite admin ou_2",
+                Command::Invite(Target::Admins(vec!["ou_2".into()])),
+            ),
+            ("/invite group", Command::Invite(Target::Group)),
+            (
+                "/remove user ou_1",
+                Command::Remove(Target::Users(vec!["ou_1".into()])),
+            ),
+            ("/remove group", Command::Remove(Target::Group)),
+            ("/ps", Command::Ps),
+            ("/exit r1", Command::Exit("r1".into())),
+            ("/reconnect", Command::Reconnect),
+            ("/doctor", Command::Doctor),
+            ("/config", Command::Config(None)),
+            (
+                "/config access read-only",
+                Command::Config(Some(("access".into(), "read-only".into()))),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text), Some(want), "{text}");
+        }
+        for bad in [
+            "/cd",
+            "/ws save",
+            "/ws save a/b",
+            "/ws frob x",
+            "/resume use",
+            "/resume x y z",
+            "/timeout 0",
+            "/timeout soon",
+            "/invite",
+            "/invite bob",
+            "/remove",
+            "/exit",
+            "/config a b c",
+            "/ps now",
+            "/doctor x",
+            "/reset group",
+        ] {
+            match parse(bad) {
+                Some(Command::Usage { usage, .. }) => assert!(usage.contains('/'), "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn admin_only_commands_need_admin() {
+        for t in [
+            "/cd x",
+            "/ws",
+            "/config",
+            "/invite user u",
+            "/remove user u",
+            "/invite group",
+            "/doctor",
+            "/ps",
+            "/exit r1",
+            "/reconnect",
+            "/stop r1",
+        ] {
+            let c = parse(t).expect("command");
+            assert_eq!(c.need(), Need::Admin, "{t}");
+        }
+        for t in ["/invite admin u", "/remove admin u"] {
+            assert_eq!(parse(t).expect("command").need(), Need::Owner, "{t}");
+        }
+        for t in [
+            "/new",
+            "/stop",
+            "/status",
+            "/help",
+            "/resume",
+            "/timeout 5",
+            "/new group",
+        ] {
+            assert_eq!(parse(t).expect("command").need(), Need::User, "{t}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let h = help_markdown();
+        for c in [
+            "/new",
+            "/reset",
+            "/new group",
+            "/resume",
+            "/cd",
+            "/ws",
+            "/stop",
+            "/timeout",
+            "/status",
+            "/help",
+            "/invite",
+            "/remove",
+            "/ps",
+            "/exit",
+            "/reconnect",
+            "/doctor",
+            "/config",
+        ] {
+            assert!(h.contains(&format!("`{c}")), "{c} missing from /help");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! Codex child runners and durable state. It never talks to Feishu: it receives
 //! normalized `Inbound` messages and emits semantic run events.
 
+pub mod access;
 pub mod app;
 pub mod commands;
 pub mod events;

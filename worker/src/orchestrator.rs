@@ -22,9 +22,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::{Decision, Lists, Need};
 use crate::commands::{self, Command};
 use crate::events::EventBus;
-use crate::policy::{self, RunPolicy};
+use crate::policy::RunPolicy;
 use crate::prompt::{self, PromptContext};
 use crate::runner::{
     self, ChildEnv, Outcome, RunIo, RunResult, RunSpec, Runner, RunnerEvent, TokenUsage,
@@ -74,21 +75,30 @@ struct State {
     draining: bool,
 }
 
+#[path = "router.rs"]
+mod router;
+
 pub struct Orchestrator {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    profile: Profile,
-    home: Home,
-    store: Arc<Store>,
+pub(crate) struct Inner {
+    pub(crate) profile: Profile,
+    pub(crate) home: Home,
+    pub(crate) store: Arc<Store>,
     bus: EventBus,
-    runner: Arc<dyn Runner>,
+    pub(crate) runner: Arc<dyn Runner>,
     state: Mutex<State>,
     wake: Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     started_at_ms: i64,
+    /// Access lists in force (config ∪ chat changes, plus the owner).
+    pub(crate) lists: Mutex<Lists>,
+    /// `/resume` codes: code → (scope, thread id, expiry).
+    pub(crate) nonces: Mutex<HashMap<String, (String, String, Instant)>>,
+    /// Last `/doctor` per scope, for its rate limit.
+    pub(crate) doctor_last: Mutex<HashMap<String, Instant>>,
 }
 
 /// A snapshot for `Status` and `/status`.
@@ -132,6 +142,9 @@ impl Orchestrator {
                 shutdown,
                 tasks: TaskTracker::new(),
                 started_at_ms: now_ms(),
+                lists: Mutex::new(Lists::default()),
+                nonces: Mutex::new(HashMap::new()),
+                doctor_last: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -143,6 +156,13 @@ impl Orchestrator {
     /// accepted but not started are queued again and run exactly once.
     pub fn start(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
+        inner.reload_lists()?;
+        if let Err(e) = inner.store.catalog_prune(
+            crate::store::CATALOG_PER_SCOPE,
+            crate::store::CATALOG_PER_PROFILE,
+        ) {
+            tracing::warn!(error = %e, "cannot prune the session catalog");
+        }
         for run in inner.store.orphaned_runs()? {
             if let Some(pid) = run.child_pid {
                 runner::process::kill_leftover(pid, run.child_start_time);
@@ -208,7 +228,30 @@ impl Orchestrator {
         if inner.shutdown.is_cancelled() {
             return Err(DeliverError::ShuttingDown);
         }
-        if let Some(cmd) = commands::parse(&inbound.text) {
+        let cmd = commands::parse(&inbound.text);
+        let need = cmd.as_ref().map_or(Need::Run, Command::need);
+        let decision = inner.decide(&inbound, need);
+        if decision != Decision::Allow {
+            // Acknowledged (so the platform does not redeliver) and recorded
+            // for de-duplication, but nothing runs.
+            let acc = inner.store.accept(&inbound, InboxKind::Command, now_ms())?;
+            if !acc.duplicate {
+                let text = match decision {
+                    Decision::Hint(t) | Decision::Deny(t) => Some(t),
+                    _ => None,
+                };
+                if let Some(t) = text {
+                    let name = cmd.as_ref().map_or("access", Command::name);
+                    inner.reply(&inbound, name, false, t, String::new());
+                }
+            }
+            return Ok(Ack {
+                accepted: true,
+                duplicate: acc.duplicate,
+                inbox_id: acc.inbox_id as u64,
+            });
+        }
+        if let Some(cmd) = cmd {
             let acc = inner.store.accept(&inbound, InboxKind::Command, now_ms())?;
             if !acc.duplicate {
                 inner.command(&inbound, cmd);
@@ -334,76 +377,39 @@ impl Inner {
                 body,
                 ok,
                 fields,
+                gateway_request: None,
             }),
         );
     }
 
-    fn command(&self, inbound: &Inbound, cmd: Command) {
-        let scope = inbound.scope.as_str();
-        match cmd {
-            Command::Stop => {
-                if self.stop_scope(scope, None, StopReason::User) {
-                    self.reply(
-                        inbound,
-                        "stop",
-                        true,
-                        "Stopping the current run",
-                        String::new(),
-                    );
-                } else {
-                    self.reply(
-                        inbound,
-                        "stop",
-                        true,
-                        "Nothing is running here",
-                        String::new(),
-                    );
-                }
-            }
-            Command::New => {
-                let stopped = self.stop_scope(scope, None, StopReason::NewSession);
-                let cleared = match self.store.clear_session(scope) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(scope, error = %e, "cannot clear the session");
-                        false
-                    }
-                };
-                let mut body = String::new();
-                if stopped {
-                    body.push_str("The running turn was stopped. ");
-                }
-                body.push_str(if cleared {
-                    "The next message starts a new Codex session."
-                } else {
-                    "There was no session yet; the next message starts one."
-                });
-                self.reply(inbound, "new", true, "New session", body);
-            }
-            Command::Help => {
-                self.reply(inbound, "help", true, "Help", commands::help_markdown());
-            }
-            Command::Status => self.status_reply(inbound),
-            Command::Unknown(word) => self.reply(
-                inbound,
-                "unknown",
-                false,
-                &format!("/{word} is not a command"),
-                "Send /help for the list of commands.".into(),
-            ),
-            Command::Usage { command, usage } => self.reply(
-                inbound,
-                &command,
-                false,
-                &usage,
-                "Send /help for usage.".into(),
-            ),
-        }
+    fn reply_request(
+        &self,
+        inbound: &Inbound,
+        command: &str,
+        title: &str,
+        body: String,
+        request: pb::gateway_request::Kind,
+    ) {
+        self.emit(
+            &inbound.scope,
+            "",
+            &inbound.message_id,
+            Kind::CommandReply(pb::CommandReply {
+                command: command.into(),
+                title: title.into(),
+                body,
+                ok: true,
+                fields: Vec::new(),
+                gateway_request: Some(pb::GatewayRequest {
+                    kind: Some(request),
+                }),
+            }),
+        );
     }
 
     fn status_reply(&self, inbound: &Inbound) {
         let scope = inbound.scope.as_str();
-        let policy = policy::resolve(&self.profile, &self.home, scope);
+        let policy = self.policy(scope);
         let session = self.store.session(scope).ok().flatten();
         let (active, queued) = {
             let st = self.lock();
@@ -433,8 +439,9 @@ impl Inner {
                 fields.push(pb::Field {
                     name: "sandbox".into(),
                     value: format!(
-                        "{} (network {})",
+                        "{} (access {}, network {})",
                         p.sandbox.as_str(),
+                        p.access.as_str(),
                         if p.network { "on" } else { "off" }
                     ),
                 });
@@ -469,6 +476,13 @@ impl Inner {
         fields.push(pb::Field {
             name: "queued".into(),
             value: queued.to_string(),
+        });
+        fields.push(pb::Field {
+            name: "idle timeout".into(),
+            value: match self.idle_timeout(scope) {
+                None => "off".into(),
+                Some(d) => format!("{} min", d.as_secs().div_ceil(60)),
+            },
         });
         let body = fields
             .iter()
@@ -576,7 +590,10 @@ impl Inner {
         let cancel = self.shutdown.child_token();
         let stop = Arc::new(Mutex::new(None));
         let started_at_ms = now_ms();
-        let workspace = self.profile.workspaces.default.display().to_string();
+        let workspace = match self.policy(scope) {
+            Ok(p) => p.cwd.display().to_string(),
+            Err(_) => self.profile.workspaces.default.display().to_string(),
+        };
         let row = RunRow {
             run_id: run_id.clone(),
             scope: scope.to_string(),
@@ -707,7 +724,7 @@ impl Inner {
 
     async fn attempt(self: &Arc<Self>, job: &RunJob, fresh: bool) -> Attempt {
         let scope = job.scope.as_str();
-        let policy = match policy::resolve(&self.profile, &self.home, scope) {
+        let policy = match self.policy(scope) {
             Ok(p) => p,
             Err(e) => return Attempt::Done(failed(e.to_string())),
         };
@@ -851,10 +868,7 @@ impl Inner {
             },
         );
         tokio::pin!(fut);
-        let idle_limit = match self.profile.runs.idle_timeout_secs {
-            0 => None,
-            s => Some(Duration::from_secs(s)),
-        };
+        let idle_limit = self.idle_timeout(scope);
         let mut last_event = Instant::now();
         let mut open_tools: HashMap<String, (pb::ToolKind, String)> = HashMap::new();
         let mut t = Translator {
@@ -919,7 +933,7 @@ impl Inner {
         if let Some(thread) = &r.thread_id
             && stop != Some(StopReason::NewSession)
         {
-            self.save_session(&job.scope, thread, policy, cum);
+            self.save_session(job, thread, policy, cum);
         }
         let final_text = r.final_text.clone().unwrap_or_default();
         let (reason, detail) = match (stop, &r.outcome) {
@@ -927,7 +941,8 @@ impl Inner {
                 pb::DoneReason::TimedOut,
                 format!(
                     "no activity from Codex for {} minutes",
-                    self.profile.runs.idle_timeout_secs.div_ceil(60)
+                    self.idle_timeout(&job.scope)
+                        .map_or(0, |d| d.as_secs().div_ceil(60))
                 ),
             ),
             (Some(StopReason::User), _) => (pb::DoneReason::Interrupted, "stopped".to_string()),
@@ -956,7 +971,8 @@ impl Inner {
         }
     }
 
-    fn save_session(&self, scope: &str, thread: &str, policy: &RunPolicy, cum: RunTotals) {
+    fn save_session(&self, job: &RunJob, thread: &str, policy: &RunPolicy, cum: RunTotals) {
+        let scope = job.scope.as_str();
         let row = SessionRow {
             scope: scope.to_string(),
             thread_id: thread.to_string(),
@@ -966,6 +982,14 @@ impl Inner {
         };
         if let Err(e) = self.store.set_session(&row, now_ms()) {
             tracing::error!(scope, error = %e, "cannot save the session");
+        }
+        let title = job
+            .messages
+            .first()
+            .map(|m| first_line(&m.inbound.text, 60))
+            .unwrap_or_default();
+        if let Err(e) = self.store.catalog_touch(&row, &title, now_ms()) {
+            tracing::error!(scope, error = %e, "cannot record the session in the catalog");
         }
     }
 }
@@ -1019,7 +1043,7 @@ impl Translator<'_> {
                     // Saved now, so the thread continues even if this worker
                     // dies before the turn ends.
                     self.inner
-                        .save_session(&job.scope, &thread_id, self.policy, self.base);
+                        .save_session(job, &thread_id, self.policy, self.base);
                 }
                 let tid = thread_id.clone();
                 self.inner

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use fcx_proto::v1::worker_server::Worker;
 use fcx_proto::v1::{
     Ack, ActResult, Action, ActionKind, EventsRequest, HelloRequest, HelloResponse, Inbound,
-    ShutdownRequest, ShutdownResponse, StatusRequest, WorkerEvent, WorkerStatus,
+    PlatformInfo, PlatformInfoAck, ShutdownRequest, ShutdownResponse, StatusRequest, WorkerEvent,
+    WorkerStatus,
 };
 use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION, version_mismatch_message};
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,7 +16,16 @@ use tonic::{Request, Response, Status};
 use crate::events::EventBus;
 use crate::orchestrator::{DeliverError, Orchestrator};
 
-pub const CAPABILITIES: &[&str] = &["deliver.v1", "events.resume", "commands.basic", "act.stop"];
+pub const CAPABILITIES: &[&str] = &[
+    "deliver.v1",
+    "events.resume",
+    "commands.basic",
+    "commands.full",
+    "access.v1",
+    "act.stop",
+    "act.group_created",
+    "platform.info",
+];
 
 pub struct WorkerService {
     pub profile: String,
@@ -91,6 +101,21 @@ impl Worker for WorkerService {
                     },
                 }))
             }
+            ActionKind::GroupCreated => {
+                if a.scope.is_empty() || a.source_scope.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "GROUP_CREATED needs scope and source_scope",
+                    ));
+                }
+                let by = a.actor.as_ref().map_or("", |x| x.id.as_str());
+                self.orchestrator
+                    .group_created(&a.scope, &a.chat_id, &a.source_scope, by)
+                    .map_err(internal)?;
+                Ok(Response::new(ActResult {
+                    ok: true,
+                    message: "the group is enabled".into(),
+                }))
+            }
             ActionKind::Unspecified => Err(Status::invalid_argument("unknown action")),
         }
     }
@@ -106,6 +131,20 @@ impl Worker for WorkerService {
             queued: s.queued,
             last_seq: self.bus.last_seq().map_err(internal)?,
             version: BUILD_VERSION.into(),
+        }))
+    }
+
+    async fn set_platform(
+        &self,
+        req: Request<PlatformInfo>,
+    ) -> Result<Response<PlatformInfoAck>, Status> {
+        let (owner_id, owner_source) = self
+            .orchestrator
+            .set_platform(&req.into_inner())
+            .map_err(internal)?;
+        Ok(Response::new(PlatformInfoAck {
+            owner_id,
+            owner_source,
         }))
     }
 

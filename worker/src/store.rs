@@ -144,7 +144,88 @@ CREATE TABLE IF NOT EXISTS sessions (
     cum_reasoning  INTEGER NOT NULL DEFAULT 0,
     updated_at_ms  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS session_catalog (
+    scope          TEXT NOT NULL,
+    thread_id      TEXT NOT NULL,
+    cwd            TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    title          TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    archived       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, thread_id)
+);
+CREATE INDEX IF NOT EXISTS catalog_by_key ON session_catalog(scope, cwd, fingerprint, updated_at_ms);
+CREATE TABLE IF NOT EXISTS scope_settings (
+    scope          TEXT PRIMARY KEY,
+    workspace      TEXT,
+    access         TEXT,
+    timeout_secs   INTEGER,
+    updated_at_ms  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name           TEXT PRIMARY KEY,
+    path           TEXT NOT NULL,
+    created_by     TEXT NOT NULL,
+    updated_at_ms  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_changes (
+    list           TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    op             TEXT NOT NULL,
+    by_actor       TEXT NOT NULL,
+    at_ms          INTEGER NOT NULL,
+    PRIMARY KEY (list, subject)
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
 "#;
+
+/// Bounds of the session catalog: older entries beyond them are pruned.
+pub const CATALOG_PER_SCOPE: usize = 20;
+pub const CATALOG_PER_PROFILE: usize = 5000;
+
+/// One resumable Codex thread, keyed by scope + cwd realpath + fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub scope: String,
+    pub thread_id: String,
+    pub cwd: String,
+    pub fingerprint: String,
+    pub title: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub archived: bool,
+}
+
+/// Per-scope choices that override the profile defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSettings {
+    /// Realpath of the scope's current workspace.
+    pub workspace: Option<String>,
+    /// Access mode (`read-only` | `workspace` | `full`).
+    pub access: Option<String>,
+    /// Idle timeout in seconds; `Some(0)` = off.
+    pub timeout_secs: Option<u64>,
+}
+
+/// An access-list change made from chat: `config ∪ added − removed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessOp {
+    Add,
+    Remove,
+}
+
+impl AccessOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccessOp::Add => "add",
+            AccessOp::Remove => "remove",
+        }
+    }
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
@@ -489,6 +570,267 @@ impl Store {
     pub fn clear_session(&self, scope: &str) -> Result<bool> {
         self.with(|c| Ok(c.execute("DELETE FROM sessions WHERE scope = ?1", params![scope])? > 0))
     }
+
+    /// Record (or refresh) a thread in the catalog. The title is kept from
+    /// the first time the thread was seen.
+    pub fn catalog_touch(&self, s: &SessionRow, title: &str, now_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO session_catalog (scope, thread_id, cwd, fingerprint, title, created_at_ms, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT(scope, thread_id) DO UPDATE SET cwd = excluded.cwd,
+                   fingerprint = excluded.fingerprint, updated_at_ms = excluded.updated_at_ms,
+                   archived = 0",
+                params![s.scope, s.thread_id, s.cwd, s.fingerprint, title, now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Catalog entries of `scope`, newest first; only those matching `cwd`
+    /// and `fingerprint` when given.
+    pub fn catalog(
+        &self,
+        scope: Option<&str>,
+        key: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<CatalogEntry>> {
+        self.with(|c| catalog_query(c, scope, key, limit))
+    }
+
+    pub fn catalog_entry(&self, scope: &str, thread_id: &str) -> Result<Option<CatalogEntry>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("{CATALOG_SELECT} WHERE scope = ?1 AND thread_id = ?2"),
+                params![scope, thread_id],
+                catalog_row,
+            )
+            .optional()?)
+        })
+    }
+
+    /// Archive the scope's entries that no longer match its policy: they can
+    /// never be resumed, and are pruned first.
+    pub fn catalog_archive_incompatible(
+        &self,
+        scope: &str,
+        cwd: &str,
+        fingerprint: &str,
+    ) -> Result<usize> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE session_catalog SET archived = 1
+                 WHERE scope = ?1 AND archived = 0 AND (cwd != ?2 OR fingerprint != ?3)",
+                params![scope, cwd, fingerprint],
+            )?)
+        })
+    }
+
+    /// Keep the catalog bounded: archived entries go first, then the oldest
+    /// beyond `per_scope` in a scope and `per_profile` overall.
+    pub fn catalog_prune(&self, per_scope: usize, per_profile: usize) -> Result<usize> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut n = tx.execute(
+                "DELETE FROM session_catalog WHERE archived = 1 AND rowid NOT IN (
+                   SELECT rowid FROM session_catalog WHERE archived = 1
+                   ORDER BY updated_at_ms DESC LIMIT ?1)",
+                params![per_scope as i64],
+            )?;
+            n += tx.execute(
+                "DELETE FROM session_catalog WHERE rowid IN (
+                   SELECT rowid FROM (
+                     SELECT rowid, ROW_NUMBER() OVER (PARTITION BY scope ORDER BY updated_at_ms DESC) AS rn
+                     FROM session_catalog) WHERE rn > ?1)",
+                params![per_scope as i64],
+            )?;
+            n += tx.execute(
+                "DELETE FROM session_catalog WHERE rowid NOT IN (
+                   SELECT rowid FROM session_catalog ORDER BY updated_at_ms DESC LIMIT ?1)",
+                params![per_profile as i64],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    pub fn scope_settings(&self, scope: &str) -> Result<ScopeSettings> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT workspace, access, timeout_secs FROM scope_settings WHERE scope = ?1",
+                params![scope],
+                |r| {
+                    Ok(ScopeSettings {
+                        workspace: r.get(0)?,
+                        access: r.get(1)?,
+                        timeout_secs: r.get::<_, Option<i64>>(2)?.map(|v| v.max(0) as u64),
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+        })
+    }
+
+    pub fn set_scope_settings(&self, scope: &str, s: &ScopeSettings, now_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO scope_settings (scope, workspace, access, timeout_secs, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(scope) DO UPDATE SET workspace = excluded.workspace,
+                   access = excluded.access, timeout_secs = excluded.timeout_secs,
+                   updated_at_ms = excluded.updated_at_ms",
+                params![
+                    scope,
+                    s.workspace,
+                    s.access,
+                    s.timeout_secs.map(|v| v as i64),
+                    now_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn aliases(&self) -> Result<Vec<(String, String)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT name, path FROM aliases ORDER BY name")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
+    pub fn alias(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT path FROM aliases WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    pub fn set_alias(&self, name: &str, path: &str, by: &str, now_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO aliases (name, path, created_by, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET path = excluded.path,
+                   created_by = excluded.created_by, updated_at_ms = excluded.updated_at_ms",
+                params![name, path, by, now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn remove_alias(&self, name: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM aliases WHERE name = ?1", params![name])? > 0))
+    }
+
+    /// Record an access-list change; the latest change per subject wins.
+    pub fn access_change(
+        &self,
+        list: &str,
+        subject: &str,
+        op: AccessOp,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO access_changes (list, subject, op, by_actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(list, subject) DO UPDATE SET op = excluded.op,
+                   by_actor = excluded.by_actor, at_ms = excluded.at_ms",
+                params![list, subject, op.as_str(), by, now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every recorded change: (list, subject, op).
+    pub fn access_changes(&self) -> Result<Vec<(String, String, AccessOp)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT list, subject, op FROM access_changes")?;
+            let rows = st.query_map([], |r| {
+                let op: String = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    if op == "remove" {
+                        AccessOp::Remove
+                    } else {
+                        AccessOp::Add
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
+    pub fn kv(&self, key: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+    }
+
+    pub fn set_kv(&self, key: &str, value: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+const CATALOG_SELECT: &str = "SELECT scope, thread_id, cwd, fingerprint, title, created_at_ms, updated_at_ms, archived FROM session_catalog";
+
+fn catalog_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogEntry> {
+    Ok(CatalogEntry {
+        scope: r.get(0)?,
+        thread_id: r.get(1)?,
+        cwd: r.get(2)?,
+        fingerprint: r.get(3)?,
+        title: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        updated_at_ms: r.get(6)?,
+        archived: r.get::<_, i64>(7)? != 0,
+    })
+}
+
+/// Shared by the worker and read-only tools (`fcxctl sessions list`).
+pub fn catalog_query(
+    c: &Connection,
+    scope: Option<&str>,
+    key: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<CatalogEntry>> {
+    let mut sql = format!("{CATALOG_SELECT} WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(s) = scope {
+        args.push(s.to_string());
+        sql.push_str(&format!(" AND scope = ?{}", args.len()));
+    }
+    if let Some((cwd, fp)) = key {
+        args.push(cwd.to_string());
+        sql.push_str(&format!(" AND cwd = ?{} AND archived = 0", args.len()));
+        args.push(fp.to_string());
+        sql.push_str(&format!(" AND fingerprint = ?{}", args.len()));
+    }
+    sql.push_str(&format!(
+        " ORDER BY updated_at_ms DESC LIMIT {}",
+        limit.min(100_000)
+    ));
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args.iter()), catalog_row)?;
+    Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
 #[cfg(test)]

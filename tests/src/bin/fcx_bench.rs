@@ -34,6 +34,9 @@ struct Args {
     /// Runs to time for accepted → spawned.
     #[arg(long, default_value_t = 300)]
     spawn_runs: usize,
+    /// Scopes for the many-scope load (3 messages each, 32 runs at once).
+    #[arg(long, default_value_t = 1000)]
+    load_scopes: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
     if args.quick {
         args.deliver_calls = 200;
         args.spawn_runs = 10;
+        args.load_scopes = 20;
     }
     if !args.no_build && !args.quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -60,13 +64,19 @@ fn main() -> anyhow::Result<()> {
     let deliver = rt.block_on(bench_deliver(&bins, args.deliver_calls, args.quick))?;
     let spawn = rt.block_on(bench_spawn(&bins, args.spawn_runs))?;
     let rss = bench_idle_rss(&bins)?;
+    let load = rt.block_on(bench_many_scopes(&bins, args.load_scopes))?;
     let out = json!({
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "deliver_round_trip_us": deliver,
         "spawn": spawn,
         "idle_rss_kib": rss,
+        "many_scopes": load,
         "targets": {
+            "many_scopes.lost": 0,
+            "many_scopes.duplicated": 0,
+            "many_scopes.max_wait_over_mean": 2.0,
+            "many_scopes.worker_rss_max_kib": 64 * 1024,
             "deliver_p99_us": 1000,
             "spawn.accepted_to_spawned_p99_ms": 5,
             "idle_rss_fcxd_plus_worker_kib": 30 * 1024
@@ -74,6 +84,102 @@ fn main() -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// `scopes` chats × 3 messages each, 32 fake runs at once: every message
+/// must run exactly once; queue wait (accepted → its run started) shows
+/// fairness across scopes; the worker's RSS is sampled throughout.
+async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_json::Value> {
+    const PER_SCOPE: usize = 3;
+    let h = home(bins, "debounce_ms = 50\nmax_concurrent = 32")?;
+    let mut w = start_worker(bins, &h).await?;
+    let pid = w.child.id();
+    let mut events = w
+        .client
+        .events(EventsRequest { from_seq: 0 })
+        .await?
+        .into_inner();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sampler = {
+        let peak = peak.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                if let Some(r) = rss_kib(pid) {
+                    peak.fetch_max(r, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut accepted_at: std::collections::HashMap<String, i64> = Default::default();
+    let started = Instant::now();
+    for i in 0..scopes * PER_SCOPE {
+        let scope = format!("chat:load{}", i / PER_SCOPE);
+        let m = inbound(i, &scope, &format!("load message {i}"));
+        let id = m.message_id.clone();
+        let ack = w.client.deliver(m).await?.into_inner();
+        if !ack.accepted || ack.duplicate {
+            bail!("load message {i} not accepted: {ack:?}");
+        }
+        accepted_at.insert(id, now_ms());
+    }
+    let mut run_of: std::collections::HashMap<String, usize> = Default::default();
+    let mut waits = Vec::with_capacity(accepted_at.len());
+    let (mut runs, mut done) = (0usize, 0usize);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while done < runs || run_of.len() < accepted_at.len() {
+        let ev = tokio::time::timeout_at(deadline, events.message())
+            .await
+            .context("the load did not finish in time")??
+            .context("event stream ended")?;
+        match ev.kind {
+            Some(Kind::RunStarted(r)) => {
+                runs += 1;
+                for id in r.message_ids {
+                    *run_of.entry(id.clone()).or_default() += 1;
+                    if let Some(a) = accepted_at.get(&id) {
+                        waits.push((ev.at_ms - a).max(0) as f64);
+                    }
+                }
+            }
+            Some(Kind::Done(_)) => done += 1,
+            _ => {}
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = sampler.await;
+    let lost = accepted_at
+        .keys()
+        .filter(|k| !run_of.contains_key(*k))
+        .count();
+    let duplicated = run_of.values().filter(|n| **n > 1).count();
+    let mean = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
+    let max = waits.iter().cloned().fold(0.0, f64::max);
+    drop(w);
+    Ok(json!({
+        "scopes": scopes,
+        "messages": accepted_at.len(),
+        "runs": runs,
+        "max_concurrent": 32,
+        "lost": lost,
+        "duplicated": duplicated,
+        "queue_wait_ms": { "mean": round2(mean), "max": round2(max), "p50": round2(pct(&sorted(waits.clone()), 0.5)), "p99": round2(pct(&sorted(waits), 0.99)) },
+        "max_wait_over_mean": round2(if mean > 0.0 { max / mean } else { 0.0 }),
+        "worker_rss_max_kib": peak.load(std::sync::atomic::Ordering::Relaxed),
+        "elapsed_s": round2(elapsed),
+    }))
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+fn now_ms() -> i64 {
+    (now_ns() / 1_000_000) as i64
 }
 
 fn bin_dir() -> anyhow::Result<PathBuf> {

@@ -1,0 +1,431 @@
+//! One profile's Feishu/Lark channel: the long connection in, normalized
+//! messages to the profile's worker, worker events back out as replies.
+//!
+//! ACK discipline: an event is acknowledged only after the worker has
+//! durably accepted it (or it is something we deliberately drop). When the
+//! worker cannot accept in time (restarting, busy committing) no ACK is sent
+//! and the platform redelivers; the worker's journal de-duplicates by message
+//! id, so a redelivery after any restart still runs once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fcx_config::{AppConfig, Profile};
+use fcx_proto::v1::{self as pb, Actor, QuotedMessage};
+use futures::future::BoxFuture;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::feishu::frame::AckReply;
+use crate::feishu::http::{ApiError, OpenApiClient, OutgoingMessage, ReceiveIdType, RetryPolicy};
+use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
+use crate::normalize::{self, BotIdentity, Normalized, Options};
+use crate::reply;
+use crate::supervisor::{DeliverError, WorkerHandle, now_ms};
+
+/// Replays older than this are dropped (the platform retries for hours).
+const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How long a quoted parent may take to fetch inside the ACK window.
+const QUOTE_BUDGET: Duration = Duration::from_millis(700);
+/// Message ids remembered in memory; the worker's journal is the durable
+/// de-duplication, this only spares it the round trip.
+const RECENT_IDS: usize = 4096;
+
+/// What `fcxctl status` shows about a channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelView {
+    /// "starting" | "connecting" | "connected" | "backoff" | "stopped: <why>"
+    pub state: String,
+    pub last_frame_at_ms: i64,
+    pub last_event_at_ms: i64,
+    pub reconnects: u64,
+    pub bot: String,
+}
+
+#[derive(Clone, Default)]
+pub struct ChannelStatus(Arc<Mutex<ChannelView>>);
+
+impl ChannelStatus {
+    pub fn view(&self) -> ChannelView {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    fn set(&self, f: impl FnOnce(&mut ChannelView)) {
+        if let Ok(mut v) = self.0.lock() {
+            f(&mut v);
+        }
+    }
+}
+
+fn ms(t: Option<SystemTime>) -> i64 {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Run the channel until `stop`. Errors that end it (an unreadable secret,
+/// bad credentials, a refused connection) are reported in `status` and the
+/// log; they never take other profiles down.
+pub async fn run(
+    profile: Profile,
+    app: AppConfig,
+    worker: Arc<WorkerHandle>,
+    status: ChannelStatus,
+    stop: CancellationToken,
+) {
+    status.set(|v| v.state = "starting".into());
+    let http = match OpenApiClient::from_app(&app, RetryPolicy::default()) {
+        Ok(h) => h,
+        Err(e) => {
+            let why = format!("cannot read the app secret ({}): {e}", app.app_secret);
+            tracing::error!(profile = %profile.name, "{why}");
+            status.set(|v| v.state = format!("stopped: {why}"));
+            return;
+        }
+    };
+    let bot = match bot_identity(&http, &profile.name, &status, &stop).await {
+        Some(b) => b,
+        None => return,
+    };
+    status.set(|v| v.bot = bot.name.clone());
+    tracing::info!(profile = %profile.name, bot = %bot.name, "channel identity known");
+    // Events that arrive before the worker can accept them are not
+    // acknowledged and wait for a redelivery: open the connection once it can.
+    tokio::select! {
+        _ = worker.wait_ready(Duration::from_secs(30)) => {}
+        _ = stop.cancelled() => return,
+    }
+
+    let (out_tx, out_rx) = mpsc::channel::<Outbound>(1024);
+    let handler = Arc::new(Handler {
+        profile: profile.name.clone(),
+        worker: worker.clone(),
+        http: http.clone(),
+        bot: bot.clone(),
+        outbound: out_tx,
+        recent: Mutex::new(VecDeque::new()),
+    });
+    let (ws, ws_status) = WsClient::new(
+        Arc::new(http.clone()),
+        Arc::new(SharedHandler(handler)),
+        WsOptions::default(),
+    );
+    let tasks = tokio_util::task::TaskTracker::new();
+    {
+        let stop = stop.clone();
+        let status = status.clone();
+        let name = profile.name.clone();
+        tasks.spawn(async move {
+            let reason = ws.run(stop).await;
+            tracing::warn!(profile = %name, %reason, "long connection stopped");
+            status.set(|v| v.state = format!("stopped: {reason}"));
+        });
+    }
+    tasks.spawn(mirror_status(ws_status, status.clone(), stop.clone()));
+    tasks.spawn(outbound(
+        profile.name.clone(),
+        http,
+        worker,
+        bot,
+        out_rx,
+        stop.clone(),
+    ));
+    tasks.close();
+    tasks.wait().await;
+}
+
+async fn bot_identity(
+    http: &OpenApiClient,
+    profile: &str,
+    status: &ChannelStatus,
+    stop: &CancellationToken,
+) -> Option<BotIdentity> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match http.bot_info().await {
+            Ok(b) if !b.open_id.is_empty() => {
+                return Some(BotIdentity {
+                    open_id: b.open_id,
+                    name: b.app_name,
+                });
+            }
+            Ok(_) => tracing::warn!(profile, "bot info has no open_id; retrying"),
+            // Credentials the platform refuses will not get better.
+            Err(e @ ApiError::Api { .. }) if e.code().is_some_and(is_credential_error) => {
+                let why = format!("the app credentials were refused: {e}");
+                tracing::error!(profile, "{why}");
+                status.set(|v| v.state = format!("stopped: {why}"));
+                return None;
+            }
+            Err(e) => tracing::warn!(profile, error = %e, "cannot read the bot info; retrying"),
+        }
+        status.set(|v| v.state = "backoff".into());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return None,
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
+fn is_credential_error(code: i64) -> bool {
+    // 10003 invalid app_id, 10014 app secret invalid, 99991543 app not
+    // found / disabled (feishu.md §3.1 and the fake's documented guesses).
+    matches!(code, 10003 | 10014 | 99991543)
+}
+
+async fn mirror_status(
+    mut rx: watch::Receiver<WsStatus>,
+    status: ChannelStatus,
+    stop: CancellationToken,
+) {
+    loop {
+        {
+            let s = rx.borrow_and_update().clone();
+            status.set(|v| {
+                if !v.state.starts_with("stopped") {
+                    v.state = match &s.state {
+                        WsState::Idle | WsState::Connecting => "connecting".into(),
+                        WsState::Connected => "connected".into(),
+                        WsState::Backoff { .. } => "backoff".into(),
+                        WsState::Stopped(r) => format!("stopped: {r}"),
+                    };
+                }
+                v.last_frame_at_ms = ms(s.last_frame_at);
+                v.last_event_at_ms = ms(s.last_event_at);
+                v.reconnects = s.reconnects;
+            });
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Work that must not run inside the ACK window.
+enum Outbound {
+    Welcome { chat_id: String },
+    Busy { message_id: String, text: String },
+}
+
+struct Handler {
+    profile: String,
+    worker: Arc<WorkerHandle>,
+    http: OpenApiClient,
+    bot: BotIdentity,
+    outbound: mpsc::Sender<Outbound>,
+    recent: Mutex<VecDeque<String>>,
+}
+
+impl Handler {
+    fn seen(&self, id: &str) -> bool {
+        self.recent
+            .lock()
+            .map(|r| r.iter().any(|x| x == id))
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, id: &str) {
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= RECENT_IDS {
+                r.pop_front();
+            }
+            r.push_back(id.to_string());
+        }
+    }
+
+    async fn on_event(self: Arc<Self>, ev: InboundEvent, deadline: Instant) -> AckReply {
+        let opts = Options {
+            stale_after_ms: STALE_AFTER.as_millis() as i64,
+            now_ms: now_ms(),
+        };
+        let n = match normalize::normalize_value(&ev.payload, &self.bot, &opts) {
+            Ok(n) => n,
+            Err(e) => {
+                // Garbage is acknowledged so it is not pushed again for hours.
+                tracing::warn!(profile = %self.profile, frame = %ev.message_id, error = %e, "unreadable event skipped");
+                return AckReply::Ok;
+            }
+        };
+        match n {
+            Normalized::Ignored { event_id, reason } => {
+                tracing::info!(profile = %self.profile, %event_id, %reason, "event ignored");
+                AckReply::Ok
+            }
+            Normalized::BotAdded { event_id, chat_id } => {
+                if !self.seen(&event_id) {
+                    self.remember(&event_id);
+                    let _ = self.outbound.try_send(Outbound::Welcome { chat_id });
+                }
+                AckReply::Ok
+            }
+            Normalized::CardAction { .. } => AckReply::OkWithData(json!({
+                "toast": {"type": "info", "content": "This button is not active yet."}
+            })),
+            Normalized::Message { inbound, parent_id } => {
+                let mut inbound = *inbound;
+                if self.seen(&inbound.event_id) {
+                    return AckReply::Ok;
+                }
+                if let Some(parent) = parent_id {
+                    let budget =
+                        QUOTE_BUDGET.min(deadline.saturating_duration_since(Instant::now()) / 3);
+                    if let Ok(Some(q)) = tokio::time::timeout(budget, self.quote(&parent)).await {
+                        inbound.quoted.push(q);
+                    }
+                }
+                let id = inbound.event_id.clone();
+                let message_id = inbound.message_id.clone();
+                // Leave room to send the ACK itself before the deadline.
+                let until = deadline - Duration::from_millis(150);
+                match tokio::time::timeout_at(until, self.worker.deliver(inbound)).await {
+                    Ok(Ok(_)) => {
+                        self.remember(&id);
+                        AckReply::Ok
+                    }
+                    Ok(Err(DeliverError::Busy(text))) => {
+                        self.remember(&id);
+                        let _ = self.outbound.try_send(Outbound::Busy { message_id, text });
+                        AckReply::Ok
+                    }
+                    Ok(Err(DeliverError::Refused(why))) => {
+                        tracing::warn!(profile = %self.profile, %id, %why, "the worker refused a message");
+                        AckReply::Ok
+                    }
+                    Ok(Err(DeliverError::Unavailable(_))) | Err(_) => {
+                        tracing::warn!(profile = %self.profile, %id, "the worker could not accept in time; not acknowledging so the platform redelivers");
+                        AckReply::NoAck
+                    }
+                }
+            }
+        }
+    }
+
+    async fn quote(&self, message_id: &str) -> Option<QuotedMessage> {
+        let msgs = self.http.get_message(message_id).await.ok()?;
+        let m = msgs.into_iter().next()?;
+        let text = normalize::message_text(
+            m.msg_type.as_deref().unwrap_or(""),
+            m.body.as_ref().map(|b| b.content.as_str()).unwrap_or(""),
+        );
+        Some(QuotedMessage {
+            message_id: m.message_id,
+            author: Some(Actor {
+                id: m.sender.and_then(|s| s.id).unwrap_or_default(),
+                name: String::new(),
+            }),
+            text,
+        })
+    }
+}
+
+/// The handler's future outlives the call, so it owns an `Arc`.
+struct SharedHandler(Arc<Handler>);
+
+impl EventHandler for SharedHandler {
+    fn handle(&self, event: InboundEvent, deadline: Instant) -> BoxFuture<'static, AckReply> {
+        Box::pin(self.0.clone().on_event(event, deadline))
+    }
+}
+
+/// Worker events → chat messages, one at a time (in order per profile; the
+/// HTTP client waits out rate limits).
+async fn outbound(
+    profile: String,
+    http: OpenApiClient,
+    worker: Arc<WorkerHandle>,
+    bot: BotIdentity,
+    mut rx: mpsc::Receiver<Outbound>,
+    stop: CancellationToken,
+) {
+    let mut events = worker.subscribe();
+    let tag = short_hash(&profile);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => post_event(&http, &ev, &tag).await,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
+                }
+                Err(_) => return,
+            },
+            o = rx.recv() => match o {
+                Some(Outbound::Welcome { chat_id }) => {
+                    let text = format!(
+                        "👋 Hi, I'm {}. Mention me with a request and I'll run Codex on it. Send /help for commands.",
+                        if bot.name.is_empty() { "fcx" } else { &bot.name }
+                    );
+                    let msg = OutgoingMessage::new("post", reply::post_content(&text));
+                    if let Err(e) = http.send_message(ReceiveIdType::ChatId, &chat_id, &msg).await {
+                        tracing::warn!(%profile, error = %e, "cannot post the welcome");
+                    }
+                }
+                Some(Outbound::Busy { message_id, text }) => {
+                    let msg = OutgoingMessage::new("post", reply::post_content(&format!("⏳ {text}")));
+                    if let Err(e) = http.reply_message(&message_id, &msg, false).await {
+                        tracing::warn!(%profile, error = %e, "cannot post the busy answer");
+                    }
+                }
+                None => return,
+            },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn post_event(http: &OpenApiClient, ev: &pb::WorkerEvent, tag: &str) {
+    // The console surface has its own printer.
+    if !(ev.scope.starts_with("chat:") || ev.scope.starts_with("topic:"))
+        || ev.scope == crate::console::SCOPE
+    {
+        return;
+    }
+    let Some(md) = reply::event_markdown(ev) else {
+        return;
+    };
+    let in_thread = ev.scope.starts_with("topic:");
+    for (i, piece) in reply::split_markdown(&md, reply::POST_CONTENT_BUDGET)
+        .into_iter()
+        .enumerate()
+    {
+        // Stable per event and piece: a replay after a restart within the
+        // platform's 1 h window is de-duplicated by the platform.
+        let uuid = format!("fcx{tag}-{}-{i}", ev.seq);
+        let msg = OutgoingMessage::new("post", reply::post_content(&piece)).with_uuid(uuid);
+        let r = if ev.reply_to.is_empty() {
+            Err(None)
+        } else {
+            http.reply_message(&ev.reply_to, &msg, in_thread)
+                .await
+                .map_err(Some)
+        };
+        if let Err(e) = r {
+            // The carrier message may be gone (recalled): post to the chat.
+            if let Some(e) = &e {
+                tracing::warn!(scope = %ev.scope, error = %e, "reply failed; posting to the chat instead");
+            }
+            let chat = ev
+                .scope
+                .trim_start_matches("chat:")
+                .trim_start_matches("topic:")
+                .split(':')
+                .next()
+                .unwrap_or("");
+            if let Err(e) = http.send_message(ReceiveIdType::ChatId, chat, &msg).await {
+                tracing::error!(scope = %ev.scope, error = %e, "cannot deliver a reply");
+            }
+        }
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}

@@ -1,0 +1,26 @@
+//! The Feishu/Lark protocol layer, written against the platform's wire
+//! protocol directly (there is no Rust SDK; see
+//! `shared/reference/feishu.md`):
+//!
+//! - [`frame`]: the long-connection `pbbp2.Frame` helpers, ACKs and
+//!   fragment reassembly;
+//! - [`http`]: the Open Platform HTTP client (tenant token, business-code
+//!   checks, rate limits, retries, idempotent sends) and the long-connection
+//!   endpoint request;
+//! - [`ws`]: the long-connection client task (connect, ping, dispatch,
+//!   ACK, reconnect, watchdog, status).
+//!
+//! Nothing here knows about fcx's chat model: normalization lives elsewhere.
+
+pub mod frame;
+pub mod http;
+pub mod ws;
+
+#[cfg(test)]
+mod testkit;
+
+/// Installs the aws-lc-rs rustls provider as the process default so reqwest
+/// and tokio-tungstenite share it. Idempotent; call early in `main`.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,330 @@
+//! Builders for the event envelopes the platform pushes (schema 2.0).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::state::{Shared, now_ms};
+
+/// A user as events identify them.
+fn user_ids(open_id: &str) -> Value {
+    let tail = open_id.strip_prefix("ou_").unwrap_or(open_id);
+    json!({
+        "open_id": open_id,
+        "union_id": format!("on_{tail}"),
+        "user_id": format!("u{}", tail.chars().take(8).collect::<String>()),
+    })
+}
+
+/// A mention entry (`@_user_N` placeholder in the text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub key: String,
+    pub open_id: String,
+    pub name: String,
+}
+
+/// Everything `im.message.receive_v1` can vary; see [`EventBuilder::message`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSpec {
+    pub chat_id: String,
+    /// `p2p` or `group`.
+    pub chat_type: String,
+    pub sender_open_id: String,
+    pub message_type: String,
+    /// Serialised into the `content` JSON string.
+    pub content: Value,
+    pub mentions: Vec<Mention>,
+    /// Topic (thread) messages carry `omt_…`.
+    pub thread_id: Option<String>,
+    /// Quotes/replies: the message replied to.
+    pub parent_id: Option<String>,
+    pub root_id: Option<String>,
+    /// None: a fresh `om_…`.
+    pub message_id: Option<String>,
+}
+
+/// Builds envelopes stamped with the fake's app id, tenant and verification
+/// token. Every call gets a fresh `event_id`.
+#[derive(Debug, Clone)]
+pub struct EventBuilder {
+    shared: Arc<Shared>,
+}
+
+impl EventBuilder {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// `{"schema":"2.0","header":{…},"event":event}`.
+    pub fn envelope(&self, event_type: &str, event: Value) -> Value {
+        let cfg = &self.shared.cfg;
+        json!({
+            "schema": "2.0",
+            "header": {
+                "event_id": self.shared.new_id(""),
+                "event_type": event_type,
+                "create_time": now_ms().to_string(),
+                "token": cfg.verification_token,
+                "app_id": cfg.app_id,
+                "tenant_key": cfg.tenant_key,
+            },
+            "event": event,
+        })
+    }
+
+    /// A mention of the bot, as `@_user_N`.
+    pub fn bot_mention(&self, n: usize) -> Mention {
+        Mention {
+            key: format!("@_user_{n}"),
+            open_id: self.shared.cfg.bot_open_id.clone(),
+            name: self.shared.cfg.bot_name.clone(),
+        }
+    }
+
+    pub fn message(&self, spec: &MessageSpec) -> Value {
+        let cfg = &self.shared.cfg;
+        let ms = now_ms().to_string();
+        let mut message = json!({
+            "message_id": spec.message_id.clone().unwrap_or_else(|| self.shared.new_id("om_")),
+            "create_time": ms,
+            "update_time": ms,
+            "chat_id": spec.chat_id,
+            "chat_type": spec.chat_type,
+            "message_type": spec.message_type,
+            "content": spec.content.to_string(),
+            "user_agent": "Mozilla/5.0 Lark/7.30.0",
+        });
+        if let Some(obj) = message.as_object_mut() {
+            let mut put = |k: &str, v: &Option<String>| {
+                if let Some(v) = v {
+                    obj.insert(k.to_owned(), json!(v));
+                }
+            };
+            put(
+                "root_id",
+                &spec.root_id.clone().or_else(|| spec.parent_id.clone()),
+            );
+            put("parent_id", &spec.parent_id);
+            put("thread_id", &spec.thread_id);
+            if !spec.mentions.is_empty() {
+                let mentions: Vec<Value> = spec
+                    .mentions
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "key": m.key,
+                            "id": user_ids(&m.open_id),
+                            "name": m.name,
+                            "tenant_key": cfg.tenant_key,
+                        })
+                    })
+                    .collect();
+                obj.insert("mentions".to_owned(), Value::Array(mentions));
+            }
+        }
+        self.envelope(
+            "im.message.receive_v1",
+            json!({
+                "sender": {
+                    "sender_id": user_ids(&spec.sender_open_id),
+                    "sender_type": "user",
+                    "tenant_key": cfg.tenant_key,
+                },
+                "message": message,
+            }),
+        )
+    }
+
+    fn text_spec(&self, chat_id: &str, chat_type: &str, sender: &str, text: &str) -> MessageSpec {
+        MessageSpec {
+            chat_id: chat_id.to_owned(),
+            chat_type: chat_type.to_owned(),
+            sender_open_id: sender.to_owned(),
+            message_type: "text".to_owned(),
+            content: json!({ "text": text }),
+            mentions: Vec::new(),
+            thread_id: None,
+            parent_id: None,
+            root_id: None,
+            message_id: None,
+        }
+    }
+
+    /// A direct (p2p) text message from `sender`.
+    pub fn p2p_text(&self, chat_id: &str, sender: &str, text: &str) -> Value {
+        self.message(&self.text_spec(chat_id, "p2p", sender, text))
+    }
+
+    /// A group text message; with `mention_bot` the text starts with the
+    /// `@_user_1` placeholder and a mentions entry names the bot.
+    pub fn group_text(&self, chat_id: &str, sender: &str, text: &str, mention_bot: bool) -> Value {
+        self.message(&self.group_spec(chat_id, sender, text, mention_bot))
+    }
+
+    fn group_spec(
+        &self,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+        mention_bot: bool,
+    ) -> MessageSpec {
+        let mut spec = self.text_spec(chat_id, "group", sender, text);
+        if mention_bot {
+            spec.content = json!({ "text": format!("@_user_1 {text}") });
+            spec.mentions.push(self.bot_mention(1));
+        }
+        spec
+    }
+
+    /// A group message inside a topic (thread `omt_…`).
+    pub fn topic_text(
+        &self,
+        chat_id: &str,
+        thread_id: &str,
+        root_id: &str,
+        sender: &str,
+        text: &str,
+        mention_bot: bool,
+    ) -> Value {
+        let mut spec = self.group_spec(chat_id, sender, text, mention_bot);
+        spec.thread_id = Some(thread_id.to_owned());
+        spec.root_id = Some(root_id.to_owned());
+        spec.parent_id = Some(root_id.to_owned());
+        self.message(&spec)
+    }
+
+    /// A text message quoting (replying to) `parent_id`.
+    pub fn quote_text(
+        &self,
+        chat_id: &str,
+        chat_type: &str,
+        sender: &str,
+        text: &str,
+        parent_id: &str,
+    ) -> Value {
+        let mut spec = self.text_spec(chat_id, chat_type, sender, text);
+        spec.parent_id = Some(parent_id.to_owned());
+        self.message(&spec)
+    }
+
+    /// A received post (not locale-wrapped, as the platform delivers them).
+    pub fn post(
+        &self,
+        chat_id: &str,
+        chat_type: &str,
+        sender: &str,
+        title: &str,
+        paragraphs: Value,
+    ) -> Value {
+        let mut spec = self.text_spec(chat_id, chat_type, sender, "");
+        spec.message_type = "post".to_owned();
+        spec.content = json!({ "title": title, "content": paragraphs });
+        self.message(&spec)
+    }
+
+    /// `card.action.trigger` for a button click (or a form submit when
+    /// `form_value` is set). The callback token is registered with the fake
+    /// (30 min, 2 uses) for `open_message_id`.
+    pub fn card_action(
+        &self,
+        operator: &str,
+        open_message_id: &str,
+        open_chat_id: &str,
+        value: Value,
+        form_value: Option<Value>,
+    ) -> Value {
+        let token = self.shared.issue_callback_token(open_message_id);
+        let mut action = json!({ "value": value, "tag": "button" });
+        if let (Some(fv), Some(obj)) = (form_value, action.as_object_mut()) {
+            obj.insert("form_value".to_owned(), fv);
+        }
+        let mut operator_ids = user_ids(operator);
+        if let Some(o) = operator_ids.as_object_mut() {
+            o.insert("tenant_key".to_owned(), json!(self.shared.cfg.tenant_key));
+        }
+        let mut env = self.envelope(
+            "card.action.trigger",
+            json!({
+                "operator": operator_ids,
+                "token": token,
+                "action": action,
+                "host": "im_message",
+                "context": {"open_message_id": open_message_id, "open_chat_id": open_chat_id},
+            }),
+        );
+        // The callback doc shows a microsecond create_time here.
+        if let Some(h) = env.get_mut("header").and_then(Value::as_object_mut) {
+            h.insert(
+                "create_time".to_owned(),
+                json!(format!("{}", now_ms() * 1000)),
+            );
+        }
+        env
+    }
+
+    /// `im.chat.member.bot.added_v1`.
+    pub fn bot_added(&self, chat_id: &str, operator: &str, chat_name: &str) -> Value {
+        self.envelope(
+            "im.chat.member.bot.added_v1",
+            json!({
+                "chat_id": chat_id,
+                "operator_id": user_ids(operator),
+                "external": false,
+                "operator_tenant_key": self.shared.cfg.tenant_key,
+                "name": chat_name,
+                "i18n_names": {"zh_cn": chat_name, "en_us": chat_name},
+            }),
+        )
+    }
+
+    /// `drive.notice.comment_add_v1` (no comment text, as on the platform).
+    pub fn comment_add(
+        &self,
+        file_token: &str,
+        file_type: &str,
+        comment_id: &str,
+        reply_id: Option<&str>,
+        from: &str,
+        mentions_bot: bool,
+    ) -> Value {
+        let mut event = json!({
+            "comment_id": comment_id,
+            "is_mentioned": mentions_bot,
+            "notice_meta": {
+                "file_type": file_type,
+                "file_token": file_token,
+                "from_user_id": user_ids(from),
+                "to_user_id": user_ids(&self.shared.cfg.bot_open_id),
+                "notice_type": if reply_id.is_some() { "add_reply" } else { "add_comment" },
+            },
+        });
+        if let (Some(r), Some(obj)) = (reply_id, event.as_object_mut()) {
+            obj.insert("reply_id".to_owned(), json!(r));
+        }
+        self.envelope("drive.notice.comment_add_v1", event)
+    }
+
+    /// `im.message.reaction.created_v1` by a user.
+    pub fn reaction_created(&self, message_id: &str, emoji: &str, user: &str) -> Value {
+        self.reaction("im.message.reaction.created_v1", message_id, emoji, user)
+    }
+
+    /// `im.message.reaction.deleted_v1` by a user.
+    pub fn reaction_deleted(&self, message_id: &str, emoji: &str, user: &str) -> Value {
+        self.reaction("im.message.reaction.deleted_v1", message_id, emoji, user)
+    }
+
+    fn reaction(&self, event_type: &str, message_id: &str, emoji: &str, user: &str) -> Value {
+        self.envelope(
+            event_type,
+            json!({
+                "message_id": message_id,
+                "reaction_type": {"emoji_type": emoji},
+                "operator_type": "user",
+                "user_id": user_ids(user),
+                "action_time": now_ms().to_string(),
+            }),
+        )
+    }
+}

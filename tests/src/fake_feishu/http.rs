@@ -1,0 +1,422 @@
+//! The HTTP side: one hyper server for every Open Platform API plus the
+//! long-connection endpoint and the WebSocket upgrade path.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::state::{FaultKind, Shared, lock};
+use super::{EndpointRefusal, RecordedCall};
+
+mod cardkit;
+mod drive;
+mod im;
+
+pub(crate) type Resp = Response<Full<Bytes>>;
+
+// Codes the reference does not pin down. Guess: chosen from the same code
+// families so a gateway at least sees a non-zero code of the right module.
+pub(crate) const FIELD_VALIDATION: i64 = 99992402;
+pub(crate) const IM_INVALID_CONTENT: i64 = 230001;
+pub(crate) const IM_MESSAGE_NOT_FOUND: i64 = 230011;
+pub(crate) const IM_FREQUENCY: i64 = 230020;
+pub(crate) const IM_TOO_LARGE: i64 = 230025;
+pub(crate) const IM_CARD_ENTITY_INVALID: i64 = 230099;
+pub(crate) const RATE_LIMITED: i64 = 99991400;
+
+/// An answer before it becomes a hyper response.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub json: Option<Value>,
+    pub raw: Option<(Vec<u8>, &'static str)>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    pub fn json(status: u16, json: Value) -> Self {
+        Self {
+            status,
+            json: Some(json),
+            raw: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `{code:0,msg:"success",data}`.
+    pub fn ok(data: Value) -> Self {
+        Self::json(200, json!({"code": 0, "msg": "success", "data": data}))
+    }
+
+    /// A code-checked failure. Guess: business errors use HTTP 400 (the docs
+    /// only promise "HTTP 200/400 with code != 0").
+    pub fn err(code: i64, msg: impl Into<String>) -> Self {
+        Self::json(
+            400,
+            json!({"code": code, "msg": msg.into(), "error": {"log_id": "fake"}}),
+        )
+    }
+
+    pub fn rate_limited(reset_secs: u64, limit: usize) -> Self {
+        let mut a = Self::json(
+            429,
+            json!({"code": RATE_LIMITED, "msg": "request trigger frequency limit"}),
+        );
+        a.headers.push(("x-ogw-ratelimit-limit", limit.to_string()));
+        a.headers
+            .push(("x-ogw-ratelimit-reset", reset_secs.to_string()));
+        a
+    }
+
+    pub fn frequency() -> Self {
+        Self::err(
+            IM_FREQUENCY,
+            "This operation triggers the frequency limit, please try again later.",
+        )
+    }
+
+    pub fn bytes(data: Vec<u8>, content_type: &'static str) -> Self {
+        Self {
+            status: 200,
+            json: None,
+            raw: Some((data, content_type)),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn text(status: u16, text: &str) -> Self {
+        Self {
+            status,
+            json: None,
+            raw: Some((text.as_bytes().to_vec(), "text/plain; charset=utf-8")),
+            headers: Vec::new(),
+        }
+    }
+
+    fn into_response(self, log_id: &str) -> Resp {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (body, ctype) = match (self.json, self.raw) {
+            (Some(v), _) => (
+                v.to_string().into_bytes(),
+                "application/json; charset=utf-8",
+            ),
+            (None, Some((b, t))) => (b, t),
+            (None, None) => (Vec::new(), "text/plain"),
+        };
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", ctype)
+            .header("x-tt-logid", log_id);
+        for (k, v) in self.headers {
+            builder = builder.header(k, v);
+        }
+        builder
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+/// A request with its body read.
+#[derive(Debug)]
+pub(crate) struct Req {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+impl Req {
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+}
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let s = Arc::clone(&shared);
+                shared.spawn(serve_connection(stream, s));
+            }
+            Err(e) => {
+                // Usually EMFILE; back off instead of spinning.
+                eprintln!("fake-feishu: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let service = service_fn(move |req| handle(req, Arc::clone(&shared)));
+    let result = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = result
+        && !e.is_incomplete_message()
+        && !e.is_canceled()
+    {
+        eprintln!("fake-feishu: connection error: {e}");
+    }
+}
+
+pub(crate) fn parse_query(q: Option<&str>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(percent_decode(k), percent_decode(v));
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn header_map(h: &hyper::HeaderMap) -> BTreeMap<String, String> {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in h {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    headers
+}
+
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Infallible> {
+    let log_id = shared.new_id("2024");
+    if req.uri().path() == "/ws" {
+        return Ok(super::ws::upgrade(req, &shared));
+    }
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = parse_query(req.uri().query());
+    let headers = header_map(req.headers());
+    let raw = match req.into_body().collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let body = match serde_json::from_slice::<Value>(&raw) {
+        Ok(v) => v,
+        Err(_) if raw.is_empty() => Value::Null,
+        Err(_) => Value::String(String::from_utf8_lossy(&raw).into_owned()),
+    };
+    let r = Req {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    };
+
+    let fault = lock(&shared.inner).faults.take(&r.path);
+    let answer = match fault {
+        Some(FaultKind::Status(s)) => Answer::text(s, "upstream error"),
+        Some(FaultKind::RateLimit(reset)) => Answer::rate_limited(reset, super::APP_API_QPS),
+        Some(FaultKind::Frequency) => Answer::frequency(),
+        Some(FaultKind::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            route(&shared, &r)
+        }
+        None => route(&shared, &r),
+    };
+    let (response_json, status) = (answer.json.clone().unwrap_or(Value::Null), answer.status);
+    lock(&shared.inner).calls.push(RecordedCall {
+        method: r.method,
+        path: r.path,
+        query: r.query,
+        headers: r.headers,
+        body: r.body,
+        status,
+        response: response_json,
+    });
+    shared.bump();
+    Ok(answer.into_response(&log_id))
+}
+
+/// Checks `Authorization: Bearer <tenant_access_token>`.
+pub(crate) fn auth(shared: &Shared, r: &Req) -> Result<(), Answer> {
+    const MSG: &str =
+        "Invalid access token for authorization. Please make a request with token attached.";
+    let Some(h) = r.headers.get("authorization") else {
+        return Err(Answer::err(
+            99991661,
+            "Missing access token for authorization. Please make a request with token attached.",
+        ));
+    };
+    let Some(tok) = h.strip_prefix("Bearer ") else {
+        return Err(Answer::err(99991671, MSG));
+    };
+    // Guess: a value that is not shaped like a tenant token is a format
+    // error (99991671), a well-formed but unknown/expired one 99991663.
+    if !tok.starts_with("t-") {
+        return Err(Answer::err(99991671, MSG));
+    }
+    let inner = lock(&shared.inner);
+    match inner.tokens.get(tok) {
+        Some(exp) if *exp > std::time::Instant::now() => Ok(()),
+        _ => Err(Answer::err(99991663, MSG)),
+    }
+}
+
+fn route(shared: &Arc<Shared>, r: &Req) -> Answer {
+    let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+    let m = r.method.as_str();
+    match (m, segs.as_slice()) {
+        ("POST", ["open-apis", "auth", "v3", "tenant_access_token", "internal"]) => {
+            tenant_token(shared, r)
+        }
+        ("POST", ["callback", "ws", "endpoint"]) => endpoint(shared, r),
+        (_, ["open-apis", ..]) => {
+            if let Err(a) = auth(shared, r) {
+                return a;
+            }
+            match segs.as_slice() {
+                ["open-apis", "bot", "v3", "info"] if m == "GET" => bot_info(shared),
+                ["open-apis", "im", "v1", rest @ ..] => im::route(shared, r, m, rest),
+                ["open-apis", "cardkit", "v1", rest @ ..] => cardkit::route(shared, r, m, rest),
+                ["open-apis", "interactive", "v1", "card", "update"] if m == "POST" => {
+                    cardkit::delayed_update(shared, r)
+                }
+                [
+                    "open-apis",
+                    "drive",
+                    "v1",
+                    "files",
+                    file,
+                    "comments",
+                    rest @ ..,
+                ] => drive::route(shared, r, m, file, rest),
+                _ => not_found(),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+/// Guess: unknown routes answer the gateway's plain 404 page.
+pub(crate) fn not_found() -> Answer {
+    Answer::text(404, "404 page not found")
+}
+
+fn tenant_token(shared: &Shared, r: &Req) -> Answer {
+    let app_id = r.body.get("app_id").and_then(Value::as_str);
+    let secret = r.body.get("app_secret").and_then(Value::as_str);
+    // Guess: 10003 for an unknown app_id, 10014 for a wrong secret (as the
+    // platform's auth module numbers them); HTTP 400.
+    if app_id != Some(shared.cfg.app_id.as_str()) {
+        return Answer::json(400, json!({"code": 10003, "msg": "invalid param"}));
+    }
+    if secret != Some(shared.cfg.app_secret.as_str()) {
+        return Answer::json(400, json!({"code": 10014, "msg": "app secret invalid"}));
+    }
+    let tok = shared.issue_token();
+    let expire = lock(&shared.inner).tokens.get(&tok).map_or(7200, |exp| {
+        // Round up so a fresh token reports the full 7200.
+        exp.saturating_duration_since(std::time::Instant::now())
+            .as_millis()
+            .div_ceil(1000)
+    });
+    Answer::json(
+        200,
+        json!({"code": 0, "msg": "ok", "tenant_access_token": tok, "expire": expire}),
+    )
+}
+
+fn bot_info(shared: &Shared) -> Answer {
+    Answer::json(
+        200,
+        json!({"code": 0, "msg": "ok", "bot": {
+            "activate_status": 2,
+            "app_name": shared.cfg.bot_name,
+            "avatar_url": "https://s1-imfile.feishucdn.com/static-resource/v1/fake_avatar",
+            "ip_white_list": [],
+            "open_id": shared.cfg.bot_open_id,
+        }}),
+    )
+}
+
+fn endpoint(shared: &Shared, r: &Req) -> Answer {
+    let refusal = lock(&shared.inner).faults.endpoint.pop_front();
+    match refusal {
+        Some(EndpointRefusal::Http500) => return Answer::text(500, "Internal Server Error"),
+        Some(EndpointRefusal::SystemBusy) => {
+            return Answer::json(200, json!({"code": 1, "msg": "system busy", "data": null}));
+        }
+        Some(EndpointRefusal::InternalError) => {
+            return Answer::json(
+                200,
+                json!({"code": 1000040343, "msg": "internal error", "data": null}),
+            );
+        }
+        Some(EndpointRefusal::Code(c)) => {
+            return Answer::json(200, json!({"code": c, "msg": "refused", "data": null}));
+        }
+        None => {}
+    }
+    let id = r.body.get("AppID").and_then(Value::as_str);
+    let secret = r.body.get("AppSecret").and_then(Value::as_str);
+    if id != Some(shared.cfg.app_id.as_str()) || secret != Some(shared.cfg.app_secret.as_str()) {
+        // Guess: the auth module's "app secret invalid"; any code other than
+        // 1 / 1000040343 is fatal for the SDKs, which is what matters.
+        return Answer::json(
+            200,
+            json!({"code": 10014, "msg": "app secret invalid", "data": null}),
+        );
+    }
+    let ticket = shared.new_id("");
+    let device_id = 7_400_000_000_000_000_000u64 + shared.next();
+    let service_id = super::ws::SERVICE_ID;
+    lock(&shared.inner)
+        .tickets
+        .insert(ticket.clone(), std::time::Instant::now());
+    let url = format!(
+        "ws://{}/ws?fpid=493&aid=552564&device_id={device_id}&access_key={}&service_id={service_id}&ticket={ticket}",
+        shared.addr,
+        shared.new_id("")
+    );
+    Answer::json(
+        200,
+        json!({"code": 0, "msg": "ok", "data": {
+            "URL": url,
+            "ClientConfig": shared.cfg.client_config,
+        }}),
+    )
+}

@@ -1,0 +1,506 @@
+//! The fake platform's mutable state, shared by HTTP handlers, WebSocket
+//! sessions and the test-facing handle.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::{
+    ClientConfig, EndpointRefusal, HandshakeRefusal, RecordedAck, RecordedCall, Redelivery,
+};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test panicking while holding a lock must not turn every later
+    // assertion into a poison error that hides the original failure.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub app_id: String,
+    pub app_secret: String,
+    pub bot_open_id: String,
+    pub bot_name: String,
+    pub verification_token: String,
+    pub tenant_key: String,
+    pub redelivery: Redelivery,
+    pub client_config: ClientConfig,
+    pub max_connections: usize,
+}
+
+/// A message as the platform stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub message_id: String,
+    pub chat_id: String,
+    /// `receive_id_type` / `receive_id` used to send it (empty for replies
+    /// and user messages).
+    pub receive_id_type: String,
+    pub receive_id: String,
+    pub msg_type: String,
+    /// The content JSON string as last sent or patched.
+    pub content: String,
+    pub root_id: String,
+    pub parent_id: String,
+    pub thread_id: String,
+    /// `app` for the bot's messages, `user` for users'.
+    pub sender_type: String,
+    pub sender_id: String,
+    pub create_time: String,
+    pub update_time: String,
+    pub updated: bool,
+    pub deleted: bool,
+    /// Set when the content is a CardKit entity reference.
+    pub card_id: Option<String>,
+    /// `uuid` the client sent, if any.
+    pub uuid: Option<String>,
+    /// Number of PATCHes applied.
+    pub patches: usize,
+}
+
+/// A CardKit card entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardState {
+    pub card_id: String,
+    /// The card JSON now (after settings, updates and streamed content).
+    pub json: Value,
+    /// Last accepted `sequence` (0 before any operation).
+    pub sequence: i64,
+    pub streaming_mode: bool,
+    /// The message it was sent as (an entity can be sent once).
+    pub message_id: Option<String>,
+    /// Accepted operations (settings, update, element content…), in order.
+    pub ops: Vec<String>,
+    pub(crate) streaming_since: Option<Instant>,
+}
+
+impl CardState {
+    /// The `content` of the element with this `element_id`, anywhere in the body.
+    pub fn element_content(&self, element_id: &str) -> Option<String> {
+        find_element(&self.json, element_id)
+            .and_then(|e| e.get("content"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    /// `config.summary.content`, the chat-list preview.
+    pub fn summary(&self) -> Option<String> {
+        self.json
+            .pointer("/config/summary/content")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
+pub(crate) fn find_element<'a>(v: &'a Value, element_id: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(map) => {
+            if map.get("element_id").and_then(Value::as_str) == Some(element_id) {
+                return Some(v);
+            }
+            map.values().find_map(|c| find_element(c, element_id))
+        }
+        Value::Array(items) => items.iter().find_map(|c| find_element(c, element_id)),
+        _ => None,
+    }
+}
+
+pub(crate) fn find_element_mut<'a>(v: &'a mut Value, element_id: &str) -> Option<&'a mut Value> {
+    let is_it = v
+        .as_object()
+        .and_then(|m| m.get("element_id"))
+        .and_then(Value::as_str)
+        == Some(element_id);
+    if is_it {
+        return Some(v);
+    }
+    match v {
+        Value::Object(map) => map
+            .values_mut()
+            .find_map(|c| find_element_mut(c, element_id)),
+        Value::Array(items) => items
+            .iter_mut()
+            .find_map(|c| find_element_mut(c, element_id)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatInfo {
+    pub chat_id: String,
+    pub name: String,
+    pub description: String,
+    /// `user_id_list` as sent.
+    pub members: Vec<String>,
+    pub bot_ids: Vec<String>,
+    /// The full create body.
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub reaction_id: String,
+    pub message_id: String,
+    pub emoji_type: String,
+    /// `app` or `user`.
+    pub operator_type: String,
+    pub operator_id: String,
+    pub action_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommentReply {
+    pub reply_id: String,
+    pub user_id: String,
+    pub create_time: i64,
+    /// `content.elements` as sent.
+    pub elements: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub comment_id: String,
+    pub file_token: String,
+    pub user_id: String,
+    pub is_whole: bool,
+    pub is_solved: bool,
+    pub create_time: i64,
+    pub replies: Vec<CommentReply>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FaultKind {
+    Status(u16),
+    RateLimit(u64),
+    Frequency,
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PathFault {
+    pattern: String,
+    remaining: usize,
+    pub kind: FaultKind,
+}
+
+impl PathFault {
+    pub fn new(pattern: &str, n: usize, kind: FaultKind) -> Self {
+        Self {
+            pattern: pattern.to_owned(),
+            remaining: n,
+            kind,
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self.pattern.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == self.pattern,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    pub http: Vec<PathFault>,
+    pub endpoint: VecDeque<EndpointRefusal>,
+    pub handshake: VecDeque<HandshakeRefusal>,
+}
+
+impl Faults {
+    /// Takes the first armed fault for `path`, consuming one use.
+    pub fn take(&mut self, path: &str) -> Option<FaultKind> {
+        let idx = self
+            .http
+            .iter()
+            .position(|f| f.remaining > 0 && f.matches(path))?;
+        let fault = &mut self.http[idx];
+        fault.remaining -= 1;
+        let kind = fault.kind.clone();
+        if fault.remaining == 0 {
+            self.http.remove(idx);
+        }
+        Some(kind)
+    }
+}
+
+/// A pushed message awaiting ACK.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    /// The encoded frames (one per fragment).
+    pub frames: Vec<Vec<u8>>,
+    /// The decoded frames, to check ACK echoes against.
+    pub sent: Vec<fcx_proto::pbbp2::Frame>,
+    pub acked: bool,
+    pub sends: usize,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub tokens: HashMap<String, Instant>,
+    pub calls: Vec<RecordedCall>,
+    pub acks: Vec<RecordedAck>,
+    pub pings: usize,
+    pub connects: usize,
+    pub violations: Vec<String>,
+    pub messages: Vec<StoredMessage>,
+    /// (uuid) → (message_id, when) for the 1 h idempotency window.
+    pub uuids: HashMap<String, (String, Instant)>,
+    pub cards: HashMap<String, CardState>,
+    pub chats: Vec<ChatInfo>,
+    pub reactions: Vec<Reaction>,
+    pub resources: HashMap<(String, String), (String, Vec<u8>)>,
+    pub comments: Vec<Comment>,
+    /// callback token → (open_message_id, issued, uses)
+    pub callback_tokens: HashMap<String, (String, Instant, u32)>,
+    pub faults: Faults,
+    pub pong_config: Option<ClientConfig>,
+    /// Endpoint tickets not yet used for a handshake.
+    pub tickets: HashMap<String, Instant>,
+    pub deliveries: HashMap<String, Delivery>,
+    /// Sliding one-second windows keyed by limit name.
+    pub windows: HashMap<String, VecDeque<Instant>>,
+    pub round_robin: usize,
+}
+
+impl Inner {
+    /// Admits one more event under `limit` per second for `key`; false when
+    /// the window is full (the refused call does not count).
+    pub fn admit(&mut self, key: &str, limit: usize) -> bool {
+        let now = Instant::now();
+        let window = self.windows.entry(key.to_owned()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit {
+            return false;
+        }
+        window.push_back(now);
+        true
+    }
+}
+
+/// What a WebSocket session is told to do.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Binary(Vec<u8>),
+    /// Close the TCP socket without a close handshake.
+    Drop,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub id: u64,
+    pub tx: mpsc::UnboundedSender<Outbound>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub cfg: Config,
+    pub addr: SocketAddr,
+    pub inner: Mutex<Inner>,
+    pub conns: Mutex<Vec<Conn>>,
+    pub tasks: Mutex<JoinSet<()>>,
+    /// Bumped on every state change tests may wait for.
+    pub changed: watch::Sender<u64>,
+    counter: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(cfg: Config, addr: SocketAddr) -> Self {
+        Self {
+            cfg,
+            addr,
+            inner: Mutex::new(Inner::default()),
+            conns: Mutex::new(Vec::new()),
+            tasks: Mutex::new(JoinSet::new()),
+            changed: watch::channel(0).0,
+            counter: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// An id that looks like the platform's: prefix + hex, unique per fake.
+    pub fn new_id(&self, prefix: &str) -> String {
+        let n = self.next();
+        let salt = (now_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!("{prefix}{:016x}{n:08x}", salt ^ n.rotate_left(17))
+    }
+
+    pub fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Spawns a task owned by the fake (aborted when the handle drops).
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = lock(&self.tasks);
+        // Reap finished tasks so a long test does not accumulate them.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(fut);
+    }
+
+    pub async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Inner) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.changed.subscribe();
+        loop {
+            // Subscribed before checking, so a change in between still wakes us.
+            rx.borrow_and_update();
+            if let Some(v) = check(&lock(&self.inner)) {
+                return Ok(v);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => bail!("fake Feishu stopped"),
+                Err(_) => bail!("timed out"),
+            }
+        }
+    }
+
+    pub fn issue_token(&self) -> String {
+        let mut inner = lock(&self.inner);
+        let now = Instant::now();
+        inner.tokens.retain(|_, exp| *exp > now);
+        // The platform returns the current token until it has < 30 min left.
+        if let Some((tok, _)) = inner
+            .tokens
+            .iter()
+            .filter(|(_, exp)| exp.duration_since(now) >= Duration::from_secs(30 * 60))
+            .max_by_key(|(_, exp)| **exp)
+        {
+            return tok.clone();
+        }
+        let tok = self.new_id("t-g1044");
+        inner
+            .tokens
+            .insert(tok.clone(), now + Duration::from_secs(7200));
+        tok
+    }
+
+    pub fn issue_callback_token(&self, open_message_id: &str) -> String {
+        let tok = self.new_id("c-");
+        lock(&self.inner)
+            .callback_tokens
+            .insert(tok.clone(), (open_message_id.to_owned(), Instant::now(), 0));
+        tok
+    }
+
+    pub fn add_user_message(&self, chat_id: &str, msg_type: &str, content: &Value) -> String {
+        let id = self.new_id("om_");
+        let ms = now_ms().to_string();
+        let msg = StoredMessage {
+            message_id: id.clone(),
+            chat_id: chat_id.to_owned(),
+            receive_id_type: String::new(),
+            receive_id: String::new(),
+            msg_type: msg_type.to_owned(),
+            content: content.to_string(),
+            root_id: String::new(),
+            parent_id: String::new(),
+            thread_id: String::new(),
+            sender_type: "user".to_owned(),
+            sender_id: String::new(),
+            create_time: ms.clone(),
+            update_time: ms,
+            updated: false,
+            deleted: false,
+            card_id: None,
+            uuid: None,
+            patches: 0,
+        };
+        lock(&self.inner).messages.push(msg);
+        self.bump();
+        id
+    }
+
+    /// Registers the message inside a pushed `im.message.receive_v1` event.
+    pub fn register_event_message(&self, event: &Value) {
+        if event.pointer("/header/event_type").and_then(Value::as_str)
+            != Some("im.message.receive_v1")
+        {
+            return;
+        }
+        let Some(m) = event.pointer("/event/message") else {
+            return;
+        };
+        let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let id = s("message_id");
+        if id.is_empty() {
+            return;
+        }
+        let mut inner = lock(&self.inner);
+        if inner.messages.iter().any(|x| x.message_id == id) {
+            return;
+        }
+        inner.messages.push(StoredMessage {
+            message_id: id,
+            chat_id: s("chat_id"),
+            receive_id_type: String::new(),
+            receive_id: String::new(),
+            msg_type: s("message_type"),
+            content: s("content"),
+            root_id: s("root_id"),
+            parent_id: s("parent_id"),
+            thread_id: s("thread_id"),
+            sender_type: "user".to_owned(),
+            sender_id: event
+                .pointer("/event/sender/sender_id/open_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            create_time: s("create_time"),
+            update_time: s("update_time"),
+            updated: false,
+            deleted: false,
+            card_id: None,
+            uuid: None,
+            patches: 0,
+        });
+    }
+
+    pub fn add_comment(&self, file_token: &str, user: &str, text: &str, is_whole: bool) -> String {
+        let comment_id = format!("{}", 7_000_000_000_000_000_000u64 + self.next());
+        let reply_id = format!("{}", 7_100_000_000_000_000_000u64 + self.next());
+        let now = (now_ms() / 1000) as i64;
+        lock(&self.inner).comments.push(Comment {
+            comment_id: comment_id.clone(),
+            file_token: file_token.to_owned(),
+            user_id: user.to_owned(),
+            is_whole,
+            is_solved: false,
+            create_time: now,
+            replies: vec![CommentReply {
+                reply_id,
+                user_id: user.to_owned(),
+                create_time: now,
+                elements: serde_json::json!([{"type":"text_run","text_run":{"text":text}}]),
+            }],
+        });
+        self.bump();
+        comment_id
+    }
+}
