@@ -12,15 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fcx_config::{AppConfig, Profile};
-use fcx_proto::v1::{self as pb, Actor, QuotedMessage};
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{self as pb, Actor, PlatformInfo, QuotedMessage, gateway_request};
 use futures::future::BoxFuture;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::feishu::frame::AckReply;
-use crate::feishu::http::{ApiError, OpenApiClient, OutgoingMessage, ReceiveIdType, RetryPolicy};
+use crate::feishu::http::{
+    ApiError, CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType, RetryPolicy,
+};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
 use crate::normalize::{self, BotIdentity, Normalized, Options};
 use crate::reply;
@@ -98,42 +101,151 @@ pub async fn run(
         _ = stop.cancelled() => return,
     }
 
+    worker
+        .set_platform(PlatformInfo {
+            platform: app.tenant.as_str().into(),
+            app_id: app.app_id.clone(),
+            // The app owner is not learned yet (it needs the application
+            // info API and its scope); the configured owner is used.
+            owner_id: String::new(),
+            bot_id: bot.open_id.clone(),
+            bot_name: bot.name.clone(),
+        })
+        .await;
+
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(1024);
-    let handler = Arc::new(Handler {
+    let handler = Arc::new(SharedHandler(Arc::new(Handler {
         profile: profile.name.clone(),
         worker: worker.clone(),
         http: http.clone(),
         bot: bot.clone(),
         outbound: out_tx,
         recent: Mutex::new(VecDeque::new()),
-    });
-    let (ws, ws_status) = WsClient::new(
-        Arc::new(http.clone()),
-        Arc::new(SharedHandler(handler)),
-        WsOptions::default(),
-    );
+    })));
+    let reconnect = Arc::new(Notify::new());
     let tasks = tokio_util::task::TaskTracker::new();
-    {
-        let stop = stop.clone();
-        let status = status.clone();
-        let name = profile.name.clone();
-        tasks.spawn(async move {
-            let reason = ws.run(stop).await;
-            tracing::warn!(profile = %name, %reason, "long connection stopped");
-            status.set(|v| v.state = format!("stopped: {reason}"));
-        });
+    match &app.webhook {
+        // The platform delivers by one subscription mode at a time.
+        Some(hook) => {
+            let keys = match webhook_keys(hook) {
+                Ok(k) => k,
+                Err(why) => {
+                    tracing::error!(profile = %profile.name, "{why}");
+                    status.set(|v| v.state = format!("stopped: {why}"));
+                    return;
+                }
+            };
+            status.set(|v| v.state = format!("webhook on {}", hook.listen));
+            let h = handler.clone();
+            let on_event: crate::webhook::Handler = Arc::new(move |payload: Vec<u8>| {
+                let h = h.clone();
+                Box::pin(async move { webhook_event(h, payload).await })
+            });
+            let listen = hook.listen;
+            let stop = stop.clone();
+            let status = status.clone();
+            tasks.spawn(async move {
+                if let Err(e) = crate::webhook::serve(listen, keys, on_event, stop).await {
+                    tracing::error!(%listen, error = %e, "the webhook listener failed");
+                    status.set(|v| v.state = format!("stopped: cannot listen on {listen}: {e}"));
+                }
+            });
+        }
+        None => {
+            tasks.spawn(long_connection(
+                profile.name.clone(),
+                http.clone(),
+                handler,
+                status.clone(),
+                reconnect.clone(),
+                stop.clone(),
+            ));
+        }
     }
-    tasks.spawn(mirror_status(ws_status, status.clone(), stop.clone()));
     tasks.spawn(outbound(
         profile.name.clone(),
         http,
         worker,
         bot,
         out_rx,
+        reconnect,
         stop.clone(),
     ));
     tasks.close();
     tasks.wait().await;
+}
+
+fn webhook_keys(hook: &fcx_config::WebhookConfig) -> Result<crate::webhook::WebhookKeys, String> {
+    let read = |r: &Option<fcx_config::SecretRef>, what: &str| {
+        r.as_ref()
+            .map(|r| {
+                r.resolve()
+                    .map(|s| s.expose().to_string())
+                    .map_err(|e| format!("cannot read the webhook {what}: {e}"))
+            })
+            .transpose()
+    };
+    Ok(crate::webhook::WebhookKeys {
+        encrypt_key: read(&hook.encrypt_key, "encrypt key")?,
+        verification_token: read(&hook.verification_token, "verification token")?,
+    })
+}
+
+/// A webhook event takes the long connection's path; the ACK becomes the
+/// HTTP answer (an error status makes the platform retry).
+async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::webhook::Reply {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+        return crate::webhook::Reply::Ack(json!({"msg": "success"}));
+    };
+    let ev = InboundEvent {
+        kind: "event".into(),
+        message_id: "webhook".into(),
+        trace_id: None,
+        payload: value,
+        received_at: SystemTime::now(),
+    };
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    match tokio::time::timeout_at(deadline, h.handle(ev, deadline)).await {
+        Ok(AckReply::Ok) => crate::webhook::Reply::Ack(json!({"msg": "success"})),
+        Ok(AckReply::OkWithData(v)) => crate::webhook::Reply::Ack(v),
+        Ok(AckReply::Error | AckReply::NoAck) | Err(_) => crate::webhook::Reply::Retry,
+    }
+}
+
+/// The long connection, restarted as a fresh session on `/reconnect`
+/// (runs are unaffected: replies go over HTTP).
+async fn long_connection(
+    profile: String,
+    http: OpenApiClient,
+    handler: Arc<SharedHandler>,
+    status: ChannelStatus,
+    reconnect: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let source = Arc::new(http);
+    loop {
+        let session = stop.child_token();
+        let (ws, ws_status) = WsClient::new(source.clone(), handler.clone(), WsOptions::default());
+        let mirror = tokio::spawn(mirror_status(ws_status, status.clone(), session.clone()));
+        let run = ws.run(session.clone());
+        tokio::pin!(run);
+        let ended = tokio::select! {
+            r = &mut run => Some(r),
+            _ = reconnect.notified() => {
+                tracing::info!(%profile, "reconnecting the long connection on request");
+                session.cancel();
+                let _ = (&mut run).await;
+                None
+            }
+        };
+        session.cancel();
+        let _ = mirror.await;
+        if let Some(reason) = ended {
+            tracing::warn!(%profile, %reason, "long connection stopped");
+            status.set(|v| v.state = format!("stopped: {reason}"));
+            return;
+        }
+    }
 }
 
 async fn bot_identity(
@@ -339,6 +451,7 @@ async fn outbound(
     worker: Arc<WorkerHandle>,
     bot: BotIdentity,
     mut rx: mpsc::Receiver<Outbound>,
+    reconnect: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let mut events = worker.subscribe();
@@ -346,7 +459,10 @@ async fn outbound(
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => post_event(&http, &ev, &tag).await,
+                Ok(ev) => {
+                    gateway_work(&http, &worker, &ev, &tag, &reconnect).await;
+                    post_event(&http, &ev, &tag).await;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
                 }
@@ -372,6 +488,76 @@ async fn outbound(
                 None => return,
             },
             _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// What a command asked of the gateway itself (`/new group`, `/reconnect`).
+async fn gateway_work(
+    http: &OpenApiClient,
+    worker: &WorkerHandle,
+    ev: &pb::WorkerEvent,
+    tag: &str,
+    reconnect: &Notify,
+) {
+    let Some(Kind::CommandReply(c)) = &ev.kind else {
+        return;
+    };
+    let Some(kind) = c.gateway_request.as_ref().and_then(|r| r.kind.as_ref()) else {
+        return;
+    };
+    match kind {
+        gateway_request::Kind::Reconnect(_) => reconnect.notify_one(),
+        gateway_request::Kind::CreateGroup(cg) => {
+            let requester = cg.requester.clone().unwrap_or_default();
+            let req = CreateChat {
+                name: Some(cg.name.clone()).filter(|n| !n.is_empty()),
+                user_id_list: vec![requester.id.clone()],
+                // The event log can replay after a gateway crash: the same
+                // key makes a replay create no second group.
+                uuid: Some(format!("fcxg{tag}-{}", ev.seq)),
+                ..Default::default()
+            };
+            let outcome = match http.create_chat(&req).await {
+                Ok(chat) if !chat.chat_id.is_empty() => {
+                    let act = worker
+                        .act(pb::Action {
+                            kind: pb::ActionKind::GroupCreated as i32,
+                            scope: format!("chat:{}", chat.chat_id),
+                            actor: Some(requester),
+                            source_scope: cg.inherit_from_scope.clone(),
+                            chat_id: chat.chat_id.clone(),
+                            ..Default::default()
+                        })
+                        .await;
+                    match act {
+                        Ok(r) if r.ok => {
+                            let msg = OutgoingMessage::new("post", reply::post_content(&cg.welcome))
+                                .with_uuid(format!("fcxw{tag}-{}", ev.seq));
+                            if let Err(e) =
+                                http.send_message(ReceiveIdType::ChatId, &chat.chat_id, &msg).await
+                            {
+                                tracing::warn!(error = %e, "cannot post the new group's welcome");
+                            }
+                            Ok(())
+                        }
+                        Ok(r) => Err(r.message),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Ok(_) => Err("the platform returned no chat id".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = outcome {
+                tracing::warn!(scope = %ev.scope, %why, "cannot create the group");
+                if !ev.reply_to.is_empty() {
+                    let msg = OutgoingMessage::new(
+                        "post",
+                        reply::post_content(&format!("❌ The group could not be created: {why}")),
+                    );
+                    let _ = http.reply_message(&ev.reply_to, &msg, false).await;
+                }
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use fcx_config::Home;
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
 use fcx_proto::v1::{
-    Ack, EventsRequest, HelloRequest, Inbound, ShutdownRequest, StatusRequest, WorkerEvent,
-    WorkerStatus,
+    Ack, ActResult, Action, EventsRequest, HelloRequest, Inbound, PlatformInfo, ShutdownRequest,
+    StatusRequest, WorkerEvent, WorkerStatus,
 };
 use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION, version_mismatch_message};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -101,6 +101,9 @@ pub struct WorkerHandle {
     notices: broadcast::Sender<Notice>,
     /// Next event seq to ask for.
     cursor: AtomicU64,
+    /// What the channel learned about the platform; sent to every worker
+    /// incarnation right after Hello.
+    platform: Mutex<Option<PlatformInfo>>,
     ready: Notify,
     restart: Notify,
     stop: CancellationToken,
@@ -130,6 +133,7 @@ impl WorkerHandle {
             events,
             notices,
             cursor: AtomicU64::new(0),
+            platform: Mutex::new(None),
             ready: Notify::new(),
             restart: Notify::new(),
             stop,
@@ -203,6 +207,28 @@ impl WorkerHandle {
                 tonic::Code::ResourceExhausted => Err(DeliverError::Busy(s.message().to_string())),
                 _ => Err(DeliverError::Unavailable(self.profile.clone())),
             },
+        }
+    }
+
+    /// A verified action (card button, a group the gateway created).
+    pub async fn act(&self, action: Action) -> Result<ActResult, DeliverError> {
+        let Some(mut c) = self.client() else {
+            return Err(DeliverError::Unavailable(self.profile.clone()));
+        };
+        c.act(action)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| DeliverError::Refused(s.message().to_string()))
+    }
+
+    /// Remember the platform identity and tell the worker (now, if it is
+    /// up, and after every restart).
+    pub async fn set_platform(&self, info: PlatformInfo) {
+        if let Ok(mut p) = self.platform.lock() {
+            *p = Some(info.clone());
+        }
+        if let Some(c) = self.client() {
+            send_platform(c, &self.profile, info).await;
         }
     }
 
@@ -395,6 +421,10 @@ impl WorkerHandle {
             s.phase = Phase::Ready;
             s.last_error.clear();
         }
+        let platform = self.platform.lock().ok().and_then(|p| p.clone());
+        if let Some(info) = platform {
+            send_platform(client.clone(), &self.profile, info).await;
+        }
         self.ready.notify_waiters();
         let _ = self.notices.send(Notice::Ready {
             pid: pid.unwrap_or(0),
@@ -511,6 +541,17 @@ impl WorkerHandle {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+async fn send_platform(mut c: WorkerClient<Channel>, profile: &str, info: PlatformInfo) {
+    match tokio::time::timeout(Duration::from_secs(5), c.set_platform(info)).await {
+        Ok(Ok(ack)) => {
+            let ack = ack.into_inner();
+            tracing::info!(profile, owner_source = %ack.owner_source, "platform identity sent to the worker");
+        }
+        Ok(Err(s)) => tracing::warn!(profile, error = %s.message(), "the worker refused the platform identity"),
+        Err(_) => tracing::warn!(profile, "the worker did not take the platform identity in time"),
     }
 }
 

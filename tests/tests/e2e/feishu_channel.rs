@@ -380,3 +380,178 @@ fn bad_credentials_stop_the_channel_with_a_reason_and_fcxd_keeps_running() {
     }
     assert!(!home.read_logs().contains("wrong-secret"));
 }
+
+#[test]
+fn new_group_creates_an_enabled_chat_that_inherits_the_workspace() {
+    let e = env();
+    let ev = e.fake.events().p2p_text("oc_p2p10", USER, "/new group fcx team");
+    let om = message_id(&ev);
+    e.push(&ev);
+    let deadline = Instant::now() + WAIT;
+    let chat = loop {
+        if let Some(c) = e.fake.chats().into_iter().next() {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no group created; replies: {:?}\n{}",
+            e.replies_to(&om),
+            e.home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A welcome lands in the new group, and it is enabled for a mention.
+    let deadline = Instant::now() + WAIT;
+    while !e
+        .fake
+        .messages()
+        .iter()
+        .any(|m| m.sender_type == "app" && m.chat_id == chat.chat_id)
+    {
+        assert!(Instant::now() < deadline, "no welcome in the new group");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ask = e.fake.events().group_text(&chat.chat_id, USER, "first task", true);
+    let om_ask = message_id(&ask);
+    e.push(&ask);
+    e.wait_reply(&om_ask, "hello from fake codex");
+}
+
+#[test]
+fn reconnect_command_opens_a_fresh_long_connection() {
+    let e = env();
+    assert_eq!(e.fake.connects(), 1);
+    let ev = e.fake.events().p2p_text("oc_p2p11", USER, "/reconnect");
+    e.push(&ev);
+    let deadline = Instant::now() + WAIT;
+    while e.fake.connects() < 2 {
+        assert!(Instant::now() < deadline, "no reconnect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ev = e.fake.events().p2p_text("oc_p2p11", USER, "after /reconnect");
+    let om = message_id(&ev);
+    e.push(&ev);
+    e.wait_reply(&om, "hello from fake codex");
+}
+
+mod webhook {
+    use super::*;
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    use std::io::{Read as _, Write as _};
+
+    const EK: &str = "encrypt-key-for-tests";
+    const VT: &str = "verification-token-for-tests";
+
+    fn encrypt(plain: &[u8]) -> String {
+        let k: [u8; 32] = Sha256::digest(EK.as_bytes()).into();
+        let iv = [9u8; 16];
+        let enc = cbc::Encryptor::<aes::Aes256>::new_from_slices(&k, &iv).expect("key");
+        let mut out = iv.to_vec();
+        out.extend(enc.encrypt_padded_vec_mut::<Pkcs7>(plain));
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    fn post(port: u16, body: &str, signed: bool) -> (u16, String) {
+        let ts = "1700000000";
+        let nonce = "nonce-1";
+        let mut h = Sha256::new();
+        h.update(ts.as_bytes());
+        h.update(nonce.as_bytes());
+        h.update(EK.as_bytes());
+        h.update(body.as_bytes());
+        let sig = if signed {
+            hex::encode(h.finalize())
+        } else {
+            "0".repeat(64)
+        };
+        let req = format!(
+            "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             X-Lark-Request-Timestamp: {ts}\r\nX-Lark-Request-Nonce: {nonce}\r\nX-Lark-Signature: {sig}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+
+    #[test]
+    fn signed_encrypted_events_are_answered_and_forgeries_refused() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let fake = rt
+            .block_on(FakeFeishu::builder().verification_token(VT).start())
+            .expect("fake");
+        let home = TestHome::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        std::fs::write(home.root.join("ek"), EK).expect("ek");
+        std::fs::write(home.root.join("vt"), VT).expect("vt");
+        let cfg = format!(
+            "{}[profiles.default.app.webhook]\nlisten = \"127.0.0.1:{port}\"\nencrypt_key = \"file:{}\"\nverification_token = \"file:{}\"\n",
+            home.feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER),
+            home.root.join("ek").display(),
+            home.root.join("vt").display(),
+        );
+        home.write_config(&cfg);
+        let _fcxd = Fcxd::daemon(&home);
+        // URL verification, as the console does when the URL is saved.
+        let challenge = serde_json::json!({
+            "encrypt": encrypt(br#"{"challenge":"ch-42","token":"verification-token-for-tests","type":"url_verification"}"#)
+        })
+        .to_string();
+        let deadline = Instant::now() + WAIT;
+        let (status, body) = loop {
+            let r = std::panic::catch_unwind(|| post(port, &challenge, false));
+            if let Ok(r) = r
+                && r.0 != 0
+            {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "the webhook never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("ch-42"), "{body}");
+
+        let ev = fake.events().p2p_text("oc_hook1", USER, "over the webhook");
+        let om = message_id(&ev);
+        let enc = serde_json::json!({"encrypt": encrypt(ev.to_string().as_bytes())}).to_string();
+        let (status, _) = post(port, &enc, false);
+        assert_eq!(status, 401, "an unsigned event is refused");
+        let (status, body) = post(port, &enc, true);
+        assert_eq!(status, 200, "{body}");
+        // The fake never saw the user's message (it came by webhook), so the
+        // reply falls back to a message in the chat.
+        let _ = om;
+        let deadline = Instant::now() + WAIT;
+        while !fake.messages().iter().any(|m| {
+            m.sender_type == "app" && m.chat_id == "oc_hook1" && m.content.contains("hello from fake codex")
+        }) {
+            assert!(Instant::now() < deadline, "no reply\n{}", home.read_logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The same delivery again: acknowledged, not run twice.
+        let (status, _) = post(port, &enc, true);
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(home.fake_records().len(), 1);
+        assert_eq!(fake.connection_count(), 0, "no long connection in webhook mode");
+    }
+}
