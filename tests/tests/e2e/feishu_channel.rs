@@ -555,3 +555,73 @@ mod webhook {
         assert_eq!(fake.connection_count(), 0, "no long connection in webhook mode");
     }
 }
+
+#[test]
+fn a_quoted_parent_reaches_the_prompt() {
+    let e = env();
+    let parent = e.fake.events().p2p_text("oc_p2p12", USER, "the original question");
+    let parent_om = message_id(&parent);
+    let f = e.push(&parent);
+    e.rt.block_on(e.fake.wait_for_ack(&f, WAIT)).expect("ACK");
+    e.wait_reply(&parent_om, "hello from fake codex");
+    let quote = e
+        .fake
+        .events()
+        .quote_text("oc_p2p12", "p2p", USER, "and about that?", &parent_om);
+    let om = message_id(&quote);
+    e.push(&quote);
+    e.wait_reply(&om, "hello from fake codex");
+    let prompts: Vec<String> = e
+        .home
+        .fake_records()
+        .iter()
+        .map(|r| r["prompt"].as_str().unwrap_or("").to_string())
+        .collect();
+    let last = prompts.last().cloned().unwrap_or_default();
+    assert!(last.contains("<quoted_messages>"), "{last}");
+    assert!(last.contains("the original question"), "{last}");
+}
+
+#[test]
+fn a_redelivery_after_an_fcxd_restart_is_still_recognised() {
+    let mut e = env();
+    let ev = e.fake.events().p2p_text("oc_p2p13", USER, "once across restarts");
+    let om = message_id(&ev);
+    let frame = e.push(&ev);
+    e.rt.block_on(e.fake.wait_for_ack(&frame, WAIT)).expect("ACK");
+    e.wait_reply(&om, "hello from fake codex");
+    e.fcxd.signal(Signal::SIGTERM);
+    assert!(e.fcxd.wait_exit(WAIT).success());
+    e.fcxd = Fcxd::daemon(&e.home);
+    let deadline = Instant::now() + WAIT;
+    while e.fake.connection_count() < 1 {
+        assert!(Instant::now() < deadline, "no reconnect after restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.rt.block_on(e.fake.push_duplicate(&frame))
+        .expect("duplicate after restart");
+    let deadline = Instant::now() + WAIT;
+    while e.fake.acks().iter().filter(|a| a.message_id == frame).count() < 2 {
+        assert!(Instant::now() < deadline, "the redelivery was not acknowledged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(e.home.fake_records().len(), 1, "one run");
+    assert_eq!(e.replies_to(&om).len(), 1, "one answer");
+}
+
+#[test]
+fn a_worker_killed_before_it_accepted_leaves_the_event_for_redelivery() {
+    let e = env();
+    let st = e.rt.block_on(e.home.status());
+    let worker = nix::unistd::Pid::from_raw(st.profiles[0].worker_pid as i32);
+    nix::sys::signal::kill(worker, Signal::SIGKILL).expect("kill -9");
+    let ev = e.fake.events().p2p_text("oc_p2p14", USER, "while the worker is down");
+    let om = message_id(&ev);
+    let frame = e.push(&ev);
+    e.wait_reply(&om, "hello from fake codex");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(e.home.fake_records().len(), 1, "processed once");
+    assert_eq!(e.replies_to(&om).len(), 1);
+    assert!(e.fake.acks().iter().any(|a| a.message_id == frame));
+}
