@@ -94,6 +94,9 @@ pub struct AppConfig {
     /// Webhook ingress, for apps that cannot use the long connection; off
     /// unless configured.
     pub webhook: Option<WebhookConfig>,
+    /// Messages older than this when they arrive are stale replays and are
+    /// dropped (the platform retries for hours).
+    pub stale_after_secs: u64,
 }
 
 /// A loopback-bound HTTP listener; a reverse proxy or tunnel forwards the
@@ -266,6 +269,7 @@ struct RawApp {
     app_id: String,
     app_secret: String,
     webhook: Option<RawWebhook>,
+    stale_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -559,12 +563,20 @@ fn build_profile(
                     })
                 }
             };
+            let stale_after_secs = a.stale_after_secs.unwrap_or(30 * 60);
+            if stale_after_secs < 60 {
+                return Err(invalid(
+                    ".app.stale_after_secs",
+                    "must be at least 60 (the platform's first retry comes after 15 s)".into(),
+                ));
+            }
             Some(AppConfig {
                 tenant,
                 base_url,
                 app_id: a.app_id,
                 app_secret,
                 webhook,
+                stale_after_secs,
             })
         }
     };
@@ -783,6 +795,7 @@ network = true
         assert_eq!(app.base_url, "https://open.larksuite.com");
         assert_eq!(app.app_secret, SecretRef::Env("LARK_SECRET".into()));
         assert!(app.webhook.is_none());
+        assert_eq!(app.stale_after_secs, 1800);
         assert_eq!(p.access.owner.as_deref(), Some("ou_owner"));
         assert_eq!(p.access.admins, vec!["ou_a".to_string()]);
         assert!(!p.access.require_mention_in_group);

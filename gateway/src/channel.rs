@@ -29,8 +29,6 @@ use crate::normalize::{self, BotIdentity, Normalized, Options};
 use crate::reply;
 use crate::supervisor::{DeliverError, WorkerHandle, now_ms};
 
-/// Replays older than this are dropped (the platform retries for hours).
-const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// How long a quoted parent may take to fetch inside the ACK window.
 const QUOTE_BUDGET: Duration = Duration::from_millis(700);
 /// Message ids remembered in memory; the worker's journal is the durable
@@ -121,6 +119,7 @@ pub async fn run(
         bot: bot.clone(),
         outbound: out_tx,
         recent: Mutex::new(VecDeque::new()),
+        stale_after: Duration::from_secs(app.stale_after_secs),
     })));
     let reconnect = Arc::new(Notify::new());
     let tasks = tokio_util::task::TaskTracker::new();
@@ -330,6 +329,8 @@ struct Handler {
     bot: BotIdentity,
     outbound: mpsc::Sender<Outbound>,
     recent: Mutex<VecDeque<String>>,
+    /// Replays older than this are dropped (the platform retries for hours).
+    stale_after: Duration,
 }
 
 impl Handler {
@@ -351,7 +352,7 @@ impl Handler {
 
     async fn on_event(self: Arc<Self>, ev: InboundEvent, deadline: Instant) -> AckReply {
         let opts = Options {
-            stale_after_ms: STALE_AFTER.as_millis() as i64,
+            stale_after_ms: self.stale_after.as_millis() as i64,
             now_ms: now_ms(),
         };
         let n = match normalize::normalize_value(&ev.payload, &self.bot, &opts) {
@@ -532,10 +533,12 @@ async fn gateway_work(
                         .await;
                     match act {
                         Ok(r) if r.ok => {
-                            let msg = OutgoingMessage::new("post", reply::post_content(&cg.welcome))
-                                .with_uuid(format!("fcxw{tag}-{}", ev.seq));
-                            if let Err(e) =
-                                http.send_message(ReceiveIdType::ChatId, &chat.chat_id, &msg).await
+                            let msg =
+                                OutgoingMessage::new("post", reply::post_content(&cg.welcome))
+                                    .with_uuid(format!("fcxw{tag}-{}", ev.seq));
+                            if let Err(e) = http
+                                .send_message(ReceiveIdType::ChatId, &chat.chat_id, &msg)
+                                .await
                             {
                                 tracing::warn!(error = %e, "cannot post the new group's welcome");
                             }
