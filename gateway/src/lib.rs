@@ -5,10 +5,12 @@
 
 pub mod admin;
 pub mod app;
+pub mod callback;
 pub mod channel;
 pub mod console;
 pub mod feishu;
 pub mod normalize;
+pub mod render;
 pub mod reply;
 pub mod supervisor;
 pub mod webhook;

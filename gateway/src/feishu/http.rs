@@ -718,6 +718,38 @@ impl OpenApiClient {
         self.call_field(&spec, "data").await
     }
 
+    /// Any JSON call under `/open-apis/` with the same token handling,
+    /// code checks, rate-limit waits and retries as the typed calls (used
+    /// by `cardkit`). Returns the answer's `data` (`Null` when absent).
+    /// `idempotent`: the request may be resent after a timeout (only say so
+    /// when a resend cannot apply twice).
+    pub async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<serde_json::Value, ApiError> {
+        if !path.starts_with("/open-apis/")
+            || path.contains("..")
+            || path.contains(['?', '#'])
+            || !path.is_ascii()
+        {
+            return Err(ApiError::InvalidArgument(format!(
+                "not an Open Platform path: {:?}",
+                path.chars().take(64).collect::<String>()
+            )));
+        }
+        let mut spec = Spec {
+            idempotent: idempotent || method == Method::GET,
+            ..Spec::new(method, path)
+        };
+        if let Some(b) = body {
+            spec = spec.json(b);
+        }
+        self.call_field(&spec, "data").await
+    }
+
     // ---- long-connection endpoint ---------------------------------------
 
     /// `POST {base}/callback/ws/endpoint` (no auth header; PascalCase body).

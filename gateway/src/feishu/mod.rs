@@ -12,6 +12,7 @@
 //!
 //! Nothing here knows about fcx's chat model: normalization lives elsewhere.
 
+pub mod cardkit;
 pub mod frame;
 pub mod http;
 pub mod ws;

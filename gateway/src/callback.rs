@@ -1,0 +1,938 @@
+//! Signed card-callback tokens (DESIGN §5 "Card callbacks").
+//!
+//! A card button's callback `value` is visible to every member of the chat
+//! and comes back to us verbatim, so it cannot be trusted by itself: every
+//! button carries a token HMAC-SHA256-signed by fcxd over the run, scope,
+//! chat, operator, action, policy fingerprint, expiry, a nonce and the key
+//! version.
+//!
+//! Wire form: `base64url(payload) "." base64url(mac)` (no padding), where
+//! `payload` is a canonical byte encoding (format byte, key version,
+//! expiry, nonce, then length-prefixed UTF-8 fields) and the MAC covers a
+//! domain-separation prefix plus the payload. The MAC is checked (in
+//! constant time) before any field is parsed, so forged input only ever
+//! reaches the header reader.
+//!
+//! Checks, in order: shape and size, key version known and not retired,
+//! signature, strict decode, expiry, operator, scope, chat, action,
+//! fingerprint; then, for a click that will act, the single-use nonce
+//! ([`verify_once`]). The nonce is burnt only after everything else passed,
+//! so another chat member clicking someone else's button cannot use up the
+//! operator's token.
+//!
+//! Keys and tokens are never logged; `Debug` of [`KeyRing`] is redacted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Payload format; bump when the encoding changes.
+const FORMAT: u8 = 1;
+/// Separates these MACs from any other use of the same key.
+const DOMAIN: &[u8] = b"fcx card callback v1\0";
+const MAC_LEN: usize = 32;
+const NONCE_LEN: usize = 16;
+/// Fixed header: format, key version, expiry, nonce.
+const HEADER_LEN: usize = 1 + 4 + 8 + NONCE_LEN;
+/// Bytes per field. Ids on the platform are far shorter; the bound keeps
+/// tokens small enough for a button value.
+pub const MAX_FIELD_BYTES: usize = 512;
+/// Longest token accepted (checked before decoding anything).
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// Shortest key accepted: HMAC-SHA256 wants at least the output size.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// What a token authorizes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub run_id: String,
+    pub scope: String,
+    pub chat_id: String,
+    /// The open_id of the only user allowed to click.
+    pub operator: String,
+    /// e.g. "stop".
+    pub action: String,
+    /// The worker's policy fingerprint when the card was made; a changed
+    /// policy invalidates the button.
+    pub fingerprint: String,
+    /// Unix seconds; the token is refused at and after this instant.
+    pub expires_at: i64,
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl fmt::Debug for Claims {
+    // The nonce is part of the bearer value; keep it out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("run_id", &self.run_id)
+            .field("scope", &self.scope)
+            .field("chat_id", &self.chat_id)
+            .field("operator", &self.operator)
+            .field("action", &self.action)
+            .field("fingerprint", &self.fingerprint)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claims {
+    /// Claims with a fresh random nonce.
+    pub fn new(
+        run_id: impl Into<String>,
+        scope: impl Into<String>,
+        chat_id: impl Into<String>,
+        operator: impl Into<String>,
+        action: impl Into<String>,
+        fingerprint: impl Into<String>,
+        expires_at: i64,
+    ) -> Self {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce);
+        Claims {
+            run_id: run_id.into(),
+            scope: scope.into(),
+            chat_id: chat_id.into(),
+            operator: operator.into(),
+            action: action.into(),
+            fingerprint: fingerprint.into(),
+            expires_at,
+            nonce,
+        }
+    }
+
+    fn fields(&self) -> [&str; 6] {
+        [
+            &self.run_id,
+            &self.scope,
+            &self.chat_id,
+            &self.operator,
+            &self.action,
+            &self.fingerprint,
+        ]
+    }
+}
+
+/// What the click must match: the clicking user and the card's carrier.
+/// `None` skips a check the caller cannot make.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expected<'a> {
+    /// The clicking user's open_id (`event.operator.open_id`).
+    pub operator: &'a str,
+    /// The scope the carrier message belongs to.
+    pub scope: &'a str,
+    /// `event.context.open_chat_id`.
+    pub chat_id: &'a str,
+    pub action: Option<&'a str>,
+    pub run_id: Option<&'a str>,
+    /// The worker's current fingerprint, when known here (the worker checks
+    /// it again on `Act`).
+    pub fingerprint: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unknown key version")]
+    UnknownKey,
+    #[error("retired key version")]
+    RetiredKey,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("expired")]
+    Expired,
+    #[error("operator mismatch")]
+    WrongOperator,
+    #[error("scope mismatch")]
+    WrongScope,
+    #[error("chat mismatch")]
+    WrongChat,
+    #[error("action mismatch")]
+    WrongAction,
+    #[error("run mismatch")]
+    WrongRun,
+    #[error("policy changed")]
+    StaleFingerprint,
+    #[error("already used")]
+    Replayed,
+    /// The nonce store is full of live nonces: refuse rather than forget.
+    #[error("nonce store full")]
+    Busy,
+}
+
+impl Denied {
+    /// The text shown to the clicking user. Deliberately vague about
+    /// anything an attacker could learn from (keys, signatures, formats).
+    pub fn toast(&self) -> &'static str {
+        match self {
+            Denied::Expired => "This button has expired.",
+            Denied::Replayed => "This button was already used.",
+            Denied::WrongOperator => "Only the person who started this run can do that.",
+            Denied::StaleFingerprint => "Settings changed since this card was sent.",
+            Denied::Busy => "Busy, please try again shortly.",
+            _ => "This action is not available.",
+        }
+    }
+
+    /// The callback answer body (feishu.md §1.8): a warning toast.
+    pub fn answer(&self) -> serde_json::Value {
+        serde_json::json!({"toast": {"type": "warning", "content": self.toast()}})
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("a callback key needs at least {MIN_KEY_BYTES} bytes")]
+    TooShort,
+    #[error("key version {0} is already in the ring")]
+    Duplicate(u32),
+    #[error("key version {0} is not in the ring")]
+    Unknown(u32),
+    #[error("the current key version cannot be retired")]
+    RetiringCurrent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    #[error("claim field longer than {MAX_FIELD_BYTES} bytes")]
+    FieldTooLong,
+    #[error("invalid key: {0}")]
+    Key(#[from] KeyError),
+}
+
+struct KeyEntry {
+    key: Vec<u8>,
+    retired: bool,
+}
+
+/// Signing keys by version: the current one signs; older ones still verify
+/// until retired (so cards already in chats keep working across a
+/// rotation). A retired version's key material is dropped.
+pub struct KeyRing {
+    current: u32,
+    keys: BTreeMap<u32, KeyEntry>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let versions: Vec<(u32, bool)> = self.keys.iter().map(|(v, e)| (*v, e.retired)).collect();
+        f.debug_struct("KeyRing")
+            .field("current", &self.current)
+            .field("versions(retired)", &versions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    pub fn new(version: u32, key: Vec<u8>) -> Result<Self, KeyError> {
+        if key.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort);
+        }
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            version,
+            KeyEntry {
+                key,
+                retired: false,
+            },
+        );
+        Ok(KeyRing {
+            current: version,
+            keys,
+        })
+    }
+
+    /// Accepts an older (or pre-staged) key for verification only.
+    pub fn accept(&mut self, version: u32, key: Vec<u8>) -> Result<(), KeyError> {
+        if key.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort);
+        }
+        if self.keys.contains_key(&version) {
+            return Err(KeyError::Duplicate(version));
+        }
+        self.keys.insert(
+            version,
+            KeyEntry {
+                key,
+                retired: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes `version` (with `key`) the signing key; the previous one keeps
+    /// verifying until retired.
+    pub fn rotate(&mut self, version: u32, key: Vec<u8>) -> Result<(), KeyError> {
+        self.accept(version, key)?;
+        self.current = version;
+        Ok(())
+    }
+
+    /// Stops accepting `version` and drops its key.
+    pub fn retire(&mut self, version: u32) -> Result<(), KeyError> {
+        if version == self.current {
+            return Err(KeyError::RetiringCurrent);
+        }
+        let e = self
+            .keys
+            .get_mut(&version)
+            .ok_or(KeyError::Unknown(version))?;
+        e.retired = true;
+        e.key.clear();
+        Ok(())
+    }
+
+    pub fn current_version(&self) -> u32 {
+        self.current
+    }
+
+    /// Signs with the current key.
+    pub fn sign(&self, claims: &Claims) -> Result<String, SignError> {
+        let e = self
+            .keys
+            .get(&self.current)
+            .ok_or(KeyError::Unknown(self.current))?;
+        sign(claims, &e.key, self.current)
+    }
+
+    fn key_for(&self, version: u32) -> Result<&[u8], Denied> {
+        match self.keys.get(&version) {
+            None => Err(Denied::UnknownKey),
+            Some(e) if e.retired => Err(Denied::RetiredKey),
+            Some(e) => Ok(&e.key),
+        }
+    }
+}
+
+fn mac_for(key: &[u8], payload: &[u8]) -> Result<HmacSha256, KeyError> {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).map_err(|_| KeyError::TooShort)?;
+    mac.update(DOMAIN);
+    mac.update(payload);
+    Ok(mac)
+}
+
+fn encode_payload(c: &Claims, key_version: u32) -> Result<Vec<u8>, SignError> {
+    let mut p = Vec::with_capacity(HEADER_LEN + 128);
+    p.push(FORMAT);
+    p.extend_from_slice(&key_version.to_be_bytes());
+    p.extend_from_slice(&c.expires_at.to_be_bytes());
+    p.extend_from_slice(&c.nonce);
+    for f in c.fields() {
+        if f.len() > MAX_FIELD_BYTES {
+            return Err(SignError::FieldTooLong);
+        }
+        // MAX_FIELD_BYTES < u16::MAX, so the cast is exact.
+        p.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        p.extend_from_slice(f.as_bytes());
+    }
+    Ok(p)
+}
+
+/// Signs `claims` with `key` as version `key_version`.
+pub fn sign(claims: &Claims, key: &[u8], key_version: u32) -> Result<String, SignError> {
+    if key.len() < MIN_KEY_BYTES {
+        return Err(KeyError::TooShort.into());
+    }
+    let payload = encode_payload(claims, key_version)?;
+    let tag = mac_for(key, &payload)?.finalize().into_bytes();
+    let mut t = URL_SAFE_NO_PAD.encode(&payload);
+    t.push('.');
+    t.push_str(&URL_SAFE_NO_PAD.encode(tag));
+    Ok(t)
+}
+
+/// Splits and decodes a token: payload and tag bytes. Shape only.
+fn split_token(token: &str) -> Result<(Vec<u8>, Vec<u8>), Denied> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(Denied::Malformed);
+    }
+    let (p, m) = token.split_once('.').ok_or(Denied::Malformed)?;
+    if p.is_empty() || m.is_empty() || m.contains('.') {
+        return Err(Denied::Malformed);
+    }
+    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| Denied::Malformed)?;
+    let tag = URL_SAFE_NO_PAD.decode(m).map_err(|_| Denied::Malformed)?;
+    if tag.len() != MAC_LEN || payload.len() < HEADER_LEN {
+        return Err(Denied::Malformed);
+    }
+    Ok((payload, tag))
+}
+
+/// Strict decode of a (signature-checked) payload: every byte accounted
+/// for, UTF-8 fields within bounds.
+fn parse_payload(p: &[u8]) -> Result<(u32, Claims), Denied> {
+    let mut r = Reader(p);
+    if r.take(1)? != [FORMAT] {
+        return Err(Denied::Malformed);
+    }
+    let version = u32::from_be_bytes(r.array()?);
+    let expires_at = i64::from_be_bytes(r.array()?);
+    let nonce: [u8; NONCE_LEN] = r.array()?;
+    let mut fields: [String; 6] = Default::default();
+    for f in &mut fields {
+        let len = u16::from_be_bytes(r.array()?) as usize;
+        if len > MAX_FIELD_BYTES {
+            return Err(Denied::Malformed);
+        }
+        *f = std::str::from_utf8(r.take(len)?)
+            .map_err(|_| Denied::Malformed)?
+            .to_string();
+    }
+    if !r.0.is_empty() {
+        return Err(Denied::Malformed);
+    }
+    let [run_id, scope, chat_id, operator, action, fingerprint] = fields;
+    Ok((
+        version,
+        Claims {
+            run_id,
+            scope,
+            chat_id,
+            operator,
+            action,
+            fingerprint,
+            expires_at,
+            nonce,
+        },
+    ))
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Denied> {
+        if self.0.len() < n {
+            return Err(Denied::Malformed);
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Denied> {
+        self.take(N)?.try_into().map_err(|_| Denied::Malformed)
+    }
+}
+
+/// Checks a token without consuming it (for a click that only asks, or
+/// before [`NonceStore::consume`]). `now` is unix seconds.
+pub fn verify(
+    token: &str,
+    keys: &KeyRing,
+    now: i64,
+    expected: &Expected<'_>,
+) -> Result<Claims, Denied> {
+    let (payload, tag) = split_token(token)?;
+    let version_bytes: [u8; 4] = payload
+        .get(1..5)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Denied::Malformed)?;
+    let key = keys.key_for(u32::from_be_bytes(version_bytes))?;
+    mac_for(key, &payload)
+        .map_err(|_| Denied::UnknownKey)?
+        .verify_slice(&tag)
+        .map_err(|_| Denied::BadSignature)?;
+    let (_, claims) = parse_payload(&payload)?;
+    if now >= claims.expires_at {
+        return Err(Denied::Expired);
+    }
+    if expected.operator.is_empty() || claims.operator != expected.operator {
+        return Err(Denied::WrongOperator);
+    }
+    if claims.scope != expected.scope {
+        return Err(Denied::WrongScope);
+    }
+    if claims.chat_id != expected.chat_id {
+        return Err(Denied::WrongChat);
+    }
+    if expected.action.is_some_and(|a| a != claims.action) {
+        return Err(Denied::WrongAction);
+    }
+    if expected.run_id.is_some_and(|r| r != claims.run_id) {
+        return Err(Denied::WrongRun);
+    }
+    if expected
+        .fingerprint
+        .is_some_and(|f| f != claims.fingerprint)
+    {
+        return Err(Denied::StaleFingerprint);
+    }
+    Ok(claims)
+}
+
+/// [`verify`], then burns the nonce: a token acts at most once.
+pub fn verify_once(
+    token: &str,
+    keys: &KeyRing,
+    now: i64,
+    expected: &Expected<'_>,
+    nonces: &dyn NonceStore,
+) -> Result<Claims, Denied> {
+    let claims = verify(token, keys, now, expected)?;
+    nonces.consume(&claims.nonce, claims.expires_at, now)?;
+    Ok(claims)
+}
+
+/// Single-use memory for nonces. A nonce only needs remembering until its
+/// token expires; after that the expiry check refuses it anyway.
+pub trait NonceStore: Send + Sync {
+    /// Records `nonce` as used; `Err(Replayed)` if it already was.
+    fn consume(&self, nonce: &[u8; NONCE_LEN], expires_at: i64, now: i64) -> Result<(), Denied>;
+}
+
+/// An in-process [`NonceStore`]. Bounded: when full of live nonces it
+/// refuses (fails closed) instead of forgetting one that could be replayed.
+pub struct MemoryNonceStore {
+    seen: Mutex<HashMap<[u8; NONCE_LEN], i64>>,
+    capacity: usize,
+}
+
+impl MemoryNonceStore {
+    pub fn new(capacity: usize) -> Self {
+        MemoryNonceStore {
+            seen: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for MemoryNonceStore {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl NonceStore for MemoryNonceStore {
+    fn consume(&self, nonce: &[u8; NONCE_LEN], expires_at: i64, now: i64) -> Result<(), Denied> {
+        // A poisoned lock only means another thread panicked mid-insert;
+        // the map itself is still consistent.
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains_key(nonce) {
+            return Err(Denied::Replayed);
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, exp| *exp > now);
+            if seen.len() >= self.capacity {
+                return Err(Denied::Busy);
+            }
+        }
+        seen.insert(*nonce, expires_at);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+    const KEY1: [u8; 32] = [0x11; 32];
+    const KEY2: [u8; 32] = [0x22; 32];
+
+    fn claims() -> Claims {
+        Claims::new(
+            "run-1",
+            "chat:oc_1",
+            "oc_1",
+            "ou_alice",
+            "stop",
+            "fp-1",
+            NOW + 600,
+        )
+    }
+
+    fn expected() -> Expected<'static> {
+        Expected {
+            operator: "ou_alice",
+            scope: "chat:oc_1",
+            chat_id: "oc_1",
+            action: Some("stop"),
+            run_id: Some("run-1"),
+            fingerprint: Some("fp-1"),
+        }
+    }
+
+    fn ring() -> KeyRing {
+        KeyRing::new(1, KEY1.to_vec()).expect("ring")
+    }
+
+    /// A token over arbitrary payload bytes, validly signed.
+    fn sign_raw(payload: &[u8], key: &[u8]) -> String {
+        let tag = mac_for(key, payload).expect("mac").finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    #[test]
+    fn a_valid_token_verifies_exactly_once() {
+        let keys = ring();
+        let c = claims();
+        let t = keys.sign(&c).expect("sign");
+        assert!(t.len() < 400, "{}", t.len());
+        let store = MemoryNonceStore::default();
+        let got = verify_once(&t, &keys, NOW, &expected(), &store).expect("first click");
+        assert_eq!(got, c);
+        assert_eq!(
+            verify_once(&t, &keys, NOW + 1, &expected(), &store),
+            Err(Denied::Replayed)
+        );
+        // Stateless verify keeps answering (it does not consume).
+        assert_eq!(verify(&t, &keys, NOW, &expected()), Ok(c));
+    }
+
+    #[test]
+    fn mismatches_are_denied_without_burning_the_nonce() {
+        let keys = ring();
+        let t = keys.sign(&claims()).expect("sign");
+        let store = MemoryNonceStore::default();
+        let e = expected();
+        let cases: Vec<(Expected<'_>, Denied)> = vec![
+            (
+                Expected {
+                    operator: "ou_mallory",
+                    ..e
+                },
+                Denied::WrongOperator,
+            ),
+            (Expected { operator: "", ..e }, Denied::WrongOperator),
+            (
+                Expected {
+                    scope: "chat:oc_2",
+                    ..e
+                },
+                Denied::WrongScope,
+            ),
+            (
+                Expected {
+                    chat_id: "oc_2",
+                    ..e
+                },
+                Denied::WrongChat,
+            ),
+            (
+                Expected {
+                    action: Some("approve"),
+                    ..e
+                },
+                Denied::WrongAction,
+            ),
+            (
+                Expected {
+                    run_id: Some("run-2"),
+                    ..e
+                },
+                Denied::WrongRun,
+            ),
+            (
+                Expected {
+                    fingerprint: Some("fp-2"),
+                    ..e
+                },
+                Denied::StaleFingerprint,
+            ),
+        ];
+        for (exp, want) in cases {
+            assert_eq!(verify_once(&t, &keys, NOW, &exp, &store), Err(want));
+        }
+        assert!(store.is_empty());
+        assert!(verify_once(&t, &keys, NOW, &e, &store).is_ok());
+    }
+
+    #[test]
+    fn expiry_is_enforced() {
+        let keys = ring();
+        let t = keys.sign(&claims()).expect("sign");
+        assert!(verify(&t, &keys, NOW + 599, &expected()).is_ok());
+        assert_eq!(
+            verify(&t, &keys, NOW + 600, &expected()),
+            Err(Denied::Expired)
+        );
+        assert_eq!(
+            verify(&t, &keys, i64::MAX, &expected()),
+            Err(Denied::Expired)
+        );
+    }
+
+    #[test]
+    fn forged_tokens_are_denied() {
+        let keys = ring();
+        // Right format and version, wrong key.
+        let forged = sign(&claims(), &KEY2, 1).expect("sign");
+        assert_eq!(
+            verify(&forged, &keys, NOW, &expected()),
+            Err(Denied::BadSignature)
+        );
+        // A valid payload with another token's MAC.
+        let a = keys.sign(&claims()).expect("sign");
+        let b = keys.sign(&claims()).expect("sign");
+        let (pa, _) = a.split_once('.').expect("dot");
+        let (_, mb) = b.split_once('.').expect("dot");
+        assert_eq!(
+            verify(&format!("{pa}.{mb}"), &keys, NOW, &expected()),
+            Err(Denied::BadSignature)
+        );
+        // Elevated claims, re-encoded, old MAC.
+        let mut c = claims();
+        c.expires_at = i64::MAX;
+        let p = URL_SAFE_NO_PAD.encode(encode_payload(&c, 1).expect("encode"));
+        let (_, ma) = a.split_once('.').expect("dot");
+        assert_eq!(
+            verify(&format!("{p}.{ma}"), &keys, NOW, &expected()),
+            Err(Denied::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tampering_with_any_character_is_denied() {
+        let keys = ring();
+        let t = keys.sign(&claims()).expect("sign");
+        let bytes = t.as_bytes();
+        let mut checked = 0;
+        for i in 0..bytes.len() {
+            for alt in [b'A', b'B', b'-', b'_', b'.', b'0', b'z'] {
+                if alt == bytes[i] {
+                    continue;
+                }
+                let mut m = bytes.to_vec();
+                m[i] = alt;
+                let m = String::from_utf8(m).expect("ascii");
+                assert!(
+                    verify(&m, &keys, NOW, &expected()).is_err(),
+                    "tampered position {i} accepted"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > bytes.len() * 5);
+    }
+
+    #[test]
+    fn key_versions_rotate_and_retire() {
+        let mut keys = ring();
+        let old = keys.sign(&claims()).expect("sign");
+        keys.rotate(2, KEY2.to_vec()).expect("rotate");
+        assert_eq!(keys.current_version(), 2);
+        let new = keys.sign(&claims()).expect("sign");
+        assert!(
+            verify(&old, &keys, NOW, &expected()).is_ok(),
+            "old key still accepted"
+        );
+        assert!(verify(&new, &keys, NOW, &expected()).is_ok());
+        keys.retire(1).expect("retire");
+        assert_eq!(
+            verify(&old, &keys, NOW, &expected()),
+            Err(Denied::RetiredKey)
+        );
+        assert!(verify(&new, &keys, NOW, &expected()).is_ok());
+        assert_eq!(keys.retire(2), Err(KeyError::RetiringCurrent));
+        assert_eq!(keys.retire(7), Err(KeyError::Unknown(7)));
+        // A version the ring never had, even validly signed.
+        let unknown = sign(&claims(), &KEY1, 9).expect("sign");
+        assert_eq!(
+            verify(&unknown, &keys, NOW, &expected()),
+            Err(Denied::UnknownKey)
+        );
+        let dbg = format!("{keys:?}");
+        assert!(!dbg.contains("34") && !dbg.contains("17"), "{dbg}");
+    }
+
+    #[test]
+    fn malformed_tokens_are_denied() {
+        let keys = ring();
+        let good = keys.sign(&claims()).expect("sign");
+        let (gp, gm) = good.split_once('.').expect("dot");
+        let mut payload = encode_payload(&claims(), 1).expect("encode");
+        let mut bad_format = payload.clone();
+        bad_format[0] = 2;
+        payload.push(0);
+        let mut bad_utf8 = encode_payload(&claims(), 1).expect("encode");
+        let last = bad_utf8.len() - 1;
+        bad_utf8[last] = 0xff;
+        let huge = "A".repeat(MAX_TOKEN_LEN + 1);
+        let cases: Vec<String> = vec![
+            String::new(),
+            ".".into(),
+            "abc".into(),
+            "abc.".into(),
+            ".abc".into(),
+            format!("{good}.x"),
+            format!("{gp}.{gm}="),
+            format!("{gp}=.{gm}"),
+            good[..good.len() - 1].to_string(),
+            good[..good.len() / 2].to_string(),
+            format!("{gp}.{}", &gm[..gm.len() - 4]),
+            "!!!.???".into(),
+            "a b.c d".into(),
+            "中文.中文".into(),
+            huge.clone(),
+            format!("{huge}.{gm}"),
+            format!("{}.{gm}", URL_SAFE_NO_PAD.encode([1u8, 0, 0, 0])),
+            // Validly signed but not a valid payload.
+            sign_raw(&payload, &KEY1),
+            sign_raw(&bad_format, &KEY1),
+            sign_raw(&bad_utf8, &KEY1),
+            sign_raw(
+                &encode_payload(&claims(), 1).expect("encode")[..HEADER_LEN],
+                &KEY1,
+            ),
+        ];
+        for c in &cases {
+            let r = verify(c, &keys, NOW, &expected());
+            assert!(r.is_err(), "accepted {c:?}");
+        }
+        for c in &cases[cases.len() - 4..] {
+            assert_eq!(
+                verify(c, &keys, NOW, &expected()),
+                Err(Denied::Malformed),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn signing_refuses_bad_input() {
+        assert_eq!(
+            sign(&claims(), &[0u8; 16], 1),
+            Err(SignError::Key(KeyError::TooShort))
+        );
+        let mut c = claims();
+        c.fingerprint = "x".repeat(MAX_FIELD_BYTES + 1);
+        assert_eq!(sign(&c, &KEY1, 1), Err(SignError::FieldTooLong));
+        assert!(KeyRing::new(1, vec![0; 8]).is_err());
+        let mut r = ring();
+        assert_eq!(r.accept(1, KEY2.to_vec()), Err(KeyError::Duplicate(1)));
+        // Every byte of a multi-byte field survives the round trip.
+        let mut c = claims();
+        c.operator = "ou_中文😀".into();
+        let t = r.sign(&c).expect("sign");
+        let e = Expected {
+            operator: "ou_中文😀",
+            ..expected()
+        };
+        assert_eq!(verify(&t, &r, NOW, &e), Ok(c));
+        r.rotate(3, KEY2.to_vec()).expect("rotate");
+    }
+
+    #[test]
+    fn the_nonce_store_is_bounded_and_fails_closed() {
+        let store = MemoryNonceStore::new(2);
+        assert!(store.consume(&[1; 16], NOW + 10, NOW).is_ok());
+        assert!(store.consume(&[2; 16], NOW + 10, NOW).is_ok());
+        assert_eq!(store.consume(&[3; 16], NOW + 10, NOW), Err(Denied::Busy));
+        assert_eq!(
+            store.consume(&[1; 16], NOW + 10, NOW),
+            Err(Denied::Replayed)
+        );
+        // Once the first two expire they are forgotten.
+        assert!(store.consume(&[3; 16], NOW + 100, NOW + 20).is_ok());
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn denials_answer_with_a_low_detail_toast() {
+        for d in [
+            Denied::Malformed,
+            Denied::BadSignature,
+            Denied::UnknownKey,
+            Denied::RetiredKey,
+        ] {
+            assert_eq!(d.toast(), "This action is not available.");
+        }
+        let a = Denied::Expired.answer();
+        assert_eq!(
+            a.pointer("/toast/type").and_then(|v| v.as_str()),
+            Some("warning")
+        );
+        assert_eq!(
+            a.pointer("/toast/content").and_then(|v| v.as_str()),
+            Some("This button has expired.")
+        );
+        let dbg = format!("{:?}", claims());
+        assert!(!dbg.contains("nonce"), "{dbg}");
+    }
+
+    #[test]
+    fn the_parser_survives_fuzzing() {
+        let keys = ring();
+        let good = keys.sign(&claims()).expect("sign");
+        let good_payload = encode_payload(&claims(), 1).expect("encode");
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const CHARS: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \x00\xff";
+        let mut accepted = 0;
+        for i in 0..30_000u32 {
+            let input: Vec<u8> = match i % 4 {
+                // Random strings over a base64-ish alphabet (and junk).
+                0 => (0..next() % 200)
+                    .map(|_| CHARS[(next() % CHARS.len() as u64) as usize])
+                    .collect(),
+                // Mutations of a valid token.
+                1 | 2 => {
+                    let mut m = good.as_bytes().to_vec();
+                    for _ in 0..1 + next() % 4 {
+                        let pos = (next() % (m.len() as u64 + 1)) as usize;
+                        match next() % 4 {
+                            0 if pos < m.len() => {
+                                m[pos] = CHARS[(next() % CHARS.len() as u64) as usize]
+                            }
+                            1 => m.insert(pos, CHARS[(next() % CHARS.len() as u64) as usize]),
+                            2 if pos < m.len() => {
+                                m.remove(pos);
+                            }
+                            _ => m.truncate(pos),
+                        }
+                    }
+                    m
+                }
+                // Random payload bytes, signed: exercises the strict decoder.
+                _ => {
+                    let mut p = good_payload.clone();
+                    let n = next() % 8;
+                    for _ in 0..n {
+                        let pos = (next() % p.len() as u64) as usize;
+                        p[pos] = next() as u8;
+                    }
+                    if next() % 3 == 0 {
+                        p.truncate((next() % (p.len() as u64 + 1)) as usize);
+                    }
+                    let _ = parse_payload(&p);
+                    sign_raw(&p, &KEY1).into_bytes()
+                }
+            };
+            let s = String::from_utf8_lossy(&input);
+            if verify(&s, &keys, NOW, &expected()).is_ok() {
+                accepted += 1;
+                // Only an unchanged token, or a signed payload that still
+                // decodes to the same claims, may pass.
+                if i % 4 != 3 {
+                    assert_eq!(s, good);
+                }
+            }
+        }
+        // Unchanged mutations (e.g. truncate at the end) are rare but fine.
+        assert!(accepted < 30_000);
+    }
+}

@@ -1,0 +1,137 @@
+//! Run cards: a [`RunState`] folded from the worker's events, rendered into
+//! Card JSON 2.0 (feishu.md §4) that always fits the platform's limits.
+//!
+//! - [`state`]: `RunState::apply(&WorkerEvent)`, pure and replayable;
+//! - [`render`]: the card, degraded step by step (shorter output tails,
+//!   less reasoning, more tools folded) until it fits the byte and element
+//!   budgets; the answer is the one thing never shortened: it is split into
+//!   fixed-size pieces instead, and a card reports when its piece is not the
+//!   last so the caller can open a continuation card;
+//! - [`text`]: UTF-16 lengths, JSON-escaped sizes, truncation with a
+//!   visible marker, and [`split_answer`].
+//!
+//! Nothing here does I/O; CardKit calls live in `feishu::cardkit`.
+
+mod card;
+pub mod state;
+pub mod text;
+
+#[cfg(test)]
+mod tests;
+
+pub use card::{render, summary};
+pub use state::{FileChange, Phase, RunState, ToolCall, ToolState, Usage};
+pub use text::{Piece, split_answer, split_pieces};
+
+/// What the platform accepts is 30 KB of card JSON (200860 / 230025); the
+/// margin covers differences in how the platform counts.
+pub const CARD_BUDGET_BYTES: usize = 28 * 1024;
+/// Components per card (card-json-v2-structure).
+pub const MAX_ELEMENTS: usize = 200;
+/// Bytes of (JSON-escaped) answer text per card. Fixed, so the split of the
+/// answer does not depend on how much else the card shows.
+pub const ANSWER_BUDGET_BYTES: usize = 16 * 1024;
+/// Room always left for everything but the answer.
+const MIN_CHROME_BYTES: usize = 4 * 1024;
+
+/// The streamed markdown element; CardKit content updates target it.
+pub const ANSWER_ELEMENT_ID: &str = "answer";
+/// The stop button.
+pub const STOP_ELEMENT_ID: &str = "stop";
+/// Key of the signed token inside the button's callback `value` object.
+pub const CALLBACK_VALUE_KEY: &str = "fcx";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderMode {
+    /// The run's card: header, reasoning, tools, first answer piece,
+    /// files, footer, stop button.
+    Main,
+    /// A card that carries answer piece `piece` (≥ 1) when the answer
+    /// outgrew the main card.
+    Continuation { piece: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Whole card JSON, bytes.
+    pub budget_bytes: usize,
+    /// Answer piece size, bytes of JSON-escaped text; clamped so the rest of
+    /// the card always has room.
+    pub answer_budget_bytes: usize,
+    pub max_elements: usize,
+    /// Tool panels shown before older calls fold into one panel.
+    pub max_tool_panels: usize,
+    /// Reasoning shown, UTF-16 units (the tail).
+    pub reasoning_chars: usize,
+    /// Output tail shown per tool, UTF-16 units.
+    pub tool_output_chars: usize,
+    /// Header title prefix, e.g. "Codex".
+    pub title: String,
+    /// The signed callback token for the stop button; `None` = no button.
+    pub stop_token: Option<String>,
+    /// Wall clock for the live elapsed time (ms since the epoch).
+    pub now_ms: Option<i64>,
+    pub mode: RenderMode,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            budget_bytes: CARD_BUDGET_BYTES,
+            answer_budget_bytes: ANSWER_BUDGET_BYTES,
+            max_elements: MAX_ELEMENTS,
+            max_tool_panels: 6,
+            reasoning_chars: 3_000,
+            tool_output_chars: 1_500,
+            title: "Codex".to_string(),
+            stop_token: None,
+            now_ms: None,
+            mode: RenderMode::Main,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// The answer piece budget actually used.
+    pub fn effective_answer_budget(&self) -> usize {
+        self.answer_budget_bytes
+            .min(self.budget_bytes.saturating_sub(MIN_CHROME_BYTES))
+            .max(text::MIN_PIECE_BUDGET)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderedCard {
+    /// Card JSON 2.0.
+    pub card: serde_json::Value,
+    /// `card` serialized: the string CardKit's `data` carries.
+    pub json: String,
+    /// `json.len()`.
+    pub bytes: usize,
+    /// Components, nested ones included.
+    pub elements: usize,
+    /// Exact content of the [`ANSWER_ELEMENT_ID`] element, for content
+    /// updates.
+    pub answer: String,
+    /// Which answer piece this card shows.
+    pub piece: usize,
+    /// How many pieces the answer has now. `pieces > piece + 1` means the
+    /// answer continues in a continuation card (see [`Self::overflows`]).
+    pub pieces: usize,
+    /// `config.streaming_mode` of this card.
+    pub streaming: bool,
+    /// 0 = everything shown; higher = more detail dropped to fit.
+    pub degrade_level: u8,
+    /// False only if even the barest card exceeded a budget (cannot happen
+    /// with sane options; reported rather than panicking).
+    pub fits: bool,
+}
+
+impl RenderedCard {
+    /// The answer goes on past this card: the caller should freeze this
+    /// card's answer and continue with `RenderMode::Continuation { piece:
+    /// piece + 1 }`.
+    pub fn overflows(&self) -> bool {
+        self.pieces.saturating_sub(1) > self.piece
+    }
+}
