@@ -550,8 +550,13 @@ async fn send_platform(mut c: WorkerClient<Channel>, profile: &str, info: Platfo
             let ack = ack.into_inner();
             tracing::info!(profile, owner_source = %ack.owner_source, "platform identity sent to the worker");
         }
-        Ok(Err(s)) => tracing::warn!(profile, error = %s.message(), "the worker refused the platform identity"),
-        Err(_) => tracing::warn!(profile, "the worker did not take the platform identity in time"),
+        Ok(Err(s)) => {
+            tracing::warn!(profile, error = %s.message(), "the worker refused the platform identity")
+        }
+        Err(_) => tracing::warn!(
+            profile,
+            "the worker did not take the platform identity in time"
+        ),
     }
 }
 

@@ -551,28 +551,39 @@ impl Inner {
         if st.draining {
             return None;
         }
-        let mut candidates: Vec<(u64, String, Option<Instant>)> = st
-            .scopes
-            .iter()
-            .filter(|(_, s)| s.active.is_none() && !s.queued.is_empty())
-            .map(|(k, s)| (s.order, k.clone(), s.last_arrival.map(|t| t + debounce)))
-            .collect();
-        candidates.sort();
-        let mut next: Option<Instant> = None;
-        for (_, scope, ready_at) in candidates {
-            if let Some(at) = ready_at
-                && at > now
-            {
-                next = Some(next.map_or(at, |n| n.min(at)));
+        // This runs on every accepted message, under the lock Deliver needs:
+        // only scopes that may start now are copied and sorted; the ones
+        // still in their debounce just contribute their time (cloning and
+        // sorting every waiting scope was a quarter of the worker's CPU
+        // with a thousand chats waiting).
+        let mut ready: Vec<(u64, String)> = Vec::new();
+        let mut waiting: Vec<(u64, Instant)> = Vec::new();
+        for (k, sc) in &st.scopes {
+            if sc.active.is_some() || sc.queued.is_empty() {
                 continue;
             }
+            match sc.last_arrival.map(|t| t + debounce) {
+                Some(at) if at > now => waiting.push((sc.order, at)),
+                _ => ready.push((sc.order, k.clone())),
+            }
+        }
+        ready.sort_unstable();
+        // In scope order: start ready scopes while there is room; a waiting
+        // scope behind the first one that found no room does not set the
+        // timer (a finishing run wakes us).
+        let mut blocked_at = u64::MAX;
+        for (order, scope) in ready {
             if st.active >= self.profile.runs.max_concurrent {
-                // A finishing run wakes us.
+                blocked_at = order;
                 break;
             }
             self.start_run(&mut st, &scope);
         }
-        next
+        waiting
+            .into_iter()
+            .filter(|(order, _)| *order < blocked_at)
+            .map(|(_, at)| at)
+            .min()
     }
 
     fn start_run(self: &Arc<Self>, st: &mut State, scope: &str) {
@@ -940,9 +951,8 @@ impl Inner {
             (Some(StopReason::TimedOut), _) => (
                 pb::DoneReason::TimedOut,
                 format!(
-                    "no activity from Codex for {} minutes",
-                    self.idle_timeout(&job.scope)
-                        .map_or(0, |d| d.as_secs().div_ceil(60))
+                    "no activity from Codex for {}",
+                    span(self.idle_timeout(&job.scope).unwrap_or_default())
                 ),
             ),
             (Some(StopReason::User), _) => (pb::DoneReason::Interrupted, "stopped".to_string()),
@@ -1226,4 +1236,19 @@ pub fn resolve_binary(profile: &Profile) -> Result<PathBuf, String> {
     Err(format!(
         "the codex binary `{b}` was not found on PATH; {hint}"
     ))
+}
+
+/// "45 seconds", "1 minute", "30 minutes": how long, as a user reads it.
+fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s < 120 && !s.is_multiple_of(60) {
+        (s, "second")
+    } else {
+        (s.div_ceil(60), "minute")
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }

@@ -280,17 +280,29 @@ impl Store {
             InboxKind::Message => ("message", "queued"),
             InboxKind::Command => ("command", "done"),
         };
+        // Every inbound message passes here: cached statements skip the
+        // SQL parse, and a fresh row's id comes from the insert itself (the
+        // connection is behind our mutex, so no other insert can interleave).
         self.with(|c| {
-            let n = c.execute(
-                "INSERT OR IGNORE INTO inbox (event_id, scope, kind, state, payload, accepted_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![inbound.event_id, inbound.scope, kind_s, state, payload, now_ms],
-            )?;
-            let id: i64 = c.query_row(
-                "SELECT id FROM inbox WHERE event_id = ?1",
-                params![inbound.event_id],
-                |r| r.get(0),
-            )?;
+            let n = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO inbox (event_id, scope, kind, state, payload, accepted_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    inbound.event_id,
+                    inbound.scope,
+                    kind_s,
+                    state,
+                    payload,
+                    now_ms
+                ])?;
+            let id: i64 = if n == 1 {
+                c.last_insert_rowid()
+            } else {
+                c.prepare_cached("SELECT id FROM inbox WHERE event_id = ?1")?
+                    .query_row(params![inbound.event_id], |r| r.get(0))?
+            };
             Ok(Accepted {
                 inbox_id: id,
                 duplicate: n == 0,

@@ -28,6 +28,10 @@ use super::http::{EndpointError, OpenApiClient, WsEndpoint, redact_url};
 /// `Handshake-Autherrcode` meaning "more than 50 connections for this app".
 pub const EXCEED_CONN_LIMIT: &str = "1000040350";
 
+/// ACKs written per flush at most, so a long burst still lets the loop
+/// read, ping and watch the clock in between.
+const ACK_BATCH: usize = 64;
+
 /// One complete event delivered over the long connection.
 #[derive(Debug, Clone)]
 pub struct InboundEvent {
@@ -381,6 +385,21 @@ impl WsClient {
         }
     }
 
+    /// Writes `frames` and flushes once, all within one write timeout.
+    async fn send_all(&self, ws: &mut Ws, frames: &[Frame]) -> Result<(), String> {
+        let write = async {
+            for f in frames {
+                ws.feed(Message::Binary(frame::encode(f).into())).await?;
+            }
+            ws.flush().await
+        };
+        match tokio::time::timeout(self.opts.write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("write failed: {e}")),
+            Err(_) => Err("write timed out".into()),
+        }
+    }
+
     async fn connected(
         &self,
         mut ws: Ws,
@@ -423,20 +442,29 @@ impl WsClient {
                     }
                 }
                 Some(done) = handlers.join_next(), if !handlers.is_empty() => {
-                    let (req, reply, took) = match done {
-                        Ok(v) => v,
-                        Err(e) => {
-                            tracing::error!(error = %e, "event handler panicked; no ACK");
-                            continue;
+                    // Under a burst handlers finish together: write every ACK
+                    // that is ready and flush once, rather than a syscall and
+                    // a loop turn per ACK while events queue up unread.
+                    let mut acks = Vec::new();
+                    let mut next = Some(done);
+                    while let Some(done) = next {
+                        match done {
+                            Ok((req, reply, took)) => {
+                                let rt = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+                                acks.extend(frame::ack(&req, &reply, rt));
+                            }
+                            Err(e) => tracing::error!(error = %e, "event handler panicked; no ACK"),
                         }
-                    };
-                    let rt = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-                    if let Some(ack) = frame::ack(&req, &reply, rt) {
-                        if let Err(e) = self.send(&mut ws, &ack).await {
-                            break SessionEnd::Lost(e);
-                        }
-                        self.set(|s| s.acks_sent += 1);
+                        next = if acks.len() < ACK_BATCH { handlers.try_join_next() } else { None };
                     }
+                    if acks.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = self.send_all(&mut ws, &acks).await {
+                        break SessionEnd::Lost(e);
+                    }
+                    let n = acks.len() as u64;
+                    self.set(|s| s.acks_sent += n);
                 }
                 msg = ws.next() => {
                     last_inbound = Instant::now();

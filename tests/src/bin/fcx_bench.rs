@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
+use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -37,6 +38,16 @@ struct Args {
     /// Scopes for the many-scope load (3 messages each, 32 runs at once).
     #[arg(long, default_value_t = 1000)]
     load_scopes: usize,
+    /// Sequential Feishu events timed frame-in → ACK-out (after warm-up).
+    #[arg(long, default_value_t = 2000)]
+    feishu_latency_events: usize,
+    /// Feishu events pushed at once for the sustained-rate figure.
+    #[arg(long, default_value_t = 20_000)]
+    feishu_burst_events: usize,
+    /// Chats the burst is spread over (the worker queues at most 50
+    /// messages per chat).
+    #[arg(long, default_value_t = 1000)]
+    feishu_chats: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +56,9 @@ fn main() -> anyhow::Result<()> {
         args.deliver_calls = 200;
         args.spawn_runs = 10;
         args.load_scopes = 20;
+        args.feishu_latency_events = 50;
+        args.feishu_burst_events = 200;
+        args.feishu_chats = 10;
     }
     if !args.no_build && !args.quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -65,6 +79,13 @@ fn main() -> anyhow::Result<()> {
     let spawn = rt.block_on(bench_spawn(&bins, args.spawn_runs))?;
     let rss = bench_idle_rss(&bins)?;
     let load = rt.block_on(bench_many_scopes(&bins, args.load_scopes))?;
+    let feishu = rt.block_on(bench_feishu(
+        &bins,
+        args.feishu_latency_events,
+        args.feishu_burst_events,
+        args.feishu_chats,
+        args.quick,
+    ))?;
     let out = json!({
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -72,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         "spawn": spawn,
         "idle_rss_kib": rss,
         "many_scopes": load,
+        "feishu": feishu,
         "targets": {
             "many_scopes.lost": 0,
             "many_scopes.duplicated": 0,
@@ -79,7 +101,10 @@ fn main() -> anyhow::Result<()> {
             "many_scopes.worker_rss_max_kib": 64 * 1024,
             "deliver_p99_us": 1000,
             "spawn.accepted_to_spawned_p99_ms": 5,
-            "idle_rss_fcxd_plus_worker_kib": 30 * 1024
+            "idle_rss_fcxd_plus_worker_kib": 30 * 1024,
+            "feishu.ack_latency_ms.p99": 5,
+            "feishu.sustained.events_per_s": 5000,
+            "feishu.sustained.unacked": 0
         }
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -159,6 +184,7 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
     let mean = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
     let max = waits.iter().cloned().fold(0.0, f64::max);
     drop(w);
+    let out_of_order = out_of_order_starts(&h.home, 50)?;
     Ok(json!({
         "scopes": scopes,
         "messages": accepted_at.len(),
@@ -168,9 +194,36 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
         "duplicated": duplicated,
         "queue_wait_ms": { "mean": round2(mean), "max": round2(max), "p50": round2(pct(&sorted(waits.clone()), 0.5)), "p99": round2(pct(&sorted(waits), 0.99)) },
         "max_wait_over_mean": round2(if mean > 0.0 { max / mean } else { 0.0 }),
+        "out_of_order_starts": out_of_order,
         "worker_rss_max_kib": peak.load(std::sync::atomic::Ordering::Relaxed),
         "elapsed_s": round2(elapsed),
     }))
+}
+
+/// Fairness itself, from the worker's journal: runs the worker started (in
+/// the order it recorded them) ahead of a scope that was already ready
+/// (debounce over) and whose oldest message is older. The wait ratio above
+/// also moves with the backlog the burst builds on this machine; this count
+/// does not.
+fn out_of_order_starts(home: &Path, debounce_ms: i64) -> anyhow::Result<usize> {
+    let conn = fcx_worker::store::Store::open_read_only(&home.join("profiles/default/state.db"))?;
+    let mut st = conn.prepare(
+        "SELECT r.started_at_ms, MIN(i.id), MAX(i.accepted_at_ms) FROM runs r
+         JOIN inbox i ON i.run_id = r.run_id GROUP BY r.run_id ORDER BY r.rowid",
+    )?;
+    let runs: Vec<(i64, i64, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    // 2 ms of slack: the journal's clock has millisecond resolution.
+    Ok(runs
+        .iter()
+        .enumerate()
+        .filter(|(k, (_, oldest, last))| {
+            runs[..*k]
+                .iter()
+                .any(|(started, o, _)| oldest < o && last + debounce_ms + 2 < *started)
+        })
+        .count())
 }
 
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
@@ -523,4 +576,246 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// The profile owner the Feishu events come from (private chats from the
+/// owner are always allowed, so every event is a queued message).
+const FEISHU_OWNER: &str = "ou_bench00000000000000000000000001";
+
+/// fcxd as a service on the long connection of an in-process fake Feishu,
+/// with its real worker behind it. Runs never start (60 s debounce), so
+/// only the inbound path is measured, "with the fake codex idle".
+struct FeishuRig {
+    fake: FakeFeishu,
+    home: Home,
+    fcxd: Child,
+}
+
+impl Drop for FeishuRig {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.fcxd.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.fcxd.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.fcxd.kill();
+        let _ = self.fcxd.wait();
+    }
+}
+
+impl FeishuRig {
+    async fn start(bins: &Path) -> anyhow::Result<Self> {
+        // No redelivery: a redelivered frame would be a second sample of
+        // the same message and hide a missing ACK.
+        let fake = FakeFeishu::builder()
+            .redelivery(Redelivery::none())
+            .start()
+            .await?;
+        let home = home(bins, "debounce_ms = 60000\nmax_concurrent = 1")?;
+        let secret = home._dir.path().join("app-secret");
+        std::fs::write(&secret, format!("{}\n", fake.app_secret()))?;
+        let cfg = home.home.join("config.toml");
+        let mut text = std::fs::read_to_string(&cfg)?;
+        text.push_str(&format!(
+            "[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\n\
+             app_secret = \"file:{}\"\n[profiles.default.access]\nowner = \"{FEISHU_OWNER}\"\n",
+            fake.base_url(),
+            fake.app_id(),
+            secret.display()
+        ));
+        std::fs::write(&cfg, text)?;
+        let fcxd = Command::new(bins.join("fcxd"))
+            .arg("--home")
+            .arg(&home.home)
+            .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
+            .env("FAKE_CODEX_LOG_DIR", &home.fake_log)
+            .env_remove("FCX_CODEX_BINARY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn fcxd")?;
+        let rig = FeishuRig { fake, home, fcxd };
+        // The channel opens the long connection only once its worker can
+        // accept, so a connection means the whole path is up.
+        rig.fake
+            .wait_for_connections(1, Duration::from_secs(30))
+            .await
+            .context("fcxd did not open the long connection")?;
+        Ok(rig)
+    }
+
+    /// Pushes one event and waits for its ACK; returns frame-in → ACK-out.
+    async fn one(&self, chat: &str) -> anyhow::Result<Duration> {
+        let ev = self
+            .fake
+            .events()
+            .p2p_text(chat, FEISHU_OWNER, "benchmark message");
+        let before = self.fake.acked_count();
+        let frame = self.fake.push(&ev).await?;
+        self.fake
+            .wait_for_acked_count(before + 1, Duration::from_secs(10))
+            .await?;
+        let t = self
+            .fake
+            .frame_timing(&frame)
+            .context("no timing for a pushed frame")?;
+        match (t.pushed_at, t.acked_at) {
+            (Some(p), Some(a)) => Ok(a.saturating_duration_since(p)),
+            _ => bail!("frame {frame} was not ACKed"),
+        }
+    }
+
+    /// ACKs whose code is not 200 or that do not echo the frame faithfully.
+    fn bad_acks(&self) -> usize {
+        self.fake
+            .acks()
+            .iter()
+            .filter(|a| a.code != Some(200) || !a.problems.is_empty())
+            .count()
+    }
+
+    /// Inbox rows the worker committed.
+    fn committed(&self) -> anyhow::Result<i64> {
+        let db = fcx_config::Home::new(self.home.home.clone()).state_db("default");
+        let c = fcx_worker::store::Store::open_read_only(&db)?;
+        Ok(c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))?)
+    }
+
+    /// CPU seconds used so far by fcxd and by its worker.
+    fn cpu_s(&self) -> (f64, f64) {
+        let g = cpu_seconds(self.fcxd.id()).unwrap_or(0.0);
+        let w = child_named(self.fcxd.id(), "fcx-worker")
+            .and_then(cpu_seconds)
+            .unwrap_or(0.0);
+        (g, w)
+    }
+}
+
+/// Feishu long connection → fcxd → worker commit → ACK, measured at the fake
+/// platform: (a) sequential frame-in → ACK-out latency, (b) the sustained
+/// rate of a burst spread over many chats. Each part gets a fresh fcxd and
+/// worker so the burst starts from an empty queue (the worker holds at most
+/// 20,000 waiting messages per profile).
+async fn bench_feishu(
+    bins: &Path,
+    latency_events: usize,
+    burst_events: usize,
+    chats: usize,
+    quick: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let latency = {
+        let rig = FeishuRig::start(bins).await?;
+        let warmup = if quick { 10 } else { 200 };
+        let mut lat = Vec::with_capacity(latency_events);
+        for i in 0..warmup + latency_events {
+            // 40 per chat stays under the 50-message queue cap per chat.
+            let d = rig.one(&format!("oc_lat{}", i / 40)).await?;
+            if i >= warmup {
+                lat.push(d.as_secs_f64() * 1e3);
+            }
+        }
+        let mut v = summary(lat);
+        v["bad_acks"] = json!(rig.bad_acks());
+        v["violations"] = json!(rig.fake.violations().len());
+        v
+    };
+
+    let rig = FeishuRig::start(bins).await?;
+    let chats = chats.max(1);
+    // Built before the clock starts; round-robin over the chats so no chat
+    // queue fills up.
+    let events: Vec<serde_json::Value> = (0..burst_events)
+        .map(|i| {
+            rig.fake.events().p2p_text(
+                &format!("oc_burst{}", i % chats),
+                FEISHU_OWNER,
+                "benchmark message",
+            )
+        })
+        .collect();
+    let cpu_before = rig.cpu_s();
+    let started = Instant::now();
+    let mut frames = Vec::with_capacity(burst_events);
+    for ev in &events {
+        frames.push(rig.fake.push(ev).await?);
+    }
+    let push_s = started.elapsed().as_secs_f64();
+    // Without redelivery an event the gateway did not ACK in its window
+    // never will be: stop once nothing has moved for a while.
+    let mut seen = rig.fake.acked_count();
+    let mut moved = Instant::now();
+    while seen < burst_events && moved.elapsed() < Duration::from_secs(5) {
+        let _ = rig
+            .fake
+            .wait_for_acked_count(burst_events, Duration::from_millis(250))
+            .await;
+        let now = rig.fake.acked_count();
+        if now > seen {
+            seen = now;
+            moved = Instant::now();
+        }
+    }
+    let cpu_after = rig.cpu_s();
+    let timings = rig.fake.frame_timings();
+    let mut first_push: Option<Instant> = None;
+    let mut last_ack: Option<Instant> = None;
+    let mut lat = Vec::with_capacity(frames.len());
+    for f in &frames {
+        let Some(t) = timings.get(f) else { continue };
+        if let Some(p) = t.pushed_at {
+            first_push = Some(first_push.map_or(p, |x| x.min(p)));
+        }
+        if let Some(a) = t.acked_at {
+            last_ack = Some(last_ack.map_or(a, |x| x.max(a)));
+            if let Some(p) = t.pushed_at {
+                lat.push(a.saturating_duration_since(p).as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let acked = lat.len();
+    let span = match (first_push, last_ack) {
+        (Some(p), Some(a)) => a.saturating_duration_since(p).as_secs_f64(),
+        _ => 0.0,
+    };
+    let per_event_us = |s: f64| round2(s * 1e6 / acked.max(1) as f64);
+    let sustained = json!({
+        "events": burst_events,
+        "chats": chats,
+        "acked": acked,
+        "unacked": burst_events - acked,
+        "bad_acks": rig.bad_acks(),
+        "committed": rig.committed()?,
+        "events_per_s": round2(if span > 0.0 { acked as f64 / span } else { 0.0 }),
+        "first_push_to_last_ack_s": round2(span),
+        "fake_push_s": round2(push_s),
+        "ack_latency_ms": summary(lat),
+        "cpu_us_per_event": {
+            "fcxd": per_event_us(cpu_after.0 - cpu_before.0),
+            "worker": per_event_us(cpu_after.1 - cpu_before.1),
+        },
+        "violations": rig.fake.violations().len(),
+    });
+    drop(rig);
+    Ok(json!({
+        "ack_latency_ms": latency,
+        "sustained": sustained,
+    }))
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // proc(5) counts in USER_HZ, which the Linux ABI fixes at 100.
+    Some(ticks / 100.0)
 }

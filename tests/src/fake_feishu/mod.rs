@@ -15,7 +15,7 @@ mod state;
 mod wire;
 mod ws;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use events::{EventBuilder, Mention, MessageSpec};
-pub use state::{CardState, ChatInfo, Comment, CommentReply, Reaction, StoredMessage};
+pub use state::{CardState, ChatInfo, Comment, CommentReply, FrameTiming, Reaction, StoredMessage};
 
 use state::{Shared, lock};
 
@@ -424,6 +424,31 @@ impl FakeFeishu {
             })
             .await
             .with_context(|| format!("no ACK for {message_id} within {timeout:?}"))
+    }
+
+    /// When pushed message `message_id` was first written to a socket and
+    /// first ACKed (benchmarks: frame in → ACK out).
+    pub fn frame_timing(&self, message_id: &str) -> Option<FrameTiming> {
+        lock(&self.shared.inner).timings.get(message_id).copied()
+    }
+
+    /// Every pushed message's timing, keyed by frame `message_id`.
+    pub fn frame_timings(&self) -> HashMap<String, FrameTiming> {
+        lock(&self.shared.inner).timings.clone()
+    }
+
+    /// Number of distinct pushed messages ACKed at least once.
+    pub fn acked_count(&self) -> usize {
+        lock(&self.shared.inner).timed_acks
+    }
+
+    /// Waits until at least `n` distinct pushed messages have been ACKed
+    /// (cheap per wake-up, unlike waiting on each id with thousands in flight).
+    pub async fn wait_for_acked_count(&self, n: usize, timeout: Duration) -> Result<()> {
+        self.shared
+            .wait_until(timeout, |inner| (inner.timed_acks >= n).then_some(()))
+            .await
+            .with_context(|| format!("fewer than {n} messages ACKed within {timeout:?}"))
     }
 
     /// Number of `type=ping` control frames received.

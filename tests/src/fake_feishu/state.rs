@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
@@ -276,6 +276,10 @@ pub(crate) struct Inner {
     /// Sliding one-second windows keyed by limit name.
     pub windows: HashMap<String, VecDeque<Instant>>,
     pub round_robin: usize,
+    /// Frame `message_id` → when it was first written and first ACKed.
+    pub timings: HashMap<String, FrameTiming>,
+    /// Messages with an `acked_at` (so a wait for N ACKs checks in O(1)).
+    pub timed_acks: usize,
 }
 
 impl Inner {
@@ -298,10 +302,21 @@ impl Inner {
     }
 }
 
+/// When the fake first wrote a pushed message's (last) frame to a socket and
+/// when the first ACK for it arrived; monotonic clock, for latency figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameTiming {
+    pub pushed_at: Option<Instant>,
+    pub acked_at: Option<Instant>,
+}
+
 /// What a WebSocket session is told to do.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     Binary(Vec<u8>),
+    /// The frame that completes pushed message `.1`: the session stamps
+    /// `pushed_at` right before writing it.
+    Tagged(Vec<u8>, Arc<str>),
     /// Close the TCP socket without a close handshake.
     Drop,
 }

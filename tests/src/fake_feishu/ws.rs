@@ -2,6 +2,7 @@
 //! frames, ping/pong, pushes with fragments, ACK checking, redelivery.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Result, bail};
 use base64::Engine as _;
@@ -149,7 +150,8 @@ async fn session(
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Binary(b))) => {
-                    if let Some(reply) = client_frame(&shared, id, service_id, &b)
+                    let received = Instant::now();
+                    if let Some(reply) = client_frame(&shared, id, service_id, &b, received)
                         && sink.send(Message::Binary(reply.into())).await.is_err()
                     {
                         break;
@@ -165,12 +167,28 @@ async fn session(
                         break;
                     }
                 }
+                Some(Outbound::Tagged(b, message_id)) => {
+                    stamp_pushed(&shared, &message_id);
+                    if sink.send(Message::Binary(b.into())).await.is_err() {
+                        break;
+                    }
+                }
                 Some(Outbound::Drop) | None => break,
             },
         }
     }
     lock(&shared.conns).retain(|c| c.id != id);
     shared.bump();
+}
+
+/// First write of a pushed message; redeliveries keep the original stamp.
+fn stamp_pushed(shared: &Shared, message_id: &str) {
+    let now = Instant::now();
+    let mut inner = lock(&shared.inner);
+    let t = inner.timings.entry(message_id.to_owned()).or_default();
+    if t.pushed_at.is_none() {
+        t.pushed_at = Some(now);
+    }
 }
 
 fn violation(shared: &Shared, what: String) {
@@ -186,7 +204,13 @@ fn header<'a>(f: &'a Frame, key: &str) -> Option<&'a str> {
 }
 
 /// Handles one binary message from the client; returns a frame to send back.
-fn client_frame(shared: &Shared, conn: u64, service_id: i32, bytes: &[u8]) -> Option<Vec<u8>> {
+fn client_frame(
+    shared: &Shared,
+    conn: u64,
+    service_id: i32,
+    bytes: &[u8],
+    received: Instant,
+) -> Option<Vec<u8>> {
     if let Some(problem) = super::wire::required_problem(bytes) {
         violation(shared, problem);
         return None;
@@ -231,7 +255,7 @@ fn client_frame(shared: &Shared, conn: u64, service_id: i32, bytes: &[u8]) -> Op
             Some(pong.encode_to_vec())
         }
         (1, _) => {
-            ack(shared, conn, frame);
+            ack(shared, conn, frame, received);
             None
         }
         (m, t) => {
@@ -244,7 +268,7 @@ fn client_frame(shared: &Shared, conn: u64, service_id: i32, bytes: &[u8]) -> Op
     }
 }
 
-fn ack(shared: &Shared, conn: u64, frame: Frame) {
+fn ack(shared: &Shared, conn: u64, frame: Frame, received: Instant) {
     let message_id = header(&frame, "message_id").unwrap_or("").to_owned();
     let payload: Value = frame
         .payload
@@ -281,6 +305,13 @@ fn ack(shared: &Shared, conn: u64, frame: Frame) {
         problems.push("ACK lacks the biz_rt header".to_owned());
     }
     let mut inner = lock(&shared.inner);
+    if inner.deliveries.contains_key(&message_id) {
+        let t = inner.timings.entry(message_id.clone()).or_default();
+        if t.acked_at.is_none() {
+            t.acked_at = Some(received);
+            inner.timed_acks += 1;
+        }
+    }
     match inner.deliveries.get_mut(&message_id) {
         None => problems.push(format!("ACK for unknown message_id {message_id:?}")),
         Some(d) => {
@@ -327,8 +358,9 @@ fn ack(shared: &Shared, conn: u64, frame: Frame) {
     shared.bump();
 }
 
-/// Sends `frames` to one open connection (round-robin); false when none is open.
-fn send_to_one(shared: &Shared, frames: &[Vec<u8>]) -> bool {
+/// Sends `frames` to one open connection (round-robin); false when none is
+/// open. With `message_id`, the session stamps the message's first write.
+fn send_to_one(shared: &Shared, frames: &[Vec<u8>], message_id: Option<&Arc<str>>) -> bool {
     // Take the turn before locking `conns`: waiters hold `inner` while
     // reading `conns`, so the opposite order here could deadlock.
     let start = {
@@ -339,10 +371,14 @@ fn send_to_one(shared: &Shared, frames: &[Vec<u8>]) -> bool {
     let conns = lock(&shared.conns);
     for k in 0..conns.len() {
         let c = &conns[(start + k) % conns.len()];
-        if frames
-            .iter()
-            .all(|f| c.tx.send(Outbound::Binary(f.clone())).is_ok())
-        {
+        let last = frames.len().saturating_sub(1);
+        if frames.iter().enumerate().all(|(i, f)| {
+            let out = match message_id {
+                Some(id) if i == last => Outbound::Tagged(f.clone(), Arc::clone(id)),
+                _ => Outbound::Binary(f.clone()),
+            };
+            c.tx.send(out).is_ok()
+        }) {
             return true;
         }
     }
@@ -434,8 +470,9 @@ async fn deliver(shared: Arc<Shared>, message_id: String) {
     let Some((frames, _)) = frames_of(&shared, &message_id) else {
         return;
     };
+    let tag: Arc<str> = Arc::from(message_id.as_str());
     let mut rx = shared.changed.subscribe();
-    while !send_to_one(&shared, &frames) {
+    while !send_to_one(&shared, &frames, Some(&tag)) {
         if rx.changed().await.is_err() {
             return;
         }
@@ -451,7 +488,7 @@ async fn deliver(shared: Arc<Shared>, message_id: String) {
         if frames_of(&shared, &message_id).is_none_or(|(_, acked)| acked) {
             return;
         }
-        if send_to_one(&shared, &frames) {
+        if send_to_one(&shared, &frames, None) {
             note_send(&shared, &message_id);
         }
     }
@@ -461,7 +498,7 @@ pub(crate) fn resend(shared: &Shared, message_id: &str) -> Result<()> {
     let Some((frames, _)) = frames_of(shared, message_id) else {
         bail!("no pushed message {message_id}");
     };
-    if !send_to_one(shared, &frames) {
+    if !send_to_one(shared, &frames, None) {
         bail!("no open connection");
     }
     note_send(shared, message_id);

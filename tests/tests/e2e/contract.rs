@@ -228,4 +228,22 @@ fn the_bench_runs_and_prints_its_figures() {
         "{v}"
     );
     assert!(v["idle_rss_kib"]["total"].as_u64().unwrap_or(0) > 0, "{v}");
+    let feishu = &v["feishu"];
+    assert!(feishu["ack_latency_ms"]["p50"].as_f64().is_some(), "{v}");
+    assert!(feishu["ack_latency_ms"]["p99"].as_f64().is_some(), "{v}");
+    assert!(
+        feishu["sustained"]["events_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{v}"
+    );
+    assert!(feishu["sustained"]["unacked"].as_u64().is_some(), "{v}");
+    // Every event of the small burst is ACKed, and only after its commit.
+    assert_eq!(
+        feishu["sustained"]["acked"], feishu["sustained"]["events"],
+        "{v}"
+    );
+    assert_eq!(
+        feishu["sustained"]["committed"], feishu["sustained"]["events"],
+        "{v}"
+    );
+    assert!(v["targets"]["feishu.ack_latency_ms.p99"].is_number(), "{v}");
 }

@@ -384,7 +384,10 @@ fn bad_credentials_stop_the_channel_with_a_reason_and_fcxd_keeps_running() {
 #[test]
 fn new_group_creates_an_enabled_chat_that_inherits_the_workspace() {
     let e = env();
-    let ev = e.fake.events().p2p_text("oc_p2p10", USER, "/new group fcx team");
+    let ev = e
+        .fake
+        .events()
+        .p2p_text("oc_p2p10", USER, "/new group fcx team");
     let om = message_id(&ev);
     e.push(&ev);
     let deadline = Instant::now() + WAIT;
@@ -411,7 +414,10 @@ fn new_group_creates_an_enabled_chat_that_inherits_the_workspace() {
         assert!(Instant::now() < deadline, "no welcome in the new group");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let ask = e.fake.events().group_text(&chat.chat_id, USER, "first task", true);
+    let ask = e
+        .fake
+        .events()
+        .group_text(&chat.chat_id, USER, "first task", true);
     let om_ask = message_id(&ask);
     e.push(&ask);
     e.wait_reply(&om_ask, "hello from fake codex");
@@ -428,7 +434,10 @@ fn reconnect_command_opens_a_fresh_long_connection() {
         assert!(Instant::now() < deadline, "no reconnect");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let ev = e.fake.events().p2p_text("oc_p2p11", USER, "after /reconnect");
+    let ev = e
+        .fake
+        .events()
+        .p2p_text("oc_p2p11", USER, "after /reconnect");
     let om = message_id(&ev);
     e.push(&ev);
     e.wait_reply(&om, "hello from fake codex");
@@ -542,7 +551,9 @@ mod webhook {
         let _ = om;
         let deadline = Instant::now() + WAIT;
         while !fake.messages().iter().any(|m| {
-            m.sender_type == "app" && m.chat_id == "oc_hook1" && m.content.contains("hello from fake codex")
+            m.sender_type == "app"
+                && m.chat_id == "oc_hook1"
+                && m.content.contains("hello from fake codex")
         }) {
             assert!(Instant::now() < deadline, "no reply\n{}", home.read_logs());
             std::thread::sleep(Duration::from_millis(20));
@@ -552,14 +563,21 @@ mod webhook {
         assert_eq!(status, 200);
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(home.fake_records().len(), 1);
-        assert_eq!(fake.connection_count(), 0, "no long connection in webhook mode");
+        assert_eq!(
+            fake.connection_count(),
+            0,
+            "no long connection in webhook mode"
+        );
     }
 }
 
 #[test]
 fn a_quoted_parent_reaches_the_prompt() {
     let e = env();
-    let parent = e.fake.events().p2p_text("oc_p2p12", USER, "the original question");
+    let parent = e
+        .fake
+        .events()
+        .p2p_text("oc_p2p12", USER, "the original question");
     let parent_om = message_id(&parent);
     let f = e.push(&parent);
     e.rt.block_on(e.fake.wait_for_ack(&f, WAIT)).expect("ACK");
@@ -585,10 +603,14 @@ fn a_quoted_parent_reaches_the_prompt() {
 #[test]
 fn a_redelivery_after_an_fcxd_restart_is_still_recognised() {
     let mut e = env();
-    let ev = e.fake.events().p2p_text("oc_p2p13", USER, "once across restarts");
+    let ev = e
+        .fake
+        .events()
+        .p2p_text("oc_p2p13", USER, "once across restarts");
     let om = message_id(&ev);
     let frame = e.push(&ev);
-    e.rt.block_on(e.fake.wait_for_ack(&frame, WAIT)).expect("ACK");
+    e.rt.block_on(e.fake.wait_for_ack(&frame, WAIT))
+        .expect("ACK");
     e.wait_reply(&om, "hello from fake codex");
     e.fcxd.signal(Signal::SIGTERM);
     assert!(e.fcxd.wait_exit(WAIT).success());
@@ -601,8 +623,18 @@ fn a_redelivery_after_an_fcxd_restart_is_still_recognised() {
     e.rt.block_on(e.fake.push_duplicate(&frame))
         .expect("duplicate after restart");
     let deadline = Instant::now() + WAIT;
-    while e.fake.acks().iter().filter(|a| a.message_id == frame).count() < 2 {
-        assert!(Instant::now() < deadline, "the redelivery was not acknowledged");
+    while e
+        .fake
+        .acks()
+        .iter()
+        .filter(|a| a.message_id == frame)
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the redelivery was not acknowledged"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(800));
@@ -616,7 +648,10 @@ fn a_worker_killed_before_it_accepted_leaves_the_event_for_redelivery() {
     let st = e.rt.block_on(e.home.status());
     let worker = nix::unistd::Pid::from_raw(st.profiles[0].worker_pid as i32);
     nix::sys::signal::kill(worker, Signal::SIGKILL).expect("kill -9");
-    let ev = e.fake.events().p2p_text("oc_p2p14", USER, "while the worker is down");
+    let ev = e
+        .fake
+        .events()
+        .p2p_text("oc_p2p14", USER, "while the worker is down");
     let om = message_id(&ev);
     let frame = e.push(&ev);
     e.wait_reply(&om, "hello from fake codex");
