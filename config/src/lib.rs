@@ -97,6 +97,17 @@ pub struct AppConfig {
     /// Messages older than this when they arrive are stale replays and are
     /// dropped (the platform retries for hours).
     pub stale_after_secs: u64,
+    pub reply_mode: ReplyMode,
+}
+
+/// How a run is shown in the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyMode {
+    /// A live CardKit card with a stop button (markdown if cards fail).
+    Card,
+    /// The final answer as markdown messages.
+    Markdown,
 }
 
 /// A loopback-bound HTTP listener; a reverse proxy or tunnel forwards the
@@ -270,6 +281,7 @@ struct RawApp {
     app_secret: String,
     webhook: Option<RawWebhook>,
     stale_after_secs: Option<u64>,
+    reply_mode: Option<ReplyMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -577,6 +589,7 @@ fn build_profile(
                 app_secret,
                 webhook,
                 stale_after_secs,
+                reply_mode: a.reply_mode.unwrap_or(ReplyMode::Card),
             })
         }
     };

@@ -181,6 +181,7 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
                     tasks.spawn(crate::channel::run(
                         p.clone(),
                         app.clone(),
+                        home.profile_dir(&p.name),
                         w.clone(),
                         status,
                         stop.child_token(),

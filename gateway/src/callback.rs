@@ -207,6 +207,7 @@ pub enum SignError {
     Key(#[from] KeyError),
 }
 
+#[derive(Clone)]
 struct KeyEntry {
     key: Vec<u8>,
     retired: bool,
@@ -215,6 +216,7 @@ struct KeyEntry {
 /// Signing keys by version: the current one signs; older ones still verify
 /// until retired (so cards already in chats keep working across a
 /// rotation). A retired version's key material is dropped.
+#[derive(Clone)]
 pub struct KeyRing {
     current: u32,
     keys: BTreeMap<u32, KeyEntry>,

@@ -79,6 +79,7 @@ fn ms(t: Option<SystemTime>) -> i64 {
 pub async fn run(
     profile: Profile,
     app: AppConfig,
+    profile_dir: std::path::PathBuf,
     worker: Arc<WorkerHandle>,
     status: ChannelStatus,
     stop: CancellationToken,
@@ -118,6 +119,31 @@ pub async fn run(
         })
         .await;
 
+    let keys = match crate::cards::load_keys(&profile_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            let why = format!("cannot read or create the card signing keys: {e}");
+            tracing::error!(profile = %profile.name, "{why}");
+            status.set(|v| v.state = format!("stopped: {why}"));
+            return;
+        }
+    };
+    let requesters = crate::cards::Requesters::default();
+    let carriers = crate::cards::Carriers::default();
+    let cards = (app.reply_mode == fcx_config::ReplyMode::Card).then(|| {
+        crate::cards::CardSurface::new(
+            http.clone(),
+            keys.clone(),
+            requesters.clone(),
+            carriers.clone(),
+            short_hash(&profile.name),
+        )
+    });
+    let callbacks = crate::cards::Callbacks {
+        keys,
+        nonces: crate::callback::MemoryNonceStore::default(),
+        carriers,
+    };
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(1024);
     let handler = Arc::new(SharedHandler(Arc::new(Handler {
         profile: profile.name.clone(),
@@ -128,6 +154,8 @@ pub async fn run(
         recent: Mutex::new(RecentIds::default()),
         deliver_slots: tokio::sync::Semaphore::new(DELIVER_IN_FLIGHT),
         stale_after: Duration::from_secs(app.stale_after_secs),
+        requesters,
+        callbacks,
     })));
     let reconnect = Arc::new(Notify::new());
     let tasks = tokio_util::task::TaskTracker::new();
@@ -170,12 +198,15 @@ pub async fn run(
         }
     }
     tasks.spawn(outbound(
-        profile.name.clone(),
-        http,
-        worker,
-        bot,
+        Out {
+            profile: profile.name.clone(),
+            http,
+            worker,
+            bot,
+            cards,
+            reconnect,
+        },
         out_rx,
-        reconnect,
         stop.clone(),
     ));
     tasks.close();
@@ -326,8 +357,15 @@ async fn mirror_status(
 
 /// Work that must not run inside the ACK window.
 enum Outbound {
-    Welcome { chat_id: String },
-    Busy { message_id: String, text: String },
+    Welcome {
+        chat_id: String,
+    },
+    Busy {
+        message_id: String,
+        text: String,
+    },
+    /// A verified card click for the worker.
+    Act(Box<pb::Action>),
 }
 
 struct Handler {
@@ -340,6 +378,8 @@ struct Handler {
     deliver_slots: tokio::sync::Semaphore,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
+    requesters: crate::cards::Requesters,
+    callbacks: crate::cards::Callbacks,
 }
 
 impl Handler {
@@ -381,9 +421,39 @@ impl Handler {
                 }
                 AckReply::Ok
             }
-            Normalized::CardAction { .. } => AckReply::OkWithData(json!({
-                "toast": {"type": "info", "content": "This button is not active yet."}
-            })),
+            // Verified here, in the ACK window; the stop itself runs after
+            // the ACK (the outbound task asks the worker, which re-checks
+            // policy).
+            Normalized::CardAction { event, .. } => match self.callbacks.check(&event) {
+                Ok(click) => {
+                    let c = click.claims;
+                    let action = pb::Action {
+                        kind: pb::ActionKind::Stop as i32,
+                        scope: c.scope.clone(),
+                        run_id: c.run_id.clone(),
+                        actor: Some(Actor {
+                            id: click.operator.clone(),
+                            name: String::new(),
+                        }),
+                        fingerprint: c.fingerprint.clone(),
+                        chat_id: c.chat_id.clone(),
+                        ..Default::default()
+                    };
+                    if self
+                        .outbound
+                        .try_send(Outbound::Act(Box::new(action)))
+                        .is_err()
+                    {
+                        return AckReply::OkWithData(json!({
+                            "toast": {"type": "warning", "content": "Busy; please try again."}
+                        }));
+                    }
+                    AckReply::OkWithData(json!({
+                        "toast": {"type": "info", "content": "Stopping…"}
+                    }))
+                }
+                Err(answer) => AckReply::OkWithData(answer),
+            },
             Normalized::Message { inbound, parent_id } => {
                 let mut inbound = *inbound;
                 if self.seen(&inbound.event_id) {
@@ -398,6 +468,9 @@ impl Handler {
                 }
                 let id = inbound.event_id.clone();
                 let message_id = inbound.message_id.clone();
+                if let Some(a) = &inbound.actor {
+                    self.requesters.remember(&message_id, &a.id);
+                }
                 // Leave room to send the ACK itself before the deadline.
                 let until = deadline - Duration::from_millis(150);
                 let deliver = async {
@@ -481,15 +554,26 @@ impl EventHandler for SharedHandler {
 
 /// Worker events → chat messages, one at a time (in order per profile; the
 /// HTTP client waits out rate limits).
-async fn outbound(
+/// What the outbound task owns.
+struct Out {
     profile: String,
     http: OpenApiClient,
     worker: Arc<WorkerHandle>,
     bot: BotIdentity,
-    mut rx: mpsc::Receiver<Outbound>,
+    /// Run cards (reply mode `card`); `None` answers with messages.
+    cards: Option<crate::cards::CardSurface>,
     reconnect: Arc<Notify>,
-    stop: CancellationToken,
-) {
+}
+
+async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: CancellationToken) {
+    let Out {
+        profile,
+        http,
+        worker,
+        bot,
+        mut cards,
+        reconnect,
+    } = out;
     let mut events = worker.subscribe();
     let tag = short_hash(&profile);
     loop {
@@ -497,7 +581,13 @@ async fn outbound(
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     gateway_work(&http, &worker, &ev, &tag, &reconnect).await;
-                    post_event(&http, &ev, &tag).await;
+                    let on_card = match cards.as_mut() {
+                        Some(c) if is_chat_scope(&ev.scope) => c.on_event(&ev).await,
+                        _ => false,
+                    };
+                    if !on_card {
+                        post_event(&http, &ev, &tag).await;
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
@@ -515,6 +605,11 @@ async fn outbound(
                         tracing::warn!(%profile, error = %e, "cannot post the welcome");
                     }
                 }
+                Some(Outbound::Act(action)) => match worker.act(*action).await {
+                    Ok(r) if !r.ok => tracing::info!(%profile, message = %r.message, "card action not carried out"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%profile, error = %e, "card action could not reach the worker"),
+                },
                 Some(Outbound::Busy { message_id, text }) => {
                     let msg = OutgoingMessage::new("post", reply::post_content(&format!("⏳ {text}")));
                     if let Err(e) = http.reply_message(&message_id, &msg, false).await {
@@ -600,11 +695,13 @@ async fn gateway_work(
     }
 }
 
+/// Chat scopes this channel answers (the console has its own printer).
+fn is_chat_scope(scope: &str) -> bool {
+    (scope.starts_with("chat:") || scope.starts_with("topic:")) && scope != crate::console::SCOPE
+}
+
 async fn post_event(http: &OpenApiClient, ev: &pb::WorkerEvent, tag: &str) {
-    // The console surface has its own printer.
-    if !(ev.scope.starts_with("chat:") || ev.scope.starts_with("topic:"))
-        || ev.scope == crate::console::SCOPE
-    {
+    if !is_chat_scope(&ev.scope) {
         return;
     }
     let Some(md) = reply::event_markdown(ev) else {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod callback;
+pub mod cards;
 pub mod channel;
 pub mod console;
 pub mod feishu;

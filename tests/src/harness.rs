@@ -124,6 +124,7 @@ tenant = "feishu"
 base_url = "{base_url}"
 app_id = "{app_id}"
 app_secret = "file:{secret}"
+reply_mode = "markdown"
 [profiles.default.access]
 owner = "{owner}"
 allowed_chats = ["oc_grp1", "oc_grp2"]

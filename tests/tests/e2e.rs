@@ -6,4 +6,5 @@ mod e2e {
     pub mod contract;
     pub mod feishu_channel;
     pub mod real_codex;
+    pub mod run_cards;
 }

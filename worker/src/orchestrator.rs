@@ -318,6 +318,14 @@ impl Orchestrator {
         self.inner.snapshot()
     }
 
+    /// A stop that comes from a card button: the gateway verified the
+    /// signed token; the worker re-checks that the clicking user may still
+    /// stop runs in that chat and that the chat's policy is the one the
+    /// button was made for. `Ok(false)` = nothing to stop.
+    pub fn stop_checked(&self, a: &pb::Action) -> Result<bool, String> {
+        self.inner.stop_checked(a)
+    }
+
     /// Stop every run (they end as interrupted), stop scheduling, and wait
     /// until every run has reported its end.
     pub async fn shutdown(&self) {
@@ -490,6 +498,40 @@ impl Inner {
             .collect::<Vec<_>>()
             .join("\n");
         self.reply_fields(inbound, "status", true, "Status", body, fields);
+    }
+
+    fn stop_checked(&self, a: &pb::Action) -> Result<bool, String> {
+        let chat_id = a.chat_id.clone();
+        let enabled_group = !chat_id.is_empty() && self.lists().chats.contains(&chat_id);
+        // A click carries no chat type; a topic or an enabled group is a
+        // group, anything else can only be the requester's private chat.
+        let chat_type = if a.scope.starts_with("topic:") {
+            pb::ChatType::Topic
+        } else if enabled_group {
+            pb::ChatType::Group
+        } else {
+            pb::ChatType::Private
+        };
+        let probe = Inbound {
+            event_id: format!("act:{}", a.run_id),
+            scope: a.scope.clone(),
+            actor: a.actor.clone(),
+            chat_type: chat_type as i32,
+            // A click is addressed to the bot by construction.
+            mentioned: true,
+            chat_id,
+            ..Default::default()
+        };
+        match self.decide(&probe, crate::access::Need::User) {
+            crate::access::Decision::Allow => {}
+            _ => return Err("you may not stop runs here".into()),
+        }
+        let current = self.policy(&a.scope).map_err(|e| e.to_string())?;
+        if current.fingerprint != a.fingerprint {
+            return Err("this chat's settings changed since the card was made".into());
+        }
+        let run = (!a.run_id.is_empty()).then_some(a.run_id.as_str());
+        Ok(self.stop_scope(&a.scope, run, StopReason::User))
     }
 
     fn stop_scope(&self, scope: &str, run_id: Option<&str>, why: StopReason) -> bool {
@@ -796,6 +838,7 @@ impl Inner {
                 model: self.profile.codex.model.clone().unwrap_or_default(),
                 message_count: job.messages.len() as u32,
                 message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
+                fingerprint: policy.fingerprint.clone(),
             }),
         );
         self.set_active(scope, |a| a.workspace = cwd_s.clone());

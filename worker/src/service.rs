@@ -89,6 +89,26 @@ impl Worker for WorkerService {
     async fn act(&self, req: Request<Action>) -> Result<Response<ActResult>, Status> {
         let a = req.into_inner();
         match a.kind() {
+            ActionKind::Stop if !a.fingerprint.is_empty() => {
+                // From a card button: policy is checked again here.
+                match self.orchestrator.stop_checked(&a) {
+                    Ok(ok) => Ok(Response::new(ActResult {
+                        ok,
+                        message: if ok {
+                            "stopping".into()
+                        } else {
+                            "that run is no longer active".into()
+                        },
+                    })),
+                    Err(why) => {
+                        tracing::warn!(scope = %a.scope, run_id = %a.run_id, %why, "card stop refused");
+                        Ok(Response::new(ActResult {
+                            ok: false,
+                            message: why,
+                        }))
+                    }
+                }
+            }
             ActionKind::Stop => {
                 let run = (!a.run_id.is_empty()).then_some(a.run_id.as_str());
                 let ok = self.orchestrator.stop(&a.scope, run);

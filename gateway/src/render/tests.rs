@@ -27,6 +27,7 @@ fn started() -> Kind {
         model: "gpt-5-codex".into(),
         message_count: 1,
         message_ids: vec!["om_1".into()],
+        fingerprint: "fp".into(),
     })
 }
 

@@ -12,11 +12,12 @@ use serde_json::Value;
 const USER: &str = "ou_user0000000000000000000000000001";
 const WAIT: Duration = Duration::from_secs(30);
 
+// Fields drop in order: fcxd first, while its home and platform still exist.
 struct Env {
-    rt: tokio::runtime::Runtime,
-    fake: FakeFeishu,
-    home: TestHome,
     fcxd: Fcxd,
+    fake: FakeFeishu,
+    rt: tokio::runtime::Runtime,
+    home: TestHome,
 }
 
 fn env_with(redelivery: Redelivery) -> Env {

@@ -1,0 +1,556 @@
+//! Run cards: one CardKit card per run, streamed while Codex works, with a
+//! signed stop button; and the fallbacks that never leave a user without the
+//! final state.
+//!
+//! Per run: create the card entity, reply with it (in thread for topics),
+//! then one serialized [`CardWriter`] owns the card's sequence counter: text
+//! deltas become element-content updates (coalesced), anything that changes
+//! the card's structure becomes a full update. At the end the final card is
+//! written and streaming is closed with a summary. If the card cannot be
+//! created or its writer fails for good, the final state goes out as a
+//! markdown message instead; an answer longer than one card continues in
+//! markdown messages, so it is always delivered complete.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{self as pb};
+use serde_json::{Value, json};
+
+use crate::callback::{self, Claims, Denied, Expected, KeyRing, MemoryNonceStore};
+use crate::feishu::cardkit::{self, CardKit, CardWriter, WriterConfig};
+use crate::feishu::http::{OpenApiClient, OutgoingMessage};
+use crate::render::{self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderOptions, RunState};
+use crate::reply;
+use crate::supervisor::now_ms;
+
+/// How long a stop button stays valid (a run rarely outlives it; `/stop`
+/// always works).
+const BUTTON_TTL_SECS: i64 = 6 * 3600;
+
+/// Who asked for each message, so a run's stop button is signed for them.
+#[derive(Clone, Default)]
+pub struct Requesters(Arc<Mutex<HashMap<String, String>>>);
+
+impl Requesters {
+    pub fn remember(&self, message_id: &str, open_id: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(message_id.to_string(), open_id.to_string());
+        }
+    }
+    fn get(&self, message_id: &str) -> Option<String> {
+        self.0.lock().ok().and_then(|m| m.get(message_id).cloned())
+    }
+}
+
+/// Card messages this gateway sent: carrier message id → (scope, chat id).
+#[derive(Clone, Default)]
+pub struct Carriers(Arc<Mutex<HashMap<String, (String, String)>>>);
+
+impl Carriers {
+    fn insert(&self, message_id: &str, scope: &str, chat_id: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(
+                message_id.to_string(),
+                (scope.to_string(), chat_id.to_string()),
+            );
+        }
+    }
+    fn get(&self, message_id: &str) -> Option<(String, String)> {
+        self.0.lock().ok().and_then(|m| m.get(message_id).cloned())
+    }
+}
+
+/// The profile's card-callback signing keys, kept with its secrets:
+/// `$FCX_HOME/profiles/NAME/callback-keys.json` (0600), created on first use.
+/// Rotation adds a version; older versions stay accepted until retired.
+pub fn load_keys(profile_dir: &Path) -> std::io::Result<KeyRing> {
+    let path = profile_dir.join("callback-keys.json");
+    let parsed = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    if let Some(v) = parsed
+        && let Some(ring) = ring_from(&v)
+    {
+        return Ok(ring);
+    }
+    let mut key = vec![0u8; 32];
+    rand::fill(&mut key[..]);
+    let v = json!({"current": 1, "keys": {"1": hex_encode(&key)}, "retired": []});
+    std::fs::create_dir_all(profile_dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).write(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        use std::io::Write as _;
+        opts.open(&tmp)?.write_all(v.to_string().as_bytes())?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    KeyRing::new(1, key).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn ring_from(v: &Value) -> Option<KeyRing> {
+    let current = u32::try_from(v["current"].as_u64()?).ok()?;
+    let keys = v["keys"].as_object()?;
+    let mut ring = KeyRing::new(
+        current,
+        hex_decode(keys.get(&current.to_string())?.as_str()?)?,
+    )
+    .ok()?;
+    for (ver, k) in keys {
+        let Ok(ver) = ver.parse::<u32>() else {
+            continue;
+        };
+        if ver != current
+            && let Some(bytes) = k.as_str().and_then(hex_decode)
+        {
+            let _ = ring.accept(ver, bytes);
+        }
+    }
+    for r in v["retired"].as_array().into_iter().flatten() {
+        if let Some(ver) = r.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            let _ = ring.retire(ver);
+        }
+    }
+    Some(ring)
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Verifies card clicks (in the ACK path: pure and fast).
+pub struct Callbacks {
+    pub keys: KeyRing,
+    pub nonces: MemoryNonceStore,
+    pub carriers: Carriers,
+}
+
+/// A verified click: what to ask the worker.
+pub struct Click {
+    pub claims: Claims,
+    pub operator: String,
+}
+
+impl Callbacks {
+    /// Check a `card.action.trigger` event. `Err` carries the ACK answer (a
+    /// low-detail toast); the reason is logged once.
+    pub fn check(&self, event: &Value) -> Result<Click, Value> {
+        let deny = |d: Denied| {
+            tracing::warn!(reason = ?d, "card action denied");
+            Err(d.answer())
+        };
+        let token = event["action"]["value"][CALLBACK_VALUE_KEY]
+            .as_str()
+            .unwrap_or("");
+        let operator = event["operator"]["open_id"].as_str().unwrap_or("");
+        let message_id = event["context"]["open_message_id"].as_str().unwrap_or("");
+        let chat_id = event["context"]["open_chat_id"].as_str().unwrap_or("");
+        // Only cards this gateway sent can carry a live button.
+        let Some((scope, carrier_chat)) = self.carriers.get(message_id) else {
+            return deny(Denied::WrongScope);
+        };
+        if !chat_id.is_empty() && chat_id != carrier_chat {
+            return deny(Denied::WrongChat);
+        }
+        let expected = Expected {
+            operator,
+            scope: &scope,
+            chat_id: &carrier_chat,
+            action: Some("stop"),
+            run_id: None,
+            fingerprint: None,
+        };
+        match callback::verify_once(token, &self.keys, now_ms() / 1000, &expected, &self.nonces) {
+            Ok(claims) => Ok(Click {
+                claims,
+                operator: operator.to_string(),
+            }),
+            Err(d) => deny(d),
+        }
+    }
+}
+
+struct ActiveCard {
+    card_id: String,
+    writer: CardWriter,
+    /// Structure already written, to send content-only updates when only
+    /// the answer text changed.
+    last_json: String,
+}
+
+struct CardRun {
+    state: RunState,
+    scope: String,
+    reply_to: String,
+    stop_token: Option<String>,
+    card: Option<ActiveCard>,
+    /// The card could not be created or written: the final state goes out
+    /// as a markdown message.
+    fallback: bool,
+}
+
+/// Turns one profile's run events into cards (called from the channel's
+/// single outbound task, so runs are handled in event order).
+pub struct CardSurface {
+    kit: CardKit,
+    http: OpenApiClient,
+    keys: KeyRing,
+    requesters: Requesters,
+    carriers: Carriers,
+    tag: String,
+    runs: HashMap<String, CardRun>,
+}
+
+impl CardSurface {
+    pub fn new(
+        http: OpenApiClient,
+        keys: KeyRing,
+        requesters: Requesters,
+        carriers: Carriers,
+        tag: String,
+    ) -> Self {
+        CardSurface {
+            kit: CardKit::new(http.clone()),
+            http,
+            keys,
+            requesters,
+            carriers,
+            tag,
+            runs: HashMap::new(),
+        }
+    }
+
+    /// Handle a run event; `false` when the event is not a run event (the
+    /// caller answers it as a message).
+    pub async fn on_event(&mut self, ev: &pb::WorkerEvent) -> bool {
+        // Command replies and notices are messages, in any mode.
+        if ev.run_id.is_empty() || matches!(ev.kind, Some(Kind::Notice(_) | Kind::CommandReply(_)))
+        {
+            return false;
+        }
+        let done = matches!(ev.kind, Some(Kind::Done(_)));
+        if !self.runs.contains_key(&ev.run_id) {
+            // Only a run's first event opens a card; a late event of a run
+            // this gateway never saw (a replay) gets a plain answer.
+            if !matches!(ev.kind, Some(Kind::RunStarted(_))) {
+                return false;
+            }
+            let mut run = CardRun {
+                state: RunState::new(&ev.run_id),
+                scope: ev.scope.clone(),
+                reply_to: ev.reply_to.clone(),
+                stop_token: None,
+                card: None,
+                fallback: false,
+            };
+            run.state.apply(ev);
+            run.stop_token = self.sign_stop(ev);
+            self.open_card(&mut run, ev.seq).await;
+            self.runs.insert(ev.run_id.clone(), run);
+            return true;
+        }
+        let Some(mut run) = self.runs.remove(&ev.run_id) else {
+            return false;
+        };
+        run.state.apply(ev);
+        if done {
+            self.finish(run).await;
+            return true;
+        }
+        let rendered = render::render(&run.state, &self.options(&run, true));
+        if let Some(card) = &mut run.card {
+            if let Some(f) = card.writer.failure() {
+                tracing::warn!(card = %card.card_id, code = ?f.code, "card writer failed; the final state will be a message");
+                run.fallback = true;
+            } else {
+                if rendered.json != card.last_json {
+                    if matches!(ev.kind, Some(Kind::TextDelta(_)))
+                        && same_but_answer(&card.last_json, &rendered)
+                    {
+                        card.writer
+                            .set_content(ANSWER_ELEMENT_ID, rendered.answer.clone());
+                    } else {
+                        card.writer.update_card(rendered.json.clone());
+                    }
+                    card.last_json = rendered.json;
+                }
+            }
+        }
+        self.runs.insert(ev.run_id.clone(), run);
+        true
+    }
+
+    fn options(&self, run: &CardRun, live: bool) -> RenderOptions {
+        RenderOptions {
+            stop_token: if live { run.stop_token.clone() } else { None },
+            // A live clock would make every render differ and turn each text
+            // delta into a full card update; the final card shows the time.
+            now_ms: if live { None } else { Some(now_ms()) },
+            ..Default::default()
+        }
+    }
+
+    fn sign_stop(&self, ev: &pb::WorkerEvent) -> Option<String> {
+        let Some(Kind::RunStarted(rs)) = &ev.kind else {
+            return None;
+        };
+        let operator = self.requesters.get(&ev.reply_to)?;
+        let chat_id = chat_of(&ev.scope);
+        let claims = Claims::new(
+            ev.run_id.clone(),
+            ev.scope.clone(),
+            chat_id,
+            operator,
+            "stop",
+            rs.fingerprint.clone(),
+            now_ms() / 1000 + BUTTON_TTL_SECS,
+        );
+        match self.keys.sign(&claims) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sign the stop button; the card has none");
+                None
+            }
+        }
+    }
+
+    async fn open_card(&self, run: &mut CardRun, seq: u64) {
+        if run.reply_to.is_empty() {
+            run.fallback = true;
+            return;
+        }
+        let rendered = render::render(&run.state, &self.options(run, true));
+        let card_id = match self.kit.create_card(&rendered.json).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(scope = %run.scope, error = %e, "cannot create the run card; answering with messages");
+                run.fallback = true;
+                return;
+            }
+        };
+        let msg = cardkit::card_message(&card_id).with_uuid(format!("fcxc{}-{seq}", self.tag));
+        let in_thread = run.scope.starts_with("topic:");
+        match self
+            .http
+            .reply_message(&run.reply_to, &msg, in_thread)
+            .await
+        {
+            Ok(m) => {
+                self.carriers
+                    .insert(&m.message_id, &run.scope, &chat_of(&run.scope));
+                let writer = CardWriter::spawn(
+                    self.kit.clone(),
+                    card_id.clone(),
+                    0,
+                    WriterConfig::default(),
+                );
+                run.card = Some(ActiveCard {
+                    card_id,
+                    writer,
+                    last_json: rendered.json,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(scope = %run.scope, error = %e, "cannot send the run card; answering with messages");
+                run.fallback = true;
+            }
+        }
+    }
+
+    /// The final card (no stop button), streaming closed; the rest of a long
+    /// answer and any failure path go out as markdown messages.
+    async fn finish(&mut self, mut run: CardRun) {
+        let final_card = render::render(&run.state, &self.options(&run, false));
+        let mut delivered_upto = 0usize;
+        if let Some(card) = run.card.take() {
+            card.writer.update_card(final_card.json.clone());
+            card.writer
+                .update_settings(cardkit::close_streaming_settings(&render::summary(
+                    &run.state,
+                )));
+            match tokio::time::timeout(Duration::from_secs(30), card.writer.finish()).await {
+                Ok(Ok(_)) => {
+                    // The card holds the first piece of the answer.
+                    delivered_upto = final_card.piece + 1;
+                }
+                Ok(Err(f)) => {
+                    tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "the final card could not be written; sending the final state as a message");
+                    run.fallback = true;
+                }
+                Err(_) => {
+                    tracing::warn!(card = %card.card_id, "the final card write timed out; sending the final state as a message");
+                    run.fallback = true;
+                }
+            }
+        } else {
+            run.fallback = true;
+        }
+        let answer = run.state.answer();
+        let pieces = render::split_answer(&answer, render::ANSWER_BUDGET_BYTES);
+        let mut rest: Vec<String> = if run.fallback {
+            Vec::new()
+        } else {
+            pieces.iter().skip(delivered_upto).cloned().collect()
+        };
+        if run.fallback {
+            // The whole final state, as the message path shows it.
+            let done = pb::WorkerEvent {
+                kind: Some(Kind::Done(pb::Done {
+                    reason: phase_reason(&run.state) as i32,
+                    detail: run.state.detail.clone(),
+                    final_text: answer.clone(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            };
+            if let Some(md) = reply::event_markdown(&done) {
+                rest = vec![md];
+            }
+        }
+        for (i, md) in rest.iter().enumerate() {
+            for (j, piece) in reply::split_markdown(md, reply::POST_CONTENT_BUDGET)
+                .into_iter()
+                .enumerate()
+            {
+                let msg = OutgoingMessage::new("post", reply::post_content(&piece)).with_uuid(
+                    format!("fcxf{}-{}-{i}-{j}", self.tag, short(&run.state_run_id())),
+                );
+                let r = self
+                    .http
+                    .reply_message(&run.reply_to, &msg, run.scope.starts_with("topic:"))
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(scope = %run.scope, error = %e, "cannot deliver the final answer");
+                }
+            }
+        }
+    }
+}
+
+impl CardRun {
+    fn state_run_id(&self) -> String {
+        self.state.run_id.clone()
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(12).collect()
+}
+
+/// Whether `rendered` differs from `last` only in the answer text (then a
+/// streaming content update is enough).
+fn same_but_answer(last: &str, rendered: &render::RenderedCard) -> bool {
+    let Ok(mut a) = serde_json::from_str::<Value>(last) else {
+        return false;
+    };
+    let mut b = rendered.card.clone();
+    blank_answer(&mut a);
+    blank_answer(&mut b);
+    a == b
+}
+
+fn blank_answer(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.get("element_id").and_then(Value::as_str) == Some(ANSWER_ELEMENT_ID) {
+                m.insert("content".into(), Value::String(String::new()));
+            }
+            for (_, x) in m.iter_mut() {
+                blank_answer(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(blank_answer),
+        _ => {}
+    }
+}
+
+fn phase_reason(s: &RunState) -> pb::DoneReason {
+    match s.phase {
+        render::Phase::Done => pb::DoneReason::Completed,
+        render::Phase::Interrupted => pb::DoneReason::Interrupted,
+        render::Phase::TimedOut => pb::DoneReason::TimedOut,
+        render::Phase::Failed => pb::DoneReason::Failed,
+        render::Phase::Queued | render::Phase::Running => pb::DoneReason::Unspecified,
+    }
+}
+
+/// The chat id inside a scope (`chat:<id>`, `topic:<id>:<thread>`).
+pub fn chat_of(scope: &str) -> String {
+    scope
+        .strip_prefix("chat:")
+        .or_else(|| scope.strip_prefix("topic:"))
+        .and_then(|r| r.split(':').next())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_created_once_and_read_back() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let a = load_keys(d.path()).expect("create");
+        let b = load_keys(d.path()).expect("load");
+        let c = Claims::new(
+            "r",
+            "chat:oc",
+            "oc",
+            "ou",
+            "stop",
+            "fp",
+            now_ms() / 1000 + 60,
+        );
+        let t = a.sign(&c).expect("sign");
+        let exp = Expected {
+            operator: "ou",
+            scope: "chat:oc",
+            chat_id: "oc",
+            ..Default::default()
+        };
+        assert!(callback::verify(&t, &b, now_ms() / 1000, &exp).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d.path().join("callback-keys.json"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+    }
+
+    #[test]
+    fn chat_of_scopes() {
+        assert_eq!(chat_of("chat:oc_1"), "oc_1");
+        assert_eq!(chat_of("topic:oc_1:omt_2"), "oc_1");
+        assert_eq!(chat_of("chat:console"), "console");
+        assert_eq!(chat_of("doc:x"), "");
+    }
+}
