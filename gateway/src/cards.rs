@@ -21,7 +21,7 @@ use fcx_proto::v1::{self as pb};
 use serde_json::{Value, json};
 
 use crate::callback::{self, Claims, Denied, Expected, KeyRing, MemoryNonceStore};
-use crate::feishu::cardkit::{self, CardKit, CardWriter, WriterConfig};
+use crate::feishu::cardkit::{self, CardKit, CardWriter, FailureKind, WriterConfig};
 use crate::feishu::http::{OpenApiClient, OutgoingMessage};
 use crate::render::{self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderOptions, RunState};
 use crate::reply;
@@ -30,6 +30,16 @@ use crate::supervisor::now_ms;
 /// How long a stop button stays valid (a run rarely outlives it; `/stop`
 /// always works).
 const BUTTON_TTL_SECS: i64 = 6 * 3600;
+/// How long the final card write keeps being retried through transient
+/// failures: a card left showing "running" misleads more than a short
+/// delay, but the final state must still reach the user as a message if
+/// the platform stays down.
+const FINAL_WRITE_WINDOW: Duration = Duration::from_secs(60);
+const FINAL_RETRY_BACKOFF_START: Duration = Duration::from_millis(500);
+const FINAL_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Fresh writers a run may start after transient failures mid-run; beyond
+/// that the card waits for the final write.
+const MAX_WRITER_RESTARTS: u32 = 3;
 
 /// Who asked for each message, so a run's stop button is signed for them.
 #[derive(Clone, Default)]
@@ -201,6 +211,8 @@ struct ActiveCard {
     /// Structure already written, to send content-only updates when only
     /// the answer text changed.
     last_json: String,
+    /// Writers started after the first one failed transiently.
+    restarts: u32,
 }
 
 struct CardRun {
@@ -285,8 +297,24 @@ impl CardSurface {
         let rendered = render::render(&run.state, &self.options(&run, true));
         if let Some(card) = &mut run.card {
             if let Some(f) = card.writer.failure() {
-                tracing::warn!(card = %card.card_id, code = ?f.code, "card writer failed; the final state will be a message");
-                run.fallback = true;
+                if f.kind == FailureKind::Unavailable && card.restarts < MAX_WRITER_RESTARTS {
+                    // The platform had a bad moment: carry on with a fresh
+                    // writer above every sequence the old one may have used,
+                    // starting from the whole current card.
+                    card.restarts += 1;
+                    tracing::info!(card = %card.card_id, code = ?f.code, restarts = card.restarts, "card writer failed transiently; starting a new one");
+                    card.writer = CardWriter::spawn(
+                        self.kit.clone(),
+                        card.card_id.clone(),
+                        f.last_sequence,
+                        WriterConfig::default(),
+                    );
+                    card.writer.update_card(rendered.json.clone());
+                    card.last_json = rendered.json;
+                } else if !run.fallback {
+                    tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "card writer failed; the card waits for the final write");
+                    run.fallback = true;
+                }
             } else {
                 if rendered.json != card.last_json {
                     if matches!(ev.kind, Some(Kind::TextDelta(_)))
@@ -373,6 +401,7 @@ impl CardSurface {
                     card_id,
                     writer,
                     last_json: rendered.json,
+                    restarts: 0,
                 });
             }
             Err(e) => {
@@ -385,33 +414,26 @@ impl CardSurface {
     /// The final card (no stop button), streaming closed; the rest of a long
     /// answer and any failure path go out as markdown messages.
     async fn finish(&mut self, mut run: CardRun) {
-        let final_card = render::render(&run.state, &self.options(&run, false));
+        let opts = self.options(&run, false);
+        let final_card = render::render(&run.state, &opts);
         let mut delivered_upto = 0usize;
         if let Some(card) = run.card.take() {
-            card.writer.update_card(final_card.json.clone());
-            card.writer
-                .update_settings(cardkit::close_streaming_settings(&render::summary(
-                    &run.state,
-                )));
-            match tokio::time::timeout(Duration::from_secs(30), card.writer.finish()).await {
-                Ok(Ok(_)) => {
-                    // The card holds the first piece of the answer.
-                    delivered_upto = final_card.piece + 1;
-                }
-                Ok(Err(f)) => {
-                    tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "the final card could not be written; sending the final state as a message");
-                    run.fallback = true;
-                }
-                Err(_) => {
-                    tracing::warn!(card = %card.card_id, "the final card write timed out; sending the final state as a message");
-                    run.fallback = true;
-                }
+            let settings = cardkit::close_streaming_settings(&render::summary(&run.state));
+            if self.write_final(card, &final_card.json, &settings).await {
+                // The card holds the first piece of the answer; a writer
+                // that failed mid-run no longer matters.
+                delivered_upto = final_card.piece + 1;
+                run.fallback = false;
+            } else {
+                run.fallback = true;
             }
         } else {
             run.fallback = true;
         }
         let answer = run.state.answer();
-        let pieces = render::split_answer(&answer, render::ANSWER_BUDGET_BYTES);
+        // The same budget the card was cut with, so no text falls between
+        // the card's piece and the continuation messages.
+        let pieces = render::split_answer(&answer, opts.effective_answer_budget());
         let mut rest: Vec<String> = if run.fallback {
             Vec::new()
         } else {
@@ -448,6 +470,46 @@ impl CardSurface {
                     tracing::error!(scope = %run.scope, error = %e, "cannot deliver the final answer");
                 }
             }
+        }
+    }
+}
+
+impl CardSurface {
+    /// Writes the final card and closes streaming; through transient
+    /// failures it retries with fresh writers (continuing the sequence) and
+    /// growing pauses for up to [`FINAL_WRITE_WINDOW`]. `false`: the card
+    /// could not be finished and the caller sends the final state as a
+    /// message.
+    async fn write_final(&self, card: ActiveCard, json: &str, settings: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + FINAL_WRITE_WINDOW;
+        let mut backoff = FINAL_RETRY_BACKOFF_START;
+        let mut writer = card.writer;
+        loop {
+            writer.update_card(json.to_string());
+            writer.update_settings(settings.to_string());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let failure = match tokio::time::timeout(left, writer.finish()).await {
+                Ok(Ok(_)) => return true,
+                Ok(Err(f)) => f,
+                Err(_) => {
+                    tracing::warn!(card = %card.card_id, "the final card write timed out; sending the final state as a message");
+                    return false;
+                }
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if failure.kind != FailureKind::Unavailable || left <= backoff {
+                tracing::warn!(card = %card.card_id, code = ?failure.code, kind = ?failure.kind, "the final card could not be written; sending the final state as a message");
+                return false;
+            }
+            tracing::info!(card = %card.card_id, code = ?failure.code, retry_in_ms = backoff.as_millis() as u64, "the final card write failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(FINAL_RETRY_BACKOFF_MAX);
+            writer = CardWriter::spawn(
+                self.kit.clone(),
+                card.card_id.clone(),
+                failure.last_sequence,
+                WriterConfig::default(),
+            );
         }
     }
 }

@@ -107,13 +107,20 @@ pub async fn run(
         _ = stop.cancelled() => return,
     }
 
+    // Best effort: without the app-info scope the platform refuses, and the
+    // configured owner (which wins anyway) is used.
+    let owner_id = match http.app_owner().await {
+        Ok(o) => o.unwrap_or_default(),
+        Err(e) => {
+            tracing::info!(profile = %profile.name, error = %e, "the app owner could not be learned from the platform");
+            String::new()
+        }
+    };
     worker
         .set_platform(PlatformInfo {
             platform: app.tenant.as_str().into(),
             app_id: app.app_id.clone(),
-            // The app owner is not learned yet (it needs the application
-            // info API and its scope); the configured owner is used.
-            owner_id: String::new(),
+            owner_id,
             bot_id: bot.open_id.clone(),
             bot_name: bot.name.clone(),
         })

@@ -255,6 +255,12 @@ impl Fcxd {
         Self::start(home, &[], &[])
     }
 
+    /// [`Fcxd::daemon`] with extra environment (inherited by the worker and
+    /// the fake codex, e.g. `FAKE_CODEX_SCENARIOS`).
+    pub fn daemon_with(home: &TestHome, env: &[(&str, &str)]) -> Self {
+        Self::start(home, &[], env)
+    }
+
     fn start(home: &TestHome, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin("fcxd"));
         cmd.args(args)

@@ -12,6 +12,7 @@
 //!   markdown message.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -250,6 +251,10 @@ pub struct CardFailure {
     pub kind: FailureKind,
     pub code: Option<i64>,
     pub message: String,
+    /// The highest sequence the writer used (some may have been consumed
+    /// by attempts that failed), so a new writer on the same card can start
+    /// above it.
+    pub last_sequence: u32,
 }
 
 /// What a finished writer did.
@@ -327,6 +332,9 @@ impl Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Notify,
+    /// The last sequence handed to an operation, readable after the task
+    /// ended.
+    sequence: AtomicU32,
 }
 
 impl Shared {
@@ -361,6 +369,7 @@ impl CardWriter {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
+            sequence: AtomicU32::new(last_sequence),
         });
         let (fail_tx, failure) = watch::channel(None);
         let task = tokio::spawn(run(
@@ -464,7 +473,14 @@ impl CardWriter {
             kind: FailureKind::Unavailable,
             code: None,
             message: why.to_string(),
+            last_sequence: self.last_sequence(),
         }
+    }
+
+    /// The highest sequence used on the card so far (including attempts
+    /// that failed).
+    pub fn last_sequence(&self) -> u32 {
+        self.shared.sequence.load(Ordering::SeqCst)
     }
 }
 
@@ -483,6 +499,7 @@ fn classify(card_id: &str, e: &ApiError) -> Option<CardFailure> {
             kind,
             code,
             message: e.to_string(),
+            last_sequence: 0,
         })
     };
     match e {
@@ -520,7 +537,8 @@ async fn run(
     let mut last_op: Option<Instant> = None;
     let mut ops = 0u64;
     let mut failures = 0u32;
-    let give_up = |f: CardFailure| {
+    let give_up = |mut f: CardFailure| {
+        f.last_sequence = shared.sequence.load(Ordering::SeqCst);
         tracing::warn!(card_id = %f.card_id, kind = ?f.kind, code = f.code, "card writer gave up");
         let mut p = shared.lock();
         *p = Pending {
@@ -606,9 +624,11 @@ async fn run(
                 kind: FailureKind::Sequence,
                 code: None,
                 message: "sequence exhausted".into(),
+                last_sequence: 0,
             });
         };
         sequence = next;
+        shared.sequence.store(sequence, Ordering::SeqCst);
         last_op = Some(Instant::now());
         let uuid = new_uuid();
         let res = match &op {
@@ -639,6 +659,7 @@ async fn run(
                         kind: FailureKind::Unavailable,
                         code: e.code(),
                         message: e.to_string(),
+                        last_sequence: 0,
                     });
                 }
                 shared.lock().requeue(op);
@@ -916,6 +937,41 @@ mod tests {
         assert_eq!(e.kind, FailureKind::Unavailable);
         // 2 writer attempts × (1 + 1 client retry).
         assert_eq!(ops(&fake).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_new_writer_continues_above_a_failed_ones_sequence() {
+        let cards = Arc::new(StdMutex::new(Cards::default()));
+        let inner = cardkit_route(cards.clone());
+        let fake = FakeHttp::start(move |r, earlier| {
+            // The first four card operations fail as server errors, after
+            // the platform consumed their sequence (the worst case).
+            let seen = earlier
+                .iter()
+                .filter(|e| e.path.starts_with(CARDS_PATH))
+                .count();
+            let answer = inner(r, earlier);
+            if r.path.starts_with(CARDS_PATH) && seen < 4 {
+                return Reply::json(503, json!({"code": 1, "msg": "unavailable"}));
+            }
+            answer
+        })
+        .await;
+        let cfg = WriterConfig {
+            max_transient_failures: 2,
+            failure_backoff: Duration::from_millis(5),
+            max_ops_per_sec: 100,
+        };
+        let w = CardWriter::spawn(kit(&fake), "c6".into(), 3, cfg.clone());
+        w.set_content("answer", "x");
+        let f = w.finish().await.expect_err("gives up");
+        assert_eq!(f.kind, FailureKind::Unavailable);
+        assert_eq!(f.last_sequence, 5, "two attempts above 3");
+        let w = CardWriter::spawn(kit(&fake), "c6".into(), f.last_sequence, cfg);
+        w.set_content("answer", "final");
+        let report = w.finish().await.expect("the next writer succeeds");
+        assert_eq!(report.last_sequence, 6);
+        assert_eq!(cards.lock().expect("lock").content["answer"], "final");
     }
 
     #[tokio::test]

@@ -594,6 +594,24 @@ impl OpenApiClient {
     // ---- API calls ---------------------------------------------------------
 
     /// `GET /open-apis/bot/v3/info` (the answer is under `bot`, not `data`).
+    /// The app owner's open_id (`GET /open-apis/application/v6/applications/me`:
+    /// `data.app.owner.owner_id`, else `data.app.creator_id`). Needs the
+    /// `application:application:self_manage` (or `admin:app.info:readonly`)
+    /// scope; `Ok(None)` when the platform names nobody.
+    pub async fn app_owner(&self) -> Result<Option<String>, ApiError> {
+        let spec = Spec::new(Method::GET, "/open-apis/application/v6/applications/me")
+            .query("lang", "en_us")
+            .query("user_id_type", "open_id");
+        let data: serde_json::Value = self.call_field(&spec, "data").await?;
+        let app = &data["app"];
+        let owner = app["owner"]["owner_id"]
+            .as_str()
+            .or_else(|| app["creator_id"].as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Ok(owner)
+    }
+
     pub async fn bot_info(&self) -> Result<BotInfo, ApiError> {
         self.call_field(&Spec::new(Method::GET, "/open-apis/bot/v3/info"), "bot")
             .await

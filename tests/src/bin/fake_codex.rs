@@ -12,7 +12,8 @@
 //! `{"exit": CODE}` `{"hang": true}` `{"spawn_child": "cmd"}`
 //! `{"spawn_orphan": "cmd"}` `{"ignore_sigint": true}` `{"ignore_sigterm": true}`
 //! `{"thread_started": true}` `{"turn_started": true}` `{"turn_completed": true}`
-//! `{"agent_message": "text"}`. Strings may use `{{thread_id}}`, `{{turn}}`
+//! `{"agent_message": "text"}` (with `FAKE_CODEX_EMIT_TIMES=FILE`, each one
+//! appends "<unix ns>\t<item id>" to FILE). Strings may use `{{thread_id}}`, `{{turn}}`
 //! and `{{cwd}}`.
 
 use std::collections::BTreeMap;
@@ -858,6 +859,17 @@ impl Runner {
                     "type": "item.completed",
                     "item": {"id": id, "type": "agent_message", "text": text}
                 }));
+                // The bench's delta → card latency starts here.
+                if let Some(path) =
+                    std::env::var_os("FAKE_CODEX_EMIT_TIMES").filter(|v| !v.is_empty())
+                {
+                    let ns = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos());
+                    if let Err(e) = append_line(Path::new(&path), &format!("{ns}\t{id}")) {
+                        stderr_line(&format!("fake-codex: writing emit times: {e}"));
+                    }
+                }
                 self.last_message = Some(text);
             }
             Step::Hang(false)

@@ -48,6 +48,15 @@ struct Args {
     /// messages per chat).
     #[arg(long, default_value_t = 1000)]
     feishu_chats: usize,
+    /// Agent messages (text deltas) in the single-run card burst, ~1 ms apart.
+    #[arg(long, default_value_t = 2000)]
+    card_deltas: usize,
+    /// Concurrent runs (one chat each) in the many-card burst.
+    #[arg(long, default_value_t = 20)]
+    card_runs: usize,
+    /// Agent messages per run in the many-card burst.
+    #[arg(long, default_value_t = 300)]
+    card_run_deltas: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +68,9 @@ fn main() -> anyhow::Result<()> {
         args.feishu_latency_events = 50;
         args.feishu_burst_events = 200;
         args.feishu_chats = 10;
+        args.card_deltas = 40;
+        args.card_runs = 2;
+        args.card_run_deltas = 10;
     }
     if !args.no_build && !args.quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -86,6 +98,12 @@ fn main() -> anyhow::Result<()> {
         args.feishu_chats,
         args.quick,
     ))?;
+    let cards = rt.block_on(bench_cards(
+        &bins,
+        args.card_deltas,
+        args.card_runs,
+        args.card_run_deltas,
+    ))?;
     let out = json!({
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -94,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         "idle_rss_kib": rss,
         "many_scopes": load,
         "feishu": feishu,
+        "cards": cards,
         "targets": {
             "many_scopes.lost": 0,
             "many_scopes.duplicated": 0,
@@ -104,7 +123,10 @@ fn main() -> anyhow::Result<()> {
             "idle_rss_fcxd_plus_worker_kib": 30 * 1024,
             "feishu.ack_latency_ms.p99": 5,
             "feishu.sustained.events_per_s": 5000,
-            "feishu.sustained.unacked": 0
+            "feishu.sustained.unacked": 0,
+            "cards.single_run.rate_limit_hits": 0,
+            "cards.many_runs.rate_limit_hits": 0,
+            "cards.max_ops_in_1s_per_card": 10
         }
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -611,26 +633,41 @@ impl Drop for FeishuRig {
 
 impl FeishuRig {
     async fn start(bins: &Path) -> anyhow::Result<Self> {
+        Self::start_with(bins, "debounce_ms = 60000\nmax_concurrent = 1", "", &[]).await
+    }
+
+    /// `runs`: the `[runs]` table body; `app_extra`: more `[app]` keys;
+    /// `env`: extra environment for fcxd (and so the fake codex).
+    async fn start_with(
+        bins: &Path,
+        runs: &str,
+        app_extra: &str,
+        env: &[(&str, &Path)],
+    ) -> anyhow::Result<Self> {
         // No redelivery: a redelivered frame would be a second sample of
         // the same message and hide a missing ACK.
         let fake = FakeFeishu::builder()
             .redelivery(Redelivery::none())
             .start()
             .await?;
-        let home = home(bins, "debounce_ms = 60000\nmax_concurrent = 1")?;
+        let home = home(bins, runs)?;
         let secret = home._dir.path().join("app-secret");
         std::fs::write(&secret, format!("{}\n", fake.app_secret()))?;
         let cfg = home.home.join("config.toml");
         let mut text = std::fs::read_to_string(&cfg)?;
         text.push_str(&format!(
             "[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\n\
-             app_secret = \"file:{}\"\n[profiles.default.access]\nowner = \"{FEISHU_OWNER}\"\n",
+             app_secret = \"file:{}\"\n{app_extra}[profiles.default.access]\nowner = \"{FEISHU_OWNER}\"\n",
             fake.base_url(),
             fake.app_id(),
             secret.display()
         ));
         std::fs::write(&cfg, text)?;
-        let fcxd = Command::new(bins.join("fcxd"))
+        let mut cmd = Command::new(bins.join("fcxd"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let fcxd = cmd
             .arg("--home")
             .arg(&home.home)
             .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
@@ -818,4 +855,226 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     // proc(5) counts in USER_HZ, which the Linux ABI fixes at 100.
     Some(ticks / 100.0)
+}
+
+/// Writes a scenario of `n` agent messages ("0", "1", …) `gap_ms` apart,
+/// then "done".
+fn card_scenario(dir: &Path, name: &str, n: usize, gap_ms: u64) -> anyhow::Result<()> {
+    let mut text = String::from("{\"thread_started\": true}\n{\"turn_started\": true}\n");
+    for i in 0..n {
+        text.push_str(&format!("{{\"agent_message\": \"{i}\"}}\n"));
+        if gap_ms > 0 {
+            text.push_str(&format!("{{\"sleep_ms\": {gap_ms}}}\n"));
+        }
+    }
+    text.push_str("{\"agent_message\": \"done\"}\n{\"turn_completed\": true}\n");
+    std::fs::write(dir.join(format!("{name}.jsonl")), text)?;
+    Ok(())
+}
+
+/// The card carrying the reply to `om` and, once its streaming closed, its id.
+async fn wait_card_final(fake: &FakeFeishu, om: &str, limit: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let card = fake
+            .messages()
+            .into_iter()
+            .find(|m| m.sender_type == "app" && m.parent_id == om)
+            .and_then(|m| m.card_id);
+        if let Some(id) = &card
+            && fake.card(id).is_some_and(|c| !c.streaming_mode)
+        {
+            return Ok(id.clone());
+        }
+        if Instant::now() > deadline {
+            bail!("no final card for {om} within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The answer text a sequenced card operation carried (None for settings).
+fn op_answer(c: &fcx_tests::fake_feishu::RecordedCall) -> Option<String> {
+    if c.path.ends_with("/elements/answer/content") {
+        return c.body["content"].as_str().map(str::to_string);
+    }
+    let data = c.body.pointer("/card/data")?.as_str()?;
+    let card: serde_json::Value = serde_json::from_str(data).ok()?;
+    card["body"]["elements"]
+        .as_array()?
+        .iter()
+        .find(|x| x["element_id"] == "answer")?["content"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn is_rate_limited(c: &fcx_tests::fake_feishu::RecordedCall) -> bool {
+    c.status == 429 || matches!(c.code(), Some(99991400 | 230020))
+}
+
+/// Most calls received within any one-second window.
+fn max_in_1s(mut at_ns: Vec<u64>) -> usize {
+    at_ns.sort_unstable();
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..at_ns.len() {
+        while at_ns[hi] - at_ns[lo] >= 1_000_000_000 {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
+
+fn per_s(n: usize, at_ns: &[u64]) -> f64 {
+    let (Some(lo), Some(hi)) = (at_ns.iter().min(), at_ns.iter().max()) else {
+        return 0.0;
+    };
+    let span = (hi - lo) as f64 / 1e9;
+    round2(if span > 0.0 { n as f64 / span } else { 0.0 })
+}
+
+/// Run cards under text bursts, measured at the fake platform: (a) one run
+/// whose fake codex emits `deltas` agent messages ~1 ms apart: delta →
+/// first card operation showing it (fake codex's emit time to the fake's
+/// receipt), card operations per second, rate-limit answers, and
+/// operations saved by coalescing; (b) `runs` such runs at once (one chat
+/// each): operations per second per card and per app.
+async fn bench_cards(
+    bins: &Path,
+    deltas: usize,
+    runs: usize,
+    run_deltas: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::Builder::new()
+        .prefix("fcxbc")
+        .tempdir_in("/tmp")?;
+    card_scenario(dir.path(), "cburst", deltas, 1)?;
+    card_scenario(dir.path(), "cmany", run_deltas, 1)?;
+    let times = dir.path().join("emit-times");
+    let runs_cfg = format!("debounce_ms = 20\nmax_concurrent = {}", runs.max(1));
+    let env: [(&str, &Path); 2] = [
+        ("FAKE_CODEX_SCENARIOS", dir.path()),
+        ("FAKE_CODEX_EMIT_TIMES", &times),
+    ];
+    let limit = Duration::from_secs(300);
+
+    let single = {
+        let rig = FeishuRig::start_with(bins, &runs_cfg, "reply_mode = \"card\"\n", &env).await?;
+        let ev = rig
+            .fake
+            .events()
+            .p2p_text("oc_cards0", FEISHU_OWNER, "FAKE:cburst go");
+        let om = ev["event"]["message"]["message_id"]
+            .as_str()
+            .context("message id")?
+            .to_string();
+        rig.fake.push(&ev).await?;
+        let card = wait_card_final(&rig.fake, &om, limit).await?;
+        // Emit times in emission order; message i has the text "i".
+        let emitted: Vec<u64> = std::fs::read_to_string(&times)?
+            .lines()
+            .filter_map(|l| l.split('\t').next()?.parse::<u64>().ok())
+            .collect();
+        let prefix = format!("/open-apis/cardkit/v1/cards/{card}");
+        let calls: Vec<_> = rig
+            .fake
+            .requests()
+            .into_iter()
+            .filter(|c| c.path.starts_with(&prefix))
+            .collect();
+        let accepted: Vec<_> = calls.iter().filter(|c| c.status == 200).collect();
+        let mut lat = Vec::new();
+        let mut next = 0usize;
+        for c in &accepted {
+            let Some(text) = op_answer(c) else { continue };
+            // Messages arrive in order, so the highest index shown says
+            // which deltas this operation delivered first.
+            let Some(top) = text
+                .split("\n\n")
+                .filter_map(|p| p.trim().parse::<usize>().ok())
+                .max()
+            else {
+                continue;
+            };
+            while next <= top && next < deltas.min(emitted.len()) {
+                lat.push(c.received_unix_ns.saturating_sub(emitted[next]) as f64 / 1e6);
+                next += 1;
+            }
+        }
+        let at: Vec<u64> = accepted.iter().map(|c| c.received_unix_ns).collect();
+        let ops = accepted.len();
+        json!({
+            "deltas": deltas,
+            "deltas_shown_live": lat.len(),
+            "delta_to_card_ms": summary(lat),
+            "card_ops": ops,
+            "ops_saved_by_coalescing": deltas.saturating_sub(ops),
+            "ops_per_s": per_s(ops, &at),
+            "max_ops_in_1s": max_in_1s(at),
+            "rate_limit_hits": calls.iter().filter(|c| is_rate_limited(c)).count(),
+            "sequence_refusals": calls.iter().filter(|c| c.code() == Some(300317)).count(),
+            "violations": rig.fake.violations().len(),
+        })
+    };
+
+    let many = {
+        let rig = FeishuRig::start_with(bins, &runs_cfg, "reply_mode = \"card\"\n", &env).await?;
+        let mut oms = Vec::new();
+        for i in 0..runs {
+            let ev = rig.fake.events().p2p_text(
+                &format!("oc_cards{}", i + 1),
+                FEISHU_OWNER,
+                "FAKE:cmany go",
+            );
+            oms.push(
+                ev["event"]["message"]["message_id"]
+                    .as_str()
+                    .context("message id")?
+                    .to_string(),
+            );
+            rig.fake.push(&ev).await?;
+        }
+        let mut cards = Vec::new();
+        for om in &oms {
+            cards.push(wait_card_final(&rig.fake, om, limit).await?);
+        }
+        let calls: Vec<_> = rig
+            .fake
+            .requests()
+            .into_iter()
+            .filter(|c| c.path.starts_with("/open-apis/cardkit/"))
+            .collect();
+        let ops: Vec<_> = calls
+            .iter()
+            .filter(|c| c.status == 200 && c.path != "/open-apis/cardkit/v1/cards")
+            .collect();
+        let at: Vec<u64> = ops.iter().map(|c| c.received_unix_ns).collect();
+        let mut per_card_max = 0;
+        let mut per_card_rate: Vec<f64> = Vec::new();
+        for card in &cards {
+            let prefix = format!("/open-apis/cardkit/v1/cards/{card}");
+            let mine: Vec<u64> = ops
+                .iter()
+                .filter(|c| c.path.starts_with(&prefix))
+                .map(|c| c.received_unix_ns)
+                .collect();
+            per_card_rate.push(per_s(mine.len(), &mine));
+            per_card_max = per_card_max.max(max_in_1s(mine));
+        }
+        json!({
+            "runs": runs,
+            "deltas_per_run": run_deltas,
+            "card_ops": ops.len(),
+            "ops_saved_by_coalescing": (runs * run_deltas).saturating_sub(ops.len()),
+            "ops_per_s_per_card": summary(per_card_rate),
+            "max_ops_in_1s_per_card": per_card_max,
+            "app_ops_per_s": per_s(ops.len(), &at),
+            "app_max_ops_in_1s": max_in_1s(at),
+            "rate_limit_hits": calls.iter().filter(|c| is_rate_limited(c)).count(),
+            "sequence_refusals": calls.iter().filter(|c| c.code() == Some(300317)).count(),
+            "violations": rig.fake.violations().len(),
+        })
+    };
+    Ok(json!({ "single_run": single, "many_runs": many }))
 }

@@ -246,11 +246,13 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         body,
     };
 
+    let received_unix_ns = super::state::unix_ns();
     let fault = lock(&shared.inner).faults.take(&r.path);
     let answer = match fault {
         Some(FaultKind::Status(s)) => Answer::text(s, "upstream error"),
         Some(FaultKind::RateLimit(reset)) => Answer::rate_limited(reset, super::APP_API_QPS),
         Some(FaultKind::Frequency) => Answer::frequency(),
+        Some(FaultKind::Code(code)) => Answer::err(code, "injected failure"),
         Some(FaultKind::Delay(d)) => {
             tokio::time::sleep(d).await;
             route(&shared, &r)
@@ -266,6 +268,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         body: r.body,
         status,
         response: response_json,
+        received_unix_ns,
     });
     shared.bump();
     Ok(answer.into_response(&log_id))
@@ -310,6 +313,9 @@ fn route(shared: &Arc<Shared>, r: &Req) -> Answer {
             }
             match segs.as_slice() {
                 ["open-apis", "bot", "v3", "info"] if m == "GET" => bot_info(shared),
+                ["open-apis", "application", "v6", "applications", app] if m == "GET" => {
+                    app_info(shared, app)
+                }
                 ["open-apis", "im", "v1", rest @ ..] => im::route(shared, r, m, rest),
                 ["open-apis", "cardkit", "v1", rest @ ..] => cardkit::route(shared, r, m, rest),
                 ["open-apis", "interactive", "v1", "card", "update"] if m == "POST" => {
@@ -371,6 +377,37 @@ fn bot_info(shared: &Shared) -> Answer {
             "open_id": shared.cfg.bot_open_id,
         }}),
     )
+}
+
+/// `GET /open-apis/application/v6/applications/{app_id|me}` (owner fields
+/// per the official Go SDK model: `data.app.owner.owner_id`,
+/// `data.app.creator_id`). Without a configured owner it answers the way an
+/// app without the `application:application:self_manage` scope is refused
+/// (code 99991672 "Access denied"; the exact code is a guess).
+fn app_info(shared: &Shared, app: &str) -> Answer {
+    if app != "me" && app != shared.cfg.app_id {
+        return Answer::json(
+            400,
+            json!({"code": 99991672, "msg": "Access denied.", "data": {}}),
+        );
+    }
+    match &shared.cfg.app_owner {
+        Some(owner) => Answer::json(
+            200,
+            json!({"code": 0, "msg": "success", "data": {"app": {
+                "app_id": shared.cfg.app_id,
+                "creator_id": owner,
+                "status": 1,
+                "scene_type": 0,
+                "app_name": shared.cfg.bot_name,
+                "owner": {"type": 2, "owner_id": owner},
+            }}}),
+        ),
+        None => Answer::json(
+            400,
+            json!({"code": 99991672, "msg": "Access denied. One of the following scopes is required: [application:application:self_manage, admin:app.info:readonly].", "data": {}}),
+        ),
+    }
 }
 
 fn endpoint(shared: &Shared, r: &Req) -> Answer {

@@ -158,6 +158,10 @@ pub struct RecordedCall {
     pub status: u16,
     /// The JSON the fake answered (null for binary answers).
     pub response: Value,
+    /// When the request was received, ns since the Unix epoch (0 for calls
+    /// that are not HTTP requests).
+    #[serde(default)]
+    pub received_unix_ns: u64,
 }
 
 impl RecordedCall {
@@ -209,6 +213,7 @@ pub struct FakeFeishuBuilder {
     redelivery: Redelivery,
     client_config: ClientConfig,
     max_connections: usize,
+    app_owner: Option<String>,
 }
 
 impl Default for FakeFeishuBuilder {
@@ -223,6 +228,7 @@ impl Default for FakeFeishuBuilder {
             redelivery: Redelivery::platform(),
             client_config: ClientConfig::default(),
             max_connections: MAX_CONNECTIONS_PER_APP,
+            app_owner: None,
         }
     }
 }
@@ -240,6 +246,12 @@ impl FakeFeishuBuilder {
         self.bot_open_id = v.into();
         self
     }
+    /// The owner `GET /open-apis/application/v6/applications/me` reports.
+    pub fn app_owner(mut self, open_id: impl Into<String>) -> Self {
+        self.app_owner = Some(open_id.into());
+        self
+    }
+
     pub fn bot_name(mut self, v: impl Into<String>) -> Self {
         self.bot_name = v.into();
         self
@@ -283,6 +295,7 @@ impl FakeFeishuBuilder {
                 redelivery: self.redelivery,
                 client_config: self.client_config,
                 max_connections: self.max_connections,
+                app_owner: self.app_owner,
             },
             addr,
         ));
@@ -663,6 +676,15 @@ impl FakeFeishu {
                 n,
                 state::FaultKind::RateLimit(reset_secs),
             ));
+    }
+
+    /// The next `n` calls to `path` get HTTP 400 with body `code` (e.g.
+    /// 200740 "card entity not found" for a card that vanished).
+    pub fn fail_next_code(&self, path: &str, n: usize, code: i64) {
+        lock(&self.shared.inner)
+            .faults
+            .http
+            .push(state::PathFault::new(path, n, state::FaultKind::Code(code)));
     }
 
     /// The next `n` calls to `path` get the IM frequency answer (HTTP 400, code 230020).

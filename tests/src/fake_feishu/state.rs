@@ -24,6 +24,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Wall clock in ns since the epoch, comparable across processes on this
+/// machine (benchmarks match it against times other processes logged).
+pub(crate) fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 pub(crate) fn now_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -41,6 +49,9 @@ pub(crate) struct Config {
     pub redelivery: Redelivery,
     pub client_config: ClientConfig,
     pub max_connections: usize,
+    /// The app owner the application-info API names; `None` answers as if
+    /// the app lacked the scope to read it.
+    pub app_owner: Option<String>,
 }
 
 /// A message as the platform stores it.
@@ -189,6 +200,8 @@ pub(crate) enum FaultKind {
     RateLimit(u64),
     Frequency,
     Delay(Duration),
+    /// A business error: HTTP 400 with this body `code`.
+    Code(i64),
 }
 
 #[derive(Debug, Clone)]

@@ -73,6 +73,7 @@ pub(crate) fn upgrade(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp {
         body: Value::Null,
         status,
         response: Value::Null,
+        received_unix_ns: super::state::unix_ns(),
     });
     shared.bump();
     if status != 101 {

@@ -246,4 +246,20 @@ fn the_bench_runs_and_prints_its_figures() {
         "{v}"
     );
     assert!(v["targets"]["feishu.ack_latency_ms.p99"].is_number(), "{v}");
+    // Run cards under a text burst: latency, pacing, rate limits, coalescing.
+    let single = &v["cards"]["single_run"];
+    assert!(single["delta_to_card_ms"]["p50"].as_f64().is_some(), "{v}");
+    assert!(single["delta_to_card_ms"]["p99"].as_f64().is_some(), "{v}");
+    assert!(single["ops_per_s"].as_f64().is_some(), "{v}");
+    assert!(single["ops_saved_by_coalescing"].as_u64().is_some(), "{v}");
+    assert_eq!(single["rate_limit_hits"], 0, "{v}");
+    assert_eq!(single["sequence_refusals"], 0, "{v}");
+    let many = &v["cards"]["many_runs"];
+    assert!(many["ops_per_s_per_card"]["p50"].as_f64().is_some(), "{v}");
+    assert!(many["app_ops_per_s"].as_f64().is_some(), "{v}");
+    assert!(many["rate_limit_hits"].as_u64().is_some(), "{v}");
+    assert!(
+        v["targets"]["cards.single_run.rate_limit_hits"].is_number(),
+        "{v}"
+    );
 }

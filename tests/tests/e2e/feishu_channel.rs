@@ -661,3 +661,87 @@ fn a_worker_killed_before_it_accepted_leaves_the_event_for_redelivery() {
     assert_eq!(e.replies_to(&om).len(), 1);
     assert!(e.fake.acks().iter().any(|a| a.message_id == frame));
 }
+
+#[test]
+fn the_owner_is_learned_from_the_platform_when_config_names_none() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt
+        .block_on(FakeFeishu::builder().app_owner(USER).start())
+        .expect("fake");
+    let home = TestHome::new();
+    let cfg = home
+        .feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER)
+        .replace(&format!("owner = \"{USER}\"\n"), "");
+    assert!(!cfg.contains("owner ="), "{cfg}");
+    home.write_config(&cfg);
+    let _fcxd = Fcxd::daemon(&home);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("long connection");
+    let ev = fake.events().p2p_text("oc_own1", USER, "am I the owner?");
+    let om = message_id(&ev);
+    rt.block_on(fake.push(&ev)).expect("push");
+    let deadline = Instant::now() + WAIT;
+    while !fake.messages().iter().any(|m| {
+        m.sender_type == "app" && m.parent_id == om && m.content.contains("hello from fake codex")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the learned owner got no answer\n{}",
+            home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_fragment_stream_that_never_completes_is_dropped_without_an_ack() {
+    use fcx_proto::pbbp2::{Frame, Header};
+    use prost::Message as _;
+    let e = env();
+    let ev = e
+        .fake
+        .events()
+        .p2p_text("oc_frag1", USER, "only half of me arrives");
+    let payload = ev.to_string().into_bytes();
+    let half = payload.len() / 2;
+    let h = |k: &str, v: &str| Header {
+        key: k.into(),
+        value: v.into(),
+    };
+    // The first of two fragments; the second never comes.
+    let frame = Frame {
+        seq_id: 77,
+        log_id: 77,
+        service: 33554678,
+        method: 1,
+        headers: vec![
+            h("type", "event"),
+            h("message_id", "frag-never-done"),
+            h("sum", "2"),
+            h("seq", "0"),
+            h("trace_id", "t-frag"),
+        ],
+        payload: Some(payload[..half].to_vec()),
+        ..Default::default()
+    };
+    e.rt.block_on(e.fake.push_raw_frame(frame.encode_to_vec()))
+        .expect("raw fragment");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        e.fake
+            .acks()
+            .iter()
+            .all(|a| a.message_id != "frag-never-done"),
+        "an incomplete message must not be acknowledged"
+    );
+    assert!(e.home.fake_records().is_empty(), "nothing ran");
+    // The channel is still healthy.
+    let ok = e.fake.events().p2p_text("oc_frag1", USER, "whole message");
+    let om = message_id(&ok);
+    e.push(&ok);
+    e.wait_reply(&om, "hello from fake codex");
+}

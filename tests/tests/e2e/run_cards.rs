@@ -19,6 +19,11 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_with(&[])
+}
+
+/// Like [`env`], with extra environment for fcxd (and so the fake codex).
+fn env_with(extra: &[(&str, &str)]) -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -41,7 +46,7 @@ fn env() -> Env {
             .feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER)
             .replace("reply_mode = \"markdown\"", "reply_mode = \"card\""),
     );
-    let fcxd = Fcxd::daemon(&home);
+    let fcxd = Fcxd::daemon_with(&home, extra);
     rt.block_on(fake.wait_for_connections(1, WAIT))
         .expect("long connection");
     Env {
@@ -59,7 +64,96 @@ fn message_id(ev: &Value) -> String {
         .to_string()
 }
 
+/// Writes scenario `name` (one JSON step per line) into `dir`.
+fn scenario(dir: &std::path::Path, name: &str, steps: &[Value]) {
+    let text: String = steps.iter().map(|s| format!("{s}\n")).collect();
+    std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("scenario");
+}
+
+/// The markdown texts of a post message's `md` elements, concatenated.
+fn post_text(content: &str) -> String {
+    let v: Value = serde_json::from_str(content).unwrap_or(Value::Null);
+    let mut out = String::new();
+    for para in v["zh_cn"]["content"].as_array().into_iter().flatten() {
+        for el in para.as_array().into_iter().flatten() {
+            if let Some(t) = el["text"].as_str() {
+                out.push_str(t);
+            }
+        }
+    }
+    out
+}
+
+fn answer_of(card: &Value) -> String {
+    card["body"]["elements"]
+        .as_array()
+        .and_then(|els| els.iter().find(|x| x["element_id"] == "answer"))
+        .and_then(|x| x["content"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn is_rate_limited(c: &fcx_tests::fake_feishu::RecordedCall) -> bool {
+    c.status == 429 || matches!(c.code(), Some(99991400 | 230020))
+}
+
 impl Env {
+    /// The bot's post replies to `om` (not the card), concatenated, oldest
+    /// first.
+    fn posts_for(&self, om: &str) -> String {
+        self.fake
+            .messages()
+            .into_iter()
+            .filter(|m| m.sender_type == "app" && m.parent_id == om && m.msg_type == "post")
+            .map(|m| post_text(&m.content))
+            .collect()
+    }
+
+    /// Waits until the post replies to `om` contain `needle`.
+    fn wait_posts(&self, om: &str, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let t = self.posts_for(om);
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no post with {needle:?} for {om}: {t:?}\n{}",
+                self.home.read_logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn push_text(&self, chat: &str, text: &str) -> String {
+        let ev = self.fake.events().p2p_text(chat, USER, text);
+        let om = message_id(&ev);
+        self.rt.block_on(self.fake.push(&ev)).expect("push");
+        om
+    }
+
+    /// No card operation was refused for rate or sequence, and the platform
+    /// saw no protocol violation.
+    fn assert_clean_card_ops(&self) {
+        let calls = self.fake.requests();
+        let card_ops: Vec<_> = calls
+            .iter()
+            .filter(|c| c.path.starts_with("/open-apis/cardkit/"))
+            .collect();
+        let limited: Vec<_> = card_ops.iter().filter(|c| is_rate_limited(c)).collect();
+        assert!(limited.is_empty(), "rate-limited card ops: {limited:?}");
+        assert!(
+            !card_ops.iter().any(|c| c.code() == Some(300317)),
+            "a card sequence was refused"
+        );
+        assert!(
+            self.fake.violations().is_empty(),
+            "{:?}",
+            self.fake.violations()
+        );
+    }
+
     /// The card entity sent in reply to `om`, once it exists.
     fn card_for(&self, om: &str) -> String {
         let deadline = Instant::now() + WAIT;
@@ -224,6 +318,7 @@ fn the_stop_button_interrupts_the_run_and_forgeries_do_nothing() {
             .contains("Stopping"),
         "{ack:?}"
     );
+    // The run ends promptly after the click (bounded wait, no speed claim).
     e.wait_final(&card, "nterrupted");
     // Replaying the same click does nothing more.
     let f = e.rt.block_on(e.fake.push(&click)).expect("push");
@@ -255,4 +350,160 @@ fn when_cards_cannot_be_created_the_answer_arrives_as_a_message() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_burst_of_5000_deltas_is_paced_in_sequence_and_ends_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut steps = vec![
+        serde_json::json!({"thread_started": true}),
+        serde_json::json!({"turn_started": true}),
+    ];
+    for i in 0..5000 {
+        steps.push(serde_json::json!({"agent_message": format!("delta {i} of the burst")}));
+    }
+    let last = "the burst is over: 5000 deltas sent";
+    steps.push(serde_json::json!({"agent_message": last}));
+    steps.push(serde_json::json!({"turn_completed": true}));
+    scenario(dir.path(), "burst", &steps);
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let om = e.push_text("oc_c4", "FAKE:burst go");
+    let card = e.card_for(&om);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let json = loop {
+        if let Some(c) = e.fake.card(&card)
+            && !c.streaming_mode
+            && c.json.to_string().contains("Codex · Done")
+        {
+            break c.json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no final card\n{}",
+            e.home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Codex's final text is its last message: the card's answer plus any
+    // continuation messages is exactly that.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(format!("{}{}", answer_of(&json), e.posts_for(&om)), last);
+    e.assert_clean_card_ops();
+    // Coalesced: far fewer operations than deltas.
+    let ops = e.fake.card(&card).map(|c| c.ops.len()).unwrap_or(0);
+    assert!(ops < 1000, "{ops} card operations for 5000 deltas");
+}
+
+#[test]
+fn a_200kb_answer_is_delivered_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut answer = String::new();
+    let mut i = 0;
+    while answer.len() < 200 * 1024 {
+        answer.push_str(&format!(
+            "line {i}: the quick brown fox jumps over the lazy dog; 快速的狐狸\n"
+        ));
+        i += 1;
+    }
+    answer.push_str("THE END");
+    scenario(
+        dir.path(),
+        "big",
+        &[
+            serde_json::json!({"thread_started": true}),
+            serde_json::json!({"turn_started": true}),
+            serde_json::json!({"agent_message": answer}),
+            serde_json::json!({"turn_completed": true}),
+        ],
+    );
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let om = e.push_text("oc_c5", "FAKE:big go");
+    let card = e.card_for(&om);
+    let json = e.wait_final(&card, "Codex · Done");
+    let posts = e.wait_posts(&om, "THE END", Duration::from_secs(60));
+    assert_eq!(format!("{}{}", answer_of(&json), posts), answer);
+    e.assert_clean_card_ops();
+}
+
+#[test]
+fn card_updates_failing_mid_run_still_end_on_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut steps = vec![
+        serde_json::json!({"thread_started": true}),
+        serde_json::json!({"turn_started": true}),
+    ];
+    for i in 0..40 {
+        steps.push(serde_json::json!({"agent_message": format!("step {i}")}));
+        steps.push(serde_json::json!({"sleep_ms": 100}));
+    }
+    steps.push(serde_json::json!({"agent_message": "final after failures"}));
+    steps.push(serde_json::json!({"turn_completed": true}));
+    scenario(dir.path(), "flaky", &steps);
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let om = e.push_text("oc_c6", "FAKE:flaky go");
+    let card = e.card_for(&om);
+    // Bursts of server errors on the card's operations: short ones the
+    // client's retries absorb, then one long enough to make the writer give
+    // up while the final update is due.
+    for n in [2, 3, 30] {
+        e.fake.fail_next("/open-apis/cardkit/v1/cards/*", n, 503);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(c) = e.fake.card(&card)
+            && !c.streaming_mode
+            && c.json.to_string().contains("Codex · Done")
+        {
+            assert_eq!(answer_of(&c.json), "final after failures");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the card stayed unfinished: {:?}\n{}",
+            e.fake.card(&card).map(|c| c.json),
+            e.home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every injected failure was met: the long burst outlasted the
+    // writer's own retries.
+    let failed = e
+        .fake
+        .requests()
+        .iter()
+        .filter(|c| c.path.starts_with("/open-apis/cardkit/v1/cards/") && c.status == 503)
+        .count();
+    assert_eq!(failed, 35, "{}", e.home.read_logs());
+    if std::env::var_os("FCX_TEST_DUMP").is_some() {
+        eprintln!("{}", e.home.read_logs());
+    }
+    e.assert_clean_card_ops();
+}
+
+#[test]
+fn a_card_that_is_gone_falls_back_to_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    scenario(
+        dir.path(),
+        "gone",
+        &[
+            serde_json::json!({"thread_started": true}),
+            serde_json::json!({"turn_started": true}),
+            serde_json::json!({"agent_message": "before"}),
+            serde_json::json!({"sleep_ms": 1500}),
+            serde_json::json!({"agent_message": "the answer survives a vanished card"}),
+            serde_json::json!({"turn_completed": true}),
+        ],
+    );
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let om = e.push_text("oc_c7", "FAKE:gone go");
+    let _card = e.card_for(&om);
+    e.fake
+        .fail_next_code("/open-apis/cardkit/v1/cards/*", 10_000, 200740);
+    e.wait_posts(
+        &om,
+        "the answer survives a vanished card",
+        Duration::from_secs(60),
+    );
 }
