@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::gateway_client::GatewayClient;
-use fcx_proto::v1::{GatewayStatus, GatewayStatusRequest, PsRequest, PsResponse};
+use fcx_proto::v1::worker_client::WorkerClient;
+use fcx_proto::v1::{GatewayStatus, GatewayStatusRequest, PsRequest, PsResponse, StatusRequest};
 
 /// Generous: these bound a hang, they are not speed assertions.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -228,6 +229,63 @@ stop_grace_ms = 500
             .await
             .expect("ps")
             .into_inner()
+    }
+}
+
+/// A real `fcx-worker` serving the profile `default` of a [`TestHome`],
+/// driven directly over its socket; killed (kill -9) when dropped.
+pub struct WorkerProc {
+    child: Child,
+}
+
+impl WorkerProc {
+    /// Start it with `env` added, and return once it answers on its socket
+    /// (a socket file alone may be a leftover of a killed worker).
+    pub async fn start(
+        home: &TestHome,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (WorkerProc, WorkerClient<tonic::transport::Channel>) {
+        let mut cmd = Command::new(bin("fcx-worker"));
+        cmd.args(["--profile", "default", "--home"])
+            .arg(&home.home)
+            .env("FAKE_CODEX_LOG_DIR", &home.logs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let worker = WorkerProc {
+            child: cmd.spawn().expect("spawn fcx-worker"),
+        };
+        let addr = SocketAddr::new(home.home.join("run/worker-default.sock"));
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(c) = fcx_ipc::connect(&addr).await {
+                let mut cl = WorkerClient::new(c);
+                if cl.status(StatusRequest {}).await.is_ok() {
+                    return (worker, cl);
+                }
+            }
+            assert!(Instant::now() < deadline, "fcx-worker did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// kill -9, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 

@@ -8,19 +8,17 @@
 //! through /proc.
 
 use std::collections::VecDeque;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{
     Actor, ChatType, Done, DoneReason, EventsRequest, Inbound, RunStarted, StatusRequest,
     WorkerEvent, WorkerStatus,
 };
-use fcx_tests::harness::{TestHome, bin, processes_mentioning, wait_no_processes};
+use fcx_tests::harness::{TestHome, WorkerProc, processes_mentioning, wait_no_processes};
 use tonic::transport::Channel;
 
 type Client = WorkerClient<Channel>;
@@ -28,45 +26,9 @@ type Client = WorkerClient<Channel>;
 /// Bounds a hang; never a speed assertion.
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Worker {
-    child: Child,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // The fakes die with their worker (see console_fake's kill -9 test).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(h: &TestHome, env: &[(&str, &std::path::Path)]) -> (Worker, Client) {
-    let sock = h.home.join("run/worker-default.sock");
-    let mut cmd = Command::new(bin("fcx-worker"));
-    cmd.args(["--profile", "default", "--home"])
-        .arg(&h.home)
-        .env("FAKE_CODEX_LOG_DIR", &h.logs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawn fcx-worker");
-    let worker = Worker { child };
-    let addr = SocketAddr::new(sock);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(c) = fcx_ipc::connect(&addr).await {
-            let mut cl = WorkerClient::new(c);
-            // Only an answer proves the worker is serving.
-            if cl.status(StatusRequest {}).await.is_ok() {
-                return (worker, cl);
-            }
-        }
-        assert!(Instant::now() < deadline, "worker did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn start(h: &TestHome, env: &[(&str, &std::path::Path)]) -> (WorkerProc, Client) {
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    WorkerProc::start(h, &env).await
 }
 
 /// A message from the profile's operator (no platform app: local-only, so

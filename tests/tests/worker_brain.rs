@@ -4,34 +4,16 @@
 //! kill -9 crash rounds under load.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{Actor, ChatType, EventsRequest, Inbound, StatusRequest, WorkerEvent};
-use fcx_tests::harness::{TestHome, bin};
+use fcx_tests::harness::{TestHome, WorkerProc, bin};
 use tonic::transport::Channel;
 
 type Client = WorkerClient<Channel>;
-
-struct Worker {
-    child: Child,
-}
-
-impl Worker {
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 /// A profile with a platform app (so access is enforced, not local-only).
 fn app_config(h: &TestHome, access: &str) -> String {
@@ -41,35 +23,8 @@ fn app_config(h: &TestHome, access: &str) -> String {
     )
 }
 
-async fn start(h: &TestHome) -> (Worker, Client) {
-    let sock = h.home.join("run/worker-default.sock");
-    let child = Command::new(bin("fcx-worker"))
-        .args(["--profile", "default", "--home"])
-        .arg(&h.home)
-        .env("FAKE_CODEX_LOG_DIR", &h.logs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn fcx-worker");
-    let addr = SocketAddr::new(sock);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ch = loop {
-        match fcx_ipc::connect(&addr).await {
-            Ok(c) => {
-                let mut cl = WorkerClient::new(c);
-                // The socket file may be a leftover of a killed worker: only
-                // an answer proves this one is serving.
-                if cl.status(StatusRequest {}).await.is_ok() {
-                    break cl;
-                }
-            }
-            Err(e) => assert!(Instant::now() < deadline, "worker socket: {e}"),
-        }
-        assert!(Instant::now() < deadline, "worker did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (Worker { child }, ch)
+async fn start(h: &TestHome) -> (WorkerProc, Client) {
+    WorkerProc::start(h, &[]).await
 }
 
 struct Msg<'a> {

@@ -2,50 +2,17 @@
 //! `fcx-worker` process: version refusal, idempotent Deliver, resumable
 //! Events. Also fcxctl against a real fcxd, and the bench in quick mode.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
-use fcx_tests::harness::{Fcxd, TestHome, bin};
+use fcx_tests::harness::{Fcxd, TestHome, WorkerProc, bin};
 
-struct Worker {
-    child: Child,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn worker(h: &TestHome) -> (Worker, WorkerClient<tonic::transport::Channel>) {
+async fn worker(h: &TestHome) -> (WorkerProc, WorkerClient<tonic::transport::Channel>) {
     h.write_config(&h.fake_codex_config(""));
-    let sock = h.home.join("run/worker-default.sock");
-    let child = Command::new(bin("fcx-worker"))
-        .args(["--profile", "default", "--home"])
-        .arg(&h.home)
-        .env("FAKE_CODEX_LOG_DIR", &h.logs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn fcx-worker");
-    let addr = SocketAddr::new(sock);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ch = loop {
-        match fcx_ipc::connect(&addr).await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "worker socket: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    (Worker { child }, WorkerClient::new(ch))
+    WorkerProc::start(h, &[]).await
 }
 
 fn msg(id: &str, text: &str) -> Inbound {
