@@ -289,6 +289,78 @@ impl Drop for WorkerProc {
     }
 }
 
+/// The profile owner the Feishu environments configure.
+pub const FEISHU_USER: &str = "ou_user0000000000000000000000000001";
+
+/// fcxd as a service against a fake Feishu platform (the long connection
+/// up), with the scripted fake codex and [`FEISHU_USER`] as the owner.
+/// Fields drop in order: fcxd first, while its home and platform exist.
+pub struct FeishuEnv {
+    pub fcxd: Fcxd,
+    pub fake: crate::fake_feishu::FakeFeishu,
+    pub rt: tokio::runtime::Runtime,
+    pub home: TestHome,
+}
+
+impl FeishuEnv {
+    /// `reply_mode` is "card" or "markdown"; `env` goes to fcxd (and so to
+    /// the worker and the fake codex).
+    pub fn start(
+        reply_mode: &str,
+        redelivery: crate::fake_feishu::Redelivery,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let fake = rt
+            .block_on(
+                crate::fake_feishu::FakeFeishu::builder()
+                    .redelivery(redelivery)
+                    .start(),
+            )
+            .expect("fake platform");
+        let home = TestHome::new();
+        home.write_config(
+            &home
+                .feishu_config(
+                    &fake.base_url(),
+                    fake.app_id(),
+                    fake.app_secret(),
+                    FEISHU_USER,
+                )
+                .replace(
+                    "reply_mode = \"markdown\"",
+                    &format!("reply_mode = \"{reply_mode}\""),
+                ),
+        );
+        let fcxd = Fcxd::start(&home, &[], env);
+        rt.block_on(fake.wait_for_connections(1, WAIT))
+            .expect("fcxd opens the long connection");
+        FeishuEnv {
+            fcxd,
+            fake,
+            rt,
+            home,
+        }
+    }
+
+    /// Push an event; returns the frame's message id.
+    pub fn push(&self, ev: &serde_json::Value) -> String {
+        self.rt.block_on(self.fake.push(ev)).expect("push")
+    }
+}
+
+/// The IM message id inside an `im.message.receive_v1` envelope.
+pub fn message_id(ev: &serde_json::Value) -> String {
+    ev["event"]["message"]["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_string()
+}
+
 /// A running `fcxd --console`.
 pub struct Fcxd {
     child: Child,

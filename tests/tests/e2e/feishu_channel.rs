@@ -5,46 +5,29 @@
 use std::time::{Duration, Instant};
 
 use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
-use fcx_tests::harness::{Fcxd, TestHome};
+use fcx_tests::harness::{FEISHU_USER as USER, Fcxd, FeishuEnv, TestHome, message_id};
 use nix::sys::signal::Signal;
-use serde_json::Value;
 
-const USER: &str = "ou_user0000000000000000000000000001";
 const WAIT: Duration = Duration::from_secs(30);
 
-// Fields drop in order: fcxd first, while its home and platform still exist.
-struct Env {
-    fcxd: Fcxd,
-    fake: FakeFeishu,
-    rt: tokio::runtime::Runtime,
-    home: TestHome,
+/// The shared environment, plus this file's reply helpers.
+struct Env(FeishuEnv);
+
+impl std::ops::Deref for Env {
+    type Target = FeishuEnv;
+    fn deref(&self) -> &FeishuEnv {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut FeishuEnv {
+        &mut self.0
+    }
 }
 
 fn env_with(redelivery: Redelivery) -> Env {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fake = rt
-        .block_on(FakeFeishu::builder().redelivery(redelivery).start())
-        .expect("fake platform");
-    let home = TestHome::new();
-    home.write_config(&home.feishu_config(
-        &fake.base_url(),
-        fake.app_id(),
-        fake.app_secret(),
-        USER,
-    ));
-    let fcxd = Fcxd::daemon(&home);
-    rt.block_on(fake.wait_for_connections(1, WAIT))
-        .expect("fcxd opens the long connection");
-    Env {
-        rt,
-        fake,
-        home,
-        fcxd,
-    }
+    Env(FeishuEnv::start("markdown", redelivery, &[]))
 }
 
 fn env() -> Env {
@@ -55,18 +38,7 @@ fn env() -> Env {
     ))
 }
 
-fn message_id(ev: &Value) -> String {
-    ev["event"]["message"]["message_id"]
-        .as_str()
-        .expect("message id")
-        .to_string()
-}
-
 impl Env {
-    fn push(&self, ev: &Value) -> String {
-        self.rt.block_on(self.fake.push(ev)).expect("push")
-    }
-
     /// Bot replies to `om`, as the fake stored them.
     fn replies_to(&self, om: &str) -> Vec<String> {
         self.fake

@@ -3,19 +3,26 @@
 
 use std::time::{Duration, Instant};
 
-use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
-use fcx_tests::harness::{Fcxd, TestHome};
+use fcx_tests::fake_feishu::Redelivery;
+use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, message_id};
 use serde_json::Value;
 
-const USER: &str = "ou_user0000000000000000000000000001";
 const WAIT: Duration = Duration::from_secs(30);
 
-// Fields drop in order: fcxd first, while its home and platform still exist.
-struct Env {
-    _fcxd: Fcxd,
-    fake: FakeFeishu,
-    rt: tokio::runtime::Runtime,
-    home: TestHome,
+/// The shared environment (card mode), plus this file's card helpers.
+struct Env(FeishuEnv);
+
+impl std::ops::Deref for Env {
+    type Target = FeishuEnv;
+    fn deref(&self) -> &FeishuEnv {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut FeishuEnv {
+        &mut self.0
+    }
 }
 
 fn env() -> Env {
@@ -24,44 +31,11 @@ fn env() -> Env {
 
 /// Like [`env`], with extra environment for fcxd (and so the fake codex).
 fn env_with(extra: &[(&str, &str)]) -> Env {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fake = rt
-        .block_on(
-            FakeFeishu::builder()
-                .redelivery(Redelivery::fast(
-                    Duration::from_secs(3),
-                    Duration::from_millis(500),
-                    6,
-                ))
-                .start(),
-        )
-        .expect("fake");
-    let home = TestHome::new();
-    home.write_config(
-        &home
-            .feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER)
-            .replace("reply_mode = \"markdown\"", "reply_mode = \"card\""),
-    );
-    let fcxd = Fcxd::daemon_with(&home, extra);
-    rt.block_on(fake.wait_for_connections(1, WAIT))
-        .expect("long connection");
-    Env {
-        rt,
-        fake,
-        home,
-        _fcxd: fcxd,
-    }
-}
-
-fn message_id(ev: &Value) -> String {
-    ev["event"]["message"]["message_id"]
-        .as_str()
-        .expect("message id")
-        .to_string()
+    Env(FeishuEnv::start(
+        "card",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        extra,
+    ))
 }
 
 /// Writes scenario `name` (one JSON step per line) into `dir`.
@@ -231,9 +205,9 @@ fn a_run_gets_a_card_that_ends_complete_and_final() {
     assert_eq!(answer, "tools done", "{text}");
     assert_eq!(json["config"]["streaming_mode"], false);
     let mut e = e;
-    e._fcxd.signal(nix::sys::signal::Signal::SIGTERM);
+    e.fcxd.signal(nix::sys::signal::Signal::SIGTERM);
     let t = Instant::now();
-    let st = e._fcxd.wait_exit(WAIT);
+    let st = e.fcxd.wait_exit(WAIT);
     if std::env::var_os("FCX_TEST_DUMP").is_some() {
         eprintln!("exit took {:?}\n{}", t.elapsed(), e.home.read_logs());
     }
