@@ -598,6 +598,14 @@ impl Inner {
         // still in their debounce just contribute their time (cloning and
         // sorting every waiting scope was a quarter of the worker's CPU
         // with a thousand chats waiting).
+        let max = self.profile.runs.max_concurrent;
+        // Every slot busy: nothing can start and no timer is useful (a
+        // finishing run wakes us). During a burst this is the common case,
+        // and it must not cost a scan of every waiting scope.
+        if st.active >= max {
+            return None;
+        }
+        let free = max - st.active;
         let mut ready: Vec<(u64, String)> = Vec::new();
         let mut waiting: Vec<(u64, Instant)> = Vec::new();
         for (k, sc) in &st.scopes {
@@ -609,16 +617,17 @@ impl Inner {
                 _ => ready.push((sc.order, k.clone())),
             }
         }
-        ready.sort_unstable();
-        // In scope order: start ready scopes while there is room; a waiting
-        // scope behind the first one that found no room does not set the
-        // timer (a finishing run wakes us).
+        // Only the `free` oldest ready scopes start: select them instead of
+        // sorting every ready scope. The first one left behind marks where
+        // waiting scopes stop mattering for the timer.
         let mut blocked_at = u64::MAX;
-        for (order, scope) in ready {
-            if st.active >= self.profile.runs.max_concurrent {
-                blocked_at = order;
-                break;
-            }
+        if ready.len() > free {
+            ready.select_nth_unstable(free);
+            blocked_at = ready[free].0;
+            ready.truncate(free);
+        }
+        ready.sort_unstable();
+        for (_, scope) in ready {
             self.start_run(&mut st, &scope);
         }
         waiting
