@@ -717,3 +717,60 @@ fn a_fragment_stream_that_never_completes_is_dropped_without_an_ack() {
     e.push(&ok);
     e.wait_reply(&om, "hello from fake codex");
 }
+
+#[test]
+fn a_profile_with_an_unreadable_secret_fails_alone() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt.block_on(FakeFeishu::start()).expect("fake");
+    let home = TestHome::new();
+    let cfg = format!(
+        "{}\n[profiles.broken.app]\nbase_url = \"{}\"\napp_id = \"cli_broken\"\napp_secret = \"file:/nonexistent/fcx/secret\"\n[profiles.broken.workspaces]\ndefault = \"{}\"\n",
+        home.feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER),
+        fake.base_url(),
+        home.workspace.display(),
+    );
+    home.write_config(&cfg);
+    let _fcxd = Fcxd::daemon(&home);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("the good profile connects");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let st = rt.block_on(home.status());
+        let broken = st
+            .profiles
+            .iter()
+            .find(|p| p.name == "broken")
+            .expect("listed");
+        if broken.channel_state.starts_with("stopped") {
+            assert!(
+                broken.channel_state.contains("/nonexistent/fcx/secret"),
+                "{broken:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken profile never reported: {broken:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The good profile answers as usual.
+    let ev = fake.events().p2p_text("oc_good1", USER, "still working?");
+    let om = message_id(&ev);
+    rt.block_on(fake.push(&ev)).expect("push");
+    let deadline = Instant::now() + WAIT;
+    while !fake.messages().iter().any(|m| {
+        m.sender_type == "app" && m.parent_id == om && m.content.contains("hello from fake codex")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the good profile stopped answering\n{}",
+            home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
