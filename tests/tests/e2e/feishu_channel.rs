@@ -26,6 +26,33 @@ impl std::ops::DerefMut for Env {
     }
 }
 
+/// For the tests that build their own platform and fcxd.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Wait (bounded) until the bot has posted a message matching `pred`.
+fn wait_bot_message(
+    fake: &FakeFeishu,
+    home: &TestHome,
+    what: &str,
+    pred: impl Fn(&fcx_tests::fake_feishu::StoredMessage) -> bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    while !fake
+        .messages()
+        .iter()
+        .any(|m| m.sender_type == "app" && pred(m))
+    {
+        assert!(Instant::now() < deadline, "{what}\n{}", home.read_logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn env_with(redelivery: Redelivery) -> Env {
     Env(FeishuEnv::start("markdown", redelivery, &[]))
 }
@@ -321,11 +348,7 @@ fn status_shows_the_channel_connected_and_receiving() {
 
 #[test]
 fn bad_credentials_stop_the_channel_with_a_reason_and_fcxd_keeps_running() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let fake = rt.block_on(FakeFeishu::start()).expect("fake");
     let home = TestHome::new();
     home.write_config(&home.feishu_config(&fake.base_url(), fake.app_id(), "wrong-secret", USER));
@@ -470,11 +493,7 @@ mod webhook {
 
     #[test]
     fn signed_encrypted_events_are_answered_and_forgeries_refused() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime();
         let fake = rt
             .block_on(FakeFeishu::builder().verification_token(VT).start())
             .expect("fake");
@@ -522,15 +541,9 @@ mod webhook {
         // The fake never saw the user's message (it came by webhook), so the
         // reply falls back to a message in the chat.
         let _ = om;
-        let deadline = Instant::now() + WAIT;
-        while !fake.messages().iter().any(|m| {
-            m.sender_type == "app"
-                && m.chat_id == "oc_hook1"
-                && m.content.contains("hello from fake codex")
-        }) {
-            assert!(Instant::now() < deadline, "no reply\n{}", home.read_logs());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_bot_message(&fake, &home, "no reply", |m| {
+            m.chat_id == "oc_hook1" && m.content.contains("hello from fake codex")
+        });
         // The same delivery again: acknowledged, not run twice.
         let (status, _) = post(port, &enc, true);
         assert_eq!(status, 200);
@@ -636,11 +649,7 @@ fn a_worker_killed_before_it_accepted_leaves_the_event_for_redelivery() {
 
 #[test]
 fn the_owner_is_learned_from_the_platform_when_config_names_none() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let fake = rt
         .block_on(FakeFeishu::builder().app_owner(USER).start())
         .expect("fake");
@@ -656,17 +665,9 @@ fn the_owner_is_learned_from_the_platform_when_config_names_none() {
     let ev = fake.events().p2p_text("oc_own1", USER, "am I the owner?");
     let om = message_id(&ev);
     rt.block_on(fake.push(&ev)).expect("push");
-    let deadline = Instant::now() + WAIT;
-    while !fake.messages().iter().any(|m| {
-        m.sender_type == "app" && m.parent_id == om && m.content.contains("hello from fake codex")
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "the learned owner got no answer\n{}",
-            home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_bot_message(&fake, &home, "the learned owner got no answer", |m| {
+        m.parent_id == om && m.content.contains("hello from fake codex")
+    });
 }
 
 #[test]
@@ -720,11 +721,7 @@ fn a_fragment_stream_that_never_completes_is_dropped_without_an_ack() {
 
 #[test]
 fn a_profile_with_an_unreadable_secret_fails_alone() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let fake = rt.block_on(FakeFeishu::start()).expect("fake");
     let home = TestHome::new();
     let cfg = format!(
@@ -762,15 +759,7 @@ fn a_profile_with_an_unreadable_secret_fails_alone() {
     let ev = fake.events().p2p_text("oc_good1", USER, "still working?");
     let om = message_id(&ev);
     rt.block_on(fake.push(&ev)).expect("push");
-    let deadline = Instant::now() + WAIT;
-    while !fake.messages().iter().any(|m| {
-        m.sender_type == "app" && m.parent_id == om && m.content.contains("hello from fake codex")
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "the good profile stopped answering\n{}",
-            home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_bot_message(&fake, &home, "the good profile stopped answering", |m| {
+        m.parent_id == om && m.content.contains("hello from fake codex")
+    });
 }
