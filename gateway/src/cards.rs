@@ -20,7 +20,7 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use serde_json::{Value, json};
 
-use crate::callback::{self, Claims, Denied, Expected, KeyRing, MemoryNonceStore};
+use crate::callback::{self, Claims, Denied, Expected, KeyRing, MemoryNonceStore, NonceStore};
 use crate::feishu::cardkit::{self, CardKit, CardWriter, FailureKind, WriterConfig};
 use crate::feishu::http::{OpenApiClient, OutgoingMessage};
 use crate::render::{self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderOptions, RunState};
@@ -153,10 +153,70 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Used button nonces, kept until their token expires and persisted, so a
+/// click replayed after an fcxd restart is still refused. An append-only
+/// log (`used-nonces`, one `hex expiry` line each), compacted on open.
+pub struct FileNonceStore {
+    memory: MemoryNonceStore,
+    log: Mutex<Option<std::fs::File>>,
+}
+
+impl FileNonceStore {
+    pub fn open(path: &Path, now: i64) -> std::io::Result<Self> {
+        let memory = MemoryNonceStore::default();
+        let mut live = Vec::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for line in text.lines() {
+                let mut it = line.split_whitespace();
+                let (Some(n), Some(exp)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                let (Some(bytes), Ok(exp)) = (hex_decode(n), exp.parse::<i64>()) else {
+                    continue;
+                };
+                let Ok(nonce) = <[u8; 16]>::try_from(bytes.as_slice()) else {
+                    continue;
+                };
+                if exp > now && memory.consume(&nonce, exp, now).is_ok() {
+                    live.push(format!("{n} {exp}\n"));
+                }
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, live.concat())?;
+        std::fs::rename(&tmp, path)?;
+        let log = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(FileNonceStore {
+            memory,
+            log: Mutex::new(Some(log)),
+        })
+    }
+}
+
+impl NonceStore for FileNonceStore {
+    fn consume(&self, nonce: &[u8; 16], expires_at: i64, now: i64) -> Result<(), Denied> {
+        self.memory.consume(nonce, expires_at, now)?;
+        // Written before the click is answered; if the disk refuses, the
+        // in-memory record still blocks a replay until fcxd restarts.
+        if let Ok(mut log) = self.log.lock()
+            && let Some(f) = log.as_mut()
+        {
+            use std::io::Write as _;
+            if let Err(e) = writeln!(f, "{} {expires_at}", hex_encode(nonce)) {
+                tracing::error!(error = %e, "cannot persist a used button nonce");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Verifies card clicks (in the ACK path: pure and fast).
 pub struct Callbacks {
     pub keys: KeyRing,
-    pub nonces: MemoryNonceStore,
+    pub nonces: Box<dyn NonceStore>,
     pub carriers: Carriers,
 }
 
@@ -195,7 +255,13 @@ impl Callbacks {
             run_id: None,
             fingerprint: None,
         };
-        match callback::verify_once(token, &self.keys, now_ms() / 1000, &expected, &self.nonces) {
+        match callback::verify_once(
+            token,
+            &self.keys,
+            now_ms() / 1000,
+            &expected,
+            self.nonces.as_ref(),
+        ) {
             Ok(claims) => Ok(Click {
                 claims,
                 operator: operator.to_string(),
@@ -606,6 +672,29 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0);
         }
+    }
+
+    #[test]
+    fn used_nonces_survive_a_restart_until_they_expire() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("used-nonces");
+        let now = 1_000;
+        {
+            let s = FileNonceStore::open(&path, now).expect("open");
+            s.consume(&[1; 16], now + 60, now).expect("first use");
+            s.consume(&[2; 16], now + 5, now).expect("first use");
+            assert_eq!(s.consume(&[1; 16], now + 60, now), Err(Denied::Replayed));
+        }
+        let s = FileNonceStore::open(&path, now + 10).expect("reopen");
+        assert_eq!(
+            s.consume(&[1; 16], now + 60, now + 10),
+            Err(Denied::Replayed),
+            "still refused after a restart"
+        );
+        // [2;16] expired: compacted away (its token is refused by expiry).
+        assert!(s.consume(&[2; 16], now + 70, now + 10).is_ok());
+        let text = std::fs::read_to_string(&path).expect("log");
+        assert_eq!(text.lines().count(), 2, "{text}");
     }
 
     #[test]

@@ -146,9 +146,20 @@ pub async fn run(
             short_hash(&profile.name),
         )
     });
+    let nonces: Box<dyn crate::callback::NonceStore> = match crate::cards::FileNonceStore::open(
+        &profile_dir.join("used-nonces"),
+        now_ms() / 1000,
+    ) {
+        Ok(f) => Box::new(f),
+        Err(e) => {
+            // Still single-use within this process; say what is lost.
+            tracing::error!(profile = %profile.name, error = %e, "cannot persist used button nonces; a restart forgets them (tokens still expire)");
+            Box::new(crate::callback::MemoryNonceStore::default())
+        }
+    };
     let callbacks = crate::cards::Callbacks {
         keys,
-        nonces: crate::callback::MemoryNonceStore::default(),
+        nonces,
         carriers,
     };
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(1024);
