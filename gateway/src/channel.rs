@@ -594,25 +594,32 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
     } = out;
     let mut events = worker.subscribe();
     let tag = short_hash(&profile);
+    // On stop, keep going until the worker is down: the runs it interrupts
+    // while stopping must still reach their cards and chats.
+    let mut stopping: Option<std::time::Instant> = None;
+    // The handler holding the sender goes away with the long connection;
+    // that ends the commands, not the worker's events.
+    let mut commands_open = true;
     loop {
+        if let Some(since) = stopping
+            && (worker.view().phase == crate::supervisor::Phase::Stopped
+                || since.elapsed() > Duration::from_secs(40))
+        {
+            tracing::debug!(%profile, "worker stopped; sending what it said last");
+            while let Ok(ev) = events.try_recv() {
+                on_worker_event(&http, &worker, &mut cards, &ev, &tag, &reconnect).await;
+            }
+            return;
+        }
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => {
-                    gateway_work(&http, &worker, &ev, &tag, &reconnect).await;
-                    let on_card = match cards.as_mut() {
-                        Some(c) if is_chat_scope(&ev.scope) => c.on_event(&ev).await,
-                        _ => false,
-                    };
-                    if !on_card {
-                        post_event(&http, &ev, &tag).await;
-                    }
-                }
+                Ok(ev) => on_worker_event(&http, &worker, &mut cards, &ev, &tag, &reconnect).await,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
                 }
                 Err(_) => return,
             },
-            o = rx.recv() => match o {
+            o = rx.recv(), if commands_open => match o {
                 Some(Outbound::Welcome { chat_id }) => {
                     let text = format!(
                         "👋 Hi, I'm {}. Mention me with a request and I'll run Codex on it. Send /help for commands.",
@@ -634,10 +641,34 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
                         tracing::warn!(%profile, error = %e, "cannot post the busy answer");
                     }
                 }
-                None => return,
+                None => commands_open = false,
             },
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled(), if stopping.is_none() => {
+                stopping = Some(std::time::Instant::now());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(50)), if stopping.is_some() => {}
         }
+    }
+}
+
+/// One worker event out to the chat: gateway work it asks for, then the
+/// run card or a message.
+async fn on_worker_event(
+    http: &OpenApiClient,
+    worker: &WorkerHandle,
+    cards: &mut Option<crate::cards::CardSurface>,
+    ev: &pb::WorkerEvent,
+    tag: &str,
+    reconnect: &Notify,
+) {
+    tracing::debug!(seq = ev.seq, scope = %ev.scope, run_id = %ev.run_id, "outbound event");
+    gateway_work(http, worker, ev, tag, reconnect).await;
+    let on_card = match cards.as_mut() {
+        Some(c) if is_chat_scope(&ev.scope) => c.on_event(ev).await,
+        _ => false,
+    };
+    if !on_card {
+        post_event(http, ev, tag).await;
     }
 }
 

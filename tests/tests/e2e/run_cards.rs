@@ -481,3 +481,27 @@ fn a_card_that_is_gone_falls_back_to_a_message() {
         Duration::from_secs(60),
     );
 }
+
+#[test]
+fn a_run_stopped_by_an_fcxd_shutdown_ends_its_card_as_interrupted() {
+    let mut e = env();
+    let ev = e
+        .fake
+        .events()
+        .p2p_text("oc_c9", USER, "FAKE:stall until shutdown");
+    let om = message_id(&ev);
+    e.push(&ev);
+    let card = e.card_for(&om);
+    // The card is live (streaming) before the shutdown.
+    let deadline = Instant::now() + WAIT;
+    while !e.fake.card(&card).is_some_and(|c| c.streaming_mode) {
+        assert!(Instant::now() < deadline, "the card never went live");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.fcxd.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(e.fcxd.wait_exit(WAIT).success());
+    // Not left frozen on "Running": the final state landed before fcxd exited.
+    let c = e.fake.card(&card).expect("card");
+    assert!(!c.streaming_mode, "{:?}\n{}", c.json, e.home.read_logs());
+    assert!(c.json.to_string().contains("nterrupted"), "{:?}", c.json);
+}
