@@ -61,6 +61,9 @@ struct ActiveRun {
 struct ScopeState {
     queued: Vec<QueuedMessage>,
     last_arrival: Option<Instant>,
+    /// When the oldest waiting message arrived: a burst may hold it for at
+    /// most a few debounce windows, so a chat that never pauses still runs.
+    first_arrival: Option<Instant>,
     /// Global arrival order of the oldest waiting message, for fairness.
     order: u64,
     active: Option<ActiveRun>,
@@ -291,7 +294,9 @@ impl Orchestrator {
             if sc.queued.is_empty() {
                 sc.order = order;
             }
-            sc.last_arrival = Some(Instant::now());
+            let arrived = Instant::now();
+            sc.last_arrival = Some(arrived);
+            sc.first_arrival.get_or_insert(arrived);
             sc.queued.push(QueuedMessage {
                 inbox_id: acc.inbox_id,
                 scope: inbound.scope.clone(),
@@ -612,7 +617,9 @@ impl Inner {
             if sc.active.is_some() || sc.queued.is_empty() {
                 continue;
             }
-            match sc.last_arrival.map(|t| t + debounce) {
+            let quiet = sc.last_arrival.map(|t| t + debounce);
+            let held = sc.first_arrival.map(|t| t + max_hold(debounce));
+            match quiet.zip(held).map(|(q, h)| q.min(h)).or(quiet) {
                 Some(at) if at > now => waiting.push((sc.order, at)),
                 _ => ready.push((sc.order, k.clone())),
             }
@@ -643,6 +650,7 @@ impl Inner {
         };
         let messages = std::mem::take(&mut sc.queued);
         sc.last_arrival = None;
+        sc.first_arrival = None;
         let n = messages.len();
         let run_id = short_id('r');
         let reply_to = messages
@@ -1303,4 +1311,10 @@ fn span(d: Duration) -> String {
     } else {
         format!("{n} {unit}s")
     }
+}
+
+/// The longest a burst may keep its first message waiting for a quiet
+/// window: five windows, at least two seconds.
+fn max_hold(debounce: Duration) -> Duration {
+    (debounce * 5).max(Duration::from_secs(2))
 }

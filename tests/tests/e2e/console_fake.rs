@@ -395,3 +395,31 @@ fn a_second_fcxd_on_the_same_home_is_refused() {
         second.stderr()
     );
 }
+
+#[test]
+fn a_chat_that_never_pauses_still_gets_a_run() {
+    let h = TestHome::new();
+    h.write_config(
+        &h.fake_codex_config("")
+            .replace("debounce_ms = 50", "debounce_ms = 400"),
+    );
+    let mut f = Fcxd::console(&h);
+    f.wait_for("fcx console");
+    // Faster than the quiet window, for longer than a burst may hold its
+    // first message (5 × 400 ms): without the cap, one run after the end.
+    for i in 0..25 {
+        f.send(&format!("chatter {i}"));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    f.wait_for("] completed");
+    f.wait_for("] completed");
+    assert!(h.fake_records().len() >= 2, "{:?}", h.fake_records().len());
+    let all: String = h
+        .fake_records()
+        .iter()
+        .map(|r| r["prompt"].as_str().unwrap_or("").to_string())
+        .collect();
+    for i in 0..25 {
+        assert!(all.contains(&format!("chatter {i}\n")), "message {i} lost");
+    }
+}
