@@ -143,12 +143,7 @@ pub fn sessions(home: &Home, cmd: SessionsCommand, out: &mut dyn Write) -> anyho
             rows.push(row?);
         }
     }
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        return Ok(exit::OK);
-    }
-    if rows.is_empty() {
-        writeln!(out, "no sessions")?;
+    if json_or_none(out, &rows, json, "no sessions")? {
         return Ok(exit::OK);
     }
     writeln!(
@@ -218,12 +213,7 @@ pub fn runs(home: &Home, cmd: RunsCommand, out: &mut dyn Write) -> anyhow::Resul
             rows.push(row?);
         }
     }
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        return Ok(exit::OK);
-    }
-    if rows.is_empty() {
-        writeln!(out, "no runs")?;
+    if json_or_none(out, &rows, json, "no runs")? {
         return Ok(exit::OK);
     }
     writeln!(
@@ -248,4 +238,23 @@ pub fn runs(home: &Home, cmd: RunsCommand, out: &mut dyn Write) -> anyhow::Resul
         )?;
     }
     Ok(exit::OK)
+}
+
+/// The `--json` form, or the "nothing yet" line: `true` when either was
+/// written and the table is not needed.
+fn json_or_none<T: Serialize>(
+    out: &mut dyn Write,
+    rows: &[T],
+    json: bool,
+    empty: &str,
+) -> anyhow::Result<bool> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?;
+        return Ok(true);
+    }
+    if rows.is_empty() {
+        writeln!(out, "{empty}")?;
+        return Ok(true);
+    }
+    Ok(false)
 }

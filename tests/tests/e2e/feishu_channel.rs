@@ -10,21 +10,7 @@ use nix::sys::signal::Signal;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The shared environment, plus this file's reply helpers.
-struct Env(FeishuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = FeishuEnv;
-    fn deref(&self) -> &FeishuEnv {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Env {
-    fn deref_mut(&mut self) -> &mut FeishuEnv {
-        &mut self.0
-    }
-}
+type Env = FeishuEnv;
 
 /// For the tests that build their own platform and fcxd.
 fn runtime() -> tokio::runtime::Runtime {
@@ -54,7 +40,7 @@ fn wait_bot_message(
 }
 
 fn env_with(redelivery: Redelivery) -> Env {
-    Env(FeishuEnv::start("markdown", redelivery, &[]))
+    FeishuEnv::start("markdown", redelivery, &[])
 }
 
 fn env() -> Env {
@@ -65,7 +51,13 @@ fn env() -> Env {
     ))
 }
 
-impl Env {
+/// The bot's replies, as the fake platform stored them.
+trait ReplyHelpers {
+    fn replies_to(&self, om: &str) -> Vec<String>;
+    fn wait_reply(&self, om: &str, needle: &str) -> String;
+}
+
+impl ReplyHelpers for FeishuEnv {
     /// Bot replies to `om`, as the fake stored them.
     fn replies_to(&self, om: &str) -> Vec<String> {
         self.fake

@@ -9,21 +9,7 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The shared environment (card mode), plus this file's card helpers.
-struct Env(FeishuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = FeishuEnv;
-    fn deref(&self) -> &FeishuEnv {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Env {
-    fn deref_mut(&mut self) -> &mut FeishuEnv {
-        &mut self.0
-    }
-}
+type Env = FeishuEnv;
 
 fn env() -> Env {
     env_with(&[])
@@ -31,11 +17,11 @@ fn env() -> Env {
 
 /// Like [`env`], with extra environment for fcxd (and so the fake codex).
 fn env_with(extra: &[(&str, &str)]) -> Env {
-    Env(FeishuEnv::start(
+    FeishuEnv::start(
         "card",
         Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
         extra,
-    ))
+    )
 }
 
 /// Writes scenario `name` (one JSON step per line) into `dir`.
@@ -71,7 +57,17 @@ fn is_rate_limited(c: &fcx_tests::fake_feishu::RecordedCall) -> bool {
     c.status == 429 || matches!(c.code(), Some(99991400 | 230020))
 }
 
-impl Env {
+/// What these tests read back from the fake platform.
+trait CardHelpers {
+    fn posts_for(&self, om: &str) -> String;
+    fn wait_posts(&self, om: &str, needle: &str, limit: Duration) -> String;
+    fn push_text(&self, chat: &str, text: &str) -> String;
+    fn assert_clean_card_ops(&self);
+    fn card_for(&self, om: &str) -> String;
+    fn wait_final(&self, card_id: &str, needle: &str) -> Value;
+}
+
+impl CardHelpers for FeishuEnv {
     /// The bot's post replies to `om` (not the card), concatenated, oldest
     /// first.
     fn posts_for(&self, om: &str) -> String {
