@@ -360,6 +360,12 @@ impl CardSurface {
             self.finish(run).await;
             return true;
         }
+        // A run without a card (fallback) only needs its final state: no
+        // render per event for it.
+        if run.card.is_none() {
+            self.runs.insert(ev.run_id.clone(), run);
+            return true;
+        }
         let rendered = render::render(&run.state, &self.options(&run, true));
         if let Some(card) = &mut run.card {
             if let Some(f) = card.writer.failure() {
