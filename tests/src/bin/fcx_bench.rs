@@ -57,6 +57,10 @@ struct Args {
     /// Agent messages per run in the many-card burst.
     #[arg(long, default_value_t = 300)]
     card_run_deltas: usize,
+    /// Run only these sections (comma-separated: deliver, spawn, rss, load,
+    /// feishu, cards); all when absent.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,23 +91,54 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let deliver = rt.block_on(bench_deliver(&bins, args.deliver_calls, args.quick))?;
-    let spawn = rt.block_on(bench_spawn(&bins, args.spawn_runs))?;
-    let rss = bench_idle_rss(&bins)?;
-    let load = rt.block_on(bench_many_scopes(&bins, args.load_scopes))?;
-    let feishu = rt.block_on(bench_feishu(
-        &bins,
-        args.feishu_latency_events,
-        args.feishu_burst_events,
-        args.feishu_chats,
-        args.quick,
-    ))?;
-    let cards = rt.block_on(bench_cards(
-        &bins,
-        args.card_deltas,
-        args.card_runs,
-        args.card_run_deltas,
-    ))?;
+    let want = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let skipped = || json!("skipped");
+    let deliver = if want("deliver") {
+        rt.block_on(bench_deliver(&bins, args.deliver_calls, args.quick))?
+    } else {
+        skipped()
+    };
+    let spawn = if want("spawn") {
+        rt.block_on(bench_spawn(&bins, args.spawn_runs))?
+    } else {
+        skipped()
+    };
+    let rss = if want("rss") {
+        bench_idle_rss(&bins)?
+    } else {
+        skipped()
+    };
+    let load = if want("load") {
+        rt.block_on(bench_many_scopes(&bins, args.load_scopes, Some("slow")))?
+    } else {
+        skipped()
+    };
+    let load_instant = if want("load") {
+        rt.block_on(bench_many_scopes(&bins, args.load_scopes, None))?
+    } else {
+        skipped()
+    };
+    let feishu = if want("feishu") {
+        rt.block_on(bench_feishu(
+            &bins,
+            args.feishu_latency_events,
+            args.feishu_burst_events,
+            args.feishu_chats,
+            args.quick,
+        ))?
+    } else {
+        skipped()
+    };
+    let cards = if want("cards") {
+        rt.block_on(bench_cards(
+            &bins,
+            args.card_deltas,
+            args.card_runs,
+            args.card_run_deltas,
+        ))?
+    } else {
+        skipped()
+    };
     let out = json!({
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -111,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         "spawn": spawn,
         "idle_rss_kib": rss,
         "many_scopes": load,
+        "many_scopes_instant_runs": load_instant,
         "feishu": feishu,
         "cards": cards,
         "targets": {
@@ -136,7 +172,17 @@ fn main() -> anyhow::Result<()> {
 /// `scopes` chats × 3 messages each, 32 fake runs at once: every message
 /// must run exactly once; queue wait (accepted → its run started) shows
 /// fairness across scopes; the worker's RSS is sampled throughout.
-async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_json::Value> {
+///
+/// `scenario` picks what one fake run does: `slow` holds its slot for
+/// 300 ms like a (very short) real turn, so the queue is shaped by the
+/// scheduler; the default scenario ends at once, so on a 2-core machine the
+/// queue is shaped by CPU contention between the load generator, the worker
+/// and 32 fake codex processes.
+async fn bench_many_scopes(
+    bins: &Path,
+    scopes: usize,
+    scenario: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
     const PER_SCOPE: usize = 3;
     let h = home(bins, "debounce_ms = 50\nmax_concurrent = 32")?;
     let mut w = start_worker(bins, &h).await?;
@@ -161,19 +207,27 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
         })
     };
     let mut accepted_at: std::collections::HashMap<String, i64> = Default::default();
+    let mut order = Vec::with_capacity(scopes * PER_SCOPE);
     let started = Instant::now();
     for i in 0..scopes * PER_SCOPE {
         let scope = format!("chat:load{}", i / PER_SCOPE);
-        let m = inbound(i, &scope, &format!("load message {i}"));
+        let text = match scenario {
+            Some(name) => format!("load message {i} FAKE:{name}"),
+            None => format!("load message {i}"),
+        };
+        let m = inbound(i, &scope, &text);
         let id = m.message_id.clone();
         let ack = w.client.deliver(m).await?.into_inner();
         if !ack.accepted || ack.duplicate {
             bail!("load message {i} not accepted: {ack:?}");
         }
-        accepted_at.insert(id, now_ms());
+        accepted_at.insert(id.clone(), now_ms());
+        order.push(id);
     }
+    let delivered_in = started.elapsed().as_secs_f64();
     let mut run_of: std::collections::HashMap<String, usize> = Default::default();
     let mut waits = Vec::with_capacity(accepted_at.len());
+    let mut wait_of: std::collections::HashMap<String, f64> = Default::default();
     let (mut runs, mut done) = (0usize, 0usize);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     while done < runs || run_of.len() < accepted_at.len() {
@@ -187,6 +241,7 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
                 for id in r.message_ids {
                     *run_of.entry(id.clone()).or_default() += 1;
                     if let Some(a) = accepted_at.get(&id) {
+                        wait_of.insert(id.clone(), (ev.at_ms - a).max(0) as f64);
                         waits.push((ev.at_ms - a).max(0) as f64);
                     }
                 }
@@ -198,6 +253,8 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
     let elapsed = started.elapsed().as_secs_f64();
     stop.cancel();
     let _ = sampler.await;
+    let worker_cpu = cpu_seconds(pid).unwrap_or(0.0);
+    let codex_cpu = children_cpu_seconds(pid).unwrap_or(0.0);
     let lost = accepted_at
         .keys()
         .filter(|k| !run_of.contains_key(*k))
@@ -205,10 +262,25 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
     let duplicated = run_of.values().filter(|n| **n > 1).count();
     let mean = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
     let max = waits.iter().cloned().fold(0.0, f64::max);
+    // Mean wait per tenth of the messages in arrival order: shows how the
+    // wait grows with the backlog the burst builds.
+    let by_tenth: Vec<f64> = order
+        .chunks(order.len().div_ceil(10).max(1))
+        .map(|c| {
+            let w: Vec<f64> = c.iter().filter_map(|id| wait_of.get(id).copied()).collect();
+            round2(w.iter().sum::<f64>() / w.len().max(1) as f64)
+        })
+        .collect();
     drop(w);
     let out_of_order = out_of_order_starts(&h.home, 50)?;
+    let journal = journal_waits(&h.home)?;
+    let (jmean, jmax) = (
+        journal.iter().sum::<f64>() / journal.len().max(1) as f64,
+        journal.iter().cloned().fold(0.0, f64::max),
+    );
     Ok(json!({
         "scopes": scopes,
+        "scenario": scenario.unwrap_or("instant"),
         "messages": accepted_at.len(),
         "runs": runs,
         "max_concurrent": 32,
@@ -217,9 +289,32 @@ async fn bench_many_scopes(bins: &Path, scopes: usize) -> anyhow::Result<serde_j
         "queue_wait_ms": { "mean": round2(mean), "max": round2(max), "p50": round2(pct(&sorted(waits.clone()), 0.5)), "p99": round2(pct(&sorted(waits), 0.99)) },
         "max_wait_over_mean": round2(if mean > 0.0 { max / mean } else { 0.0 }),
         "out_of_order_starts": out_of_order,
+        "journal_queue_wait_ms": { "mean": round2(jmean), "max": round2(jmax), "p50": round2(pct(&sorted(journal.clone()), 0.5)), "p99": round2(pct(&sorted(journal), 0.99)) },
+        "journal_max_wait_over_mean": round2(if jmean > 0.0 { jmax / jmean } else { 0.0 }),
+        "mean_wait_by_arrival_tenth_ms": by_tenth,
+        "delivered_in_s": round2(delivered_in),
         "worker_rss_max_kib": peak.load(std::sync::atomic::Ordering::Relaxed),
         "elapsed_s": round2(elapsed),
+        "cpu_ms_per_run": {
+            "worker": round2(worker_cpu * 1000.0 / runs.max(1) as f64),
+            "codex_children": round2(codex_cpu * 1000.0 / runs.max(1) as f64),
+        },
     }))
+}
+
+/// Queue wait as the worker's journal records it: a message's accepted_at
+/// to the moment the orchestrator took it off the queue (its run's
+/// started_at), both on the worker's clock.
+fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
+    let conn = fcx_worker::store::Store::open_read_only(&home.join("profiles/default/state.db"))?;
+    let mut st = conn.prepare(
+        "SELECT r.started_at_ms - i.accepted_at_ms FROM inbox i JOIN runs r ON r.run_id = i.run_id",
+    )?;
+    let v: Vec<f64> = st
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .map(|w| w.map(|w| w.max(0) as f64))
+        .collect::<Result<_, _>>()?;
+    Ok(v)
 }
 
 /// Fairness itself, from the worker's journal: runs the worker started (in
@@ -848,13 +943,22 @@ async fn bench_feishu(
 
 /// User + system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_ticks(pid, 11).map(|t| t / 100.0)
+}
+
+/// CPU seconds of the reaped children of `pid` (its codex runs).
+fn children_cpu_seconds(pid: u32) -> Option<f64> {
+    stat_ticks(pid, 13).map(|t| t / 100.0)
+}
+
+/// Two consecutive tick fields of stat(5) summed, `at` counted from field 3
+/// (utime + stime at 11, cutime + cstime at 13).
+fn stat_ticks(pid: u32, at: usize) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     // proc(5) counts in USER_HZ, which the Linux ABI fixes at 100.
-    Some(ticks / 100.0)
+    Some(f.get(at)?.parse::<f64>().ok()? + f.get(at + 1)?.parse::<f64>().ok()?)
 }
 
 /// Writes a scenario of `n` agent messages ("0", "1", …) `gap_ms` apart,
