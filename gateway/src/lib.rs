@@ -10,6 +10,7 @@ pub mod cards;
 pub mod channel;
 pub mod console;
 pub mod feishu;
+pub mod keys;
 pub mod normalize;
 pub mod render;
 pub mod reply;

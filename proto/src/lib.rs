@@ -44,7 +44,7 @@ pub mod pbbp2 {
 }
 
 /// Wire protocol version spoken by this build (checked at `Hello`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The crate version, shown in `Hello` and status output.
 pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");

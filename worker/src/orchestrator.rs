@@ -390,7 +390,7 @@ impl Inner {
                 body,
                 ok,
                 fields,
-                gateway_request: None,
+                ..Default::default()
             }),
         );
     }
@@ -416,6 +416,7 @@ impl Inner {
                 gateway_request: Some(pb::GatewayRequest {
                     kind: Some(request),
                 }),
+                ..Default::default()
             }),
         );
     }
@@ -856,6 +857,7 @@ impl Inner {
                 message_count: job.messages.len() as u32,
                 message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
                 fingerprint: policy.fingerprint.clone(),
+                ..Default::default()
             }),
         );
         self.set_active(scope, |a| a.workspace = cwd_s.clone());

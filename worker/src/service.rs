@@ -121,6 +121,9 @@ impl Worker for WorkerService {
                     },
                 }))
             }
+            ActionKind::Command | ActionKind::Config | ActionKind::Resume => Err(
+                Status::unimplemented("command-card actions are not handled yet"),
+            ),
             ActionKind::GroupCreated => {
                 if a.scope.is_empty() || a.source_scope.is_empty() {
                     return Err(Status::invalid_argument(

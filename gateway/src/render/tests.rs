@@ -28,6 +28,7 @@ fn started() -> Kind {
         message_count: 1,
         message_ids: vec!["om_1".into()],
         fingerprint: "fp".into(),
+        ..Default::default()
     })
 }
 
