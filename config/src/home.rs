@@ -4,6 +4,7 @@
 //! config.toml
 //! profiles/<name>/state.db       the worker's journal and catalog
 //! profiles/<name>/codex-home/    CODEX_HOME for the profile's Codex children
+//! profiles/<name>/callback-keys.json  card-button signing keys (0600)
 //! logs/                          fcxd.log, worker-<name>.log (JSON lines)
 //! run/                           fcxd.sock, worker-<name>.sock, fcxd.lock (0700)
 //! ```
@@ -83,5 +84,8 @@ impl Home {
     }
     pub fn codex_home(&self, profile: &str) -> PathBuf {
         self.profile_dir(profile).join("codex-home")
+    }
+    pub fn callback_keys(&self, profile: &str) -> PathBuf {
+        crate::callback_keys::path_in(&self.profile_dir(profile))
     }
 }

@@ -4,6 +4,7 @@
 //! Every error names the file, the key and what is wrong, because the operator
 //! reads it in a terminal or a service log with no other context.
 
+pub mod callback_keys;
 mod home;
 mod secret;
 
@@ -108,6 +109,18 @@ pub enum ReplyMode {
     Card,
     /// The final answer as markdown messages.
     Markdown,
+    /// The final answer as plain-text messages (no markdown at all).
+    Text,
+}
+
+impl ReplyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyMode::Card => "card",
+            ReplyMode::Markdown => "markdown",
+            ReplyMode::Text => "text",
+        }
+    }
 }
 
 /// A loopback-bound HTTP listener; a reverse proxy or tunnel forwards the

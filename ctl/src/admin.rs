@@ -515,7 +515,10 @@ mod tests {
         write_status(&mut out, &sample(), 2_000_000).expect("write");
         let text = String::from_utf8(out).expect("utf8");
         assert!(
-            text.starts_with("fcxd 0.1.0  pid 4242  up 16m40s  protocol 1\n"),
+            text.starts_with(&format!(
+                "fcxd 0.1.0  pid 4242  up 16m40s  protocol {}\n",
+                fcx_proto::PROTOCOL_VERSION
+            )),
             "{text}"
         );
         assert!(text.contains("home /h/.fcx"), "{text}");

@@ -1,14 +1,16 @@
 //! fcxctl, the operator CLI.
 //!
 //! Admin verbs (`status`, `ps`, `restart-worker`, `stop`) talk to a running
-//! fcxd over its owner-only socket in `$FCX_HOME/run/`; `config` verbs work
-//! on `$FCX_HOME` directly, so they help most when fcxd will not start.
+//! fcxd over its owner-only socket in `$FCX_HOME/run/`; `config` and `keys`
+//! verbs work on `$FCX_HOME` directly, so they help most when fcxd will not
+//! start.
 //!
 //! Exit codes are part of the interface (scripts and service checks use them):
 //! see [`exit`].
 
 mod admin;
 mod check;
+mod keys;
 mod render;
 mod state;
 
@@ -81,6 +83,9 @@ pub enum Command {
     /// Run history in each profile's state (read-only)
     #[command(subcommand)]
     Runs(state::RunsCommand),
+    /// Card-button signing keys (callback-keys.json): list, rotate, retire
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +204,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::RestartWorker { profile } => block_on(admin::restart_worker(&home, &profile, out)),
         Command::Sessions(c) => state::sessions(&home, c, out),
         Command::Runs(c) => state::runs(&home, c, out),
+        Command::Keys(c) => keys::keys(&home, c, out),
     }
 }
 

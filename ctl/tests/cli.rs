@@ -382,6 +382,257 @@ fn home_defaults_to_the_environment() {
     );
 }
 
+// ---- keys ----
+
+fn key_file(s: &Scratch, profile: &str) -> PathBuf {
+    s.home().callback_keys(profile)
+}
+
+fn key_json(s: &Scratch, profile: &str) -> Value {
+    let text = std::fs::read_to_string(key_file(s, profile)).expect("key file");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The hex key of `version` in the file, to check it never reaches output.
+fn key_hex(s: &Scratch, profile: &str, version: u32) -> String {
+    key_json(s, profile)["keys"][version.to_string()]
+        .as_str()
+        .expect("key")
+        .to_string()
+}
+
+#[cfg(unix)]
+fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
+}
+
+#[test]
+fn keys_rotate_creates_then_adds_versions_and_list_shows_them() {
+    let s = Scratch::new();
+    s.write_config(&good_config(&s));
+    let (out, _) = assert_exit(&run(&s, &["keys", "list"]), 0);
+    assert!(out.contains("work: no signing keys exist yet"), "{out}");
+    let (out, _) = assert_exit(&run(&s, &["keys", "list", "--json"]), 0);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["profile"], "work");
+    assert_eq!(v[0]["exists"], false);
+    assert_eq!(v[0]["versions"], serde_json::json!([]));
+    assert!(!key_file(&s, "work").exists(), "list never creates keys");
+
+    let (out, _) = assert_exit(&run(&s, &["keys", "rotate"]), 0);
+    assert!(
+        out.starts_with("work: key version 1 is now current."),
+        "{out}"
+    );
+    #[cfg(unix)]
+    assert_eq!(file_mode(&key_file(&s, "work")), 0o600);
+    let k1 = key_hex(&s, "work", 1);
+    let (out, _) = assert_exit(&run(&s, &["keys", "rotate", "--profile", "work"]), 0);
+    assert!(
+        out.starts_with(
+            "work: key version 2 is now current; version 1 is still accepted until retired"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        key_hex(&s, "work", 1),
+        k1,
+        "older keys are kept as they were"
+    );
+    #[cfg(unix)]
+    assert_eq!(file_mode(&key_file(&s, "work")), 0o600);
+
+    let (out, err) = assert_exit(&run(&s, &["keys", "list"]), 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("PROFILE  VERSION  STATE"), "{out}");
+    assert!(
+        lines[1].starts_with("work     1        accepted  20"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("work     2        current   20"),
+        "{out}"
+    );
+    let (json, _) = assert_exit(&run(&s, &["keys", "list", "--json"]), 0);
+    let v: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v[0]["exists"], true);
+    assert_eq!(v[0]["current"], 2);
+    assert_eq!(v[0]["versions"][0]["state"], "accepted");
+    assert_eq!(v[0]["versions"][1]["state"], "current");
+    assert!(v[0]["versions"][1]["created"].as_i64().expect("created") > 1_600_000_000);
+    for text in [&out, &err, &json] {
+        for ver in [1, 2] {
+            let k = key_hex(&s, "work", ver);
+            assert!(!text.contains(&k[..16]), "key material printed: {text}");
+        }
+    }
+}
+
+#[test]
+fn keys_retire_refuses_current_and_unknown_and_never_reuses_a_number() {
+    let s = Scratch::new();
+    s.write_config(&good_config(&s));
+    let (_, err) = assert_exit(&run(&s, &["keys", "retire", "1"]), 1);
+    assert_eq!(
+        err.trim(),
+        "work: there is no key version 1 (versions: none yet)"
+    );
+    for _ in 0..3 {
+        assert_exit(&run(&s, &["keys", "rotate"]), 0);
+    }
+    let before = std::fs::read(key_file(&s, "work")).expect("read");
+    let (_, err) = assert_exit(&run(&s, &["keys", "retire", "3"]), 1);
+    assert_eq!(
+        err.trim(),
+        "work: version 3 is the current signing key and cannot be retired; rotate to a new key \
+         first (`fcxctl keys rotate --profile work`)"
+    );
+    let (_, err) = assert_exit(&run(&s, &["keys", "retire", "7"]), 1);
+    assert_eq!(
+        err.trim(),
+        "work: there is no key version 7 (versions: 1 (accepted), 2 (accepted), 3 (current))"
+    );
+    assert_exit(&run(&s, &["keys", "retire", "-1"]), 2);
+    assert_eq!(
+        std::fs::read(key_file(&s, "work")).expect("read"),
+        before,
+        "a refusal changes nothing"
+    );
+
+    let k1 = key_hex(&s, "work", 1);
+    let (out, _) = assert_exit(&run(&s, &["keys", "retire", "1", "--profile", "work"]), 0);
+    assert!(out.starts_with("work: key version 1 retired"), "{out}");
+    let f = key_json(&s, "work");
+    assert_eq!(f["retired"], serde_json::json!([1]));
+    assert!(f["keys"].get("1").is_none(), "retired key material is gone");
+    let text = std::fs::read_to_string(key_file(&s, "work")).expect("read");
+    assert!(!text.contains(&k1));
+    #[cfg(unix)]
+    assert_eq!(file_mode(&key_file(&s, "work")), 0o600);
+    let (out, _) = assert_exit(&run(&s, &["keys", "retire", "1"]), 0);
+    assert_eq!(out.trim(), "work: key version 1 was already retired.");
+
+    // Retire 2 as well, then rotate: the new number is above retired ones.
+    assert_exit(&run(&s, &["keys", "retire", "2"]), 0);
+    let (out, _) = assert_exit(&run(&s, &["keys", "rotate"]), 0);
+    assert!(
+        out.starts_with("work: key version 4 is now current; version 3 is"),
+        "{out}"
+    );
+    let (out, _) = assert_exit(&run(&s, &["keys", "list"]), 0);
+    let states: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        states,
+        ["retired", "retired", "accepted", "current"],
+        "{out}"
+    );
+}
+
+#[test]
+fn keys_load_files_written_before_creation_times_were_kept() {
+    let s = Scratch::new();
+    s.write_config(&good_config(&s));
+    let p = key_file(&s, "work");
+    std::fs::create_dir_all(p.parent().expect("dir")).expect("profile dir");
+    let k1 = "ab".repeat(32);
+    std::fs::write(
+        &p,
+        format!(r#"{{"current":1,"keys":{{"1":"{k1}"}},"retired":[]}}"#),
+    )
+    .expect("old file");
+    let (out, _) = assert_exit(&run(&s, &["keys", "list"]), 0);
+    assert!(
+        out.lines().nth(1).expect("row").ends_with("current  -"),
+        "{out}"
+    );
+    assert_exit(&run(&s, &["keys", "rotate"]), 0);
+    let f = key_json(&s, "work");
+    assert_eq!(f["keys"]["1"], k1.as_str());
+    assert_eq!(f["current"], 2);
+    assert!(f["created"].get("1").is_none());
+    assert!(f["created"]["2"].is_i64());
+}
+
+#[test]
+fn keys_refuse_a_corrupt_file_without_touching_it() {
+    let s = Scratch::new();
+    s.write_config(&good_config(&s));
+    let p = key_file(&s, "work");
+    std::fs::create_dir_all(p.parent().expect("dir")).expect("profile dir");
+    std::fs::write(&p, "{\"current\": 1, \"ke").expect("corrupt");
+    for args in [
+        &["keys", "rotate"][..],
+        &["keys", "retire", "1"],
+        &["keys", "list"],
+    ] {
+        let (_, err) = assert_exit(&run(&s, args), 1);
+        assert!(
+            err.contains("callback-keys.json is not a valid callback key file"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&p).expect("read"),
+        "{\"current\": 1, \"ke"
+    );
+}
+
+#[test]
+fn keys_need_a_known_profile() {
+    let s = Scratch::new();
+    s.write_config("[profiles.a]\n[profiles.b]\n");
+    let (_, err) = assert_exit(&run(&s, &["keys", "rotate"]), 1);
+    assert!(
+        err.contains("has several profiles (a, b): choose one with --profile"),
+        "{err}"
+    );
+    let (_, err) = assert_exit(&run(&s, &["keys", "rotate", "--profile", "c"]), 1);
+    assert!(err.contains("no profile named `c`"), "{err}");
+    let (_, err) = assert_exit(&run(&s, &["keys", "list", "--profile", "../a"]), 1);
+    assert!(err.contains("`../a` is not a profile name"), "{err}");
+    assert!(!s.home().profile_dir("c").exists());
+    assert_exit(&run(&s, &["keys", "rotate", "--profile", "b"]), 0);
+    let (out, _) = assert_exit(&run(&s, &["keys", "list"]), 0);
+    assert!(out.contains("b        1        current"), "{out}");
+    assert!(out.contains("a: no signing keys exist yet"), "{out}");
+}
+
+#[test]
+fn keys_concurrent_rotations_lose_no_version() {
+    let s = Scratch::new();
+    s.write_config(&good_config(&s));
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            command(&s, &["keys", "rotate"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        assert_exit(&c.wait_with_output().expect("wait"), 0);
+    }
+    let f = key_json(&s, "work");
+    assert_eq!(f["current"], 6);
+    let mut versions: Vec<u32> = f["keys"]
+        .as_object()
+        .expect("keys")
+        .keys()
+        .map(|k| k.parse().expect("version"))
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    #[cfg(unix)]
+    assert_eq!(file_mode(&key_file(&s, "work")), 0o600);
+}
+
 // ---- admin verbs without fcxd ----
 
 fn assert_not_running(s: &Scratch, args: &[&str]) {

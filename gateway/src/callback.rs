@@ -291,6 +291,23 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Records `version` as retired without ever holding its key (it was
+    /// retired before this ring was built), so its tokens are refused as
+    /// retired rather than unknown.
+    pub fn add_retired(&mut self, version: u32) -> Result<(), KeyError> {
+        if version == self.current {
+            return Err(KeyError::RetiringCurrent);
+        }
+        self.keys.insert(
+            version,
+            KeyEntry {
+                key: Vec::new(),
+                retired: true,
+            },
+        );
+        Ok(())
+    }
+
     pub fn current_version(&self) -> u32 {
         self.current
     }

@@ -20,12 +20,14 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use serde_json::Value;
 
-use crate::callback::{self, Claims, Denied, Expected, KeyRing, MemoryNonceStore, NonceStore};
+use crate::callback::{Claims, Denied, Expected, MemoryNonceStore, NonceStore};
 use crate::feishu::cardkit::{self, CardKit, CardWriter, FailureKind, WriterConfig};
 use crate::feishu::http::{OpenApiClient, OutgoingMessage};
-pub use crate::keys::load_keys;
+use crate::keys::SharedKeys;
 use crate::keys::{hex_decode, hex_encode};
-use crate::render::{self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderOptions, RunState};
+use crate::render::{
+    self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderMode, RenderOptions, RunState,
+};
 use crate::reply;
 use crate::supervisor::now_ms;
 
@@ -144,7 +146,7 @@ impl NonceStore for FileNonceStore {
 
 /// Verifies card clicks (in the ACK path: pure and fast).
 pub struct Callbacks {
-    pub keys: KeyRing,
+    pub keys: SharedKeys,
     pub nonces: Box<dyn NonceStore>,
     pub carriers: Carriers,
 }
@@ -153,6 +155,69 @@ pub struct Callbacks {
 pub struct Click {
     pub claims: Claims,
     pub operator: String,
+    /// The card message clicked (the worker's answer replies to it).
+    pub message_id: String,
+}
+
+impl Click {
+    /// The worker action this click asks for; `None` for an action this
+    /// gateway never signs (cannot happen with a valid signature, but the
+    /// mapping is total).
+    pub fn action(&self, event: &Value) -> Option<pb::Action> {
+        let c = &self.claims;
+        let mut a = pb::Action {
+            scope: c.scope.clone(),
+            actor: Some(pb::Actor {
+                id: self.operator.clone(),
+                name: String::new(),
+            }),
+            fingerprint: c.fingerprint.clone(),
+            chat_id: c.chat_id.clone(),
+            message_id: self.message_id.clone(),
+            ..Default::default()
+        };
+        if c.action == ACTION_STOP {
+            a.kind = pb::ActionKind::Stop as i32;
+            a.run_id = c.run_id.clone();
+        } else if let Some(cmd) = c.action.strip_prefix(ACTION_COMMAND) {
+            a.kind = pb::ActionKind::Command as i32;
+            a.command = cmd.to_string();
+        } else if let Some(nonce) = c.action.strip_prefix(ACTION_RESUME) {
+            a.kind = pb::ActionKind::Resume as i32;
+            a.nonce = nonce.to_string();
+        } else if c.action == ACTION_CONFIG {
+            a.kind = pb::ActionKind::Config as i32;
+            a.values = form_values(event);
+        } else {
+            return None;
+        }
+        Some(a)
+    }
+}
+
+/// Signed action names: what a button's token says it does.
+const ACTION_STOP: &str = "stop";
+const ACTION_COMMAND: &str = "cmd:";
+const ACTION_RESUME: &str = "resume:";
+const ACTION_CONFIG: &str = "config";
+
+/// A submitted form's values, one field per component name (strings only:
+/// a select answers with its option's value).
+fn form_values(event: &Value) -> Vec<pb::Field> {
+    let mut out: Vec<pb::Field> = event["action"]["form_value"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            Some(pb::Field {
+                name: k.chars().take(64).collect(),
+                value: v.as_str()?.chars().take(256).collect(),
+            })
+        })
+        .take(32)
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 impl Callbacks {
@@ -176,24 +241,25 @@ impl Callbacks {
         if !chat_id.is_empty() && chat_id != carrier_chat {
             return deny(Denied::WrongChat);
         }
+        // Any action this gateway signs: the signature binds the action to
+        // the card it was drawn on, and the caller maps it to what the
+        // worker is asked (which re-checks policy).
         let expected = Expected {
             operator,
             scope: &scope,
             chat_id: &carrier_chat,
-            action: Some("stop"),
+            action: None,
             run_id: None,
             fingerprint: None,
         };
-        match callback::verify_once(
-            token,
-            &self.keys,
-            now_ms() / 1000,
-            &expected,
-            self.nonces.as_ref(),
-        ) {
+        match self
+            .keys
+            .verify_once(token, now_ms() / 1000, &expected, self.nonces.as_ref())
+        {
             Ok(claims) => Ok(Click {
                 claims,
                 operator: operator.to_string(),
+                message_id: message_id.to_string(),
             }),
             Err(d) => deny(d),
         }
@@ -208,35 +274,56 @@ struct ActiveCard {
     last_json: String,
     /// Writers started after the first one failed transiently.
     restarts: u32,
+    /// The writer failed for good; the card waits for the final write.
+    stalled: bool,
 }
+
+/// Cards a run may use: the main card and continuation cards for the
+/// answer pieces that do not fit it. Beyond that the answer continues in
+/// messages, so a runaway answer cannot flood a chat with cards.
+const MAX_CARDS_PER_RUN: usize = 8;
 
 struct CardRun {
     state: RunState,
     scope: String,
     reply_to: String,
+    /// The RunStarted event's seq: card sends are keyed by it, so a replay
+    /// after a restart is de-duplicated by the platform.
+    seq: u64,
     stop_token: Option<String>,
-    card: Option<ActiveCard>,
-    /// The card could not be created or written: the final state goes out
-    /// as a markdown message.
+    /// `cards[0]` is the run's card; `cards[i]` carries answer piece `i`.
+    cards: Vec<ActiveCard>,
+    /// No card could be created or sent: the final state goes out as a
+    /// message.
     fallback: bool,
+    /// A continuation card could not be opened: later pieces go out as
+    /// messages at the end.
+    no_more_cards: bool,
 }
 
-/// Turns one profile's run events into cards (called from the channel's
-/// single outbound task, so runs are handled in event order).
+/// What every lane shares to draw run cards: the CardKit client, the keys
+/// that sign buttons, and the maps the click handler checks.
+#[derive(Clone)]
 pub struct CardSurface {
     kit: CardKit,
     http: OpenApiClient,
-    keys: KeyRing,
+    keys: SharedKeys,
     requesters: Requesters,
     carriers: Carriers,
     tag: String,
+}
+
+/// One scope's run cards (owned by the scope's lane, so a slow card in one
+/// chat never holds up another).
+pub struct ScopeCards {
+    surface: CardSurface,
     runs: HashMap<String, CardRun>,
 }
 
 impl CardSurface {
     pub fn new(
         http: OpenApiClient,
-        keys: KeyRing,
+        keys: SharedKeys,
         requesters: Requesters,
         carriers: Carriers,
         tag: String,
@@ -248,19 +335,32 @@ impl CardSurface {
             requesters,
             carriers,
             tag,
-            runs: HashMap::new(),
         }
     }
 
-    /// Handle a run event; `false` when the event is not a run event (the
-    /// caller answers it as a message).
-    pub async fn on_event(&mut self, ev: &pb::WorkerEvent) -> bool {
-        // Command replies and notices are messages, in any mode.
+    pub fn scope(&self) -> ScopeCards {
+        ScopeCards {
+            surface: self.clone(),
+            runs: HashMap::new(),
+        }
+    }
+}
+
+impl ScopeCards {
+    /// Runs whose card is still open (the lane stays while there are any).
+    pub fn open_runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Handle a run event; `false` when the event is not a card's (the
+    /// caller answers it as a message). `render`: draw the card now; a lane
+    /// that holds more events of the same run passes `false` for all but
+    /// the last, so a burst of deltas costs one render.
+    pub async fn on_event(&mut self, ev: &pb::WorkerEvent, render: bool) -> bool {
         if ev.run_id.is_empty() || matches!(ev.kind, Some(Kind::Notice(_) | Kind::CommandReply(_)))
         {
             return false;
         }
-        let done = matches!(ev.kind, Some(Kind::Done(_)));
         if !self.runs.contains_key(&ev.run_id) {
             // Only a run's first event opens a card; a late event of a run
             // this gateway never saw (a replay) gets a plain answer.
@@ -271,13 +371,15 @@ impl CardSurface {
                 state: RunState::new(&ev.run_id),
                 scope: ev.scope.clone(),
                 reply_to: ev.reply_to.clone(),
+                seq: ev.seq,
                 stop_token: None,
-                card: None,
+                cards: Vec::new(),
                 fallback: false,
+                no_more_cards: false,
             };
             run.state.apply(ev);
-            run.stop_token = self.sign_stop(ev);
-            self.open_card(&mut run, ev.seq).await;
+            run.stop_token = self.surface.sign_stop(ev);
+            self.surface.open_main(&mut run).await;
             self.runs.insert(ev.run_id.clone(), run);
             return true;
         }
@@ -285,61 +387,97 @@ impl CardSurface {
             return false;
         };
         run.state.apply(ev);
-        if done {
-            self.finish(run).await;
+        if matches!(ev.kind, Some(Kind::Done(_))) {
+            self.surface.finish(run).await;
             return true;
         }
-        // A run without a card (fallback) only needs its final state: no
-        // render per event for it.
-        if run.card.is_none() {
-            self.runs.insert(ev.run_id.clone(), run);
-            return true;
-        }
-        let rendered = render::render(&run.state, &self.options(&run, true));
-        if let Some(card) = &mut run.card {
-            if let Some(f) = card.writer.failure() {
-                if f.kind == FailureKind::Unavailable && card.restarts < MAX_WRITER_RESTARTS {
-                    // The platform had a bad moment: carry on with a fresh
-                    // writer above every sequence the old one may have used,
-                    // starting from the whole current card.
-                    card.restarts += 1;
-                    tracing::info!(card = %card.card_id, code = ?f.code, restarts = card.restarts, "card writer failed transiently; starting a new one");
-                    card.writer = CardWriter::spawn(
-                        self.kit.clone(),
-                        card.card_id.clone(),
-                        f.last_sequence,
-                        WriterConfig::default(),
-                    );
-                    card.writer.update_card(rendered.json.clone());
-                    card.last_json = rendered.json;
-                } else if !run.fallback {
-                    tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "card writer failed; the card waits for the final write");
-                    run.fallback = true;
-                }
-            } else {
-                if rendered.json != card.last_json {
-                    if matches!(ev.kind, Some(Kind::TextDelta(_)))
-                        && same_but_answer(&card.last_json, &rendered)
-                    {
-                        card.writer
-                            .set_content(ANSWER_ELEMENT_ID, rendered.answer.clone());
-                    } else {
-                        card.writer.update_card(rendered.json.clone());
-                    }
-                    card.last_json = rendered.json;
-                }
-            }
+        // A run without a card (fallback) only needs its final state.
+        if render && !run.cards.is_empty() {
+            let delta = matches!(ev.kind, Some(Kind::TextDelta(_)));
+            self.surface.draw(&mut run, delta).await;
         }
         self.runs.insert(ev.run_id.clone(), run);
         true
     }
+}
 
-    fn options(&self, run: &CardRun, live: bool) -> RenderOptions {
+impl CardSurface {
+    /// Brings every open card of a live run up to date.
+    async fn draw(&self, run: &mut CardRun, delta: bool) {
+        let main = render::render(&run.state, &self.options(run, true, RenderMode::Main));
+        let pieces = main.pieces;
+        if let Some(card) = run.cards.first_mut() {
+            self.write_live(card, &main, delta);
+        }
+        if pieces <= 1 {
+            return;
+        }
+        // Every piece but the last is final; only the last one or two cards
+        // can change.
+        let from = run.cards.len().saturating_sub(1).max(1);
+        for piece in from..pieces.min(MAX_CARDS_PER_RUN) {
+            let r = render::render(
+                &run.state,
+                &self.options(run, true, RenderMode::Continuation { piece }),
+            );
+            if let Some(card) = run.cards.get_mut(piece) {
+                self.write_live(card, &r, delta);
+            } else if !run.no_more_cards {
+                match self.open_card(run, &r, piece).await {
+                    Some(card) => run.cards.push(card),
+                    None => run.no_more_cards = true,
+                }
+            }
+        }
+    }
+
+    /// One card's live update: content-only when only the answer changed.
+    fn write_live(&self, card: &mut ActiveCard, rendered: &render::RenderedCard, delta: bool) {
+        if let Some(f) = card.writer.failure() {
+            if f.kind == FailureKind::Unavailable && card.restarts < MAX_WRITER_RESTARTS {
+                // The platform had a bad moment: carry on with a fresh
+                // writer above every sequence the old one may have used,
+                // starting from the whole current card.
+                card.restarts += 1;
+                tracing::info!(card = %card.card_id, code = ?f.code, restarts = card.restarts, "card writer failed transiently; starting a new one");
+                card.writer = CardWriter::spawn(
+                    self.kit.clone(),
+                    card.card_id.clone(),
+                    f.last_sequence,
+                    WriterConfig::default(),
+                );
+                card.writer.update_card(rendered.json.clone());
+                card.last_json = rendered.json.clone();
+            } else if !card.stalled {
+                tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "card writer failed; the card waits for the final write");
+                card.stalled = true;
+            }
+            return;
+        }
+        if rendered.json == card.last_json {
+            return;
+        }
+        if delta && same_but_answer(&card.last_json, rendered) {
+            card.writer
+                .set_content(ANSWER_ELEMENT_ID, rendered.answer.clone());
+        } else {
+            card.writer.update_card(rendered.json.clone());
+        }
+        card.last_json = rendered.json.clone();
+    }
+
+    fn options(&self, run: &CardRun, live: bool, mode: RenderMode) -> RenderOptions {
         RenderOptions {
-            stop_token: if live { run.stop_token.clone() } else { None },
+            stop_token: if live && mode == RenderMode::Main {
+                run.stop_token.clone()
+            } else {
+                None
+            },
             // A live clock would make every render differ and turn each text
             // delta into a full card update; the final card shows the time.
             now_ms: if live { None } else { Some(now_ms()) },
+            mode,
+            tool_display: run.state.tool_display,
             ..Default::default()
         }
     }
@@ -368,21 +506,43 @@ impl CardSurface {
         }
     }
 
-    async fn open_card(&self, run: &mut CardRun, seq: u64) {
+    async fn open_main(&self, run: &mut CardRun) {
         if run.reply_to.is_empty() {
             run.fallback = true;
             return;
         }
-        let rendered = render::render(&run.state, &self.options(run, true));
+        let rendered = render::render(&run.state, &self.options(run, true, RenderMode::Main));
+        match self.open_card(run, &rendered, 0).await {
+            Some(card) => run.cards.push(card),
+            None => run.fallback = true,
+        }
+    }
+
+    /// Creates a card entity from `rendered`, sends it as a reply to the
+    /// run's message and starts its writer (a card rendered final needs no
+    /// writer, but one costs nothing until used). `None`: the platform
+    /// refused; the caller falls back to messages.
+    async fn open_card(
+        &self,
+        run: &CardRun,
+        rendered: &render::RenderedCard,
+        piece: usize,
+    ) -> Option<ActiveCard> {
         let card_id = match self.kit.create_card(&rendered.json).await {
             Ok(id) => id,
             Err(e) => {
-                tracing::warn!(scope = %run.scope, error = %e, "cannot create the run card; answering with messages");
-                run.fallback = true;
-                return;
+                tracing::warn!(scope = %run.scope, piece, error = %e, "cannot create a run card; answering with messages");
+                return None;
             }
         };
-        let msg = cardkit::card_message(&card_id).with_uuid(format!("fcxc{}-{seq}", self.tag));
+        let uuid = if piece == 0 {
+            format!("fcxc{}-{}", self.tag, run.seq)
+        } else {
+            format!("fcxc{}-{}-p{piece}", self.tag, run.seq)
+        };
+        let msg = cardkit::card_message(&card_id)
+            .with_uuid(uuid)
+            .in_chat(chat_of(&run.scope));
         let in_thread = run.scope.starts_with("topic:");
         match self
             .http
@@ -398,49 +558,70 @@ impl CardSurface {
                     0,
                     WriterConfig::default(),
                 );
-                run.card = Some(ActiveCard {
+                Some(ActiveCard {
                     card_id,
                     writer,
-                    last_json: rendered.json,
+                    last_json: rendered.json.clone(),
                     restarts: 0,
-                });
+                    stalled: false,
+                })
             }
             Err(e) => {
-                tracing::warn!(scope = %run.scope, error = %e, "cannot send the run card; answering with messages");
-                run.fallback = true;
+                tracing::warn!(scope = %run.scope, piece, error = %e, "cannot send a run card; answering with messages");
+                None
             }
         }
     }
 
-    /// The final card (no stop button), streaming closed; the rest of a long
-    /// answer and any failure path go out as markdown messages.
-    async fn finish(&mut self, mut run: CardRun) {
-        let opts = self.options(&run, false);
-        let final_card = render::render(&run.state, &opts);
-        let mut delivered_upto = 0usize;
-        if let Some(card) = run.card.take() {
-            let settings = cardkit::close_streaming_settings(&render::summary(&run.state));
-            if self.write_final(card, &final_card.json, &settings).await {
-                // The card holds the first piece of the answer; a writer
-                // that failed mid-run no longer matters.
-                delivered_upto = final_card.piece + 1;
-                run.fallback = false;
-            } else {
-                run.fallback = true;
+    /// The final cards (no stop button), streaming closed; answer pieces no
+    /// card carries, and every failure path, go out as markdown messages.
+    async fn finish(&self, mut run: CardRun) {
+        let main_opts = self.options(&run, false, RenderMode::Main);
+        let main = render::render(&run.state, &main_opts);
+        let pieces = main.pieces;
+        // An answer that arrived all at once (or grew since the last draw)
+        // still gets its continuation cards, already final.
+        if !run.cards.is_empty() {
+            for piece in run.cards.len()..pieces.min(MAX_CARDS_PER_RUN) {
+                if run.no_more_cards {
+                    break;
+                }
+                let r = render::render(
+                    &run.state,
+                    &self.options(&run, false, RenderMode::Continuation { piece }),
+                );
+                match self.open_card(&run, &r, piece).await {
+                    Some(card) => run.cards.push(card),
+                    None => run.no_more_cards = true,
+                }
             }
-        } else {
-            run.fallback = true;
         }
+        let summary = render::summary(&run.state);
+        let settings = cardkit::close_streaming_settings(&summary);
+        let writes = std::mem::take(&mut run.cards)
+            .into_iter()
+            .enumerate()
+            .map(|(piece, card)| {
+                let json = if piece == 0 {
+                    main.json.clone()
+                } else {
+                    render::render(
+                        &run.state,
+                        &self.options(&run, false, RenderMode::Continuation { piece }),
+                    )
+                    .json
+                };
+                let settings = settings.clone();
+                async move { self.write_final(card, &json, &settings).await }
+            });
+        // Concurrently: a card stuck in retries must not hold back the
+        // others' final state.
+        let delivered: Vec<bool> = futures::future::join_all(writes).await;
+        run.fallback = delivered.first() != Some(&true);
         let answer = run.state.answer();
-        // The same budget the card was cut with, so no text falls between
-        // the card's piece and the continuation messages.
-        let pieces = render::split_answer(&answer, opts.effective_answer_budget());
-        let mut rest: Vec<String> = if run.fallback {
-            Vec::new()
-        } else {
-            pieces.iter().skip(delivered_upto).cloned().collect()
-        };
-        if run.fallback {
+        let chat = chat_of(&run.scope);
+        let in_thread = run.scope.starts_with("topic:");
+        let rest: Vec<String> = if run.fallback {
             // The whole final state, as the message path shows it.
             let done = pb::WorkerEvent {
                 kind: Some(Kind::Done(pb::Done {
@@ -451,31 +632,111 @@ impl CardSurface {
                 })),
                 ..Default::default()
             };
-            if let Some(md) = reply::event_markdown(&done) {
-                rest = vec![md];
-            }
-        }
-        for (i, md) in rest.iter().enumerate() {
-            for (j, piece) in reply::split_markdown(md, reply::POST_CONTENT_BUDGET)
+            reply::event_markdown(&done).into_iter().collect()
+        } else {
+            // The same budget the cards were cut with, so no text falls
+            // between a card's piece and the messages.
+            render::split_answer(&answer, main_opts.effective_answer_budget())
                 .into_iter()
                 .enumerate()
-            {
-                let msg = OutgoingMessage::new("post", reply::post_content(&piece)).with_uuid(
-                    format!("fcxf{}-{}-{i}-{j}", self.tag, short(&run.state_run_id())),
-                );
-                let r = self
-                    .http
-                    .reply_message(&run.reply_to, &msg, run.scope.starts_with("topic:"))
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(scope = %run.scope, error = %e, "cannot deliver the final answer");
-                }
-            }
+                .filter(|(i, _)| !delivered.get(*i).copied().unwrap_or(false))
+                .map(|(_, p)| p)
+                .collect()
+        };
+        for (i, md) in rest.iter().enumerate() {
+            let uuid = format!("fcxf{}-{}-{i}", self.tag, short(&run.state.run_id));
+            reply::deliver_markdown(
+                &self.http,
+                &run.reply_to,
+                &chat,
+                in_thread,
+                md,
+                &uuid,
+                reply::Format::Markdown,
+            )
+            .await;
         }
     }
 }
 
+/// How long a command card's buttons stay valid.
+const COMMAND_BUTTON_TTL_SECS: i64 = 24 * 3600;
+
 impl CardSurface {
+    /// Sends a command reply as a card (buttons signed for the user it
+    /// answers, the `/config` form signed as one submit). `false`: it could
+    /// not be sent and the caller answers with a message.
+    pub async fn command_card(&self, ev: &pb::WorkerEvent, c: &pb::CommandReply) -> bool {
+        if ev.reply_to.is_empty() {
+            return false;
+        }
+        let chat = chat_of(&ev.scope);
+        let operator = c
+            .actor
+            .as_ref()
+            .map(|a| a.id.clone())
+            .filter(|id| !id.is_empty())
+            .or_else(|| self.requesters.get(&ev.reply_to))
+            .unwrap_or_default();
+        let expires = now_ms() / 1000 + COMMAND_BUTTON_TTL_SECS;
+        let sign_as = |run_id: String, action: String| -> Option<String> {
+            if operator.is_empty() {
+                return None;
+            }
+            let claims = Claims::new(
+                run_id,
+                ev.scope.clone(),
+                chat.clone(),
+                operator.clone(),
+                action,
+                c.fingerprint.clone(),
+                expires,
+            );
+            self.keys
+                .sign(&claims)
+                .map_err(|e| tracing::warn!(error = %e, "cannot sign a command-card button"))
+                .ok()
+        };
+        let mut sign = |b: &pb::Button| -> Option<String> {
+            let (run_id, action) = match b.action() {
+                pb::ActionKind::Stop if !b.value.is_empty() => {
+                    (b.value.clone(), ACTION_STOP.to_string())
+                }
+                pb::ActionKind::Command if b.value.starts_with('/') => {
+                    (String::new(), format!("{ACTION_COMMAND}{}", b.value))
+                }
+                pb::ActionKind::Resume if !b.value.is_empty() => {
+                    (String::new(), format!("{ACTION_RESUME}{}", b.value))
+                }
+                _ => return None,
+            };
+            sign_as(run_id, action)
+        };
+        let form_token = c
+            .form
+            .as_ref()
+            .filter(|f| !f.options.is_empty())
+            .and_then(|_| sign_as(String::new(), ACTION_CONFIG.to_string()));
+        let card = render::command_card(c, &mut sign, form_token.as_deref());
+        let msg = OutgoingMessage::new("interactive", card.json)
+            .with_uuid(format!("fcxk{}-{}", self.tag, ev.seq))
+            .in_chat(chat.clone());
+        match self
+            .http
+            .reply_message(&ev.reply_to, &msg, ev.scope.starts_with("topic:"))
+            .await
+        {
+            Ok(m) => {
+                self.carriers.insert(&m.message_id, &ev.scope, &chat);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(scope = %ev.scope, command = %c.command, error = %e, "cannot send a command card; answering with a message");
+                false
+            }
+        }
+    }
+
     /// Writes the final card and closes streaming; through transient
     /// failures it retries with fresh writers (continuing the sequence) and
     /// growing pauses for up to [`FINAL_WRITE_WINDOW`]. `false`: the card
@@ -512,12 +773,6 @@ impl CardSurface {
                 WriterConfig::default(),
             );
         }
-    }
-}
-
-impl CardRun {
-    fn state_run_id(&self) -> String {
-        self.state.run_id.clone()
     }
 }
 

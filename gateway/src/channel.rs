@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fcx_config::{AppConfig, Profile};
-use fcx_proto::v1::worker_event::Kind;
-use fcx_proto::v1::{self as pb, Actor, PlatformInfo, QuotedMessage, gateway_request};
+use fcx_proto::v1::{self as pb, Actor, PlatformInfo, QuotedMessage};
 use futures::future::BoxFuture;
 use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch};
@@ -21,9 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::feishu::frame::AckReply;
-use crate::feishu::http::{
-    ApiError, CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType, RetryPolicy,
-};
+use crate::feishu::http::{ApiError, OpenApiClient, OutgoingMessage, ReceiveIdType, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
 use crate::normalize::{self, BotIdentity, Normalized, Options};
 use crate::reply;
@@ -126,7 +123,7 @@ pub async fn run(
         })
         .await;
 
-    let keys = match crate::cards::load_keys(&profile_dir) {
+    let keys = match crate::keys::SharedKeys::open(&profile_dir) {
         Ok(k) => k,
         Err(e) => {
             let why = format!("cannot read or create the card signing keys: {e}");
@@ -137,15 +134,13 @@ pub async fn run(
     };
     let requesters = crate::cards::Requesters::default();
     let carriers = crate::cards::Carriers::default();
-    let cards = (app.reply_mode == fcx_config::ReplyMode::Card).then(|| {
-        crate::cards::CardSurface::new(
-            http.clone(),
-            keys.clone(),
-            requesters.clone(),
-            carriers.clone(),
-            short_hash(&profile.name),
-        )
-    });
+    let cards = crate::cards::CardSurface::new(
+        http.clone(),
+        keys.clone(),
+        requesters.clone(),
+        carriers.clone(),
+        short_hash(&profile.name),
+    );
     let nonces: Box<dyn crate::callback::NonceStore> = match crate::cards::FileNonceStore::open(
         &profile_dir.join("used-nonces"),
         now_ms() / 1000,
@@ -215,14 +210,22 @@ pub async fn run(
             ));
         }
     }
+    let lanes = crate::outbound::Lanes::new(crate::outbound::LaneCtx {
+        profile: profile.name.clone(),
+        http: http.clone(),
+        worker: worker.clone(),
+        cards,
+        tag: short_hash(&profile.name),
+        reconnect,
+        default_mode: app.reply_mode.as_str().to_string(),
+    });
     tasks.spawn(outbound(
         Out {
             profile: profile.name.clone(),
             http,
             worker,
             bot,
-            cards,
-            reconnect,
+            lanes,
         },
         out_rx,
         stop.clone(),
@@ -444,18 +447,13 @@ impl Handler {
             // policy).
             Normalized::CardAction { event, .. } => match self.callbacks.check(&event) {
                 Ok(click) => {
-                    let c = click.claims;
-                    let action = pb::Action {
-                        kind: pb::ActionKind::Stop as i32,
-                        scope: c.scope.clone(),
-                        run_id: c.run_id.clone(),
-                        actor: Some(Actor {
-                            id: click.operator.clone(),
-                            name: String::new(),
-                        }),
-                        fingerprint: c.fingerprint.clone(),
-                        chat_id: c.chat_id.clone(),
-                        ..Default::default()
+                    let Some(action) = click.action(&event) else {
+                        return AckReply::OkWithData(crate::callback::Denied::WrongAction.answer());
+                    };
+                    let toast = match action.kind() {
+                        pb::ActionKind::Stop => "Stopping…",
+                        pb::ActionKind::Config => "Saving…",
+                        _ => "On it…",
                     };
                     if self
                         .outbound
@@ -467,7 +465,7 @@ impl Handler {
                         }));
                     }
                     AckReply::OkWithData(json!({
-                        "toast": {"type": "info", "content": "Stopping…"}
+                        "toast": {"type": "info", "content": toast}
                     }))
                 }
                 Err(answer) => AckReply::OkWithData(answer),
@@ -578,9 +576,7 @@ struct Out {
     http: OpenApiClient,
     worker: Arc<WorkerHandle>,
     bot: BotIdentity,
-    /// Run cards (reply mode `card`); `None` answers with messages.
-    cards: Option<crate::cards::CardSurface>,
-    reconnect: Arc<Notify>,
+    lanes: crate::outbound::Lanes,
 }
 
 async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: CancellationToken) {
@@ -589,11 +585,9 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
         http,
         worker,
         bot,
-        mut cards,
-        reconnect,
+        mut lanes,
     } = out;
     let mut events = worker.subscribe();
-    let tag = short_hash(&profile);
     // On stop, keep going until the worker is down: the runs it interrupts
     // while stopping must still reach their cards and chats.
     let mut stopping: Option<std::time::Instant> = None;
@@ -607,17 +601,21 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
         {
             tracing::debug!(%profile, "worker stopped; sending what it said last");
             while let Ok(ev) = events.try_recv() {
-                on_worker_event(&http, &worker, &mut cards, &ev, &tag, &reconnect).await;
+                lanes.dispatch(ev);
             }
+            lanes.close().await;
             return;
         }
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => on_worker_event(&http, &worker, &mut cards, &ev, &tag, &reconnect).await,
+                Ok(ev) => lanes.dispatch(ev),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
                 }
-                Err(_) => return,
+                Err(_) => {
+                    lanes.close().await;
+                    return;
+                }
             },
             o = rx.recv(), if commands_open => match o {
                 Some(Outbound::Welcome { chat_id }) => {
@@ -630,11 +628,28 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
                         tracing::warn!(%profile, error = %e, "cannot post the welcome");
                     }
                 }
-                Some(Outbound::Act(action)) => match worker.act(*action).await {
-                    Ok(r) if !r.ok => tracing::info!(%profile, message = %r.message, "card action not carried out"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(%profile, error = %e, "card action could not reach the worker"),
-                },
+                Some(Outbound::Act(action)) => {
+                    let (kind, card) = (action.kind(), action.message_id.clone());
+                    match worker.act(*action).await {
+                        Ok(r) if !r.ok => {
+                            tracing::info!(%profile, message = %r.message, "card action not carried out");
+                            // The click was answered "on it" before the
+                            // worker decided; say why nothing happened
+                            // (a stop that found its run over needs no word).
+                            if kind != pb::ActionKind::Stop && !card.is_empty() && !r.message.is_empty() {
+                                let msg = OutgoingMessage::new(
+                                    "post",
+                                    reply::post_content(&format!("⚠️ {}", r.message)),
+                                );
+                                if let Err(e) = http.reply_message(&card, &msg, false).await {
+                                    tracing::warn!(%profile, error = %e, "cannot say why a card action was refused");
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(%profile, error = %e, "card action could not reach the worker"),
+                    }
+                }
                 Some(Outbound::Busy { message_id, text }) => {
                     let msg = OutgoingMessage::new("post", reply::post_content(&format!("⏳ {text}")));
                     if let Err(e) = http.reply_message(&message_id, &msg, false).await {
@@ -647,146 +662,6 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
                 stopping = Some(std::time::Instant::now());
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if stopping.is_some() => {}
-        }
-    }
-}
-
-/// One worker event out to the chat: gateway work it asks for, then the
-/// run card or a message.
-async fn on_worker_event(
-    http: &OpenApiClient,
-    worker: &WorkerHandle,
-    cards: &mut Option<crate::cards::CardSurface>,
-    ev: &pb::WorkerEvent,
-    tag: &str,
-    reconnect: &Notify,
-) {
-    tracing::debug!(seq = ev.seq, scope = %ev.scope, run_id = %ev.run_id, "outbound event");
-    gateway_work(http, worker, ev, tag, reconnect).await;
-    let on_card = match cards.as_mut() {
-        Some(c) if is_chat_scope(&ev.scope) => c.on_event(ev).await,
-        _ => false,
-    };
-    if !on_card {
-        post_event(http, ev, tag).await;
-    }
-}
-
-/// What a command asked of the gateway itself (`/new group`, `/reconnect`).
-async fn gateway_work(
-    http: &OpenApiClient,
-    worker: &WorkerHandle,
-    ev: &pb::WorkerEvent,
-    tag: &str,
-    reconnect: &Notify,
-) {
-    let Some(Kind::CommandReply(c)) = &ev.kind else {
-        return;
-    };
-    let Some(kind) = c.gateway_request.as_ref().and_then(|r| r.kind.as_ref()) else {
-        return;
-    };
-    match kind {
-        gateway_request::Kind::Reconnect(_) => reconnect.notify_one(),
-        gateway_request::Kind::CreateGroup(cg) => {
-            let requester = cg.requester.clone().unwrap_or_default();
-            let req = CreateChat {
-                name: Some(cg.name.clone()).filter(|n| !n.is_empty()),
-                user_id_list: vec![requester.id.clone()],
-                // The event log can replay after a gateway crash: the same
-                // key makes a replay create no second group.
-                uuid: Some(format!("fcxg{tag}-{}", ev.seq)),
-                ..Default::default()
-            };
-            let outcome = match http.create_chat(&req).await {
-                Ok(chat) if !chat.chat_id.is_empty() => {
-                    let act = worker
-                        .act(pb::Action {
-                            kind: pb::ActionKind::GroupCreated as i32,
-                            scope: format!("chat:{}", chat.chat_id),
-                            actor: Some(requester),
-                            source_scope: cg.inherit_from_scope.clone(),
-                            chat_id: chat.chat_id.clone(),
-                            ..Default::default()
-                        })
-                        .await;
-                    match act {
-                        Ok(r) if r.ok => {
-                            let msg =
-                                OutgoingMessage::new("post", reply::post_content(&cg.welcome))
-                                    .with_uuid(format!("fcxw{tag}-{}", ev.seq));
-                            if let Err(e) = http
-                                .send_message(ReceiveIdType::ChatId, &chat.chat_id, &msg)
-                                .await
-                            {
-                                tracing::warn!(error = %e, "cannot post the new group's welcome");
-                            }
-                            Ok(())
-                        }
-                        Ok(r) => Err(r.message),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-                Ok(_) => Err("the platform returned no chat id".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(why) = outcome {
-                tracing::warn!(scope = %ev.scope, %why, "cannot create the group");
-                if !ev.reply_to.is_empty() {
-                    let msg = OutgoingMessage::new(
-                        "post",
-                        reply::post_content(&format!("❌ The group could not be created: {why}")),
-                    );
-                    let _ = http.reply_message(&ev.reply_to, &msg, false).await;
-                }
-            }
-        }
-    }
-}
-
-/// Chat scopes this channel answers (the console has its own printer).
-fn is_chat_scope(scope: &str) -> bool {
-    (scope.starts_with("chat:") || scope.starts_with("topic:")) && scope != crate::console::SCOPE
-}
-
-async fn post_event(http: &OpenApiClient, ev: &pb::WorkerEvent, tag: &str) {
-    if !is_chat_scope(&ev.scope) {
-        return;
-    }
-    let Some(md) = reply::event_markdown(ev) else {
-        return;
-    };
-    let in_thread = ev.scope.starts_with("topic:");
-    for (i, piece) in reply::split_markdown(&md, reply::POST_CONTENT_BUDGET)
-        .into_iter()
-        .enumerate()
-    {
-        // Stable per event and piece: a replay after a restart within the
-        // platform's 1 h window is de-duplicated by the platform.
-        let uuid = format!("fcx{tag}-{}-{i}", ev.seq);
-        let msg = OutgoingMessage::new("post", reply::post_content(&piece)).with_uuid(uuid);
-        let r = if ev.reply_to.is_empty() {
-            Err(None)
-        } else {
-            http.reply_message(&ev.reply_to, &msg, in_thread)
-                .await
-                .map_err(Some)
-        };
-        if let Err(e) = r {
-            // The carrier message may be gone (recalled): post to the chat.
-            if let Some(e) = &e {
-                tracing::warn!(scope = %ev.scope, error = %e, "reply failed; posting to the chat instead");
-            }
-            let chat = ev
-                .scope
-                .trim_start_matches("chat:")
-                .trim_start_matches("topic:")
-                .split(':')
-                .next()
-                .unwrap_or("");
-            if let Err(e) = http.send_message(ReceiveIdType::ChatId, chat, &msg).await {
-                tracing::error!(scope = %ev.scope, error = %e, "cannot deliver a reply");
-            }
         }
     }
 }

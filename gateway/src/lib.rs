@@ -12,6 +12,7 @@ pub mod console;
 pub mod feishu;
 pub mod keys;
 pub mod normalize;
+pub mod outbound;
 pub mod render;
 pub mod reply;
 pub mod supervisor;

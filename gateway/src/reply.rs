@@ -1,6 +1,8 @@
-//! Plain replies (until run cards land): a run's final state and answer, and
-//! command answers, as markdown `post` messages, split so that no message
-//! exceeds the platform's limit.
+//! Message replies: a run's final state and answer and command answers, as
+//! markdown `post` messages (reply mode `markdown`, and the fallback of every
+//! card) or plain `text` messages (reply mode `text`, and the fallback when
+//! the platform refuses a post), split so that no message exceeds the
+//! platform's limit.
 //!
 //! The limit applies to the request's `content` string (post ≤ 30 KB,
 //! error 230025; feishu.md §3.2), which is JSON: quotes, backslashes,
@@ -12,6 +14,8 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use serde_json::json;
 
+use crate::feishu::http::{ApiError, OpenApiClient, OutgoingMessage, ReceiveIdType};
+
 /// Bytes of `content` per post, with headroom under the 30 KB limit for the
 /// platform's own accounting of style tags.
 pub const POST_CONTENT_BUDGET: usize = 28 * 1024;
@@ -22,10 +26,27 @@ pub fn post_content(markdown: &str) -> String {
     json!({"zh_cn": {"title": "", "content": [[{"tag": "md", "text": markdown}]]}}).to_string()
 }
 
+/// Bytes of `content` per text message (the platform allows 150 KB; pieces
+/// the size of a post keep a long answer readable in the chat).
+pub const TEXT_CONTENT_BUDGET: usize = 28 * 1024;
+
+/// A text message's `content` JSON string.
+pub fn text_content(text: &str) -> String {
+    json!({ "text": text }).to_string()
+}
+
 /// Split `markdown` into pieces whose `post_content` fits `budget` bytes.
 /// Every character is kept, in order.
 pub fn split_markdown(markdown: &str, budget: usize) -> Vec<String> {
-    let overhead = post_content("").len();
+    split_encoded(markdown, budget, post_content("").len())
+}
+
+/// Split plain `text` into pieces whose `text_content` fits `budget` bytes.
+pub fn split_text(text: &str, budget: usize) -> Vec<String> {
+    split_encoded(text, budget, text_content("").len())
+}
+
+fn split_encoded(markdown: &str, budget: usize, overhead: usize) -> Vec<String> {
     let room = budget.saturating_sub(overhead).max(64);
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -75,6 +96,133 @@ fn encoded_len(s: &str) -> usize {
         .sum()
 }
 
+/// How a message path writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Text,
+}
+
+impl Format {
+    /// Reply mode "text" → Text; anything else that reaches messages
+    /// (markdown, or a card that fell back) → Markdown.
+    pub fn of_mode(mode: &str) -> Self {
+        if mode == "text" {
+            Format::Text
+        } else {
+            Format::Markdown
+        }
+    }
+}
+
+/// Delivers `md` in reply to `reply_to` (in thread for topics), split to fit.
+/// The chain never leaves the user without it: a reply whose parent is gone
+/// goes to the chat instead; a post the platform refuses goes again as plain
+/// text. `uuid` keys every piece (a replay is de-duplicated by the
+/// platform). Failures are logged; there is nothing left to try.
+pub async fn deliver_markdown(
+    http: &OpenApiClient,
+    reply_to: &str,
+    chat: &str,
+    in_thread: bool,
+    md: &str,
+    uuid: &str,
+    format: Format,
+) {
+    if format == Format::Text {
+        let text = crate::render::markdown_to_plain(md);
+        for (i, piece) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {
+            let msg = OutgoingMessage::new("text", text_content(piece));
+            let _ = send_one(
+                http,
+                reply_to,
+                chat,
+                in_thread,
+                msg,
+                &format!("{uuid}-t{i}"),
+            )
+            .await;
+        }
+        return;
+    }
+    for (i, piece) in split_markdown(md, POST_CONTENT_BUDGET).iter().enumerate() {
+        let msg = OutgoingMessage::new("post", post_content(piece));
+        if let Err(e) = send_one(http, reply_to, chat, in_thread, msg, &format!("{uuid}-{i}")).await
+        {
+            if !refused_content(&e) {
+                continue;
+            }
+            tracing::warn!(error = %e, "the platform refused a markdown message; sending it as text");
+            let text = crate::render::markdown_to_plain(piece);
+            for (j, t) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {
+                let msg = OutgoingMessage::new("text", text_content(t));
+                let _ = send_one(
+                    http,
+                    reply_to,
+                    chat,
+                    in_thread,
+                    msg,
+                    &format!("{uuid}-{i}t{j}"),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// A business refusal of the content itself (not a rate limit, outage or
+/// missing target), which another format may get past.
+fn refused_content(e: &ApiError) -> bool {
+    matches!(e, ApiError::Api { status, .. } if *status < 500)
+}
+
+/// One message: as a reply, else (parent recalled or gone) into the chat.
+async fn send_one(
+    http: &OpenApiClient,
+    reply_to: &str,
+    chat: &str,
+    in_thread: bool,
+    msg: OutgoingMessage,
+    uuid: &str,
+) -> Result<(), ApiError> {
+    let msg = msg.with_uuid(short_uuid(uuid)).in_chat(chat);
+    let first = if reply_to.is_empty() {
+        None
+    } else {
+        match http.reply_message(reply_to, &msg, in_thread).await {
+            Ok(_) => return Ok(()),
+            Err(e) => Some(e),
+        }
+    };
+    if let Some(e) = &first {
+        tracing::warn!(error = %e, "reply failed; posting to the chat instead");
+    }
+    if chat.is_empty() {
+        return first.map_or(Ok(()), Err);
+    }
+    match http.send_message(ReceiveIdType::ChatId, chat, &msg).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot deliver a reply");
+            Err(e)
+        }
+    }
+}
+
+/// The platform takes uuids of at most 50 characters.
+fn short_uuid(u: &str) -> String {
+    if u.len() <= 50 {
+        return u.to_string();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in u.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let head: String = u.chars().take(32).collect();
+    format!("{head}-{h:016x}")
+}
+
 /// What a chat shows for one worker event, as markdown; `None` for events
 /// that only matter to live cards (deltas, tool starts).
 pub fn event_markdown(ev: &pb::WorkerEvent) -> Option<String> {
@@ -104,14 +252,9 @@ pub fn event_markdown(ev: &pb::WorkerEvent) -> Option<String> {
             }
             Some(s)
         }
-        Kind::CommandReply(c) => {
-            let mut s = format!("**{}**", c.title);
-            if !c.body.is_empty() {
-                s.push_str("\n\n");
-                s.push_str(&c.body);
-            }
-            Some(s)
-        }
+        // Title, body and fields; what a card's buttons would do is named
+        // as commands to type.
+        Kind::CommandReply(c) => Some(crate::render::command_markdown(c)),
         Kind::Notice(n) => Some(n.text.clone()),
         _ => None,
     }

@@ -1,7 +1,8 @@
 //! The worker's brain over its real socket, with the scripted fake codex:
 //! access decisions for real senders, workspaces and `/cd`, access modes,
-//! `/resume` refused after a policy change, persisted access lists, and
-//! kill -9 crash rounds under load.
+//! `/resume` refused after a policy change, persisted access lists, command
+//! cards (buttons, the `/config` form, card actions) and per-chat settings,
+//! and kill -9 crash rounds under load.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use fcx_proto::v1::worker_client::WorkerClient;
 use fcx_proto::v1::worker_event::Kind;
-use fcx_proto::v1::{Actor, ChatType, EventsRequest, Inbound, StatusRequest, WorkerEvent};
+use fcx_proto::v1::{
+    ActResult, Action, ActionKind, Actor, ChatType, CommandReply, EventsRequest, Field, Inbound,
+    RunStarted, StatusRequest, WorkerEvent,
+};
 use fcx_tests::harness::{TestHome, WorkerProc, bin};
 use tonic::transport::Channel;
 
@@ -17,8 +21,13 @@ type Client = WorkerClient<Channel>;
 
 /// A profile with a platform app (so access is enforced, not local-only).
 fn app_config(h: &TestHome, access: &str) -> String {
+    app_config_with(h, "", access)
+}
+
+/// `app_config` with more keys in `[profiles.default.app]`.
+fn app_config_with(h: &TestHome, app: &str, access: &str) -> String {
     format!(
-        "{}\n[profiles.default.app]\napp_id = \"cli_test\"\napp_secret = \"env:FCX_TEST_NO_SUCH_SECRET\"\nbase_url = \"http://127.0.0.1:9\"\n[profiles.default.access]\n{access}\n",
+        "{}\n[profiles.default.app]\napp_id = \"cli_test\"\napp_secret = \"env:FCX_TEST_NO_SUCH_SECRET\"\nbase_url = \"http://127.0.0.1:9\"\n{app}\n[profiles.default.access]\n{access}\n",
         h.fake_codex_config("")
     )
 }
@@ -633,4 +642,565 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
         acked.len(),
         interrupted
     );
+}
+
+// ---- command cards and per-chat settings ----
+
+const ADMIN: &str = "ou_admin";
+/// What `fake_codex_config` puts in the key file: it must never show.
+const API_KEY: &str = "sk-fake-test-secret-0001";
+
+/// A profile with an owner, an admin, an allowed user and an enabled group.
+fn cards_config(h: &TestHome, app: &str, max_access: &str) -> String {
+    let default_access = if max_access == "read-only" {
+        "read-only"
+    } else {
+        "workspace"
+    };
+    format!(
+        "{}\n[profiles.default.permissions]\nmax_access = \"{max_access}\"\ndefault_access = \"{default_access}\"\n",
+        app_config_with(
+            h,
+            app,
+            &format!(
+                "owner = \"{OWNER}\"\nadmins = [\"{ADMIN}\"]\nallowed_users = [\"{USER}\"]\nallowed_chats = [\"oc_grp\"]"
+            )
+        )
+    )
+}
+
+/// A private-chat message from `actor` in `p_<chat>`.
+fn pm(id: &str, actor: &str, chat: &str, text: &str) -> Inbound {
+    inbound(&Msg {
+        id,
+        actor,
+        chat: ChatType::Private,
+        chat_id: chat,
+        mentioned: false,
+        text,
+    })
+}
+
+/// A message in the group `oc_grp`.
+fn gm(id: &str, actor: &str, mentioned: bool, text: &str) -> Inbound {
+    inbound(&Msg {
+        id,
+        actor,
+        chat: ChatType::Group,
+        chat_id: "oc_grp",
+        mentioned,
+        text,
+    })
+}
+
+async fn send(c: &mut Client, m: Inbound) {
+    let id = m.event_id.clone();
+    let ack = c.deliver(m).await.expect("deliver").into_inner();
+    assert!(ack.accepted && !ack.duplicate, "{id}");
+}
+
+fn card(ev: &WorkerEvent) -> CommandReply {
+    match &ev.kind {
+        Some(Kind::CommandReply(c)) => c.clone(),
+        other => panic!("expected a command reply, got {other:?}"),
+    }
+}
+
+fn field_of<'a>(c: &'a CommandReply, name: &str) -> &'a str {
+    c.fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.value.as_str())
+        .unwrap_or_else(|| panic!("no field {name} in {:?}", c.fields))
+}
+
+/// (action, value) of every button.
+fn buttons(c: &CommandReply) -> Vec<(ActionKind, String)> {
+    c.buttons
+        .iter()
+        .map(|b| {
+            (
+                ActionKind::try_from(b.action).unwrap_or(ActionKind::Unspecified),
+                b.value.clone(),
+            )
+        })
+        .collect()
+}
+
+fn command_buttons(c: &CommandReply) -> Vec<String> {
+    buttons(c)
+        .into_iter()
+        .filter(|(k, _)| *k == ActionKind::Command)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn choices(c: &CommandReply, key: &str) -> Option<(String, Vec<String>)> {
+    let o = c.form.as_ref()?.options.iter().find(|o| o.key == key)?;
+    Some((
+        o.current.clone(),
+        o.choices.iter().map(|c| c.value.clone()).collect(),
+    ))
+}
+
+fn click(kind: ActionKind, scope: &str, actor: &str, message_id: &str) -> Action {
+    Action {
+        kind: kind as i32,
+        scope: scope.into(),
+        actor: Some(Actor {
+            id: actor.into(),
+            name: actor.into(),
+        }),
+        chat_id: scope.trim_start_matches("chat:").into(),
+        message_id: message_id.into(),
+        ..Default::default()
+    }
+}
+
+fn values(pairs: &[(&str, &str)]) -> Vec<Field> {
+    pairs
+        .iter()
+        .map(|(k, v)| Field {
+            name: k.to_string(),
+            value: v.to_string(),
+        })
+        .collect()
+}
+
+async fn act(c: &mut Client, a: Action) -> ActResult {
+    c.act(a).await.expect("act").into_inner()
+}
+
+impl Events {
+    async fn card_for(&mut self, reply_to: &str) -> CommandReply {
+        card(&self.next_for(reply_to).await)
+    }
+
+    async fn started_for(&mut self, reply_to: &str) -> RunStarted {
+        loop {
+            if let Some(Kind::RunStarted(r)) = self.next_for(reply_to).await.kind {
+                return r;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn command_cards_offer_what_each_role_may_use() {
+    let h = TestHome::new();
+    h.write_config(&cards_config(&h, "", "full"));
+    let (_w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+
+    // /help: the same text for everyone, buttons by role.
+    send(&mut c, pm("h_u", USER, "p_u", "/help")).await;
+    let help_u = ev.card_for("h_u").await;
+    assert_eq!(
+        command_buttons(&help_u),
+        ["/status", "/new", "/stop", "/resume"]
+    );
+    assert_eq!(help_u.actor.as_ref().map(|a| a.id.as_str()), Some(USER));
+    assert_eq!(help_u.reply_mode, "card");
+    assert_eq!(help_u.fingerprint.len(), 64, "{help_u:?}");
+    for key in [
+        "access",
+        "reply_mode",
+        "tool_display",
+        "mention",
+        "idle_timeout",
+    ] {
+        assert!(
+            help_u.body.contains(&format!("/config {key}")),
+            "{key} missing from /help"
+        );
+    }
+    let all = [
+        "/status", "/new", "/stop", "/resume", "/config", "/ws list", "/ps", "/doctor",
+    ];
+    for (id, who) in [("h_o", OWNER), ("h_a", ADMIN)] {
+        send(&mut c, pm(id, who, "p_o", "/help")).await;
+        let help = ev.card_for(id).await;
+        assert_eq!(command_buttons(&help), all, "{who}");
+        assert_eq!(help.body, help_u.body);
+    }
+
+    // /status: every field, no secret, buttons by role and run state.
+    send(&mut c, pm("s_o", OWNER, "p_o", "/status")).await;
+    let st = ev.card_for("s_o").await;
+    for (name, want) in [
+        ("profile", "default"),
+        ("session", "new session"),
+        ("access", "workspace"),
+        ("sandbox", "workspace-write, network off"),
+        ("runner", "exec"),
+        ("identity", "feishu:cli_test"),
+        ("queued", "0 here, 0 in the profile"),
+        ("active run", "none"),
+        ("reply mode", "card"),
+        ("tool display", "full"),
+        ("idle timeout", "30 min"),
+    ] {
+        assert_eq!(field_of(&st, name), want, "{name}");
+        assert!(st.body.contains(&format!("**{name}**: {want}")), "{name}");
+    }
+    assert!(field_of(&st, "workspace").ends_with("/ws"));
+    assert_eq!(
+        buttons(&st),
+        [
+            (ActionKind::Command, "/new".to_string()),
+            (ActionKind::Command, "/config".to_string())
+        ]
+    );
+    send(&mut c, pm("s_u", USER, "p_u", "/status")).await;
+    let st_u = ev.card_for("s_u").await;
+    assert_eq!(command_buttons(&st_u), ["/new"]);
+    assert_ne!(
+        st_u.fingerprint, st.fingerprint,
+        "the fingerprint is the scope's"
+    );
+
+    // While a run is active: its id, elapsed time and a Stop button.
+    send(&mut c, pm("run1", OWNER, "p_o", "FAKE:stall please")).await;
+    let started = ev.started_for("run1").await;
+    assert_eq!(
+        started.fingerprint, st.fingerprint,
+        "runs and replies agree"
+    );
+    send(&mut c, pm("s_o2", OWNER, "p_o", "/status")).await;
+    let st = ev.card_for("s_o2").await;
+    let (kind, run_id) = buttons(&st).into_iter().next().expect("a button");
+    assert_eq!(kind, ActionKind::Stop);
+    assert!(
+        field_of(&st, "active run").starts_with(&format!("{run_id}, running for ")),
+        "{st:?}"
+    );
+    send(&mut c, pm("stop1", OWNER, "p_o", "/stop")).await;
+    assert!(ev.card_for("stop1").await.ok);
+    ev.done_for("run1").await;
+
+    // /config: the form's access choices follow the role and the maximum;
+    // mention only where it applies.
+    send(&mut c, pm("c_o", OWNER, "p_o", "/config")).await;
+    let cfg_o = ev.card_for("c_o").await;
+    assert_eq!(
+        choices(&cfg_o, "access"),
+        Some((
+            "workspace".into(),
+            vec!["read-only".into(), "workspace".into(), "full".into()]
+        ))
+    );
+    assert_eq!(choices(&cfg_o, "mention"), None, "private chat");
+    assert_eq!(
+        choices(&cfg_o, "idle_timeout").map(|(cur, ch)| (cur, ch.len())),
+        Some(("default".into(), 7))
+    );
+    assert_eq!(
+        choices(&cfg_o, "reply_mode").map(|c| c.0),
+        Some("card".into())
+    );
+    assert_eq!(
+        choices(&cfg_o, "tool_display").map(|c| c.0),
+        Some("full".into())
+    );
+    send(&mut c, gm("c_a", ADMIN, true, "/config")).await;
+    let cfg_a = ev.card_for("c_a").await;
+    assert_eq!(
+        choices(&cfg_a, "access").map(|c| c.1),
+        Some(vec!["read-only".into(), "workspace".into()])
+    );
+    assert_eq!(
+        choices(&cfg_a, "mention"),
+        Some((
+            "required".into(),
+            vec!["required".into(), "not_required".into()]
+        ))
+    );
+    for r in [&help_u, &st, &st_u, &cfg_o, &cfg_a] {
+        assert!(
+            !format!("{r:?}").contains(API_KEY),
+            "a secret leaked: {r:?}"
+        );
+    }
+    send(&mut c, pm("c_u", USER, "p_u", "/config")).await;
+    let denied = ev.card_for("c_u").await;
+    assert!(!denied.ok && denied.form.is_none(), "{denied:?}");
+
+    // A profile whose maximum is read-only offers nothing else, even to
+    // the owner; its [app] reply_mode is every chat's default.
+    let h2 = TestHome::new();
+    h2.write_config(&cards_config(&h2, "reply_mode = \"markdown\"", "read-only"));
+    let (_w2, mut c2) = start(&h2).await;
+    let mut ev2 = Events::new(&mut c2).await;
+    send(&mut c2, pm("c2", OWNER, "p_o", "/config")).await;
+    let cfg = ev2.card_for("c2").await;
+    assert_eq!(
+        choices(&cfg, "access"),
+        Some(("read-only".into(), vec!["read-only".into()]))
+    );
+    assert_eq!(cfg.reply_mode, "markdown");
+    assert_eq!(
+        choices(&cfg, "reply_mode").map(|c| c.0),
+        Some("markdown".into())
+    );
+}
+
+#[tokio::test]
+async fn card_actions_apply_settings_run_commands_and_resume() {
+    let h = TestHome::new();
+    h.write_config(&cards_config(&h, "", "full"));
+    let (mut w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+    let scope = "chat:p_o";
+
+    // A run first, so there is a session to resume later.
+    send(&mut c, pm("m1", OWNER, "p_o", "first session")).await;
+    let started = ev.started_for("m1").await;
+    assert_eq!(
+        (started.reply_mode.as_str(), started.tool_display.as_str()),
+        ("card", "full")
+    );
+    ev.done_for("m1").await;
+    send(&mut c, pm("cfg", OWNER, "p_o", "/config")).await;
+    let fp = ev.card_for("cfg").await.fingerprint;
+
+    // CONFIG: applied, persisted and answered under the card.
+    let mut a = click(ActionKind::Config, scope, OWNER, "card1");
+    a.fingerprint = fp.clone();
+    a.values = values(&[
+        ("reply_mode", "markdown"),
+        ("tool_display", "summary"),
+        ("idle_timeout", "10"),
+        ("access", "workspace"),
+    ]);
+    let r = act(&mut c, a).await;
+    assert!(r.ok, "{r:?}");
+    let reply = ev.card_for("card1").await;
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(
+        reply.title,
+        "Changed: reply mode → markdown, tool calls → summary, idle timeout → 10 min"
+    );
+    assert_eq!(reply.reply_mode, "markdown");
+    assert_eq!(
+        reply.fingerprint, fp,
+        "display settings keep the fingerprint"
+    );
+    assert_eq!(
+        choices(&reply, "tool_display").map(|c| c.0),
+        Some("summary".into())
+    );
+    assert_eq!(
+        choices(&reply, "idle_timeout").map(|c| c.0),
+        Some("10".into())
+    );
+
+    // Bad values: each named, nothing applied.
+    let mut a = click(ActionKind::Config, scope, OWNER, "card2");
+    a.values = values(&[
+        ("reply_mode", "text"),
+        ("colour", "blue"),
+        ("tool_display", "loud"),
+    ]);
+    let r = act(&mut c, a).await;
+    assert!(
+        !r.ok && r.message.contains("`colour`") && r.message.contains("`loud`"),
+        "{r:?}"
+    );
+    let reply = ev.card_for("card2").await;
+    assert!(!reply.ok && reply.body.contains("`colour`"), "{reply:?}");
+    // Non-admins may not; an admin may not choose `full`.
+    let mut a = click(ActionKind::Config, "chat:p_u", USER, "card3");
+    a.values = values(&[("reply_mode", "text")]);
+    let r = act(&mut c, a).await;
+    assert!(!r.ok && r.message.contains("Only an admin"), "{r:?}");
+    assert!(!ev.card_for("card3").await.ok);
+    let mut a = click(ActionKind::Config, "chat:p_a", ADMIN, "card4");
+    a.values = values(&[("access", "full")]);
+    let r = act(&mut c, a).await;
+    assert!(!r.ok && r.message.contains("only the owner"), "{r:?}");
+    ev.card_for("card4").await;
+
+    // Runs carry the scope's settings.
+    send(&mut c, pm("m2", OWNER, "p_o", "second message")).await;
+    let started = ev.started_for("m2").await;
+    assert_eq!(
+        (started.reply_mode.as_str(), started.tool_display.as_str()),
+        ("markdown", "summary")
+    );
+    ev.done_for("m2").await;
+
+    // COMMAND: runs like typing it, answered under the card.
+    let mut a = click(ActionKind::Command, scope, OWNER, "card5");
+    a.command = "/status".into();
+    a.fingerprint = fp.clone();
+    assert!(act(&mut c, a).await.ok);
+    let st = ev.card_for("card5").await;
+    assert_eq!(st.command, "status");
+    assert_eq!(field_of(&st, "reply mode"), "markdown");
+    assert_eq!(field_of(&st, "tool display"), "summary");
+    assert_eq!(field_of(&st, "idle timeout"), "10 min");
+    // Role checks apply: a user's /ps button is refused.
+    let mut a = click(ActionKind::Command, "chat:p_u", USER, "card6");
+    a.command = "/ps".into();
+    let r = act(&mut c, a).await;
+    assert!(!r.ok && r.message.contains("Only an admin"), "{r:?}");
+    ev.card_for("card6").await;
+    // Plain text is never queued as a prompt; strangers get nothing.
+    let mut a = click(ActionKind::Command, "chat:p_fresh", OWNER, "card7");
+    a.command = "write a poem".into();
+    let r = act(&mut c, a).await;
+    assert!(!r.ok && r.message.contains("Only a command"), "{r:?}");
+    let mut a = click(ActionKind::Command, "chat:p_fresh", STRANGER, "card8");
+    a.command = "/status".into();
+    let r = act(&mut c, a).await;
+    assert!(!r.ok, "{r:?}");
+    send(&mut c, pm("after", OWNER, "p_fresh", "/status")).await;
+    let first = ev.first_in_scope("chat:p_fresh").await;
+    assert_eq!(first.reply_to, "after", "{first:?}");
+    assert_eq!(
+        field_of(&card(&first), "queued"),
+        "0 here, 0 in the profile"
+    );
+
+    // RESUME: a button per compatible session; the nonce continues it.
+    send(&mut c, pm("new1", OWNER, "p_o", "/new")).await;
+    ev.card_for("new1").await;
+    send(&mut c, pm("r1", OWNER, "p_o", "/resume")).await;
+    let list = ev.card_for("r1").await;
+    let resumes: Vec<_> = buttons(&list)
+        .into_iter()
+        .filter(|(k, _)| *k == ActionKind::Resume)
+        .collect();
+    assert_eq!(resumes.len(), 1, "{list:?}");
+    assert!(
+        list.buttons[0].label.starts_with("first session"),
+        "{list:?}"
+    );
+    assert!(
+        list.body.contains(&format!("`{}`", resumes[0].1)),
+        "the text has the code too"
+    );
+    let mut a = click(ActionKind::Resume, scope, OWNER, "card9");
+    a.nonce = resumes[0].1.clone();
+    a.fingerprint = list.fingerprint.clone();
+    let r = act(&mut c, a).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(ev.card_for("card9").await.title, "Session resumed");
+    let mut a = click(ActionKind::Resume, scope, OWNER, "card10");
+    a.nonce = "nope".into();
+    assert!(!act(&mut c, a).await.ok);
+    ev.card_for("card10").await;
+
+    // An access change moves the fingerprint: older cards are refused.
+    send(&mut c, pm("acc", OWNER, "p_o", "/config access read-only")).await;
+    let changed = ev.card_for("acc").await;
+    assert!(changed.ok && changed.title.contains("access → read-only"));
+    assert_ne!(changed.fingerprint, fp);
+    let mut a = click(ActionKind::Command, scope, OWNER, "card11");
+    a.command = "/new".into();
+    a.fingerprint = fp.clone();
+    let r = act(&mut c, a).await;
+    assert!(
+        !r.ok && r.message.contains("This card is out of date"),
+        "{r:?}"
+    );
+
+    // Everything persists across a restart (kill -9).
+    w.kill9();
+    drop(ev);
+    let (_w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+    send(&mut c, pm("s2", OWNER, "p_o", "/status")).await;
+    let st = ev.card_for("s2").await;
+    assert_eq!(st.fingerprint, changed.fingerprint);
+    for (name, want) in [
+        ("reply mode", "markdown"),
+        ("tool display", "summary"),
+        ("idle timeout", "10 min"),
+        ("access", "read-only"),
+    ] {
+        assert_eq!(field_of(&st, name), want, "{name}");
+    }
+    // The stale card is still refused; a fresh one works.
+    let mut a = click(ActionKind::Command, scope, OWNER, "card12");
+    a.command = "/status".into();
+    a.fingerprint = fp.clone();
+    assert!(!act(&mut c, a).await.ok);
+    let mut a = click(ActionKind::Command, scope, OWNER, "card13");
+    a.command = "/status".into();
+    a.fingerprint = st.fingerprint.clone();
+    assert!(act(&mut c, a).await.ok);
+    let first = ev.first_in_scope(scope).await;
+    assert_eq!(first.reply_to, "card13", "{first:?}");
+    send(&mut c, pm("m3", OWNER, "p_o", "after the restart")).await;
+    let started = ev.started_for("m3").await;
+    assert_eq!(
+        (started.reply_mode.as_str(), started.tool_display.as_str()),
+        ("markdown", "summary")
+    );
+    assert_eq!(started.sandbox, "read-only");
+    ev.done_for("m3").await;
+}
+
+#[tokio::test]
+async fn a_groups_mention_setting_gates_its_messages() {
+    let h = TestHome::new();
+    h.write_config(&cards_config(&h, "", "workspace"));
+    let (mut w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+    let done = fcx_proto::v1::DoneReason::Completed as i32;
+
+    // The profile default: a member must mention the bot.
+    send(&mut c, gm("g1", STRANGER, false, "unmentioned")).await;
+    send(
+        &mut c,
+        gm("g2", ADMIN, true, "/config mention not_required"),
+    )
+    .await;
+    let first = ev.first_in_scope("chat:oc_grp").await;
+    assert_eq!(
+        first.reply_to, "g2",
+        "an unmentioned message ran: {first:?}"
+    );
+    let reply = card(&first);
+    assert!(
+        reply.ok && reply.title == "Changed: mention → not required",
+        "{reply:?}"
+    );
+    assert_eq!(
+        choices(&reply, "mention").map(|c| c.0),
+        Some("not_required".into())
+    );
+    send(&mut c, gm("g3", STRANGER, false, "no mention needed now")).await;
+    assert_eq!(ev.done_for("g3").await.reason, done);
+    // Private chats never need a mention.
+    send(&mut c, pm("p1", USER, "p_u", "private, unmentioned")).await;
+    assert_eq!(ev.done_for("p1").await.reason, done);
+
+    // Persisted across a restart.
+    w.kill9();
+    drop(ev);
+    let (_w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+    send(&mut c, gm("g4", STRANGER, false, "still no mention needed")).await;
+    assert_eq!(ev.done_for("g4").await.reason, done);
+
+    // Back to required from the form; a card click needs no mention.
+    let mut a = click(ActionKind::Config, "chat:oc_grp", ADMIN, "card1");
+    a.values = values(&[("mention", "required")]);
+    let r = act(&mut c, a).await;
+    assert!(r.ok, "{r:?}");
+    assert!(ev.card_for("card1").await.ok);
+    send(&mut c, gm("g5", STRANGER, false, "unmentioned again")).await;
+    send(&mut c, gm("g6", STRANGER, true, "/status")).await;
+    let first = ev.first_in_scope("chat:oc_grp").await;
+    assert_eq!(first.reply_to, "g6", "{first:?}");
+    // A member who is no admin cannot change it.
+    let mut a = click(ActionKind::Config, "chat:oc_grp", STRANGER, "card2");
+    a.values = values(&[("mention", "not_required")]);
+    assert!(!act(&mut c, a).await.ok);
+    // `mention` is refused outside groups.
+    send(&mut c, pm("p2", OWNER, "p_o", "/config mention required")).await;
+    let r = ev.card_for("p2").await;
+    assert!(!r.ok && r.body.contains("group chats only"), "{r:?}");
 }

@@ -7,12 +7,12 @@
 //!   every command; only the owner manages admins and chooses `full` access;
 //! - private chats: the owner, admins and allowed users; anyone else gets
 //!   silence;
-//! - groups: only chats on the allowed list, and (by default) only when the
-//!   bot is mentioned; every member of an enabled group is a user there; a
+//! - groups: only chats on the allowed list, and only when the bot is
+//!   mentioned unless the group chose otherwise (`/config mention`); every member of an enabled group is a user there; a
 //!   mention in a group that is not enabled gets a one-line hint;
 //! - the console surface is the operator at the terminal: the owner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fcx_config::AccessConfig;
 use fcx_proto::v1::ChatType;
@@ -140,7 +140,10 @@ pub struct Lists {
     pub admins: BTreeSet<String>,
     pub users: BTreeSet<String>,
     pub chats: BTreeSet<String>,
+    /// The profile's default for groups (`access.require_mention_in_group`).
     pub require_mention: bool,
+    /// Groups' own choices (`/config mention`), by chat id.
+    pub mention: BTreeMap<String, bool>,
     /// The profile has no chat platform: every sender reached the worker
     /// through the operator's own local socket.
     pub local_only: bool,
@@ -170,6 +173,7 @@ impl Lists {
             users: cfg.allowed_users.iter().cloned().collect(),
             chats: cfg.allowed_chats.iter().cloned().collect(),
             require_mention: cfg.require_mention_in_group,
+            mention: BTreeMap::new(),
             local_only: false,
         };
         for (list, subject, op) in changes {
@@ -189,6 +193,15 @@ impl Lists {
             }
         }
         l
+    }
+
+    /// Whether a message in the group `chat_id` must mention the bot: the
+    /// group's own choice, else the profile's.
+    pub fn require_mention_in(&self, chat_id: &str) -> bool {
+        self.mention
+            .get(chat_id)
+            .copied()
+            .unwrap_or(self.require_mention)
     }
 
     pub fn role(&self, actor_id: &str, chat: Option<Chat>) -> Role {
@@ -375,5 +388,18 @@ mod tests {
         let l = Lists::build(&cfg_owner, Some("own".into()), &[]);
         assert_eq!(l.owner.as_deref(), Some("cfg"));
         assert_eq!(l.owner_source, "config");
+    }
+
+    #[test]
+    fn a_groups_own_mention_choice_wins_over_the_profile() {
+        let mut l = Lists::build(&AccessConfig::default(), None, &[]);
+        assert!(l.require_mention_in("oc_a"));
+        l.mention.insert("oc_a".into(), false);
+        assert!(!l.require_mention_in("oc_a"));
+        assert!(l.require_mention_in("oc_b"));
+        l.require_mention = false;
+        l.mention.insert("oc_b".into(), true);
+        assert!(l.require_mention_in("oc_b"));
+        assert!(!l.require_mention_in("oc_c"));
     }
 }

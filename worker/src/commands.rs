@@ -141,8 +141,28 @@ pub const HELP: &[(&str, &str)] = &[
         "admin: named workspaces",
     ),
     (
-        "/config [access read-only|workspace|full]",
-        "admin: show settings, or choose this chat's access (full: owner only)",
+        "/config",
+        "admin: show this chat's settings (a form on cards)",
+    ),
+    (
+        "/config access read-only|workspace|full",
+        "admin: this chat's access (full: owner only; starts a new session)",
+    ),
+    (
+        "/config reply_mode card|markdown|text",
+        "admin: how runs and answers appear here",
+    ),
+    (
+        "/config tool_display full|summary|off",
+        "admin: tool calls on run cards: each with output, one folded list, or none",
+    ),
+    (
+        "/config mention required|not_required",
+        "admin, groups: whether members must @mention me",
+    ),
+    (
+        "/config idle_timeout <minutes>|off|default",
+        "admin: same as /timeout",
     ),
     (
         "/invite user|admin @someone",
@@ -278,7 +298,7 @@ pub fn parse(text: &str) -> Option<Command> {
             [k, v] => Command::Config(Some((k.to_ascii_lowercase(), v.to_string()))),
             _ => usage(
                 "config",
-                "/config, or /config access read-only|workspace|full",
+                "/config, or /config <access|reply_mode|tool_display|mention|idle_timeout> <value>",
             ),
         },
         "status" => no_args(Command::Status, "status"),
@@ -464,6 +484,11 @@ mod tests {
             "/reconnect",
             "/doctor",
             "/config",
+            "/config access",
+            "/config reply_mode",
+            "/config tool_display",
+            "/config mention",
+            "/config idle_timeout",
         ] {
             assert!(h.contains(&format!("`{c}")), "{c} missing from /help");
         }

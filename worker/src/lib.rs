@@ -12,5 +12,6 @@ pub mod policy;
 pub mod prompt;
 pub mod runner;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod util;

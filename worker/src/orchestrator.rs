@@ -78,6 +78,8 @@ struct State {
     draining: bool,
 }
 
+#[path = "cards.rs"]
+mod cards;
 #[path = "router.rs"]
 mod router;
 
@@ -331,6 +333,13 @@ impl Orchestrator {
         self.inner.stop_checked(a)
     }
 
+    /// A command-card click (COMMAND, CONFIG, RESUME), checked like the
+    /// typed command it stands for; the answer goes to the scope as a
+    /// command reply under the card.
+    pub fn card_action(&self, a: &pb::Action) -> pb::ActResult {
+        self.inner.card_action(a)
+    }
+
     /// Stop every run (they end as interrupted), stop scheduling, and wait
     /// until every run has reported its end.
     pub async fn shutdown(&self) {
@@ -380,18 +389,16 @@ impl Inner {
         body: String,
         fields: Vec<pb::Field>,
     ) {
-        self.emit(
-            &inbound.scope,
-            "",
-            &inbound.message_id,
-            Kind::CommandReply(pb::CommandReply {
+        self.send_reply(
+            inbound,
+            pb::CommandReply {
                 command: command.into(),
                 title: title.into(),
                 body,
                 ok,
                 fields,
                 ..Default::default()
-            }),
+            },
         );
     }
 
@@ -403,131 +410,39 @@ impl Inner {
         body: String,
         request: pb::gateway_request::Kind,
     ) {
-        self.emit(
-            &inbound.scope,
-            "",
-            &inbound.message_id,
-            Kind::CommandReply(pb::CommandReply {
+        self.send_reply(
+            inbound,
+            pb::CommandReply {
                 command: command.into(),
                 title: title.into(),
                 body,
                 ok: true,
-                fields: Vec::new(),
                 gateway_request: Some(pb::GatewayRequest {
                     kind: Some(request),
                 }),
                 ..Default::default()
-            }),
+            },
         );
     }
 
-    fn status_reply(&self, inbound: &Inbound) {
+    /// Every command reply goes out here: it answers `inbound`'s sender in
+    /// the scope's reply mode, and carries the policy fingerprint its
+    /// buttons are signed for (empty when the policy cannot be resolved, so
+    /// no button of it can act).
+    fn send_reply(&self, inbound: &Inbound, mut reply: pb::CommandReply) {
         let scope = inbound.scope.as_str();
-        let policy = self.policy(scope);
-        let session = self.store.session(scope).ok().flatten();
-        let (active, queued) = {
-            let st = self.lock();
-            let sc = st.scopes.get(scope);
-            (
-                sc.and_then(|s| s.active.as_ref())
-                    .map(|a| (a.run_id.clone(), a.started_at_ms)),
-                sc.map_or(0, |s| s.queued.len()),
-            )
-        };
-        let mut fields = vec![
-            pb::Field {
-                name: "profile".into(),
-                value: self.profile.name.clone(),
-            },
-            pb::Field {
-                name: "runner".into(),
-                value: self.runner.name().into(),
-            },
-        ];
-        match &policy {
-            Ok(p) => {
-                fields.push(pb::Field {
-                    name: "workspace".into(),
-                    value: p.cwd.display().to_string(),
-                });
-                fields.push(pb::Field {
-                    name: "sandbox".into(),
-                    value: format!(
-                        "{} (access {}, network {})",
-                        p.sandbox.as_str(),
-                        p.access.as_str(),
-                        if p.network { "on" } else { "off" }
-                    ),
-                });
-            }
-            Err(e) => fields.push(pb::Field {
-                name: "workspace".into(),
-                value: e.to_string(),
-            }),
-        }
-        fields.push(pb::Field {
-            name: "session".into(),
-            value: session
-                .map(|s| s.thread_id)
-                .unwrap_or_else(|| "none (the next message starts one)".into()),
-        });
-        fields.push(pb::Field {
-            name: "model".into(),
-            value: self
-                .profile
-                .codex
-                .model
-                .clone()
-                .unwrap_or_else(|| "Codex default".into()),
-        });
-        fields.push(pb::Field {
-            name: "active run".into(),
-            value: match active {
-                Some((id, at)) => format!("{id}, running for {}s", (now_ms() - at).max(0) / 1000),
-                None => "none".into(),
-            },
-        });
-        fields.push(pb::Field {
-            name: "queued".into(),
-            value: queued.to_string(),
-        });
-        fields.push(pb::Field {
-            name: "idle timeout".into(),
-            value: match self.idle_timeout(scope) {
-                None => "off".into(),
-                Some(d) => format!("{} min", d.as_secs().div_ceil(60)),
-            },
-        });
-        let body = fields
-            .iter()
-            .map(|f| format!("- **{}**: {}", f.name, f.value))
-            .collect::<Vec<_>>()
-            .join("\n");
-        self.reply_fields(inbound, "status", true, "Status", body, fields);
+        reply.actor = inbound.actor.clone();
+        reply.reply_mode =
+            crate::settings::reply_mode(&self.profile, &self.settings(scope)).to_string();
+        reply.fingerprint = self
+            .policy(scope)
+            .map(|p| p.fingerprint)
+            .unwrap_or_default();
+        self.emit(scope, "", &inbound.message_id, Kind::CommandReply(reply));
     }
 
     fn stop_checked(&self, a: &pb::Action) -> Result<bool, String> {
-        let chat_id = a.chat_id.clone();
-        let enabled_group = !chat_id.is_empty() && self.lists().chats.contains(&chat_id);
-        // A click carries no chat type; a topic or an enabled group is a
-        // group, anything else can only be the requester's private chat.
-        let chat_type = if a.scope.starts_with("topic:") {
-            pb::ChatType::Topic
-        } else if enabled_group {
-            pb::ChatType::Group
-        } else {
-            pb::ChatType::Private
-        };
-        let probe = Inbound {
-            event_id: format!("act:{}", a.run_id),
-            scope: a.scope.clone(),
-            actor: a.actor.clone(),
-            chat_type: chat_type as i32,
-            // A click is addressed to the bot by construction.
-            mentioned: true,
-            chat_id,
-            ..Default::default()
-        };
+        let probe = self.action_inbound(a, "/stop");
         match self.decide(&probe, crate::access::Need::User) {
             crate::access::Decision::Allow => {}
             _ => return Err("you may not stop runs here".into()),
@@ -834,6 +749,7 @@ impl Inner {
             None => (None, SessionRow::default()),
         };
         let inbounds: Vec<Inbound> = job.messages.iter().map(|m| m.inbound.clone()).collect();
+        let settings = self.settings(scope);
         let cwd_s = policy.cwd.display().to_string();
         let prompt = prompt::build(
             &PromptContext {
@@ -857,7 +773,8 @@ impl Inner {
                 message_count: job.messages.len() as u32,
                 message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
                 fingerprint: policy.fingerprint.clone(),
-                ..Default::default()
+                reply_mode: crate::settings::reply_mode(&self.profile, &settings).into(),
+                tool_display: crate::settings::tool_display(&settings).into(),
             }),
         );
         self.set_active(scope, |a| a.workspace = cwd_s.clone());

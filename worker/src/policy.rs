@@ -152,8 +152,10 @@ fn access_policy_digest(profile: &Profile, access: AccessMode) -> String {
     )
 }
 
-/// The chat identity runs act under (the platform app, or the console).
-fn identity(profile: &Profile) -> String {
+/// The chat identity runs act under (the platform app, or the console):
+/// the Feishu CLI identity the fingerprint covers and `/status` shows. An
+/// app id, never its secret.
+pub fn identity(profile: &Profile) -> String {
     match &profile.app {
         Some(app) => format!("{}:{}", app.tenant.as_str(), app.app_id),
         None => "console".into(),

@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use fcx_config::AccessMode;
 use fcx_proto::v1::{self as pb, Inbound};
 
 use super::{Inner, Orchestrator, StopReason};
 use crate::access::{self, Chat, Decision, Facts, LIST_ADMINS, LIST_CHATS, LIST_USERS, Need, Role};
-use crate::commands::{self, Command, Target, Timeout};
+use crate::commands::{Command, Target, Timeout};
 use crate::policy::{self, PolicyError, RunPolicy};
 use crate::store::{AccessOp, ScopeSettings, SessionRow, StoreError};
 use crate::util::now_ms;
@@ -50,13 +49,19 @@ impl Orchestrator {
                 .store
                 .access_change(LIST_CHATS, chat_id, AccessOp::Add, by, now_ms())?;
         }
-        let mut settings = inner.store.scope_settings(source_scope)?;
+        // Only the workspace and the access mode carry over; display and
+        // mention choices start from the profile's defaults in a new group.
+        let source = inner.store.scope_settings(source_scope)?;
+        let mut settings = ScopeSettings {
+            workspace: source.workspace,
+            access: source.access,
+            ..Default::default()
+        };
         if settings.workspace.is_none()
             && let Ok(p) = inner.policy(source_scope)
         {
             settings.workspace = Some(p.cwd.display().to_string());
         }
-        settings.timeout_secs = None;
         inner.store.set_scope_settings(scope, &settings, now_ms())?;
         inner.reload_lists()?;
         tracing::info!(scope, chat_id, source_scope, "group created and enabled");
@@ -73,6 +78,11 @@ impl Inner {
         let learned = self.store.kv(KV_PLATFORM_OWNER)?;
         let changes = self.store.access_changes()?;
         let mut l = access::Lists::build(&self.profile.access, learned, &changes);
+        for (scope, required) in self.store.mention_overrides()? {
+            if let Some(chat_id) = scope.strip_prefix("chat:") {
+                l.mention.insert(chat_id.to_string(), required);
+            }
+        }
         // Without a platform app the only way in is the local worker socket,
         // in the operator's 0700 run directory: whoever reaches it is the
         // operator.
@@ -81,34 +91,30 @@ impl Inner {
         Ok(())
     }
 
-    fn role_of(&self, inbound: &Inbound) -> Role {
+    pub(super) fn role_of(&self, inbound: &Inbound) -> Role {
         let chat = Chat::from_pb(inbound.chat_type());
-        let actor = inbound.actor.as_ref().map_or("", |a| a.id.as_str());
-        self.lists().role(actor, chat)
+        self.lists().role(actor_id(inbound), chat)
+    }
+
+    /// What the access decision for a message from `inbound`'s sender in
+    /// its chat depends on.
+    pub(super) fn facts(&self, inbound: &Inbound) -> Facts {
+        let chat = Chat::from_pb(inbound.chat_type());
+        let l = self.lists();
+        Facts {
+            role: l.role(actor_id(inbound), chat),
+            chat,
+            mentioned: inbound.mentioned,
+            chat_enabled: !inbound.chat_id.is_empty() && l.chats.contains(&inbound.chat_id),
+            require_mention: l.require_mention_in(&inbound.chat_id),
+        }
     }
 
     /// The access decision for one message, logged with its reason.
     pub(super) fn decide(&self, inbound: &Inbound, need: Need) -> Decision {
-        let chat = Chat::from_pb(inbound.chat_type());
-        let actor = inbound.actor.as_ref().map_or("", |a| a.id.as_str());
-        let (role, chat_enabled, require_mention) = {
-            let l = self.lists();
-            (
-                l.role(actor, chat),
-                !inbound.chat_id.is_empty() && l.chats.contains(&inbound.chat_id),
-                l.require_mention,
-            )
-        };
-        let d = access::decide(
-            Facts {
-                role,
-                chat,
-                mentioned: inbound.mentioned,
-                chat_enabled,
-                require_mention,
-            },
-            need,
-        );
+        let f = self.facts(inbound);
+        let (actor, role, chat) = (actor_id(inbound), f.role, f.chat);
+        let d = access::decide(f, need);
         let reason = match &d {
             Decision::Allow => "allowed",
             Decision::Silent(r) | Decision::Hint(r) | Decision::Deny(r) => r,
@@ -210,7 +216,9 @@ impl Inner {
             }
             Command::NewGroup(name) => self.new_group(inbound, name),
             Command::Resume => self.resume_list(inbound),
-            Command::ResumeUse(code) => self.resume_use(inbound, &code),
+            Command::ResumeUse(code) => {
+                self.resume_use(inbound, &code);
+            }
             Command::Cd(path) => {
                 let current = match self.policy(scope) {
                     Ok(p) => p.cwd,
@@ -282,9 +290,7 @@ impl Inner {
             },
             Command::Timeout(t) => self.timeout(inbound, t),
             Command::Status => self.status_reply(inbound),
-            Command::Help => {
-                self.reply(inbound, "help", true, "Help", commands::help_markdown());
-            }
+            Command::Help => self.help_reply(inbound),
             Command::Invite(t) => self.change_access(inbound, "invite", t, AccessOp::Add),
             Command::Remove(t) => self.change_access(inbound, "remove", t, AccessOp::Remove),
             Command::Ps => self.ps(inbound),
@@ -303,7 +309,9 @@ impl Inner {
             }
             Command::Doctor => self.doctor(inbound),
             Command::Config(None) => self.config_show(inbound),
-            Command::Config(Some((key, value))) => self.config_set(inbound, &key, &value),
+            Command::Config(Some((key, value))) => {
+                self.config_apply(inbound, &[(key, value)], crate::settings::Source::Typed);
+            }
             Command::Unknown(word) => self.reply(
                 inbound,
                 "unknown",
@@ -321,7 +329,7 @@ impl Inner {
         }
     }
 
-    fn store_failed(&self, inbound: &Inbound, cmd: &str, e: StoreError) {
+    pub(super) fn store_failed(&self, inbound: &Inbound, cmd: &str, e: StoreError) {
         tracing::error!(error = %e, "state update failed");
         self.reply(
             inbound,
@@ -362,7 +370,7 @@ impl Inner {
         self.reply(inbound, cmd, true, &format!("Workspace: {path}"), body);
     }
 
-    fn archive_incompatible(&self, scope: &str) {
+    pub(super) fn archive_incompatible(&self, scope: &str) {
         if let Ok(p) = self.policy(scope) {
             let cwd = p.cwd.display().to_string();
             if let Err(e) = self
@@ -502,6 +510,7 @@ impl Inner {
             .map(|s| s.thread_id);
         let now = Instant::now();
         let mut body = String::new();
+        let mut buttons = Vec::new();
         {
             let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
             nonces.retain(|_, (_, _, exp)| *exp > now);
@@ -516,18 +525,21 @@ impl Inner {
                     code.clone(),
                     (scope.to_string(), e.thread_id.clone(), now + NONCE_TTL),
                 );
-                let age = (now_ms() - e.updated_at_ms).max(0) / 60_000;
-                let mark = if current.as_deref() == Some(e.thread_id.as_str()) {
-                    " (current)"
-                } else {
-                    ""
-                };
+                let age = ago(now_ms() - e.updated_at_ms);
+                let is_current = current.as_deref() == Some(e.thread_id.as_str());
+                let mark = if is_current { " (current)" } else { "" };
                 let title = if e.title.is_empty() {
                     "untitled"
                 } else {
                     e.title.as_str()
                 };
-                body.push_str(&format!("- `{code}`: {title}{mark}, {age} min ago\n"));
+                body.push_str(&format!("- `{code}`: {title}{mark}, {age}\n"));
+                buttons.push(pb::Button {
+                    action: pb::ActionKind::Resume as i32,
+                    label: resume_label(&e.title, &e.thread_id, &age, is_current),
+                    value: code,
+                    style: "default".into(),
+                });
             }
         }
         let hidden = all.saturating_sub(compatible.len());
@@ -541,10 +553,22 @@ impl Inner {
                 "\n{hidden} other session(s) ran under another workspace, sandbox, access policy or identity and cannot continue here."
             ));
         }
-        self.reply(inbound, "resume", true, "Sessions", body);
+        self.send_reply(
+            inbound,
+            pb::CommandReply {
+                command: "resume".into(),
+                title: "Sessions".into(),
+                body,
+                ok: true,
+                buttons,
+                ..Default::default()
+            },
+        );
     }
 
-    fn resume_use(&self, inbound: &Inbound, code: &str) {
+    /// Continue the session behind a `/resume` code. Returns whether it did,
+    /// and the title of the answer.
+    pub(super) fn resume_use(&self, inbound: &Inbound, code: &str) -> (bool, String) {
         let scope = inbound.scope.as_str();
         let found = {
             let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
@@ -552,53 +576,48 @@ impl Inner {
             nonces.retain(|_, (_, _, exp)| *exp > now);
             nonces.get(code).cloned()
         };
+        let refuse = |title: &str, body: &str| {
+            self.reply(inbound, "resume", false, title, body.into());
+            (false, title.to_string())
+        };
         let thread = match found {
             Some((s, thread, _)) if s == scope => thread,
             _ => {
-                return self.reply(
-                    inbound,
-                    "resume",
-                    false,
+                return refuse(
                     "That code is unknown or expired",
-                    "Send /resume for fresh codes.".into(),
+                    "Send /resume for fresh codes.",
                 );
             }
         };
         let entry = match self.store.catalog_entry(scope, &thread) {
             Ok(Some(e)) => e,
             Ok(None) => {
-                return self.reply(
-                    inbound,
-                    "resume",
-                    false,
+                return refuse(
                     "That session is gone",
-                    "Send /resume for the sessions that remain.".into(),
+                    "Send /resume for the sessions that remain.",
                 );
             }
-            Err(e) => return self.store_failed(inbound, "resume", e),
+            Err(e) => {
+                self.store_failed(inbound, "resume", e);
+                return (false, "fcx could not save that change".into());
+            }
         };
         let p = match self.policy(scope) {
             Ok(p) => p,
-            Err(e) => return self.reply(inbound, "resume", false, "Cannot resume", e.to_string()),
+            Err(e) => return refuse("Cannot resume", &e.to_string()),
         };
         let cwd = p.cwd.display().to_string();
         if entry.cwd != cwd || entry.fingerprint != p.fingerprint {
             tracing::info!(scope, thread = %thread, "resume refused: policy changed");
-            return self.reply(
-                inbound,
-                "resume",
-                false,
+            return refuse(
                 "Refused: this session cannot continue here",
-                "The workspace, sandbox, access policy or identity changed since it ran, so Codex would continue it under different rules. Send /new or just write to start a fresh session.".into(),
+                "The workspace, sandbox, access policy or identity changed since it ran, so Codex would continue it under different rules. Send /new or just write to start a fresh session.",
             );
         }
         if self.find_run(scope).is_some() {
-            return self.reply(
-                inbound,
-                "resume",
-                false,
+            return refuse(
                 "A run is in progress here",
-                "Send /stop first, then /resume.".into(),
+                "Send /stop first, then /resume.",
             );
         }
         let row = SessionRow {
@@ -609,7 +628,8 @@ impl Inner {
             usage: Default::default(),
         };
         if let Err(e) = self.store.set_session(&row, now_ms()) {
-            return self.store_failed(inbound, "resume", e);
+            self.store_failed(inbound, "resume", e);
+            return (false, "fcx could not save that change".into());
         }
         let title = if entry.title.is_empty() {
             thread
@@ -623,6 +643,7 @@ impl Inner {
             "Session resumed",
             format!("The next message continues \"{title}\"."),
         );
+        (true, "Session resumed".into())
     }
 
     fn change_access(&self, inbound: &Inbound, cmd: &str, target: Target, op: AccessOp) {
@@ -809,118 +830,57 @@ impl Inner {
         };
         self.reply(inbound, "doctor", ok, title, lines.join("\n"));
     }
-
-    fn config_show(&self, inbound: &Inbound) {
-        let perms = &self.profile.permissions;
-        let access_now = policy::effective_access(&self.profile, &self.settings(&inbound.scope));
-        let l = self.lists();
-        let fields = vec![
-            field("access here", access_now.as_str()),
-            field("default access", perms.default_access.as_str()),
-            field("max access", perms.max_access.as_str()),
-            field("network", if perms.network { "on" } else { "off" }),
-            field(
-                "owner",
-                match l.owner_source {
-                    "none" => "not known yet",
-                    "config" => "set in config.toml",
-                    _ => "learned from the platform",
-                },
-            ),
-            field("admins", &l.admins.len().to_string()),
-            field("allowed users", &l.users.len().to_string()),
-            field("enabled groups", &l.chats.len().to_string()),
-            field(
-                "mention required in groups",
-                if l.require_mention { "yes" } else { "no" },
-            ),
-            field("debounce", &format!("{} ms", self.profile.runs.debounce_ms)),
-            field(
-                "max concurrent runs",
-                &self.profile.runs.max_concurrent.to_string(),
-            ),
-        ];
-        drop(l);
-        let mut body = fields
-            .iter()
-            .map(|f| format!("- **{}**: {}", f.name, f.value))
-            .collect::<Vec<_>>()
-            .join("\n");
-        body.push_str(
-            "\n\nChange this chat's access with /config access read-only|workspace|full.",
-        );
-        self.reply_fields(inbound, "config", true, "Configuration", body, fields);
-    }
-
-    fn config_set(&self, inbound: &Inbound, key: &str, value: &str) {
-        if key != "access" {
-            return self.reply(
-                inbound,
-                "config",
-                false,
-                &format!("`{key}` cannot be changed from chat"),
-                "Usage: /config access read-only|workspace|full. Everything else lives in config.toml.".into(),
-            );
-        }
-        let Some(mode) = policy::parse_access(value) else {
-            return self.reply(
-                inbound,
-                "config",
-                false,
-                &format!("`{value}` is not an access mode"),
-                "Usage: /config access read-only|workspace|full".into(),
-            );
-        };
-        let is_owner = self.role_of(inbound) == Role::Owner;
-        if let Err(e) = policy::check_access_choice(&self.profile, mode, is_owner) {
-            return self.reply(
-                inbound,
-                "config",
-                false,
-                "Access not changed",
-                e.to_string(),
-            );
-        }
-        let scope = inbound.scope.as_str();
-        let mut settings = self.settings(scope);
-        settings.access = Some(mode.as_str().to_string());
-        if let Err(e) = self.store.set_scope_settings(scope, &settings, now_ms()) {
-            return self.store_failed(inbound, "config", e);
-        }
-        // The sandbox is part of the fingerprint: the current thread cannot
-        // continue under the new rules.
-        let stopped = self.stop_scope(scope, None, StopReason::NewSession);
-        let _ = self.store.clear_session(scope);
-        self.archive_incompatible(scope);
-        let mut body = format!(
-            "Codex runs here with sandbox `{}`. The next message starts a new session.",
-            policy::sandbox_for(mode).as_str()
-        );
-        if stopped {
-            body.insert_str(0, "The running turn was stopped. ");
-        }
-        if mode == AccessMode::Full {
-            body.push_str(" Full access: Codex can change anything your user can.");
-        }
-        self.reply(
-            inbound,
-            "config",
-            true,
-            &format!("Access here: {}", mode.as_str()),
-            body,
-        );
-    }
 }
 
-fn field(name: &str, value: &str) -> pb::Field {
+pub(super) fn field(name: &str, value: &str) -> pb::Field {
     pb::Field {
         name: name.into(),
         value: value.into(),
     }
 }
 
-fn actor_id(inbound: &Inbound) -> &str {
+pub(super) fn actor_id(inbound: &Inbound) -> &str {
     inbound.actor.as_ref().map_or("", |a| a.id.as_str())
+}
+
+/// "just now", "5 min ago", "3 h ago", "2 d ago".
+pub(super) fn ago(ms: i64) -> String {
+    let min = ms.max(0) / 60_000;
+    match min {
+        0 => "just now".into(),
+        1..=59 => format!("{min} min ago"),
+        60..=2879 => format!("{} h ago", min / 60),
+        _ => format!("{} d ago", min / 1440),
+    }
+}
+
+/// A thread id as people read it: its first 8 characters.
+pub(super) fn short_thread(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// A `/resume` button: the first words of the session's title (or its
+/// thread id, short) and its age.
+fn resume_label(title: &str, thread: &str, age: &str, current: bool) -> String {
+    let mut words = String::new();
+    for w in title.split_whitespace() {
+        if !words.is_empty() && words.chars().count() + 1 + w.chars().count() > 28 {
+            words.push('…');
+            break;
+        }
+        if !words.is_empty() {
+            words.push(' ');
+        }
+        words.push_str(w);
+    }
+    if words.chars().count() > 29 {
+        words = words.chars().take(28).collect::<String>() + "…";
+    }
+    if words.is_empty() {
+        words = short_thread(thread);
+    }
+    let mark = if current { ", current" } else { "" };
+    format!("{words} · {age}{mark}")
 }
 
 /// Subjects written as ids plus the users the message @mentioned.

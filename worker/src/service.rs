@@ -24,6 +24,10 @@ pub const CAPABILITIES: &[&str] = &[
     "access.v1",
     "act.stop",
     "act.group_created",
+    "act.command",
+    "act.config",
+    "act.resume",
+    "commands.cards",
     "platform.info",
 ];
 
@@ -121,9 +125,16 @@ impl Worker for WorkerService {
                     },
                 }))
             }
-            ActionKind::Command | ActionKind::Config | ActionKind::Resume => Err(
-                Status::unimplemented("command-card actions are not handled yet"),
-            ),
+            ActionKind::Command | ActionKind::Config | ActionKind::Resume => {
+                if a.scope.is_empty() {
+                    return Err(Status::invalid_argument("a card action needs a scope"));
+                }
+                let r = self.orchestrator.card_action(&a);
+                if !r.ok {
+                    tracing::info!(scope = %a.scope, kind = ?a.kind(), message = %r.message, "card action not carried out");
+                }
+                Ok(Response::new(r))
+            }
             ActionKind::GroupCreated => {
                 if a.scope.is_empty() || a.source_scope.is_empty() {
                     return Err(Status::invalid_argument(

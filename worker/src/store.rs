@@ -163,6 +163,7 @@ CREATE TABLE IF NOT EXISTS scope_settings (
     timeout_secs   INTEGER,
     updated_at_ms  INTEGER NOT NULL
 );
+-- reply_mode, tool_display and require_mention are added by migrate().
 CREATE TABLE IF NOT EXISTS aliases (
     name           TEXT PRIMARY KEY,
     path           TEXT NOT NULL,
@@ -200,7 +201,9 @@ pub struct CatalogEntry {
     pub archived: bool,
 }
 
-/// Per-scope choices that override the profile defaults.
+/// Per-scope choices that override the profile defaults. `None` everywhere
+/// means "the profile's default", so a changed config.toml still reaches
+/// every scope that never chose otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeSettings {
     /// Realpath of the scope's current workspace.
@@ -209,6 +212,13 @@ pub struct ScopeSettings {
     pub access: Option<String>,
     /// Idle timeout in seconds; `Some(0)` = off.
     pub timeout_secs: Option<u64>,
+    /// `card` | `markdown` | `text`.
+    pub reply_mode: Option<String>,
+    /// `full` | `summary` | `off`.
+    pub tool_display: Option<String>,
+    /// Whether group members must mention the bot. Kept on the group's
+    /// `chat:<chat_id>` row, so every topic of a topic group shares it.
+    pub require_mention: Option<bool>,
 }
 
 /// An access-list change made from chat: `config ∪ added − removed`.
@@ -252,6 +262,7 @@ impl Store {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -669,13 +680,17 @@ impl Store {
     pub fn scope_settings(&self, scope: &str) -> Result<ScopeSettings> {
         self.with(|c| {
             Ok(c.query_row(
-                "SELECT workspace, access, timeout_secs FROM scope_settings WHERE scope = ?1",
+                "SELECT workspace, access, timeout_secs, reply_mode, tool_display, require_mention
+                 FROM scope_settings WHERE scope = ?1",
                 params![scope],
                 |r| {
                     Ok(ScopeSettings {
                         workspace: r.get(0)?,
                         access: r.get(1)?,
                         timeout_secs: r.get::<_, Option<i64>>(2)?.map(|v| v.max(0) as u64),
+                        reply_mode: r.get(3)?,
+                        tool_display: r.get(4)?,
+                        require_mention: r.get::<_, Option<i64>>(5)?.map(|v| v != 0),
                     })
                 },
             )
@@ -687,20 +702,56 @@ impl Store {
     pub fn set_scope_settings(&self, scope: &str, s: &ScopeSettings, now_ms: i64) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO scope_settings (scope, workspace, access, timeout_secs, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO scope_settings (scope, workspace, access, timeout_secs, reply_mode,
+                   tool_display, require_mention, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(scope) DO UPDATE SET workspace = excluded.workspace,
                    access = excluded.access, timeout_secs = excluded.timeout_secs,
+                   reply_mode = excluded.reply_mode, tool_display = excluded.tool_display,
+                   require_mention = excluded.require_mention,
                    updated_at_ms = excluded.updated_at_ms",
                 params![
                     scope,
                     s.workspace,
                     s.access,
                     s.timeout_secs.map(|v| v as i64),
+                    s.reply_mode,
+                    s.tool_display,
+                    s.require_mention.map(i64::from),
                     now_ms
                 ],
             )?;
             Ok(())
+        })
+    }
+
+    /// Every group's own mention choice: (`chat:<chat_id>` scope, required).
+    pub fn mention_overrides(&self) -> Result<Vec<(String, bool)>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT scope, require_mention FROM scope_settings WHERE require_mention IS NOT NULL",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// The chat type of the newest message journaled in `scope`, for
+    /// actions (card clicks) that carry none. `None` once the journal has
+    /// been pruned past the scope's last message.
+    pub fn last_chat_type(&self, scope: &str) -> Result<Option<i32>> {
+        self.with(|c| {
+            let payload: Option<Vec<u8>> = c
+                .query_row(
+                    "SELECT payload FROM inbox WHERE scope = ?1 ORDER BY id DESC LIMIT 1",
+                    params![scope],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(match payload {
+                Some(p) => Some(Inbound::decode(p.as_slice())?.chat_type),
+                None => None,
+            })
         })
     }
 
@@ -800,6 +851,31 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Columns added after the first release, as (table, column, type). A
+/// database from an older worker gains them on open; `CREATE TABLE IF NOT
+/// EXISTS` alone would leave its tables as they were.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("scope_settings", "reply_mode", "TEXT"),
+    ("scope_settings", "tool_display", "TEXT"),
+    ("scope_settings", "require_mention", "INTEGER"),
+];
+
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    for (table, column, ty) in ADDED_COLUMNS {
+        let mut st = c.prepare(&format!("PRAGMA table_info({table})"))?;
+        let present = st
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .iter()
+            .any(|n| n == column);
+        if !present {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+            tracing::info!(table, column, "state database migrated");
+        }
+    }
+    Ok(())
 }
 
 const CATALOG_SELECT: &str = "SELECT scope, thread_id, cwd, fingerprint, title, created_at_ms, updated_at_ms, archived FROM session_catalog";
@@ -947,5 +1023,61 @@ mod tests {
             .append_event(&WorkerEvent::default())
             .expect("append after prune");
         assert_eq!(seq, 11);
+    }
+
+    #[test]
+    fn an_old_database_gains_the_settings_columns_and_keeps_its_rows() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("state.db");
+        {
+            // The table as the first release created it.
+            let c = Connection::open(&p).expect("open");
+            c.execute_batch(
+                "CREATE TABLE scope_settings (scope TEXT PRIMARY KEY, workspace TEXT,
+                   access TEXT, timeout_secs INTEGER, updated_at_ms INTEGER NOT NULL);
+                 INSERT INTO scope_settings VALUES ('chat:a', '/w', 'read-only', 300, 1);",
+            )
+            .expect("old schema");
+        }
+        let s = Store::open(&p).expect("open migrates");
+        let got = s.scope_settings("chat:a").expect("read");
+        assert_eq!(
+            got,
+            ScopeSettings {
+                workspace: Some("/w".into()),
+                access: Some("read-only".into()),
+                timeout_secs: Some(300),
+                ..Default::default()
+            }
+        );
+        let mut changed = got.clone();
+        changed.reply_mode = Some("text".into());
+        changed.tool_display = Some("summary".into());
+        changed.require_mention = Some(false);
+        s.set_scope_settings("chat:a", &changed, 2).expect("write");
+        drop(s);
+        // Opening again is a no-op for the migration and keeps the values.
+        let s = Store::open(&p).expect("reopen");
+        assert_eq!(s.scope_settings("chat:a").expect("read"), changed);
+        assert_eq!(
+            s.mention_overrides().expect("overrides"),
+            vec![("chat:a".to_string(), false)]
+        );
+    }
+
+    #[test]
+    fn the_last_chat_type_of_a_scope_comes_from_its_newest_message() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&d.path().join("state.db")).expect("open");
+        assert_eq!(s.last_chat_type("chat:g").expect("none"), None);
+        let mut m = inbound("e1", "chat:g");
+        m.chat_type = fcx_proto::v1::ChatType::Group as i32;
+        s.accept(&m, InboxKind::Command, 1).expect("accept");
+        s.accept(&inbound("e2", "chat:other"), InboxKind::Command, 2)
+            .expect("accept");
+        assert_eq!(
+            s.last_chat_type("chat:g").expect("type"),
+            Some(fcx_proto::v1::ChatType::Group as i32)
+        );
     }
 }

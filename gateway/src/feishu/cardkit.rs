@@ -22,6 +22,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::budget;
 use super::http::{ApiError, OpenApiClient, OutgoingMessage, new_uuid};
 
 const CARDS_PATH: &str = "/open-apis/cardkit/v1/cards";
@@ -106,11 +107,15 @@ impl CardKit {
     pub async fn create_card(&self, card_json: &str) -> Result<String, ApiError> {
         let data = self
             .client
-            .call_json(
+            .call_json_budgeted(
                 Method::POST,
                 CARDS_PATH,
                 Some(json!({"type": "card_json", "data": card_json})),
                 false,
+                vec![
+                    ("cardkit".into(), budget::CARDKIT_OPS),
+                    ("cardkit.create".into(), budget::CARDKIT_CREATE),
+                ],
             )
             .await?;
         data.get("card_id")
@@ -583,6 +588,12 @@ async fn run(
         if let Some(t) = last_op {
             tokio::time::sleep_until(t + interval).await;
         }
+        // The app-wide slot is taken before the newest version of the op is
+        // picked, so whatever arrived while waiting for it goes out too.
+        kit.client
+            .budget()
+            .acquire(&[("cardkit", budget::CARDKIT_OPS)])
+            .await;
         let op = {
             let mut p = shared.lock();
             match op {

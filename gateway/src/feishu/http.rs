@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::budget::{self, Budget, Window};
 use super::frame::ClientConfig;
 
 /// Token-invalid codes that trigger one retry with a fresh token (§3.1).
@@ -157,6 +158,7 @@ struct Inner {
     policy: RetryPolicy,
     /// Holding this lock while fetching makes the refresh single-flight.
     token: Mutex<Option<CachedToken>>,
+    budget: Budget,
 }
 
 /// The Open Platform client. Cheap to clone (shared token cache).
@@ -190,6 +192,8 @@ struct Spec {
     idempotent: bool,
     /// `Some(cap)`: a binary answer is expected (downloads).
     binary: Option<u64>,
+    /// Budget windows every attempt of this request waits for.
+    budget: Vec<(String, &'static [Window])>,
 }
 
 impl Spec {
@@ -203,7 +207,12 @@ impl Spec {
             auth: true,
             idempotent,
             binary: None,
+            budget: Vec::new(),
         }
+    }
+    fn budget(mut self, key: impl Into<String>, windows: &'static [Window]) -> Self {
+        self.budget.push((key.into(), windows));
+        self
     }
     fn json(mut self, v: serde_json::Value) -> Self {
         self.body = Body::Json(v);
@@ -289,6 +298,7 @@ impl OpenApiClient {
                 app_secret,
                 policy,
                 token: Mutex::new(None),
+                budget: Budget::new(),
             }),
         })
     }
@@ -301,6 +311,10 @@ impl OpenApiClient {
 
     pub fn app_id(&self) -> &str {
         &self.inner.app_id
+    }
+    /// The app's request budget; CardKit writers take their slots here.
+    pub fn budget(&self) -> &Budget {
+        &self.inner.budget
     }
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
@@ -448,6 +462,11 @@ impl OpenApiClient {
             } else {
                 None
             };
+            if !spec.budget.is_empty() {
+                let keys: Vec<(&str, &[Window])> =
+                    spec.budget.iter().map(|(k, w)| (k.as_str(), *w)).collect();
+                self.inner.budget.acquire(&keys).await;
+            }
             let raw = match self.send_once(spec, token.as_ref()).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -627,17 +646,26 @@ impl OpenApiClient {
     ) -> Result<Message, ApiError> {
         let uuid = msg.uuid.clone().unwrap_or_else(new_uuid);
         check_uuid(&uuid)?;
-        let spec = Spec {
+        let chat = match id_type {
+            ReceiveIdType::ChatId => Some(receive_id.to_string()),
+            _ => msg.chat.clone().or_else(|| Some(receive_id.to_string())),
+        };
+        let mut spec = Spec {
             idempotent: true,
             ..Spec::new(Method::POST, "/open-apis/im/v1/messages")
         }
-        .query("receive_id_type", id_type.as_str())
-        .json(serde_json::json!({
-            "receive_id": receive_id,
-            "msg_type": msg.msg_type,
-            "content": msg.content,
-            "uuid": uuid,
-        }));
+        .budget("im.send", budget::IM_SEND);
+        if let Some(c) = chat {
+            spec = spec.budget(format!("chat:{c}"), budget::IM_CHAT);
+        }
+        let spec = spec
+            .query("receive_id_type", id_type.as_str())
+            .json(serde_json::json!({
+                "receive_id": receive_id,
+                "msg_type": msg.msg_type,
+                "content": msg.content,
+                "uuid": uuid,
+            }));
         self.call_field(&spec, "data").await
     }
 
@@ -651,11 +679,15 @@ impl OpenApiClient {
         let uuid = msg.uuid.clone().unwrap_or_else(new_uuid);
         check_uuid(&uuid)?;
         let path = format!("/open-apis/im/v1/messages/{}/reply", segment(message_id)?);
-        let spec = Spec {
+        let mut spec = Spec {
             idempotent: true,
             ..Spec::new(Method::POST, path)
         }
-        .json(serde_json::json!({
+        .budget("im.send", budget::IM_SEND);
+        if let Some(c) = &msg.chat {
+            spec = spec.budget(format!("chat:{c}"), budget::IM_CHAT);
+        }
+        let spec = spec.json(serde_json::json!({
             "msg_type": msg.msg_type,
             "content": msg.content,
             "reply_in_thread": reply_in_thread,
@@ -748,6 +780,20 @@ impl OpenApiClient {
         body: Option<serde_json::Value>,
         idempotent: bool,
     ) -> Result<serde_json::Value, ApiError> {
+        self.call_json_budgeted(method, path, body, idempotent, Vec::new())
+            .await
+    }
+
+    /// [`Self::call_json`], each attempt first waiting for a slot in the
+    /// given budget windows.
+    pub async fn call_json_budgeted(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        idempotent: bool,
+        budget: Vec<(String, &'static [Window])>,
+    ) -> Result<serde_json::Value, ApiError> {
         if !path.starts_with("/open-apis/")
             || path.contains("..")
             || path.contains(['?', '#'])
@@ -760,6 +806,7 @@ impl OpenApiClient {
         }
         let mut spec = Spec {
             idempotent: idempotent || method == Method::GET,
+            budget,
             ..Spec::new(method, path)
         };
         if let Some(b) = body {
@@ -930,6 +977,10 @@ pub struct OutgoingMessage {
     /// `None` = generate one per call. Pass your own to make a retry at a
     /// higher level idempotent too.
     pub uuid: Option<String>,
+    /// The chat the message lands in, when the caller knows it (a reply
+    /// names only the parent message): paces it under the chat's 5 QPS.
+    /// Not sent.
+    pub chat: Option<String>,
 }
 
 impl OutgoingMessage {
@@ -938,6 +989,7 @@ impl OutgoingMessage {
             msg_type: msg_type.into(),
             content: content.into(),
             uuid: None,
+            chat: None,
         }
     }
     /// A `text` message.
@@ -946,6 +998,11 @@ impl OutgoingMessage {
     }
     pub fn with_uuid(mut self, uuid: impl Into<String>) -> Self {
         self.uuid = Some(uuid.into());
+        self
+    }
+    pub fn in_chat(mut self, chat_id: impl Into<String>) -> Self {
+        let c = chat_id.into();
+        self.chat = (!c.is_empty()).then_some(c);
         self
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! - [`frame`]: the long-connection `pbbp2.Frame` helpers, ACKs and
 //!   fragment reassembly;
+//! - [`budget`]: the app's request budget (per-app and per-chat windows);
 //! - [`http`]: the Open Platform HTTP client (tenant token, business-code
 //!   checks, rate limits, retries, idempotent sends) and the long-connection
 //!   endpoint request;
@@ -12,6 +13,7 @@
 //!
 //! Nothing here knows about fcx's chat model: normalization lives elsewhere.
 
+pub mod budget;
 pub mod cardkit;
 pub mod frame;
 pub mod http;

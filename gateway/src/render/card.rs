@@ -6,7 +6,7 @@
 use fcx_proto::v1::ToolKind;
 use serde_json::{Value, json};
 
-use super::state::{Phase, RunState, ToolCall, ToolState};
+use super::state::{Phase, RunState, ToolCall, ToolDisplay, ToolState};
 use super::text::{
     Piece, escape_md, fenced, inline_code, one_line, split_pieces, truncate_head, truncate_tail,
 };
@@ -24,6 +24,8 @@ struct Limits {
     files: usize,
     command: usize,
     folded_lines: usize,
+    /// Calls listed in the one panel of `ToolDisplay::Summary`.
+    summary_lines: usize,
     warnings: usize,
 }
 
@@ -37,6 +39,7 @@ fn limits(o: &RenderOptions, level: u8) -> Limits {
         files: 30,
         command: 600,
         folded_lines: 20,
+        summary_lines: 40,
         warnings: 3,
     };
     match level {
@@ -52,6 +55,7 @@ fn limits(o: &RenderOptions, level: u8) -> Limits {
             panels: base.panels.min(4),
             files: 15,
             folded_lines: 10,
+            summary_lines: 20,
             ..base
         },
         3 => Limits {
@@ -61,6 +65,7 @@ fn limits(o: &RenderOptions, level: u8) -> Limits {
             files: 8,
             command: 200,
             folded_lines: 5,
+            summary_lines: 10,
             warnings: 2,
         },
         4 => Limits {
@@ -70,6 +75,7 @@ fn limits(o: &RenderOptions, level: u8) -> Limits {
             files: 3,
             command: 120,
             folded_lines: 0,
+            summary_lines: 3,
             warnings: 1,
         },
         _ => Limits {
@@ -79,6 +85,7 @@ fn limits(o: &RenderOptions, level: u8) -> Limits {
             files: 0,
             command: 80,
             folded_lines: 0,
+            summary_lines: 0,
             warnings: 0,
         },
     }
@@ -169,7 +176,7 @@ fn placeholder(state: &RunState) -> &'static str {
     }
 }
 
-fn phase_label(p: Phase) -> &'static str {
+pub(super) fn phase_label(p: Phase) -> &'static str {
     match p {
         Phase::Queued => "Queued",
         Phase::Running => "Running…",
@@ -278,7 +285,7 @@ fn main_card(
         ));
     }
 
-    tool_elements(state, l, &mut els);
+    tool_elements(state, opts.tool_display, l, &mut els);
 
     els.push(md(Some(ANSWER_ELEMENT_ID), answer.to_string()));
     if more {
@@ -411,7 +418,10 @@ fn tool_body(t: &ToolCall, l: &Limits) -> String {
 /// An indexed tool call (the index gives a stable element id).
 type Indexed<'a> = (usize, &'a ToolCall);
 
-fn tool_elements(state: &RunState, l: &Limits, els: &mut Vec<Value>) {
+fn tool_elements(state: &RunState, display: ToolDisplay, l: &Limits, els: &mut Vec<Value>) {
+    if display == ToolDisplay::Off {
+        return;
+    }
     // File changes are listed on their own; panels are for commands/tools.
     let tools: Vec<Indexed<'_>> = state
         .tools
@@ -423,7 +433,10 @@ fn tool_elements(state: &RunState, l: &Limits, els: &mut Vec<Value>) {
     if total == 0 {
         return;
     }
-    let split = if total <= l.panels {
+    let summary = display == ToolDisplay::Summary;
+    let split = if summary {
+        tools.len()
+    } else if total <= l.panels {
         0
     } else {
         tools.len() - l.panels.saturating_sub(1).min(tools.len())
@@ -431,46 +444,19 @@ fn tool_elements(state: &RunState, l: &Limits, els: &mut Vec<Value>) {
     let (folded, shown) = tools.split_at(split);
     let n_folded = folded.len() + state.tools_dropped;
     if n_folded > 0 {
-        let failed = folded.iter().filter(|(_, t)| t.state.is_failure()).count();
-        let mut title = format!(
-            "{n_folded} {}tool call{}",
-            if shown.is_empty() { "" } else { "earlier " },
-            if n_folded == 1 { "" } else { "s" }
-        );
-        if failed > 0 {
-            title.push_str(&format!(" ({failed} failed)"));
-        }
-        if l.panels == 0 && l.folded_lines == 0 {
-            els.push(md(Some("tools_folded"), escape_md(&title)));
+        let lines = if summary {
+            l.summary_lines
         } else {
-            let mut lines: Vec<String> = folded
-                .iter()
-                .rev()
-                .take(l.folded_lines)
-                .rev()
-                .map(|(_, t)| {
-                    format!(
-                        "{} {}{}",
-                        state_icon(t.state),
-                        escape_md(&tool_label(t, 80)),
-                        tool_summary(t)
-                    )
-                })
-                .collect();
-            let hidden = n_folded.saturating_sub(lines.len());
-            if hidden > 0 {
-                lines.insert(0, format!("… and {hidden} more"));
-            }
-            if lines.is_empty() {
-                lines.push(escape_md(&title));
-            }
-            els.push(panel(
-                "tools_folded",
-                title,
-                failed > 0,
-                vec![json!({"tag": "markdown", "content": lines.join("\n"), "text_size": "notation"})],
-            ));
-        }
+            l.folded_lines
+        };
+        let bare = lines == 0 && (summary || l.panels == 0);
+        els.push(folded_panel(
+            folded,
+            n_folded,
+            !shown.is_empty(),
+            lines,
+            bare,
+        ));
     }
     for (i, t) in shown {
         let title = format!(
@@ -486,6 +472,56 @@ fn tool_elements(state: &RunState, l: &Limits, els: &mut Vec<Value>) {
             vec![md(None, tool_body(t, l))],
         ));
     }
+}
+
+/// One panel listing `folded` calls (titles and status, no output); `bare`
+/// gives just the count as a line of text.
+fn folded_panel(
+    folded: &[Indexed<'_>],
+    n_folded: usize,
+    earlier: bool,
+    max_lines: usize,
+    bare: bool,
+) -> Value {
+    let failed = folded.iter().filter(|(_, t)| t.state.is_failure()).count();
+    let mut title = format!(
+        "{n_folded} {}tool call{}",
+        if earlier { "earlier " } else { "" },
+        if n_folded == 1 { "" } else { "s" }
+    );
+    if failed > 0 {
+        title.push_str(&format!(" ({failed} failed)"));
+    }
+    if bare {
+        return md(Some("tools_folded"), escape_md(&title));
+    }
+    let mut lines: Vec<String> = folded
+        .iter()
+        .rev()
+        .take(max_lines)
+        .rev()
+        .map(|(_, t)| {
+            format!(
+                "{} {}{}",
+                state_icon(t.state),
+                escape_md(&tool_label(t, 80)),
+                tool_summary(t)
+            )
+        })
+        .collect();
+    let hidden = n_folded.saturating_sub(lines.len());
+    if hidden > 0 {
+        lines.insert(0, format!("… and {hidden} more"));
+    }
+    if lines.is_empty() {
+        lines.push(escape_md(&title));
+    }
+    panel(
+        "tools_folded",
+        title,
+        failed > 0,
+        vec![json!({"tag": "markdown", "content": lines.join("\n"), "text_size": "notation"})],
+    )
 }
 
 fn files_element(state: &RunState, l: &Limits) -> Option<Value> {
@@ -538,8 +574,23 @@ fn status_element(state: &RunState, l: &Limits) -> Option<Value> {
 }
 
 fn footer_text(state: &RunState, opts: &RenderOptions) -> String {
+    let parts = footer_parts(state, opts.now_ms, escape_md);
+    if parts.is_empty() {
+        phase_label(state.phase).to_string()
+    } else {
+        parts.join(" · ")
+    }
+}
+
+/// Elapsed time, tokens, sandbox and model; `esc` makes worker strings
+/// safe for the target format (markdown escaping, or none for plain text).
+pub(super) fn footer_parts(
+    state: &RunState,
+    now_ms: Option<i64>,
+    esc: fn(&str) -> String,
+) -> Vec<String> {
     let mut parts = Vec::new();
-    if let Some(ms) = state.elapsed(opts.now_ms) {
+    if let Some(ms) = state.elapsed(now_ms) {
         parts.push(format!("⏱ {}", fmt_duration(ms)));
     }
     if let Some(u) = &state.usage {
@@ -554,22 +605,15 @@ fn footer_text(state: &RunState, opts: &RenderOptions) -> String {
         parts.push(format!("tokens {t}"));
     }
     if !state.sandbox.is_empty() {
-        parts.push(format!(
-            "sandbox {}",
-            escape_md(&one_line(&state.sandbox, 40))
-        ));
+        parts.push(format!("sandbox {}", esc(&one_line(&state.sandbox, 40))));
     }
     if !state.model.is_empty() {
-        parts.push(escape_md(&one_line(&state.model, 40)));
+        parts.push(esc(&one_line(&state.model, 40)));
     }
-    if parts.is_empty() {
-        phase_label(state.phase).to_string()
-    } else {
-        parts.join(" · ")
-    }
+    parts
 }
 
-fn fmt_duration(ms: u64) -> String {
+pub(super) fn fmt_duration(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..60 => format!("{}.{}s", s, (ms % 1000) / 100),
@@ -578,7 +622,7 @@ fn fmt_duration(ms: u64) -> String {
     }
 }
 
-fn fmt_count(n: u64) -> String {
+pub(super) fn fmt_count(n: u64) -> String {
     match n {
         0..1_000 => n.to_string(),
         1_000..1_000_000 => format!("{:.1}k", n as f64 / 1_000.0),

@@ -8,19 +8,31 @@
 //!   fixed-size pieces instead, and a card reports when its piece is not the
 //!   last so the caller can open a continuation card;
 //! - [`text`]: UTF-16 lengths, JSON-escaped sizes, truncation with a
-//!   visible marker, and [`split_answer`].
+//!   visible marker, and [`split_answer`];
+//! - [`command_card`] / [`command_markdown`] / [`command_text`]: a command
+//!   reply in each reply mode (buttons and the `/config` form on cards);
+//! - [`run_text`] / [`markdown_to_plain`]: a run's final state as plain
+//!   text for reply mode "text".
 //!
 //! Nothing here does I/O; CardKit calls live in `feishu::cardkit`.
 
 mod card;
+mod command;
+mod plain;
 pub mod state;
 pub mod text;
 
 #[cfg(test)]
+mod command_tests;
+#[cfg(test)]
+mod display_tests;
+#[cfg(test)]
 mod tests;
 
 pub use card::{render, summary};
-pub use state::{FileChange, Phase, RunState, ToolCall, ToolState, Usage};
+pub use command::{RenderedCommandCard, command_card, command_markdown, command_text};
+pub use plain::{markdown_to_plain, run_text};
+pub use state::{FileChange, Phase, ReplyMode, RunState, ToolCall, ToolDisplay, ToolState, Usage};
 pub use text::{Piece, split_answer, split_pieces};
 
 /// What the platform accepts is 30 KB of card JSON (200860 / 230025); the
@@ -72,6 +84,9 @@ pub struct RenderOptions {
     /// Wall clock for the live elapsed time (ms since the epoch).
     pub now_ms: Option<i64>,
     pub mode: RenderMode,
+    /// How tool calls appear (`RunState::tool_display` carries the scope's
+    /// choice).
+    pub tool_display: ToolDisplay,
 }
 
 impl Default for RenderOptions {
@@ -87,6 +102,7 @@ impl Default for RenderOptions {
             stop_token: None,
             now_ms: None,
             mode: RenderMode::Main,
+            tool_display: ToolDisplay::Full,
         }
     }
 }

@@ -35,6 +35,51 @@ impl Phase {
     }
 }
 
+/// How tool calls appear on a run card (`RunStarted.tool_display`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolDisplay {
+    /// A panel per call with its output tail.
+    #[default]
+    Full,
+    /// One folded panel listing every call's title and status.
+    Summary,
+    /// No tool panels; file changes are still listed.
+    Off,
+}
+
+impl ToolDisplay {
+    /// The wire value; empty or unknown means `Full`, so a newer worker's
+    /// value never hides tools from an older gateway.
+    pub fn parse(s: &str) -> Self {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "summary" => ToolDisplay::Summary,
+            "off" => ToolDisplay::Off,
+            _ => ToolDisplay::Full,
+        }
+    }
+}
+
+/// How a scope wants runs and command replies shown
+/// (`RunStarted.reply_mode`, `CommandReply.reply_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    Card,
+    Markdown,
+    Text,
+}
+
+impl ReplyMode {
+    /// `None` for empty or unknown values: the gateway's default applies.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "card" => Some(ReplyMode::Card),
+            "markdown" => Some(ReplyMode::Markdown),
+            "text" => Some(ReplyMode::Text),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolState {
     Running,
@@ -102,6 +147,12 @@ pub struct RunState {
     pub model: String,
     pub thread_id: String,
     pub resumed: bool,
+    /// The scope's reply mode when the run started; `None` = the gateway's
+    /// default.
+    pub reply_mode: Option<ReplyMode>,
+    /// How the scope wants tool calls shown (feed it to
+    /// `RenderOptions::tool_display`).
+    pub tool_display: ToolDisplay,
     /// Streamed answer items in arrival order (Codex may send several agent
     /// messages in one run).
     answer_items: Vec<(String, String)>,
@@ -199,6 +250,8 @@ impl RunState {
                 self.workspace = s.workspace.clone();
                 self.sandbox = s.sandbox.clone();
                 self.model = s.model.clone();
+                self.reply_mode = ReplyMode::parse(&s.reply_mode);
+                self.tool_display = ToolDisplay::parse(&s.tool_display);
                 if ev.at_ms > 0 {
                     self.started_at_ms = Some(ev.at_ms);
                 }

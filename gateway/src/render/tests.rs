@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::text::{json_escaped_len, truncate_head, truncate_tail, utf16_len};
 use super::*;
 
-fn ev(seq: u64, kind: Kind) -> pb::WorkerEvent {
+pub(super) fn ev(seq: u64, kind: Kind) -> pb::WorkerEvent {
     pb::WorkerEvent {
         seq,
         scope: "chat:oc_1".into(),
@@ -18,7 +18,7 @@ fn ev(seq: u64, kind: Kind) -> pb::WorkerEvent {
     }
 }
 
-fn started() -> Kind {
+pub(super) fn started() -> Kind {
     Kind::RunStarted(pb::RunStarted {
         thread_id: "th-1".into(),
         resumed: false,
@@ -32,21 +32,21 @@ fn started() -> Kind {
     })
 }
 
-fn text(item: &str, d: &str) -> Kind {
+pub(super) fn text(item: &str, d: &str) -> Kind {
     Kind::TextDelta(pb::TextDelta {
         item_id: item.into(),
         delta: d.into(),
     })
 }
 
-fn reasoning(item: &str, d: &str) -> Kind {
+pub(super) fn reasoning(item: &str, d: &str) -> Kind {
     Kind::ReasoningDelta(pb::ReasoningDelta {
         item_id: item.into(),
         delta: d.into(),
     })
 }
 
-fn tool_start(item: &str, kind: ToolKind, title: &str) -> Kind {
+pub(super) fn tool_start(item: &str, kind: ToolKind, title: &str) -> Kind {
     Kind::ToolStart(pb::ToolStart {
         item_id: item.into(),
         kind: kind as i32,
@@ -55,7 +55,7 @@ fn tool_start(item: &str, kind: ToolKind, title: &str) -> Kind {
     })
 }
 
-fn tool_end(
+pub(super) fn tool_end(
     item: &str,
     kind: ToolKind,
     title: &str,
@@ -76,7 +76,7 @@ fn tool_end(
     })
 }
 
-fn done(reason: DoneReason, final_text: &str) -> Kind {
+pub(super) fn done(reason: DoneReason, final_text: &str) -> Kind {
     Kind::Done(pb::Done {
         reason: reason as i32,
         detail: String::new(),
@@ -91,11 +91,11 @@ fn done(reason: DoneReason, final_text: &str) -> Kind {
     })
 }
 
-const FINAL: &str = "Fixed the bug in `parse()`.\n\n```rust\nfn main() { println!(\"你好, \\\"world\\\"\"); }\n```\n\n- 中文列表 😀\n- <b>not html</b> & \"quotes\"\n";
+pub(super) const FINAL: &str = "Fixed the bug in `parse()`.\n\n```rust\nfn main() { println!(\"你好, \\\"world\\\"\"); }\n```\n\n- 中文列表 😀\n- <b>not html</b> & \"quotes\"\n";
 
 /// The scripted run from the brief: text, reasoning, three tool calls (one
 /// failing), a file change.
-fn scripted() -> Vec<pb::WorkerEvent> {
+pub(super) fn scripted() -> Vec<pb::WorkerEvent> {
     let file_change = Kind::ToolEnd(pb::ToolEnd {
         item_id: "p1".into(),
         kind: ToolKind::FileChange as i32,
@@ -159,19 +159,19 @@ fn scripted() -> Vec<pb::WorkerEvent> {
         .collect()
 }
 
-fn elements(card: &Value) -> Vec<Value> {
+pub(super) fn elements(card: &Value) -> Vec<Value> {
     card.pointer("/body/elements")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
 }
 
-fn by_id<'a>(els: &'a [Value], id: &str) -> Option<&'a Value> {
+pub(super) fn by_id<'a>(els: &'a [Value], id: &str) -> Option<&'a Value> {
     els.iter()
         .find(|e| e.get("element_id").and_then(Value::as_str) == Some(id))
 }
 
-fn ids(card: &Value) -> Vec<String> {
+pub(super) fn ids(card: &Value) -> Vec<String> {
     fn walk(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => {
@@ -189,7 +189,7 @@ fn ids(card: &Value) -> Vec<String> {
     out
 }
 
-fn assert_valid(c: &RenderedCard, opts: &RenderOptions) {
+pub(super) fn assert_valid(c: &RenderedCard, opts: &RenderOptions) {
     assert!(
         c.fits,
         "card does not fit: {} bytes, {} elements",
@@ -701,10 +701,10 @@ fn late_unknown_and_foreign_events_never_panic() {
     assert!(!c.fits);
 }
 
-struct XorShift(u64);
+pub(super) struct XorShift(pub(super) u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -712,10 +712,10 @@ impl XorShift {
         self.0 = x;
         x
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn string(&mut self, max: usize) -> String {
+    pub(super) fn string(&mut self, max: usize) -> String {
         const ALPHABET: [&str; 14] = [
             "a",
             "Z",

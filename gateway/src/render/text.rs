@@ -176,7 +176,7 @@ impl Piece {
 
 /// An open code fence: its marker run (e.g. "```") and full opening line.
 #[derive(Debug, Clone)]
-struct Fence {
+pub(super) struct Fence {
     marker: String,
     line: String,
 }
@@ -184,7 +184,7 @@ struct Fence {
 /// Fence state after `line`, given the state before it (CommonMark-ish:
 /// up to three spaces of indent, a run of ≥ 3 backticks or tildes; a
 /// closing run is at least as long and carries no info string).
-fn next_fence(state: Option<&Fence>, line: &str) -> Option<Fence> {
+pub(super) fn next_fence(state: Option<&Fence>, line: &str) -> Option<Fence> {
     let t = line.trim_end_matches(['\n', '\r']);
     let indent = t.len() - t.trim_start_matches(' ').len();
     let rest = &t[indent..];

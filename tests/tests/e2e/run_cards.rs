@@ -364,18 +364,25 @@ fn a_burst_of_5000_deltas_is_paced_in_sequence_and_ends_complete() {
     assert!(ops < 1000, "{ops} card operations for 5000 deltas");
 }
 
-#[test]
-fn a_200kb_answer_is_delivered_complete() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// An answer of at least `bytes`, ending in "THE END", with CJK text.
+fn long_answer(bytes: usize) -> String {
     let mut answer = String::new();
     let mut i = 0;
-    while answer.len() < 200 * 1024 {
+    while answer.len() < bytes {
         answer.push_str(&format!(
             "line {i}: the quick brown fox jumps over the lazy dog; 快速的狐狸\n"
         ));
         i += 1;
     }
     answer.push_str("THE END");
+    answer
+}
+
+/// Runs a scenario whose single agent message is `answer`; returns the
+/// env, the user's message id and the run's cards, oldest first, each in
+/// its final state.
+fn run_with_answer(chat: &str, answer: &str) -> (Env, String, Vec<Value>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
     scenario(
         dir.path(),
         "big",
@@ -387,12 +394,168 @@ fn a_200kb_answer_is_delivered_complete() {
         ],
     );
     let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
-    let om = e.push_text("oc_c5", "FAKE:big go");
-    let card = e.card_for(&om);
-    let json = e.wait_final(&card, "Codex · Done");
+    let om = e.push_text(chat, "FAKE:big go");
+    let main = e.card_for(&om);
+    e.wait_final(&main, "Codex · Done");
+    let cards: Vec<Value> = e
+        .fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.sender_type == "app" && m.parent_id == om)
+        .filter_map(|m| m.card_id)
+        .map(|id| e.wait_final(&id, "Done"))
+        .collect();
+    (e, om, cards, dir)
+}
+
+#[test]
+fn a_200kb_answer_continues_in_cards_then_messages_and_arrives_complete() {
+    let answer = long_answer(200 * 1024);
+    let (e, om, cards, _dir) = run_with_answer("oc_c5", &answer);
+    // The main card and seven continuation cards, each labelled with its
+    // part; what no card holds follows as messages.
+    assert_eq!(cards.len(), 8, "{}", e.home.read_logs());
+    for (i, c) in cards.iter().enumerate().skip(1) {
+        assert!(
+            c["header"]
+                .to_string()
+                .contains(&format!("(part {})", i + 1)),
+            "{:?}",
+            c["header"]
+        );
+    }
     let posts = e.wait_posts(&om, "THE END", Duration::from_secs(60));
-    assert_eq!(format!("{}{}", answer_of(&json), posts), answer);
+    let on_cards: String = cards.iter().map(answer_of).collect();
+    assert_eq!(format!("{on_cards}{posts}"), answer);
     e.assert_clean_card_ops();
+}
+
+#[test]
+fn an_answer_longer_than_a_card_continues_in_a_second_card() {
+    let answer = long_answer(24 * 1024);
+    let (e, om, cards, _dir) = run_with_answer("oc_c5b", &answer);
+    assert_eq!(cards.len(), 2, "{}", e.home.read_logs());
+    let on_cards: String = cards.iter().map(answer_of).collect();
+    assert_eq!(on_cards, answer);
+    // The first card says where the answer goes on.
+    assert!(cards[0].to_string().contains("continued"), "{:?}", cards[0]);
+    assert!(e.posts_for(&om).is_empty());
+    e.assert_clean_card_ops();
+}
+
+#[test]
+fn reply_mode_text_answers_in_plain_text_without_a_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let answer =
+        "Here is **the fix** for `main`:\n\n```rust\nfn main() {}\n```\n\n- step one\n- step two";
+    scenario(
+        dir.path(),
+        "md",
+        &[
+            serde_json::json!({"thread_started": true}),
+            serde_json::json!({"turn_started": true}),
+            serde_json::json!({"agent_message": answer}),
+            serde_json::json!({"turn_completed": true}),
+        ],
+    );
+    let e = FeishuEnv::start(
+        "text",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        &[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())],
+    );
+    let om = e.push_text("oc_t1", "FAKE:md go");
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let texts: Vec<String> = e
+            .fake
+            .messages()
+            .into_iter()
+            .filter(|m| m.sender_type == "app" && m.parent_id == om && m.msg_type == "text")
+            .filter_map(|m| {
+                serde_json::from_str::<Value>(&m.content).ok()?["text"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        if let Some(t) = texts.into_iter().find(|t| t.contains("fn main")) {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no text answer\n{}",
+            e.home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Readable words, no markdown syntax.
+    for w in ["the fix", "main", "fn main() {}", "step one", "step two"] {
+        assert!(text.contains(w), "{w:?} missing from {text:?}");
+    }
+    for m in ["**", "```", "`main`"] {
+        assert!(!text.contains(m), "{m:?} left in {text:?}");
+    }
+    assert!(
+        !e.fake
+            .messages()
+            .iter()
+            .any(|m| m.parent_id == om && (m.card_id.is_some() || m.msg_type == "post")),
+        "text mode sent a card or a post"
+    );
+}
+
+#[test]
+fn a_markdown_answer_the_platform_refuses_is_sent_again_as_text() {
+    let e = FeishuEnv::start(
+        "markdown",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        &[],
+    );
+    // Both the reply and the post into the chat are refused as content.
+    e.fake
+        .fail_next_code("/open-apis/im/v1/messages/*", 1, 230001);
+    e.fake
+        .fail_next_code("/open-apis/im/v1/messages", 1, 230001);
+    let om = e.push_text("oc_t2", "hello");
+    let deadline = Instant::now() + WAIT;
+    while !e.fake.messages().iter().any(|m| {
+        m.sender_type == "app"
+            && m.msg_type == "text"
+            && m.content.contains("hello from fake codex")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no text fallback for {om}\n{}",
+            e.home.read_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_slow_card_in_one_chat_does_not_hold_up_another_chat() {
+    let e = env();
+    // Sending the first chat's card takes 30 s.
+    let ev = e.fake.events().p2p_text("oc_s1", USER, "hello");
+    let slow = message_id(&ev);
+    e.fake.slow_next(
+        &format!("/open-apis/im/v1/messages/{slow}/reply"),
+        1,
+        Duration::from_secs(30),
+    );
+    e.rt.block_on(e.fake.push(&ev)).expect("push");
+    let fast = e.push_text("oc_s2", "hello");
+    let card = e.card_for(&fast);
+    e.wait_final(&card, "Codex · Done");
+    // The first chat's card is still on its way: the second chat did not
+    // wait behind it.
+    assert!(
+        !e.fake
+            .messages()
+            .iter()
+            .any(|m| m.sender_type == "app" && m.parent_id == slow),
+        "{}",
+        e.home.read_logs()
+    );
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! The app's request budget, shared by every caller of one app's client.
+//!
+//! The platform limits per app and per target (feishu.md §3.9): IM
+//! send/reply 50/s and 1000/min per app and 5/s per chat; CardKit 50/s and
+//! 1000/min per API. Waiting for a 429 and its reset header works, but it
+//! costs a whole window and delays everyone behind it; pacing requests
+//! below the limits in the first place keeps a burst of runs from ever
+//! seeing one. Each request reserves a slot in every window it belongs to
+//! and sleeps until that slot, so waiting callers are served in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// One limit: at most `max` requests in any `per` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub max: usize,
+    pub per: Duration,
+}
+
+impl Window {
+    pub const fn per_second(max: usize) -> Self {
+        Window {
+            max,
+            per: Duration::from_secs(1),
+        }
+    }
+    pub const fn per_minute(max: usize) -> Self {
+        Window {
+            max,
+            per: Duration::from_secs(60),
+        }
+    }
+}
+
+/// IM send and reply, per app.
+pub const IM_SEND: &[Window] = &[Window::per_second(50), Window::per_minute(1000)];
+/// Messages into one chat (the platform's 5 QPS per group / per user).
+pub const IM_CHAT: &[Window] = &[Window::per_second(5)];
+/// Every CardKit operation of the app. The platform exempts operations on
+/// cards in streaming mode from its app QPS; we budget them anyway, so
+/// that many runs at once stay within the documented app limit even if
+/// that exemption is narrower than documented. Each card's writer is paced
+/// separately below its own 10 ops/s.
+pub const CARDKIT_OPS: &[Window] = &[Window::per_second(50)];
+/// Card entity creation, per app (counts toward the API's minute window).
+pub const CARDKIT_CREATE: &[Window] = &[Window::per_minute(1000)];
+
+/// Reservations per key, oldest first.
+#[derive(Default)]
+pub struct Budget {
+    slots: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget").finish_non_exhaustive()
+    }
+}
+
+impl Budget {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wait until a request may go out under every `(key, windows)` given;
+    /// the slot is taken when this returns.
+    pub async fn acquire(&self, keys: &[(&str, &[Window])]) {
+        let at = self.reserve(keys, Instant::now());
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// Reserve the earliest instant ≥ `now` that every window admits, and
+    /// record it. Slots are appended in time order per key, so a window
+    /// check only looks `max` reservations back.
+    pub fn reserve(&self, keys: &[(&str, &[Window])], now: Instant) -> Instant {
+        let Ok(mut slots) = self.slots.lock() else {
+            return now;
+        };
+        let mut at = now;
+        for (key, windows) in keys {
+            let Some(q) = slots.get(*key) else {
+                continue;
+            };
+            if let Some(last) = q.back() {
+                at = at.max(*last);
+            }
+            for w in windows.iter() {
+                if w.max == 0 {
+                    continue;
+                }
+                if q.len() >= w.max
+                    && let Some(t) = q.get(q.len() - w.max)
+                {
+                    at = at.max(*t + w.per);
+                }
+            }
+        }
+        for (key, windows) in keys {
+            let keep = windows.iter().map(|w| w.per).max().unwrap_or_default();
+            let cap = windows.iter().map(|w| w.max).max().unwrap_or(0);
+            let q = slots.entry((*key).to_string()).or_default();
+            q.push_back(at);
+            // Old slots matter only within the longest window, and only
+            // the last `max` of them.
+            while q.len() > cap || q.front().is_some_and(|t| *t + keep < now) {
+                q.pop_front();
+            }
+        }
+        // Keys idle for a minute (chats, mostly) are dropped so the map
+        // does not grow with every chat ever answered.
+        if slots.len() > 1024 {
+            slots.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| *t + Duration::from_secs(60) >= now)
+            });
+        }
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_any_window(times: &[Instant], w: Window) -> usize {
+        times
+            .iter()
+            .map(|t| {
+                times
+                    .iter()
+                    .filter(|u| **u >= *t && **u < *t + w.per)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_burst_is_spread_over_the_windows() {
+        let b = Budget::new();
+        let now = Instant::now();
+        let times: Vec<Instant> = (0..120)
+            .map(|_| b.reserve(&[("im", IM_SEND)], now))
+            .collect();
+        assert!(in_any_window(&times, Window::per_second(50)) <= 50);
+        assert_eq!(times[49], now, "the first 50 go at once");
+        assert_eq!(times[50], now + Duration::from_secs(1));
+        assert_eq!(times[119], now + Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_minute_window_holds_after_the_second_windows_clear() {
+        let b = Budget::new();
+        let now = Instant::now();
+        let times: Vec<Instant> = (0..1001)
+            .map(|_| b.reserve(&[("im", IM_SEND)], now))
+            .collect();
+        assert!(in_any_window(&times, Window::per_minute(1000)) <= 1000);
+        assert_eq!(times[1000], now + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn every_key_of_a_request_is_respected() {
+        let b = Budget::new();
+        let now = Instant::now();
+        // Five to one chat take its whole second; a sixth waits although
+        // the app budget has room, and other chats do not wait.
+        for _ in 0..5 {
+            assert_eq!(b.reserve(&[("im", IM_SEND), ("chat:a", IM_CHAT)], now), now);
+        }
+        assert_eq!(
+            b.reserve(&[("im", IM_SEND), ("chat:a", IM_CHAT)], now),
+            now + Duration::from_secs(1)
+        );
+        // The app key's newest slot is now a second ahead; keeping slots in
+        // order per key means the other chat waits behind it too (a small,
+        // bounded conservatism).
+        assert!(
+            b.reserve(&[("im", IM_SEND), ("chat:b", IM_CHAT)], now) <= now + Duration::from_secs(1)
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! Worker events out to the chats, one lane per scope.
+//!
+//! A lane is a task that handles its scope's events in order: run cards,
+//! messages, and the gateway work a command asks for. Scopes run side by
+//! side, so a card whose final write is retried for a minute, or a chat
+//! rate-limited by the platform, holds up only its own scope. A lane that
+//! has been idle for a while (no open run) ends; the next event for its
+//! scope starts a new one after the old one has finished, so per-scope
+//! order survives the hand-over.
+//!
+//! Within a lane, events that are waiting are taken as a batch and a run's
+//! card is drawn once per batch instead of once per delta: under a burst the
+//! card stays current while the rendering cost stays flat.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{self as pb, gateway_request};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::cards::{CardSurface, ScopeCards, chat_of};
+use crate::feishu::http::{CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType};
+use crate::reply::{self, Format};
+use crate::supervisor::WorkerHandle;
+
+/// A lane with no open run ends after this long without events.
+const LANE_IDLE: Duration = Duration::from_secs(60);
+/// Events taken at once by a lane.
+const MAX_BATCH: usize = 512;
+/// Finished lanes are swept from the map every this many dispatches.
+const SWEEP_EVERY: u64 = 1024;
+
+/// What every lane of one channel shares.
+pub struct LaneCtx {
+    pub profile: String,
+    pub http: OpenApiClient,
+    pub worker: Arc<WorkerHandle>,
+    pub cards: CardSurface,
+    /// Short, stable per profile: part of every idempotency key.
+    pub tag: String,
+    pub reconnect: Arc<Notify>,
+    /// The profile's reply mode, for scopes that have not chosen one.
+    pub default_mode: String,
+}
+
+struct Lane {
+    tx: mpsc::UnboundedSender<pb::WorkerEvent>,
+    task: JoinHandle<()>,
+}
+
+/// The lanes of one channel; owned by its outbound task.
+pub struct Lanes {
+    ctx: Arc<LaneCtx>,
+    lanes: HashMap<String, Lane>,
+    dispatched: u64,
+}
+
+impl Lanes {
+    pub fn new(ctx: LaneCtx) -> Self {
+        Lanes {
+            ctx: Arc::new(ctx),
+            lanes: HashMap::new(),
+            dispatched: 0,
+        }
+    }
+
+    /// Hands `ev` to its scope's lane, starting one if needed.
+    pub fn dispatch(&mut self, ev: pb::WorkerEvent) {
+        self.dispatched += 1;
+        if self.dispatched.is_multiple_of(SWEEP_EVERY) {
+            self.lanes.retain(|_, l| !l.task.is_finished());
+        }
+        let scope = ev.scope.clone();
+        let (ev, before) = match self.lanes.remove(&scope) {
+            Some(lane) => match lane.tx.send(ev) {
+                Ok(()) => {
+                    self.lanes.insert(scope, lane);
+                    return;
+                }
+                // The lane is ending (idle): the new one waits for it.
+                Err(mpsc::error::SendError(ev)) => (ev, Some(lane.task)),
+            },
+            None => (ev, None),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Cannot fail: the receiver is alive until the task drops it.
+        let _ = tx.send(ev);
+        let task = tokio::spawn(run_lane(self.ctx.clone(), rx, before));
+        self.lanes.insert(scope, Lane { tx, task });
+    }
+
+    /// Lanes that still have a run open or events queued.
+    pub fn busy(&self) -> usize {
+        self.lanes
+            .values()
+            .filter(|l| !l.task.is_finished())
+            .count()
+    }
+
+    /// Lets every lane finish what it was given (final cards included),
+    /// then returns.
+    pub async fn close(self) {
+        let tasks: Vec<JoinHandle<()>> = self
+            .lanes
+            .into_values()
+            .map(|l| {
+                drop(l.tx);
+                l.task
+            })
+            .collect();
+        for t in tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "an outbound lane failed");
+            }
+        }
+    }
+}
+
+/// What a lane remembers about its scope.
+struct LaneState {
+    cards: ScopeCards,
+    /// Reply mode per open run (from its RunStarted).
+    modes: HashMap<String, String>,
+    /// The scope's mode as last stated by the worker.
+    scope_mode: Option<String>,
+}
+
+async fn run_lane(
+    ctx: Arc<LaneCtx>,
+    mut rx: mpsc::UnboundedReceiver<pb::WorkerEvent>,
+    before: Option<JoinHandle<()>>,
+) {
+    if let Some(b) = before {
+        let _ = b.await;
+    }
+    let mut st = LaneState {
+        cards: ctx.cards.scope(),
+        modes: HashMap::new(),
+        scope_mode: None,
+    };
+    let mut batch = Vec::with_capacity(16);
+    loop {
+        let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return,
+            Err(_) if st.cards.open_runs() == 0 => {
+                // Refuse new events, then handle any that slipped in.
+                rx.close();
+                while let Ok(ev) = rx.try_recv() {
+                    handle(&ctx, &mut st, &ev, true).await;
+                }
+                return;
+            }
+            Err(_) => continue,
+        };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(ev) => batch.push(ev),
+                Err(_) => break,
+            }
+        }
+        for i in 0..batch.len() {
+            let draw = !defers(&batch[i], batch.get(i + 1));
+            handle(&ctx, &mut st, &batch[i], draw).await;
+        }
+        batch.clear();
+    }
+}
+
+/// Whether `ev`'s card drawing can wait for `next` (a later event of the
+/// same run that draws, or finishes, the card anyway).
+fn defers(ev: &pb::WorkerEvent, next: Option<&pb::WorkerEvent>) -> bool {
+    let Some(next) = next else {
+        return false;
+    };
+    !ev.run_id.is_empty()
+        && next.run_id == ev.run_id
+        && matches!(
+            ev.kind,
+            Some(
+                Kind::TextDelta(_)
+                    | Kind::ReasoningDelta(_)
+                    | Kind::ToolStart(_)
+                    | Kind::ToolEnd(_)
+                    | Kind::Usage(_)
+                    | Kind::ThreadBound(_)
+                    | Kind::Error(_)
+            )
+        )
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: bool) {
+    tracing::debug!(seq = ev.seq, scope = %ev.scope, run_id = %ev.run_id, "outbound event");
+    gateway_work(ctx, ev).await;
+    if !is_chat_scope(&ev.scope) {
+        return;
+    }
+    let mode = match &ev.kind {
+        Some(Kind::RunStarted(rs)) => {
+            let m = nonempty(&rs.reply_mode)
+                .or_else(|| st.scope_mode.clone())
+                .unwrap_or_else(|| ctx.default_mode.clone());
+            st.scope_mode = Some(m.clone());
+            st.modes.insert(ev.run_id.clone(), m.clone());
+            m
+        }
+        Some(Kind::CommandReply(c)) => {
+            if let Some(m) = nonempty(&c.reply_mode) {
+                st.scope_mode = Some(m);
+            }
+            st.scope_mode
+                .clone()
+                .unwrap_or_else(|| ctx.default_mode.clone())
+        }
+        _ => st
+            .modes
+            .get(&ev.run_id)
+            .or(st.scope_mode.as_ref())
+            .cloned()
+            .unwrap_or_else(|| ctx.default_mode.clone()),
+    };
+    if matches!(ev.kind, Some(Kind::Done(_))) {
+        st.modes.remove(&ev.run_id);
+    }
+    if mode == "card" {
+        if let Some(Kind::CommandReply(c)) = &ev.kind
+            && ctx.cards.command_card(ev, c).await
+        {
+            return;
+        }
+        if st.cards.on_event(ev, draw).await {
+            return;
+        }
+    }
+    post_event(ctx, ev, Format::of_mode(&mode)).await;
+}
+
+/// What a command asked of the gateway itself (`/new group`, `/reconnect`).
+async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
+    let Some(Kind::CommandReply(c)) = &ev.kind else {
+        return;
+    };
+    let Some(kind) = c.gateway_request.as_ref().and_then(|r| r.kind.as_ref()) else {
+        return;
+    };
+    let http = &ctx.http;
+    let tag = &ctx.tag;
+    match kind {
+        gateway_request::Kind::Reconnect(_) => ctx.reconnect.notify_one(),
+        gateway_request::Kind::CreateGroup(cg) => {
+            let requester = cg.requester.clone().unwrap_or_default();
+            let req = CreateChat {
+                name: Some(cg.name.clone()).filter(|n| !n.is_empty()),
+                user_id_list: vec![requester.id.clone()],
+                // The event log can replay after a gateway crash: the same
+                // key makes a replay create no second group.
+                uuid: Some(format!("fcxg{tag}-{}", ev.seq)),
+                ..Default::default()
+            };
+            let outcome = match http.create_chat(&req).await {
+                Ok(chat) if !chat.chat_id.is_empty() => {
+                    let act = ctx
+                        .worker
+                        .act(pb::Action {
+                            kind: pb::ActionKind::GroupCreated as i32,
+                            scope: format!("chat:{}", chat.chat_id),
+                            actor: Some(requester),
+                            source_scope: cg.inherit_from_scope.clone(),
+                            chat_id: chat.chat_id.clone(),
+                            ..Default::default()
+                        })
+                        .await;
+                    match act {
+                        Ok(r) if r.ok => {
+                            let msg =
+                                OutgoingMessage::new("post", reply::post_content(&cg.welcome))
+                                    .with_uuid(format!("fcxw{tag}-{}", ev.seq));
+                            if let Err(e) = http
+                                .send_message(ReceiveIdType::ChatId, &chat.chat_id, &msg)
+                                .await
+                            {
+                                tracing::warn!(error = %e, "cannot post the new group's welcome");
+                            }
+                            Ok(())
+                        }
+                        Ok(r) => Err(r.message),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Ok(_) => Err("the platform returned no chat id".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = outcome {
+                tracing::warn!(scope = %ev.scope, %why, "cannot create the group");
+                if !ev.reply_to.is_empty() {
+                    let msg = OutgoingMessage::new(
+                        "post",
+                        reply::post_content(&format!("❌ The group could not be created: {why}")),
+                    );
+                    let _ = http.reply_message(&ev.reply_to, &msg, false).await;
+                }
+            }
+        }
+    }
+}
+
+/// Chat scopes this channel answers (the console has its own printer).
+pub fn is_chat_scope(scope: &str) -> bool {
+    (scope.starts_with("chat:") || scope.starts_with("topic:")) && scope != crate::console::SCOPE
+}
+
+/// The message path: what the chat shows for an event that has no card.
+async fn post_event(ctx: &LaneCtx, ev: &pb::WorkerEvent, format: Format) {
+    let Some(md) = reply::event_markdown(ev) else {
+        return;
+    };
+    // Stable per event: a replay after a restart within the platform's
+    // 1 h window is de-duplicated by the platform.
+    let uuid = format!("fcx{}-{}", ctx.tag, ev.seq);
+    reply::deliver_markdown(
+        &ctx.http,
+        &ev.reply_to,
+        &chat_of(&ev.scope),
+        ev.scope.starts_with("topic:"),
+        &md,
+        &uuid,
+        format,
+    )
+    .await;
+}

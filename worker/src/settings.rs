@@ -1,0 +1,735 @@
+//! Per-scope chat settings a chat's admins choose (`/config`): how runs are
+//! shown (reply mode, tool display), who must mention the bot in a group,
+//! the access mode and the idle timeout. Pure: the `/config` form an actor
+//! is offered, and the check of what they submit, are functions of the
+//! profile, the actor's role and the values in force, so they are tested as
+//! tables.
+
+use fcx_config::{AccessMode, Profile};
+use fcx_proto::v1 as pb;
+
+use crate::policy;
+use crate::store::ScopeSettings;
+
+pub const REPLY_MODES: [&str; 3] = ["card", "markdown", "text"];
+pub const TOOL_DISPLAYS: [&str; 3] = ["full", "summary", "off"];
+pub const MENTION_REQUIRED: &str = "required";
+pub const MENTION_NOT_REQUIRED: &str = "not_required";
+/// Idle timeouts the form offers, in minutes (besides `default` and `off`).
+pub const IDLE_MINUTES: [u64; 5] = [5, 10, 30, 60, 120];
+/// The range `/timeout` and `/config idle_timeout` accept, in minutes.
+pub const IDLE_MAX_MINUTES: u64 = 24 * 60;
+
+/// The profile's reply mode: `[app] reply_mode`, or "card" without an app.
+pub fn default_reply_mode(profile: &Profile) -> &'static str {
+    profile
+        .app
+        .as_ref()
+        .and_then(|a| parse_reply_mode(a.reply_mode.as_str()))
+        .unwrap_or("card")
+}
+
+/// The reply mode in force for a scope. A stored value this build does not
+/// know (a newer worker wrote it) falls back to the default.
+pub fn reply_mode(profile: &Profile, s: &ScopeSettings) -> &'static str {
+    s.reply_mode
+        .as_deref()
+        .and_then(parse_reply_mode)
+        .unwrap_or_else(|| default_reply_mode(profile))
+}
+
+pub fn tool_display(s: &ScopeSettings) -> &'static str {
+    s.tool_display
+        .as_deref()
+        .and_then(parse_tool_display)
+        .unwrap_or("full")
+}
+
+pub fn parse_reply_mode(v: &str) -> Option<&'static str> {
+    REPLY_MODES.into_iter().find(|m| *m == v)
+}
+
+pub fn parse_tool_display(v: &str) -> Option<&'static str> {
+    TOOL_DISPLAYS.into_iter().find(|m| *m == v)
+}
+
+/// `required` → true, `not_required` → false.
+pub fn parse_mention(v: &str) -> Option<bool> {
+    match v {
+        "required" => Some(true),
+        "not_required" | "not-required" => Some(false),
+        _ => None,
+    }
+}
+
+pub fn mention_str(required: bool) -> &'static str {
+    if required {
+        MENTION_REQUIRED
+    } else {
+        MENTION_NOT_REQUIRED
+    }
+}
+
+/// An idle-timeout choice: what `ScopeSettings::timeout_secs` stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The profile's `runs.idle_timeout_secs`.
+    Default,
+    Off,
+    Minutes(u64),
+}
+
+impl Idle {
+    pub fn parse(v: &str) -> Option<Idle> {
+        match v {
+            "default" => Some(Idle::Default),
+            "off" => Some(Idle::Off),
+            _ => match v.parse::<u64>() {
+                Ok(n) if (1..=IDLE_MAX_MINUTES).contains(&n) => Some(Idle::Minutes(n)),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn from_settings(s: &ScopeSettings) -> Idle {
+        match s.timeout_secs {
+            None => Idle::Default,
+            Some(0) => Idle::Off,
+            Some(secs) => Idle::Minutes(secs.div_ceil(60)),
+        }
+    }
+
+    pub fn timeout_secs(self) -> Option<u64> {
+        match self {
+            Idle::Default => None,
+            Idle::Off => Some(0),
+            Idle::Minutes(m) => Some(m * 60),
+        }
+    }
+
+    /// The form value: "default", "off" or the minutes.
+    pub fn value(self) -> String {
+        match self {
+            Idle::Default => "default".into(),
+            Idle::Off => "off".into(),
+            Idle::Minutes(m) => m.to_string(),
+        }
+    }
+}
+
+/// "5 min", "1 hour", "2 hours": minutes as a user reads them.
+pub fn minutes_label(m: u64) -> String {
+    match m {
+        60 => "1 hour".into(),
+        m if m >= 120 && m % 60 == 0 => format!("{} hours", m / 60),
+        m => format!("{m} min"),
+    }
+}
+
+/// A setting a chat can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    ReplyMode,
+    ToolDisplay,
+    Access,
+    Mention,
+    IdleTimeout,
+}
+
+impl Key {
+    pub const ALL: [Key; 5] = [
+        Key::ReplyMode,
+        Key::ToolDisplay,
+        Key::Access,
+        Key::Mention,
+        Key::IdleTimeout,
+    ];
+
+    /// `reply_mode` and `reply-mode` alike: people type both.
+    pub fn parse(k: &str) -> Option<Key> {
+        let k = k.trim().to_ascii_lowercase().replace('-', "_");
+        Key::ALL.into_iter().find(|key| key.as_str() == k)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Key::ReplyMode => "reply_mode",
+            Key::ToolDisplay => "tool_display",
+            Key::Access => "access",
+            Key::Mention => "mention",
+            Key::IdleTimeout => "idle_timeout",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Key::ReplyMode => "Reply mode",
+            Key::ToolDisplay => "Tool calls",
+            Key::Access => "Access",
+            Key::Mention => "Mention in this group",
+            Key::IdleTimeout => "Idle timeout",
+        }
+    }
+
+    /// The values, as `/config <key> <value>` usage shows them.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Key::ReplyMode => "card|markdown|text",
+            Key::ToolDisplay => "full|summary|off",
+            Key::Access => "read-only|workspace|full",
+            Key::Mention => "required|not_required",
+            Key::IdleTimeout => "<minutes 1-1440>|off|default",
+        }
+    }
+}
+
+/// Everything the form and its check depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub profile: &'a Profile,
+    pub is_owner: bool,
+    /// A group or topic scope (mention gating applies).
+    pub group: bool,
+    pub topic: bool,
+    pub current: Current,
+}
+
+/// The values in force in a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Current {
+    pub reply_mode: &'static str,
+    pub tool_display: &'static str,
+    pub access: AccessMode,
+    pub mention: bool,
+    pub idle: Idle,
+}
+
+impl Current {
+    /// `chat` holds the group's own mention choice (for a topic, the group's
+    /// `chat:` row); `None` outside groups.
+    pub fn of(profile: &Profile, scope: &ScopeSettings, chat: Option<&ScopeSettings>) -> Current {
+        Current {
+            reply_mode: reply_mode(profile, scope),
+            tool_display: tool_display(scope),
+            access: policy::effective_access(profile, scope),
+            mention: chat
+                .and_then(|c| c.require_mention)
+                .unwrap_or(profile.access.require_mention_in_group),
+            idle: Idle::from_settings(scope),
+        }
+    }
+
+    fn value(&self, key: Key) -> String {
+        match key {
+            Key::ReplyMode => self.reply_mode.into(),
+            Key::ToolDisplay => self.tool_display.into(),
+            Key::Access => self.access.as_str().into(),
+            Key::Mention => mention_str(self.mention).into(),
+            Key::IdleTimeout => self.idle.value(),
+        }
+    }
+}
+
+/// One validated change, in force once applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    ReplyMode(&'static str),
+    ToolDisplay(&'static str),
+    Access(AccessMode),
+    Mention(bool),
+    Idle(Idle),
+}
+
+impl Change {
+    /// "reply mode → markdown": the title of the reply lists these.
+    pub fn describe(&self) -> String {
+        match self {
+            Change::ReplyMode(v) => format!("reply mode → {v}"),
+            Change::ToolDisplay(v) => format!("tool calls → {v}"),
+            Change::Access(m) => format!("access → {}", m.as_str()),
+            Change::Mention(r) => format!("mention → {}", mention_str(*r).replace('_', " ")),
+            Change::Idle(i) => format!(
+                "idle timeout → {}",
+                match i {
+                    Idle::Default => "default".to_string(),
+                    Idle::Off => "off".to_string(),
+                    Idle::Minutes(m) => minutes_label(*m),
+                }
+            ),
+        }
+    }
+}
+
+fn keys_here(f: &Facts<'_>) -> Vec<Key> {
+    Key::ALL
+        .into_iter()
+        .filter(|k| *k != Key::Mention || f.group)
+        .collect()
+}
+
+fn access_label(m: AccessMode) -> &'static str {
+    match m {
+        AccessMode::ReadOnly => "Read-only (sandbox read-only)",
+        AccessMode::Workspace => "Workspace (sandbox workspace-write)",
+        AccessMode::Full => "Full (danger-full-access)",
+    }
+}
+
+/// The access modes this actor may pick: within the profile's maximum,
+/// `full` only for the owner.
+fn access_choosable(f: &Facts<'_>) -> Vec<AccessMode> {
+    [
+        AccessMode::ReadOnly,
+        AccessMode::Workspace,
+        AccessMode::Full,
+    ]
+    .into_iter()
+    .filter(|m| policy::check_access_choice(f.profile, *m, f.is_owner).is_ok())
+    .collect()
+}
+
+fn idle_choosable() -> Vec<Idle> {
+    let mut v = vec![Idle::Default, Idle::Off];
+    v.extend(IDLE_MINUTES.iter().map(|m| Idle::Minutes(*m)));
+    v
+}
+
+fn choice(value: impl Into<String>, label: impl Into<String>) -> pb::Choice {
+    pb::Choice {
+        value: value.into(),
+        label: label.into(),
+    }
+}
+
+/// The `/config` form for this actor and scope. Every option's `current`
+/// is one of its choices: a value in force that the actor could not choose
+/// (the owner gave the chat `full`; an admin looks) is listed as the current
+/// one, so submitting the form unchanged keeps it.
+pub fn form(f: &Facts<'_>) -> pb::ConfigForm {
+    let cur = f.current;
+    let mut options = Vec::new();
+    for key in keys_here(f) {
+        let (choices, help) = match key {
+            Key::ReplyMode => (
+                vec![
+                    choice("card", "Card"),
+                    choice("markdown", "Markdown"),
+                    choice("text", "Plain text"),
+                ],
+                "How runs and command answers appear in this chat.".to_string(),
+            ),
+            Key::ToolDisplay => (
+                vec![
+                    choice("full", "Full: each call with its output"),
+                    choice("summary", "Summary: one folded list"),
+                    choice("off", "Off: file changes only"),
+                ],
+                "How Codex's tool calls appear on run cards.".to_string(),
+            ),
+            Key::Access => {
+                let mut modes = access_choosable(f);
+                if !modes.contains(&cur.access) {
+                    modes.push(cur.access);
+                    modes.sort();
+                }
+                (
+                    modes
+                        .into_iter()
+                        .map(|m| {
+                            let label = if m == cur.access && !access_choosable(f).contains(&m) {
+                                format!("{} (set by the owner)", access_label(m))
+                            } else {
+                                access_label(m).to_string()
+                            };
+                            choice(m.as_str(), label)
+                        })
+                        .collect(),
+                    format!(
+                        "Codex's sandbox here; a change starts a new session. Network: {}.",
+                        if f.profile.permissions.network {
+                            "on with workspace access"
+                        } else {
+                            "off unless full"
+                        }
+                    ),
+                )
+            }
+            Key::Mention => (
+                vec![
+                    choice(MENTION_REQUIRED, "Required: only messages that @mention me"),
+                    choice(MENTION_NOT_REQUIRED, "Not required: every message"),
+                ],
+                if f.topic {
+                    "Applies to every topic of this group.".to_string()
+                } else {
+                    "Whether members must @mention me for a message to reach Codex.".to_string()
+                },
+            ),
+            Key::IdleTimeout => {
+                let default = match f.profile.runs.idle_timeout_secs {
+                    0 => "off".to_string(),
+                    s => minutes_label(s.div_ceil(60)),
+                };
+                let mut idles = idle_choosable();
+                if !idles.contains(&cur.idle) {
+                    idles.push(cur.idle);
+                }
+                (
+                    idles
+                        .into_iter()
+                        .map(|i| match i {
+                            Idle::Default => choice("default", format!("Default ({default})")),
+                            Idle::Off => choice("off", "Off"),
+                            Idle::Minutes(m) => choice(m.to_string(), minutes_label(m)),
+                        })
+                        .collect(),
+                    "Stop a run after this long without Codex activity.".to_string(),
+                )
+            }
+        };
+        options.push(pb::ConfigOption {
+            key: key.as_str().into(),
+            label: key.label().into(),
+            current: cur.value(key),
+            choices,
+            help,
+        });
+    }
+    pb::ConfigForm { options }
+}
+
+/// Where a set of values comes from: the form offers fixed idle timeouts,
+/// while typing takes any number of minutes `/timeout` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Form,
+    Typed,
+}
+
+/// Check every submitted value against what this actor may choose. All or
+/// nothing: any problem refuses the whole submission, with one sentence per
+/// problem naming the key and value. A value equal to the one in force is
+/// accepted and changes nothing.
+pub fn validate(
+    f: &Facts<'_>,
+    values: &[(String, String)],
+    source: Source,
+) -> Result<Vec<Change>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut changes = Vec::new();
+    let mut seen: Vec<Key> = Vec::new();
+    for (k, v) in values {
+        let v = v.trim().to_ascii_lowercase();
+        let v = v.as_str();
+        let Some(key) = Key::parse(k) else {
+            errors.push(format!(
+                "`{k}` is not a setting (settings: {})",
+                keys_here(f)
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        };
+        if seen.contains(&key) {
+            errors.push(format!("`{}` is given twice", key.as_str()));
+            continue;
+        }
+        seen.push(key);
+        if key == Key::Mention && !f.group {
+            errors.push("`mention` applies to group chats only".into());
+            continue;
+        }
+        if source == Source::Form && v.is_empty() {
+            // A form field left as it was.
+            continue;
+        }
+        let bad = || {
+            format!(
+                "`{v}` is not a value for `{}` ({})",
+                key.as_str(),
+                key.usage()
+            )
+        };
+        let change = match key {
+            Key::ReplyMode => parse_reply_mode(v).map(Change::ReplyMode),
+            Key::ToolDisplay => parse_tool_display(v).map(Change::ToolDisplay),
+            Key::Access => policy::parse_access(v).map(Change::Access),
+            Key::Mention => parse_mention(v).map(Change::Mention),
+            Key::IdleTimeout => Idle::parse(v).map(Change::Idle),
+        };
+        let Some(change) = change else {
+            errors.push(bad());
+            continue;
+        };
+        let cur = f.current;
+        let unchanged = match change {
+            Change::ReplyMode(m) => m == cur.reply_mode,
+            Change::ToolDisplay(d) => d == cur.tool_display,
+            Change::Access(m) => m == cur.access,
+            Change::Mention(r) => r == cur.mention,
+            Change::Idle(i) => i == cur.idle,
+        };
+        if unchanged {
+            continue;
+        }
+        match change {
+            Change::Access(m) => {
+                if let Err(e) = policy::check_access_choice(f.profile, m, f.is_owner) {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            }
+            Change::Idle(i) if source == Source::Form && !idle_choosable().contains(&i) => {
+                errors.push(bad());
+                continue;
+            }
+            _ => {}
+        }
+        changes.push(change);
+    }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `settings` with `changes` applied (mention is not a scope setting: it
+/// lives on the group's row, see [`ScopeSettings::require_mention`]).
+pub fn apply(settings: &mut ScopeSettings, changes: &[Change]) {
+    for c in changes {
+        match *c {
+            Change::ReplyMode(m) => settings.reply_mode = Some(m.into()),
+            Change::ToolDisplay(d) => settings.tool_display = Some(d.into()),
+            Change::Access(m) => settings.access = Some(m.as_str().into()),
+            Change::Idle(i) => settings.timeout_secs = i.timeout_secs(),
+            Change::Mention(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fcx_config::{
+        AccessConfig, AppConfig, AuthMode, CodexConfig, PermissionsConfig, ReplyMode, RunsConfig,
+        SecretRef, Tenant, WorkspacesConfig,
+    };
+
+    fn profile(max: AccessMode, app: Option<ReplyMode>) -> Profile {
+        Profile {
+            name: "p".into(),
+            enabled: true,
+            codex: CodexConfig {
+                binary: "codex".into(),
+                auth: AuthMode::InheritUser,
+                api_key: None,
+                model: None,
+                overrides: Vec::new(),
+            },
+            workspaces: WorkspacesConfig {
+                default: "/w".into(),
+            },
+            runs: RunsConfig::default(),
+            app: app.map(|reply_mode| AppConfig {
+                tenant: Tenant::Feishu,
+                base_url: String::new(),
+                app_id: "cli_x".into(),
+                app_secret: SecretRef::parse("env:X").expect("secret ref"),
+                webhook: None,
+                stale_after_secs: 60,
+                reply_mode,
+            }),
+            access: AccessConfig::default(),
+            permissions: PermissionsConfig {
+                default_access: AccessMode::Workspace,
+                max_access: max,
+                network: false,
+            },
+        }
+    }
+
+    fn facts(p: &Profile, is_owner: bool, group: bool) -> Facts<'_> {
+        Facts {
+            profile: p,
+            is_owner,
+            group,
+            topic: false,
+            current: Current::of(p, &ScopeSettings::default(), None),
+        }
+    }
+
+    fn option<'a>(f: &'a pb::ConfigForm, key: &str) -> Option<&'a pb::ConfigOption> {
+        f.options.iter().find(|o| o.key == key)
+    }
+
+    fn values(o: &pb::ConfigOption) -> Vec<&str> {
+        o.choices.iter().map(|c| c.value.as_str()).collect()
+    }
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_profile() {
+        let p = profile(AccessMode::Workspace, None);
+        assert_eq!(default_reply_mode(&p), "card");
+        let p = profile(AccessMode::Workspace, Some(ReplyMode::Markdown));
+        let s = ScopeSettings::default();
+        assert_eq!(reply_mode(&p, &s), "markdown");
+        assert_eq!(tool_display(&s), "full");
+        let s = ScopeSettings {
+            reply_mode: Some("text".into()),
+            tool_display: Some("bogus".into()),
+            ..Default::default()
+        };
+        assert_eq!(reply_mode(&p, &s), "text");
+        assert_eq!(tool_display(&s), "full");
+    }
+
+    #[test]
+    fn form_choices_depend_on_role_maximum_and_chat() {
+        let full = profile(AccessMode::Full, Some(ReplyMode::Card));
+        let owner = form(&facts(&full, true, true));
+        let admin = form(&facts(&full, false, true));
+        let access = |f: &pb::ConfigForm| values(option(f, "access").expect("access")).join(",");
+        assert_eq!(access(&owner), "read-only,workspace,full");
+        assert_eq!(access(&admin), "read-only,workspace");
+        let capped = profile(AccessMode::ReadOnly, Some(ReplyMode::Card));
+        let mut f = facts(&capped, true, false);
+        f.current.access = AccessMode::ReadOnly;
+        let form_capped = form(&f);
+        assert_eq!(access(&form_capped), "read-only");
+        // Mention only in groups.
+        assert!(option(&owner, "mention").is_some());
+        assert!(option(&form_capped, "mention").is_none());
+        for o in owner.options.iter().chain(&admin.options) {
+            assert!(
+                o.choices.iter().any(|c| c.value == o.current),
+                "{}: current {} not a choice",
+                o.key,
+                o.current
+            );
+        }
+        let idle = option(&owner, "idle_timeout").expect("idle");
+        assert_eq!(
+            values(idle),
+            ["default", "off", "5", "10", "30", "60", "120"]
+        );
+        assert_eq!(idle.current, "default");
+    }
+
+    #[test]
+    fn current_values_an_actor_cannot_choose_stay_selectable() {
+        let full = profile(AccessMode::Full, None);
+        let mut f = facts(&full, false, false);
+        f.current.access = AccessMode::Full;
+        f.current.idle = Idle::Minutes(45);
+        let form = form(&f);
+        let access = option(&form, "access").expect("access");
+        assert_eq!(access.current, "full");
+        assert!(values(access).contains(&"full"));
+        let idle = option(&form, "idle_timeout").expect("idle");
+        assert_eq!(idle.current, "45");
+        assert!(values(idle).contains(&"45"));
+        // Submitting it unchanged is fine; choosing it is not.
+        assert_eq!(
+            validate(
+                &f,
+                &kv(&[("access", "full"), ("idle_timeout", "45")]),
+                Source::Form
+            ),
+            Ok(vec![])
+        );
+        f.current.access = AccessMode::Workspace;
+        let e = validate(&f, &kv(&[("access", "full")]), Source::Form).expect_err("admin full");
+        assert!(e[0].contains("only the owner"), "{e:?}");
+    }
+
+    #[test]
+    fn validation_is_all_or_nothing_and_names_every_problem() {
+        let p = profile(AccessMode::Workspace, None);
+        let f = facts(&p, true, false);
+        let ok = validate(
+            &f,
+            &kv(&[
+                ("reply_mode", "markdown"),
+                ("tool-display", "summary"),
+                ("access", "read-only"),
+                ("idle_timeout", "off"),
+            ]),
+            Source::Form,
+        )
+        .expect("valid");
+        assert_eq!(
+            ok,
+            vec![
+                Change::ReplyMode("markdown"),
+                Change::ToolDisplay("summary"),
+                Change::Access(AccessMode::ReadOnly),
+                Change::Idle(Idle::Off)
+            ]
+        );
+        let e = validate(
+            &f,
+            &kv(&[
+                ("reply_mode", "markdown"),
+                ("colour", "blue"),
+                ("tool_display", "loud"),
+                ("access", "full"),
+                ("mention", "required"),
+                ("idle_timeout", "7"),
+            ]),
+            Source::Form,
+        )
+        .expect_err("invalid");
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e[0].contains("`colour`"), "{e:?}");
+        assert!(e[1].contains("`loud`"), "{e:?}");
+        assert!(e[2].contains("maximum"), "{e:?}");
+        assert!(e[3].contains("group chats only"), "{e:?}");
+        assert!(e[4].contains("`7`"), "{e:?}");
+        // Typed, any minutes /timeout takes are fine.
+        assert_eq!(
+            validate(&f, &kv(&[("idle_timeout", "7")]), Source::Typed),
+            Ok(vec![Change::Idle(Idle::Minutes(7))])
+        );
+        assert!(validate(&f, &kv(&[("idle_timeout", "0")]), Source::Typed).is_err());
+        assert!(
+            validate(
+                &f,
+                &kv(&[("access", "ro"), ("access", "ro")]),
+                Source::Typed
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn apply_writes_scope_settings() {
+        let mut s = ScopeSettings::default();
+        apply(
+            &mut s,
+            &[
+                Change::ReplyMode("text"),
+                Change::ToolDisplay("off"),
+                Change::Access(AccessMode::ReadOnly),
+                Change::Idle(Idle::Minutes(10)),
+                Change::Mention(false),
+            ],
+        );
+        assert_eq!(s.reply_mode.as_deref(), Some("text"));
+        assert_eq!(s.tool_display.as_deref(), Some("off"));
+        assert_eq!(s.access.as_deref(), Some("read-only"));
+        assert_eq!(s.timeout_secs, Some(600));
+        assert_eq!(s.require_mention, None);
+        apply(&mut s, &[Change::Idle(Idle::Default)]);
+        assert_eq!(s.timeout_secs, None);
+    }
+}
