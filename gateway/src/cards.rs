@@ -272,6 +272,9 @@ struct ActiveCard {
     /// Structure already written, to send content-only updates when only
     /// the answer text changed.
     last_json: String,
+    /// `last_json` with the answer text cut out: equal chrome means a
+    /// content-only update will do.
+    last_chrome: String,
     /// Writers started after the first one failed transiently.
     restarts: u32,
     /// The writer failed for good; the card waits for the final write.
@@ -448,6 +451,7 @@ impl CardSurface {
                 );
                 card.writer.update_card(rendered.json.clone());
                 card.last_json = rendered.json.clone();
+                card.last_chrome = chrome(rendered);
             } else if !card.stalled {
                 tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "card writer failed; the card waits for the final write");
                 card.stalled = true;
@@ -457,13 +461,15 @@ impl CardSurface {
         if rendered.json == card.last_json {
             return;
         }
-        if delta && same_but_answer(&card.last_json, rendered) {
+        let now_chrome = chrome(rendered);
+        if delta && now_chrome == card.last_chrome {
             card.writer
                 .set_content(ANSWER_ELEMENT_ID, rendered.answer.clone());
         } else {
             card.writer.update_card(rendered.json.clone());
         }
         card.last_json = rendered.json.clone();
+        card.last_chrome = now_chrome;
     }
 
     fn options(&self, run: &CardRun, live: bool, mode: RenderMode) -> RenderOptions {
@@ -562,6 +568,7 @@ impl CardSurface {
                     card_id,
                     writer,
                     last_json: rendered.json.clone(),
+                    last_chrome: chrome(rendered),
                     restarts: 0,
                     stalled: false,
                 })
@@ -780,30 +787,22 @@ fn short(s: &str) -> String {
     s.chars().take(12).collect()
 }
 
-/// Whether `rendered` differs from `last` only in the answer text (then a
-/// streaming content update is enough).
-fn same_but_answer(last: &str, rendered: &render::RenderedCard) -> bool {
-    let Ok(mut a) = serde_json::from_str::<Value>(last) else {
-        return false;
-    };
-    let mut b = rendered.card.clone();
-    blank_answer(&mut a);
-    blank_answer(&mut b);
-    a == b
-}
-
-fn blank_answer(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            if m.get("element_id").and_then(Value::as_str) == Some(ANSWER_ELEMENT_ID) {
-                m.insert("content".into(), Value::String(String::new()));
-            }
-            for (_, x) in m.iter_mut() {
-                blank_answer(x);
-            }
+/// The card's JSON without its answer text: equal chromes mean only the
+/// answer changed. The answer element serializes as `"content":<text>,
+/// "element_id":"answer"` (content is its first key in either map order);
+/// that exact pair is cut. Not found: the whole JSON, so the caller sends a
+/// full update, which is always correct.
+fn chrome(rendered: &render::RenderedCard) -> String {
+    let escaped = serde_json::Value::String(rendered.answer.clone()).to_string();
+    let needle = format!("\"content\":{escaped},\"element_id\":\"{ANSWER_ELEMENT_ID}\"");
+    match rendered.json.find(&needle) {
+        Some(i) => {
+            let mut out = String::with_capacity(rendered.json.len());
+            out.push_str(&rendered.json[..i]);
+            out.push_str(&rendered.json[i + needle.len()..]);
+            out
         }
-        Value::Array(a) => a.iter_mut().for_each(blank_answer),
-        _ => {}
+        None => rendered.json.clone(),
     }
 }
 
@@ -852,6 +851,34 @@ mod tests {
         assert!(s.consume(&[2; 16], now + 70, now + 10).is_ok());
         let text = std::fs::read_to_string(&path).expect("log");
         assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    #[test]
+    fn chrome_cuts_only_the_answer() {
+        let mut st = RunState::new("r1");
+        let started = pb::WorkerEvent {
+            seq: 1,
+            run_id: "r1".into(),
+            kind: Some(Kind::RunStarted(pb::RunStarted::default())),
+            ..Default::default()
+        };
+        st.apply(&started);
+        let delta = |seq, d: &str| pb::WorkerEvent {
+            seq,
+            run_id: "r1".into(),
+            kind: Some(Kind::TextDelta(pb::TextDelta {
+                item_id: "i".into(),
+                delta: d.into(),
+            })),
+            ..Default::default()
+        };
+        st.apply(&delta(2, "fn main() { \"x\" }\n"));
+        let a = render::render(&st, &RenderOptions::default());
+        st.apply(&delta(3, "more {answer}"));
+        let b = render::render(&st, &RenderOptions::default());
+        assert_ne!(a.json, b.json);
+        assert_eq!(chrome(&a), chrome(&b));
+        assert!(!chrome(&a).contains("fn main"));
     }
 
     #[test]

@@ -644,3 +644,729 @@ async fn handshake_refusals_use_the_platform_headers() -> Result<()> {
     assert!(a.body["code"] != 0 && a.body["code"] != 1 && a.body["code"] != 1000040343);
     Ok(())
 }
+
+// ---- app, recipient and card rate windows ------------------------------
+
+const SEND_TO_CHAT: &str = "/open-apis/im/v1/messages?receive_id_type=chat_id";
+const SEND_TO_USER: &str = "/open-apis/im/v1/messages?receive_id_type=open_id";
+
+fn text_to(receive_id: &str) -> Value {
+    json!({"receive_id": receive_id, "msg_type": "text", "content": "{\"text\":\"x\"}"})
+}
+
+/// The same request `n` times at once (each on its own connection).
+async fn burst(
+    fake: &FakeFeishu,
+    tok: &str,
+    reqs: Vec<(&str, String, Value)>,
+) -> Result<Vec<HttpAnswer>> {
+    futures::future::join_all(
+        reqs.iter()
+            .map(|(m, p, b)| call(fake, m, p, Some(tok), Some(b))),
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+fn codes(answers: &[HttpAnswer]) -> Vec<i64> {
+    answers
+        .iter()
+        .map(|a| a.body["code"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+#[tokio::test]
+async fn im_send_has_a_per_second_and_a_per_minute_app_window() -> Result<()> {
+    let fake = FakeFeishu::start().await?;
+    let tok = token(&fake).await?;
+    let mut first = String::new();
+    // Twenty seconds of full per-second windows (the limiter's clock is
+    // aged a second after each), every message to its own chat so the
+    // 5-per-chat limit stays out of the way.
+    for second in 0..20 {
+        let reqs = (0..50)
+            .map(|i| {
+                let body = text_to(&format!("oc_m{second}_{i}"));
+                ("POST", SEND_TO_CHAT.to_owned(), body)
+            })
+            .collect();
+        let answers = burst(&fake, &tok, reqs).await?;
+        assert!(
+            codes(&answers).iter().all(|c| *c == 0),
+            "second {second}: {:?}",
+            codes(&answers)
+        );
+        if second == 0 {
+            first = answers[0].body["data"]["message_id"]
+                .as_str()
+                .context("id")?
+                .to_owned();
+            let a = call(
+                &fake,
+                "POST",
+                SEND_TO_CHAT,
+                Some(&tok),
+                Some(&text_to("oc_x")),
+            )
+            .await?;
+            assert_eq!((a.status, a.body["code"].clone()), (429, json!(99991400)));
+            assert_eq!(a.header("x-ogw-ratelimit-limit"), Some("50"));
+            assert_eq!(a.header("x-ogw-ratelimit-reset"), Some("1"));
+        }
+        fake.age_rate_windows(Duration::from_secs(1));
+    }
+    // 1000 admitted within a minute: the 1001st is refused by the minute
+    // window, which frees up when the first second's calls are 60 s old.
+    let a = call(
+        &fake,
+        "POST",
+        SEND_TO_CHAT,
+        Some(&tok),
+        Some(&text_to("oc_x")),
+    )
+    .await?;
+    assert_eq!((a.status, a.body["code"].clone()), (429, json!(99991400)));
+    assert_eq!(a.header("x-ogw-ratelimit-limit"), Some("1000"));
+    let reset: u64 = a
+        .header("x-ogw-ratelimit-reset")
+        .context("reset")?
+        .parse()?;
+    assert!((30..=40).contains(&reset), "reset {reset}");
+    // Per API: replies have their own windows.
+    let a = call(
+        &fake,
+        "POST",
+        &format!("/open-apis/im/v1/messages/{first}/reply"),
+        Some(&tok),
+        Some(&json!({"msg_type": "text", "content": "{\"text\":\"r\"}"})),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 0, "{}", a.body);
+
+    fake.age_rate_windows(Duration::from_secs(40));
+    let a = call(
+        &fake,
+        "POST",
+        SEND_TO_CHAT,
+        Some(&tok),
+        Some(&text_to("oc_x")),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 0, "{}", a.body);
+
+    let limited = fake.rate_limited();
+    let labels: Vec<_> = limited.iter().map(|c| c.rate_limit.clone()).collect();
+    assert_eq!(
+        labels,
+        [
+            Some("app:im.send 50/1s".to_owned()),
+            Some("app:im.send 1000/60s".to_owned())
+        ]
+    );
+    assert!(limited.iter().all(|c| c.is_rate_limited()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn im_five_per_second_to_one_user_spans_open_id_and_their_p2p_chat() -> Result<()> {
+    let fake = FakeFeishu::start().await?;
+    let tok = token(&fake).await?;
+    let ev = fake.events().p2p_text("oc_dm_ann", "ou_ann", "hi");
+    let om = ev["event"]["message"]["message_id"]
+        .as_str()
+        .context("om")?
+        .to_owned();
+    // Pushing registers the p2p chat (no client has to be connected).
+    fake.push(&ev).await?;
+    let reply = format!("/open-apis/im/v1/messages/{om}/reply");
+    let r = json!({"msg_type": "text", "content": "{\"text\":\"r\"}"});
+    let mut got = Vec::new();
+    for (path, body) in [
+        (SEND_TO_USER, text_to("ou_ann")),
+        (SEND_TO_USER, text_to("ou_ann")),
+        (reply.as_str(), r.clone()),
+        (reply.as_str(), r.clone()),
+        (SEND_TO_CHAT, text_to("oc_dm_ann")),
+        (SEND_TO_USER, text_to("ou_ann")),
+        (reply.as_str(), r.clone()),
+    ] {
+        got.push(call(&fake, "POST", path, Some(&tok), Some(&body)).await?);
+    }
+    assert_eq!(codes(&got), [0, 0, 0, 0, 0, 230020, 230020]);
+    assert_eq!(got[5].status, 400);
+    // Other users and groups have their own 5.
+    let a = call(
+        &fake,
+        "POST",
+        SEND_TO_USER,
+        Some(&tok),
+        Some(&text_to("ou_bob")),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 0);
+    let labels: Vec<_> = fake
+        .rate_limited()
+        .into_iter()
+        .map(|c| c.rate_limit)
+        .collect();
+    assert_eq!(labels, vec![Some("im.user:ou_ann 5/1s".to_owned()); 2]);
+    Ok(())
+}
+
+async fn create_card(fake: &FakeFeishu, tok: &str, card: &Value) -> Result<String> {
+    let a = call(
+        fake,
+        "POST",
+        "/open-apis/cardkit/v1/cards",
+        Some(tok),
+        Some(&json!({"type": "card_json", "data": card.to_string()})),
+    )
+    .await?;
+    ensure!(a.body["code"] == 0, "create refused: {}", a.body);
+    Ok(a.body["data"]["card_id"]
+        .as_str()
+        .context("card_id")?
+        .to_owned())
+}
+
+fn plain_card(streaming: bool) -> Value {
+    json!({
+        "schema": "2.0",
+        "config": {"streaming_mode": streaming},
+        "body": {"elements": [{"tag": "markdown", "content": "", "element_id": "md"}]},
+    })
+}
+
+/// `n` settings calls (summary only, streaming unchanged) on card `id`,
+/// one after another with sequences `from..from+n`.
+async fn settings_ops(
+    fake: &FakeFeishu,
+    tok: &str,
+    id: &str,
+    from: i64,
+    n: i64,
+) -> Result<Vec<HttpAnswer>> {
+    let path = format!("/open-apis/cardkit/v1/cards/{id}/settings");
+    let mut out = Vec::new();
+    for seq in from..from + n {
+        let settings = json!({"config": {"summary": {"content": format!("s{seq}")}}});
+        let body = json!({"settings": settings.to_string(), "sequence": seq});
+        out.push(call(fake, "PATCH", &path, Some(tok), Some(&body)).await?);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn cardkit_ops_on_streaming_cards_skip_the_app_window_others_count() -> Result<()> {
+    let fake = FakeFeishu::start().await?;
+    let tok = token(&fake).await?;
+    let mut streaming = Vec::new();
+    let mut still = Vec::new();
+    for _ in 0..6 {
+        streaming.push(create_card(&fake, &tok, &plain_card(true)).await?);
+        still.push(create_card(&fake, &tok, &plain_card(false)).await?);
+    }
+    // 60 settings calls on streaming cards at once: above the app's 50/s,
+    // and all admitted (10 per card, the per-card limit).
+    let runs = futures::future::join_all(
+        streaming
+            .iter()
+            .map(|id| settings_ops(&fake, &tok, id, 1, 10)),
+    )
+    .await;
+    for run in runs {
+        assert!(codes(&run?).iter().all(|c| *c == 0));
+    }
+    // The per-card 10 ops/s still stands in streaming mode.
+    let a = settings_ops(&fake, &tok, &streaming[0], 11, 1).await?;
+    assert_eq!(
+        (a[0].status, a[0].body["code"].clone()),
+        (429, json!(99991400))
+    );
+    assert_eq!(a[0].header("x-ogw-ratelimit-limit"), Some("10"));
+
+    // On non-streaming cards the same API counts: 50 pass, the 51st not.
+    let runs = futures::future::join_all(
+        still[..5]
+            .iter()
+            .map(|id| settings_ops(&fake, &tok, id, 1, 10)),
+    )
+    .await;
+    for run in runs {
+        assert!(codes(&run?).iter().all(|c| *c == 0));
+    }
+    let a = settings_ops(&fake, &tok, &still[5], 1, 1).await?;
+    assert_eq!(
+        (a[0].status, a[0].body["code"].clone()),
+        (429, json!(99991400))
+    );
+    assert_eq!(a[0].header("x-ogw-ratelimit-limit"), Some("50"));
+
+    // Creating counts even for a streaming card.
+    fake.age_rate_windows(Duration::from_secs(1));
+    let reqs = (0..51)
+        .map(|_| {
+            let body = json!({"type": "card_json", "data": plain_card(true).to_string()});
+            ("POST", "/open-apis/cardkit/v1/cards".to_owned(), body)
+        })
+        .collect();
+    let mut got = codes(&burst(&fake, &tok, reqs).await?);
+    got.sort_unstable();
+    assert_eq!(got.iter().filter(|c| **c == 0).count(), 50);
+    assert_eq!(got.last(), Some(&99991400));
+
+    let labels: Vec<String> = fake
+        .rate_limited()
+        .into_iter()
+        .filter_map(|c| c.rate_limit)
+        .collect();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert!(labels[0].starts_with("card:") && labels[0].ends_with(" 10/1s"));
+    assert_eq!(labels[1], "app:cardkit.settings 50/1s");
+    assert_eq!(labels[2], "app:cardkit.create 50/1s");
+    Ok(())
+}
+
+// ---- command cards: validation, view, click and submit ------------------
+
+fn pt(s: &str) -> Value {
+    json!({"tag": "plain_text", "content": s})
+}
+
+fn opt(label: &str, value: &str) -> Value {
+    json!({"text": pt(label), "value": value})
+}
+
+fn submit_button() -> Value {
+    json!({"tag": "button", "name": "go", "text": pt("Go"), "form_action_type": "submit"})
+}
+
+fn form_of(elements: Vec<Value>) -> Value {
+    json!({"tag": "form", "name": "f", "elements": elements})
+}
+
+fn panel_of(elements: Vec<Value>) -> Value {
+    json!({"tag": "collapsible_panel", "header": {"title": pt("More")}, "elements": elements})
+}
+
+fn card_of(elements: Vec<Value>) -> Value {
+    json!({"schema": "2.0", "body": {"elements": elements}})
+}
+
+/// A `/config`-style command card: a form (input, single and multi select,
+/// optional input, submit and reset in a column_set) and, in a panel, a
+/// callback button and a link button.
+fn command_card(model: &str) -> Value {
+    json!({
+        "schema": "2.0",
+        "config": {"update_multi": true},
+        "header": {"title": pt("/config")},
+        "body": {"elements": [
+            {"tag": "markdown", "content": "Settings", "element_id": "intro"},
+            {"tag": "form", "name": "config_form", "element_id": "config_form", "elements": [
+                {"tag": "input", "name": "title", "label": pt("Title"), "default_value": "my chat", "required": true},
+                {"tag": "select_static", "name": "model", "placeholder": pt("Model"), "initial_option": model,
+                 "options": [opt("GPT-5", "gpt-5"), opt("GPT-5 mini", "gpt-5-mini")]},
+                {"tag": "multi_select_static", "name": "tools", "required": false, "selected_values": ["shell"],
+                 "options": [opt("Shell", "shell"), opt("Web", "web")]},
+                {"tag": "input", "name": "note", "placeholder": pt("Note")},
+                {"tag": "column_set", "columns": [
+                    {"tag": "column", "elements": [
+                        {"tag": "button", "name": "apply", "text": pt("Apply"), "type": "primary",
+                         "form_action_type": "submit",
+                         "behaviors": [{"type": "callback", "value": {"cmd": "config", "fp": "abc"}}]}]},
+                    {"tag": "column", "elements": [
+                        {"tag": "button", "name": "reset", "text": pt("Reset"), "form_action_type": "reset"}]},
+                ]},
+            ]},
+            {"tag": "collapsible_panel", "element_id": "more", "header": {"title": pt("More")}, "elements": [
+                {"tag": "button", "element_id": "stop", "text": pt("Stop"),
+                 "behaviors": [{"type": "callback", "value": {"cmd": "stop"}}]},
+                {"tag": "button", "text": pt("Docs"),
+                 "behaviors": [{"type": "open_url", "default_url": "https://example.com/docs"}]},
+            ]},
+        ]},
+    })
+}
+
+/// IM send (→ 230001) and CardKit create (→ 10002) of `card`: the codes.
+async fn send_and_create(
+    fake: &FakeFeishu,
+    tok: &str,
+    card: &Value,
+    chat: &str,
+) -> Result<(Value, Value)> {
+    let msg = json!({"receive_id": chat, "msg_type": "interactive", "content": card.to_string()});
+    let im = call(fake, "POST", SEND_TO_CHAT, Some(tok), Some(&msg)).await?;
+    let kit = call(
+        fake,
+        "POST",
+        "/open-apis/cardkit/v1/cards",
+        Some(tok),
+        Some(&json!({"type": "card_json", "data": card.to_string()})),
+    )
+    .await?;
+    Ok((im.body, kit.body))
+}
+
+#[tokio::test]
+async fn command_cards_are_validated_like_the_platform() -> Result<()> {
+    let fake = FakeFeishu::start().await?;
+    let tok = token(&fake).await?;
+    let nest = |depth: usize| {
+        let mut v = json!({"tag": "markdown", "content": "deep"});
+        for _ in 0..depth {
+            v = panel_of(vec![v]);
+        }
+        card_of(vec![v])
+    };
+    let accepted = [
+        ("the command card", command_card("gpt-5")),
+        ("5 nested containers", nest(5)),
+        (
+            "a 20-character element_id",
+            card_of(vec![
+                json!({"tag": "markdown", "content": "x", "element_id": "a1234567890123456789"}),
+            ]),
+        ),
+    ];
+    for (i, (what, card)) in accepted.iter().enumerate() {
+        let (im, kit) = send_and_create(&fake, &tok, card, &format!("oc_ok{i}")).await?;
+        assert_eq!(
+            (im["code"].clone(), kit["code"].clone()),
+            (json!(0), json!(0)),
+            "{what}: {im} / {kit}"
+        );
+    }
+
+    let input = |name: &str| json!({"tag": "input", "name": name});
+    let refused = [
+        (
+            "form inside collapsible_panel",
+            card_of(vec![panel_of(vec![form_of(vec![submit_button()])])]),
+            "body.elements",
+        ),
+        (
+            "form inside column_set",
+            card_of(vec![
+                json!({"tag": "column_set", "columns": [{"tag": "column", "elements": [form_of(vec![submit_button()])]}]}),
+            ]),
+            "form",
+        ),
+        (
+            "form inside form",
+            card_of(vec![form_of(vec![
+                submit_button(),
+                json!({"tag": "form", "name": "g", "elements": []}),
+            ])]),
+            "another form",
+        ),
+        (
+            "form without a name",
+            card_of(vec![json!({"tag": "form", "elements": [submit_button()]})]),
+            "name",
+        ),
+        (
+            "table inside form",
+            card_of(vec![form_of(vec![
+                json!({"tag": "table", "columns": [], "rows": []}),
+                submit_button(),
+            ])]),
+            "table",
+        ),
+        (
+            "field without name",
+            card_of(vec![form_of(vec![
+                json!({"tag": "input"}),
+                submit_button(),
+            ])]),
+            "name",
+        ),
+        (
+            "duplicate field names",
+            card_of(vec![form_of(vec![input("x"), input("x"), submit_button()])]),
+            "unique",
+        ),
+        (
+            "field named like its form",
+            card_of(vec![form_of(vec![input("f"), submit_button()])]),
+            "unique",
+        ),
+        (
+            "submit button without name",
+            card_of(vec![form_of(vec![
+                json!({"tag": "button", "text": pt("Go"), "form_action_type": "submit"}),
+            ])]),
+            "name",
+        ),
+        (
+            "form without a submit button",
+            card_of(vec![form_of(vec![
+                input("x"),
+                json!({"tag": "button", "name": "r", "text": pt("R"), "form_action_type": "reset"}),
+            ])]),
+            "submit",
+        ),
+        (
+            "option text not plain_text",
+            card_of(vec![form_of(vec![
+                json!({"tag": "select_static", "name": "s", "options": [{"text": {"tag": "lark_md", "content": "a"}, "value": "a"}]}),
+                submit_button(),
+            ])]),
+            "option",
+        ),
+        (
+            "option without value",
+            card_of(vec![form_of(vec![
+                json!({"tag": "select_static", "name": "s", "options": [{"text": pt("a")}]}),
+                submit_button(),
+            ])]),
+            "value",
+        ),
+        (
+            "select without options",
+            card_of(vec![json!({"tag": "select_static", "name": "s"})]),
+            "options",
+        ),
+        (
+            "multi_select_static outside a form",
+            card_of(vec![
+                json!({"tag": "multi_select_static", "name": "m", "options": [opt("a", "a")]}),
+            ]),
+            "inside a form",
+        ),
+        (
+            "button without text",
+            card_of(vec![
+                json!({"tag": "button", "behaviors": [{"type": "callback", "value": {}}]}),
+            ]),
+            "text",
+        ),
+        (
+            "element_id starting with a digit",
+            card_of(vec![json!({"tag": "hr", "element_id": "1st"})]),
+            "element_id",
+        ),
+        (
+            "element_id with a hyphen",
+            card_of(vec![json!({"tag": "hr", "element_id": "a-b"})]),
+            "element_id",
+        ),
+        (
+            "21-character element_id",
+            card_of(vec![
+                json!({"tag": "hr", "element_id": "a12345678901234567890"}),
+            ]),
+            "element_id",
+        ),
+        (
+            "duplicate element_id",
+            card_of(vec![
+                json!({"tag": "hr", "element_id": "x"}),
+                panel_of(vec![json!({"tag": "hr", "element_id": "x"})]),
+            ]),
+            "unique",
+        ),
+        ("6 nested containers", nest(6), "5 levels"),
+    ];
+    for (i, (what, card, why)) in refused.iter().enumerate() {
+        let (im, kit) = send_and_create(&fake, &tok, card, &format!("oc_bad{i}")).await?;
+        assert_eq!(im["code"], 230001, "{what}: {im}");
+        assert_eq!(kit["code"], 10002, "{what}: {kit}");
+        for body in [&im, &kit] {
+            let msg = body["msg"].as_str().unwrap_or("");
+            assert!(msg.contains(why), "{what}: {msg:?} lacks {why:?}");
+        }
+    }
+
+    // The same validator guards message PATCH and CardKit full updates.
+    let bad = card_of(vec![panel_of(vec![form_of(vec![submit_button()])])]);
+    let msg = json!({"receive_id": "oc_patch", "msg_type": "interactive", "content": command_card("gpt-5").to_string()});
+    let sent = call(&fake, "POST", SEND_TO_CHAT, Some(&tok), Some(&msg)).await?;
+    let om = sent.body["data"]["message_id"].as_str().context("om")?;
+    let a = call(
+        &fake,
+        "PATCH",
+        &format!("/open-apis/im/v1/messages/{om}"),
+        Some(&tok),
+        Some(&json!({"content": bad.to_string()})),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 230001, "{}", a.body);
+    let id = create_card(&fake, &tok, &command_card("gpt-5")).await?;
+    let a = call(
+        &fake,
+        "PUT",
+        &format!("/open-apis/cardkit/v1/cards/{id}"),
+        Some(&tok),
+        Some(&json!({"card": {"type": "card_json", "data": bad.to_string()}, "sequence": 1})),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 10002, "{}", a.body);
+    Ok(())
+}
+
+const CLICKER: &str = "ou_clicker00000000000000000000001";
+
+#[tokio::test]
+async fn clicks_and_form_submits_produce_the_platform_events() -> Result<()> {
+    let fake = FakeFeishu::start().await?;
+    let tok = token(&fake).await?;
+    let msg = json!({"receive_id": "oc_cmd", "msg_type": "interactive", "content": command_card("gpt-5").to_string()});
+    let sent = call(&fake, "POST", SEND_TO_CHAT, Some(&tok), Some(&msg)).await?;
+    let om = sent.body["data"]["message_id"]
+        .as_str()
+        .context("om")?
+        .to_owned();
+
+    // What the user sees.
+    let view = fake.card_view(&om).context("a card")?;
+    assert_eq!(view.title.as_deref(), Some("/config"));
+    assert_eq!(view.labels(), ["Apply", "Reset", "Stop", "Docs"]);
+    let form = view.form("config_form").context("form")?;
+    let names: Vec<_> = form.fields.iter().filter_map(|f| f.name.clone()).collect();
+    assert_eq!(names, ["title", "model", "tools", "note"]);
+    let model = view.field("model").context("model")?;
+    let offered: Vec<_> = model
+        .options
+        .iter()
+        .map(|o| (o.label.as_str(), o.value.as_str()))
+        .collect();
+    assert_eq!(offered, [("GPT-5", "gpt-5"), ("GPT-5 mini", "gpt-5-mini")]);
+    assert_eq!(model.value, Some(json!("gpt-5")));
+    assert_eq!(
+        view.field("tools").context("tools")?.value,
+        Some(json!(["shell"]))
+    );
+    let title = view.field("title").context("title")?;
+    assert_eq!(
+        (title.label.as_deref(), title.required),
+        (Some("Title"), true)
+    );
+    assert_eq!(title.value, Some(json!("my chat")));
+    assert_eq!(view.field("note").context("note")?.value, None);
+    let docs = view.button("Docs").context("docs")?;
+    assert_eq!(
+        (docs.value.clone(), docs.url.as_deref()),
+        (None, Some("https://example.com/docs"))
+    );
+
+    // A plain click: the callback value, tag button, no name / form_value.
+    let ev = fake.events().click(CLICKER, &om, "Stop")?;
+    assert_eq!(ev["header"]["event_type"], "card.action.trigger");
+    assert_eq!(
+        ev["event"]["action"],
+        json!({"value": {"cmd": "stop"}, "tag": "button"})
+    );
+    assert_eq!(
+        ev["event"]["context"],
+        json!({"open_message_id": om, "open_chat_id": "oc_cmd"})
+    );
+    assert_eq!(ev["event"]["operator"]["open_id"], CLICKER);
+    assert!(
+        ev["event"]["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("c-"))
+    );
+
+    // A submit: changed fields, the rest as shown, empty optional ones left out.
+    let ev = fake.events().submit_form(
+        CLICKER,
+        &om,
+        "Apply",
+        &[
+            ("model", json!("gpt-5-mini")),
+            ("tools", json!(["shell", "web"])),
+        ],
+    )?;
+    assert_eq!(
+        ev["event"]["action"],
+        json!({
+            "tag": "button",
+            "name": "apply",
+            "value": {"cmd": "config", "fp": "abc"},
+            "timezone": "Asia/Shanghai",
+            "form_value": {"title": "my chat", "model": "gpt-5-mini", "tools": ["shell", "web"]},
+        })
+    );
+    assert_eq!(ev["event"]["context"]["open_chat_id"], "oc_cmd");
+    // Clicking the submit button submits the form as shown.
+    let ev = fake.events().click(CLICKER, &om, "Apply")?;
+    assert_eq!(
+        ev["event"]["action"]["form_value"],
+        json!({"title": "my chat", "model": "gpt-5", "tools": ["shell"]})
+    );
+    assert_eq!(ev["event"]["action"]["name"], "apply");
+
+    // What a client would not let a user do.
+    let events = fake.events();
+    for (what, r) in [
+        (
+            "not an option",
+            events.submit_form(CLICKER, &om, "Apply", &[("model", json!("o3"))]),
+        ),
+        (
+            "required left empty",
+            events.submit_form(CLICKER, &om, "Apply", &[("title", json!(""))]),
+        ),
+        (
+            "unknown field",
+            events.submit_form(CLICKER, &om, "Apply", &[("nope", json!("x"))]),
+        ),
+        (
+            "not a submit button",
+            events.submit_form(CLICKER, &om, "Stop", &[]),
+        ),
+        ("reset button", events.click(CLICKER, &om, "Reset")),
+        ("link button", events.click(CLICKER, &om, "Docs")),
+        ("no such button", events.click(CLICKER, &om, "Cancel")),
+    ] {
+        assert!(r.is_err(), "{what}: {r:?}");
+    }
+
+    // The view follows the card as patched.
+    let a = call(
+        &fake,
+        "PATCH",
+        &format!("/open-apis/im/v1/messages/{om}"),
+        Some(&tok),
+        Some(&json!({"content": command_card("gpt-5-mini").to_string()})),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 0, "{}", a.body);
+    let view = fake.card_view(&om).context("a card")?;
+    assert_eq!(
+        view.field("model").context("model")?.value,
+        Some(json!("gpt-5-mini"))
+    );
+
+    // A CardKit entity sent by reference works the same way.
+    let id = create_card(&fake, &tok, &command_card("gpt-5")).await?;
+    assert_eq!(
+        fake.card(&id).context("card")?.view().labels(),
+        ["Apply", "Reset", "Stop", "Docs"]
+    );
+    let msg = json!({"receive_id": "oc_kit", "msg_type": "interactive", "content": json!({"type": "card", "data": {"card_id": id}}).to_string()});
+    let sent = call(&fake, "POST", SEND_TO_CHAT, Some(&tok), Some(&msg)).await?;
+    let om2 = sent.body["data"]["message_id"].as_str().context("om2")?;
+    let ev = fake
+        .events()
+        .submit_form(CLICKER, om2, "Apply", &[("note", json!("hi"))])?;
+    assert_eq!(
+        ev["event"]["context"],
+        json!({"open_message_id": om2, "open_chat_id": "oc_kit"})
+    );
+    assert_eq!(ev["event"]["action"]["form_value"]["note"], "hi");
+    assert!(fake.card_view("om_missing").is_none());
+
+    // The low-level builder is unchanged.
+    let ev = fake
+        .events()
+        .card_action(CLICKER, &om, "oc_cmd", json!({"k": 1}), None);
+    assert_eq!(
+        ev["event"]["action"],
+        json!({"value": {"k": 1}, "tag": "button"})
+    );
+    Ok(())
+}

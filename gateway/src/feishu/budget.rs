@@ -69,8 +69,12 @@ impl Budget {
     /// Wait until a request may go out under every `(key, windows)` given;
     /// the slot is taken when this returns.
     pub async fn acquire(&self, keys: &[(&str, &[Window])]) {
-        let at = self.reserve(keys, Instant::now());
-        tokio::time::sleep_until(at).await;
+        let now = Instant::now();
+        let at = self.reserve(keys, now);
+        // A free slot costs no trip through the timer wheel.
+        if at > now {
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     /// Reserve the earliest instant ≥ `now` that every window admits, and

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use anyhow::{Result, bail};
+use serde_json::{Map, Value, json};
 
+use super::card::{CardButton, CardField, CardView};
 use super::state::{Shared, now_ms};
 
 /// A user as events identify them.
@@ -225,7 +227,9 @@ impl EventBuilder {
 
     /// `card.action.trigger` for a button click (or a form submit when
     /// `form_value` is set). The callback token is registered with the fake
-    /// (30 min, 2 uses) for `open_message_id`.
+    /// (30 min, 2 uses) for `open_message_id`. See [`click`](Self::click)
+    /// and [`submit_form`](Self::submit_form) to act on a stored card the
+    /// way a user does.
     pub fn card_action(
         &self,
         operator: &str,
@@ -234,11 +238,22 @@ impl EventBuilder {
         value: Value,
         form_value: Option<Value>,
     ) -> Value {
-        let token = self.shared.issue_callback_token(open_message_id);
         let mut action = json!({ "value": value, "tag": "button" });
         if let (Some(fv), Some(obj)) = (form_value, action.as_object_mut()) {
             obj.insert("form_value".to_owned(), fv);
         }
+        self.action_event(operator, open_message_id, open_chat_id, action)
+    }
+
+    /// `card.action.trigger` carrying `action` exactly as given.
+    pub fn action_event(
+        &self,
+        operator: &str,
+        open_message_id: &str,
+        open_chat_id: &str,
+        action: Value,
+    ) -> Value {
+        let token = self.shared.issue_callback_token(open_message_id);
         let mut operator_ids = user_ids(operator);
         if let Some(o) = operator_ids.as_object_mut() {
             o.insert("tenant_key".to_owned(), json!(self.shared.cfg.tenant_key));
@@ -261,6 +276,123 @@ impl EventBuilder {
             );
         }
         env
+    }
+
+    /// What `operator` clicking the button labelled `label` on message
+    /// `message_id` produces: `action.tag = "button"`, `action.value` = the
+    /// button's `callback` behavior value. A submit button in a form submits
+    /// it with the values as shown ([`submit_form`](Self::submit_form) with
+    /// no changes). Errors when the click calls nothing back (a link-only or
+    /// reset button, a disabled one) or no single button has that label.
+    pub fn click(&self, operator: &str, message_id: &str, label: &str) -> Result<Value> {
+        let (chat_id, view) = self.shared.card_view_of(message_id)?;
+        let button = one_button(&view, label, |_| true)?;
+        if button.disabled {
+            bail!("button {label:?} is disabled; a click does nothing");
+        }
+        match button.form_action.as_deref() {
+            Some("submit") if button.form.is_some() => {
+                return self.submit_form(operator, message_id, label, &[]);
+            }
+            Some("reset") if button.form.is_some() => {
+                bail!("button {label:?} resets its form on the client; no callback")
+            }
+            _ => {}
+        }
+        let Some(value) = &button.value else {
+            bail!(
+                "button {label:?} has no callback behavior (link only?); a click calls nothing back"
+            );
+        };
+        let mut action = json!({ "value": value, "tag": "button" });
+        // The form page: `name` "如果按钮内嵌在表单容器中，将返回该值" — only
+        // buttons inside a form report it.
+        if let (Some(_), Some(name), Some(obj)) =
+            (&button.form, &button.name, action.as_object_mut())
+        {
+            obj.insert("name".to_owned(), json!(name));
+        }
+        Ok(self.action_event(operator, message_id, &chat_id, action))
+    }
+
+    /// What `operator` submitting a form produces: they set the fields named
+    /// in `values` (field `name` → value: a string for input / select_static
+    /// (one of its option values) / pickers, an array of option values for
+    /// multi_select_static, a bool for checker), leave the rest as shown, and
+    /// click the submit button labelled `submit_label`.
+    ///
+    /// The event: `action.tag = "button"`, `action.name` = the submit
+    /// button's name, `action.form_value` keyed by field names with every
+    /// filled field, `action.value` = the submit button's callback value
+    /// (absent when it has none), `action.timezone` (as the form page's
+    /// example). Errors the way the client refuses: an unknown or disabled
+    /// field, a value that is not an option, a required field left empty.
+    pub fn submit_form(
+        &self,
+        operator: &str,
+        message_id: &str,
+        submit_label: &str,
+        values: &[(&str, Value)],
+    ) -> Result<Value> {
+        let (chat_id, view) = self.shared.card_view_of(message_id)?;
+        let button = one_button(&view, submit_label, |b| {
+            b.form.is_some() && b.form_action.as_deref() == Some("submit")
+        })?;
+        if button.disabled {
+            bail!("submit button {submit_label:?} is disabled");
+        }
+        let form_name = button.form.clone().unwrap_or_default();
+        let Some(form) = view.form(&form_name) else {
+            bail!("form {form_name:?} not found");
+        };
+        let mut form_value = Map::new();
+        for f in &form.fields {
+            if let (Some(name), Some(v)) = (&f.name, &f.value) {
+                form_value.insert(name.clone(), v.clone());
+            }
+        }
+        for (name, v) in values {
+            let Some(f) = form
+                .fields
+                .iter()
+                .find(|f| f.name.as_deref() == Some(*name))
+            else {
+                bail!("form {form_name:?} has no field named {name:?}");
+            };
+            if f.disabled {
+                bail!("field {name:?} is disabled; a user cannot change it");
+            }
+            check_choice(f, v)?;
+            if is_empty(v) {
+                form_value.remove(*name);
+            } else {
+                form_value.insert((*name).to_owned(), v.clone());
+            }
+        }
+        // Guess: unfilled optional fields are left out of form_value (the
+        // docs only show filled ones); a gateway must not rely on them.
+        for f in &form.fields {
+            if let Some(name) = &f.name
+                && f.required
+                && form_value.get(name).is_none_or(is_empty)
+            {
+                bail!("required field {name:?} is empty; the client refuses to submit");
+            }
+        }
+        let mut action = json!({
+            "tag": "button",
+            "timezone": "Asia/Shanghai",
+            "form_value": form_value,
+        });
+        if let Some(obj) = action.as_object_mut() {
+            if let Some(name) = &button.name {
+                obj.insert("name".to_owned(), json!(name));
+            }
+            if let Some(v) = &button.value {
+                obj.insert("value".to_owned(), v.clone());
+            }
+        }
+        Ok(self.action_event(operator, message_id, &chat_id, action))
     }
 
     /// `im.chat.member.bot.added_v1`.
@@ -326,5 +458,66 @@ impl EventBuilder {
                 "action_time": now_ms().to_string(),
             }),
         )
+    }
+}
+
+/// The one button labelled `label` that `pick` accepts.
+fn one_button<'a>(
+    view: &'a CardView,
+    label: &str,
+    pick: impl Fn(&CardButton) -> bool,
+) -> Result<&'a CardButton> {
+    let found: Vec<&CardButton> = view
+        .buttons
+        .iter()
+        .filter(|b| b.label == label && pick(b))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!(
+            "no such button {label:?} on the card; buttons: {:?}",
+            view.labels()
+        ),
+        _ => bail!("{} buttons are labelled {label:?}", found.len()),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether a user could give field `f` the value `v` (selects only offer
+/// their options).
+fn check_choice(f: &CardField, v: &Value) -> Result<()> {
+    let name = f.name.as_deref().unwrap_or("");
+    let offered = |x: &str| f.options.iter().any(|o| o.value == x);
+    match f.tag.as_str() {
+        "select_static" => match v {
+            Value::Null => Ok(()),
+            Value::String(x) if offered(x) => Ok(()),
+            _ => bail!(
+                "{name:?} offers {:?}, not {v}",
+                f.options.iter().map(|o| &o.value).collect::<Vec<_>>()
+            ),
+        },
+        "multi_select_static" => match v {
+            Value::Array(items) if items.iter().all(|x| x.as_str().is_some_and(&offered)) => Ok(()),
+            _ => bail!(
+                "{name:?} takes an array of {:?}, not {v}",
+                f.options.iter().map(|o| &o.value).collect::<Vec<_>>()
+            ),
+        },
+        "checker" if !v.is_boolean() => bail!("{name:?} is a checker: true or false"),
+        "checker" => Ok(()),
+        "multi_select_person" if !v.is_array() => bail!("{name:?} takes an array of open_ids"),
+        _ if !(v.is_string() || v.is_null() || v.is_array()) => {
+            bail!("{name:?} takes a string")
+        }
+        _ => Ok(()),
     }
 }

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::state::{FaultKind, Shared, lock};
+use super::state::{Bound, Exceeded, FaultKind, Shared, lock};
 use super::{EndpointRefusal, RecordedCall};
 
 mod cardkit;
@@ -41,6 +41,9 @@ pub(crate) struct Answer {
     pub json: Option<Value>,
     pub raw: Option<(Vec<u8>, &'static str)>,
     pub headers: Vec<(&'static str, String)>,
+    /// Which rate limit refused the call, if one did (recorded with it).
+    /// Boxed so `Answer`, the error type of many checks, stays small.
+    pub rate_limit: Option<Box<str>>,
 }
 
 impl Answer {
@@ -50,6 +53,7 @@ impl Answer {
             json: Some(json),
             raw: None,
             headers: Vec::new(),
+            rate_limit: None,
         }
     }
 
@@ -85,12 +89,31 @@ impl Answer {
         )
     }
 
+    /// The platform-wide refusal for a full window: HTTP 429, 99991400,
+    /// `x-ogw-ratelimit-limit` = the window's limit and
+    /// `x-ogw-ratelimit-reset` = whole seconds until it admits again
+    /// (reference §3.9; rounded up so waiting that long always suffices).
+    pub fn over_limit(e: &Exceeded) -> Self {
+        let reset = e.retry_after.as_millis().div_ceil(1000).max(1);
+        let mut a = Self::rate_limited(u64::try_from(reset).unwrap_or(u64::MAX), e.bound.limit);
+        a.rate_limit = Some(e.bound.label().into());
+        a
+    }
+
+    /// The IM per-user / per-group refusal (230020, reference §3.9).
+    pub fn over_frequency(e: &Exceeded) -> Self {
+        let mut a = Self::frequency();
+        a.rate_limit = Some(e.bound.label().into());
+        a
+    }
+
     pub fn bytes(data: Vec<u8>, content_type: &'static str) -> Self {
         Self {
             status: 200,
             json: None,
             raw: Some((data, content_type)),
             headers: Vec::new(),
+            rate_limit: None,
         }
     }
 
@@ -100,6 +123,7 @@ impl Answer {
             json: None,
             raw: Some((text.as_bytes().to_vec(), "text/plain; charset=utf-8")),
             headers: Vec::new(),
+            rate_limit: None,
         }
     }
 
@@ -250,8 +274,16 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
     let fault = lock(&shared.inner).faults.take(&r.path);
     let answer = match fault {
         Some(FaultKind::Status(s)) => Answer::text(s, "upstream error"),
-        Some(FaultKind::RateLimit(reset)) => Answer::rate_limited(reset, super::APP_API_QPS),
-        Some(FaultKind::Frequency) => Answer::frequency(),
+        Some(FaultKind::RateLimit(reset)) => {
+            let mut a = Answer::rate_limited(reset, super::APP_API_QPS);
+            a.rate_limit = Some("injected: rate_limit_storm".into());
+            a
+        }
+        Some(FaultKind::Frequency) => {
+            let mut a = Answer::frequency();
+            a.rate_limit = Some("injected: frequency_limit_next".into());
+            a
+        }
         Some(FaultKind::Code(code)) => Answer::err(code, "injected failure"),
         Some(FaultKind::Delay(d)) => {
             tokio::time::sleep(d).await;
@@ -269,9 +301,28 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         status,
         response: response_json,
         received_unix_ns,
+        rate_limit: answer.rate_limit.as_deref().map(str::to_owned),
     });
     shared.bump();
     Ok(answer.into_response(&log_id))
+}
+
+/// Per API × app limits of IM send/reply and every CardKit API: 50/s and
+/// 1000/min (reference §3.7 "each CardKit API 1000/min & 50/s per app",
+/// §3.9 "IM send/reply: 1000/min & 50/s per app"; "hitting either the
+/// per-second or per-minute bound triggers").
+pub(crate) fn app_limit(shared: &Shared, api: &str) -> Result<(), Answer> {
+    lock(&shared.inner)
+        .admit_all(&app_bounds(api))
+        .map_err(|e| Answer::over_limit(&e))
+}
+
+pub(crate) fn app_bounds(api: &str) -> [Bound; 2] {
+    let name = format!("app:{api}");
+    [
+        Bound::per_second(name.clone(), super::APP_API_QPS),
+        Bound::per_minute(name, super::APP_API_PER_MINUTE),
+    ]
 }
 
 /// Checks `Authorization: Bearer <tenant_access_token>`.

@@ -9,6 +9,7 @@
 //! A fake that is kinder than Feishu hides bugs, so where the platform's
 //! behaviour is unknown the fake leans to the stricter reading.
 
+mod card;
 mod events;
 mod http;
 mod state;
@@ -26,6 +27,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use card::{CardButton, CardField, CardForm, CardOption, CardView};
 pub use events::{EventBuilder, Mention, MessageSpec};
 pub use state::{CardState, ChatInfo, Comment, CommentReply, FrameTiming, Reaction, StoredMessage};
 
@@ -38,10 +40,13 @@ pub const TEXT_LIMIT_BYTES: usize = 150 * 1024;
 pub const CARD_LIMIT_BYTES: usize = 30 * 1024;
 /// Connections one app may hold at once (docs: "at most 50").
 pub const MAX_CONNECTIONS_PER_APP: usize = 50;
-/// IM send/reply: per receiving user or chat, per second.
+/// IM send/reply: per receiving user (direct or in their p2p chat) or per
+/// group, per second; over it: 230020.
 pub const IM_PER_CHAT_QPS: usize = 5;
-/// IM send/reply and CardKit: per API per app, per second.
+/// IM send/reply and CardKit: per API per app, per second (429 / 99991400).
 pub const APP_API_QPS: usize = 50;
+/// IM send/reply and CardKit: per API per app, per minute (429 / 99991400).
+pub const APP_API_PER_MINUTE: usize = 1000;
 /// CardKit operations per card entity per second.
 pub const CARD_OPS_PER_SEC: usize = 10;
 /// Message PATCH per message per second.
@@ -162,6 +167,11 @@ pub struct RecordedCall {
     /// that are not HTTP requests).
     #[serde(default)]
     pub received_unix_ns: u64,
+    /// The rate limit that refused this call (e.g. `app:im.send 1000/60s`,
+    /// `im.chat:oc_x 5/1s`, `card:7355… 10/1s`, or `injected: …` for an
+    /// armed fault); `None` when no limit refused it.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
 }
 
 impl RecordedCall {
@@ -174,6 +184,14 @@ impl RecordedCall {
     /// The answer's `code` (0 on success), if the answer was JSON with one.
     pub fn code(&self) -> Option<i64> {
         self.response.get("code").and_then(Value::as_i64)
+    }
+
+    /// Whether the fake refused this call for rate (a limit of its own or
+    /// an injected rate fault): HTTP 429 / 99991400 or 230020.
+    pub fn is_rate_limited(&self) -> bool {
+        self.rate_limit.is_some()
+            || self.status == 429
+            || matches!(self.code(), Some(99991400 | 230020))
     }
 }
 
@@ -420,6 +438,25 @@ impl FakeFeishu {
             .with_context(|| format!("no matching HTTP call within {timeout:?}"))
     }
 
+    /// Every call refused for rate, oldest first: by one of the fake's
+    /// limits ([`RecordedCall::rate_limit`] names it) or by an injected
+    /// rate fault.
+    pub fn rate_limited(&self) -> Vec<RecordedCall> {
+        lock(&self.shared.inner)
+            .calls
+            .iter()
+            .filter(|c| c.is_rate_limited())
+            .cloned()
+            .collect()
+    }
+
+    /// Ages every rate-limit window by `by`, as if that much time had passed
+    /// for the limiter only (tokens, uuids and streaming keep real time).
+    /// Lets a test fill a per-minute window at 50/s without waiting.
+    pub fn age_rate_windows(&self, by: Duration) {
+        lock(&self.shared.inner).age_windows(by);
+    }
+
     /// Every ACK received, oldest first.
     pub fn acks(&self) -> Vec<RecordedAck> {
         lock(&self.shared.inner).acks.clone()
@@ -510,6 +547,14 @@ impl FakeFeishu {
     /// A CardKit entity as it stands now (what a user sees).
     pub fn card(&self, card_id: &str) -> Option<CardState> {
         lock(&self.shared.inner).cards.get(card_id).cloned()
+    }
+
+    /// The buttons and form fields of the card message `message_id` shows
+    /// now (raw card or CardKit entity), as a user sees them; `None` for a
+    /// message that is not a (renderable) card. Act on them with
+    /// [`EventBuilder::click`] / [`EventBuilder::submit_form`].
+    pub fn card_view(&self, message_id: &str) -> Option<CardView> {
+        self.shared.card_view_of(message_id).ok().map(|(_, v)| v)
     }
 
     /// Chats the bot created.

@@ -109,6 +109,11 @@ impl CardState {
             .map(str::to_owned)
     }
 
+    /// Its buttons and form fields as a user sees them now.
+    pub fn view(&self) -> super::CardView {
+        super::CardView::from_json(&self.json)
+    }
+
     /// `config.summary.content`, the chat-list preview.
     pub fn summary(&self) -> Option<String> {
         self.json
@@ -286,8 +291,12 @@ pub(crate) struct Inner {
     /// Endpoint tickets not yet used for a handshake.
     pub tickets: HashMap<String, Instant>,
     pub deliveries: HashMap<String, Delivery>,
-    /// Sliding one-second windows keyed by limit name.
+    /// Sliding windows keyed by [`Bound::key`]: when each admitted event
+    /// happened, oldest first.
     pub windows: HashMap<String, VecDeque<Instant>>,
+    /// p2p chat id → the user at the other end, so sends to the user and
+    /// to their p2p chat share the platform's "5 QPS to the same user".
+    pub p2p_chats: HashMap<String, String>,
     pub round_robin: usize,
     /// Frame `message_id` → when it was first written and first ACKed.
     pub timings: HashMap<String, FrameTiming>,
@@ -295,23 +304,98 @@ pub(crate) struct Inner {
     pub timed_acks: usize,
 }
 
+/// One rate limit: at most `limit` admitted events per sliding `window`
+/// for one key (per API × app, per chat, per card…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bound {
+    /// What is limited, e.g. `app:im.send` or `card:7355…`.
+    pub name: String,
+    pub limit: usize,
+    pub window: Duration,
+}
+
+impl Bound {
+    pub fn per_second(name: impl Into<String>, limit: usize) -> Self {
+        Self {
+            name: name.into(),
+            limit,
+            window: Duration::from_secs(1),
+        }
+    }
+
+    pub fn per_minute(name: impl Into<String>, limit: usize) -> Self {
+        Self {
+            name: name.into(),
+            limit,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    /// The window's map key: the same name may be bounded per second and
+    /// per minute, and the two must not share a queue.
+    fn key(&self) -> String {
+        format!("{}/{}ms", self.name, self.window.as_millis())
+    }
+
+    /// How the fake labels a refusal by this bound in [`RecordedCall::rate_limit`].
+    pub fn label(&self) -> String {
+        format!("{} {}/{}s", self.name, self.limit, self.window.as_secs())
+    }
+}
+
+/// A bound that refused an event, and how long until it admits one again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exceeded {
+    pub bound: Bound,
+    pub retry_after: Duration,
+}
+
 impl Inner {
-    /// Admits one more event under `limit` per second for `key`; false when
-    /// the window is full (the refused call does not count).
-    pub fn admit(&mut self, key: &str, limit: usize) -> bool {
+    /// Admits one more event under every bound at once, or refuses it under
+    /// the first full one. A refused event counts in none of the windows
+    /// (the platform does not charge a refused call against other limits).
+    pub fn admit_all(&mut self, bounds: &[Bound]) -> Result<(), Exceeded> {
         let now = Instant::now();
-        let window = self.windows.entry(key.to_owned()).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            window.pop_front();
+        for b in bounds {
+            let window = self.windows.entry(b.key()).or_default();
+            while window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= b.window)
+            {
+                window.pop_front();
+            }
+            if window.len() >= b.limit {
+                let oldest = window.front().copied().unwrap_or(now);
+                return Err(Exceeded {
+                    bound: b.clone(),
+                    retry_after: (oldest + b.window).saturating_duration_since(now),
+                });
+            }
         }
-        if window.len() >= limit {
-            return false;
+        for b in bounds {
+            self.windows.entry(b.key()).or_default().push_back(now);
         }
-        window.push_back(now);
-        true
+        Ok(())
+    }
+
+    /// Makes every rate-limit window look `by` older, as if that much time
+    /// had passed for the limiter only (tests of minute windows).
+    pub fn age_windows(&mut self, by: Duration) {
+        for window in self.windows.values_mut() {
+            // An instant that cannot be moved back that far is older than
+            // any window anyway: drop it.
+            *window = window.iter().filter_map(|t| t.checked_sub(by)).collect();
+        }
+    }
+
+    /// The per-recipient IM bound for a message into `chat_id`: the user's
+    /// for a p2p chat, the group's otherwise (both 5 QPS, code 230020).
+    pub fn recipient_bound(&self, chat_id: &str) -> Bound {
+        let name = match self.p2p_chats.get(chat_id) {
+            Some(user) => format!("im.user:{user}"),
+            None => format!("im.chat:{chat_id}"),
+        };
+        Bound::per_second(name, super::IM_PER_CHAT_QPS)
     }
 }
 
@@ -480,7 +564,15 @@ impl Shared {
         if id.is_empty() {
             return;
         }
+        let sender_open_id = event
+            .pointer("/event/sender/sender_id/open_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let mut inner = lock(&self.inner);
+        if s("chat_type") == "p2p" && !sender_open_id.is_empty() {
+            inner.p2p_chats.insert(s("chat_id"), sender_open_id.clone());
+        }
         if inner.messages.iter().any(|x| x.message_id == id) {
             return;
         }
@@ -495,11 +587,7 @@ impl Shared {
             parent_id: s("parent_id"),
             thread_id: s("thread_id"),
             sender_type: "user".to_owned(),
-            sender_id: event
-                .pointer("/event/sender/sender_id/open_id")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
+            sender_id: sender_open_id,
             create_time: s("create_time"),
             update_time: s("update_time"),
             updated: false,
@@ -508,6 +596,33 @@ impl Shared {
             uuid: None,
             patches: 0,
         });
+    }
+
+    /// The card message `message_id` shows now (a raw card as last sent or
+    /// patched, or the CardKit entity it references) and its chat.
+    pub fn card_view_of(&self, message_id: &str) -> Result<(String, super::CardView)> {
+        let inner = lock(&self.inner);
+        let Some(m) = inner
+            .messages
+            .iter()
+            .find(|m| m.message_id == message_id && !m.deleted)
+        else {
+            bail!("no message {message_id} (or it was recalled)");
+        };
+        if m.msg_type != "interactive" {
+            bail!("message {message_id} is {}, not a card", m.msg_type);
+        }
+        let card = match &m.card_id {
+            Some(id) => match inner.cards.get(id) {
+                Some(c) => c.json.clone(),
+                None => bail!("card entity {id} of {message_id} is gone"),
+            },
+            None => serde_json::from_str::<Value>(&m.content)?,
+        };
+        if card.get("type").and_then(Value::as_str) == Some("template") {
+            bail!("message {message_id} is a template card; the fake cannot render it");
+        }
+        Ok((m.chat_id.clone(), super::CardView::from_json(&card)))
     }
 
     pub fn add_comment(&self, file_token: &str, user: &str, text: &str, is_whole: bool) -> String {

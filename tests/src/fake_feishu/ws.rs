@@ -74,6 +74,7 @@ pub(crate) fn upgrade(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp {
         status,
         response: Value::Null,
         received_unix_ns: super::state::unix_ns(),
+        rate_limit: None,
     });
     shared.bump();
     if status != 101 {

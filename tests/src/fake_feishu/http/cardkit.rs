@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::{Answer, FIELD_VALIDATION, Req, not_found};
-use crate::fake_feishu::state::{CardState, Shared, find_element_mut, lock, now_ms};
-use crate::fake_feishu::{APP_API_QPS, CARD_LIMIT_BYTES, CARD_OPS_PER_SEC};
+use crate::fake_feishu::state::{Bound, CardState, Shared, find_element_mut, lock, now_ms};
+use crate::fake_feishu::{CARD_LIMIT_BYTES, CARD_OPS_PER_SEC};
 
 const PARAM: i64 = 10002;
 const UNKNOWN_CARD: i64 = 200740;
@@ -64,7 +64,10 @@ fn parse_card(kind: Option<&Value>, data: Option<&Value>) -> Result<Value, Answe
             "update_multi must be true for card entities",
         ));
     }
-    if let Err(why) = super::im::validate_raw_card(&card) {
+    // The reference's CardKit error table has no code for a structurally
+    // invalid card (300307 is an empty DSL); 10002 "bad param" is what the
+    // fake answers every malformed card_json with.
+    if let Err(why) = crate::fake_feishu::card::validate(&card) {
         return Err(Answer::err(PARAM, why));
     }
     Ok(Value::Object(card))
@@ -80,6 +83,15 @@ impl PointerBool for Map<String, Value> {
     }
 }
 
+/// Streaming mode is on and has not yet closed itself (10 min after it was
+/// last enabled).
+fn streaming_active(card: &CardState) -> bool {
+    card.streaming_mode
+        && card
+            .streaming_since
+            .is_none_or(|t| t.elapsed() < STREAMING_WINDOW)
+}
+
 fn streaming_of(card: &Value) -> bool {
     card.pointer("/config/streaming_mode")
         .and_then(Value::as_bool)
@@ -87,8 +99,9 @@ fn streaming_of(card: &Value) -> bool {
 }
 
 fn create(shared: &Shared, r: &Req) -> Answer {
-    if !lock(&shared.inner).admit("app:cardkit.create", APP_API_QPS) {
-        return Answer::rate_limited(1, APP_API_QPS);
+    // Creating is never "in streaming mode": it always counts.
+    if let Err(a) = super::app_limit(shared, "cardkit.create") {
+        return a;
     }
     let card = match parse_card(r.body.get("type"), r.body.get("data")) {
         Ok(c) => c,
@@ -122,12 +135,24 @@ fn card_op(
     apply: impl FnOnce(&mut CardState, &Req) -> Result<(), Answer>,
 ) -> Answer {
     let mut inner = lock(&shared.inner);
+    // "In streaming mode the card/element APIs do not trigger the API QPS
+    // limit" (reference §3.7): only calls on a card whose streaming mode is
+    // on (and not yet timed out) skip the per-app windows; they still count
+    // against the card's own 10 ops/s below. Calls on an unknown card are
+    // not streaming, so they count.
+    let streaming = inner.cards.get(card_id).is_some_and(streaming_active);
+    if !streaming && let Err(e) = inner.admit_all(&super::app_bounds(&format!("cardkit.{name}"))) {
+        return Answer::over_limit(&e);
+    }
     if !inner.cards.contains_key(card_id) {
         return Answer::err(UNKNOWN_CARD, "card entity not found");
     }
     // Guess: the per-card limit answers like the platform-wide one.
-    if !inner.admit(&format!("card:{card_id}"), CARD_OPS_PER_SEC) {
-        return Answer::rate_limited(1, CARD_OPS_PER_SEC);
+    if let Err(e) = inner.admit_all(&[Bound::per_second(
+        format!("card:{card_id}"),
+        CARD_OPS_PER_SEC,
+    )]) {
+        return Answer::over_limit(&e);
     }
     let Some(seq) = r
         .body
@@ -280,7 +305,7 @@ pub(super) fn delayed_update(shared: &Shared, r: &Req) -> Answer {
     if !is_v2 && !card.contains_key("open_ids") {
         return Answer::err(300090, "card.open_ids is required for card 1.0");
     }
-    if let Err(why) = super::im::validate_raw_card(card) {
+    if let Err(why) = crate::fake_feishu::card::validate(card) {
         return Answer::err(PARAM, why);
     }
     let content = Value::Object(card.clone()).to_string();

@@ -9,10 +9,9 @@ use super::{
     Answer, FIELD_VALIDATION, IM_CARD_ENTITY_INVALID, IM_INVALID_CONTENT, IM_MESSAGE_NOT_FOUND,
     IM_TOO_LARGE, Req, not_found,
 };
-use crate::fake_feishu::state::{Shared, StoredMessage, lock, now_ms};
-use crate::fake_feishu::{
-    APP_API_QPS, CARD_LIMIT_BYTES, IM_PER_CHAT_QPS, PATCH_PER_MESSAGE_QPS, TEXT_LIMIT_BYTES,
-};
+use crate::fake_feishu::card;
+use crate::fake_feishu::state::{Bound, Shared, StoredMessage, lock, now_ms};
+use crate::fake_feishu::{CARD_LIMIT_BYTES, PATCH_PER_MESSAGE_QPS, TEXT_LIMIT_BYTES};
 
 const UUID_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -163,36 +162,11 @@ fn validate_card_content(
             Ok(None)
         }
         _ => {
-            validate_raw_card(obj).map_err(|w| invalid(&w))?;
+            // The reference gives no code for a structurally invalid card;
+            // 230001 is what the fake answers every malformed content with.
+            card::validate(obj).map_err(|w| invalid(&w))?;
             Ok(None)
         }
-    }
-}
-
-/// Raw card JSON: 2.0 needs `body`, rejects unknown top-level properties
-/// and `update_multi:false`; 1.0 needs elements.
-pub(crate) fn validate_raw_card(obj: &serde_json::Map<String, Value>) -> Result<(), String> {
-    if obj.get("schema").and_then(Value::as_str) == Some("2.0") {
-        const KNOWN: [&str; 5] = ["schema", "config", "card_link", "header", "body"];
-        if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(format!("unknown property {k:?} in a schema 2.0 card"));
-        }
-        if !obj
-            .get("body")
-            .and_then(|b| b.get("elements"))
-            .is_some_and(Value::is_array)
-        {
-            return Err("schema 2.0 card needs body.elements".to_owned());
-        }
-        return Ok(());
-    }
-    if obj.contains_key("elements")
-        || obj.contains_key("i18n_elements")
-        || obj.contains_key("header")
-    {
-        Ok(())
-    } else {
-        Err("card JSON has no elements".to_owned())
     }
 }
 
@@ -365,20 +339,24 @@ fn store(shared: &Shared, scope: &str, m: StoredMessage) -> Answer {
     Answer::ok(message_json(shared, &m))
 }
 
-/// Per-app API QPS (HTTP 429) then per-chat QPS (230020).
-fn rate_check(shared: &Shared, api: &str, chat_key: &str) -> Result<(), Answer> {
+/// The per-recipient limit (reference §3.9: "5 QPS to the same user, 5 QPS
+/// per group shared by all bots in it", code 230020). Checked after the
+/// request is valid: the platform needs the resolved recipient for it.
+fn recipient_check(shared: &Shared, chat_id: &str) -> Result<(), Answer> {
     let mut inner = lock(&shared.inner);
-    if !inner.admit(&format!("app:{api}"), APP_API_QPS) {
-        return Err(Answer::rate_limited(1, APP_API_QPS));
-    }
-    if !inner.admit(&format!("chat:{chat_key}"), IM_PER_CHAT_QPS) {
-        return Err(Answer::frequency());
-    }
-    Ok(())
+    let bound = inner.recipient_bound(chat_id);
+    inner
+        .admit_all(&[bound])
+        .map_err(|e| Answer::over_frequency(&e))
 }
 
 fn send(shared: &Arc<Shared>, r: &Req) -> Answer {
     const TYPES: [&str; 5] = ["open_id", "union_id", "user_id", "email", "chat_id"];
+    // Guess: the open-platform gateway counts a call against the app's
+    // windows before the API looks at it, so invalid calls count too.
+    if let Err(a) = super::app_limit(shared, "im.send") {
+        return a;
+    }
     let Some(id_type) = r.q("receive_id_type").filter(|t| TYPES.contains(t)) else {
         return field_error("receive_id_type is required: open_id|union_id|user_id|email|chat_id");
     };
@@ -404,10 +382,15 @@ fn send(shared: &Arc<Shared>, r: &Req) -> Answer {
     let chat_id = if id_type == "chat_id" {
         receive_id.to_owned()
     } else {
-        // A stable p2p chat per user.
-        format!("oc_p2p_{receive_id}")
+        // A stable p2p chat per user, known as theirs so sends by chat_id
+        // and by user id share the user's 5 QPS.
+        let chat = format!("oc_p2p_{receive_id}");
+        lock(&shared.inner)
+            .p2p_chats
+            .insert(chat.clone(), receive_id.to_owned());
+        chat
     };
-    if let Err(a) = rate_check(shared, "send", &chat_id) {
+    if let Err(a) = recipient_check(shared, &chat_id) {
         return a;
     }
     let mut m = new_message(shared, &out, &chat_id, card_id);
@@ -431,6 +414,9 @@ fn find_message(shared: &Shared, id: &str) -> Result<StoredMessage, Answer> {
 }
 
 fn reply(shared: &Arc<Shared>, r: &Req, id: &str) -> Answer {
+    if let Err(a) = super::app_limit(shared, "im.reply") {
+        return a;
+    }
     let out = match parse_outgoing(r) {
         Ok(o) => o,
         Err(a) => return a,
@@ -451,7 +437,7 @@ fn reply(shared: &Arc<Shared>, r: &Req, id: &str) -> Answer {
         Ok(c) => c,
         Err(a) => return a,
     };
-    if let Err(a) = rate_check(shared, "reply", &target.chat_id) {
+    if let Err(a) = recipient_check(shared, &target.chat_id) {
         return a;
     }
     let mut m = new_message(shared, &out, &target.chat_id, card_id);
@@ -506,7 +492,7 @@ fn patch(shared: &Arc<Shared>, r: &Req, id: &str) -> Answer {
             "invalid card content: not a JSON object",
         );
     };
-    if let Err(why) = validate_raw_card(&card) {
+    if let Err(why) = card::validate(&card) {
         return Answer::err(IM_INVALID_CONTENT, format!("invalid card content: {why}"));
     }
     let is_v2 = card.get("schema").and_then(Value::as_str) == Some("2.0");
@@ -522,8 +508,11 @@ fn patch(shared: &Arc<Shared>, r: &Req, id: &str) -> Answer {
         );
     }
     let mut inner = lock(&shared.inner);
-    if !inner.admit(&format!("patch:{id}"), PATCH_PER_MESSAGE_QPS) {
-        return Answer::frequency();
+    if let Err(e) = inner.admit_all(&[Bound::per_second(
+        format!("im.patch:{id}"),
+        PATCH_PER_MESSAGE_QPS,
+    )]) {
+        return Answer::over_frequency(&e);
     }
     if let Some(m) = inner.messages.iter_mut().find(|m| m.message_id == id) {
         m.content = content.to_owned();
