@@ -96,7 +96,11 @@ fn help_is_a_card_whose_buttons_run_commands_once_for_its_requester() {
         assert!(labels.iter().any(|x| x == l), "{l} missing from {labels:?}");
     }
     assert!(
-        view.title.as_deref().unwrap_or("").to_lowercase().contains("help")
+        view.title
+            .as_deref()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("help")
             || view.title.as_deref().unwrap_or("").contains("command"),
         "{:?}",
         view.title
@@ -192,7 +196,10 @@ fn the_config_form_changes_how_the_chat_is_answered() {
             USER,
             &card,
             "Apply",
-            &[("reply_mode", json!("markdown")), ("tool_display", json!("summary"))],
+            &[
+                ("reply_mode", json!("markdown")),
+                ("tool_display", json!("summary")),
+            ],
         )
         .expect("submit");
     assert!(e.click(&submit).contains("info"));
@@ -295,7 +302,11 @@ fn a_rotated_key_keeps_old_buttons_working_until_it_is_retired() {
     // New cards are signed with version 2 and work.
     let help2 = e.say("oc_k4", "/help");
     let (card2, _) = e.card_reply(&help2, 0);
-    let s2 = e.fake.events().click(USER, &card2, "Status").expect("click");
+    let s2 = e
+        .fake
+        .events()
+        .click(USER, &card2, "Status")
+        .expect("click");
     assert!(e.click(&s2).contains("info"));
     e.card_reply(&card2, 0);
 }
