@@ -108,16 +108,17 @@ fn main() -> anyhow::Result<()> {
     } else {
         skipped()
     };
-    let load = if want("load") {
-        rt.block_on(bench_many_scopes(&bins, args.load_scopes, Some("slow")))?
-    } else {
-        skipped()
-    };
-    let load_instant = if want("load") {
-        rt.block_on(bench_many_scopes(&bins, args.load_scopes, None))?
-    } else {
-        skipped()
-    };
+    let mut loads = Vec::new();
+    for l in [Load::Varied, Load::Even, Load::Instant] {
+        loads.push(if want("load") {
+            rt.block_on(bench_many_scopes(&bins, args.load_scopes, l))?
+        } else {
+            skipped()
+        });
+    }
+    let [load, load_even, load_instant]: [serde_json::Value; 3] = loads
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three loads"))?;
     let feishu = if want("feishu") {
         rt.block_on(bench_feishu(
             &bins,
@@ -146,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         "spawn": spawn,
         "idle_rss_kib": rss,
         "many_scopes": load,
+        "many_scopes_even_runs": load_even,
         "many_scopes_instant_runs": load_instant,
         "feishu": feishu,
         "cards": cards,
@@ -169,19 +171,51 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run lengths of the `varied` load: 100 to 500 ms, 300 ms on average.
+const HOLD_MS: [u64; 9] = [100, 150, 200, 250, 300, 350, 400, 450, 500];
+
+/// How long the fake runs of a many-scope load hold their slot.
+#[derive(Clone, Copy)]
+enum Load {
+    /// Every run 300 ms.
+    Even,
+    /// 100–500 ms, spread evenly over the scopes (deterministic), 300 ms on
+    /// average: closer to real turns, which never all take the same time.
+    Varied,
+    /// Runs that end at once.
+    Instant,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::Even => "even_300ms",
+            Load::Varied => "varied_100_500ms",
+            Load::Instant => "instant",
+        }
+    }
+    fn marker(self, scope_index: usize) -> String {
+        match self {
+            Load::Even => " FAKE:hold300".into(),
+            Load::Varied => format!(" FAKE:hold{}", HOLD_MS[(scope_index * 7) % HOLD_MS.len()]),
+            Load::Instant => String::new(),
+        }
+    }
+}
+
 /// `scopes` chats × 3 messages each, 32 fake runs at once: every message
 /// must run exactly once; queue wait (accepted → its run started) shows
 /// fairness across scopes; the worker's RSS is sampled throughout.
 ///
-/// `scenario` picks what one fake run does: `slow` holds its slot for
-/// 300 ms like a (very short) real turn, so the queue is shaped by the
-/// scheduler; the default scenario ends at once, so on a 2-core machine the
-/// queue is shaped by CPU contention between the load generator, the worker
-/// and 32 fake codex processes.
+/// `load` picks how long the runs hold their slots. With runs that take
+/// time the queue is shaped by the scheduler; with equal lengths the slots
+/// free in waves of 32, so the waits form a staircase; with runs that end
+/// at once the queue is shaped by CPU contention between the load
+/// generator, the worker and 32 fake codex processes on 2 cores.
 async fn bench_many_scopes(
     bins: &Path,
     scopes: usize,
-    scenario: Option<&str>,
+    load: Load,
 ) -> anyhow::Result<serde_json::Value> {
     const PER_SCOPE: usize = 3;
     let h = home(bins, "debounce_ms = 50\nmax_concurrent = 32")?;
@@ -211,10 +245,7 @@ async fn bench_many_scopes(
     let started = Instant::now();
     for i in 0..scopes * PER_SCOPE {
         let scope = format!("chat:load{}", i / PER_SCOPE);
-        let text = match scenario {
-            Some(name) => format!("load message {i} FAKE:{name}"),
-            None => format!("load message {i}"),
-        };
+        let text = format!("load message {i}{}", load.marker(i / PER_SCOPE));
         let m = inbound(i, &scope, &text);
         let id = m.message_id.clone();
         let ack = w.client.deliver(m).await?.into_inner();
@@ -280,7 +311,7 @@ async fn bench_many_scopes(
     );
     Ok(json!({
         "scopes": scopes,
-        "scenario": scenario.unwrap_or("instant"),
+        "runs_hold": load.name(),
         "messages": accepted_at.len(),
         "runs": runs,
         "max_concurrent": 32,
@@ -371,6 +402,9 @@ struct Home {
     home: PathBuf,
     ws: PathBuf,
     fake_log: PathBuf,
+    /// Scenario files for the fake codex: `hold<ms>` holds its slot that
+    /// long, then answers.
+    scenarios: PathBuf,
 }
 
 fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
@@ -381,6 +415,17 @@ fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
     std::fs::create_dir_all(&home)?;
     std::fs::create_dir_all(&ws)?;
     std::fs::create_dir_all(&fake_log)?;
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios)?;
+    for ms in HOLD_MS {
+        std::fs::write(
+            scenarios.join(format!("hold{ms}.jsonl")),
+            format!(
+                "{{\"thread_started\": true}}\n{{\"turn_started\": true}}\n{{\"sleep_ms\": {ms}}}\n\
+                 {{\"agent_message\": \"held {ms} ms\"}}\n{{\"turn_completed\": true}}\n"
+            ),
+        )?;
+    }
     std::fs::write(dir.path().join("key"), "sk-bench\n")?;
     std::fs::write(
         home.join("config.toml"),
@@ -397,6 +442,7 @@ fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
         home,
         ws,
         fake_log,
+        scenarios,
     })
 }
 
@@ -420,6 +466,7 @@ async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
         .arg("--socket")
         .arg(&sock)
         .env("FAKE_CODEX_LOG_DIR", &h.fake_log)
+        .env("FAKE_CODEX_SCENARIOS", &h.scenarios)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
