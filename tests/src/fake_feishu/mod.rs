@@ -740,6 +740,24 @@ impl FakeFeishu {
             .push(state::PathFault::new(path, n, state::FaultKind::Frequency));
     }
 
+    /// From now on, calls to `path` (a trailing `*` matches a prefix) fail
+    /// with HTTP `status` at random, `per_mille` in a thousand, from `seed`.
+    pub fn fail_randomly(&self, path: &str, per_mille: u32, status: u16, seed: u64) {
+        lock(&self.shared.inner)
+            .faults
+            .random
+            .push(state::RandomFault {
+                fault: state::PathFault::new(path, usize::MAX, state::FaultKind::Status(status)),
+                per_mille: per_mille.min(1000),
+                rng: seed | 1,
+            });
+    }
+
+    /// No more random failures.
+    pub fn stop_random_failures(&self) {
+        lock(&self.shared.inner).faults.random.clear();
+    }
+
     /// The next `n` calls to `path` are answered normally after `delay`.
     pub fn slow_next(&self, path: &str, n: usize, delay: Duration) {
         lock(&self.shared.inner)

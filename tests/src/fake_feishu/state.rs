@@ -233,20 +233,52 @@ impl PathFault {
     }
 }
 
+/// A fault that strikes calls to a path at random, at a fixed rate, from a
+/// seeded generator (so a failing run can be replayed).
+#[derive(Debug, Clone)]
+pub(crate) struct RandomFault {
+    pub fault: PathFault,
+    /// Chance per call, in thousandths.
+    pub per_mille: u32,
+    pub rng: u64,
+}
+
+impl RandomFault {
+    fn strikes(&mut self, path: &str) -> bool {
+        if !self.fault.matches(path) {
+            return false;
+        }
+        // xorshift64*: plenty for spreading failures.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (r >> 33) % 1000 < u64::from(self.per_mille)
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pub http: Vec<PathFault>,
+    pub random: Vec<RandomFault>,
     pub endpoint: VecDeque<EndpointRefusal>,
     pub handshake: VecDeque<HandshakeRefusal>,
 }
 
 impl Faults {
-    /// Takes the first armed fault for `path`, consuming one use.
+    /// Takes the first armed fault for `path`, consuming one use; else a
+    /// random fault that strikes this call.
     pub fn take(&mut self, path: &str) -> Option<FaultKind> {
-        let idx = self
+        let Some(idx) = self
             .http
             .iter()
-            .position(|f| f.remaining > 0 && f.matches(path))?;
+            .position(|f| f.remaining > 0 && f.matches(path))
+        else {
+            return self
+                .random
+                .iter_mut()
+                .find_map(|r| r.strikes(path).then(|| r.fault.kind.clone()));
+        };
         let fault = &mut self.http[idx];
         fault.remaining -= 1;
         let kind = fault.kind.clone();

@@ -664,3 +664,47 @@ fn a_run_stopped_by_an_fcxd_shutdown_ends_its_card_as_interrupted() {
     assert!(!c.streaming_mode, "{:?}\n{}", c.json, e.home.read_logs());
     assert!(c.json.to_string().contains("nterrupted"), "{:?}", c.json);
 }
+
+#[test]
+fn card_updates_failing_at_random_never_leave_a_card_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut steps = vec![
+        serde_json::json!({"thread_started": true}),
+        serde_json::json!({"turn_started": true}),
+    ];
+    for i in 0..30 {
+        steps.push(serde_json::json!({"agent_message": format!("step {i}")}));
+        steps.push(serde_json::json!({"sleep_ms": 40}));
+    }
+    steps.push(serde_json::json!({"agent_message": "all done despite the flaky platform"}));
+    steps.push(serde_json::json!({"turn_completed": true}));
+    scenario(dir.path(), "random", &steps);
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    // A third of all card updates fail with a server error, every run.
+    e.fake
+        .fail_randomly("/open-apis/cardkit/v1/cards/*", 333, 503, 0x5eed_f00d);
+    let oms: Vec<String> = (0..4)
+        .map(|i| e.push_text(&format!("oc_r{i}"), "FAKE:random go"))
+        .collect();
+    for om in &oms {
+        let card = e.card_for(om);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let c = e.fake.card(&card).expect("card");
+            if !c.streaming_mode && c.json.to_string().contains("Codex · Done") {
+                assert_eq!(answer_of(&c.json), "all done despite the flaky platform");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "card {card} left unfinished: {}\n{}",
+                c.json,
+                e.home.read_logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let failed = e.fake.requests().iter().filter(|c| c.status == 503).count();
+    assert!(failed > 0, "no failure was injected");
+    e.fake.stop_random_failures();
+}
