@@ -129,6 +129,7 @@ pub async fn deliver_markdown(
     uuid: &str,
     format: Format,
 ) {
+    let md = &*crate::render::text::defuse_mentions(md);
     if format == Format::Text {
         let text = crate::render::markdown_to_plain(md);
         for (i, piece) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::state::{Phase, RunState, ToolCall, ToolDisplay, ToolState};
 use super::text::{
-    Piece, escape_md, fenced, inline_code, one_line, split_pieces, truncate_head, truncate_tail,
+    Piece, defuse_mentions, escape_md, fenced, inline_code, one_line, split_pieces, truncate_head,
+    truncate_tail,
 };
 use super::{
     ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderMode, RenderOptions, RenderedCard, STOP_ELEMENT_ID,
@@ -102,7 +103,7 @@ pub fn render(state: &RunState, opts: &RenderOptions) -> RenderedCard {
     };
     let shown = pieces
         .get(piece)
-        .map(|p: &Piece| p.render(&answer))
+        .map(|p: &Piece| defuse_mentions(&p.render(&answer)).into_owned())
         .unwrap_or_default();
     let more = pieces.len().saturating_sub(1) > piece;
     let answer_text = if shown.is_empty() {
@@ -273,7 +274,8 @@ fn main_card(
     let mut els: Vec<Value> = Vec::new();
 
     if l.reasoning > 0 && !state.reasoning().trim().is_empty() {
-        let mut text = truncate_tail(state.reasoning().trim(), l.reasoning);
+        let mut text =
+            defuse_mentions(&truncate_tail(state.reasoning().trim(), l.reasoning)).into_owned();
         if state.reasoning_dropped > 0 && !text.starts_with('…') {
             text.insert_str(0, "… (earlier reasoning omitted)\n");
         }

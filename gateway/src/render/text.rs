@@ -116,6 +116,41 @@ pub fn fenced(body: &str, lang: &str) -> String {
     format!("{fence}{lang}\n{body}{nl}{fence}")
 }
 
+/// Breaks `<at …>` tags in text that did not come from fcx (Codex's answer
+/// and reasoning), so a model that writes `<at id=all></at>` (because a
+/// prompt asked it to) cannot make the bot mention everyone in a group. A
+/// zero-width space after `<` keeps the text readable and inert in cards,
+/// posts and text messages alike. Everything else is left byte for byte.
+pub fn defuse_mentions(s: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = s.as_bytes();
+    let is_tag = |i: usize| {
+        bytes
+            .get(i + 1)
+            .is_some_and(|b| b.eq_ignore_ascii_case(&b'a'))
+            && bytes
+                .get(i + 2)
+                .is_some_and(|b| b.eq_ignore_ascii_case(&b't'))
+            && bytes
+                .get(i + 3)
+                .is_none_or(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')
+    };
+    if !bytes
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'<' && is_tag(i))
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, c) in s.char_indices() {
+        out.push(c);
+        if c == '<' && is_tag(i) {
+            out.push('\u{200B}');
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Markdown's own specials in text that must read literally (file paths,
 /// names), so `a_b_c` or `*.rs` do not turn into emphasis.
 pub fn escape_md(s: &str) -> String {
@@ -313,4 +348,34 @@ pub fn split_answer(answer: &str, budget: usize) -> Vec<String> {
         .iter()
         .map(|p| p.render(answer))
         .collect()
+}
+
+#[cfg(test)]
+mod mention_tests {
+    use super::defuse_mentions;
+
+    #[test]
+    fn at_tags_are_defused_and_nothing_else_changes() {
+        for (input, inert) in [
+            ("ping <at id=all></at> now", true),
+            ("<AT user_id=\"all\">everyone</AT>", true),
+            ("<at>", true),
+            ("a <attribute> and <atom> and a<b", false),
+            ("plain text, no tags", false),
+            ("ends with <", false),
+            ("<a", false),
+        ] {
+            let out = defuse_mentions(input);
+            assert_eq!(out.replace('\u{200B}', ""), input);
+            if inert {
+                let lower = out.to_ascii_lowercase();
+                assert!(
+                    !lower.contains("<at ") && !lower.contains("<at>"),
+                    "{out:?}"
+                );
+            } else {
+                assert_eq!(out, input);
+            }
+        }
+    }
 }
