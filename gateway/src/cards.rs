@@ -3,9 +3,13 @@
 //! final state.
 //!
 //! Per run: create the card entity, reply with it (in thread for topics),
-//! then one serialized [`CardWriter`] owns the card's sequence counter: text
-//! deltas become element-content updates (coalesced), anything that changes
-//! the card's structure becomes a full update. At the end the final card is
+//! then one serialized [`CardWriter`] owns the card's sequence counter. The
+//! lane only folds events into the run's state and marks its cards dirty;
+//! each writer renders its card when it is about to send (a [`LiveCard`]
+//! source), so an update carries every event up to that instant and a burst
+//! of deltas costs one render per operation, not one per delta. An update
+//! is element content when only the answer text changed, else the whole
+//! card. At the end the final card is
 //! written and streaming is closed with a summary. If the card cannot be
 //! created or its writer fails for good, the final state goes out as a
 //! markdown message instead; an answer longer than one card continues in
@@ -21,7 +25,9 @@ use fcx_proto::v1::{self as pb};
 use serde_json::Value;
 
 use crate::callback::{Claims, Denied, Expected, MemoryNonceStore, NonceStore};
-use crate::feishu::cardkit::{self, CardKit, CardWriter, FailureKind, WriterConfig};
+use crate::feishu::cardkit::{
+    self, CardKit, CardSource, CardWriter, FailureKind, LiveUpdate, WriterConfig,
+};
 use crate::feishu::http::{OpenApiClient, OutgoingMessage};
 use crate::keys::SharedKeys;
 use crate::keys::{hex_decode, hex_encode};
@@ -269,16 +275,166 @@ impl Callbacks {
 struct ActiveCard {
     card_id: String,
     writer: CardWriter,
-    /// Structure already written, to send content-only updates when only
-    /// the answer text changed.
-    last_json: String,
-    /// `last_json` with the answer text cut out: equal chrome means a
-    /// content-only update will do.
-    last_chrome: String,
+    source: Arc<LiveCard>,
     /// Writers started after the first one failed transiently.
     restarts: u32,
     /// The writer failed for good; the card waits for the final write.
     stalled: bool,
+}
+
+/// A run's state, shared by its lane (which folds events in) and its cards'
+/// writers (which render it when they send).
+struct LiveRun {
+    state: RunState,
+    stop_token: Option<String>,
+    /// False once `Done` arrived: from then on the final write alone says
+    /// what the cards show.
+    open: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The critical sections cannot panic halfway; a poisoned lock still
+    // holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A card as the platform shows it (or will, once an update is accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shown {
+    /// The card JSON without the answer text (see [`chrome`]).
+    chrome: String,
+    answer: String,
+    /// The answer could be cut out of the JSON; if not, `chrome` is the
+    /// whole JSON and only full updates are safe.
+    cut: bool,
+}
+
+impl Shown {
+    fn of(rendered: &render::RenderedCard) -> Self {
+        let chrome = chrome(rendered);
+        Shown {
+            cut: chrome.len() != rendered.json.len(),
+            chrome,
+            answer: rendered.answer.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Sent {
+    /// What the platform last accepted; `None`: unknown, send the whole
+    /// card.
+    accepted: Option<Shown>,
+    /// The last accepted update was a whole card.
+    card_last: bool,
+    /// What the update in flight will show once accepted, and whether it
+    /// is a whole card.
+    in_flight: Option<(Shown, bool)>,
+}
+
+/// One live card of a run, rendered on its writer's demand.
+struct LiveCard {
+    run: Arc<Mutex<LiveRun>>,
+    mode: RenderMode,
+    sent: Mutex<Sent>,
+}
+
+impl LiveCard {
+    /// `created`: what the card entity was created with.
+    fn new(run: Arc<Mutex<LiveRun>>, mode: RenderMode, created: Option<Shown>) -> Self {
+        LiveCard {
+            run,
+            mode,
+            sent: Mutex::new(Sent {
+                card_last: created.is_some(),
+                accepted: created,
+                in_flight: None,
+            }),
+        }
+    }
+
+    /// Forget what the platform shows (a new writer after a failure), so
+    /// the next update is the whole card.
+    fn reset(&self) {
+        *lock(&self.sent) = Sent::default();
+    }
+}
+
+impl CardSource for LiveCard {
+    fn pull(&self) -> Option<LiveUpdate> {
+        let rendered = {
+            let run = lock(&self.run);
+            if !run.open {
+                return None;
+            }
+            render::render(&run.state, &live_options(&run, self.mode.clone()))
+        };
+        let now = Shown::of(&rendered);
+        let mut sent = lock(&self.sent);
+        let content = |shown: Shown| {
+            let update = LiveUpdate::Content {
+                element_id: ANSWER_ELEMENT_ID.to_string(),
+                content: shown.answer.clone(),
+            };
+            (update, shown, false)
+        };
+        let (update, shown, card) = match &sent.accepted {
+            Some(a) if *a == now => {
+                sent.in_flight = None;
+                return None;
+            }
+            Some(a) if a.chrome == now.chrome => content(now),
+            // Whole-card updates do not animate the text: right after one,
+            // a grown answer streams first and the rest of the card follows
+            // with the next operation (as when updates were pushed).
+            Some(a) if sent.card_last && a.cut && now.cut && a.answer != now.answer => {
+                content(Shown {
+                    chrome: a.chrome.clone(),
+                    ..now
+                })
+            }
+            _ => (LiveUpdate::Card(rendered.json), now, true),
+        };
+        sent.in_flight = Some((shown, card));
+        Some(update)
+    }
+
+    fn settle(&self, accepted: bool) {
+        let mut sent = lock(&self.sent);
+        if let Some((shown, card)) = sent.in_flight.take()
+            && accepted
+        {
+            sent.accepted = Some(shown);
+            sent.card_last = card;
+        }
+    }
+}
+
+/// Render options for a live card.
+fn live_options(run: &LiveRun, mode: RenderMode) -> RenderOptions {
+    RenderOptions {
+        stop_token: if mode == RenderMode::Main {
+            run.stop_token.clone()
+        } else {
+            None
+        },
+        // A live clock would make every render differ and turn each text
+        // delta into a full card update; the final card shows the time.
+        now_ms: None,
+        mode,
+        tool_display: run.state.tool_display,
+        ..Default::default()
+    }
+}
+
+/// Render options for a final card.
+fn final_options(state: &RunState, mode: RenderMode) -> RenderOptions {
+    RenderOptions {
+        now_ms: Some(now_ms()),
+        mode,
+        tool_display: state.tool_display,
+        ..Default::default()
+    }
 }
 
 /// Cards a run may use: the main card and continuation cards for the
@@ -287,13 +443,12 @@ struct ActiveCard {
 const MAX_CARDS_PER_RUN: usize = 8;
 
 struct CardRun {
-    state: RunState,
+    live: Arc<Mutex<LiveRun>>,
     scope: String,
     reply_to: String,
     /// The RunStarted event's seq: card sends are keyed by it, so a replay
     /// after a restart is de-duplicated by the platform.
     seq: u64,
-    stop_token: Option<String>,
     /// `cards[0]` is the run's card; `cards[i]` carries answer piece `i`.
     cards: Vec<ActiveCard>,
     /// No card could be created or sent: the final state goes out as a
@@ -356,9 +511,10 @@ impl ScopeCards {
     }
 
     /// Handle a run event; `false` when the event is not a card's (the
-    /// caller answers it as a message). `render`: draw the card now; a lane
-    /// that holds more events of the same run passes `false` for all but
-    /// the last, so a burst of deltas costs one render.
+    /// caller answers it as a message). `render`: bring the cards up to date
+    /// now (mark them dirty, open a continuation card the answer outgrew);
+    /// a lane that holds more events of the same run passes `false` for all
+    /// but the last.
     pub async fn on_event(&mut self, ev: &pb::WorkerEvent, render: bool) -> bool {
         if ev.run_id.is_empty() || matches!(ev.kind, Some(Kind::Notice(_) | Kind::CommandReply(_)))
         {
@@ -370,18 +526,21 @@ impl ScopeCards {
             if !matches!(ev.kind, Some(Kind::RunStarted(_))) {
                 return false;
             }
+            let mut state = RunState::new(&ev.run_id);
+            state.apply(ev);
             let mut run = CardRun {
-                state: RunState::new(&ev.run_id),
+                live: Arc::new(Mutex::new(LiveRun {
+                    state,
+                    stop_token: self.surface.sign_stop(ev),
+                    open: true,
+                })),
                 scope: ev.scope.clone(),
                 reply_to: ev.reply_to.clone(),
                 seq: ev.seq,
-                stop_token: None,
                 cards: Vec::new(),
                 fallback: false,
                 no_more_cards: false,
             };
-            run.state.apply(ev);
-            run.stop_token = self.surface.sign_stop(ev);
             self.surface.open_main(&mut run).await;
             self.runs.insert(ev.run_id.clone(), run);
             return true;
@@ -389,15 +548,21 @@ impl ScopeCards {
         let Some(mut run) = self.runs.remove(&ev.run_id) else {
             return false;
         };
-        run.state.apply(ev);
-        if matches!(ev.kind, Some(Kind::Done(_))) {
+        let done = matches!(ev.kind, Some(Kind::Done(_)));
+        {
+            let mut live = lock(&run.live);
+            // Closed with the same lock: no writer renders the ended run as
+            // a live card.
+            live.open &= !done;
+            live.state.apply(ev);
+        }
+        if done {
             self.surface.finish(run).await;
             return true;
         }
         // A run without a card (fallback) only needs its final state.
         if render && !run.cards.is_empty() {
-            let delta = matches!(ev.kind, Some(Kind::TextDelta(_)));
-            self.surface.draw(&mut run, delta).await;
+            self.surface.draw(&mut run).await;
         }
         self.runs.insert(ev.run_id.clone(), run);
         true
@@ -405,12 +570,19 @@ impl ScopeCards {
 }
 
 impl CardSurface {
-    /// Brings every open card of a live run up to date.
-    async fn draw(&self, run: &mut CardRun, delta: bool) {
-        let main = render::render(&run.state, &self.options(run, true, RenderMode::Main));
-        let pieces = main.pieces;
+    /// Brings every open card of a live run up to date: their writers
+    /// render them when they next send; a piece of the answer no card
+    /// carries yet gets its continuation card now (opening one is HTTP, so
+    /// it stays here, not in a writer).
+    async fn draw(&self, run: &mut CardRun) {
+        // Only the piece count, not a render: cheap enough per batch.
+        let pieces = {
+            let live = lock(&run.live);
+            let budget = live_options(&live, RenderMode::Main).effective_answer_budget();
+            render::split_pieces(&live.state.answer(), budget).len()
+        };
         if let Some(card) = run.cards.first_mut() {
-            self.write_live(card, &main, delta);
+            self.touch(card);
         }
         if pieces <= 1 {
             return;
@@ -419,23 +591,30 @@ impl CardSurface {
         // can change.
         let from = run.cards.len().saturating_sub(1).max(1);
         for piece in from..pieces.min(MAX_CARDS_PER_RUN) {
-            let r = render::render(
-                &run.state,
-                &self.options(run, true, RenderMode::Continuation { piece }),
-            );
             if let Some(card) = run.cards.get_mut(piece) {
-                self.write_live(card, &r, delta);
+                self.touch(card);
             } else if !run.no_more_cards {
+                let mode = RenderMode::Continuation { piece };
+                let r = {
+                    let live = lock(&run.live);
+                    render::render(&live.state, &live_options(&live, mode))
+                };
                 match self.open_card(run, &r, piece).await {
-                    Some(card) => run.cards.push(card),
+                    Some(card) => {
+                        // The run may have moved on while the card was
+                        // being created.
+                        card.writer.mark_dirty();
+                        run.cards.push(card);
+                    }
                     None => run.no_more_cards = true,
                 }
             }
         }
     }
 
-    /// One card's live update: content-only when only the answer changed.
-    fn write_live(&self, card: &mut ActiveCard, rendered: &render::RenderedCard, delta: bool) {
+    /// Tells a card's writer the run changed; restarts a writer that failed
+    /// transiently.
+    fn touch(&self, card: &mut ActiveCard) {
         if let Some(f) = card.writer.failure() {
             if f.kind == FailureKind::Unavailable && card.restarts < MAX_WRITER_RESTARTS {
                 // The platform had a bad moment: carry on with a fresh
@@ -443,49 +622,22 @@ impl CardSurface {
                 // starting from the whole current card.
                 card.restarts += 1;
                 tracing::info!(card = %card.card_id, code = ?f.code, restarts = card.restarts, "card writer failed transiently; starting a new one");
-                card.writer = CardWriter::spawn(
+                card.source.reset();
+                card.writer = CardWriter::spawn_live(
                     self.kit.clone(),
                     card.card_id.clone(),
                     f.last_sequence,
                     WriterConfig::default(),
+                    card.source.clone(),
                 );
-                card.writer.update_card(rendered.json.clone());
-                card.last_json = rendered.json.clone();
-                card.last_chrome = chrome(rendered);
+                card.writer.mark_dirty();
             } else if !card.stalled {
                 tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "card writer failed; the card waits for the final write");
                 card.stalled = true;
             }
             return;
         }
-        if rendered.json == card.last_json {
-            return;
-        }
-        let now_chrome = chrome(rendered);
-        if delta && now_chrome == card.last_chrome {
-            card.writer
-                .set_content(ANSWER_ELEMENT_ID, rendered.answer.clone());
-        } else {
-            card.writer.update_card(rendered.json.clone());
-        }
-        card.last_json = rendered.json.clone();
-        card.last_chrome = now_chrome;
-    }
-
-    fn options(&self, run: &CardRun, live: bool, mode: RenderMode) -> RenderOptions {
-        RenderOptions {
-            stop_token: if live && mode == RenderMode::Main {
-                run.stop_token.clone()
-            } else {
-                None
-            },
-            // A live clock would make every render differ and turn each text
-            // delta into a full card update; the final card shows the time.
-            now_ms: if live { None } else { Some(now_ms()) },
-            mode,
-            tool_display: run.state.tool_display,
-            ..Default::default()
-        }
+        card.writer.mark_dirty();
     }
 
     fn sign_stop(&self, ev: &pb::WorkerEvent) -> Option<String> {
@@ -517,7 +669,10 @@ impl CardSurface {
             run.fallback = true;
             return;
         }
-        let rendered = render::render(&run.state, &self.options(run, true, RenderMode::Main));
+        let rendered = {
+            let live = lock(&run.live);
+            render::render(&live.state, &live_options(&live, RenderMode::Main))
+        };
         match self.open_card(run, &rendered, 0).await {
             Some(card) => run.cards.push(card),
             None => run.fallback = true,
@@ -558,17 +713,27 @@ impl CardSurface {
             Ok(m) => {
                 self.carriers
                     .insert(&m.message_id, &run.scope, &chat_of(&run.scope));
-                let writer = CardWriter::spawn(
+                let mode = if piece == 0 {
+                    RenderMode::Main
+                } else {
+                    RenderMode::Continuation { piece }
+                };
+                let source = Arc::new(LiveCard::new(
+                    run.live.clone(),
+                    mode,
+                    Some(Shown::of(rendered)),
+                ));
+                let writer = CardWriter::spawn_live(
                     self.kit.clone(),
                     card_id.clone(),
                     0,
                     WriterConfig::default(),
+                    source.clone(),
                 );
                 Some(ActiveCard {
                     card_id,
                     writer,
-                    last_json: rendered.json.clone(),
-                    last_chrome: chrome(rendered),
+                    source,
                     restarts: 0,
                     stalled: false,
                 })
@@ -583,8 +748,11 @@ impl CardSurface {
     /// The final cards (no stop button), streaming closed; answer pieces no
     /// card carries, and every failure path, go out as markdown messages.
     async fn finish(&self, mut run: CardRun) {
-        let main_opts = self.options(&run, false, RenderMode::Main);
-        let main = render::render(&run.state, &main_opts);
+        // The writers no longer read it (the run is closed), so a copy
+        // serves the awaits below.
+        let state = lock(&run.live).state.clone();
+        let main_opts = final_options(&state, RenderMode::Main);
+        let main = render::render(&state, &main_opts);
         let pieces = main.pieces;
         // An answer that arrived all at once (or grew since the last draw)
         // still gets its continuation cards, already final.
@@ -594,8 +762,8 @@ impl CardSurface {
                     break;
                 }
                 let r = render::render(
-                    &run.state,
-                    &self.options(&run, false, RenderMode::Continuation { piece }),
+                    &state,
+                    &final_options(&state, RenderMode::Continuation { piece }),
                 );
                 match self.open_card(&run, &r, piece).await {
                     Some(card) => run.cards.push(card),
@@ -603,7 +771,7 @@ impl CardSurface {
                 }
             }
         }
-        let summary = render::summary(&run.state);
+        let summary = render::summary(&state);
         let settings = cardkit::close_streaming_settings(&summary);
         let writes = std::mem::take(&mut run.cards)
             .into_iter()
@@ -613,8 +781,8 @@ impl CardSurface {
                     main.json.clone()
                 } else {
                     render::render(
-                        &run.state,
-                        &self.options(&run, false, RenderMode::Continuation { piece }),
+                        &state,
+                        &final_options(&state, RenderMode::Continuation { piece }),
                     )
                     .json
                 };
@@ -625,15 +793,15 @@ impl CardSurface {
         // others' final state.
         let delivered: Vec<bool> = futures::future::join_all(writes).await;
         run.fallback = delivered.first() != Some(&true);
-        let answer = run.state.answer();
+        let answer = state.answer();
         let chat = chat_of(&run.scope);
         let in_thread = run.scope.starts_with("topic:");
         let rest: Vec<String> = if run.fallback {
             // The whole final state, as the message path shows it.
             let done = pb::WorkerEvent {
                 kind: Some(Kind::Done(pb::Done {
-                    reason: phase_reason(&run.state) as i32,
-                    detail: run.state.detail.clone(),
+                    reason: phase_reason(&state) as i32,
+                    detail: state.detail.clone(),
                     final_text: answer.clone(),
                     ..Default::default()
                 })),
@@ -651,7 +819,7 @@ impl CardSurface {
                 .collect()
         };
         for (i, md) in rest.iter().enumerate() {
-            let uuid = format!("fcxf{}-{}-{i}", self.tag, short(&run.state.run_id));
+            let uuid = format!("fcxf{}-{}-{i}", self.tag, short(&state.run_id));
             reply::deliver_markdown(
                 &self.http,
                 &run.reply_to,
@@ -879,6 +1047,153 @@ mod tests {
         assert_ne!(a.json, b.json);
         assert_eq!(chrome(&a), chrome(&b));
         assert!(!chrome(&a).contains("fn main"));
+    }
+
+    fn run_event(seq: u64, at_ms: i64, kind: Kind) -> pb::WorkerEvent {
+        pb::WorkerEvent {
+            seq,
+            run_id: "r1".into(),
+            at_ms,
+            kind: Some(kind),
+            ..Default::default()
+        }
+    }
+
+    fn text(seq: u64, at_ms: i64, d: &str) -> pb::WorkerEvent {
+        run_event(
+            seq,
+            at_ms,
+            Kind::TextDelta(pb::TextDelta {
+                item_id: "i".into(),
+                delta: d.into(),
+            }),
+        )
+    }
+
+    /// A live main card on a started run, created from its first render.
+    fn live_card() -> (Arc<Mutex<LiveRun>>, LiveCard) {
+        let mut state = RunState::new("r1");
+        state.apply(&run_event(
+            1,
+            1_000,
+            Kind::RunStarted(pb::RunStarted::default()),
+        ));
+        let run = Arc::new(Mutex::new(LiveRun {
+            state,
+            stop_token: None,
+            open: true,
+        }));
+        let created = {
+            let live = lock(&run);
+            render::render(&live.state, &live_options(&live, RenderMode::Main))
+        };
+        let card = LiveCard::new(run.clone(), RenderMode::Main, Some(Shown::of(&created)));
+        (run, card)
+    }
+
+    fn apply(run: &Mutex<LiveRun>, ev: &pb::WorkerEvent) {
+        lock(run).state.apply(ev);
+    }
+
+    fn sent(card: &LiveCard) -> Option<LiveUpdate> {
+        let u = card.pull();
+        card.settle(true);
+        u
+    }
+
+    fn answer_of(u: &Option<LiveUpdate>) -> Option<String> {
+        match u {
+            Some(LiveUpdate::Content {
+                element_id,
+                content,
+            }) => {
+                assert_eq!(element_id, ANSWER_ELEMENT_ID);
+                Some(content.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn is_card(u: &Option<LiveUpdate>) -> bool {
+        matches!(u, Some(LiveUpdate::Card(_)))
+    }
+
+    #[test]
+    fn a_live_card_sends_only_what_changed_since_the_platform_accepted() {
+        let (run, card) = live_card();
+        assert_eq!(card.pull(), None, "nothing new since the card was created");
+        apply(&run, &text(2, 1_000, "hello"));
+        // The footer did not move: the answer alone.
+        assert_eq!(answer_of(&sent(&card)).as_deref(), Some("hello"));
+        assert_eq!(sent(&card), None);
+        apply(&run, &text(3, 1_000, " world"));
+        assert_eq!(answer_of(&sent(&card)).as_deref(), Some("hello world"));
+        // A structural change with the same answer: the whole card.
+        apply(
+            &run,
+            &run_event(
+                4,
+                1_000,
+                Kind::ToolStart(pb::ToolStart {
+                    item_id: "t1".into(),
+                    title: "ls".into(),
+                    ..Default::default()
+                }),
+            ),
+        );
+        let u = sent(&card);
+        assert!(is_card(&u), "{u:?}");
+        assert_eq!(sent(&card), None);
+    }
+
+    #[test]
+    fn after_a_whole_card_a_grown_answer_streams_before_the_rest() {
+        let (run, card) = live_card();
+        apply(&run, &text(2, 1_000, "a"));
+        assert!(answer_of(&sent(&card)).is_some());
+        // Footer (elapsed time) and answer both change.
+        apply(&run, &text(3, 1_500, "b"));
+        assert!(is_card(&sent(&card)), "after content: the whole card");
+        apply(&run, &text(4, 2_000, "c"));
+        assert_eq!(
+            answer_of(&sent(&card)).as_deref(),
+            Some("abc"),
+            "after a whole card: the answer first"
+        );
+        let u = sent(&card);
+        assert!(is_card(&u), "then the rest follows: {u:?}");
+        let Some(LiveUpdate::Card(json)) = u else {
+            return;
+        };
+        assert!(json.contains("abc"));
+        assert_eq!(sent(&card), None);
+    }
+
+    #[test]
+    fn a_refused_update_is_sent_again_from_what_was_accepted() {
+        let (run, card) = live_card();
+        apply(&run, &text(2, 1_000, "x"));
+        assert_eq!(answer_of(&card.pull()).as_deref(), Some("x"));
+        card.settle(false);
+        apply(&run, &text(3, 1_000, "y"));
+        assert_eq!(answer_of(&sent(&card)).as_deref(), Some("xy"));
+        // A new writer knows nothing of what the platform shows.
+        card.reset();
+        assert!(is_card(&sent(&card)));
+        assert_eq!(sent(&card), None);
+    }
+
+    #[test]
+    fn a_closed_run_is_not_rendered_live() {
+        let (run, card) = live_card();
+        apply(&run, &text(2, 1_000, "x"));
+        {
+            let mut live = lock(&run);
+            live.open = false;
+            live.state
+                .apply(&run_event(3, 1_000, Kind::Done(pb::Done::default())));
+        }
+        assert_eq!(card.pull(), None);
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! order survives the hand-over.
 //!
 //! Within a lane, events that are waiting are taken as a batch and a run's
-//! card is drawn once per batch instead of once per delta: under a burst the
-//! card stays current while the rendering cost stays flat.
+//! cards are touched once per batch instead of once per delta; the cards
+//! themselves are rendered by their writers, once per operation sent, so
+//! under a burst the cards stay current while the rendering cost stays
+//! flat.
 
 use std::collections::HashMap;
 use std::sync::Arc;

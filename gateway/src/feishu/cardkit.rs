@@ -9,7 +9,9 @@
 //!   card, else 300317), coalesces content updates (the latest full text per
 //!   element wins), paces itself under the platform's 10 ops/s per card, and
 //!   reports a permanent failure so the caller can fall back to a plain
-//!   markdown message.
+//!   markdown message. A live card's writer can instead *pull* its updates
+//!   from a [`CardSource`] right before each send
+//!   ([`CardWriter::spawn_live`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -279,6 +281,35 @@ enum Op {
     Settings(String),
 }
 
+/// An update a [`CardSource`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveUpdate {
+    /// Only this element's text changed.
+    Content { element_id: String, content: String },
+    /// The whole card.
+    Card(String),
+}
+
+/// Where a live card's writer gets its updates. The writer asks only when
+/// it is about to send (after pacing and the app-wide slot), so each
+/// operation carries everything that happened up to that instant and the
+/// card is rendered at most once per operation, however fast its run
+/// changes.
+pub trait CardSource: Send + Sync {
+    /// The update that brings the card from what the platform last accepted
+    /// to now; `None` when there is nothing to send.
+    fn pull(&self) -> Option<LiveUpdate>;
+    /// Whether the platform accepted the update the last `pull` returned.
+    fn settle(&self, accepted: bool);
+}
+
+/// What the writer takes on next.
+enum Work {
+    Queued(Op),
+    /// Ask the source (it was marked dirty).
+    Pull,
+}
+
 #[derive(Default)]
 struct Pending {
     /// Latest text per element, in first-request order.
@@ -286,6 +317,8 @@ struct Pending {
     card: Option<String>,
     /// Settings apply in order, after the updates queued before them.
     settings: VecDeque<String>,
+    /// The source has something newer than what was sent.
+    dirty: bool,
     closing: bool,
     busy: bool,
     flushers: Vec<oneshot::Sender<Result<(), CardFailure>>>,
@@ -293,24 +326,66 @@ struct Pending {
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.content.is_empty() && self.card.is_none() && self.settings.is_empty()
+        self.content.is_empty() && self.card.is_none() && self.settings.is_empty() && !self.dirty
     }
 
     /// Full card first (it is structural and drops older content), then
-    /// content, then settings (usually "close streaming", which must come
-    /// after the last text).
-    fn next(&mut self) -> Option<Op> {
+    /// content, then the source's update, then settings (usually "close
+    /// streaming", which must come after the last text).
+    fn next(&mut self) -> Option<Work> {
         if let Some(c) = self.card.take() {
-            return Some(Op::Card(c));
+            return Some(Work::Queued(Op::Card(c)));
         }
         if !self.content.is_empty() {
             let (element_id, content) = self.content.remove(0);
-            return Some(Op::Content {
+            return Some(Work::Queued(Op::Content {
                 element_id,
                 content,
-            });
+            }));
         }
-        self.settings.pop_front().map(Op::Settings)
+        if std::mem::take(&mut self.dirty) {
+            return Some(Work::Pull);
+        }
+        self.settings
+            .pop_front()
+            .map(|s| Work::Queued(Op::Settings(s)))
+    }
+
+    /// The newest version of `op`, taken when it is about to be sent:
+    /// updates that came in while it waited replace it (coalescing).
+    fn newest(&mut self, op: Op) -> Op {
+        match op {
+            Op::Content {
+                element_id,
+                content,
+            } => {
+                match self.content.iter().position(|(e, _)| *e == element_id) {
+                    Some(i) => {
+                        let (element_id, content) = self.content.remove(i);
+                        Op::Content {
+                            element_id,
+                            content,
+                        }
+                    }
+                    None if self.card.is_some() => {
+                        // A full card arrived meanwhile; it supersedes.
+                        match self.card.take() {
+                            Some(c) => Op::Card(c),
+                            None => Op::Content {
+                                element_id,
+                                content,
+                            },
+                        }
+                    }
+                    None => Op::Content {
+                        element_id,
+                        content,
+                    },
+                }
+            }
+            Op::Card(c) => Op::Card(self.card.take().unwrap_or(c)),
+            s @ Op::Settings(_) => s,
+        }
     }
 
     /// Puts a failed op back unless something newer replaced it.
@@ -337,6 +412,7 @@ impl Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Notify,
+    source: Option<Arc<dyn CardSource>>,
     /// The last sequence handed to an operation, readable after the task
     /// ended.
     sequence: AtomicU32,
@@ -371,9 +447,33 @@ impl CardWriter {
     /// Starts the writer for `card_id`. `last_sequence` is the highest
     /// sequence already used on the card (0 for a new entity).
     pub fn spawn(kit: CardKit, card_id: String, last_sequence: u32, cfg: WriterConfig) -> Self {
+        Self::start(kit, card_id, last_sequence, cfg, None)
+    }
+
+    /// Like [`CardWriter::spawn`], for a live card: after
+    /// [`CardWriter::mark_dirty`] the writer asks `source` for the update
+    /// when it is about to send.
+    pub fn spawn_live(
+        kit: CardKit,
+        card_id: String,
+        last_sequence: u32,
+        cfg: WriterConfig,
+        source: Arc<dyn CardSource>,
+    ) -> Self {
+        Self::start(kit, card_id, last_sequence, cfg, Some(source))
+    }
+
+    fn start(
+        kit: CardKit,
+        card_id: String,
+        last_sequence: u32,
+        cfg: WriterConfig,
+        source: Option<Arc<dyn CardSource>>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
+            source,
             sequence: AtomicU32::new(last_sequence),
         });
         let (fail_tx, failure) = watch::channel(None);
@@ -412,13 +512,25 @@ impl CardWriter {
     }
 
     /// Replaces the whole card. Pending content updates are dropped: they
-    /// are older than the card that was just rendered.
+    /// are older than the card that was just rendered; so is a pending pull
+    /// (the caller's card now says what the card should show).
     pub fn update_card(&self, card_json: impl Into<String>) {
         {
             let mut p = self.shared.lock();
             p.card = Some(card_json.into());
             p.content.clear();
+            p.dirty = false;
         }
+        self.shared.wake.notify_one();
+    }
+
+    /// The source has changed: ask it for an update at the next send. A
+    /// writer without a source ignores this.
+    pub fn mark_dirty(&self) {
+        if self.shared.source.is_none() {
+            return;
+        }
+        self.shared.lock().dirty = true;
         self.shared.wake.notify_one();
     }
 
@@ -559,13 +671,13 @@ async fn run(
     };
     loop {
         // Wait for work (or the end).
-        let op = loop {
+        let work = loop {
             let notified = shared.wake.notified();
             {
                 let mut p = shared.lock();
-                if let Some(op) = p.next() {
+                if let Some(w) = p.next() {
                     p.busy = true;
-                    break Some(op);
+                    break Some(w);
                 }
                 p.busy = false;
                 for w in std::mem::take(&mut p.flushers) {
@@ -577,7 +689,7 @@ async fn run(
             }
             notified.await;
         };
-        let Some(op) = op else {
+        let Some(work) = work else {
             return Ok(WriterReport {
                 ops,
                 last_sequence: sequence,
@@ -594,42 +706,46 @@ async fn run(
             .budget()
             .acquire(&[("cardkit", budget::CARDKIT_OPS)])
             .await;
-        let op = {
+        let queued = {
             let mut p = shared.lock();
-            match op {
-                Op::Content {
-                    element_id,
-                    content,
-                } => {
-                    match p.content.iter().position(|(e, _)| *e == element_id) {
-                        Some(i) => {
-                            let (element_id, content) = p.content.remove(i);
-                            Op::Content {
-                                element_id,
-                                content,
-                            }
-                        }
-                        None if p.card.is_some() => {
-                            // A full card arrived meanwhile; it supersedes.
-                            match p.card.take() {
-                                Some(c) => Op::Card(c),
-                                None => Op::Content {
-                                    element_id,
-                                    content,
-                                },
-                            }
-                        }
-                        None => Op::Content {
+            match work {
+                // Whatever arrived while waiting is in this pull; a full
+                // card queued meanwhile supersedes it.
+                Work::Pull => {
+                    p.dirty = false;
+                    p.card.take().map(Op::Card)
+                }
+                Work::Queued(op) => Some(p.newest(op)),
+            }
+        };
+        let (op, pulled) = match queued {
+            Some(op) => (op, false),
+            None => {
+                let update = shared.source.as_ref().and_then(|s| s.pull());
+                match update {
+                    Some(LiveUpdate::Content {
+                        element_id,
+                        content,
+                    }) => (
+                        Op::Content {
                             element_id,
                             content,
                         },
-                    }
+                        true,
+                    ),
+                    Some(LiveUpdate::Card(c)) => (Op::Card(c), true),
+                    // Nothing changed after all: no operation, no pacing.
+                    None => continue,
                 }
-                Op::Card(c) => Op::Card(p.card.take().unwrap_or(c)),
-                s @ Op::Settings(_) => s,
+            }
+        };
+        let settle = |accepted: bool| {
+            if pulled && let Some(s) = &shared.source {
+                s.settle(accepted);
             }
         };
         let Some(next) = sequence.checked_add(1).filter(|s| *s <= i32::MAX as u32) else {
+            settle(false);
             return give_up(CardFailure {
                 card_id: card_id.clone(),
                 kind: FailureKind::Sequence,
@@ -657,8 +773,10 @@ async fn run(
             Ok(()) => {
                 ops += 1;
                 failures = 0;
+                settle(true);
             }
             Err(e) => {
+                settle(false);
                 if let Some(f) = classify(&card_id, &e) {
                     return give_up(f);
                 }
@@ -673,7 +791,16 @@ async fn run(
                         last_sequence: 0,
                     });
                 }
-                shared.lock().requeue(op);
+                {
+                    let mut p = shared.lock();
+                    if pulled {
+                        // The next pull starts again from what the
+                        // platform last accepted.
+                        p.dirty = true;
+                    } else {
+                        p.requeue(op);
+                    }
+                }
                 tokio::time::sleep(cfg.failure_backoff).await;
             }
         }
@@ -1010,5 +1137,157 @@ mod tests {
         assert_eq!(report.ops, 1);
         assert_eq!(ops(&fake).len(), 2);
         assert_eq!(cards.lock().expect("lock").content["answer"], "hello");
+    }
+
+    /// A source whose state is one text; records its pulls and settles.
+    #[derive(Default)]
+    struct TextSource {
+        text: StdMutex<String>,
+        sent: StdMutex<String>,
+        pulls: AtomicU32,
+        settles: StdMutex<Vec<bool>>,
+    }
+
+    impl TextSource {
+        fn set(&self, t: &str) {
+            *self.text.lock().expect("lock") = t.to_string();
+        }
+    }
+
+    impl CardSource for TextSource {
+        fn pull(&self) -> Option<LiveUpdate> {
+            self.pulls.fetch_add(1, Ordering::SeqCst);
+            let text = self.text.lock().expect("lock").clone();
+            (text != *self.sent.lock().expect("lock")).then(|| LiveUpdate::Content {
+                element_id: "answer".into(),
+                content: text,
+            })
+        }
+
+        fn settle(&self, accepted: bool) {
+            self.settles.lock().expect("lock").push(accepted);
+            if accepted {
+                *self.sent.lock().expect("lock") = self.text.lock().expect("lock").clone();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_live_writer_pulls_once_per_operation_and_sends_the_newest_state() {
+        let cards = Arc::new(StdMutex::new(Cards::default()));
+        let fake = FakeHttp::start(cardkit_route(cards.clone())).await;
+        let cfg = WriterConfig {
+            max_ops_per_sec: 20,
+            ..Default::default()
+        };
+        let src = Arc::new(TextSource::default());
+        let w = CardWriter::spawn_live(kit(&fake), "c7".into(), 2, cfg, src.clone());
+        let mut text = String::new();
+        for i in 0..300 {
+            text.push_str(&format!("{i} "));
+            src.set(&text);
+            w.mark_dirty();
+            if i % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+        w.flush().await.expect("flush");
+        let n = ops(&fake).len();
+        assert!((1..40).contains(&n), "{n} ops for 300 changes");
+        assert_eq!(
+            src.pulls.load(Ordering::SeqCst) as usize,
+            n,
+            "one render per op"
+        );
+        assert_eq!(cards.lock().expect("lock").content["answer"], text);
+        // Nothing changed: marked dirty, pulled, nothing sent.
+        w.mark_dirty();
+        let report = w.finish().await.expect("finish");
+        assert_eq!(report.ops as usize, n);
+        assert_eq!(ops(&fake).len(), n);
+        let seqs: Vec<i64> = ops(&fake)
+            .iter()
+            .map(|r| r.json()["sequence"].as_i64().unwrap_or(0))
+            .collect();
+        assert!(
+            seqs[0] > 2 && seqs.windows(2).all(|w| w[0] < w[1]),
+            "{seqs:?}"
+        );
+        assert!(src.settles.lock().expect("lock").iter().all(|a| *a));
+    }
+
+    #[tokio::test]
+    async fn a_pulled_update_that_failed_is_pulled_again() {
+        let cards = Arc::new(StdMutex::new(Cards::default()));
+        let inner = cardkit_route(cards.clone());
+        let fake = FakeHttp::start(move |r, earlier| {
+            let seen = earlier
+                .iter()
+                .filter(|e| e.path.starts_with(CARDS_PATH))
+                .count();
+            let answer = inner(r, earlier);
+            if r.path.starts_with(CARDS_PATH) && seen < 2 {
+                return Reply::json(503, json!({"code": 1, "msg": "unavailable"}));
+            }
+            answer
+        })
+        .await;
+        let cfg = WriterConfig {
+            max_transient_failures: 3,
+            failure_backoff: Duration::from_millis(5),
+            max_ops_per_sec: 100,
+        };
+        let src = Arc::new(TextSource::default());
+        let w = CardWriter::spawn_live(kit(&fake), "c8".into(), 0, cfg, src.clone());
+        src.set("first");
+        w.mark_dirty();
+        let report = w.finish().await.expect("the retry succeeds");
+        assert_eq!(report.ops, 1);
+        assert_eq!(*src.settles.lock().expect("lock"), vec![false, true]);
+        assert_eq!(cards.lock().expect("lock").content["answer"], "first");
+    }
+
+    #[tokio::test]
+    async fn a_queued_card_supersedes_a_pending_pull() {
+        let cards = Arc::new(StdMutex::new(Cards::default()));
+        let fake = FakeHttp::start(cardkit_route(cards.clone())).await;
+        let cfg = WriterConfig {
+            max_ops_per_sec: 5,
+            ..Default::default()
+        };
+        let src = Arc::new(TextSource::default());
+        let w = CardWriter::spawn_live(kit(&fake), "c9".into(), 0, cfg, src.clone());
+        src.set("live");
+        w.mark_dirty();
+        w.flush().await.expect("flush");
+        assert_eq!(src.pulls.load(Ordering::SeqCst), 1);
+        // The writer now waits out its pacing with a pull in hand; the
+        // final card arrives meanwhile and goes out instead.
+        src.set("live, more");
+        w.mark_dirty();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        w.update_card(json!({"schema": "2.0"}).to_string());
+        w.update_settings(close_streaming_settings("done"));
+        w.finish().await.expect("finish");
+        assert_eq!(
+            src.pulls.load(Ordering::SeqCst),
+            1,
+            "no pull after the card"
+        );
+        let reqs = ops(&fake);
+        assert_eq!(reqs.len(), 3);
+        assert_eq!(reqs[1].path, format!("{CARDS_PATH}/c9"));
+        assert!(reqs[2].path.ends_with("/settings"));
+    }
+
+    #[tokio::test]
+    async fn a_writer_without_a_source_ignores_dirty_marks() {
+        let fake = FakeHttp::start(cardkit_route(Arc::new(StdMutex::new(Cards::default())))).await;
+        let w = CardWriter::spawn(kit(&fake), "c10".into(), 0, WriterConfig::default());
+        w.mark_dirty();
+        w.flush().await.expect("nothing to flush");
+        let report = w.finish().await.expect("finish");
+        assert_eq!(report.ops, 0);
+        assert!(ops(&fake).is_empty());
     }
 }
