@@ -274,6 +274,8 @@ impl Callbacks {
 
 struct ActiveCard {
     card_id: String,
+    /// The chat message that shows the card.
+    message_id: String,
     writer: CardWriter,
     source: Arc<LiveCard>,
     /// Writers started after the first one failed transiently.
@@ -732,6 +734,7 @@ impl CardSurface {
                 );
                 Some(ActiveCard {
                     card_id,
+                    message_id: m.message_id.clone(),
                     writer,
                     source,
                     restarts: 0,
@@ -787,7 +790,19 @@ impl CardSurface {
                     .json
                 };
                 let settings = settings.clone();
-                async move { self.write_final(card, &json, &settings).await }
+                async move {
+                    let message_id = card.message_id.clone();
+                    let ok = self.write_final(card, &json, &settings).await;
+                    if !ok {
+                        // A card that cannot be finished would show
+                        // "Running" forever: take it back; its content
+                        // follows as a message.
+                        if let Err(e) = self.http.recall_message(&message_id).await {
+                            tracing::warn!(message = %message_id, error = %e, "cannot recall an unfinished card; it stays as it was");
+                        }
+                    }
+                    ok
+                }
             });
         // Concurrently: a card stuck in retries must not hold back the
         // others' final state.
@@ -797,17 +812,8 @@ impl CardSurface {
         let chat = chat_of(&run.scope);
         let in_thread = run.scope.starts_with("topic:");
         let rest: Vec<String> = if run.fallback {
-            // The whole final state, as the message path shows it.
-            let done = pb::WorkerEvent {
-                kind: Some(Kind::Done(pb::Done {
-                    reason: phase_reason(&state) as i32,
-                    detail: state.detail.clone(),
-                    final_text: answer.clone(),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            };
-            reply::event_markdown(&done).into_iter().collect()
+            // The whole final state, as reply mode markdown shows it.
+            vec![render::run_markdown(&state)]
         } else {
             // The same budget the cards were cut with, so no text falls
             // between a card's piece and the messages.
@@ -971,16 +977,6 @@ fn chrome(rendered: &render::RenderedCard) -> String {
             out
         }
         None => rendered.json.clone(),
-    }
-}
-
-fn phase_reason(s: &RunState) -> pb::DoneReason {
-    match s.phase {
-        render::Phase::Done => pb::DoneReason::Completed,
-        render::Phase::Interrupted => pb::DoneReason::Interrupted,
-        render::Phase::TimedOut => pb::DoneReason::TimedOut,
-        render::Phase::Failed => pb::DoneReason::Failed,
-        render::Phase::Queued | render::Phase::Running => pb::DoneReason::Unspecified,
     }
 }
 

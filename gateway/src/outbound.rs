@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::cards::{CardSurface, ScopeCards, chat_of};
 use crate::feishu::http::{CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType};
+use crate::render::{self, RunState};
 use crate::reply::{self, Format};
 use crate::supervisor::WorkerHandle;
 
@@ -128,6 +129,9 @@ struct LaneState {
     modes: HashMap<String, String>,
     /// The scope's mode as last stated by the worker.
     scope_mode: Option<String>,
+    /// Runs answered with messages, folded so the final message can show
+    /// the whole run (files, warnings, footer), not just the answer.
+    msg_runs: HashMap<String, RunState>,
 }
 
 async fn run_lane(
@@ -142,6 +146,7 @@ async fn run_lane(
         cards: ctx.cards.scope(),
         modes: HashMap::new(),
         scope_mode: None,
+        msg_runs: HashMap::new(),
     };
     let mut batch = Vec::with_capacity(16);
     loop {
@@ -242,7 +247,38 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
             return;
         }
     }
-    post_event(ctx, ev, Format::of_mode(&mode)).await;
+    let format = Format::of_mode(&mode);
+    if mode != "card" && !ev.run_id.is_empty() {
+        if matches!(ev.kind, Some(Kind::RunStarted(_))) {
+            st.msg_runs
+                .insert(ev.run_id.clone(), RunState::new(&ev.run_id));
+        }
+        if let Some(state) = st.msg_runs.get_mut(&ev.run_id) {
+            state.apply(ev);
+        }
+        if matches!(ev.kind, Some(Kind::Done(_)))
+            && let Some(state) = st.msg_runs.remove(&ev.run_id)
+        {
+            let (body, format) = match format {
+                // Already plain: converting again would strip what the text
+                // renderer kept on purpose (a `#` line inside code).
+                Format::Text | Format::Plain => (render::run_text(&state), Format::Plain),
+                Format::Markdown => (render::run_markdown(&state), Format::Markdown),
+            };
+            reply::deliver_markdown(
+                &ctx.http,
+                &ev.reply_to,
+                &chat_of(&ev.scope),
+                ev.scope.starts_with("topic:"),
+                &body,
+                &format!("fcx{}-{}", ctx.tag, ev.seq),
+                format,
+            )
+            .await;
+            return;
+        }
+    }
+    post_event(ctx, ev, format).await;
 }
 
 /// What a command asked of the gateway itself (`/new group`, `/reconnect`).

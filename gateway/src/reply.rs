@@ -100,7 +100,10 @@ fn encoded_len(s: &str) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Markdown,
+    /// Markdown input, sent as plain text (syntax removed).
     Text,
+    /// Plain input, sent as plain text unchanged.
+    Plain,
 }
 
 impl Format {
@@ -130,8 +133,12 @@ pub async fn deliver_markdown(
     format: Format,
 ) {
     let md = &*crate::render::text::defuse_mentions(md);
-    if format == Format::Text {
-        let text = crate::render::markdown_to_plain(md);
+    if format != Format::Markdown {
+        let text = if format == Format::Text {
+            crate::render::markdown_to_plain(md)
+        } else {
+            md.to_string()
+        };
         for (i, piece) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {
             let msg = OutgoingMessage::new("text", text_content(piece));
             let _ = send_one(

@@ -711,6 +711,21 @@ impl OpenApiClient {
         Ok(items.items)
     }
 
+    /// `DELETE /open-apis/im/v1/messages/{id}`: recall a message the bot
+    /// sent. Resending is harmless (a second recall of the same message
+    /// changes nothing).
+    pub async fn recall_message(&self, message_id: &str) -> Result<(), ApiError> {
+        let path = format!("/open-apis/im/v1/messages/{}", segment(message_id)?);
+        let spec = Spec {
+            idempotent: true,
+            ..Spec::new(Method::DELETE, path)
+        }
+        .budget("im.recall", budget::IM_SEND);
+        self.call_field::<serde_json::Value>(&spec, "data")
+            .await
+            .map(|_| ())
+    }
+
     /// `POST /open-apis/im/v1/messages/{id}/reactions`. Not idempotent: a
     /// timed-out request is not resent (only connect failures are).
     pub async fn add_reaction(

@@ -31,7 +31,7 @@ mod tests;
 
 pub use card::{render, summary};
 pub use command::{RenderedCommandCard, command_card, command_markdown, command_text};
-pub use plain::{markdown_to_plain, run_text};
+pub use plain::{markdown_to_plain, run_markdown, run_text};
 pub use state::{FileChange, Phase, ReplyMode, RunState, ToolCall, ToolDisplay, ToolState, Usage};
 pub use text::{Piece, split_answer, split_pieces};
 

@@ -7,7 +7,7 @@
 
 use super::card::{footer_parts, phase_label};
 use super::state::{Phase, RunState};
-use super::text::{Fence, next_fence, one_line};
+use super::text::{Fence, escape_md, next_fence, one_line};
 
 /// Files listed in a run's text; the rest are counted.
 const MAX_FILES: usize = 50;
@@ -82,6 +82,46 @@ pub fn run_text(state: &RunState) -> String {
         out.push_str(&footer.join(" · "));
     }
     out
+}
+
+/// What reply mode `markdown` posts when a run ends: the answer exactly as
+/// Codex wrote it, then (only when there is something to say) how the run
+/// ended, the files changed, the last warnings, and the footer line.
+pub fn run_markdown(state: &RunState) -> String {
+    let answer = state.answer();
+    let mut parts: Vec<String> = Vec::new();
+    if !answer.trim().is_empty() {
+        parts.push(answer.clone());
+    }
+    if state.phase != Phase::Done || answer.trim().is_empty() {
+        parts.push(format!("**{}**", escape_md(&state_line(state))));
+    }
+    if let Some(files) = files_text(state) {
+        // Paths read literally: each line is escaped, the list shape kept.
+        let lines: Vec<String> = files
+            .lines()
+            .map(|l| match l.strip_prefix("- ") {
+                Some(rest) => format!("- {}", escape_md(rest)),
+                None => escape_md(l),
+            })
+            .collect();
+        parts.push(lines.join("\n"));
+    }
+    let skip = state.errors.len().saturating_sub(MAX_WARNINGS);
+    let warnings: Vec<String> = state
+        .errors
+        .iter()
+        .skip(skip)
+        .map(|e| format!("⚠ {}", escape_md(&one_line(e, 200))))
+        .collect();
+    if !warnings.is_empty() {
+        parts.push(warnings.join("\n"));
+    }
+    let footer = footer_parts(state, None, escape_md);
+    if !footer.is_empty() {
+        parts.push(format!("*{}*", footer.join(" · ")));
+    }
+    parts.join("\n\n")
 }
 
 fn state_line(state: &RunState) -> String {

@@ -631,7 +631,7 @@ fn a_card_that_is_gone_falls_back_to_a_message() {
     );
     let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
     let om = e.push_text("oc_c7", "FAKE:gone go");
-    let _card = e.card_for(&om);
+    let card = e.card_for(&om);
     e.fake
         .fail_next_code("/open-apis/cardkit/v1/cards/*", 10_000, 200740);
     e.wait_posts(
@@ -639,6 +639,15 @@ fn a_card_that_is_gone_falls_back_to_a_message() {
         "the answer survives a vanished card",
         Duration::from_secs(60),
     );
+    // The card that could not be finished is taken back rather than left
+    // showing "Running".
+    let carrier = e
+        .fake
+        .messages()
+        .into_iter()
+        .find(|m| m.card_id.as_deref() == Some(card.as_str()))
+        .expect("carrier");
+    assert!(carrier.deleted, "the unfinished card is still shown");
 }
 
 #[test]
@@ -707,4 +716,25 @@ fn card_updates_failing_at_random_never_leave_a_card_running() {
     let failed = e.fake.requests().iter().filter(|c| c.status == 503).count();
     assert!(failed > 0, "no failure was injected");
     e.fake.stop_random_failures();
+}
+
+#[test]
+fn reply_mode_markdown_shows_the_whole_run_in_its_final_message() {
+    let e = FeishuEnv::start(
+        "markdown",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        &[],
+    );
+    let om = e.push_text("oc_m1", "FAKE:tools please");
+    let post = e.wait_posts(&om, "Files changed", WAIT);
+    // The files the run changed and its footer, under the answer.
+    assert!(post.contains("hello.txt"), "{post}");
+    assert!(post.contains("workspace-write"), "{post}");
+    assert!(
+        !e.fake
+            .messages()
+            .iter()
+            .any(|m| m.parent_id == om && m.card_id.is_some()),
+        "markdown mode sent a card"
+    );
 }
