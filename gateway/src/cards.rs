@@ -24,7 +24,7 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use serde_json::Value;
 
-use crate::callback::{Claims, Denied, Expected, MemoryNonceStore, NonceStore};
+use crate::callback::{self, Claims, Denied, Expected, MemoryNonceStore, NonceStore};
 use crate::feishu::cardkit::{
     self, CardKit, CardSource, CardWriter, FailureKind, LiveUpdate, WriterConfig,
 };
@@ -71,9 +71,30 @@ impl Requesters {
 
 /// Card messages this gateway sent: carrier message id → (scope, chat id).
 #[derive(Clone, Default)]
-pub struct Carriers(Arc<Mutex<HashMap<String, (String, String)>>>);
+pub struct Carriers(Arc<Mutex<HashMap<String, (String, String)>>>, FormTokens);
+
+/// The submit token of each `/config` form sent, by card message: a form
+/// submit is answered with it when the platform does not echo the submit
+/// button's callback value.
+#[derive(Clone, Default)]
+struct FormTokens(Arc<Mutex<HashMap<String, String>>>);
 
 impl Carriers {
+    fn insert_form(&self, message_id: &str, token: &str) {
+        if let Ok(mut m) = self.1.0.lock() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(message_id.to_string(), token.to_string());
+        }
+    }
+    fn form_token(&self, message_id: &str) -> Option<String> {
+        self.1
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(message_id).cloned())
+    }
     fn insert(&self, message_id: &str, scope: &str, chat_id: &str) {
         if let Ok(mut m) = self.0.lock() {
             if m.len() > 10_000 {
@@ -234,15 +255,28 @@ impl Callbacks {
             tracing::warn!(reason = ?d, "card action denied");
             Err(d.answer())
         };
-        let token = event["action"]["value"][CALLBACK_VALUE_KEY]
-            .as_str()
-            .unwrap_or("");
         let operator = event["operator"]["open_id"].as_str().unwrap_or("");
         let message_id = event["context"]["open_message_id"].as_str().unwrap_or("");
         let chat_id = event["context"]["open_chat_id"].as_str().unwrap_or("");
-        // Only cards this gateway sent can carry a live button.
-        let Some((scope, carrier_chat)) = self.carriers.get(message_id) else {
-            return deny(Denied::WrongScope);
+        let token = match event["action"]["value"][CALLBACK_VALUE_KEY].as_str() {
+            Some(t) if !t.is_empty() => t.to_string(),
+            // A form submit without the button's value: the token the form
+            // was sent with.
+            _ if event["action"]["form_value"].is_object() => {
+                self.carriers.form_token(message_id).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let (scope, carrier_chat) = match self.carriers.get(message_id) {
+            Some(c) => c,
+            // A card sent before this process started: the signed token
+            // says where it belongs, and the platform says where it was
+            // clicked; they must agree.
+            None => match callback::peek(&token, &self.keys.ring()) {
+                Ok(c) if !chat_id.is_empty() && c.chat_id == chat_id => (c.scope, c.chat_id),
+                Ok(_) => return deny(Denied::WrongChat),
+                Err(d) => return deny(d),
+            },
         };
         if !chat_id.is_empty() && chat_id != carrier_chat {
             return deny(Denied::WrongChat);
@@ -260,7 +294,7 @@ impl Callbacks {
         };
         match self
             .keys
-            .verify_once(token, now_ms() / 1000, &expected, self.nonces.as_ref())
+            .verify_once(&token, now_ms() / 1000, &expected, self.nonces.as_ref())
         {
             Ok(claims) => Ok(Click {
                 claims,
@@ -909,6 +943,9 @@ impl CardSurface {
         {
             Ok(m) => {
                 self.carriers.insert(&m.message_id, &ev.scope, &chat);
+                if let Some(t) = &form_token {
+                    self.carriers.insert_form(&m.message_id, t);
+                }
                 true
             }
             Err(e) => {

@@ -324,3 +324,52 @@ fn fcxctl(e: &FeishuEnv, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn buttons_outlive_an_fcxd_restart_and_a_form_submit_without_its_value_still_applies() {
+    let mut e = env();
+    let help = e.say("oc_k5", "/help");
+    let (card, _) = e.card_reply(&help, 0);
+    let cfg = e.say("oc_k5", "/config");
+    let (form_card, _) = e.card_reply(&cfg, 0);
+
+    // A form submit the way a client may send it: the fields, the submit
+    // button's name, but no callback value.
+    let submit = e.fake.events().action_event(
+        USER,
+        &form_card,
+        "oc_k5",
+        json!({"tag": "button", "name": "fcx_apply", "form_value": {"tool_display": "off"}}),
+    );
+    assert!(e.click(&submit).contains("info"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, v) = e.card_reply(&form_card, 0);
+        let title = v.title.unwrap_or_default();
+        if title.contains("tool calls → off") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{title:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    e.fcxd.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(e.fcxd.wait_exit(WAIT).success());
+    e.fcxd = fcx_tests::harness::Fcxd::daemon(&e.home);
+    let deadline = Instant::now() + WAIT;
+    while e.fake.connection_count() < 1 {
+        assert!(Instant::now() < deadline, "no reconnect after restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The help card was sent by the fcxd before: its buttons still work,
+    // and only for its requester in its own chat.
+    let other = e
+        .fake
+        .events()
+        .click(OTHER, &card, "Status")
+        .expect("click");
+    assert!(e.click(&other).contains("warning"));
+    let status = e.fake.events().click(USER, &card, "Status").expect("click");
+    assert!(e.click(&status).contains("info"), "{}", e.home.read_logs());
+    e.card_reply(&card, 0);
+}
