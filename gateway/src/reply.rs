@@ -133,47 +133,30 @@ pub async fn deliver_markdown(
     format: Format,
 ) {
     let md = &*crate::render::text::defuse_mentions(md);
-    if format != Format::Markdown {
-        let text = if format == Format::Text {
-            crate::render::markdown_to_plain(md)
-        } else {
-            md.to_string()
-        };
+    let send_text = |text: String, key: String| async move {
         for (i, piece) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {
             let msg = OutgoingMessage::new("text", text_content(piece));
-            let _ = send_one(
-                http,
-                reply_to,
-                chat,
-                in_thread,
-                msg,
-                &format!("{uuid}-t{i}"),
-            )
-            .await;
+            let _ = send_one(http, reply_to, chat, in_thread, msg, &format!("{key}t{i}")).await;
         }
-        return;
+    };
+    match format {
+        Format::Plain => return send_text(md.to_string(), format!("{uuid}-")).await,
+        Format::Text => {
+            return send_text(crate::render::markdown_to_plain(md), format!("{uuid}-")).await;
+        }
+        Format::Markdown => {}
     }
     for (i, piece) in split_markdown(md, POST_CONTENT_BUDGET).iter().enumerate() {
         let msg = OutgoingMessage::new("post", post_content(piece));
         if let Err(e) = send_one(http, reply_to, chat, in_thread, msg, &format!("{uuid}-{i}")).await
+            && refused_content(&e)
         {
-            if !refused_content(&e) {
-                continue;
-            }
             tracing::warn!(error = %e, "the platform refused a markdown message; sending it as text");
-            let text = crate::render::markdown_to_plain(piece);
-            for (j, t) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {
-                let msg = OutgoingMessage::new("text", text_content(t));
-                let _ = send_one(
-                    http,
-                    reply_to,
-                    chat,
-                    in_thread,
-                    msg,
-                    &format!("{uuid}-{i}t{j}"),
-                )
-                .await;
-            }
+            send_text(
+                crate::render::markdown_to_plain(piece),
+                format!("{uuid}-{i}"),
+            )
+            .await;
         }
     }
 }

@@ -30,6 +30,9 @@ trait CommandCards {
     fn click(&self, event: &Value) -> String;
     /// Post replies to `parent`, concatenated.
     fn posts_under(&self, parent: &str) -> String;
+    /// Waits until the post replies to `parent` contain every one of
+    /// `needles`.
+    fn wait_posts_under(&self, parent: &str, needles: &[&str]);
 }
 
 impl CommandCards for FeishuEnv {
@@ -73,6 +76,22 @@ impl CommandCards for FeishuEnv {
             .block_on(self.fake.wait_for_ack(&f, WAIT))
             .expect("ACK");
         ack.data.map(|d| d.to_string()).unwrap_or_default()
+    }
+
+    fn wait_posts_under(&self, parent: &str, needles: &[&str]) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let posts = self.posts_under(parent);
+            if needles.iter().all(|n| posts.contains(n)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no post with {needles:?} under {parent}: {posts}\n{}",
+                self.home.read_logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn posts_under(&self, parent: &str) -> String {
@@ -205,31 +224,11 @@ fn the_config_form_changes_how_the_chat_is_answered() {
     assert!(e.click(&submit).contains("info"));
     // The answer already follows the new mode: a markdown message under
     // the form, saying what changed.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let posts = e.posts_under(&card);
-        if posts.contains("reply mode") && posts.contains("markdown") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no confirmation under the form: {posts}\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.wait_posts_under(&card, &["reply mode", "markdown"]);
 
     // The chat now gets markdown answers, no run card.
     let q = e.say("oc_k2", "hello");
-    let deadline = Instant::now() + WAIT;
-    while !e.posts_under(&q).contains("hello from fake codex") {
-        assert!(
-            Instant::now() < deadline,
-            "no markdown answer\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.wait_posts_under(&q, &["hello from fake codex"]);
     assert!(
         !e.fake
             .messages()
@@ -255,15 +254,7 @@ fn a_card_made_before_the_access_changed_is_refused_with_a_reason() {
     }
     let click = e.fake.events().click(USER, &card, "Status").expect("click");
     e.click(&click);
-    let deadline = Instant::now() + WAIT;
-    while !e.posts_under(&card).contains("out of date") {
-        assert!(
-            Instant::now() < deadline,
-            "no refusal under the stale card\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.wait_posts_under(&card, &["out of date"]);
     // Nothing ran: no status card.
     assert!(
         !e.fake
