@@ -1077,24 +1077,31 @@ mod tests {
         assert_eq!(ops(&fake).len(), 4);
     }
 
-    #[tokio::test]
-    async fn a_new_writer_continues_above_a_failed_ones_sequence() {
+    /// A fake platform whose first `n` card operations fail as server
+    /// errors after consuming their sequence; the rest succeed.
+    async fn failing_first(n: usize) -> (FakeHttp, Arc<StdMutex<Cards>>) {
         let cards = Arc::new(StdMutex::new(Cards::default()));
         let inner = cardkit_route(cards.clone());
         let fake = FakeHttp::start(move |r, earlier| {
-            // The first four card operations fail as server errors, after
-            // the platform consumed their sequence (the worst case).
             let seen = earlier
                 .iter()
                 .filter(|e| e.path.starts_with(CARDS_PATH))
                 .count();
             let answer = inner(r, earlier);
-            if r.path.starts_with(CARDS_PATH) && seen < 4 {
+            if r.path.starts_with(CARDS_PATH) && seen < n {
                 return Reply::json(503, json!({"code": 1, "msg": "unavailable"}));
             }
             answer
         })
         .await;
+        (fake, cards)
+    }
+
+    #[tokio::test]
+    async fn a_new_writer_continues_above_a_failed_ones_sequence() {
+        // The first four card operations fail as server errors, after the
+        // platform consumed their sequence (the worst case).
+        let (fake, cards) = failing_first(4).await;
         let cfg = WriterConfig {
             max_transient_failures: 2,
             failure_backoff: Duration::from_millis(5),
@@ -1218,20 +1225,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pulled_update_that_failed_is_pulled_again() {
-        let cards = Arc::new(StdMutex::new(Cards::default()));
-        let inner = cardkit_route(cards.clone());
-        let fake = FakeHttp::start(move |r, earlier| {
-            let seen = earlier
-                .iter()
-                .filter(|e| e.path.starts_with(CARDS_PATH))
-                .count();
-            let answer = inner(r, earlier);
-            if r.path.starts_with(CARDS_PATH) && seen < 2 {
-                return Reply::json(503, json!({"code": 1, "msg": "unavailable"}));
-            }
-            answer
-        })
-        .await;
+        let (fake, cards) = failing_first(2).await;
         let cfg = WriterConfig {
             max_transient_failures: 3,
             failure_backoff: Duration::from_millis(5),
