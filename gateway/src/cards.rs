@@ -652,12 +652,19 @@ impl CardSurface {
     /// transiently.
     fn touch(&self, card: &mut ActiveCard) {
         if let Some(f) = card.writer.failure() {
-            if f.kind == FailureKind::Unavailable && card.restarts < MAX_WRITER_RESTARTS {
-                // The platform had a bad moment: carry on with a fresh
-                // writer above every sequence the old one may have used,
-                // starting from the whole current card.
-                card.restarts += 1;
-                tracing::info!(card = %card.card_id, code = ?f.code, restarts = card.restarts, "card writer failed transiently; starting a new one");
+            // The platform ends streaming 10 minutes after it was last
+            // enabled: a long run turns it on again (each time, however
+            // long the run) instead of freezing its card.
+            let reopen = f.kind == FailureKind::StreamingClosed;
+            let transient =
+                f.kind == FailureKind::Unavailable && card.restarts < MAX_WRITER_RESTARTS;
+            if reopen || transient {
+                // Carry on with a fresh writer above every sequence the old
+                // one may have used, starting from the whole current card.
+                if transient {
+                    card.restarts += 1;
+                }
+                tracing::info!(card = %card.card_id, code = ?f.code, restarts = card.restarts, reopen, "card writer stopped; starting a new one");
                 card.source.reset();
                 card.writer = CardWriter::spawn_live(
                     self.kit.clone(),
@@ -666,6 +673,10 @@ impl CardSurface {
                     WriterConfig::default(),
                     card.source.clone(),
                 );
+                if reopen {
+                    card.writer
+                        .update_settings(cardkit::open_streaming_settings());
+                }
                 card.writer.mark_dirty();
             } else if !card.stalled {
                 tracing::warn!(card = %card.card_id, code = ?f.code, kind = ?f.kind, "card writer failed; the card waits for the final write");
@@ -977,7 +988,13 @@ impl CardSurface {
                 }
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if failure.kind != FailureKind::Unavailable || left <= backoff {
+            // A closed stream does not stop a whole-card update: a fresh
+            // writer sends the final card as it would after an outage.
+            let retry = matches!(
+                failure.kind,
+                FailureKind::Unavailable | FailureKind::StreamingClosed
+            );
+            if !retry || left <= backoff {
                 tracing::warn!(card = %card.card_id, code = ?failure.code, kind = ?failure.kind, "the final card could not be written; sending the final state as a message");
                 return false;
             }

@@ -153,7 +153,7 @@ async fn run_lane(
         let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => return,
-            Err(_) if st.cards.open_runs() == 0 => {
+            Err(_) if st.cards.open_runs() == 0 && st.msg_runs.is_empty() => {
                 // Refuse new events, then handle any that slipped in.
                 rx.close();
                 while let Ok(ev) = rx.try_recv() {

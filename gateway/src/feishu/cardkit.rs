@@ -66,6 +66,12 @@ pub fn card_message(card_id: &str) -> OutgoingMessage {
     )
 }
 
+/// Settings that turn streaming mode on again after the platform closed it
+/// (it does so 10 minutes after it was last enabled).
+pub fn open_streaming_settings() -> String {
+    json!({"config": {"streaming_mode": true}}).to_string()
+}
+
 /// Settings that end streaming mode and set the chat-list preview, so the
 /// preview stops saying "generating" and the card can be forwarded.
 pub fn close_streaming_settings(summary: &str) -> String {

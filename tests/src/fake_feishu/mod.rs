@@ -544,6 +544,17 @@ impl FakeFeishu {
         self.shared.add_user_message(chat_id, msg_type, content)
     }
 
+    /// Makes card `card_id`'s streaming mode as old as the platform lets
+    /// it get (10 minutes), so its next content update meets the streaming
+    /// timeout without a test waiting for it.
+    pub fn expire_streaming(&self, card_id: &str) {
+        if let Some(c) = lock(&self.shared.inner).cards.get_mut(card_id)
+            && let Some(t) = c.streaming_since
+        {
+            c.streaming_since = t.checked_sub(Duration::from_secs(600)).or(Some(t));
+        }
+    }
+
     /// A CardKit entity as it stands now (what a user sees).
     pub fn card(&self, card_id: &str) -> Option<CardState> {
         lock(&self.shared.inner).cards.get(card_id).cloned()

@@ -738,3 +738,52 @@ fn reply_mode_markdown_shows_the_whole_run_in_its_final_message() {
         "markdown mode sent a card"
     );
 }
+
+#[test]
+fn a_run_that_outlives_the_streaming_window_keeps_its_card_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut steps = vec![
+        serde_json::json!({"thread_started": true}),
+        serde_json::json!({"turn_started": true}),
+        serde_json::json!({"agent_message": "first"}),
+        serde_json::json!({"sleep_ms": 1500}),
+    ];
+    for i in 0..10 {
+        steps.push(serde_json::json!({"agent_message": format!("later {i}")}));
+        steps.push(serde_json::json!({"sleep_ms": 100}));
+    }
+    steps.push(serde_json::json!({"agent_message": "the end of a long run"}));
+    steps.push(serde_json::json!({"turn_completed": true}));
+    scenario(dir.path(), "long", &steps);
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let om = e.push_text("oc_l1", "FAKE:long go");
+    let card = e.card_for(&om);
+    // Ten minutes pass on the platform's side: streaming times out.
+    let deadline = Instant::now() + WAIT;
+    while !e.fake.card(&card).is_some_and(|c| c.streaming_mode) {
+        assert!(Instant::now() < deadline, "the card never went live");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.fake.expire_streaming(&card);
+    let json = e.wait_final(&card, "Codex · Done");
+    assert_eq!(answer_of(&json), "the end of a long run");
+    // It was shown live again after the timeout, and not taken back.
+    let timeouts = e
+        .fake
+        .requests()
+        .iter()
+        .filter(|c| c.code() == Some(200850))
+        .count();
+    assert!(timeouts >= 1, "the stream never timed out");
+    let carrier = e
+        .fake
+        .messages()
+        .into_iter()
+        .find(|m| m.card_id.as_deref() == Some(card.as_str()))
+        .expect("carrier");
+    assert!(!carrier.deleted);
+    assert!(
+        e.posts_for(&om).is_empty(),
+        "the answer fell back to a message"
+    );
+}
