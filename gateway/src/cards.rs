@@ -821,6 +821,7 @@ impl CardSurface {
         }
         let summary = render::summary(&state);
         let settings = cardkit::close_streaming_settings(&summary);
+        let shown: Vec<String> = run.cards.iter().map(|c| c.message_id.clone()).collect();
         let writes = std::mem::take(&mut run.cards)
             .into_iter()
             .enumerate()
@@ -853,6 +854,15 @@ impl CardSurface {
         // others' final state.
         let delivered: Vec<bool> = futures::future::join_all(writes).await;
         run.fallback = delivered.first() != Some(&true);
+        if run.fallback {
+            // The whole answer follows as a message: parts of it left on
+            // continuation cards would show twice.
+            for (id, _) in shown.iter().zip(&delivered).skip(1).filter(|(_, ok)| **ok) {
+                if let Err(e) = self.http.recall_message(id).await {
+                    tracing::warn!(message = %id, error = %e, "cannot recall a continuation card");
+                }
+            }
+        }
         let answer = state.answer();
         let chat = chat_of(&run.scope);
         let in_thread = run.scope.starts_with("topic:");
@@ -906,7 +916,9 @@ impl CardSurface {
             .unwrap_or_default();
         let expires = now_ms() / 1000 + COMMAND_BUTTON_TTL_SECS;
         let sign_as = |run_id: String, action: String| -> Option<String> {
-            if operator.is_empty() {
+            // No fingerprint (the scope's policy could not be resolved): a
+            // button could not be checked for staleness, so there is none.
+            if operator.is_empty() || c.fingerprint.is_empty() {
                 return None;
             }
             let claims = Claims::new(

@@ -445,31 +445,34 @@ impl Handler {
             // Verified here, in the ACK window; the stop itself runs after
             // the ACK (the outbound task asks the worker, which re-checks
             // policy).
-            Normalized::CardAction { event, .. } => match self.callbacks.check(&event) {
-                Ok(click) => {
-                    let Some(action) = click.action(&event) else {
-                        return AckReply::OkWithData(crate::callback::Denied::WrongAction.answer());
-                    };
-                    let toast = match action.kind() {
-                        pb::ActionKind::Stop => "Stopping…",
-                        pb::ActionKind::Config => "Saving…",
-                        _ => "On it…",
-                    };
-                    if self
-                        .outbound
-                        .try_send(Outbound::Act(Box::new(action)))
-                        .is_err()
-                    {
-                        return AckReply::OkWithData(json!({
-                            "toast": {"type": "warning", "content": "Busy; please try again."}
-                        }));
+            Normalized::CardAction { event, .. } => {
+                // Room for the action first: checking burns the button's
+                // single use, so "busy, try again" must come before it.
+                let Ok(permit) = self.outbound.try_reserve() else {
+                    return AckReply::OkWithData(json!({
+                        "toast": {"type": "warning", "content": "Busy; please try again."}
+                    }));
+                };
+                match self.callbacks.check(&event) {
+                    Ok(click) => {
+                        let Some(action) = click.action(&event) else {
+                            return AckReply::OkWithData(
+                                crate::callback::Denied::WrongAction.answer(),
+                            );
+                        };
+                        let toast = match action.kind() {
+                            pb::ActionKind::Stop => "Stopping…",
+                            pb::ActionKind::Config => "Saving…",
+                            _ => "On it…",
+                        };
+                        permit.send(Outbound::Act(Box::new(action)));
+                        AckReply::OkWithData(json!({
+                            "toast": {"type": "info", "content": toast}
+                        }))
                     }
-                    AckReply::OkWithData(json!({
-                        "toast": {"type": "info", "content": toast}
-                    }))
+                    Err(answer) => AckReply::OkWithData(answer),
                 }
-                Err(answer) => AckReply::OkWithData(answer),
-            },
+            }
             Normalized::Message { inbound, parent_id } => {
                 let mut inbound = *inbound;
                 if self.seen(&inbound.event_id) {
@@ -628,28 +631,13 @@ async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: Cancellation
                         tracing::warn!(%profile, error = %e, "cannot post the welcome");
                     }
                 }
-                Some(Outbound::Act(action)) => {
-                    let (kind, card) = (action.kind(), action.message_id.clone());
-                    match worker.act(*action).await {
-                        Ok(r) if !r.ok => {
-                            tracing::info!(%profile, message = %r.message, "card action not carried out");
-                            // The click was answered "on it" before the
-                            // worker decided; say why nothing happened
-                            // (a stop that found its run over needs no word).
-                            if kind != pb::ActionKind::Stop && !card.is_empty() && !r.message.is_empty() {
-                                let msg = OutgoingMessage::new(
-                                    "post",
-                                    reply::post_content(&format!("⚠️ {}", r.message)),
-                                );
-                                if let Err(e) = http.reply_message(&card, &msg, false).await {
-                                    tracing::warn!(%profile, error = %e, "cannot say why a card action was refused");
-                                }
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(%profile, error = %e, "card action could not reach the worker"),
-                    }
-                }
+                // The worker answers refusals under the card itself (a
+                // stranger gets silence); here they are only logged.
+                Some(Outbound::Act(action)) => match worker.act(*action).await {
+                    Ok(r) if !r.ok => tracing::info!(%profile, message = %r.message, "card action not carried out"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%profile, error = %e, "card action could not reach the worker"),
+                },
                 Some(Outbound::Busy { message_id, text }) => {
                     let msg = OutgoingMessage::new("post", reply::post_content(&format!("⏳ {text}")));
                     if let Err(e) = http.reply_message(&message_id, &msg, false).await {

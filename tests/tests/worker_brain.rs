@@ -1126,6 +1126,13 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     a.command = "/status".into();
     a.fingerprint = fp.clone();
     assert!(!act(&mut c, a).await.ok);
+    // Refused with the reason, under the stale card.
+    let refusal = ev.first_in_scope(scope).await;
+    assert_eq!(refusal.reply_to, "card12", "{refusal:?}");
+    assert!(
+        format!("{refusal:?}").contains("out of date"),
+        "{refusal:?}"
+    );
     let mut a = click(ActionKind::Command, scope, OWNER, "card13");
     a.command = "/status".into();
     a.fingerprint = st.fingerprint.clone();

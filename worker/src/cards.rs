@@ -501,6 +501,9 @@ impl Inner {
                 .unwrap_or_default();
             if current != a.fingerprint {
                 tracing::warn!(scope = %a.scope, actor = actor_id(&probe), "stale card refused");
+                // Answered under the card, like every refusal a user may
+                // see (strangers get silence above).
+                self.reply(&probe, cmd.name(), false, STALE_CARD, String::new());
                 return refused(STALE_CARD);
             }
         }
