@@ -44,6 +44,25 @@ fn post_text(content: &str) -> String {
     out
 }
 
+/// An environment whose fake codex scenario `name` says "step 0" … "step
+/// n-1" `gap_ms` apart, then `last`; keep the directory while it runs.
+fn stepped(name: &str, n: usize, gap_ms: u64, last: &str) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut steps = vec![
+        serde_json::json!({"thread_started": true}),
+        serde_json::json!({"turn_started": true}),
+    ];
+    for i in 0..n {
+        steps.push(serde_json::json!({"agent_message": format!("step {i}")}));
+        steps.push(serde_json::json!({"sleep_ms": gap_ms}));
+    }
+    steps.push(serde_json::json!({"agent_message": last}));
+    steps.push(serde_json::json!({"turn_completed": true}));
+    scenario(dir.path(), name, &steps);
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    (e, dir)
+}
+
 fn answer_of(card: &Value) -> String {
     card["body"]["elements"]
         .as_array()
@@ -560,19 +579,7 @@ fn a_slow_card_in_one_chat_does_not_hold_up_another_chat() {
 
 #[test]
 fn card_updates_failing_mid_run_still_end_on_the_card() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut steps = vec![
-        serde_json::json!({"thread_started": true}),
-        serde_json::json!({"turn_started": true}),
-    ];
-    for i in 0..40 {
-        steps.push(serde_json::json!({"agent_message": format!("step {i}")}));
-        steps.push(serde_json::json!({"sleep_ms": 100}));
-    }
-    steps.push(serde_json::json!({"agent_message": "final after failures"}));
-    steps.push(serde_json::json!({"turn_completed": true}));
-    scenario(dir.path(), "flaky", &steps);
-    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let (e, _dir) = stepped("flaky", 40, 100, "final after failures");
     let om = e.push_text("oc_c6", "FAKE:flaky go");
     let card = e.card_for(&om);
     // Bursts of server errors on the card's operations: short ones the
@@ -676,19 +683,7 @@ fn a_run_stopped_by_an_fcxd_shutdown_ends_its_card_as_interrupted() {
 
 #[test]
 fn card_updates_failing_at_random_never_leave_a_card_running() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut steps = vec![
-        serde_json::json!({"thread_started": true}),
-        serde_json::json!({"turn_started": true}),
-    ];
-    for i in 0..30 {
-        steps.push(serde_json::json!({"agent_message": format!("step {i}")}));
-        steps.push(serde_json::json!({"sleep_ms": 40}));
-    }
-    steps.push(serde_json::json!({"agent_message": "all done despite the flaky platform"}));
-    steps.push(serde_json::json!({"turn_completed": true}));
-    scenario(dir.path(), "random", &steps);
-    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
+    let (e, _dir) = stepped("random", 30, 40, "all done despite the flaky platform");
     // A third of all card updates fail with a server error, every run.
     e.fake
         .fail_randomly("/open-apis/cardkit/v1/cards/*", 333, 503, 0x5eed_f00d);
