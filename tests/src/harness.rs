@@ -354,6 +354,23 @@ impl FeishuEnv {
 }
 
 /// The IM message id inside an `im.message.receive_v1` envelope.
+/// Polls `probe` every 20 ms until it yields a value. Past `limit` it
+/// panics with `why()` (asked only then, so it may read logs).
+pub fn eventually<T>(
+    limit: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    why: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn message_id(ev: &serde_json::Value) -> String {
     ev["event"]["message"]["message_id"]
         .as_str()

@@ -3,10 +3,10 @@
 //! reports clicks, and every refusal (replayed, wrong person, stale card,
 //! retired key).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fcx_tests::fake_feishu::{CardView, Redelivery};
-use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, message_id};
+use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, eventually, message_id};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -44,29 +44,25 @@ impl CommandCards for FeishuEnv {
     }
 
     fn card_reply(&self, parent: &str, n: usize) -> (String, CardView) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let cards: Vec<String> = self
-                .fake
-                .messages()
-                .into_iter()
-                .filter(|m| {
-                    m.sender_type == "app" && m.parent_id == parent && m.msg_type == "interactive"
-                })
-                .map(|m| m.message_id)
-                .collect();
-            if let Some(id) = cards.get(n)
-                && let Some(view) = self.fake.card_view(id)
-            {
-                return (id.clone(), view);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no card #{n} under {parent}\n{}",
-                self.home.read_logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            WAIT,
+            || {
+                let id = self
+                    .fake
+                    .messages()
+                    .into_iter()
+                    .filter(|m| {
+                        m.sender_type == "app"
+                            && m.parent_id == parent
+                            && m.msg_type == "interactive"
+                    })
+                    .nth(n)?
+                    .message_id;
+                let view = self.fake.card_view(&id)?;
+                Some((id, view))
+            },
+            || format!("no card #{n} under {parent}\n{}", self.home.read_logs()),
+        )
     }
 
     fn click(&self, event: &Value) -> String {
@@ -79,19 +75,20 @@ impl CommandCards for FeishuEnv {
     }
 
     fn wait_posts_under(&self, parent: &str, needles: &[&str]) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let posts = self.posts_under(parent);
-            if needles.iter().all(|n| posts.contains(n)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no post with {needles:?} under {parent}: {posts}\n{}",
-                self.home.read_logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            WAIT,
+            || {
+                let posts = self.posts_under(parent);
+                needles.iter().all(|n| posts.contains(n)).then_some(())
+            },
+            || {
+                format!(
+                    "no post with {needles:?} under {parent}: {}\n{}",
+                    self.posts_under(parent),
+                    self.home.read_logs()
+                )
+            },
+        )
     }
 
     fn posts_under(&self, parent: &str) -> String {
@@ -247,11 +244,17 @@ fn a_card_made_before_the_access_changed_is_refused_with_a_reason() {
     let (card, _) = e.card_reply(&help, 0);
     // Changing the access mode changes the scope's policy fingerprint.
     let change = e.say("oc_k3", "/config access read-only");
-    let deadline = Instant::now() + WAIT;
-    while e.fake.messages().iter().all(|m| m.parent_id != change) {
-        assert!(Instant::now() < deadline, "no answer to /config access");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        WAIT,
+        || {
+            e.fake
+                .messages()
+                .iter()
+                .any(|m| m.parent_id == change)
+                .then_some(())
+        },
+        || "no answer to /config access".to_string(),
+    );
     let click = e.fake.events().click(USER, &card, "Status").expect("click");
     e.click(&click);
     // Answered under the card with the reason; nothing ran.
@@ -337,25 +340,17 @@ fn buttons_outlive_an_fcxd_restart_and_a_form_submit_without_its_value_still_app
         json!({"tag": "button", "name": "fcx_apply", "form_value": {"tool_display": "off"}}),
     );
     assert!(e.click(&submit).contains("info"));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, v) = e.card_reply(&form_card, 0);
-        let title = v.title.unwrap_or_default();
-        if title.contains("tool calls → off") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{title:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let title = e.card_reply(&form_card, 0).1.title.unwrap_or_default();
+    assert!(title.contains("tool calls → off"), "{title:?}");
 
     e.fcxd.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(e.fcxd.wait_exit(WAIT).success());
     e.fcxd = fcx_tests::harness::Fcxd::daemon(&e.home);
-    let deadline = Instant::now() + WAIT;
-    while e.fake.connection_count() < 1 {
-        assert!(Instant::now() < deadline, "no reconnect after restart");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        WAIT,
+        || (e.fake.connection_count() >= 1).then_some(()),
+        || "no reconnect after restart".to_string(),
+    );
     // The help card was sent by the fcxd before: its buttons still work,
     // and only for its requester in its own chat.
     let other = e

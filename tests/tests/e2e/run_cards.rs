@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use fcx_tests::fake_feishu::Redelivery;
-use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, message_id};
+use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, eventually, message_id};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -84,6 +84,8 @@ trait CardHelpers {
     fn assert_clean_card_ops(&self);
     fn card_for(&self, om: &str) -> String;
     fn wait_final(&self, card_id: &str, needle: &str) -> Value;
+    fn wait_final_within(&self, card_id: &str, needle: &str, limit: Duration) -> Value;
+    fn wait_live(&self, card_id: &str);
 }
 
 impl CardHelpers for FeishuEnv {
@@ -100,19 +102,17 @@ impl CardHelpers for FeishuEnv {
 
     /// Waits until the post replies to `om` contain `needle`.
     fn wait_posts(&self, om: &str, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let t = self.posts_for(om);
-            if t.contains(needle) {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no post with {needle:?} for {om}: {t:?}\n{}",
-                self.home.read_logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            limit,
+            || Some(self.posts_for(om)).filter(|t| t.contains(needle)),
+            || {
+                format!(
+                    "no post with {needle:?} for {om}: {:?}\n{}",
+                    self.posts_for(om),
+                    self.home.read_logs()
+                )
+            },
+        )
     }
 
     fn push_text(&self, chat: &str, text: &str) -> String {
@@ -145,44 +145,50 @@ impl CardHelpers for FeishuEnv {
 
     /// The card entity sent in reply to `om`, once it exists.
     fn card_for(&self, om: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(id) = self
-                .fake
-                .messages()
-                .into_iter()
-                .find(|m| m.sender_type == "app" && m.parent_id == om)
-                .and_then(|m| m.card_id)
-            {
-                return id;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no card for {om}\n{}",
-                self.home.read_logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            WAIT,
+            || {
+                self.fake
+                    .messages()
+                    .into_iter()
+                    .find(|m| m.sender_type == "app" && m.parent_id == om)
+                    .and_then(|m| m.card_id)
+            },
+            || format!("no card for {om}\n{}", self.home.read_logs()),
+        )
     }
 
     /// Wait until the card's JSON contains `needle` and streaming is off.
     fn wait_final(&self, card_id: &str, needle: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(c) = self.fake.card(card_id)
-                && !c.streaming_mode
-                && c.json.to_string().contains(needle)
-            {
-                return c.json;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "card {card_id} never reached a final state with {needle:?}: {:?}\n{}",
-                self.fake.card(card_id).map(|c| c.json),
-                self.home.read_logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_final_within(card_id, needle, WAIT)
+    }
+
+    fn wait_final_within(&self, card_id: &str, needle: &str, limit: Duration) -> Value {
+        eventually(
+            limit,
+            || {
+                self.fake
+                    .card(card_id)
+                    .filter(|c| !c.streaming_mode && c.json.to_string().contains(needle))
+                    .map(|c| c.json)
+            },
+            || {
+                format!(
+                    "card {card_id} never reached a final state with {needle:?}: {:?}\n{}",
+                    self.fake.card(card_id).map(|c| c.json),
+                    self.home.read_logs()
+                )
+            },
+        )
+    }
+
+    /// Wait until the card streams (the run is live on it).
+    fn wait_live(&self, card_id: &str) {
+        eventually(
+            WAIT,
+            || self.fake.card(card_id).filter(|c| c.streaming_mode),
+            || format!("card {card_id} never went live"),
+        );
     }
 }
 
@@ -254,14 +260,11 @@ fn the_stop_button_interrupts_the_run_and_forgeries_do_nothing() {
         .map(|m| m.message_id)
         .expect("carrier message");
     let token = {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(t) = e.fake.card(&card).and_then(|c| find_stop_token(&c.json)) {
-                break t;
-            }
-            assert!(Instant::now() < deadline, "no stop button");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            WAIT,
+            || e.fake.card(&card).and_then(|c| find_stop_token(&c.json)),
+            || "no stop button".to_string(),
+        )
     };
     // A forged token, and the real one clicked by someone else: denied.
     for (who, value) in [
@@ -328,17 +331,18 @@ fn when_cards_cannot_be_created_the_answer_arrives_as_a_message() {
     let ev = e.fake.events().p2p_text("oc_c3", USER, "hello");
     let om = message_id(&ev);
     e.rt.block_on(e.fake.push(&ev)).expect("push");
-    let deadline = Instant::now() + WAIT;
-    while !e.fake.messages().iter().any(|m| {
-        m.sender_type == "app" && m.parent_id == om && m.content.contains("hello from fake codex")
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "no fallback answer\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        WAIT,
+        || {
+            e.fake.messages().iter().find(|m| {
+                m.sender_type == "app"
+                    && m.parent_id == om
+                    && m.content.contains("hello from fake codex")
+            })?;
+            Some(())
+        },
+        || format!("no fallback answer\n{}", e.home.read_logs()),
+    );
 }
 
 #[test]
@@ -358,21 +362,7 @@ fn a_burst_of_5000_deltas_is_paced_in_sequence_and_ends_complete() {
     let e = env_with(&[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())]);
     let om = e.push_text("oc_c4", "FAKE:burst go");
     let card = e.card_for(&om);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let json = loop {
-        if let Some(c) = e.fake.card(&card)
-            && !c.streaming_mode
-            && c.json.to_string().contains("Codex · Done")
-        {
-            break c.json;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no final card\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let json = e.wait_final_within(&card, "Codex · Done", Duration::from_secs(120));
     // Codex's final text is its last message: the card's answer plus any
     // continuation messages is exactly that.
     std::thread::sleep(Duration::from_millis(500));
@@ -483,29 +473,22 @@ fn reply_mode_text_answers_in_plain_text_without_a_card() {
         &[("FAKE_CODEX_SCENARIOS", &dir.path().display().to_string())],
     );
     let om = e.push_text("oc_t1", "FAKE:md go");
-    let deadline = Instant::now() + WAIT;
-    let text = loop {
-        let texts: Vec<String> = e
-            .fake
-            .messages()
-            .into_iter()
-            .filter(|m| m.sender_type == "app" && m.parent_id == om && m.msg_type == "text")
-            .filter_map(|m| {
-                serde_json::from_str::<Value>(&m.content).ok()?["text"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect();
-        if let Some(t) = texts.into_iter().find(|t| t.contains("fn main")) {
-            break t;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no text answer\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let text = eventually(
+        WAIT,
+        || {
+            e.fake
+                .messages()
+                .into_iter()
+                .filter(|m| m.sender_type == "app" && m.parent_id == om && m.msg_type == "text")
+                .filter_map(|m| {
+                    serde_json::from_str::<Value>(&m.content).ok()?["text"]
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .find(|t| t.contains("fn main"))
+        },
+        || format!("no text answer\n{}", e.home.read_logs()),
+    );
     // Readable words, no markdown syntax.
     for w in ["the fix", "main", "fn main() {}", "step one", "step two"] {
         assert!(text.contains(w), "{w:?} missing from {text:?}");
@@ -535,19 +518,18 @@ fn a_markdown_answer_the_platform_refuses_is_sent_again_as_text() {
     e.fake
         .fail_next_code("/open-apis/im/v1/messages", 1, 230001);
     let om = e.push_text("oc_t2", "hello");
-    let deadline = Instant::now() + WAIT;
-    while !e.fake.messages().iter().any(|m| {
-        m.sender_type == "app"
-            && m.msg_type == "text"
-            && m.content.contains("hello from fake codex")
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "no text fallback for {om}\n{}",
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        WAIT,
+        || {
+            e.fake.messages().iter().find(|m| {
+                m.sender_type == "app"
+                    && m.msg_type == "text"
+                    && m.content.contains("hello from fake codex")
+            })?;
+            Some(())
+        },
+        || format!("no text fallback for {om}\n{}", e.home.read_logs()),
+    );
 }
 
 #[test]
@@ -589,23 +571,8 @@ fn card_updates_failing_mid_run_still_end_on_the_card() {
         e.fake.fail_next("/open-apis/cardkit/v1/cards/*", n, 503);
         std::thread::sleep(Duration::from_millis(700));
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(c) = e.fake.card(&card)
-            && !c.streaming_mode
-            && c.json.to_string().contains("Codex · Done")
-        {
-            assert_eq!(answer_of(&c.json), "final after failures");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the card stayed unfinished: {:?}\n{}",
-            e.fake.card(&card).map(|c| c.json),
-            e.home.read_logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let json = e.wait_final_within(&card, "Codex · Done", Duration::from_secs(120));
+    assert_eq!(answer_of(&json), "final after failures");
     // Every injected failure was met: the long burst outlasted the
     // writer's own retries.
     let failed = e
@@ -668,11 +635,7 @@ fn a_run_stopped_by_an_fcxd_shutdown_ends_its_card_as_interrupted() {
     e.push(&ev);
     let card = e.card_for(&om);
     // The card is live (streaming) before the shutdown.
-    let deadline = Instant::now() + WAIT;
-    while !e.fake.card(&card).is_some_and(|c| c.streaming_mode) {
-        assert!(Instant::now() < deadline, "the card never went live");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.wait_live(&card);
     e.fcxd.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(e.fcxd.wait_exit(WAIT).success());
     // Not left frozen on "Running": the final state landed before fcxd exited.
@@ -692,21 +655,8 @@ fn card_updates_failing_at_random_never_leave_a_card_running() {
         .collect();
     for om in &oms {
         let card = e.card_for(om);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let c = e.fake.card(&card).expect("card");
-            if !c.streaming_mode && c.json.to_string().contains("Codex · Done") {
-                assert_eq!(answer_of(&c.json), "all done despite the flaky platform");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "card {card} left unfinished: {}\n{}",
-                c.json,
-                e.home.read_logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let json = e.wait_final_within(&card, "Codex · Done", Duration::from_secs(120));
+        assert_eq!(answer_of(&json), "all done despite the flaky platform");
     }
     let failed = e.fake.requests().iter().filter(|c| c.status == 503).count();
     assert!(failed > 0, "no failure was injected");
@@ -754,11 +704,7 @@ fn a_run_that_outlives_the_streaming_window_keeps_its_card_live() {
     let om = e.push_text("oc_l1", "FAKE:long go");
     let card = e.card_for(&om);
     // Ten minutes pass on the platform's side: streaming times out.
-    let deadline = Instant::now() + WAIT;
-    while !e.fake.card(&card).is_some_and(|c| c.streaming_mode) {
-        assert!(Instant::now() < deadline, "the card never went live");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.wait_live(&card);
     e.fake.expire_streaming(&card);
     let json = e.wait_final(&card, "Codex · Done");
     assert_eq!(answer_of(&json), "the end of a long run");
