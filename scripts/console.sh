@@ -24,5 +24,10 @@ if [ ! -f "${FCX_HOME:-$HOME/.fcx}/config.toml" ] && [ ! -d "$HOME/fcx-work" ]; 
   echo "Created $HOME/fcx-work, the default workspace." >&2
 fi
 
-cargo build --release --bins -q
+# Only the three product binaries (not the tests' fakes or the bench). The
+# first build compiles every dependency: a few minutes on a small machine.
+if [ ! -x target/release/fcxd ]; then
+  echo "Building fcx (release; the first build takes 3-5 minutes on 2 cores) ..." >&2
+fi
+cargo build --release --locked -p fcx-gateway -p fcx-worker -p fcx-ctl --bins
 exec ./target/release/fcxd --console "$@"
