@@ -24,18 +24,18 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use serde_json::Value;
 
-use crate::callback::{self, Claims, Denied, Expected, MemoryNonceStore, NonceStore};
+use crate::egress::render::{
+    self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderMode, RenderOptions, RunState,
+};
+use crate::egress::reply;
 use crate::feishu::cardkit::{
     self, CardKit, CardSource, CardWriter, FailureKind, LiveUpdate, WriterConfig,
 };
 use crate::feishu::http::{OpenApiClient, OutgoingMessage};
-use crate::keys::SharedKeys;
-use crate::keys::{hex_decode, hex_encode};
-use crate::render::{
-    self, ANSWER_ELEMENT_ID, CALLBACK_VALUE_KEY, RenderMode, RenderOptions, RunState,
-};
-use crate::reply;
-use crate::supervisor::now_ms;
+use crate::ingress::callback::{self, Claims, Denied, Expected, MemoryNonceStore, NonceStore};
+use crate::ingress::keys::SharedKeys;
+use crate::ingress::keys::{hex_decode, hex_encode};
+use crate::link::supervisor::now_ms;
 
 /// How long a stop button stays valid (a run rarely outlives it; `/stop`
 /// always works).
