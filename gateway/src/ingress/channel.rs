@@ -132,8 +132,8 @@ pub async fn run(
             return;
         }
     };
-    let requesters = crate::egress::cards::Requesters::default();
-    let carriers = crate::egress::cards::Carriers::default();
+    let requesters = crate::ingress::click::Requesters::default();
+    let carriers = crate::ingress::click::Carriers::default();
     let cards = crate::egress::cards::CardSurface::new(
         http.clone(),
         keys.clone(),
@@ -142,7 +142,7 @@ pub async fn run(
         short_hash(&profile.name),
     );
     let nonces: Box<dyn crate::ingress::callback::NonceStore> =
-        match crate::egress::cards::FileNonceStore::open(
+        match crate::ingress::click::FileNonceStore::open(
             &profile_dir.join("used-nonces"),
             now_ms() / 1000,
         ) {
@@ -153,7 +153,7 @@ pub async fn run(
                 Box::new(crate::ingress::callback::MemoryNonceStore::default())
             }
         };
-    let callbacks = crate::egress::cards::Callbacks {
+    let callbacks = crate::ingress::click::Callbacks {
         keys,
         nonces,
         carriers,
@@ -389,8 +389,8 @@ struct Handler {
     deliver_slots: tokio::sync::Semaphore,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
-    requesters: crate::egress::cards::Requesters,
-    callbacks: crate::egress::cards::Callbacks,
+    requesters: crate::ingress::click::Requesters,
+    callbacks: crate::ingress::click::Callbacks,
 }
 
 impl Handler {

@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod channel;
+pub mod click;
 pub mod console;
 pub mod keys;
 pub mod normalize;
