@@ -7,7 +7,7 @@
 //! (signing the decoded claims again gives the same token).
 #![no_main]
 
-use fcx_gateway::callback::{self, Expected, KeyRing};
+use fcx_gateway::ingress::callback::{self, Expected, KeyRing};
 use libfuzzer_sys::fuzz_target;
 
 const KEY: [u8; 32] = [7; 32];

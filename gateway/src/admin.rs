@@ -12,8 +12,8 @@ use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::channel::ChannelStatus;
-use crate::supervisor::WorkerHandle;
+use crate::ingress::channel::ChannelStatus;
+use crate::link::supervisor::WorkerHandle;
 
 pub struct AdminService {
     pub home: String,

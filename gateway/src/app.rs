@@ -13,8 +13,8 @@ use tokio_util::task::TaskTracker;
 use tracing_subscriber::prelude::*;
 
 use crate::admin::AdminService;
-use crate::console::Console;
-use crate::supervisor::{WorkerHandle, now_ms, worker_binary};
+use crate::ingress::console::Console;
+use crate::link::supervisor::{WorkerHandle, now_ms, worker_binary};
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -176,9 +176,9 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         for (p, w) in profiles.iter().zip(&workers) {
             match &p.app {
                 Some(app) => {
-                    let status = crate::channel::ChannelStatus::default();
+                    let status = crate::ingress::channel::ChannelStatus::default();
                     channels.push((p.name.clone(), status.clone()));
-                    tasks.spawn(crate::channel::run(
+                    tasks.spawn(crate::ingress::channel::run(
                         p.clone(),
                         app.clone(),
                         home.profile_dir(&p.name),
@@ -264,7 +264,7 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         for w in &workers {
             let w = w.clone();
             t.spawn(async move {
-                while w.view().phase != crate::supervisor::Phase::Stopped {
+                while w.view().phase != crate::link::supervisor::Phase::Stopped {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
             });

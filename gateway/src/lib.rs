@@ -2,18 +2,18 @@
 //! Feishu/Lark long connection next), spawns and supervises one fcx-worker per
 //! profile, and serves the admin socket for fcxctl. It knows nothing about
 //! Codex: workers do.
+//!
+//! Along the data path:
+//! - [`ingress`]: what comes in (long connection, webhook, console input),
+//!   normalised and de-duplicated, and inbound card-click verification;
+//! - [`link`]: the workers (spawn, supervise, connect, resume cursor);
+//! - [`egress`]: everything that writes to a surface (run cards, replies,
+//!   the per-scope outbound lanes);
+//! - [`feishu`]: the platform client library both ends use.
 
 pub mod admin;
 pub mod app;
-pub mod callback;
-pub mod cards;
-pub mod channel;
-pub mod console;
+pub mod egress;
 pub mod feishu;
-pub mod keys;
-pub mod normalize;
-pub mod outbound;
-pub mod render;
-pub mod reply;
-pub mod supervisor;
-pub mod webhook;
+pub mod ingress;
+pub mod link;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::supervisor::{DeliverError, Notice, WorkerHandle, now_ms};
+use crate::link::supervisor::{DeliverError, Notice, WorkerHandle, now_ms};
 
 pub const SCOPE: &str = "chat:console";
 

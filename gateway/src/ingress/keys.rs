@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fcx_config::callback_keys::{self as keyfile, KeyFile, Origin};
 
-use crate::callback::{self, Claims, Denied, Expected, KeyError, KeyRing, NonceStore, SignError};
+use crate::ingress::callback::{
+    self, Claims, Denied, Expected, KeyError, KeyRing, NonceStore, SignError,
+};
 
 /// How often the file is looked at (one `stat`): rare enough to cost
 /// nothing in the card-ACK path, soon enough that a retired key stops
@@ -275,8 +277,8 @@ pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::{self, Claims, Expected, MemoryNonceStore};
-    use crate::supervisor::now_ms;
+    use crate::ingress::callback::{self, Claims, Expected, MemoryNonceStore};
+    use crate::link::supervisor::now_ms;
 
     fn claims() -> Claims {
         Claims::new(

@@ -132,7 +132,7 @@ pub async fn deliver_markdown(
     uuid: &str,
     format: Format,
 ) {
-    let md = &*crate::render::text::defuse_mentions(md);
+    let md = &*crate::egress::render::text::defuse_mentions(md);
     let send_text = |text: String, key: String| async move {
         for (i, piece) in split_text(&text, TEXT_CONTENT_BUDGET).iter().enumerate() {
             let msg = OutgoingMessage::new("text", text_content(piece));
@@ -142,7 +142,11 @@ pub async fn deliver_markdown(
     match format {
         Format::Plain => return send_text(md.to_string(), format!("{uuid}-")).await,
         Format::Text => {
-            return send_text(crate::render::markdown_to_plain(md), format!("{uuid}-")).await;
+            return send_text(
+                crate::egress::render::markdown_to_plain(md),
+                format!("{uuid}-"),
+            )
+            .await;
         }
         Format::Markdown => {}
     }
@@ -153,7 +157,7 @@ pub async fn deliver_markdown(
         {
             tracing::warn!(error = %e, "the platform refused a markdown message; sending it as text");
             send_text(
-                crate::render::markdown_to_plain(piece),
+                crate::egress::render::markdown_to_plain(piece),
                 format!("{uuid}-{i}"),
             )
             .await;
@@ -245,7 +249,7 @@ pub fn event_markdown(ev: &pb::WorkerEvent) -> Option<String> {
         }
         // Title, body and fields; what a card's buttons would do is named
         // as commands to type.
-        Kind::CommandReply(c) => Some(crate::render::command_markdown(c)),
+        Kind::CommandReply(c) => Some(crate::egress::render::command_markdown(c)),
         Kind::Notice(n) => Some(n.text.clone()),
         _ => None,
     }

@@ -23,11 +23,11 @@ use fcx_proto::v1::{self as pb, gateway_request};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::cards::{CardSurface, ScopeCards, chat_of};
+use crate::egress::cards::{CardSurface, ScopeCards, chat_of};
+use crate::egress::render::{self, RunState};
+use crate::egress::reply::{self, Format};
 use crate::feishu::http::{CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType};
-use crate::render::{self, RunState};
-use crate::reply::{self, Format};
-use crate::supervisor::WorkerHandle;
+use crate::link::supervisor::WorkerHandle;
 
 /// A lane with no open run ends after this long without events.
 const LANE_IDLE: Duration = Duration::from_secs(60);
@@ -352,7 +352,8 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
 
 /// Chat scopes this channel answers (the console has its own printer).
 pub fn is_chat_scope(scope: &str) -> bool {
-    (scope.starts_with("chat:") || scope.starts_with("topic:")) && scope != crate::console::SCOPE
+    (scope.starts_with("chat:") || scope.starts_with("topic:"))
+        && scope != crate::ingress::console::SCOPE
 }
 
 /// The message path: what the chat shows for an event that has no card.

@@ -19,12 +19,12 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::egress::dispatch::{Out, Outbound, outbound};
 use crate::feishu::frame::AckReply;
-use crate::feishu::http::{ApiError, OpenApiClient, OutgoingMessage, ReceiveIdType, RetryPolicy};
+use crate::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
-use crate::normalize::{self, BotIdentity, Normalized, Options};
-use crate::reply;
-use crate::supervisor::{DeliverError, WorkerHandle, now_ms};
+use crate::ingress::normalize::{self, BotIdentity, Normalized, Options};
+use crate::link::supervisor::{DeliverError, WorkerHandle, now_ms};
 
 /// How long a quoted parent may take to fetch inside the ACK window.
 const QUOTE_BUDGET: Duration = Duration::from_millis(700);
@@ -123,7 +123,7 @@ pub async fn run(
         })
         .await;
 
-    let keys = match crate::keys::SharedKeys::open(&profile_dir) {
+    let keys = match crate::ingress::keys::SharedKeys::open(&profile_dir) {
         Ok(k) => k,
         Err(e) => {
             let why = format!("cannot read or create the card signing keys: {e}");
@@ -132,27 +132,28 @@ pub async fn run(
             return;
         }
     };
-    let requesters = crate::cards::Requesters::default();
-    let carriers = crate::cards::Carriers::default();
-    let cards = crate::cards::CardSurface::new(
+    let requesters = crate::ingress::click::Requesters::default();
+    let carriers = crate::ingress::click::Carriers::default();
+    let cards = crate::egress::cards::CardSurface::new(
         http.clone(),
         keys.clone(),
         requesters.clone(),
         carriers.clone(),
         short_hash(&profile.name),
     );
-    let nonces: Box<dyn crate::callback::NonceStore> = match crate::cards::FileNonceStore::open(
-        &profile_dir.join("used-nonces"),
-        now_ms() / 1000,
-    ) {
-        Ok(f) => Box::new(f),
-        Err(e) => {
-            // Still single-use within this process; say what is lost.
-            tracing::error!(profile = %profile.name, error = %e, "cannot persist used button nonces; a restart forgets them (tokens still expire)");
-            Box::new(crate::callback::MemoryNonceStore::default())
-        }
-    };
-    let callbacks = crate::cards::Callbacks {
+    let nonces: Box<dyn crate::ingress::callback::NonceStore> =
+        match crate::ingress::click::FileNonceStore::open(
+            &profile_dir.join("used-nonces"),
+            now_ms() / 1000,
+        ) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                // Still single-use within this process; say what is lost.
+                tracing::error!(profile = %profile.name, error = %e, "cannot persist used button nonces; a restart forgets them (tokens still expire)");
+                Box::new(crate::ingress::callback::MemoryNonceStore::default())
+            }
+        };
+    let callbacks = crate::ingress::click::Callbacks {
         keys,
         nonces,
         carriers,
@@ -185,7 +186,7 @@ pub async fn run(
             };
             status.set(|v| v.state = format!("webhook on {}", hook.listen));
             let h = handler.clone();
-            let on_event: crate::webhook::Handler = Arc::new(move |payload: Vec<u8>| {
+            let on_event: crate::ingress::webhook::Handler = Arc::new(move |payload: Vec<u8>| {
                 let h = h.clone();
                 Box::pin(async move { webhook_event(h, payload).await })
             });
@@ -193,7 +194,7 @@ pub async fn run(
             let stop = stop.clone();
             let status = status.clone();
             tasks.spawn(async move {
-                if let Err(e) = crate::webhook::serve(listen, keys, on_event, stop).await {
+                if let Err(e) = crate::ingress::webhook::serve(listen, keys, on_event, stop).await {
                     tracing::error!(%listen, error = %e, "the webhook listener failed");
                     status.set(|v| v.state = format!("stopped: cannot listen on {listen}: {e}"));
                 }
@@ -210,7 +211,7 @@ pub async fn run(
             ));
         }
     }
-    let lanes = crate::outbound::Lanes::new(crate::outbound::LaneCtx {
+    let lanes = crate::egress::lanes::Lanes::new(crate::egress::lanes::LaneCtx {
         profile: profile.name.clone(),
         http: http.clone(),
         worker: worker.clone(),
@@ -234,7 +235,9 @@ pub async fn run(
     tasks.wait().await;
 }
 
-fn webhook_keys(hook: &fcx_config::WebhookConfig) -> Result<crate::webhook::WebhookKeys, String> {
+fn webhook_keys(
+    hook: &fcx_config::WebhookConfig,
+) -> Result<crate::ingress::webhook::WebhookKeys, String> {
     let read = |r: &Option<fcx_config::SecretRef>, what: &str| {
         r.as_ref()
             .map(|r| {
@@ -244,7 +247,7 @@ fn webhook_keys(hook: &fcx_config::WebhookConfig) -> Result<crate::webhook::Webh
             })
             .transpose()
     };
-    Ok(crate::webhook::WebhookKeys {
+    Ok(crate::ingress::webhook::WebhookKeys {
         encrypt_key: read(&hook.encrypt_key, "encrypt key")?,
         verification_token: read(&hook.verification_token, "verification token")?,
     })
@@ -252,9 +255,9 @@ fn webhook_keys(hook: &fcx_config::WebhookConfig) -> Result<crate::webhook::Webh
 
 /// A webhook event takes the long connection's path; the ACK becomes the
 /// HTTP answer (an error status makes the platform retry).
-async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::webhook::Reply {
+async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::ingress::webhook::Reply {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&payload) else {
-        return crate::webhook::Reply::Ack(json!({"msg": "success"}));
+        return crate::ingress::webhook::Reply::Ack(json!({"msg": "success"}));
     };
     let ev = InboundEvent {
         kind: "event".into(),
@@ -265,9 +268,9 @@ async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::webhoo
     };
     let deadline = Instant::now() + Duration::from_millis(2500);
     match tokio::time::timeout_at(deadline, h.handle(ev, deadline)).await {
-        Ok(AckReply::Ok) => crate::webhook::Reply::Ack(json!({"msg": "success"})),
-        Ok(AckReply::OkWithData(v)) => crate::webhook::Reply::Ack(v),
-        Ok(AckReply::Error | AckReply::NoAck) | Err(_) => crate::webhook::Reply::Retry,
+        Ok(AckReply::Ok) => crate::ingress::webhook::Reply::Ack(json!({"msg": "success"})),
+        Ok(AckReply::OkWithData(v)) => crate::ingress::webhook::Reply::Ack(v),
+        Ok(AckReply::Error | AckReply::NoAck) | Err(_) => crate::ingress::webhook::Reply::Retry,
     }
 }
 
@@ -376,19 +379,6 @@ async fn mirror_status(
     }
 }
 
-/// Work that must not run inside the ACK window.
-enum Outbound {
-    Welcome {
-        chat_id: String,
-    },
-    Busy {
-        message_id: String,
-        text: String,
-    },
-    /// A verified card click for the worker.
-    Act(Box<pb::Action>),
-}
-
 struct Handler {
     profile: String,
     worker: Arc<WorkerHandle>,
@@ -399,8 +389,8 @@ struct Handler {
     deliver_slots: tokio::sync::Semaphore,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
-    requesters: crate::cards::Requesters,
-    callbacks: crate::cards::Callbacks,
+    requesters: crate::ingress::click::Requesters,
+    callbacks: crate::ingress::click::Callbacks,
 }
 
 impl Handler {
@@ -457,7 +447,7 @@ impl Handler {
                     Ok(click) => {
                         let Some(action) = click.action(&event) else {
                             return AckReply::OkWithData(
-                                crate::callback::Denied::WrongAction.answer(),
+                                crate::ingress::callback::Denied::WrongAction.answer(),
                             );
                         };
                         let toast = match action.kind() {
@@ -568,89 +558,6 @@ struct SharedHandler(Arc<Handler>);
 impl EventHandler for SharedHandler {
     fn handle(&self, event: InboundEvent, deadline: Instant) -> BoxFuture<'static, AckReply> {
         Box::pin(self.0.clone().on_event(event, deadline))
-    }
-}
-
-/// Worker events → chat messages, one at a time (in order per profile; the
-/// HTTP client waits out rate limits).
-/// What the outbound task owns.
-struct Out {
-    profile: String,
-    http: OpenApiClient,
-    worker: Arc<WorkerHandle>,
-    bot: BotIdentity,
-    lanes: crate::outbound::Lanes,
-}
-
-async fn outbound(out: Out, mut rx: mpsc::Receiver<Outbound>, stop: CancellationToken) {
-    let Out {
-        profile,
-        http,
-        worker,
-        bot,
-        mut lanes,
-    } = out;
-    let mut events = worker.subscribe();
-    // On stop, keep going until the worker is down: the runs it interrupts
-    // while stopping must still reach their cards and chats.
-    let mut stopping: Option<std::time::Instant> = None;
-    // The handler holding the sender goes away with the long connection;
-    // that ends the commands, not the worker's events.
-    let mut commands_open = true;
-    loop {
-        if let Some(since) = stopping
-            && (worker.view().phase == crate::supervisor::Phase::Stopped
-                || since.elapsed() > Duration::from_secs(40))
-        {
-            tracing::debug!(%profile, "worker stopped; sending what it said last");
-            while let Ok(ev) = events.try_recv() {
-                lanes.dispatch(ev);
-            }
-            lanes.close().await;
-            return;
-        }
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(ev) => lanes.dispatch(ev),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
-                }
-                Err(_) => {
-                    lanes.close().await;
-                    return;
-                }
-            },
-            o = rx.recv(), if commands_open => match o {
-                Some(Outbound::Welcome { chat_id }) => {
-                    let text = format!(
-                        "👋 Hi, I'm {}. Mention me with a request and I'll run Codex on it. Send /help for commands.",
-                        if bot.name.is_empty() { "fcx" } else { &bot.name }
-                    );
-                    let msg = OutgoingMessage::new("post", reply::post_content(&text));
-                    if let Err(e) = http.send_message(ReceiveIdType::ChatId, &chat_id, &msg).await {
-                        tracing::warn!(%profile, error = %e, "cannot post the welcome");
-                    }
-                }
-                // The worker answers refusals under the card itself (a
-                // stranger gets silence); here they are only logged.
-                Some(Outbound::Act(action)) => match worker.act(*action).await {
-                    Ok(r) if !r.ok => tracing::info!(%profile, message = %r.message, "card action not carried out"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(%profile, error = %e, "card action could not reach the worker"),
-                },
-                Some(Outbound::Busy { message_id, text }) => {
-                    let msg = OutgoingMessage::new("post", reply::post_content(&format!("⏳ {text}")));
-                    if let Err(e) = http.reply_message(&message_id, &msg, false).await {
-                        tracing::warn!(%profile, error = %e, "cannot post the busy answer");
-                    }
-                }
-                None => commands_open = false,
-            },
-            _ = stop.cancelled(), if stopping.is_none() => {
-                stopping = Some(std::time::Instant::now());
-            }
-            _ = tokio::time::sleep(Duration::from_millis(50)), if stopping.is_some() => {}
-        }
     }
 }
 

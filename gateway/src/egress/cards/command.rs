@@ -1,0 +1,88 @@
+//! Command replies as cards: buttons signed for the user they answer, the
+//! `/config` form signed as one submit.
+
+use super::*;
+
+/// How long a command card's buttons stay valid.
+const COMMAND_BUTTON_TTL_SECS: i64 = 24 * 3600;
+
+impl CardSurface {
+    /// Sends a command reply as a card (buttons signed for the user it
+    /// answers, the `/config` form signed as one submit). `false`: it could
+    /// not be sent and the caller answers with a message.
+    pub async fn command_card(&self, ev: &pb::WorkerEvent, c: &pb::CommandReply) -> bool {
+        if ev.reply_to.is_empty() {
+            return false;
+        }
+        let chat = chat_of(&ev.scope);
+        let operator = c
+            .actor
+            .as_ref()
+            .map(|a| a.id.clone())
+            .filter(|id| !id.is_empty())
+            .or_else(|| self.requesters.get(&ev.reply_to))
+            .unwrap_or_default();
+        let expires = now_ms() / 1000 + COMMAND_BUTTON_TTL_SECS;
+        let sign_as = |run_id: String, action: String| -> Option<String> {
+            // No fingerprint (the scope's policy could not be resolved): a
+            // button could not be checked for staleness, so there is none.
+            if operator.is_empty() || c.fingerprint.is_empty() {
+                return None;
+            }
+            let claims = Claims::new(
+                run_id,
+                ev.scope.clone(),
+                chat.clone(),
+                operator.clone(),
+                action,
+                c.fingerprint.clone(),
+                expires,
+            );
+            self.keys
+                .sign(&claims)
+                .map_err(|e| tracing::warn!(error = %e, "cannot sign a command-card button"))
+                .ok()
+        };
+        let mut sign = |b: &pb::Button| -> Option<String> {
+            let (run_id, action) = match b.action() {
+                pb::ActionKind::Stop if !b.value.is_empty() => {
+                    (b.value.clone(), ACTION_STOP.to_string())
+                }
+                pb::ActionKind::Command if b.value.starts_with('/') => {
+                    (String::new(), format!("{ACTION_COMMAND}{}", b.value))
+                }
+                pb::ActionKind::Resume if !b.value.is_empty() => {
+                    (String::new(), format!("{ACTION_RESUME}{}", b.value))
+                }
+                _ => return None,
+            };
+            sign_as(run_id, action)
+        };
+        let form_token = c
+            .form
+            .as_ref()
+            .filter(|f| !f.options.is_empty())
+            .and_then(|_| sign_as(String::new(), ACTION_CONFIG.to_string()));
+        let card = render::command_card(c, &mut sign, form_token.as_deref());
+        let msg = OutgoingMessage::new("interactive", card.json)
+            .with_uuid(format!("fcxk{}-{}", self.tag, ev.seq))
+            .in_chat(chat.clone());
+        match self
+            .http
+            .reply_message(&ev.reply_to, &msg, ev.scope.starts_with("topic:"))
+            .await
+        {
+            Ok(m) => {
+                self.carriers.insert(&m.message_id, &ev.scope, &chat);
+                if let Some(t) = &form_token {
+                    self.carriers.insert_form(&m.message_id, t);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(scope = %ev.scope, command = %c.command, error = %e, "cannot send a command card; answering with a message");
+                false
+            }
+        }
+    }
+}
