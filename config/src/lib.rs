@@ -382,7 +382,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str, home: &Home) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: one_line(&e.to_string()),
+            message: parse_message(&e, text),
         })?;
         let mut raw_profiles = raw.profiles;
         if raw_profiles.is_empty() {
@@ -424,12 +424,76 @@ impl RawProfile {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.lines()
+/// Line, column and message of a TOML error, never the offending line: an
+/// unquoted secret pasted into config.toml would otherwise end up in logs.
+fn parse_message(e: &toml::de::Error, text: &str) -> String {
+    let message = e
+        .message()
+        .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            match key_at(text, before) {
+                Some(key) => format!("line {line}, column {column}: key `{key}`: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
+        }
+        None => message,
+    }
+}
+
+/// The dotted key whose value starts the error's line (the part before `=`,
+/// under the last table header), so the message names it without its value.
+fn key_at(text: &str, before: &str) -> Option<String> {
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | ' '))
+    };
+    if !plain(key) {
+        return None;
+    }
+    let table = text
+        .get(..line_start)?
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_string())
+        .filter(|t| plain(t));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// `http://` to a loopback host (a local test platform).
+fn http_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub fn valid_profile_name(name: &str) -> bool {
@@ -546,10 +610,10 @@ fn build_profile(
                 .map_err(|e| invalid(".app.app_secret", e))?;
             let base_url = match a.base_url {
                 Some(u) => {
-                    if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    if !(u.starts_with("https://") || http_loopback(&u)) {
                         return Err(invalid(
                             ".app.base_url",
-                            "must start with https:// (or http:// for a local test platform)"
+                            "must start with https:// (http:// only for a loopback test platform: 127.0.0.1, [::1] or localhost); the app secret must not travel in cleartext"
                                 .into(),
                         ));
                     }
@@ -578,6 +642,15 @@ fn build_profile(
                         })
                         .transpose()
                     };
+                    // Without both, anyone who reaches the listener (a local
+                    // user, or anyone through the tunnel) could post events:
+                    // the key signs and encrypts, the token is checked inside.
+                    if w.encrypt_key.is_none() || w.verification_token.is_none() {
+                        return Err(invalid(
+                            ".app.webhook",
+                            "needs both encrypt_key and verification_token (the app's Encrypt Key and Verification Token, as env:VAR or file:PATH); an unsigned webhook would accept forged events".into(),
+                        ));
+                    }
                     Some(WebhookConfig {
                         listen,
                         encrypt_key: secret(".app.webhook.encrypt_key", w.encrypt_key)?,
@@ -739,6 +812,10 @@ pub fn open_log_file(home: &Home, name: &str, max_bytes: u64) -> std::io::Result
 }
 
 #[cfg(test)]
+#[path = "security_tests.rs"]
+mod security_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -839,9 +916,10 @@ network = true
         assert!(e.contains("loopback"), "{e}");
         let ok = Config::parse(
             Path::new("c.toml"),
-            &hook
-                .replace("0.0.0.0", "127.0.0.1")
-                .replace("8787\"\n", "8787\"\nencrypt_key = \"env:EK\"\n"),
+            &hook.replace("0.0.0.0", "127.0.0.1").replace(
+                "8787\"\n",
+                "8787\"\nencrypt_key = \"env:EK\"\nverification_token = \"env:VT\"\n",
+            ),
             &h,
         )
         .expect("webhook");

@@ -191,10 +191,15 @@ pub async fn run(
                 Box::pin(async move { webhook_event(h, payload).await })
             });
             let listen = hook.listen;
+            // Older events are dropped as stale anyway; the same window
+            // bounds how long a signed request is remembered.
+            let freshness = app.stale_after_secs;
             let stop = stop.clone();
             let status = status.clone();
             tasks.spawn(async move {
-                if let Err(e) = crate::ingress::webhook::serve(listen, keys, on_event, stop).await {
+                if let Err(e) =
+                    crate::ingress::webhook::serve(listen, keys, freshness, on_event, stop).await
+                {
                     tracing::error!(%listen, error = %e, "the webhook listener failed");
                     status.set(|v| v.state = format!("stopped: cannot listen on {listen}: {e}"));
                 }
@@ -242,7 +247,6 @@ fn webhook_keys(
         r.as_ref()
             .map(|r| {
                 r.resolve()
-                    .map(|s| s.expose().to_string())
                     .map_err(|e| format!("cannot read the webhook {what}: {e}"))
             })
             .transpose()

@@ -3,9 +3,16 @@
 //! forwards the platform's requests to it) with `url_verification`, the
 //! `X-Lark-Signature` check and AES-256-CBC decryption (feishu.md §6). Events
 //! then take the same path as long-connection events.
+//!
+//! A signed request is also checked for freshness: its timestamp must be
+//! within the window, and its (timestamp, nonce) pair is remembered for that
+//! window, so a captured request cannot be played again.
 
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use fcx_config::Secret;
 
 use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine as _;
@@ -21,10 +28,11 @@ use tokio_util::sync::CancellationToken;
 /// Bodies above this are refused before they are read in full.
 const MAX_BODY: usize = 1 << 20;
 
+/// `Secret` keeps both out of `Debug` output and logs.
 #[derive(Debug, Clone)]
 pub struct WebhookKeys {
-    pub encrypt_key: Option<String>,
-    pub verification_token: Option<String>,
+    pub encrypt_key: Option<Secret>,
+    pub verification_token: Option<Secret>,
 }
 
 /// What the event handler decided.
@@ -52,6 +60,10 @@ pub enum WebhookError {
     Undecryptable,
     #[error("the verification token does not match")]
     BadToken,
+    #[error("the request timestamp is missing or outside the accepted window")]
+    Stale,
+    #[error("the request was already received (replay)")]
+    Replayed,
 }
 
 /// What a request turned out to be.
@@ -76,7 +88,7 @@ pub fn process(
         &keys.encrypt_key,
         outer.get("encrypt").and_then(Value::as_str),
     ) {
-        (Some(key), Some(enc)) => (decrypt(key, enc)?, true),
+        (Some(key), Some(enc)) => (decrypt(key.expose(), enc)?, true),
         // An encrypted body without a key configured cannot be read.
         (None, Some(_)) => return Err(WebhookError::Undecryptable),
         _ => (body.to_vec(), false),
@@ -91,7 +103,7 @@ pub fn process(
                 .or_else(|| v.get("token"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            ct_eq(got.as_bytes(), t.as_bytes())
+            ct_eq(got.as_bytes(), t.expose().as_bytes())
         }
     };
     if v.get("type").and_then(Value::as_str) == Some("url_verification") {
@@ -110,7 +122,7 @@ pub fn process(
             return Err(WebhookError::Unsigned);
         };
         if !ct_eq(
-            sign(ts, n, key, body).as_bytes(),
+            sign(ts, n, key.expose(), body).as_bytes(),
             sig.to_ascii_lowercase().as_bytes(),
         ) {
             return Err(WebhookError::BadSignature);
@@ -121,6 +133,69 @@ pub fn process(
     }
     let _ = decrypted;
     Ok(Incoming::Event(payload))
+}
+
+/// Remembers the (timestamp, nonce) of signed requests seen within the
+/// freshness window. Only signed requests get here, so an outsider cannot
+/// fill it; the cap bounds memory should the platform itself flood it.
+pub struct Freshness {
+    window_secs: i64,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    keys: HashSet<(i64, String)>,
+    by_time: BTreeSet<(i64, String)>,
+}
+
+const MAX_REMEMBERED: usize = 100_000;
+
+impl Freshness {
+    pub fn new(window_secs: u64) -> Self {
+        Freshness {
+            window_secs: i64::try_from(window_secs).unwrap_or(i64::MAX),
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// Accept a signed request's timestamp (unix seconds) and nonce once.
+    /// `now` is unix seconds.
+    pub fn admit(&self, timestamp: &str, nonce: &str, now: i64) -> Result<(), WebhookError> {
+        let ts: i64 = timestamp.trim().parse().map_err(|_| WebhookError::Stale)?;
+        if ts.abs_diff(now) > self.window_secs.unsigned_abs() {
+            return Err(WebhookError::Stale);
+        }
+        let mut seen = self.seen.lock().map_err(|_| WebhookError::Replayed)?;
+        // Anything older than the window is refused above, so forget it.
+        let horizon = now.saturating_sub(self.window_secs);
+        while let Some(first) = seen.by_time.first().cloned() {
+            if first.0 >= horizon && seen.by_time.len() < MAX_REMEMBERED {
+                break;
+            }
+            seen.by_time.remove(&first);
+            seen.keys.remove(&first);
+        }
+        let key = (ts, nonce.to_string());
+        if !seen.keys.insert(key.clone()) {
+            return Err(WebhookError::Replayed);
+        }
+        seen.by_time.insert(key);
+        Ok(())
+    }
+
+    /// Forget a request the handler did not accept, so the platform's retry
+    /// of the very same request is not taken for a replay.
+    pub fn forget(&self, timestamp: &str, nonce: &str) {
+        let Ok(ts) = timestamp.trim().parse::<i64>() else {
+            return;
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            let key = (ts, nonce.to_string());
+            seen.keys.remove(&key);
+            seen.by_time.remove(&key);
+        }
+    }
 }
 
 /// Lower-case hex SHA-256 of timestamp + nonce + encrypt key + raw body.
@@ -161,12 +236,16 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 pub async fn serve(
     listen: SocketAddr,
     keys: WebhookKeys,
+    freshness_secs: u64,
     handler: Handler,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "webhook listening");
-    let keys = Arc::new(keys);
+    let keys = Arc::new(Gate {
+        keys,
+        fresh: Freshness::new(freshness_secs),
+    });
     let conns = tokio_util::task::TaskTracker::new();
     loop {
         let (sock, _) = tokio::select! {
@@ -201,9 +280,45 @@ pub async fn serve(
     Ok(())
 }
 
+/// What every request is checked against.
+pub struct Gate {
+    pub keys: WebhookKeys,
+    pub fresh: Freshness,
+}
+
+impl Gate {
+    /// [`process`], then, for a signed event, the freshness check.
+    pub fn check(
+        &self,
+        timestamp: Option<&str>,
+        nonce: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Incoming, WebhookError> {
+        let got = process(&self.keys, timestamp, nonce, signature, body)?;
+        if let Incoming::Event(_) = got
+            && self.keys.encrypt_key.is_some()
+        {
+            let (Some(ts), Some(n)) = (timestamp, nonce) else {
+                return Err(WebhookError::Unsigned);
+            };
+            self.fresh.admit(ts, n, now)?;
+        }
+        Ok(got)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
-    keys: &WebhookKeys,
+    keys: &Gate,
     handler: Handler,
 ) -> Response<Full<Bytes>> {
     if req.method() != hyper::Method::POST {
@@ -224,15 +339,32 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(_) => return respond(StatusCode::PAYLOAD_TOO_LARGE, json!({"msg": "too large"})),
     };
-    match process(keys, ts.as_deref(), nonce.as_deref(), sig.as_deref(), &body) {
+    let checked = keys.check(
+        ts.as_deref(),
+        nonce.as_deref(),
+        sig.as_deref(),
+        &body,
+        unix_now(),
+    );
+    match checked {
         Ok(Incoming::Challenge(c)) => respond(StatusCode::OK, json!({"challenge": c})),
         Ok(Incoming::Event(payload)) => match handler(payload).await {
             Reply::Ack(body) => respond(StatusCode::OK, body),
-            Reply::Retry => respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"msg": "not accepted yet; retry"}),
-            ),
+            Reply::Retry => {
+                if let (Some(ts), Some(n)) = (&ts, &nonce) {
+                    keys.fresh.forget(ts, n);
+                }
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"msg": "not accepted yet; retry"}),
+                )
+            }
         },
+        // Already handled once: acknowledged, nothing runs again.
+        Err(WebhookError::Replayed) => {
+            tracing::warn!("webhook request replayed; ignored");
+            respond(StatusCode::OK, json!({"msg": "success"}))
+        }
         Err(e) => {
             // One line, no body echo: a forged request learns nothing.
             tracing::warn!(error = %e, "webhook request refused");
@@ -266,8 +398,8 @@ mod tests {
 
     fn keys() -> WebhookKeys {
         WebhookKeys {
-            encrypt_key: Some("ek-test".into()),
-            verification_token: Some("vt-test".into()),
+            encrypt_key: Some(Secret::new("ek-test")),
+            verification_token: Some(Secret::new("vt-test")),
         }
     }
 
@@ -332,12 +464,61 @@ mod tests {
         );
         let plain_keys = WebhookKeys {
             encrypt_key: None,
-            verification_token: Some("vt-test".into()),
+            verification_token: Some(Secret::new("vt-test")),
         };
         let bad = br#"{"challenge":"c","token":"nope","type":"url_verification"}"#;
         assert_eq!(
             process(&plain_keys, None, None, None, bad),
             Err(WebhookError::BadToken)
         );
+    }
+
+    #[test]
+    fn a_signed_event_is_fresh_once_and_only_within_the_window() {
+        let gate = Gate {
+            keys: keys(),
+            fresh: Freshness::new(300),
+        };
+        let event = br#"{"header":{"token":"vt-test","event_type":"x"}}"#;
+        let body = json!({"encrypt": encrypt("ek-test", event, [5; 16])}).to_string();
+        let now = 1_800_000_000;
+        let ts = now.to_string();
+        let sig = sign(&ts, "n1", "ek-test", body.as_bytes());
+        let check = |ts: &str, n: &str, sig: &str, now: i64| {
+            gate.check(Some(ts), Some(n), Some(sig), body.as_bytes(), now)
+        };
+        assert_eq!(
+            check(&ts, "n1", &sig, now),
+            Ok(Incoming::Event(event.to_vec()))
+        );
+        // The very same signed request again is a replay.
+        assert_eq!(check(&ts, "n1", &sig, now + 1), Err(WebhookError::Replayed));
+        // A correctly signed request from outside the window is stale.
+        for off in [-301, 301] {
+            let old = (now + off).to_string();
+            let sig = sign(&old, "n2", "ek-test", body.as_bytes());
+            assert_eq!(check(&old, "n2", &sig, now), Err(WebhookError::Stale));
+        }
+        let sig = sign("soon", "n3", "ek-test", body.as_bytes());
+        assert_eq!(check("soon", "n3", &sig, now), Err(WebhookError::Stale));
+        // A request the handler could not take is forgotten: the platform's
+        // retry of it goes through.
+        gate.fresh.forget(&ts, "n1");
+        assert!(check(&ts, "n1", &sig_for(&ts, "n1", &body), now).is_ok());
+        // Entries past the window are dropped, and refused as stale anyway.
+        assert_eq!(
+            check(&ts, "n1", &sig_for(&ts, "n1", &body), now + 400),
+            Err(WebhookError::Stale)
+        );
+    }
+
+    fn sig_for(ts: &str, n: &str, body: &str) -> String {
+        sign(ts, n, "ek-test", body.as_bytes())
+    }
+
+    #[test]
+    fn keys_never_print() {
+        let k = format!("{:?}", keys());
+        assert!(!k.contains("ek-test") && !k.contains("vt-test"), "{k}");
     }
 }

@@ -451,8 +451,14 @@ mod webhook {
     }
 
     fn post(port: u16, body: &str, signed: bool) -> (u16, String) {
-        let ts = "1700000000";
-        let nonce = "nonce-1";
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        post_at(port, body, signed, &now.to_string(), "nonce-1")
+    }
+
+    fn post_at(port: u16, body: &str, signed: bool, ts: &str, nonce: &str) -> (u16, String) {
         let mut h = Sha256::new();
         h.update(ts.as_bytes());
         h.update(nonce.as_bytes());
@@ -528,6 +534,9 @@ mod webhook {
         let enc = serde_json::json!({"encrypt": encrypt(ev.to_string().as_bytes())}).to_string();
         let (status, _) = post(port, &enc, false);
         assert_eq!(status, 401, "an unsigned event is refused");
+        // Correctly signed, but captured long ago: refused as stale.
+        let (status, _) = post_at(port, &enc, true, "1700000000", "old-nonce");
+        assert_eq!(status, 401, "a stale signed event is refused");
         let (status, body) = post(port, &enc, true);
         assert_eq!(status, 200, "{body}");
         // The fake never saw the user's message (it came by webhook), so the
