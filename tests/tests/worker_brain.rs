@@ -581,7 +581,7 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
             }
         }
         w.kill9();
-        let conn = fcx_worker::store::Store::open_read_only(&db).expect("db opens after kill -9");
+        let conn = fcx_state::Store::open_read_only(&db).expect("db opens after kill -9");
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .expect("quick_check");
@@ -602,7 +602,7 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
         assert!(Instant::now() < deadline, "runs did not finish: {s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let conn = fcx_worker::store::Store::open_read_only(&db).expect("db");
+    let conn = fcx_state::Store::open_read_only(&db).expect("db");
     let mut st = conn
         .prepare(
             "SELECT i.event_id, i.state, COALESCE(r.state, '') FROM inbox i

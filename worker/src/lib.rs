@@ -13,5 +13,8 @@ pub mod prompt;
 pub mod runner;
 pub mod service;
 pub mod settings;
-pub mod store;
 pub mod util;
+
+/// Durable state lives in its own crate (schema, migrations, queries); the
+/// old path keeps working for the worker's modules.
+pub(crate) use fcx_state as store;

@@ -340,7 +340,7 @@ async fn bench_many_scopes(
 /// to the moment the orchestrator took it off the queue (its run's
 /// started_at), both on the worker's clock.
 fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
-    let conn = fcx_worker::store::Store::open_read_only(&home.join("profiles/default/state.db"))?;
+    let conn = fcx_state::Store::open_read_only(&home.join("profiles/default/state.db"))?;
     let mut st = conn.prepare(
         "SELECT r.started_at_ms - i.accepted_at_ms FROM inbox i JOIN runs r ON r.run_id = i.run_id",
     )?;
@@ -357,7 +357,7 @@ fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
 /// also moves with the backlog the burst builds on this machine; this count
 /// does not.
 fn out_of_order_starts(home: &Path, debounce_ms: i64) -> anyhow::Result<usize> {
-    let conn = fcx_worker::store::Store::open_read_only(&home.join("profiles/default/state.db"))?;
+    let conn = fcx_state::Store::open_read_only(&home.join("profiles/default/state.db"))?;
     let mut st = conn.prepare(
         "SELECT r.started_at_ms, MIN(i.id), MAX(i.accepted_at_ms) FROM runs r
          JOIN inbox i ON i.run_id = r.run_id GROUP BY r.run_id ORDER BY r.rowid",
@@ -866,7 +866,7 @@ impl FeishuRig {
     /// Inbox rows the worker committed.
     fn committed(&self) -> anyhow::Result<i64> {
         let db = fcx_config::Home::new(self.home.home.clone()).state_db("default");
-        let c = fcx_worker::store::Store::open_read_only(&db)?;
+        let c = fcx_state::Store::open_read_only(&db)?;
         Ok(c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))?)
     }
 
