@@ -1,13 +1,14 @@
 //! `fcxctl sessions list` and `fcxctl runs list`: read a profile's state
-//! database directly, read-only, so they work with or without fcxd and never
-//! take the worker's write lock.
+//! database through `fcx-state`'s read-only [`Reader`], so they work with or
+//! without fcxd, never take the worker's write lock and never hold SQL of
+//! their own.
 
 use std::io::Write;
 
 use anyhow::Context as _;
 use clap::Subcommand;
 use fcx_config::{Config, Home};
-use rusqlite::{Connection, OpenFlags};
+use fcx_state::Reader;
 use serde::Serialize;
 
 use crate::exit;
@@ -70,9 +71,9 @@ struct RunOut {
     started_at_ms: i64,
     ended_at_ms: Option<i64>,
     elapsed_ms: Option<i64>,
-    message_count: i64,
-    input_tokens: i64,
-    output_tokens: i64,
+    message_count: u32,
+    input_tokens: u64,
+    output_tokens: u64,
 }
 
 fn profiles(home: &Home, only: Option<String>) -> anyhow::Result<Vec<String>> {
@@ -84,26 +85,13 @@ fn profiles(home: &Home, only: Option<String>) -> anyhow::Result<Vec<String>> {
 }
 
 /// `None` when the profile has no state yet (its worker never ran).
-fn open(home: &Home, profile: &str) -> anyhow::Result<Option<Connection>> {
+fn open(home: &Home, profile: &str) -> anyhow::Result<Option<Reader>> {
     let path = home.state_db(profile);
     if !path.exists() {
         return Ok(None);
     }
-    let c = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("cannot open {}", path.display()))?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(Some(c))
-}
-
-fn has_table(c: &Connection, name: &str) -> anyhow::Result<bool> {
-    Ok(c.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )? > 0)
+    let r = Reader::open(&path).with_context(|| format!("profile {profile}"))?;
+    Ok(Some(r))
 }
 
 pub fn sessions(home: &Home, cmd: SessionsCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -114,33 +102,20 @@ pub fn sessions(home: &Home, cmd: SessionsCommand, out: &mut dyn Write) -> anyho
     } = cmd;
     let mut rows = Vec::new();
     for p in profiles(home, profile)? {
-        let Some(c) = open(home, &p)? else { continue };
-        if !has_table(&c, "session_catalog")? {
-            continue;
-        }
-        let mut st = c.prepare(
-            "SELECT c.scope, c.thread_id, c.cwd, c.fingerprint, c.title, c.created_at_ms,
-                    c.updated_at_ms, c.archived, s.thread_id IS NOT NULL
-             FROM session_catalog c
-             LEFT JOIN sessions s ON s.scope = c.scope AND s.thread_id = c.thread_id
-             ORDER BY c.updated_at_ms DESC LIMIT ?1",
-        )?;
-        let it = st.query_map([limit.min(100_000) as i64], |r| {
-            Ok(SessionOut {
+        let Some(r) = open(home, &p)? else { continue };
+        for l in r.sessions(limit)? {
+            rows.push(SessionOut {
                 profile: p.clone(),
-                scope: r.get(0)?,
-                thread_id: r.get(1)?,
-                cwd: r.get(2)?,
-                fingerprint: r.get(3)?,
-                title: r.get(4)?,
-                created_at_ms: r.get(5)?,
-                updated_at_ms: r.get(6)?,
-                archived: r.get::<_, i64>(7)? != 0,
-                current: r.get(8)?,
-            })
-        })?;
-        for row in it {
-            rows.push(row?);
+                scope: l.entry.scope,
+                thread_id: l.entry.thread_id,
+                cwd: l.entry.cwd,
+                fingerprint: l.entry.fingerprint,
+                title: l.entry.title,
+                created_at_ms: l.entry.created_at_ms,
+                updated_at_ms: l.entry.updated_at_ms,
+                archived: l.entry.archived,
+                current: l.current,
+            });
         }
     }
     if json_or_none(out, &rows, json, "no sessions")? {
@@ -181,36 +156,23 @@ pub fn runs(home: &Home, cmd: RunsCommand, out: &mut dyn Write) -> anyhow::Resul
     } = cmd;
     let mut rows = Vec::new();
     for p in profiles(home, profile)? {
-        let Some(c) = open(home, &p)? else { continue };
-        if !has_table(&c, "runs")? {
-            continue;
-        }
-        let mut st = c.prepare(
-            "SELECT run_id, scope, state, COALESCE(detail, ''), workspace, COALESCE(thread_id, ''),
-                    started_at_ms, ended_at_ms, message_count, input_tokens, output_tokens
-             FROM runs ORDER BY started_at_ms DESC LIMIT ?1",
-        )?;
-        let it = st.query_map([limit.min(100_000) as i64], |r| {
-            let started: i64 = r.get(6)?;
-            let ended: Option<i64> = r.get(7)?;
-            Ok(RunOut {
+        let Some(r) = open(home, &p)? else { continue };
+        for l in r.runs(limit)? {
+            rows.push(RunOut {
                 profile: p.clone(),
-                run_id: r.get(0)?,
-                scope: r.get(1)?,
-                state: r.get(2)?,
-                detail: r.get(3)?,
-                workspace: r.get(4)?,
-                thread_id: r.get(5)?,
-                started_at_ms: started,
-                ended_at_ms: ended,
-                elapsed_ms: ended.map(|e| (e - started).max(0)),
-                message_count: r.get(8)?,
-                input_tokens: r.get(9)?,
-                output_tokens: r.get(10)?,
-            })
-        })?;
-        for row in it {
-            rows.push(row?);
+                run_id: l.run_id,
+                scope: l.scope,
+                state: l.state,
+                detail: l.detail,
+                workspace: l.workspace,
+                thread_id: l.thread_id.unwrap_or_default(),
+                started_at_ms: l.started_at_ms,
+                ended_at_ms: l.ended_at_ms,
+                elapsed_ms: l.ended_at_ms.map(|e| (e - l.started_at_ms).max(0)),
+                message_count: l.message_count,
+                input_tokens: l.totals.input_tokens,
+                output_tokens: l.totals.output_tokens,
+            });
         }
     }
     if json_or_none(out, &rows, json, "no runs")? {
@@ -258,3 +220,7 @@ fn json_or_none<T: Serialize>(
     }
     Ok(false)
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -581,10 +581,8 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
             }
         }
         w.kill9();
-        let conn = fcx_state::Store::open_read_only(&db).expect("db opens after kill -9");
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .expect("quick_check");
+        let reader = fcx_state::Reader::open(&db).expect("db opens after kill -9");
+        let check = reader.quick_check().expect("quick_check");
         assert_eq!(check, "ok", "round {round}");
     }
     // A last worker finishes what was accepted.
@@ -602,18 +600,27 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
         assert!(Instant::now() < deadline, "runs did not finish: {s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let conn = fcx_state::Store::open_read_only(&db).expect("db");
-    let mut st = conn
-        .prepare(
-            "SELECT i.event_id, i.state, COALESCE(r.state, '') FROM inbox i
-             LEFT JOIN runs r ON r.run_id = i.run_id WHERE i.kind = 'message'",
-        )
-        .expect("query");
-    let rows: HashMap<String, (String, String)> = st
-        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let reader = fcx_state::Reader::open(&db).expect("db");
+    let run_states: HashMap<String, String> = reader
+        .runs(usize::MAX)
+        .expect("runs")
+        .into_iter()
+        .map(|r| (r.run_id, r.state))
+        .collect();
+    // Each message's inbox state and the state of the run that took it.
+    let rows: HashMap<String, (String, String)> = reader
+        .journal()
+        .expect("journal")
+        .into_iter()
+        .filter(|i| i.kind == "message")
+        .map(|i| {
+            let run_state = i
+                .run_id
+                .and_then(|r| run_states.get(&r).cloned())
+                .unwrap_or_default();
+            (i.event_id, (i.state, run_state))
+        })
+        .collect();
     let mut ran: HashMap<String, usize> = HashMap::new();
     for rec in h.fake_records() {
         let prompt = rec["prompt"].as_str().unwrap_or("").to_string();

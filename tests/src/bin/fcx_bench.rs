@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
@@ -340,15 +340,19 @@ async fn bench_many_scopes(
 /// to the moment the orchestrator took it off the queue (its run's
 /// started_at), both on the worker's clock.
 fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
-    let conn = fcx_state::Store::open_read_only(&home.join("profiles/default/state.db"))?;
-    let mut st = conn.prepare(
-        "SELECT r.started_at_ms - i.accepted_at_ms FROM inbox i JOIN runs r ON r.run_id = i.run_id",
-    )?;
-    let v: Vec<f64> = st
-        .query_map([], |r| r.get::<_, i64>(0))?
-        .map(|w| w.map(|w| w.max(0) as f64))
-        .collect::<Result<_, _>>()?;
-    Ok(v)
+    let r = fcx_state::Reader::open(&home.join("profiles/default/state.db"))?;
+    let started: HashMap<String, i64> = r
+        .runs(usize::MAX)?
+        .into_iter()
+        .map(|l| (l.run_id, l.started_at_ms))
+        .collect();
+    Ok(r.journal()?
+        .iter()
+        .filter_map(|i| {
+            let s = started.get(i.run_id.as_ref()?)?;
+            Some((s - i.accepted_at_ms).max(0) as f64)
+        })
+        .collect())
 }
 
 /// Fairness itself, from the worker's journal: runs the worker started (in
@@ -357,14 +361,25 @@ fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
 /// also moves with the backlog the burst builds on this machine; this count
 /// does not.
 fn out_of_order_starts(home: &Path, debounce_ms: i64) -> anyhow::Result<usize> {
-    let conn = fcx_state::Store::open_read_only(&home.join("profiles/default/state.db"))?;
-    let mut st = conn.prepare(
-        "SELECT r.started_at_ms, MIN(i.id), MAX(i.accepted_at_ms) FROM runs r
-         JOIN inbox i ON i.run_id = r.run_id GROUP BY r.run_id ORDER BY r.rowid",
-    )?;
-    let runs: Vec<(i64, i64, i64)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
+    let r = fcx_state::Reader::open(&home.join("profiles/default/state.db"))?;
+    // Per run: its oldest message (inbox id) and its newest accept time.
+    let mut messages: HashMap<String, (i64, i64)> = HashMap::new();
+    for i in r.journal()? {
+        if let Some(run_id) = i.run_id {
+            let e = messages.entry(run_id).or_insert((i64::MAX, i64::MIN));
+            e.0 = e.0.min(i.id);
+            e.1 = e.1.max(i.accepted_at_ms);
+        }
+    }
+    let mut listed = r.runs(usize::MAX)?;
+    listed.sort_by_key(|l| l.recorded);
+    let runs: Vec<(i64, i64, i64)> = listed
+        .iter()
+        .filter_map(|l| {
+            let (oldest, last) = messages.get(&l.run_id)?;
+            Some((l.started_at_ms, *oldest, *last))
+        })
+        .collect();
     // 2 ms of slack: the journal's clock has millisecond resolution.
     Ok(runs
         .iter()
@@ -866,8 +881,8 @@ impl FeishuRig {
     /// Inbox rows the worker committed.
     fn committed(&self) -> anyhow::Result<i64> {
         let db = fcx_config::Home::new(self.home.home.clone()).state_db("default");
-        let c = fcx_state::Store::open_read_only(&db)?;
-        Ok(c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0))?)
+        let r = fcx_state::Reader::open(&db)?;
+        Ok(r.journal_len()? as i64)
     }
 
     /// CPU seconds used so far by fcxd and by its worker.

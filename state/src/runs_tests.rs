@@ -1,0 +1,39 @@
+use crate::test_support::inbound;
+use crate::{InboxKind, RunRow, RunTotals, Store};
+
+#[test]
+fn started_runs_are_not_requeued_and_show_as_orphaned() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(&d.path().join("state.db")).expect("open");
+    let a = s
+        .accept(&inbound("e1", "chat:a"), InboxKind::Message, 1)
+        .expect("accept");
+    s.accept(&inbound("e2", "chat:a"), InboxKind::Message, 1)
+        .expect("accept");
+    let run = RunRow {
+        run_id: "r1".into(),
+        scope: "chat:a".into(),
+        reply_to: "m1".into(),
+        thread_id: None,
+        state: "running".into(),
+        started_at_ms: 5,
+        child_pid: None,
+        child_start_time: None,
+        workspace: "/w".into(),
+    };
+    s.start_run(&run, 1, &[a.inbox_id]).expect("start");
+    let q = s.queued().expect("queued");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].inbound.event_id, "e2");
+    let o = s.orphaned_runs().expect("orphans");
+    assert_eq!(o.len(), 1);
+    s.finish_run(
+        "r1",
+        "interrupted",
+        "worker restarted",
+        RunTotals::default(),
+        9,
+    )
+    .expect("finish");
+    assert!(s.orphaned_runs().expect("orphans").is_empty());
+}
