@@ -10,7 +10,7 @@ use fcx_proto::v1::worker_server::WorkerServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::EventBus;
-use crate::orchestrator::Orchestrator;
+use crate::pipeline::Pipeline;
 use crate::runner::Runner;
 use crate::runner::exec::ExecRunner;
 use crate::service::WorkerService;
@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bus = EventBus::new(store.clone(), streams_token.clone());
     let runner: Arc<dyn Runner> = Arc::new(ExecRunner::new());
     let runner_name = runner.name();
-    let orchestrator = Arc::new(Orchestrator::new(
+    let pipeline = Arc::new(Pipeline::new(
         profile.clone(),
         home.clone(),
         store.clone(),
@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         runner,
         runs_token.clone(),
     ));
-    orchestrator
+    pipeline
         .start()
         .context("cannot recover the previous worker's state")?;
 
@@ -80,7 +80,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let svc = WorkerService {
         profile: profile.name.clone(),
         runner: runner_name,
-        orchestrator: orchestrator.clone(),
+        router: pipeline.router(),
+        scheduler: pipeline.scheduler(),
         bus: bus.clone(),
         shutdown_requested: requested.clone(),
     };
@@ -122,7 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     wait_for_stop(&requested, args.exit_with_parent).await;
     tracing::info!("stopping: ending runs");
-    orchestrator.shutdown().await;
+    pipeline.shutdown().await;
     streams_token.cancel();
     server_stop.cancel();
     let _ = maintenance.await;

@@ -1,20 +1,31 @@
-//! fcx-worker: one process per profile. Access and policy, the command
-//! router, per-scope queues and the run orchestrator, the prompt builder, the
-//! Codex child runners and durable state. It never talks to Feishu: it receives
-//! normalized `Inbound` messages and emits semantic run events.
+//! fcx-worker: one process per profile. It never talks to Feishu: it
+//! receives normalized `Inbound` messages and emits semantic run events.
+//!
+//! The data path, one module per step: [`service`](crate::service) (gRPC in)
+//! → `router` (access, commands) → `scheduler` (queues, pool) → `run` (one
+//! run's lifecycle over a `runner`) → `store` (the `fcx-state` crate). `context` is what they
+//! share; `catalog` decides which Codex thread continues where.
 
-pub mod access;
+mod access;
 pub mod app;
-pub mod commands;
-pub mod events;
-pub mod orchestrator;
-pub mod policy;
-pub mod prompt;
-pub mod runner;
-pub mod service;
-pub mod settings;
-pub mod util;
+mod catalog;
+mod commands;
+mod context;
+mod events;
+mod pipeline;
+mod policy;
+mod prompt;
+mod replies;
+mod router;
+mod run;
+mod runner;
+mod scheduler;
+mod service;
+mod settings;
+#[cfg(test)]
+mod testkit;
+mod util;
 
 /// Durable state lives in its own crate (schema, migrations, queries); the
 /// old path keeps working for the worker's modules.
-pub(crate) use fcx_state as store;
+use fcx_state as store;

@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::events::EventBus;
-use crate::orchestrator::{DeliverError, Orchestrator};
+use crate::router::Router;
+use crate::run::StopReason;
+use crate::scheduler::{DeliverError, Scheduler};
 
-pub const CAPABILITIES: &[&str] = &[
+const CAPABILITIES: &[&str] = &[
     "deliver.v1",
     "events.resume",
     "commands.basic",
@@ -31,13 +33,14 @@ pub const CAPABILITIES: &[&str] = &[
     "platform.info",
 ];
 
-pub struct WorkerService {
-    pub profile: String,
-    pub runner: &'static str,
-    pub orchestrator: Arc<Orchestrator>,
-    pub bus: EventBus,
+pub(crate) struct WorkerService {
+    pub(crate) profile: String,
+    pub(crate) runner: &'static str,
+    pub(crate) router: Arc<Router>,
+    pub(crate) scheduler: Arc<Scheduler>,
+    pub(crate) bus: EventBus,
     /// Cancelled by `Shutdown`; the main loop then stops runs and exits.
-    pub shutdown_requested: CancellationToken,
+    pub(crate) shutdown_requested: CancellationToken,
 }
 
 #[tonic::async_trait]
@@ -68,7 +71,7 @@ impl Worker for WorkerService {
     }
 
     async fn deliver(&self, req: Request<Inbound>) -> Result<Response<Ack>, Status> {
-        match self.orchestrator.deliver(req.into_inner()) {
+        match self.router.deliver(req.into_inner()) {
             Ok(ack) => Ok(Response::new(ack)),
             Err(DeliverError::Invalid(m)) => Err(Status::invalid_argument(m)),
             Err(DeliverError::Busy(m)) => Err(Status::resource_exhausted(m)),
@@ -95,7 +98,7 @@ impl Worker for WorkerService {
         match a.kind() {
             ActionKind::Stop if !a.fingerprint.is_empty() => {
                 // From a card button: policy is checked again here.
-                match self.orchestrator.stop_checked(&a) {
+                match self.router.stop_checked(&a) {
                     Ok(ok) => Ok(Response::new(ActResult {
                         ok,
                         message: if ok {
@@ -115,7 +118,7 @@ impl Worker for WorkerService {
             }
             ActionKind::Stop => {
                 let run = (!a.run_id.is_empty()).then_some(a.run_id.as_str());
-                let ok = self.orchestrator.stop(&a.scope, run);
+                let ok = self.scheduler.stop(&a.scope, run, StopReason::User);
                 Ok(Response::new(ActResult {
                     ok,
                     message: if ok {
@@ -129,7 +132,7 @@ impl Worker for WorkerService {
                 if a.scope.is_empty() {
                     return Err(Status::invalid_argument("a card action needs a scope"));
                 }
-                let r = self.orchestrator.card_action(&a);
+                let r = self.router.card_action(&a);
                 if !r.ok {
                     tracing::info!(scope = %a.scope, kind = ?a.kind(), message = %r.message, "card action not carried out");
                 }
@@ -142,7 +145,7 @@ impl Worker for WorkerService {
                     ));
                 }
                 let by = a.actor.as_ref().map_or("", |x| x.id.as_str());
-                self.orchestrator
+                self.router
                     .group_created(&a.scope, &a.chat_id, &a.source_scope, by)
                     .map_err(internal)?;
                 Ok(Response::new(ActResult {
@@ -155,7 +158,7 @@ impl Worker for WorkerService {
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<WorkerStatus>, Status> {
-        let s = self.orchestrator.snapshot();
+        let s = self.scheduler.snapshot();
         Ok(Response::new(WorkerStatus {
             profile: self.profile.clone(),
             pid: std::process::id(),
@@ -173,7 +176,7 @@ impl Worker for WorkerService {
         req: Request<PlatformInfo>,
     ) -> Result<Response<PlatformInfoAck>, Status> {
         let (owner_id, owner_source) = self
-            .orchestrator
+            .router
             .set_platform(&req.into_inner())
             .map_err(internal)?;
         Ok(Response::new(PlatformInfoAck {

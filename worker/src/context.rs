@@ -1,0 +1,76 @@
+//! What every step of the data path shares: the profile, the home, the
+//! state and the event log. Read-only apart from the store; each step keeps
+//! its own state and receives this explicitly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fcx_config::{Home, Profile};
+use fcx_proto::v1::worker_event::Kind;
+
+use crate::events::EventBus;
+use crate::policy::{self, PolicyError, RunPolicy};
+use crate::store::{ScopeSettings, Store};
+
+pub(crate) struct Ctx {
+    pub(crate) profile: Profile,
+    pub(crate) home: Home,
+    pub(crate) store: Arc<Store>,
+    bus: EventBus,
+    /// The runner's name, for `/status` and `Hello`.
+    pub(crate) runner_name: &'static str,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        profile: Profile,
+        home: Home,
+        store: Arc<Store>,
+        bus: EventBus,
+        runner_name: &'static str,
+    ) -> Self {
+        Ctx {
+            profile,
+            home,
+            store,
+            bus,
+            runner_name,
+        }
+    }
+
+    /// Record and publish one event; a failure is logged (the caller has
+    /// nobody to tell).
+    pub(crate) fn emit(&self, scope: &str, run_id: &str, reply_to: &str, kind: Kind) {
+        if let Err(e) = self.bus.emit(scope, run_id, reply_to, kind) {
+            tracing::error!(scope, run_id, error = %e, "cannot record an event");
+        }
+    }
+
+    pub(crate) fn settings(&self, scope: &str) -> ScopeSettings {
+        self.store.scope_settings(scope).unwrap_or_else(|e| {
+            tracing::error!(scope, error = %e, "cannot read scope settings; using defaults");
+            ScopeSettings::default()
+        })
+    }
+
+    pub(crate) fn policy(&self, scope: &str) -> Result<RunPolicy, PolicyError> {
+        policy::resolve(&self.profile, &self.home, scope, &self.settings(scope))
+    }
+
+    /// The scope's workspace as shown to people: its policy's, else the
+    /// profile default (a run that fails on its policy still names one).
+    pub(crate) fn workspace_of(&self, scope: &str) -> String {
+        match self.policy(scope) {
+            Ok(p) => p.cwd.display().to_string(),
+            Err(_) => self.profile.workspaces.default.display().to_string(),
+        }
+    }
+
+    pub(crate) fn idle_timeout(&self, scope: &str) -> Option<Duration> {
+        let secs = self
+            .settings(scope)
+            .timeout_secs
+            .unwrap_or(self.profile.runs.idle_timeout_secs);
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+}

@@ -1,0 +1,96 @@
+//! Every command reply leaves through here: addressed to the sender in the
+//! scope's reply mode, carrying the policy fingerprint its buttons are
+//! signed for.
+
+use std::sync::Arc;
+
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{self as pb, Inbound};
+
+use crate::context::Ctx;
+use crate::store::StoreError;
+
+pub(crate) struct Replies {
+    ctx: Arc<Ctx>,
+}
+
+impl Replies {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
+        Replies { ctx }
+    }
+
+    /// A plain answer: title and markdown body.
+    pub(crate) fn text(
+        &self,
+        inbound: &Inbound,
+        command: &str,
+        ok: bool,
+        title: &str,
+        body: String,
+    ) {
+        self.send(
+            inbound,
+            pb::CommandReply {
+                command: command.into(),
+                title: title.into(),
+                body,
+                ok,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// An answer that also asks the gateway to do something (create a
+    /// group, reconnect).
+    pub(crate) fn request(
+        &self,
+        inbound: &Inbound,
+        command: &str,
+        title: &str,
+        body: String,
+        request: pb::gateway_request::Kind,
+    ) {
+        self.send(
+            inbound,
+            pb::CommandReply {
+                command: command.into(),
+                title: title.into(),
+                body,
+                ok: true,
+                gateway_request: Some(pb::GatewayRequest {
+                    kind: Some(request),
+                }),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Answer `inbound`'s sender in the scope's reply mode, with the policy
+    /// fingerprint its buttons are signed for (empty when the policy cannot
+    /// be resolved, so no button of it can act).
+    pub(crate) fn send(&self, inbound: &Inbound, mut reply: pb::CommandReply) {
+        let scope = inbound.scope.as_str();
+        reply.actor = inbound.actor.clone();
+        reply.reply_mode =
+            crate::settings::reply_mode(&self.ctx.profile, &self.ctx.settings(scope)).to_string();
+        reply.fingerprint = self
+            .ctx
+            .policy(scope)
+            .map(|p| p.fingerprint)
+            .unwrap_or_default();
+        self.ctx
+            .emit(scope, "", &inbound.message_id, Kind::CommandReply(reply));
+    }
+
+    /// A change could not be saved: logged, and the user told.
+    pub(crate) fn store_failed(&self, inbound: &Inbound, cmd: &str, e: StoreError) {
+        tracing::error!(error = %e, "state update failed");
+        self.text(
+            inbound,
+            cmd,
+            false,
+            "fcx could not save that change",
+            "The worker's state could not be updated; see the worker log.".into(),
+        );
+    }
+}

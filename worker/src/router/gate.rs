@@ -1,0 +1,105 @@
+//! The access gate: the lists in force (config ∪ chat changes, plus the
+//! owner) and the decision for every message.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use fcx_proto::v1::Inbound;
+
+use super::text::actor_id;
+use crate::access::{self, Chat, Decision, Facts, Lists, Need, Role};
+use crate::commands;
+use crate::context::Ctx;
+use crate::store::StoreError;
+
+pub(super) const KV_PLATFORM_OWNER: &str = "platform.owner";
+
+pub(crate) struct Gate {
+    ctx: Arc<Ctx>,
+    lists: Mutex<Lists>,
+}
+
+impl Gate {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
+        Gate {
+            ctx,
+            lists: Mutex::new(Lists::default()),
+        }
+    }
+
+    pub(super) fn lists(&self) -> MutexGuard<'_, Lists> {
+        self.lists.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rebuild the lists from config, chat changes, the learned owner and
+    /// per-group mention choices.
+    pub(crate) fn reload(&self) -> Result<(), StoreError> {
+        let store = &self.ctx.store;
+        let profile = &self.ctx.profile;
+        let learned = store.kv(KV_PLATFORM_OWNER)?;
+        let changes = store.access_changes()?;
+        let mut l = Lists::build(&profile.access, learned, &changes);
+        for (scope, required) in store.mention_overrides()? {
+            if let Some(chat_id) = scope.strip_prefix("chat:") {
+                l.mention.insert(chat_id.to_string(), required);
+            }
+        }
+        // Without a platform app the only way in is the local worker socket,
+        // in the operator's 0700 run directory: whoever reaches it is the
+        // operator.
+        l.local_only = profile.app.is_none();
+        *self.lists() = l;
+        Ok(())
+    }
+
+    pub(super) fn role_of(&self, inbound: &Inbound) -> Role {
+        let chat = Chat::from_pb(inbound.chat_type());
+        self.lists().role(actor_id(inbound), chat)
+    }
+
+    /// What the access decision for a message from `inbound`'s sender in
+    /// its chat depends on.
+    pub(super) fn facts(&self, inbound: &Inbound) -> Facts {
+        let chat = Chat::from_pb(inbound.chat_type());
+        let l = self.lists();
+        Facts {
+            role: l.role(actor_id(inbound), chat),
+            chat,
+            mentioned: inbound.mentioned,
+            chat_enabled: !inbound.chat_id.is_empty() && l.chats.contains(&inbound.chat_id),
+            require_mention: l.require_mention_in(&inbound.chat_id),
+        }
+    }
+
+    /// Whether the sender these facts describe could type `line`.
+    pub(super) fn may_use(facts: Facts, line: &str) -> bool {
+        commands::parse(line).is_some_and(|c| access::decide(facts, c.need()) == Decision::Allow)
+    }
+
+    /// The access decision for one message, logged with its reason.
+    pub(super) fn decide(&self, inbound: &Inbound, need: Need) -> Decision {
+        let f = self.facts(inbound);
+        let (actor, role, chat) = (actor_id(inbound), f.role, f.chat);
+        let d = access::decide(f, need);
+        let reason = match &d {
+            Decision::Allow => "allowed",
+            Decision::Silent(r) | Decision::Hint(r) | Decision::Deny(r) => r,
+        };
+        tracing::info!(
+            scope = %inbound.scope,
+            actor,
+            event_id = %inbound.event_id,
+            role = ?role,
+            chat = ?chat,
+            need = ?need,
+            decision = match d {
+                Decision::Allow => "allow",
+                Decision::Silent(_) => "silent",
+                Decision::Hint(_) => "hint",
+                Decision::Deny(_) => "deny",
+            },
+            reason,
+            "access decision"
+        );
+        d
+    }
+}

@@ -1,0 +1,253 @@
+use fcx_config::RunsConfig;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::access::{DENY_ADMIN, HINT_GROUP_NOT_ENABLED};
+use crate::testkit::{self, ADMIN, FakeExec, GROUP, Kit, OWNER, Started, USER, group, private};
+
+fn setup() -> (Kit, Router, UnboundedReceiver<Started>) {
+    let kit = testkit::kit(RunsConfig {
+        debounce_ms: 0,
+        ..RunsConfig::default()
+    });
+    let (exec, rx) = FakeExec::new();
+    let sched = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    sched.start(Vec::new());
+    let catalog = Arc::new(Catalog::new(kit.ctx.clone()));
+    let router = Router::new(Deps::new(kit.ctx.clone(), catalog, sched));
+    router.gate().reload().expect("lists");
+    (kit, router, rx)
+}
+
+async fn next_run(rx: &mut UnboundedReceiver<Started>) -> Started {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a run starts")
+        .expect("executor alive")
+}
+
+fn titles(kit: &Kit) -> Vec<String> {
+    kit.replies().into_iter().map(|r| r.title).collect()
+}
+
+#[tokio::test]
+async fn a_stranger_gets_silence_and_nothing_runs() {
+    let (kit, router, mut rx) = setup();
+    let ack = router
+        .deliver(private("e1", "ou_stranger", "delete everything"))
+        .expect("acknowledged");
+    assert!(ack.accepted && !ack.duplicate);
+    assert!(kit.events().is_empty(), "no reply, no run");
+    tokio::task::yield_now().await;
+    assert!(rx.try_recv().is_err());
+    // Redelivery is recognised.
+    let again = router
+        .deliver(private("e1", "ou_stranger", "delete everything"))
+        .expect("acknowledged");
+    assert!(again.duplicate);
+}
+
+#[tokio::test]
+async fn an_allowed_user_message_becomes_a_run() {
+    let (_kit, router, mut rx) = setup();
+    router
+        .deliver(private("e1", USER, "fix the build"))
+        .expect("queued");
+    let run = next_run(&mut rx).await;
+    assert_eq!(run.scope, format!("chat:p_{USER}"));
+    assert_eq!(run.texts, vec!["fix the build"]);
+}
+
+#[tokio::test]
+async fn a_group_that_is_not_enabled_gets_the_hint_once() {
+    let (kit, router, mut rx) = setup();
+    router
+        .deliver(group("e1", USER, "oc_other", "hello"))
+        .expect("acknowledged");
+    router
+        .deliver(group("e1", USER, "oc_other", "hello"))
+        .expect("acknowledged");
+    assert_eq!(titles(&kit), vec![HINT_GROUP_NOT_ENABLED.to_string()]);
+    tokio::task::yield_now().await;
+    assert!(rx.try_recv().is_err());
+    // Without a mention, silence even in an enabled group.
+    let mut quiet = group("e2", USER, GROUP, "hello");
+    quiet.mentioned = false;
+    router.deliver(quiet).expect("acknowledged");
+    assert_eq!(kit.replies().len(), 1);
+}
+
+#[tokio::test]
+async fn roles_decide_who_may_change_access() {
+    let (kit, router, _rx) = setup();
+    router
+        .deliver(private("e1", USER, "/invite user ou_new"))
+        .expect("acknowledged");
+    assert_eq!(titles(&kit), vec![DENY_ADMIN.to_string()]);
+    assert!(!router.gate().lists().users.contains("ou_new"));
+    router
+        .deliver(private("e2", ADMIN, "/invite user ou_new"))
+        .expect("acknowledged");
+    assert!(router.gate().lists().users.contains("ou_new"));
+    assert_eq!(titles(&kit)[1], "1 added to allowed users");
+    // Nobody removes the owner.
+    router
+        .deliver(private("e3", OWNER, &format!("/remove admin {OWNER}")))
+        .expect("acknowledged");
+    assert_eq!(titles(&kit)[2], "The owner cannot be removed");
+}
+
+#[tokio::test]
+async fn stop_and_new_act_on_the_scope_run() {
+    let (kit, router, mut rx) = setup();
+    router
+        .deliver(private("e1", USER, "/stop"))
+        .expect("acknowledged");
+    router
+        .deliver(private("e2", USER, "work on it"))
+        .expect("queued");
+    let run = next_run(&mut rx).await;
+    router
+        .deliver(private("e3", USER, "/new"))
+        .expect("acknowledged");
+    assert_eq!(run.slot.stop_reason(), Some(StopReason::NewSession));
+    let replies = kit.replies();
+    assert_eq!(replies[0].title, "Nothing is running here");
+    assert_eq!(replies[1].title, "New session");
+    assert!(replies[1].body.starts_with("The running turn was stopped."));
+    // Every reply is addressed to its sender, signed for the scope policy.
+    let fp = kit
+        .ctx
+        .policy(&format!("chat:p_{USER}"))
+        .expect("policy")
+        .fingerprint;
+    assert!(replies.iter().all(|r| r.fingerprint == fp));
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.actor.as_ref().map(|a| a.id.as_str()) == Some(USER))
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_misused_commands_are_answered_never_run() {
+    let (kit, router, mut rx) = setup();
+    router
+        .deliver(private("e1", USER, "/frobnicate now"))
+        .expect("acknowledged");
+    router
+        .deliver(private("e2", USER, "/ws save"))
+        .expect("acknowledged");
+    let replies = kit.replies();
+    assert_eq!(replies[0].title, "/frobnicate is not a command");
+    assert!(!replies[1].ok);
+    tokio::task::yield_now().await;
+    assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn malformed_and_empty_messages_are_refused() {
+    let (_kit, router, _rx) = setup();
+    let mut no_id = private("", USER, "hi");
+    no_id.event_id.clear();
+    assert!(matches!(
+        router.deliver(no_id),
+        Err(DeliverError::Invalid(_))
+    ));
+    assert!(matches!(
+        router.deliver(private("e1", USER, "   ")),
+        Err(DeliverError::Invalid(_))
+    ));
+}
+
+fn action(kind: pb::ActionKind, actor: &str, scope: &str) -> pb::Action {
+    pb::Action {
+        kind: kind as i32,
+        scope: scope.into(),
+        actor: Some(pb::Actor {
+            id: actor.into(),
+            name: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_card_click_is_checked_like_the_command_it_stands_for() {
+    let (kit, router, _rx) = setup();
+    let scope = format!("chat:p_{USER}");
+    let fp = kit.ctx.policy(&scope).expect("policy").fingerprint;
+
+    let mut click = action(pb::ActionKind::Command, USER, &scope);
+    click.command = "/status".into();
+    click.fingerprint = fp.clone();
+    let r = router.card_action(&click);
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(r.message, "ran /status");
+    assert_eq!(kit.replies()[0].command, "status");
+
+    // A card from before the policy changed.
+    click.fingerprint = "stale".into();
+    let r = router.card_action(&click);
+    assert!(!r.ok);
+    assert!(r.message.contains("out of date"));
+    assert!(kit.replies()[1].title.contains("out of date"));
+
+    // Not a command at all.
+    click.command = "rm -rf /".into();
+    click.fingerprint = fp.clone();
+    assert!(!router.card_action(&click).ok);
+
+    // A stranger's click: refused, and silence in the chat.
+    let before = kit.replies().len();
+    let mut stranger = action(pb::ActionKind::Command, "ou_stranger", &scope);
+    stranger.command = "/status".into();
+    let r = router.card_action(&stranger);
+    assert_eq!(r.message, "You may not use fcx here.");
+    assert_eq!(kit.replies().len(), before);
+}
+
+#[tokio::test]
+async fn a_stop_button_rechecks_access_and_the_policy() {
+    let (kit, router, mut rx) = setup();
+    let scope = format!("chat:p_{USER}");
+    router.deliver(private("e1", USER, "work")).expect("queued");
+    let run = next_run(&mut rx).await;
+    let fp = kit.ctx.policy(&scope).expect("policy").fingerprint;
+    let mut stop = action(pb::ActionKind::Stop, USER, &scope);
+    stop.run_id = run.slot.run_id.clone();
+    stop.fingerprint = "stale".into();
+    assert!(router.stop_checked(&stop).is_err());
+    let mut stranger = stop.clone();
+    stranger.actor = Some(pb::Actor {
+        id: "ou_stranger".into(),
+        name: String::new(),
+    });
+    stranger.fingerprint = fp.clone();
+    assert_eq!(
+        router.stop_checked(&stranger),
+        Err("you may not stop runs here".to_string())
+    );
+    assert!(!run.slot.cancel.is_cancelled());
+    stop.fingerprint = fp;
+    assert_eq!(router.stop_checked(&stop), Ok(true));
+    assert_eq!(run.slot.stop_reason(), Some(StopReason::User));
+}
+
+#[tokio::test]
+async fn a_created_group_is_enabled_and_starts_in_the_source_workspace() {
+    let (kit, router, _rx) = setup();
+    let source = format!("chat:p_{OWNER}");
+    router
+        .group_created("chat:oc_new", "oc_new", &source, OWNER)
+        .expect("created");
+    assert!(router.gate().lists().chats.contains("oc_new"));
+    let settings = kit.ctx.settings("chat:oc_new");
+    let ws = kit.ctx.policy(&source).expect("policy").cwd;
+    assert_eq!(settings.workspace, Some(ws.display().to_string()));
+}

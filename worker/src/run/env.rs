@@ -1,0 +1,69 @@
+//! What a Codex child is started with: the binary and its environment.
+
+use std::path::PathBuf;
+
+use fcx_config::{AuthMode, Home, Profile};
+
+use crate::runner::ChildEnv;
+
+/// The environment a Codex child gets for `profile`. The error is the
+/// sentence the user sees (never the secret).
+pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, String> {
+    let p = profile;
+    let mut env = ChildEnv {
+        remove: vec!["FCX_HOME".into(), "FCX_WORKER_SOCKET".into()],
+        ..Default::default()
+    };
+    match p.codex.auth {
+        AuthMode::ApiKey => {
+            env.codex_home = Some(home.codex_home(&p.name));
+            let r = p.codex.api_key.as_ref().ok_or_else(|| {
+                format!(
+                    "profile {} uses auth = \"api-key\" but has no api_key reference",
+                    p.name
+                )
+            })?;
+            let key = r.resolve().map_err(|e| {
+                format!(
+                    "cannot read the Codex API key: {e}; fix profiles.{}.codex.api_key",
+                    p.name
+                )
+            })?;
+            if let Some(var) = r.env_var() {
+                env.remove.push(var.to_string());
+            }
+            env.api_key = Some(key);
+        }
+        AuthMode::CodexHome => env.codex_home = Some(home.codex_home(&p.name)),
+        AuthMode::InheritUser => {}
+    }
+    Ok(env)
+}
+
+/// The codex binary as a path: a configured path must exist; a bare name is
+/// looked up on PATH. The error is the sentence the user sees.
+pub(crate) fn resolve_binary(profile: &Profile) -> Result<PathBuf, String> {
+    let b = &profile.codex.binary;
+    let hint = format!(
+        "install the Codex CLI (npm install -g @openai/codex@0.169.0) or set profiles.{}.codex.binary in config.toml",
+        profile.name
+    );
+    if b.contains('/') || b.contains(std::path::MAIN_SEPARATOR) {
+        let p = PathBuf::from(b);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("the codex binary {b} does not exist; {hint}"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let cand = dir.join(b);
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(format!(
+        "the codex binary `{b}` was not found on PATH; {hint}"
+    ))
+}

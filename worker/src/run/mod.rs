@@ -1,0 +1,355 @@
+//! One run's lifecycle: workspace check, prompt, runner, event translation,
+//! end state, session save. The scheduler hands a [`RunJob`] to an
+//! [`Execute`]; the [`RunDriver`] is the real one, over any [`Runner`].
+
+mod end;
+mod env;
+mod slot;
+mod translate;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fcx_proto::v1::worker_event::Kind;
+use fcx_proto::v1::{self as pb, Inbound};
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use crate::catalog::{Catalog, Continue};
+use crate::context::Ctx;
+use crate::policy::RunPolicy;
+use crate::prompt::{self, PromptContext};
+use crate::runner::{self, Outcome, RunIo, RunResult, RunSpec, Runner};
+use crate::scheduler::sleep_until;
+use crate::store::{QueuedMessage, RunTotals, StoreError};
+use crate::util::{first_line, now_ms, tail};
+use end::{Finished, failed};
+pub(crate) use env::{child_env, resolve_binary};
+pub(crate) use slot::{RunSlot, StopReason};
+use translate::Translator;
+
+/// One run as the scheduler hands it over: the messages it answers and
+/// the slot through which it is stopped and observed.
+pub(crate) struct RunJob {
+    pub(crate) scope: String,
+    pub(crate) run_id: String,
+    /// The message the run's answer replies to (the last one).
+    pub(crate) reply_to: String,
+    pub(crate) messages: Vec<QueuedMessage>,
+    pub(crate) slot: Arc<RunSlot>,
+}
+
+impl RunJob {
+    /// The session's title in the catalog: the first message's first line.
+    pub(crate) fn title(&self) -> String {
+        self.messages
+            .first()
+            .map(|m| first_line(&m.inbound.text, 60))
+            .unwrap_or_default()
+    }
+}
+
+/// Carries out runs. The future ends once the run's end is recorded and
+/// reported.
+pub(crate) trait Execute: Send + Sync + 'static {
+    fn execute(&self, job: RunJob) -> BoxFuture<'static, ()>;
+}
+
+enum Attempt {
+    Done(Finished),
+    ThreadGone(String),
+}
+
+pub(crate) struct RunDriver {
+    ctx: Arc<Ctx>,
+    catalog: Arc<Catalog>,
+    runner: Arc<dyn Runner>,
+}
+
+impl Execute for RunDriver {
+    fn execute(&self, job: RunJob) -> BoxFuture<'static, ()> {
+        let me = RunDriver {
+            ctx: self.ctx.clone(),
+            catalog: self.catalog.clone(),
+            runner: self.runner.clone(),
+        };
+        Box::pin(async move { me.run(job).await })
+    }
+}
+
+impl RunDriver {
+    pub(crate) fn new(ctx: Arc<Ctx>, catalog: Arc<Catalog>, runner: Arc<dyn Runner>) -> Self {
+        RunDriver {
+            ctx,
+            catalog,
+            runner,
+        }
+    }
+
+    fn emit(&self, job: &RunJob, kind: Kind) {
+        self.ctx.emit(&job.scope, &job.run_id, &job.reply_to, kind);
+    }
+
+    /// Runs a previous worker left `running` end as "interrupted (worker
+    /// restarted)" and are not re-run (Codex may have changed files).
+    pub(crate) fn recover_orphans(&self) -> Result<(), StoreError> {
+        for run in self.ctx.store.orphaned_runs()? {
+            if let Some(pid) = run.child_pid {
+                runner::process::kill_leftover(pid, run.child_start_time);
+            }
+            let detail = "worker restarted";
+            self.ctx.store.finish_run(
+                &run.run_id,
+                "interrupted",
+                detail,
+                RunTotals::default(),
+                now_ms(),
+            )?;
+            let elapsed = (now_ms() - run.started_at_ms).max(0) as u64;
+            self.ctx.emit(
+                &run.scope,
+                &run.run_id,
+                &run.reply_to,
+                Kind::Done(pb::Done {
+                    reason: pb::DoneReason::Interrupted as i32,
+                    detail: detail.into(),
+                    final_text: String::new(),
+                    elapsed_ms: elapsed,
+                    usage: None,
+                }),
+            );
+            tracing::warn!(run_id = %run.run_id, scope = %run.scope, "run interrupted by a worker restart");
+        }
+        Ok(())
+    }
+
+    async fn run(&self, job: RunJob) {
+        let done = match self.attempt(&job, false).await {
+            Attempt::ThreadGone(msg) => {
+                // The stored thread is gone for good (not a transient error):
+                // start a new thread explicitly, and say so.
+                tracing::warn!(scope = %job.scope, "stored Codex thread not found: {msg}");
+                if let Err(e) = self.ctx.store.clear_session(&job.scope) {
+                    tracing::error!(error = %e, "cannot clear the session");
+                }
+                self.emit(
+                    &job,
+                    Kind::Notice(pb::Notice {
+                        text:
+                            "The previous Codex session could not be found; starting a new session."
+                                .into(),
+                    }),
+                );
+                match self.attempt(&job, true).await {
+                    Attempt::Done(d) => d,
+                    Attempt::ThreadGone(m) => failed(m),
+                }
+            }
+            Attempt::Done(d) => d,
+        };
+        let Finished {
+            reason,
+            detail,
+            final_text,
+            totals,
+        } = done;
+        let state = end::state_name(reason);
+        if let Err(e) = self
+            .ctx
+            .store
+            .finish_run(&job.run_id, state, &detail, totals, now_ms())
+        {
+            tracing::error!(run_id = %job.run_id, error = %e, "cannot record the run end");
+        }
+        tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
+        self.emit(
+            &job,
+            Kind::Done(pb::Done {
+                reason: reason as i32,
+                detail,
+                final_text,
+                elapsed_ms: (now_ms() - job.slot.started_at_ms).max(0) as u64,
+                usage: Some(end::usage_pb(totals)),
+            }),
+        );
+    }
+
+    async fn attempt(&self, job: &RunJob, fresh: bool) -> Attempt {
+        let scope = job.scope.as_str();
+        let policy = match self.ctx.policy(scope) {
+            Ok(p) => p,
+            Err(e) => return Attempt::Done(failed(e.to_string())),
+        };
+        let profile = &self.ctx.profile;
+        let binary = match resolve_binary(profile) {
+            Ok(b) => b,
+            Err(e) => return Attempt::Done(failed(e)),
+        };
+        let env = match child_env(profile, &self.ctx.home) {
+            Ok(e) => e,
+            Err(e) => return Attempt::Done(failed(e)),
+        };
+        let next = if fresh {
+            Continue::Fresh
+        } else {
+            self.catalog.next_run(scope, &policy)
+        };
+        let (resume, base) = match next {
+            Continue::Thread(s) => (Some(s.thread_id), s.usage),
+            Continue::PolicyChanged => {
+                self.emit(
+                    job,
+                    Kind::Notice(pb::Notice {
+                        text: "The workspace, sandbox or Codex identity changed since the last session; starting a new session.".into(),
+                    }),
+                );
+                (None, RunTotals::default())
+            }
+            Continue::Fresh => (None, RunTotals::default()),
+        };
+        let inbounds: Vec<Inbound> = job.messages.iter().map(|m| m.inbound.clone()).collect();
+        let settings = self.ctx.settings(scope);
+        let cwd_s = policy.cwd.display().to_string();
+        let prompt = prompt::build(
+            &PromptContext {
+                scope,
+                workspace: &cwd_s,
+                sandbox: policy.sandbox.as_str(),
+                network: policy.network,
+            },
+            &inbounds,
+        );
+        self.emit(
+            job,
+            Kind::RunStarted(pb::RunStarted {
+                thread_id: resume.clone().unwrap_or_default(),
+                resumed: resume.is_some(),
+                workspace: cwd_s.clone(),
+                sandbox: policy.sandbox.as_str().into(),
+                model: profile.codex.model.clone().unwrap_or_default(),
+                message_count: job.messages.len() as u32,
+                message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
+                fingerprint: policy.fingerprint.clone(),
+                reply_mode: crate::settings::reply_mode(profile, &settings).into(),
+                tool_display: crate::settings::tool_display(&settings).into(),
+            }),
+        );
+        job.slot.set_workspace(&cwd_s);
+        let spec = RunSpec {
+            run_id: job.run_id.clone(),
+            prompt,
+            cwd: policy.cwd.clone(),
+            sandbox: policy.sandbox,
+            network: policy.network,
+            model: profile.codex.model.clone(),
+            resume_thread: resume.clone(),
+            images: Vec::new(),
+            overrides: profile.codex.overrides.clone(),
+            binary,
+            env,
+            stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
+        };
+        let result = self.drive(job, spec, &policy, base).await;
+        if let Outcome::ThreadNotFound { message } = &result.outcome
+            && resume.is_some()
+            && !job.slot.cancel.is_cancelled()
+        {
+            return Attempt::ThreadGone(message.clone());
+        }
+        Attempt::Done(self.conclude(job, &policy, result, base))
+    }
+
+    /// Run the turn, translating runner events into worker events, with the
+    /// idle watchdog.
+    async fn drive(
+        &self,
+        job: &RunJob,
+        spec: RunSpec,
+        policy: &RunPolicy,
+        base: RunTotals,
+    ) -> RunResult {
+        let resumed_from = spec.resume_thread.clone();
+        let (ev_tx, mut ev_rx) = mpsc::channel(256);
+        // Kept open so the runner can tell "no control requests" from
+        // "orchestrator gone"; the exec runner answers NotSupported anyway.
+        let (_ctl_tx, ctl_rx) = mpsc::channel(8);
+        let fut = self.runner.run(
+            spec,
+            RunIo {
+                events: ev_tx,
+                control: ctl_rx,
+                cancel: job.slot.cancel.clone(),
+            },
+        );
+        tokio::pin!(fut);
+        let idle_limit = self.ctx.idle_timeout(&job.scope);
+        let mut last_event = Instant::now();
+        let mut t = Translator {
+            ctx: &self.ctx,
+            catalog: &self.catalog,
+            job,
+            policy,
+            base,
+            resumed_from,
+            open: HashMap::new(),
+        };
+        let result = loop {
+            let idle_deadline = idle_limit.map(|l| last_event + l);
+            tokio::select! {
+                biased;
+                Some(ev) = ev_rx.recv() => {
+                    last_event = Instant::now();
+                    t.handle(ev);
+                }
+                r = &mut fut => {
+                    while let Ok(ev) = ev_rx.try_recv() {
+                        t.handle(ev);
+                    }
+                    break r;
+                }
+                _ = sleep_until(idle_deadline) => {
+                    tracing::warn!(run_id = %job.run_id, "no Codex event within the idle timeout; stopping the run");
+                    job.slot.stop(StopReason::TimedOut);
+                    last_event = Instant::now() + Duration::from_secs(3600);
+                }
+            }
+        };
+        t.close_open_tools();
+        result
+    }
+
+    fn conclude(
+        &self,
+        job: &RunJob,
+        policy: &RunPolicy,
+        r: RunResult,
+        base: RunTotals,
+    ) -> Finished {
+        let stop = job.slot.stop_reason();
+        let cum = r.usage.map(end::totals).unwrap_or(base);
+        // Keep the thread for the next message unless the user asked for a
+        // new session; a transient failure never drops a stored thread id.
+        if let Some(thread) = &r.thread_id
+            && stop != Some(StopReason::NewSession)
+        {
+            self.catalog
+                .save_session(&job.scope, thread, policy, cum, &job.title());
+        }
+        let idle = self.ctx.idle_timeout(&job.scope).unwrap_or_default();
+        let (reason, detail) = end::end_state(stop, &r.outcome, idle);
+        if reason == pb::DoneReason::Failed && !r.stderr_tail.is_empty() {
+            tracing::warn!(run_id = %job.run_id, stderr = %tail(&r.stderr_tail, 2000), "codex failed");
+        }
+        Finished {
+            reason,
+            detail,
+            final_text: r.final_text.unwrap_or_default(),
+            totals: end::diff(cum, base),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -1,0 +1,119 @@
+//! One active run's live handle, shared by the scheduler (which lists and
+//! stops it) and the run driver (which fills in what it learns).
+
+use std::sync::Mutex;
+
+use fcx_proto::v1 as pb;
+use tokio_util::sync::CancellationToken;
+
+/// Why a run was stopped from outside; the first reason wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    User,
+    NewSession,
+    TimedOut,
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    stop: Option<StopReason>,
+    child_pid: Option<u32>,
+    thread_id: Option<String>,
+    workspace: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct RunSlot {
+    pub(crate) run_id: String,
+    pub(crate) started_at_ms: i64,
+    pub(crate) cancel: CancellationToken,
+    live: Mutex<Live>,
+}
+
+impl RunSlot {
+    pub(crate) fn new(
+        run_id: String,
+        started_at_ms: i64,
+        cancel: CancellationToken,
+        workspace: String,
+    ) -> Self {
+        RunSlot {
+            run_id,
+            started_at_ms,
+            cancel,
+            live: Mutex::new(Live {
+                workspace,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record why (unless a reason is already set) and cancel the run.
+    pub(crate) fn stop(&self, why: StopReason) {
+        self.live().stop.get_or_insert(why);
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn stop_reason(&self) -> Option<StopReason> {
+        self.live().stop
+    }
+
+    pub(crate) fn set_child(&self, pid: u32) {
+        self.live().child_pid = Some(pid);
+    }
+
+    pub(crate) fn set_thread(&self, thread_id: &str) {
+        self.live().thread_id = Some(thread_id.to_string());
+    }
+
+    pub(crate) fn set_workspace(&self, workspace: &str) {
+        self.live().workspace = workspace.to_string();
+    }
+
+    pub(crate) fn info(&self, scope: &str) -> pb::RunInfo {
+        let l = self.live();
+        pb::RunInfo {
+            run_id: self.run_id.clone(),
+            scope: scope.to_string(),
+            thread_id: l.thread_id.clone().unwrap_or_default(),
+            started_at_ms: self.started_at_ms,
+            child_pid: l.child_pid.unwrap_or(0),
+            workspace: l.workspace.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_stop_reason_wins_and_every_stop_cancels() {
+        let s = RunSlot::new("r1".into(), 5, CancellationToken::new(), "/w".into());
+        assert_eq!(s.stop_reason(), None);
+        s.stop(StopReason::NewSession);
+        s.stop(StopReason::Shutdown);
+        assert_eq!(s.stop_reason(), Some(StopReason::NewSession));
+        assert!(s.cancel.is_cancelled());
+    }
+
+    #[test]
+    fn info_reflects_what_the_run_learned() {
+        let s = RunSlot::new("r1".into(), 5, CancellationToken::new(), "/w".into());
+        s.set_child(42);
+        s.set_thread("t-1");
+        s.set_workspace("/w2");
+        let i = s.info("chat:a");
+        assert_eq!(
+            (i.run_id.as_str(), i.scope.as_str(), i.thread_id.as_str()),
+            ("r1", "chat:a", "t-1")
+        );
+        assert_eq!((i.child_pid, i.started_at_ms), (42, 5));
+        assert_eq!(i.workspace, "/w2");
+    }
+}

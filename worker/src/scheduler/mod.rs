@@ -1,0 +1,298 @@
+//! Per-scope queues and the global run pool.
+//!
+//! - one active run per scope; a burst of messages is debounced into one
+//!   prompt, and messages that arrive during a run are merged into the next;
+//! - a global cap on concurrent runs, with scopes served in the order their
+//!   oldest waiting message arrived (no scope can starve another);
+//! - `/stop`, `/new`, shutdown preempt;
+//! - durable: a message is acknowledged only once committed; a run's
+//!   messages are claimed in the same transaction that records the run, so a
+//!   crash reports the run as interrupted instead of running it twice.
+//!
+//! What a run does is the executor's business ([`Execute`]): the scheduler
+//! does not change when a runner does.
+
+mod queue;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use fcx_proto::v1::{self as pb, Ack, Inbound};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::context::Ctx;
+use crate::run::{Execute, RunJob, RunSlot, StopReason};
+use crate::store::{InboxKind, QueuedMessage, RunRow, StoreError};
+use crate::util::{now_ms, short_id};
+use queue::Queues;
+
+/// Queue bound per scope and for the whole profile: past it, "busy".
+const MAX_QUEUED_PER_SCOPE: usize = 50;
+const MAX_QUEUED_TOTAL: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeliverError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A snapshot for `Status`, `/ps` and `/doctor`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) active: Vec<pb::RunInfo>,
+    pub(crate) queued: u64,
+    pub(crate) started_at_ms: i64,
+}
+
+/// One scope as `/status` shows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScopeView {
+    /// The active run's id and start.
+    pub(crate) active: Option<(String, i64)>,
+    pub(crate) queued_here: usize,
+    pub(crate) queued_all: usize,
+}
+
+pub(crate) struct Scheduler {
+    ctx: Arc<Ctx>,
+    exec: Arc<dyn Execute>,
+    queues: Mutex<Queues>,
+    wake: Notify,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    started_at_ms: i64,
+}
+
+impl Scheduler {
+    pub(crate) fn new(ctx: Arc<Ctx>, exec: Arc<dyn Execute>, shutdown: CancellationToken) -> Self {
+        Scheduler {
+            ctx,
+            exec,
+            queues: Mutex::new(Queues::default()),
+            wake: Notify::new(),
+            shutdown,
+            tasks: TaskTracker::new(),
+            started_at_ms: now_ms(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // A panic while holding the lock is a bug; keep serving with the state
+        // as it was rather than taking every scope down with it.
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue what a previous worker accepted but never started (each runs
+    /// exactly once), then start scheduling.
+    pub(crate) fn start(self: &Arc<Self>, accepted: Vec<QueuedMessage>) {
+        let n = accepted.len();
+        {
+            let mut q = self.lock();
+            for m in accepted {
+                // Already waited once; no second debounce.
+                q.push(m, None);
+            }
+        }
+        if n > 0 {
+            tracing::info!(messages = n, "re-queued accepted messages after restart");
+        }
+        let me = self.clone();
+        self.tasks.spawn(async move { me.schedule_loop().await });
+    }
+
+    /// Whether the worker is stopping: nothing new is accepted.
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Commit one message for Codex and queue it. Limits are checked under
+    /// the lock that queues, so a refused message is never half-accepted.
+    pub(crate) fn enqueue(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
+        let mut q = self.lock();
+        if q.draining {
+            return Err(DeliverError::ShuttingDown);
+        }
+        let scope_len = q.waiting_in(&inbound.scope);
+        if scope_len >= MAX_QUEUED_PER_SCOPE {
+            return Err(DeliverError::Busy(format!(
+                "this chat already has {scope_len} messages waiting; wait for the current run or /stop it"
+            )));
+        }
+        if q.waiting() >= MAX_QUEUED_TOTAL {
+            return Err(DeliverError::Busy(
+                "fcx has too many messages waiting; try again in a moment".into(),
+            ));
+        }
+        let now = now_ms();
+        let acc = self.ctx.store.accept(&inbound, InboxKind::Message, now)?;
+        if !acc.duplicate {
+            q.push(
+                QueuedMessage {
+                    inbox_id: acc.inbox_id,
+                    scope: inbound.scope.clone(),
+                    inbound,
+                    accepted_at_ms: now,
+                },
+                Some(Instant::now()),
+            );
+            drop(q);
+            self.wake.notify_one();
+        }
+        Ok(Ack {
+            accepted: true,
+            duplicate: acc.duplicate,
+            inbox_id: acc.inbox_id as u64,
+        })
+    }
+
+    /// Stop the active run of `scope` (only if it is `run_id`, when given).
+    pub(crate) fn stop(&self, scope: &str, run_id: Option<&str>, why: StopReason) -> bool {
+        let q = self.lock();
+        match q.active(scope) {
+            Some(a) if run_id.is_none_or(|r| r == a.run_id) => {
+                a.stop(why);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The scope and run id of an active run named by run id or by scope.
+    pub(crate) fn find_run(&self, target: &str) -> Option<(String, String)> {
+        let q = self.lock();
+        q.actives()
+            .find(|(s, a)| a.run_id == target || s.as_str() == target)
+            .map(|(s, a)| (s.clone(), a.run_id.clone()))
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let q = self.lock();
+        Snapshot {
+            active: q.actives().map(|(s, a)| a.info(s)).collect(),
+            queued: q.waiting() as u64,
+            started_at_ms: self.started_at_ms,
+        }
+    }
+
+    pub(crate) fn scope_view(&self, scope: &str) -> ScopeView {
+        let q = self.lock();
+        ScopeView {
+            active: q.active(scope).map(|a| (a.run_id.clone(), a.started_at_ms)),
+            queued_here: q.waiting_in(scope),
+            queued_all: q.waiting(),
+        }
+    }
+
+    /// Stop every run (they end as interrupted), stop scheduling, and wait
+    /// until every run has reported its end.
+    pub(crate) async fn shutdown(&self) {
+        {
+            let mut q = self.lock();
+            q.draining = true;
+            for (_, a) in q.actives() {
+                a.stop(StopReason::Shutdown);
+            }
+        }
+        self.shutdown.cancel();
+        self.wake.notify_one();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    async fn schedule_loop(self: Arc<Self>) {
+        let debounce = Duration::from_millis(self.ctx.profile.runs.debounce_ms);
+        loop {
+            let next = self.schedule(debounce);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = sleep_until(next) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Start every run that may start now; return when to look again.
+    fn schedule(self: &Arc<Self>, debounce: Duration) -> Option<Instant> {
+        let mut q = self.lock();
+        let (ready, next) = q.ready(
+            Instant::now(),
+            debounce,
+            self.ctx.profile.runs.max_concurrent,
+        );
+        for scope in ready {
+            self.start_run(&mut q, scope);
+        }
+        next
+    }
+
+    fn start_run(self: &Arc<Self>, q: &mut Queues, scope: String) {
+        let messages = q.take(&scope);
+        let n = messages.len();
+        let run_id = short_id('r');
+        let reply_to = messages
+            .last()
+            .map(|m| m.inbound.message_id.clone())
+            .unwrap_or_default();
+        let started_at_ms = now_ms();
+        let workspace = self.ctx.workspace_of(&scope);
+        let row = RunRow {
+            run_id: run_id.clone(),
+            scope: scope.clone(),
+            reply_to: reply_to.clone(),
+            thread_id: None,
+            state: "running".into(),
+            started_at_ms,
+            child_pid: None,
+            child_start_time: None,
+            workspace: workspace.clone(),
+        };
+        let ids: Vec<i64> = messages.iter().map(|m| m.inbox_id).collect();
+        if let Err(e) = self.ctx.store.start_run(&row, n as u32, &ids) {
+            // Put them back: they stay accepted and are retried on the next
+            // scheduling pass rather than lost.
+            tracing::error!(scope, error = %e, "cannot record a run start; will retry");
+            q.put_back(&scope, messages);
+            return;
+        }
+        let slot = Arc::new(RunSlot::new(
+            run_id.clone(),
+            started_at_ms,
+            self.shutdown.child_token(),
+            workspace,
+        ));
+        q.started(&scope, slot.clone(), n);
+        let job = RunJob {
+            scope: scope.clone(),
+            run_id,
+            reply_to,
+            messages,
+            slot,
+        };
+        let run = self.exec.execute(job);
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            run.await;
+            me.lock().finished(&scope);
+            me.wake.notify_one();
+        });
+    }
+}
+
+pub(crate) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

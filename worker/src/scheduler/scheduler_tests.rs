@@ -1,0 +1,307 @@
+use std::time::Duration;
+
+use fcx_config::RunsConfig;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::queue::max_hold;
+use super::*;
+use crate::testkit::{self, FakeExec, Kit, Started};
+
+fn runs(max_concurrent: usize, debounce_ms: u64) -> RunsConfig {
+    RunsConfig {
+        max_concurrent,
+        debounce_ms,
+        ..RunsConfig::default()
+    }
+}
+
+fn setup(max: usize, debounce_ms: u64) -> (Kit, Arc<Scheduler>, UnboundedReceiver<Started>) {
+    let kit = testkit::kit(runs(max, debounce_ms));
+    let (exec, rx) = FakeExec::new();
+    let sched = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    sched.start(Vec::new());
+    (kit, sched, rx)
+}
+
+fn msg(scope: &str, event_id: &str, text: &str) -> Inbound {
+    Inbound {
+        scope: scope.into(),
+        ..testkit::private(event_id, testkit::USER, text)
+    }
+}
+
+async fn next_run(rx: &mut UnboundedReceiver<Started>) -> Started {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a run starts")
+        .expect("executor alive")
+}
+
+/// Lets the scheduler loop run, then checks nothing else started.
+async fn assert_no_run(rx: &mut UnboundedReceiver<Started>) {
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(rx.try_recv().is_err(), "no run should start");
+}
+
+#[tokio::test]
+async fn scopes_run_in_the_order_their_oldest_message_arrived() {
+    let (_kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e1", "a1")).expect("a1");
+    let a = next_run(&mut rx).await;
+    assert_eq!(
+        (a.scope.as_str(), a.texts.clone()),
+        ("chat:a", vec!["a1".to_string()])
+    );
+    // The pool is full: these wait, b before c, and a's new message after
+    // both even though a is the scope that ran last.
+    sched.enqueue(msg("chat:b", "e2", "b1")).expect("b1");
+    sched.enqueue(msg("chat:c", "e3", "c1")).expect("c1");
+    sched.enqueue(msg("chat:a", "e4", "a2")).expect("a2");
+    assert_no_run(&mut rx).await;
+    let _ = a.release.send(());
+    let b = next_run(&mut rx).await;
+    assert_eq!(b.scope, "chat:b");
+    let _ = b.release.send(());
+    let c = next_run(&mut rx).await;
+    assert_eq!(c.scope, "chat:c");
+    let _ = c.release.send(());
+    let a2 = next_run(&mut rx).await;
+    assert_eq!(
+        (a2.scope.as_str(), a2.texts.clone()),
+        ("chat:a", vec!["a2".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn messages_that_arrive_during_a_run_merge_into_the_next() {
+    let (_kit, sched, mut rx) = setup(4, 0);
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let first = next_run(&mut rx).await;
+    for (i, t) in ["second", "third", "fourth"].iter().enumerate() {
+        sched
+            .enqueue(msg("chat:a", &format!("m{i}"), t))
+            .expect("queued");
+    }
+    // One run per scope at a time, even with free slots.
+    assert_no_run(&mut rx).await;
+    assert_eq!(sched.scope_view("chat:a").queued_here, 3);
+    let _ = first.release.send(());
+    let next = next_run(&mut rx).await;
+    assert_eq!(next.texts, vec!["second", "third", "fourth"]);
+    assert_eq!(sched.scope_view("chat:a").queued_here, 0);
+}
+
+#[tokio::test]
+async fn the_pool_caps_concurrent_runs_across_scopes() {
+    let (_kit, sched, mut rx) = setup(2, 0);
+    for s in ["a", "b", "c"] {
+        sched
+            .enqueue(msg(&format!("chat:{s}"), s, s))
+            .expect("queued");
+    }
+    let one = next_run(&mut rx).await;
+    let two = next_run(&mut rx).await;
+    assert_no_run(&mut rx).await;
+    let snap = sched.snapshot();
+    assert_eq!((snap.active.len(), snap.queued), (2, 1));
+    let _ = one.release.send(());
+    let three = next_run(&mut rx).await;
+    assert_eq!(three.scope, "chat:c");
+    drop(two);
+}
+
+#[tokio::test]
+async fn stop_ends_only_the_named_run_and_records_why() {
+    let (_kit, sched, mut rx) = setup(2, 0);
+    sched.enqueue(msg("chat:a", "e1", "x")).expect("queued");
+    let a = next_run(&mut rx).await;
+    assert!(!sched.stop("chat:a", Some("r-other"), StopReason::User));
+    assert!(!sched.stop("chat:b", None, StopReason::User));
+    assert!(!a.slot.cancel.is_cancelled());
+    assert_eq!(
+        sched.find_run(&a.slot.run_id),
+        Some(("chat:a".to_string(), a.slot.run_id.clone()))
+    );
+    assert!(sched.stop("chat:a", Some(&a.slot.run_id), StopReason::NewSession));
+    assert!(a.slot.cancel.is_cancelled());
+    assert_eq!(a.slot.stop_reason(), Some(StopReason::NewSession));
+    // The run ends and the scope is free again.
+    sched.enqueue(msg("chat:a", "e2", "y")).expect("queued");
+    let again = next_run(&mut rx).await;
+    assert_eq!(again.texts, vec!["y"]);
+}
+
+#[tokio::test]
+async fn a_full_scope_is_busy_and_a_duplicate_is_not_queued_twice() {
+    let (_kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e0", "run")).expect("queued");
+    let _held = next_run(&mut rx).await;
+    sched.enqueue(msg("chat:a", "e1", "more")).expect("room");
+    let dup = sched.enqueue(msg("chat:a", "e1", "more")).expect("dup ack");
+    assert!(dup.duplicate);
+    assert_eq!(sched.scope_view("chat:a").queued_here, 1);
+    for i in 1..MAX_QUEUED_PER_SCOPE {
+        sched
+            .enqueue(msg("chat:a", &format!("e{}", i + 1), "more"))
+            .expect("room");
+    }
+    match sched.enqueue(msg("chat:a", "e-over", "more")) {
+        Err(DeliverError::Busy(m)) => assert!(m.contains("50 messages waiting"), "{m}"),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    // Another chat still gets in.
+    sched.enqueue(msg("chat:b", "b", "other")).expect("queued");
+    assert_eq!(sched.snapshot().queued, MAX_QUEUED_PER_SCOPE as u64 + 1);
+}
+
+#[tokio::test]
+async fn shutdown_stops_every_run_and_refuses_new_messages() {
+    let (_kit, sched, mut rx) = setup(2, 0);
+    sched.enqueue(msg("chat:a", "a", "a")).expect("queued");
+    sched.enqueue(msg("chat:b", "b", "b")).expect("queued");
+    let a = next_run(&mut rx).await;
+    let b = next_run(&mut rx).await;
+    sched.shutdown().await;
+    assert_eq!(a.slot.stop_reason(), Some(StopReason::Shutdown));
+    assert_eq!(b.slot.stop_reason(), Some(StopReason::Shutdown));
+    assert!(sched.shutting_down());
+    assert!(matches!(
+        sched.enqueue(msg("chat:c", "c", "c")),
+        Err(DeliverError::ShuttingDown)
+    ));
+    assert!(sched.snapshot().active.is_empty());
+}
+
+#[tokio::test]
+async fn messages_accepted_before_a_restart_run_once_without_a_new_debounce() {
+    let kit = testkit::kit(runs(4, 60_000));
+    let store = kit.ctx.store.clone();
+    for (id, text) in [("e1", "one"), ("e2", "two")] {
+        store
+            .accept(&msg("chat:a", id, text), InboxKind::Message, now_ms())
+            .expect("accept");
+    }
+    let (exec, mut rx) = FakeExec::new();
+    let sched = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    sched.start(store.queued().expect("queued"));
+    // A 60 s debounce would hold fresh messages; re-queued ones start now.
+    let run = next_run(&mut rx).await;
+    assert_eq!(run.texts, vec!["one", "two"]);
+    assert!(
+        store.queued().expect("queued").is_empty(),
+        "claimed by the run"
+    );
+}
+
+// ---- the pure queue state ----
+
+fn queued(scope: &str, id: i64) -> QueuedMessage {
+    QueuedMessage {
+        inbox_id: id,
+        scope: scope.into(),
+        inbound: msg(scope, &id.to_string(), "t"),
+        accepted_at_ms: 0,
+    }
+}
+
+#[test]
+fn a_burst_waits_for_a_quiet_window_but_not_forever() {
+    let debounce = Duration::from_millis(100);
+    let t0 = Instant::now();
+    let mut q = Queues::default();
+    q.push(queued("chat:a", 1), Some(t0));
+    let (ready, next) = q.ready(t0 + Duration::from_millis(50), debounce, 4);
+    assert!(ready.is_empty());
+    assert_eq!(next, Some(t0 + debounce));
+    // A message every 50 ms keeps the window from closing...
+    let mut t = t0;
+    while t < t0 + max_hold(debounce) {
+        t += Duration::from_millis(50);
+        q.push(queued("chat:a", 2), Some(t));
+    }
+    // ...but the first message waited max_hold: the burst runs anyway.
+    let (ready, _) = q.ready(t, debounce, 4);
+    assert_eq!(ready, vec!["chat:a".to_string()]);
+    let taken = q.take("chat:a");
+    assert_eq!(
+        taken.len(),
+        1 + (max_hold(debounce).as_millis() / 50) as usize
+    );
+}
+
+#[test]
+fn ready_scopes_are_picked_oldest_first_up_to_the_free_slots() {
+    let t0 = Instant::now();
+    let d = Duration::ZERO;
+    let mut q = Queues::default();
+    for (i, s) in ["chat:c", "chat:a", "chat:d", "chat:b"].iter().enumerate() {
+        q.push(queued(s, i as i64), Some(t0));
+    }
+    let (ready, next) = q.ready(t0, d, 2);
+    assert_eq!(ready, vec!["chat:c".to_string(), "chat:a".to_string()]);
+    assert_eq!(next, None);
+    for s in &ready {
+        let n = q.take(s).len();
+        q.started(s, testkit_slot(), n);
+    }
+    assert_eq!((q.running(), q.waiting()), (2, 2));
+    // The pool is full: nothing, and no timer.
+    assert_eq!(q.ready(t0, d, 2), (Vec::new(), None));
+    q.finished("chat:c");
+    assert_eq!(q.ready(t0, d, 2).0, vec!["chat:d".to_string()]);
+}
+
+#[test]
+fn the_timer_ignores_scopes_that_could_not_start_anyway() {
+    let t0 = Instant::now();
+    let debounce = Duration::from_millis(100);
+    let mut q = Queues::default();
+    q.push(queued("chat:old", 1), None);
+    q.push(queued("chat:older-ready", 2), None);
+    q.push(queued("chat:young", 3), Some(t0));
+    // One slot: the oldest ready scope takes it; the second ready scope is
+    // blocked, so the younger, still-quiet scope needs no timer.
+    let (ready, next) = q.ready(t0, debounce, 1);
+    assert_eq!(ready, vec!["chat:old".to_string()]);
+    assert_eq!(next, None);
+    // With room for all, the young scope's quiet window sets the timer.
+    let (ready, next) = q.ready(t0, debounce, 4);
+    assert_eq!(ready.len(), 2);
+    assert_eq!(next, Some(t0 + debounce));
+}
+
+#[test]
+fn a_finished_scope_with_nothing_waiting_is_forgotten() {
+    let mut q = Queues::default();
+    q.push(queued("chat:a", 1), None);
+    let n = q.take("chat:a").len();
+    q.started("chat:a", testkit_slot(), n);
+    assert!(q.active("chat:a").is_some());
+    q.push(queued("chat:a", 2), None);
+    q.finished("chat:a");
+    assert!(q.active("chat:a").is_none());
+    assert_eq!(q.waiting_in("chat:a"), 1);
+    let n = q.take("chat:a").len();
+    q.started("chat:a", testkit_slot(), n);
+    q.finished("chat:a");
+    assert_eq!((q.running(), q.waiting(), q.actives().count()), (0, 0, 0));
+    assert!(q.ready(Instant::now(), Duration::ZERO, 4).0.is_empty());
+}
+
+fn testkit_slot() -> Arc<RunSlot> {
+    Arc::new(RunSlot::new(
+        short_id('r'),
+        0,
+        CancellationToken::new(),
+        "/w".into(),
+    ))
+}
