@@ -20,7 +20,7 @@ use fcx_proto::v1::ChatType;
 use crate::store::AccessOp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
+pub(crate) enum Role {
     Stranger,
     /// On the allowed-users list (or a member of an enabled group).
     User,
@@ -29,7 +29,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chat {
+pub(crate) enum Chat {
     Private,
     /// Normal group or topic group.
     Group,
@@ -37,7 +37,7 @@ pub enum Chat {
 }
 
 impl Chat {
-    pub fn from_pb(t: ChatType) -> Option<Chat> {
+    pub(crate) fn from_pb(t: ChatType) -> Option<Chat> {
         match t {
             ChatType::Private => Some(Chat::Private),
             ChatType::Group | ChatType::Topic => Some(Chat::Group),
@@ -49,7 +49,7 @@ impl Chat {
 
 /// What a message asks for, as far as access is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
+pub(crate) enum Need {
     /// A prompt for Codex.
     Run,
     /// A command any authorized user may use (`/help`, `/status`, `/new`,
@@ -63,7 +63,7 @@ pub enum Need {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Allow,
     /// Acknowledge and do nothing at all; the reason is only logged.
     Silent(&'static str),
@@ -73,23 +73,23 @@ pub enum Decision {
     Deny(&'static str),
 }
 
-pub const HINT_GROUP_NOT_ENABLED: &str =
+pub(crate) const HINT_GROUP_NOT_ENABLED: &str =
     "This group is not enabled for fcx. An admin can enable it with /invite group.";
-pub const DENY_ADMIN: &str = "Only an admin can use this command here.";
-pub const DENY_OWNER: &str = "Only the owner can use this command.";
+pub(crate) const DENY_ADMIN: &str = "Only an admin can use this command here.";
+pub(crate) const DENY_OWNER: &str = "Only the owner can use this command.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts {
-    pub role: Role,
-    pub chat: Option<Chat>,
-    pub mentioned: bool,
+pub(crate) struct Facts {
+    pub(crate) role: Role,
+    pub(crate) chat: Option<Chat>,
+    pub(crate) mentioned: bool,
     /// The group is on the allowed-chats list (ignored outside groups).
-    pub chat_enabled: bool,
-    pub require_mention: bool,
+    pub(crate) chat_enabled: bool,
+    pub(crate) require_mention: bool,
 }
 
 /// The decision for one message. Pure: no I/O, no clock.
-pub fn decide(f: Facts, need: Need) -> Decision {
+pub(crate) fn decide(f: Facts, need: Need) -> Decision {
     let Some(chat) = f.chat else {
         return Decision::Silent("unknown chat type");
     };
@@ -134,29 +134,29 @@ pub fn decide(f: Facts, need: Need) -> Decision {
 
 /// Access lists in force: `config ∪ added − removed`, plus the owner.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lists {
-    pub owner: Option<String>,
-    pub owner_source: &'static str,
-    pub admins: BTreeSet<String>,
-    pub users: BTreeSet<String>,
-    pub chats: BTreeSet<String>,
+pub(crate) struct Lists {
+    pub(crate) owner: Option<String>,
+    pub(crate) owner_source: &'static str,
+    pub(crate) admins: BTreeSet<String>,
+    pub(crate) users: BTreeSet<String>,
+    pub(crate) chats: BTreeSet<String>,
     /// The profile's default for groups (`access.require_mention_in_group`).
-    pub require_mention: bool,
+    pub(crate) require_mention: bool,
     /// Groups' own choices (`/config mention`), by chat id.
-    pub mention: BTreeMap<String, bool>,
+    pub(crate) mention: BTreeMap<String, bool>,
     /// The profile has no chat platform: every sender reached the worker
     /// through the operator's own local socket.
-    pub local_only: bool,
+    pub(crate) local_only: bool,
 }
 
-pub const LIST_ADMINS: &str = "admins";
-pub const LIST_USERS: &str = "users";
-pub const LIST_CHATS: &str = "chats";
+pub(crate) const LIST_ADMINS: &str = "admins";
+pub(crate) const LIST_USERS: &str = "users";
+pub(crate) const LIST_CHATS: &str = "chats";
 
 impl Lists {
     /// `learned_owner` comes from the platform's app info; the configured
     /// owner wins when both exist.
-    pub fn build(
+    pub(crate) fn build(
         cfg: &AccessConfig,
         learned_owner: Option<String>,
         changes: &[(String, String, AccessOp)],
@@ -197,14 +197,14 @@ impl Lists {
 
     /// Whether a message in the group `chat_id` must mention the bot: the
     /// group's own choice, else the profile's.
-    pub fn require_mention_in(&self, chat_id: &str) -> bool {
+    pub(crate) fn require_mention_in(&self, chat_id: &str) -> bool {
         self.mention
             .get(chat_id)
             .copied()
             .unwrap_or(self.require_mention)
     }
 
-    pub fn role(&self, actor_id: &str, chat: Option<Chat>) -> Role {
+    pub(crate) fn role(&self, actor_id: &str, chat: Option<Chat>) -> Role {
         // The console surface is reachable only from the operator's terminal
         // (a 0700 socket directory): whoever types there owns the profile.
         if chat == Some(Chat::Console) && actor_id == "console" {

@@ -7,7 +7,7 @@
 use crate::access::Need;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Timeout {
+pub(crate) enum Timeout {
     Show,
     Minutes(u64),
     Off,
@@ -15,7 +15,7 @@ pub enum Timeout {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// Users named by @mention or by platform id.
     Users(Vec<String>),
     Admins(Vec<String>),
@@ -24,7 +24,7 @@ pub enum Target {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     /// `/new` or `/reset`: stop the scope's run and start a fresh Codex thread.
     New,
     /// `/new group [name]`: ask the gateway for a new group chat.
@@ -62,7 +62,7 @@ pub enum Command {
 
 impl Command {
     /// The role a command needs (see `access`).
-    pub fn need(&self) -> Need {
+    pub(crate) fn need(&self) -> Need {
         match self {
             Command::Cd(_)
             | Command::WsList
@@ -82,7 +82,7 @@ impl Command {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Command::New => "new",
             Command::NewGroup(_) => "new",
@@ -107,7 +107,7 @@ impl Command {
 }
 
 /// Every command as `/help` shows it: usage, what it does, who may use it.
-pub const HELP: &[(&str, &str)] = &[
+pub(crate) const HELP: &[(&str, &str)] = &[
     (
         "/new",
         "stop the current run and start a fresh Codex session",
@@ -189,14 +189,14 @@ fn usage(name: &str, usage: &str) -> Command {
 }
 
 /// Names are short, typeable and safe in a message: letters, digits, `-`, `_`.
-pub fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 40
         && s.chars()
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
-pub fn parse(text: &str) -> Option<Command> {
+pub(crate) fn parse(text: &str) -> Option<Command> {
     let t = text.trim_start();
     let rest = t.strip_prefix('/')?;
     let word_len = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
@@ -320,7 +320,7 @@ fn subjects(words: &[&str]) -> Vec<String> {
         .collect()
 }
 
-pub fn help_markdown() -> String {
+pub(crate) fn help_markdown() -> String {
     let mut s = String::from("**Commands**\n");
     for (cmd, what) in HELP {
         s.push_str(&format!("- `{cmd}`: {what}\n"));

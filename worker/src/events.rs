@@ -17,7 +17,7 @@ use crate::util::now_ms;
 const BACKLOG_BATCH: usize = 512;
 
 #[derive(Clone)]
-pub struct EventBus {
+pub(crate) struct EventBus {
     inner: Arc<Inner>,
 }
 
@@ -30,7 +30,7 @@ struct Inner {
 }
 
 impl EventBus {
-    pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(store: Arc<Store>, shutdown: CancellationToken) -> Self {
         let (live, _) = broadcast::channel(4096);
         EventBus {
             inner: Arc::new(Inner {
@@ -43,7 +43,7 @@ impl EventBus {
     }
 
     /// Commit and publish one event. Returns its seq.
-    pub fn emit(
+    pub(crate) fn emit(
         &self,
         scope: &str,
         run_id: &str,
@@ -65,14 +65,14 @@ impl EventBus {
         Ok(ev.seq)
     }
 
-    pub fn last_seq(&self) -> Result<u64, StoreError> {
+    pub(crate) fn last_seq(&self) -> Result<u64, StoreError> {
         self.inner.store.last_seq()
     }
 
     /// Every event with seq >= `from_seq`, then live ones. The feeding task is
     /// owned by the returned stream: it ends when the stream is dropped or the
     /// worker shuts down.
-    pub fn subscribe_from(
+    pub(crate) fn subscribe_from(
         &self,
         from_seq: u64,
     ) -> ReceiverStream<Result<WorkerEvent, tonic::Status>> {

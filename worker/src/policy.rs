@@ -11,18 +11,18 @@ use crate::runner::Sandbox;
 use crate::store::ScopeSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunPolicy {
+pub(crate) struct RunPolicy {
     /// Realpath of the workspace.
-    pub cwd: PathBuf,
-    pub access: AccessMode,
-    pub sandbox: Sandbox,
-    pub network: bool,
+    pub(crate) cwd: PathBuf,
+    pub(crate) access: AccessMode,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) network: bool,
     /// Hex SHA-256 over everything that must match for a thread to resume.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     #[error("the workspace {0} does not exist; fcx never creates one, create it first")]
     Missing(String),
     #[error("the workspace {0} is not a directory")]
@@ -40,7 +40,7 @@ pub enum PolicyError {
 }
 
 /// The Codex sandbox an access mode runs under.
-pub fn sandbox_for(mode: AccessMode) -> Sandbox {
+pub(crate) fn sandbox_for(mode: AccessMode) -> Sandbox {
     match mode {
         AccessMode::ReadOnly => Sandbox::ReadOnly,
         AccessMode::Workspace => Sandbox::WorkspaceWrite,
@@ -48,7 +48,7 @@ pub fn sandbox_for(mode: AccessMode) -> Sandbox {
     }
 }
 
-pub fn parse_access(s: &str) -> Option<AccessMode> {
+pub(crate) fn parse_access(s: &str) -> Option<AccessMode> {
     match s {
         "read-only" | "readonly" | "ro" => Some(AccessMode::ReadOnly),
         "workspace" | "workspace-write" | "rw" => Some(AccessMode::Workspace),
@@ -59,7 +59,7 @@ pub fn parse_access(s: &str) -> Option<AccessMode> {
 
 /// Whether `who` may choose `mode` for a scope: within the profile maximum,
 /// and `full` only for the owner.
-pub fn check_access_choice(
+pub(crate) fn check_access_choice(
     profile: &Profile,
     mode: AccessMode,
     is_owner: bool,
@@ -82,7 +82,7 @@ pub fn check_access_choice(
 
 /// The access mode in force for a scope: its own choice if still within the
 /// maximum, else the profile default capped by the maximum.
-pub fn effective_access(profile: &Profile, settings: &ScopeSettings) -> AccessMode {
+pub(crate) fn effective_access(profile: &Profile, settings: &ScopeSettings) -> AccessMode {
     let max = profile.permissions.max_access;
     let chosen = settings
         .access
@@ -93,7 +93,7 @@ pub fn effective_access(profile: &Profile, settings: &ScopeSettings) -> AccessMo
 }
 
 /// Resolve the policy for a run in `scope`.
-pub fn resolve(
+pub(crate) fn resolve(
     profile: &Profile,
     home: &Home,
     scope: &str,
@@ -155,7 +155,7 @@ fn access_policy_digest(profile: &Profile, access: AccessMode) -> String {
 /// The chat identity runs act under (the platform app, or the console):
 /// the Feishu CLI identity the fingerprint covers and `/status` shows. An
 /// app id, never its secret.
-pub fn identity(profile: &Profile) -> String {
+pub(crate) fn identity(profile: &Profile) -> String {
     match &profile.app {
         Some(app) => format!("{}:{}", app.tenant.as_str(), app.app_id),
         None => "console".into(),
@@ -177,7 +177,7 @@ fn config_digest(profile: &Profile) -> String {
 }
 
 /// The Codex home a profile's children use, as an identity string.
-pub fn codex_home_identity(profile: &Profile, home: &Home) -> String {
+pub(crate) fn codex_home_identity(profile: &Profile, home: &Home) -> String {
     match profile.codex.auth {
         AuthMode::InheritUser => "inherit-user".into(),
         _ => home.codex_home(&profile.name).display().to_string(),
@@ -188,7 +188,7 @@ pub fn codex_home_identity(profile: &Profile, home: &Home) -> String {
 /// project: filesystem and volume roots, the home directory itself, Desktop
 /// and Downloads as a whole, system directories, the temp root, and fcx's own
 /// state.
-pub fn workspace(path: &Path, home: &Home) -> Result<PathBuf, PolicyError> {
+pub(crate) fn workspace(path: &Path, home: &Home) -> Result<PathBuf, PolicyError> {
     let shown = path.display().to_string();
     let real = match std::fs::canonicalize(path) {
         Ok(p) => p,
@@ -211,7 +211,7 @@ fn canon(p: &Path) -> PathBuf {
 }
 
 /// Why `real` (already a realpath) is too broad, or `None`.
-pub fn too_broad(real: &Path, home: &Home) -> Option<&'static str> {
+pub(crate) fn too_broad(real: &Path, home: &Home) -> Option<&'static str> {
     if real.parent().is_none() {
         return Some("it is a filesystem root");
     }
@@ -307,7 +307,7 @@ pub fn too_broad(real: &Path, home: &Home) -> Option<&'static str> {
 
 /// Lexically normalise `p` (`.` dropped, `..` pops), without touching the
 /// filesystem.
-pub fn normalize_lexically(p: &Path) -> PathBuf {
+pub(crate) fn normalize_lexically(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -324,7 +324,7 @@ pub fn normalize_lexically(p: &Path) -> PathBuf {
 /// Resolve a `/cd` argument: `~` is the user's home, a relative path starts
 /// at the current workspace. A path that stays inside the current workspace
 /// as written but resolves outside it (through a symlink) is refused.
-pub fn resolve_cd(current: &Path, arg: &str, home: &Home) -> Result<PathBuf, PolicyError> {
+pub(crate) fn resolve_cd(current: &Path, arg: &str, home: &Home) -> Result<PathBuf, PolicyError> {
     let arg = arg.trim();
     let written = if arg == "~" {
         home.user_home().to_path_buf()
@@ -350,25 +350,25 @@ pub fn resolve_cd(current: &Path, arg: &str, home: &Home) -> Result<PathBuf, Pol
     Ok(real)
 }
 
-pub struct FingerprintInput<'a> {
-    pub scope: &'a str,
-    pub cwd: &'a Path,
-    pub sandbox: Sandbox,
-    pub network: bool,
-    pub access_policy: &'a str,
-    pub resource_scope: &'a str,
-    pub attachment_policy: &'a str,
-    pub auth: &'a AuthMode,
-    pub codex_home: &'a str,
+pub(crate) struct FingerprintInput<'a> {
+    pub(crate) scope: &'a str,
+    pub(crate) cwd: &'a Path,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) network: bool,
+    pub(crate) access_policy: &'a str,
+    pub(crate) resource_scope: &'a str,
+    pub(crate) attachment_policy: &'a str,
+    pub(crate) auth: &'a AuthMode,
+    pub(crate) codex_home: &'a str,
     /// Chat identity (platform app) the runs act under.
-    pub identity: &'a str,
+    pub(crate) identity: &'a str,
     /// Digest of the Codex model and `-c` overrides.
-    pub config: &'a str,
+    pub(crate) config: &'a str,
 }
 
 /// SHA-256 over a canonical, length-prefixed encoding, so no two different
 /// inputs can encode to the same bytes.
-pub fn fingerprint(i: &FingerprintInput<'_>) -> String {
+pub(crate) fn fingerprint(i: &FingerprintInput<'_>) -> String {
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         h.update((name.len() as u32).to_be_bytes());

@@ -11,17 +11,17 @@ use fcx_proto::v1 as pb;
 use crate::policy;
 use crate::store::ScopeSettings;
 
-pub const REPLY_MODES: [&str; 3] = ["card", "markdown", "text"];
-pub const TOOL_DISPLAYS: [&str; 3] = ["full", "summary", "off"];
-pub const MENTION_REQUIRED: &str = "required";
-pub const MENTION_NOT_REQUIRED: &str = "not_required";
+pub(crate) const REPLY_MODES: [&str; 3] = ["card", "markdown", "text"];
+pub(crate) const TOOL_DISPLAYS: [&str; 3] = ["full", "summary", "off"];
+pub(crate) const MENTION_REQUIRED: &str = "required";
+pub(crate) const MENTION_NOT_REQUIRED: &str = "not_required";
 /// Idle timeouts the form offers, in minutes (besides `default` and `off`).
-pub const IDLE_MINUTES: [u64; 5] = [5, 10, 30, 60, 120];
+pub(crate) const IDLE_MINUTES: [u64; 5] = [5, 10, 30, 60, 120];
 /// The range `/timeout` and `/config idle_timeout` accept, in minutes.
-pub const IDLE_MAX_MINUTES: u64 = 24 * 60;
+pub(crate) const IDLE_MAX_MINUTES: u64 = 24 * 60;
 
 /// The profile's reply mode: `[app] reply_mode`, or "card" without an app.
-pub fn default_reply_mode(profile: &Profile) -> &'static str {
+pub(crate) fn default_reply_mode(profile: &Profile) -> &'static str {
     profile
         .app
         .as_ref()
@@ -31,30 +31,30 @@ pub fn default_reply_mode(profile: &Profile) -> &'static str {
 
 /// The reply mode in force for a scope. A stored value this build does not
 /// know (a newer worker wrote it) falls back to the default.
-pub fn reply_mode(profile: &Profile, s: &ScopeSettings) -> &'static str {
+pub(crate) fn reply_mode(profile: &Profile, s: &ScopeSettings) -> &'static str {
     s.reply_mode
         .as_deref()
         .and_then(parse_reply_mode)
         .unwrap_or_else(|| default_reply_mode(profile))
 }
 
-pub fn tool_display(s: &ScopeSettings) -> &'static str {
+pub(crate) fn tool_display(s: &ScopeSettings) -> &'static str {
     s.tool_display
         .as_deref()
         .and_then(parse_tool_display)
         .unwrap_or("full")
 }
 
-pub fn parse_reply_mode(v: &str) -> Option<&'static str> {
+pub(crate) fn parse_reply_mode(v: &str) -> Option<&'static str> {
     REPLY_MODES.into_iter().find(|m| *m == v)
 }
 
-pub fn parse_tool_display(v: &str) -> Option<&'static str> {
+pub(crate) fn parse_tool_display(v: &str) -> Option<&'static str> {
     TOOL_DISPLAYS.into_iter().find(|m| *m == v)
 }
 
 /// `required` → true, `not_required` → false.
-pub fn parse_mention(v: &str) -> Option<bool> {
+pub(crate) fn parse_mention(v: &str) -> Option<bool> {
     match v {
         "required" => Some(true),
         "not_required" | "not-required" => Some(false),
@@ -62,7 +62,7 @@ pub fn parse_mention(v: &str) -> Option<bool> {
     }
 }
 
-pub fn mention_str(required: bool) -> &'static str {
+pub(crate) fn mention_str(required: bool) -> &'static str {
     if required {
         MENTION_REQUIRED
     } else {
@@ -72,7 +72,7 @@ pub fn mention_str(required: bool) -> &'static str {
 
 /// An idle-timeout choice: what `ScopeSettings::timeout_secs` stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idle {
+pub(crate) enum Idle {
     /// The profile's `runs.idle_timeout_secs`.
     Default,
     Off,
@@ -80,7 +80,7 @@ pub enum Idle {
 }
 
 impl Idle {
-    pub fn parse(v: &str) -> Option<Idle> {
+    pub(crate) fn parse(v: &str) -> Option<Idle> {
         match v {
             "default" => Some(Idle::Default),
             "off" => Some(Idle::Off),
@@ -91,7 +91,7 @@ impl Idle {
         }
     }
 
-    pub fn from_settings(s: &ScopeSettings) -> Idle {
+    pub(crate) fn from_settings(s: &ScopeSettings) -> Idle {
         match s.timeout_secs {
             None => Idle::Default,
             Some(0) => Idle::Off,
@@ -99,7 +99,7 @@ impl Idle {
         }
     }
 
-    pub fn timeout_secs(self) -> Option<u64> {
+    pub(crate) fn timeout_secs(self) -> Option<u64> {
         match self {
             Idle::Default => None,
             Idle::Off => Some(0),
@@ -108,7 +108,7 @@ impl Idle {
     }
 
     /// The form value: "default", "off" or the minutes.
-    pub fn value(self) -> String {
+    pub(crate) fn value(self) -> String {
         match self {
             Idle::Default => "default".into(),
             Idle::Off => "off".into(),
@@ -118,7 +118,7 @@ impl Idle {
 }
 
 /// "5 min", "1 hour", "2 hours": minutes as a user reads them.
-pub fn minutes_label(m: u64) -> String {
+pub(crate) fn minutes_label(m: u64) -> String {
     match m {
         60 => "1 hour".into(),
         m if m >= 120 && m % 60 == 0 => format!("{} hours", m / 60),
@@ -128,7 +128,7 @@ pub fn minutes_label(m: u64) -> String {
 
 /// A setting a chat can change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
+pub(crate) enum Key {
     ReplyMode,
     ToolDisplay,
     Access,
@@ -137,7 +137,7 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 5] = [
+    pub(crate) const ALL: [Key; 5] = [
         Key::ReplyMode,
         Key::ToolDisplay,
         Key::Access,
@@ -146,12 +146,12 @@ impl Key {
     ];
 
     /// `reply_mode` and `reply-mode` alike: people type both.
-    pub fn parse(k: &str) -> Option<Key> {
+    pub(crate) fn parse(k: &str) -> Option<Key> {
         let k = k.trim().to_ascii_lowercase().replace('-', "_");
         Key::ALL.into_iter().find(|key| key.as_str() == k)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Key::ReplyMode => "reply_mode",
             Key::ToolDisplay => "tool_display",
@@ -161,7 +161,7 @@ impl Key {
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Key::ReplyMode => "Reply mode",
             Key::ToolDisplay => "Tool calls",
@@ -172,7 +172,7 @@ impl Key {
     }
 
     /// The values, as `/config <key> <value>` usage shows them.
-    pub fn usage(self) -> &'static str {
+    pub(crate) fn usage(self) -> &'static str {
         match self {
             Key::ReplyMode => "card|markdown|text",
             Key::ToolDisplay => "full|summary|off",
@@ -185,29 +185,33 @@ impl Key {
 
 /// Everything the form and its check depend on.
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
-    pub profile: &'a Profile,
-    pub is_owner: bool,
+pub(crate) struct Facts<'a> {
+    pub(crate) profile: &'a Profile,
+    pub(crate) is_owner: bool,
     /// A group or topic scope (mention gating applies).
-    pub group: bool,
-    pub topic: bool,
-    pub current: Current,
+    pub(crate) group: bool,
+    pub(crate) topic: bool,
+    pub(crate) current: Current,
 }
 
 /// The values in force in a scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Current {
-    pub reply_mode: &'static str,
-    pub tool_display: &'static str,
-    pub access: AccessMode,
-    pub mention: bool,
-    pub idle: Idle,
+pub(crate) struct Current {
+    pub(crate) reply_mode: &'static str,
+    pub(crate) tool_display: &'static str,
+    pub(crate) access: AccessMode,
+    pub(crate) mention: bool,
+    pub(crate) idle: Idle,
 }
 
 impl Current {
     /// `chat` holds the group's own mention choice (for a topic, the group's
     /// `chat:` row); `None` outside groups.
-    pub fn of(profile: &Profile, scope: &ScopeSettings, chat: Option<&ScopeSettings>) -> Current {
+    pub(crate) fn of(
+        profile: &Profile,
+        scope: &ScopeSettings,
+        chat: Option<&ScopeSettings>,
+    ) -> Current {
         Current {
             reply_mode: reply_mode(profile, scope),
             tool_display: tool_display(scope),
@@ -232,7 +236,7 @@ impl Current {
 
 /// One validated change, in force once applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     ReplyMode(&'static str),
     ToolDisplay(&'static str),
     Access(AccessMode),
@@ -242,7 +246,7 @@ pub enum Change {
 
 impl Change {
     /// "reply mode → markdown": the title of the reply lists these.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Change::ReplyMode(v) => format!("reply mode → {v}"),
             Change::ToolDisplay(v) => format!("tool calls → {v}"),
@@ -305,7 +309,7 @@ fn choice(value: impl Into<String>, label: impl Into<String>) -> pb::Choice {
 /// is one of its choices: a value in force that the actor could not choose
 /// (the owner gave the chat `full`; an admin looks) is listed as the current
 /// one, so submitting the form unchanged keeps it.
-pub fn form(f: &Facts<'_>) -> pb::ConfigForm {
+pub(crate) fn form(f: &Facts<'_>) -> pb::ConfigForm {
     let cur = f.current;
     let mut options = Vec::new();
     for key in keys_here(f) {
@@ -401,7 +405,7 @@ pub fn form(f: &Facts<'_>) -> pb::ConfigForm {
 /// Where a set of values comes from: the form offers fixed idle timeouts,
 /// while typing takes any number of minutes `/timeout` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Form,
     Typed,
 }
@@ -410,7 +414,7 @@ pub enum Source {
 /// nothing: any problem refuses the whole submission, with one sentence per
 /// problem naming the key and value. A value equal to the one in force is
 /// accepted and changes nothing.
-pub fn validate(
+pub(crate) fn validate(
     f: &Facts<'_>,
     values: &[(String, String)],
     source: Source,
@@ -498,7 +502,7 @@ pub fn validate(
 
 /// `settings` with `changes` applied (mention is not a scope setting: it
 /// lives on the group's row, see [`ScopeSettings::require_mention`]).
-pub fn apply(settings: &mut ScopeSettings, changes: &[Change]) {
+pub(crate) fn apply(settings: &mut ScopeSettings, changes: &[Change]) {
     for c in changes {
         match *c {
             Change::ReplyMode(m) => settings.reply_mode = Some(m.into()),

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -11,14 +11,14 @@ pub fn now_ms() -> i64 {
 
 /// A short random id with a one-letter prefix, e.g. `r3f9a1c2e`: short enough
 /// to type in `/exit`, random enough not to collide within a profile.
-pub fn short_id(prefix: char) -> String {
+pub(crate) fn short_id(prefix: char) -> String {
     let n: u32 = rand::random();
     format!("{prefix}{n:08x}")
 }
 
 /// At most `max` bytes from the end of `s`, cut on a char boundary, with a
 /// marker when something was dropped.
-pub fn tail(s: &str, max: usize) -> String {
+pub(crate) fn tail(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -30,14 +30,15 @@ pub fn tail(s: &str, max: usize) -> String {
 }
 
 /// The first line of `s`, at most `max` chars.
-pub fn first_line(s: &str, max: usize) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() <= max {
-        line.to_string()
-    } else {
-        let mut t: String = line.chars().take(max).collect();
-        t.push('…');
-        t
+pub(crate) fn first_line(s: &str, max: usize) -> String {
+    truncate_chars(s.lines().next().unwrap_or(""), max)
+}
+
+/// At most `max` chars of `s`, with a marker when something was cut.
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -53,5 +54,7 @@ mod tests {
         assert!(t.starts_with("…(truncated)…"));
         assert_eq!(tail("abc", 10), "abc");
         assert_eq!(first_line("héllo\nworld", 3), "hél…");
+        assert_eq!(first_line("abc\ndef", 3), "abc");
+        assert_eq!(truncate_chars("好好好好", 2), "好好…");
     }
 }

@@ -6,8 +6,8 @@
 //! answers "not supported" where it cannot. The orchestrator only ever talks to
 //! this trait, so it does not change when the app-server runner lands.
 
-pub mod exec;
-pub mod process;
+pub(crate) mod exec;
+pub(crate) mod process;
 
 use std::path::PathBuf;
 
@@ -18,14 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Codex sandbox modes, as passed to `--sandbox`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Sandbox {
+pub(crate) enum Sandbox {
     ReadOnly,
     WorkspaceWrite,
     DangerFullAccess,
 }
 
 impl Sandbox {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Sandbox::ReadOnly => "read-only",
             Sandbox::WorkspaceWrite => "workspace-write",
@@ -36,44 +36,44 @@ impl Sandbox {
 
 /// The environment a Codex child gets on top of the worker's own.
 #[derive(Debug, Clone, Default)]
-pub struct ChildEnv {
+pub(crate) struct ChildEnv {
     /// `CODEX_HOME` for the child; `None` leaves it unset (auth = inherit-user).
-    pub codex_home: Option<PathBuf>,
+    pub(crate) codex_home: Option<PathBuf>,
     /// Set as `CODEX_API_KEY` in the child's environment only.
-    pub api_key: Option<Secret>,
+    pub(crate) api_key: Option<Secret>,
     /// Variables removed from the inherited environment (the variable an
     /// `env:` secret reference read, fcx internals).
-    pub remove: Vec<String>,
+    pub(crate) remove: Vec<String>,
     /// Extra variables (tests use this for mock provider keys).
-    pub set: Vec<(String, String)>,
+    pub(crate) set: Vec<(String, String)>,
 }
 
 /// Everything a runner needs to run one turn.
 #[derive(Debug, Clone)]
-pub struct RunSpec {
-    pub run_id: String,
+pub(crate) struct RunSpec {
+    pub(crate) run_id: String,
     /// The full prompt, written to the child's stdin (then stdin is closed).
-    pub prompt: String,
+    pub(crate) prompt: String,
     /// Workspace (already validated by policy), passed as `--cd`.
-    pub cwd: PathBuf,
-    pub sandbox: Sandbox,
+    pub(crate) cwd: PathBuf,
+    pub(crate) sandbox: Sandbox,
     /// `sandbox_workspace_write.network_access`; off unless policy allows.
-    pub network: bool,
-    pub model: Option<String>,
+    pub(crate) network: bool,
+    pub(crate) model: Option<String>,
     /// Continue this Codex thread instead of starting a new one.
-    pub resume_thread: Option<String>,
-    pub images: Vec<PathBuf>,
+    pub(crate) resume_thread: Option<String>,
+    pub(crate) images: Vec<PathBuf>,
     /// `-c key=value` overrides, value already a TOML literal.
-    pub overrides: Vec<(String, String)>,
+    pub(crate) overrides: Vec<(String, String)>,
     /// The codex binary (resolved path or a name on PATH).
-    pub binary: PathBuf,
-    pub env: ChildEnv,
+    pub(crate) binary: PathBuf,
+    pub(crate) env: ChildEnv,
     /// Grace after SIGINT before SIGTERM, and after SIGTERM before SIGKILL.
-    pub stop_grace: std::time::Duration,
+    pub(crate) stop_grace: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolKind {
+pub(crate) enum ToolKind {
     Command,
     FileChange,
     Mcp,
@@ -82,32 +82,32 @@ pub enum ToolKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolStatus {
+pub(crate) enum ToolStatus {
     Ok,
     Failed,
     Declined,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileChange {
-    pub path: String,
+pub(crate) struct FileChange {
+    pub(crate) path: String,
     /// "add" | "delete" | "update"
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 /// Token counts as Codex reports them: **cumulative for the thread**, not per
 /// turn. The orchestrator subtracts to get per-run figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    pub input_tokens: u64,
-    pub cached_input_tokens: u64,
-    pub output_tokens: u64,
-    pub reasoning_output_tokens: u64,
+pub(crate) struct TokenUsage {
+    pub(crate) input_tokens: u64,
+    pub(crate) cached_input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) reasoning_output_tokens: u64,
 }
 
 /// What a runner reports while a turn runs, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RunnerEvent {
+pub(crate) enum RunnerEvent {
     /// The Codex child is running (pid, for stop and crash cleanup).
     Spawned {
         pid: u32,
@@ -159,7 +159,7 @@ pub enum RunnerEvent {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Completed,
     /// Stopped through [`RunIo::cancel`].
     Interrupted,
@@ -176,16 +176,16 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunResult {
-    pub outcome: Outcome,
-    pub thread_id: Option<String>,
+pub(crate) struct RunResult {
+    pub(crate) outcome: Outcome,
+    pub(crate) thread_id: Option<String>,
     /// Text of the last completed agent message.
-    pub final_text: Option<String>,
+    pub(crate) final_text: Option<String>,
     /// Last thread-cumulative usage seen.
-    pub usage: Option<TokenUsage>,
+    pub(crate) usage: Option<TokenUsage>,
     /// Last lines of the child's stderr, for error reports and logs.
-    pub stderr_tail: String,
-    pub exit_code: Option<i32>,
+    pub(crate) stderr_tail: String,
+    pub(crate) exit_code: Option<i32>,
 }
 
 /// A decision for an approval request (app-server only).
@@ -194,7 +194,7 @@ pub struct RunResult {
     reason = "the control surface the app-server runner uses (DESIGN.md §4); exec answers NotSupported"
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApprovalDecision {
+pub(crate) enum ApprovalDecision {
     Accept,
     AcceptForSession,
     Decline,
@@ -202,7 +202,7 @@ pub enum ApprovalDecision {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     #[error("the {runner} runner does not support {what}")]
     NotSupported {
         runner: &'static str,
@@ -222,7 +222,7 @@ pub enum ControlError {
     reason = "the control surface the app-server runner uses (DESIGN.md §4); exec answers NotSupported"
 )]
 #[derive(Debug)]
-pub enum RunControl {
+pub(crate) enum RunControl {
     /// Add input to the running turn (app-server `turn/steer`).
     Steer {
         text: String,
@@ -236,12 +236,12 @@ pub enum RunControl {
 }
 
 /// The channels between the orchestrator and one running turn.
-pub struct RunIo {
-    pub events: mpsc::Sender<RunnerEvent>,
-    pub control: mpsc::Receiver<RunControl>,
+pub(crate) struct RunIo {
+    pub(crate) events: mpsc::Sender<RunnerEvent>,
+    pub(crate) control: mpsc::Receiver<RunControl>,
     /// Cancelling stops the run: the runner interrupts it, escalates to
     /// signals, leaves no child behind, and returns `Outcome::Interrupted`.
-    pub cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
 }
 
 #[allow(
@@ -249,13 +249,13 @@ pub struct RunIo {
     reason = "consulted once the app-server runner lands (DESIGN.md §4)"
 )]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RunnerCaps {
-    pub live_deltas: bool,
-    pub approvals: bool,
-    pub steer: bool,
+pub(crate) struct RunnerCaps {
+    pub(crate) live_deltas: bool,
+    pub(crate) approvals: bool,
+    pub(crate) steer: bool,
 }
 
-pub trait Runner: Send + Sync + 'static {
+pub(crate) trait Runner: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     #[allow(
         dead_code,

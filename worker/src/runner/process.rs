@@ -15,15 +15,15 @@
 
 /// A process identified in a way that survives pid reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProcId {
-    pub pid: u32,
+pub(crate) struct ProcId {
+    pub(crate) pid: u32,
     /// Linux `/proc/<pid>/stat` starttime (clock ticks since boot).
-    pub start_time: u64,
+    pub(crate) start_time: u64,
 }
 
 /// Signals the runner escalates through when stopping a child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopSignal {
+pub(crate) enum StopSignal {
     /// `codex exec` handles SIGINT cleanly (it kills its commands and records
     /// the turn as aborted); it does not handle SIGTERM.
     Interrupt,
@@ -34,18 +34,18 @@ pub enum StopSignal {
 /// The start time of a live process, to recognise it again later (crash
 /// recovery records it next to the pid). `None` if the process does not exist
 /// or the platform has no `/proc`.
-pub fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     imp::stat(pid).map(|s| s.start_time)
 }
 
 /// Every live descendant of `pid` (not `pid` itself), found through ppid
 /// links. Empty when `pid` has none or the platform has no `/proc`.
-pub fn descendants(pid: u32) -> Vec<ProcId> {
+pub(crate) fn descendants(pid: u32) -> Vec<ProcId> {
     imp::descendants_of(&[pid])
 }
 
 /// Sends `sig` to process group `pgid`. Returns whether the group existed.
-pub fn signal_group(pgid: u32, sig: StopSignal) -> bool {
+pub(crate) fn signal_group(pgid: u32, sig: StopSignal) -> bool {
     imp::signal_group(pgid, sig)
 }
 
@@ -56,7 +56,7 @@ pub fn signal_group(pgid: u32, sig: StopSignal) -> bool {
 ///
 /// The processes are SIGSTOPped before the re-scan so none of them can fork a
 /// new child between the scan and the kill.
-pub fn kill_tree(recorded: &[ProcId]) {
+pub(crate) fn kill_tree(recorded: &[ProcId]) {
     imp::kill_tree(recorded)
 }
 
@@ -74,7 +74,7 @@ pub fn kill_tree(recorded: &[ProcId]) {
 /// checked; a live `pid` is then killed only if it still leads its own process
 /// group, which a codex child does. That is a best effort: a reused pid that
 /// also happens to lead a group would be hit.
-pub fn kill_leftover(pid: u32, start_time: Option<u64>) {
+pub(crate) fn kill_leftover(pid: u32, start_time: Option<u64>) {
     imp::kill_leftover(pid, start_time)
 }
 
@@ -153,10 +153,10 @@ mod imp {
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(super) struct Stat {
-        pub ppid: u32,
-        pub pgrp: u32,
-        pub start_time: u64,
-        pub zombie: bool,
+        pub(crate) ppid: u32,
+        pub(crate) pgrp: u32,
+        pub(crate) start_time: u64,
+        pub(crate) zombie: bool,
     }
 
     /// Parses `/proc/<pid>/stat`. The command name is in parentheses and may
@@ -310,7 +310,7 @@ mod imp {
     use super::{ProcId, StopSignal, sig};
 
     pub(super) struct Stat {
-        pub start_time: u64,
+        pub(crate) start_time: u64,
     }
 
     pub(super) fn stat(_pid: u32) -> Option<Stat> {
@@ -344,7 +344,7 @@ mod imp {
     use super::{ProcId, StopSignal};
 
     pub(super) struct Stat {
-        pub start_time: u64,
+        pub(crate) start_time: u64,
     }
 
     pub(super) fn stat(_pid: u32) -> Option<Stat> {

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::stderr::truncate_chars;
+use crate::util::truncate_chars;
 
 const LOG_SNIPPET_CHARS: usize = 200;
 

@@ -27,11 +27,12 @@ use tokio_util::task::AbortOnDropHandle;
 use super::{
     ControlError, Outcome, RunControl, RunIo, RunResult, RunSpec, Runner, RunnerCaps, RunnerEvent,
 };
+use crate::util::truncate_chars;
 use child::{
     TreeGuard, prepare_command, spawn_error_message, spawn_with_retry, stop_child, write_prompt,
 };
 use lines::{BoundedLines, Line};
-use stderr::{StderrState, read_stderr, truncate_chars};
+use stderr::{StderrState, read_stderr};
 use translate::Translator;
 
 /// Longest stdout line we buffer. A command's whole output can sit in one
@@ -45,13 +46,13 @@ const FAILURE_DETAIL_CHARS: usize = 300;
 
 /// Runs one turn as `codex exec --json [...] -`.
 #[derive(Debug, Clone)]
-pub struct ExecRunner {
+pub(crate) struct ExecRunner {
     max_line: usize,
     drain: Duration,
 }
 
 impl ExecRunner {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ExecRunner {
             max_line: MAX_LINE,
             drain: DRAIN_AFTER_EXIT,

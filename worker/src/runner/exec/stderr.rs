@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use super::lines::{BoundedLines, Line};
+use crate::util::truncate_chars;
 
 /// Longest stderr line we keep (the rest of it is discarded).
 const STDERR_MAX_LINE: usize = 64 << 10;
@@ -143,12 +144,5 @@ pub(super) async fn read_stderr(
                 return;
             }
         }
-    }
-}
-
-pub(super) fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
