@@ -251,3 +251,138 @@ async fn a_created_group_is_enabled_and_starts_in_the_source_workspace() {
     let ws = kit.ctx.policy(&source).expect("policy").cwd;
     assert_eq!(settings.workspace, Some(ws.display().to_string()));
 }
+
+#[tokio::test]
+async fn resume_offers_codes_that_continue_only_under_the_same_policy() {
+    let (kit, router, _rx) = setup();
+    let scope = format!("chat:p_{ADMIN}");
+    let policy = kit.ctx.policy(&scope).expect("policy");
+    let catalog = Catalog::new(kit.ctx.clone());
+    catalog.save_session(&scope, "t-old", &policy, Default::default(), "old work");
+    catalog.save_session(&scope, "t-new", &policy, Default::default(), "new work");
+
+    router
+        .deliver(private("e1", ADMIN, "/resume"))
+        .expect("acknowledged");
+    let list = kit.replies().pop().expect("the list");
+    assert_eq!(list.buttons.len(), 2);
+    assert!(list.buttons.iter().any(|b| b.label.ends_with(", current")));
+    let old = list
+        .buttons
+        .iter()
+        .find(|b| b.label.starts_with("old work"))
+        .expect("a button for the old thread")
+        .value
+        .clone();
+
+    // Someone else's chat cannot use the code.
+    router
+        .deliver(private("e2", USER, &format!("/resume use {old}")))
+        .expect("acknowledged");
+    assert_eq!(
+        kit.replies().pop().map(|r| r.title),
+        Some("That code is unknown or expired".to_string())
+    );
+
+    router
+        .deliver(private("e3", ADMIN, &format!("/resume use {old}")))
+        .expect("acknowledged");
+    assert_eq!(
+        kit.replies().pop().map(|r| r.title),
+        Some("Session resumed".to_string())
+    );
+    let s = kit
+        .ctx
+        .store
+        .session(&scope)
+        .expect("read")
+        .expect("session");
+    assert_eq!(s.thread_id, "t-old");
+
+    // After a move to another workspace the same code is refused.
+    let ws2 = kit.dir.path().join("ws2");
+    std::fs::create_dir_all(&ws2).expect("ws2");
+    router
+        .deliver(private("e4", ADMIN, &format!("/cd {}", ws2.display())))
+        .expect("acknowledged");
+    assert!(
+        kit.replies()
+            .pop()
+            .expect("cd")
+            .title
+            .starts_with("Workspace: ")
+    );
+    assert_eq!(kit.ctx.store.session(&scope).expect("read"), None);
+    router
+        .deliver(private("e5", ADMIN, &format!("/resume use {old}")))
+        .expect("acknowledged");
+    assert_eq!(
+        kit.replies().pop().map(|r| r.title),
+        Some("Refused: this session cannot continue here".to_string())
+    );
+}
+
+#[tokio::test]
+async fn saved_workspaces_switch_the_scope_and_stop_its_run() {
+    let (kit, router, mut rx) = setup();
+    let scope = format!("chat:p_{ADMIN}");
+    let ws = kit.ctx.policy(&scope).expect("policy").cwd;
+    router
+        .deliver(private("e1", ADMIN, "/ws save home"))
+        .expect("acknowledged");
+    let ws2 = kit.dir.path().join("ws2");
+    std::fs::create_dir_all(&ws2).expect("ws2");
+    router
+        .deliver(private("e2", ADMIN, &format!("/cd {}", ws2.display())))
+        .expect("acknowledged");
+    assert_ne!(kit.ctx.policy(&scope).expect("policy").cwd, ws);
+    router
+        .deliver(private("e3", ADMIN, "keep going"))
+        .expect("queued");
+    let run = next_run(&mut rx).await;
+    router
+        .deliver(private("e4", ADMIN, "/ws use home"))
+        .expect("acknowledged");
+    assert_eq!(kit.ctx.policy(&scope).expect("policy").cwd, ws);
+    assert_eq!(run.slot.stop_reason(), Some(StopReason::NewSession));
+    let last = kit.replies().pop().expect("reply");
+    assert!(last.body.starts_with("The running turn was stopped."));
+    router
+        .deliver(private("e5", ADMIN, "/ws list"))
+        .expect("acknowledged");
+    assert!(kit.replies().pop().expect("list").body.contains("`home`"));
+    // A plain user may not move the workspace.
+    router
+        .deliver(private("e6", USER, "/ws use home"))
+        .expect("acknowledged");
+    assert_eq!(
+        kit.replies().pop().map(|r| r.title),
+        Some(DENY_ADMIN.to_string())
+    );
+}
+
+#[tokio::test]
+async fn changing_the_access_mode_ends_the_session_and_all_or_nothing_applies() {
+    let (kit, router, mut rx) = setup();
+    let scope = format!("chat:p_{OWNER}");
+    router
+        .deliver(private("e1", OWNER, "work"))
+        .expect("queued");
+    let run = next_run(&mut rx).await;
+    let before = kit.ctx.policy(&scope).expect("policy").fingerprint;
+    router
+        .deliver(private("e2", OWNER, "/config access nonsense"))
+        .expect("acknowledged");
+    let refused = kit.replies().pop().expect("reply");
+    assert!(!refused.ok);
+    assert_eq!(refused.title, "Settings not changed");
+    assert!(run.slot.stop_reason().is_none());
+    router
+        .deliver(private("e3", OWNER, "/config access read-only"))
+        .expect("acknowledged");
+    let changed = kit.replies().pop().expect("reply");
+    assert!(changed.ok, "{}", changed.body);
+    assert!(changed.body.contains("sandbox `read-only`"));
+    assert_eq!(run.slot.stop_reason(), Some(StopReason::NewSession));
+    assert_ne!(kit.ctx.policy(&scope).expect("policy").fingerprint, before);
+}
