@@ -285,6 +285,11 @@ impl CardSurface {
 
 impl ScopeCards {
     /// Runs whose card is still open (the lane stays while there are any).
+    /// The card surface these cards are drawn with (command cards too).
+    pub fn surface(&self) -> &CardSurface {
+        &self.surface
+    }
+
     pub fn open_runs(&self) -> usize {
         self.runs.len()
     }

@@ -23,9 +23,9 @@ use fcx_proto::v1::{self as pb, gateway_request};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::egress::cards::{CardSurface, ScopeCards, chat_of};
-use crate::egress::render::{self, RunState};
+use crate::egress::cards::CardSurface;
 use crate::egress::reply::{self, Format};
+use crate::egress::surface::{CardOutput, Folded, Messages, Surface};
 use crate::feishu::http::{CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType};
 use crate::link::supervisor::WorkerHandle;
 
@@ -124,14 +124,49 @@ impl Lanes {
 
 /// What a lane remembers about its scope.
 struct LaneState {
-    cards: ScopeCards,
     /// Reply mode per open run (from its RunStarted).
     modes: HashMap<String, String>,
     /// The scope's mode as last stated by the worker.
     scope_mode: Option<String>,
-    /// Runs answered with messages, folded so the final message can show
-    /// the whole run (files, warnings, footer), not just the answer.
-    msg_runs: HashMap<String, RunState>,
+    /// One surface per reply mode; a run stays on the one it started on.
+    card: CardOutput,
+    markdown: Folded<Messages>,
+    text: Folded<Messages>,
+}
+
+impl LaneState {
+    fn new(ctx: &LaneCtx) -> Self {
+        let messages = |format| Messages {
+            http: ctx.http.clone(),
+            tag: ctx.tag.clone(),
+            format,
+        };
+        LaneState {
+            modes: HashMap::new(),
+            scope_mode: None,
+            card: CardOutput {
+                cards: ctx.cards.scope(),
+                fallback: messages(Format::of_mode("card")),
+            },
+            markdown: Folded::new(messages(Format::Markdown)),
+            text: Folded::new(messages(Format::Text)),
+        }
+    }
+
+    /// The surface reply mode `mode` writes to.
+    fn surface(&mut self, mode: &str) -> &mut dyn Surface {
+        if mode == "card" {
+            return &mut self.card;
+        }
+        match Format::of_mode(mode) {
+            Format::Text => &mut self.text,
+            Format::Markdown | Format::Plain => &mut self.markdown,
+        }
+    }
+
+    fn open_runs(&self) -> usize {
+        self.card.open_runs() + self.markdown.open_runs() + self.text.open_runs()
+    }
 }
 
 async fn run_lane(
@@ -142,18 +177,13 @@ async fn run_lane(
     if let Some(b) = before {
         let _ = b.await;
     }
-    let mut st = LaneState {
-        cards: ctx.cards.scope(),
-        modes: HashMap::new(),
-        scope_mode: None,
-        msg_runs: HashMap::new(),
-    };
+    let mut st = LaneState::new(&ctx);
     let mut batch = Vec::with_capacity(16);
     loop {
         let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => return,
-            Err(_) if st.cards.open_runs() == 0 && st.msg_runs.is_empty() => {
+            Err(_) if st.open_runs() == 0 => {
                 // Refuse new events, then handle any that slipped in.
                 rx.close();
                 while let Ok(ev) = rx.try_recv() {
@@ -237,48 +267,7 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
     if matches!(ev.kind, Some(Kind::Done(_))) {
         st.modes.remove(&ev.run_id);
     }
-    if mode == "card" {
-        if let Some(Kind::CommandReply(c)) = &ev.kind
-            && ctx.cards.command_card(ev, c).await
-        {
-            return;
-        }
-        if st.cards.on_event(ev, draw).await {
-            return;
-        }
-    }
-    let format = Format::of_mode(&mode);
-    if mode != "card" && !ev.run_id.is_empty() {
-        if matches!(ev.kind, Some(Kind::RunStarted(_))) {
-            st.msg_runs
-                .insert(ev.run_id.clone(), RunState::new(&ev.run_id));
-        }
-        if let Some(state) = st.msg_runs.get_mut(&ev.run_id) {
-            state.apply(ev);
-        }
-        if matches!(ev.kind, Some(Kind::Done(_)))
-            && let Some(state) = st.msg_runs.remove(&ev.run_id)
-        {
-            let (body, format) = match format {
-                // Already plain: converting again would strip what the text
-                // renderer kept on purpose (a `#` line inside code).
-                Format::Text | Format::Plain => (render::run_text(&state), Format::Plain),
-                Format::Markdown => (render::run_markdown(&state), Format::Markdown),
-            };
-            reply::deliver_markdown(
-                &ctx.http,
-                &ev.reply_to,
-                &chat_of(&ev.scope),
-                ev.scope.starts_with("topic:"),
-                &body,
-                &format!("fcx{}-{}", ctx.tag, ev.seq),
-                format,
-            )
-            .await;
-            return;
-        }
-    }
-    post_event(ctx, ev, format).await;
+    st.surface(&mode).show(ev, draw).await;
 }
 
 /// What a command asked of the gateway itself (`/new group`, `/reconnect`).
@@ -354,24 +343,4 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
 pub fn is_chat_scope(scope: &str) -> bool {
     (scope.starts_with("chat:") || scope.starts_with("topic:"))
         && scope != crate::ingress::console::SCOPE
-}
-
-/// The message path: what the chat shows for an event that has no card.
-async fn post_event(ctx: &LaneCtx, ev: &pb::WorkerEvent, format: Format) {
-    let Some(md) = reply::event_markdown(ev) else {
-        return;
-    };
-    // Stable per event: a replay after a restart within the platform's
-    // 1 h window is de-duplicated by the platform.
-    let uuid = format!("fcx{}-{}", ctx.tag, ev.seq);
-    reply::deliver_markdown(
-        &ctx.http,
-        &ev.reply_to,
-        &chat_of(&ev.scope),
-        ev.scope.starts_with("topic:"),
-        &md,
-        &uuid,
-        format,
-    )
-    .await;
 }

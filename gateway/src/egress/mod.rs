@@ -6,3 +6,4 @@ pub mod dispatch;
 pub mod lanes;
 pub mod render;
 pub mod reply;
+pub mod surface;
