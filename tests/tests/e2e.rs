@@ -5,6 +5,7 @@ mod e2e {
     pub mod command_cards;
     pub mod console_fake;
     pub mod contract;
+    pub mod delivery;
     pub mod feishu_channel;
     pub mod real_codex;
     pub mod run_cards;

@@ -33,6 +33,8 @@ use crate::link::supervisor::WorkerHandle;
 const LANE_IDLE: Duration = Duration::from_secs(60);
 /// Events taken at once by a lane.
 const MAX_BATCH: usize = 512;
+/// One `act` call to the worker (a lane must not wait forever).
+const ACT_LIMIT: Duration = Duration::from_secs(15);
 /// Finished lanes are swept from the map every this many dispatches.
 const SWEEP_EVERY: u64 = 1024;
 
@@ -294,19 +296,17 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
             };
             let outcome = match http.create_chat(&req).await {
                 Ok(chat) if !chat.chat_id.is_empty() => {
-                    let act = ctx
-                        .worker
-                        .act(pb::Action {
-                            kind: pb::ActionKind::GroupCreated as i32,
-                            scope: format!("chat:{}", chat.chat_id),
-                            actor: Some(requester),
-                            source_scope: cg.inherit_from_scope.clone(),
-                            chat_id: chat.chat_id.clone(),
-                            ..Default::default()
-                        })
-                        .await;
-                    match act {
-                        Ok(r) if r.ok => {
+                    let act = ctx.worker.act(pb::Action {
+                        kind: pb::ActionKind::GroupCreated as i32,
+                        scope: format!("chat:{}", chat.chat_id),
+                        actor: Some(requester),
+                        source_scope: cg.inherit_from_scope.clone(),
+                        chat_id: chat.chat_id.clone(),
+                        ..Default::default()
+                    });
+                    match tokio::time::timeout(ACT_LIMIT, act).await {
+                        Err(_) => Err("the worker did not answer in time".to_string()),
+                        Ok(Ok(r)) if r.ok => {
                             let msg =
                                 OutgoingMessage::new("post", reply::post_content(&cg.welcome))
                                     .with_uuid(format!("fcxw{tag}-{}", ev.seq));
@@ -318,8 +318,8 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
                             }
                             Ok(())
                         }
-                        Ok(r) => Err(r.message),
-                        Err(e) => Err(e.to_string()),
+                        Ok(Ok(r)) => Err(r.message),
+                        Ok(Err(e)) => Err(e.to_string()),
                     }
                 }
                 Ok(_) => Err("the platform returned no chat id".to_string()),

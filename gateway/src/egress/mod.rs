@@ -2,6 +2,7 @@
 //! per-scope lanes, run cards, and message replies.
 
 pub mod cards;
+pub mod deferred;
 pub mod dispatch;
 pub mod lanes;
 pub mod render;

@@ -19,7 +19,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::egress::dispatch::{Out, Outbound, outbound};
+use crate::egress::deferred::{self, Deferred, DeferredCtx};
+use crate::egress::dispatch::{Out, outbound};
 use crate::feishu::frame::AckReply;
 use crate::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
@@ -38,6 +39,15 @@ const RECENT_IDS: usize = 4096;
 /// still be committed, and a burst could keep the worker busy with such
 /// events while fresh ones time out behind them.
 const DELIVER_IN_FLIGHT: usize = 64;
+
+/// How long a click waits (within the ACK window) for a restarting worker
+/// before the user is told to try again.
+const CLICK_READY_WAIT: Duration = Duration::from_millis(500);
+
+/// An ACK answer that shows the clicking user a toast.
+fn toast(kind: &str, content: &str) -> AckReply {
+    AckReply::OkWithData(json!({"toast": {"type": kind, "content": content}}))
+}
 
 /// What `fcxctl status` shows about a channel.
 #[derive(Debug, Clone, Default)]
@@ -158,13 +168,13 @@ pub async fn run(
         nonces,
         carriers,
     };
-    let (out_tx, out_rx) = mpsc::channel::<Outbound>(1024);
+    let (out_tx, out_rx) = mpsc::channel::<Deferred>(1024);
     let handler = Arc::new(SharedHandler(Arc::new(Handler {
         profile: profile.name.clone(),
         worker: worker.clone(),
         http: http.clone(),
         bot: bot.clone(),
-        outbound: out_tx,
+        deferred: out_tx,
         recent: Mutex::new(RecentIds::default()),
         deliver_slots: tokio::sync::Semaphore::new(DELIVER_IN_FLIGHT),
         stale_after: Duration::from_secs(app.stale_after_secs),
@@ -225,15 +235,22 @@ pub async fn run(
         reconnect,
         default_mode: app.reply_mode.as_str().to_string(),
     });
+    tasks.spawn(deferred::run(
+        DeferredCtx {
+            profile: profile.name.clone(),
+            http,
+            worker: worker.clone(),
+            bot,
+        },
+        out_rx,
+        stop.clone(),
+    ));
     tasks.spawn(outbound(
         Out {
             profile: profile.name.clone(),
-            http,
             worker,
-            bot,
             lanes,
         },
-        out_rx,
         stop.clone(),
     ));
     tasks.close();
@@ -388,7 +405,7 @@ struct Handler {
     worker: Arc<WorkerHandle>,
     http: OpenApiClient,
     bot: BotIdentity,
-    outbound: mpsc::Sender<Outbound>,
+    deferred: mpsc::Sender<Deferred>,
     recent: Mutex<RecentIds>,
     deliver_slots: tokio::sync::Semaphore,
     /// Replays older than this are dropped (the platform retries for hours).
@@ -430,23 +447,36 @@ impl Handler {
                 AckReply::Ok
             }
             Normalized::BotAdded { event_id, chat_id } => {
-                if !self.seen(&event_id) {
-                    self.remember(&event_id);
-                    let _ = self.outbound.try_send(Outbound::Welcome { chat_id });
+                if self.seen(&event_id) {
+                    return AckReply::Ok;
                 }
+                // No room to queue the welcome in time: not acknowledged,
+                // so the platform delivers the event again.
+                if !self.defer(Deferred::Welcome { chat_id }, deadline).await {
+                    return AckReply::NoAck;
+                }
+                self.remember(&event_id);
                 AckReply::Ok
             }
-            // Verified here, in the ACK window; the stop itself runs after
-            // the ACK (the outbound task asks the worker, which re-checks
+            // Verified here, in the ACK window; the action itself runs
+            // after the ACK (deferred work asks the worker, which re-checks
             // policy).
             Normalized::CardAction { event, .. } => {
                 // Room for the action first: checking burns the button's
                 // single use, so "busy, try again" must come before it.
-                let Ok(permit) = self.outbound.try_reserve() else {
-                    return AckReply::OkWithData(json!({
-                        "toast": {"type": "warning", "content": "Busy; please try again."}
-                    }));
+                let Ok(permit) = self.deferred.try_reserve() else {
+                    return toast("warning", "Busy; please try again.");
                 };
+                // And a worker to act: a click on a worker that is down
+                // would burn the button and do nothing.
+                let budget =
+                    CLICK_READY_WAIT.min(deadline.saturating_duration_since(Instant::now()) / 3);
+                if !self.worker.wait_ready(budget).await {
+                    return toast(
+                        "warning",
+                        "fcx is restarting; please try again in a moment.",
+                    );
+                }
                 match self.callbacks.check(&event) {
                     Ok(click) => {
                         let Some(action) = click.action(&event) else {
@@ -454,15 +484,13 @@ impl Handler {
                                 crate::ingress::callback::Denied::WrongAction.answer(),
                             );
                         };
-                        let toast = match action.kind() {
+                        let text = match action.kind() {
                             pb::ActionKind::Stop => "Stopping…",
                             pb::ActionKind::Config => "Saving…",
                             _ => "On it…",
                         };
-                        permit.send(Outbound::Act(Box::new(action)));
-                        AckReply::OkWithData(json!({
-                            "toast": {"type": "info", "content": toast}
-                        }))
+                        permit.send(Deferred::Act(Box::new(action)));
+                        toast("info", text)
                     }
                     Err(answer) => AckReply::OkWithData(answer),
                 }
@@ -496,13 +524,29 @@ impl Handler {
                         self.remember(&id);
                         AckReply::Ok
                     }
+                    // The user is told either way; a notice that cannot be
+                    // queued in time leaves the event for a redelivery.
                     Some(Err(DeliverError::Busy(text))) => {
+                        let notice = Deferred::Notice {
+                            message_id,
+                            text: format!("⏳ {text}"),
+                        };
+                        if !self.defer(notice, deadline).await {
+                            return AckReply::NoAck;
+                        }
                         self.remember(&id);
-                        let _ = self.outbound.try_send(Outbound::Busy { message_id, text });
                         AckReply::Ok
                     }
                     Some(Err(DeliverError::Refused(why))) => {
                         tracing::warn!(profile = %self.profile, %id, %why, "the worker refused a message");
+                        let notice = Deferred::Notice {
+                            message_id,
+                            text: format!("⚠️ fcx could not take this message: {why}"),
+                        };
+                        if !self.defer(notice, deadline).await {
+                            return AckReply::NoAck;
+                        }
+                        self.remember(&id);
                         AckReply::Ok
                     }
                     Some(Err(DeliverError::Unavailable(_))) | None => {
@@ -512,6 +556,16 @@ impl Handler {
                 }
             }
         }
+    }
+
+    /// Queues work for after the ACK, waiting for room until shortly
+    /// before `deadline`; `false` if there was none.
+    async fn defer(&self, work: Deferred, deadline: Instant) -> bool {
+        let until = deadline - Duration::from_millis(150);
+        matches!(
+            tokio::time::timeout_at(until, self.deferred.send(work)).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn quote(&self, message_id: &str) -> Option<QuotedMessage> {
