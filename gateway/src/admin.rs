@@ -15,15 +15,15 @@ use tonic::{Request, Response, Status};
 use crate::ingress::channel::ChannelStatus;
 use crate::link::supervisor::WorkerHandle;
 
-pub struct AdminService {
-    pub home: String,
-    pub started_at_ms: i64,
-    pub workers: Vec<Arc<WorkerHandle>>,
+pub(crate) struct AdminService {
+    pub(crate) home: String,
+    pub(crate) started_at_ms: i64,
+    pub(crate) workers: Vec<Arc<WorkerHandle>>,
     /// Surfaces per profile, e.g. "console".
-    pub surfaces: Vec<(String, String)>,
+    pub(crate) surfaces: Vec<(String, String)>,
     /// Feishu/Lark channels per profile.
-    pub channels: Vec<(String, ChannelStatus)>,
-    pub stop: CancellationToken,
+    pub(crate) channels: Vec<(String, ChannelStatus)>,
+    pub(crate) stop: CancellationToken,
 }
 
 #[tonic::async_trait]

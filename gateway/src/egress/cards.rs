@@ -241,7 +241,7 @@ struct CardRun {
 /// What every lane shares to draw run cards: the CardKit client, the keys
 /// that sign buttons, and the maps the click handler checks.
 #[derive(Clone)]
-pub struct CardSurface {
+pub(crate) struct CardSurface {
     kit: CardKit,
     http: OpenApiClient,
     keys: SharedKeys,
@@ -252,13 +252,13 @@ pub struct CardSurface {
 
 /// One scope's run cards (owned by the scope's lane, so a slow card in one
 /// chat never holds up another).
-pub struct ScopeCards {
+pub(crate) struct ScopeCards {
     surface: CardSurface,
     runs: HashMap<String, CardRun>,
 }
 
 impl CardSurface {
-    pub fn new(
+    pub(crate) fn new(
         http: OpenApiClient,
         keys: SharedKeys,
         requesters: Requesters,
@@ -275,7 +275,7 @@ impl CardSurface {
         }
     }
 
-    pub fn scope(&self) -> ScopeCards {
+    pub(crate) fn scope(&self) -> ScopeCards {
         ScopeCards {
             surface: self.clone(),
             runs: HashMap::new(),
@@ -286,11 +286,11 @@ impl CardSurface {
 impl ScopeCards {
     /// Runs whose card is still open (the lane stays while there are any).
     /// The card surface these cards are drawn with (command cards too).
-    pub fn surface(&self) -> &CardSurface {
+    pub(crate) fn surface(&self) -> &CardSurface {
         &self.surface
     }
 
-    pub fn open_runs(&self) -> usize {
+    pub(crate) fn open_runs(&self) -> usize {
         self.runs.len()
     }
 
@@ -299,7 +299,7 @@ impl ScopeCards {
     /// now (mark them dirty, open a continuation card the answer outgrew);
     /// a lane that holds more events of the same run passes `false` for all
     /// but the last.
-    pub async fn on_event(&mut self, ev: &pb::WorkerEvent, render: bool) -> bool {
+    pub(crate) async fn on_event(&mut self, ev: &pb::WorkerEvent, render: bool) -> bool {
         if ev.run_id.is_empty() || matches!(ev.kind, Some(Kind::Notice(_) | Kind::CommandReply(_)))
         {
             return false;
@@ -713,7 +713,7 @@ fn chrome(rendered: &render::RenderedCard) -> String {
 }
 
 /// The chat id inside a scope (`chat:<id>`, `topic:<id>:<thread>`).
-pub fn chat_of(scope: &str) -> String {
+pub(crate) fn chat_of(scope: &str) -> String {
     scope
         .strip_prefix("chat:")
         .or_else(|| scope.strip_prefix("topic:"))

@@ -35,7 +35,7 @@ const ACT_LIMIT: Duration = Duration::from_secs(15);
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Work that must not run inside the ACK window.
-pub enum Deferred {
+pub(crate) enum Deferred {
     Welcome {
         chat_id: String,
     },
@@ -50,16 +50,20 @@ pub enum Deferred {
 }
 
 /// What the deferred work needs.
-pub struct DeferredCtx {
-    pub profile: String,
-    pub http: OpenApiClient,
-    pub worker: Arc<WorkerHandle>,
-    pub bot: BotIdentity,
+pub(crate) struct DeferredCtx {
+    pub(crate) profile: String,
+    pub(crate) http: OpenApiClient,
+    pub(crate) worker: Arc<WorkerHandle>,
+    pub(crate) bot: BotIdentity,
 }
 
 /// Runs deferred work from `rx` until it closes or `stop`; work in flight
 /// then gets [`DRAIN_LIMIT`] to finish.
-pub async fn run(ctx: DeferredCtx, mut rx: mpsc::Receiver<Deferred>, stop: CancellationToken) {
+pub(crate) async fn run(
+    ctx: DeferredCtx,
+    mut rx: mpsc::Receiver<Deferred>,
+    stop: CancellationToken,
+) {
     let ctx = Arc::new(ctx);
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut work = JoinSet::new();

@@ -39,16 +39,15 @@ const ACT_LIMIT: Duration = Duration::from_secs(15);
 const SWEEP_EVERY: u64 = 1024;
 
 /// What every lane of one channel shares.
-pub struct LaneCtx {
-    pub profile: String,
-    pub http: OpenApiClient,
-    pub worker: Arc<WorkerHandle>,
-    pub cards: CardSurface,
+pub(crate) struct LaneCtx {
+    pub(crate) http: OpenApiClient,
+    pub(crate) worker: Arc<WorkerHandle>,
+    pub(crate) cards: CardSurface,
     /// Short, stable per profile: part of every idempotency key.
-    pub tag: String,
-    pub reconnect: Arc<Notify>,
+    pub(crate) tag: String,
+    pub(crate) reconnect: Arc<Notify>,
     /// The profile's reply mode, for scopes that have not chosen one.
-    pub default_mode: String,
+    pub(crate) default_mode: String,
 }
 
 struct Lane {
@@ -57,14 +56,14 @@ struct Lane {
 }
 
 /// The lanes of one channel; owned by its outbound task.
-pub struct Lanes {
+pub(crate) struct Lanes {
     ctx: Arc<LaneCtx>,
     lanes: HashMap<String, Lane>,
     dispatched: u64,
 }
 
 impl Lanes {
-    pub fn new(ctx: LaneCtx) -> Self {
+    pub(crate) fn new(ctx: LaneCtx) -> Self {
         Lanes {
             ctx: Arc::new(ctx),
             lanes: HashMap::new(),
@@ -73,7 +72,7 @@ impl Lanes {
     }
 
     /// Hands `ev` to its scope's lane, starting one if needed.
-    pub fn dispatch(&mut self, ev: pb::WorkerEvent) {
+    pub(crate) fn dispatch(&mut self, ev: pb::WorkerEvent) {
         self.dispatched += 1;
         if self.dispatched.is_multiple_of(SWEEP_EVERY) {
             self.lanes.retain(|_, l| !l.task.is_finished());
@@ -97,17 +96,9 @@ impl Lanes {
         self.lanes.insert(scope, Lane { tx, task });
     }
 
-    /// Lanes that still have a run open or events queued.
-    pub fn busy(&self) -> usize {
-        self.lanes
-            .values()
-            .filter(|l| !l.task.is_finished())
-            .count()
-    }
-
     /// Lets every lane finish what it was given (final cards included),
     /// then returns.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let tasks: Vec<JoinHandle<()>> = self
             .lanes
             .into_values()
@@ -340,7 +331,7 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
 }
 
 /// Chat scopes this channel answers (the console has its own printer).
-pub fn is_chat_scope(scope: &str) -> bool {
+pub(crate) fn is_chat_scope(scope: &str) -> bool {
     (scope.starts_with("chat:") || scope.starts_with("topic:"))
         && scope != crate::ingress::console::SCOPE
 }

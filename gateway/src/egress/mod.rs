@@ -1,10 +1,10 @@
 //! Everything that writes to a surface: the worker-event loop, the
 //! per-scope lanes, run cards, and message replies.
 
-pub mod cards;
-pub mod deferred;
-pub mod dispatch;
-pub mod lanes;
-pub mod render;
-pub mod reply;
-pub mod surface;
+pub(crate) mod cards;
+pub(crate) mod deferred;
+pub(crate) mod dispatch;
+pub(crate) mod lanes;
+pub(crate) mod render;
+pub(crate) mod reply;
+pub(crate) mod surface;

@@ -18,31 +18,31 @@ use crate::feishu::http::{ApiError, OpenApiClient, OutgoingMessage, ReceiveIdTyp
 
 /// Bytes of `content` per post, with headroom under the 30 KB limit for the
 /// platform's own accounting of style tags.
-pub const POST_CONTENT_BUDGET: usize = 28 * 1024;
+pub(crate) const POST_CONTENT_BUDGET: usize = 28 * 1024;
 
 /// A post's `content` JSON string for one markdown piece (send side: the
 /// post must be locale-wrapped; the `md` tag carries markdown).
-pub fn post_content(markdown: &str) -> String {
+pub(crate) fn post_content(markdown: &str) -> String {
     json!({"zh_cn": {"title": "", "content": [[{"tag": "md", "text": markdown}]]}}).to_string()
 }
 
 /// Bytes of `content` per text message (the platform allows 150 KB; pieces
 /// the size of a post keep a long answer readable in the chat).
-pub const TEXT_CONTENT_BUDGET: usize = 28 * 1024;
+pub(crate) const TEXT_CONTENT_BUDGET: usize = 28 * 1024;
 
 /// A text message's `content` JSON string.
-pub fn text_content(text: &str) -> String {
+pub(crate) fn text_content(text: &str) -> String {
     json!({ "text": text }).to_string()
 }
 
 /// Split `markdown` into pieces whose `post_content` fits `budget` bytes.
 /// Every character is kept, in order.
-pub fn split_markdown(markdown: &str, budget: usize) -> Vec<String> {
+pub(crate) fn split_markdown(markdown: &str, budget: usize) -> Vec<String> {
     split_encoded(markdown, budget, post_content("").len())
 }
 
 /// Split plain `text` into pieces whose `text_content` fits `budget` bytes.
-pub fn split_text(text: &str, budget: usize) -> Vec<String> {
+pub(crate) fn split_text(text: &str, budget: usize) -> Vec<String> {
     split_encoded(text, budget, text_content("").len())
 }
 
@@ -98,7 +98,7 @@ fn encoded_len(s: &str) -> usize {
 
 /// How a message path writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Markdown,
     /// Markdown input, sent as plain text (syntax removed).
     Text,
@@ -109,7 +109,7 @@ pub enum Format {
 impl Format {
     /// Reply mode "text" → Text; anything else that reaches messages
     /// (markdown, or a card that fell back) → Markdown.
-    pub fn of_mode(mode: &str) -> Self {
+    pub(crate) fn of_mode(mode: &str) -> Self {
         if mode == "text" {
             Format::Text
         } else {
@@ -123,7 +123,7 @@ impl Format {
 /// goes to the chat instead; a post the platform refuses goes again as plain
 /// text. `uuid` keys every piece (a replay is de-duplicated by the
 /// platform). Failures are logged; there is nothing left to try.
-pub async fn deliver_markdown(
+pub(crate) async fn deliver_markdown(
     http: &OpenApiClient,
     reply_to: &str,
     chat: &str,
@@ -220,7 +220,7 @@ fn short_uuid(u: &str) -> String {
 
 /// What a chat shows for one worker event, as markdown; `None` for events
 /// that only matter to live cards (deltas, tool starts).
-pub fn event_markdown(ev: &pb::WorkerEvent) -> Option<String> {
+pub(crate) fn event_markdown(ev: &pb::WorkerEvent) -> Option<String> {
     match ev.kind.as_ref()? {
         Kind::Done(d) => {
             let reason = pb::DoneReason::try_from(d.reason).unwrap_or(pb::DoneReason::Unspecified);

@@ -21,7 +21,7 @@ use crate::egress::reply::{self, Format};
 use crate::feishu::http::OpenApiClient;
 
 /// Shows one scope's worker events, in order. Owned by the scope's lane.
-pub trait Surface: Send {
+pub(crate) trait Surface: Send {
     /// Shows `ev`. `draw`: bring a streamed view up to date now; a lane
     /// that holds more events of the same run passes `false` for all but
     /// the last (a surface that does not stream ignores it).
@@ -33,7 +33,7 @@ pub trait Surface: Send {
 }
 
 /// A surface that is shown a run only once it ended: no streaming.
-pub trait FinalSurface: Send + Sync {
+pub(crate) trait FinalSurface: Send + Sync {
     /// A run this surface saw start has ended; `state` is all of it, and
     /// `done` its `Done` event (where to answer, the key for idempotency).
     fn post_final<'a>(
@@ -50,13 +50,13 @@ pub trait FinalSurface: Send + Sync {
 /// A [`FinalSurface`] as a [`Surface`]: folds each run it saw start, so its
 /// final answer can show the whole run (files, warnings, footer), not just
 /// the answer text.
-pub struct Folded<S> {
+pub(crate) struct Folded<S> {
     sink: S,
     runs: HashMap<String, RunState>,
 }
 
 impl<S: FinalSurface> Folded<S> {
-    pub fn new(sink: S) -> Self {
+    pub(crate) fn new(sink: S) -> Self {
         Folded {
             sink,
             runs: HashMap::new(),
@@ -93,11 +93,11 @@ impl<S: FinalSurface> Surface for Folded<S> {
 
 /// Chat messages: markdown `post`s or plain `text` (reply modes markdown
 /// and text, and what a card falls back to).
-pub struct Messages {
-    pub http: OpenApiClient,
+pub(crate) struct Messages {
+    pub(crate) http: OpenApiClient,
     /// Short, stable per profile: part of every idempotency key.
-    pub tag: String,
-    pub format: Format,
+    pub(crate) tag: String,
+    pub(crate) format: Format,
 }
 
 impl Messages {
@@ -148,9 +148,9 @@ impl FinalSurface for Messages {
 /// Reply mode card: a streamed CardKit card per run, command replies as
 /// cards; what no card shows (notices, a run this gateway never saw start,
 /// a card that could not be sent) goes out as a markdown message.
-pub struct CardOutput {
-    pub cards: ScopeCards,
-    pub fallback: Messages,
+pub(crate) struct CardOutput {
+    pub(crate) cards: ScopeCards,
+    pub(crate) fallback: Messages,
 }
 
 impl Surface for CardOutput {

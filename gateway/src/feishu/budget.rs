@@ -16,9 +16,9 @@ use tokio::time::Instant;
 
 /// One limit: at most `max` requests in any `per` window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub max: usize,
-    pub per: Duration,
+pub(crate) struct Window {
+    pub(crate) max: usize,
+    pub(crate) per: Duration,
 }
 
 /// Added to every window: requests reserved exactly a window apart can
@@ -27,13 +27,13 @@ pub struct Window {
 const MARGIN: Duration = Duration::from_millis(100);
 
 impl Window {
-    pub const fn per_second(max: usize) -> Self {
+    pub(crate) const fn per_second(max: usize) -> Self {
         Window {
             max,
             per: Duration::from_millis(1000 + MARGIN.as_millis() as u64),
         }
     }
-    pub const fn per_minute(max: usize) -> Self {
+    pub(crate) const fn per_minute(max: usize) -> Self {
         Window {
             max,
             per: Duration::from_millis(60_000 + MARGIN.as_millis() as u64),
@@ -42,21 +42,21 @@ impl Window {
 }
 
 /// IM send and reply, per app.
-pub const IM_SEND: &[Window] = &[Window::per_second(50), Window::per_minute(1000)];
+pub(crate) const IM_SEND: &[Window] = &[Window::per_second(50), Window::per_minute(1000)];
 /// Messages into one chat (the platform's 5 QPS per group / per user).
-pub const IM_CHAT: &[Window] = &[Window::per_second(5)];
+pub(crate) const IM_CHAT: &[Window] = &[Window::per_second(5)];
 /// Every CardKit operation of the app. The platform exempts operations on
 /// cards in streaming mode from its app QPS; we budget them anyway, so
 /// that many runs at once stay within the documented app limit even if
 /// that exemption is narrower than documented. Each card's writer is paced
 /// separately below its own 10 ops/s.
-pub const CARDKIT_OPS: &[Window] = &[Window::per_second(50)];
+pub(crate) const CARDKIT_OPS: &[Window] = &[Window::per_second(50)];
 /// Card entity creation, per app (counts toward the API's minute window).
-pub const CARDKIT_CREATE: &[Window] = &[Window::per_minute(1000)];
+pub(crate) const CARDKIT_CREATE: &[Window] = &[Window::per_minute(1000)];
 
 /// Reservations per key, oldest first.
 #[derive(Default)]
-pub struct Budget {
+pub(crate) struct Budget {
     slots: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
@@ -67,13 +67,13 @@ impl std::fmt::Debug for Budget {
 }
 
 impl Budget {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Wait until a request may go out under every `(key, windows)` given;
     /// the slot is taken when this returns.
-    pub async fn acquire(&self, keys: &[(&str, &[Window])]) {
+    pub(crate) async fn acquire(&self, keys: &[(&str, &[Window])]) {
         let now = Instant::now();
         let at = self.reserve(keys, now);
         // A free slot costs no trip through the timer wheel.
@@ -86,7 +86,7 @@ impl Budget {
     /// admits, and record it. Each key keeps its own slots in time order, so
     /// a chat at its limit, or the minute window, delays only requests that
     /// share that key.
-    pub fn reserve(&self, keys: &[(&str, &[Window])], now: Instant) -> Instant {
+    pub(crate) fn reserve(&self, keys: &[(&str, &[Window])], now: Instant) -> Instant {
         let Ok(mut slots) = self.slots.lock() else {
             return now;
         };

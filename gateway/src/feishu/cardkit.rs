@@ -30,20 +30,8 @@ use super::http::{ApiError, OpenApiClient, OutgoingMessage, new_uuid};
 const CARDS_PATH: &str = "/open-apis/cardkit/v1/cards";
 /// Streamed text limit per element (characters; counted here in UTF-16
 /// units, the stricter reading).
-pub const MAX_CONTENT_CHARS: usize = 100_000;
+pub(crate) const MAX_CONTENT_CHARS: usize = 100_000;
 
-/// Codes after which this card cannot be written any more (§3.7).
-pub const PERMANENT_CODES: [i64; 9] = [
-    200740, // entity missing
-    200750, // entity expired
-    200850, // streaming timed out
-    200860, // card too large
-    300302, // update_multi false
-    300309, // streaming closed
-    300310, // only text elements can stream
-    300311, // another app's card
-    300317, // sequence not increasing
-];
 /// Codes worth another try with the next sequence.
 const TRANSIENT_CODES: [i64; 4] = [
     200810,   // an interaction is in progress
@@ -54,12 +42,12 @@ const TRANSIENT_CODES: [i64; 4] = [
 
 /// The raw CardKit calls. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct CardKit {
+pub(crate) struct CardKit {
     client: OpenApiClient,
 }
 
 /// `msg_type: interactive` content that sends card entity `card_id`.
-pub fn card_message(card_id: &str) -> OutgoingMessage {
+pub(crate) fn card_message(card_id: &str) -> OutgoingMessage {
     OutgoingMessage::new(
         "interactive",
         json!({"type": "card", "data": {"card_id": card_id}}).to_string(),
@@ -68,13 +56,13 @@ pub fn card_message(card_id: &str) -> OutgoingMessage {
 
 /// Settings that turn streaming mode on again after the platform closed it
 /// (it does so 10 minutes after it was last enabled).
-pub fn open_streaming_settings() -> String {
+pub(crate) fn open_streaming_settings() -> String {
     json!({"config": {"streaming_mode": true}}).to_string()
 }
 
 /// Settings that end streaming mode and set the chat-list preview, so the
 /// preview stops saying "generating" and the card can be forwarded.
-pub fn close_streaming_settings(summary: &str) -> String {
+pub(crate) fn close_streaming_settings(summary: &str) -> String {
     json!({"config": {"streaming_mode": false, "summary": {"content": summary}}}).to_string()
 }
 
@@ -91,7 +79,7 @@ fn card_id_ok(s: &str) -> Result<&str, ApiError> {
 }
 
 /// Element ids: letters, digits, underscore; a letter first; ≤ 20 chars.
-pub fn element_id_ok(s: &str) -> bool {
+pub(crate) fn element_id_ok(s: &str) -> bool {
     s.len() <= 20
         && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -105,14 +93,14 @@ fn sequence_ok(sequence: u32) -> Result<i32, ApiError> {
 }
 
 impl CardKit {
-    pub fn new(client: OpenApiClient) -> Self {
+    pub(crate) fn new(client: OpenApiClient) -> Self {
         CardKit { client }
     }
 
     /// `POST /open-apis/cardkit/v1/cards` → the new entity's `card_id`.
     /// Not resent after a timeout: a second entity would be orphaned, not
     /// harmful, but the caller decides.
-    pub async fn create_card(&self, card_json: &str) -> Result<String, ApiError> {
+    pub(crate) async fn create_card(&self, card_json: &str) -> Result<String, ApiError> {
         let data = self
             .client
             .call_json_budgeted(
@@ -140,7 +128,7 @@ impl CardKit {
     /// `PUT …/cards/{card_id}/elements/{element_id}/content`: the element's
     /// full text (the platform animates the part that extends the old
     /// text).
-    pub async fn stream_content(
+    pub(crate) async fn stream_content(
         &self,
         card_id: &str,
         element_id: &str,
@@ -167,7 +155,7 @@ impl CardKit {
 
     /// `PATCH …/cards/{card_id}/settings` with `settings` (a JSON string
     /// holding `config` and/or `card_link`).
-    pub async fn update_settings(
+    pub(crate) async fn update_settings(
         &self,
         card_id: &str,
         settings: &str,
@@ -180,7 +168,7 @@ impl CardKit {
     }
 
     /// `PUT …/cards/{card_id}`: replaces the whole card.
-    pub async fn update_card(
+    pub(crate) async fn update_card(
         &self,
         card_id: &str,
         card_json: &str,
@@ -218,7 +206,7 @@ impl CardKit {
 
 mod writer;
 
-pub use writer::*;
+pub(crate) use writer::*;
 
 #[cfg(test)]
 #[path = "cardkit_tests.rs"]

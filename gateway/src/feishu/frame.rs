@@ -16,38 +16,35 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 /// Frame `method` of ping/pong frames.
-pub const METHOD_CONTROL: i32 = 0;
+pub(crate) const METHOD_CONTROL: i32 = 0;
 /// Frame `method` of event/card frames.
-pub const METHOD_DATA: i32 = 1;
+pub(crate) const METHOD_DATA: i32 = 1;
 
 /// Header keys (feishu.md §1.4).
-pub mod keys {
-    pub const TYPE: &str = "type";
-    pub const MESSAGE_ID: &str = "message_id";
-    pub const SUM: &str = "sum";
-    pub const SEQ: &str = "seq";
-    pub const TRACE_ID: &str = "trace_id";
-    pub const BIZ_RT: &str = "biz_rt";
+pub(crate) mod keys {
+    pub(crate) const TYPE: &str = "type";
+    pub(crate) const MESSAGE_ID: &str = "message_id";
+    pub(crate) const SUM: &str = "sum";
+    pub(crate) const SEQ: &str = "seq";
+    pub(crate) const TRACE_ID: &str = "trace_id";
+    pub(crate) const BIZ_RT: &str = "biz_rt";
 }
 
 /// Values of the `type` header.
-pub mod types {
-    pub const PING: &str = "ping";
-    pub const PONG: &str = "pong";
-    pub const EVENT: &str = "event";
-    pub const CARD: &str = "card";
+pub(crate) mod types {
+    pub(crate) const PING: &str = "ping";
+    pub(crate) const PONG: &str = "pong";
+    pub(crate) const EVENT: &str = "event";
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("undecodable frame: {0}")]
     Decode(#[from] prost::DecodeError),
     #[error("frame has no `{0}` header")]
     MissingHeader(&'static str),
     #[error("frame header `{key}` has a bad value {value:?}")]
     BadHeader { key: &'static str, value: String },
-    #[error("frame has unknown method {0}")]
-    UnknownMethod(i32),
     #[error("fragment of {message_id}: {reason}")]
     Fragment { message_id: String, reason: String },
     #[error("bad control payload: {0}")]
@@ -55,17 +52,17 @@ pub enum FrameError {
 }
 
 /// Decodes one binary WebSocket message. Never panics.
-pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
     Ok(Frame::decode(bytes)?)
 }
 
 /// Encodes a frame (fields 1–4 are `required`, so always present).
-pub fn encode(frame: &Frame) -> Vec<u8> {
+pub(crate) fn encode(frame: &Frame) -> Vec<u8> {
     frame.encode_to_vec()
 }
 
 /// The first header named `key`.
-pub fn header<'a>(frame: &'a Frame, key: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(frame: &'a Frame, key: &str) -> Option<&'a str> {
     frame
         .headers
         .iter()
@@ -74,7 +71,7 @@ pub fn header<'a>(frame: &'a Frame, key: &str) -> Option<&'a str> {
 }
 
 /// Sets `key` to `value`, replacing an existing header of that name.
-pub fn set_header(frame: &mut Frame, key: &str, value: impl Into<String>) {
+pub(crate) fn set_header(frame: &mut Frame, key: &str, value: impl Into<String>) {
     let value = value.into();
     match frame.headers.iter_mut().find(|h| h.key == key) {
         Some(h) => h.value = value,
@@ -87,7 +84,7 @@ pub fn set_header(frame: &mut Frame, key: &str, value: impl Into<String>) {
 
 /// The client's ping: method 0, SeqID 0, LogID 0, `type=ping`, no payload
 /// (feishu.md §1.5).
-pub fn ping(service: i32) -> Frame {
+pub(crate) fn ping(service: i32) -> Frame {
     Frame {
         seq_id: 0,
         log_id: 0,
@@ -103,20 +100,22 @@ pub fn ping(service: i32) -> Frame {
 
 /// What the event handler decided about one delivered message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AckReply {
+pub(crate) enum AckReply {
     /// ACK with `{"code":200}`.
     Ok,
     /// ACK with `{"code":200,"data":"<base64 of the JSON>"}`: how a
     /// `card.action.trigger` answer (toast / card) is returned (§1.8).
     OkWithData(serde_json::Value),
-    /// ACK with `{"code":500}`: the handler failed.
+    /// ACK with `{"code":500}`: the handler failed. Part of the ACK
+    /// protocol; no handler of fcx fails this way yet.
+    #[cfg_attr(not(test), allow(dead_code))]
     Error,
     /// Send nothing: the platform redelivers (at 15 s, 5 min, 1 h, 6 h).
     NoAck,
 }
 
 /// The ACK payload for `reply`; `None` for [`AckReply::NoAck`].
-pub fn ack_payload(reply: &AckReply) -> Option<Vec<u8>> {
+pub(crate) fn ack_payload(reply: &AckReply) -> Option<Vec<u8>> {
     let v = match reply {
         AckReply::Ok => serde_json::json!({ "code": 200 }),
         AckReply::OkWithData(data) => {
@@ -133,7 +132,7 @@ pub fn ack_payload(reply: &AckReply) -> Option<Vec<u8>> {
 /// The ACK for `request`: the same SeqID/LogID/service/method and every
 /// received header, plus `biz_rt` (handler time in ms), with the payload
 /// replaced (§1.7). `None` for [`AckReply::NoAck`].
-pub fn ack(request: &Frame, reply: &AckReply, biz_rt_ms: u64) -> Option<Frame> {
+pub(crate) fn ack(request: &Frame, reply: &AckReply, biz_rt_ms: u64) -> Option<Frame> {
     let payload = ack_payload(reply)?;
     let mut f = Frame {
         seq_id: request.seq_id,
@@ -155,17 +154,17 @@ pub fn ack(request: &Frame, reply: &AckReply, biz_rt_ms: u64) -> Option<Frame> {
 /// carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     /// Negative = unlimited.
-    pub reconnect_count: Option<i64>,
-    pub reconnect_interval: Option<i64>,
-    pub reconnect_nonce: Option<i64>,
-    pub ping_interval: Option<i64>,
+    pub(crate) reconnect_count: Option<i64>,
+    pub(crate) reconnect_interval: Option<i64>,
+    pub(crate) reconnect_nonce: Option<i64>,
+    pub(crate) ping_interval: Option<i64>,
 }
 
 impl ClientConfig {
     /// The SDK defaults used until the server says otherwise (§1.2).
-    pub const SDK_DEFAULT: ClientConfig = ClientConfig {
+    pub(crate) const SDK_DEFAULT: ClientConfig = ClientConfig {
         reconnect_count: Some(-1),
         reconnect_interval: Some(120),
         reconnect_nonce: Some(30),
@@ -173,7 +172,7 @@ impl ClientConfig {
     };
 
     /// Overlays the fields `other` carries.
-    pub fn merge(&mut self, other: &ClientConfig) {
+    pub(crate) fn merge(&mut self, other: &ClientConfig) {
         if other.reconnect_count.is_some() {
             self.reconnect_count = other.reconnect_count;
         }
@@ -192,17 +191,17 @@ impl ClientConfig {
         v.filter(|s| *s >= 0)
             .map(|s| Duration::from_secs(s.unsigned_abs()))
     }
-    pub fn ping_interval(&self) -> Option<Duration> {
+    pub(crate) fn ping_interval(&self) -> Option<Duration> {
         Self::secs(self.ping_interval).filter(|d| !d.is_zero())
     }
-    pub fn reconnect_interval(&self) -> Option<Duration> {
+    pub(crate) fn reconnect_interval(&self) -> Option<Duration> {
         Self::secs(self.reconnect_interval)
     }
-    pub fn reconnect_nonce(&self) -> Option<Duration> {
+    pub(crate) fn reconnect_nonce(&self) -> Option<Duration> {
         Self::secs(self.reconnect_nonce)
     }
     /// `None` = unlimited.
-    pub fn reconnect_limit(&self) -> Option<u64> {
+    pub(crate) fn reconnect_limit(&self) -> Option<u64> {
         self.reconnect_count
             .filter(|c| *c >= 0)
             .map(|c| c.unsigned_abs())
@@ -211,7 +210,7 @@ impl ClientConfig {
 
 /// A parsed control frame.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Control {
+pub(crate) enum Control {
     /// Server ping: ignored by the SDKs (no reply).
     Ping,
     /// Pong, with a replacement config when the payload is non-empty.
@@ -221,7 +220,7 @@ pub enum Control {
 }
 
 /// Parses a `method=0` frame.
-pub fn parse_control(frame: &Frame) -> Result<Control, FrameError> {
+pub(crate) fn parse_control(frame: &Frame) -> Result<Control, FrameError> {
     let kind = header(frame, keys::TYPE).ok_or(FrameError::MissingHeader(keys::TYPE))?;
     match kind {
         types::PING => Ok(Control::Ping),
@@ -237,16 +236,16 @@ pub fn parse_control(frame: &Frame) -> Result<Control, FrameError> {
 
 /// The headers of a `method=1` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataHeaders {
+pub(crate) struct DataHeaders {
     /// `event` or `card`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Shared by every fragment of a message (may be empty when `sum` is 1).
-    pub message_id: String,
+    pub(crate) message_id: String,
     /// Number of fragments, ≥ 1 (a missing header means 1).
-    pub sum: u32,
+    pub(crate) sum: u32,
     /// 0-based fragment index (a missing header means 0).
-    pub seq: u32,
-    pub trace_id: Option<String>,
+    pub(crate) seq: u32,
+    pub(crate) trace_id: Option<String>,
 }
 
 fn int_header(frame: &Frame, key: &'static str, default: u32) -> Result<u32, FrameError> {
@@ -260,7 +259,7 @@ fn int_header(frame: &Frame, key: &'static str, default: u32) -> Result<u32, Fra
 }
 
 /// Reads the data headers; checks `sum ≥ 1` and `seq < sum`.
-pub fn parse_data_headers(frame: &Frame) -> Result<DataHeaders, FrameError> {
+pub(crate) fn parse_data_headers(frame: &Frame) -> Result<DataHeaders, FrameError> {
     let kind = header(frame, keys::TYPE).ok_or(FrameError::MissingHeader(keys::TYPE))?;
     let message_id = header(frame, keys::MESSAGE_ID).unwrap_or_default();
     let sum = int_header(frame, keys::SUM, 1)?;
@@ -291,16 +290,16 @@ pub fn parse_data_headers(frame: &Frame) -> Result<DataHeaders, FrameError> {
 
 /// Bounds for [`Reassembler`].
 #[derive(Debug, Clone)]
-pub struct ReassemblerConfig {
+pub(crate) struct ReassemblerConfig {
     /// Largest accepted `sum`.
-    pub max_fragments: u32,
+    pub(crate) max_fragments: u32,
     /// Largest reassembled message, in bytes.
-    pub max_message_bytes: usize,
+    pub(crate) max_message_bytes: usize,
     /// Incomplete messages older than this (since their first fragment)
     /// are dropped.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// Most incomplete messages kept at once; the oldest is evicted.
-    pub max_pending: usize,
+    pub(crate) max_pending: usize,
 }
 
 impl Default for ReassemblerConfig {
@@ -325,13 +324,13 @@ struct Pending {
 /// Reassembles fragmented data frames keyed by `message_id` (§1.6). Only
 /// the fragment that completes a message yields it; the caller ACKs that
 /// frame only.
-pub struct Reassembler {
+pub(crate) struct Reassembler {
     cfg: ReassemblerConfig,
     pending: HashMap<String, Pending>,
 }
 
 impl Reassembler {
-    pub fn new(cfg: ReassemblerConfig) -> Self {
+    pub(crate) fn new(cfg: ReassemblerConfig) -> Self {
         Reassembler {
             cfg,
             pending: HashMap::new(),
@@ -339,7 +338,8 @@ impl Reassembler {
     }
 
     /// Number of incomplete messages held.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
         self.pending.len()
     }
 
@@ -353,7 +353,7 @@ impl Reassembler {
     /// Adds one fragment. `Ok(Some(bytes))` = the message is complete;
     /// `Ok(None)` = waiting for more (send no ACK); `Err` = fragment
     /// rejected (log it; send no ACK).
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         h: &DataHeaders,
         payload: Vec<u8>,
@@ -428,7 +428,7 @@ impl Reassembler {
     }
 
     /// Drops incomplete messages older than the TTL; returns their ids.
-    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<String> {
         let ttl = self.cfg.ttl;
         let expired: Vec<String> = self
             .pending

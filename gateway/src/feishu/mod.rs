@@ -13,17 +13,17 @@
 //!
 //! Nothing here knows about fcx's chat model: normalization lives elsewhere.
 
-pub mod budget;
-pub mod cardkit;
-pub mod frame;
-pub mod http;
-pub mod ws;
+pub(crate) mod budget;
+pub(crate) mod cardkit;
+pub(crate) mod frame;
+pub(crate) mod http;
+pub(crate) mod ws;
 
 #[cfg(test)]
 mod testkit;
 
 /// Installs the aws-lc-rs rustls provider as the process default so reqwest
 /// and tokio-tungstenite share it. Idempotent; call early in `main`.
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

@@ -17,29 +17,29 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
 #[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: hyper::HeaderMap,
-    pub body: Vec<u8>,
+pub(crate) struct Recorded {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Recorded {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn json(status: u16, v: serde_json::Value) -> Self {
+    pub(crate) fn json(status: u16, v: serde_json::Value) -> Self {
         Reply {
             status,
             headers: vec![
@@ -52,7 +52,7 @@ impl Reply {
             body: v.to_string().into_bytes(),
         }
     }
-    pub fn header(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
         self
     }
@@ -60,15 +60,15 @@ impl Reply {
 
 type Route = Arc<dyn Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync>;
 
-pub struct FakeHttp {
-    pub base: String,
+pub(crate) struct FakeHttp {
+    pub(crate) base: String,
     log: Arc<Mutex<Vec<Recorded>>>,
     task: JoinHandle<()>,
 }
 
 impl FakeHttp {
     /// `route(request, earlier requests)` answers every request.
-    pub async fn start(
+    pub(crate) async fn start(
         route: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
     ) -> FakeHttp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -131,11 +131,11 @@ impl FakeHttp {
         }
     }
 
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.log.lock().expect("lock").clone()
     }
 
-    pub fn count(&self, path: &str) -> usize {
+    pub(crate) fn count(&self, path: &str) -> usize {
         self.requests().iter().filter(|r| r.path == path).count()
     }
 }
@@ -148,30 +148,30 @@ impl Drop for FakeHttp {
 
 /// How the fake WS server answers the next handshakes.
 #[derive(Debug, Clone, Default)]
-pub enum Handshake {
+pub(crate) enum Handshake {
     #[default]
     Accept,
     /// Refuse with this HTTP status and headers.
     Refuse(u16, Vec<(String, String)>),
 }
 
-pub struct Accepted {
-    pub uri: String,
-    pub ws: WebSocketStream<TcpStream>,
+pub(crate) struct Accepted {
+    pub(crate) uri: String,
+    pub(crate) ws: WebSocketStream<TcpStream>,
 }
 
-pub struct FakeWs {
-    pub addr: SocketAddr,
-    pub mode: Arc<Mutex<Handshake>>,
-    pub accepted: mpsc::UnboundedReceiver<Accepted>,
-    pub attempts: Arc<Mutex<Vec<String>>>,
+pub(crate) struct FakeWs {
+    pub(crate) addr: SocketAddr,
+    pub(crate) mode: Arc<Mutex<Handshake>>,
+    pub(crate) accepted: mpsc::UnboundedReceiver<Accepted>,
+    pub(crate) attempts: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
 impl FakeWs {
     // The callback's signature is tungstenite's.
     #[allow(clippy::result_large_err)]
-    pub async fn start() -> FakeWs {
+    pub(crate) async fn start() -> FakeWs {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mode: Arc<Mutex<Handshake>> = Arc::default();
@@ -216,7 +216,7 @@ impl FakeWs {
         }
     }
 
-    pub fn url(&self, service_id: i32) -> String {
+    pub(crate) fn url(&self, service_id: i32) -> String {
         format!(
             "ws://{}/ws?device_id=dev-1&service_id={service_id}&ticket=SECRET-TICKET",
             self.addr

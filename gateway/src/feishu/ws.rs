@@ -23,10 +23,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, AckReply, ClientConfig, Control, Reassembler, ReassemblerConfig};
-use super::http::{EndpointError, OpenApiClient, WsEndpoint, redact_url};
+#[cfg(test)]
+use super::http::redact_url;
+use super::http::{EndpointError, OpenApiClient, WsEndpoint};
 
 /// `Handshake-Autherrcode` meaning "more than 50 connections for this app".
-pub const EXCEED_CONN_LIMIT: &str = "1000040350";
+pub(crate) const EXCEED_CONN_LIMIT: &str = "1000040350";
 
 /// ACKs written per flush at most, so a long burst still lets the loop
 /// read, ping and watch the clock in between.
@@ -34,17 +36,12 @@ const ACK_BATCH: usize = 64;
 
 /// One complete event delivered over the long connection.
 #[derive(Debug, Clone)]
-pub struct InboundEvent {
-    /// The frame `type` header (`event`; legacy `card` frames are not
-    /// delivered: the SDKs drop them without ACK).
-    pub kind: String,
+pub(crate) struct InboundEvent {
     /// The frame's `message_id` header (not the IM message id).
-    pub message_id: String,
-    pub trace_id: Option<String>,
+    pub(crate) message_id: String,
     /// The event envelope (`{"schema":"2.0","header":{…},"event":{…}}`),
     /// including `card.action.trigger` callbacks.
-    pub payload: serde_json::Value,
-    pub received_at: SystemTime,
+    pub(crate) payload: serde_json::Value,
 }
 
 /// Decides the ACK for one event. The returned future must resolve before
@@ -52,7 +49,7 @@ pub struct InboundEvent {
 /// not, it is dropped and no ACK is sent, so the platform redelivers. It may
 /// also be dropped when the connection dies: do slow or must-finish work on
 /// your own task (hand it over through a channel) and answer quickly.
-pub trait EventHandler: Send + Sync + 'static {
+pub(crate) trait EventHandler: Send + Sync + 'static {
     fn handle(&self, event: InboundEvent, deadline: Instant) -> BoxFuture<'static, AckReply>;
 }
 
@@ -67,7 +64,7 @@ where
 }
 
 /// Where the client gets a fresh URL for each (re)connection.
-pub trait EndpointSource: Send + Sync + 'static {
+pub(crate) trait EndpointSource: Send + Sync + 'static {
     fn endpoint(&self) -> BoxFuture<'_, Result<WsEndpoint, EndpointError>>;
 }
 
@@ -79,26 +76,26 @@ impl EndpointSource for OpenApiClient {
 
 /// Knobs; defaults suit production, tests shrink them.
 #[derive(Debug, Clone)]
-pub struct WsOptions {
+pub(crate) struct WsOptions {
     /// Time a handler has to decide, from the event's arrival (the platform
     /// allows 3 s).
-    pub ack_budget: Duration,
+    pub(crate) ack_budget: Duration,
     /// Reconnect when nothing at all arrives for this many ping intervals.
-    pub watchdog_factor: u32,
+    pub(crate) watchdog_factor: u32,
     /// Overrides the server's `PingInterval` (tests).
-    pub ping_interval_override: Option<Duration>,
+    pub(crate) ping_interval_override: Option<Duration>,
     /// First retry delay after a failed attempt; doubles per failure.
-    pub backoff_initial: Duration,
+    pub(crate) backoff_initial: Duration,
     /// Upper bound of the backoff (the server's `ReconnectInterval`, when
     /// smaller, bounds it too).
-    pub backoff_max: Duration,
+    pub(crate) backoff_max: Duration,
     /// Upper bound of the random delay before the first reconnect (the
     /// server's `ReconnectNonce`, when smaller, bounds it too).
-    pub max_reconnect_nonce: Duration,
-    pub connect_timeout: Duration,
+    pub(crate) max_reconnect_nonce: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Bound on one write (ACK, ping); exceeding it drops the connection.
-    pub write_timeout: Duration,
-    pub reassembly: ReassemblerConfig,
+    pub(crate) write_timeout: Duration,
+    pub(crate) reassembly: ReassemblerConfig,
 }
 
 impl Default for WsOptions {
@@ -122,7 +119,7 @@ impl Default for WsOptions {
 
 /// Why the client stopped for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     Cancelled,
     /// Bad credentials, forbidden, connection limit: needs an operator.
     Fatal(String),
@@ -145,7 +142,7 @@ impl std::fmt::Display for StopReason {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum WsState {
+pub(crate) enum WsState {
     #[default]
     Idle,
     Connecting,
@@ -158,25 +155,25 @@ pub enum WsState {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct WsStatus {
-    pub state: WsState,
+pub(crate) struct WsStatus {
+    pub(crate) state: WsState,
     /// `device_id` from the URL (the SDKs' "conn_id").
-    pub conn_id: Option<String>,
-    pub service_id: Option<i32>,
-    pub connected_since: Option<SystemTime>,
+    pub(crate) conn_id: Option<String>,
+    pub(crate) service_id: Option<i32>,
+    pub(crate) connected_since: Option<SystemTime>,
     /// Last protocol (binary) frame of any kind, pongs included.
-    pub last_frame_at: Option<SystemTime>,
+    pub(crate) last_frame_at: Option<SystemTime>,
     /// Last complete event handed to the handler.
-    pub last_event_at: Option<SystemTime>,
+    pub(crate) last_event_at: Option<SystemTime>,
     /// Successful connections after the first.
-    pub reconnects: u64,
+    pub(crate) reconnects: u64,
     /// Failed attempts since the last successful connection.
-    pub consecutive_failures: u64,
-    pub last_error: Option<String>,
-    pub events: u64,
-    pub acks_sent: u64,
+    pub(crate) consecutive_failures: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) events: u64,
+    pub(crate) acks_sent: u64,
     /// The server's current settings (seconds).
-    pub client_config: ClientConfig,
+    pub(crate) client_config: ClientConfig,
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -192,7 +189,7 @@ enum SessionEnd {
 
 /// The long-connection client. Build it, keep the status receiver, and
 /// own the future of [`WsClient::run`] (spawn it on a task you join).
-pub struct WsClient {
+pub(crate) struct WsClient {
     source: Arc<dyn EndpointSource>,
     handler: Arc<dyn EventHandler>,
     opts: WsOptions,
@@ -200,7 +197,7 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    pub fn new(
+    pub(crate) fn new(
         source: Arc<dyn EndpointSource>,
         handler: Arc<dyn EventHandler>,
         opts: WsOptions,
@@ -217,17 +214,12 @@ impl WsClient {
         )
     }
 
-    /// Another status receiver.
-    pub fn subscribe(&self) -> watch::Receiver<WsStatus> {
-        self.status.subscribe()
-    }
-
     fn set(&self, f: impl FnOnce(&mut WsStatus)) {
         self.status.send_modify(f);
     }
 
     /// Runs until cancelled or a fatal error; reconnects otherwise.
-    pub async fn run(self, cancel: CancellationToken) -> StopReason {
+    pub(crate) async fn run(self, cancel: CancellationToken) -> StopReason {
         let mut cfg = ClientConfig::SDK_DEFAULT;
         let mut failures: u64 = 0;
         let mut ever_connected = false;
@@ -560,11 +552,8 @@ impl WsClient {
         });
         tracing::debug!(message_id = %h.message_id, trace_id = h.trace_id.as_deref(), "event received");
         let ev = InboundEvent {
-            kind: h.kind,
             message_id: h.message_id,
-            trace_id: h.trace_id,
             payload,
-            received_at: now,
         };
         let deadline = arrived + self.opts.ack_budget;
         let handler = self.handler.clone();
@@ -641,8 +630,9 @@ fn parse_query(url: &str) -> UrlQuery {
     q
 }
 
-/// Safe-to-log form of a URL (re-exported for callers).
-pub fn redacted(url: &str) -> String {
+/// Safe-to-log form of a URL.
+#[cfg(test)]
+pub(crate) fn redacted(url: &str) -> String {
     redact_url(url)
 }
 

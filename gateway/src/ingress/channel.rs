@@ -51,20 +51,20 @@ fn toast(kind: &str, content: &str) -> AckReply {
 
 /// What `fcxctl status` shows about a channel.
 #[derive(Debug, Clone, Default)]
-pub struct ChannelView {
+pub(crate) struct ChannelView {
     /// "starting" | "connecting" | "connected" | "backoff" | "stopped: <why>"
-    pub state: String,
-    pub last_frame_at_ms: i64,
-    pub last_event_at_ms: i64,
-    pub reconnects: u64,
-    pub bot: String,
+    pub(crate) state: String,
+    pub(crate) last_frame_at_ms: i64,
+    pub(crate) last_event_at_ms: i64,
+    pub(crate) reconnects: u64,
+    pub(crate) bot: String,
 }
 
 #[derive(Clone, Default)]
-pub struct ChannelStatus(Arc<Mutex<ChannelView>>);
+pub(crate) struct ChannelStatus(Arc<Mutex<ChannelView>>);
 
 impl ChannelStatus {
-    pub fn view(&self) -> ChannelView {
+    pub(crate) fn view(&self) -> ChannelView {
         self.0.lock().map(|v| v.clone()).unwrap_or_default()
     }
     fn set(&self, f: impl FnOnce(&mut ChannelView)) {
@@ -83,7 +83,7 @@ fn ms(t: Option<SystemTime>) -> i64 {
 /// Run the channel until `stop`. Errors that end it (an unreadable secret,
 /// bad credentials, a refused connection) are reported in `status` and the
 /// log; they never take other profiles down.
-pub async fn run(
+pub(crate) async fn run(
     profile: Profile,
     app: AppConfig,
     profile_dir: std::path::PathBuf,
@@ -227,7 +227,6 @@ pub async fn run(
         }
     }
     let lanes = crate::egress::lanes::Lanes::new(crate::egress::lanes::LaneCtx {
-        profile: profile.name.clone(),
         http: http.clone(),
         worker: worker.clone(),
         cards,
@@ -281,11 +280,8 @@ async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::ingres
         return crate::ingress::webhook::Reply::Ack(json!({"msg": "success"}));
     };
     let ev = InboundEvent {
-        kind: "event".into(),
         message_id: "webhook".into(),
-        trace_id: None,
         payload: value,
-        received_at: SystemTime::now(),
     };
     let deadline = Instant::now() + Duration::from_millis(2500);
     match tokio::time::timeout_at(deadline, h.handle(ev, deadline)).await {

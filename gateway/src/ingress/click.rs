@@ -16,15 +16,14 @@ use serde_json::Value;
 use crate::egress::render::CALLBACK_VALUE_KEY;
 use crate::ingress::callback::{self, Claims, Denied, Expected, MemoryNonceStore, NonceStore};
 use crate::ingress::keys::SharedKeys;
-use crate::ingress::keys::{hex_decode, hex_encode};
 use crate::link::supervisor::now_ms;
 
 /// Who asked for each message, so a run's stop button is signed for them.
 #[derive(Clone, Default)]
-pub struct Requesters(Arc<Mutex<HashMap<String, String>>>);
+pub(crate) struct Requesters(Arc<Mutex<HashMap<String, String>>>);
 
 impl Requesters {
-    pub fn remember(&self, message_id: &str, open_id: &str) {
+    pub(crate) fn remember(&self, message_id: &str, open_id: &str) {
         if let Ok(mut m) = self.0.lock() {
             if m.len() > 10_000 {
                 m.clear();
@@ -39,7 +38,7 @@ impl Requesters {
 
 /// Card messages this gateway sent: carrier message id → (scope, chat id).
 #[derive(Clone, Default)]
-pub struct Carriers(Arc<Mutex<HashMap<String, (String, String)>>>, FormTokens);
+pub(crate) struct Carriers(Arc<Mutex<HashMap<String, (String, String)>>>, FormTokens);
 
 /// The submit token of each `/config` form sent, by card message: a form
 /// submit is answered with it when the platform does not echo the submit
@@ -82,13 +81,13 @@ impl Carriers {
 /// Used button nonces, kept until their token expires and persisted, so a
 /// click replayed after an fcxd restart is still refused. An append-only
 /// log (`used-nonces`, one `hex expiry` line each), compacted on open.
-pub struct FileNonceStore {
+pub(crate) struct FileNonceStore {
     memory: MemoryNonceStore,
     log: Mutex<Option<std::fs::File>>,
 }
 
 impl FileNonceStore {
-    pub fn open(path: &Path, now: i64) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &Path, now: i64) -> std::io::Result<Self> {
         let memory = MemoryNonceStore::default();
         let mut live = Vec::new();
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -97,7 +96,7 @@ impl FileNonceStore {
                 let (Some(n), Some(exp)) = (it.next(), it.next()) else {
                     continue;
                 };
-                let (Some(bytes), Ok(exp)) = (hex_decode(n), exp.parse::<i64>()) else {
+                let (Some(bytes), Ok(exp)) = (hex::decode(n).ok(), exp.parse::<i64>()) else {
                     continue;
                 };
                 let Ok(nonce) = <[u8; 16]>::try_from(bytes.as_slice()) else {
@@ -131,7 +130,7 @@ impl NonceStore for FileNonceStore {
             && let Some(f) = log.as_mut()
         {
             use std::io::Write as _;
-            if let Err(e) = writeln!(f, "{} {expires_at}", hex_encode(nonce)) {
+            if let Err(e) = writeln!(f, "{} {expires_at}", hex::encode(nonce)) {
                 tracing::error!(error = %e, "cannot persist a used button nonce");
             }
         }
@@ -140,25 +139,25 @@ impl NonceStore for FileNonceStore {
 }
 
 /// Verifies card clicks (in the ACK path: pure and fast).
-pub struct Callbacks {
-    pub keys: SharedKeys,
-    pub nonces: Box<dyn NonceStore>,
-    pub carriers: Carriers,
+pub(crate) struct Callbacks {
+    pub(crate) keys: SharedKeys,
+    pub(crate) nonces: Box<dyn NonceStore>,
+    pub(crate) carriers: Carriers,
 }
 
 /// A verified click: what to ask the worker.
-pub struct Click {
-    pub claims: Claims,
-    pub operator: String,
+pub(crate) struct Click {
+    pub(crate) claims: Claims,
+    pub(crate) operator: String,
     /// The card message clicked (the worker's answer replies to it).
-    pub message_id: String,
+    pub(crate) message_id: String,
 }
 
 impl Click {
     /// The worker action this click asks for; `None` for an action this
     /// gateway never signs (cannot happen with a valid signature, but the
     /// mapping is total).
-    pub fn action(&self, event: &Value) -> Option<pb::Action> {
+    pub(crate) fn action(&self, event: &Value) -> Option<pb::Action> {
         let c = &self.claims;
         let mut a = pb::Action {
             scope: c.scope.clone(),
@@ -218,7 +217,7 @@ fn form_values(event: &Value) -> Vec<pb::Field> {
 impl Callbacks {
     /// Check a `card.action.trigger` event. `Err` carries the ACK answer (a
     /// low-detail toast); the reason is logged once.
-    pub fn check(&self, event: &Value) -> Result<Click, Value> {
+    pub(crate) fn check(&self, event: &Value) -> Result<Click, Value> {
         let deny = |d: Denied| {
             tracing::warn!(reason = ?d, "card action denied");
             Err(d.answer())

@@ -19,23 +19,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::link::supervisor::{DeliverError, Notice, WorkerHandle, now_ms};
 
-pub const SCOPE: &str = "chat:console";
+pub(crate) const SCOPE: &str = "chat:console";
 
-pub struct Console {
-    pub worker: Arc<WorkerHandle>,
-    pub workspace: String,
+pub(crate) struct Console {
+    pub(crate) worker: Arc<WorkerHandle>,
+    pub(crate) workspace: String,
     /// Shutdown requested (a signal, `fcxctl stop`, or the console itself at
     /// end of input): stop reading input.
-    pub stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     /// Workers are down: every final event has been printed, stop printing.
-    pub quit: CancellationToken,
+    pub(crate) quit: CancellationToken,
 }
 
 impl Console {
     /// Read input until stdin ends (then wait for queued work to finish and
     /// request shutdown) or `stop`; keep printing until `quit`, so the final
     /// state of runs stopped by the shutdown is shown.
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         let mut out = Printer::default();
         let events = self.worker.subscribe();
         let notices = self.worker.notices();

@@ -26,7 +26,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The profile's card-callback signing keys, kept with its secrets:
 /// `$FCX_HOME/profiles/NAME/callback-keys.json` (0600), created on first use.
 /// Rotation adds a version; older versions stay accepted until retired.
-pub fn load_keys(profile_dir: &Path) -> io::Result<KeyRing> {
+#[cfg(test)]
+pub(crate) fn load_keys(profile_dir: &Path) -> io::Result<KeyRing> {
     let path = keyfile::path_in(profile_dir);
     let (file, origin) = keyfile::load_or_create(&path).map_err(io::Error::other)?;
     log_origin(&path, &origin);
@@ -51,7 +52,7 @@ fn log_origin(path: &Path, origin: &Origin) {
 
 /// The ring for a parsed file: the current key signs, other live keys
 /// verify, retired versions are refused as retired.
-pub fn ring_from(f: &KeyFile) -> Result<KeyRing, KeyError> {
+pub(crate) fn ring_from(f: &KeyFile) -> Result<KeyRing, KeyError> {
     let current = f.current();
     let key = f.key(current).ok_or(KeyError::Unknown(current))?;
     let mut ring = KeyRing::new(current, key.to_vec())?;
@@ -115,7 +116,7 @@ struct Shared {
 /// second. A file that becomes unreadable or invalid changes nothing in
 /// memory: the last good ring stays in use and one warning is logged.
 #[derive(Clone)]
-pub struct SharedKeys(Arc<Shared>);
+pub(crate) struct SharedKeys(Arc<Shared>);
 
 impl std::fmt::Debug for SharedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +130,7 @@ impl std::fmt::Debug for SharedKeys {
 impl SharedKeys {
     /// The keys in `profile_dir`, creating the file on first use (like
     /// [`load_keys`]).
-    pub fn open(profile_dir: &Path) -> io::Result<Self> {
+    pub(crate) fn open(profile_dir: &Path) -> io::Result<Self> {
         Self::open_with(profile_dir, CHECK_EVERY)
     }
 
@@ -157,24 +158,20 @@ impl SharedKeys {
         Ok(keys)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.0.path
-    }
-
     /// The ring in use now (after a reload, if one is due). Hold it only for
     /// one sign or verify: a later call may return a newer ring.
-    pub fn ring(&self) -> Arc<KeyRing> {
+    pub(crate) fn ring(&self) -> Arc<KeyRing> {
         self.maybe_refresh();
         self.current_ring()
     }
 
     /// Signs with the current key.
-    pub fn sign(&self, claims: &Claims) -> Result<String, SignError> {
+    pub(crate) fn sign(&self, claims: &Claims) -> Result<String, SignError> {
         self.ring().sign(claims)
     }
 
     /// [`callback::verify_once`] against the current ring.
-    pub fn verify_once(
+    pub(crate) fn verify_once(
         &self,
         token: &str,
         now: i64,
@@ -184,7 +181,8 @@ impl SharedKeys {
         callback::verify_once(token, &self.ring(), now, expected, nonces)
     }
 
-    pub fn current_version(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn current_version(&self) -> u32 {
         self.ring().current_version()
     }
 
@@ -210,7 +208,7 @@ impl SharedKeys {
     }
 
     /// Looks at the file now and reloads it if it changed.
-    pub fn refresh(&self) {
+    pub(crate) fn refresh(&self) {
         // Someone else is looking right now: their answer will do.
         let mut watch = match self.0.watch.try_lock() {
             Ok(w) => w,
@@ -258,20 +256,6 @@ impl SharedKeys {
         let ring = ring_from(&file).map_err(|e| e.to_string())?;
         Ok(Some((stamp, ring)))
     }
-}
-
-pub(crate) fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -448,7 +432,7 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let keys = eager(d.path());
         let f = keyfile::read(&file(d.path())).expect("read").expect("file");
-        let hex = hex_encode(f.key(1).expect("key"));
+        let hex = hex::encode(f.key(1).expect("key"));
         assert!(!format!("{keys:?}").contains(&hex));
         assert!(!format!("{keys:?}").contains(&hex[..16]));
     }

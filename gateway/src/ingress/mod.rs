@@ -3,9 +3,9 @@
 //! verification of card clicks.
 
 pub mod callback;
-pub mod channel;
-pub mod click;
-pub mod console;
-pub mod keys;
-pub mod normalize;
-pub mod webhook;
+pub(crate) mod channel;
+pub(crate) mod click;
+pub(crate) mod console;
+pub(crate) mod keys;
+pub(crate) mod normalize;
+pub(crate) mod webhook;

@@ -9,13 +9,13 @@ use serde_json::Value;
 
 /// Who the bot is, from `GET /open-apis/bot/v3/info`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BotIdentity {
-    pub open_id: String,
-    pub name: String,
+pub(crate) struct BotIdentity {
+    pub(crate) open_id: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Normalized {
+pub(crate) enum Normalized {
     /// A user message for the worker. `parent_id` names a quoted message the
     /// channel should fetch and attach.
     Message {
@@ -31,22 +31,23 @@ pub enum Normalized {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NormalizeError {
+pub(crate) enum NormalizeError {
     #[error("the event payload is not JSON: {0}")]
     NotJson(String),
     #[error("the event envelope has no {0}")]
     Missing(&'static str),
 }
 
-pub struct Options {
+pub(crate) struct Options {
     /// Drop replays older than this (milliseconds); 0 keeps everything.
-    pub stale_after_ms: i64,
-    pub now_ms: i64,
+    pub(crate) stale_after_ms: i64,
+    pub(crate) now_ms: i64,
 }
 
+#[cfg(test)]
 /// Normalize one complete event payload (the reassembled frame payload, or
 /// the decrypted webhook body).
-pub fn normalize(
+pub(crate) fn normalize(
     payload: &[u8],
     bot: &BotIdentity,
     opts: &Options,
@@ -58,7 +59,7 @@ pub fn normalize(
 
 /// [`normalize`] for an envelope that is already parsed (the long
 /// connection hands events over as JSON values).
-pub fn normalize_value(
+pub(crate) fn normalize_value(
     v: &Value,
     bot: &BotIdentity,
     opts: &Options,
@@ -219,7 +220,7 @@ fn message(
 
 /// The text of a fetched message (`GET /open-apis/im/v1/messages/{id}`), for
 /// a quote: text and post flattened the same way as live messages.
-pub fn message_text(msg_type: &str, content: &str) -> String {
+pub(crate) fn message_text(msg_type: &str, content: &str) -> String {
     let v: Value = content.parse().unwrap_or(Value::Null);
     let none = Mentions {
         keys: Vec::new(),

@@ -30,14 +30,14 @@ const MAX_BODY: usize = 1 << 20;
 
 /// `Secret` keeps both out of `Debug` output and logs.
 #[derive(Debug, Clone)]
-pub struct WebhookKeys {
-    pub encrypt_key: Option<Secret>,
-    pub verification_token: Option<Secret>,
+pub(crate) struct WebhookKeys {
+    pub(crate) encrypt_key: Option<Secret>,
+    pub(crate) verification_token: Option<Secret>,
 }
 
 /// What the event handler decided.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Accepted: HTTP 200 with this JSON body (a card action's answer, or
     /// `{"msg":"success"}`).
     Ack(Value),
@@ -46,10 +46,10 @@ pub enum Reply {
     Retry,
 }
 
-pub type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     #[error("the signature headers are missing")]
     Unsigned,
     #[error("the signature does not match")]
@@ -68,7 +68,7 @@ pub enum WebhookError {
 
 /// What a request turned out to be.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// Answer `{"challenge": …}` at once.
     Challenge(String),
     /// A (decrypted) event payload for the event path.
@@ -76,7 +76,7 @@ pub enum Incoming {
 }
 
 /// Verify, decrypt and classify one request. Pure: the HTTP glue is below.
-pub fn process(
+pub(crate) fn process(
     keys: &WebhookKeys,
     timestamp: Option<&str>,
     nonce: Option<&str>,
@@ -138,7 +138,7 @@ pub fn process(
 /// Remembers the (timestamp, nonce) of signed requests seen within the
 /// freshness window. Only signed requests get here, so an outsider cannot
 /// fill it; the cap bounds memory should the platform itself flood it.
-pub struct Freshness {
+pub(crate) struct Freshness {
     window_secs: i64,
     seen: Mutex<Seen>,
 }
@@ -152,7 +152,7 @@ struct Seen {
 const MAX_REMEMBERED: usize = 100_000;
 
 impl Freshness {
-    pub fn new(window_secs: u64) -> Self {
+    pub(crate) fn new(window_secs: u64) -> Self {
         Freshness {
             window_secs: i64::try_from(window_secs).unwrap_or(i64::MAX),
             seen: Mutex::new(Seen::default()),
@@ -161,7 +161,7 @@ impl Freshness {
 
     /// Accept a signed request's timestamp (unix seconds) and nonce once.
     /// `now` is unix seconds.
-    pub fn admit(&self, timestamp: &str, nonce: &str, now: i64) -> Result<(), WebhookError> {
+    pub(crate) fn admit(&self, timestamp: &str, nonce: &str, now: i64) -> Result<(), WebhookError> {
         let ts: i64 = timestamp.trim().parse().map_err(|_| WebhookError::Stale)?;
         if ts.abs_diff(now) > self.window_secs.unsigned_abs() {
             return Err(WebhookError::Stale);
@@ -186,7 +186,7 @@ impl Freshness {
 
     /// Forget a request the handler did not accept, so the platform's retry
     /// of the very same request is not taken for a replay.
-    pub fn forget(&self, timestamp: &str, nonce: &str) {
+    pub(crate) fn forget(&self, timestamp: &str, nonce: &str) {
         let Ok(ts) = timestamp.trim().parse::<i64>() else {
             return;
         };
@@ -199,7 +199,7 @@ impl Freshness {
 }
 
 /// Lower-case hex SHA-256 of timestamp + nonce + encrypt key + raw body.
-pub fn sign(timestamp: &str, nonce: &str, encrypt_key: &str, body: &[u8]) -> String {
+pub(crate) fn sign(timestamp: &str, nonce: &str, encrypt_key: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(timestamp.as_bytes());
     h.update(nonce.as_bytes());
@@ -210,7 +210,7 @@ pub fn sign(timestamp: &str, nonce: &str, encrypt_key: &str, body: &[u8]) -> Str
 
 /// AES-256-CBC with key = SHA-256(encrypt key), IV = the first 16 bytes of
 /// the decoded message, PKCS#7 padding.
-pub fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookError> {
+pub(crate) fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookError> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| WebhookError::Undecryptable)?;
@@ -233,7 +233,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Serve the webhook on `listen` until `stop`.
-pub async fn serve(
+pub(crate) async fn serve(
     listen: SocketAddr,
     keys: WebhookKeys,
     freshness_secs: u64,
@@ -281,14 +281,14 @@ pub async fn serve(
 }
 
 /// What every request is checked against.
-pub struct Gate {
-    pub keys: WebhookKeys,
-    pub fresh: Freshness,
+pub(crate) struct Gate {
+    pub(crate) keys: WebhookKeys,
+    pub(crate) fresh: Freshness,
 }
 
 impl Gate {
     /// [`process`], then, for a signed event, the freshness check.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         timestamp: Option<&str>,
         nonce: Option<&str>,

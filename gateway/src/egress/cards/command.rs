@@ -10,7 +10,7 @@ impl CardSurface {
     /// Sends a command reply as a card (buttons signed for the user it
     /// answers, the `/config` form signed as one submit). `false`: it could
     /// not be sent and the caller answers with a message.
-    pub async fn command_card(&self, ev: &pb::WorkerEvent, c: &pb::CommandReply) -> bool {
+    pub(crate) async fn command_card(&self, ev: &pb::WorkerEvent, c: &pb::CommandReply) -> bool {
         if ev.reply_to.is_empty() {
             return false;
         }

@@ -94,7 +94,7 @@ fn limits(o: &RenderOptions, level: u8) -> Limits {
 
 /// Renders `state` as the card `opts.mode` asks for. Always returns a card;
 /// `fits` says whether it met the budgets.
-pub fn render(state: &RunState, opts: &RenderOptions) -> RenderedCard {
+pub(crate) fn render(state: &RunState, opts: &RenderOptions) -> RenderedCard {
     let answer = state.answer();
     let pieces = split_pieces(&answer, opts.effective_answer_budget());
     let piece = match opts.mode {
@@ -154,7 +154,7 @@ pub fn render(state: &RunState, opts: &RenderOptions) -> RenderedCard {
 
 /// The chat-list preview (`config.summary`); also what the caller passes
 /// when it closes streaming mode.
-pub fn summary(state: &RunState) -> String {
+pub(crate) fn summary(state: &RunState) -> String {
     match state.phase {
         Phase::Queued => "[Queued]".to_string(),
         Phase::Running => "[Generating…]".to_string(),

@@ -19,8 +19,8 @@
 mod card;
 mod command;
 mod plain;
-pub mod state;
-pub mod text;
+pub(crate) mod state;
+pub(crate) mod text;
 
 #[cfg(test)]
 mod command_tests;
@@ -29,32 +29,36 @@ mod display_tests;
 #[cfg(test)]
 mod tests;
 
-pub use card::{render, summary};
-pub use command::{RenderedCommandCard, command_card, command_markdown, command_text};
-pub use plain::{markdown_to_plain, run_markdown, run_text};
-pub use state::{FileChange, Phase, ReplyMode, RunState, ToolCall, ToolDisplay, ToolState, Usage};
-pub use text::{Piece, split_answer, split_pieces};
+pub(crate) use card::{render, summary};
+#[cfg(test)]
+use command::{RenderedCommandCard, command_text};
+pub(crate) use command::{command_card, command_markdown};
+pub(crate) use plain::{markdown_to_plain, run_markdown, run_text};
+#[cfg(test)]
+use state::{Phase, ReplyMode};
+pub(crate) use state::{RunState, ToolDisplay};
+pub(crate) use text::{split_answer, split_pieces};
 
 /// What the platform accepts is 30 KB of card JSON (200860 / 230025); the
 /// margin covers differences in how the platform counts.
-pub const CARD_BUDGET_BYTES: usize = 28 * 1024;
+pub(crate) const CARD_BUDGET_BYTES: usize = 28 * 1024;
 /// Components per card (card-json-v2-structure).
-pub const MAX_ELEMENTS: usize = 200;
+pub(crate) const MAX_ELEMENTS: usize = 200;
 /// Bytes of (JSON-escaped) answer text per card. Fixed, so the split of the
 /// answer does not depend on how much else the card shows.
-pub const ANSWER_BUDGET_BYTES: usize = 16 * 1024;
+pub(crate) const ANSWER_BUDGET_BYTES: usize = 16 * 1024;
 /// Room always left for everything but the answer.
 const MIN_CHROME_BYTES: usize = 4 * 1024;
 
 /// The streamed markdown element; CardKit content updates target it.
-pub const ANSWER_ELEMENT_ID: &str = "answer";
+pub(crate) const ANSWER_ELEMENT_ID: &str = "answer";
 /// The stop button.
-pub const STOP_ELEMENT_ID: &str = "stop";
+pub(crate) const STOP_ELEMENT_ID: &str = "stop";
 /// Key of the signed token inside the button's callback `value` object.
-pub const CALLBACK_VALUE_KEY: &str = "fcx";
+pub(crate) const CALLBACK_VALUE_KEY: &str = "fcx";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RenderMode {
+pub(crate) enum RenderMode {
     /// The run's card: header, reasoning, tools, first answer piece,
     /// files, footer, stop button.
     Main,
@@ -64,29 +68,29 @@ pub enum RenderMode {
 }
 
 #[derive(Debug, Clone)]
-pub struct RenderOptions {
+pub(crate) struct RenderOptions {
     /// Whole card JSON, bytes.
-    pub budget_bytes: usize,
+    pub(crate) budget_bytes: usize,
     /// Answer piece size, bytes of JSON-escaped text; clamped so the rest of
     /// the card always has room.
-    pub answer_budget_bytes: usize,
-    pub max_elements: usize,
+    pub(crate) answer_budget_bytes: usize,
+    pub(crate) max_elements: usize,
     /// Tool panels shown before older calls fold into one panel.
-    pub max_tool_panels: usize,
+    pub(crate) max_tool_panels: usize,
     /// Reasoning shown, UTF-16 units (the tail).
-    pub reasoning_chars: usize,
+    pub(crate) reasoning_chars: usize,
     /// Output tail shown per tool, UTF-16 units.
-    pub tool_output_chars: usize,
+    pub(crate) tool_output_chars: usize,
     /// Header title prefix, e.g. "Codex".
-    pub title: String,
+    pub(crate) title: String,
     /// The signed callback token for the stop button; `None` = no button.
-    pub stop_token: Option<String>,
+    pub(crate) stop_token: Option<String>,
     /// Wall clock for the live elapsed time (ms since the epoch).
-    pub now_ms: Option<i64>,
-    pub mode: RenderMode,
+    pub(crate) now_ms: Option<i64>,
+    pub(crate) mode: RenderMode,
     /// How tool calls appear (`RunState::tool_display` carries the scope's
     /// choice).
-    pub tool_display: ToolDisplay,
+    pub(crate) tool_display: ToolDisplay,
 }
 
 impl Default for RenderOptions {
@@ -109,7 +113,7 @@ impl Default for RenderOptions {
 
 impl RenderOptions {
     /// The answer piece budget actually used.
-    pub fn effective_answer_budget(&self) -> usize {
+    pub(crate) fn effective_answer_budget(&self) -> usize {
         self.answer_budget_bytes
             .min(self.budget_bytes.saturating_sub(MIN_CHROME_BYTES))
             .max(text::MIN_PIECE_BUDGET)
@@ -117,37 +121,42 @@ impl RenderOptions {
 }
 
 #[derive(Debug, Clone)]
-pub struct RenderedCard {
+pub(crate) struct RenderedCard {
     /// Card JSON 2.0.
-    pub card: serde_json::Value,
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    pub(crate) card: serde_json::Value,
     /// `card` serialized: the string CardKit's `data` carries.
-    pub json: String,
+    pub(crate) json: String,
     /// `json.len()`.
-    pub bytes: usize,
+    pub(crate) bytes: usize,
     /// Components, nested ones included.
-    pub elements: usize,
+    pub(crate) elements: usize,
     /// Exact content of the [`ANSWER_ELEMENT_ID`] element, for content
     /// updates.
-    pub answer: String,
+    pub(crate) answer: String,
     /// Which answer piece this card shows.
-    pub piece: usize,
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    pub(crate) piece: usize,
     /// How many pieces the answer has now. `pieces > piece + 1` means the
     /// answer continues in a continuation card (see [`Self::overflows`]).
-    pub pieces: usize,
+    pub(crate) pieces: usize,
     /// `config.streaming_mode` of this card.
-    pub streaming: bool,
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    pub(crate) streaming: bool,
     /// 0 = everything shown; higher = more detail dropped to fit.
-    pub degrade_level: u8,
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    pub(crate) degrade_level: u8,
     /// False only if even the barest card exceeded a budget (cannot happen
     /// with sane options; reported rather than panicking).
-    pub fits: bool,
+    pub(crate) fits: bool,
 }
 
 impl RenderedCard {
     /// The answer goes on past this card: the caller should freeze this
     /// card's answer and continue with `RenderMode::Continuation { piece:
     /// piece + 1 }`.
-    pub fn overflows(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn overflows(&self) -> bool {
         self.pieces.saturating_sub(1) > self.piece
     }
 }

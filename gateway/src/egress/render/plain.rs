@@ -22,7 +22,7 @@ const MAX_LINK_SCAN: usize = 2048;
 /// `md` as plain text: code blocks keep their content without fences,
 /// emphasis and heading markers go, links become "text (url)", list
 /// bullets become "•", quotes "│", rules a line, table rows "a | b".
-pub fn markdown_to_plain(md: &str) -> String {
+pub(crate) fn markdown_to_plain(md: &str) -> String {
     let mut out = String::with_capacity(md.len());
     let mut fence: Option<Fence> = None;
     for line in md.split_inclusive('\n') {
@@ -48,7 +48,7 @@ pub fn markdown_to_plain(md: &str) -> String {
 
 /// A run as the final plain-text message shows it: the state line, the
 /// answer (complete), files changed, warnings and a footer.
-pub fn run_text(state: &RunState) -> String {
+pub(crate) fn run_text(state: &RunState) -> String {
     let mut out = state_line(state);
     out.push_str("\n\n");
     let answer = state.answer();
@@ -87,7 +87,7 @@ pub fn run_text(state: &RunState) -> String {
 /// What reply mode `markdown` posts when a run ends: the answer exactly as
 /// Codex wrote it, then (only when there is something to say) how the run
 /// ended, the files changed, the last warnings, and the footer line.
-pub fn run_markdown(state: &RunState) -> String {
+pub(crate) fn run_markdown(state: &RunState) -> String {
     let answer = state.answer();
     let mut parts: Vec<String> = Vec::new();
     if !answer.trim().is_empty() {

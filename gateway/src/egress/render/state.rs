@@ -19,7 +19,7 @@ const MAX_ERRORS: usize = 20;
 const FIELD_KEEP_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Phase {
+pub(crate) enum Phase {
     #[default]
     Queued,
     Running,
@@ -30,14 +30,14 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         !matches!(self, Phase::Queued | Phase::Running)
     }
 }
 
 /// How tool calls appear on a run card (`RunStarted.tool_display`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ToolDisplay {
+pub(crate) enum ToolDisplay {
     /// A panel per call with its output tail.
     #[default]
     Full,
@@ -50,7 +50,7 @@ pub enum ToolDisplay {
 impl ToolDisplay {
     /// The wire value; empty or unknown means `Full`, so a newer worker's
     /// value never hides tools from an older gateway.
-    pub fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s.trim().to_ascii_lowercase().as_str() {
             "summary" => ToolDisplay::Summary,
             "off" => ToolDisplay::Off,
@@ -62,7 +62,7 @@ impl ToolDisplay {
 /// How a scope wants runs and command replies shown
 /// (`RunStarted.reply_mode`, `CommandReply.reply_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyMode {
+pub(crate) enum ReplyMode {
     Card,
     Markdown,
     Text,
@@ -70,7 +70,7 @@ pub enum ReplyMode {
 
 impl ReplyMode {
     /// `None` for empty or unknown values: the gateway's default applies.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "card" => Some(ReplyMode::Card),
             "markdown" => Some(ReplyMode::Markdown),
@@ -81,7 +81,7 @@ impl ReplyMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolState {
+pub(crate) enum ToolState {
     Running,
     Ok,
     Failed,
@@ -91,37 +91,37 @@ pub enum ToolState {
 }
 
 impl ToolState {
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(self, ToolState::Failed | ToolState::Declined)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileChange {
-    pub path: String,
+pub(crate) struct FileChange {
+    pub(crate) path: String,
     /// "add" | "delete" | "update" (as the worker said).
-    pub kind: String,
+    pub(crate) kind: String,
     /// The patch that carried it failed or was declined.
-    pub failed: bool,
+    pub(crate) failed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCall {
-    pub item_id: String,
-    pub kind: ToolKind,
-    pub title: String,
-    pub state: ToolState,
-    pub exit_code: Option<i32>,
-    pub output_tail: String,
-    pub error: String,
+pub(crate) struct ToolCall {
+    pub(crate) item_id: String,
+    pub(crate) kind: ToolKind,
+    pub(crate) title: String,
+    pub(crate) state: ToolState,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) output_tail: String,
+    pub(crate) error: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub cached_input_tokens: u64,
-    pub output_tokens: u64,
-    pub reasoning_output_tokens: u64,
+pub(crate) struct Usage {
+    pub(crate) input_tokens: u64,
+    pub(crate) cached_input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) reasoning_output_tokens: u64,
 }
 
 impl From<&pb::Usage> for Usage {
@@ -136,23 +136,23 @@ impl From<&pb::Usage> for Usage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunState {
+pub(crate) struct RunState {
     /// The run this card follows; events of other runs are ignored. Empty
     /// = adopt the first run event's id.
-    pub run_id: String,
-    pub scope: String,
-    pub phase: Phase,
-    pub workspace: String,
-    pub sandbox: String,
-    pub model: String,
-    pub thread_id: String,
-    pub resumed: bool,
+    pub(crate) run_id: String,
+    pub(crate) scope: String,
+    pub(crate) phase: Phase,
+    pub(crate) workspace: String,
+    pub(crate) sandbox: String,
+    pub(crate) model: String,
+    pub(crate) thread_id: String,
+    pub(crate) resumed: bool,
     /// The scope's reply mode when the run started; `None` = the gateway's
     /// default.
-    pub reply_mode: Option<ReplyMode>,
+    pub(crate) reply_mode: Option<ReplyMode>,
     /// How the scope wants tool calls shown (feed it to
     /// `RenderOptions::tool_display`).
-    pub tool_display: ToolDisplay,
+    pub(crate) tool_display: ToolDisplay,
     /// Streamed answer items in arrival order (Codex may send several agent
     /// messages in one run).
     answer_items: Vec<(String, String)>,
@@ -162,25 +162,25 @@ pub struct RunState {
     /// Item of the last reasoning delta: a new item starts a new paragraph.
     reasoning_item: Option<String>,
     /// Bytes of reasoning dropped from the front to bound memory.
-    pub reasoning_dropped: usize,
-    pub tools: Vec<ToolCall>,
+    pub(crate) reasoning_dropped: usize,
+    pub(crate) tools: Vec<ToolCall>,
     /// Tool calls beyond [`MAX_TOOLS`], counted only.
-    pub tools_dropped: usize,
-    pub files: Vec<FileChange>,
-    pub usage: Option<Usage>,
-    pub started_at_ms: Option<i64>,
-    pub last_at_ms: Option<i64>,
-    pub elapsed_ms: Option<u64>,
+    pub(crate) tools_dropped: usize,
+    pub(crate) files: Vec<FileChange>,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) started_at_ms: Option<i64>,
+    pub(crate) last_at_ms: Option<i64>,
+    pub(crate) elapsed_ms: Option<u64>,
     /// Done.detail (the one-sentence cause for the user).
-    pub detail: String,
+    pub(crate) detail: String,
     /// Warnings and errors the worker reported, newest last.
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
     finished: bool,
     last_seq: u64,
 }
 
 impl RunState {
-    pub fn new(run_id: impl Into<String>) -> Self {
+    pub(crate) fn new(run_id: impl Into<String>) -> Self {
         RunState {
             run_id: run_id.into(),
             ..Default::default()
@@ -188,13 +188,13 @@ impl RunState {
     }
 
     /// True once `Done` arrived; later events change nothing.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// The answer as the card shows it: `Done.final_text` once the run
     /// ended with one, else the streamed text so far.
-    pub fn answer(&self) -> String {
+    pub(crate) fn answer(&self) -> String {
         if let Some(t) = self.final_text.as_ref().filter(|t| !t.is_empty()) {
             return t.clone();
         }
@@ -208,14 +208,14 @@ impl RunState {
         out
     }
 
-    pub fn reasoning(&self) -> &str {
+    pub(crate) fn reasoning(&self) -> &str {
         &self.reasoning
     }
 
     /// Folds one event in. Never panics; events of another run, repeated
     /// sequence numbers (a resumed event stream) and anything after `Done`
     /// are ignored.
-    pub fn apply(&mut self, ev: &pb::WorkerEvent) {
+    pub(crate) fn apply(&mut self, ev: &pb::WorkerEvent) {
         if self.finished {
             return;
         }
@@ -380,7 +380,7 @@ impl RunState {
 
     /// Elapsed time: the worker's figure once done, else `now_ms` (or the
     /// last event) minus the start.
-    pub fn elapsed(&self, now_ms: Option<i64>) -> Option<u64> {
+    pub(crate) fn elapsed(&self, now_ms: Option<i64>) -> Option<u64> {
         if let Some(e) = self.elapsed_ms {
             return Some(e);
         }

@@ -8,13 +8,13 @@
 use std::ops::Range;
 
 /// Length in UTF-16 code units (how the platform counts characters).
-pub fn utf16_len(s: &str) -> usize {
+pub(crate) fn utf16_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
 
 /// Bytes `s` occupies inside a JSON string literal as serde_json writes
 /// it (quotes excluded).
-pub fn json_escaped_len(s: &str) -> usize {
+pub(crate) fn json_escaped_len(s: &str) -> usize {
     s.chars().map(escaped_char_len).sum()
 }
 
@@ -29,7 +29,7 @@ fn escaped_char_len(c: char) -> usize {
 /// The longest prefix of `s` of at most `max` UTF-16 units, plus a marker
 /// when something was cut. The result (marker included) stays within
 /// `max` units.
-pub fn truncate_head(s: &str, max: usize) -> String {
+pub(crate) fn truncate_head(s: &str, max: usize) -> String {
     if utf16_len(s) <= max {
         return s.to_string();
     }
@@ -53,7 +53,7 @@ pub fn truncate_head(s: &str, max: usize) -> String {
 /// visible marker saying how much was dropped. Tails matter more than
 /// heads for command output and reasoning: the end is where the outcome
 /// is.
-pub fn truncate_tail(s: &str, max: usize) -> String {
+pub(crate) fn truncate_tail(s: &str, max: usize) -> String {
     let total = utf16_len(s);
     if total <= max {
         return s.to_string();
@@ -89,7 +89,7 @@ fn omitted_marker(n: usize) -> String {
 
 /// One line for headers and lists: control characters and newlines become
 /// spaces, then the text is cut to `max` UTF-16 units.
-pub fn one_line(s: &str, max: usize) -> String {
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     let flat: String = s
         .trim()
         .chars()
@@ -100,7 +100,7 @@ pub fn one_line(s: &str, max: usize) -> String {
 
 /// A fenced code block whose fence is longer than any backtick run in
 /// `body`, so output containing ``` cannot close it early.
-pub fn fenced(body: &str, lang: &str) -> String {
+pub(crate) fn fenced(body: &str, lang: &str) -> String {
     let mut longest = 0;
     let mut run = 0;
     for c in body.chars() {
@@ -121,7 +121,7 @@ pub fn fenced(body: &str, lang: &str) -> String {
 /// prompt asked it to) cannot make the bot mention everyone in a group. A
 /// zero-width space after `<` keeps the text readable and inert in cards,
 /// posts and text messages alike. Everything else is left byte for byte.
-pub fn defuse_mentions(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn defuse_mentions(s: &str) -> std::borrow::Cow<'_, str> {
     let bytes = s.as_bytes();
     let is_tag = |i: usize| {
         bytes
@@ -153,7 +153,7 @@ pub fn defuse_mentions(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// Markdown's own specials in text that must read literally (file paths,
 /// names), so `a_b_c` or `*.rs` do not turn into emphasis.
-pub fn escape_md(s: &str) -> String {
+pub(crate) fn escape_md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(
@@ -169,7 +169,7 @@ pub fn escape_md(s: &str) -> String {
 
 /// `s` as inline code (literal on every client), or escaped text when it
 /// holds a backtick and cannot be wrapped.
-pub fn inline_code(s: &str) -> String {
+pub(crate) fn inline_code(s: &str) -> String {
     if s.is_empty() || s.contains('`') {
         escape_md(s)
     } else {
@@ -180,18 +180,18 @@ pub fn inline_code(s: &str) -> String {
 /// One piece of a split answer: `range` of the original text, plus the
 /// fence lines added so the piece renders on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Piece {
-    pub range: Range<usize>,
+pub(crate) struct Piece {
+    pub(crate) range: Range<usize>,
     /// Opening fence line (without newline) that re-opens a code block the
     /// previous piece had to close.
-    pub reopen: Option<String>,
+    pub(crate) reopen: Option<String>,
     /// Fence that closes a code block still open at the cut.
-    pub close: Option<String>,
+    pub(crate) close: Option<String>,
 }
 
 impl Piece {
     /// The piece as displayed: re-opened fence, text, closing fence.
-    pub fn render(&self, text: &str) -> String {
+    pub(crate) fn render(&self, text: &str) -> String {
         let body = text.get(self.range.clone()).unwrap_or("");
         let mut s = String::with_capacity(body.len() + 16);
         if let Some(open) = &self.reopen {
@@ -258,7 +258,7 @@ pub(super) fn next_fence(state: Option<&Fence>, line: &str) -> Option<Fence> {
 
 /// Smallest budget `split_answer` honours; below it, fence lines alone
 /// could exhaust a piece.
-pub const MIN_PIECE_BUDGET: usize = 256;
+pub(crate) const MIN_PIECE_BUDGET: usize = 256;
 
 /// Splits `answer` into pieces whose displayed form (see [`Piece::render`])
 /// takes at most `budget` bytes as a JSON string. Cuts prefer line ends,
@@ -268,7 +268,7 @@ pub const MIN_PIECE_BUDGET: usize = 256;
 ///
 /// Stable under growth: once a later piece exists, appending to the answer
 /// never changes an earlier piece, so a continuation card can freeze it.
-pub fn split_pieces(answer: &str, budget: usize) -> Vec<Piece> {
+pub(crate) fn split_pieces(answer: &str, budget: usize) -> Vec<Piece> {
     let budget = budget.max(MIN_PIECE_BUDGET);
     let mut pieces = Vec::new();
     if answer.is_empty() {
@@ -343,7 +343,7 @@ pub fn split_pieces(answer: &str, budget: usize) -> Vec<Piece> {
 }
 
 /// [`split_pieces`], rendered: each string is what one card shows.
-pub fn split_answer(answer: &str, budget: usize) -> Vec<String> {
+pub(crate) fn split_answer(answer: &str, budget: usize) -> Vec<String> {
     split_pieces(answer, budget)
         .iter()
         .map(|p| p.render(answer))

@@ -4,14 +4,14 @@
 use super::*;
 
 #[derive(Debug, Clone)]
-pub struct WriterConfig {
+pub(crate) struct WriterConfig {
     /// Operations per second on this card (the platform allows 10).
-    pub max_ops_per_sec: u32,
+    pub(crate) max_ops_per_sec: u32,
     /// Consecutive failed operations (after the client's own retries)
     /// before the card is given up.
-    pub max_transient_failures: u32,
+    pub(crate) max_transient_failures: u32,
     /// Pause after a failed operation.
-    pub failure_backoff: Duration,
+    pub(crate) failure_backoff: Duration,
 }
 
 impl Default for WriterConfig {
@@ -25,7 +25,7 @@ impl Default for WriterConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     /// The entity is gone or expired (200740, 200750).
     Gone,
     /// Streaming mode ended (300309, 200850); content can no longer stream.
@@ -44,25 +44,25 @@ pub enum FailureKind {
 /// markdown message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("card {card_id}: {kind:?} ({message})")]
-pub struct CardFailure {
-    pub card_id: String,
-    pub kind: FailureKind,
-    pub code: Option<i64>,
-    pub message: String,
+pub(crate) struct CardFailure {
+    pub(crate) card_id: String,
+    pub(crate) kind: FailureKind,
+    pub(crate) code: Option<i64>,
+    pub(crate) message: String,
     /// The highest sequence the writer used (some may have been consumed
     /// by attempts that failed), so a new writer on the same card can start
     /// above it.
-    pub last_sequence: u32,
+    pub(crate) last_sequence: u32,
 }
 
 /// What a finished writer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriterReport {
+pub(crate) struct WriterReport {
     /// Operations the platform accepted.
-    pub ops: u64,
+    pub(crate) ops: u64,
     /// The last sequence used (the next writer on this card must start
     /// above it).
-    pub last_sequence: u32,
+    pub(crate) last_sequence: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ enum Op {
 
 /// An update a [`CardSource`] asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveUpdate {
+pub(crate) enum LiveUpdate {
     /// Only this element's text changed.
     Content { element_id: String, content: String },
     /// The whole card.
@@ -86,7 +86,7 @@ pub enum LiveUpdate {
 /// operation carries everything that happened up to that instant and the
 /// card is rendered at most once per operation, however fast its run
 /// changes.
-pub trait CardSource: Send + Sync {
+pub(crate) trait CardSource: Send + Sync {
     /// The update that brings the card from what the platform last accepted
     /// to now; `None` when there is nothing to send.
     fn pull(&self) -> Option<LiveUpdate>;
@@ -116,6 +116,7 @@ struct Pending {
 }
 
 impl Pending {
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.content.is_empty() && self.card.is_none() && self.settings.is_empty() && !self.dirty
     }
@@ -219,7 +220,7 @@ impl Shared {
 
 /// The one writer of a card entity. Dropping it flushes what is pending in
 /// the background; [`CardWriter::finish`] flushes and waits.
-pub struct CardWriter {
+pub(crate) struct CardWriter {
     card_id: String,
     shared: Arc<Shared>,
     failure: watch::Receiver<Option<CardFailure>>,
@@ -237,14 +238,19 @@ impl std::fmt::Debug for CardWriter {
 impl CardWriter {
     /// Starts the writer for `card_id`. `last_sequence` is the highest
     /// sequence already used on the card (0 for a new entity).
-    pub fn spawn(kit: CardKit, card_id: String, last_sequence: u32, cfg: WriterConfig) -> Self {
+    pub(crate) fn spawn(
+        kit: CardKit,
+        card_id: String,
+        last_sequence: u32,
+        cfg: WriterConfig,
+    ) -> Self {
         Self::start(kit, card_id, last_sequence, cfg, None)
     }
 
     /// Like [`CardWriter::spawn`], for a live card: after
     /// [`CardWriter::mark_dirty`] the writer asks `source` for the update
     /// when it is about to send.
-    pub fn spawn_live(
+    pub(crate) fn spawn_live(
         kit: CardKit,
         card_id: String,
         last_sequence: u32,
@@ -284,13 +290,10 @@ impl CardWriter {
         }
     }
 
-    pub fn card_id(&self) -> &str {
-        &self.card_id
-    }
-
     /// Sets an element's full text. Coalesced: only the latest text per
-    /// element is sent.
-    pub fn set_content(&self, element_id: &str, content: impl Into<String>) {
+    /// element is sent. (Live cards pull their content instead.)
+    #[cfg(test)]
+    pub(crate) fn set_content(&self, element_id: &str, content: impl Into<String>) {
         let content = content.into();
         {
             let mut p = self.shared.lock();
@@ -305,7 +308,7 @@ impl CardWriter {
     /// Replaces the whole card. Pending content updates are dropped: they
     /// are older than the card that was just rendered; so is a pending pull
     /// (the caller's card now says what the card should show).
-    pub fn update_card(&self, card_json: impl Into<String>) {
+    pub(crate) fn update_card(&self, card_json: impl Into<String>) {
         {
             let mut p = self.shared.lock();
             p.card = Some(card_json.into());
@@ -317,7 +320,7 @@ impl CardWriter {
 
     /// The source has changed: ask it for an update at the next send. A
     /// writer without a source ignores this.
-    pub fn mark_dirty(&self) {
+    pub(crate) fn mark_dirty(&self) {
         if self.shared.source.is_none() {
             return;
         }
@@ -327,23 +330,25 @@ impl CardWriter {
 
     /// Queues a settings change (e.g. [`close_streaming_settings`]); applied
     /// after everything queued so far.
-    pub fn update_settings(&self, settings: impl Into<String>) {
+    pub(crate) fn update_settings(&self, settings: impl Into<String>) {
         self.shared.lock().settings.push_back(settings.into());
         self.shared.wake.notify_one();
     }
 
     /// The permanent failure, if the card was given up.
-    pub fn failure(&self) -> Option<CardFailure> {
+    pub(crate) fn failure(&self) -> Option<CardFailure> {
         self.failure.borrow().clone()
     }
 
     /// A receiver that changes once, when the card is given up.
-    pub fn watch_failure(&self) -> watch::Receiver<Option<CardFailure>> {
+    #[cfg(test)]
+    pub(crate) fn watch_failure(&self) -> watch::Receiver<Option<CardFailure>> {
         self.failure.clone()
     }
 
     /// Waits until everything queued so far was sent.
-    pub async fn flush(&self) -> Result<(), CardFailure> {
+    #[cfg(test)]
+    pub(crate) async fn flush(&self) -> Result<(), CardFailure> {
         if let Some(f) = self.failure() {
             return Err(f);
         }
@@ -363,7 +368,7 @@ impl CardWriter {
     }
 
     /// Sends everything pending, then stops.
-    pub async fn finish(mut self) -> Result<WriterReport, CardFailure> {
+    pub(crate) async fn finish(mut self) -> Result<WriterReport, CardFailure> {
         self.shared.lock().closing = true;
         self.shared.wake.notify_one();
         let Some(task) = self.task.take() else {
@@ -387,7 +392,7 @@ impl CardWriter {
 
     /// The highest sequence used on the card so far (including attempts
     /// that failed).
-    pub fn last_sequence(&self) -> u32 {
+    pub(crate) fn last_sequence(&self) -> u32 {
         self.shared.sequence.load(Ordering::SeqCst)
     }
 }
