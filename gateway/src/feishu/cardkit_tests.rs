@@ -40,7 +40,6 @@ fn token() -> Reply {
 struct Cards {
     last_seq: HashMap<String, i64>,
     content: HashMap<String, String>,
-    at: Vec<Instant>,
 }
 
 fn cardkit_route(
@@ -59,7 +58,6 @@ fn cardkit_route(
         }
         let parts: Vec<&str> = r.path.trim_start_matches(CARDS_PATH).split('/').collect();
         let card = parts.get(1).copied().unwrap_or_default().to_string();
-        c.at.push(Instant::now());
         let seq = b["sequence"].as_i64().unwrap_or(0);
         assert!(
             b["uuid"]
@@ -198,13 +196,11 @@ async fn a_burst_of_updates_is_coalesced() {
     assert_eq!(report.ops as usize, n);
     let c = cards.lock().expect("lock");
     assert_eq!(c.content["answer"], text);
-    // Paced: no two operations closer than half the interval.
-    let min_gap = Duration::from_secs(1) / 40 / 2;
-    assert!(
-        c.at.windows(2).all(|p| p[1] - p[0] >= min_gap),
-        "{:?}",
-        c.at
-    );
+    // Paced: the writer never started two operations closer than its
+    // interval (measured where it sends; arrival times at the fake jitter
+    // under load, so they cannot show this).
+    let gap = report.min_op_gap.expect("more than one operation");
+    assert!(gap >= Duration::from_secs(1) / 40, "{gap:?}");
 }
 
 #[tokio::test]

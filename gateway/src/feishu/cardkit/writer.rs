@@ -63,6 +63,9 @@ pub(crate) struct WriterReport {
     /// The last sequence used (the next writer on this card must start
     /// above it).
     pub(crate) last_sequence: u32,
+    /// The shortest time between two operations this writer started: the
+    /// pacing as the writer kept it (arrival times at the platform jitter).
+    pub(crate) min_op_gap: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -448,6 +451,7 @@ async fn run(
 ) -> Result<WriterReport, CardFailure> {
     let interval = Duration::from_secs(1) / cfg.max_ops_per_sec.max(1);
     let mut last_op: Option<Instant> = None;
+    let mut min_op_gap: Option<Duration> = None;
     let mut ops = 0u64;
     let mut failures = 0u32;
     let give_up = |mut f: CardFailure| {
@@ -489,6 +493,7 @@ async fn run(
             return Ok(WriterReport {
                 ops,
                 last_sequence: sequence,
+                min_op_gap,
             });
         };
         // Pace, then take the newest version of this op: updates that came
@@ -552,7 +557,12 @@ async fn run(
         };
         sequence = next;
         shared.sequence.store(sequence, Ordering::SeqCst);
-        last_op = Some(Instant::now());
+        let now = Instant::now();
+        if let Some(prev) = last_op {
+            let gap = now - prev;
+            min_op_gap = Some(min_op_gap.map_or(gap, |m| m.min(gap)));
+        }
+        last_op = Some(now);
         let uuid = new_uuid();
         let res = match &op {
             Op::Content {
