@@ -502,9 +502,11 @@ pub fn verify(
     if expected.run_id.is_some_and(|r| r != claims.run_id) {
         return Err(Denied::WrongRun);
     }
-    if expected
-        .fingerprint
-        .is_some_and(|f| f != claims.fingerprint)
+    // An empty fingerprint is never valid: the worker would skip its check.
+    if claims.fingerprint.is_empty()
+        || expected
+            .fingerprint
+            .is_some_and(|f| f != claims.fingerprint)
     {
         return Err(Denied::StaleFingerprint);
     }

@@ -42,6 +42,20 @@ fn sign_raw(payload: &[u8], key: &[u8]) -> String {
 }
 
 #[test]
+fn a_token_without_a_fingerprint_is_refused() {
+    let keys = ring();
+    let mut c = claims();
+    c.fingerprint = String::new();
+    let t = keys.sign(&c).expect("sign");
+    // Even when this side does not know the current fingerprint.
+    let e = Expected {
+        fingerprint: None,
+        ..expected()
+    };
+    assert_eq!(verify(&t, &keys, NOW, &e), Err(Denied::StaleFingerprint));
+}
+
+#[test]
 fn a_valid_token_verifies_exactly_once() {
     let keys = ring();
     let c = claims();

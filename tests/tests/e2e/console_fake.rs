@@ -58,8 +58,15 @@ fn a_message_gets_an_answer_and_the_next_continues_the_session() {
     assert_eq!(recs[1]["resume_id"], thread.as_str());
     // The prompt went in on stdin, every line of it, inside user_input.
     let prompt = recs[0]["prompt"].as_str().unwrap_or("");
+    // Tags carry the prompt's random boundary.
+    let b = prompt
+        .split("<user_input-")
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .unwrap_or("");
+    assert!(!b.is_empty(), "{prompt}");
     assert!(
-        prompt.contains("<user_input>\nhello there\n</user_input>"),
+        prompt.contains(&format!("<user_input-{b}>\nhello there\n</user_input-{b}>")),
         "{prompt}"
     );
 }
