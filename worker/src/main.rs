@@ -3,6 +3,7 @@ use fcx_worker::app::{self, Args};
 use tracing_subscriber::prelude::*;
 
 fn main() -> std::process::ExitCode {
+    fcx_config::restrict_umask();
     let args = Args::parse();
     let home = args
         .home

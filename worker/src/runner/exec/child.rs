@@ -225,6 +225,16 @@ pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
     {
         // Own group, so one killpg reaches codex and the commands it starts.
         cmd.process_group(0);
+        // The operator's umask, not fcx's private one, for workspace files.
+        if let Some(mask) = fcx_config::inherited_umask() {
+            // SAFETY: umask is async-signal-safe and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
     }
     #[cfg(target_os = "linux")]
     set_parent_death_signal(&mut cmd);
