@@ -10,7 +10,9 @@ mod private;
 mod secret;
 
 pub use home::Home;
-pub use private::{INHERITED_UMASK_ENV, inherited_umask, private_dir, restrict_umask};
+pub use private::{
+    INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
+};
 pub use secret::{Secret, SecretError, SecretRef};
 
 use std::collections::BTreeMap;

@@ -31,6 +31,18 @@ pub fn restrict_umask() {
     }
 }
 
+/// Make this process's memory and `/proc/PID/environ` unreadable to other
+/// processes of the same user (Linux: not dumpable), so a command Codex runs
+/// without a sandbox cannot lift secrets from fcxd or a worker. A no-op
+/// elsewhere. Children are dumpable again after exec.
+pub fn not_dumpable() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        // Keep going: this is defence in depth, not a precondition.
+        eprintln!("fcx: cannot mark the process not dumpable: {e}");
+    }
+}
+
 /// The umask the operator started fcx with (`None` before
 /// [`restrict_umask`], and on Windows).
 pub fn inherited_umask() -> Option<u32> {
@@ -60,6 +72,13 @@ impl crate::Home {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_can_be_made_not_dumpable() {
+        not_dumpable();
+        assert!(!nix::sys::prctl::get_dumpable().expect("get"));
+    }
 
     #[test]
     fn new_files_are_private_and_the_home_is_0700() {

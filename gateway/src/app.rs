@@ -39,6 +39,7 @@ pub struct Args {
 pub fn main(args: Args) -> ExitCode {
     // Before any file is created: state, cursors, logs and keys are private.
     fcx_config::restrict_umask();
+    fcx_config::not_dumpable();
     // One TLS crypto provider for reqwest and tokio-tungstenite alike.
     crate::feishu::install_crypto_provider();
     let home = args
