@@ -6,9 +6,13 @@
 
 pub mod callback_keys;
 mod home;
+mod private;
 mod secret;
 
 pub use home::Home;
+pub use private::{
+    INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
+};
 pub use secret::{Secret, SecretError, SecretRef};
 
 use std::collections::BTreeMap;

@@ -3,5 +3,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    fcx_config::restrict_umask();
     fcx_ctl::run(fcx_ctl::Cli::parse())
 }

@@ -37,6 +37,9 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> ExitCode {
+    // Before any file is created: state, cursors, logs and keys are private.
+    fcx_config::restrict_umask();
+    fcx_config::not_dumpable();
     // One TLS crypto provider for reqwest and tokio-tungstenite alike.
     crate::feishu::install_crypto_provider();
     let home = args
@@ -131,6 +134,8 @@ fn take_lock(home: &Home) -> anyhow::Result<std::fs::File> {
 }
 
 async fn run(args: Args, home: Home) -> anyhow::Result<()> {
+    home.ensure_private()
+        .with_context(|| format!("cannot make {} private (0700)", home.root().display()))?;
     let config = Config::load(&home)?;
     let _lock = take_lock(&home)?;
     let worker_bin = worker_binary().map_err(anyhow::Error::msg)?;

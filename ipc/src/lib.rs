@@ -5,18 +5,27 @@
 //! only the owner can reach the worker and admin services. A socket file left
 //! behind by a crashed process is detected (nobody answers on it) and replaced;
 //! a socket that answers belongs to a live process and is never stolen.
+//!
+//! Same user is not enough: the commands Codex runs are the same user. So each
+//! listener also makes a random key at bind time, kept next to the socket in
+//! `NAME.key` (0600), and every connection must present it before anything
+//! else: a new fcxd reattaching to a worker that outlived the old one reads it
+//! the same way. Whoever cannot read `run/` (the Codex child, once fcx's home
+//! is hidden from it) cannot talk to the services. On Unix the peer must also
+//! be the socket's owner (`SO_PEERCRED` / `getpeereid`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use hyper_util::rt::TokioIo;
 use interprocess::local_socket::tokio::{Listener, Stream as LocalStream};
 use interprocess::local_socket::traits::tokio::{Listener as _, Stream as _};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, Name, ToFsName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +38,16 @@ pub enum IpcError {
     Bind { path: PathBuf, source: io::Error },
     #[error("cannot connect to {path}: {source}")]
     Connect { path: PathBuf, source: io::Error },
+    #[error("cannot write the socket key {path}: {source}")]
+    Key { path: PathBuf, source: io::Error },
 }
+
+/// Hex characters of a socket key (32 random bytes).
+const KEY_LEN: usize = 64;
+/// How long a new connection may take to present the key.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Connections presenting their key at once; more wait to be accepted.
+const MAX_HANDSHAKES: usize = 32;
 
 /// Where a local socket lives. On Unix this is the socket file itself; on
 /// Windows the path only seeds a pipe name that is unique per `FCX_HOME`.
@@ -45,6 +63,17 @@ impl SocketAddr {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file holding the listener's key: `NAME.key` next to the socket.
+    pub fn key_path(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".key");
+        self.path.with_file_name(name)
     }
 
     fn name(&self) -> io::Result<Name<'static>> {
@@ -130,10 +159,14 @@ impl AsyncWrite for IpcStream {
     }
 }
 
-/// A bound listener; removes its socket file when dropped.
+/// A bound listener; removes its socket and key files when dropped.
 pub struct IpcListener {
     inner: Listener,
     addr: SocketAddr,
+    key: Arc<str>,
+    /// The uid a peer must have (the socket file's owner: this process).
+    #[cfg(unix)]
+    owner: u32,
 }
 
 impl IpcListener {
@@ -141,13 +174,117 @@ impl IpcListener {
         &self.addr
     }
 
-    /// The accept loop as a stream for `serve_with_incoming*`.
+    /// The accept loop as a stream for `serve_with_incoming*`. Only
+    /// connections from the owner that present the key are yielded; the
+    /// rest are closed. Keys are checked concurrently, so a peer that sends
+    /// nothing delays no one.
     pub fn incoming(self) -> impl Stream<Item = io::Result<IpcStream>> + Send + 'static {
+        let key = self.key.clone();
+        #[cfg(unix)]
+        let owner = self.owner;
+        #[cfg(not(unix))]
+        let owner = 0;
         futures::stream::unfold(self, |l| async move {
-            let r = l.inner.accept().await.map(IpcStream);
+            let r = l.inner.accept().await;
             Some((r, l))
         })
+        .map(move |r| {
+            let key = key.clone();
+            async move {
+                match r {
+                    Err(e) => Some(Err(e)),
+                    Ok(s) => match admit(s, &key, owner).await {
+                        Ok(s) => Some(Ok(IpcStream(s))),
+                        Err(Refused::Silent) => None,
+                        Err(Refused::Because(why)) => {
+                            tracing::warn!(%why, "local connection refused");
+                            None
+                        }
+                    },
+                }
+            }
+        })
+        .buffer_unordered(MAX_HANDSHAKES)
+        .filter_map(futures::future::ready)
     }
+}
+
+enum Refused {
+    /// Closed before sending anything: a liveness probe.
+    Silent,
+    Because(String),
+}
+
+/// Check a new connection's peer and key.
+async fn admit(mut s: LocalStream, key: &str, owner: u32) -> Result<LocalStream, Refused> {
+    #[cfg(unix)]
+    {
+        use interprocess::local_socket::traits::StreamCommon as _;
+        let creds = s
+            .peer_creds()
+            .map_err(|e| Refused::Because(format!("cannot read the peer's credentials: {e}")))?;
+        if creds.euid() != Some(owner) {
+            return Err(Refused::Because(format!(
+                "peer uid {:?} (pid {:?}) is not the owner",
+                creds.euid(),
+                creds.pid()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = owner;
+    let mut got = [0u8; KEY_LEN];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, s.read_exact(&mut got)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Refused::Silent),
+        Ok(Err(e)) => return Err(Refused::Because(format!("reading the key: {e}"))),
+        Err(_) => return Err(Refused::Because("no key within 5 s".into())),
+    }
+    if !ct_eq(&got, key.as_bytes()) {
+        return Err(Refused::Because("wrong key".into()));
+    }
+    Ok(s)
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Write a fresh random key to `path`, private to the owner, replacing any
+/// old one in one step.
+fn write_key(path: &Path) -> io::Result<String> {
+    let mut raw = [0u8; KEY_LEN / 2];
+    rand::fill(&mut raw[..]);
+    let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = path.with_extension("key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    {
+        use std::io::Write as _;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(key.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(key)
+}
+
+fn read_key(addr: &SocketAddr) -> io::Result<String> {
+    let key = std::fs::read_to_string(addr.key_path())?;
+    let key = key.trim();
+    if key.len() != KEY_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a socket key", addr.key_path().display()),
+        ));
+    }
+    Ok(key.to_string())
 }
 
 impl Drop for IpcListener {
@@ -155,6 +292,10 @@ impl Drop for IpcListener {
         #[cfg(unix)]
         {
             let _ = std::fs::remove_file(&self.addr.path);
+        }
+        // Only our own key: a successor may have written its own since.
+        if read_key(&self.addr).is_ok_and(|k| *k == *self.key) {
+            let _ = std::fs::remove_file(self.addr.key_path());
         }
     }
 }
@@ -176,6 +317,12 @@ pub async fn bind(addr: &SocketAddr) -> Result<IpcListener, IpcError> {
         tracing::info!(socket = %addr, "replacing a stale socket left by a crashed process");
         std::fs::remove_file(&addr.path).map_err(bind_err)?;
     }
+    // The key exists before the socket does, so a client that sees the
+    // socket can always read it.
+    let key = write_key(&addr.key_path()).map_err(|source| IpcError::Key {
+        path: addr.key_path(),
+        source,
+    })?;
     let name = addr.name().map_err(bind_err)?;
     let opts = ListenerOptions::new().name(name);
     #[cfg(unix)]
@@ -190,9 +337,17 @@ pub async fn bind(addr: &SocketAddr) -> Result<IpcListener, IpcError> {
             bind_err(e)
         }
     })?;
+    #[cfg(unix)]
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&addr.path).map_err(bind_err)?.uid()
+    };
     Ok(IpcListener {
         inner,
         addr: addr.clone(),
+        key: key.into(),
+        #[cfg(unix)]
+        owner,
     })
 }
 
@@ -202,6 +357,15 @@ pub async fn is_live(addr: &SocketAddr) -> bool {
         Ok(name) => LocalStream::connect(name).await.is_ok(),
         Err(_) => false,
     }
+}
+
+/// Connect to `addr` and present its listener's key (read afresh each time:
+/// a restarted listener has a new one).
+pub async fn dial(addr: &SocketAddr) -> io::Result<LocalStream> {
+    let key = read_key(addr)?;
+    let mut s = LocalStream::connect(addr.name()?).await?;
+    s.write_all(key.as_bytes()).await?;
+    Ok(s)
 }
 
 /// A tonic channel that dials `addr` for every (re)connection.
@@ -216,8 +380,7 @@ pub async fn connect(addr: &SocketAddr) -> Result<Channel, IpcError> {
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let target = target.clone();
             async move {
-                let name = target.name()?;
-                let s = LocalStream::connect(name).await?;
+                let s = dial(&target).await?;
                 Ok::<_, io::Error>(TokioIo::new(s))
             }
         }))
@@ -269,5 +432,52 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "socket not reachable by group/others");
+    }
+
+    #[tokio::test]
+    async fn only_a_peer_with_the_key_gets_through() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = SocketAddr::new(dir.path().join("run/c.sock"));
+        let l = bind(&addr).await.expect("bind");
+        let mode = std::fs::metadata(addr.key_path())
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "key private to the owner");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let server = tokio::spawn(async move {
+            let mut incoming = std::pin::pin!(l.incoming());
+            while let Some(s) = incoming.next().await {
+                if tx.send(s).is_err() {
+                    break;
+                }
+            }
+        });
+        let wait = std::time::Duration::from_secs(10);
+        // No key, or the wrong one: closed, never handed to the service.
+        for attempt in [&b""[..], &[b'0'; KEY_LEN][..]] {
+            let mut s = tokio::net::UnixStream::connect(addr.path())
+                .await
+                .expect("connect");
+            s.write_all(attempt).await.expect("write");
+            if attempt.is_empty() {
+                s.shutdown().await.expect("half-close");
+            }
+            let mut buf = [0u8; 1];
+            let n = tokio::time::timeout(wait, s.read(&mut buf))
+                .await
+                .expect("the server closes a connection without the key");
+            assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+        }
+        // With the key: handed over, and it is the first one that was.
+        let _s = dial(&addr).await.expect("dial");
+        let got = tokio::time::timeout(wait, rx.recv())
+            .await
+            .expect("accepted in time")
+            .expect("a stream");
+        assert!(got.is_ok());
+        assert!(rx.try_recv().is_err(), "nothing else got through");
+        server.abort();
     }
 }

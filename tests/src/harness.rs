@@ -249,6 +249,7 @@ impl WorkerProc {
         cmd.args(["--profile", "default", "--home"])
             .arg(&home.home)
             .env("FAKE_CODEX_LOG_DIR", &home.logs)
+            .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -413,6 +414,8 @@ impl Fcxd {
         cmd.args(args)
             .env("FCX_HOME", &home.home)
             .env("FAKE_CODEX_LOG_DIR", &home.logs)
+            // The fake codex's settings pass the allow-list by name.
+            .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
             .env_remove("FCX_CODEX_BINARY")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

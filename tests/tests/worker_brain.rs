@@ -1003,6 +1003,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
 
     // Bad values: each named, nothing applied.
     let mut a = click(ActionKind::Config, scope, OWNER, "card2");
+    a.fingerprint = fp.clone();
     a.values = values(&[
         ("reply_mode", "text"),
         ("colour", "blue"),
@@ -1016,12 +1017,20 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     let reply = ev.card_for("card2").await;
     assert!(!reply.ok && reply.body.contains("`colour`"), "{reply:?}");
     // Non-admins may not; an admin may not choose `full`.
+    let mut fps = std::collections::HashMap::new();
+    for (who, chat) in [(USER, "p_u"), (ADMIN, "p_a")] {
+        let id = format!("fp_{chat}");
+        send(&mut c, pm(&id, who, chat, "/status")).await;
+        fps.insert(chat, ev.card_for(&id).await.fingerprint);
+    }
     let mut a = click(ActionKind::Config, "chat:p_u", USER, "card3");
+    a.fingerprint = fps["p_u"].clone();
     a.values = values(&[("reply_mode", "text")]);
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("Only an admin"), "{r:?}");
     assert!(!ev.card_for("card3").await.ok);
     let mut a = click(ActionKind::Config, "chat:p_a", ADMIN, "card4");
+    a.fingerprint = fps["p_a"].clone();
     a.values = values(&[("access", "full")]);
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("only the owner"), "{r:?}");
@@ -1048,6 +1057,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     assert_eq!(field_of(&st, "idle timeout"), "10 min");
     // Role checks apply: a user's /ps button is refused.
     let mut a = click(ActionKind::Command, "chat:p_u", USER, "card6");
+    a.fingerprint = fps["p_u"].clone();
     a.command = "/ps".into();
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("Only an admin"), "{r:?}");
@@ -1197,10 +1207,12 @@ async fn a_groups_mention_setting_gates_its_messages() {
     let (_w, mut c) = start(&h).await;
     let mut ev = Events::new(&mut c).await;
     send(&mut c, gm("g4", STRANGER, false, "still no mention needed")).await;
+    let grp_fp = ev.started_for("g4").await.fingerprint;
     assert_eq!(ev.done_for("g4").await.reason, done);
 
     // Back to required from the form; a card click needs no mention.
     let mut a = click(ActionKind::Config, "chat:oc_grp", ADMIN, "card1");
+    a.fingerprint = grp_fp;
     a.values = values(&[("mention", "required")]);
     let r = act(&mut c, a).await;
     assert!(r.ok, "{r:?}");
@@ -1217,4 +1229,37 @@ async fn a_groups_mention_setting_gates_its_messages() {
     send(&mut c, pm("p2", OWNER, "p_o", "/config mention required")).await;
     let r = ev.card_for("p2").await;
     assert!(!r.ok && r.body.contains("group chats only"), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_action_without_a_policy_fingerprint_is_refused() {
+    let h = TestHome::new();
+    h.write_config(&cards_config(&h, "", "full"));
+    let (_w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+    send(&mut c, pm("run1", OWNER, "p_o", "FAKE:stall please")).await;
+    let started = ev.started_for("run1").await;
+    send(&mut c, pm("st0", OWNER, "p_o", "/status")).await;
+    let (_, run_id) = buttons(&ev.card_for("st0").await)
+        .into_iter()
+        .next()
+        .expect("a stop button");
+    // A stop with no fingerprint used to skip every check.
+    let mut a = click(ActionKind::Stop, "chat:p_o", OWNER, "card1");
+    a.run_id = run_id.clone();
+    let r = c.act(a).await;
+    assert!(r.is_err(), "{r:?}");
+    let mut a = click(ActionKind::Command, "chat:p_o", OWNER, "card2");
+    a.command = "/new".into();
+    let r = act(&mut c, a).await;
+    assert!(!r.ok && r.message.contains("out of date"), "{r:?}");
+    // The run is still going: neither stopped it.
+    send(&mut c, pm("st", OWNER, "p_o", "/status")).await;
+    let st = ev.card_for("st").await;
+    assert!(field_of(&st, "active run").starts_with(&run_id), "{st:?}");
+    let mut a = click(ActionKind::Stop, "chat:p_o", OWNER, "card3");
+    a.run_id = run_id.clone();
+    a.fingerprint = started.fingerprint.clone();
+    assert!(act(&mut c, a).await.ok);
+    ev.done_for("run1").await;
 }

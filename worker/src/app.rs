@@ -44,6 +44,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .map(Home::new)
         .unwrap_or_else(Home::from_env);
+    home.ensure_private()
+        .with_context(|| format!("cannot make {} private (0700)", home.root().display()))?;
     let config = Config::load(&home)?;
     let profile = config.profile(&args.profile)?.clone();
     let store = Arc::new(

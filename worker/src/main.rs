@@ -3,6 +3,8 @@ use fcx_worker::app::{self, Args};
 use tracing_subscriber::prelude::*;
 
 fn main() -> std::process::ExitCode {
+    fcx_config::restrict_umask();
+    fcx_config::not_dumpable();
     let args = Args::parse();
     let home = args
         .home

@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 
 use crate::events::EventBus;
 use crate::router::Router;
-use crate::run::StopReason;
 use crate::scheduler::{DeliverError, Scheduler};
 
 const CAPABILITIES: &[&str] = &[
@@ -116,18 +115,10 @@ impl Worker for WorkerService {
                     }
                 }
             }
-            ActionKind::Stop => {
-                let run = (!a.run_id.is_empty()).then_some(a.run_id.as_str());
-                let ok = self.scheduler.stop(&a.scope, run, StopReason::User);
-                Ok(Response::new(ActResult {
-                    ok,
-                    message: if ok {
-                        "stopping".into()
-                    } else {
-                        "that run is no longer active".into()
-                    },
-                }))
-            }
+            // An empty fingerprint would skip every check: invalid.
+            ActionKind::Stop => Err(Status::invalid_argument(
+                "a stop action needs the card's policy fingerprint",
+            )),
             ActionKind::Command | ActionKind::Config | ActionKind::Resume => {
                 if a.scope.is_empty() {
                     return Err(Status::invalid_argument("a card action needs a scope"));

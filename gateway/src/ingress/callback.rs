@@ -502,9 +502,11 @@ pub fn verify(
     if expected.run_id.is_some_and(|r| r != claims.run_id) {
         return Err(Denied::WrongRun);
     }
-    if expected
-        .fingerprint
-        .is_some_and(|f| f != claims.fingerprint)
+    // An empty fingerprint is never valid: the worker would skip its check.
+    if claims.fingerprint.is_empty()
+        || expected
+            .fingerprint
+            .is_some_and(|f| f != claims.fingerprint)
     {
         return Err(Denied::StaleFingerprint);
     }
@@ -520,34 +522,67 @@ pub fn verify_once(
     nonces: &dyn NonceStore,
 ) -> Result<Claims, Denied> {
     let claims = verify(token, keys, now, expected)?;
-    nonces.consume(&claims.nonce, claims.expires_at, now)?;
+    nonces.consume(&claims.operator, &claims.nonce, claims.expires_at, now)?;
     Ok(claims)
 }
 
 /// Single-use memory for nonces. A nonce only needs remembering until its
 /// token expires; after that the expiry check refuses it anyway.
 pub trait NonceStore: Send + Sync {
-    /// Records `nonce` as used; `Err(Replayed)` if it already was.
-    fn consume(&self, nonce: &[u8; NONCE_LEN], expires_at: i64, now: i64) -> Result<(), Denied>;
+    /// Records `nonce`, used by `actor` (the token's operator), as used;
+    /// `Err(Replayed)` if it already was.
+    fn consume(
+        &self,
+        actor: &str,
+        nonce: &[u8; NONCE_LEN],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), Denied>;
 }
 
-/// An in-process [`NonceStore`]. Bounded: when full of live nonces it
-/// refuses (fails closed) instead of forgetting one that could be replayed.
+/// An in-process [`NonceStore`]. Bounded per actor: someone who mints and
+/// clicks buttons without end fills only their own quota and is refused
+/// (fails closed) rather than forgetting a nonce that could be replayed;
+/// everyone else's buttons keep working.
 pub struct MemoryNonceStore {
-    seen: Mutex<HashMap<[u8; NONCE_LEN], i64>>,
-    capacity: usize,
+    seen: Mutex<Seen>,
+    per_actor: usize,
+}
+
+#[derive(Default)]
+struct Seen {
+    by_nonce: HashMap<[u8; NONCE_LEN], (i64, std::sync::Arc<str>)>,
+    per_actor: HashMap<std::sync::Arc<str>, usize>,
+    /// Sweep expired nonces when the map reaches this size.
+    next_sweep: usize,
+}
+
+impl Seen {
+    fn sweep(&mut self, now: i64) {
+        let per_actor = &mut self.per_actor;
+        self.by_nonce.retain(|_, (exp, actor)| {
+            let live = *exp > now;
+            if !live && let Some(n) = per_actor.get_mut(actor) {
+                *n = n.saturating_sub(1);
+            }
+            live
+        });
+        per_actor.retain(|_, n| *n > 0);
+        self.next_sweep = (self.by_nonce.len() * 2).max(1024);
+    }
 }
 
 impl MemoryNonceStore {
-    pub fn new(capacity: usize) -> Self {
+    /// `per_actor`: live nonces one actor may hold.
+    pub fn new(per_actor: usize) -> Self {
         MemoryNonceStore {
-            seen: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
+            seen: Mutex::new(Seen::default()),
+            per_actor: per_actor.max(1),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.seen.lock().map_or(0, |m| m.len())
+        self.seen.lock().map_or(0, |m| m.by_nonce.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -557,25 +592,37 @@ impl MemoryNonceStore {
 
 impl Default for MemoryNonceStore {
     fn default() -> Self {
-        Self::new(100_000)
+        Self::new(10_000)
     }
 }
 
 impl NonceStore for MemoryNonceStore {
-    fn consume(&self, nonce: &[u8; NONCE_LEN], expires_at: i64, now: i64) -> Result<(), Denied> {
+    fn consume(
+        &self,
+        actor: &str,
+        nonce: &[u8; NONCE_LEN],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), Denied> {
         // A poisoned lock only means another thread panicked mid-insert;
         // the map itself is still consistent.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains_key(nonce) {
+        if seen.by_nonce.contains_key(nonce) {
             return Err(Denied::Replayed);
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, exp| *exp > now);
-            if seen.len() >= self.capacity {
+        let used = |s: &Seen| s.per_actor.get(actor).copied().unwrap_or(0);
+        if used(&seen) >= self.per_actor || seen.by_nonce.len() >= seen.next_sweep {
+            seen.sweep(now);
+            if used(&seen) >= self.per_actor {
                 return Err(Denied::Busy);
             }
         }
-        seen.insert(*nonce, expires_at);
+        let key: std::sync::Arc<str> = match seen.per_actor.get_key_value(actor) {
+            Some((k, _)) => k.clone(),
+            None => actor.into(),
+        };
+        *seen.per_actor.entry(key.clone()).or_insert(0) += 1;
+        seen.by_nonce.insert(*nonce, (expires_at, key));
         Ok(())
     }
 }

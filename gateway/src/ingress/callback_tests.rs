@@ -42,6 +42,20 @@ fn sign_raw(payload: &[u8], key: &[u8]) -> String {
 }
 
 #[test]
+fn a_token_without_a_fingerprint_is_refused() {
+    let keys = ring();
+    let mut c = claims();
+    c.fingerprint = String::new();
+    let t = keys.sign(&c).expect("sign");
+    // Even when this side does not know the current fingerprint.
+    let e = Expected {
+        fingerprint: None,
+        ..expected()
+    };
+    assert_eq!(verify(&t, &keys, NOW, &e), Err(Denied::StaleFingerprint));
+}
+
+#[test]
 fn a_valid_token_verifies_exactly_once() {
     let keys = ring();
     let c = claims();
@@ -294,16 +308,37 @@ fn signing_refuses_bad_input() {
 #[test]
 fn the_nonce_store_is_bounded_and_fails_closed() {
     let store = MemoryNonceStore::new(2);
-    assert!(store.consume(&[1; 16], NOW + 10, NOW).is_ok());
-    assert!(store.consume(&[2; 16], NOW + 10, NOW).is_ok());
-    assert_eq!(store.consume(&[3; 16], NOW + 10, NOW), Err(Denied::Busy));
+    let a = "ou_alice";
+    assert!(store.consume(a, &[1; 16], NOW + 10, NOW).is_ok());
+    assert!(store.consume(a, &[2; 16], NOW + 10, NOW).is_ok());
+    assert_eq!(store.consume(a, &[3; 16], NOW + 10, NOW), Err(Denied::Busy));
     assert_eq!(
-        store.consume(&[1; 16], NOW + 10, NOW),
+        store.consume(a, &[1; 16], NOW + 10, NOW),
         Err(Denied::Replayed)
     );
     // Once the first two expire they are forgotten.
-    assert!(store.consume(&[3; 16], NOW + 100, NOW + 20).is_ok());
+    assert!(store.consume(a, &[3; 16], NOW + 100, NOW + 20).is_ok());
     assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn one_actor_filling_the_store_locks_out_only_themselves() {
+    let store = MemoryNonceStore::new(3);
+    for i in 0..3u8 {
+        assert!(store.consume("ou_mallory", &[i; 16], NOW + 10, NOW).is_ok());
+    }
+    assert_eq!(
+        store.consume("ou_mallory", &[9; 16], NOW + 10, NOW),
+        Err(Denied::Busy)
+    );
+    // Everyone else's clicks still work, and replays stay refused
+    // whoever sends them.
+    assert!(store.consume("ou_alice", &[10; 16], NOW + 10, NOW).is_ok());
+    assert!(store.consume("ou_bob", &[11; 16], NOW + 10, NOW).is_ok());
+    assert_eq!(
+        store.consume("ou_bob", &[0; 16], NOW + 10, NOW),
+        Err(Denied::Replayed)
+    );
 }
 
 #[test]

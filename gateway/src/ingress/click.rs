@@ -80,57 +80,109 @@ impl Carriers {
 
 /// Used button nonces, kept until their token expires and persisted, so a
 /// click replayed after an fcxd restart is still refused. An append-only
-/// log (`used-nonces`, one `hex expiry` line each), compacted on open.
+/// log (`used-nonces`, one `hex expiry actor` line each), compacted on open.
+///
+/// If the log exists but cannot be read, it is left as it is (never
+/// rewritten empty) and every button made before this start is refused until
+/// it would have expired anyway: which of them were used is unknown.
 pub(crate) struct FileNonceStore {
     memory: MemoryNonceStore,
     log: Mutex<Option<std::fs::File>>,
+    /// Tokens expiring at or before this may predate an unreadable log.
+    refuse_until: Option<i64>,
 }
+
+/// The longest a button token lives: command cards'
+/// (`COMMAND_BUTTON_TTL_SECS` in egress/cards/command.rs); run cards' is
+/// shorter.
+const MAX_TOKEN_TTL_SECS: i64 = 24 * 3600;
 
 impl FileNonceStore {
     pub(crate) fn open(path: &Path, now: i64) -> std::io::Result<Self> {
         let memory = MemoryNonceStore::default();
-        let mut live = Vec::new();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            for line in text.lines() {
-                let mut it = line.split_whitespace();
-                let (Some(n), Some(exp)) = (it.next(), it.next()) else {
-                    continue;
-                };
-                let (Some(bytes), Ok(exp)) = (hex::decode(n).ok(), exp.parse::<i64>()) else {
-                    continue;
-                };
-                let Ok(nonce) = <[u8; 16]>::try_from(bytes.as_slice()) else {
-                    continue;
-                };
-                if exp > now && memory.consume(&nonce, exp, now).is_ok() {
-                    live.push(format!("{n} {exp}\n"));
-                }
-            }
-        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, live.concat())?;
-        std::fs::rename(&tmp, path)?;
-        let log = std::fs::OpenOptions::new().append(true).open(path)?;
+        let bytes = match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Vec::new()),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the used button nonces; refusing buttons made before this start");
+                None
+            }
+        };
+        let Some(bytes) = bytes else {
+            let log = std::fs::OpenOptions::new().append(true).open(path).ok();
+            return Ok(FileNonceStore {
+                memory,
+                log: Mutex::new(log),
+                refuse_until: Some(now + MAX_TOKEN_TTL_SECS),
+            });
+        };
+        let mut live = Vec::new();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let mut it = line.split_whitespace();
+            let (Some(n), Some(exp)) = (it.next(), it.next()) else {
+                continue;
+            };
+            // Lines from before actors were recorded share one bucket.
+            let actor = it.next().unwrap_or("");
+            let (Some(bytes), Ok(exp)) = (hex::decode(n).ok(), exp.parse::<i64>()) else {
+                continue;
+            };
+            let Ok(nonce) = <[u8; 16]>::try_from(bytes.as_slice()) else {
+                continue;
+            };
+            if exp > now && memory.consume(actor, &nonce, exp, now).is_ok() {
+                live.push(format!("{n} {exp} {actor}\n"));
+            }
+        }
+        let compact = || -> std::io::Result<std::fs::File> {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, live.concat())?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::OpenOptions::new().append(true).open(path)
+        };
+        // What was read is enforced either way; only new uses go unsaved.
+        let log = compact()
+            .map_err(|e| {
+                tracing::error!(path = %path.display(), error = %e, "cannot rewrite the used button nonces; new ones are remembered until fcxd stops");
+            })
+            .ok();
         Ok(FileNonceStore {
             memory,
-            log: Mutex::new(Some(log)),
+            log: Mutex::new(log),
+            refuse_until: None,
         })
     }
 }
 
 impl NonceStore for FileNonceStore {
-    fn consume(&self, nonce: &[u8; 16], expires_at: i64, now: i64) -> Result<(), Denied> {
-        self.memory.consume(nonce, expires_at, now)?;
+    fn consume(
+        &self,
+        actor: &str,
+        nonce: &[u8; 16],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), Denied> {
+        if self.refuse_until.is_some_and(|t| expires_at <= t) {
+            return Err(Denied::Busy);
+        }
+        self.memory.consume(actor, nonce, expires_at, now)?;
         // Written before the click is answered; if the disk refuses, the
         // in-memory record still blocks a replay until fcxd restarts.
         if let Ok(mut log) = self.log.lock()
             && let Some(f) = log.as_mut()
         {
             use std::io::Write as _;
-            if let Err(e) = writeln!(f, "{} {expires_at}", hex::encode(nonce)) {
+            // Actor ids are the platform's (`ou_…`); anything with spaces
+            // is kept out of the line format.
+            let actor = if actor.chars().any(char::is_whitespace) {
+                ""
+            } else {
+                actor
+            };
+            if let Err(e) = writeln!(f, "{} {expires_at} {actor}", hex::encode(nonce)) {
                 tracing::error!(error = %e, "cannot persist a used button nonce");
             }
         }

@@ -343,6 +343,11 @@ impl WorkerHandle {
             .arg("--socket")
             .arg(&sock)
             .arg("--exit-with-parent")
+            // The worker starts under our private umask; Codex gets this one.
+            .envs(
+                fcx_config::inherited_umask()
+                    .map(|m| (fcx_config::INHERITED_UMASK_ENV, format!("{m:o}"))),
+            )
             // Our end of stdin: when fcxd dies, the worker sees EOF and exits.
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

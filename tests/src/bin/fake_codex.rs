@@ -373,6 +373,15 @@ fn log_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// This process's umask as Linux reports it (`None` elsewhere).
+fn umask() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| v.trim().to_string())
+}
+
 fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
     let Some(dir) = log_dir() else { return };
     let env: BTreeMap<String, String> = std::env::vars_os()
@@ -393,6 +402,7 @@ fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
         "prompt_read": prompt.is_some(),
         "resume_id": cli.resume,
         "args": cli,
+        "umask": umask(),
     });
     let path = dir.join(format!("{}.json", std::process::id()));
     let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();

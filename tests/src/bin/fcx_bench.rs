@@ -485,6 +485,7 @@ async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
         .arg(&sock)
         .env("FAKE_CODEX_LOG_DIR", &h.fake_log)
         .env("FAKE_CODEX_SCENARIOS", &h.scenarios)
+        .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -58,8 +58,15 @@ fn a_message_gets_an_answer_and_the_next_continues_the_session() {
     assert_eq!(recs[1]["resume_id"], thread.as_str());
     // The prompt went in on stdin, every line of it, inside user_input.
     let prompt = recs[0]["prompt"].as_str().unwrap_or("");
+    // Tags carry the prompt's random boundary.
+    let b = prompt
+        .split("<user_input-")
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .unwrap_or("");
+    assert!(!b.is_empty(), "{prompt}");
     assert!(
-        prompt.contains("<user_input>\nhello there\n</user_input>"),
+        prompt.contains(&format!("<user_input-{b}>\nhello there\n</user_input-{b}>")),
         "{prompt}"
     );
 }
@@ -422,4 +429,48 @@ fn a_chat_that_never_pauses_still_gets_a_run() {
     for i in 0..25 {
         assert!(all.contains(&format!("chatter {i}\n")), "message {i} lost");
     }
+}
+
+/// This process's umask as Linux reports it.
+fn own_umask() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn fcx_files_are_private_and_codex_keeps_the_operators_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = TestHome::new();
+    // A home made before fcx ran, readable by everyone.
+    std::fs::create_dir_all(&h.home).expect("mkdir");
+    std::fs::set_permissions(&h.home, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut f = started(&h);
+    f.send("hello");
+    f.wait_for("] completed");
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&h.home), 0o700, "FCX_HOME");
+    assert_eq!(mode(&h.home.join("profiles")), 0o700, "profiles/");
+    for p in [
+        h.home.join("profiles/default/state.db"),
+        h.home.join("run/fcxd.sock.key"),
+        h.home.join("run/worker-default.sock.key"),
+    ] {
+        assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+    }
+    let recs = h.fake_records();
+    assert_eq!(
+        recs[0]["umask"].as_str().unwrap_or(""),
+        own_umask(),
+        "codex runs with the operator's umask, not fcx's"
+    );
 }

@@ -583,7 +583,7 @@ fn a_quoted_parent_reaches_the_prompt() {
         .map(|r| r["prompt"].as_str().unwrap_or("").to_string())
         .collect();
     let last = prompts.last().cloned().unwrap_or_default();
-    assert!(last.contains("<quoted_messages>"), "{last}");
+    assert!(last.contains("<quoted_messages-"), "{last}");
     assert!(last.contains("the original question"), "{last}");
 }
 

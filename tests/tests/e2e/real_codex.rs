@@ -171,3 +171,70 @@ fn worker_kill_9_mid_run_restarts_and_loses_nothing() {
     drop(f);
     drop(e.rt);
 }
+
+/// What `cmd` printed inside Codex, as the mock saw it come back as the
+/// tool output (the whole of it, not the console's tail).
+fn tool_output(e: &Env, cmd: &str) -> String {
+    let mut f = Fcxd::console_with(
+        &e.home,
+        &[
+            ("FEISHU_APP_SECRET", "app-secret-e2e-7731"),
+            ("LARK_PASSWD", "lark-passwd-e2e-9913"),
+            ("OPENAI_API_KEY", "sk-openai-e2e-5521"),
+        ],
+    );
+    f.wait_for("fcx console");
+    f.send(&format!("RUN: {cmd}"));
+    f.wait_for("] completed");
+    drop(f);
+    let mut out = String::new();
+    for r in e.mock.requests() {
+        for item in r.body["input"].as_array().into_iter().flatten() {
+            if item["type"] == "function_call_output" {
+                out.push_str(item["output"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn commands_codex_runs_see_no_secret_in_their_environment() {
+    let e = env();
+    let out = tool_output(&e, "env; echo env-listed-ok");
+    assert!(out.contains("env-listed-ok"), "{out}");
+    assert!(out.contains("PATH="), "{out}");
+    for secret in [
+        "sk-mock",
+        "app-secret-e2e-7731",
+        "lark-passwd-e2e-9913",
+        "sk-openai-e2e-5521",
+        "FCX_HOME",
+    ] {
+        assert!(
+            !out.contains(secret),
+            "{secret} reached codex's shell: {out}"
+        );
+    }
+    drop(e.rt);
+}
+
+#[test]
+fn commands_codex_runs_cannot_read_secrets_from_fcx_processes() {
+    let e = env();
+    let out = tool_output(
+        &e,
+        "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null | sort -u; echo environ-scan-done",
+    );
+    assert!(out.contains("environ-scan-done"), "{out}");
+    assert!(out.contains("PATH="), "the scan read something: {out}");
+    for secret in [
+        "sk-mock",
+        "app-secret-e2e-7731",
+        "lark-passwd-e2e-9913",
+        "sk-openai-e2e-5521",
+    ] {
+        assert!(!out.contains(secret), "{secret} readable from /proc: {out}");
+    }
+    drop(e.rt);
+}

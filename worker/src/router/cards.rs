@@ -60,13 +60,14 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
         }
         Decision::Allow | Decision::Deny(_) => {}
     }
-    if !a.fingerprint.is_empty() {
+    {
         let current = d
             .ctx
             .policy(&a.scope)
             .map(|p| p.fingerprint)
             .unwrap_or_default();
-        if current != a.fingerprint {
+        // An empty fingerprint is never valid: it would skip this check.
+        if a.fingerprint.is_empty() || current != a.fingerprint {
             tracing::warn!(scope = %a.scope, actor = actor_id(&probe), "stale card refused");
             // Answered under the card, like every refusal a user may see
             // (strangers get silence above).

@@ -15,6 +15,29 @@ use super::translate::Translator;
 use crate::runner::process::{self, ProcId, StopSignal};
 use crate::runner::{RunSpec, Sandbox};
 
+/// The variable Codex reads an API key from.
+pub(super) const API_KEY_VAR: &str = "CODEX_API_KEY";
+
+/// Codex's list of variables its commands do not inherit.
+const EXCLUDE_KEY: &str = "shell_environment_policy.exclude";
+
+/// A TOML array literal: `existing` (a TOML array literal from config.toml,
+/// if any) plus the API key variable.
+pub(super) fn with_key_excluded(existing: Option<&str>) -> String {
+    let ours = format!("\"{API_KEY_VAR}\"");
+    match existing.map(str::trim) {
+        Some(list) if list.starts_with('[') && list.ends_with(']') => {
+            let inner = list[1..list.len() - 1].trim().trim_end_matches(',').trim();
+            if inner.is_empty() {
+                format!("[{ours}]")
+            } else {
+                format!("[{inner}, {ours}]")
+            }
+        }
+        _ => format!("[{ours}]"),
+    }
+}
+
 /// After SIGKILL the child should be reapable at once; this only bounds a
 /// child stuck in the kernel.
 const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
@@ -26,13 +49,26 @@ const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
 /// (verified with 0.169.0 both for new threads and after `resume <id>`).
 pub(super) fn build_args(spec: &RunSpec) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["exec".into(), "--json".into()];
+    let hide_key = spec.env.api_key.is_some();
+    let mut operator_excludes = None;
     for (k, v) in &spec.overrides {
+        if hide_key && k == EXCLUDE_KEY {
+            operator_excludes = Some(v.as_str());
+            continue;
+        }
         a.push("-c".into());
         a.push(format!("{k}={v}").into());
     }
     if spec.sandbox == Sandbox::WorkspaceWrite {
         a.push("-c".into());
         a.push(format!("sandbox_workspace_write.network_access={}", spec.network).into());
+    }
+    if hide_key {
+        // Codex itself needs the key; the commands it runs must not see it
+        // (measured with 0.169.0: by default they inherit it). An exclude
+        // list of the operator's own is kept, with the key added.
+        a.push("-c".into());
+        a.push(format!("{EXCLUDE_KEY}={}", with_key_excluded(operator_excludes)).into());
     }
     if let Some(m) = &spec.model {
         a.push("-m".into());
@@ -177,6 +213,12 @@ impl Drop for TreeGuard {
 pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
     let mut cmd = Command::new(&spec.binary);
     cmd.args(build_args(spec));
+    // An allow-list, not the worker's whole environment: secrets fcxd was
+    // started with must not reach Codex or what it runs.
+    cmd.env_clear().envs(super::allow_env::allowed(
+        std::env::vars_os(),
+        std::env::var_os(super::allow_env::PASS_ENV).as_deref(),
+    ));
     for name in &spec.env.remove {
         if !name.is_empty() {
             cmd.env_remove(name);
@@ -192,7 +234,7 @@ pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
         cmd.env("CODEX_HOME", home);
     }
     if let Some(key) = &spec.env.api_key {
-        cmd.env("CODEX_API_KEY", key.expose());
+        cmd.env(API_KEY_VAR, key.expose());
     }
     for (k, v) in &spec.env.set {
         cmd.env(k, v);
@@ -225,6 +267,16 @@ pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
     {
         // Own group, so one killpg reaches codex and the commands it starts.
         cmd.process_group(0);
+        // The operator's umask, not fcx's private one, for workspace files.
+        if let Some(mask) = fcx_config::inherited_umask() {
+            // SAFETY: umask is async-signal-safe and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
     }
     #[cfg(target_os = "linux")]
     set_parent_death_signal(&mut cmd);

@@ -509,6 +509,9 @@ async fn argv_stdin_and_env() {
         "model_providers.mock.stream_max_retries=0".into(),
         "-c".into(),
         "sandbox_workspace_write.network_access=true".into(),
+        // With an API key, Codex's commands do not inherit it.
+        "-c".into(),
+        "shell_environment_policy.exclude=[\"CODEX_API_KEY\"]".into(),
         "-m".into(),
         "gpt-5.5".into(),
         "--sandbox".into(),
@@ -913,4 +916,42 @@ async fn dropped_event_receiver_stops_the_child() {
         let pid: u32 = p.trim().parse().expect("pid");
         assert!(!alive(pid));
     }
+}
+
+#[test]
+fn the_api_key_is_excluded_from_codex_commands() {
+    let mut spec = spec_for(PathBuf::from("codex"), Path::new("/w"));
+    let args = |spec: &RunSpec| -> Vec<String> {
+        build_args(spec)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(
+        !args(&spec)
+            .iter()
+            .any(|a| a.contains("shell_environment_policy")),
+        "no key, nothing to hide"
+    );
+    spec.env.api_key = Some(fcx_config::Secret::new("sk-x"));
+    let a = args(&spec);
+    assert!(
+        a.contains(&"shell_environment_policy.exclude=[\"CODEX_API_KEY\"]".to_string()),
+        "{a:?}"
+    );
+    // The operator's own list is kept, with the key added, and given once.
+    spec.overrides = vec![(
+        "shell_environment_policy.exclude".into(),
+        "[\"AWS_*\", ]".into(),
+    )];
+    let a = args(&spec);
+    let ex: Vec<_> = a
+        .iter()
+        .filter(|x| x.starts_with("shell_environment_policy.exclude="))
+        .collect();
+    assert_eq!(
+        ex,
+        ["shell_environment_policy.exclude=[\"AWS_*\", \"CODEX_API_KEY\"]"],
+        "{a:?}"
+    );
 }

@@ -7,6 +7,7 @@
 //! child's process group, escalated to SIGTERM and SIGKILL, followed by a
 //! sweep of the commands codex started (see [`super::process`]).
 
+mod allow_env;
 mod child;
 mod jsonl;
 mod lines;
