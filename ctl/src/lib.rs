@@ -10,6 +10,7 @@
 
 mod admin;
 mod check;
+mod doctor;
 mod keys;
 mod render;
 mod state;
@@ -73,6 +74,16 @@ pub enum Command {
     RestartWorker {
         /// The profile whose worker to restart
         profile: String,
+    },
+    /// Check everything between this machine and a bot that answers; each
+    /// problem comes with its fix (exit 1 when any check fails)
+    Doctor {
+        /// Check only this profile
+        #[arg(long, value_name = "P")]
+        profile: Option<String>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect config.toml
     #[command(subcommand)]
@@ -198,6 +209,9 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Config(ConfigCommand::Check) => check::config_check(&home, out),
+        Command::Doctor { profile, json } => {
+            block_on(doctor::doctor(&home, profile.as_deref(), json, out))
+        }
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),
