@@ -12,7 +12,9 @@ mod admin;
 mod check;
 mod doctor;
 mod keys;
+mod logs;
 mod render;
+mod service;
 mod state;
 
 use std::fmt;
@@ -85,6 +87,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run fcxd as a service of this OS (systemd user unit, launchd agent,
+    /// Task Scheduler task)
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Show the logs in $FCX_HOME/logs, merged in time order
+    Logs(logs::LogsArgs),
     /// Inspect config.toml
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -212,6 +220,8 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Doctor { profile, json } => {
             block_on(doctor::doctor(&home, profile.as_deref(), json, out))
         }
+        Command::Service(c) => service::service(&home, c, out),
+        Command::Logs(args) => logs::logs(&home, args, out),
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),

@@ -67,11 +67,21 @@ impl Scratch {
             .args(args)
             .env("HOME", self.user_home())
             .env("PATH", self.path().join("bin"))
+            .env("USER", "tester")
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("FCX_HOME")
             .env_remove("FCX_CODEX_BINARY")
             .env_remove("FCX_KEYSTORE_PASSPHRASE")
             .env_remove("OPENAI_API_KEY");
         c
+    }
+    /// An executable shell script in the scratch bin directory (on the PATH
+    /// fcxctl sees).
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path().join("bin").join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("script");
+        set_mode(&p, 0o755);
+        p
     }
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run fcxctl")
