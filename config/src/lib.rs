@@ -5,6 +5,7 @@
 //! reads it in a terminal or a service log with no other context.
 
 pub mod callback_keys;
+pub mod codex;
 mod home;
 mod private;
 mod secret;
@@ -365,7 +366,8 @@ struct RawRuns {
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// Environment variable that overrides the default Codex binary (the README's
-/// run script points it at the pinned install).
+/// run script points it at the pinned install); see [`codex`] for the whole
+/// rule.
 pub const CODEX_BINARY_ENV: &str = "FCX_CODEX_BINARY";
 
 impl Config {

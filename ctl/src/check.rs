@@ -2,7 +2,7 @@
 //! starts, with the key to change for each problem. Works without fcxd.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fcx_config::{AuthMode, Config, Home, Profile, SecretError, SecretRef};
 
@@ -132,9 +132,18 @@ fn check_profile(home: &Home, p: &Profile, r: &mut Report<'_>) -> std::io::Resul
         )?;
     }
 
-    match check_binary(&p.codex.binary, &p.name) {
+    match fcx_config::codex::locate(&p.codex.binary, &p.name) {
         Ok(found) => {
-            r.ok("codex binary", &found.detail)?;
+            let detail = if found.on_path {
+                format!(
+                    "{}, `{}` found on PATH",
+                    found.path.display(),
+                    p.codex.binary
+                )
+            } else {
+                found.path.display().to_string()
+            };
+            r.ok("codex binary", &detail)?;
             if found.on_path {
                 r.note(&format!(
                     "fcxd looks `{}` up on its own PATH, which under a service manager is \
@@ -144,7 +153,7 @@ fn check_profile(home: &Home, p: &Profile, r: &mut Report<'_>) -> std::io::Resul
                 ))?;
             }
         }
-        Err(sentence) => r.error("codex binary", &sentence)?,
+        Err(e) => r.error("codex binary", &e.to_string())?,
     }
 
     r.info("auth", p.codex.auth.as_str())?;
@@ -161,94 +170,6 @@ fn check_profile(home: &Home, p: &Profile, r: &mut Report<'_>) -> std::io::Resul
     }
 
     check_workspace(home, p, r)
-}
-
-struct Found {
-    detail: String,
-    on_path: bool,
-}
-
-fn check_binary(binary: &str, profile: &str) -> Result<Found, String> {
-    let key = format!("profiles.{profile}.codex.binary");
-    let path = Path::new(binary);
-    let is_bare = path.components().count() == 1 && !path.is_absolute();
-    if is_bare {
-        return match find_on_path(binary) {
-            Some(found) => Ok(Found {
-                detail: format!("{}, `{binary}` found on PATH", found.display()),
-                on_path: true,
-            }),
-            None => Err(format!(
-                "`{binary}` was not found on PATH; install Codex (npm install -g @openai/codex) \
-                 or set {key} to the absolute path of the Codex executable"
-            )),
-        };
-    }
-    if !path.is_absolute() {
-        return Err(format!(
-            "`{binary}` is a relative path, which the worker would resolve against its own \
-             working directory; set {key} to an absolute path"
-        ));
-    }
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "{binary} does not exist; install Codex there or set {key} to the Codex executable"
-        )),
-        Err(e) => Err(format!("cannot inspect {binary}: {e}; check {key}")),
-        Ok(m) if m.is_dir() => Err(format!(
-            "{binary} is a directory; set {key} to the Codex executable inside it"
-        )),
-        Ok(m) if !is_executable(&m) => Err(format!(
-            "{binary} is not executable; make it executable (chmod +x {binary}) or set {key} \
-             to the Codex executable"
-        )),
-        Ok(_) => Ok(Found {
-            detail: binary.to_string(),
-            on_path: false,
-        }),
-    }
-}
-
-#[cfg(unix)]
-fn is_executable(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    m.is_file() && m.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(m: &std::fs::Metadata) -> bool {
-    m.is_file()
-}
-
-/// The first executable called `name` on PATH, as the worker's spawn would
-/// find it.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .flat_map(|dir| candidates(&dir, name))
-        .find(|c| std::fs::metadata(c).is_ok_and(|m| is_executable(&m)))
-}
-
-#[cfg(not(windows))]
-fn candidates(dir: &Path, name: &str) -> Vec<PathBuf> {
-    vec![dir.join(name)]
-}
-
-/// Windows finds `codex` as `codex.exe` or `codex.cmd` (npm's shim) through
-/// PATHEXT.
-#[cfg(windows)]
-fn candidates(dir: &Path, name: &str) -> Vec<PathBuf> {
-    if Path::new(name).extension().is_some() {
-        return vec![dir.join(name)];
-    }
-    // npm also installs an extensionless `codex` shell script next to the
-    // shims, which Windows cannot start: only PATHEXT candidates count.
-    let exts = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE;.BAT;.CMD".into());
-    exts.split(';')
-        .filter(|e| !e.is_empty())
-        .map(|ext| dir.join(format!("{name}{ext}")))
-        .collect()
 }
 
 fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {

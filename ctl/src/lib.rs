@@ -10,8 +10,11 @@
 
 mod admin;
 mod check;
+mod doctor;
 mod keys;
+mod logs;
 mod render;
+mod service;
 mod state;
 
 use std::fmt;
@@ -74,6 +77,22 @@ pub enum Command {
         /// The profile whose worker to restart
         profile: String,
     },
+    /// Check everything between this machine and a bot that answers; each
+    /// problem comes with its fix (exit 1 when any check fails)
+    Doctor {
+        /// Check only this profile
+        #[arg(long, value_name = "P")]
+        profile: Option<String>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run fcxd as a service of this OS (systemd user unit, launchd agent,
+    /// Task Scheduler task)
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Show the logs in $FCX_HOME/logs, merged in time order
+    Logs(logs::LogsArgs),
     /// Inspect config.toml
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -198,6 +217,11 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Config(ConfigCommand::Check) => check::config_check(&home, out),
+        Command::Doctor { profile, json } => {
+            block_on(doctor::doctor(&home, profile.as_deref(), json, out))
+        }
+        Command::Service(c) => service::service(&home, c, out),
+        Command::Logs(args) => logs::logs(&home, args, out),
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),

@@ -364,6 +364,7 @@ fn route(shared: &Arc<Shared>, r: &Req) -> Answer {
             }
             match segs.as_slice() {
                 ["open-apis", "bot", "v3", "info"] if m == "GET" => bot_info(shared),
+                ["open-apis", "application", "v6", "scopes"] if m == "GET" => scopes(shared),
                 ["open-apis", "application", "v6", "applications", app] if m == "GET" => {
                     app_info(shared, app)
                 }
@@ -459,6 +460,20 @@ fn app_info(shared: &Shared, app: &str) -> Answer {
             json!({"code": 99991672, "msg": "Access denied. One of the following scopes is required: [application:application:self_manage, admin:app.info:readonly].", "data": {}}),
         ),
     }
+}
+
+/// `GET /open-apis/application/v6/scopes` ("查询租户授权状态"): the scopes the
+/// app asks for, `grant_status` 1 granted, 2 not granted.
+fn scopes(shared: &Shared) -> Answer {
+    let scopes: Vec<Value> = shared
+        .cfg
+        .scopes
+        .iter()
+        .map(|(name, granted)| {
+            json!({"scope_name": name, "grant_status": if *granted { 1 } else { 2 }})
+        })
+        .collect();
+    Answer::ok(json!({ "scopes": scopes }))
 }
 
 fn endpoint(shared: &Shared, r: &Req) -> Answer {

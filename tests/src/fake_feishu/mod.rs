@@ -232,7 +232,21 @@ pub struct FakeFeishuBuilder {
     client_config: ClientConfig,
     max_connections: usize,
     app_owner: Option<String>,
+    scopes: Vec<(String, bool)>,
 }
+
+/// The scopes a fake app asks for, all granted, unless a test says otherwise:
+/// everything fcx uses (README, "Connecting a Feishu or Lark app").
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "im:message",
+    "im:message:send_as_bot",
+    "im:message.p2p_msg:readonly",
+    "im:message.group_at_msg:readonly",
+    "im:chat",
+    "im:resource",
+    "cardkit:card:write",
+    "application:application:self_manage",
+];
 
 impl Default for FakeFeishuBuilder {
     fn default() -> Self {
@@ -247,6 +261,10 @@ impl Default for FakeFeishuBuilder {
             client_config: ClientConfig::default(),
             max_connections: MAX_CONNECTIONS_PER_APP,
             app_owner: None,
+            scopes: DEFAULT_SCOPES
+                .iter()
+                .map(|s| ((*s).to_owned(), true))
+                .collect(),
         }
     }
 }
@@ -267,6 +285,18 @@ impl FakeFeishuBuilder {
     /// The owner `GET /open-apis/application/v6/applications/me` reports.
     pub fn app_owner(mut self, open_id: impl Into<String>) -> Self {
         self.app_owner = Some(open_id.into());
+        self
+    }
+
+    /// The app no longer asks for `scope` (it is absent from the scope list).
+    pub fn without_scope(mut self, scope: &str) -> Self {
+        self.scopes.retain(|(s, _)| s != scope);
+        self
+    }
+    /// The app asks for `scope` but the tenant has not granted it.
+    pub fn ungranted_scope(mut self, scope: &str) -> Self {
+        self.scopes.retain(|(s, _)| s != scope);
+        self.scopes.push((scope.to_owned(), false));
         self
     }
 
@@ -314,6 +344,7 @@ impl FakeFeishuBuilder {
                 client_config: self.client_config,
                 max_connections: self.max_connections,
                 app_owner: self.app_owner,
+                scopes: self.scopes,
             },
             addr,
         ));

@@ -52,6 +52,9 @@ pub(crate) struct Config {
     /// The app owner the application-info API names; `None` answers as if
     /// the app lacked the scope to read it.
     pub app_owner: Option<String>,
+    /// `GET /open-apis/application/v6/scopes`: each scope the app asks for
+    /// and whether the tenant granted it.
+    pub scopes: Vec<(String, bool)>,
 }
 
 /// A message as the platform stores it.

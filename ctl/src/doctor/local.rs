@@ -1,0 +1,336 @@
+//! Checks on this machine: Codex, secrets, workspaces, permissions, fcxd.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fcx_config::{AuthMode, Home, Profile, SecretRef};
+
+use super::Checks;
+
+/// `codex --version` answers at once; a binary that does not is not Codex.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// FCX_HOME and the directories fcxd keeps private (0700), the admin socket.
+pub(super) fn home_permissions(home: &Home, c: &mut Checks) {
+    let root = home.root();
+    if !root.is_dir() {
+        c.info(
+            "permissions",
+            format!(
+                "{} does not exist yet; fcxd creates it (0700) on first start",
+                root.display()
+            ),
+        );
+        return;
+    }
+    let mut loose = Vec::new();
+    let dirs = [
+        root.to_path_buf(),
+        home.run_dir(),
+        home.logs_dir(),
+        root.join("profiles"),
+    ];
+    let mut profile_dirs: Vec<_> = std::fs::read_dir(root.join("profiles"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    profile_dirs.sort();
+    for d in dirs.iter().chain(profile_dirs.iter()) {
+        if open_mode(d).is_some() {
+            loose.push(format!("chmod 700 {}", d.display()));
+        }
+    }
+    let mut files: Vec<_> = profile_dirs
+        .iter()
+        .map(|d| d.join("callback-keys.json"))
+        .collect();
+    files.push(home.gateway_socket());
+    for f in files {
+        if open_mode(&f).is_some() {
+            loose.push(format!("chmod 600 {}", f.display()));
+        }
+    }
+    if loose.is_empty() {
+        c.ok(
+            "permissions",
+            format!(
+                "{} and its directories are private (0700), key files and the socket 0600",
+                root.display()
+            ),
+        );
+    } else {
+        c.fail(
+            "permissions",
+            "other users can read or enter parts of FCX_HOME (state, logs, keys)",
+            loose.join("; "),
+        );
+    }
+}
+
+/// `Some(mode)` when `p` exists and group or others have any access.
+#[cfg(unix)]
+pub(super) fn open_mode(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::symlink_metadata(p).ok()?;
+    let mode = m.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+pub(super) fn open_mode(_: &Path) -> Option<u32> {
+    None
+}
+
+/// Whether fcxd answers on its admin socket.
+pub(super) async fn service(home: &Home, c: &mut Checks) {
+    match crate::admin::Admin::connect(home).await {
+        Ok(mut admin) => match admin.status().await {
+            Ok(st) => c.ok(
+                "fcxd",
+                format!("running (pid {}, {} profile(s))", st.pid, st.profiles.len()),
+            ),
+            Err(e) => c.fail(
+                "fcxd",
+                e.to_string(),
+                "see its log in $FCX_HOME/logs/fcxd.log; restart it with `fcxctl service restart`",
+            ),
+        },
+        Err(crate::CtlError::NotRunning { .. }) => c.warn(
+            "fcxd",
+            "not running",
+            "start it: `fcxctl service install` (runs it as a service), or `fcxd` in a terminal",
+        ),
+        Err(e) => c.fail(
+            "fcxd",
+            e.to_string(),
+            "run fcxctl as the user that runs fcxd, or restart it with `fcxctl service restart`",
+        ),
+    }
+}
+
+pub(super) async fn profile(home: &Home, p: &Profile, c: &mut Checks) {
+    if !p.enabled {
+        c.info(
+            "profile",
+            "disabled (problems are reported as warnings until it is enabled)",
+        );
+    }
+    codex(p, c).await;
+    auth(home, p, c);
+    secrets(p, c);
+    workspace(home, p, c);
+}
+
+async fn codex(p: &Profile, c: &mut Checks) {
+    let found = match fcx_config::codex::locate(&p.codex.binary, &p.name) {
+        Ok(f) => f,
+        Err(e) => {
+            let text = e.to_string();
+            let (detail, fix) = text.split_once("; ").unwrap_or((&text, ""));
+            c.fail("codex binary", detail, fix);
+            return;
+        }
+    };
+    let mut detail = found.path.display().to_string();
+    if found.on_path {
+        detail.push_str(&format!(" (`{}` found on PATH)", p.codex.binary));
+    }
+    c.ok("codex binary", detail);
+    let run = tokio::process::Command::new(&found.path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let pinned = fcx_config::codex::PINNED_VERSION;
+    match tokio::time::timeout(VERSION_TIMEOUT, run).await {
+        Ok(Ok(o)) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            match fcx_config::codex::parse_version(&text) {
+                Some(v) if v == pinned => c.ok("codex version", v),
+                Some(v) => c.warn(
+                    "codex version",
+                    format!("{v}; fcx is tested with {pinned}"),
+                    format!(
+                        "install the tested version: {}",
+                        fcx_config::codex::INSTALL_HINT
+                    ),
+                ),
+                None => c.warn(
+                    "codex version",
+                    "`--version` printed no version number",
+                    format!(
+                        "check that {} is the Codex CLI ({})",
+                        found.path.display(),
+                        fcx_config::codex::INSTALL_HINT
+                    ),
+                ),
+            }
+        }
+        Ok(Ok(o)) => c.fail(
+            "codex version",
+            format!("`{} --version` failed ({})", found.path.display(), o.status),
+            format!("reinstall Codex: {}", fcx_config::codex::INSTALL_HINT),
+        ),
+        Ok(Err(e)) => c.fail(
+            "codex version",
+            format!("cannot run {}: {e}", found.path.display()),
+            format!(
+                "reinstall Codex ({}) or fix profiles.{}.codex.binary",
+                fcx_config::codex::INSTALL_HINT,
+                p.name
+            ),
+        ),
+        Err(_) => c.fail(
+            "codex version",
+            format!(
+                "`{} --version` did not answer within {}s",
+                found.path.display(),
+                VERSION_TIMEOUT.as_secs()
+            ),
+            format!(
+                "check that it is the Codex CLI ({})",
+                fcx_config::codex::INSTALL_HINT
+            ),
+        ),
+    }
+}
+
+fn auth(home: &Home, p: &Profile, c: &mut Checks) {
+    match p.codex.auth {
+        AuthMode::ApiKey => c.info("codex auth", "api-key (checked with the secrets below)"),
+        AuthMode::CodexHome => {
+            let dir = home.codex_home(&p.name);
+            if dir.join("auth.json").is_file() {
+                c.ok("codex auth", format!("codex-home: {}", dir.display()));
+            } else {
+                // Codex may keep its login in the OS keyring instead.
+                c.warn(
+                    "codex auth",
+                    format!("codex-home: no auth.json in {}", dir.display()),
+                    format!("log in once: CODEX_HOME={} codex login", dir.display()),
+                );
+            }
+        }
+        AuthMode::InheritUser => {
+            let dir = home.user_home().join(".codex");
+            if dir.join("auth.json").is_file() {
+                c.ok("codex auth", format!("inherit-user: {}", dir.display()));
+            } else {
+                c.warn(
+                    "codex auth",
+                    format!("inherit-user: no auth.json in {}", dir.display()),
+                    "log in once as this user: codex login",
+                );
+            }
+        }
+    }
+}
+
+/// Every secret reference the profile uses resolves; only references are
+/// printed.
+fn secrets(p: &Profile, c: &mut Checks) {
+    let mut refs: Vec<(String, &SecretRef)> = Vec::new();
+    if p.codex.auth == AuthMode::ApiKey
+        && let Some(r) = &p.codex.api_key
+    {
+        refs.push((format!("profiles.{}.codex.api_key", p.name), r));
+    }
+    if let Some(app) = &p.app {
+        refs.push((
+            format!("profiles.{}.app.app_secret", p.name),
+            &app.app_secret,
+        ));
+        if let Some(w) = &app.webhook {
+            if let Some(r) = &w.encrypt_key {
+                refs.push((format!("profiles.{}.app.webhook.encrypt_key", p.name), r));
+            }
+            if let Some(r) = &w.verification_token {
+                refs.push((
+                    format!("profiles.{}.app.webhook.verification_token", p.name),
+                    r,
+                ));
+            }
+        }
+    }
+    if p.codex.auth == AuthMode::ApiKey && p.codex.api_key.is_none() {
+        c.fail(
+            "secret",
+            "auth is api-key but no key is configured",
+            format!(
+                "set profiles.{}.codex.api_key to a reference (env:VAR, file:PATH)",
+                p.name
+            ),
+        );
+    }
+    for (key, r) in refs {
+        match r.resolve() {
+            Ok(_) => {
+                if let SecretRef::File(path) = r
+                    && let Some(mode) = open_mode(path)
+                {
+                    c.fail(
+                        "secret",
+                        format!("{key} = {r}: readable by other users (mode {mode:o})"),
+                        format!("chmod 600 {}", path.display()),
+                    );
+                } else {
+                    c.ok("secret", format!("{key} = {r} resolves"));
+                }
+            }
+            Err(e) => c.fail("secret", format!("{key}: {e}"), secret_fix(&key, r)),
+        }
+    }
+}
+
+fn secret_fix(key: &str, r: &SecretRef) -> String {
+    match r {
+        SecretRef::Env(var) => format!(
+            "export {var} in fcxd's environment (a service does not see your shell's), \
+             or point {key} at a file:PATH"
+        ),
+        SecretRef::File(path) => format!(
+            "write the value into {} (mode 0600) or fix {key}",
+            path.display()
+        ),
+    }
+}
+
+fn workspace(home: &Home, p: &Profile, c: &mut Checks) {
+    let ws = &p.workspaces.default;
+    let key = format!("profiles.{}.workspaces.default", p.name);
+    match std::fs::metadata(ws) {
+        Ok(m) if m.is_dir() => {
+            if ws == Path::new("/") || ws == home.user_home() {
+                c.warn(
+                    "workspace",
+                    format!(
+                        "{} is a broad root: Codex would work across all of it",
+                        ws.display()
+                    ),
+                    format!("set {key} to a project directory"),
+                );
+            } else {
+                c.ok("workspace", ws.display().to_string());
+            }
+        }
+        Ok(_) => c.fail(
+            "workspace",
+            format!("{} is not a directory", ws.display()),
+            format!("set {key} to a directory"),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => c.fail(
+            "workspace",
+            format!("{} does not exist", ws.display()),
+            format!("mkdir -p {} (or set {key})", ws.display()),
+        ),
+        Err(e) => c.fail(
+            "workspace",
+            format!("cannot inspect {}: {e}", ws.display()),
+            format!("check {key}"),
+        ),
+    }
+}
