@@ -16,7 +16,7 @@
 pub(crate) mod budget;
 pub(crate) mod cardkit;
 pub(crate) mod frame;
-pub(crate) mod http;
+pub mod http;
 pub(crate) mod ws;
 
 #[cfg(test)]
