@@ -1257,6 +1257,11 @@ async fn an_action_without_a_policy_fingerprint_is_refused() {
     send(&mut c, pm("st", OWNER, "p_o", "/status")).await;
     let st = ev.card_for("st").await;
     assert!(field_of(&st, "active run").starts_with(&run_id), "{st:?}");
+    // Linux with user namespaces (the CI machine): fcx's files are hidden.
+    assert!(
+        field_of(&st, "isolation").starts_with("FCX_HOME hidden"),
+        "{st:?}"
+    );
     let mut a = click(ActionKind::Stop, "chat:p_o", OWNER, "card3");
     a.run_id = run_id.clone();
     a.fingerprint = started.fingerprint.clone();

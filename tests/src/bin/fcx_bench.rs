@@ -833,6 +833,7 @@ impl FeishuRig {
             .arg(&home.home)
             .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
             .env("FAKE_CODEX_LOG_DIR", &home.fake_log)
+            .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
             .env_remove("FCX_CODEX_BINARY")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -238,3 +238,51 @@ fn commands_codex_runs_cannot_read_secrets_from_fcx_processes() {
     }
     drop(e.rt);
 }
+
+#[test]
+fn commands_codex_runs_cannot_read_fcx_home() {
+    let e = env();
+    let home = e.home.home.display().to_string();
+    std::fs::create_dir_all(e.home.home.join("secrets")).expect("mkdir");
+    std::fs::write(
+        e.home.home.join("secrets/app-secret"),
+        "app-secret-file-4417",
+    )
+    .expect("secret");
+    let out = tool_output(
+        &e,
+        &format!(
+            "cat {home}/secrets/app-secret; ls {home}/profiles/default {home}/run | sed 's/^/ENTRY:/'; \
+             head -c 15 {home}/profiles/default/state.db; cat {home}/run/*.key; \
+             python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"{home}/run/worker-default.sock\"); print(\"CONNECTED\")'; \
+             echo fcx-home-probe-done"
+        ),
+    );
+    assert!(out.contains("fcx-home-probe-done"), "{out}");
+    assert!(
+        out.contains("ENTRY:codex-home"),
+        "the profile's codex home stays: {out}"
+    );
+    for leaked in [
+        "app-secret-file-4417",
+        "SQLite format",
+        "ENTRY:state.db",
+        "ENTRY:worker-default.sock",
+        "ENTRY:callback-keys",
+        "CONNECTED",
+    ] {
+        assert!(
+            !out.contains(leaked),
+            "{leaked} visible to codex's commands: {out}"
+        );
+    }
+    // Codex itself still has its home: the session it wrote can resume.
+    assert!(
+        e.home
+            .home
+            .join("profiles/default/codex-home/sessions")
+            .is_dir(),
+        "codex wrote its session through the bind mount"
+    );
+    drop(e.rt);
+}

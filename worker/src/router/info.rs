@@ -1,6 +1,7 @@
 //! Replies that only report: `/help`, `/status`, `/ps`, `/doctor`, and
 //! `/reconnect` (a request to the gateway).
 
+use crate::runner::exec::confine;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,6 +112,10 @@ impl Info<'_> {
                 .unwrap_or_else(|| "new session".into()),
         ));
         fields.push(field("runner", d.ctx.runner_name));
+        fields.push(field(
+            "isolation",
+            &confine::describe(&confine::available()),
+        ));
         fields.push(field("identity", &policy::identity(profile)));
         fields.push(field(
             "model",
@@ -257,6 +262,12 @@ impl Info<'_> {
                     profile.name
                 )),
             },
+        );
+        check(
+            "isolation",
+            confine::available()
+                .map(|()| confine::describe(&Ok(())))
+                .map_err(|e| confine::describe(&Err(e))),
         );
         check(
             "workspace",

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use fcx_config::{AuthMode, Home, Profile};
 
 use crate::runner::ChildEnv;
+use crate::runner::exec::confine::Hide;
 
 /// The environment a Codex child gets for `profile`. The error is the
 /// sentence the user sees (never the secret).
@@ -36,6 +37,18 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
         }
         AuthMode::CodexHome => env.codex_home = Some(home.codex_home(&p.name)),
         AuthMode::InheritUser => {}
+    }
+    if crate::runner::exec::confine::available().is_ok() {
+        env.hide = Some(Hide {
+            root: home.root().to_path_buf(),
+            keep: env.codex_home.clone(),
+            // The operator's own Codex login, unless this profile uses it.
+            also: if p.codex.auth == AuthMode::InheritUser {
+                Vec::new()
+            } else {
+                vec![home.user_home().join(".codex")]
+            },
+        });
     }
     Ok(env)
 }

@@ -46,6 +46,8 @@ pub(crate) struct ChildEnv {
     pub(crate) remove: Vec<String>,
     /// Extra variables (tests use this for mock provider keys).
     pub(crate) set: Vec<(String, String)>,
+    /// fcx's own files hidden from the child, where the platform allows.
+    pub(crate) hide: Option<exec::confine::Hide>,
 }
 
 /// Everything a runner needs to run one turn.

@@ -233,6 +233,10 @@ pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
         })?;
         cmd.env("CODEX_HOME", home);
     }
+    if let Some(hide) = &spec.env.hide {
+        super::confine::apply(&mut cmd, hide)
+            .map_err(|e| format!("Could not hide fcx's files from Codex: {e}."))?;
+    }
     if let Some(key) = &spec.env.api_key {
         cmd.env(API_KEY_VAR, key.expose());
     }

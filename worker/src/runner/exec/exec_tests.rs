@@ -493,6 +493,7 @@ async fn argv_stdin_and_env() {
         api_key: Some(Secret::new("sk-test-secret")),
         remove: vec!["HOME".into()],
         set: vec![("MOCK_API_KEY".into(), "sk-mock".into())],
+        hide: None,
     };
 
     let (res, _) = run(spec).await;

@@ -9,6 +9,7 @@
 
 mod allow_env;
 mod child;
+pub(crate) mod confine;
 mod jsonl;
 mod lines;
 mod stderr;
