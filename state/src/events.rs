@@ -32,7 +32,15 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (seq, payload) = row?;
-                let mut ev = WorkerEvent::decode(payload.as_slice())?;
+                // One undecodable row must not stop every later event from
+                // reaching the gateway: it is skipped, and said so.
+                let mut ev = match WorkerEvent::decode(payload.as_slice()) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "skipping an undecodable event row");
+                        continue;
+                    }
+                };
                 ev.seq = seq as u64;
                 out.push(ev);
             }

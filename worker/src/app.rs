@@ -8,8 +8,10 @@ use fcx_config::{Config, Home};
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_server::WorkerServer;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::events::EventBus;
+use crate::lifetime::{self, Contact};
 use crate::pipeline::Pipeline;
 use crate::runner::Runner;
 use crate::runner::exec::ExecRunner;
@@ -32,8 +34,9 @@ pub struct Args {
     /// Socket to serve on (default: $FCX_HOME/run/worker-<profile>.sock).
     #[arg(long)]
     pub socket: Option<PathBuf>,
-    /// Exit when stdin closes: fcxd holds the other end, so its death (even a
-    /// kill -9) takes the worker down instead of leaving it orphaned.
+    /// Exit when stdin closes. fcxd does not ask for it: its workers outlive
+    /// it (a new fcxd reattaches by the socket) and exit on their own after
+    /// a long grace period without any gateway (see `lifetime`).
     #[arg(long)]
     pub exit_with_parent: bool,
 }
@@ -79,6 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = fcx_ipc::bind(&SocketAddr::new(sock)).await?;
     tracing::info!(profile = %profile.name, socket = %listener.addr(), "worker serving");
 
+    let contact = Contact::default();
     let svc = WorkerService {
         profile: profile.name.clone(),
         runner: runner_name,
@@ -90,13 +94,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let server_stop = CancellationToken::new();
     let server = {
         let stop = server_stop.clone();
+        let contact = contact.clone();
+        let server = WorkerServer::new(svc)
+            .max_decoding_message_size(16 * 1024 * 1024)
+            .max_encoding_message_size(16 * 1024 * 1024);
+        // Every call is a sign of a living gateway.
+        let server = InterceptedService::new(server, move |req| {
+            contact.touch();
+            Ok(req)
+        });
         tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(
-                    WorkerServer::new(svc)
-                        .max_decoding_message_size(16 * 1024 * 1024)
-                        .max_encoding_message_size(16 * 1024 * 1024),
-                )
+                .add_service(server)
                 .serve_with_incoming_shutdown(listener.incoming(), stop.cancelled_owned())
                 .await
         })
@@ -123,7 +132,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
     };
 
-    wait_for_stop(&requested, args.exit_with_parent).await;
+    let orphan = lifetime::orphaned(
+        contact,
+        pipeline.scheduler(),
+        lifetime::orphan_grace(),
+        streams_token.clone(),
+    );
+    wait_for_stop(&requested, args.exit_with_parent, orphan).await;
     tracing::info!("stopping: ending runs");
     pipeline.shutdown().await;
     streams_token.cancel();
@@ -143,7 +158,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop(requested: &CancellationToken, exit_with_parent: bool) {
+async fn wait_for_stop(
+    requested: &CancellationToken,
+    exit_with_parent: bool,
+    orphan: impl std::future::Future<Output = ()>,
+) {
     let parent_gone = async {
         if !exit_with_parent {
             return std::future::pending::<()>().await;
@@ -173,6 +192,7 @@ async fn wait_for_stop(requested: &CancellationToken, exit_with_parent: bool) {
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
             _ = parent_gone => tracing::warn!("fcxd went away (stdin closed)"),
+            _ = orphan => {}
         }
     }
     #[cfg(not(unix))]
@@ -181,6 +201,7 @@ async fn wait_for_stop(requested: &CancellationToken, exit_with_parent: bool) {
             _ = requested.cancelled() => {}
             _ = tokio::signal::ctrl_c() => {}
             _ = parent_gone => {}
+            _ = orphan => {}
         }
     }
 }

@@ -12,6 +12,7 @@ mod catalog;
 mod commands;
 mod context;
 mod events;
+mod lifetime;
 mod pipeline;
 mod policy;
 mod prompt;
