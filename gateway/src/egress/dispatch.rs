@@ -1,7 +1,8 @@
-//! The worker-event loop of one channel: it follows the worker's event
-//! broadcast and hands each event to its scope's lane. Nothing else runs
-//! in it (work for the ingress handler is in [`super::deferred`]), so it
-//! never waits on the platform or the worker.
+//! The worker-event loop of one channel: it pulls the worker's events from
+//! the resume cursor, hands each event to its scope's lane, and moves the
+//! cursor past what the lanes have handled. Nothing else runs in it (work
+//! for the ingress handler is in [`super::deferred`]), so it never waits on
+//! the platform or the worker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::link::supervisor::WorkerHandle;
+
+/// How often the cursor follows what the lanes have handled.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
 /// What the outbound task owns.
 pub struct Out {
@@ -23,37 +27,44 @@ pub async fn outbound(out: Out, stop: CancellationToken) {
         worker,
         mut lanes,
     } = out;
-    let mut events = worker.subscribe();
+    // Pulled from the cursor only now that the lanes can take them: events
+    // the worker said earlier waited in its log.
+    let mut feed = worker.feed();
+    let mut commit = tokio::time::interval(COMMIT_EVERY);
+    commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // On stop, keep going until the worker is down: the runs it interrupts
     // while stopping must still reach their cards and chats.
     let mut stopping: Option<std::time::Instant> = None;
     loop {
         if let Some(since) = stopping
-            && (worker.view().phase == crate::link::supervisor::Phase::Stopped
-                || since.elapsed() > Duration::from_secs(40))
+            && since.elapsed() > Duration::from_secs(40)
         {
-            tracing::debug!(%profile, "worker stopped; sending what it said last");
-            while let Ok(ev) = events.try_recv() {
-                lanes.dispatch(ev);
-            }
-            lanes.close().await;
-            return;
+            tracing::warn!(%profile, "the worker did not stop in time; closing the lanes");
+            break;
         }
         tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(ev) => lanes.dispatch(ev),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::error!(%profile, skipped = n, "outbound fell behind; events skipped");
-                }
-                Err(_) => {
-                    lanes.close().await;
-                    return;
+            ev = feed.next() => match ev {
+                Some(ev) => lanes.dispatch(ev),
+                None => {
+                    tracing::debug!(%profile, "worker stopped; sending what it said last");
+                    break;
                 }
             },
+            _ = commit.tick() => {
+                if let Some(at) = lanes.resume_at() {
+                    worker.commit(at);
+                }
+            }
             _ = stop.cancelled(), if stopping.is_none() => {
                 stopping = Some(std::time::Instant::now());
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if stopping.is_some() => {}
         }
     }
+    let commits = lanes.commits();
+    lanes.close().await;
+    if let Some(at) = commits.resume_at() {
+        worker.commit(at);
+    }
+    worker.flush_cursor();
 }

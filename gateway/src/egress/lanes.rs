@@ -27,6 +27,7 @@ use crate::egress::cards::CardSurface;
 use crate::egress::reply::{self, Format};
 use crate::egress::surface::{CardOutput, Folded, Messages, Surface};
 use crate::feishu::http::{CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType};
+use crate::link::feed::Commits;
 use crate::link::supervisor::WorkerHandle;
 
 /// A lane with no open run ends after this long without events.
@@ -48,6 +49,8 @@ pub(crate) struct LaneCtx {
     pub(crate) reconnect: Arc<Notify>,
     /// The profile's reply mode, for scopes that have not chosen one.
     pub(crate) default_mode: String,
+    /// What the lanes have handled: the cursor follows it.
+    pub(crate) commits: Commits,
 }
 
 struct Lane {
@@ -73,6 +76,7 @@ impl Lanes {
 
     /// Hands `ev` to its scope's lane, starting one if needed.
     pub(crate) fn dispatch(&mut self, ev: pb::WorkerEvent) {
+        self.ctx.commits.taken(ev.seq);
         self.dispatched += 1;
         if self.dispatched.is_multiple_of(SWEEP_EVERY) {
             self.lanes.retain(|_, l| !l.task.is_finished());
@@ -94,6 +98,15 @@ impl Lanes {
         let _ = tx.send(ev);
         let task = tokio::spawn(run_lane(self.ctx.clone(), rx, before));
         self.lanes.insert(scope, Lane { tx, task });
+    }
+
+    /// The first event not yet handled by every lane.
+    pub(crate) fn resume_at(&self) -> Option<u64> {
+        self.ctx.commits.resume_at()
+    }
+
+    pub(crate) fn commits(&self) -> Commits {
+        self.ctx.commits.clone()
     }
 
     /// Lets every lane finish what it was given (final cards included),
@@ -181,6 +194,7 @@ async fn run_lane(
                 rx.close();
                 while let Ok(ev) = rx.try_recv() {
                     handle(&ctx, &mut st, &ev, true).await;
+                    ctx.commits.handled(ev.seq);
                 }
                 return;
             }
@@ -196,6 +210,7 @@ async fn run_lane(
         for i in 0..batch.len() {
             let draw = !defers(&batch[i], batch.get(i + 1));
             handle(&ctx, &mut st, &batch[i], draw).await;
+            ctx.commits.handled(batch[i].seq);
         }
         batch.clear();
     }

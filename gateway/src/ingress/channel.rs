@@ -149,7 +149,7 @@ pub(crate) async fn run(
         keys.clone(),
         requesters.clone(),
         carriers.clone(),
-        short_hash(&profile.name),
+        idempotency_tag(&profile.name, worker.cursor().1),
     );
     let nonces: Box<dyn crate::ingress::callback::NonceStore> =
         match crate::ingress::click::FileNonceStore::open(
@@ -230,9 +230,10 @@ pub(crate) async fn run(
         http: http.clone(),
         worker: worker.clone(),
         cards,
-        tag: short_hash(&profile.name),
+        tag: idempotency_tag(&profile.name, worker.cursor().1),
         reconnect,
         default_mode: app.reply_mode.as_str().to_string(),
+        commits: Default::default(),
     });
     tasks.spawn(deferred::run(
         DeferredCtx {
@@ -612,6 +613,18 @@ struct SharedHandler(Arc<Handler>);
 impl EventHandler for SharedHandler {
     fn handle(&self, event: InboundEvent, deadline: Instant) -> BoxFuture<'static, AckReply> {
         Box::pin(self.0.clone().on_event(event, deadline))
+    }
+}
+
+/// Part of every idempotency key sent with the worker's event seqs. A
+/// worker whose event log was recreated counts from 1 again: the log's
+/// epoch keeps its keys apart from the old log's, which the platform still
+/// remembers for an hour (a collision would silently drop an answer).
+fn idempotency_tag(profile: &str, log_epoch: u64) -> String {
+    if log_epoch == 0 {
+        short_hash(profile)
+    } else {
+        format!("{}e{log_epoch}", short_hash(profile))
     }
 }
 

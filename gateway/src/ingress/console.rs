@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::link::feed::EventFeed;
 use crate::link::supervisor::{DeliverError, Notice, WorkerHandle, now_ms};
 
 pub(crate) const SCOPE: &str = "chat:console";
@@ -37,7 +38,7 @@ impl Console {
     /// state of runs stopped by the shutdown is shown.
     pub(crate) async fn run(self) {
         let mut out = Printer::default();
-        let events = self.worker.subscribe();
+        let feed = self.worker.feed();
         let notices = self.worker.notices();
         out.line(&format!(
             "fcx console · profile {} · workspace {}\nType a request and press Enter. /help lists commands, /stop stops a run, Ctrl-D or Ctrl-C quits.",
@@ -45,7 +46,13 @@ impl Console {
             self.workspace
         ));
         let printer_stop = CancellationToken::new();
-        let printer = tokio::spawn(print_loop(events, notices, printer_stop.clone(), out));
+        let printer = tokio::spawn(print_loop(
+            self.worker.clone(),
+            feed,
+            notices,
+            printer_stop.clone(),
+            out,
+        ));
         // The worker is still starting: a first line simply waits for it
         // rather than announcing a problem that is not one.
         tokio::select! {
@@ -150,8 +157,11 @@ fn say(s: &str) {
     let _ = o.flush();
 }
 
+/// Prints the worker's events as they come, moving the cursor past each
+/// one printed.
 async fn print_loop(
-    mut events: broadcast::Receiver<pb::WorkerEvent>,
+    worker: Arc<WorkerHandle>,
+    mut feed: EventFeed,
     mut notices: broadcast::Receiver<Notice>,
     stop: CancellationToken,
     mut out: Printer,
@@ -159,23 +169,27 @@ async fn print_loop(
     loop {
         tokio::select! {
             biased;
-            ev = events.recv() => match ev {
-                Ok(ev) => out.event(&ev),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    out.line(&format!("[fcx] ({n} events skipped: the terminal fell behind)"));
+            ev = feed.next() => match ev {
+                Some(ev) => {
+                    out.event(&ev);
+                    worker.commit(ev.seq + 1);
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                None => break,
             },
             n = notices.recv() => if let Ok(n) = n { out.notice(&n) },
             _ = stop.cancelled() => {
-                // Print whatever already arrived.
-                while let Ok(ev) = events.try_recv() {
+                // The worker is down: print whatever it still had for us.
+                while let Ok(Some(ev)) =
+                    tokio::time::timeout(Duration::from_millis(200), feed.next()).await
+                {
                     out.event(&ev);
+                    worker.commit(ev.seq + 1);
                 }
-                return;
+                break;
             }
         }
     }
+    worker.flush_cursor();
 }
 
 #[derive(Default)]

@@ -1,13 +1,15 @@
-//! One `fcx-worker` per profile: spawn, connect, `Hello`, follow its events,
-//! and restart it when it exits or is killed (exponential backoff with a cap,
-//! reset after a healthy period).
+//! One `fcx-worker` per profile: reattach to the one already serving (a
+//! previous fcxd crashed or was upgraded; workers outlive fcxd) or spawn one,
+//! `Hello`, and restart it when it exits or is killed (at once when killed
+//! from outside, else with exponential backoff, reset after a healthy
+//! period).
 //!
-//! The event cursor lives here, outside the worker, and is persisted, so a
-//! worker restart or a reconnect resumes exactly where the gateway left off.
+//! The resume cursor lives here, outside the worker, and is persisted, but
+//! only the consumer moves it ([`WorkerHandle::commit`]), once it has handled
+//! the events: a crash of fcxd at any moment resumes at the first event not
+//! yet handled.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,23 +17,28 @@ use fcx_config::Home;
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::worker_client::WorkerClient;
 use fcx_proto::v1::{
-    Ack, ActResult, Action, EventsRequest, HelloRequest, Inbound, PlatformInfo, ShutdownRequest,
-    StatusRequest, WorkerEvent, WorkerStatus,
+    Ack, ActResult, Action, Inbound, PlatformInfo, ShutdownRequest, StatusRequest, WorkerStatus,
 };
-use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION, version_mismatch_message};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use super::feed::EventFeed;
+use super::process::{ConnectError, Hello, WorkerProcess, connect_and_hello};
+
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// A worker killed from outside while serving is restarted after this.
+const RESTART_KILLED: Duration = Duration::from_millis(10);
 /// A worker that ran this long was healthy: its next crash starts the
 /// backoff from the beginning again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a ready worker is called, so it knows its gateway lives.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// The cursor file is rewritten at most this often (and on stop).
+const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -90,6 +97,18 @@ struct Shared {
     last_error: String,
     started_at_ms: i64,
     client: Option<WorkerClient<Channel>>,
+    /// Bumped each time a worker becomes ready.
+    incarnation: u64,
+}
+
+/// The resume cursor: the first event the consumer has not handled.
+struct Cursor {
+    next: u64,
+    /// The event log's epoch: bumped when the cursor is reset to a
+    /// recreated log.
+    generation: u64,
+    dirty: bool,
+    saved_at: Instant,
 }
 
 pub struct WorkerHandle {
@@ -97,10 +116,8 @@ pub struct WorkerHandle {
     home: Home,
     worker_bin: PathBuf,
     shared: Mutex<Shared>,
-    events: broadcast::Sender<WorkerEvent>,
     notices: broadcast::Sender<Notice>,
-    /// Next event seq to ask for.
-    cursor: AtomicU64,
+    cursor: Mutex<Cursor>,
     /// What the channel learned about the platform; sent to every worker
     /// incarnation right after Hello.
     platform: Mutex<Option<PlatformInfo>>,
@@ -116,7 +133,6 @@ impl WorkerHandle {
         worker_bin: PathBuf,
         stop: CancellationToken,
     ) -> Arc<Self> {
-        let (events, _) = broadcast::channel(8192);
         let (notices, _) = broadcast::channel(64);
         let h = Arc::new(WorkerHandle {
             profile: profile.to_string(),
@@ -129,17 +145,24 @@ impl WorkerHandle {
                 last_error: String::new(),
                 started_at_ms: 0,
                 client: None,
+                incarnation: 0,
             }),
-            events,
             notices,
-            cursor: AtomicU64::new(0),
+            cursor: Mutex::new(Cursor {
+                next: 0,
+                generation: 0,
+                dirty: false,
+                saved_at: Instant::now(),
+            }),
             platform: Mutex::new(None),
             ready: Notify::new(),
             restart: Notify::new(),
             stop,
         });
-        if let Some(c) = h.load_cursor() {
-            h.cursor.store(c, Ordering::SeqCst);
+        if let Some((next, epoch)) = h.load_cursor() {
+            let mut c = h.cursor_lock();
+            c.next = next;
+            c.generation = epoch;
         }
         h
     }
@@ -162,10 +185,6 @@ impl WorkerHandle {
             last_error: s.last_error.clone(),
             started_at_ms: s.started_at_ms,
         }
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<WorkerEvent> {
-        self.events.subscribe()
     }
 
     pub fn notices(&self) -> broadcast::Receiver<Notice> {
@@ -249,32 +268,128 @@ impl WorkerHandle {
         self.home.profile_dir(&self.profile).join("gateway.cursor")
     }
 
-    fn load_cursor(&self) -> Option<u64> {
-        std::fs::read_to_string(self.cursor_path())
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    /// `next [epoch]`: the epoch counts the times the worker's event log
+    /// was found recreated.
+    fn load_cursor(&self) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(self.cursor_path()).ok()?;
+        let mut it = text.split_whitespace();
+        let next = it.next()?.parse().ok()?;
+        let epoch = it.next().and_then(|e| e.parse().ok()).unwrap_or(0);
+        Some((next, epoch))
     }
 
-    fn save_cursor(&self) {
-        let c = self.cursor.load(Ordering::SeqCst);
+    fn cursor_lock(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        self.cursor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The resume cursor (the first event not yet handled) and the epoch
+    /// of the worker's event log (bumped, and kept, each time the log is
+    /// found recreated).
+    pub fn cursor(&self) -> (u64, u64) {
+        let c = self.cursor_lock();
+        (c.next, c.generation)
+    }
+
+    /// The consumer handled everything before `next`: move the cursor
+    /// there (saved at most every [`CURSOR_SAVE_EVERY`], and on
+    /// [`Self::flush_cursor`]).
+    pub fn commit(&self, next: u64) {
+        let save = {
+            let mut c = self.cursor_lock();
+            if c.next == next {
+                return;
+            }
+            c.next = next;
+            c.dirty = true;
+            c.saved_at.elapsed() >= CURSOR_SAVE_EVERY
+        };
+        if save {
+            self.flush_cursor();
+        }
+    }
+
+    pub fn flush_cursor(&self) {
+        let (next, epoch) = {
+            let mut c = self.cursor_lock();
+            if !c.dirty {
+                return;
+            }
+            c.dirty = false;
+            c.saved_at = Instant::now();
+            (c.next, c.generation)
+        };
         let path = self.cursor_path();
         let tmp = path.with_extension("tmp");
         let r = std::fs::create_dir_all(self.home.profile_dir(&self.profile))
-            .and_then(|_| std::fs::write(&tmp, c.to_string()))
+            .and_then(|_| std::fs::write(&tmp, format!("{next} {epoch}")))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = r {
             tracing::warn!(profile = %self.profile, error = %e, "cannot save the event cursor");
         }
     }
 
-    fn set_phase(&self, phase: Phase) {
-        let mut s = self.lock();
-        s.phase = phase;
-        if phase != Phase::Ready {
-            s.client = None;
+    /// First contact (no saved cursor) follows from now on; a cursor beyond
+    /// the worker's log (its state.db was recreated) would silence the bot
+    /// until new events pass it, so it is reset.
+    fn reconcile_cursor(&self, last_seq: u64) {
+        {
+            let mut c = self.cursor_lock();
+            if c.next == 0 {
+                c.next = last_seq + 1;
+            } else if last_seq + 1 < c.next {
+                tracing::warn!(profile = %self.profile, cursor = c.next, last_seq, "the worker's event log is behind the saved cursor (state.db recreated?); following from its end");
+                c.next = last_seq + 1;
+                c.generation += 1;
+            } else {
+                return;
+            }
+            c.dirty = true;
         }
+        self.flush_cursor();
+    }
+
+    /// A pull of this worker's events from the cursor (see [`EventFeed`]).
+    pub fn feed(self: &Arc<Self>) -> EventFeed {
+        EventFeed::new(self.clone())
+    }
+
+    /// The client of a ready worker and its incarnation number, waiting
+    /// while it starts or restarts; `None` once it has stopped for good.
+    pub(crate) async fn wait_client(&self) -> Option<(WorkerClient<Channel>, u64)> {
+        loop {
+            let changed = self.ready.notified();
+            {
+                let s = self.lock();
+                if s.phase == Phase::Ready
+                    && let Some(c) = &s.client
+                {
+                    return Some((c.clone(), s.incarnation));
+                }
+                if s.phase == Phase::Stopped {
+                    return None;
+                }
+            }
+            changed.await;
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        {
+            let mut s = self.lock();
+            s.phase = phase;
+            if phase != Phase::Ready {
+                s.client = None;
+            }
+        }
+        if phase == Phase::Stopped {
+            self.ready.notify_waiters();
+        }
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.home
+            .run_dir()
+            .join(format!("worker-{}.stderr", self.profile))
     }
 
     /// The supervision loop; returns when `stop` is cancelled and the worker
@@ -288,28 +403,29 @@ impl WorkerHandle {
             }
             self.set_phase(Phase::Starting);
             let started = Instant::now();
-            let end = match self.spawn() {
-                Ok(child) => self.run_one(child, &sock).await,
+            let end = match self.attach_or_spawn(&sock).await {
+                Ok((process, hello)) => self.run_one(process, hello).await,
                 Err(e) => End::StartFailed(e),
             };
-            let lived = started.elapsed();
-            if lived >= HEALTHY_AFTER {
+            if started.elapsed() >= HEALTHY_AFTER {
                 backoff = BACKOFF_START;
             }
-            match end {
+            let retry_in = match end {
                 End::Stopped => break,
                 End::Restart => {
                     backoff = BACKOFF_START;
                     continue;
                 }
-                End::Exited(what) => {
-                    tracing::warn!(profile = %self.profile, %what, retry_in_ms = backoff.as_millis() as u64, "worker exited; restarting");
-                    self.lock().last_error = what.clone();
-                    let _ = self.notices.send(Notice::Exited {
-                        what,
-                        retry_in: backoff,
-                    });
+                // Killed from outside while serving: back at once (its runs
+                // are re-queued by the next one, and a user is waiting).
+                End::Exited { what, killed: true } => {
+                    backoff = BACKOFF_START;
+                    self.exited(what, RESTART_KILLED)
                 }
+                End::Exited {
+                    what,
+                    killed: false,
+                } => self.exited(what, backoff),
                 End::StartFailed(error) => {
                     tracing::error!(profile = %self.profile, %error, retry_in_ms = backoff.as_millis() as u64, "worker failed to start");
                     self.lock().last_error = error.clone();
@@ -317,113 +433,113 @@ impl WorkerHandle {
                         error,
                         retry_in: backoff,
                     });
+                    backoff
                 }
-            }
+            };
             self.lock().restarts += 1;
             self.set_phase(Phase::Backoff);
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(retry_in) => {}
                 _ = self.stop.cancelled() => break,
                 _ = self.restart.notified() => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_CAP);
+            if retry_in == backoff {
+                backoff = (backoff * 2).min(BACKOFF_CAP);
+            }
         }
-        self.save_cursor();
+        self.flush_cursor();
         self.set_phase(Phase::Stopped);
         self.lock().pid = None;
     }
 
-    fn spawn(&self) -> Result<Child, String> {
-        let sock = self.home.worker_socket(&self.profile);
-        let mut cmd = Command::new(&self.worker_bin);
-        cmd.arg("--profile")
-            .arg(&self.profile)
-            .arg("--home")
-            .arg(self.home.root())
-            .arg("--socket")
-            .arg(&sock)
-            .arg("--exit-with-parent")
-            // The worker starts under our private umask; Codex gets this one.
-            .envs(
-                fcx_config::inherited_umask()
-                    .map(|m| (fcx_config::INHERITED_UMASK_ENV, format!("{m:o}"))),
-            )
-            // Our end of stdin: when fcxd dies, the worker sees EOF and exits.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // Its own process group: a Ctrl-C in the console reaches fcxd only,
-        // which then stops runs in order.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        cmd.spawn().map_err(|e| {
-            format!(
-                "cannot start {}: {e}; build it with `cargo build` or set FCX_WORKER_BIN",
-                self.worker_bin.display()
-            )
-        })
+    fn exited(&self, what: String, retry_in: Duration) -> Duration {
+        tracing::warn!(profile = %self.profile, %what, retry_in_ms = retry_in.as_millis() as u64, "worker exited; restarting");
+        self.lock().last_error = what.clone();
+        let _ = self.notices.send(Notice::Exited { what, retry_in });
+        retry_in
     }
 
-    async fn run_one(self: &Arc<Self>, mut child: Child, sock: &SocketAddr) -> End {
-        let pid = child.id();
-        {
-            let mut s = self.lock();
-            s.pid = pid;
-            s.started_at_ms = now_ms();
-        }
-        // The worker's stderr carries its one-sentence fatal error.
-        let last_stderr = Arc::new(Mutex::new(String::new()));
-        let mut stderr_task = child.stderr.take().map(|err| {
-            let last = last_stderr.clone();
-            let profile = self.profile.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let line = line.trim().to_string();
-                    if line.is_empty() {
-                        continue;
-                    }
-                    tracing::warn!(%profile, worker_stderr = %line);
-                    if let Ok(mut l) = last.lock() {
-                        *l = line;
-                    }
+    /// Reattaches to a worker that is already serving (a previous fcxd left
+    /// it running: its runs go on), else spawns one.
+    async fn attach_or_spawn(&self, sock: &SocketAddr) -> Result<(WorkerProcess, Hello), String> {
+        if fcx_ipc::is_live(sock).await {
+            match connect_and_hello(sock, &self.profile, Instant::now()).await {
+                Ok(hello) => {
+                    tracing::info!(profile = %self.profile, pid = hello.pid, "reattached to a running worker");
+                    let p = WorkerProcess::adopted(hello.pid, self.stderr_path());
+                    return Ok((p, hello));
                 }
-            })
-        });
-        let stdin = child.stdin.take();
-
-        let connected = tokio::select! {
-            r = connect_and_hello(sock, &self.profile) => Some(r),
-            status = child.wait() => {
-                // Read its last words before describing the exit.
-                finish_stderr(stderr_task.take()).await;
-                return End::StartFailed(describe_exit(status, &last_stderr));
+                Err(ConnectError::Mismatch(why)) => {
+                    // An upgrade changed the protocol: that worker cannot be
+                    // used; ask it to stop (its runs end as interrupted and
+                    // are re-queued) and start ours.
+                    tracing::warn!(profile = %self.profile, %why, "a running worker speaks another protocol; stopping it");
+                    self.stop_foreign(sock).await?;
+                }
+                Err(e) => return Err(e.into_message()),
             }
-            _ = self.stop.cancelled() => None,
-        };
-        let (client, last_seq) = match connected {
-            None => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                return End::Stopped;
-            }
-            Some(Err(e)) => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                finish_stderr(stderr_task.take()).await;
-                return End::StartFailed(e);
-            }
-            Some(Ok(v)) => v,
-        };
-        if self.cursor.load(Ordering::SeqCst) == 0 {
-            // First contact and no saved cursor: follow from now on.
-            self.cursor.store(last_seq + 1, Ordering::SeqCst);
         }
+        let mut process = WorkerProcess::spawn(
+            &self.worker_bin,
+            &self.profile,
+            &self.home,
+            self.stderr_path(),
+        )?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        tokio::select! {
+            r = connect_and_hello(sock, &self.profile, deadline) => match r {
+                Ok(hello) => Ok((process, hello)),
+                Err(e) => {
+                    process.kill();
+                    let _ = process.exited().await;
+                    Err(e.into_message())
+                }
+            },
+            exit = process.exited() => Err(exit.what),
+            _ = self.stop.cancelled() => {
+                process.kill();
+                let _ = process.exited().await;
+                Err("fcxd is stopping".to_string())
+            }
+        }
+    }
+
+    /// Asks whatever serves on the socket to shut down, and waits until
+    /// the socket is free.
+    async fn stop_foreign(&self, sock: &SocketAddr) -> Result<(), String> {
+        if let Ok(ch) = fcx_ipc::connect(sock).await {
+            let mut c = WorkerClient::new(ch);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                c.shutdown(ShutdownRequest {
+                    reason: "fcxd was upgraded".into(),
+                }),
+            )
+            .await;
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while fcx_ipc::is_live(sock).await {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "a worker of another version still serves {sock}; stop it and try again"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    async fn run_one(self: &Arc<Self>, mut process: WorkerProcess, hello: Hello) -> End {
+        let pid = process.pid();
+        let client = hello.client;
+        self.reconcile_cursor(hello.last_seq);
         {
             let mut s = self.lock();
+            s.pid = Some(pid);
+            s.started_at_ms = now_ms();
             s.client = Some(client.clone());
             s.phase = Phase::Ready;
+            s.incarnation += 1;
             s.last_error.clear();
         }
         let platform = self.platform.lock().ok().and_then(|p| p.clone());
@@ -431,50 +547,40 @@ impl WorkerHandle {
             send_platform(client.clone(), &self.profile, info).await;
         }
         self.ready.notify_waiters();
-        let _ = self.notices.send(Notice::Ready {
-            pid: pid.unwrap_or(0),
-        });
-        tracing::info!(profile = %self.profile, pid = pid.unwrap_or(0), "worker ready");
+        let _ = self.notices.send(Notice::Ready { pid });
+        tracing::info!(profile = %self.profile, pid, spawned = process.spawned(), "worker ready");
 
-        let follow = self.clone().follow_events(client.clone());
-        tokio::pin!(follow);
+        let heartbeat = heartbeat(client.clone());
+        tokio::pin!(heartbeat);
         let end = tokio::select! {
-            status = child.wait() => {
-                // Let the event stream drain what the worker said last.
-                let _ = tokio::time::timeout(Duration::from_secs(2), &mut follow).await;
-                finish_stderr(stderr_task.take()).await;
-                End::Exited(describe_exit(status, &last_stderr))
-            }
-            _ = &mut follow => {
-                // The stream only ends for good when the worker is going away.
-                let status = child.wait().await;
-                finish_stderr(stderr_task.take()).await;
-                End::Exited(describe_exit(status, &last_stderr))
-            }
+            // The consumers resume from their cursor with the next
+            // incarnation: nothing to drain here.
+            exit = process.exited() => End::Exited { what: exit.what, killed: exit.killed },
+            _ = &mut heartbeat => End::Exited { what: "unreachable".into(), killed: false },
             _ = self.restart.notified() => {
                 self.set_phase(Phase::Starting);
-                self.shutdown_child(&mut child, client.clone(), "restart requested", &mut follow).await;
+                self.shutdown_worker(&mut process, client, "restart requested").await;
                 End::Restart
             }
             _ = self.stop.cancelled() => {
                 self.set_phase(Phase::Stopping);
-                self.shutdown_child(&mut child, client.clone(), "fcxd is stopping", &mut follow).await;
+                self.shutdown_worker(&mut process, client, "fcxd is stopping").await;
                 End::Stopped
             }
         };
-        drop(stdin);
         self.set_phase(Phase::Backoff);
-        self.save_cursor();
-        finish_stderr(stderr_task.take()).await;
+        self.flush_cursor();
         end
     }
 
-    async fn shutdown_child(
+    /// Asks the worker to stop (runs end as interrupted; the consumers keep
+    /// reading their final events until its streams close) and waits for
+    /// it to exit, killing it if it does not in time.
+    async fn shutdown_worker(
         &self,
-        child: &mut Child,
+        process: &mut WorkerProcess,
         mut client: WorkerClient<Channel>,
         reason: &str,
-        follow: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) {
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
@@ -483,69 +589,23 @@ impl WorkerHandle {
             }),
         )
         .await;
-        // Keep forwarding events while runs end, so every final state reaches
-        // the surfaces.
-        let waited = tokio::time::timeout(STOP_TIMEOUT, async {
-            let (status, _) = tokio::join!(child.wait(), follow.as_mut());
-            status
-        })
-        .await;
-        if waited.is_err() {
+        if tokio::time::timeout(STOP_TIMEOUT, process.exited())
+            .await
+            .is_err()
+        {
             tracing::warn!(profile = %self.profile, "worker did not stop in time; killing it");
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            process.kill();
+            let _ = process.exited().await;
         }
     }
+}
 
-    /// Follow the worker's events from the cursor, reconnecting the stream
-    /// while the worker lives. Returns when the worker is gone.
-    async fn follow_events(self: Arc<Self>, mut client: WorkerClient<Channel>) {
-        let mut last_flush = Instant::now();
-        let mut failures = 0u32;
-        loop {
-            let from = self.cursor.load(Ordering::SeqCst);
-            let mut stream = match client.events(EventsRequest { from_seq: from }).await {
-                Ok(s) => s.into_inner(),
-                Err(e) => {
-                    failures += 1;
-                    if failures > 20 {
-                        tracing::warn!(profile = %self.profile, error = %e, "event stream unavailable");
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            loop {
-                match stream.message().await {
-                    Ok(Some(ev)) => {
-                        failures = 0;
-                        let seq = ev.seq;
-                        if seq < self.cursor.load(Ordering::SeqCst) {
-                            continue;
-                        }
-                        self.cursor.store(seq + 1, Ordering::SeqCst);
-                        let _ = self.events.send(ev);
-                        if last_flush.elapsed() > Duration::from_millis(500) {
-                            self.save_cursor();
-                            last_flush = Instant::now();
-                        }
-                    }
-                    // A clean end: the worker is shutting down.
-                    Ok(None) => {
-                        self.save_cursor();
-                        return;
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.save_cursor();
-            failures += 1;
-            if failures > 20 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// Keeps the worker's orphan clock from running out while fcxd lives;
+/// resolves never.
+async fn heartbeat(mut client: WorkerClient<Channel>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.status(StatusRequest {})).await;
     }
 }
 
@@ -568,95 +628,8 @@ async fn send_platform(mut c: WorkerClient<Channel>, profile: &str, info: Platfo
 enum End {
     Stopped,
     Restart,
-    Exited(String),
+    Exited { what: String, killed: bool },
     StartFailed(String),
-}
-
-async fn finish_stderr(task: Option<tokio::task::JoinHandle<()>>) {
-    if let Some(t) = task {
-        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
-    }
-}
-
-fn describe_exit(
-    status: std::io::Result<std::process::ExitStatus>,
-    last_stderr: &Arc<Mutex<String>>,
-) -> String {
-    let last = last_stderr.lock().map(|l| l.clone()).unwrap_or_default();
-    let how = match status {
-        Ok(s) => match s.code() {
-            Some(c) => format!("exited with code {c}"),
-            None => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::process::ExitStatusExt;
-                    match s.signal() {
-                        Some(sig) => format!("was killed by signal {sig}"),
-                        None => "ended".to_string(),
-                    }
-                }
-                #[cfg(not(unix))]
-                {
-                    "ended".to_string()
-                }
-            }
-        },
-        Err(e) => format!("could not be waited for: {e}"),
-    };
-    if last.is_empty() {
-        format!("the worker {how}")
-    } else {
-        format!("the worker {how}: {last}")
-    }
-}
-
-async fn connect_and_hello(
-    sock: &SocketAddr,
-    profile: &str,
-) -> Result<(WorkerClient<Channel>, u64), String> {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    let channel = loop {
-        match fcx_ipc::connect(sock).await {
-            Ok(c) => break c,
-            Err(e) => {
-                if Instant::now() >= deadline {
-                    return Err(format!(
-                        "the worker for profile {profile} did not open its socket in time: {e}"
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    let mut client = WorkerClient::new(channel)
-        .max_decoding_message_size(16 * 1024 * 1024)
-        .max_encoding_message_size(16 * 1024 * 1024);
-    let hello = client
-        .hello(HelloRequest {
-            protocol_version: PROTOCOL_VERSION,
-            gateway_version: BUILD_VERSION.into(),
-            capabilities: vec!["events.resume".into()],
-        })
-        .await
-        .map_err(|s| {
-            if s.code() == tonic::Code::FailedPrecondition {
-                s.message().to_string()
-            } else {
-                format!(
-                    "the worker for profile {profile} did not answer Hello: {}",
-                    s.message()
-                )
-            }
-        })?
-        .into_inner();
-    if hello.protocol_version != PROTOCOL_VERSION {
-        return Err(version_mismatch_message(
-            PROTOCOL_VERSION,
-            hello.protocol_version,
-            "worker",
-        ));
-    }
-    Ok((client, hello.last_seq))
 }
 
 pub fn now_ms() -> i64 {

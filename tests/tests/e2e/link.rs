@@ -126,7 +126,12 @@ fn scenarios_dir() -> tempfile::TempDir {
 fn runs_in_flight_survive_a_killed_gateway_and_are_answered_once() {
     let dir = scenarios_dir();
     for i in 0..3 {
-        scenario(dir.path(), &format!("long{i}"), 1500, &format!("long answer {i}"));
+        scenario(
+            dir.path(),
+            &format!("long{i}"),
+            1500,
+            &format!("long answer {i}"),
+        );
     }
     let scenarios = dir.path().display().to_string();
     let vars = [("FAKE_CODEX_SCENARIOS", scenarios.as_str())];
@@ -352,7 +357,6 @@ fn a_killed_worker_answers_status_again_quickly() {
         f.send("/status");
         f.wait_for("queued");
         took.push(t0.elapsed());
-        eprintln!("kill {}: {:?}", took.len(), t0.elapsed());
     }
     took.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
