@@ -248,6 +248,7 @@ pub(crate) struct CardSurface {
     requesters: Requesters,
     carriers: Carriers,
     tag: String,
+    journal: Arc<CardJournal>,
 }
 
 /// One scope's run cards (owned by the scope's lane, so a slow card in one
@@ -272,7 +273,14 @@ impl CardSurface {
             requesters,
             carriers,
             tag,
+            journal: Arc::new(CardJournal::in_memory()),
         }
+    }
+
+    /// Keeps the open run cards in `path`, so the next fcxd continues them.
+    pub(crate) fn with_journal(mut self, path: std::path::PathBuf) -> Self {
+        self.journal = Arc::new(CardJournal::open(path));
+        self
     }
 
     pub(crate) fn scope(&self) -> ScopeCards {
@@ -484,13 +492,35 @@ impl CardSurface {
         rendered: &render::RenderedCard,
         piece: usize,
     ) -> Option<ActiveCard> {
-        let card_id = match self.kit.create_card(&rendered.json).await {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(scope = %run.scope, piece, error = %e, "cannot create a run card; answering with messages");
-                return None;
+        let run_id = lock(&run.live).state.run_id.clone();
+        // A run replayed after an fcxd restart continues the card it has.
+        let adopted = (piece == 0).then(|| self.journal.get(&run_id)).flatten();
+        let (card_id, sequence_from) = match adopted {
+            Some(open) => {
+                let from = open.next_sequence(now_ms());
+                tracing::info!(run_id = %run_id, card = %open.card_id, from, "continuing the run's card after a restart");
+                (open.card_id, from)
             }
+            None => match self.kit.create_card(&rendered.json).await {
+                Ok(id) => (id, 0),
+                Err(e) => {
+                    tracing::warn!(scope = %run.scope, piece, error = %e, "cannot create a run card; answering with messages");
+                    return None;
+                }
+            },
         };
+        if piece == 0 {
+            // Before the card is sent: a crash in between replays into
+            // this entity, the one the message will show.
+            self.journal.insert(
+                &run_id,
+                OpenCard {
+                    card_id: card_id.clone(),
+                    since_ms: now_ms(),
+                    sequence_from,
+                },
+            );
+        }
         let uuid = if piece == 0 {
             format!("fcxc{}-{}", self.tag, run.seq)
         } else {
@@ -513,15 +543,14 @@ impl CardSurface {
                 } else {
                     RenderMode::Continuation { piece }
                 };
-                let source = Arc::new(LiveCard::new(
-                    run.live.clone(),
-                    mode,
-                    Some(Shown::of(rendered)),
-                ));
+                // What an adopted card shows is unknown: its first write is
+                // a whole card.
+                let shown = (sequence_from == 0).then(|| Shown::of(rendered));
+                let source = Arc::new(LiveCard::new(run.live.clone(), mode, shown));
                 let writer = CardWriter::spawn_live(
                     self.kit.clone(),
                     card_id.clone(),
-                    0,
+                    sequence_from,
                     WriterConfig::default(),
                     source.clone(),
                 );
@@ -543,7 +572,13 @@ impl CardSurface {
 
     /// The final cards (no stop button), streaming closed; answer pieces no
     /// card carries, and every failure path, go out as markdown messages.
-    async fn finish(&self, mut run: CardRun) {
+    async fn finish(&self, run: CardRun) {
+        let run_id = lock(&run.live).state.run_id.clone();
+        self.finish_cards(run).await;
+        self.journal.remove(&run_id);
+    }
+
+    async fn finish_cards(&self, mut run: CardRun) {
         // The writers no longer read it (the run is closed), so a copy
         // serves the awaits below.
         let state = lock(&run.live).state.clone();
@@ -723,6 +758,9 @@ pub(crate) fn chat_of(scope: &str) -> String {
 }
 
 mod command;
+mod journal;
+
+use journal::{CardJournal, OpenCard};
 
 #[cfg(test)]
 #[path = "cards_tests.rs"]

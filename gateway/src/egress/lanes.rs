@@ -138,6 +138,10 @@ struct LaneState {
     card: CardOutput,
     markdown: Folded<Messages>,
     text: Folded<Messages>,
+    /// The RunStarted seq of each open run: the cursor stays there until
+    /// the run's end is handled, so a restart replays the whole run (its
+    /// card is continued, its folded answer complete).
+    started: HashMap<String, u64>,
 }
 
 impl LaneState {
@@ -156,6 +160,7 @@ impl LaneState {
             },
             markdown: Folded::new(messages(Format::Markdown)),
             text: Folded::new(messages(Format::Text)),
+            started: HashMap::new(),
         }
     }
 
@@ -189,12 +194,12 @@ async fn run_lane(
         let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => return,
-            Err(_) if st.open_runs() == 0 => {
+            Err(_) if st.open_runs() == 0 && st.started.is_empty() => {
                 // Refuse new events, then handle any that slipped in.
                 rx.close();
                 while let Ok(ev) = rx.try_recv() {
                     handle(&ctx, &mut st, &ev, true).await;
-                    ctx.commits.handled(ev.seq);
+                    settle(&ctx, &mut st, &ev);
                 }
                 return;
             }
@@ -210,9 +215,26 @@ async fn run_lane(
         for i in 0..batch.len() {
             let draw = !defers(&batch[i], batch.get(i + 1));
             handle(&ctx, &mut st, &batch[i], draw).await;
-            ctx.commits.handled(batch[i].seq);
+            settle(&ctx, &mut st, &batch[i]);
         }
         batch.clear();
+    }
+}
+
+/// `ev` is handled: the cursor may pass it, except a run's start, which it
+/// passes with the run's end.
+fn settle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent) {
+    match &ev.kind {
+        Some(Kind::RunStarted(_)) if !ev.run_id.is_empty() => {
+            st.started.insert(ev.run_id.clone(), ev.seq);
+        }
+        Some(Kind::Done(_)) => {
+            ctx.commits.handled(ev.seq);
+            if let Some(seq) = st.started.remove(&ev.run_id) {
+                ctx.commits.handled(seq);
+            }
+        }
+        _ => ctx.commits.handled(ev.seq),
     }
 }
 

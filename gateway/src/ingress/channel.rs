@@ -150,7 +150,8 @@ pub(crate) async fn run(
         requesters.clone(),
         carriers.clone(),
         idempotency_tag(&profile.name, worker.cursor().1),
-    );
+    )
+    .with_journal(profile_dir.join("open-cards.json"));
     let nonces: Box<dyn crate::ingress::callback::NonceStore> =
         match crate::ingress::click::FileNonceStore::open(
             &profile_dir.join("used-nonces"),

@@ -367,3 +367,62 @@ fn a_killed_worker_answers_status_again_quickly() {
         ms(took[19])
     );
 }
+
+#[test]
+fn a_run_card_in_flight_is_finished_by_the_next_gateway() {
+    let dir = scenarios_dir();
+    for i in 0..3 {
+        scenario(
+            dir.path(),
+            &format!("card{i}"),
+            1500,
+            &format!("card answer {i}"),
+        );
+    }
+    let scenarios = dir.path().display().to_string();
+    let vars = [("FAKE_CODEX_SCENARIOS", scenarios.as_str())];
+    let mut e = FeishuEnv::start(
+        "card",
+        Redelivery::fast(Duration::from_secs(2), Duration::from_millis(300), 60),
+        &vars,
+    );
+    for i in 0..3 {
+        let om = e.push_text(&format!("oc_cd{i}"), &format!("FAKE:card{i} please"));
+        let card_id = eventually(
+            WAIT,
+            || {
+                e.fake
+                    .messages()
+                    .into_iter()
+                    .find(|m| m.sender_type == "app" && m.parent_id == om)
+                    .and_then(|m| m.card_id)
+                    .filter(|c| e.fake.card(c).is_some_and(|c| c.streaming_mode))
+            },
+            || format!("no live card for round {i}\n{}", e.home.read_logs()),
+        );
+        e.restart_after_kill9(&vars);
+        let answer = format!("card answer {i}");
+        eventually(
+            WAIT,
+            || {
+                e.fake
+                    .card(&card_id)
+                    .filter(|c| !c.streaming_mode && c.json.to_string().contains(&answer))
+            },
+            || {
+                format!(
+                    "round {i}: the card was not finished: {:?}\n{}",
+                    e.fake.card(&card_id).map(|c| c.json),
+                    e.home.read_logs()
+                )
+            },
+        );
+        let replies = e.replies_to(&om);
+        assert_eq!(
+            replies.len(),
+            1,
+            "round {i}: one card, nothing else: {replies:?}"
+        );
+    }
+    assert!(e.fake.violations().is_empty(), "{:?}", e.fake.violations());
+}
