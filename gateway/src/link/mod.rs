@@ -1,5 +1,6 @@
-//! The gateway's side of the workers: spawn, supervise, connect, and the
-//! resume cursor of their event streams.
+//! The gateway's side of the workers: reattach or spawn, supervise, connect
+//! (`process`), and the events they say, pulled by the surfaces from a resume
+//! cursor that only the consumer moves (`feed`). Workers outlive fcxd.
 
 pub mod feed;
 mod process;
