@@ -78,12 +78,13 @@ impl Store {
         })
     }
 
-    /// Messages accepted but not yet started, oldest first.
+    /// Messages accepted but not yet started (or queued again after an
+    /// interrupted run), oldest first.
     pub fn queued(&self) -> Result<Vec<QueuedMessage>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT id, scope, payload, accepted_at_ms FROM inbox
-                 WHERE state = 'queued' ORDER BY id",
+                 WHERE state IN ('queued', 'requeued') ORDER BY id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok((

@@ -63,7 +63,10 @@ impl Store {
             )?;
             for id in inbox_ids {
                 tx.execute(
-                    "UPDATE inbox SET state = 'running', run_id = ?1 WHERE id = ?2",
+                    // A message queued again after an interrupted run keeps
+                    // that mark while it runs: it is not queued a third time.
+                    "UPDATE inbox SET state = CASE state WHEN 'requeued' THEN 'rerunning' ELSE 'running' END,
+                     run_id = ?1 WHERE id = ?2",
                     params![run.run_id, id],
                 )?;
             }
@@ -125,6 +128,40 @@ impl Store {
             )?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    /// End a run a previous worker left `running` as interrupted. Its
+    /// messages are queued again to run once more, unless they were already
+    /// such a retry (then they are done). Returns how many were queued
+    /// again; the run's detail is `retry_detail` if any, else `detail`.
+    pub fn interrupt_orphan(
+        &self,
+        run_id: &str,
+        detail: &str,
+        retry_detail: &str,
+        ended_at_ms: i64,
+    ) -> Result<usize> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let requeued = tx.execute(
+                "UPDATE inbox SET state = 'requeued' WHERE run_id = ?1 AND state = 'running' AND kind = 'message'",
+                params![run_id],
+            )?;
+            tx.execute(
+                "UPDATE runs SET state = 'interrupted', detail = ?1, ended_at_ms = ?2 WHERE run_id = ?3",
+                params![
+                    if requeued > 0 { retry_detail } else { detail },
+                    ended_at_ms,
+                    run_id
+                ],
+            )?;
+            tx.execute(
+                "UPDATE inbox SET state = 'done' WHERE run_id = ?1 AND state != 'requeued'",
+                params![run_id],
+            )?;
+            tx.commit()?;
+            Ok(requeued)
         })
     }
 

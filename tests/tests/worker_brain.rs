@@ -540,7 +540,7 @@ async fn workspaces_access_modes_and_resume_across_a_policy_change() {
 /// then every acknowledged message ran exactly once or was reported as
 /// interrupted, and the database opened cleanly every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_under_load_loses_and_duplicates_nothing() {
+async fn kill_9_under_load_loses_nothing_and_runs_again_at_most_once() {
     let h = TestHome::new();
     h.write_config(&h.fake_codex_config("max_concurrent = 3"));
     let mut acked: Vec<String> = Vec::new();
@@ -636,16 +636,18 @@ async fn kill_9_under_load_loses_and_duplicates_nothing() {
     for id in &acked {
         let (inbox_state, run_state) = rows.get(id).unwrap_or_else(|| panic!("{id} lost"));
         assert_eq!(inbox_state, "done", "{id} not finished");
+        // A run a kill interrupted runs once more (its retry, if killed too,
+        // does not run a third time).
         let n = ran.get(id).copied().unwrap_or(0);
-        assert!(n <= 1, "{id} ran {n} times");
+        assert!(n <= 2, "{id} ran {n} times");
         match run_state.as_str() {
-            "completed" => assert_eq!(n, 1, "{id} completed without running"),
+            "completed" => assert!(n >= 1, "{id} completed without running"),
             "interrupted" => interrupted += 1,
             other => panic!("{id}: run state {other}"),
         }
     }
     eprintln!(
-        "crash rounds: {} acknowledged, {} interrupted and reported, the rest ran once",
+        "crash rounds: {} acknowledged, {} interrupted twice and reported, the rest completed",
         acked.len(),
         interrupted
     );

@@ -54,8 +54,8 @@ impl Pipeline {
 
     /// Settle what a previous worker left behind, then start scheduling.
     ///
-    /// Runs it left `running` end as "interrupted (worker restarted)" and are
-    /// not re-run (Codex may have changed files already); messages it had
+    /// Runs it left `running` end as "interrupted (worker restarted)" and
+    /// their messages run once more (not a third time); messages it had
     /// accepted but not started are queued again and run exactly once.
     pub(crate) fn start(&self) -> Result<(), StoreError> {
         self.router.gate().reload()?;

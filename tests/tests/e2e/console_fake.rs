@@ -252,8 +252,25 @@ fn a_burst_is_merged_into_one_run() {
 #[test]
 fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
     let h = TestHome::new();
-    let mut f = started(&h);
-    f.send("FAKE:stall first");
+    // A run long enough to be killed in, that ends by itself when run again.
+    let dir = tempfile::tempdir().expect("scenario dir");
+    std::fs::write(
+        dir.path().join("long.jsonl"),
+        [
+            r#"{"thread_started": true}"#,
+            r#"{"turn_started": true}"#,
+            r#"{"sleep_ms": 3000}"#,
+            r#"{"agent_message": "hello from fake codex"}"#,
+            r#"{"turn_completed": true}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("scenario");
+    h.write_config(&h.fake_codex_config(""));
+    let scenarios = dir.path().display().to_string();
+    let mut f = Fcxd::console_with(&h, &[("FAKE_CODEX_SCENARIOS", &scenarios)]);
+    f.wait_for("fcx console");
+    f.send("FAKE:long first");
     f.wait_for("] started");
     // Accepted while the first run is busy: must run exactly once later.
     f.send("queued while busy");
@@ -266,11 +283,11 @@ fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
     let worker = p.worker_pid;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL)
         .expect("kill -9 worker");
-    let seen = f.wait_for("interrupted (worker restarted)");
+    let seen = f.wait_for("interrupted (worker restarted; running it again)");
     assert!(!seen.contains("queued while busy"));
     let seen = f.wait_for("] completed");
     assert!(seen.contains("hello from fake codex"), "{seen}");
-    // The stalled fake died with its worker.
+    // The killed fake died with its worker.
     let marker = h
         .home
         .join("profiles/default/codex-home")
@@ -295,10 +312,10 @@ fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
     assert_eq!(
         prompts
             .iter()
-            .filter(|p| p.contains("FAKE:stall first"))
+            .filter(|p| p.contains("FAKE:long first"))
             .count(),
-        1,
-        "the interrupted run is not re-run: {prompts:?}"
+        2,
+        "the interrupted run is run again, once: {prompts:?}"
     );
     let st = rt.block_on(h.status());
     assert!(st.profiles[0].restarts >= 1);

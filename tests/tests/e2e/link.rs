@@ -426,3 +426,88 @@ fn a_run_card_in_flight_is_finished_by_the_next_gateway() {
     }
     assert!(e.fake.violations().is_empty(), "{:?}", e.fake.violations());
 }
+
+#[test]
+fn a_run_whose_worker_died_with_fcxd_runs_again_once_and_its_card_says_so() {
+    let dir = scenarios_dir();
+    scenario(dir.path(), "long", 1500, "long answer");
+    let scenarios = dir.path().display().to_string();
+    let vars = [("FAKE_CODEX_SCENARIOS", scenarios.as_str())];
+    let mut e = FeishuEnv::start(
+        "card",
+        Redelivery::fast(Duration::from_secs(2), Duration::from_millis(300), 60),
+        &vars,
+    );
+    let worker = e.worker_pid();
+    let om = e.push_text("oc_rq1", "FAKE:long please");
+    let first = eventually(
+        WAIT,
+        || {
+            e.fake
+                .messages()
+                .into_iter()
+                .find(|m| m.sender_type == "app" && m.parent_id == om)
+                .and_then(|m| m.card_id)
+                .filter(|c| e.fake.card(c).is_some_and(|c| c.streaming_mode))
+        },
+        || format!("no live card\n{}", e.home.read_logs()),
+    );
+    // The whole machine goes down: fcxd and its worker.
+    e.fcxd.kill9();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 worker");
+    e.restart_after_kill9(&vars);
+    let card_text = |id: &str| {
+        e.fake
+            .card(id)
+            .map(|c| c.json.to_string())
+            .unwrap_or_default()
+    };
+    eventually(
+        WAIT,
+        || {
+            e.fake
+                .card(&first)
+                .filter(|c| !c.streaming_mode && c.json.to_string().contains("running it again"))
+        },
+        || {
+            format!(
+                "the first card does not say so: {}\n{}",
+                card_text(&first),
+                e.home.read_logs()
+            )
+        },
+    );
+    let second = eventually(
+        WAIT,
+        || {
+            e.fake
+                .messages()
+                .into_iter()
+                .filter(|m| m.sender_type == "app" && m.parent_id == om)
+                .filter_map(|m| m.card_id)
+                .find(|c| *c != first)
+        },
+        || format!("no second card\n{}", e.home.read_logs()),
+    );
+    eventually(
+        WAIT,
+        || {
+            e.fake
+                .card(&second)
+                .filter(|c| !c.streaming_mode && c.json.to_string().contains("long answer"))
+        },
+        || {
+            format!(
+                "the retry's card: {}\n{}",
+                card_text(&second),
+                e.home.read_logs()
+            )
+        },
+    );
+    assert_eq!(e.runs_of("FAKE:long"), 2, "run again, once");
+    assert_eq!(e.replies_to(&om).len(), 2, "{:?}", e.replies_to(&om));
+}

@@ -147,10 +147,25 @@ fn worker_kill_9_mid_run_restarts_and_loses_nothing() {
     let worker = st.profiles[0].worker_pid;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL)
         .expect("kill -9");
-    f.wait_for("interrupted (worker restarted)");
-    // The accepted message runs exactly once after the restart.
-    let seen = f.wait_for("] completed");
-    assert!(seen.contains("hi from mock"), "{seen}");
+    f.wait_for("interrupted (worker restarted; running it again)");
+    // The interrupted message runs once more, together with the one accepted
+    // while it ran (which so runs exactly once); it stalls again: stop it
+    // once the mock has its request.
+    let seen = f.wait_for("] started");
+    assert!(seen.contains("2 messages"), "{seen}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !e.mock.requests().iter().any(|r| {
+        r.last_user_text()
+            .is_some_and(|t| t.contains("queued during the stall"))
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retry never asked the model"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f.send("/stop");
+    f.wait_for("] interrupted");
     f.send("after the restart");
     let seen = f.wait_for("] completed");
     assert!(seen.contains("hi from mock"), "{seen}");

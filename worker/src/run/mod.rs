@@ -61,6 +61,11 @@ enum Attempt {
     ThreadGone(String),
 }
 
+/// How a run the previous worker left running ends.
+const ORPHAN_DETAIL: &str = "worker restarted";
+/// ... when its messages are queued to run once more.
+const ORPHAN_RETRY_DETAIL: &str = "worker restarted; running it again";
+
 pub(crate) struct RunDriver {
     ctx: Arc<Ctx>,
     catalog: Arc<Catalog>,
@@ -92,20 +97,24 @@ impl RunDriver {
     }
 
     /// Runs a previous worker left `running` end as "interrupted (worker
-    /// restarted)" and are not re-run (Codex may have changed files).
+    /// restarted)"; their messages are queued again and run once more (a
+    /// run that was itself such a retry is not retried again).
     pub(crate) fn recover_orphans(&self) -> Result<(), StoreError> {
         for run in self.ctx.store.orphaned_runs()? {
             if let Some(pid) = run.child_pid {
                 runner::process::kill_leftover(pid, run.child_start_time);
             }
-            let detail = "worker restarted";
-            self.ctx.store.finish_run(
+            let requeued = self.ctx.store.interrupt_orphan(
                 &run.run_id,
-                "interrupted",
-                detail,
-                RunTotals::default(),
+                ORPHAN_DETAIL,
+                ORPHAN_RETRY_DETAIL,
                 now_ms(),
             )?;
+            let detail = if requeued > 0 {
+                ORPHAN_RETRY_DETAIL
+            } else {
+                ORPHAN_DETAIL
+            };
             let elapsed = (now_ms() - run.started_at_ms).max(0) as u64;
             self.ctx.emit(
                 &run.scope,
@@ -119,7 +128,7 @@ impl RunDriver {
                     usage: None,
                 }),
             );
-            tracing::warn!(run_id = %run.run_id, scope = %run.scope, "run interrupted by a worker restart");
+            tracing::warn!(run_id = %run.run_id, scope = %run.scope, requeued, "run interrupted by a worker restart");
         }
         Ok(())
     }

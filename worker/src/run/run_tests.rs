@@ -458,15 +458,54 @@ async fn a_silent_codex_is_stopped_by_the_idle_timeout() {
 }
 
 #[tokio::test]
-async fn runs_left_running_by_a_previous_worker_end_as_interrupted() {
+async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_more() {
     let f = fixture(Vec::new());
     let _job = f.job("r10", &["hello"]);
     f.driver.recover_orphans().expect("recover");
-    assert!(f.kit.ctx.store.orphaned_runs().expect("runs").is_empty());
+    let store = &f.kit.ctx.store;
+    assert!(store.orphaned_runs().expect("runs").is_empty());
     let d = f.done();
     assert_eq!(
         (d.reason, d.detail.as_str()),
-        (pb::DoneReason::Interrupted as i32, "worker restarted")
+        (
+            pb::DoneReason::Interrupted as i32,
+            "worker restarted; running it again"
+        )
     );
-    assert!(f.runner.specs().is_empty(), "never run again");
+    assert!(f.runner.specs().is_empty(), "recovery itself runs nothing");
+    let queued = store.queued().expect("queued");
+    assert_eq!(queued.len(), 1, "the message waits to run again");
+    assert_eq!(queued[0].inbound.text, "hello");
+    // The retry is interrupted as well: its message is not queued a third
+    // time.
+    let retry = RunRow {
+        run_id: "r11".into(),
+        scope: SCOPE.into(),
+        reply_to: "om_x".into(),
+        thread_id: None,
+        state: "running".into(),
+        started_at_ms: now_ms(),
+        child_pid: None,
+        child_start_time: None,
+        workspace: String::new(),
+    };
+    store
+        .start_run(&retry, 1, &[queued[0].inbox_id])
+        .expect("start the retry");
+    assert!(store.queued().expect("queued").is_empty());
+    f.driver.recover_orphans().expect("recover again");
+    assert!(
+        store.queued().expect("queued").is_empty(),
+        "run once more, not twice"
+    );
+    let last = f
+        .kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            Kind::Done(d) => Some(d),
+            _ => None,
+        })
+        .next_back()
+        .expect("the retry's Done");
+    assert_eq!(last.detail, "worker restarted");
 }
