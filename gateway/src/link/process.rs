@@ -55,7 +55,7 @@ pub(crate) async fn connect_and_hello(
     deadline: Instant,
 ) -> Result<Hello, ConnectError> {
     let channel = loop {
-        match fcx_ipc::connect(sock).await {
+        match connect(sock).await {
             Ok(c) => break c,
             Err(e) => {
                 if Instant::now() >= deadline {
@@ -110,6 +110,12 @@ pub(crate) async fn connect_and_hello(
         last_seq: hello.last_seq,
         pid: hello.pid,
     })
+}
+
+/// The socket connection every call to a worker goes through (the place
+/// for peer checks).
+pub(crate) async fn connect(sock: &SocketAddr) -> Result<Channel, fcx_ipc::IpcError> {
+    fcx_ipc::connect(sock).await
 }
 
 /// A running worker: spawned by this fcxd or found serving.

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::feed::EventFeed;
-use super::process::{ConnectError, Hello, WorkerProcess, connect_and_hello};
+use super::process::{ConnectError, Hello, WorkerProcess, connect, connect_and_hello};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -507,7 +507,7 @@ impl WorkerHandle {
     /// Asks whatever serves on the socket to shut down, and waits until
     /// the socket is free.
     async fn stop_foreign(&self, sock: &SocketAddr) -> Result<(), String> {
-        if let Ok(ch) = fcx_ipc::connect(sock).await {
+        if let Ok(ch) = connect(sock).await {
             let mut c = WorkerClient::new(ch);
             let _ = tokio::time::timeout(
                 Duration::from_secs(2),
