@@ -7,6 +7,7 @@
 pub mod callback_keys;
 pub mod codex;
 mod home;
+pub mod keystore;
 mod private;
 mod secret;
 
@@ -14,7 +15,7 @@ pub use home::Home;
 pub use private::{
     INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
 };
-pub use secret::{Secret, SecretError, SecretRef};
+pub use secret::{EXEC_OUTPUT_CAP, EXEC_TIMEOUT, Secret, SecretError, SecretRef};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -540,9 +541,7 @@ fn build_profile(
     };
     let auth = rp.codex.auth.unwrap_or(AuthMode::ApiKey);
     let api_key = match rp.codex.api_key {
-        Some(s) => Some(
-            SecretRef::parse_in(&s, home.user_home()).map_err(|e| invalid(".codex.api_key", e))?,
-        ),
+        Some(s) => Some(SecretRef::parse_in(&s, home).map_err(|e| invalid(".codex.api_key", e))?),
         None if auth == AuthMode::ApiKey => Some(SecretRef::Env("OPENAI_API_KEY".into())),
         None => None,
     };
@@ -612,7 +611,7 @@ fn build_profile(
             if a.app_id.trim().is_empty() {
                 return Err(invalid(".app.app_id", "must not be empty".into()));
             }
-            let app_secret = SecretRef::parse_in(&a.app_secret, home.user_home())
+            let app_secret = SecretRef::parse_in(&a.app_secret, home)
                 .map_err(|e| invalid(".app.app_secret", e))?;
             let base_url = match a.base_url {
                 Some(u) => {
@@ -643,10 +642,8 @@ fn build_profile(
                         ));
                     }
                     let secret = |key: &str, v: Option<String>| {
-                        v.map(|v| {
-                            SecretRef::parse_in(&v, home.user_home()).map_err(|e| invalid(key, e))
-                        })
-                        .transpose()
+                        v.map(|v| SecretRef::parse_in(&v, home).map_err(|e| invalid(key, e)))
+                            .transpose()
                     };
                     // Without both, anyone who reaches the listener (a local
                     // user, or anyone through the tunnel) could post events:

@@ -177,7 +177,7 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
     let Some(reference) = &p.codex.api_key else {
         return r.error(
             "api key",
-            &format!("auth is api-key but no key is configured; set {key} to env:VAR or file:PATH"),
+            &format!("auth is api-key but no key is configured; set {key} to keystore:ID, env:VAR, file:PATH or exec:COMMAND"),
         );
     };
     // Resolve to prove the key is reachable; the value is dropped unread and
@@ -185,15 +185,11 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
     match reference.resolve() {
         Ok(_) => {
             r.ok("api key", &reference.to_string())?;
-            match reference {
-                SecretRef::Env(var) => r.note(&format!(
+            if let SecretRef::Env(var) = reference {
+                r.note(&format!(
                     "fcxd reads {var} from its own environment, not this shell's; under a \
-                     service manager set it in the unit, or use file:PATH"
-                ))?,
-                #[cfg(unix)]
-                SecretRef::File(path) => check_secret_mode(path, r)?,
-                #[cfg(not(unix))]
-                SecretRef::File(_) => {}
+                     service manager use keystore:ID (fcxctl secret set) or file:PATH"
+                ))?;
             }
             Ok(())
         }
@@ -206,29 +202,17 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
                     format!("create the file with the key (mode 0600) or fix {key}")
                 }
                 SecretError::FileEmpty { .. } => "write the key into the file (mode 0600)".into(),
+                SecretError::Exec { .. } => format!("check the command in {key}"),
+                // These sentences end in their fix already.
+                SecretError::FileOpen { .. } | SecretError::Keystore { .. } => String::new(),
             };
-            r.error("api key", &format!("{e}; {hint}"))
+            if hint.is_empty() {
+                r.error("api key", &e.to_string())
+            } else {
+                r.error("api key", &format!("{e}; {hint}"))
+            }
         }
     }
-}
-
-#[cfg(unix)]
-fn check_secret_mode(path: &Path, r: &mut Report<'_>) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = std::fs::metadata(path) {
-        let mode = m.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            r.warn(
-                "api key",
-                &format!(
-                    "{} is readable by other users (mode {mode:o}); chmod 600 {}",
-                    path.display(),
-                    path.display()
-                ),
-            )?;
-        }
-    }
-    Ok(())
 }
 
 fn check_codex_home(home: &Home, p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {

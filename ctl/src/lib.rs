@@ -14,6 +14,7 @@ mod doctor;
 mod keys;
 mod logs;
 mod render;
+mod secret;
 mod service;
 mod state;
 
@@ -91,6 +92,9 @@ pub enum Command {
     /// Task Scheduler task)
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// The encrypted keystore behind keystore:ID secret references
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Show the logs in $FCX_HOME/logs, merged in time order
     Logs(logs::LogsArgs),
     /// Inspect config.toml
@@ -221,6 +225,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             block_on(doctor::doctor(&home, profile.as_deref(), json, out))
         }
         Command::Service(c) => service::service(&home, c, out),
+        Command::Secret(c) => secret::secret(&home, c, out),
         Command::Logs(args) => logs::logs(&home, args, out),
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
