@@ -269,9 +269,14 @@ impl Default for RunsConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Absent in files written before it existed: those are version 1.
+    schema_version: Option<u32>,
     #[serde(default)]
     profiles: BTreeMap<String, RawProfile>,
 }
+
+/// The config.toml layout this build reads and `fcxctl init` writes.
+pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -391,6 +396,17 @@ impl Config {
             path: path.to_path_buf(),
             message: parse_message(&e, text),
         })?;
+        if let Some(v) = raw.schema_version
+            && v != SCHEMA_VERSION
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: "schema_version".into(),
+                message: format!(
+                    "{v} is not a layout this fcx reads (it reads {SCHEMA_VERSION}); this file was written by another fcx version"
+                ),
+            });
+        }
         let mut raw_profiles = raw.profiles;
         if raw_profiles.is_empty() {
             raw_profiles.insert(DEFAULT_PROFILE.to_string(), RawProfile::default_enabled());

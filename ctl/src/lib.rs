@@ -11,6 +11,7 @@
 mod admin;
 mod check;
 mod doctor;
+mod init;
 mod keys;
 mod logs;
 mod render;
@@ -78,6 +79,8 @@ pub enum Command {
         /// The profile whose worker to restart
         profile: String,
     },
+    /// Write a first config.toml: flags or prompts, credentials checked live
+    Init(init::InitArgs),
     /// Check everything between this machine and a bot that answers; each
     /// problem comes with its fix (exit 1 when any check fails)
     Doctor {
@@ -221,6 +224,7 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Config(ConfigCommand::Check) => check::config_check(&home, out),
+        Command::Init(args) => init::init(&home, args, out),
         Command::Doctor { profile, json } => {
             block_on(doctor::doctor(&home, profile.as_deref(), json, out))
         }

@@ -7,6 +7,8 @@
 mod feishu;
 mod local;
 
+pub(crate) use feishu::console_url;
+
 use std::io::Write;
 
 use fcx_config::{Config, Home};
