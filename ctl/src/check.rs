@@ -14,20 +14,35 @@ struct Report<'a> {
     /// Problems in a disabled profile are reported but do not fail the
     /// check: fcxd does not start that profile.
     strict: bool,
+    /// `--json`: every line as a record (and `out` a sink).
+    records: Option<Vec<serde_json::Value>>,
+    profile: Option<String>,
 }
 
 impl Report<'_> {
+    fn record(&mut self, label: &str, status: &str, detail: &str) {
+        let profile = self.profile.clone();
+        if let Some(r) = &mut self.records {
+            r.push(serde_json::json!({
+                "profile": profile, "check": label, "status": status, "detail": detail,
+            }));
+        }
+    }
+
     fn ok(&mut self, label: &str, detail: &str) -> std::io::Result<()> {
+        self.record(label, "ok", detail);
         writeln!(self.out, "  {label}: ok ({detail})")
     }
 
     fn info(&mut self, label: &str, detail: &str) -> std::io::Result<()> {
+        self.record(label, "info", detail);
         writeln!(self.out, "  {label}: {detail}")
     }
 
     fn error(&mut self, label: &str, sentence: &str) -> std::io::Result<()> {
         if self.strict {
             self.errors += 1;
+            self.record(label, "error", sentence);
             writeln!(self.out, "  {label}: error: {sentence}")
         } else {
             self.warn(label, sentence)
@@ -36,12 +51,48 @@ impl Report<'_> {
 
     fn warn(&mut self, label: &str, sentence: &str) -> std::io::Result<()> {
         self.warnings += 1;
+        self.record(label, "warning", sentence);
         writeln!(self.out, "  {label}: warning: {sentence}")
     }
 
     fn note(&mut self, sentence: &str) -> std::io::Result<()> {
+        self.record("note", "info", sentence);
         writeln!(self.out, "    note: {sentence}")
     }
+}
+
+/// `config check --json`: one object with every check as a record.
+pub fn config_check_json(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let cfg = Config::load(home)?;
+    let mut sink = std::io::sink();
+    let mut r = Report {
+        out: &mut sink,
+        errors: 0,
+        warnings: 0,
+        strict: true,
+        records: Some(Vec::new()),
+        profile: None,
+    };
+    #[cfg(unix)]
+    check_home_mode(home, &mut r)?;
+    for p in cfg.profiles.values() {
+        r.profile = Some(p.name.clone());
+        check_profile(home, p, &mut r)?;
+    }
+    let v = serde_json::json!({
+        "config": cfg.path.display().to_string(),
+        "from_file": cfg.from_file,
+        "ok": r.errors == 0,
+        "errors": r.errors,
+        "warnings": r.warnings,
+        "checks": r.records.take().unwrap_or_default(),
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    Ok(if r.errors == 0 {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILURE
+    })
 }
 
 pub fn config_check(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -63,6 +114,8 @@ pub fn config_check(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
         errors: 0,
         warnings: 0,
         strict: true,
+        records: None,
+        profile: None,
     };
     #[cfg(unix)]
     check_home_mode(home, &mut r)?;

@@ -112,14 +112,36 @@ pub enum Command {
     /// Card-button signing keys (callback-keys.json): list, rotate, retire
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Print a shell completion script (e.g. `fcxctl completions bash > ~/.local/share/bash-completion/completions/fcxctl`)
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check config.toml, binaries, secrets and workspaces without starting anything
-    Check,
+    Check {
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the path of config.toml
-    Path,
+    Path {
+        /// Print a JSON object instead of the bare path
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The shells `fcxctl completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 /// Failures with a fixed meaning for the operator (and an exit code).
@@ -219,11 +241,33 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         None => Home::from_env(),
     };
     match cli.command {
-        Command::Config(ConfigCommand::Path) => {
-            writeln!(out, "{}", home.config_path().display())?;
+        Command::Config(ConfigCommand::Path { json }) => {
+            if json {
+                let v = serde_json::json!({
+                    "config": home.config_path().display().to_string(),
+                    "home": home.root().display().to_string(),
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "{}", home.config_path().display())?;
+            }
             Ok(exit::OK)
         }
-        Command::Config(ConfigCommand::Check) => check::config_check(&home, out),
+        Command::Config(ConfigCommand::Check { json: false }) => check::config_check(&home, out),
+        Command::Config(ConfigCommand::Check { json: true }) => {
+            check::config_check_json(&home, out)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+                CompletionShell::Powershell => clap_complete::Shell::PowerShell,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "fcxctl", out);
+            Ok(exit::OK)
+        }
         Command::Init(args) => init::init(&home, args, out),
         Command::Doctor { profile, json } => {
             block_on(doctor::doctor(&home, profile.as_deref(), json, out))
