@@ -4,15 +4,14 @@
 //! result is validated like fcxd will read it and written 0600 with its
 //! `schema_version`. An existing config.toml is kept unless `--force`.
 
-use std::io::{BufRead as _, IsTerminal as _, Read as _, Write};
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use fcx_config::keystore::Keystore;
 use fcx_config::{AuthMode, Config, Home, Secret, SecretRef, Tenant};
-use fcx_gateway::feishu::http::{OpenApiClient, RetryPolicy};
+use std::io::{BufRead as _, IsTerminal as _, Read as _, Write};
+use std::path::PathBuf;
+
+use crate::openapi::OpenApi;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TenantArg {
@@ -303,30 +302,30 @@ fn check_live(
     tenant: Tenant,
     out: &mut dyn Write,
 ) -> anyhow::Result<Option<String>> {
-    let policy = RetryPolicy {
-        max_server_retries: 1,
-        max_rate_limit_wait: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(10),
-        ..RetryPolicy::default()
-    };
-    let client = OpenApiClient::new(base_url, app_id, secret.clone(), policy)?;
+    let client = OpenApi::new(base_url, app_id, secret.clone())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let console = crate::doctor::console_url(tenant);
-    let bot = rt.block_on(client.bot_info()).map_err(|e| {
+    let refused = |e: crate::openapi::CallError| {
         anyhow::anyhow!(
             "the platform refused these credentials ({e}); copy App ID and App Secret from \
              {console} → your app → Credentials & Basic Info (and enable the Bot feature); \
              nothing was written"
         )
+    };
+    let (bot, owner) = rt.block_on(async {
+        let token = client.token().await.map_err(refused)?;
+        let bot = client.bot_info(&token).await.map_err(refused)?;
+        let owner = client.app_owner(&token).await;
+        Ok::<_, anyhow::Error>((bot, owner))
     })?;
     writeln!(
         out,
         "credentials ok: bot `{}` (open_id {})",
         bot.app_name, bot.open_id
     )?;
-    Ok(rt.block_on(client.app_owner()).ok().flatten())
+    Ok(owner)
 }
 
 fn quote(s: &str) -> String {

@@ -14,6 +14,7 @@ mod doctor;
 mod init;
 mod keys;
 mod logs;
+mod openapi;
 mod render;
 mod secret;
 mod service;
