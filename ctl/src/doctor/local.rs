@@ -85,6 +85,34 @@ pub(super) fn open_mode(_: &Path) -> Option<u32> {
     None
 }
 
+/// Whether fcxd is installed as a service, and (systemd) lingers.
+pub(super) fn service_unit(home: &Home, c: &mut Checks) {
+    let v = crate::service::native_status(home);
+    let unit = v["unit"].as_str().unwrap_or("");
+    if v["installed"] != true {
+        c.info("service", format!("not installed ({} absent)", unit));
+        return;
+    }
+    c.ok(
+        "service",
+        format!(
+            "{} installed, {}",
+            unit,
+            v["active"].as_str().unwrap_or("state unknown")
+        ),
+    );
+    if let Some(l) = v["linger"].as_str()
+        && l != "on"
+    {
+        let user = crate::service::user_name();
+        c.warn(
+            "linger",
+            format!("{l}: fcxd stops when your last session ends"),
+            format!("loginctl enable-linger {user}"),
+        );
+    }
+}
+
 /// Whether fcxd answers on its admin socket.
 pub(super) async fn service(home: &Home, c: &mut Checks) {
     match crate::admin::Admin::connect(home).await {

@@ -119,6 +119,7 @@ pub(crate) async fn doctor(
         }
     };
     local::home_permissions(home, &mut general);
+    local::service_unit(home, &mut general);
     local::service(home, &mut general).await;
     all.append(&mut general.list);
 
