@@ -7,6 +7,7 @@
 pub mod callback_keys;
 pub mod codex;
 mod home;
+pub mod keystore;
 mod private;
 mod secret;
 
@@ -14,7 +15,7 @@ pub use home::Home;
 pub use private::{
     INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
 };
-pub use secret::{Secret, SecretError, SecretRef};
+pub use secret::{EXEC_OUTPUT_CAP, EXEC_TIMEOUT, Secret, SecretError, SecretRef};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -268,9 +269,14 @@ impl Default for RunsConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Absent in files written before it existed: those are version 1.
+    schema_version: Option<u32>,
     #[serde(default)]
     profiles: BTreeMap<String, RawProfile>,
 }
+
+/// The config.toml layout this build reads and `fcxctl init` writes.
+pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -390,6 +396,17 @@ impl Config {
             path: path.to_path_buf(),
             message: parse_message(&e, text),
         })?;
+        if let Some(v) = raw.schema_version
+            && v != SCHEMA_VERSION
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: "schema_version".into(),
+                message: format!(
+                    "{v} is not a layout this fcx reads (it reads {SCHEMA_VERSION}); this file was written by another fcx version"
+                ),
+            });
+        }
         let mut raw_profiles = raw.profiles;
         if raw_profiles.is_empty() {
             raw_profiles.insert(DEFAULT_PROFILE.to_string(), RawProfile::default_enabled());
@@ -540,9 +557,7 @@ fn build_profile(
     };
     let auth = rp.codex.auth.unwrap_or(AuthMode::ApiKey);
     let api_key = match rp.codex.api_key {
-        Some(s) => Some(
-            SecretRef::parse_in(&s, home.user_home()).map_err(|e| invalid(".codex.api_key", e))?,
-        ),
+        Some(s) => Some(SecretRef::parse_in(&s, home).map_err(|e| invalid(".codex.api_key", e))?),
         None if auth == AuthMode::ApiKey => Some(SecretRef::Env("OPENAI_API_KEY".into())),
         None => None,
     };
@@ -612,7 +627,7 @@ fn build_profile(
             if a.app_id.trim().is_empty() {
                 return Err(invalid(".app.app_id", "must not be empty".into()));
             }
-            let app_secret = SecretRef::parse_in(&a.app_secret, home.user_home())
+            let app_secret = SecretRef::parse_in(&a.app_secret, home)
                 .map_err(|e| invalid(".app.app_secret", e))?;
             let base_url = match a.base_url {
                 Some(u) => {
@@ -643,10 +658,8 @@ fn build_profile(
                         ));
                     }
                     let secret = |key: &str, v: Option<String>| {
-                        v.map(|v| {
-                            SecretRef::parse_in(&v, home.user_home()).map_err(|e| invalid(key, e))
-                        })
-                        .transpose()
+                        v.map(|v| SecretRef::parse_in(&v, home).map_err(|e| invalid(key, e)))
+                            .transpose()
                     };
                     // Without both, anyone who reaches the listener (a local
                     // user, or anyone through the tunnel) could post events:

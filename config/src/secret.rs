@@ -1,14 +1,37 @@
-//! Secret references (`env:VAR`, `file:PATH`) and a value type that never
-//! prints itself.
+//! Secret references and a value type that never prints itself. fcxd, the
+//! workers and fcxctl all resolve secrets here:
+//!
+//! - `keystore:ID`: the encrypted keystore of this FCX_HOME ([`crate::keystore`]);
+//! - `env:VAR`: an environment variable of the resolving process;
+//! - `file:PATH`: the file's content (one trailing newline dropped); the file
+//!   must be private to its owner (0600 on Unix), else it is refused;
+//! - `exec:COMMAND`: the standard output of `/bin/sh -c COMMAND` (`cmd /C` on
+//!   Windows), for pass, 1Password, vault and similar CLIs; it must finish
+//!   within [`EXEC_TIMEOUT`] and print at most [`EXEC_OUTPUT_CAP`] bytes.
 
 use std::fmt;
+use std::io::Read as _;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::keystore::{Keystore, KeystoreError};
+
+/// How long an `exec:` command may take.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most an `exec:` command may print (a secret, not a document).
+pub const EXEC_OUTPUT_CAP: usize = 64 * 1024;
 
 /// Where a secret comes from. The reference is safe to show; the value is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
+    /// An id in the keystore of the FCX_HOME the reference was read for.
+    Keystore {
+        id: String,
+        fcx_home: PathBuf,
+    },
+    Exec(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,17 +46,53 @@ pub enum SecretError {
     },
     #[error("secret {reference}: {path} is empty")]
     FileEmpty { reference: String, path: PathBuf },
+    #[error(
+        "secret {reference}: {path} is readable by other users (mode {mode:o}); refused: chmod 600 {path}"
+    )]
+    FileOpen {
+        reference: String,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error("secret {reference}: {source}")]
+    Keystore {
+        reference: String,
+        source: KeystoreError,
+    },
+    #[error("secret {reference}: {message}")]
+    Exec { reference: String, message: String },
 }
 
 impl SecretRef {
-    /// Parse `env:VAR` or `file:PATH`. The error never repeats the input,
-    /// because a mistake here is usually a pasted secret.
+    /// Parse a reference for the FCX_HOME of the environment. The error
+    /// never repeats the input, because a mistake here is usually a pasted
+    /// secret.
     pub fn parse(s: &str) -> Result<Self, String> {
-        Self::parse_in(s, &crate::home::user_home_dir())
+        Self::parse_in(s, &crate::Home::from_env())
     }
 
-    /// Like [`SecretRef::parse`], expanding `file:~/…` against `user_home`.
-    pub fn parse_in(s: &str, user_home: &std::path::Path) -> Result<Self, String> {
+    /// Like [`SecretRef::parse`] for `home`: `file:~/…` expands against its
+    /// user home, `keystore:` names its keystore.
+    pub fn parse_in(s: &str, home: &crate::Home) -> Result<Self, String> {
+        let user_home = home.user_home();
+        if let Some(id) = s.strip_prefix("keystore:") {
+            if !crate::keystore::valid_id(id) {
+                return Err(
+                    "keystore: must be followed by an id of 1-64 characters (A-Z, a-z, 0-9, '.', '_', '-')"
+                        .into(),
+                );
+            }
+            return Ok(SecretRef::Keystore {
+                id: id.to_string(),
+                fcx_home: home.root().to_path_buf(),
+            });
+        }
+        if let Some(cmd) = s.strip_prefix("exec:") {
+            if cmd.trim().is_empty() {
+                return Err("exec: must be followed by a command".into());
+            }
+            return Ok(SecretRef::Exec(cmd.to_string()));
+        }
         if let Some(var) = s.strip_prefix("env:") {
             let ok = !var.is_empty()
                 && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -54,7 +113,7 @@ impl SecretRef {
             };
             return Ok(SecretRef::File(p));
         }
-        Err("a secret reference is env:VAR or file:PATH (the value itself does not belong in config.toml)".into())
+        Err("a secret reference is keystore:ID, exec:COMMAND, env:VAR or file:PATH (the value itself does not belong in config.toml; store it with `fcxctl secret set ID`)".into())
     }
 
     /// Resolve to the value. Reads the environment or the file each time, so a
@@ -69,6 +128,14 @@ impl SecretRef {
                 }),
             },
             SecretRef::File(path) => {
+                if let Err(KeystoreError::Open { mode, .. }) = crate::keystore::check_private(path)
+                {
+                    return Err(SecretError::FileOpen {
+                        reference: self.to_string(),
+                        path: path.clone(),
+                        mode,
+                    });
+                }
                 let text = std::fs::read_to_string(path).map_err(|source| {
                     SecretError::FileUnreadable {
                         reference: self.to_string(),
@@ -85,6 +152,20 @@ impl SecretRef {
                 }
                 Ok(Secret(v))
             }
+            SecretRef::Keystore { id, fcx_home } => {
+                Keystore::in_home(fcx_home)
+                    .get(id)
+                    .map_err(|source| SecretError::Keystore {
+                        reference: self.to_string(),
+                        source,
+                    })
+            }
+            SecretRef::Exec(cmd) => {
+                run_exec(cmd, EXEC_TIMEOUT, EXEC_OUTPUT_CAP).map_err(|message| SecretError::Exec {
+                    reference: self.to_string(),
+                    message,
+                })
+            }
         }
     }
 
@@ -94,7 +175,7 @@ impl SecretRef {
     pub fn env_var(&self) -> Option<&str> {
         match self {
             SecretRef::Env(v) => Some(v),
-            SecretRef::File(_) => None,
+            SecretRef::File(_) | SecretRef::Keystore { .. } | SecretRef::Exec(_) => None,
         }
     }
 }
@@ -104,8 +185,115 @@ impl fmt::Display for SecretRef {
         match self {
             SecretRef::Env(v) => write!(f, "env:{v}"),
             SecretRef::File(p) => write!(f, "file:{}", p.display()),
+            SecretRef::Keystore { id, .. } => write!(f, "keystore:{id}"),
+            // The command is configuration, not the secret.
+            SecretRef::Exec(cmd) => write!(f, "exec:{cmd}"),
         }
     }
+}
+
+/// Run an `exec:` command: its standard output (one trailing newline
+/// dropped) within `timeout` and `cap` bytes. Errors say what went wrong,
+/// never what it printed on standard output.
+fn run_exec(cmd: &str, timeout: Duration, cap_bytes: usize) -> Result<Secret, String> {
+    let mut c = if cfg!(windows) {
+        let mut c = std::process::Command::new("cmd");
+        c.arg("/C").arg(cmd);
+        c
+    } else {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c").arg(cmd);
+        c
+    };
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // Its own process group, so a timeout ends the command and its children.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        c.process_group(0);
+    }
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("cannot start the command: {e}"))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let cap = cap_bytes as u64 + 1;
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stdout {
+            let _ = s.take(cap).read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr {
+            let _ = s.take(4096).read_to_end(&mut buf);
+        }
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() >= deadline => {
+                kill_tree(&mut child);
+                // The readers end when the killed group's pipes close.
+                return Err(format!(
+                    "the command did not finish within {:.1}s and was stopped",
+                    timeout.as_secs_f64()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for the command: {e}")),
+        }
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    // Checked first: a command cut off at the cap may die of SIGPIPE.
+    if out.len() > cap_bytes {
+        return Err(format!(
+            "the command printed more than {cap_bytes} bytes; a secret command prints the secret only"
+        ));
+    }
+    if !status.success() {
+        let why = String::from_utf8_lossy(&err);
+        let why = why.lines().next().unwrap_or("").trim();
+        let why: String = why.chars().take(200).collect();
+        return Err(if why.is_empty() {
+            format!("the command failed ({status})")
+        } else {
+            format!("the command failed ({status}): {why}")
+        });
+    }
+    let text =
+        String::from_utf8(out).map_err(|_| "the command printed non-UTF-8 output".to_string())?;
+    let v = text.strip_suffix('\n').unwrap_or(&text);
+    let v = v.strip_suffix('\r').unwrap_or(v);
+    if v.trim().is_empty() {
+        return Err("the command printed nothing".into());
+    }
+    Ok(Secret(v.to_string()))
+}
+
+#[cfg(unix)]
+fn kill_tree(child: &mut std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(not(unix))]
+fn kill_tree(child: &mut std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A resolved secret. `Debug` and `Display` print a placeholder, so it cannot
@@ -139,11 +327,86 @@ impl fmt::Display for Secret {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn exec_prints_the_secret_and_is_bounded_in_time_and_size() {
+        let ok = SecretRef::parse("exec:printf 'sk-from-exec\\n'").expect("parse");
+        assert_eq!(ok.to_string(), "exec:printf 'sk-from-exec\\n'");
+        assert_eq!(ok.resolve().expect("resolve").expose(), "sk-from-exec");
+
+        // A hung command (and a child it started) is stopped at the timeout.
+        let e =
+            run_exec("sleep 30 & sleep 30", Duration::from_millis(300), 1024).expect_err("timeout");
+        assert!(e.contains("did not finish within 0.3s"), "{e}");
+
+        let e = run_exec(
+            "head -c 5000 /dev/zero | tr '\\0' x",
+            Duration::from_secs(10),
+            1024,
+        )
+        .expect_err("too much output");
+        assert!(e.contains("more than 1024 bytes"), "{e}");
+
+        // A failure reports stderr, never stdout (which may hold the secret).
+        let r = SecretRef::parse("exec:printf 'sk-%s' partial; echo 'no such entry' >&2; exit 3")
+            .expect("parse");
+        let e = r.resolve().expect_err("failure").to_string();
+        assert!(
+            e.contains("no such entry") && e.contains("exit status: 3"),
+            "{e}"
+        );
+        assert!(!e.contains("sk-partial"), "{e}");
+        let e = SecretRef::parse("exec:true")
+            .expect("parse")
+            .resolve()
+            .expect_err("empty");
+        assert!(e.to_string().contains("printed nothing"), "{e}");
+        assert!(SecretRef::parse("exec: ").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_secrets_readable_by_others_are_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("k");
+        std::fs::write(&p, "sk-test-123\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let r = SecretRef::parse(&format!("file:{}", p.display())).expect("parse");
+        let e = r.resolve().expect_err("open file").to_string();
+        assert!(e.contains("mode 640"), "{e}");
+        assert!(e.contains(&format!("chmod 600 {}", p.display())), "{e}");
+        assert!(!e.contains("sk-test"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(r.resolve().expect("private file").expose(), "sk-test-123");
+    }
+
+    #[test]
+    fn keystore_references_resolve_through_the_home_keystore() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let home = crate::Home::with_user_home(d.path().join("h"), d.path().to_path_buf());
+        let r = SecretRef::parse_in("keystore:app.secret", &home).expect("parse");
+        assert_eq!(r.to_string(), "keystore:app.secret");
+        let e = r.resolve().expect_err("no keystore").to_string();
+        assert!(e.contains("fcxctl secret set"), "{e}");
+        crate::keystore::Keystore::in_home(home.root())
+            .set("app.secret", &Secret::new("s3cret-value"))
+            .expect("set");
+        assert_eq!(r.resolve().expect("resolve").expose(), "s3cret-value");
+        assert!(SecretRef::parse_in("keystore:", &home).is_err());
+        assert!(SecretRef::parse_in("keystore:a/b", &home).is_err());
+    }
+
     #[test]
     fn parse_and_resolve_file() {
         let d = tempfile::tempdir().expect("tempdir");
         let p = d.path().join("k");
         std::fs::write(&p, "sk-test-123\n").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
         let r = SecretRef::parse(&format!("file:{}", p.display())).expect("parse");
         let s = r.resolve().expect("resolve");
         assert_eq!(s.expose(), "sk-test-123");

@@ -14,20 +14,35 @@ struct Report<'a> {
     /// Problems in a disabled profile are reported but do not fail the
     /// check: fcxd does not start that profile.
     strict: bool,
+    /// `--json`: every line as a record (and `out` a sink).
+    records: Option<Vec<serde_json::Value>>,
+    profile: Option<String>,
 }
 
 impl Report<'_> {
+    fn record(&mut self, label: &str, status: &str, detail: &str) {
+        let profile = self.profile.clone();
+        if let Some(r) = &mut self.records {
+            r.push(serde_json::json!({
+                "profile": profile, "check": label, "status": status, "detail": detail,
+            }));
+        }
+    }
+
     fn ok(&mut self, label: &str, detail: &str) -> std::io::Result<()> {
+        self.record(label, "ok", detail);
         writeln!(self.out, "  {label}: ok ({detail})")
     }
 
     fn info(&mut self, label: &str, detail: &str) -> std::io::Result<()> {
+        self.record(label, "info", detail);
         writeln!(self.out, "  {label}: {detail}")
     }
 
     fn error(&mut self, label: &str, sentence: &str) -> std::io::Result<()> {
         if self.strict {
             self.errors += 1;
+            self.record(label, "error", sentence);
             writeln!(self.out, "  {label}: error: {sentence}")
         } else {
             self.warn(label, sentence)
@@ -36,12 +51,48 @@ impl Report<'_> {
 
     fn warn(&mut self, label: &str, sentence: &str) -> std::io::Result<()> {
         self.warnings += 1;
+        self.record(label, "warning", sentence);
         writeln!(self.out, "  {label}: warning: {sentence}")
     }
 
     fn note(&mut self, sentence: &str) -> std::io::Result<()> {
+        self.record("note", "info", sentence);
         writeln!(self.out, "    note: {sentence}")
     }
+}
+
+/// `config check --json`: one object with every check as a record.
+pub fn config_check_json(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let cfg = Config::load(home)?;
+    let mut sink = std::io::sink();
+    let mut r = Report {
+        out: &mut sink,
+        errors: 0,
+        warnings: 0,
+        strict: true,
+        records: Some(Vec::new()),
+        profile: None,
+    };
+    #[cfg(unix)]
+    check_home_mode(home, &mut r)?;
+    for p in cfg.profiles.values() {
+        r.profile = Some(p.name.clone());
+        check_profile(home, p, &mut r)?;
+    }
+    let v = serde_json::json!({
+        "config": cfg.path.display().to_string(),
+        "from_file": cfg.from_file,
+        "ok": r.errors == 0,
+        "errors": r.errors,
+        "warnings": r.warnings,
+        "checks": r.records.take().unwrap_or_default(),
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    Ok(if r.errors == 0 {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILURE
+    })
 }
 
 pub fn config_check(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -63,6 +114,8 @@ pub fn config_check(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
         errors: 0,
         warnings: 0,
         strict: true,
+        records: None,
+        profile: None,
     };
     #[cfg(unix)]
     check_home_mode(home, &mut r)?;
@@ -177,7 +230,7 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
     let Some(reference) = &p.codex.api_key else {
         return r.error(
             "api key",
-            &format!("auth is api-key but no key is configured; set {key} to env:VAR or file:PATH"),
+            &format!("auth is api-key but no key is configured; set {key} to keystore:ID, env:VAR, file:PATH or exec:COMMAND"),
         );
     };
     // Resolve to prove the key is reachable; the value is dropped unread and
@@ -185,15 +238,11 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
     match reference.resolve() {
         Ok(_) => {
             r.ok("api key", &reference.to_string())?;
-            match reference {
-                SecretRef::Env(var) => r.note(&format!(
+            if let SecretRef::Env(var) = reference {
+                r.note(&format!(
                     "fcxd reads {var} from its own environment, not this shell's; under a \
-                     service manager set it in the unit, or use file:PATH"
-                ))?,
-                #[cfg(unix)]
-                SecretRef::File(path) => check_secret_mode(path, r)?,
-                #[cfg(not(unix))]
-                SecretRef::File(_) => {}
+                     service manager use keystore:ID (fcxctl secret set) or file:PATH"
+                ))?;
             }
             Ok(())
         }
@@ -206,29 +255,17 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
                     format!("create the file with the key (mode 0600) or fix {key}")
                 }
                 SecretError::FileEmpty { .. } => "write the key into the file (mode 0600)".into(),
+                SecretError::Exec { .. } => format!("check the command in {key}"),
+                // These sentences end in their fix already.
+                SecretError::FileOpen { .. } | SecretError::Keystore { .. } => String::new(),
             };
-            r.error("api key", &format!("{e}; {hint}"))
+            if hint.is_empty() {
+                r.error("api key", &e.to_string())
+            } else {
+                r.error("api key", &format!("{e}; {hint}"))
+            }
         }
     }
-}
-
-#[cfg(unix)]
-fn check_secret_mode(path: &Path, r: &mut Report<'_>) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = std::fs::metadata(path) {
-        let mode = m.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            r.warn(
-                "api key",
-                &format!(
-                    "{} is readable by other users (mode {mode:o}); chmod 600 {}",
-                    path.display(),
-                    path.display()
-                ),
-            )?;
-        }
-    }
-    Ok(())
 }
 
 fn check_codex_home(home: &Home, p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {

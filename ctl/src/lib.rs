@@ -11,9 +11,12 @@
 mod admin;
 mod check;
 mod doctor;
+mod init;
 mod keys;
 mod logs;
+mod openapi;
 mod render;
+mod secret;
 mod service;
 mod state;
 
@@ -77,6 +80,8 @@ pub enum Command {
         /// The profile whose worker to restart
         profile: String,
     },
+    /// Write a first config.toml: flags or prompts, credentials checked live
+    Init(init::InitArgs),
     /// Check everything between this machine and a bot that answers; each
     /// problem comes with its fix (exit 1 when any check fails)
     Doctor {
@@ -91,6 +96,9 @@ pub enum Command {
     /// Task Scheduler task)
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// The encrypted keystore behind keystore:ID secret references
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Show the logs in $FCX_HOME/logs, merged in time order
     Logs(logs::LogsArgs),
     /// Inspect config.toml
@@ -105,14 +113,36 @@ pub enum Command {
     /// Card-button signing keys (callback-keys.json): list, rotate, retire
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Print a shell completion script (e.g. `fcxctl completions bash > ~/.local/share/bash-completion/completions/fcxctl`)
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check config.toml, binaries, secrets and workspaces without starting anything
-    Check,
+    Check {
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the path of config.toml
-    Path,
+    Path {
+        /// Print a JSON object instead of the bare path
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The shells `fcxctl completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 /// Failures with a fixed meaning for the operator (and an exit code).
@@ -212,15 +242,39 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         None => Home::from_env(),
     };
     match cli.command {
-        Command::Config(ConfigCommand::Path) => {
-            writeln!(out, "{}", home.config_path().display())?;
+        Command::Config(ConfigCommand::Path { json }) => {
+            if json {
+                let v = serde_json::json!({
+                    "config": home.config_path().display().to_string(),
+                    "home": home.root().display().to_string(),
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "{}", home.config_path().display())?;
+            }
             Ok(exit::OK)
         }
-        Command::Config(ConfigCommand::Check) => check::config_check(&home, out),
+        Command::Config(ConfigCommand::Check { json: false }) => check::config_check(&home, out),
+        Command::Config(ConfigCommand::Check { json: true }) => {
+            check::config_check_json(&home, out)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+                CompletionShell::Powershell => clap_complete::Shell::PowerShell,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "fcxctl", out);
+            Ok(exit::OK)
+        }
+        Command::Init(args) => init::init(&home, args, out),
         Command::Doctor { profile, json } => {
             block_on(doctor::doctor(&home, profile.as_deref(), json, out))
         }
         Command::Service(c) => service::service(&home, c, out),
+        Command::Secret(c) => secret::secret(&home, c, out),
         Command::Logs(args) => logs::logs(&home, args, out),
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),

@@ -335,12 +335,16 @@ fn config_check_only_warns_about_a_disabled_profile() {
 
 #[cfg(unix)]
 #[test]
-fn config_check_warns_about_a_readable_key_file() {
+fn config_check_refuses_a_readable_key_file() {
     let s = Scratch::new();
     s.write_config(&good_config(&s));
     set_mode(&s.path().join("key.txt"), 0o644);
-    let (out, err) = assert_exit(&run(&s, &["config", "check"]), 0);
+    let (out, err) = assert_exit(&run(&s, &["config", "check"]), 1);
     assert!(out.contains("readable by other users (mode 644)"), "{out}");
+    assert!(
+        out.contains(&format!("chmod 600 {}", s.path().join("key.txt").display())),
+        "{out}"
+    );
     assert!(!out.contains(SECRET) && !err.contains(SECRET), "key leaked");
 }
 

@@ -55,6 +55,9 @@ fn unit(s: &Scratch) -> PathBuf {
 #[test]
 fn install_print_renders_the_deploy_template_with_real_paths() {
     let s = Scratch::new();
+    let o = s.run(&["doctor"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("[info] service: not installed"), "{out}");
     let fcxd = installed(&s);
     let fcxd_arg = fcxd.display().to_string();
     let (out, _) = assert_exit(
@@ -123,6 +126,18 @@ fn install_writes_verifies_enables_and_explains_linger_then_uninstall_removes() 
     assert_eq!(v["enabled"], "enabled", "{out}");
     assert_eq!(v["active"], "active", "{out}");
     assert_eq!(v["fcxd"], "not running", "{out}");
+    // doctor reports the installed unit and the linger it lacks, with the fix.
+    let o = s.run(&["doctor"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!(
+            "[ok  ] service: {} installed, active",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("[warn] linger"), "{out}");
+    assert!(out.contains("fix: loginctl enable-linger tester"), "{out}");
 
     std::fs::remove_file(&log).expect("reset log");
     assert_exit(&s.run(&["service", "restart"]), 0);

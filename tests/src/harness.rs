@@ -54,6 +54,10 @@ impl Default for TestHome {
 
 impl TestHome {
     pub fn new() -> Self {
+        // file: secrets must be private (0600) or fcx refuses them: every
+        // file a test writes is, as an operator's umask 077 would make it.
+        #[cfg(unix)]
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
         let dir = tempfile::Builder::new()
             .prefix("fcx")
             .tempdir_in("/tmp")

@@ -1,12 +1,11 @@
-//! The Feishu/Lark app, checked live with fcxd's own Open Platform client:
+//! The Feishu/Lark app, checked live ([`crate::openapi`]):
 //! credentials (tenant token), the bot, the permission scopes the enabled
 //! features need, the long-connection endpoint; and the event subscriptions,
 //! which the platform does not let an app read, named with where to add them.
 
-use std::time::Duration;
-
 use fcx_config::{AppConfig, Profile, ReplyMode, Tenant};
-use fcx_gateway::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
+
+use crate::openapi::OpenApi;
 
 use super::Checks;
 
@@ -76,77 +75,77 @@ pub(crate) fn console_url(tenant: Tenant) -> &'static str {
     }
 }
 
-/// Short waits: the operator is watching a terminal.
-fn policy() -> RetryPolicy {
-    RetryPolicy {
-        max_rate_limit_wait: Duration::from_secs(5),
-        max_server_retries: 1,
-        backoff_base: Duration::from_millis(300),
-        backoff_max: Duration::from_secs(1),
-        request_timeout: Duration::from_secs(10),
-        ..RetryPolicy::default()
-    }
-}
-
 pub(super) async fn app(p: &Profile, app: &AppConfig, c: &mut Checks) {
     let console = console_url(app.tenant);
-    let client = match OpenApiClient::from_app(app, policy()) {
+    // The secret check above says why when this fails.
+    let Ok(secret) = app.app_secret.resolve() else {
+        c.fail(
+            "feishu token",
+            "not checked: the app secret does not resolve",
+            "fix the app secret reference (see the secret check above)",
+        );
+        return;
+    };
+    let client = match OpenApi::new(&app.base_url, &app.app_id, secret) {
         Ok(cl) => cl,
         Err(e) => {
-            c.fail(
-                "feishu token",
-                format!("not checked: {e}"),
-                "fix the app secret reference (see the secret check above)",
-            );
+            c.fail("feishu token", e.to_string(), "see the error");
             return;
         }
     };
-    let bot = match client.bot_info().await {
-        Ok(bot) => {
+    let token = match client.token().await {
+        Ok(t) => {
             c.ok(
                 "feishu token",
                 format!("app {} authenticated at {}", app.app_id, app.base_url),
             );
-            bot
-        }
-        Err(e) if is_token_failure(&e) => {
-            c.fail(
-                "feishu token",
-                e.to_string(),
-                token_fix(&e, p, app, console),
-            );
-            return;
+            t
         }
         Err(e) => {
-            c.ok(
-                "feishu token",
-                format!("app {} authenticated at {}", app.app_id, app.base_url),
-            );
+            let fix = if e.is_api() {
+                format!(
+                    "copy App ID and App Secret from {console} → your app → Credentials & Basic \
+                     Info; set profiles.{}.app.app_id and store the secret where \
+                     profiles.{}.app.app_secret ({}) points",
+                    p.name, p.name, app.app_secret
+                )
+            } else {
+                format!(
+                    "check that this machine reaches {} (proxy, firewall, DNS)",
+                    app.base_url
+                )
+            };
+            c.fail("feishu token", e.to_string(), fix);
+            return;
+        }
+    };
+    match client.bot_info(&token).await {
+        Ok(bot) => c.ok(
+            "feishu bot",
+            format!(
+                "`{}` (open_id {}, activate_status {})",
+                bot.app_name,
+                bot.open_id,
+                bot.activate_status
+                    .map_or_else(|| "-".to_string(), |s| s.to_string())
+            ),
+        ),
+        Err(e) => {
             c.fail(
                 "feishu bot",
                 e.to_string(),
                 format!(
-                    "enable the Bot capability: {console} → your app → Features (Add features) → Bot, \
-                     then publish a version (Version Management & Release)"
+                    "enable the Bot capability: {console} → your app → Features (Add features) → \
+                     Bot, then publish a version (Version Management & Release)"
                 ),
             );
             return;
         }
-    };
-    c.ok(
-        "feishu bot",
-        format!(
-            "`{}` (open_id {}, activate_status {})",
-            bot.app_name,
-            bot.open_id,
-            bot.activate_status
-                .map_or_else(|| "-".to_string(), |s| s.to_string())
-        ),
-    );
-    scopes(&client, p, app, console, c).await;
+    }
+    scopes(&client, &token, p, app, console, c).await;
     if app.webhook.is_none() {
         match client.ws_endpoint().await {
-            Ok(_) => c.ok(
+            Ok(()) => c.ok(
                 "long connection",
                 format!("endpoint {}/callback/ws/endpoint answers", app.base_url),
             ),
@@ -164,37 +163,9 @@ pub(super) async fn app(p: &Profile, app: &AppConfig, c: &mut Checks) {
     events(app, console, c);
 }
 
-fn is_token_failure(e: &ApiError) -> bool {
-    let path = match e {
-        ApiError::Api { path, .. }
-        | ApiError::RateLimited { path, .. }
-        | ApiError::Http { path, .. }
-        | ApiError::Transport { path, .. }
-        | ApiError::Decode { path, .. }
-        | ApiError::TooLarge { path, .. } => path.as_str(),
-        ApiError::Secret(_) => return true,
-        ApiError::InvalidArgument(_) | ApiError::Client(_) => return false,
-    };
-    path.contains("tenant_access_token")
-}
-
-fn token_fix(e: &ApiError, p: &Profile, app: &AppConfig, console: &str) -> String {
-    match e {
-        ApiError::Api { .. } => format!(
-            "copy App ID and App Secret from {console} → your app → Credentials & Basic Info; \
-             set profiles.{}.app.app_id and store the secret where profiles.{}.app.app_secret \
-             ({}) points",
-            p.name, p.name, app.app_secret
-        ),
-        _ => format!(
-            "check that this machine reaches {} (proxy, firewall, DNS)",
-            app.base_url
-        ),
-    }
-}
-
 async fn scopes(
-    client: &OpenApiClient,
+    client: &OpenApi,
+    token: &str,
     p: &Profile,
     app: &AppConfig,
     console: &str,
@@ -205,16 +176,8 @@ async fn scopes(
         "{console} → your app → Permissions & Scopes: add them, then publish a version \
          (Version Management & Release) so the tenant grants them"
     );
-    let listed = match client
-        .call_json(
-            reqwest::Method::GET,
-            "/open-apis/application/v6/scopes",
-            None,
-            true,
-        )
-        .await
-    {
-        Ok(data) => data,
+    let listed = match client.scopes(token).await {
+        Ok(l) => l,
         Err(e) => {
             let all: Vec<_> = needs.iter().map(|n| n.any_of.join(" or ")).collect();
             c.warn(
@@ -228,27 +191,24 @@ async fn scopes(
             return;
         }
     };
-    // grant_status 1 = granted, 2 = asked for but not granted.
-    let mut granted = Vec::new();
-    let mut pending = Vec::new();
-    for s in listed["scopes"].as_array().into_iter().flatten() {
-        let Some(name) = s["scope_name"].as_str() else {
-            continue;
-        };
-        if s["grant_status"].as_i64() == Some(1) {
-            granted.push(name.to_string());
-        } else {
-            pending.push(name.to_string());
-        }
-    }
+    let granted: Vec<&str> = listed
+        .iter()
+        .filter(|(_, g)| *g)
+        .map(|(s, _)| s.as_str())
+        .collect();
+    let pending: Vec<&str> = listed
+        .iter()
+        .filter(|(_, g)| !*g)
+        .map(|(s, _)| s.as_str())
+        .collect();
     let mut ok = Vec::new();
     for n in &needs {
-        if let Some(s) = n.any_of.iter().find(|s| granted.iter().any(|g| g == *s)) {
+        if let Some(s) = n.any_of.iter().find(|s| granted.contains(s)) {
             ok.push(*s);
             continue;
         }
         let name = n.any_of.join(" or ");
-        let asked = n.any_of.iter().any(|s| pending.iter().any(|g| g == *s));
+        let asked = n.any_of.iter().any(|s| pending.contains(s));
         let detail = if asked {
             format!("`{name}` (to {}) is asked for but not granted yet", n.why)
         } else {

@@ -85,6 +85,34 @@ pub(super) fn open_mode(_: &Path) -> Option<u32> {
     None
 }
 
+/// Whether fcxd is installed as a service, and (systemd) lingers.
+pub(super) fn service_unit(home: &Home, c: &mut Checks) {
+    let v = crate::service::native_status(home);
+    let unit = v["unit"].as_str().unwrap_or("");
+    if v["installed"] != true {
+        c.info("service", format!("not installed ({} absent)", unit));
+        return;
+    }
+    c.ok(
+        "service",
+        format!(
+            "{} installed, {}",
+            unit,
+            v["active"].as_str().unwrap_or("state unknown")
+        ),
+    );
+    if let Some(l) = v["linger"].as_str()
+        && l != "on"
+    {
+        let user = crate::service::user_name();
+        c.warn(
+            "linger",
+            format!("{l}: fcxd stops when your last session ends"),
+            format!("loginctl enable-linger {user}"),
+        );
+    }
+}
+
 /// Whether fcxd answers on its admin socket.
 pub(super) async fn service(home: &Home, c: &mut Checks) {
     match crate::admin::Admin::connect(home).await {
@@ -268,19 +296,7 @@ fn secrets(p: &Profile, c: &mut Checks) {
     }
     for (key, r) in refs {
         match r.resolve() {
-            Ok(_) => {
-                if let SecretRef::File(path) = r
-                    && let Some(mode) = open_mode(path)
-                {
-                    c.fail(
-                        "secret",
-                        format!("{key} = {r}: readable by other users (mode {mode:o})"),
-                        format!("chmod 600 {}", path.display()),
-                    );
-                } else {
-                    c.ok("secret", format!("{key} = {r} resolves"));
-                }
-            }
+            Ok(_) => c.ok("secret", format!("{key} = {r} resolves")),
             Err(e) => c.fail("secret", format!("{key}: {e}"), secret_fix(&key, r)),
         }
     }
@@ -293,8 +309,15 @@ fn secret_fix(key: &str, r: &SecretRef) -> String {
              or point {key} at a file:PATH"
         ),
         SecretRef::File(path) => format!(
-            "write the value into {} (mode 0600) or fix {key}",
-            path.display()
+            "write the value into {p} and make it private (chmod 600 {p}), or fix {key}",
+            p = path.display()
+        ),
+        SecretRef::Keystore { id, .. } => {
+            format!("store it: fcxctl secret set {id} (for fcxd's own FCX_HOME), or fix {key}")
+        }
+        SecretRef::Exec(_) => format!(
+            "run the command by hand as fcxd's user; it must print the secret within {}s",
+            fcx_config::EXEC_TIMEOUT.as_secs()
         ),
     }
 }

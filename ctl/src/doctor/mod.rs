@@ -7,6 +7,8 @@
 mod feishu;
 mod local;
 
+pub(crate) use feishu::console_url;
+
 use std::io::Write;
 
 use fcx_config::{Config, Home};
@@ -117,6 +119,7 @@ pub(crate) async fn doctor(
         }
     };
     local::home_permissions(home, &mut general);
+    local::service_unit(home, &mut general);
     local::service(home, &mut general).await;
     all.append(&mut general.list);
 

@@ -112,11 +112,7 @@ pub(crate) fn service(home: &Home, cmd: ServiceCommand, out: &mut dyn Write) -> 
             Manager::TaskScheduler => windows::restart(home, out),
         },
         ServiceCommand::Status { json } => {
-            let mut v = match manager {
-                Manager::Systemd => systemd::status(home),
-                Manager::Launchd => launchd::status(home),
-                Manager::TaskScheduler => windows::status(home),
-            };
+            let mut v = native_status(home);
             v["fcxd"] = fcxd_state(home);
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -131,6 +127,15 @@ pub(crate) fn service(home: &Home, cmd: ServiceCommand, out: &mut dyn Write) -> 
             }
             Ok(crate::exit::OK)
         }
+    }
+}
+
+/// The service manager's view for this OS (`service status`, doctor).
+pub(crate) fn native_status(home: &Home) -> Value {
+    match Manager::native() {
+        Manager::Systemd => systemd::status(home),
+        Manager::Launchd => launchd::status(home),
+        Manager::TaskScheduler => windows::status(home),
     }
 }
 

@@ -65,6 +65,9 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The key files it writes must be private (0600), or fcx refuses them.
+    #[cfg(unix)]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let mut args = Args::parse();
     if args.quick {
         args.deliver_calls = 200;
