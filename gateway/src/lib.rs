@@ -16,7 +16,7 @@
 pub(crate) mod admin;
 pub mod app;
 pub(crate) mod egress;
-pub mod feishu;
+pub(crate) mod feishu;
 pub mod ingress;
 // `pub` until the supervisor rewrite lands (its `WorkerView::pid` is unread).
 pub mod link;

@@ -28,9 +28,9 @@ use super::budget::{self, Budget, Window};
 use super::frame::ClientConfig;
 
 /// Token-invalid codes that trigger one retry with a fresh token (§3.1).
-pub const TOKEN_INVALID_CODES: [i64; 3] = [99991663, 99991664, 99991671];
+pub(crate) const TOKEN_INVALID_CODES: [i64; 3] = [99991663, 99991664, 99991671];
 /// Rate-limit codes (§3.9).
-pub const RATE_LIMIT_CODES: [i64; 2] = [99991400, 230020];
+pub(crate) const RATE_LIMIT_CODES: [i64; 2] = [99991400, 230020];
 
 const TOKEN_PATH: &str = "/open-apis/auth/v3/tenant_access_token/internal";
 const ENDPOINT_PATH: &str = "/callback/ws/endpoint";
@@ -39,19 +39,19 @@ const RESET_HEADER: &str = "x-ogw-ratelimit-reset";
 
 /// Retry and limit knobs; the defaults suit production, tests shrink them.
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Total time one call may spend waiting on rate limits.
-    pub max_rate_limit_wait: Duration,
+    pub(crate) max_rate_limit_wait: Duration,
     /// Retries after 5xx / connect errors (per call).
-    pub max_server_retries: u32,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
+    pub(crate) max_server_retries: u32,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
     /// Refresh the tenant token this long before it expires.
-    pub token_refresh_margin: Duration,
+    pub(crate) token_refresh_margin: Duration,
     /// Cap on a JSON answer's size.
-    pub max_json_bytes: usize,
+    pub(crate) max_json_bytes: usize,
     /// Per-request timeout.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -69,7 +69,7 @@ impl Default for RetryPolicy {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The platform answered with a business error (`code != 0`).
     #[error("{path}: code {code}: {msg} (HTTP {status}, log id {})", log_id.as_deref().unwrap_or("-"))]
     Api {
@@ -117,7 +117,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The business code, when the platform gave one.
-    pub fn code(&self) -> Option<i64> {
+    pub(crate) fn code(&self) -> Option<i64> {
         match self {
             ApiError::Api { code, .. } | ApiError::RateLimited { code, .. } => Some(*code),
             _ => None,
@@ -153,7 +153,7 @@ struct Inner {
 
 /// The Open Platform client. Cheap to clone (shared token cache).
 #[derive(Clone)]
-pub struct OpenApiClient {
+pub(crate) struct OpenApiClient {
     inner: Arc<Inner>,
 }
 
@@ -232,7 +232,7 @@ struct Raw {
 }
 
 /// A fresh idempotency key: 36 chars (the platform allows ≤ 50).
-pub fn new_uuid() -> String {
+pub(crate) fn new_uuid() -> String {
     let mut b = [0u8; 16];
     rand::fill(&mut b);
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -269,7 +269,7 @@ impl OpenApiClient {
     /// A client for `base_url` (e.g. `https://open.feishu.cn`, no trailing
     /// slash needed). Install the rustls provider first
     /// ([`super::install_crypto_provider`]).
-    pub fn new(
+    pub(crate) fn new(
         base_url: &str,
         app_id: &str,
         app_secret: Secret,
@@ -296,7 +296,7 @@ impl OpenApiClient {
     }
 
     /// From a profile's `[app]`, resolving the secret reference.
-    pub fn from_app(app: &AppConfig, policy: RetryPolicy) -> Result<Self, ApiError> {
+    pub(crate) fn from_app(app: &AppConfig, policy: RetryPolicy) -> Result<Self, ApiError> {
         let secret = app.app_secret.resolve()?;
         Self::new(&app.base_url, &app.app_id, secret, policy)
     }
@@ -602,9 +602,9 @@ mod endpoint;
 mod types;
 
 #[cfg(test)]
-pub use endpoint::redact_url;
-pub use endpoint::{EndpointError, WsEndpoint};
-pub use types::*;
+pub(crate) use endpoint::redact_url;
+pub(crate) use endpoint::{EndpointError, WsEndpoint};
+pub(crate) use types::*;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@
 pub(crate) mod budget;
 pub(crate) mod cardkit;
 pub(crate) mod frame;
-pub mod http;
+pub(crate) mod http;
 pub(crate) mod ws;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ impl OpenApiClient {
     /// `data.app.owner.owner_id`, else `data.app.creator_id`). Needs the
     /// `application:application:self_manage` (or `admin:app.info:readonly`)
     /// scope; `Ok(None)` when the platform names nobody.
-    pub async fn app_owner(&self) -> Result<Option<String>, ApiError> {
+    pub(crate) async fn app_owner(&self) -> Result<Option<String>, ApiError> {
         let spec = Spec::new(Method::GET, "/open-apis/application/v6/applications/me")
             .query("lang", "en_us")
             .query("user_id_type", "open_id");
@@ -23,14 +23,14 @@ impl OpenApiClient {
         Ok(owner)
     }
 
-    pub async fn bot_info(&self) -> Result<BotInfo, ApiError> {
+    pub(crate) async fn bot_info(&self) -> Result<BotInfo, ApiError> {
         self.call_field(&Spec::new(Method::GET, "/open-apis/bot/v3/info"), "bot")
             .await
     }
 
     /// `POST /open-apis/im/v1/messages?receive_id_type=…`. A `uuid` is
     /// generated when `msg.uuid` is `None`; retries reuse it.
-    pub async fn send_message(
+    pub(crate) async fn send_message(
         &self,
         id_type: ReceiveIdType,
         receive_id: &str,
@@ -62,7 +62,7 @@ impl OpenApiClient {
     }
 
     /// `POST /open-apis/im/v1/messages/{id}/reply`.
-    pub async fn reply_message(
+    pub(crate) async fn reply_message(
         &self,
         message_id: &str,
         msg: &OutgoingMessage,
@@ -90,7 +90,7 @@ impl OpenApiClient {
 
     /// `GET /open-apis/im/v1/messages/{id}` → `data.items` (a merge-forward
     /// returns its children too).
-    pub async fn get_message(&self, message_id: &str) -> Result<Vec<Message>, ApiError> {
+    pub(crate) async fn get_message(&self, message_id: &str) -> Result<Vec<Message>, ApiError> {
         #[derive(Deserialize)]
         struct Items {
             #[serde(default)]
@@ -106,7 +106,7 @@ impl OpenApiClient {
     /// `DELETE /open-apis/im/v1/messages/{id}`: recall a message the bot
     /// sent. Resending is harmless (a second recall of the same message
     /// changes nothing).
-    pub async fn recall_message(&self, message_id: &str) -> Result<(), ApiError> {
+    pub(crate) async fn recall_message(&self, message_id: &str) -> Result<(), ApiError> {
         let path = format!("/open-apis/im/v1/messages/{}", segment(message_id)?);
         let spec = Spec {
             idempotent: true,
@@ -122,7 +122,7 @@ impl OpenApiClient {
     #[cfg_attr(not(test), allow(dead_code))]
     /// `POST /open-apis/im/v1/messages/{id}/reactions`. Not idempotent: a
     /// timed-out request is not resent (only connect failures are).
-    pub async fn add_reaction(
+    pub(crate) async fn add_reaction(
         &self,
         message_id: &str,
         emoji_type: &str,
@@ -140,7 +140,7 @@ impl OpenApiClient {
     #[allow(dead_code)]
     /// `GET /open-apis/im/v1/messages/{id}/resources/{key}?type=…`: the
     /// bytes of a user-sent image/file, refused above `max_bytes`.
-    pub async fn download_resource(
+    pub(crate) async fn download_resource(
         &self,
         message_id: &str,
         file_key: &str,
@@ -164,7 +164,7 @@ impl OpenApiClient {
     }
 
     /// `POST /open-apis/im/v1/chats?user_id_type=open_id&uuid=…` → chat id.
-    pub async fn create_chat(&self, req: &CreateChat) -> Result<CreatedChat, ApiError> {
+    pub(crate) async fn create_chat(&self, req: &CreateChat) -> Result<CreatedChat, ApiError> {
         let uuid = req.uuid.clone().unwrap_or_else(new_uuid);
         check_uuid(&uuid)?;
         let body =
@@ -184,7 +184,7 @@ impl OpenApiClient {
     /// by `cardkit`). Returns the answer's `data` (`Null` when absent).
     /// `idempotent`: the request may be resent after a timeout (only say so
     /// when a resend cannot apply twice).
-    pub async fn call_json(
+    pub(crate) async fn call_json(
         &self,
         method: Method,
         path: &str,

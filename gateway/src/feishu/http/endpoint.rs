@@ -6,7 +6,7 @@ impl OpenApiClient {
     /// `POST {base}/callback/ws/endpoint` (no auth header; PascalCase body).
     /// Codes: 0 ok; 1, 1000040343, HTTP ≠ 200 and transport errors are
     /// retryable; anything else (e.g. bad credentials) is fatal (§1.2).
-    pub async fn ws_endpoint(&self) -> Result<WsEndpoint, EndpointError> {
+    pub(crate) async fn ws_endpoint(&self) -> Result<WsEndpoint, EndpointError> {
         let url = format!("{}{}", self.inner.base_url, ENDPOINT_PATH);
         let resp = self
             .inner
@@ -71,7 +71,7 @@ impl OpenApiClient {
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum EndpointError {
+pub(crate) enum EndpointError {
     #[error("long-connection endpoint unavailable: {0}")]
     Retryable(String),
     #[error("long-connection endpoint refused the app (code {code}: {msg})")]
@@ -81,18 +81,18 @@ pub enum EndpointError {
 /// The long-connection URL (carries a ticket: `Debug` shows no query) and
 /// the server's settings.
 #[derive(Clone)]
-pub struct WsEndpoint {
+pub(crate) struct WsEndpoint {
     url: String,
     pub(crate) client_config: ClientConfig,
 }
 
 impl WsEndpoint {
     /// The full URL, for connecting only. Never log it.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
     /// Scheme, host and path only (safe to log).
-    pub fn redacted(&self) -> String {
+    pub(crate) fn redacted(&self) -> String {
         redact_url(&self.url)
     }
 }
@@ -107,7 +107,7 @@ impl fmt::Debug for WsEndpoint {
 }
 
 /// Drops the query and fragment of a URL.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let end = url.find(['?', '#']).unwrap_or(url.len());
     url[..end].to_string()
 }

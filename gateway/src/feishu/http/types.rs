@@ -3,14 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReceiveIdType {
+pub(crate) enum ReceiveIdType {
     #[cfg_attr(not(test), allow(dead_code))]
     OpenId,
     ChatId,
 }
 
 impl ReceiveIdType {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             ReceiveIdType::OpenId => "open_id",
             ReceiveIdType::ChatId => "chat_id",
@@ -21,7 +21,7 @@ impl ReceiveIdType {
 // For `download_resource` (attachments, next).
 #[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResourceType {
+pub(crate) enum ResourceType {
     /// Images, including `img` keys inside posts.
     Image,
     /// Files, audio and video.
@@ -30,7 +30,7 @@ pub enum ResourceType {
 
 #[allow(dead_code)]
 impl ResourceType {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             ResourceType::Image => "image",
             ResourceType::File => "file",
@@ -41,21 +41,21 @@ impl ResourceType {
 /// A message to send or reply with. `content` is the JSON *string* the
 /// platform expects (e.g. `{"text":"hi"}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub msg_type: String,
-    pub content: String,
+pub(crate) struct OutgoingMessage {
+    pub(crate) msg_type: String,
+    pub(crate) content: String,
     /// Idempotency key (≤ 50 chars, deduped by the platform for 1 h).
     /// `None` = generate one per call. Pass your own to make a retry at a
     /// higher level idempotent too.
-    pub uuid: Option<String>,
+    pub(crate) uuid: Option<String>,
     /// The chat the message lands in, when the caller knows it (a reply
     /// names only the parent message): paces it under the chat's 5 QPS.
     /// Not sent.
-    pub chat: Option<String>,
+    pub(crate) chat: Option<String>,
 }
 
 impl OutgoingMessage {
-    pub fn new(msg_type: impl Into<String>, content: impl Into<String>) -> Self {
+    pub(crate) fn new(msg_type: impl Into<String>, content: impl Into<String>) -> Self {
         OutgoingMessage {
             msg_type: msg_type.into(),
             content: content.into(),
@@ -65,14 +65,14 @@ impl OutgoingMessage {
     }
     /// A `text` message.
     #[cfg(test)]
-    pub fn text(text: &str) -> Self {
+    pub(crate) fn text(text: &str) -> Self {
         Self::new("text", serde_json::json!({ "text": text }).to_string())
     }
-    pub fn with_uuid(mut self, uuid: impl Into<String>) -> Self {
+    pub(crate) fn with_uuid(mut self, uuid: impl Into<String>) -> Self {
         self.uuid = Some(uuid.into());
         self
     }
-    pub fn in_chat(mut self, chat_id: impl Into<String>) -> Self {
+    pub(crate) fn in_chat(mut self, chat_id: impl Into<String>) -> Self {
         let c = chat_id.into();
         self.chat = (!c.is_empty()).then_some(c);
         self
@@ -80,91 +80,91 @@ impl OutgoingMessage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct BotInfo {
+pub(crate) struct BotInfo {
     #[serde(default)]
-    pub open_id: String,
+    pub(crate) open_id: String,
     #[serde(default)]
-    pub app_name: String,
-    pub activate_status: Option<i64>,
-    pub avatar_url: Option<String>,
+    pub(crate) app_name: String,
+    pub(crate) activate_status: Option<i64>,
+    pub(crate) avatar_url: Option<String>,
     #[serde(default)]
-    pub ip_white_list: Vec<String>,
+    pub(crate) ip_white_list: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct MessageSender {
-    pub id: Option<String>,
-    pub id_type: Option<String>,
-    pub sender_type: Option<String>,
-    pub tenant_key: Option<String>,
+pub(crate) struct MessageSender {
+    pub(crate) id: Option<String>,
+    pub(crate) id_type: Option<String>,
+    pub(crate) sender_type: Option<String>,
+    pub(crate) tenant_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct MessageBody {
+pub(crate) struct MessageBody {
     #[serde(default)]
-    pub content: String,
+    pub(crate) content: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct MessageMention {
-    pub key: Option<String>,
-    pub id: Option<String>,
-    pub id_type: Option<String>,
-    pub name: Option<String>,
-    pub tenant_key: Option<String>,
+pub(crate) struct MessageMention {
+    pub(crate) key: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) id_type: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) tenant_key: Option<String>,
 }
 
 /// A message as the IM API returns it (send, reply, get).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct Message {
+pub(crate) struct Message {
     #[serde(default)]
-    pub message_id: String,
-    pub root_id: Option<String>,
-    pub parent_id: Option<String>,
-    pub thread_id: Option<String>,
-    pub msg_type: Option<String>,
-    pub create_time: Option<String>,
-    pub update_time: Option<String>,
-    pub deleted: Option<bool>,
-    pub updated: Option<bool>,
-    pub chat_id: Option<String>,
-    pub sender: Option<MessageSender>,
-    pub body: Option<MessageBody>,
+    pub(crate) message_id: String,
+    pub(crate) root_id: Option<String>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) thread_id: Option<String>,
+    pub(crate) msg_type: Option<String>,
+    pub(crate) create_time: Option<String>,
+    pub(crate) update_time: Option<String>,
+    pub(crate) deleted: Option<bool>,
+    pub(crate) updated: Option<bool>,
+    pub(crate) chat_id: Option<String>,
+    pub(crate) sender: Option<MessageSender>,
+    pub(crate) body: Option<MessageBody>,
     #[serde(default)]
-    pub mentions: Vec<MessageMention>,
-    pub upper_message_id: Option<String>,
+    pub(crate) mentions: Vec<MessageMention>,
+    pub(crate) upper_message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[cfg_attr(not(test), allow(dead_code))]
-pub struct Reaction {
+pub(crate) struct Reaction {
     #[serde(default)]
-    pub reaction_id: String,
-    pub action_time: Option<String>,
+    pub(crate) reaction_id: String,
+    pub(crate) action_time: Option<String>,
 }
 
 /// Body of `POST /open-apis/im/v1/chats` (ids are open_ids).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CreateChat {
+pub(crate) struct CreateChat {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner_id: Option<String>,
+    pub(crate) owner_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub user_id_list: Vec<String>,
+    pub(crate) user_id_list: Vec<String>,
     /// `private` (default) or `public`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_type: Option<String>,
+    pub(crate) chat_type: Option<String>,
     /// Sent as the `uuid` query parameter, not in the body.
     #[serde(skip)]
-    pub uuid: Option<String>,
+    pub(crate) uuid: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct CreatedChat {
+pub(crate) struct CreatedChat {
     #[serde(default)]
-    pub chat_id: String,
-    pub name: Option<String>,
+    pub(crate) chat_id: String,
+    pub(crate) name: Option<String>,
 }
