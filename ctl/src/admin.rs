@@ -325,7 +325,7 @@ pub fn status_json(st: &GatewayStatus, now: i64) -> Value {
 fn profile_json(p: &ProfileStatus, now: i64) -> Value {
     json!({
         "name": p.name,
-        "worker_state": opt_str(&p.worker_state),
+        "worker_state": opt_str(p.worker_state().word()),
         "worker_pid": opt_pid(p.worker_pid),
         "worker_started_at_ms": opt_ms(p.worker_started_at_ms),
         "worker_uptime_secs": opt_age(p.worker_started_at_ms, now),
@@ -351,7 +351,7 @@ pub fn ps_json(procs: &[ProcessEntry], now: i64) -> Value {
             .map(|e| {
                 json!({
                     "id": e.id,
-                    "kind": opt_str(&e.kind),
+                    "kind": opt_str(e.kind().word()),
                     "pid": opt_pid(e.pid),
                     "profile": opt_str(&e.profile),
                     "started_at_ms": opt_ms(e.started_at_ms),
@@ -411,7 +411,7 @@ pub fn write_status(out: &mut dyn Write, st: &GatewayStatus, now: i64) -> std::i
         .map(|p| {
             vec![
                 or_dash(&p.name),
-                or_dash(&p.worker_state),
+                or_dash(p.worker_state().word()),
                 pid_cell(p.worker_pid),
                 p.restarts.to_string(),
                 p.active_runs.to_string(),
@@ -455,7 +455,7 @@ pub fn write_ps(out: &mut dyn Write, procs: &[ProcessEntry], now: i64) -> std::i
         .map(|e| {
             vec![
                 or_dash(&e.id),
-                or_dash(&e.kind),
+                or_dash(e.kind().word()),
                 pid_cell(e.pid),
                 or_dash(&e.profile),
                 age_secs(e.started_at_ms, now)
@@ -486,7 +486,7 @@ mod tests {
             profiles: vec![
                 ProfileStatus {
                     name: "work".into(),
-                    worker_state: "ready".into(),
+                    worker_state: fcx_proto::v1::WorkerState::Ready as i32,
                     worker_pid: 4250,
                     restarts: 1,
                     last_error: String::new(),
@@ -500,7 +500,7 @@ mod tests {
                 },
                 ProfileStatus {
                     name: "dev".into(),
-                    worker_state: "backoff".into(),
+                    worker_state: fcx_proto::v1::WorkerState::Backoff as i32,
                     last_error: "codex\nnot found".into(),
                     channel_state: "n/a".into(),
                     ..Default::default()

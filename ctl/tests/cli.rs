@@ -711,7 +711,7 @@ impl Gateway for Fake {
             profiles: vec![
                 ProfileStatus {
                     name: "work".into(),
-                    worker_state: "ready".into(),
+                    worker_state: fcx_proto::v1::WorkerState::Ready as i32,
                     worker_pid: 4250,
                     restarts: 2,
                     last_error: String::new(),
@@ -727,7 +727,7 @@ impl Gateway for Fake {
                 },
                 ProfileStatus {
                     name: "dev".into(),
-                    worker_state: "backoff".into(),
+                    worker_state: fcx_proto::v1::WorkerState::Backoff as i32,
                     restarts: 5,
                     last_error: "codex binary not found".into(),
                     surfaces: vec!["console".into()],
@@ -742,7 +742,7 @@ impl Gateway for Fake {
         let entry =
             |id: &str, kind: &str, pid, profile: &str, scope: &str, detail: &str| ProcessEntry {
                 id: id.into(),
-                kind: kind.into(),
+                kind: fcx_proto::v1::ProcessKind::from_word(kind).unwrap_or_default() as i32,
                 pid,
                 profile: profile.into(),
                 started_at_ms: self.started,

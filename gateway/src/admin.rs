@@ -8,6 +8,7 @@ use fcx_proto::v1::{
     GatewayStatus, GatewayStatusRequest, ProcessEntry, ProfileStatus, PsRequest, PsResponse,
     RestartWorkerRequest, RestartWorkerResponse, StopRequest, StopResponse,
 };
+use fcx_proto::v1::{ProcessKind, WorkerState};
 use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -43,7 +44,7 @@ impl Gateway for AdminService {
                 .map(|(_, c)| c.view());
             profiles.push(ProfileStatus {
                 name: v.profile.clone(),
-                worker_state: v.phase.as_str().into(),
+                worker_state: WorkerState::from_word(v.phase.as_str()).unwrap_or_default() as i32,
                 worker_pid: v.pid.unwrap_or(0),
                 restarts: v.restarts,
                 last_error: v.last_error,
@@ -78,7 +79,7 @@ impl Gateway for AdminService {
     async fn ps(&self, _: Request<PsRequest>) -> Result<Response<PsResponse>, Status> {
         let mut processes = vec![ProcessEntry {
             id: "g".into(),
-            kind: "fcxd".into(),
+            kind: ProcessKind::Fcxd as i32,
             pid: std::process::id(),
             profile: String::new(),
             started_at_ms: self.started_at_ms,
@@ -90,7 +91,7 @@ impl Gateway for AdminService {
             if let Some(pid) = v.pid {
                 processes.push(ProcessEntry {
                     id: format!("w:{}", v.profile),
-                    kind: "worker".into(),
+                    kind: ProcessKind::Worker as i32,
                     pid,
                     profile: v.profile.clone(),
                     started_at_ms: v.started_at_ms,
@@ -102,7 +103,7 @@ impl Gateway for AdminService {
                 for r in st.active_runs {
                     processes.push(ProcessEntry {
                         id: format!("r:{}", r.run_id),
-                        kind: "codex".into(),
+                        kind: ProcessKind::Codex as i32,
                         pid: r.child_pid,
                         profile: v.profile.clone(),
                         started_at_ms: r.started_at_ms,

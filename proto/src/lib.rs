@@ -8,6 +8,10 @@ pub mod v1 {
     tonic::include_proto!("fcx.v1");
 }
 
+mod action;
+mod scope;
+mod words;
+
 /// The Feishu/Lark long-connection frame (not part of fcx's own contract;
 /// here so the gateway and the test platform share one definition).
 #[allow(clippy::all, clippy::unwrap_used)]

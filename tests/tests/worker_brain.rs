@@ -745,7 +745,12 @@ fn command_buttons(c: &CommandReply) -> Vec<String> {
 }
 
 fn choices(c: &CommandReply, key: &str) -> Option<(String, Vec<String>)> {
-    let o = c.form.as_ref()?.options.iter().find(|o| o.key == key)?;
+    let o = c
+        .form
+        .as_ref()?
+        .options
+        .iter()
+        .find(|o| o.key().word() == key)?;
     Some((
         o.current.clone(),
         o.choices.iter().map(|c| c.value.clone()).collect(),
@@ -753,27 +758,59 @@ fn choices(c: &CommandReply, key: &str) -> Option<(String, Vec<String>)> {
 }
 
 fn click(kind: ActionKind, scope: &str, actor: &str, message_id: &str) -> Action {
+    use fcx_proto::v1::action::Kind as A;
+    let kind = match kind {
+        ActionKind::Config => A::Config(Default::default()),
+        ActionKind::Command => A::Command(Default::default()),
+        ActionKind::Resume => A::Resume(Default::default()),
+        ActionKind::Stop => A::Stop(Default::default()),
+        ActionKind::GroupCreated | ActionKind::Unspecified => A::GroupCreated(Default::default()),
+    };
     Action {
-        kind: kind as i32,
+        kind: Some(kind),
         scope: scope.into(),
         actor: Some(Actor {
             id: actor.into(),
             name: actor.into(),
         }),
-        chat_id: scope.trim_start_matches("chat:").into(),
         message_id: message_id.into(),
         ..Default::default()
     }
 }
 
-fn values(pairs: &[(&str, &str)]) -> Vec<Field> {
-    pairs
+fn set_values(a: &mut Action, pairs: &[(&str, &str)]) {
+    let values = pairs
         .iter()
         .map(|(k, v)| Field {
             name: k.to_string(),
             value: v.to_string(),
         })
-        .collect()
+        .collect();
+    a.kind = Some(fcx_proto::v1::action::Kind::Config(
+        fcx_proto::v1::ConfigAction { values },
+    ));
+}
+
+fn set_command(a: &mut Action, line: impl Into<String>) {
+    a.kind = Some(fcx_proto::v1::action::Kind::Command(
+        fcx_proto::v1::CommandAction { line: line.into() },
+    ));
+}
+
+fn set_stop(a: &mut Action, run_id: &str) {
+    a.kind = Some(fcx_proto::v1::action::Kind::Stop(
+        fcx_proto::v1::StopAction {
+            run_id: run_id.into(),
+        },
+    ));
+}
+
+fn set_nonce(a: &mut Action, nonce: impl Into<String>) {
+    a.kind = Some(fcx_proto::v1::action::Kind::Resume(
+        fcx_proto::v1::ResumeAction {
+            nonce: nonce.into(),
+        },
+    ));
 }
 
 async fn act(c: &mut Client, a: Action) -> ActResult {
@@ -809,7 +846,7 @@ async fn command_cards_offer_what_each_role_may_use() {
         ["/status", "/new", "/stop", "/resume"]
     );
     assert_eq!(help_u.actor.as_ref().map(|a| a.id.as_str()), Some(USER));
-    assert_eq!(help_u.reply_mode, "card");
+    assert_eq!(help_u.reply_mode().word(), "card");
     assert_eq!(help_u.fingerprint.len(), 64, "{help_u:?}");
     for key in [
         "access",
@@ -946,7 +983,7 @@ async fn command_cards_offer_what_each_role_may_use() {
         choices(&cfg, "access"),
         Some(("read-only".into(), vec!["read-only".into()]))
     );
-    assert_eq!(cfg.reply_mode, "markdown");
+    assert_eq!(cfg.reply_mode().word(), "markdown");
     assert_eq!(
         choices(&cfg, "reply_mode").map(|c| c.0),
         Some("markdown".into())
@@ -965,7 +1002,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     send(&mut c, pm("m1", OWNER, "p_o", "first session")).await;
     let started = ev.started_for("m1").await;
     assert_eq!(
-        (started.reply_mode.as_str(), started.tool_display.as_str()),
+        (started.reply_mode().word(), started.tool_display().word()),
         ("card", "full")
     );
     ev.done_for("m1").await;
@@ -975,12 +1012,15 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     // CONFIG: applied, persisted and answered under the card.
     let mut a = click(ActionKind::Config, scope, OWNER, "card1");
     a.fingerprint = fp.clone();
-    a.values = values(&[
-        ("reply_mode", "markdown"),
-        ("tool_display", "summary"),
-        ("idle_timeout", "10"),
-        ("access", "workspace"),
-    ]);
+    set_values(
+        &mut a,
+        &[
+            ("reply_mode", "markdown"),
+            ("tool_display", "summary"),
+            ("idle_timeout", "10"),
+            ("access", "workspace"),
+        ],
+    );
     let r = act(&mut c, a).await;
     assert!(r.ok, "{r:?}");
     let reply = ev.card_for("card1").await;
@@ -989,7 +1029,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
         reply.title,
         "Changed: reply mode → markdown, tool calls → summary, idle timeout → 10 min"
     );
-    assert_eq!(reply.reply_mode, "markdown");
+    assert_eq!(reply.reply_mode().word(), "markdown");
     assert_eq!(
         reply.fingerprint, fp,
         "display settings keep the fingerprint"
@@ -1006,11 +1046,14 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     // Bad values: each named, nothing applied.
     let mut a = click(ActionKind::Config, scope, OWNER, "card2");
     a.fingerprint = fp.clone();
-    a.values = values(&[
-        ("reply_mode", "text"),
-        ("colour", "blue"),
-        ("tool_display", "loud"),
-    ]);
+    set_values(
+        &mut a,
+        &[
+            ("reply_mode", "text"),
+            ("colour", "blue"),
+            ("tool_display", "loud"),
+        ],
+    );
     let r = act(&mut c, a).await;
     assert!(
         !r.ok && r.message.contains("`colour`") && r.message.contains("`loud`"),
@@ -1027,13 +1070,13 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     }
     let mut a = click(ActionKind::Config, "chat:p_u", USER, "card3");
     a.fingerprint = fps["p_u"].clone();
-    a.values = values(&[("reply_mode", "text")]);
+    set_values(&mut a, &[("reply_mode", "text")]);
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("Only an admin"), "{r:?}");
     assert!(!ev.card_for("card3").await.ok);
     let mut a = click(ActionKind::Config, "chat:p_a", ADMIN, "card4");
     a.fingerprint = fps["p_a"].clone();
-    a.values = values(&[("access", "full")]);
+    set_values(&mut a, &[("access", "full")]);
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("only the owner"), "{r:?}");
     ev.card_for("card4").await;
@@ -1042,14 +1085,14 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     send(&mut c, pm("m2", OWNER, "p_o", "second message")).await;
     let started = ev.started_for("m2").await;
     assert_eq!(
-        (started.reply_mode.as_str(), started.tool_display.as_str()),
+        (started.reply_mode().word(), started.tool_display().word()),
         ("markdown", "summary")
     );
     ev.done_for("m2").await;
 
     // COMMAND: runs like typing it, answered under the card.
     let mut a = click(ActionKind::Command, scope, OWNER, "card5");
-    a.command = "/status".into();
+    set_command(&mut a, "/status");
     a.fingerprint = fp.clone();
     assert!(act(&mut c, a).await.ok);
     let st = ev.card_for("card5").await;
@@ -1060,17 +1103,17 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     // Role checks apply: a user's /ps button is refused.
     let mut a = click(ActionKind::Command, "chat:p_u", USER, "card6");
     a.fingerprint = fps["p_u"].clone();
-    a.command = "/ps".into();
+    set_command(&mut a, "/ps");
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("Only an admin"), "{r:?}");
     ev.card_for("card6").await;
     // Plain text is never queued as a prompt; strangers get nothing.
     let mut a = click(ActionKind::Command, "chat:p_fresh", OWNER, "card7");
-    a.command = "write a poem".into();
+    set_command(&mut a, "write a poem");
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("Only a command"), "{r:?}");
     let mut a = click(ActionKind::Command, "chat:p_fresh", STRANGER, "card8");
-    a.command = "/status".into();
+    set_command(&mut a, "/status");
     let r = act(&mut c, a).await;
     assert!(!r.ok, "{r:?}");
     send(&mut c, pm("after", OWNER, "p_fresh", "/status")).await;
@@ -1100,13 +1143,13 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
         "the text has the code too"
     );
     let mut a = click(ActionKind::Resume, scope, OWNER, "card9");
-    a.nonce = resumes[0].1.clone();
+    set_nonce(&mut a, resumes[0].1.clone());
     a.fingerprint = list.fingerprint.clone();
     let r = act(&mut c, a).await;
     assert!(r.ok, "{r:?}");
     assert_eq!(ev.card_for("card9").await.title, "Session resumed");
     let mut a = click(ActionKind::Resume, scope, OWNER, "card10");
-    a.nonce = "nope".into();
+    set_nonce(&mut a, "nope");
     assert!(!act(&mut c, a).await.ok);
     ev.card_for("card10").await;
 
@@ -1116,7 +1159,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     assert!(changed.ok && changed.title.contains("access → read-only"));
     assert_ne!(changed.fingerprint, fp);
     let mut a = click(ActionKind::Command, scope, OWNER, "card11");
-    a.command = "/new".into();
+    set_command(&mut a, "/new");
     a.fingerprint = fp.clone();
     let r = act(&mut c, a).await;
     assert!(
@@ -1142,7 +1185,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     }
     // The stale card is still refused; a fresh one works.
     let mut a = click(ActionKind::Command, scope, OWNER, "card12");
-    a.command = "/status".into();
+    set_command(&mut a, "/status");
     a.fingerprint = fp.clone();
     assert!(!act(&mut c, a).await.ok);
     // Refused with the reason, under the stale card.
@@ -1153,7 +1196,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
         "{refusal:?}"
     );
     let mut a = click(ActionKind::Command, scope, OWNER, "card13");
-    a.command = "/status".into();
+    set_command(&mut a, "/status");
     a.fingerprint = st.fingerprint.clone();
     assert!(act(&mut c, a).await.ok);
     let first = ev.first_in_scope(scope).await;
@@ -1161,7 +1204,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     send(&mut c, pm("m3", OWNER, "p_o", "after the restart")).await;
     let started = ev.started_for("m3").await;
     assert_eq!(
-        (started.reply_mode.as_str(), started.tool_display.as_str()),
+        (started.reply_mode().word(), started.tool_display().word()),
         ("markdown", "summary")
     );
     assert_eq!(started.sandbox, "read-only");
@@ -1215,7 +1258,7 @@ async fn a_groups_mention_setting_gates_its_messages() {
     // Back to required from the form; a card click needs no mention.
     let mut a = click(ActionKind::Config, "chat:oc_grp", ADMIN, "card1");
     a.fingerprint = grp_fp;
-    a.values = values(&[("mention", "required")]);
+    set_values(&mut a, &[("mention", "required")]);
     let r = act(&mut c, a).await;
     assert!(r.ok, "{r:?}");
     assert!(ev.card_for("card1").await.ok);
@@ -1225,7 +1268,7 @@ async fn a_groups_mention_setting_gates_its_messages() {
     assert_eq!(first.reply_to, "g6", "{first:?}");
     // A member who is no admin cannot change it.
     let mut a = click(ActionKind::Config, "chat:oc_grp", STRANGER, "card2");
-    a.values = values(&[("mention", "not_required")]);
+    set_values(&mut a, &[("mention", "not_required")]);
     assert!(!act(&mut c, a).await.ok);
     // `mention` is refused outside groups.
     send(&mut c, pm("p2", OWNER, "p_o", "/config mention required")).await;
@@ -1248,11 +1291,11 @@ async fn an_action_without_a_policy_fingerprint_is_refused() {
         .expect("a stop button");
     // A stop with no fingerprint used to skip every check.
     let mut a = click(ActionKind::Stop, "chat:p_o", OWNER, "card1");
-    a.run_id = run_id.clone();
+    set_stop(&mut a, &run_id);
     let r = c.act(a).await;
     assert!(r.is_err(), "{r:?}");
     let mut a = click(ActionKind::Command, "chat:p_o", OWNER, "card2");
-    a.command = "/new".into();
+    set_command(&mut a, "/new");
     let r = act(&mut c, a).await;
     assert!(!r.ok && r.message.contains("out of date"), "{r:?}");
     // The run is still going: neither stopped it.
@@ -1265,7 +1308,7 @@ async fn an_action_without_a_policy_fingerprint_is_refused() {
         "{st:?}"
     );
     let mut a = click(ActionKind::Stop, "chat:p_o", OWNER, "card3");
-    a.run_id = run_id.clone();
+    set_stop(&mut a, &run_id);
     a.fingerprint = started.fingerprint.clone();
     assert!(act(&mut c, a).await.ok);
     ev.done_for("run1").await;

@@ -71,8 +71,8 @@ impl Replies {
     pub(crate) fn send(&self, inbound: &Inbound, mut reply: pb::CommandReply) {
         let scope = inbound.scope.as_str();
         reply.actor = inbound.actor.clone();
-        reply.reply_mode =
-            crate::settings::reply_mode(&self.ctx.profile, &self.ctx.settings(scope)).to_string();
+        let mode = crate::settings::reply_mode(&self.ctx.profile, &self.ctx.settings(scope));
+        reply.reply_mode = pb::ReplyMode::from_word(mode).unwrap_or_default() as i32;
         reply.fingerprint = self
             .ctx
             .policy(scope)

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use fcx_proto::v1::action::Kind;
 use fcx_proto::v1::worker_server::Worker;
 use fcx_proto::v1::{
-    Ack, ActResult, Action, ActionKind, EventsRequest, HelloRequest, HelloResponse, Inbound,
-    PlatformInfo, PlatformInfoAck, ShutdownRequest, ShutdownResponse, StatusRequest, WorkerEvent,
-    WorkerStatus,
+    Ack, ActResult, Action, EventsRequest, HelloRequest, HelloResponse, Inbound, PlatformInfo,
+    PlatformInfoAck, ShutdownRequest, ShutdownResponse, StatusRequest, WorkerEvent, WorkerStatus,
 };
 use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION, version_mismatch_message};
 use tokio_stream::wrappers::ReceiverStream;
@@ -94,8 +94,8 @@ impl Worker for WorkerService {
 
     async fn act(&self, req: Request<Action>) -> Result<Response<ActResult>, Status> {
         let a = req.into_inner();
-        match a.kind() {
-            ActionKind::Stop if !a.fingerprint.is_empty() => {
+        match &a.kind {
+            Some(Kind::Stop(stop)) if !a.fingerprint.is_empty() => {
                 // From a card button: policy is checked again here.
                 match self.router.stop_checked(&a) {
                     Ok(ok) => Ok(Response::new(ActResult {
@@ -107,7 +107,7 @@ impl Worker for WorkerService {
                         },
                     })),
                     Err(why) => {
-                        tracing::warn!(scope = %a.scope, run_id = %a.run_id, %why, "card stop refused");
+                        tracing::warn!(scope = %a.scope, run_id = %stop.run_id, %why, "card stop refused");
                         Ok(Response::new(ActResult {
                             ok: false,
                             message: why,
@@ -116,35 +116,35 @@ impl Worker for WorkerService {
                 }
             }
             // An empty fingerprint would skip every check: invalid.
-            ActionKind::Stop => Err(Status::invalid_argument(
+            Some(Kind::Stop(_)) => Err(Status::invalid_argument(
                 "a stop action needs the card's policy fingerprint",
             )),
-            ActionKind::Command | ActionKind::Config | ActionKind::Resume => {
+            Some(Kind::Command(_) | Kind::Config(_) | Kind::Resume(_)) => {
                 if a.scope.is_empty() {
                     return Err(Status::invalid_argument("a card action needs a scope"));
                 }
                 let r = self.router.card_action(&a);
                 if !r.ok {
-                    tracing::info!(scope = %a.scope, kind = ?a.kind(), message = %r.message, "card action not carried out");
+                    tracing::info!(scope = %a.scope, kind = ?a.action_kind(), message = %r.message, "card action not carried out");
                 }
                 Ok(Response::new(r))
             }
-            ActionKind::GroupCreated => {
-                if a.scope.is_empty() || a.source_scope.is_empty() {
+            Some(Kind::GroupCreated(g)) => {
+                if a.scope.is_empty() || g.source_scope.is_empty() {
                     return Err(Status::invalid_argument(
                         "GROUP_CREATED needs scope and source_scope",
                     ));
                 }
                 let by = a.actor.as_ref().map_or("", |x| x.id.as_str());
                 self.router
-                    .group_created(&a.scope, &a.chat_id, &a.source_scope, by)
+                    .group_created(&a.scope, &g.chat_id, &g.source_scope, by)
                     .map_err(internal)?;
                 Ok(Response::new(ActResult {
                     ok: true,
                     message: "the group is enabled".into(),
                 }))
             }
-            ActionKind::Unspecified => Err(Status::invalid_argument("unknown action")),
+            None => Err(Status::invalid_argument("unknown action")),
         }
     }
 
@@ -172,7 +172,8 @@ impl Worker for WorkerService {
             .map_err(internal)?;
         Ok(Response::new(PlatformInfoAck {
             owner_id,
-            owner_source,
+            owner_source: fcx_proto::v1::OwnerSource::from_word(&owner_source).unwrap_or_default()
+                as i32,
         }))
     }
 

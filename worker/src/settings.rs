@@ -392,7 +392,7 @@ pub(crate) fn form(f: &Facts<'_>) -> pb::ConfigForm {
             }
         };
         options.push(pb::ConfigOption {
-            key: key.as_str().into(),
+            key: pb::ConfigKey::from_word(key.as_str()).unwrap_or_default() as i32,
             label: key.label().into(),
             current: cur.value(key),
             choices,
@@ -566,7 +566,7 @@ mod tests {
     }
 
     fn option<'a>(f: &'a pb::ConfigForm, key: &str) -> Option<&'a pb::ConfigOption> {
-        f.options.iter().find(|o| o.key == key)
+        f.options.iter().find(|o| o.key().word() == key)
     }
 
     fn values(o: &pb::ConfigOption) -> Vec<&str> {

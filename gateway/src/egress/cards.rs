@@ -448,7 +448,7 @@ impl CardSurface {
             return None;
         };
         let operator = self.requesters.get(&ev.reply_to)?;
-        let chat_id = chat_of(&ev.scope);
+        let chat_id = pb::Scope::chat_of(&ev.scope);
         let claims = Claims::new(
             ev.run_id.clone(),
             ev.scope.clone(),
@@ -528,8 +528,8 @@ impl CardSurface {
         };
         let msg = cardkit::card_message(&card_id)
             .with_uuid(uuid)
-            .in_chat(chat_of(&run.scope));
-        let in_thread = run.scope.starts_with("topic:");
+            .in_chat(pb::Scope::chat_of(&run.scope));
+        let in_thread = pb::Scope::key_is_topic(&run.scope);
         match self
             .http
             .reply_message(&run.reply_to, &msg, in_thread)
@@ -537,7 +537,7 @@ impl CardSurface {
         {
             Ok(m) => {
                 self.carriers
-                    .insert(&m.message_id, &run.scope, &chat_of(&run.scope));
+                    .insert(&m.message_id, &run.scope, &pb::Scope::chat_of(&run.scope));
                 let mode = if piece == 0 {
                     RenderMode::Main
                 } else {
@@ -647,8 +647,8 @@ impl CardSurface {
             }
         }
         let answer = state.answer();
-        let chat = chat_of(&run.scope);
-        let in_thread = run.scope.starts_with("topic:");
+        let chat = pb::Scope::chat_of(&run.scope);
+        let in_thread = pb::Scope::key_is_topic(&run.scope);
         let rest: Vec<String> = if run.fallback {
             // The whole final state, as reply mode markdown shows it.
             vec![render::run_markdown(&state)]
@@ -745,16 +745,6 @@ fn chrome(rendered: &render::RenderedCard) -> String {
         }
         None => rendered.json.clone(),
     }
-}
-
-/// The chat id inside a scope (`chat:<id>`, `topic:<id>:<thread>`).
-pub(crate) fn chat_of(scope: &str) -> String {
-    scope
-        .strip_prefix("chat:")
-        .or_else(|| scope.strip_prefix("topic:"))
-        .and_then(|r| r.split(':').next())
-        .unwrap_or("")
-        .to_string()
 }
 
 mod command;

@@ -177,8 +177,8 @@ fn a_closed_run_is_not_rendered_live() {
 
 #[test]
 fn chat_of_scopes() {
-    assert_eq!(chat_of("chat:oc_1"), "oc_1");
-    assert_eq!(chat_of("topic:oc_1:omt_2"), "oc_1");
-    assert_eq!(chat_of("chat:console"), "console");
-    assert_eq!(chat_of("doc:x"), "");
+    assert_eq!(pb::Scope::chat_of("chat:oc_1"), "oc_1");
+    assert_eq!(pb::Scope::chat_of("topic:oc_1:omt_2"), "oc_1");
+    assert_eq!(pb::Scope::chat_of("chat:console"), "console");
+    assert_eq!(pb::Scope::chat_of("doc:x"), "");
 }

@@ -128,8 +128,8 @@ async fn do_work(ctx: &DeferredCtx, d: Deferred) {
 /// click it never got, is answered here.
 async fn act(ctx: &DeferredCtx, action: pb::Action) {
     let profile = &ctx.profile;
-    let kind = action.kind();
-    let (message_id, chat_id) = (action.message_id.clone(), action.chat_id.clone());
+    let kind = action.action_kind();
+    let (message_id, chat_id) = (action.message_id.clone(), pb::Scope::chat_of(&action.scope));
     let failed = if !ctx.worker.wait_ready(ACT_READY_WAIT).await {
         Some("fcx is restarting".to_string())
     } else {

@@ -272,7 +272,7 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
     }
     let mode = match &ev.kind {
         Some(Kind::RunStarted(rs)) => {
-            let m = nonempty(&rs.reply_mode)
+            let m = nonempty(rs.reply_mode().word())
                 .or_else(|| st.scope_mode.clone())
                 .unwrap_or_else(|| ctx.default_mode.clone());
             st.scope_mode = Some(m.clone());
@@ -280,7 +280,7 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
             m
         }
         Some(Kind::CommandReply(c)) => {
-            if let Some(m) = nonempty(&c.reply_mode) {
+            if let Some(m) = nonempty(c.reply_mode().word()) {
                 st.scope_mode = Some(m);
             }
             st.scope_mode
@@ -325,11 +325,12 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
             let outcome = match http.create_chat(&req).await {
                 Ok(chat) if !chat.chat_id.is_empty() => {
                     let act = ctx.worker.act(pb::Action {
-                        kind: pb::ActionKind::GroupCreated as i32,
-                        scope: format!("chat:{}", chat.chat_id),
+                        kind: Some(pb::action::Kind::GroupCreated(pb::GroupCreatedAction {
+                            source_scope: cg.inherit_from_scope.clone(),
+                            chat_id: chat.chat_id.clone(),
+                        })),
+                        scope: pb::Scope::chat(&chat.chat_id).key(),
                         actor: Some(requester),
-                        source_scope: cg.inherit_from_scope.clone(),
-                        chat_id: chat.chat_id.clone(),
                         ..Default::default()
                     });
                     match tokio::time::timeout(ACT_LIMIT, act).await {
@@ -369,6 +370,5 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
 
 /// Chat scopes this channel answers (the console has its own printer).
 pub(crate) fn is_chat_scope(scope: &str) -> bool {
-    (scope.starts_with("chat:") || scope.starts_with("topic:"))
-        && scope != crate::ingress::console::SCOPE
+    pb::Scope::parse(scope).is_some() && scope != crate::ingress::console::SCOPE
 }

@@ -15,7 +15,7 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use futures::future::BoxFuture;
 
-use crate::egress::cards::{ScopeCards, chat_of};
+use crate::egress::cards::ScopeCards;
 use crate::egress::render::{self, RunState};
 use crate::egress::reply::{self, Format};
 use crate::feishu::http::OpenApiClient;
@@ -108,8 +108,8 @@ impl Messages {
         reply::deliver_markdown(
             &self.http,
             &ev.reply_to,
-            &chat_of(&ev.scope),
-            ev.scope.starts_with("topic:"),
+            &pb::Scope::chat_of(&ev.scope),
+            pb::Scope::key_is_topic(&ev.scope),
             body,
             &uuid,
             format,

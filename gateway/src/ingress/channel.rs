@@ -482,7 +482,7 @@ impl Handler {
                                 crate::ingress::callback::Denied::WrongAction.answer(),
                             );
                         };
-                        let text = match action.kind() {
+                        let text = match action.action_kind() {
                             pb::ActionKind::Stop => "Stopping…",
                             pb::ActionKind::Config => "Saving…",
                             _ => "On it…",

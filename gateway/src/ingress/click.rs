@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use fcx_proto::v1::action::Kind;
 use fcx_proto::v1::{self as pb};
 use serde_json::Value;
 
@@ -218,25 +219,29 @@ impl Click {
                 name: String::new(),
             }),
             fingerprint: c.fingerprint.clone(),
-            chat_id: c.chat_id.clone(),
             message_id: self.message_id.clone(),
             ..Default::default()
         };
-        if c.action == ACTION_STOP {
-            a.kind = pb::ActionKind::Stop as i32;
-            a.run_id = c.run_id.clone();
+        let kind = if c.action == ACTION_STOP {
+            Kind::Stop(pb::StopAction {
+                run_id: c.run_id.clone(),
+            })
         } else if let Some(cmd) = c.action.strip_prefix(ACTION_COMMAND) {
-            a.kind = pb::ActionKind::Command as i32;
-            a.command = cmd.to_string();
+            Kind::Command(pb::CommandAction {
+                line: cmd.to_string(),
+            })
         } else if let Some(nonce) = c.action.strip_prefix(ACTION_RESUME) {
-            a.kind = pb::ActionKind::Resume as i32;
-            a.nonce = nonce.to_string();
+            Kind::Resume(pb::ResumeAction {
+                nonce: nonce.to_string(),
+            })
         } else if c.action == ACTION_CONFIG {
-            a.kind = pb::ActionKind::Config as i32;
-            a.values = form_values(event);
+            Kind::Config(pb::ConfigAction {
+                values: form_values(event),
+            })
         } else {
             return None;
-        }
+        };
+        a.kind = Some(kind);
         Some(a)
     }
 }

@@ -155,9 +155,9 @@ fn message(
         _ => ChatType::Group,
     };
     let scope = if chat_type == ChatType::Topic {
-        format!("topic:{chat_id}:{thread_id}")
+        fcx_proto::v1::Scope::topic(&chat_id, &thread_id).key()
     } else {
-        format!("chat:{chat_id}")
+        fcx_proto::v1::Scope::chat(&chat_id).key()
     };
 
     let mut mentions = Mentions::parse(msg.get("mentions"), bot);

@@ -278,7 +278,7 @@ fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
     let rt = rt();
     let st = rt.block_on(h.status());
     let p = &st.profiles[0];
-    assert_eq!(p.worker_state, "ready");
+    assert_eq!(p.worker_state().word(), "ready");
     assert_eq!(p.queued, 1, "{st:?}");
     let worker = p.worker_pid;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL)
@@ -390,13 +390,17 @@ fn status_and_ps_over_the_admin_socket() {
     // The child pid is recorded once codex is up.
     let mut ps = rt.block_on(h.ps());
     for _ in 0..100 {
-        if ps.processes.iter().any(|p| p.kind == "codex" && p.pid != 0) {
+        if ps
+            .processes
+            .iter()
+            .any(|p| p.kind().word() == "codex" && p.pid != 0)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
         ps = rt.block_on(h.ps());
     }
-    let kinds: Vec<&str> = ps.processes.iter().map(|p| p.kind.as_str()).collect();
+    let kinds: Vec<&str> = ps.processes.iter().map(|p| p.kind().word()).collect();
     assert_eq!(kinds, vec!["fcxd", "worker", "codex"], "{ps:?}");
     assert_eq!(ps.processes[0].pid, f.pid());
     assert_eq!(ps.processes[2].scope, "chat:console");

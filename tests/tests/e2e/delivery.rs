@@ -102,7 +102,7 @@ fn click_stop(e: &FeishuEnv, carrier: &str, chat: &str, token: &str) -> String {
 fn worker_state(e: &FeishuEnv) -> (String, u32) {
     let st = e.rt.block_on(e.home.status());
     let p = &st.profiles[0];
-    (p.worker_state.clone(), p.worker_pid)
+    (p.worker_state().word().to_string(), p.worker_pid)
 }
 
 #[test]

@@ -362,7 +362,7 @@ fn bad_credentials_stop_the_channel_with_a_reason_and_fcxd_keeps_running() {
     }
     // The rest of fcxd keeps running: the worker comes up and answers.
     let deadline = Instant::now() + WAIT;
-    while rt.block_on(home.status()).profiles[0].worker_state != "ready" {
+    while rt.block_on(home.status()).profiles[0].worker_state().word() != "ready" {
         assert!(Instant::now() < deadline, "the worker never became ready");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -102,7 +102,7 @@ impl LinkHelpers for FeishuEnv {
             || {
                 let st = self.rt.block_on(self.home.status());
                 let p = st.profiles.first()?;
-                (p.worker_state == "ready" && p.worker_pid != 0).then_some(p.worker_pid)
+                (p.worker_state().word() == "ready" && p.worker_pid != 0).then_some(p.worker_pid)
             },
             || "the worker never became ready".to_string(),
         )
@@ -344,7 +344,7 @@ fn a_killed_worker_answers_status_again_quickly() {
             || {
                 let st = rt.block_on(h.status());
                 let p = st.profiles.first()?;
-                (p.worker_state == "ready" && p.worker_pid != 0).then_some(p.worker_pid)
+                (p.worker_state().word() == "ready" && p.worker_pid != 0).then_some(p.worker_pid)
             },
             || "no ready worker".to_string(),
         );

@@ -2,10 +2,10 @@
 //! RESUME). A click is checked exactly like the typed command it stands
 //! for, plus the policy fingerprint the card was made under.
 
-use fcx_proto::v1::{self as pb, Inbound};
+use fcx_proto::v1::{self as pb, Inbound, Scope};
 
 use super::Deps;
-use super::text::{actor_id, chat_id_of_scope};
+use super::text::actor_id;
 use crate::access::Decision;
 use crate::commands::{self, Command};
 use crate::util::{now_ms, short_id};
@@ -20,7 +20,7 @@ const NOT_A_COMMAND: &str = "Only a command (starting with /) can run from a car
 pub(super) enum Click {
     Command(Inbound, Command),
     Config(Inbound),
-    Resume(Inbound),
+    Resume(Inbound, String),
 }
 
 /// Check a command-card click: the command it names, the clicking user's
@@ -31,10 +31,10 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
         ok: false,
         message: message.into(),
     };
-    let kind = a.kind();
-    let (text, cmd) = match kind {
-        pb::ActionKind::Command => {
-            let line = a.command.trim();
+    use pb::action::Kind;
+    let (text, cmd) = match &a.kind {
+        Some(Kind::Command(c)) => {
+            let line = c.line.trim();
             match commands::parse(line) {
                 Some(c) => (line.to_string(), c),
                 None => {
@@ -43,10 +43,10 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
                 }
             }
         }
-        pb::ActionKind::Config => ("/config".to_string(), Command::Config(None)),
-        pb::ActionKind::Resume => (
-            format!("/resume use {}", a.nonce),
-            Command::ResumeUse(a.nonce.clone()),
+        Some(Kind::Config(_)) => ("/config".to_string(), Command::Config(None)),
+        Some(Kind::Resume(r)) => (
+            format!("/resume use {}", r.nonce),
+            Command::ResumeUse(r.nonce.clone()),
         ),
         _ => return Err(refused("not a command-card action")),
     };
@@ -80,9 +80,9 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
         d.replies.text(&probe, cmd.name(), false, t, String::new());
         return Err(refused(t));
     }
-    Ok(match kind {
-        pb::ActionKind::Config => Click::Config(probe),
-        pb::ActionKind::Resume => Click::Resume(probe),
+    Ok(match &a.kind {
+        Some(Kind::Config(_)) => Click::Config(probe),
+        Some(Kind::Resume(r)) => Click::Resume(probe, r.nonce.clone()),
         _ => Click::Command(probe, cmd),
     })
 }
@@ -90,10 +90,9 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
 /// The message a click stands for: the clicking user writing `text` in
 /// the card's scope, addressed to the bot, answered under the card.
 pub(super) fn action_inbound(d: &Deps, a: &pb::Action, text: &str) -> Inbound {
-    let chat_id = if a.chat_id.is_empty() {
-        chat_id_of_scope(&a.scope)
-    } else {
-        a.chat_id.clone()
+    let chat_id = match a.created_chat_id() {
+        "" => Scope::chat_of(&a.scope),
+        id => id.to_string(),
     };
     Inbound {
         event_id: format!("act:{}", short_id('a')),
@@ -114,7 +113,7 @@ pub(super) fn action_inbound(d: &Deps, a: &pb::Action, text: &str) -> Inbound {
 /// by its scope, else what the newest message journaled there said, else a
 /// group when the chat is an enabled group, else a private chat.
 fn chat_type_of(d: &Deps, scope: &str, chat_id: &str) -> pb::ChatType {
-    if scope.starts_with("topic:") {
+    if Scope::key_is_topic(scope) {
         return pb::ChatType::Topic;
     }
     match d.ctx.store.last_chat_type(scope) {

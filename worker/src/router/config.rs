@@ -5,7 +5,7 @@ use fcx_config::AccessMode;
 use fcx_proto::v1::{self as pb, Inbound};
 
 use super::Deps;
-use super::text::{actor_id, bullets, chat_id_of_scope, field};
+use super::text::{actor_id, bullets, field};
 use crate::access::{Chat, Role};
 use crate::policy;
 use crate::run::StopReason;
@@ -22,11 +22,11 @@ impl Config<'_> {
             return None;
         }
         let chat_id = if inbound.chat_id.is_empty() {
-            chat_id_of_scope(&inbound.scope)
+            fcx_proto::v1::Scope::chat_of(&inbound.scope)
         } else {
             inbound.chat_id.clone()
         };
-        (!chat_id.is_empty()).then(|| format!("chat:{chat_id}"))
+        (!chat_id.is_empty()).then(|| fcx_proto::v1::Scope::chat(chat_id).key())
     }
 
     fn facts(&self, inbound: &Inbound) -> settings::Facts<'_> {

@@ -39,8 +39,11 @@ impl Gate {
         let changes = store.access_changes()?;
         let mut l = Lists::build(&profile.access, learned, &changes);
         for (scope, required) in store.mention_overrides()? {
-            if let Some(chat_id) = scope.strip_prefix("chat:") {
-                l.mention.insert(chat_id.to_string(), required);
+            match fcx_proto::v1::Scope::parse(&scope) {
+                Some(s) if !s.is_topic() => {
+                    l.mention.insert(s.chat_id, required);
+                }
+                _ => {}
             }
         }
         // Without a platform app the only way in is the local worker socket,

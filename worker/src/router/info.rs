@@ -61,9 +61,9 @@ impl Info<'_> {
             .filter(|(line, _)| Gate::may_use(facts, line))
             .map(|(line, label)| {
                 let style = if *line == "/status" {
-                    "primary"
+                    pb::ButtonStyle::Primary
                 } else {
-                    "default"
+                    pb::ButtonStyle::Default
                 };
                 command_button(line, label, style)
             })
@@ -153,15 +153,23 @@ impl Info<'_> {
                 action: pb::ActionKind::Stop as i32,
                 label: "Stop".into(),
                 value: id.clone(),
-                style: "danger".into(),
+                style: pb::ButtonStyle::Danger as i32,
             });
         }
         let facts = d.gate.facts(inbound);
         if Gate::may_use(facts, "/new") {
-            buttons.push(command_button("/new", "New session", "default"));
+            buttons.push(command_button(
+                "/new",
+                "New session",
+                pb::ButtonStyle::Default,
+            ));
         }
         if Gate::may_use(facts, "/config") {
-            buttons.push(command_button("/config", "Config", "default"));
+            buttons.push(command_button(
+                "/config",
+                "Config",
+                pb::ButtonStyle::Default,
+            ));
         }
         d.replies.send(
             inbound,

@@ -167,7 +167,7 @@ impl Router {
         if current.fingerprint != a.fingerprint {
             return Err("this chat's settings changed since the card was made".into());
         }
-        let run = (!a.run_id.is_empty()).then_some(a.run_id.as_str());
+        let run = Some(a.stop_run_id()).filter(|r| !r.is_empty());
         Ok(d.sched.stop(&a.scope, run, StopReason::User))
     }
 
@@ -177,17 +177,20 @@ impl Router {
     pub(crate) fn card_action(&self, a: &pb::Action) -> pb::ActResult {
         match cards::check_click(&self.d, a) {
             Ok(cards::Click::Config(probe)) => {
-                let values: Vec<(String, String)> = a
-                    .values
-                    .iter()
-                    .map(|f| (f.name.clone(), f.value.clone()))
-                    .collect();
+                let values: Vec<(String, String)> = match &a.kind {
+                    Some(pb::action::Kind::Config(c)) => c
+                        .values
+                        .iter()
+                        .map(|f| (f.name.clone(), f.value.clone()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let (ok, message) =
                     config::Config(&self.d).apply(&probe, &values, crate::settings::Source::Form);
                 pb::ActResult { ok, message }
             }
-            Ok(cards::Click::Resume(probe)) => {
-                let (ok, message) = session::Session(&self.d).resume_use(&probe, &a.nonce);
+            Ok(cards::Click::Resume(probe, nonce)) => {
+                let (ok, message) = session::Session(&self.d).resume_use(&probe, &nonce);
                 pb::ActResult { ok, message }
             }
             Ok(cards::Click::Command(probe, cmd)) => {

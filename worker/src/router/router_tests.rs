@@ -165,9 +165,9 @@ async fn malformed_and_empty_messages_are_refused() {
     ));
 }
 
-fn action(kind: pb::ActionKind, actor: &str, scope: &str) -> pb::Action {
+fn action(kind: pb::action::Kind, actor: &str, scope: &str) -> pb::Action {
     pb::Action {
-        kind: kind as i32,
+        kind: Some(kind),
         scope: scope.into(),
         actor: Some(pb::Actor {
             id: actor.into(),
@@ -177,14 +177,17 @@ fn action(kind: pb::ActionKind, actor: &str, scope: &str) -> pb::Action {
     }
 }
 
+fn command(line: &str) -> pb::action::Kind {
+    pb::action::Kind::Command(pb::CommandAction { line: line.into() })
+}
+
 #[tokio::test]
 async fn a_card_click_is_checked_like_the_command_it_stands_for() {
     let (kit, router, _rx) = setup();
     let scope = format!("chat:p_{USER}");
     let fp = kit.ctx.policy(&scope).expect("policy").fingerprint;
 
-    let mut click = action(pb::ActionKind::Command, USER, &scope);
-    click.command = "/status".into();
+    let mut click = action(command("/status"), USER, &scope);
     click.fingerprint = fp.clone();
     let r = router.card_action(&click);
     assert!(r.ok, "{}", r.message);
@@ -199,14 +202,13 @@ async fn a_card_click_is_checked_like_the_command_it_stands_for() {
     assert!(kit.replies()[1].title.contains("out of date"));
 
     // Not a command at all.
-    click.command = "rm -rf /".into();
+    click.kind = Some(command("rm -rf /"));
     click.fingerprint = fp.clone();
     assert!(!router.card_action(&click).ok);
 
     // A stranger's click: refused, and silence in the chat.
     let before = kit.replies().len();
-    let mut stranger = action(pb::ActionKind::Command, "ou_stranger", &scope);
-    stranger.command = "/status".into();
+    let stranger = action(command("/status"), "ou_stranger", &scope);
     let r = router.card_action(&stranger);
     assert_eq!(r.message, "You may not use fcx here.");
     assert_eq!(kit.replies().len(), before);
@@ -219,8 +221,13 @@ async fn a_stop_button_rechecks_access_and_the_policy() {
     router.deliver(private("e1", USER, "work")).expect("queued");
     let run = next_run(&mut rx).await;
     let fp = kit.ctx.policy(&scope).expect("policy").fingerprint;
-    let mut stop = action(pb::ActionKind::Stop, USER, &scope);
-    stop.run_id = run.slot.run_id.clone();
+    let mut stop = action(
+        pb::action::Kind::Stop(pb::StopAction {
+            run_id: run.slot.run_id.clone(),
+        }),
+        USER,
+        &scope,
+    );
     stop.fingerprint = "stale".into();
     assert!(router.stop_checked(&stop).is_err());
     let mut stranger = stop.clone();

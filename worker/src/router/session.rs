@@ -116,7 +116,7 @@ impl Session<'_> {
                 action: pb::ActionKind::Resume as i32,
                 label: resume_label(&e.title, &e.thread_id, &age, is_current),
                 value: code,
-                style: "default".into(),
+                style: pb::ButtonStyle::Default as i32,
             });
         }
         if compatible.is_empty() {

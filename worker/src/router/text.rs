@@ -18,12 +18,12 @@ pub(super) fn bullets(fields: &[pb::Field]) -> String {
         .join("\n")
 }
 
-pub(super) fn command_button(command: &str, label: &str, style: &str) -> pb::Button {
+pub(super) fn command_button(command: &str, label: &str, style: pb::ButtonStyle) -> pb::Button {
     pb::Button {
         action: pb::ActionKind::Command as i32,
         label: label.into(),
         value: command.into(),
-        style: style.into(),
+        style: style as i32,
     }
 }
 
@@ -92,20 +92,14 @@ pub(super) fn with_mentions(mut ids: Vec<String>, inbound: &Inbound) -> Vec<Stri
     ids
 }
 
-/// `chat:<id>` → `<id>`, `topic:<id>:<thread>` → `<id>`, else empty.
-pub(super) fn chat_id_of_scope(scope: &str) -> String {
-    if let Some(id) = scope.strip_prefix("chat:") {
-        return id.to_string();
-    }
-    if let Some(rest) = scope.strip_prefix("topic:") {
-        return rest.split(':').next().unwrap_or("").to_string();
-    }
-    String::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fcx_proto::v1::Scope;
+
+    fn chat_id_of_scope(scope: &str) -> String {
+        Scope::chat_of(scope)
+    }
 
     #[test]
     fn scopes_name_their_chat() {

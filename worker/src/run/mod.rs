@@ -240,8 +240,12 @@ impl RunDriver {
                 message_count: job.messages.len() as u32,
                 message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
                 fingerprint: policy.fingerprint.clone(),
-                reply_mode: crate::settings::reply_mode(profile, &settings).into(),
-                tool_display: crate::settings::tool_display(&settings).into(),
+                reply_mode: pb::ReplyMode::from_word(crate::settings::reply_mode(
+                    profile, &settings,
+                ))
+                .unwrap_or_default() as i32,
+                tool_display: pb::ToolDisplay::from_word(crate::settings::tool_display(&settings))
+                    .unwrap_or_default() as i32,
             }),
         );
         job.slot.set_workspace(&cwd_s);

@@ -166,6 +166,6 @@ fn tool_kind(k: runner::ToolKind) -> pb::ToolKind {
 fn change_pb(c: runner::FileChange) -> pb::FileChange {
     pb::FileChange {
         path: c.path,
-        kind: c.kind,
+        kind: pb::FileChangeKind::from_word(&c.kind).unwrap_or_default() as i32,
     }
 }

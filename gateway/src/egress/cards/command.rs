@@ -14,7 +14,7 @@ impl CardSurface {
         if ev.reply_to.is_empty() {
             return false;
         }
-        let chat = chat_of(&ev.scope);
+        let chat = pb::Scope::chat_of(&ev.scope);
         let operator = c
             .actor
             .as_ref()
@@ -69,7 +69,7 @@ impl CardSurface {
             .in_chat(chat.clone());
         match self
             .http
-            .reply_message(&ev.reply_to, &msg, ev.scope.starts_with("topic:"))
+            .reply_message(&ev.reply_to, &msg, pb::Scope::key_is_topic(&ev.scope))
             .await
         {
             Ok(m) => {

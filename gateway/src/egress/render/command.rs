@@ -267,7 +267,8 @@ fn form_options(form: Option<&pb::ConfigForm>) -> (Vec<FormOption<'_>>, usize) {
     let mut keys = HashSet::new();
     let mut usable = Vec::new();
     for opt in &form.options {
-        if !valid_name(&opt.key) || opt.key.starts_with(ID_PREFIX) || !keys.insert(&opt.key) {
+        let key = opt.key().word();
+        if !valid_name(key) || key.starts_with(ID_PREFIX) || !keys.insert(key) {
             continue;
         }
         let mut values = HashSet::new();
@@ -503,7 +504,7 @@ fn settings_elements(
 fn option_label(o: &pb::ConfigOption) -> String {
     let label = one_line(&o.label, 60);
     if label.is_empty() {
-        one_line(&o.key, 60)
+        one_line(o.key().word(), 60)
     } else {
         label
     }
@@ -592,7 +593,7 @@ fn select(o: &FormOption<'_>, l: &Limits) -> Value {
         .collect();
     let mut v = json!({
         "tag": "select_static",
-        "name": o.opt.key,
+        "name": o.opt.key().word(),
         "placeholder": plain(&option_label(o.opt)),
         "options": options,
         "width": "fill",
@@ -629,7 +630,7 @@ fn button(i: usize, s: &Signed<'_>, label: &str, fill: bool) -> Value {
         "tag": "button",
         "element_id": format!("fcx_btn_{i}"),
         "text": plain(label),
-        "type": button_type(&s.button.style),
+        "type": button_type(s.button.style().word()),
         "width": if fill { "fill" } else { "default" },
         "behaviors": [{"type": "callback", "value": {CALLBACK_VALUE_KEY: s.token}}],
     })

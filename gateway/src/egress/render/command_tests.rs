@@ -12,7 +12,7 @@ fn button(action: ActionKind, label: &str, value: &str, style: &str) -> pb::Butt
         action: action as i32,
         label: label.into(),
         value: value.into(),
-        style: style.into(),
+        style: pb::ButtonStyle::from_word(style).unwrap_or_default() as i32,
     }
 }
 
@@ -32,7 +32,8 @@ fn choice(value: &str, label: &str) -> pb::Choice {
 
 fn option(key: &str, label: &str, current: &str, choices: &[(&str, &str)]) -> pb::ConfigOption {
     pb::ConfigOption {
-        key: key.into(),
+        // A key this build does not know stays UNSPECIFIED (an unusable key).
+        key: pb::ConfigKey::from_word(key).unwrap_or_default() as i32,
         label: label.into(),
         current: current.into(),
         choices: choices.iter().map(|(v, l)| choice(v, l)).collect(),
@@ -61,7 +62,7 @@ fn status_reply() -> pb::CommandReply {
             name: "Ada".into(),
         }),
         fingerprint: "fp".into(),
-        reply_mode: "card".into(),
+        reply_mode: pb::ReplyMode::Card as i32,
         ..Default::default()
     }
 }
@@ -566,10 +567,11 @@ fn hostile_reply(rng: &mut XorShift, huge: bool) -> pb::CommandReply {
 }
 
 fn hostile_option(rng: &mut XorShift, i: usize, huge: bool) -> pb::ConfigOption {
+    // Any key, the unknown (UNSPECIFIED) one included; `i` picks most.
     let key = if rng.below(3) == 0 {
-        rng.string(25)
+        rng.below(6) as i32
     } else {
-        format!("opt_{i}")
+        (i % 6) as i32
     };
     let (n, label) = if huge { (8, 40) } else { (200, 300) };
     let choices: Vec<pb::Choice> = (0..rng.below(n))
@@ -614,7 +616,13 @@ fn ten_thousand_valid_options_are_capped_and_counted() {
     let opts: Vec<pb::ConfigOption> = (0..10_000)
         .map(|i| {
             option(
-                &format!("opt_{i}"),
+                [
+                    "reply_mode",
+                    "tool_display",
+                    "access",
+                    "mention",
+                    "idle_timeout",
+                ][i % 5],
                 &format!("设置 {i} 😀"),
                 "b",
                 &[("a", "A"), ("b", "B")],

@@ -58,8 +58,8 @@ fn run_state_remembers_reply_mode_and_tool_display() {
     assert_eq!(st.tool_display, ToolDisplay::Full);
     let mut k = started();
     if let Kind::RunStarted(s) = &mut k {
-        s.reply_mode = "text".into();
-        s.tool_display = "summary".into();
+        s.reply_mode = pb::ReplyMode::Text as i32;
+        s.tool_display = pb::ToolDisplay::Summary as i32;
     }
     st.apply(&ev(1, k));
     assert_eq!(st.reply_mode, Some(ReplyMode::Text));

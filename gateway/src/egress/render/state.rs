@@ -250,8 +250,8 @@ impl RunState {
                 self.workspace = s.workspace.clone();
                 self.sandbox = s.sandbox.clone();
                 self.model = s.model.clone();
-                self.reply_mode = ReplyMode::parse(&s.reply_mode);
-                self.tool_display = ToolDisplay::parse(&s.tool_display);
+                self.reply_mode = ReplyMode::parse(s.reply_mode().word());
+                self.tool_display = ToolDisplay::parse(s.tool_display().word());
                 if ev.at_ms > 0 {
                     self.started_at_ms = Some(ev.at_ms);
                 }
@@ -435,14 +435,14 @@ impl RunState {
     fn merge_files(&mut self, changes: &[pb::FileChange], failed: bool) {
         for c in changes {
             if let Some(f) = self.files.iter_mut().find(|f| f.path == c.path) {
-                if !c.kind.is_empty() {
-                    f.kind = keep(&c.kind);
+                if !c.kind().word().is_empty() {
+                    f.kind = keep(c.kind().word());
                 }
                 f.failed = failed;
             } else if self.files.len() < MAX_FILES {
                 self.files.push(FileChange {
                     path: keep(&c.path),
-                    kind: keep(&c.kind),
+                    kind: keep(c.kind().word()),
                     failed,
                 });
             }

@@ -104,11 +104,11 @@ pub(super) fn scripted() -> Vec<pb::WorkerEvent> {
         changes: vec![
             pb::FileChange {
                 path: "src/parse.rs".into(),
-                kind: "update".into(),
+                kind: pb::FileChangeKind::Update as i32,
             },
             pb::FileChange {
                 path: "src/new_file.rs".into(),
-                kind: "add".into(),
+                kind: pb::FileChangeKind::Add as i32,
             },
         ],
         ..Default::default()
@@ -771,7 +771,7 @@ fn random_event(rng: &mut XorShift, seq: u64) -> pb::WorkerEvent {
             changes: (0..rng.below(4))
                 .map(|_| pb::FileChange {
                     path: rng.string(300),
-                    kind: rng.string(10),
+                    kind: rng.below(6) as i32,
                 })
                 .collect(),
             error: rng.string(500),

@@ -1,0 +1,72 @@
+//! The lowercase words closed sets are written as where people see or type
+//! them (config files, `/config`, fcxctl output). The wire carries the enums;
+//! these are the only translations between the two.
+
+use crate::v1::{
+    ButtonStyle, ConfigKey, FileChangeKind, OwnerSource, ProcessKind, ReplyMode, ToolDisplay,
+    WorkerState,
+};
+
+macro_rules! words {
+    ($ty:ident { $($variant:ident => $word:literal),* $(,)? }) => {
+        impl $ty {
+            /// The word for this value ("" for UNSPECIFIED).
+            pub fn word(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word,)*
+                    $ty::Unspecified => "",
+                }
+            }
+
+            /// The value a word names; `None` for an unknown word.
+            pub fn from_word(word: &str) -> Option<Self> {
+                match word {
+                    $($word => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+words!(ReplyMode { Card => "card", Markdown => "markdown", Text => "text" });
+words!(ToolDisplay { Full => "full", Summary => "summary", Off => "off" });
+words!(FileChangeKind { Add => "add", Delete => "delete", Update => "update" });
+words!(ButtonStyle { Default => "default", Primary => "primary", Danger => "danger" });
+words!(OwnerSource { None => "none", Config => "config", Platform => "platform" });
+words!(ConfigKey {
+    ReplyMode => "reply_mode",
+    ToolDisplay => "tool_display",
+    Access => "access",
+    Mention => "mention",
+    IdleTimeout => "idle_timeout",
+});
+words!(WorkerState {
+    Starting => "starting",
+    Ready => "ready",
+    Backoff => "backoff",
+    Stopping => "stopping",
+    Stopped => "stopped",
+});
+words!(ProcessKind { Fcxd => "fcxd", Worker => "worker", Codex => "codex" });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for m in [ReplyMode::Card, ReplyMode::Markdown, ReplyMode::Text] {
+            assert_eq!(ReplyMode::from_word(m.word()), Some(m));
+        }
+        assert_eq!(ReplyMode::Unspecified.word(), "");
+        assert_eq!(ReplyMode::from_word(""), None);
+        assert_eq!(
+            ConfigKey::from_word("idle_timeout"),
+            Some(ConfigKey::IdleTimeout)
+        );
+        assert_eq!(WorkerState::Ready.word(), "ready");
+        assert_eq!(ProcessKind::from_word("codex"), Some(ProcessKind::Codex));
+        assert_eq!(ToolDisplay::from_word("loud"), None);
+    }
+}
