@@ -48,7 +48,41 @@ pub mod pbbp2 {
 }
 
 /// Wire protocol version spoken by this build (checked at `Hello`).
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: closed sets are enums, `Action` is a oneof, `Scope` names the scope
+/// grammar (see `proto/tests/descriptor.rs` for how a change is caught).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Capability names stated in `Hello`. A side offers a feature only when the
+/// other side announced the capability that carries it out.
+pub mod caps {
+    /// Worker: `Act(stop)` stops a run (run cards get a Stop button).
+    pub const STOP: &str = "stop";
+    /// Worker: command replies carry buttons and a `/config` form, and
+    /// `Act(command | config | resume)` carries them out.
+    pub const COMMAND_CARDS: &str = "command-cards";
+    /// Worker: `Act(group_created)` enables a group made for `/new group`.
+    pub const GROUP_CREATED: &str = "group-created";
+    /// Worker: `SetPlatform` sets the owner learned from the platform.
+    pub const PLATFORM_INFO: &str = "platform-info";
+    /// Both: `Events(from_seq)` resumes without loss.
+    pub const EVENTS_RESUME: &str = "events-resume";
+    /// Gateway: it carries out `GatewayRequest.create_group`.
+    pub const CREATE_GROUP: &str = "create-group";
+    /// Gateway: it carries out `GatewayRequest.reconnect`.
+    pub const RECONNECT: &str = "reconnect";
+
+    /// What an fcx-worker of this build announces.
+    pub const WORKER: &[&str] = &[
+        STOP,
+        COMMAND_CARDS,
+        GROUP_CREATED,
+        PLATFORM_INFO,
+        EVENTS_RESUME,
+    ];
+    /// What fcxd of this build announces.
+    pub const GATEWAY: &[&str] = &[EVENTS_RESUME, CREATE_GROUP, RECONNECT];
+}
 
 /// The crate version, shown in `Hello` and status output.
 pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");

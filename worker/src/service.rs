@@ -17,21 +17,6 @@ use crate::events::EventBus;
 use crate::router::Router;
 use crate::scheduler::{DeliverError, Scheduler};
 
-const CAPABILITIES: &[&str] = &[
-    "deliver.v1",
-    "events.resume",
-    "commands.basic",
-    "commands.full",
-    "access.v1",
-    "act.stop",
-    "act.group_created",
-    "act.command",
-    "act.config",
-    "act.resume",
-    "commands.cards",
-    "platform.info",
-];
-
 pub(crate) struct WorkerService {
     pub(crate) profile: String,
     pub(crate) runner: &'static str,
@@ -62,7 +47,10 @@ impl Worker for WorkerService {
             protocol_version: PROTOCOL_VERSION,
             worker_version: BUILD_VERSION.into(),
             profile: self.profile.clone(),
-            capabilities: CAPABILITIES.iter().map(|s| s.to_string()).collect(),
+            capabilities: fcx_proto::caps::WORKER
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             pid: std::process::id(),
             last_seq: self.bus.last_seq().map_err(internal)?,
             runner: self.runner.into(),

@@ -33,6 +33,7 @@ use crate::ingress::click::{
     ACTION_COMMAND, ACTION_CONFIG, ACTION_RESUME, ACTION_STOP, Carriers, Requesters,
 };
 use crate::ingress::keys::SharedKeys;
+use crate::link::caps::WorkerCaps;
 use crate::link::supervisor::now_ms;
 
 /// How long a stop button stays valid (a run rarely outlives it; `/stop`
@@ -249,6 +250,8 @@ pub(crate) struct CardSurface {
     carriers: Carriers,
     tag: String,
     journal: Arc<CardJournal>,
+    /// What the worker can carry out: no button for anything else.
+    caps: WorkerCaps,
 }
 
 /// One scope's run cards (owned by the scope's lane, so a slow card in one
@@ -265,6 +268,7 @@ impl CardSurface {
         requesters: Requesters,
         carriers: Carriers,
         tag: String,
+        caps: WorkerCaps,
     ) -> Self {
         CardSurface {
             kit: CardKit::new(http.clone()),
@@ -274,6 +278,7 @@ impl CardSurface {
             carriers,
             tag,
             journal: Arc::new(CardJournal::in_memory()),
+            caps,
         }
     }
 
@@ -447,6 +452,9 @@ impl CardSurface {
         let Some(Kind::RunStarted(rs)) = &ev.kind else {
             return None;
         };
+        if !self.caps.offers(pb::ActionKind::Stop) {
+            return None;
+        }
         let operator = self.requesters.get(&ev.reply_to)?;
         let chat_id = pb::Scope::chat_of(&ev.scope);
         let claims = Claims::new(

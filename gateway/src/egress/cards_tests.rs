@@ -182,3 +182,43 @@ fn chat_of_scopes() {
     assert_eq!(pb::Scope::chat_of("chat:console"), "console");
     assert_eq!(pb::Scope::chat_of("doc:x"), "");
 }
+
+/// A card surface whose worker announced `caps` (no request is ever sent).
+fn surface(dir: &std::path::Path, caps: &[&str]) -> CardSurface {
+    let http = OpenApiClient::new(
+        "http://127.0.0.1:9",
+        "cli_test",
+        fcx_config::Secret::new("s3cr3t"),
+        crate::feishu::http::RetryPolicy::default(),
+    )
+    .expect("client");
+    let requesters = crate::ingress::click::Requesters::default();
+    requesters.remember("om_1", "ou_1");
+    CardSurface::new(
+        http,
+        SharedKeys::open(dir).expect("keys"),
+        requesters,
+        Default::default(),
+        "t".into(),
+        WorkerCaps::of(caps),
+    )
+}
+
+#[test]
+fn a_run_card_offers_stop_only_when_the_worker_announced_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut started = run_event(
+        1,
+        1_000,
+        Kind::RunStarted(pb::RunStarted {
+            fingerprint: "fp".into(),
+            ..Default::default()
+        }),
+    );
+    started.scope = "chat:oc_1".into();
+    started.reply_to = "om_1".into();
+    let with = surface(dir.path(), &[fcx_proto::caps::STOP]);
+    assert!(with.sign_stop(&started).is_some());
+    let without = surface(dir.path(), &[fcx_proto::caps::COMMAND_CARDS]);
+    assert_eq!(without.sign_stop(&started), None);
+}

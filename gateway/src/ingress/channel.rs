@@ -150,6 +150,7 @@ pub(crate) async fn run(
         requesters.clone(),
         carriers.clone(),
         idempotency_tag(&profile.name, worker.cursor().1),
+        worker.caps(),
     )
     .with_journal(profile_dir.join("open-cards.json"));
     let nonces: Box<dyn crate::ingress::callback::NonceStore> =

@@ -2,6 +2,7 @@
 //! (`process`), and the events they say, pulled by the surfaces from a resume
 //! cursor that only the consumer moves (`feed`). Workers outlive fcxd.
 
+pub mod caps;
 pub mod feed;
 mod process;
 pub mod supervisor;

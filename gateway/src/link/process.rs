@@ -27,6 +27,8 @@ pub(crate) struct Hello {
     pub(crate) client: WorkerClient<Channel>,
     pub(crate) last_seq: u64,
     pub(crate) pid: u32,
+    /// What the worker can do (`fcx_proto::caps`).
+    pub(crate) caps: Vec<String>,
 }
 
 /// Why a connection was not made.
@@ -78,7 +80,10 @@ pub(crate) async fn connect_and_hello(
         client.hello(HelloRequest {
             protocol_version: PROTOCOL_VERSION,
             gateway_version: BUILD_VERSION.into(),
-            capabilities: vec!["events.resume".into()],
+            capabilities: fcx_proto::caps::GATEWAY
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }),
     )
     .await
@@ -109,6 +114,7 @@ pub(crate) async fn connect_and_hello(
         client,
         last_seq: hello.last_seq,
         pid: hello.pid,
+        caps: hello.capabilities,
     })
 }
 
@@ -329,6 +335,10 @@ fn last_line(path: &Path) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+#[cfg(test)]
+#[path = "hello_tests.rs"]
+mod hello_tests;
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use super::caps::WorkerCaps;
 use super::feed::EventFeed;
 use super::process::{ConnectError, Hello, WorkerProcess, connect, connect_and_hello};
 
@@ -121,6 +122,8 @@ pub struct WorkerHandle {
     /// What the channel learned about the platform; sent to every worker
     /// incarnation right after Hello.
     platform: Mutex<Option<PlatformInfo>>,
+    /// What the worker announced at its last Hello.
+    caps: WorkerCaps,
     ready: Notify,
     restart: Notify,
     stop: CancellationToken,
@@ -155,6 +158,7 @@ impl WorkerHandle {
                 saved_at: Instant::now(),
             }),
             platform: Mutex::new(None),
+            caps: WorkerCaps::default(),
             ready: Notify::new(),
             restart: Notify::new(),
             stop,
@@ -169,6 +173,11 @@ impl WorkerHandle {
 
     pub fn profile(&self) -> &str {
         &self.profile
+    }
+
+    /// What the worker can do, as its last Hello said (kept current).
+    pub fn caps(&self) -> WorkerCaps {
+        self.caps.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -533,6 +542,7 @@ impl WorkerHandle {
         let pid = process.pid();
         let client = hello.client;
         self.reconcile_cursor(hello.last_seq);
+        self.caps.set(hello.caps);
         {
             let mut s = self.lock();
             s.pid = Some(pid);

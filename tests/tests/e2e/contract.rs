@@ -56,6 +56,12 @@ async fn hello_refuses_another_protocol_version() {
         .into_inner();
     assert_eq!(ok.profile, "default");
     assert_eq!(ok.runner, "exec");
+    // What the worker states is what the gateway will offer.
+    let want: Vec<String> = fcx_proto::caps::WORKER
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(ok.capabilities, want);
 }
 
 #[tokio::test]

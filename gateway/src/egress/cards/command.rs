@@ -44,6 +44,9 @@ impl CardSurface {
                 .ok()
         };
         let mut sign = |b: &pb::Button| -> Option<String> {
+            if !self.caps.offers(b.action()) {
+                return None;
+            }
             let (run_id, action) = match b.action() {
                 pb::ActionKind::Stop if !b.value.is_empty() => {
                     (b.value.clone(), ACTION_STOP.to_string())
@@ -61,7 +64,7 @@ impl CardSurface {
         let form_token = c
             .form
             .as_ref()
-            .filter(|f| !f.options.is_empty())
+            .filter(|f| !f.options.is_empty() && self.caps.offers(pb::ActionKind::Config))
             .and_then(|_| sign_as(String::new(), ACTION_CONFIG.to_string()));
         let card = render::command_card(c, &mut sign, form_token.as_deref());
         let msg = OutgoingMessage::new("interactive", card.json)
