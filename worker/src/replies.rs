@@ -2,7 +2,7 @@
 //! scope's reply mode, carrying the policy fingerprint its buttons are
 //! signed for.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb, Inbound};
@@ -12,11 +12,33 @@ use crate::store::StoreError;
 
 pub(crate) struct Replies {
     ctx: Arc<Ctx>,
+    /// What the gateway announced at its last Hello; `None` before any
+    /// Hello (a local client), when every request is passed on.
+    gateway_caps: RwLock<Option<Vec<String>>>,
 }
 
 impl Replies {
     pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
-        Replies { ctx }
+        Replies {
+            ctx,
+            gateway_caps: RwLock::new(None),
+        }
+    }
+
+    pub(crate) fn set_gateway_caps(&self, caps: Vec<String>) {
+        *self.gateway_caps.write().unwrap_or_else(|p| p.into_inner()) = Some(caps);
+    }
+
+    /// Whether the connected gateway can carry out `request`.
+    fn gateway_can(&self, request: &pb::gateway_request::Kind) -> bool {
+        let cap = match request {
+            pb::gateway_request::Kind::CreateGroup(_) => fcx_proto::caps::CREATE_GROUP,
+            pb::gateway_request::Kind::Reconnect(_) => fcx_proto::caps::RECONNECT,
+        };
+        match &*self.gateway_caps.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(caps) => caps.iter().any(|c| c == cap),
+            None => true,
+        }
     }
 
     /// A plain answer: title and markdown body.
@@ -50,6 +72,15 @@ impl Replies {
         body: String,
         request: pb::gateway_request::Kind,
     ) {
+        if !self.gateway_can(&request) {
+            return self.text(
+                inbound,
+                command,
+                false,
+                "Not available",
+                "The fcx gateway serving this chat cannot do that; upgrade fcxd.".into(),
+            );
+        }
         self.send(
             inbound,
             pb::CommandReply {

@@ -43,6 +43,7 @@ impl Worker for WorkerService {
                 "gateway",
             )));
         }
+        self.router.set_gateway_caps(r.capabilities);
         Ok(Response::new(HelloResponse {
             protocol_version: PROTOCOL_VERSION,
             worker_version: BUILD_VERSION.into(),

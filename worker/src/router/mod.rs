@@ -205,6 +205,12 @@ impl Router {
         }
     }
 
+    /// What the gateway announced at Hello: requests it cannot carry out are
+    /// answered here instead.
+    pub(crate) fn set_gateway_caps(&self, caps: Vec<String>) {
+        self.d.replies.set_gateway_caps(caps);
+    }
+
     /// What the gateway learned from the platform. Returns the owner in use
     /// and where it came from.
     pub(crate) fn set_platform(

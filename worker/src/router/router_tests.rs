@@ -393,3 +393,35 @@ async fn changing_the_access_mode_ends_the_session_and_all_or_nothing_applies() 
     assert_eq!(run.slot.stop_reason(), Some(StopReason::NewSession));
     assert_ne!(kit.ctx.policy(&scope).expect("policy").fingerprint, before);
 }
+
+#[tokio::test]
+async fn a_request_the_gateway_did_not_announce_is_answered_by_the_worker() {
+    let (kit, router, _rx) = setup();
+    // Before any Hello (a local client) the request is passed on.
+    router
+        .deliver(private("e1", OWNER, "/reconnect"))
+        .expect("handled");
+    let first = kit.replies().pop().expect("a reply");
+    assert!(first.gateway_request.is_some(), "{first:?}");
+    // A gateway that cannot reconnect: the worker answers instead.
+    router.set_gateway_caps(vec![fcx_proto::caps::CREATE_GROUP.into()]);
+    router
+        .deliver(private("e2", OWNER, "/reconnect"))
+        .expect("handled");
+    let refused = kit.replies().pop().expect("a reply");
+    assert!(refused.gateway_request.is_none(), "{refused:?}");
+    assert!(!refused.ok);
+    assert!(refused.body.contains("cannot do that"), "{refused:?}");
+    // One that announced it gets the request.
+    router.set_gateway_caps(
+        fcx_proto::caps::GATEWAY
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    router
+        .deliver(private("e3", OWNER, "/reconnect"))
+        .expect("handled");
+    let passed = kit.replies().pop().expect("a reply");
+    assert!(passed.gateway_request.is_some(), "{passed:?}");
+}
