@@ -48,6 +48,8 @@ const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
 /// app-server needs about 65 ms to exit on EOF (codex.md §5.5).
 const MIN_STEP: Duration = Duration::from_millis(300);
 const FAILURE_DETAIL_CHARS: usize = 300;
+/// How often the child's process tree is recorded while it runs.
+const TREE_SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub(crate) struct AppServerRunner {
@@ -176,18 +178,31 @@ impl AppServerRunner {
         );
 
         let mut exit: Option<ExitStatus> = None;
+        // Codex setsid()s some children (its shell snapshot, commands under
+        // danger-full-access); if it dies they reparent to init and can only
+        // be found from this record, kept fresh while it runs.
+        let mut recorded: Vec<ProcId> = Vec::new();
         let end = if events.send(RunnerEvent::Spawned { pid }).await.is_err() {
             End::Detached
         } else {
-            tokio::select! {
-                end = session.drive(&spec) => end,
-                status = child.wait() => {
-                    exit = status.ok();
-                    End::ChildGone
+            let drive = session.drive(&spec);
+            tokio::pin!(drive);
+            let mut tick = tokio::time::interval(TREE_SNAPSHOT_EVERY);
+            loop {
+                tokio::select! {
+                    end = &mut drive => break end,
+                    status = child.wait() => {
+                        exit = status.ok();
+                        break End::ChildGone;
+                    }
+                    _ = tick.tick() => merge(&mut recorded, snapshot(pid).await),
                 }
             }
         };
-        let recorded = shutdown(&mut child, pid, &mut exit, &mut session, grace, &run_id).await;
+        merge(
+            &mut recorded,
+            shutdown(&mut child, pid, &mut exit, &mut session, grace, &run_id).await,
+        );
         if exit.is_some() {
             guard.pid = None;
         }
