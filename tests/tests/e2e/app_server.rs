@@ -323,3 +323,41 @@ fn a_killed_app_server_child_fails_the_run_with_a_clear_message() {
     drop(f);
     drop(e.rt);
 }
+
+#[test]
+fn commands_under_app_server_see_no_secret_in_their_environment() {
+    let e = env("app-server");
+    let mut f = Fcxd::console_with(
+        &e.home,
+        &[
+            ("FEISHU_APP_SECRET", "app-secret-e2e-7731"),
+            ("OPENAI_API_KEY", "sk-openai-e2e-5521"),
+        ],
+    );
+    f.wait_for("fcx console");
+    f.send("RUN: env; echo env-listed-ok");
+    f.wait_for("] completed");
+    drop(f);
+    let out: String = e
+        .mock
+        .requests()
+        .iter()
+        .flat_map(|r| r.body["input"].as_array().cloned().unwrap_or_default())
+        .filter(|item| item["type"] == "function_call_output")
+        .filter_map(|item| item["output"].as_str().map(str::to_string))
+        .collect();
+    assert!(out.contains("env-listed-ok"), "{out}");
+    assert!(out.contains("PATH="), "{out}");
+    for secret in [
+        "sk-mock",
+        "app-secret-e2e-7731",
+        "sk-openai-e2e-5521",
+        "FCX_HOME",
+    ] {
+        assert!(
+            !out.contains(secret),
+            "{secret} reached codex's shell: {out}"
+        );
+    }
+    drop(e.rt);
+}

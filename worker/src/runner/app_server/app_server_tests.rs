@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::runner::{ChildEnv, ControlError, RunControl};
+use crate::runner::{ChildEnv, ControlError, RunControl, Sandbox};
 
 fn spec(resume: Option<&str>) -> RunSpec {
     RunSpec {
@@ -372,6 +372,21 @@ fn args_put_overrides_and_network_on_the_command_line() {
             "sandbox_workspace_write.network_access=false"
         ]
     );
+}
+
+#[test]
+fn an_api_key_is_hidden_from_commands_as_under_exec() {
+    let mut s = spec(None);
+    s.env.api_key = Some(fcx_config::Secret::new("sk-x"));
+    let a: Vec<String> = build_args(&s)
+        .into_iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        a.contains(&"shell_environment_policy.exclude=[\"CODEX_API_KEY\"]".to_string()),
+        "{a:?}"
+    );
+    assert!(!a.iter().any(|x| x.contains("sk-x")), "{a:?}");
 }
 
 #[test]
