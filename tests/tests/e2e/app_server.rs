@@ -334,18 +334,8 @@ fn commands_under_app_server_see_no_secret_in_their_environment() {
             ("OPENAI_API_KEY", "sk-openai-e2e-5521"),
         ],
     );
-    f.wait_for("fcx console");
-    f.send("RUN: env; echo env-listed-ok");
-    f.wait_for("] completed");
+    let out = tool_output(&e, &mut f, "env; echo env-listed-ok");
     drop(f);
-    let out: String = e
-        .mock
-        .requests()
-        .iter()
-        .flat_map(|r| r.body["input"].as_array().cloned().unwrap_or_default())
-        .filter(|item| item["type"] == "function_call_output")
-        .filter_map(|item| item["output"].as_str().map(str::to_string))
-        .collect();
     assert!(out.contains("env-listed-ok"), "{out}");
     assert!(out.contains("PATH="), "{out}");
     for secret in [
@@ -359,5 +349,56 @@ fn commands_under_app_server_see_no_secret_in_their_environment() {
             "{secret} reached codex's shell: {out}"
         );
     }
+    drop(e.rt);
+}
+
+/// What `cmd` printed inside Codex, as the mock got it back.
+fn tool_output(e: &Env, f: &mut Fcxd, cmd: &str) -> String {
+    f.wait_for("fcx console");
+    f.send(&format!("RUN: {cmd}"));
+    f.wait_for("] completed");
+    e.mock
+        .requests()
+        .iter()
+        .flat_map(|r| r.body["input"].as_array().cloned().unwrap_or_default())
+        .filter(|item| item["type"] == "function_call_output")
+        .filter_map(|item| item["output"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn commands_under_app_server_cannot_read_fcx_home() {
+    let e = env("app-server");
+    let home = e.home.home.display().to_string();
+    std::fs::create_dir_all(e.home.home.join("secrets")).expect("mkdir");
+    std::fs::write(
+        e.home.home.join("secrets/app-secret"),
+        "app-secret-file-4419",
+    )
+    .expect("secret");
+    let mut f = Fcxd::console(&e.home);
+    let out = tool_output(
+        &e,
+        &mut f,
+        &format!(
+            "cat {home}/secrets/app-secret; ls {home}/profiles/default {home}/run | sed 's/^/ENTRY:/'; \
+             head -c 15 {home}/profiles/default/state.db; echo fcx-home-probe-done"
+        ),
+    );
+    assert!(out.contains("fcx-home-probe-done"), "{out}");
+    assert!(out.contains("ENTRY:codex-home"), "{out}");
+    for leaked in [
+        "app-secret-file-4419",
+        "SQLite format",
+        "ENTRY:state.db",
+        "ENTRY:worker-default.sock",
+    ] {
+        assert!(!out.contains(leaked), "{leaked} visible: {out}");
+    }
+    // The thread app-server wrote resumes.
+    f.send("say hi");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("continuing session"), "{seen}");
+    drop(f);
     drop(e.rt);
 }
