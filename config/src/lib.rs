@@ -224,6 +224,26 @@ impl AuthMode {
     }
 }
 
+/// How the worker drives Codex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunnerKind {
+    /// One `codex exec --json` child per turn.
+    #[default]
+    Exec,
+    /// `codex app-server` over stdio JSON-RPC: live deltas, interrupt, steer.
+    AppServer,
+}
+
+impl RunnerKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunnerKind::Exec => "exec",
+            RunnerKind::AppServer => "app-server",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodexConfig {
     /// A path, or a name looked up on PATH when the worker starts.
@@ -233,6 +253,7 @@ pub struct CodexConfig {
     pub model: Option<String>,
     /// `-c key=value` overrides, flattened to dotted keys with TOML literal values.
     pub overrides: Vec<(String, String)>,
+    pub runner: RunnerKind,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -348,6 +369,7 @@ struct RawCodex {
     auth: Option<AuthMode>,
     api_key: Option<String>,
     model: Option<String>,
+    runner: Option<RunnerKind>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -755,6 +777,7 @@ fn build_profile(
             api_key,
             model: rp.codex.model,
             overrides,
+            runner: rp.codex.runner.unwrap_or_default(),
         },
         workspaces: WorkspacesConfig {
             default: default_ws,
@@ -857,6 +880,25 @@ mod tests {
             Some(SecretRef::Env("OPENAI_API_KEY".into()))
         );
         assert_eq!(p.workspaces.default, h.user_home().join("fcx-work"));
+    }
+
+    #[test]
+    fn runner_defaults_to_exec_and_accepts_app_server() {
+        let (_d, h) = home();
+        let c = Config::load(&h).expect("default config");
+        let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+        assert_eq!(p.codex.runner, RunnerKind::Exec);
+        let file = Path::new("/x/config.toml");
+        for (value, want) in [
+            ("exec", RunnerKind::Exec),
+            ("app-server", RunnerKind::AppServer),
+        ] {
+            let text = format!("[profiles.p.codex]\nrunner = \"{value}\"\n");
+            let c = Config::parse(file, &text, &h).expect("config");
+            assert_eq!(c.profile("p").expect("p").codex.runner, want);
+            assert_eq!(want.as_str(), value);
+        }
+        assert!(Config::parse(file, "[profiles.p.codex]\nrunner = \"tui\"\n", &h).is_err());
     }
 
     #[test]

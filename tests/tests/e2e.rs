@@ -2,6 +2,7 @@
 //! console surface, against the scripted fake codex and the REAL Codex CLI.
 
 mod e2e {
+    pub mod app_server;
     pub mod command_cards;
     pub mod console_fake;
     pub mod contract;

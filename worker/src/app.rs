@@ -14,6 +14,7 @@ use crate::events::EventBus;
 use crate::lifetime::{self, Contact};
 use crate::pipeline::Pipeline;
 use crate::runner::Runner;
+use crate::runner::app_server::AppServerRunner;
 use crate::runner::exec::ExecRunner;
 use crate::service::WorkerService;
 use crate::store::Store;
@@ -61,7 +62,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let streams_token = CancellationToken::new();
     let requested = CancellationToken::new();
     let bus = EventBus::new(store.clone(), streams_token.clone());
-    let runner: Arc<dyn Runner> = Arc::new(ExecRunner::new());
+    let runner: Arc<dyn Runner> = match profile.codex.runner {
+        fcx_config::RunnerKind::Exec => Arc::new(ExecRunner::new()),
+        fcx_config::RunnerKind::AppServer => Arc::new(AppServerRunner::new()),
+    };
     let runner_name = runner.name();
     let pipeline = Arc::new(Pipeline::new(
         profile.clone(),

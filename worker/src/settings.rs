@@ -532,6 +532,7 @@ mod tests {
                 api_key: None,
                 model: None,
                 overrides: Vec::new(),
+                runner: Default::default(),
             },
             workspaces: WorkspacesConfig {
                 default: "/w".into(),

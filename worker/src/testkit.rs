@@ -43,6 +43,7 @@ pub(crate) fn profile(dir: &std::path::Path, runs: RunsConfig) -> Profile {
             api_key: None,
             model: None,
             overrides: Vec::new(),
+            runner: Default::default(),
         },
         workspaces: WorkspacesConfig {
             default: dir.join("ws"),

@@ -251,6 +251,7 @@ fn defers(ev: &pb::WorkerEvent, next: Option<&pb::WorkerEvent>) -> bool {
             Some(
                 Kind::TextDelta(_)
                     | Kind::ReasoningDelta(_)
+                    | Kind::ToolOutputDelta(_)
                     | Kind::ToolStart(_)
                     | Kind::ToolEnd(_)
                     | Kind::Usage(_)

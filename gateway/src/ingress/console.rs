@@ -196,6 +196,8 @@ async fn print_loop(
 struct Printer {
     /// Whether the last thing printed was answer text without a newline.
     mid_text: bool,
+    /// The answer item the open text line belongs to.
+    text_item: Option<String>,
 }
 
 impl Printer {
@@ -259,13 +261,13 @@ impl Printer {
             }
             Kind::ThreadBound(_) => {}
             Kind::TextDelta(t) => {
-                if !self.mid_text {
-                    // Answer text starts on its own line.
-                }
-                self.text(&t.delta);
-                if !t.delta.ends_with('\n') {
+                // Deltas of one answer continue its line; another answer
+                // (a new item) starts on a line of its own.
+                if self.mid_text && self.text_item.as_deref() != Some(t.item_id.as_str()) {
                     self.text("\n");
                 }
+                self.text_item = Some(t.item_id.clone());
+                self.text(&t.delta);
             }
             Kind::ReasoningDelta(r) => {
                 let first = r.delta.lines().next().unwrap_or("").trim();
@@ -319,7 +321,7 @@ impl Printer {
                 }
                 self.line(&s);
             }
-            Kind::Usage(_) => {}
+            Kind::Usage(_) | Kind::ToolOutputDelta(_) => {}
             Kind::Done(d) => {
                 let reason = match pb::DoneReason::try_from(d.reason) {
                     Ok(pb::DoneReason::Completed) => "completed",

@@ -56,6 +56,12 @@ impl Translator<'_> {
             RunnerEvent::ReasoningDelta { item_id, delta } => {
                 self.emit(Kind::ReasoningDelta(pb::ReasoningDelta { item_id, delta }));
             }
+            RunnerEvent::ToolOutputDelta { item_id, delta } => {
+                self.emit(Kind::ToolOutputDelta(pb::ToolOutputDelta {
+                    item_id,
+                    delta,
+                }));
+            }
             RunnerEvent::ToolStarted {
                 item_id,
                 kind,

@@ -6,6 +6,7 @@
 //! answers "not supported" where it cannot. The orchestrator only ever talks to
 //! this trait, so it does not change when the app-server runner lands.
 
+pub(crate) mod app_server;
 pub(crate) mod exec;
 pub(crate) mod process;
 
@@ -131,6 +132,12 @@ pub(crate) enum RunnerEvent {
         text: String,
     },
     ReasoningDelta {
+        item_id: String,
+        delta: String,
+    },
+    /// Live output of a running command (app-server only; exec reports the
+    /// output once, in [`RunnerEvent::ToolCompleted`]).
+    ToolOutputDelta {
         item_id: String,
         delta: String,
     },

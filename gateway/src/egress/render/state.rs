@@ -339,6 +339,13 @@ impl RunState {
                     None => self.push_tool(done),
                 }
             }
+            Kind::ToolOutputDelta(d) => {
+                self.running();
+                if let Some(tc) = self.tool_mut(&d.item_id) {
+                    tc.output_tail.push_str(&d.delta);
+                    tc.output_tail = keep_tail(&tc.output_tail);
+                }
+            }
             Kind::Usage(u) => self.usage = Some(u.into()),
             Kind::Error(e) => {
                 if self.errors.len() >= MAX_ERRORS {

@@ -42,13 +42,10 @@ pub(super) fn with_key_excluded(existing: Option<&str>) -> String {
 /// child stuck in the kernel.
 const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
 
-/// The argv after the binary, in the order the official SDK uses. Flags go
-/// before `resume` because `exec resume` has no `--sandbox`/`--cd` of its
-/// own; images use `--image=` because the spaced form is greedy and would
-/// swallow the trailing `-`; `-` makes codex read the prompt from stdin
-/// (verified with 0.169.0 both for new threads and after `resume <id>`).
-pub(super) fn build_args(spec: &RunSpec) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec!["exec".into(), "--json".into()];
+/// The `-c` overrides every runner passes: the operator's config, network
+/// access, and the API key hidden from the commands Codex runs.
+pub(crate) fn config_args(spec: &RunSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
     let hide_key = spec.env.api_key.is_some();
     let mut operator_excludes = None;
     for (k, v) in &spec.overrides {
@@ -70,6 +67,17 @@ pub(super) fn build_args(spec: &RunSpec) -> Vec<OsString> {
         a.push("-c".into());
         a.push(format!("{EXCLUDE_KEY}={}", with_key_excluded(operator_excludes)).into());
     }
+    a
+}
+
+/// The argv after the binary, in the order the official SDK uses. Flags go
+/// before `resume` because `exec resume` has no `--sandbox`/`--cd` of its
+/// own; images use `--image=` because the spaced form is greedy and would
+/// swallow the trailing `-`; `-` makes codex read the prompt from stdin
+/// (verified with 0.169.0 both for new threads and after `resume <id>`).
+pub(super) fn build_args(spec: &RunSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["exec".into(), "--json".into()];
+    a.extend(config_args(spec));
     if let Some(m) = &spec.model {
         a.push("-m".into());
         a.push(m.into());
@@ -179,13 +187,13 @@ pub(super) async fn wait_exit(
     }
 }
 
-pub(super) async fn snapshot(pid: u32) -> Vec<ProcId> {
+pub(crate) async fn snapshot(pid: u32) -> Vec<ProcId> {
     tokio::task::spawn_blocking(move || process::descendants(pid))
         .await
         .unwrap_or_default()
 }
 
-pub(super) fn merge(into: &mut Vec<ProcId>, more: Vec<ProcId>) {
+pub(crate) fn merge(into: &mut Vec<ProcId>, more: Vec<ProcId>) {
     for p in more {
         if !into.contains(&p) {
             into.push(p);
@@ -196,8 +204,8 @@ pub(super) fn merge(into: &mut Vec<ProcId>, more: Vec<ProcId>) {
 /// Kills the child's group and tree if the run future is dropped before it
 /// could stop the child itself (the orchestrator aborted the task). Blocking,
 /// but it only runs on that abnormal path.
-pub(super) struct TreeGuard {
-    pub(super) pid: Option<u32>,
+pub(crate) struct TreeGuard {
+    pub(crate) pid: Option<u32>,
 }
 
 impl Drop for TreeGuard {
@@ -211,8 +219,18 @@ impl Drop for TreeGuard {
 }
 
 pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
+    prepare_codex_command(spec, build_args(spec)).await
+}
+
+/// The codex child with `args`, its environment, pipes, process group and
+/// parent-death signal: shared by every runner, so each gets the same
+/// environment and containment.
+pub(crate) async fn prepare_codex_command(
+    spec: &RunSpec,
+    args: Vec<OsString>,
+) -> Result<Command, String> {
     let mut cmd = Command::new(&spec.binary);
-    cmd.args(build_args(spec));
+    cmd.args(args);
     // An allow-list, not the worker's whole environment: secrets fcxd was
     // started with must not reach Codex or what it runs.
     cmd.env_clear().envs(super::allow_env::allowed(
@@ -371,7 +389,7 @@ pub(super) async fn ensure_codex_home(home: &Path) -> io::Result<()> {
     }
 }
 
-pub(super) async fn spawn_with_retry(cmd: &mut Command) -> io::Result<Child> {
+pub(crate) async fn spawn_with_retry(cmd: &mut Command) -> io::Result<Child> {
     // ETXTBSY: another thread of this process forked while the binary was
     // open for writing (a just-installed codex, test fakes). It clears as
     // soon as that fork execs.
@@ -399,7 +417,7 @@ pub(super) fn is_text_busy(e: &io::Error) -> bool {
     }
 }
 
-pub(super) fn spawn_error_message(binary: &Path, e: &io::Error) -> String {
+pub(crate) fn spawn_error_message(binary: &Path, e: &io::Error) -> String {
     let b = binary.display();
     match e.kind() {
         io::ErrorKind::NotFound => format!(

@@ -4,7 +4,7 @@ use std::io;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-pub(super) enum Line {
+pub(crate) enum Line {
     Text(Vec<u8>),
     /// A line longer than the limit; only its length is kept.
     TooLong(usize),
@@ -13,17 +13,17 @@ pub(super) enum Line {
 /// Splits a byte stream into lines without ever buffering more than `max`
 /// bytes of one line. Cancel-safe: all state lives in `self` and is only
 /// changed after the single await point.
-pub(super) struct BoundedLines<R> {
-    pub(super) reader: BufReader<R>,
-    pub(super) buf: Vec<u8>,
-    pub(super) max: usize,
+pub(crate) struct BoundedLines<R> {
+    pub(crate) reader: BufReader<R>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) max: usize,
     /// Bytes of the current line beyond what we kept (0 = not overlong).
-    pub(super) overflow: usize,
-    pub(super) done: bool,
+    pub(crate) overflow: usize,
+    pub(crate) done: bool,
 }
 
 impl<R: AsyncRead + Unpin> BoundedLines<R> {
-    pub(super) fn new(reader: R, max: usize) -> Self {
+    pub(crate) fn new(reader: R, max: usize) -> Self {
         BoundedLines {
             reader: BufReader::with_capacity(64 << 10, reader),
             buf: Vec::new(),
@@ -33,16 +33,16 @@ impl<R: AsyncRead + Unpin> BoundedLines<R> {
         }
     }
 
-    pub(super) fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.done
     }
 
-    pub(super) fn give_up(&mut self) {
+    pub(crate) fn give_up(&mut self) {
         self.done = true;
         self.buf = Vec::new();
     }
 
-    pub(super) fn take_line(&mut self) -> Line {
+    pub(crate) fn take_line(&mut self) -> Line {
         let line = if self.overflow > 0 {
             Line::TooLong(self.buf.len() + self.overflow)
         } else {
@@ -57,7 +57,7 @@ impl<R: AsyncRead + Unpin> BoundedLines<R> {
         line
     }
 
-    pub(super) fn append(&mut self, chunk: &[u8]) {
+    pub(crate) fn append(&mut self, chunk: &[u8]) {
         if self.overflow > 0 || self.buf.len() + chunk.len() > self.max {
             // Keep counting, stop keeping.
             self.overflow += self.buf.len() + chunk.len();
@@ -68,7 +68,7 @@ impl<R: AsyncRead + Unpin> BoundedLines<R> {
     }
 
     /// The next line, `Ok(None)` at end of stream (after which `done()`).
-    pub(super) async fn next(&mut self) -> io::Result<Option<Line>> {
+    pub(crate) async fn next(&mut self) -> io::Result<Option<Line>> {
         loop {
             if self.done {
                 return Ok(None);

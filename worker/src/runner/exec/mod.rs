@@ -8,12 +8,12 @@
 //! sweep of the commands codex started (see [`super::process`]).
 
 mod allow_env;
-mod child;
+pub(super) mod child;
 pub(crate) mod confine;
 mod jsonl;
-mod lines;
-mod stderr;
-mod translate;
+pub(super) mod lines;
+pub(super) mod stderr;
+pub(super) mod translate;
 
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};

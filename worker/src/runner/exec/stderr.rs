@@ -9,23 +9,23 @@ use crate::util::truncate_chars;
 
 /// Longest stderr line we keep (the rest of it is discarded).
 const STDERR_MAX_LINE: usize = 64 << 10;
-pub(super) const TAIL_LINES: usize = 20;
-pub(super) const TAIL_BYTES: usize = 8 << 10;
+pub(crate) const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_BYTES: usize = 8 << 10;
 const TAIL_LINE_CHARS: usize = 2048;
 
 #[derive(Debug, Default)]
-pub(super) struct StderrState {
-    pub(super) tail: VecDeque<String>,
-    pub(super) tail_bytes: usize,
+pub(crate) struct StderrState {
+    pub(crate) tail: VecDeque<String>,
+    pub(crate) tail_bytes: usize,
     /// Last `Error: …` line (codex's fatal error from main).
-    pub(super) last_error: Option<String>,
-    pub(super) last_line: Option<String>,
-    pub(super) no_rollout: bool,
-    pub(super) in_backtrace: bool,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_line: Option<String>,
+    pub(crate) no_rollout: bool,
+    pub(crate) in_backtrace: bool,
 }
 
 impl StderrState {
-    pub(super) fn push(&mut self, raw: &str) {
+    pub(crate) fn push(&mut self, raw: &str) {
         let cleaned = strip_ansi(raw);
         let line = cleaned.trim_end();
         if line.trim().is_empty() {
@@ -66,11 +66,11 @@ impl StderrState {
     }
 
     /// The line that best explains a failure.
-    pub(super) fn meaningful(&self) -> Option<&str> {
+    pub(crate) fn meaningful(&self) -> Option<&str> {
         self.last_error.as_deref().or(self.last_line.as_deref())
     }
 
-    pub(super) fn tail_string(&self) -> String {
+    pub(crate) fn tail_string(&self) -> String {
         self.tail
             .iter()
             .map(String::as_str)
@@ -79,7 +79,7 @@ impl StderrState {
     }
 }
 
-pub(super) fn is_backtrace_frame(line: &str) -> bool {
+pub(crate) fn is_backtrace_frame(line: &str) -> bool {
     let t = line.trim_start();
     if t.starts_with("at ") {
         return true;
@@ -91,13 +91,13 @@ pub(super) fn is_backtrace_frame(line: &str) -> bool {
 }
 
 /// stderr lines codex prints on every run that explain nothing.
-pub(super) fn is_noise(line: &str) -> bool {
+pub(crate) fn is_noise(line: &str) -> bool {
     line.starts_with("Reading prompt from stdin")
         || line.starts_with("Reading additional input from stdin")
         || line.starts_with("WARNING: proceeding, even though we could not create PATH aliases")
 }
 
-pub(super) fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     if !s.contains('\u{1b}') {
         return s.to_string();
     }
@@ -119,7 +119,7 @@ pub(super) fn strip_ansi(s: &str) -> String {
     out
 }
 
-pub(super) async fn read_stderr(
+pub(crate) async fn read_stderr(
     stderr: tokio::process::ChildStderr,
     state: Arc<Mutex<StderrState>>,
     run_id: String,

@@ -294,7 +294,7 @@ pub(super) fn todo_output(items: &[RawTodo]) -> String {
 }
 
 /// The text blocks of an MCP result, or the result as JSON if it has none.
-pub(super) fn mcp_output(result: &Value) -> String {
+pub(crate) fn mcp_output(result: &Value) -> String {
     let texts: Vec<&str> = result
         .get("content")
         .and_then(Value::as_array)
