@@ -239,6 +239,7 @@ impl Router {
         let source = store.scope_settings(source_scope)?;
         let mut settings = ScopeSettings {
             workspace: source.workspace,
+            workspace_id: source.workspace_id,
             access: source.access,
             ..Default::default()
         };
@@ -246,6 +247,7 @@ impl Router {
             && let Ok(p) = d.ctx.policy(source_scope)
         {
             settings.workspace = Some(p.cwd.display().to_string());
+            settings.workspace_id = crate::pin::identity(&p.cwd).ok();
         }
         store.set_scope_settings(scope, &settings, now_ms())?;
         d.gate.reload()?;
