@@ -13,6 +13,7 @@ mod text;
 mod workspace;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use fcx_proto::v1::{self as pb, Ack, Inbound};
 
@@ -35,6 +36,7 @@ pub(crate) struct Deps {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) sched: Arc<Scheduler>,
     doctor: info::DoctorLimit,
+    hints: gate::HintLimit,
 }
 
 impl Deps {
@@ -46,6 +48,7 @@ impl Deps {
             catalog,
             sched,
             doctor: info::DoctorLimit::default(),
+            hints: gate::HintLimit::default(),
         }
     }
 }
@@ -81,11 +84,25 @@ impl Router {
         let decision = d.gate.decide(&inbound, need);
         if decision != Decision::Allow {
             // Acknowledged (so the platform does not redeliver) and recorded
-            // for de-duplication, but nothing runs.
-            let acc = d.ctx.store.accept(&inbound, InboxKind::Command, now_ms())?;
-            if !acc.duplicate
-                && let Decision::Hint(t) | Decision::Deny(t) = decision
-            {
+            // for de-duplication, but nothing runs: only the key is kept (and
+            // the chat type card clicks in the scope are judged by), never
+            // what a sender without access wrote or who they are.
+            let key = Inbound {
+                event_id: inbound.event_id.clone(),
+                scope: inbound.scope.clone(),
+                chat_type: inbound.chat_type,
+                ..Default::default()
+            };
+            let acc = d.ctx.store.accept(&key, InboxKind::Command, now_ms())?;
+            let answer = match decision {
+                _ if acc.duplicate => None,
+                Decision::Deny(t) => Some(t),
+                // Anyone in a group can trigger the hint: once per chat per
+                // interval, so a busy or hostile group gets no reply flood.
+                Decision::Hint(t) if d.hints.allow(hint_key(&inbound), Instant::now()) => Some(t),
+                _ => None,
+            };
+            if let Some(t) = answer {
                 let name = cmd.as_ref().map_or("access", Command::name);
                 d.replies.text(&inbound, name, false, t, String::new());
             }
@@ -253,6 +270,14 @@ impl Router {
         d.gate.reload()?;
         tracing::info!(scope, chat_id, source_scope, "group created and enabled");
         Ok(())
+    }
+}
+
+fn hint_key(inbound: &Inbound) -> &str {
+    if inbound.chat_id.is_empty() {
+        &inbound.scope
+    } else {
+        &inbound.chat_id
     }
 }
 
