@@ -108,6 +108,31 @@ impl Router {
             }
             return Ok(ack(acc));
         }
+        if inbound.text.len() > MAX_TEXT_BYTES {
+            // Up to 20,000 messages may wait in memory: each is bounded, and
+            // the sender hears why theirs did not run.
+            let key = Inbound {
+                event_id: inbound.event_id.clone(),
+                scope: inbound.scope.clone(),
+                chat_type: inbound.chat_type,
+                ..Default::default()
+            };
+            let acc = d.ctx.store.accept(&key, InboxKind::Command, now_ms())?;
+            if !acc.duplicate {
+                d.replies.text(
+                    &inbound,
+                    "message",
+                    false,
+                    "Message too long",
+                    format!(
+                        "It has {} KiB of text; fcx takes up to {} KiB per message. Send it as a file instead.",
+                        inbound.text.len().div_ceil(1024),
+                        MAX_TEXT_BYTES / 1024
+                    ),
+                );
+            }
+            return Ok(ack(acc));
+        }
         if let Some(cmd) = cmd {
             let acc = d.ctx.store.accept(&inbound, InboxKind::Command, now_ms())?;
             if !acc.duplicate {
@@ -288,6 +313,9 @@ fn ack(acc: crate::store::Accepted) -> Ack {
         inbox_id: acc.inbox_id as u64,
     }
 }
+
+/// Most text one message may carry.
+pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 const NOT_ON_CONSOLE: &str = "Not available on the console.";
 

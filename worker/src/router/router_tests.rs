@@ -132,6 +132,26 @@ async fn nothing_a_sender_without_access_wrote_is_stored() {
 }
 
 #[tokio::test]
+async fn a_message_over_the_text_cap_is_refused_and_the_sender_told() {
+    let (kit, router, mut rx) = setup();
+    let long = "x".repeat(MAX_TEXT_BYTES + 1);
+    let ack = router
+        .deliver(private("e1", USER, &long))
+        .expect("acknowledged");
+    assert!(ack.accepted && !ack.duplicate);
+    assert_eq!(titles(&kit), vec!["Message too long".to_string()]);
+    let kept = kit.ctx.store.journaled("e1").expect("read").expect("kept");
+    assert!(kept.text.is_empty());
+    tokio::task::yield_now().await;
+    assert!(rx.try_recv().is_err(), "nothing runs");
+    // At the cap it runs.
+    router
+        .deliver(private("e2", USER, &long[1..]))
+        .expect("queued");
+    assert_eq!(next_run(&mut rx).await.texts[0].len(), MAX_TEXT_BYTES);
+}
+
+#[tokio::test]
 async fn roles_decide_who_may_change_access() {
     let (kit, router, _rx) = setup();
     router
