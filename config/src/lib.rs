@@ -4,6 +4,8 @@
 //! Every error names the file, the key and what is wrong, because the operator
 //! reads it in a terminal or a service log with no other context.
 
+mod log_file;
+pub use log_file::{RollingFile, open_log_file};
 pub mod callback_keys;
 pub mod codex;
 mod home;
@@ -824,33 +826,6 @@ pub fn expand_tilde(p: &str, home: &Home) -> PathBuf {
         return home.user_home().join(rest);
     }
     PathBuf::from(p)
-}
-
-/// Open (append) a process log file under `logs/`, rotating it to `.1` once it
-/// passes `max_bytes`, and creating the directory private to the owner.
-pub fn open_log_file(home: &Home, name: &str, max_bytes: u64) -> std::io::Result<std::fs::File> {
-    let dir = home.logs_dir();
-    std::fs::create_dir_all(&dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let path = dir.join(format!("{name}.log"));
-    if std::fs::metadata(&path)
-        .map(|m| m.len() > max_bytes)
-        .unwrap_or(false)
-    {
-        let _ = std::fs::rename(&path, dir.join(format!("{name}.log.1")));
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
 }
 
 #[cfg(test)]

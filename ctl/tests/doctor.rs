@@ -194,7 +194,22 @@ fn doctor_fails_open_permissions_with_chmod_fixes() {
         s.workspace().display()
     ));
     common::set_mode(&s.fcx_home(), 0o755);
+    // Files fcx keeps, copied in or chmodded with open modes.
+    let state = s.fcx_home().join("profiles/work/state.db");
+    let log = s.fcx_home().join("logs/fcxd.log");
+    for f in [&state, &log] {
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        std::fs::write(f, b"x").expect("write");
+        common::set_mode(f, 0o644);
+    }
     let (out, _) = assert_exit(&s.run(&["doctor"]), 1);
+    for f in [&state, &log] {
+        assert!(
+            out.contains(&format!("chmod 600 {}", f.display())),
+            "{}: {out}",
+            f.display()
+        );
+    }
     assert!(!out.contains(API_KEY), "{out}");
     assert!(
         out.contains(&format!("chmod 700 {}", s.fcx_home().display())),

@@ -130,6 +130,23 @@ impl Store {
         })
     }
 
+    /// What the journal holds for `event_id`, if anything.
+    pub fn journaled(&self, event_id: &str) -> Result<Option<Inbound>> {
+        self.with(|c| {
+            let payload: Option<Vec<u8>> = c
+                .query_row(
+                    "SELECT payload FROM inbox WHERE event_id = ?1",
+                    params![event_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(match payload {
+                Some(p) => Some(Inbound::decode(p.as_slice())?),
+                None => None,
+            })
+        })
+    }
+
     /// The chat type of the newest message journaled in `scope`, for
     /// actions (card clicks) that carry none. `None` once the journal has
     /// been pruned past the scope's last message.

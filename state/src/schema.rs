@@ -15,7 +15,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes and understands. A database with a
 /// higher one was written by a newer fcx and is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// One step of the schema: applied, in a transaction, to a database whose
 /// version is below `version`.
@@ -26,11 +26,18 @@ pub(crate) struct Migration {
 }
 
 /// In version order, the last one at [`SCHEMA_VERSION`].
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    what: "baseline: the tables of the unversioned releases, with their added columns",
-    apply: baseline,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        what: "baseline: the tables of the unversioned releases, with their added columns",
+        apply: baseline,
+    },
+    Migration {
+        version: 2,
+        what: "scope_settings.workspace_id: the pinned workspace's device and inode",
+        apply: workspace_id,
+    },
+];
 
 /// The tables as the unversioned releases created them. `IF NOT EXISTS`
 /// because a version-0 database may already hold any of them.
@@ -139,6 +146,10 @@ fn baseline(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+fn workspace_id(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE scope_settings ADD COLUMN workspace_id TEXT")
 }
 
 fn has_column(c: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {

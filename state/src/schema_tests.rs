@@ -165,6 +165,7 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
             reply_mode: Some("text".into()),
             tool_display: Some("off".into()),
             require_mention: Some(false),
+            workspace_id: None,
         }
     );
     assert_eq!(
@@ -249,4 +250,30 @@ fn a_database_from_a_newer_fcx_is_refused_and_left_alone() {
     let err = Reader::open(&p).err().expect("readers refuse it too");
     assert!(matches!(err, StoreError::NewerSchema { .. }), "{err:?}");
     assert_eq!(version_of(&p), newer);
+}
+
+#[test]
+fn a_version_1_database_gains_the_workspace_pin_and_keeps_its_settings() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let p = d.path().join("state.db");
+    {
+        let mut c = Connection::open(&p).expect("open");
+        let tx = c.transaction().expect("tx");
+        (MIGRATIONS[0].apply)(&tx).expect("baseline");
+        tx.pragma_update(None, "user_version", 1).expect("version");
+        tx.execute(
+            "INSERT INTO scope_settings (scope, workspace, updated_at_ms) VALUES ('chat:a', '/w', 1)",
+            [],
+        )
+        .expect("row");
+        tx.commit().expect("commit");
+    }
+    let s = Store::open(&p).expect("open migrates");
+    assert_eq!(version_of(&p), SCHEMA_VERSION);
+    let mut got = s.scope_settings("chat:a").expect("read");
+    assert_eq!(got.workspace.as_deref(), Some("/w"));
+    assert_eq!(got.workspace_id, None);
+    got.workspace_id = Some("64768:1234".into());
+    s.set_scope_settings("chat:a", &got, 2).expect("write");
+    assert_eq!(s.scope_settings("chat:a").expect("read"), got);
 }

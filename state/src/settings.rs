@@ -12,6 +12,9 @@ use crate::{Result, Store};
 pub struct ScopeSettings {
     /// Realpath of the scope's current workspace.
     pub workspace: Option<String>,
+    /// `device:inode` of `workspace` when it was chosen: a run refuses a
+    /// workspace whose realpath or identity changed since.
+    pub workspace_id: Option<String>,
     /// Access mode (`read-only` | `workspace` | `full`).
     pub access: Option<String>,
     /// Idle timeout in seconds; `Some(0)` = off.
@@ -48,7 +51,8 @@ impl Store {
     pub fn scope_settings(&self, scope: &str) -> Result<ScopeSettings> {
         self.with(|c| {
             Ok(c.query_row(
-                "SELECT workspace, access, timeout_secs, reply_mode, tool_display, require_mention
+                "SELECT workspace, access, timeout_secs, reply_mode, tool_display, require_mention,
+                   workspace_id
                  FROM scope_settings WHERE scope = ?1",
                 params![scope],
                 |r| {
@@ -59,6 +63,7 @@ impl Store {
                         reply_mode: r.get(3)?,
                         tool_display: r.get(4)?,
                         require_mention: r.get::<_, Option<i64>>(5)?.map(|v| v != 0),
+                        workspace_id: r.get(6)?,
                     })
                 },
             )
@@ -72,12 +77,13 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "INSERT INTO scope_settings (scope, workspace, access, timeout_secs, reply_mode,
-                   tool_display, require_mention, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                   tool_display, require_mention, updated_at_ms, workspace_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(scope) DO UPDATE SET workspace = excluded.workspace,
                    access = excluded.access, timeout_secs = excluded.timeout_secs,
                    reply_mode = excluded.reply_mode, tool_display = excluded.tool_display,
                    require_mention = excluded.require_mention,
+                   workspace_id = excluded.workspace_id,
                    updated_at_ms = excluded.updated_at_ms",
                 params![
                     scope,
@@ -87,7 +93,8 @@ impl Store {
                     s.reply_mode,
                     s.tool_display,
                     s.require_mention.map(i64::from),
-                    now_ms
+                    now_ms,
+                    s.workspace_id
                 ],
             )?;
             Ok(())

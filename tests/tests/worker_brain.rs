@@ -1313,3 +1313,56 @@ async fn an_action_without_a_policy_fingerprint_is_refused() {
     assert!(act(&mut c, a).await.ok);
     ev.done_for("run1").await;
 }
+
+#[tokio::test]
+async fn a_swapped_workspace_symlink_is_refused_at_the_next_run() {
+    let h = TestHome::new();
+    let sub = h.workspace.join("sub");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    std::fs::create_dir_all(h.root.join("elsewhere")).expect("mkdir");
+    h.write_config(&app_config(&h, &format!("owner = \"{OWNER}\"")));
+    let (_w, mut c) = start(&h).await;
+    let mut ev = Events::new(&mut c).await;
+    let o = |id: &'static str, chat_id: &'static str, text: &'static str| Msg {
+        id,
+        actor: OWNER,
+        chat: ChatType::Private,
+        chat_id,
+        mentioned: false,
+        text,
+    };
+
+    deliver(&mut c, o("c1", "p_a", "/cd sub")).await;
+    assert!(reply(&ev.next_for("c1").await).2);
+    deliver(&mut c, o("m1", "p_a", "runs in sub")).await;
+    ev.done_for("m1").await;
+    deliver(&mut c, o("m2", "p_b", "runs in the default workspace")).await;
+    ev.done_for("m2").await;
+    let runs = h.fake_records().len();
+
+    // Someone with write access to the parent swaps the chosen workspace
+    // for a symlink to somewhere else: the next run is refused, in the chat.
+    std::fs::remove_dir(&sub).expect("rm sub");
+    std::os::unix::fs::symlink(h.root.join("elsewhere"), &sub).expect("symlink");
+    deliver(&mut c, o("m3", "p_a", "where am I now?")).await;
+    let done = ev.done_for("m3").await;
+    assert!(
+        done.detail.contains("changed since it was chosen") && done.detail.contains("elsewhere"),
+        "{done:?}"
+    );
+
+    // The same for the profile default, pinned at start.
+    std::fs::rename(&h.workspace, h.root.join("ws-old")).expect("move ws");
+    std::os::unix::fs::symlink(h.root.join("elsewhere"), &h.workspace).expect("symlink");
+    deliver(&mut c, o("m4", "p_b", "and here?")).await;
+    let done = ev.done_for("m4").await;
+    assert!(
+        done.detail.contains("changed since it was chosen"),
+        "{done:?}"
+    );
+    assert_eq!(
+        h.fake_records().len(),
+        runs,
+        "codex ran in a swapped workspace"
+    );
+}

@@ -2,13 +2,14 @@
 //! state and the event log. Read-only apart from the store; each step keeps
 //! its own state and receives this explicitly.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fcx_config::{Home, Profile};
 use fcx_proto::v1::worker_event::Kind;
 
 use crate::events::EventBus;
+use crate::pin::{self, Pin};
 use crate::policy::{self, PolicyError, RunPolicy};
 use crate::store::{ScopeSettings, Store};
 
@@ -19,6 +20,9 @@ pub(crate) struct Ctx {
     bus: EventBus,
     /// The runner's name, for `/status` and `Hello`.
     pub(crate) runner_name: &'static str,
+    /// The profile default workspace as it was at start (or when it first
+    /// resolved): runs refuse it once its realpath or directory changes.
+    default_pin: OnceLock<Pin>,
 }
 
 impl Ctx {
@@ -29,13 +33,25 @@ impl Ctx {
         bus: EventBus,
         runner_name: &'static str,
     ) -> Self {
-        Ctx {
+        let ctx = Ctx {
             profile,
             home,
             store,
             bus,
             runner_name,
+            default_pin: OnceLock::new(),
+        };
+        ctx.pin_default();
+        ctx
+    }
+
+    fn pin_default(&self) -> Option<&Pin> {
+        if let Some(p) = self.default_pin.get() {
+            return Some(p);
         }
+        let real = policy::workspace(&self.profile.workspaces.default, &self.home).ok()?;
+        let p = pin::pin(&real).ok()?;
+        Some(self.default_pin.get_or_init(|| p))
     }
 
     /// Record and publish one event; a failure is logged (the caller has
@@ -54,7 +70,12 @@ impl Ctx {
     }
 
     pub(crate) fn policy(&self, scope: &str) -> Result<RunPolicy, PolicyError> {
-        policy::resolve(&self.profile, &self.home, scope, &self.settings(scope))
+        let settings = self.settings(scope);
+        let default_pin = match settings.workspace {
+            Some(_) => None,
+            None => self.pin_default(),
+        };
+        policy::resolve(&self.profile, &self.home, scope, &settings, default_pin)
     }
 
     /// The scope's workspace as shown to people: its policy's, else the

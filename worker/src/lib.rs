@@ -13,6 +13,7 @@ mod commands;
 mod context;
 mod events;
 mod lifetime;
+mod pin;
 mod pipeline;
 mod policy;
 mod prompt;

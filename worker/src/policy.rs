@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use fcx_config::{AccessMode, AuthMode, Home, Profile};
 use sha2::{Digest, Sha256};
 
+use crate::pin::{self, Pin};
 use crate::runner::Sandbox;
 use crate::store::ScopeSettings;
 
@@ -33,6 +34,12 @@ pub(crate) enum PolicyError {
         "{path} leaves the current workspace through a symbolic link (it resolves to {target}); use the real path if you mean it"
     )]
     SymlinkEscape { path: String, target: String },
+    #[error(
+        "the workspace {path} changed since it was chosen ({why}); nothing runs there until someone with access chooses it again with /cd"
+    )]
+    Moved { path: String, why: String },
+    #[error("the workspace {path} is not safe to run in: {why}")]
+    Unsafe { path: String, why: String },
     #[error("the workspace {0} is not valid UTF-8; rename it or link to it from a UTF-8 path")]
     NotUtf8(String),
     #[error("{0}")]
@@ -92,19 +99,48 @@ pub(crate) fn effective_access(profile: &Profile, settings: &ScopeSettings) -> A
     chosen.min(max)
 }
 
-/// Resolve the policy for a run in `scope`.
+/// Resolve the policy for a run in `scope`. The workspace must still be the
+/// one pinned when it was chosen (`/cd`, or the profile default at start):
+/// same realpath, same directory.
 pub(crate) fn resolve(
     profile: &Profile,
     home: &Home,
     scope: &str,
     settings: &ScopeSettings,
+    default_pin: Option<&Pin>,
 ) -> Result<RunPolicy, PolicyError> {
-    let configured = settings
-        .workspace
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| profile.workspaces.default.clone());
-    let cwd = workspace(&configured, home)?;
+    let cwd = match &settings.workspace {
+        Some(stored) => {
+            let stored = PathBuf::from(stored);
+            match &settings.workspace_id {
+                Some(id) => pin::check(
+                    &stored,
+                    &Pin {
+                        real: stored.clone(),
+                        id: id.clone(),
+                    },
+                )?,
+                // Chosen before pins were stored: the realpath still holds.
+                None => match std::fs::canonicalize(&stored) {
+                    Ok(now) if now != stored => {
+                        return Err(PolicyError::Moved {
+                            path: stored.display().to_string(),
+                            why: format!("it now resolves to {}", now.display()),
+                        });
+                    }
+                    _ => {}
+                },
+            }
+            workspace(&stored, home)?
+        }
+        None => {
+            let configured = &profile.workspaces.default;
+            if let Some(p) = default_pin {
+                pin::check(configured, p)?;
+            }
+            workspace(configured, home)?
+        }
+    };
     let access = effective_access(profile, settings);
     let sandbox = sandbox_for(access);
     // Network is only meaningful inside workspace-write; full access has it
@@ -203,6 +239,7 @@ pub(crate) fn workspace(path: &Path, home: &Home) -> Result<PathBuf, PolicyError
     if let Some(why) = too_broad(&real, home) {
         return Err(PolicyError::TooBroad { path: shown, why });
     }
+    pin::check_owner(&real)?;
     Ok(real)
 }
 
@@ -222,6 +259,25 @@ pub(crate) fn too_broad(real: &Path, home: &Home) -> Option<&'static str> {
     for d in ["Desktop", "Downloads"] {
         if real == user_home.join(d) {
             return Some("Desktop and Downloads cannot be a workspace as a whole");
+        }
+    }
+    // ~/.ssh, ~/.config, ~/.codex, ~/.local/bin, …: credentials and files
+    // that run at login or on the next command.
+    if let Ok(rest) = real.strip_prefix(&user_home)
+        && let Some(Component::Normal(first)) = rest.components().next()
+        && first.to_string_lossy().starts_with('.')
+    {
+        return Some(
+            "it is inside a hidden directory of your home, which holds credentials and start-up files",
+        );
+    }
+    // A workspace that is or holds a PATH directory would let a run plant
+    // commands the user runs later.
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path).filter(|d| d.is_absolute()) {
+            if canon(&dir).starts_with(real) {
+                return Some("it is or holds a directory on PATH");
+            }
         }
     }
     let temp_roots = [

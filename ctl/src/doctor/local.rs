@@ -44,11 +44,28 @@ pub(super) fn home_permissions(home: &Home, c: &mut Checks) {
             loose.push(format!("chmod 700 {}", d.display()));
         }
     }
+    // Every file fcx keeps there (state.db and its journals, cursors, used
+    // nonces, key files, logs, sockets): written under umask 0077, so a
+    // looser one was copied in or chmodded later.
     let mut files: Vec<_> = profile_dirs
         .iter()
         .map(|d| d.join("callback-keys.json"))
         .collect();
     files.push(home.gateway_socket());
+    // config.toml is the operator's (and holds secret references only).
+    let state_dirs = [home.run_dir(), home.logs_dir()];
+    for d in state_dirs.iter().chain(profile_dirs.iter()) {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
+        let mut found: Vec<_> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| !p.is_dir() && !files.contains(p))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
     for f in files {
         if open_mode(&f).is_some() {
             loose.push(format!("chmod 600 {}", f.display()));
@@ -58,7 +75,7 @@ pub(super) fn home_permissions(home: &Home, c: &mut Checks) {
         c.ok(
             "permissions",
             format!(
-                "{} and its directories are private (0700), key files and the socket 0600",
+                "{} and its directories are private (0700), its files (state, logs, keys, sockets) 0600",
                 root.display()
             ),
         );

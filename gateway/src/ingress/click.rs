@@ -276,7 +276,9 @@ impl Callbacks {
     /// low-detail toast); the reason is logged once.
     pub(crate) fn check(&self, event: &Value) -> Result<Click, Value> {
         let deny = |d: Denied| {
-            tracing::warn!(reason = ?d, "card action denied");
+            if let Some(held_back) = super::warn_limit::admit("card action denied") {
+                tracing::warn!(reason = ?d, held_back, "card action denied");
+            }
             Err(d.answer())
         };
         let operator = event["operator"]["open_id"].as_str().unwrap_or("");

@@ -8,4 +8,5 @@ pub(crate) mod click;
 pub(crate) mod console;
 pub(crate) mod keys;
 pub(crate) mod normalize;
+pub(crate) mod warn_limit;
 pub(crate) mod webhook;

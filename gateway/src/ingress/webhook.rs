@@ -362,12 +362,16 @@ async fn handle(
         },
         // Already handled once: acknowledged, nothing runs again.
         Err(WebhookError::Replayed) => {
-            tracing::warn!("webhook request replayed; ignored");
+            if let Some(held_back) = super::warn_limit::admit("webhook replayed") {
+                tracing::warn!(held_back, "webhook request replayed; ignored");
+            }
             respond(StatusCode::OK, json!({"msg": "success"}))
         }
         Err(e) => {
             // One line, no body echo: a forged request learns nothing.
-            tracing::warn!(error = %e, "webhook request refused");
+            if let Some(held_back) = super::warn_limit::admit("webhook refused") {
+                tracing::warn!(error = %e, held_back, "webhook request refused");
+            }
             respond(StatusCode::UNAUTHORIZED, json!({"msg": "refused"}))
         }
     }

@@ -1,7 +1,9 @@
 //! The access gate: the lists in force (config ∪ chat changes, plus the
 //! owner) and the decision for every message.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use fcx_proto::v1::Inbound;
 
@@ -10,6 +12,35 @@ use crate::access::{self, Chat, Decision, Facts, Lists, Need, Role};
 use crate::commands;
 use crate::context::Ctx;
 use crate::store::StoreError;
+
+/// How often one chat may get the "group not enabled" hint.
+pub(super) const HINT_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Chats remembered at once; past it, expired ones are dropped, and while
+/// it is still full no hint is sent (silence is the safe side).
+const HINT_CHATS: usize = 4096;
+
+/// When each chat last got the hint.
+#[derive(Default)]
+pub(super) struct HintLimit(Mutex<HashMap<String, Instant>>);
+
+impl HintLimit {
+    /// Whether `chat` may get the hint at `now` (and it is recorded).
+    pub(super) fn allow(&self, chat: &str, now: Instant) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = last.get(chat) {
+            if now.saturating_duration_since(*t) < HINT_INTERVAL {
+                return false;
+            }
+        } else if last.len() >= HINT_CHATS {
+            last.retain(|_, t| now.saturating_duration_since(*t) < HINT_INTERVAL);
+            if last.len() >= HINT_CHATS {
+                return false;
+            }
+        }
+        last.insert(chat.to_string(), now);
+        true
+    }
+}
 
 pub(super) const KV_PLATFORM_OWNER: &str = "platform.owner";
 

@@ -13,6 +13,7 @@ mod text;
 mod workspace;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use fcx_proto::v1::{self as pb, Ack, Inbound};
 
@@ -35,6 +36,7 @@ pub(crate) struct Deps {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) sched: Arc<Scheduler>,
     doctor: info::DoctorLimit,
+    hints: gate::HintLimit,
 }
 
 impl Deps {
@@ -46,6 +48,7 @@ impl Deps {
             catalog,
             sched,
             doctor: info::DoctorLimit::default(),
+            hints: gate::HintLimit::default(),
         }
     }
 }
@@ -81,13 +84,52 @@ impl Router {
         let decision = d.gate.decide(&inbound, need);
         if decision != Decision::Allow {
             // Acknowledged (so the platform does not redeliver) and recorded
-            // for de-duplication, but nothing runs.
-            let acc = d.ctx.store.accept(&inbound, InboxKind::Command, now_ms())?;
-            if !acc.duplicate
-                && let Decision::Hint(t) | Decision::Deny(t) = decision
-            {
+            // for de-duplication, but nothing runs: only the key is kept (and
+            // the chat type card clicks in the scope are judged by), never
+            // what a sender without access wrote or who they are.
+            let key = Inbound {
+                event_id: inbound.event_id.clone(),
+                scope: inbound.scope.clone(),
+                chat_type: inbound.chat_type,
+                ..Default::default()
+            };
+            let acc = d.ctx.store.accept(&key, InboxKind::Command, now_ms())?;
+            let answer = match decision {
+                _ if acc.duplicate => None,
+                Decision::Deny(t) => Some(t),
+                // Anyone in a group can trigger the hint: once per chat per
+                // interval, so a busy or hostile group gets no reply flood.
+                Decision::Hint(t) if d.hints.allow(hint_key(&inbound), Instant::now()) => Some(t),
+                _ => None,
+            };
+            if let Some(t) = answer {
                 let name = cmd.as_ref().map_or("access", Command::name);
                 d.replies.text(&inbound, name, false, t, String::new());
+            }
+            return Ok(ack(acc));
+        }
+        if inbound.text.len() > MAX_TEXT_BYTES {
+            // Up to 20,000 messages may wait in memory: each is bounded, and
+            // the sender hears why theirs did not run.
+            let key = Inbound {
+                event_id: inbound.event_id.clone(),
+                scope: inbound.scope.clone(),
+                chat_type: inbound.chat_type,
+                ..Default::default()
+            };
+            let acc = d.ctx.store.accept(&key, InboxKind::Command, now_ms())?;
+            if !acc.duplicate {
+                d.replies.text(
+                    &inbound,
+                    "message",
+                    false,
+                    "Message too long",
+                    format!(
+                        "It has {} KiB of text; fcx takes up to {} KiB per message. Send it as a file instead.",
+                        inbound.text.len().div_ceil(1024),
+                        MAX_TEXT_BYTES / 1024
+                    ),
+                );
             }
             return Ok(ack(acc));
         }
@@ -248,6 +290,7 @@ impl Router {
         let source = store.scope_settings(source_scope)?;
         let mut settings = ScopeSettings {
             workspace: source.workspace,
+            workspace_id: source.workspace_id,
             access: source.access,
             ..Default::default()
         };
@@ -255,11 +298,20 @@ impl Router {
             && let Ok(p) = d.ctx.policy(source_scope)
         {
             settings.workspace = Some(p.cwd.display().to_string());
+            settings.workspace_id = crate::pin::identity(&p.cwd).ok();
         }
         store.set_scope_settings(scope, &settings, now_ms())?;
         d.gate.reload()?;
         tracing::info!(scope, chat_id, source_scope, "group created and enabled");
         Ok(())
+    }
+}
+
+fn hint_key(inbound: &Inbound) -> &str {
+    if inbound.chat_id.is_empty() {
+        &inbound.scope
+    } else {
+        &inbound.chat_id
     }
 }
 
@@ -270,6 +322,9 @@ fn ack(acc: crate::store::Accepted) -> Ack {
         inbox_id: acc.inbox_id as u64,
     }
 }
+
+/// Most text one message may carry.
+pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 const NOT_ON_CONSOLE: &str = "Not available on the console.";
 

@@ -83,6 +83,75 @@ async fn a_group_that_is_not_enabled_gets_the_hint_once() {
 }
 
 #[tokio::test]
+async fn the_group_hint_is_sent_once_per_chat_per_interval() {
+    let (kit, router, _rx) = setup();
+    for (id, chat) in [
+        ("e1", "oc_a"),
+        ("e2", "oc_a"),
+        ("e3", "oc_b"),
+        ("e4", "oc_a"),
+    ] {
+        router
+            .deliver(group(id, "ou_stranger", chat, "hello?"))
+            .expect("acknowledged");
+    }
+    let hinted: Vec<String> = kit
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, Some(pb::worker_event::Kind::CommandReply(_))))
+        .map(|e| e.scope)
+        .collect();
+    assert_eq!(hinted, vec!["chat:oc_a", "chat:oc_b"]);
+    let limit = gate::HintLimit::default();
+    let t0 = std::time::Instant::now();
+    assert!(limit.allow("oc_a", t0));
+    assert!(!limit.allow("oc_a", t0 + gate::HINT_INTERVAL / 2));
+    assert!(limit.allow("oc_a", t0 + gate::HINT_INTERVAL));
+}
+
+#[tokio::test]
+async fn nothing_a_sender_without_access_wrote_is_stored() {
+    let (kit, router, _rx) = setup();
+    let mut m = group("e1", "ou_stranger", "oc_other", "my secret plan");
+    m.actor = Some(pb::Actor {
+        id: "ou_stranger".into(),
+        name: "Mallory".into(),
+    });
+    router.deliver(m.clone()).expect("acknowledged");
+    router
+        .deliver(private("e2", "ou_stranger", "another secret"))
+        .expect("acknowledged");
+    for id in ["e1", "e2"] {
+        let kept = kit.ctx.store.journaled(id).expect("read").expect("kept");
+        assert_eq!(kept.event_id, id);
+        assert!(kept.text.is_empty() && kept.actor.is_none(), "{kept:?}");
+        assert!(kept.message_id.is_empty() && kept.attachments.is_empty());
+    }
+    // Still de-duplicated.
+    assert!(router.deliver(m).expect("acknowledged").duplicate);
+}
+
+#[tokio::test]
+async fn a_message_over_the_text_cap_is_refused_and_the_sender_told() {
+    let (kit, router, mut rx) = setup();
+    let long = "x".repeat(MAX_TEXT_BYTES + 1);
+    let ack = router
+        .deliver(private("e1", USER, &long))
+        .expect("acknowledged");
+    assert!(ack.accepted && !ack.duplicate);
+    assert_eq!(titles(&kit), vec!["Message too long".to_string()]);
+    let kept = kit.ctx.store.journaled("e1").expect("read").expect("kept");
+    assert!(kept.text.is_empty());
+    tokio::task::yield_now().await;
+    assert!(rx.try_recv().is_err(), "nothing runs");
+    // At the cap it runs.
+    router
+        .deliver(private("e2", USER, &long[1..]))
+        .expect("queued");
+    assert_eq!(next_run(&mut rx).await.texts[0].len(), MAX_TEXT_BYTES);
+}
+
+#[tokio::test]
 async fn roles_decide_who_may_change_access() {
     let (kit, router, _rx) = setup();
     router

@@ -7,9 +7,9 @@ use fcx_proto::v1::{self as pb, Inbound};
 use super::text::actor_id;
 use super::{Deps, NOT_ON_CONSOLE, on_console};
 use crate::commands::Timeout;
-use crate::policy;
 use crate::run::StopReason;
 use crate::util::now_ms;
+use crate::{pin, policy};
 
 pub(super) struct Workspace<'a>(pub(super) &'a Deps);
 
@@ -128,7 +128,16 @@ impl Workspace<'_> {
         let scope = inbound.scope.as_str();
         let mut settings = d.ctx.settings(scope);
         let path = real.display().to_string();
+        let id = match pin::identity(&real) {
+            Ok(id) => id,
+            Err(e) => {
+                return d
+                    .replies
+                    .text(inbound, cmd, false, "Workspace not changed", e.to_string());
+            }
+        };
         settings.workspace = Some(path.clone());
+        settings.workspace_id = Some(id);
         if let Err(e) = d.ctx.store.set_scope_settings(scope, &settings, now_ms()) {
             return d.replies.store_failed(inbound, cmd, e);
         }
