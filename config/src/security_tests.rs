@@ -1,6 +1,7 @@
 //! Config checks that keep secrets out of logs and off unauthenticated paths.
 
 use super::*;
+use std::path::Path;
 
 fn home() -> (tempfile::TempDir, Home) {
     let d = tempfile::tempdir().expect("tempdir");

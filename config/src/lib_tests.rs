@@ -1,0 +1,200 @@
+use super::*;
+use std::path::Path;
+
+fn home() -> (tempfile::TempDir, Home) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let h = Home::with_user_home(d.path().join("fcx"), d.path().to_path_buf());
+    (d, h)
+}
+
+#[test]
+fn no_file_gives_a_default_profile() {
+    let (_d, h) = home();
+    let c = Config::load(&h).expect("default config");
+    assert!(!c.from_file);
+    let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+    assert!(p.enabled);
+    assert_eq!(p.codex.auth, AuthMode::ApiKey);
+    assert_eq!(
+        p.codex.api_key,
+        Some(SecretRef::Env("OPENAI_API_KEY".into()))
+    );
+    assert_eq!(p.workspaces.default, h.user_home().join("fcx-work"));
+}
+
+#[test]
+fn runner_defaults_to_exec_and_accepts_app_server() {
+    let (_d, h) = home();
+    let c = Config::load(&h).expect("default config");
+    let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+    assert_eq!(p.codex.runner, RunnerKind::Exec);
+    let file = Path::new("/x/config.toml");
+    for (value, want) in [
+        ("exec", RunnerKind::Exec),
+        ("app-server", RunnerKind::AppServer),
+    ] {
+        let text = format!("[profiles.p.codex]\nrunner = \"{value}\"\n");
+        let c = Config::parse(file, &text, &h).expect("config");
+        assert_eq!(c.profile("p").expect("p").codex.runner, want);
+        assert_eq!(want.as_str(), value);
+    }
+    assert!(Config::parse(file, "[profiles.p.codex]\nrunner = \"tui\"\n", &h).is_err());
+}
+
+#[test]
+fn full_profile_parses_and_flattens_overrides() {
+    let (_d, h) = home();
+    let text = r#"
+[profiles.work]
+enabled = true
+[profiles.work.codex]
+binary = "/opt/codex/bin/codex"
+auth = "api-key"
+api_key = "file:~/key.txt"
+model = "gpt-5.5"
+config = { model_provider = "mock", model_providers = { mock = { base_url = "http://127.0.0.1:1/v1", stream_max_retries = 0 } }, "sandbox_workspace_write.network_access" = false }
+[profiles.work.workspaces]
+default = "~/src"
+"#;
+    let c = Config::parse(Path::new("c.toml"), text, &h).expect("parse");
+    let p = c.profile("work").expect("profile");
+    assert_eq!(p.codex.binary, "/opt/codex/bin/codex");
+    assert_eq!(
+        p.codex.api_key,
+        Some(SecretRef::File(h.user_home().join("key.txt")))
+    );
+    assert_eq!(p.codex.model.as_deref(), Some("gpt-5.5"));
+    let o: BTreeMap<_, _> = p.codex.overrides.iter().cloned().collect();
+    assert_eq!(o["model_provider"], "\"mock\"");
+    assert_eq!(
+        o["model_providers.mock.base_url"],
+        "\"http://127.0.0.1:1/v1\""
+    );
+    assert_eq!(o["model_providers.mock.stream_max_retries"], "0");
+    assert_eq!(o["sandbox_workspace_write.network_access"], "false");
+    assert_eq!(p.workspaces.default, h.user_home().join("src"));
+}
+
+#[test]
+fn app_access_and_permissions_parse() {
+    let (_d, h) = home();
+    let text = r#"
+[profiles.bot.app]
+tenant = "lark"
+app_id = "cli_0123456789abcdef"
+app_secret = "env:LARK_SECRET"
+[profiles.bot.access]
+owner = "ou_owner"
+admins = ["ou_a", "ou_a"]
+allowed_chats = ["oc_1"]
+require_mention_in_group = false
+[profiles.bot.permissions]
+max_access = "full"
+network = true
+"#;
+    let c = Config::parse(Path::new("c.toml"), text, &h).expect("parse");
+    let p = c.profile("bot").expect("profile");
+    let app = p.app.as_ref().expect("app");
+    assert_eq!(app.tenant, Tenant::Lark);
+    assert_eq!(app.base_url, "https://open.larksuite.com");
+    assert_eq!(app.app_secret, SecretRef::Env("LARK_SECRET".into()));
+    assert!(app.webhook.is_none());
+    assert_eq!(app.stale_after_secs, 1800);
+    assert_eq!(p.access.owner.as_deref(), Some("ou_owner"));
+    assert_eq!(p.access.admins, vec!["ou_a".to_string()]);
+    assert!(!p.access.require_mention_in_group);
+    assert_eq!(p.permissions.default_access, AccessMode::Workspace);
+    assert_eq!(p.permissions.max_access, AccessMode::Full);
+    assert!(p.permissions.network);
+    let d = Config::load(&h).expect("default");
+    let dp = d.profile(DEFAULT_PROFILE).expect("default profile");
+    assert!(dp.app.is_none());
+    assert!(dp.access.require_mention_in_group);
+    let hook = "[profiles.w.app]\napp_id = \"cli_1\"\napp_secret = \"env:S\"\n[profiles.w.app.webhook]\nlisten = \"0.0.0.0:8787\"\n";
+    let e = Config::parse(Path::new("c.toml"), hook, &h)
+        .expect_err("public listener")
+        .to_string();
+    assert!(e.contains("loopback"), "{e}");
+    let ok = Config::parse(
+        Path::new("c.toml"),
+        &hook.replace("0.0.0.0", "127.0.0.1").replace(
+            "8787\"\n",
+            "8787\"\nencrypt_key = \"env:EK\"\nverification_token = \"env:VT\"\n",
+        ),
+        &h,
+    )
+    .expect("webhook");
+    let w = ok
+        .profile("w")
+        .expect("w")
+        .app
+        .as_ref()
+        .and_then(|a| a.webhook.clone())
+        .expect("hook");
+    assert_eq!(w.encrypt_key, Some(SecretRef::Env("EK".into())));
+    let e = Config::parse(
+        Path::new("c.toml"),
+        "[profiles.a.permissions]\ndefault_access = \"full\"\n",
+        &h,
+    )
+    .expect_err("default above max")
+    .to_string();
+    assert!(e.contains("profiles.a.permissions.default_access"), "{e}");
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    let (_d, h) = home();
+    let text = "[profiles.a.codex]\nbinnary = \"codex\"\n";
+    let e = Config::parse(Path::new("/x/config.toml"), text, &h)
+        .expect_err("unknown key")
+        .to_string();
+    assert!(e.contains("/x/config.toml"), "{e}");
+    assert!(e.contains("binnary"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let (_d, h) = home();
+    let cases = [
+        (
+            "[profiles.a.codex]\nauth = \"password\"\n",
+            "auth",
+            "unknown variant",
+        ),
+        (
+            "[profiles.a.codex]\napi_key = \"sk-plain\"\n",
+            "profiles.a.codex.api_key",
+            "env:VAR or file:PATH",
+        ),
+        (
+            "[profiles.a.codex]\nauth = \"codex-home\"\napi_key = \"env:X\"\n",
+            "profiles.a.codex.api_key",
+            "only used with",
+        ),
+        (
+            "[profiles.a.workspaces]\ndefault = \"rel/path\"\n",
+            "profiles.a.workspaces.default",
+            "not an absolute path",
+        ),
+        (
+            "[profiles.A]\nenabled = true\n",
+            "profiles.A",
+            "profile name",
+        ),
+        (
+            "[profiles.a.runs]\nmax_concurrent = 0\n",
+            "profiles.a.runs.max_concurrent",
+            "between 1 and 256",
+        ),
+    ];
+    for (text, key, what) in cases {
+        let e = Config::parse(Path::new("c.toml"), text, &h)
+            .expect_err(text)
+            .to_string();
+        assert!(e.contains(key), "{text}: {e}");
+        assert!(e.contains(what), "{text}: {e}");
+        assert!(!e.contains("sk-plain"), "secret echoed: {e}");
+    }
+}
