@@ -816,8 +816,17 @@ fn fake_records_its_invocation() -> Result<()> {
     let status = wait_timeout(&mut child, WAIT)?;
     ensure!(status.success(), "{status}");
 
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(logs.path().join(format!("{pid}.json")))?)?;
+    let prefix = format!("{pid}-");
+    let file = std::fs::read_dir(logs.path())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+        })
+        .context("no record for the fake's pid")?;
+    let record: Value = serde_json::from_slice(&std::fs::read(file)?)?;
     ensure!(record["prompt"] == "the prompt FAKE:slow", "{record}");
     ensure!(record["env"]["FCX_TEST_MARKER"] == "marker-value");
     ensure!(record["env"]["CODEX_HOME"] == fake.home.path().to_str().unwrap_or_default());

@@ -404,7 +404,13 @@ fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
         "args": cli,
         "umask": umask(),
     });
-    let path = dir.join(format!("{}.json", std::process::id()));
+    // Pid and start time: a pid the system reuses must not overwrite an
+    // earlier run's record.
+    let path = dir.join(format!(
+        "{}-{}.json",
+        std::process::id(),
+        STARTED_UNIX_NS.get().copied().unwrap_or(0)
+    ));
     let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
     if let Err(e) = write_atomic(&path, &bytes) {
         stderr_line(&format!("fake-codex: writing {}: {e}", path.display()));
