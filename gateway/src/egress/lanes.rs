@@ -270,16 +270,25 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
     if !is_chat_scope(&ev.scope) {
         return;
     }
-    let mode = match &ev.kind {
-        Some(Kind::RunStarted(rs)) => {
-            let m = nonempty(&rs.reply_mode)
+    let opening = match &ev.kind {
+        Some(Kind::RunStarted(rs)) => Some(rs.reply_mode.as_str()),
+        Some(Kind::Queued(q)) => Some(q.reply_mode.as_str()),
+        _ => None,
+    };
+    let known = st.modes.get(&ev.run_id).cloned();
+    let mode = match (&ev.kind, opening, known) {
+        // A run stays on the surface its first event (the announcement at
+        // accept) chose, so it finishes on the card or reaction it began.
+        (_, _, Some(m)) => m,
+        (_, Some(mode), None) => {
+            let m = nonempty(mode)
                 .or_else(|| st.scope_mode.clone())
                 .unwrap_or_else(|| ctx.default_mode.clone());
             st.scope_mode = Some(m.clone());
             st.modes.insert(ev.run_id.clone(), m.clone());
             m
         }
-        Some(Kind::CommandReply(c)) => {
+        (Some(Kind::CommandReply(c)), _, None) => {
             if let Some(m) = nonempty(&c.reply_mode) {
                 st.scope_mode = Some(m);
             }
@@ -288,10 +297,8 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
                 .unwrap_or_else(|| ctx.default_mode.clone())
         }
         _ => st
-            .modes
-            .get(&ev.run_id)
-            .or(st.scope_mode.as_ref())
-            .cloned()
+            .scope_mode
+            .clone()
             .unwrap_or_else(|| ctx.default_mode.clone()),
     };
     if matches!(ev.kind, Some(Kind::Done(_))) {
