@@ -225,8 +225,9 @@ struct CardRun {
     live: Arc<Mutex<LiveRun>>,
     scope: String,
     reply_to: String,
-    /// The RunStarted event's seq: card sends are keyed by it, so a replay
-    /// after a restart is de-duplicated by the platform.
+    /// The run's first event's seq (Queued, else RunStarted): card sends
+    /// are keyed by it, so a replay after a restart is de-duplicated by the
+    /// platform.
     seq: u64,
     /// `cards[0]` is the run's card; `cards[i]` carries answer piece `i`.
     cards: Vec<ActiveCard>,

@@ -138,7 +138,8 @@ struct LaneState {
     card: CardOutput,
     markdown: Folded<Messages>,
     text: Folded<Messages>,
-    /// The RunStarted seq of each open run: the cursor stays there until
+    /// The first seq of each open run (its Queued or RunStarted): the
+    /// cursor stays there until
     /// the run's end is handled, so a restart replays the whole run (its
     /// card is continued, its folded answer complete).
     started: HashMap<String, u64>,
@@ -225,7 +226,12 @@ async fn run_lane(
 /// passes with the run's end.
 fn settle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent) {
     match &ev.kind {
-        Some(Kind::RunStarted(_)) if !ev.run_id.is_empty() => {
+        // A run's first event: its announcement at accept, or its start
+        // when this gateway missed that. The card is keyed by that seq, so
+        // a replay from it continues the same card.
+        Some(Kind::RunStarted(_) | Kind::Queued(_))
+            if !ev.run_id.is_empty() && !st.started.contains_key(&ev.run_id) =>
+        {
             st.started.insert(ev.run_id.clone(), ev.seq);
         }
         Some(Kind::Done(_)) => {
