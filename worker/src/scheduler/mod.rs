@@ -289,8 +289,8 @@ impl Scheduler {
             .unwrap_or_default();
         let started_at_ms = now_ms();
         let workspace = self.ctx.workspace_of(&scope);
-        let row = RunRow {
-            run_id: run_id.clone(),
+        let mut row = RunRow {
+            run_id,
             scope: scope.clone(),
             reply_to: reply_to.clone(),
             thread_id: None,
@@ -301,7 +301,16 @@ impl Scheduler {
             workspace: workspace.clone(),
         };
         let ids: Vec<i64> = messages.iter().map(|m| m.inbox_id).collect();
-        if let Err(e) = self.ctx.store.start_run(&row, n as u32, &ids) {
+        let mut recorded = self.ctx.store.start_run(&row, n as u32, &ids);
+        if recorded.is_err() {
+            // The batch ran before under this id (its worker died and the
+            // journal gave the messages back for their one retry): the
+            // retry is a run of its own, with a card of its own.
+            row.run_id = crate::util::short_id('r');
+            recorded = self.ctx.store.start_run(&row, n as u32, &ids);
+        }
+        let run_id = row.run_id.clone();
+        if let Err(e) = recorded {
             // Put them back: they stay accepted and are retried on the next
             // scheduling pass rather than lost.
             tracing::error!(scope, error = %e, "cannot record a run start; will retry");
