@@ -266,7 +266,9 @@ pub struct WorkspacesConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunsConfig {
-    /// Quiet window that merges a burst of messages into one prompt.
+    /// Quiet window a message waits for more before its run starts; 0 (the
+    /// default): a lone message starts at once, and messages that arrive
+    /// while its run is busy merge into the next run.
     pub debounce_ms: u64,
     /// Runs at once across all scopes of the profile.
     pub max_concurrent: usize,
@@ -279,7 +281,7 @@ pub struct RunsConfig {
 impl Default for RunsConfig {
     fn default() -> Self {
         Self {
-            debounce_ms: 600,
+            debounce_ms: 0,
             max_concurrent: 4,
             idle_timeout_secs: 30 * 60,
             stop_grace_ms: 700,

@@ -315,6 +315,17 @@ impl FeishuEnv {
         redelivery: crate::fake_feishu::Redelivery,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_with_runs(reply_mode, redelivery, env, "")
+    }
+
+    /// Like [`FeishuEnv::start`], with more `[runs]` keys (e.g.
+    /// `max_concurrent = 1`).
+    pub fn start_with_runs(
+        reply_mode: &str,
+        redelivery: crate::fake_feishu::Redelivery,
+        env: &[(&str, &str)],
+        runs: &str,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -339,6 +350,10 @@ impl FeishuEnv {
                 .replace(
                     "reply_mode = \"markdown\"",
                     &format!("reply_mode = \"{reply_mode}\""),
+                )
+                .replace(
+                    "stop_grace_ms = 300\n",
+                    &format!("stop_grace_ms = 300\n{runs}\n"),
                 ),
         );
         let fcxd = Fcxd::start(&home, &[], env);

@@ -7,6 +7,7 @@ mod e2e {
     pub mod console_fake;
     pub mod contract;
     pub mod delivery;
+    pub mod feedback;
     pub mod feishu_channel;
     pub mod link;
     pub mod real_codex;

@@ -226,8 +226,9 @@ struct CardRun {
     live: Arc<Mutex<LiveRun>>,
     scope: String,
     reply_to: String,
-    /// The RunStarted event's seq: card sends are keyed by it, so a replay
-    /// after a restart is de-duplicated by the platform.
+    /// The run's first event's seq (Queued, else RunStarted): card sends
+    /// are keyed by it, so a replay after a restart is de-duplicated by the
+    /// platform.
     seq: u64,
     /// `cards[0]` is the run's card; `cards[i]` carries answer piece `i`.
     cards: Vec<ActiveCard>,
@@ -318,9 +319,12 @@ impl ScopeCards {
             return false;
         }
         if !self.runs.contains_key(&ev.run_id) {
-            // Only a run's first event opens a card; a late event of a run
-            // this gateway never saw (a replay) gets a plain answer.
-            if !matches!(ev.kind, Some(Kind::RunStarted(_))) {
+            // Only a run's first event opens a card: its announcement at
+            // accept (the card shows "Queued" at once and the run streams
+            // into it later), or its start when this gateway missed that. A
+            // late event of a run this gateway never saw (a replay) gets a
+            // plain answer.
+            if !matches!(ev.kind, Some(Kind::RunStarted(_) | Kind::Queued(_))) {
                 return false;
             }
             let mut state = RunState::new(&ev.run_id);
@@ -346,8 +350,13 @@ impl ScopeCards {
             return false;
         };
         let done = matches!(ev.kind, Some(Kind::Done(_)));
+        // A card opened at accept gets its stop button once the run starts.
+        let stop_token = self.surface.sign_stop(ev);
         {
             let mut live = lock(&run.live);
+            if stop_token.is_some() {
+                live.stop_token = stop_token;
+            }
             // Closed with the same lock: no writer renders the ended run as
             // a live card.
             live.open &= !done;

@@ -138,7 +138,8 @@ struct LaneState {
     card: CardOutput,
     markdown: Folded<Messages>,
     text: Folded<Messages>,
-    /// The RunStarted seq of each open run: the cursor stays there until
+    /// The first seq of each open run (its Queued or RunStarted): the
+    /// cursor stays there until
     /// the run's end is handled, so a restart replays the whole run (its
     /// card is continued, its folded answer complete).
     started: HashMap<String, u64>,
@@ -225,7 +226,12 @@ async fn run_lane(
 /// passes with the run's end.
 fn settle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent) {
     match &ev.kind {
-        Some(Kind::RunStarted(_)) if !ev.run_id.is_empty() => {
+        // A run's first event: its announcement at accept, or its start
+        // when this gateway missed that. The card is keyed by that seq, so
+        // a replay from it continues the same card.
+        Some(Kind::RunStarted(_) | Kind::Queued(_))
+            if !ev.run_id.is_empty() && !st.started.contains_key(&ev.run_id) =>
+        {
             st.started.insert(ev.run_id.clone(), ev.seq);
         }
         Some(Kind::Done(_)) => {
@@ -271,16 +277,25 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
     if !is_chat_scope(&ev.scope) {
         return;
     }
-    let mode = match &ev.kind {
-        Some(Kind::RunStarted(rs)) => {
-            let m = nonempty(rs.reply_mode().word())
+    let opening = match &ev.kind {
+        Some(Kind::RunStarted(rs)) => Some(rs.reply_mode().word()),
+        Some(Kind::Queued(q)) => Some(q.reply_mode().word()),
+        _ => None,
+    };
+    let known = st.modes.get(&ev.run_id).cloned();
+    let mode = match (&ev.kind, opening, known) {
+        // A run stays on the surface its first event (the announcement at
+        // accept) chose, so it finishes on the card or reaction it began.
+        (_, _, Some(m)) => m,
+        (_, Some(mode), None) => {
+            let m = nonempty(mode)
                 .or_else(|| st.scope_mode.clone())
                 .unwrap_or_else(|| ctx.default_mode.clone());
             st.scope_mode = Some(m.clone());
             st.modes.insert(ev.run_id.clone(), m.clone());
             m
         }
-        Some(Kind::CommandReply(c)) => {
+        (Some(Kind::CommandReply(c)), _, None) => {
             if let Some(m) = nonempty(c.reply_mode().word()) {
                 st.scope_mode = Some(m);
             }
@@ -289,10 +304,8 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
                 .unwrap_or_else(|| ctx.default_mode.clone())
         }
         _ => st
-            .modes
-            .get(&ev.run_id)
-            .or(st.scope_mode.as_ref())
-            .cloned()
+            .scope_mode
+            .clone()
             .unwrap_or_else(|| ctx.default_mode.clone()),
     };
     if matches!(ev.kind, Some(Kind::Done(_))) {

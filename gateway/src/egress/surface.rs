@@ -45,7 +45,31 @@ pub(crate) trait FinalSurface: Send + Sync {
     /// Any other event a user should see on its own: notices, command
     /// replies, the end of a run this surface never saw start.
     fn post_event<'a>(&'a self, ev: &'a pb::WorkerEvent) -> BoxFuture<'a, ()>;
+
+    /// A message for Codex was accepted (`Queued`): show at once that it
+    /// was heard. Returns what to take back once the run's answer is
+    /// posted (`None`: nothing shown, or nothing to take back).
+    fn acknowledge<'a>(&'a self, _queued: &'a pb::Queued) -> BoxFuture<'a, Option<Acknowledged>> {
+        Box::pin(async { None })
+    }
+
+    /// The run answered: take back what [`FinalSurface::acknowledge`]
+    /// showed.
+    fn withdraw(&self, _acks: Vec<Acknowledged>) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
+
+/// A reaction fcx put on a user's message while its run was pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Acknowledged {
+    pub(crate) message_id: String,
+    pub(crate) reaction_id: String,
+}
+
+/// The reaction that says "Codex is on it" in reply modes markdown and text
+/// (feishu.md §3.6).
+pub(crate) const ACK_EMOJI: &str = "Typing";
 
 /// A [`FinalSurface`] as a [`Surface`]: folds each run it saw start, so its
 /// final answer can show the whole run (files, warnings, footer), not just
@@ -53,6 +77,8 @@ pub(crate) trait FinalSurface: Send + Sync {
 pub(crate) struct Folded<S> {
     sink: S,
     runs: HashMap<String, RunState>,
+    /// What each open run showed at accept, taken back once it answered.
+    acks: HashMap<String, Vec<Acknowledged>>,
 }
 
 impl<S: FinalSurface> Folded<S> {
@@ -60,6 +86,7 @@ impl<S: FinalSurface> Folded<S> {
         Folded {
             sink,
             runs: HashMap::new(),
+            acks: HashMap::new(),
         }
     }
 }
@@ -68,17 +95,29 @@ impl<S: FinalSurface> Surface for Folded<S> {
     fn show<'a>(&'a mut self, ev: &'a pb::WorkerEvent, _draw: bool) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if !ev.run_id.is_empty() {
-                if matches!(ev.kind, Some(Kind::RunStarted(_))) {
+                // A run is followed from its announcement at accept, or from
+                // its start when this gateway missed that.
+                if matches!(ev.kind, Some(Kind::RunStarted(_) | Kind::Queued(_))) {
                     self.runs
-                        .insert(ev.run_id.clone(), RunState::new(&ev.run_id));
+                        .entry(ev.run_id.clone())
+                        .or_insert_with(|| RunState::new(&ev.run_id));
                 }
                 if let Some(state) = self.runs.get_mut(&ev.run_id) {
                     state.apply(ev);
+                }
+                if let Some(Kind::Queued(q)) = &ev.kind {
+                    if let Some(ack) = self.sink.acknowledge(q).await {
+                        self.acks.entry(ev.run_id.clone()).or_default().push(ack);
+                    }
+                    return;
                 }
                 if matches!(ev.kind, Some(Kind::Done(_)))
                     && let Some(state) = self.runs.remove(&ev.run_id)
                 {
                     self.sink.post_final(ev, &state).await;
+                    if let Some(acks) = self.acks.remove(&ev.run_id) {
+                        self.sink.withdraw(acks).await;
+                    }
                     return;
                 }
             }
@@ -141,6 +180,40 @@ impl FinalSurface for Messages {
                 return;
             };
             self.deliver(ev, &md, self.format).await;
+        })
+    }
+
+    fn acknowledge<'a>(&'a self, queued: &'a pb::Queued) -> BoxFuture<'a, Option<Acknowledged>> {
+        Box::pin(async move {
+            if queued.message_id.is_empty() {
+                return None;
+            }
+            match self.http.add_reaction(&queued.message_id, ACK_EMOJI).await {
+                Ok(r) => Some(Acknowledged {
+                    message_id: queued.message_id.clone(),
+                    reaction_id: r.reaction_id,
+                })
+                .filter(|a| !a.reaction_id.is_empty()),
+                Err(e) => {
+                    // Only the early sign is lost; the answer still comes.
+                    tracing::warn!(message = %queued.message_id, error = %e, "cannot react to an accepted message");
+                    None
+                }
+            }
+        })
+    }
+
+    fn withdraw(&self, acks: Vec<Acknowledged>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for a in acks {
+                if let Err(e) = self
+                    .http
+                    .remove_reaction(&a.message_id, &a.reaction_id)
+                    .await
+                {
+                    tracing::warn!(message = %a.message_id, error = %e, "cannot take back a reaction");
+                }
+            }
         })
     }
 }

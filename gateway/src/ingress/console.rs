@@ -360,6 +360,8 @@ impl Printer {
                 self.line(&s);
             }
             Kind::Notice(n) => self.line(&format!("{tag} {}", n.text)),
+            // The terminal shows the run when it starts.
+            Kind::Queued(_) => {}
         }
     }
 }

@@ -20,6 +20,9 @@ use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
 use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
 use serde_json::json;
 
+#[path = "fcx_bench/feedback.rs"]
+mod feedback;
+
 #[derive(Parser, Debug)]
 #[command(name = "fcx-bench", about = "fcx pipeline benchmarks (prints JSON)")]
 struct Args {
@@ -58,8 +61,11 @@ struct Args {
     /// streaming per run: 20 cards want 100 ops/s, above the app budget).
     #[arg(long, default_value_t = 300)]
     card_run_deltas: usize,
+    /// Lone messages timed for feedback at accept, per reply mode.
+    #[arg(long, default_value_t = 100)]
+    feedback_samples: usize,
     /// Run only these sections (comma-separated: deliver, spawn, rss, load,
-    /// feishu, cards); all when absent.
+    /// feishu, cards, feedback); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -79,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         args.card_deltas = 40;
         args.card_runs = 2;
         args.card_run_deltas = 10;
+        args.feedback_samples = 2;
     }
     if !args.no_build && !args.quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -144,6 +151,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         skipped()
     };
+    let feedback = if want("feedback") {
+        rt.block_on(feedback::bench_feedback(&bins, args.feedback_samples))?
+    } else {
+        skipped()
+    };
     let out = json!({
         "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -155,6 +167,7 @@ fn main() -> anyhow::Result<()> {
         "many_scopes_instant_runs": load_instant,
         "feishu": feishu,
         "cards": cards,
+        "feedback": feedback,
         "targets": {
             "many_scopes.lost": 0,
             "many_scopes.duplicated": 0,
@@ -170,7 +183,10 @@ fn main() -> anyhow::Result<()> {
             "cards.many_runs.rate_limit_hits": 0,
             "cards.max_ops_in_1s_per_card": 10,
             "cards.many_runs.app_max_ops_in_1s": 50,
-            "cards.single_run.delta_to_card_ms.p99": 205
+            "cards.single_run.delta_to_card_ms.p99": 205,
+            "feedback.card.delivered_to_first_feedback_ms.p50": 15,
+            "feedback.markdown.delivered_to_first_feedback_ms.p50": 15,
+            "feedback.card.lone_message_answer_overhead_ms.p50": 50
         }
     });
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -106,7 +106,19 @@ async fn deliver_is_idempotent_and_events_resume_from_any_seq() {
     }
     let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-    assert!(matches!(seen[0].kind, Some(Kind::RunStarted(_))));
+    // Announced at accept (once: the duplicate is not announced again),
+    // then started under the announced run id.
+    assert!(matches!(seen[0].kind, Some(Kind::Queued(_))), "{seen:?}");
+    assert!(
+        matches!(seen[1].kind, Some(Kind::RunStarted(_))),
+        "{seen:?}"
+    );
+    assert_eq!(seen[0].run_id, seen[1].run_id);
+    let announced = seen
+        .iter()
+        .filter(|e| matches!(e.kind, Some(Kind::Queued(_))))
+        .count();
+    assert_eq!(announced, 1, "{seen:?}");
     // A reconnect from the middle replays exactly the rest.
     let mid = seqs[seqs.len() / 2];
     let mut again = c

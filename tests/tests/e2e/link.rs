@@ -448,7 +448,13 @@ fn a_run_whose_worker_died_with_fcxd_runs_again_once_and_its_card_says_so() {
                 .into_iter()
                 .find(|m| m.sender_type == "app" && m.parent_id == om)
                 .and_then(|m| m.card_id)
-                .filter(|c| e.fake.card(c).is_some_and(|c| c.streaming_mode))
+                // Live with the run on it: the card exists from accept,
+                // before the run starts.
+                .filter(|c| {
+                    e.fake.card(c).is_some_and(|c| {
+                        c.streaming_mode && c.json.to_string().contains("Codex · Running")
+                    })
+                })
         },
         || format!("no live card\n{}", e.home.read_logs()),
     );

@@ -512,9 +512,11 @@ fn a_markdown_answer_the_platform_refuses_is_sent_again_as_text() {
         Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
         &[],
     );
-    // Both the reply and the post into the chat are refused as content.
+    // Both the reply and the post into the chat are refused as content
+    // (the first of the two `messages/*` calls is the Typing reaction at
+    // accept: refused too, it must not hold up the answer).
     e.fake
-        .fail_next_code("/open-apis/im/v1/messages/*", 1, 230001);
+        .fail_next_code("/open-apis/im/v1/messages/*", 2, 230001);
     e.fake
         .fail_next_code("/open-apis/im/v1/messages", 1, 230001);
     let om = e.push_text("oc_t2", "hello");
@@ -634,8 +636,18 @@ fn a_run_stopped_by_an_fcxd_shutdown_ends_its_card_as_interrupted() {
     let om = message_id(&ev);
     e.push(&ev);
     let card = e.card_for(&om);
-    // The card is live (streaming) before the shutdown.
+    // The card is live (streaming) before the shutdown, and the run on it
+    // (the card now exists from accept, before the run starts).
     e.wait_live(&card);
+    eventually(
+        WAIT,
+        || {
+            e.fake
+                .card(&card)
+                .filter(|c| c.json.to_string().contains("Codex · Running"))
+        },
+        || format!("the run never started on {card}"),
+    );
     e.fcxd.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(e.fcxd.wait_exit(WAIT).success());
     // Not left frozen on "Running": the final state landed before fcxd exited.

@@ -1,7 +1,13 @@
 //! Per-scope queues and the global run pool.
 //!
-//! - one active run per scope; a burst of messages is debounced into one
-//!   prompt, and messages that arrive during a run are merged into the next;
+//! - feedback at accept: each accepted message is announced at once
+//!   ([`pb::Queued`], carrying the id of the run that will answer it), so a
+//!   chat sees its card or reaction before the run starts;
+//! - one active run per scope; a lone message starts at once (no quiet
+//!   window unless `runs.debounce_ms` asks for one); messages that arrive
+//!   while the scope's run is active, or while the run waits for a slot,
+//!   are merged into one next run, which starts as soon as the scope is
+//!   free, never behind a timer;
 //! - a global cap on concurrent runs, with scopes served in the order their
 //!   oldest waiting message arrived (no scope can starve another);
 //! - `/stop`, `/new`, shutdown preempt;
@@ -17,6 +23,7 @@ mod queue;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb, Ack, Inbound};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::context::Ctx;
 use crate::run::{Execute, RunJob, RunSlot, StopReason};
 use crate::store::{InboxKind, QueuedMessage, RunRow, StoreError};
-use crate::util::{now_ms, short_id};
+use crate::util::now_ms;
 use queue::Queues;
 
 /// Queue bound per scope and for the whole profile: past it, "busy".
@@ -116,6 +123,9 @@ impl Scheduler {
     /// Commit one message for Codex and queue it. Limits are checked under
     /// the lock that queues, so a refused message is never half-accepted.
     pub(crate) fn enqueue(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
+        // Read before taking the lock every Deliver waits on.
+        let reply_mode =
+            crate::settings::reply_mode(&self.ctx.profile, &self.ctx.settings(&inbound.scope));
         let mut q = self.lock();
         if q.draining {
             return Err(DeliverError::ShuttingDown);
@@ -134,15 +144,20 @@ impl Scheduler {
         let now = now_ms();
         let acc = self.ctx.store.accept(&inbound, InboxKind::Message, now)?;
         if !acc.duplicate {
+            let scope = inbound.scope.clone();
+            let message_id = inbound.message_id.clone();
             q.push(
                 QueuedMessage {
                     inbox_id: acc.inbox_id,
-                    scope: inbound.scope.clone(),
+                    scope: scope.clone(),
                     inbound,
                     accepted_at_ms: now,
                 },
                 Some(Instant::now()),
             );
+            // Under the lock that starts runs: the run's RunStarted cannot
+            // overtake this event.
+            self.announce(&q, &scope, message_id, reply_mode);
             drop(q);
             self.wake.notify_one();
         }
@@ -151,6 +166,35 @@ impl Scheduler {
             duplicate: acc.duplicate,
             inbox_id: acc.inbox_id as u64,
         })
+    }
+
+    /// Tell the chat at once that `message_id` was accepted, for which run
+    /// and what (if anything) holds that run back.
+    fn announce(&self, q: &Queues, scope: &str, message_id: String, reply_mode: &str) {
+        let Some((first, count)) = q.batch(scope) else {
+            return;
+        };
+        let runs = &self.ctx.profile.runs;
+        let reason = if q.active(scope).is_some() {
+            pb::QueueReason::ScopeBusy
+        } else if q.active_count() >= runs.max_concurrent {
+            pb::QueueReason::PoolFull
+        } else if runs.debounce_ms > 0 {
+            pb::QueueReason::QuietWindow
+        } else {
+            pb::QueueReason::None
+        };
+        self.ctx.emit(
+            scope,
+            &batch_run_id(first),
+            &first.inbound.message_id,
+            Kind::Queued(pb::Queued {
+                message_id,
+                message_count: count as u32,
+                reason: reason as i32,
+                reply_mode: pb::ReplyMode::from_word(reply_mode).unwrap_or_default() as i32,
+            }),
+        );
     }
 
     /// Stop the active run of `scope` (only if it is `run_id`, when given).
@@ -236,15 +280,17 @@ impl Scheduler {
     fn start_run(self: &Arc<Self>, q: &mut Queues, scope: String) {
         let messages = q.take(&scope);
         let n = messages.len();
-        let run_id = short_id('r');
+        let Some(run_id) = messages.first().map(batch_run_id) else {
+            return;
+        };
         let reply_to = messages
             .last()
             .map(|m| m.inbound.message_id.clone())
             .unwrap_or_default();
         let started_at_ms = now_ms();
         let workspace = self.ctx.workspace_of(&scope);
-        let row = RunRow {
-            run_id: run_id.clone(),
+        let mut row = RunRow {
+            run_id,
             scope: scope.clone(),
             reply_to: reply_to.clone(),
             thread_id: None,
@@ -255,7 +301,16 @@ impl Scheduler {
             workspace: workspace.clone(),
         };
         let ids: Vec<i64> = messages.iter().map(|m| m.inbox_id).collect();
-        if let Err(e) = self.ctx.store.start_run(&row, n as u32, &ids) {
+        let mut recorded = self.ctx.store.start_run(&row, n as u32, &ids);
+        if recorded.is_err() {
+            // The batch ran before under this id (its worker died and the
+            // journal gave the messages back for their one retry): the
+            // retry is a run of its own, with a card of its own.
+            row.run_id = crate::util::short_id('r');
+            recorded = self.ctx.store.start_run(&row, n as u32, &ids);
+        }
+        let run_id = row.run_id.clone();
+        if let Err(e) = recorded {
             // Put them back: they stay accepted and are retried on the next
             // scheduling pass rather than lost.
             tracing::error!(scope, error = %e, "cannot record a run start; will retry");
@@ -284,6 +339,28 @@ impl Scheduler {
             me.wake.notify_one();
         });
     }
+}
+
+/// The id of the run a batch of waiting messages becomes, from its first
+/// message alone: announced at accept, it stays the same until the run
+/// starts, even across a worker restart (the batch is re-queued from the
+/// journal with the same first message), so the card a chat was shown at
+/// accept is the one the run streams into. Short like
+/// [`crate::util::short_id`].
+pub(crate) fn batch_run_id(first: &QueuedMessage) -> String {
+    // FNV-1a over the journal id and the accept time: a journal that was
+    // reset reuses ids, not the times they were accepted at.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in first
+        .inbox_id
+        .to_le_bytes()
+        .iter()
+        .chain(first.accepted_at_ms.to_le_bytes().iter())
+    {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("r{h:08x}")
 }
 
 pub(crate) async fn sleep_until(at: Option<Instant>) {

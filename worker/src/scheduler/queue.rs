@@ -56,8 +56,15 @@ impl Queues {
         self.queued
     }
 
-    #[cfg(test)]
-    pub(crate) fn running(&self) -> usize {
+    /// The first message of `scope`'s waiting batch (it names the run the
+    /// batch becomes) and how many messages the batch holds.
+    pub(crate) fn batch(&self, scope: &str) -> Option<(&QueuedMessage, usize)> {
+        let sc = self.scopes.get(scope)?;
+        sc.queued.first().map(|m| (m, sc.queued.len()))
+    }
+
+    /// Runs active across all scopes.
+    pub(crate) fn active_count(&self) -> usize {
         self.active
     }
 

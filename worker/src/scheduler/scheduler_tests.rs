@@ -1,11 +1,13 @@
 use std::time::Duration;
 
 use fcx_config::RunsConfig;
+use fcx_proto::v1::worker_event::Kind;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::queue::max_hold;
 use super::*;
 use crate::testkit::{self, FakeExec, Kit, Started};
+use crate::util::short_id;
 
 fn runs(max_concurrent: usize, debounce_ms: u64) -> RunsConfig {
     RunsConfig {
@@ -202,6 +204,119 @@ async fn messages_accepted_before_a_restart_run_once_without_a_new_debounce() {
     );
 }
 
+/// The `Queued` events recorded so far: (run id, reply_to, event).
+fn queued_events(kit: &Kit) -> Vec<(String, String, pb::Queued)> {
+    kit.events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            Some(Kind::Queued(q)) => Some((e.run_id, e.reply_to, q)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_accepted_message_is_announced_at_once_with_the_run_that_answers_it() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e1", "a1")).expect("a1");
+    // Announced by enqueue itself, before any run could start.
+    let q = queued_events(&kit);
+    assert_eq!(q.len(), 1);
+    let (run_a, reply_to, ev) = &q[0];
+    assert_eq!(
+        (reply_to.as_str(), ev.message_id.as_str()),
+        ("om_e1", "om_e1")
+    );
+    assert_eq!(ev.message_count, 1);
+    assert_eq!(ev.reason, pb::QueueReason::None as i32);
+    assert_eq!(ev.reply_mode(), pb::ReplyMode::Card);
+    let a = next_run(&mut rx).await;
+    assert_eq!(
+        &a.slot.run_id, run_a,
+        "the announced run is the one that runs"
+    );
+
+    // While a's run is busy: a2 and a3 join one next run, announced with
+    // its id and a growing count; b waits for the only slot.
+    sched.enqueue(msg("chat:a", "e2", "a2")).expect("a2");
+    sched.enqueue(msg("chat:a", "e3", "a3")).expect("a3");
+    sched.enqueue(msg("chat:b", "e4", "b1")).expect("b1");
+    let q = queued_events(&kit);
+    assert_eq!(q.len(), 4);
+    let (next_a, first, e2) = &q[1];
+    assert_ne!(next_a, run_a);
+    assert_eq!((first.as_str(), e2.message_count), ("om_e2", 1));
+    assert_eq!(e2.reason, pb::QueueReason::ScopeBusy as i32);
+    let (same, first, e3) = &q[2];
+    assert_eq!(same, next_a, "merged into the same next run");
+    assert_eq!(
+        first, "om_e2",
+        "its card stays on the batch's first message"
+    );
+    assert_eq!((e3.message_id.as_str(), e3.message_count), ("om_e3", 2));
+    let (run_b, _, b1) = &q[3];
+    assert_eq!(b1.reason, pb::QueueReason::PoolFull as i32);
+
+    // a2 waited longer than b1: a's next run takes the slot first.
+    let _ = a.release.send(());
+    let a2 = next_run(&mut rx).await;
+    assert_eq!(&a2.slot.run_id, next_a);
+    assert_eq!(a2.texts, vec!["a2", "a3"]);
+    let _ = a2.release.send(());
+    let b = next_run(&mut rx).await;
+    assert_eq!(&b.slot.run_id, run_b);
+}
+
+#[tokio::test]
+async fn a_lone_message_starts_without_a_quiet_window_by_default() {
+    assert_eq!(RunsConfig::default().debounce_ms, 0);
+    let kit = testkit::kit(RunsConfig::default());
+    let (exec, mut rx) = FakeExec::new();
+    let sched = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    sched.start(Vec::new());
+    sched.enqueue(msg("chat:a", "e1", "alone")).expect("queued");
+    let q = queued_events(&kit);
+    assert_eq!(q[0].2.reason, pb::QueueReason::None as i32);
+    assert_eq!(next_run(&mut rx).await.texts, vec!["alone"]);
+}
+
+#[tokio::test]
+async fn a_duplicate_is_not_announced_twice_and_a_restart_keeps_the_announced_run() {
+    let kit = testkit::kit(runs(1, 60_000));
+    let (exec, _rx) = FakeExec::new();
+    let sched = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    sched.start(Vec::new());
+    sched.enqueue(msg("chat:a", "e1", "one")).expect("one");
+    sched.enqueue(msg("chat:a", "e1", "one")).expect("dup");
+    sched.enqueue(msg("chat:a", "e2", "two")).expect("two");
+    let q = queued_events(&kit);
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].2.reason, pb::QueueReason::QuietWindow as i32);
+    let announced = q[0].0.clone();
+    assert_eq!(q[1].0, announced);
+    // The worker goes away before the run starts; the next one runs the
+    // same batch under the id the chat was shown.
+    sched.shutdown().await;
+    let (exec, mut rx) = FakeExec::new();
+    let again = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    again.start(kit.ctx.store.queued().expect("queued"));
+    let run = next_run(&mut rx).await;
+    assert_eq!(run.slot.run_id, announced);
+    assert_eq!(run.texts, vec!["one", "two"]);
+}
+
 // ---- the pure queue state ----
 
 fn queued(scope: &str, id: i64) -> QueuedMessage {
@@ -253,7 +368,7 @@ fn ready_scopes_are_picked_oldest_first_up_to_the_free_slots() {
         let n = q.take(s).len();
         q.started(s, testkit_slot(), n);
     }
-    assert_eq!((q.running(), q.waiting()), (2, 2));
+    assert_eq!((q.active_count(), q.waiting()), (2, 2));
     // The pool is full: nothing, and no timer.
     assert_eq!(q.ready(t0, d, 2), (Vec::new(), None));
     q.finished("chat:c");
@@ -293,7 +408,10 @@ fn a_finished_scope_with_nothing_waiting_is_forgotten() {
     let n = q.take("chat:a").len();
     q.started("chat:a", testkit_slot(), n);
     q.finished("chat:a");
-    assert_eq!((q.running(), q.waiting(), q.actives().count()), (0, 0, 0));
+    assert_eq!(
+        (q.active_count(), q.waiting(), q.actives().count()),
+        (0, 0, 0)
+    );
     assert!(q.ready(Instant::now(), Duration::ZERO, 4).0.is_empty());
 }
 

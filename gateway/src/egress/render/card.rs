@@ -3,7 +3,7 @@
 //! after it is built: if it is over a budget, the next degrade level drops
 //! detail until it fits.
 
-use fcx_proto::v1::ToolKind;
+use fcx_proto::v1::{QueueReason, ToolKind};
 use serde_json::{Value, json};
 
 use super::state::{Phase, RunState, ToolCall, ToolDisplay, ToolState};
@@ -289,6 +289,13 @@ fn main_card(
 
     tool_elements(state, opts.tool_display, l, &mut els);
 
+    if let Some(line) = queue_line(state) {
+        let mut q = md(Some("queue"), line);
+        if let Some(o) = q.as_object_mut() {
+            o.insert("text_size".into(), json!("notation"));
+        }
+        els.push(q);
+    }
     els.push(md(Some(ANSWER_ELEMENT_ID), answer.to_string()));
     if more {
         els.push(md(
@@ -553,6 +560,31 @@ fn files_element(state: &RunState, l: &Limits) -> Option<Value> {
         text.push_str(&format!("\n- … and {} more", n - l.files));
     }
     Some(md(Some("files"), text))
+}
+
+/// What holds a queued run, and how many messages joined the first one
+/// ("+N messages added"); `None` when there is nothing to say.
+pub(crate) fn queue_line(state: &RunState) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if state.phase == Phase::Queued {
+        parts.push(
+            match state.queue_reason {
+                QueueReason::ScopeBusy => {
+                    "⏳ Queued: starts when the current run in this chat ends"
+                }
+                QueueReason::PoolFull => "⏳ Queued: waiting for a free run slot",
+                QueueReason::QuietWindow => "⏳ Queued: waiting a moment for more messages",
+                QueueReason::None | QueueReason::Unspecified => "⏳ Starting…",
+            }
+            .to_string(),
+        );
+    }
+    match state.message_count.saturating_sub(1) {
+        0 => {}
+        1 => parts.push("+1 message added".to_string()),
+        n => parts.push(format!("+{n} messages added")),
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 fn status_element(state: &RunState, l: &Limits) -> Option<Value> {

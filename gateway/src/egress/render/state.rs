@@ -3,7 +3,7 @@
 //! so a gateway that replays the event log rebuilds the same card.
 
 use fcx_proto::v1::worker_event::Kind;
-use fcx_proto::v1::{self as pb, DoneReason, ToolKind, ToolStatus};
+use fcx_proto::v1::{self as pb, DoneReason, QueueReason, ToolKind, ToolStatus};
 
 /// Reasoning kept in memory. The card shows far less; keeping the tail
 /// bounds a chatty model's memory use.
@@ -153,6 +153,11 @@ pub(crate) struct RunState {
     /// How the scope wants tool calls shown (feed it to
     /// `RenderOptions::tool_display`).
     pub(crate) tool_display: ToolDisplay,
+    /// User messages the run answers (more than one: "+N messages added").
+    pub(crate) message_count: u32,
+    /// What held the run when its last message was accepted (shown while
+    /// it is queued).
+    pub(crate) queue_reason: QueueReason,
     /// Streamed answer items in arrival order (Codex may send several agent
     /// messages in one run).
     answer_items: Vec<(String, String)>,
@@ -252,8 +257,21 @@ impl RunState {
                 self.model = s.model.clone();
                 self.reply_mode = ReplyMode::parse(s.reply_mode().word());
                 self.tool_display = ToolDisplay::parse(s.tool_display().word());
+                self.message_count = self.message_count.max(s.message_count);
                 if ev.at_ms > 0 {
                     self.started_at_ms = Some(ev.at_ms);
+                }
+            }
+            Kind::Queued(q) => {
+                // A late announcement (its run already started) only adds
+                // to the count.
+                self.message_count = self.message_count.max(q.message_count);
+                if self.phase == Phase::Queued {
+                    self.queue_reason =
+                        QueueReason::try_from(q.reason).unwrap_or(QueueReason::Unspecified);
+                    if self.reply_mode.is_none() {
+                        self.reply_mode = ReplyMode::parse(q.reply_mode().word());
+                    }
                 }
             }
             Kind::ThreadBound(t) => {

@@ -847,3 +847,75 @@ fn every_card_fits_over_random_event_sequences() {
     assert!(cards > 500);
     assert!(max_level >= 1, "the sequences should force some degrading");
 }
+
+fn queued(message_id: &str, count: u32, reason: pb::QueueReason) -> Kind {
+    Kind::Queued(pb::Queued {
+        message_id: message_id.into(),
+        message_count: count,
+        reason: reason as i32,
+        reply_mode: pb::ReplyMode::Card as i32,
+    })
+}
+
+/// The text of the card element `id`, if the card has one.
+fn element_text(card: &Value, id: &str) -> Option<String> {
+    card.pointer("/body/elements")?
+        .as_array()?
+        .iter()
+        .find(|e| e["element_id"] == id)?["content"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn a_card_opened_at_accept_says_what_holds_the_run_and_counts_added_messages() {
+    let opts = RenderOptions::default();
+    let mut st = RunState::new("run-1");
+    st.apply(&ev(1, queued("om_1", 1, pb::QueueReason::ScopeBusy)));
+    assert_eq!(st.phase, Phase::Queued);
+    assert_eq!(st.reply_mode, Some(state::ReplyMode::Card));
+    let c = render(&st, &opts);
+    assert_valid(&c, &opts);
+    assert_eq!(
+        c.card.pointer("/header/template").and_then(Value::as_str),
+        Some("grey")
+    );
+    let line = element_text(&c.card, "queue").expect("a queue line");
+    assert!(line.contains("current run"), "{line}");
+    assert!(!line.contains("added"), "{line}");
+
+    st.apply(&ev(2, queued("om_2", 2, pb::QueueReason::ScopeBusy)));
+    st.apply(&ev(3, queued("om_3", 3, pb::QueueReason::ScopeBusy)));
+    let line = element_text(&render(&st, &opts).card, "queue").expect("a queue line");
+    assert!(line.contains("+2 messages added"), "{line}");
+
+    // Started: no longer queued, the count stays on the card to the end.
+    st.apply(&ev(
+        4,
+        Kind::RunStarted(pb::RunStarted {
+            message_count: 3,
+            ..Default::default()
+        }),
+    ));
+    assert_eq!(st.phase, Phase::Running);
+    let line = element_text(&render(&st, &opts).card, "queue").expect("a count");
+    assert_eq!(line, "+2 messages added");
+    // A late announcement never takes a started run back to Queued.
+    st.apply(&ev(5, queued("om_4", 4, pb::QueueReason::ScopeBusy)));
+    assert_eq!(st.phase, Phase::Running);
+    assert_eq!(st.message_count, 4);
+    st.apply(&ev(6, done(DoneReason::Completed, "ok")));
+    let line = element_text(&render(&st, &opts).card, "queue").expect("a count");
+    assert_eq!(line, "+3 messages added");
+}
+
+#[test]
+fn a_lone_message_shows_no_queue_line_once_it_runs() {
+    let opts = RenderOptions::default();
+    let mut st = RunState::new("run-1");
+    st.apply(&ev(1, queued("om_1", 1, pb::QueueReason::None)));
+    let line = element_text(&render(&st, &opts).card, "queue").expect("starting");
+    assert!(line.contains("Starting"), "{line}");
+    st.apply(&ev(2, started()));
+    assert_eq!(element_text(&render(&st, &opts).card, "queue"), None);
+}

@@ -118,8 +118,6 @@ impl OpenApiClient {
             .map(|_| ())
     }
 
-    // No caller yet (kept with its test for reaction acknowledgements).
-    #[cfg_attr(not(test), allow(dead_code))]
     /// `POST /open-apis/im/v1/messages/{id}/reactions`. Not idempotent: a
     /// timed-out request is not resent (only connect failures are).
     pub(crate) async fn add_reaction(
@@ -134,6 +132,27 @@ impl OpenApiClient {
         let spec = Spec::new(Method::POST, path)
             .json(serde_json::json!({ "reaction_type": { "emoji_type": emoji_type } }));
         self.call_field(&spec, "data").await
+    }
+
+    /// `DELETE /open-apis/im/v1/messages/{id}/reactions/{reaction_id}`:
+    /// take back a reaction the bot added. Resending is harmless.
+    pub(crate) async fn remove_reaction(
+        &self,
+        message_id: &str,
+        reaction_id: &str,
+    ) -> Result<(), ApiError> {
+        let path = format!(
+            "/open-apis/im/v1/messages/{}/reactions/{}",
+            segment(message_id)?,
+            segment(reaction_id)?
+        );
+        let spec = Spec {
+            idempotent: true,
+            ..Spec::new(Method::DELETE, path)
+        };
+        self.call_field::<serde_json::Value>(&spec, "data")
+            .await
+            .map(|_| ())
     }
 
     // No caller yet: attachment download (the next issue) uses it.
