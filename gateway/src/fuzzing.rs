@@ -16,6 +16,7 @@ fn small_reassembler() -> Reassembler {
         max_message_bytes: 4096,
         ttl: Duration::from_secs(10),
         max_pending: 4,
+        max_pending_bytes: 8192,
     })
 }
 
