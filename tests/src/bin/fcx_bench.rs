@@ -505,7 +505,7 @@ impl Drop for Worker {
 
 async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
     let sock = h.home.join("run/worker-default.sock");
-    let child = Command::new(bins.join("fcx-worker"))
+    let mut child = Command::new(bins.join("fcx-worker"))
         .args(["--profile", "default", "--home"])
         .arg(&h.home)
         .arg("--socket")
@@ -519,23 +519,36 @@ async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
         .spawn()
         .context("spawn fcx-worker")?;
     let addr = SocketAddr::new(sock);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let ch = loop {
-        match fcx_ipc::connect(&addr).await {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
+    // A worker that never answers must not outlive the bench: it holds the
+    // bench's stderr, so whoever waits for the bench's output would wait
+    // forever.
+    let connect = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ch = loop {
+            match fcx_ipc::connect(&addr).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() > deadline => return Err(anyhow::Error::from(e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        let mut client = WorkerClient::new(ch);
+        client
+            .hello(HelloRequest {
+                protocol_version: fcx_proto::PROTOCOL_VERSION,
+                gateway_version: "bench".into(),
+                capabilities: vec![],
+            })
+            .await?;
+        Ok(client)
     };
-    let mut client = WorkerClient::new(ch);
-    client
-        .hello(HelloRequest {
-            protocol_version: fcx_proto::PROTOCOL_VERSION,
-            gateway_version: "bench".into(),
-            capabilities: vec![],
-        })
-        .await?;
-    Ok(Worker { child, client })
+    match connect.await {
+        Ok(client) => Ok(Worker { child, client }),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
 }
 
 fn inbound(i: usize, scope: &str, text: &str) -> Inbound {
