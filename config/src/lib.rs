@@ -322,3 +322,7 @@ mod security_tests;
 #[cfg(test)]
 #[path = "lib_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fuzzing_tests.rs"]
+mod fuzzing_tests;

@@ -17,6 +17,8 @@ pub(crate) mod admin;
 pub mod app;
 pub(crate) mod egress;
 pub(crate) mod feishu;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingress;
 // `pub` until the supervisor rewrite lands (its `WorkerView::pid` is unread).
 pub mod link;

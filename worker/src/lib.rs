@@ -12,6 +12,8 @@ mod catalog;
 mod commands;
 mod context;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lifetime;
 mod pin;
 mod pipeline;

@@ -365,3 +365,7 @@ mod tests {
         assert!(one.contains("tags end in the boundary -"), "{one}");
     }
 }
+
+#[cfg(test)]
+#[path = "prompt_injection_tests.rs"]
+mod injection_tests;

@@ -62,3 +62,134 @@ fn used_nonces_survive_a_restart_until_they_expire() {
     let text = std::fs::read_to_string(&path).expect("log");
     assert_eq!(text.lines().count(), 2, "{text}");
 }
+
+/// Issue 14 item 3: 10,000 generated forged clicks, eight kinds, against
+/// the click verifier fcxd runs in the ACK path. None yields a `Click` (so
+/// nothing is asked of a worker) and each is answered with a warning toast
+/// from the fixed list, naming nothing of the token or the keys.
+#[test]
+fn ten_thousand_forged_clicks_are_all_refused_with_a_harmless_toast() {
+    const CHAT: &str = "oc_forge";
+    const SCOPE: &str = "chat:oc_forge";
+    const OPERATOR: &str = "ou_owner";
+    const CARD: &str = "om_card";
+    let d = tempfile::tempdir().expect("tempdir");
+    let keys = SharedKeys::open(d.path()).expect("keys");
+    let version = keys.current_version();
+    let cb = Callbacks {
+        keys: keys.clone(),
+        nonces: Box::new(MemoryNonceStore::new(100_000)),
+        carriers: Carriers::default(),
+    };
+    cb.carriers.insert(CARD, SCOPE, CHAT);
+    let now = now_ms() / 1000;
+    let claims = |operator: &str, scope: &str, fingerprint: &str, expires_at: i64| {
+        Claims::new(
+            "run_1",
+            scope,
+            CHAT,
+            operator,
+            ACTION_STOP,
+            fingerprint,
+            expires_at,
+        )
+    };
+    let good = || claims(OPERATOR, SCOPE, "fp1", now + 600);
+    let click = |token: &str, operator: &str| {
+        serde_json::json!({
+            "operator": { "open_id": operator },
+            "context": { "open_message_id": CARD, "open_chat_id": CHAT },
+            "action": { "value": { (CALLBACK_VALUE_KEY): token }, "tag": "button" },
+        })
+    };
+
+    // The control: a genuine click is accepted once, so the refusals below
+    // are the verifier's doing, not a broken fixture.
+    let used = keys.sign(&good()).expect("sign");
+    assert!(cb.check(&click(&used, OPERATOR)).is_ok(), "a genuine click");
+
+    let toasts: Vec<&str> = [
+        Denied::Malformed,
+        Denied::Expired,
+        Denied::Replayed,
+        Denied::WrongOperator,
+        Denied::StaleFingerprint,
+        Denied::Busy,
+    ]
+    .iter()
+    .map(Denied::toast)
+    .collect();
+    let other_key = [0x5a_u8; 32];
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut by_kind = [0usize; 8];
+    for i in 0..10_000usize {
+        let kind = i % 8;
+        let r = next();
+        let (token, operator) = match kind {
+            // Bad signature: the right key version, another key.
+            0 => (
+                callback::sign(&good(), &other_key, version).expect("sign"),
+                OPERATOR,
+            ),
+            // Replayed: the control token, already used.
+            1 => (used.clone(), OPERATOR),
+            // Expired: now or up to a day ago.
+            2 => (
+                keys.sign(&claims(OPERATOR, SCOPE, "fp1", now - (r % 86_400) as i64))
+                    .expect("sign"),
+                OPERATOR,
+            ),
+            // Wrong actor: a genuine token clicked by someone else.
+            3 => (
+                keys.sign(&good()).expect("sign"),
+                ["ou_other", "", "ou_owner ", "OU_OWNER"][(r % 4) as usize],
+            ),
+            // Wrong key version: versions this ring never had.
+            4 => (
+                callback::sign(&good(), &other_key, version + 1 + (r % 1000) as u32).expect("sign"),
+                OPERATOR,
+            ),
+            // Wrong scope (another chat's button on this card), or no
+            // policy fingerprint at all.
+            5 => {
+                let c = if r % 2 == 0 {
+                    claims(OPERATOR, "chat:oc_elsewhere", "fp1", now + 600)
+                } else {
+                    claims(OPERATOR, SCOPE, "", now + 600)
+                };
+                (keys.sign(&c).expect("sign"), OPERATOR)
+            }
+            // Truncated: a genuine token cut short.
+            6 => {
+                let t = keys.sign(&good()).expect("sign");
+                let cut = (r as usize) % t.len();
+                (t[..cut].to_string(), OPERATOR)
+            }
+            // Oversized: a genuine token with bytes appended, or just huge.
+            _ => {
+                let t = keys.sign(&good()).expect("sign");
+                let pad = 1 + (r as usize) % (2 * callback::MAX_TOKEN_LEN);
+                (format!("{t}{}", "A".repeat(pad)), OPERATOR)
+            }
+        };
+        let answer = match cb.check(&click(&token, operator)) {
+            Ok(c) => panic!("forged click of kind {kind} accepted: {:?}", c.claims),
+            Err(a) => a,
+        };
+        assert_eq!(answer["toast"]["type"], "warning", "kind {kind}: {answer}");
+        let content = answer["toast"]["content"].as_str().unwrap_or("");
+        assert!(
+            toasts.contains(&content) || content == Denied::BadSignature.toast(),
+            "kind {kind}: {answer}"
+        );
+        assert!(token.is_empty() || !content.contains(&token[..token.len().min(16)]));
+        by_kind[kind] += 1;
+    }
+    assert_eq!(by_kind.iter().sum::<usize>(), 10_000, "{by_kind:?}");
+}

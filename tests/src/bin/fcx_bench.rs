@@ -78,7 +78,8 @@ fn main() -> anyhow::Result<()> {
     if args.quick {
         args.deliver_calls = 200;
         args.spawn_runs = 10;
-        args.load_scopes = 20;
+        // More scopes than run slots (32), so the queue's order is tested.
+        args.load_scopes = 96;
         args.feishu_latency_events = 50;
         args.feishu_burst_events = 200;
         args.feishu_chats = 10;
@@ -171,7 +172,10 @@ fn main() -> anyhow::Result<()> {
         "targets": {
             "many_scopes.lost": 0,
             "many_scopes.duplicated": 0,
-            "many_scopes.max_wait_over_mean": 2.0,
+            // Fairness is counted, not timed: FIFO service of a burst makes
+            // max/mean wait ≈ 2 by construction, so that ratio is only printed.
+            "many_scopes.out_of_order_starts": 0,
+            "many_scopes.queue_wait_ms.p99": "printed",
             "many_scopes.worker_rss_max_kib": 64 * 1024,
             "deliver_p99_us": 1000,
             "spawn.accepted_to_spawned_p99_ms": 5,
@@ -282,6 +286,7 @@ async fn bench_many_scopes(
     let mut waits = Vec::with_capacity(accepted_at.len());
     let mut wait_of: std::collections::HashMap<String, f64> = Default::default();
     let (mut runs, mut done) = (0usize, 0usize);
+    let mut ended_at: HashMap<String, i64> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     while done < runs || run_of.len() < accepted_at.len() {
         let ev = tokio::time::timeout_at(deadline, events.message())
@@ -299,7 +304,10 @@ async fn bench_many_scopes(
                     }
                 }
             }
-            Some(Kind::Done(_)) => done += 1,
+            Some(Kind::Done(_)) => {
+                done += 1;
+                ended_at.insert(ev.run_id.clone(), ev.at_ms);
+            }
             _ => {}
         }
     }
@@ -325,7 +333,7 @@ async fn bench_many_scopes(
         })
         .collect();
     drop(w);
-    let out_of_order = out_of_order_starts(&h.home, 50)?;
+    let out_of_order = out_of_order_starts(&h.home, 50, &ended_at)?;
     let journal = journal_waits(&h.home)?;
     let (jmean, jmax) = (
         journal.iter().sum::<f64>() / journal.len().max(1) as f64,
@@ -375,11 +383,17 @@ fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
 }
 
 /// Fairness itself, from the worker's journal: runs the worker started (in
-/// the order it recorded them) ahead of a scope that was already ready
-/// (debounce over) and whose oldest message is older. The wait ratio above
-/// also moves with the backlog the burst builds on this machine; this count
-/// does not.
-fn out_of_order_starts(home: &Path, debounce_ms: i64) -> anyhow::Result<usize> {
+/// the order it recorded them) ahead of a scope that was already waiting for
+/// the pool and whose oldest message is older. A scope waits for the pool
+/// once its debounce is over and its previous run (if any) has ended
+/// (`ended_at`, from the Done events): before that it waits for itself, and
+/// being passed then is not unfair. The wait ratio above also moves with the
+/// backlog the burst builds on this machine; this count does not.
+fn out_of_order_starts(
+    home: &Path,
+    debounce_ms: i64,
+    ended_at: &HashMap<String, i64>,
+) -> anyhow::Result<usize> {
     let r = fcx_state::Reader::open(&home.join("profiles/default/state.db"))?;
     // Per run: its oldest message (inbox id) and its newest accept time.
     let mut messages: HashMap<String, (i64, i64)> = HashMap::new();
@@ -392,21 +406,31 @@ fn out_of_order_starts(home: &Path, debounce_ms: i64) -> anyhow::Result<usize> {
     }
     let mut listed = r.runs(usize::MAX)?;
     listed.sort_by_key(|l| l.recorded);
-    let runs: Vec<(i64, i64, i64)> = listed
-        .iter()
-        .filter_map(|l| {
-            let (oldest, last) = messages.get(&l.run_id)?;
-            Some((l.started_at_ms, *oldest, *last))
-        })
-        .collect();
+    // Per run in start order: (started, oldest message, waiting for the pool since).
+    let mut scope_free_at: HashMap<&str, i64> = HashMap::new();
+    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
+    for l in &listed {
+        let Some((oldest, last)) = messages.get(&l.run_id) else {
+            continue;
+        };
+        let free = scope_free_at
+            .get(l.scope.as_str())
+            .copied()
+            .unwrap_or(i64::MIN);
+        runs.push((l.started_at_ms, *oldest, (last + debounce_ms).max(free)));
+        scope_free_at.insert(
+            &l.scope,
+            ended_at.get(&l.run_id).copied().unwrap_or(i64::MAX),
+        );
+    }
     // 2 ms of slack: the journal's clock has millisecond resolution.
     Ok(runs
         .iter()
         .enumerate()
-        .filter(|(k, (_, oldest, last))| {
+        .filter(|(k, (_, oldest, ready))| {
             runs[..*k]
                 .iter()
-                .any(|(started, o, _)| oldest < o && last + debounce_ms + 2 < *started)
+                .any(|(started, o, _)| oldest < o && ready + 2 < *started)
         })
         .count())
 }
@@ -497,7 +521,7 @@ impl Drop for Worker {
 
 async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
     let sock = h.home.join("run/worker-default.sock");
-    let child = Command::new(bins.join("fcx-worker"))
+    let mut child = Command::new(bins.join("fcx-worker"))
         .args(["--profile", "default", "--home"])
         .arg(&h.home)
         .arg("--socket")
@@ -511,23 +535,36 @@ async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
         .spawn()
         .context("spawn fcx-worker")?;
     let addr = SocketAddr::new(sock);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let ch = loop {
-        match fcx_ipc::connect(&addr).await {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
+    // A worker that never answers must not outlive the bench: it holds the
+    // bench's stderr, so whoever waits for the bench's output would wait
+    // forever.
+    let connect = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ch = loop {
+            match fcx_ipc::connect(&addr).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() > deadline => return Err(anyhow::Error::from(e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        let mut client = WorkerClient::new(ch);
+        client
+            .hello(HelloRequest {
+                protocol_version: fcx_proto::PROTOCOL_VERSION,
+                gateway_version: "bench".into(),
+                capabilities: vec![],
+            })
+            .await?;
+        Ok(client)
     };
-    let mut client = WorkerClient::new(ch);
-    client
-        .hello(HelloRequest {
-            protocol_version: fcx_proto::PROTOCOL_VERSION,
-            gateway_version: "bench".into(),
-            capabilities: vec![],
-        })
-        .await?;
-    Ok(Worker { child, client })
+    match connect.await {
+        Ok(client) => Ok(Worker { child, client }),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
 }
 
 fn inbound(i: usize, scope: &str, text: &str) -> Inbound {

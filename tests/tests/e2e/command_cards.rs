@@ -363,3 +363,84 @@ fn buttons_outlive_an_fcxd_restart_and_a_form_submit_without_its_value_still_app
     assert!(e.click(&status).contains("info"), "{}", e.home.read_logs());
     e.card_reply(&card, 0);
 }
+
+/// Issue 14 item 3, end to end: a batch of forged clicks on a real card
+/// (bad signature, truncated, oversized, wrong person, another card's
+/// token, replays) all answered with a warning toast in the ACK, and none
+/// reaching the worker: the only reply under the card is the one genuine
+/// click's.
+#[test]
+fn forged_clicks_are_refused_and_never_reach_the_worker() {
+    let e = env();
+    let help = e.say("oc_k9", "/help");
+    let (card, view) = e.card_reply(&help, 0);
+    let (other_card, _) = {
+        let h2 = e.say("oc_k8", "/help");
+        e.card_reply(&h2, 0)
+    };
+    let value_of = |v: &fcx_tests::fake_feishu::CardView| {
+        v.buttons
+            .iter()
+            .find(|b| b.label == "Status")
+            .and_then(|b| b.value.clone())
+            .expect("a Status button with a callback value")
+    };
+    let value = value_of(&view);
+    let token = value["fcx"].as_str().expect("token").to_string();
+    let other_token = value_of(&e.fake.card_view(&other_card).expect("card"))["fcx"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let with = |t: String| {
+        let mut v = value.clone();
+        v["fcx"] = json!(t);
+        v
+    };
+    let flip = |i: usize| {
+        let mut b = token.clone().into_bytes();
+        let at = i % b.len();
+        b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(b).expect("ascii")
+    };
+    let mut forged: Vec<(&str, Value)> = Vec::new();
+    for i in 0..25 {
+        let ev = |op: &str, v: Value| e.fake.events().card_action(op, &card, "oc_k9", v, None);
+        forged.push(("bad signature", ev(USER, with(flip(7 + i * 13)))));
+        forged.push((
+            "truncated",
+            ev(USER, with(token[..i * token.len() / 25].into())),
+        ));
+        forged.push((
+            "oversized",
+            ev(USER, with(format!("{token}{}", "A".repeat(1 + i * 400)))),
+        ));
+        forged.push(("wrong actor", ev(OTHER, value.clone())));
+        forged.push(("another card's token", ev(USER, with(other_token.clone()))));
+        forged.push(("garbage", ev(USER, with(format!("{i}.{}", "x".repeat(i))))));
+    }
+    for (kind, ev) in &forged {
+        let toast = e.click(ev);
+        assert!(toast.contains("warning"), "{kind}: {toast}");
+        assert!(!toast.contains(&token[..16]), "{kind}: {toast}");
+    }
+    // The control: the genuine click works, once.
+    let genuine = e.fake.events().click(USER, &card, "Status").expect("click");
+    assert!(e.click(&genuine).contains("info"));
+    e.card_reply(&card, 0);
+    for _ in 0..25 {
+        assert!(e.click(&genuine).contains("already used"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let replies = e
+        .fake
+        .messages()
+        .iter()
+        .filter(|m| m.parent_id == card && m.sender_type == "app")
+        .count();
+    assert_eq!(
+        replies,
+        1,
+        "{} forged clicks: one reached the worker",
+        forged.len()
+    );
+}

@@ -231,6 +231,27 @@ fn the_bench_runs_and_prints_its_figures() {
         "{v}"
     );
     assert!(v["targets"]["feishu.ack_latency_ms.p99"].is_number(), "{v}");
+    // Fairness, counted (issue 14): the many-scope load, scaled to more
+    // scopes than run slots, starts no scope ahead of one accepted earlier,
+    // and runs every message exactly once. Waits are printed, not asserted.
+    for load in [
+        "many_scopes",
+        "many_scopes_even_runs",
+        "many_scopes_instant_runs",
+    ] {
+        let l = &v[load];
+        assert!(l["scopes"].as_u64().unwrap_or(0) > 32, "{load}: {l}");
+        assert_eq!(l["out_of_order_starts"], 0, "{load}: {l}");
+        assert_eq!(l["lost"], 0, "{load}: {l}");
+        assert_eq!(l["duplicated"], 0, "{load}: {l}");
+        assert_eq!(
+            l["messages"],
+            l["scopes"].as_u64().unwrap_or(0) * 3,
+            "{load}: {l}"
+        );
+        assert!(l["queue_wait_ms"]["p99"].as_f64().is_some(), "{load}: {l}");
+    }
+    assert_eq!(v["targets"]["many_scopes.out_of_order_starts"], 0, "{v}");
     // Run cards under a text burst: latency, pacing, rate limits, coalescing.
     let single = &v["cards"]["single_run"];
     assert!(single["delta_to_card_ms"]["p50"].as_f64().is_some(), "{v}");

@@ -10,6 +10,7 @@
 mod allow_env;
 pub(super) mod child;
 pub(crate) mod confine;
+pub(crate) mod fuzzing;
 mod jsonl;
 pub(super) mod lines;
 pub(super) mod stderr;
