@@ -28,14 +28,14 @@ const STOP_WAIT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected admin client and the socket it came from (for messages).
-pub struct Admin {
+pub(crate) struct Admin {
     client: GatewayClient<Channel>,
     addr: SocketAddr,
     logs: PathBuf,
 }
 
 impl Admin {
-    pub async fn connect(home: &Home) -> Result<Self, CtlError> {
+    pub(crate) async fn connect(home: &Home) -> Result<Self, CtlError> {
         let socket = home.gateway_socket();
         // On Unix the socket is a file: its absence is the common "fcxd is not
         // running" case and needs no connection attempt. Named pipes have no
@@ -103,14 +103,14 @@ impl Admin {
         }
     }
 
-    pub async fn status(&mut self) -> Result<GatewayStatus, CtlError> {
+    pub(crate) async fn status(&mut self) -> Result<GatewayStatus, CtlError> {
         let r =
             tokio::time::timeout(QUERY_TIMEOUT, self.client.status(GatewayStatusRequest {})).await;
         self.finish("report its status".into(), QUERY_TIMEOUT, r)
             .await
     }
 
-    pub async fn ps(&mut self) -> Result<Vec<ProcessEntry>, CtlError> {
+    pub(crate) async fn ps(&mut self) -> Result<Vec<ProcessEntry>, CtlError> {
         let r = tokio::time::timeout(QUERY_TIMEOUT, self.client.ps(PsRequest {})).await;
         let resp = self
             .finish("list its processes".into(), QUERY_TIMEOUT, r)
@@ -118,7 +118,7 @@ impl Admin {
         Ok(resp.processes)
     }
 
-    pub async fn restart_worker(&mut self, profile: &str) -> Result<String, CtlError> {
+    pub(crate) async fn restart_worker(&mut self, profile: &str) -> Result<String, CtlError> {
         let req = RestartWorkerRequest {
             profile: profile.to_string(),
         };
@@ -135,7 +135,7 @@ impl Admin {
 
     /// Ask fcxd to stop. A connection that drops before the answer and leaves
     /// nothing listening is a stop, not a failure.
-    pub async fn stop(&mut self) -> Result<(), CtlError> {
+    pub(crate) async fn stop(&mut self) -> Result<(), CtlError> {
         let r = tokio::time::timeout(QUERY_TIMEOUT, self.client.stop(StopRequest {})).await;
         match self.finish("stop".into(), QUERY_TIMEOUT, r).await {
             Ok(_) | Err(CtlError::NotRunning { .. }) => Ok(()),
@@ -144,7 +144,7 @@ impl Admin {
     }
 
     /// Wait until nothing answers on the socket any more.
-    pub async fn wait_gone(&self, limit: Duration) -> bool {
+    pub(crate) async fn wait_gone(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if !fcx_ipc::is_live(&self.addr).await {
@@ -198,7 +198,7 @@ fn status_message(status: &tonic::Status) -> String {
 
 // ---- verbs ----
 
-pub async fn status(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) async fn status(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let st = Admin::connect(home).await?.status().await?;
     warn_on_protocol_mismatch(st.protocol_version);
     let now = now_ms();
@@ -214,7 +214,7 @@ pub async fn status(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Res
     Ok(crate::exit::OK)
 }
 
-pub async fn ps(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) async fn ps(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let procs = Admin::connect(home).await?.ps().await?;
     let now = now_ms();
     if json {
@@ -229,7 +229,11 @@ pub async fn ps(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<
     Ok(crate::exit::OK)
 }
 
-pub async fn restart_worker(home: &Home, profile: &str, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) async fn restart_worker(
+    home: &Home,
+    profile: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     let message = Admin::connect(home).await?.restart_worker(profile).await?;
     if message.trim().is_empty() {
         writeln!(
@@ -243,7 +247,7 @@ pub async fn restart_worker(home: &Home, profile: &str, out: &mut dyn Write) -> 
     Ok(crate::exit::OK)
 }
 
-pub async fn stop(home: &Home, wait: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) async fn stop(home: &Home, wait: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut admin = Admin::connect(home).await?;
     admin.stop().await?;
     if !wait {
@@ -310,7 +314,7 @@ fn opt_age(at_ms: i64, now: i64) -> Value {
     age_secs(at_ms, now).map_or(Value::Null, Value::from)
 }
 
-pub fn status_json(st: &GatewayStatus, now: i64) -> Value {
+pub(crate) fn status_json(st: &GatewayStatus, now: i64) -> Value {
     json!({
         "pid": opt_pid(st.pid),
         "version": opt_str(&st.version),
@@ -344,7 +348,7 @@ fn profile_json(p: &ProfileStatus, now: i64) -> Value {
     })
 }
 
-pub fn ps_json(procs: &[ProcessEntry], now: i64) -> Value {
+pub(crate) fn ps_json(procs: &[ProcessEntry], now: i64) -> Value {
     Value::Array(
         procs
             .iter()
@@ -389,7 +393,11 @@ fn channel_cell(p: &ProfileStatus, now: i64) -> String {
     }
 }
 
-pub fn write_status(out: &mut dyn Write, st: &GatewayStatus, now: i64) -> std::io::Result<()> {
+pub(crate) fn write_status(
+    out: &mut dyn Write,
+    st: &GatewayStatus,
+    now: i64,
+) -> std::io::Result<()> {
     let uptime = age_secs(st.started_at_ms, now).map_or_else(|| "-".into(), duration);
     writeln!(
         out,
@@ -446,7 +454,11 @@ pub fn write_status(out: &mut dyn Write, st: &GatewayStatus, now: i64) -> std::i
     Ok(())
 }
 
-pub fn write_ps(out: &mut dyn Write, procs: &[ProcessEntry], now: i64) -> std::io::Result<()> {
+pub(crate) fn write_ps(
+    out: &mut dyn Write,
+    procs: &[ProcessEntry],
+    now: i64,
+) -> std::io::Result<()> {
     if procs.is_empty() {
         return writeln!(out, "no processes");
     }

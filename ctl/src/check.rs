@@ -62,7 +62,7 @@ impl Report<'_> {
 }
 
 /// `config check --json`: one object with every check as a record.
-pub fn config_check_json(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) fn config_check_json(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
     let cfg = Config::load(home)?;
     let mut sink = std::io::sink();
     let mut r = Report {
@@ -95,7 +95,7 @@ pub fn config_check_json(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8>
     })
 }
 
-pub fn config_check(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) fn config_check(home: &Home, out: &mut dyn Write) -> anyhow::Result<u8> {
     writeln!(out, "home: {}", home_line(home))?;
     // The ConfigError sentence already names the file and the key.
     let cfg = Config::load(home)?;

@@ -50,7 +50,7 @@ struct ProfileKeys {
     versions: Vec<VersionInfo>,
 }
 
-pub fn keys(home: &Home, cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) fn keys(home: &Home, cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
     match cmd {
         KeysCommand::List { profile, json } => list(home, profile, json, out),
         KeysCommand::Rotate { profile } => {

@@ -29,7 +29,7 @@ pub(crate) enum CallError {
 }
 
 impl CallError {
-    pub fn is_api(&self) -> bool {
+    pub(crate) fn is_api(&self) -> bool {
         matches!(self, CallError::Api { .. })
     }
 }
@@ -48,7 +48,7 @@ pub(crate) struct OpenApi {
 }
 
 impl OpenApi {
-    pub fn new(base_url: &str, app_id: &str, secret: Secret) -> Result<Self, CallError> {
+    pub(crate) fn new(base_url: &str, app_id: &str, secret: Secret) -> Result<Self, CallError> {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
@@ -100,7 +100,7 @@ impl OpenApi {
     }
 
     /// A tenant access token (`POST …/tenant_access_token/internal`).
-    pub async fn token(&self) -> Result<String, CallError> {
+    pub(crate) async fn token(&self) -> Result<String, CallError> {
         let req = self
             .http
             .post(format!("{}{TOKEN_PATH}", self.base))
@@ -124,7 +124,7 @@ impl OpenApi {
     }
 
     /// `GET /open-apis/bot/v3/info` (the answer is under `bot`).
-    pub async fn bot_info(&self, token: &str) -> Result<BotInfo, CallError> {
+    pub(crate) async fn bot_info(&self, token: &str) -> Result<BotInfo, CallError> {
         let v = self.get(token, "/open-apis/bot/v3/info").await?;
         let bot = &v["bot"];
         Ok(BotInfo {
@@ -136,7 +136,7 @@ impl OpenApi {
 
     /// `GET /open-apis/application/v6/scopes`: `(scope, granted)` for each
     /// scope the app asks for.
-    pub async fn scopes(&self, token: &str) -> Result<Vec<(String, bool)>, CallError> {
+    pub(crate) async fn scopes(&self, token: &str) -> Result<Vec<(String, bool)>, CallError> {
         let v = self.get(token, "/open-apis/application/v6/scopes").await?;
         Ok(v["data"]["scopes"]
             .as_array()
@@ -151,7 +151,7 @@ impl OpenApi {
     }
 
     /// The app owner's open_id, when the app may read its own info.
-    pub async fn app_owner(&self, token: &str) -> Option<String> {
+    pub(crate) async fn app_owner(&self, token: &str) -> Option<String> {
         let v = self
             .get(
                 token,
@@ -168,7 +168,7 @@ impl OpenApi {
     }
 
     /// `POST /callback/ws/endpoint`: the long connection would be granted.
-    pub async fn ws_endpoint(&self) -> Result<(), CallError> {
+    pub(crate) async fn ws_endpoint(&self) -> Result<(), CallError> {
         const PATH: &str = "/callback/ws/endpoint";
         let req = self
             .http

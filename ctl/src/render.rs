@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, the unit every timestamp in `fcx.v1` uses.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -14,7 +14,7 @@ pub fn now_ms() -> i64 {
 
 /// Whole seconds elapsed since `at_ms`, or `None` when the timestamp is unset
 /// (proto3 sends 0 for "never").
-pub fn age_secs(at_ms: i64, now_ms: i64) -> Option<u64> {
+pub(crate) fn age_secs(at_ms: i64, now_ms: i64) -> Option<u64> {
     if at_ms <= 0 {
         return None;
     }
@@ -24,7 +24,7 @@ pub fn age_secs(at_ms: i64, now_ms: i64) -> Option<u64> {
 }
 
 /// A compact duration: `42s`, `3m07s`, `2h05m`, `4d03h`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d}d{h:02}h")
@@ -39,20 +39,20 @@ pub fn duration(secs: u64) -> String {
 
 /// Replace control characters (terminal escapes, newlines) in text from
 /// fcxd, which may carry chat-derived strings such as a scope or a run detail.
-pub fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
 /// `s`, or `-` when it is empty, cleaned for the terminal.
-pub fn or_dash(s: &str) -> String {
+pub(crate) fn or_dash(s: &str) -> String {
     if s.is_empty() { "-".into() } else { clean(s) }
 }
 
 /// Write `rows` under `headers` in left-aligned columns two spaces apart. The
 /// last column is not padded, so long details do not leave trailing blanks.
-pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+pub(crate) fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -94,7 +94,11 @@ fn open(home: &Home, profile: &str) -> anyhow::Result<Option<Reader>> {
     Ok(Some(r))
 }
 
-pub fn sessions(home: &Home, cmd: SessionsCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) fn sessions(
+    home: &Home,
+    cmd: SessionsCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     let SessionsCommand::List {
         profile,
         json,
@@ -148,7 +152,7 @@ pub fn sessions(home: &Home, cmd: SessionsCommand, out: &mut dyn Write) -> anyho
     Ok(exit::OK)
 }
 
-pub fn runs(home: &Home, cmd: RunsCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) fn runs(home: &Home, cmd: RunsCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
     let RunsCommand::List {
         profile,
         json,

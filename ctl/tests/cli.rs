@@ -1,5 +1,7 @@
 //! The `fcxctl` binary end to end: config checks against real files, admin
 //! verbs against no fcxd, a stale socket, and a fake Gateway served here.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,6 +1,8 @@
 //! `fcxctl completions SHELL` for the four shells, and `--json` on every
 //! read verb that works without fcxd (status and ps: tests/cli.rs) giving one
 //! parseable JSON document.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 mod common;
 

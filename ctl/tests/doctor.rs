@@ -1,6 +1,8 @@
 //! `fcxctl doctor` against the fake Feishu platform: a healthy setup passes,
 //! a wrong app secret and a missing scope fail with exit 1 and the fix, and
 //! no secret value is ever printed.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! credentials are checked live before anything is written, the App Secret
 //! goes to the keystore, the written config validates (doctor passes), and
 //! an existing config is kept unless --force.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 mod common;
 

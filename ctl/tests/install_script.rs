@@ -3,6 +3,8 @@
 //! stand-in cargo that records its arguments and lays the binaries down (a
 //! real release build would take minutes); the fcxctl it lays down is this
 //! build's.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 mod common;

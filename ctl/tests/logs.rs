@@ -1,5 +1,7 @@
 //! `fcxctl logs`: fcxd's and the workers' JSON-lines logs merged in time
 //! order, filtered by profile, level and age, and followed.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! `fcxctl secret set|list|remove` and keystore:ID references end to end:
 //! values go in through stdin (as scripts pipe them), never come out, and
 //! resolve for config check and doctor.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! install/status/start/stop/uninstall driving stand-in systemctl and
 //! loginctl that record their arguments (CI has no user manager). Units for
 //! launchd and Task Scheduler are rendered on every OS.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -14,6 +14,8 @@
 //! is hidden from it) cannot talk to the services. On Unix the peer must also
 //! be the socket's owner (`SO_PEERCRED` / `getpeereid`).
 
+#![warn(missing_docs)]
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -28,7 +30,9 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, Name, ToFsNam
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+/// Why a local socket could not be served or reached.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the variants' messages say what each is
 pub enum IpcError {
     #[error("another live process is already serving {0}")]
     InUse(PathBuf),
@@ -57,10 +61,12 @@ pub struct SocketAddr {
 }
 
 impl SocketAddr {
+    /// The socket at `path` (on Windows, the pipe named after it).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
 
+    /// The path this address was made from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -170,6 +176,7 @@ pub struct IpcListener {
 }
 
 impl IpcListener {
+    /// Where this listener serves.
     pub fn addr(&self) -> &SocketAddr {
         &self.addr
     }

@@ -3,7 +3,10 @@
 //! `fcx.v1` is versioned by [`PROTOCOL_VERSION`]: bump it on any change that an
 //! older peer would misread, and both sides refuse a mismatch at `Hello`.
 
-#[allow(clippy::all, clippy::unwrap_used)]
+#![warn(missing_docs)]
+
+/// The generated `fcx.v1` messages and services (documented in the .proto files).
+#[allow(clippy::all, clippy::unwrap_used, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("fcx.v1");
 }
@@ -14,7 +17,7 @@ mod words;
 
 /// The Feishu/Lark long-connection frame (not part of fcx's own contract;
 /// here so the gateway and the test platform share one definition).
-#[allow(clippy::all, clippy::unwrap_used)]
+#[allow(clippy::all, clippy::unwrap_used, missing_docs)]
 pub mod pbbp2 {
     tonic::include_proto!("pbbp2");
 

@@ -9,6 +9,8 @@
 //!   `FCX_BLESS=1 cargo test -p fcx-proto --test contract` and commit
 //!   `proto/contract/v<N>.txt` (older copies stay as the record);
 //! - you did not mean to change the contract: revert the `.proto` change.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 use std::path::PathBuf;
 

@@ -2,6 +2,9 @@
 //! helpers to find the real Codex CLI and point it at the mock, and (as
 //! binaries) the scripted fake codex and the standalone mock.
 
+// Test support: a failed expectation here is the failing test's message.
+#![allow(clippy::expect_used)]
+
 pub mod fake_feishu;
 pub mod harness;
 pub mod mock_responses;

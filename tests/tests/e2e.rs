@@ -1,15 +1,17 @@
 //! End-to-end: the real fcxd and fcx-worker binaries, driven through the
 //! console surface, against the scripted fake codex and the REAL Codex CLI.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 mod e2e {
-    pub mod app_server;
-    pub mod command_cards;
-    pub mod console_fake;
-    pub mod contract;
-    pub mod delivery;
-    pub mod feedback;
-    pub mod feishu_channel;
-    pub mod link;
-    pub mod real_codex;
-    pub mod run_cards;
+    pub(crate) mod app_server;
+    pub(crate) mod command_cards;
+    pub(crate) mod console_fake;
+    pub(crate) mod contract;
+    pub(crate) mod delivery;
+    pub(crate) mod feedback;
+    pub(crate) mod feishu_channel;
+    pub(crate) mod link;
+    pub(crate) mod real_codex;
+    pub(crate) mod run_cards;
 }

@@ -1,6 +1,8 @@
 //! The fake Feishu Open Platform, exercised the way a gateway would use it:
 //! raw HTTP/1.1 for the APIs and a tokio-tungstenite client for the long
 //! connection.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 

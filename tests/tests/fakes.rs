@@ -1,5 +1,7 @@
 //! The test fakes themselves: the mock Responses server (driven by the REAL
 //! codex CLI, so the mock stays faithful) and the scripted fake codex.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::process::ExitStatusExt as _;

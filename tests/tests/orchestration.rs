@@ -6,6 +6,8 @@
 //! Every wait is bounded and none is a speed assertion: the tests follow the
 //! worker's event stream and its Status, and count live fake-codex processes
 //! through /proc.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! `/resume` refused after a policy change, persisted access lists, command
 //! cards (buttons, the `/config` form, card actions) and per-chat settings,
 //! and kill -9 crash rounds under load.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;

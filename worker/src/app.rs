@@ -25,6 +25,7 @@ use crate::store::Store;
     version,
     about = "fcx per-profile worker (started by fcxd)"
 )]
+/// The worker's command line (fcxd passes these when it spawns it).
 pub struct Args {
     /// Profile to serve (a key of [profiles] in config.toml).
     #[arg(long)]
@@ -42,6 +43,8 @@ pub struct Args {
     pub exit_with_parent: bool,
 }
 
+/// Serves the profile until asked to stop: recovers its state, serves its
+/// socket, runs Codex, and ends runs and streams in order on the way out.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let home = args
         .home

@@ -6,6 +6,8 @@
 //! run's lifecycle over a `runner`) → `store` (the `fcx-state` crate). `context` is what they
 //! share; `catalog` decides which Codex thread continues where.
 
+#![warn(missing_docs)]
+
 mod access;
 pub mod app;
 mod catalog;

@@ -54,7 +54,7 @@ pub(crate) struct Checks {
 }
 
 impl Checks {
-    pub fn new(profile: Option<&str>) -> Self {
+    pub(crate) fn new(profile: Option<&str>) -> Self {
         Checks {
             profile: profile.map(str::to_string),
             list: Vec::new(),
@@ -69,16 +69,16 @@ impl Checks {
             fix,
         });
     }
-    pub fn ok(&mut self, name: &str, detail: impl Into<String>) {
+    pub(crate) fn ok(&mut self, name: &str, detail: impl Into<String>) {
         self.push(name, Status::Ok, detail.into(), None);
     }
-    pub fn info(&mut self, name: &str, detail: impl Into<String>) {
+    pub(crate) fn info(&mut self, name: &str, detail: impl Into<String>) {
         self.push(name, Status::Info, detail.into(), None);
     }
-    pub fn warn(&mut self, name: &str, detail: impl Into<String>, fix: impl Into<String>) {
+    pub(crate) fn warn(&mut self, name: &str, detail: impl Into<String>, fix: impl Into<String>) {
         self.push(name, Status::Warn, detail.into(), Some(fix.into()));
     }
-    pub fn fail(&mut self, name: &str, detail: impl Into<String>, fix: impl Into<String>) {
+    pub(crate) fn fail(&mut self, name: &str, detail: impl Into<String>, fix: impl Into<String>) {
         self.push(name, Status::Fail, detail.into(), Some(fix.into()));
     }
 }

@@ -1,19 +1,21 @@
 //! Shared by the doctor, service, secret and init tests: a scratch FCX_HOME
 //! with a short path, a stand-in Codex, and fcxctl run with an environment
 //! the test controls entirely.
+// Test support: a failed expectation is the failing test's message.
+#![allow(clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_fcxctl");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_fcxctl");
 
-pub struct Scratch {
+pub(crate) struct Scratch {
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // Unix socket paths must stay under ~100 bytes.
         let base = if cfg!(unix) {
             PathBuf::from("/tmp")
@@ -29,38 +31,38 @@ impl Scratch {
         }
         Scratch { dir }
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
-    pub fn fcx_home(&self) -> PathBuf {
+    pub(crate) fn fcx_home(&self) -> PathBuf {
         self.path().join("h")
     }
-    pub fn user_home(&self) -> PathBuf {
+    pub(crate) fn user_home(&self) -> PathBuf {
         self.path().join("u")
     }
-    pub fn workspace(&self) -> PathBuf {
+    pub(crate) fn workspace(&self) -> PathBuf {
         self.path().join("ws")
     }
-    pub fn write_config(&self, text: &str) {
+    pub(crate) fn write_config(&self, text: &str) {
         std::fs::create_dir_all(self.fcx_home()).expect("fcx home");
         set_mode(&self.fcx_home(), 0o700);
         std::fs::write(self.fcx_home().join("config.toml"), text).expect("config");
     }
     /// A stand-in Codex that answers `--version` like the pinned CLI.
-    pub fn fake_codex(&self) -> PathBuf {
+    pub(crate) fn fake_codex(&self) -> PathBuf {
         let p = self.path().join("bin").join("codex");
         std::fs::write(&p, "#!/bin/sh\necho 'codex-cli 0.169.0'\n").expect("fake codex");
         set_mode(&p, 0o755);
         p
     }
     /// A secret file holding `value`, with `mode`.
-    pub fn secret_file(&self, name: &str, value: &str, mode: u32) -> PathBuf {
+    pub(crate) fn secret_file(&self, name: &str, value: &str, mode: u32) -> PathBuf {
         let p = self.path().join(name);
         std::fs::write(&p, format!("{value}\n")).expect("secret file");
         set_mode(&p, mode);
         p
     }
-    pub fn command(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(BIN);
         c.arg("--home")
             .arg(self.fcx_home())
@@ -77,16 +79,16 @@ impl Scratch {
     }
     /// An executable shell script in the scratch bin directory (on the PATH
     /// fcxctl sees).
-    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path().join("bin").join(name);
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("script");
         set_mode(&p, 0o755);
         p
     }
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run fcxctl")
     }
-    pub async fn run_async(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run_async(&self, args: &[&str]) -> Output {
         tokio::process::Command::from(self.command(args))
             .output()
             .await
@@ -95,7 +97,7 @@ impl Scratch {
 }
 
 #[cfg(unix)]
-pub fn set_mode(p: &Path, mode: u32) {
+pub(crate) fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
@@ -104,12 +106,12 @@ pub fn set_mode(p: &Path, mode: u32) {
 pub fn set_mode(_: &Path, _: u32) {}
 
 #[cfg(unix)]
-pub fn file_mode(p: &Path) -> u32 {
+pub(crate) fn file_mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
 }
 
-pub fn assert_exit(o: &Output, code: i32) -> (String, String) {
+pub(crate) fn assert_exit(o: &Output, code: i32) -> (String, String) {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(

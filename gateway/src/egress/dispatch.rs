@@ -15,13 +15,13 @@ use crate::link::supervisor::WorkerHandle;
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
 /// What the outbound task owns.
-pub struct Out {
+pub(crate) struct Out {
     pub profile: String,
     pub worker: Arc<WorkerHandle>,
     pub lanes: crate::egress::lanes::Lanes,
 }
 
-pub async fn outbound(out: Out, stop: CancellationToken) {
+pub(crate) async fn outbound(out: Out, stop: CancellationToken) {
     let Out {
         profile,
         worker,

@@ -47,7 +47,7 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    pub fn json(status: u16, json: Value) -> Self {
+    pub(super) fn json(status: u16, json: Value) -> Self {
         Self {
             status,
             json: Some(json),
@@ -58,20 +58,20 @@ impl Answer {
     }
 
     /// `{code:0,msg:"success",data}`.
-    pub fn ok(data: Value) -> Self {
+    pub(super) fn ok(data: Value) -> Self {
         Self::json(200, json!({"code": 0, "msg": "success", "data": data}))
     }
 
     /// A code-checked failure. Guess: business errors use HTTP 400 (the docs
     /// only promise "HTTP 200/400 with code != 0").
-    pub fn err(code: i64, msg: impl Into<String>) -> Self {
+    pub(super) fn err(code: i64, msg: impl Into<String>) -> Self {
         Self::json(
             400,
             json!({"code": code, "msg": msg.into(), "error": {"log_id": "fake"}}),
         )
     }
 
-    pub fn rate_limited(reset_secs: u64, limit: usize) -> Self {
+    pub(super) fn rate_limited(reset_secs: u64, limit: usize) -> Self {
         let mut a = Self::json(
             429,
             json!({"code": RATE_LIMITED, "msg": "request trigger frequency limit"}),
@@ -82,7 +82,7 @@ impl Answer {
         a
     }
 
-    pub fn frequency() -> Self {
+    pub(super) fn frequency() -> Self {
         Self::err(
             IM_FREQUENCY,
             "This operation triggers the frequency limit, please try again later.",
@@ -93,7 +93,7 @@ impl Answer {
     /// `x-ogw-ratelimit-limit` = the window's limit and
     /// `x-ogw-ratelimit-reset` = whole seconds until it admits again
     /// (reference §3.9; rounded up so waiting that long always suffices).
-    pub fn over_limit(e: &Exceeded) -> Self {
+    pub(super) fn over_limit(e: &Exceeded) -> Self {
         let reset = e.retry_after.as_millis().div_ceil(1000).max(1);
         let mut a = Self::rate_limited(u64::try_from(reset).unwrap_or(u64::MAX), e.bound.limit);
         a.rate_limit = Some(e.bound.label().into());
@@ -101,13 +101,13 @@ impl Answer {
     }
 
     /// The IM per-user / per-group refusal (230020, reference §3.9).
-    pub fn over_frequency(e: &Exceeded) -> Self {
+    pub(super) fn over_frequency(e: &Exceeded) -> Self {
         let mut a = Self::frequency();
         a.rate_limit = Some(e.bound.label().into());
         a
     }
 
-    pub fn bytes(data: Vec<u8>, content_type: &'static str) -> Self {
+    pub(super) fn bytes(data: Vec<u8>, content_type: &'static str) -> Self {
         Self {
             status: 200,
             json: None,
@@ -117,7 +117,7 @@ impl Answer {
         }
     }
 
-    pub fn text(status: u16, text: &str) -> Self {
+    pub(super) fn text(status: u16, text: &str) -> Self {
         Self {
             status,
             json: None,
@@ -161,7 +161,7 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub fn q(&self, key: &str) -> Option<&str> {
+    pub(super) fn q(&self, key: &str) -> Option<&str> {
         self.query.get(key).map(String::as_str)
     }
 }

@@ -220,7 +220,7 @@ pub(crate) struct PathFault {
 }
 
 impl PathFault {
-    pub fn new(pattern: &str, n: usize, kind: FaultKind) -> Self {
+    pub(crate) fn new(pattern: &str, n: usize, kind: FaultKind) -> Self {
         Self {
             pattern: pattern.to_owned(),
             remaining: n,
@@ -271,7 +271,7 @@ pub(crate) struct Faults {
 impl Faults {
     /// Takes the first armed fault for `path`, consuming one use; else a
     /// random fault that strikes this call.
-    pub fn take(&mut self, path: &str) -> Option<FaultKind> {
+    pub(crate) fn take(&mut self, path: &str) -> Option<FaultKind> {
         let Some(idx) = self
             .http
             .iter()
@@ -350,7 +350,7 @@ pub(crate) struct Bound {
 }
 
 impl Bound {
-    pub fn per_second(name: impl Into<String>, limit: usize) -> Self {
+    pub(crate) fn per_second(name: impl Into<String>, limit: usize) -> Self {
         Self {
             name: name.into(),
             limit,
@@ -358,7 +358,7 @@ impl Bound {
         }
     }
 
-    pub fn per_minute(name: impl Into<String>, limit: usize) -> Self {
+    pub(crate) fn per_minute(name: impl Into<String>, limit: usize) -> Self {
         Self {
             name: name.into(),
             limit,
@@ -373,7 +373,7 @@ impl Bound {
     }
 
     /// How the fake labels a refusal by this bound in [`RecordedCall::rate_limit`].
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} {}/{}s", self.name, self.limit, self.window.as_secs())
     }
 }
@@ -389,7 +389,7 @@ impl Inner {
     /// Admits one more event under every bound at once, or refuses it under
     /// the first full one. A refused event counts in none of the windows
     /// (the platform does not charge a refused call against other limits).
-    pub fn admit_all(&mut self, bounds: &[Bound]) -> Result<(), Exceeded> {
+    pub(crate) fn admit_all(&mut self, bounds: &[Bound]) -> Result<(), Exceeded> {
         let now = Instant::now();
         for b in bounds {
             let window = self.windows.entry(b.key()).or_default();
@@ -415,7 +415,7 @@ impl Inner {
 
     /// Makes every rate-limit window look `by` older, as if that much time
     /// had passed for the limiter only (tests of minute windows).
-    pub fn age_windows(&mut self, by: Duration) {
+    pub(crate) fn age_windows(&mut self, by: Duration) {
         for window in self.windows.values_mut() {
             // An instant that cannot be moved back that far is older than
             // any window anyway: drop it.
@@ -425,7 +425,7 @@ impl Inner {
 
     /// The per-recipient IM bound for a message into `chat_id`: the user's
     /// for a p2p chat, the group's otherwise (both 5 QPS, code 230020).
-    pub fn recipient_bound(&self, chat_id: &str) -> Bound {
+    pub(crate) fn recipient_bound(&self, chat_id: &str) -> Bound {
         let name = match self.p2p_chats.get(chat_id) {
             Some(user) => format!("im.user:{user}"),
             None => format!("im.chat:{chat_id}"),
@@ -472,7 +472,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(cfg: Config, addr: SocketAddr) -> Self {
+    pub(crate) fn new(cfg: Config, addr: SocketAddr) -> Self {
         Self {
             cfg,
             addr,
@@ -484,30 +484,30 @@ impl Shared {
         }
     }
 
-    pub fn next(&self) -> u64 {
+    pub(crate) fn next(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed)
     }
 
     /// An id that looks like the platform's: prefix + hex, unique per fake.
-    pub fn new_id(&self, prefix: &str) -> String {
+    pub(crate) fn new_id(&self, prefix: &str) -> String {
         let n = self.next();
         let salt = (now_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         format!("{prefix}{:016x}{n:08x}", salt ^ n.rotate_left(17))
     }
 
-    pub fn bump(&self) {
+    pub(crate) fn bump(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Spawns a task owned by the fake (aborted when the handle drops).
-    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = lock(&self.tasks);
         // Reap finished tasks so a long test does not accumulate them.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(fut);
     }
 
-    pub async fn wait_until<T>(
+    pub(crate) async fn wait_until<T>(
         &self,
         timeout: Duration,
         mut check: impl FnMut(&Inner) -> Option<T>,
@@ -528,7 +528,7 @@ impl Shared {
         }
     }
 
-    pub fn issue_token(&self) -> String {
+    pub(crate) fn issue_token(&self) -> String {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
         inner.tokens.retain(|_, exp| *exp > now);
@@ -548,7 +548,7 @@ impl Shared {
         tok
     }
 
-    pub fn issue_callback_token(&self, open_message_id: &str) -> String {
+    pub(crate) fn issue_callback_token(&self, open_message_id: &str) -> String {
         let tok = self.new_id("c-");
         lock(&self.inner)
             .callback_tokens
@@ -556,7 +556,12 @@ impl Shared {
         tok
     }
 
-    pub fn add_user_message(&self, chat_id: &str, msg_type: &str, content: &Value) -> String {
+    pub(crate) fn add_user_message(
+        &self,
+        chat_id: &str,
+        msg_type: &str,
+        content: &Value,
+    ) -> String {
         let id = self.new_id("om_");
         let ms = now_ms().to_string();
         let msg = StoredMessage {
@@ -585,7 +590,7 @@ impl Shared {
     }
 
     /// Registers the message inside a pushed `im.message.receive_v1` event.
-    pub fn register_event_message(&self, event: &Value) {
+    pub(crate) fn register_event_message(&self, event: &Value) {
         if event.pointer("/header/event_type").and_then(Value::as_str)
             != Some("im.message.receive_v1")
         {
@@ -635,7 +640,7 @@ impl Shared {
 
     /// The card message `message_id` shows now (a raw card as last sent or
     /// patched, or the CardKit entity it references) and its chat.
-    pub fn card_view_of(&self, message_id: &str) -> Result<(String, super::CardView)> {
+    pub(crate) fn card_view_of(&self, message_id: &str) -> Result<(String, super::CardView)> {
         let inner = lock(&self.inner);
         let Some(m) = inner
             .messages
@@ -660,7 +665,13 @@ impl Shared {
         Ok((m.chat_id.clone(), super::CardView::from_json(&card)))
     }
 
-    pub fn add_comment(&self, file_token: &str, user: &str, text: &str, is_whole: bool) -> String {
+    pub(crate) fn add_comment(
+        &self,
+        file_token: &str,
+        user: &str,
+        text: &str,
+        is_whole: bool,
+    ) -> String {
         let comment_id = format!("{}", 7_000_000_000_000_000_000u64 + self.next());
         let reply_id = format!("{}", 7_100_000_000_000_000_000u64 + self.next());
         let now = (now_ms() / 1000) as i64;

@@ -378,6 +378,7 @@ async fn sweep(pid: u32, recorded: Vec<ProcId>, run_id: &str) {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 #[path = "app_server_tests.rs"]
 mod tests;

@@ -417,6 +417,7 @@ fn exit_sentence(status: ExitStatus, detail: Option<&str>) -> String {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 #[path = "exec_tests.rs"]
 mod tests;
