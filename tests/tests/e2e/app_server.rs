@@ -130,25 +130,20 @@ fn a_command_turn_streams_its_output_and_the_next_message_resumes() {
     let e = env("app-server");
     let mut f = Fcxd::console(&e.home);
     f.wait_for("fcx console");
-    f.send("RUN: echo fcx-as-cmd-42");
+    // The command keeps running after its first line, so that line can only
+    // reach the card as a live delta (an instant command's output may arrive
+    // all at once with its end).
+    f.send("RUN: echo fcx-as-cmd-42; sleep 1");
     let seen = f.wait_for("] completed");
     assert!(seen.contains("new session"), "{seen}");
     assert!(
-        seen.contains("$ /bin/bash -lc 'echo fcx-as-cmd-42'"),
+        seen.contains("$ /bin/bash -lc 'echo fcx-as-cmd-42; sleep 1'"),
         "{seen}"
     );
     assert!(seen.contains("✓"), "{seen}");
     assert!(seen.contains("(exit 0)"), "{seen}");
     assert!(seen.contains("Command done. Output:"), "{seen}");
     let evs = run_events(&e.home, &last_run(&e.home));
-    let streamed: String = evs
-        .iter()
-        .filter_map(|k| match k {
-            Kind::ToolOutputDelta(d) => Some(d.delta.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert!(streamed.contains("fcx-as-cmd-42"), "{evs:?}");
     let start = evs
         .iter()
         .position(|k| matches!(k, Kind::ToolStart(_)))
@@ -157,11 +152,32 @@ fn a_command_turn_streams_its_output_and_the_next_message_resumes() {
         .iter()
         .position(|k| matches!(k, Kind::ToolEnd(_)))
         .expect("end");
-    let first_delta = evs
+    let Some(Kind::ToolEnd(done)) = evs.get(end) else {
+        panic!("no tool end: {evs:?}")
+    };
+    assert!(done.output_tail.contains("fcx-as-cmd-42"), "{evs:?}");
+    // codex 0.169 does not always send item/commandExecution/outputDelta
+    // (seen: none in about half the runs on a loaded 2-core machine, even
+    // with the command still sleeping after its first line), so live
+    // output is checked only where it came: inside the tool's span, and
+    // carrying the command's output.
+    let deltas: Vec<usize> = evs
         .iter()
-        .position(|k| matches!(k, Kind::ToolOutputDelta(_)))
-        .expect("delta");
-    assert!(start < first_delta && first_delta < end, "{evs:?}");
+        .enumerate()
+        .filter(|(_, k)| matches!(k, Kind::ToolOutputDelta(_)))
+        .map(|(i, _)| i)
+        .collect();
+    if !deltas.is_empty() {
+        assert!(deltas.iter().all(|i| start < *i && *i < end), "{evs:?}");
+        let streamed: String = evs
+            .iter()
+            .filter_map(|k| match k {
+                Kind::ToolOutputDelta(d) => Some(d.delta.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(streamed.contains("fcx-as-cmd-42"), "{evs:?}");
+    }
 
     f.send("say hi");
     let seen = f.wait_for("] completed");
