@@ -2,34 +2,8 @@ use super::*;
 
 fn data_frame(id: &str, sum: u32, seq: u32, payload: &[u8]) -> Frame {
     Frame {
-        seq_id: 42,
         log_id: 99,
-        service: 7,
-        method: METHOD_DATA,
-        headers: vec![
-            Header {
-                key: "type".into(),
-                value: "event".into(),
-            },
-            Header {
-                key: "message_id".into(),
-                value: id.into(),
-            },
-            Header {
-                key: "sum".into(),
-                value: sum.to_string(),
-            },
-            Header {
-                key: "seq".into(),
-                value: seq.to_string(),
-            },
-            Header {
-                key: "trace_id".into(),
-                value: "tr-1".into(),
-            },
-        ],
-        payload: Some(payload.to_vec()),
-        ..Default::default()
+        ..crate::feishu::testkit::data_frame(id, 42, sum, seq, "tr-1", payload)
     }
 }
 

@@ -229,3 +229,35 @@ impl Drop for FakeWs {
         self.task.abort();
     }
 }
+
+/// A long-connection data frame carrying one fragment (`seq` of `sum`) of
+/// the event `id`, as the platform sends it.
+pub(crate) fn data_frame(
+    id: &str,
+    seq_id: u64,
+    sum: u32,
+    seq: u32,
+    trace: &str,
+    payload: &[u8],
+) -> fcx_proto::pbbp2::Frame {
+    use fcx_proto::pbbp2::{Frame, Header};
+    let header = |key: &str, value: String| Header {
+        key: key.into(),
+        value,
+    };
+    Frame {
+        seq_id,
+        log_id: seq_id + 1000,
+        service: 7,
+        method: super::frame::METHOD_DATA,
+        headers: vec![
+            header("type", "event".into()),
+            header("message_id", id.into()),
+            header("sum", sum.to_string()),
+            header("seq", seq.to_string()),
+            header("trace_id", trace.into()),
+        ],
+        payload: Some(payload.to_vec()),
+        ..Default::default()
+    }
+}

@@ -3,7 +3,6 @@ use crate::feishu::frame::{METHOD_CONTROL, METHOD_DATA, header, set_header};
 use crate::feishu::http::RetryPolicy;
 use crate::feishu::testkit::{Accepted, FakeHttp, FakeWs, Handshake, Reply};
 use fcx_config::Secret;
-use fcx_proto::pbbp2::Header;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -98,36 +97,8 @@ async fn next_ack(a: &mut Accepted, within: Duration) -> Option<Frame> {
 }
 
 fn event(id: &str, seq_id: u64, sum: u32, seq: u32, payload: &[u8]) -> Message {
-    let f = Frame {
-        seq_id,
-        log_id: seq_id + 1000,
-        service: 7,
-        method: METHOD_DATA,
-        headers: vec![
-            Header {
-                key: "type".into(),
-                value: "event".into(),
-            },
-            Header {
-                key: "message_id".into(),
-                value: id.into(),
-            },
-            Header {
-                key: "sum".into(),
-                value: sum.to_string(),
-            },
-            Header {
-                key: "seq".into(),
-                value: seq.to_string(),
-            },
-            Header {
-                key: "trace_id".into(),
-                value: format!("trace-{id}"),
-            },
-        ],
-        payload: Some(payload.to_vec()),
-        ..Default::default()
-    };
+    let f =
+        crate::feishu::testkit::data_frame(id, seq_id, sum, seq, &format!("trace-{id}"), payload);
     Message::Binary(frame::encode(&f).into())
 }
 
