@@ -122,17 +122,24 @@ fn scenarios_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("scenario dir")
 }
 
-#[test]
-fn runs_in_flight_survive_a_killed_gateway_and_are_answered_once() {
+/// Scenarios `<prefix>0..2`, each answering "<prefix> answer N" after
+/// 1.5 s: long enough to kill a process while the run is in flight.
+fn three_slow_scenarios(prefix: &str) -> tempfile::TempDir {
     let dir = scenarios_dir();
     for i in 0..3 {
         scenario(
             dir.path(),
-            &format!("long{i}"),
+            &format!("{prefix}{i}"),
             1500,
-            &format!("long answer {i}"),
+            &format!("{prefix} answer {i}"),
         );
     }
+    dir
+}
+
+#[test]
+fn runs_in_flight_survive_a_killed_gateway_and_are_answered_once() {
+    let dir = three_slow_scenarios("long");
     let scenarios = dir.path().display().to_string();
     let vars = [("FAKE_CODEX_SCENARIOS", scenarios.as_str())];
     let mut e = env(dir.path(), &[]);
@@ -370,15 +377,7 @@ fn a_killed_worker_answers_status_again_quickly() {
 
 #[test]
 fn a_run_card_in_flight_is_finished_by_the_next_gateway() {
-    let dir = scenarios_dir();
-    for i in 0..3 {
-        scenario(
-            dir.path(),
-            &format!("card{i}"),
-            1500,
-            &format!("card answer {i}"),
-        );
-    }
+    let dir = three_slow_scenarios("card");
     let scenarios = dir.path().display().to_string();
     let vars = [("FAKE_CODEX_SCENARIOS", scenarios.as_str())];
     let mut e = FeishuEnv::start(
