@@ -28,3 +28,33 @@ fn event_seq_is_monotonic_across_pruning() {
         .expect("append after prune");
     assert_eq!(seq, 11);
 }
+
+#[test]
+fn an_undecodable_event_row_is_skipped_and_later_events_still_read() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(&d.path().join("state.db")).expect("open");
+    for i in 0..3 {
+        s.append_event(&WorkerEvent {
+            scope: "chat:a".into(),
+            at_ms: i,
+            ..Default::default()
+        })
+        .expect("append");
+    }
+    // Not a protobuf message: a truncated varint.
+    s.with(|c| {
+        c.execute("UPDATE events SET payload = x'08ff' WHERE seq = 2", [])?;
+        Ok(())
+    })
+    .expect("corrupt row 2");
+    let evs = s.events_from(1, 100).expect("read past the poison row");
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(
+        s.events_from(2, 100)
+            .expect("read from the poison row")
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![3]
+    );
+}

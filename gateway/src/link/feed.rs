@@ -139,6 +139,10 @@ impl Commits {
 }
 
 #[cfg(test)]
+#[path = "feed_tests.rs"]
+mod feed_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
