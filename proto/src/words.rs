@@ -3,8 +3,8 @@
 //! these are the only translations between the two.
 
 use crate::v1::{
-    ButtonStyle, ConfigKey, FileChangeKind, OwnerSource, ProcessKind, ReplyMode, ToolDisplay,
-    WorkerState,
+    ButtonStyle, CommandName, ConfigKey, FileChangeKind, OwnerSource, Platform, ProcessKind,
+    ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
 };
 
 macro_rules! words {
@@ -49,6 +49,32 @@ words!(WorkerState {
     Stopped => "stopped",
 });
 words!(ProcessKind { Fcxd => "fcxd", Worker => "worker", Codex => "codex" });
+words!(Platform { Feishu => "feishu", Lark => "lark" });
+words!(RunnerKind { Exec => "exec", AppServer => "app-server" });
+words!(Sandbox {
+    ReadOnly => "read-only",
+    WorkspaceWrite => "workspace-write",
+    DangerFullAccess => "danger-full-access",
+});
+words!(CommandName {
+    Help => "help",
+    Status => "status",
+    New => "new",
+    Resume => "resume",
+    Cd => "cd",
+    Ws => "ws",
+    Stop => "stop",
+    Exit => "exit",
+    Timeout => "timeout",
+    Invite => "invite",
+    Remove => "remove",
+    Ps => "ps",
+    Reconnect => "reconnect",
+    Doctor => "doctor",
+    Config => "config",
+    Unknown => "unknown",
+    Message => "message",
+});
 
 #[cfg(test)]
 mod tests {
@@ -68,5 +94,9 @@ mod tests {
         assert_eq!(WorkerState::Ready.word(), "ready");
         assert_eq!(ProcessKind::from_word("codex"), Some(ProcessKind::Codex));
         assert_eq!(ToolDisplay::from_word("loud"), None);
+        assert_eq!(Sandbox::from_word("read-only"), Some(Sandbox::ReadOnly));
+        assert_eq!(RunnerKind::AppServer.word(), "app-server");
+        assert_eq!(Platform::from_word("lark"), Some(Platform::Lark));
+        assert_eq!(CommandName::from_word("ws"), Some(CommandName::Ws));
     }
 }

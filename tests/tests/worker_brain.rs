@@ -1098,7 +1098,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
     a.fingerprint = fp.clone();
     assert!(act(&mut c, a).await.ok);
     let st = ev.card_for("card5").await;
-    assert_eq!(st.command, "status");
+    assert_eq!(st.command(), fcx_proto::v1::CommandName::Status);
     assert_eq!(field_of(&st, "reply mode"), "markdown");
     assert_eq!(field_of(&st, "tool display"), "summary");
     assert_eq!(field_of(&st, "idle timeout"), "10 min");
@@ -1209,7 +1209,7 @@ async fn card_actions_apply_settings_run_commands_and_resume() {
         (started.reply_mode().word(), started.tool_display().word()),
         ("markdown", "summary")
     );
-    assert_eq!(started.sandbox, "read-only");
+    assert_eq!(started.sandbox(), fcx_proto::v1::Sandbox::ReadOnly);
     ev.done_for("m3").await;
 }
 

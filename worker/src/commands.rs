@@ -230,7 +230,7 @@ pub(crate) fn parse(text: &str) -> Option<Command> {
                 }
             }
             _ => Command::Usage {
-                command: word.clone(),
+                command: "new".into(),
                 usage: format!("Usage: /{word} (or /new group [name])"),
             },
         },
@@ -403,6 +403,13 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(parse(text), Some(want), "{text}");
+            let name = parse(text)
+                .map(|c| c.name().to_string())
+                .unwrap_or_default();
+            assert!(
+                fcx_proto::v1::CommandName::from_word(&name).is_some(),
+                "{text}: {name} is not a CommandName"
+            );
         }
         for bad in [
             "/cd",
@@ -423,7 +430,13 @@ mod tests {
             "/reset group",
         ] {
             match parse(bad) {
-                Some(Command::Usage { usage, .. }) => assert!(usage.contains('/'), "{bad}"),
+                Some(Command::Usage { usage, command }) => {
+                    assert!(usage.contains('/'), "{bad}");
+                    assert!(
+                        fcx_proto::v1::CommandName::from_word(&command).is_some(),
+                        "{bad}: {command} is not a CommandName"
+                    );
+                }
                 other => panic!("{bad}: {other:?}"),
             }
         }

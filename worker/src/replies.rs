@@ -10,6 +10,13 @@ use fcx_proto::v1::{self as pb, Inbound};
 use crate::context::Ctx;
 use crate::store::StoreError;
 
+/// The wire name of a command word (`Command::name`); the contract's
+/// `CommandName` is the closed set, a word outside it goes as UNSPECIFIED
+/// (the gateway then shows the reply's title alone).
+pub(crate) fn command_name(word: &str) -> pb::CommandName {
+    pb::CommandName::from_word(word).unwrap_or_default()
+}
+
 pub(crate) struct Replies {
     ctx: Arc<Ctx>,
     /// What the gateway announced at its last Hello; `None` before any
@@ -53,7 +60,7 @@ impl Replies {
         self.send(
             inbound,
             pb::CommandReply {
-                command: command.into(),
+                command: command_name(command) as i32,
                 title: title.into(),
                 body,
                 ok,
@@ -84,7 +91,7 @@ impl Replies {
         self.send(
             inbound,
             pb::CommandReply {
-                command: command.into(),
+                command: command_name(command) as i32,
                 title: title.into(),
                 body,
                 ok: true,

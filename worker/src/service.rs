@@ -54,7 +54,7 @@ impl Worker for WorkerService {
                 .collect(),
             pid: std::process::id(),
             last_seq: self.bus.last_seq().map_err(internal)?,
-            runner: self.runner.into(),
+            runner: runner_kind(self.runner) as i32,
         }))
     }
 
@@ -143,7 +143,7 @@ impl Worker for WorkerService {
             profile: self.profile.clone(),
             pid: std::process::id(),
             started_at_ms: s.started_at_ms,
-            runner: self.runner.into(),
+            runner: runner_kind(self.runner) as i32,
             active_runs: s.active,
             queued: s.queued,
             last_seq: self.bus.last_seq().map_err(internal)?,
@@ -179,4 +179,9 @@ impl Worker for WorkerService {
 fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!(error = %e, "internal error");
     Status::internal(e.to_string())
+}
+
+/// The contract's name for the runner in use (`Runner::name`).
+fn runner_kind(name: &str) -> fcx_proto::v1::RunnerKind {
+    fcx_proto::v1::RunnerKind::from_word(name).unwrap_or_default()
 }

@@ -125,7 +125,7 @@ pub(crate) async fn run(
     };
     worker
         .set_platform(PlatformInfo {
-            platform: app.tenant.as_str().into(),
+            platform: pb::Platform::from_word(app.tenant.as_str()).unwrap_or_default() as i32,
             app_id: app.app_id.clone(),
             owner_id,
             bot_id: bot.open_id.clone(),

@@ -256,7 +256,8 @@ impl Printer {
                 };
                 self.line(&format!(
                     "{tag} started · {} · {} · {session}{merged}",
-                    r.workspace, r.sandbox
+                    r.workspace,
+                    r.sandbox().word()
                 ));
             }
             Kind::ThreadBound(_) => {}

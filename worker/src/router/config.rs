@@ -119,7 +119,7 @@ impl Config<'_> {
         self.0.replies.send(
             inbound,
             pb::CommandReply {
-                command: "config".into(),
+                command: pb::CommandName::Config as i32,
                 title: title.into(),
                 body,
                 ok,

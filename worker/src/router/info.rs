@@ -71,7 +71,7 @@ impl Info<'_> {
         self.0.replies.send(
             inbound,
             pb::CommandReply {
-                command: "help".into(),
+                command: pb::CommandName::Help as i32,
                 title: "Help".into(),
                 body: commands::help_markdown(),
                 ok: true,
@@ -174,7 +174,7 @@ impl Info<'_> {
         d.replies.send(
             inbound,
             pb::CommandReply {
-                command: "status".into(),
+                command: pb::CommandName::Status as i32,
                 title: "Status".into(),
                 body: bullets(&fields),
                 ok: true,

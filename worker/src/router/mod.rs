@@ -267,7 +267,7 @@ impl Router {
         }
         d.gate.reload()?;
         let l = d.gate.lists();
-        tracing::info!(platform = %info.platform, app_id = %info.app_id, owner_source = l.owner_source, "platform info");
+        tracing::info!(platform = info.platform().word(), app_id = %info.app_id, owner_source = l.owner_source, "platform info");
         Ok((l.owner.clone().unwrap_or_default(), l.owner_source.into()))
     }
 

@@ -261,7 +261,7 @@ async fn a_card_click_is_checked_like_the_command_it_stands_for() {
     let r = router.card_action(&click);
     assert!(r.ok, "{}", r.message);
     assert_eq!(r.message, "ran /status");
-    assert_eq!(kit.replies()[0].command, "status");
+    assert_eq!(kit.replies()[0].command(), pb::CommandName::Status);
 
     // A card from before the policy changed.
     click.fingerprint = "stale".into();

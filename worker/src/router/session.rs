@@ -132,7 +132,7 @@ impl Session<'_> {
         d.replies.send(
             inbound,
             pb::CommandReply {
-                command: "resume".into(),
+                command: pb::CommandName::Resume as i32,
                 title: "Sessions".into(),
                 body,
                 ok: true,

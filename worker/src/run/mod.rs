@@ -235,7 +235,7 @@ impl RunDriver {
                 thread_id: resume.clone().unwrap_or_default(),
                 resumed: resume.is_some(),
                 workspace: cwd_s.clone(),
-                sandbox: policy.sandbox.as_str().into(),
+                sandbox: pb::Sandbox::from_word(policy.sandbox.as_str()).unwrap_or_default() as i32,
                 model: profile.codex.model.clone().unwrap_or_default(),
                 message_count: job.messages.len() as u32,
                 message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),

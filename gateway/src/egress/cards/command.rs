@@ -83,7 +83,7 @@ impl CardSurface {
                 true
             }
             Err(e) => {
-                tracing::warn!(scope = %ev.scope, command = %c.command, error = %e, "cannot send a command card; answering with a message");
+                tracing::warn!(scope = %ev.scope, command = c.command().word(), error = %e, "cannot send a command card; answering with a message");
                 false
             }
         }

@@ -28,7 +28,12 @@ const SHORT_LABEL: usize = 14;
 const MAX_CHOICE_VALUE_BYTES: usize = 256;
 /// Commands whose replies inform rather than change something: a blue
 /// header instead of green.
-const NEUTRAL_COMMANDS: [&str; 4] = ["help", "status", "resume", "ps"];
+const NEUTRAL_COMMANDS: [pb::CommandName; 4] = [
+    pb::CommandName::Help,
+    pb::CommandName::Status,
+    pb::CommandName::Resume,
+    pb::CommandName::Ps,
+];
 /// Prefix of every identifier this module makes, so an option key (which
 /// must be the field's `name`) can never collide with one.
 const ID_PREFIX: &str = "fcx_";
@@ -346,7 +351,7 @@ fn build(
 }
 
 fn title(reply: &pb::CommandReply) -> String {
-    [&reply.title, &reply.command]
+    [reply.title.as_str(), reply.command().word()]
         .into_iter()
         .map(|s| s.trim())
         .find(|s| !s.is_empty())
@@ -355,14 +360,9 @@ fn title(reply: &pb::CommandReply) -> String {
 }
 
 fn template(reply: &pb::CommandReply) -> &'static str {
-    let cmd = reply
-        .command
-        .trim()
-        .trim_start_matches('/')
-        .to_ascii_lowercase();
     if !reply.ok {
         "red"
-    } else if reply.form.is_some() || NEUTRAL_COMMANDS.contains(&cmd.as_str()) {
+    } else if reply.form.is_some() || NEUTRAL_COMMANDS.contains(&reply.command()) {
         "blue"
     } else {
         "green"

@@ -43,7 +43,7 @@ fn option(key: &str, label: &str, current: &str, choices: &[(&str, &str)]) -> pb
 
 fn status_reply() -> pb::CommandReply {
     pb::CommandReply {
-        command: "status".into(),
+        command: pb::CommandName::Status as i32,
         title: "Status".into(),
         body: "Everything is **fine**.".into(),
         ok: true,
@@ -69,7 +69,7 @@ fn status_reply() -> pb::CommandReply {
 
 fn config_reply() -> pb::CommandReply {
     pb::CommandReply {
-        command: "config".into(),
+        command: pb::CommandName::Config as i32,
         title: "Settings".into(),
         body: "Choose how this chat works.".into(),
         ok: true,
@@ -436,20 +436,20 @@ fn header_colour_follows_the_outcome() {
     let mut r = status_reply();
     r.buttons.clear();
     for (command, ok, colour) in [
-        ("new", true, "green"),
-        ("cd", false, "red"),
-        ("help", true, "blue"),
-        ("/STATUS", true, "blue"),
-        ("status", false, "red"),
-        ("config", true, "green"),
+        (pb::CommandName::New, true, "green"),
+        (pb::CommandName::Cd, false, "red"),
+        (pb::CommandName::Help, true, "blue"),
+        (pb::CommandName::Status, true, "blue"),
+        (pb::CommandName::Status, false, "red"),
+        (pb::CommandName::Config, true, "green"),
     ] {
-        r.command = command.into();
+        r.set_command(command);
         r.ok = ok;
         let c = command_card(&r, &mut sign_all, None);
-        assert_eq!(s(&c.card, "/header/template"), colour, "{command} {ok}");
+        assert_eq!(s(&c.card, "/header/template"), colour, "{command:?} {ok}");
     }
     r.title.clear();
-    r.command = "ps".into();
+    r.set_command(pb::CommandName::Ps);
     let c = command_card(&r, &mut sign_all, None);
     assert_eq!(s(&c.card, "/header/title/content"), "ps");
 }
@@ -547,7 +547,8 @@ fn hostile_reply(rng: &mut XorShift, huge: bool) -> pb::CommandReply {
         .map(|i| hostile_option(rng, i, huge))
         .collect();
     pb::CommandReply {
-        command: rng.string(20),
+        // Out-of-range values too: an unknown enum number must render.
+        command: rng.below(40) as i32,
         title: rng.string(500),
         body: if huge {
             "长文本 😀 \"q\" \\ ```\n".repeat(50_000)
@@ -630,7 +631,7 @@ fn ten_thousand_valid_options_are_capped_and_counted() {
         })
         .collect();
     let r = pb::CommandReply {
-        command: "config".into(),
+        command: pb::CommandName::Config as i32,
         title: "Settings".into(),
         ok: true,
         form: Some(pb::ConfigForm { options: opts }),

@@ -253,7 +253,7 @@ impl RunState {
                 self.thread_id = s.thread_id.clone();
                 self.resumed = s.resumed;
                 self.workspace = s.workspace.clone();
-                self.sandbox = s.sandbox.clone();
+                self.sandbox = s.sandbox().word().to_string();
                 self.model = s.model.clone();
                 self.reply_mode = ReplyMode::parse(s.reply_mode().word());
                 self.tool_display = ToolDisplay::parse(s.tool_display().word());

@@ -23,7 +23,7 @@ pub(super) fn started() -> Kind {
         thread_id: "th-1".into(),
         resumed: false,
         workspace: "/home/me/project".into(),
-        sandbox: "workspace-write".into(),
+        sandbox: pb::Sandbox::WorkspaceWrite as i32,
         model: "gpt-5-codex".into(),
         message_count: 1,
         message_ids: vec!["om_1".into()],
