@@ -39,13 +39,14 @@ fn recorded(home: &Home) {
         child_start_time: None,
         workspace: "/w".into(),
     };
-    s.start_run(&run, 2, &[]).expect("start");
+    s.runs().start_run(&run, 2, &[]).expect("start");
     let totals = RunTotals {
         input_tokens: 120,
         output_tokens: 30,
         ..Default::default()
     };
-    s.finish_run("r1", "completed", "", totals, 3_500)
+    s.runs()
+        .finish_run("r1", "completed", "", totals, 3_500)
         .expect("finish");
     let session = SessionRow {
         scope: "chat:a".into(),
@@ -54,8 +55,10 @@ fn recorded(home: &Home) {
         fingerprint: "0123456789abcdef".into(),
         usage: RunTotals::default(),
     };
-    s.catalog_touch(&session, "hello", 2_000).expect("catalog");
-    s.set_session(&session, 2_000).expect("session");
+    s.sessions()
+        .catalog_touch(&session, "hello", 2_000)
+        .expect("catalog");
+    s.sessions().set_session(&session, 2_000).expect("session");
 }
 
 #[test]

@@ -7,11 +7,14 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
-impl Store {
+/// The event log the gateway resumes from. Borrowed from [`Store::events`].
+pub struct EventLog<'a>(pub(crate) &'a Store);
+
+impl EventLog<'_> {
     /// Append an event (its `seq` is assigned here) and return the seq.
     pub fn append_event(&self, ev: &WorkerEvent) -> Result<u64> {
         let payload = ev.encode_to_vec();
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO events (scope, at_ms, payload) VALUES (?1, ?2, ?3)",
                 params![ev.scope, ev.at_ms, payload],
@@ -22,7 +25,7 @@ impl Store {
 
     /// Events with `seq >= from`, at most `limit`, in order.
     pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<WorkerEvent>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare_cached(
                 "SELECT seq, payload FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
             )?;
@@ -50,7 +53,7 @@ impl Store {
 
     /// The newest seq ever assigned (0 before the first event).
     pub fn last_seq(&self) -> Result<u64> {
-        self.with(|c| {
+        self.0.with(|c| {
             // sqlite_sequence survives pruning, so seq never goes backwards.
             let v: Option<i64> = c
                 .query_row(
@@ -69,7 +72,7 @@ impl Store {
         if last <= keep {
             return Ok(0);
         }
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.execute(
                 "DELETE FROM events WHERE seq <= ?1",
                 params![(last - keep) as i64],

@@ -8,6 +8,7 @@ fn event_seq_is_monotonic_across_pruning() {
     let s = Store::open(&d.path().join("state.db")).expect("open");
     for i in 0..10 {
         let seq = s
+            .events()
             .append_event(&WorkerEvent {
                 scope: "chat:a".into(),
                 at_ms: i,
@@ -16,14 +17,15 @@ fn event_seq_is_monotonic_across_pruning() {
             .expect("append");
         assert_eq!(seq, (i + 1) as u64);
     }
-    s.prune_events(3).expect("prune");
-    let evs = s.events_from(0, 100).expect("read");
+    s.events().prune_events(3).expect("prune");
+    let evs = s.events().events_from(0, 100).expect("read");
     assert_eq!(
         evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![8, 9, 10]
     );
-    assert_eq!(s.last_seq().expect("last"), 10);
+    assert_eq!(s.events().last_seq().expect("last"), 10);
     let seq = s
+        .events()
         .append_event(&WorkerEvent::default())
         .expect("append after prune");
     assert_eq!(seq, 11);
@@ -34,12 +36,13 @@ fn an_undecodable_event_row_is_skipped_and_later_events_still_read() {
     let d = tempfile::tempdir().expect("tempdir");
     let s = Store::open(&d.path().join("state.db")).expect("open");
     for i in 0..3 {
-        s.append_event(&WorkerEvent {
-            scope: "chat:a".into(),
-            at_ms: i,
-            ..Default::default()
-        })
-        .expect("append");
+        s.events()
+            .append_event(&WorkerEvent {
+                scope: "chat:a".into(),
+                at_ms: i,
+                ..Default::default()
+            })
+            .expect("append");
     }
     // Not a protobuf message: a truncated varint.
     s.with(|c| {
@@ -47,10 +50,14 @@ fn an_undecodable_event_row_is_skipped_and_later_events_still_read() {
         Ok(())
     })
     .expect("corrupt row 2");
-    let evs = s.events_from(1, 100).expect("read past the poison row");
+    let evs = s
+        .events()
+        .events_from(1, 100)
+        .expect("read past the poison row");
     assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 3]);
     assert_eq!(
-        s.events_from(2, 100)
+        s.events()
+            .events_from(2, 100)
             .expect("read from the poison row")
             .iter()
             .map(|e| e.seq)

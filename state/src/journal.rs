@@ -17,7 +17,7 @@ pub enum InboxKind {
     Command,
 }
 
-/// What [`Store::accept`] did with an inbound message.
+/// What [`Journal::accept`] did with an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
     /// The journal row (new, or the one accepted before).
@@ -39,7 +39,11 @@ pub struct QueuedMessage {
     pub accepted_at_ms: i64,
 }
 
-impl Store {
+/// The inbox journal of one profile: accepted messages and commands, de-duplicated by event
+/// id; messages wait here until a run claims them. Borrowed from [`Store::journal`].
+pub struct Journal<'a>(pub(crate) &'a Store);
+
+impl Journal<'_> {
     /// Commit an inbound message to the journal. Returns the existing row with
     /// `duplicate = true` when the event id was accepted before.
     pub fn accept(&self, inbound: &Inbound, kind: InboxKind, now_ms: i64) -> Result<Accepted> {
@@ -51,7 +55,7 @@ impl Store {
         // Every inbound message passes here: cached statements skip the
         // SQL parse, and a fresh row's id comes from the insert itself (the
         // connection is behind our mutex, so no other insert can interleave).
-        self.with(|c| {
+        self.0.with(|c| {
             let n = c
                 .prepare_cached(
                     "INSERT OR IGNORE INTO inbox (event_id, scope, kind, state, payload, accepted_at_ms)
@@ -81,7 +85,7 @@ impl Store {
     /// Messages accepted but not yet started (or queued again after an
     /// interrupted run), oldest first.
     pub fn queued(&self) -> Result<Vec<QueuedMessage>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare(
                 "SELECT id, scope, payload, accepted_at_ms FROM inbox
                  WHERE state IN ('queued', 'requeued') ORDER BY id",
@@ -122,7 +126,7 @@ impl Store {
     /// Forget finished inbox rows older than `before_ms` (de-duplication
     /// window) and keep the table bounded.
     pub fn prune_inbox(&self, before_ms: i64) -> Result<usize> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.execute(
                 "DELETE FROM inbox WHERE state IN ('done', 'corrupt') AND accepted_at_ms < ?1",
                 params![before_ms],
@@ -132,7 +136,7 @@ impl Store {
 
     /// What the journal holds for `event_id`, if anything.
     pub fn journaled(&self, event_id: &str) -> Result<Option<Inbound>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let payload: Option<Vec<u8>> = c
                 .query_row(
                     "SELECT payload FROM inbox WHERE event_id = ?1",
@@ -151,7 +155,7 @@ impl Store {
     /// actions (card clicks) that carry none. `None` once the journal has
     /// been pruned past the scope's last message.
     pub fn last_chat_type(&self, scope: &str) -> Result<Option<i32>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let payload: Option<Vec<u8>> = c
                 .query_row(
                     "SELECT payload FROM inbox WHERE scope = ?1 ORDER BY id DESC LIMIT 1",

@@ -28,12 +28,13 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-pub use journal::{Accepted, InboxKind, QueuedMessage};
+pub use events::EventLog;
+pub use journal::{Accepted, InboxKind, Journal, QueuedMessage};
 pub use read::{InboxRecord, Reader, RunListing, SessionListing};
-pub use runs::{RunRow, RunTotals};
+pub use runs::{RunRow, RunTotals, Runs};
 pub use schema::SCHEMA_VERSION;
-pub use sessions::{CATALOG_PER_PROFILE, CATALOG_PER_SCOPE, CatalogEntry, SessionRow};
-pub use settings::{AccessOp, ScopeSettings};
+pub use sessions::{CATALOG_PER_PROFILE, CATALOG_PER_SCOPE, CatalogEntry, SessionRow, Sessions};
+pub use settings::{AccessOp, ScopeSettings, Settings};
 
 /// Why a state database could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +84,10 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The read-write handle of one profile's state database. One per worker:
-/// the connection sits behind a mutex, so writes never interleave.
+/// the connection sits behind a mutex, so writes never interleave. Its
+/// queries are grouped by what they keep, each group a small borrowed view
+/// ([`Store::journal`], [`Store::events`], [`Store::runs`],
+/// [`Store::sessions`], [`Store::settings`]) over the one connection.
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -119,6 +123,31 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// The inbox journal.
+    pub fn journal(&self) -> Journal<'_> {
+        Journal(self)
+    }
+
+    /// The event log.
+    pub fn events(&self) -> EventLog<'_> {
+        EventLog(self)
+    }
+
+    /// Run history.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs(self)
+    }
+
+    /// Sessions and their catalog.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
+    }
+
+    /// Settings, aliases, access changes and key-value pairs.
+    pub fn settings(&self) -> Settings<'_> {
+        Settings(self)
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {

@@ -36,25 +36,35 @@ fn a_reader_lists_what_the_worker_recorded() {
     let p = d.path().join("state.db");
     let s = Store::open(&p).expect("open");
     let e1 = s
+        .journal()
         .accept(&inbound("e1", "chat:a"), InboxKind::Message, 1)
         .expect("accept");
-    s.accept(&inbound("e2", "chat:a"), InboxKind::Command, 2)
+    s.journal()
+        .accept(&inbound("e2", "chat:a"), InboxKind::Command, 2)
         .expect("accept");
-    s.start_run(&run("r1", 5), 1, &[e1.inbox_id])
+    s.runs()
+        .start_run(&run("r1", 5), 1, &[e1.inbox_id])
         .expect("start");
-    s.set_run_thread("r1", "t1").expect("thread");
+    s.runs().set_run_thread("r1", "t1").expect("thread");
     let totals = RunTotals {
         input_tokens: 10,
         cached_input_tokens: 4,
         output_tokens: 3,
         reasoning_output_tokens: 1,
     };
-    s.finish_run("r1", "completed", "", totals, 8)
+    s.runs()
+        .finish_run("r1", "completed", "", totals, 8)
         .expect("finish");
-    s.start_run(&run("r2", 9), 0, &[]).expect("start");
-    s.catalog_touch(&session("t1"), "old", 3).expect("touch");
-    s.catalog_touch(&session("t2"), "new", 4).expect("touch");
-    s.set_session(&session("t2"), 4).expect("session");
+    s.runs().start_run(&run("r2", 9), 0, &[]).expect("start");
+    s.sessions()
+        .catalog_touch(&session("t1"), "old", 3)
+        .expect("touch");
+    s.sessions()
+        .catalog_touch(&session("t2"), "new", 4)
+        .expect("touch");
+    s.sessions()
+        .set_session(&session("t2"), 4)
+        .expect("session");
 
     // The worker keeps its connection open: a reader does not need it closed.
     let r = Reader::open(&p).expect("reader");

@@ -42,11 +42,15 @@ pub struct RunTotals {
     pub reasoning_output_tokens: u64,
 }
 
-impl Store {
+/// Run history: what ran, its child process, how it ended, and the runs a crash left
+/// behind. Borrowed from [`Store::runs`].
+pub struct Runs<'a>(pub(crate) &'a Store);
+
+impl Runs<'_> {
     /// Record a run start and claim its messages, atomically: after this, a
     /// crash reports the run as interrupted rather than running it again.
     pub fn start_run(&self, run: &RunRow, message_count: u32, inbox_ids: &[i64]) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT INTO runs (run_id, scope, reply_to, thread_id, state, workspace, started_at_ms, message_count)
@@ -77,7 +81,7 @@ impl Store {
 
     /// Record the run's Codex child, so a restarted worker can find it.
     pub fn set_run_child(&self, run_id: &str, pid: u32, start_time: Option<u64>) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "UPDATE runs SET child_pid = ?1, child_start_time = ?2 WHERE run_id = ?3",
                 params![pid, start_time.map(|v| v as i64), run_id],
@@ -88,7 +92,7 @@ impl Store {
 
     /// Record the Codex thread the run turned out to use.
     pub fn set_run_thread(&self, run_id: &str, thread_id: &str) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "UPDATE runs SET thread_id = ?1 WHERE run_id = ?2",
                 params![thread_id, run_id],
@@ -106,7 +110,7 @@ impl Store {
         totals: RunTotals,
         ended_at_ms: i64,
     ) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "UPDATE runs SET state = ?1, detail = ?2, ended_at_ms = ?3, input_tokens = ?4,
@@ -142,7 +146,7 @@ impl Store {
         retry_detail: &str,
         ended_at_ms: i64,
     ) -> Result<usize> {
-        self.with(|c| {
+        self.0.with(|c| {
             let tx = c.transaction()?;
             let requeued = tx.execute(
                 "UPDATE inbox SET state = 'requeued' WHERE run_id = ?1 AND state = 'running' AND kind = 'message'",
@@ -167,7 +171,7 @@ impl Store {
 
     /// Runs a previous worker left in `running`: it died with them in flight.
     pub fn orphaned_runs(&self) -> Result<Vec<RunRow>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare(
                 "SELECT run_id, scope, reply_to, thread_id, state, started_at_ms, child_pid,
                         child_start_time, workspace

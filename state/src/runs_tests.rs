@@ -6,9 +6,11 @@ fn started_runs_are_not_requeued_and_show_as_orphaned() {
     let d = tempfile::tempdir().expect("tempdir");
     let s = Store::open(&d.path().join("state.db")).expect("open");
     let a = s
+        .journal()
         .accept(&inbound("e1", "chat:a"), InboxKind::Message, 1)
         .expect("accept");
-    s.accept(&inbound("e2", "chat:a"), InboxKind::Message, 1)
+    s.journal()
+        .accept(&inbound("e2", "chat:a"), InboxKind::Message, 1)
         .expect("accept");
     let run = RunRow {
         run_id: "r1".into(),
@@ -21,19 +23,20 @@ fn started_runs_are_not_requeued_and_show_as_orphaned() {
         child_start_time: None,
         workspace: "/w".into(),
     };
-    s.start_run(&run, 1, &[a.inbox_id]).expect("start");
-    let q = s.queued().expect("queued");
+    s.runs().start_run(&run, 1, &[a.inbox_id]).expect("start");
+    let q = s.journal().queued().expect("queued");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].inbound.event_id, "e2");
-    let o = s.orphaned_runs().expect("orphans");
+    let o = s.runs().orphaned_runs().expect("orphans");
     assert_eq!(o.len(), 1);
-    s.finish_run(
-        "r1",
-        "interrupted",
-        "worker restarted",
-        RunTotals::default(),
-        9,
-    )
-    .expect("finish");
-    assert!(s.orphaned_runs().expect("orphans").is_empty());
+    s.runs()
+        .finish_run(
+            "r1",
+            "interrupted",
+            "worker restarted",
+            RunTotals::default(),
+            9,
+        )
+        .expect("finish");
+    assert!(s.runs().orphaned_runs().expect("orphans").is_empty());
 }

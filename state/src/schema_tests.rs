@@ -97,25 +97,29 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
 
     let s = Store::open(&p).expect("open migrates");
     assert_eq!(version_of(&p), SCHEMA_VERSION);
-    let q = s.queued().expect("queued");
+    let q = s.journal().queued().expect("queued");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].inbound, m);
     assert_eq!(q[0].accepted_at_ms, 10);
     assert_eq!(
-        s.last_chat_type("chat:a").expect("chat type"),
+        s.journal().last_chat_type("chat:a").expect("chat type"),
         Some(m.chat_type)
     );
     assert!(
-        s.accept(&m, crate::InboxKind::Message, 12)
+        s.journal()
+            .accept(&m, crate::InboxKind::Message, 12)
             .expect("accept")
             .duplicate
     );
     let mut want_ev = ev.clone();
     want_ev.seq = 1;
-    assert_eq!(s.events_from(0, 10).expect("events"), vec![want_ev]);
-    assert_eq!(s.last_seq().expect("last seq"), 1);
     assert_eq!(
-        s.orphaned_runs().expect("orphans"),
+        s.events().events_from(0, 10).expect("events"),
+        vec![want_ev]
+    );
+    assert_eq!(s.events().last_seq().expect("last seq"), 1);
+    assert_eq!(
+        s.runs().orphaned_runs().expect("orphans"),
         vec![RunRow {
             run_id: "r0".into(),
             scope: "chat:a".into(),
@@ -129,7 +133,7 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
         }]
     );
     assert_eq!(
-        s.session("chat:a").expect("session"),
+        s.sessions().session("chat:a").expect("session"),
         Some(SessionRow {
             scope: "chat:a".into(),
             thread_id: "t1".into(),
@@ -144,7 +148,9 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
         })
     );
     assert_eq!(
-        s.catalog(Some("chat:a"), None, 10).expect("catalog"),
+        s.sessions()
+            .catalog(Some("chat:a"), None, 10)
+            .expect("catalog"),
         vec![CatalogEntry {
             scope: "chat:a".into(),
             thread_id: "t1".into(),
@@ -157,7 +163,7 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
         }]
     );
     assert_eq!(
-        s.scope_settings("chat:a").expect("settings"),
+        s.settings().scope_settings("chat:a").expect("settings"),
         ScopeSettings {
             workspace: Some("/w".into()),
             access: Some("full".into()),
@@ -169,14 +175,17 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
         }
     );
     assert_eq!(
-        s.aliases().expect("aliases"),
+        s.settings().aliases().expect("aliases"),
         vec![("home".to_string(), "/w".to_string())]
     );
     assert_eq!(
-        s.access_changes().expect("access"),
+        s.settings().access_changes().expect("access"),
         vec![("users".to_string(), "ou_2".to_string(), AccessOp::Remove)]
     );
-    assert_eq!(s.kv("platform").expect("kv"), Some("lark".into()));
+    assert_eq!(
+        s.settings().kv("platform").expect("kv"),
+        Some("lark".into())
+    );
     drop(s);
 
     // The migrated database has exactly the schema of a new one.
@@ -200,7 +209,7 @@ fn an_old_database_gains_the_settings_columns_and_keeps_its_rows() {
         .expect("old schema");
     }
     let s = Store::open(&p).expect("open migrates");
-    let got = s.scope_settings("chat:a").expect("read");
+    let got = s.settings().scope_settings("chat:a").expect("read");
     assert_eq!(
         got,
         ScopeSettings {
@@ -214,13 +223,18 @@ fn an_old_database_gains_the_settings_columns_and_keeps_its_rows() {
     changed.reply_mode = Some("text".into());
     changed.tool_display = Some("summary".into());
     changed.require_mention = Some(false);
-    s.set_scope_settings("chat:a", &changed, 2).expect("write");
+    s.settings()
+        .set_scope_settings("chat:a", &changed, 2)
+        .expect("write");
     drop(s);
     // Opening again is a no-op for the migration and keeps the values.
     let s = Store::open(&p).expect("reopen");
-    assert_eq!(s.scope_settings("chat:a").expect("read"), changed);
     assert_eq!(
-        s.mention_overrides().expect("overrides"),
+        s.settings().scope_settings("chat:a").expect("read"),
+        changed
+    );
+    assert_eq!(
+        s.settings().mention_overrides().expect("overrides"),
         vec![("chat:a".to_string(), false)]
     );
 }
@@ -270,10 +284,12 @@ fn a_version_1_database_gains_the_workspace_pin_and_keeps_its_settings() {
     }
     let s = Store::open(&p).expect("open migrates");
     assert_eq!(version_of(&p), SCHEMA_VERSION);
-    let mut got = s.scope_settings("chat:a").expect("read");
+    let mut got = s.settings().scope_settings("chat:a").expect("read");
     assert_eq!(got.workspace.as_deref(), Some("/w"));
     assert_eq!(got.workspace_id, None);
     got.workspace_id = Some("64768:1234".into());
-    s.set_scope_settings("chat:a", &got, 2).expect("write");
-    assert_eq!(s.scope_settings("chat:a").expect("read"), got);
+    s.settings()
+        .set_scope_settings("chat:a", &got, 2)
+        .expect("write");
+    assert_eq!(s.settings().scope_settings("chat:a").expect("read"), got);
 }

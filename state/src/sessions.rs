@@ -92,10 +92,14 @@ fn catalog_query(
     Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
-impl Store {
+/// Which Codex thread each scope continues, and the catalog of threads `/resume` offers.
+/// Borrowed from [`Store::sessions`].
+pub struct Sessions<'a>(pub(crate) &'a Store);
+
+impl Sessions<'_> {
     /// The thread `scope` continues, if any.
     pub fn session(&self, scope: &str) -> Result<Option<SessionRow>> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.query_row(
                 "SELECT scope, thread_id, cwd, fingerprint, cum_input, cum_cached, cum_output,
                         cum_reasoning FROM sessions WHERE scope = ?1",
@@ -121,7 +125,7 @@ impl Store {
 
     /// Make `s` the thread its scope continues.
     pub fn set_session(&self, s: &SessionRow, now_ms: i64) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO sessions (scope, thread_id, cwd, fingerprint, cum_input, cum_cached,
                    cum_output, cum_reasoning, updated_at_ms)
@@ -148,13 +152,14 @@ impl Store {
 
     /// Forget the thread `scope` continues; `true` when there was one.
     pub fn clear_session(&self, scope: &str) -> Result<bool> {
-        self.with(|c| Ok(c.execute("DELETE FROM sessions WHERE scope = ?1", params![scope])? > 0))
+        self.0
+            .with(|c| Ok(c.execute("DELETE FROM sessions WHERE scope = ?1", params![scope])? > 0))
     }
 
     /// Record (or refresh) a thread in the catalog. The title is kept from
     /// the first time the thread was seen.
     pub fn catalog_touch(&self, s: &SessionRow, title: &str, now_ms: i64) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO session_catalog (scope, thread_id, cwd, fingerprint, title, created_at_ms, updated_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
@@ -175,12 +180,12 @@ impl Store {
         key: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<CatalogEntry>> {
-        self.with(|c| catalog_query(c, scope, key, limit))
+        self.0.with(|c| catalog_query(c, scope, key, limit))
     }
 
     /// One catalog entry.
     pub fn catalog_entry(&self, scope: &str, thread_id: &str) -> Result<Option<CatalogEntry>> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.query_row(
                 &format!(
                     "SELECT {CATALOG_COLUMNS} FROM session_catalog WHERE scope = ?1 AND thread_id = ?2"
@@ -200,7 +205,7 @@ impl Store {
         cwd: &str,
         fingerprint: &str,
     ) -> Result<usize> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.execute(
                 "UPDATE session_catalog SET archived = 1
                  WHERE scope = ?1 AND archived = 0 AND (cwd != ?2 OR fingerprint != ?3)",
@@ -212,7 +217,7 @@ impl Store {
     /// Keep the catalog bounded: archived entries go first, then the oldest
     /// beyond `per_scope` in a scope and `per_profile` overall.
     pub fn catalog_prune(&self, per_scope: usize, per_profile: usize) -> Result<usize> {
-        self.with(|c| {
+        self.0.with(|c| {
             let tx = c.transaction()?;
             let mut n = tx.execute(
                 "DELETE FROM session_catalog WHERE archived = 1 AND rowid NOT IN (

@@ -46,10 +46,14 @@ impl AccessOp {
     }
 }
 
-impl Store {
+/// Per-scope settings, workspace aliases, access-list changes and the key-value table.
+/// Borrowed from [`Store::settings`].
+pub struct Settings<'a>(pub(crate) &'a Store);
+
+impl Settings<'_> {
     /// The scope's own choices (all `None` when it made none).
     pub fn scope_settings(&self, scope: &str) -> Result<ScopeSettings> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.query_row(
                 "SELECT workspace, access, timeout_secs, reply_mode, tool_display, require_mention,
                    workspace_id
@@ -74,7 +78,7 @@ impl Store {
 
     /// Replace the scope's choices with `s`.
     pub fn set_scope_settings(&self, scope: &str, s: &ScopeSettings, now_ms: i64) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO scope_settings (scope, workspace, access, timeout_secs, reply_mode,
                    tool_display, require_mention, updated_at_ms, workspace_id)
@@ -103,7 +107,7 @@ impl Store {
 
     /// Every group's own mention choice: (`chat:<chat_id>` scope, required).
     pub fn mention_overrides(&self) -> Result<Vec<(String, bool)>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare(
                 "SELECT scope, require_mention FROM scope_settings WHERE require_mention IS NOT NULL",
             )?;
@@ -114,7 +118,7 @@ impl Store {
 
     /// Every workspace alias: (name, path), by name.
     pub fn aliases(&self) -> Result<Vec<(String, String)>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare("SELECT name, path FROM aliases ORDER BY name")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
@@ -123,7 +127,7 @@ impl Store {
 
     /// The path of alias `name`.
     pub fn alias(&self, name: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.query_row(
                 "SELECT path FROM aliases WHERE name = ?1",
                 params![name],
@@ -135,7 +139,7 @@ impl Store {
 
     /// Create or repoint alias `name`.
     pub fn set_alias(&self, name: &str, path: &str, by: &str, now_ms: i64) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO aliases (name, path, created_by, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(name) DO UPDATE SET path = excluded.path,
@@ -148,7 +152,8 @@ impl Store {
 
     /// Remove alias `name`; `true` when it existed.
     pub fn remove_alias(&self, name: &str) -> Result<bool> {
-        self.with(|c| Ok(c.execute("DELETE FROM aliases WHERE name = ?1", params![name])? > 0))
+        self.0
+            .with(|c| Ok(c.execute("DELETE FROM aliases WHERE name = ?1", params![name])? > 0))
     }
 
     /// Record an access-list change; the latest change per subject wins.
@@ -160,7 +165,7 @@ impl Store {
         by: &str,
         now_ms: i64,
     ) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO access_changes (list, subject, op, by_actor, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(list, subject) DO UPDATE SET op = excluded.op,
@@ -173,7 +178,7 @@ impl Store {
 
     /// Every recorded change: (list, subject, op).
     pub fn access_changes(&self) -> Result<Vec<(String, String, AccessOp)>> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare("SELECT list, subject, op FROM access_changes")?;
             let rows = st.query_map([], |r| {
                 let op: String = r.get(2)?;
@@ -193,7 +198,7 @@ impl Store {
 
     /// The value stored under `key`.
     pub fn kv(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(
                 c.query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| {
                     r.get(0)
@@ -205,7 +210,7 @@ impl Store {
 
     /// Store `value` under `key`.
     pub fn set_kv(&self, key: &str, value: &str) -> Result<()> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "INSERT INTO kv (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",

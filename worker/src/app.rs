@@ -130,8 +130,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 let week_ago = crate::util::now_ms() - 7 * 24 * 3600 * 1000;
                 if let Err(e) = store
+                    .events()
                     .prune_events(20_000)
-                    .and_then(|_| store.prune_inbox(week_ago))
+                    .and_then(|_| store.journal().prune_inbox(week_ago))
                 {
                     tracing::warn!(error = %e, "state pruning failed");
                 }

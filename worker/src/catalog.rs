@@ -53,12 +53,13 @@ impl Catalog {
     pub(crate) fn prune(&self) -> Result<usize, StoreError> {
         self.ctx
             .store
+            .sessions()
             .catalog_prune(CATALOG_PER_SCOPE, CATALOG_PER_PROFILE)
     }
 
     /// What a run in `scope` under `policy` continues.
     pub(crate) fn next_run(&self, scope: &str, policy: &RunPolicy) -> Continue {
-        match self.ctx.store.session(scope) {
+        match self.ctx.store.sessions().session(scope) {
             Ok(Some(s)) if s.fingerprint == policy.fingerprint => Continue::Thread(s),
             Ok(Some(_)) => Continue::PolicyChanged,
             Ok(None) => Continue::Fresh,
@@ -86,10 +87,15 @@ impl Catalog {
             fingerprint: policy.fingerprint.clone(),
             usage: cum,
         };
-        if let Err(e) = self.ctx.store.set_session(&row, now_ms()) {
+        if let Err(e) = self.ctx.store.sessions().set_session(&row, now_ms()) {
             tracing::error!(scope, error = %e, "cannot save the session");
         }
-        if let Err(e) = self.ctx.store.catalog_touch(&row, title, now_ms()) {
+        if let Err(e) = self
+            .ctx
+            .store
+            .sessions()
+            .catalog_touch(&row, title, now_ms())
+        {
             tracing::error!(scope, error = %e, "cannot record the session in the catalog");
         }
     }
@@ -101,6 +107,7 @@ impl Catalog {
             if let Err(e) = self
                 .ctx
                 .store
+                .sessions()
                 .catalog_archive_incompatible(scope, &cwd, &p.fingerprint)
                 .and_then(|_| self.prune())
             {
@@ -117,13 +124,15 @@ impl Catalog {
         policy: &RunPolicy,
     ) -> Result<(Vec<CatalogEntry>, usize), StoreError> {
         let cwd = policy.cwd.display().to_string();
-        let compatible =
-            self.ctx
-                .store
-                .catalog(Some(scope), Some((&cwd, &policy.fingerprint)), 10)?;
+        let compatible = self.ctx.store.sessions().catalog(
+            Some(scope),
+            Some((&cwd, &policy.fingerprint)),
+            10,
+        )?;
         let all = self
             .ctx
             .store
+            .sessions()
             .catalog(Some(scope), None, CATALOG_PER_SCOPE)
             .map(|v| v.len())
             .unwrap_or(0);
@@ -167,6 +176,7 @@ impl Catalog {
         Ok(self
             .ctx
             .store
+            .sessions()
             .catalog_entry(scope, &thread)?
             .ok_or(ResumeRefusal::Gone))
     }
@@ -195,7 +205,7 @@ impl Catalog {
             fingerprint: policy.fingerprint.clone(),
             usage: Default::default(),
         };
-        self.ctx.store.set_session(&row, now_ms())
+        self.ctx.store.sessions().set_session(&row, now_ms())
     }
 }
 

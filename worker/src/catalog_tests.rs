@@ -40,6 +40,7 @@ fn only_compatible_threads_are_offered_and_the_rest_are_counted() {
     };
     kit.ctx
         .store
+        .settings()
         .set_scope_settings(SCOPE, &settings, now_ms())
         .expect("settings");
     let moved = kit.ctx.policy(SCOPE).expect("policy");
@@ -59,6 +60,7 @@ fn only_compatible_threads_are_offered_and_the_rest_are_counted() {
     let archived = |t: &str| {
         kit.ctx
             .store
+            .sessions()
             .catalog_entry(SCOPE, t)
             .expect("read")
             .map(|e| e.archived)
@@ -108,6 +110,7 @@ fn resuming_makes_the_thread_the_scope_session() {
     let entry = kit
         .ctx
         .store
+        .sessions()
         .catalog_entry(SCOPE, "t1")
         .expect("read")
         .expect("entry");

@@ -63,10 +63,13 @@ impl Ctx {
     }
 
     pub(crate) fn settings(&self, scope: &str) -> ScopeSettings {
-        self.store.scope_settings(scope).unwrap_or_else(|e| {
-            tracing::error!(scope, error = %e, "cannot read scope settings; using defaults");
-            ScopeSettings::default()
-        })
+        self.store
+            .settings()
+            .scope_settings(scope)
+            .unwrap_or_else(|e| {
+                tracing::error!(scope, error = %e, "cannot read scope settings; using defaults");
+                ScopeSettings::default()
+            })
     }
 
     pub(crate) fn policy(&self, scope: &str) -> Result<RunPolicy, PolicyError> {

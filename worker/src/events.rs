@@ -59,14 +59,14 @@ impl EventBus {
             kind: Some(kind),
         };
         let _g = self.inner.order.lock().map_err(|_| StoreError::Poisoned)?;
-        ev.seq = self.inner.store.append_event(&ev)?;
+        ev.seq = self.inner.store.events().append_event(&ev)?;
         // No subscriber is fine: the event is in the log for later replay.
         let _ = self.inner.live.send(ev.clone());
         Ok(ev.seq)
     }
 
     pub(crate) fn last_seq(&self) -> Result<u64, StoreError> {
-        self.inner.store.last_seq()
+        self.inner.store.events().last_seq()
     }
 
     /// Every event with seq >= `from_seq`, then live ones. The feeding task is
@@ -97,7 +97,7 @@ async fn feed(
     // to the log whenever the live channel lags or skips.
     loop {
         loop {
-            let batch = match inner.store.events_from(next, BACKLOG_BATCH) {
+            let batch = match inner.store.events().events_from(next, BACKLOG_BATCH) {
                 Ok(b) => b,
                 Err(e) => {
                     let _ = tx
@@ -124,7 +124,7 @@ async fn feed(
                 _ = inner.shutdown.cancelled() => {
                     // Shutting down: hand over what is in the log, then end
                     // the stream so the gateway sees a clean close.
-                    while let Ok(batch) = inner.store.events_from(next, BACKLOG_BATCH) {
+                    while let Ok(batch) = inner.store.events().events_from(next, BACKLOG_BATCH) {
                         if batch.is_empty() {
                             return;
                         }

@@ -63,7 +63,7 @@ impl Pipeline {
             tracing::warn!(error = %e, "cannot prune the session catalog");
         }
         self.driver.recover_orphans()?;
-        self.scheduler.start(self.ctx.store.queued()?);
+        self.scheduler.start(self.ctx.store.journal().queued()?);
         Ok(())
     }
 

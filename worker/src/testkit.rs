@@ -88,7 +88,11 @@ pub(crate) fn kit(runs: RunsConfig) -> Kit {
 impl Kit {
     /// Every event recorded so far, in order.
     pub(crate) fn events(&self) -> Vec<WorkerEvent> {
-        self.ctx.store.events_from(1, 100_000).expect("events")
+        self.ctx
+            .store
+            .events()
+            .events_from(1, 100_000)
+            .expect("events")
     }
 
     /// The command replies recorded so far.

@@ -52,7 +52,7 @@ fn codex_marker(h: &TestHome) -> String {
 fn events(h: &TestHome) -> Vec<WorkerEvent> {
     let store =
         fcx_state::Store::open(&h.home.join("profiles/default/state.db")).expect("state db");
-    store.events_from(1, 100_000).expect("events")
+    store.events().events_from(1, 100_000).expect("events")
 }
 
 fn run_events(h: &TestHome, run_id: &str) -> Vec<Kind> {

@@ -55,7 +55,12 @@ pub(super) fn change(d: &Deps, inbound: &Inbound, cmd: &str, target: Target, op:
             );
             continue;
         }
-        if let Err(e) = d.ctx.store.access_change(list, &id, op, &by, now_ms()) {
+        if let Err(e) = d
+            .ctx
+            .store
+            .settings()
+            .access_change(list, &id, op, &by, now_ms())
+        {
             return d.replies.store_failed(inbound, cmd, e);
         }
         tracing::info!(list, subject = %id, op = ?op, by = %by, "access list changed");

@@ -116,7 +116,7 @@ fn chat_type_of(d: &Deps, scope: &str, chat_id: &str) -> pb::ChatType {
     if Scope::key_is_topic(scope) {
         return pb::ChatType::Topic;
     }
-    match d.ctx.store.last_chat_type(scope) {
+    match d.ctx.store.journal().last_chat_type(scope) {
         Ok(Some(t)) => {
             let t = pb::ChatType::try_from(t).unwrap_or(pb::ChatType::Unspecified);
             if t != pb::ChatType::Unspecified {

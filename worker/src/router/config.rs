@@ -185,12 +185,22 @@ impl Config<'_> {
             } else {
                 let mut g = d.ctx.settings(&row);
                 g.require_mention = Some(required);
-                if let Err(e) = d.ctx.store.set_scope_settings(&row, &g, now_ms()) {
+                if let Err(e) = d
+                    .ctx
+                    .store
+                    .settings()
+                    .set_scope_settings(&row, &g, now_ms())
+                {
                     return store_failed(e);
                 }
             }
         }
-        if let Err(e) = d.ctx.store.set_scope_settings(scope, &s, now_ms()) {
+        if let Err(e) = d
+            .ctx
+            .store
+            .settings()
+            .set_scope_settings(scope, &s, now_ms())
+        {
             return store_failed(e);
         }
         if mention.is_some()
@@ -203,7 +213,7 @@ impl Config<'_> {
             // The sandbox is part of the fingerprint: the current thread
             // cannot continue under the new rules.
             let stopped = d.sched.stop(scope, None, StopReason::NewSession);
-            let _ = d.ctx.store.clear_session(scope);
+            let _ = d.ctx.store.sessions().clear_session(scope);
             d.catalog.archive_incompatible(scope);
             if stopped {
                 notes.push("The running turn was stopped.".to_string());

@@ -66,10 +66,10 @@ impl Gate {
     pub(crate) fn reload(&self) -> Result<(), StoreError> {
         let store = &self.ctx.store;
         let profile = &self.ctx.profile;
-        let learned = store.kv(KV_PLATFORM_OWNER)?;
-        let changes = store.access_changes()?;
+        let learned = store.settings().kv(KV_PLATFORM_OWNER)?;
+        let changes = store.settings().access_changes()?;
         let mut l = Lists::build(&profile.access, learned, &changes);
-        for (scope, required) in store.mention_overrides()? {
+        for (scope, required) in store.settings().mention_overrides()? {
             match fcx_proto::v1::Scope::parse(&scope) {
                 Some(s) if !s.is_topic() => {
                     l.mention.insert(s.chat_id, required);

@@ -87,7 +87,7 @@ impl Info<'_> {
         let scope = inbound.scope.as_str();
         let policy = d.ctx.policy(scope);
         let settings = d.ctx.settings(scope);
-        let session = d.ctx.store.session(scope).ok().flatten();
+        let session = d.ctx.store.sessions().session(scope).ok().flatten();
         let view = d.sched.scope_view(scope);
         let mut fields = vec![field("profile", &profile.name)];
         match &policy {
@@ -288,6 +288,7 @@ impl Info<'_> {
             "state",
             d.ctx
                 .store
+                .events()
                 .last_seq()
                 .map(|s| format!("ok ({s} events)"))
                 .map_err(|e| e.to_string()),

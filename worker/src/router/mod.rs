@@ -93,7 +93,11 @@ impl Router {
                 chat_type: inbound.chat_type,
                 ..Default::default()
             };
-            let acc = d.ctx.store.accept(&key, InboxKind::Command, now_ms())?;
+            let acc = d
+                .ctx
+                .store
+                .journal()
+                .accept(&key, InboxKind::Command, now_ms())?;
             let answer = match decision {
                 _ if acc.duplicate => None,
                 Decision::Deny(t) => Some(t),
@@ -117,7 +121,11 @@ impl Router {
                 chat_type: inbound.chat_type,
                 ..Default::default()
             };
-            let acc = d.ctx.store.accept(&key, InboxKind::Command, now_ms())?;
+            let acc = d
+                .ctx
+                .store
+                .journal()
+                .accept(&key, InboxKind::Command, now_ms())?;
             if !acc.duplicate {
                 d.replies.text(
                     &inbound,
@@ -134,7 +142,11 @@ impl Router {
             return Ok(ack(acc));
         }
         if let Some(cmd) = cmd {
-            let acc = d.ctx.store.accept(&inbound, InboxKind::Command, now_ms())?;
+            let acc = d
+                .ctx
+                .store
+                .journal()
+                .accept(&inbound, InboxKind::Command, now_ms())?;
             if !acc.duplicate {
                 self.dispatch(&inbound, cmd);
             }
@@ -263,6 +275,7 @@ impl Router {
         if !info.owner_id.is_empty() {
             d.ctx
                 .store
+                .settings()
                 .set_kv(gate::KV_PLATFORM_OWNER, &info.owner_id)?;
         }
         d.gate.reload()?;
@@ -283,11 +296,13 @@ impl Router {
         let d = &self.d;
         let store = &d.ctx.store;
         if !chat_id.is_empty() {
-            store.access_change(LIST_CHATS, chat_id, AccessOp::Add, by, now_ms())?;
+            store
+                .settings()
+                .access_change(LIST_CHATS, chat_id, AccessOp::Add, by, now_ms())?;
         }
         // Only the workspace and the access mode carry over; display and
         // mention choices start from the profile's defaults in a new group.
-        let source = store.scope_settings(source_scope)?;
+        let source = store.settings().scope_settings(source_scope)?;
         let mut settings = ScopeSettings {
             workspace: source.workspace,
             workspace_id: source.workspace_id,
@@ -300,7 +315,9 @@ impl Router {
             settings.workspace = Some(p.cwd.display().to_string());
             settings.workspace_id = crate::pin::identity(&p.cwd).ok();
         }
-        store.set_scope_settings(scope, &settings, now_ms())?;
+        store
+            .settings()
+            .set_scope_settings(scope, &settings, now_ms())?;
         d.gate.reload()?;
         tracing::info!(scope, chat_id, source_scope, "group created and enabled");
         Ok(())

@@ -122,7 +122,13 @@ async fn nothing_a_sender_without_access_wrote_is_stored() {
         .deliver(private("e2", "ou_stranger", "another secret"))
         .expect("acknowledged");
     for id in ["e1", "e2"] {
-        let kept = kit.ctx.store.journaled(id).expect("read").expect("kept");
+        let kept = kit
+            .ctx
+            .store
+            .journal()
+            .journaled(id)
+            .expect("read")
+            .expect("kept");
         assert_eq!(kept.event_id, id);
         assert!(kept.text.is_empty() && kept.actor.is_none(), "{kept:?}");
         assert!(kept.message_id.is_empty() && kept.attachments.is_empty());
@@ -140,7 +146,13 @@ async fn a_message_over_the_text_cap_is_refused_and_the_sender_told() {
         .expect("acknowledged");
     assert!(ack.accepted && !ack.duplicate);
     assert_eq!(titles(&kit), vec!["Message too long".to_string()]);
-    let kept = kit.ctx.store.journaled("e1").expect("read").expect("kept");
+    let kept = kit
+        .ctx
+        .store
+        .journal()
+        .journaled("e1")
+        .expect("read")
+        .expect("kept");
     assert!(kept.text.is_empty());
     tokio::task::yield_now().await;
     assert!(rx.try_recv().is_err(), "nothing runs");
@@ -370,6 +382,7 @@ async fn resume_offers_codes_that_continue_only_under_the_same_policy() {
     let s = kit
         .ctx
         .store
+        .sessions()
         .session(&scope)
         .expect("read")
         .expect("session");
@@ -388,7 +401,10 @@ async fn resume_offers_codes_that_continue_only_under_the_same_policy() {
             .title
             .starts_with("Workspace: ")
     );
-    assert_eq!(kit.ctx.store.session(&scope).expect("read"), None);
+    assert_eq!(
+        kit.ctx.store.sessions().session(&scope).expect("read"),
+        None
+    );
     router
         .deliver(private("e5", ADMIN, &format!("/resume use {old}")))
         .expect("acknowledged");

@@ -56,7 +56,7 @@ impl Session<'_> {
         let d = self.0;
         let scope = inbound.scope.as_str();
         let stopped = d.sched.stop(scope, None, StopReason::NewSession);
-        let cleared = match d.ctx.store.clear_session(scope) {
+        let cleared = match d.ctx.store.sessions().clear_session(scope) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(scope, error = %e, "cannot clear the session");
@@ -95,6 +95,7 @@ impl Session<'_> {
         let current = d
             .ctx
             .store
+            .sessions()
             .session(scope)
             .ok()
             .flatten()

@@ -39,7 +39,7 @@ impl Workspace<'_> {
             "- **current**: {current}\n- **default**: {}\n",
             d.ctx.profile.workspaces.default.display()
         );
-        match d.ctx.store.aliases() {
+        match d.ctx.store.settings().aliases() {
             Ok(list) if list.is_empty() => {
                 body.push_str("\nNo saved workspaces yet: /ws save <name> saves the current one.")
             }
@@ -59,7 +59,7 @@ impl Workspace<'_> {
             Ok(p) => {
                 let path = p.cwd.display().to_string();
                 let by = actor_id(inbound);
-                match d.ctx.store.set_alias(name, &path, by, now_ms()) {
+                match d.ctx.store.settings().set_alias(name, &path, by, now_ms()) {
                     Ok(()) => d.replies.text(
                         inbound,
                         "ws",
@@ -78,7 +78,7 @@ impl Workspace<'_> {
 
     pub(super) fn use_alias(&self, inbound: &Inbound, name: &str) {
         let d = self.0;
-        match d.ctx.store.alias(name) {
+        match d.ctx.store.settings().alias(name) {
             Ok(Some(path)) => match policy::workspace(Path::new(&path), &d.ctx.home) {
                 Ok(real) => self.switch(inbound, "ws", real),
                 Err(e) => d.replies.text(
@@ -102,7 +102,7 @@ impl Workspace<'_> {
 
     pub(super) fn remove(&self, inbound: &Inbound, name: &str) {
         let d = self.0;
-        match d.ctx.store.remove_alias(name) {
+        match d.ctx.store.settings().remove_alias(name) {
             Ok(true) => d.replies.text(
                 inbound,
                 "ws",
@@ -138,11 +138,16 @@ impl Workspace<'_> {
         };
         settings.workspace = Some(path.clone());
         settings.workspace_id = Some(id);
-        if let Err(e) = d.ctx.store.set_scope_settings(scope, &settings, now_ms()) {
+        if let Err(e) = d
+            .ctx
+            .store
+            .settings()
+            .set_scope_settings(scope, &settings, now_ms())
+        {
             return d.replies.store_failed(inbound, cmd, e);
         }
         let stopped = d.sched.stop(scope, None, StopReason::NewSession);
-        if let Err(e) = d.ctx.store.clear_session(scope) {
+        if let Err(e) = d.ctx.store.sessions().clear_session(scope) {
             tracing::error!(scope, error = %e, "cannot clear the session");
         }
         d.catalog.archive_incompatible(scope);
@@ -177,7 +182,12 @@ impl Workspace<'_> {
             Timeout::Off => Some(0),
             Timeout::Default => None,
         };
-        if let Err(e) = d.ctx.store.set_scope_settings(scope, &settings, now_ms()) {
+        if let Err(e) = d
+            .ctx
+            .store
+            .settings()
+            .set_scope_settings(scope, &settings, now_ms())
+        {
             return d.replies.store_failed(inbound, "timeout", e);
         }
         d.replies.text(

@@ -100,11 +100,11 @@ impl RunDriver {
     /// restarted)"; their messages are queued again and run once more (a
     /// run that was itself such a retry is not retried again).
     pub(crate) fn recover_orphans(&self) -> Result<(), StoreError> {
-        for run in self.ctx.store.orphaned_runs()? {
+        for run in self.ctx.store.runs().orphaned_runs()? {
             if let Some(pid) = run.child_pid {
                 runner::process::kill_leftover(pid, run.child_start_time);
             }
-            let requeued = self.ctx.store.interrupt_orphan(
+            let requeued = self.ctx.store.runs().interrupt_orphan(
                 &run.run_id,
                 ORPHAN_DETAIL,
                 ORPHAN_RETRY_DETAIL,
@@ -139,7 +139,7 @@ impl RunDriver {
                 // The stored thread is gone for good (not a transient error):
                 // start a new thread explicitly, and say so.
                 tracing::warn!(scope = %job.scope, "stored Codex thread not found: {msg}");
-                if let Err(e) = self.ctx.store.clear_session(&job.scope) {
+                if let Err(e) = self.ctx.store.sessions().clear_session(&job.scope) {
                     tracing::error!(error = %e, "cannot clear the session");
                 }
                 self.emit(
@@ -164,10 +164,11 @@ impl RunDriver {
             totals,
         } = done;
         let state = end::state_name(reason);
-        if let Err(e) = self
-            .ctx
-            .store
-            .finish_run(&job.run_id, state, &detail, totals, now_ms())
+        if let Err(e) =
+            self.ctx
+                .store
+                .runs()
+                .finish_run(&job.run_id, state, &detail, totals, now_ms())
         {
             tracing::error!(run_id = %job.run_id, error = %e, "cannot record the run end");
         }

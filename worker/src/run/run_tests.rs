@@ -38,6 +38,7 @@ impl Fixture {
             .map(|(i, t)| {
                 let inbound = testkit::private(&format!("{run_id}-{i}"), testkit::USER, t);
                 let acc = store
+                    .journal()
                     .accept(&inbound, InboxKind::Message, now_ms())
                     .expect("accept");
                 QueuedMessage {
@@ -61,6 +62,7 @@ impl Fixture {
         };
         let ids: Vec<i64> = messages.iter().map(|m| m.inbox_id).collect();
         store
+            .runs()
             .start_run(&row, messages.len() as u32, &ids)
             .expect("start run");
         RunJob {
@@ -123,6 +125,7 @@ impl Fixture {
         self.kit
             .ctx
             .store
+            .sessions()
             .set_session(&row, now_ms())
             .expect("session");
     }
@@ -246,6 +249,7 @@ async fn a_completed_run_reports_its_events_and_keeps_the_thread() {
         .kit
         .ctx
         .store
+        .sessions()
         .session(SCOPE)
         .expect("read")
         .expect("saved");
@@ -254,11 +258,20 @@ async fn a_completed_run_reports_its_events_and_keeps_the_thread() {
         .kit
         .ctx
         .store
+        .sessions()
         .catalog_entry(SCOPE, "t1")
         .expect("read")
         .expect("in the catalog");
     assert_eq!(entry.title, "fix the login");
-    assert!(f.kit.ctx.store.orphaned_runs().expect("runs").is_empty());
+    assert!(
+        f.kit
+            .ctx
+            .store
+            .runs()
+            .orphaned_runs()
+            .expect("runs")
+            .is_empty()
+    );
     // The prompt carried both messages.
     let spec = &f.runner.specs()[0];
     assert!(spec.prompt.contains("and the tests"));
@@ -338,7 +351,10 @@ async fn a_run_stopped_for_a_new_session_does_not_keep_its_thread() {
     let job = f.job("r4", &["x"]);
     job.slot.stop(StopReason::NewSession);
     f.driver.execute(job).await;
-    assert_eq!(f.kit.ctx.store.session(SCOPE).expect("read"), None);
+    assert_eq!(
+        f.kit.ctx.store.sessions().session(SCOPE).expect("read"),
+        None
+    );
     assert_eq!(f.done().detail, "stopped for a new session");
 }
 
@@ -374,6 +390,7 @@ async fn a_vanished_thread_is_replaced_by_a_fresh_one_once() {
         .kit
         .ctx
         .store
+        .sessions()
         .session(SCOPE)
         .expect("read")
         .expect("saved");
@@ -422,6 +439,7 @@ async fn a_workspace_that_is_gone_fails_the_run_without_starting_codex() {
     f.kit
         .ctx
         .store
+        .settings()
         .set_scope_settings(SCOPE, &settings, now_ms())
         .expect("settings");
     f.driver.execute(f.job("r8", &["hello"])).await;
@@ -441,6 +459,7 @@ async fn a_silent_codex_is_stopped_by_the_idle_timeout() {
     f.kit
         .ctx
         .store
+        .settings()
         .set_scope_settings(SCOPE, &settings, now_ms())
         .expect("settings");
     let job = f.job("r9", &["hello"]);
@@ -463,7 +482,7 @@ async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_
     let _job = f.job("r10", &["hello"]);
     f.driver.recover_orphans().expect("recover");
     let store = &f.kit.ctx.store;
-    assert!(store.orphaned_runs().expect("runs").is_empty());
+    assert!(store.runs().orphaned_runs().expect("runs").is_empty());
     let d = f.done();
     assert_eq!(
         (d.reason, d.detail.as_str()),
@@ -473,7 +492,7 @@ async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_
         )
     );
     assert!(f.runner.specs().is_empty(), "recovery itself runs nothing");
-    let queued = store.queued().expect("queued");
+    let queued = store.journal().queued().expect("queued");
     assert_eq!(queued.len(), 1, "the message waits to run again");
     assert_eq!(queued[0].inbound.text, "hello");
     // The retry is interrupted as well: its message is not queued a third
@@ -490,12 +509,13 @@ async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_
         workspace: String::new(),
     };
     store
+        .runs()
         .start_run(&retry, 1, &[queued[0].inbox_id])
         .expect("start the retry");
-    assert!(store.queued().expect("queued").is_empty());
+    assert!(store.journal().queued().expect("queued").is_empty());
     f.driver.recover_orphans().expect("recover again");
     assert!(
-        store.queued().expect("queued").is_empty(),
+        store.journal().queued().expect("queued").is_empty(),
         "run once more, not twice"
     );
     let last = f

@@ -42,7 +42,7 @@ impl Translator<'_> {
         match ev {
             RunnerEvent::Spawned { pid } => {
                 let start = runner::process::process_start_time(pid);
-                if let Err(e) = self.ctx.store.set_run_child(&job.run_id, pid, start) {
+                if let Err(e) = self.ctx.store.runs().set_run_child(&job.run_id, pid, start) {
                     tracing::error!(error = %e, "cannot record the child pid");
                 }
                 job.slot.set_child(pid);
@@ -131,7 +131,12 @@ impl Translator<'_> {
             Some(_) => true,
             None => false,
         };
-        if let Err(e) = self.ctx.store.set_run_thread(&job.run_id, &thread_id) {
+        if let Err(e) = self
+            .ctx
+            .store
+            .runs()
+            .set_run_thread(&job.run_id, &thread_id)
+        {
             tracing::error!(error = %e, "cannot record the thread id");
         }
         if job.slot.stop_reason() != Some(StopReason::NewSession) {

@@ -142,7 +142,11 @@ impl Scheduler {
             ));
         }
         let now = now_ms();
-        let acc = self.ctx.store.accept(&inbound, InboxKind::Message, now)?;
+        let acc = self
+            .ctx
+            .store
+            .journal()
+            .accept(&inbound, InboxKind::Message, now)?;
         if !acc.duplicate {
             let scope = inbound.scope.clone();
             let message_id = inbound.message_id.clone();
@@ -301,13 +305,13 @@ impl Scheduler {
             workspace: workspace.clone(),
         };
         let ids: Vec<i64> = messages.iter().map(|m| m.inbox_id).collect();
-        let mut recorded = self.ctx.store.start_run(&row, n as u32, &ids);
+        let mut recorded = self.ctx.store.runs().start_run(&row, n as u32, &ids);
         if recorded.is_err() {
             // The batch ran before under this id (its worker died and the
             // journal gave the messages back for their one retry): the
             // retry is a run of its own, with a card of its own.
             row.run_id = crate::util::short_id('r');
-            recorded = self.ctx.store.start_run(&row, n as u32, &ids);
+            recorded = self.ctx.store.runs().start_run(&row, n as u32, &ids);
         }
         let run_id = row.run_id.clone();
         if let Err(e) = recorded {

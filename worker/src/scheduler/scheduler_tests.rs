@@ -185,6 +185,7 @@ async fn messages_accepted_before_a_restart_run_once_without_a_new_debounce() {
     let store = kit.ctx.store.clone();
     for (id, text) in [("e1", "one"), ("e2", "two")] {
         store
+            .journal()
             .accept(&msg("chat:a", id, text), InboxKind::Message, now_ms())
             .expect("accept");
     }
@@ -194,12 +195,12 @@ async fn messages_accepted_before_a_restart_run_once_without_a_new_debounce() {
         exec,
         CancellationToken::new(),
     ));
-    sched.start(store.queued().expect("queued"));
+    sched.start(store.journal().queued().expect("queued"));
     // A 60 s debounce would hold fresh messages; re-queued ones start now.
     let run = next_run(&mut rx).await;
     assert_eq!(run.texts, vec!["one", "two"]);
     assert!(
-        store.queued().expect("queued").is_empty(),
+        store.journal().queued().expect("queued").is_empty(),
         "claimed by the run"
     );
 }
@@ -311,7 +312,7 @@ async fn a_duplicate_is_not_announced_twice_and_a_restart_keeps_the_announced_ru
         exec,
         CancellationToken::new(),
     ));
-    again.start(kit.ctx.store.queued().expect("queued"));
+    again.start(kit.ctx.store.journal().queued().expect("queued"));
     let run = next_run(&mut rx).await;
     assert_eq!(run.slot.run_id, announced);
     assert_eq!(run.texts, vec!["one", "two"]);
