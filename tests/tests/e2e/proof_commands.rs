@@ -1,6 +1,7 @@
 //! Commands end to end through the real fcxd and fcx-worker: `/ws use` and
 //! `/ws remove` on the console, `/exit <run>` and `/stop <scope>` across
-//! Feishu chats, and the structured per-run log line each run leaves.
+//! Feishu chats, the structured per-run log line each run leaves, and the
+//! Codex child's login under `auth = "codex-home"` and `"inherit-user"`.
 
 use std::time::Duration;
 
@@ -221,4 +222,64 @@ fn an_admin_stops_runs_in_other_chats_by_run_id_and_by_scope() {
             || format!("{chat} was not told: {:?}", e.fake.messages()),
         );
     }
+}
+
+/// The Codex child's environment under `auth = "<mode>"` (no API key).
+fn child_env_with_auth(mode: &str) -> (TestHome, serde_json::Map<String, Value>) {
+    let h = TestHome::new();
+    let cfg: String = h
+        .fake_codex_config("")
+        .lines()
+        .filter(|l| !l.starts_with("api_key"))
+        .map(|l| {
+            if l.starts_with("auth = ") {
+                format!("auth = \"{mode}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    h.write_config(&cfg);
+    let mut f = Fcxd::console_with(&h, &[("CODEX_API_KEY", ""), ("OPENAI_API_KEY", "")]);
+    f.wait_for("fcx console");
+    f.send("which login");
+    f.wait_for("] completed");
+    let env = h.fake_records()[0]["env"]
+        .as_object()
+        .cloned()
+        .expect("env recorded");
+    (h, env)
+}
+
+#[test]
+fn codex_home_auth_gives_the_profile_its_own_codex_home_and_no_key() {
+    let (h, env) = child_env_with_auth("codex-home");
+    assert_eq!(
+        env.get("CODEX_HOME")
+            .and_then(Value::as_str)
+            .map(std::path::PathBuf::from),
+        Some(h.home.join("profiles/default/codex-home")),
+        "{env:?}"
+    );
+    assert!(
+        env.get("CODEX_API_KEY")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty(),
+        "{env:?}"
+    );
+}
+
+#[test]
+fn inherit_user_auth_leaves_codex_home_unset_and_passes_no_key() {
+    let (_h, env) = child_env_with_auth("inherit-user");
+    assert!(env.get("CODEX_HOME").is_none(), "{env:?}");
+    assert!(
+        env.get("CODEX_API_KEY")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty(),
+        "{env:?}"
+    );
+    assert!(env.get("HOME").is_some(), "{env:?}");
 }
