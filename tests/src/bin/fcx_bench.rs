@@ -20,8 +20,14 @@ use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
 use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
 use serde_json::json;
 
+#[path = "fcx_bench/faults.rs"]
+mod faults;
 #[path = "fcx_bench/feedback.rs"]
 mod feedback;
+#[path = "fcx_bench/figures.rs"]
+mod figures;
+#[path = "fcx_bench/soak.rs"]
+mod soak;
 
 #[derive(Parser, Debug)]
 #[command(name = "fcx-bench", about = "fcx pipeline benchmarks (prints JSON)")]
@@ -64,8 +70,25 @@ struct Args {
     /// Lone messages timed for feedback at accept, per reply mode.
     #[arg(long, default_value_t = 100)]
     feedback_samples: usize,
+    /// Seconds of mixed traffic in the soak (RSS, FDs and threads of fcxd
+    /// and the worker sampled as it runs; e.g. 1800 for 30 minutes).
+    #[arg(long, default_value_t = 60)]
+    soak_secs: u64,
+    /// Seconds between soak samples.
+    #[arg(long, default_value_t = 10)]
+    soak_sample_secs: u64,
+    /// Events a second the soak pushes.
+    #[arg(long, default_value_t = 20)]
+    soak_rate: u64,
+    /// Rounds of each fault-matrix row (a kill at a different point each).
+    #[arg(long, default_value_t = 20)]
+    fault_rounds: usize,
+    /// Where the figures are also written, as one JSON file (default:
+    /// `target/fcx-figures.json` of this checkout; none with `--quick`).
+    #[arg(long)]
+    figures: Option<PathBuf>,
     /// Run only these sections (comma-separated: deliver, spawn, rss, load,
-    /// feishu, cards, feedback); all when absent.
+    /// feishu, cards, feedback, soak, faults); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -87,6 +110,9 @@ fn main() -> anyhow::Result<()> {
         args.card_runs = 2;
         args.card_run_deltas = 10;
         args.feedback_samples = 2;
+        args.soak_secs = 4;
+        args.soak_sample_secs = 1;
+        args.fault_rounds = 1;
     }
     if !args.no_build && !args.quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -157,8 +183,24 @@ fn main() -> anyhow::Result<()> {
     } else {
         skipped()
     };
+    let soak = if want("soak") {
+        rt.block_on(soak::bench_soak(
+            &bins,
+            args.soak_secs,
+            args.soak_sample_secs,
+            args.soak_rate,
+        ))?
+    } else {
+        skipped()
+    };
+    let faults = if want("faults") {
+        rt.block_on(faults::bench_faults(&bins, args.fault_rounds))?
+    } else {
+        skipped()
+    };
     let out = json!({
-        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "measured_at": figures::utc_now(),
+        "machine": figures::machine(),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "deliver_round_trip_us": deliver,
         "spawn": spawn,
@@ -169,6 +211,8 @@ fn main() -> anyhow::Result<()> {
         "feishu": feishu,
         "cards": cards,
         "feedback": feedback,
+        "soak": soak,
+        "faults": faults,
         "targets": {
             "many_scopes.lost": 0,
             "many_scopes.duplicated": 0,
@@ -190,10 +234,29 @@ fn main() -> anyhow::Result<()> {
             "cards.single_run.delta_to_card_ms.p99": 205,
             "feedback.card.delivered_to_first_feedback_ms.p50": 15,
             "feedback.markdown.delivered_to_first_feedback_ms.p50": 15,
-            "feedback.card.lone_message_answer_overhead_ms.p50": 50
+            "feedback.card.lone_message_answer_overhead_ms.p50": 50,
+            "soak.leak_suspected": [],
+            "faults.lost": 0,
+            "faults.duplicated": 0
         }
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    let text = serde_json::to_string_pretty(&out)?;
+    println!("{text}");
+    let path = args.figures.clone().or_else(|| {
+        (!args.quick)
+            .then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fcx-figures.json"))
+    });
+    if let Some(p) = path {
+        figures::write(&p, &text)?;
+    }
+    // A few seconds of --quick soak have no warm-up worth the name: its
+    // growth is printed, not judged.
+    if let Some(l) = out["soak"]["leak_suspected"].as_array()
+        && !l.is_empty()
+        && !args.quick
+    {
+        bail!("soak: growth after warm-up in {l:?}");
+    }
     Ok(())
 }
 
@@ -828,6 +891,26 @@ struct FeishuRig {
     fake: FakeFeishu,
     home: Home,
     fcxd: Child,
+    bins: PathBuf,
+    env: Vec<(String, PathBuf)>,
+}
+
+fn spawn_fcxd(bins: &Path, home: &Home, env: &[(String, PathBuf)]) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(bins.join("fcxd"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg("--home")
+        .arg(&home.home)
+        .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
+        .env("FAKE_CODEX_LOG_DIR", &home.fake_log)
+        .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
+        .env_remove("FCX_CODEX_BINARY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawn fcxd")
 }
 
 impl Drop for FeishuRig {
@@ -863,10 +946,19 @@ impl FeishuRig {
     ) -> anyhow::Result<Self> {
         // No redelivery: a redelivered frame would be a second sample of
         // the same message and hide a missing ACK.
-        let fake = FakeFeishu::builder()
-            .redelivery(Redelivery::none())
-            .start()
-            .await?;
+        Self::start_redelivering(bins, runs, app_extra, env, Redelivery::none()).await
+    }
+
+    /// [`FeishuRig::start_with`] with the platform's redelivery of
+    /// unacknowledged events (the fault matrix drops sockets).
+    async fn start_redelivering(
+        bins: &Path,
+        runs: &str,
+        app_extra: &str,
+        env: &[(&str, &Path)],
+        redelivery: Redelivery,
+    ) -> anyhow::Result<Self> {
+        let fake = FakeFeishu::builder().redelivery(redelivery).start().await?;
         let home = home(bins, runs)?;
         let secret = home._dir.path().join("app-secret");
         std::fs::write(&secret, format!("{}\n", fake.app_secret()))?;
@@ -880,23 +972,18 @@ impl FeishuRig {
             secret.display()
         ));
         std::fs::write(&cfg, text)?;
-        let mut cmd = Command::new(bins.join("fcxd"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let fcxd = cmd
-            .arg("--home")
-            .arg(&home.home)
-            .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
-            .env("FAKE_CODEX_LOG_DIR", &home.fake_log)
-            .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
-            .env_remove("FCX_CODEX_BINARY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawn fcxd")?;
-        let rig = FeishuRig { fake, home, fcxd };
+        let env: Vec<(String, PathBuf)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_path_buf()))
+            .collect();
+        let fcxd = spawn_fcxd(bins, &home, &env)?;
+        let rig = FeishuRig {
+            fake,
+            home,
+            fcxd,
+            bins: bins.to_path_buf(),
+            env,
+        };
         // The channel opens the long connection only once its worker can
         // accept, so a connection means the whole path is up.
         rig.fake
@@ -904,6 +991,15 @@ impl FeishuRig {
             .await
             .context("fcxd did not open the long connection")?;
         Ok(rig)
+    }
+
+    /// kill -9 of fcxd (its worker lives on), then a new fcxd on the same
+    /// home, as a service manager would start it.
+    fn restart_fcxd_after_kill9(&mut self) -> anyhow::Result<()> {
+        let _ = self.fcxd.kill();
+        let _ = self.fcxd.wait();
+        self.fcxd = spawn_fcxd(&self.bins, &self.home, &self.env)?;
+        Ok(())
     }
 
     /// Pushes one event and waits for its ACK; returns frame-in → ACK-out.

@@ -575,6 +575,19 @@ impl FakeFeishu {
         self.shared.add_user_message(chat_id, msg_type, content)
     }
 
+    /// The user recalls (or deletes) `message_id`: from now on the platform
+    /// answers replies to it with 230011 "not found or recalled".
+    pub fn recall(&self, message_id: &str) -> bool {
+        let mut st = lock(&self.shared.inner);
+        match st.messages.iter_mut().find(|m| m.message_id == message_id) {
+            Some(m) => {
+                m.deleted = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Makes card `card_id`'s streaming mode as old as the platform lets
     /// it get (10 minutes), so its next content update meets the streaming
     /// timeout without a test waiting for it.

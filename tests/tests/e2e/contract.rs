@@ -268,4 +268,38 @@ fn the_bench_runs_and_prints_its_figures() {
         v["targets"]["cards.single_run.rate_limit_hits"].is_number(),
         "{v}"
     );
+    // Soak (issue 14): resources of fcxd and the worker sampled over time,
+    // and run throughput; growth is printed (a quick soak is too short to
+    // judge it).
+    let soak = &v["soak"];
+    let samples = soak["samples"].as_array().cloned().unwrap_or_default();
+    assert!(samples.len() >= 3, "{soak}");
+    for s in &samples {
+        for who in ["fcxd", "worker"] {
+            for what in ["rss_kib", "fds", "threads"] {
+                assert!(s[who][what].as_u64().unwrap_or(0) > 0, "{who}.{what}: {s}");
+            }
+        }
+    }
+    assert!(soak["runs"].as_u64().unwrap_or(0) > 0, "{soak}");
+    assert!(soak["runs_per_s"].as_f64().is_some(), "{soak}");
+    assert!(soak["leak_suspected"].is_array(), "{soak}");
+    // Fault matrix, one round of each row: no message lost or answered
+    // twice; where Codex failed, the user was told.
+    let rows = v["faults"]["rows"].as_array().cloned().unwrap_or_default();
+    assert!(rows.len() >= 12, "{}", v["faults"]);
+    for r in &rows {
+        assert_eq!(r["lost"], 0, "{r}");
+        assert_eq!(r["duplicated"], 0, "{r}");
+        assert!(r["messages"].as_u64().unwrap_or(0) > 0, "{r}");
+        let f = r["fault"].as_str().unwrap_or("");
+        if f.starts_with("codex_crash")
+            || f.starts_with("codex_hang")
+            || f.starts_with("queue_full")
+        {
+            assert_eq!(r["told_user"], r["messages"], "{r}");
+        } else {
+            assert_eq!(r["answered_once"], r["messages"], "{r}");
+        }
+    }
 }

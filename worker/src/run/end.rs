@@ -14,6 +14,9 @@ pub(crate) struct Finished {
     pub(crate) detail: String,
     pub(crate) final_text: String,
     pub(crate) totals: RunTotals,
+    /// Codex reported token usage for this run (else `totals` is zero
+    /// because nothing was known, not because nothing was used).
+    pub(crate) usage_known: bool,
 }
 
 pub(crate) fn failed(detail: String) -> Finished {
@@ -22,6 +25,53 @@ pub(crate) fn failed(detail: String) -> Finished {
         detail,
         final_text: String::new(),
         totals: RunTotals::default(),
+        usage_known: false,
+    }
+}
+
+/// What the per-run log line says about one ended run.
+pub(crate) struct Summary<'a> {
+    pub(crate) scope: &'a str,
+    pub(crate) run_id: &'a str,
+    pub(crate) runner: &'a str,
+    pub(crate) outcome: &'static str,
+    pub(crate) duration_ms: u64,
+    pub(crate) messages: usize,
+    pub(crate) usage: Option<RunTotals>,
+}
+
+/// The log target of the per-run line, so tooling can select it.
+pub(crate) const SUMMARY_TARGET: &str = "fcx::run";
+
+/// One structured line per ended run (`"message":"run summary"`): figures
+/// an operator can aggregate. Never the prompt, the answer or the failure
+/// detail (those are chat text; the detail has its own line).
+pub(crate) fn log_summary(s: &Summary<'_>) {
+    match s.usage {
+        Some(u) => tracing::info!(
+            target: SUMMARY_TARGET,
+            scope = s.scope,
+            run_id = s.run_id,
+            runner = s.runner,
+            outcome = s.outcome,
+            duration_ms = s.duration_ms,
+            messages = s.messages,
+            input_tokens = u.input_tokens,
+            cached_input_tokens = u.cached_input_tokens,
+            output_tokens = u.output_tokens,
+            reasoning_output_tokens = u.reasoning_output_tokens,
+            "run summary"
+        ),
+        None => tracing::info!(
+            target: SUMMARY_TARGET,
+            scope = s.scope,
+            run_id = s.run_id,
+            runner = s.runner,
+            outcome = s.outcome,
+            duration_ms = s.duration_ms,
+            messages = s.messages,
+            "run summary"
+        ),
     }
 }
 

@@ -129,6 +129,15 @@ impl RunDriver {
                 }),
             );
             tracing::warn!(run_id = %run.run_id, scope = %run.scope, requeued, "run interrupted by a worker restart");
+            end::log_summary(&end::Summary {
+                scope: &run.scope,
+                run_id: &run.run_id,
+                runner: self.ctx.runner_name,
+                outcome: end::state_name(pb::DoneReason::Interrupted),
+                duration_ms: elapsed,
+                messages: 0,
+                usage: None,
+            });
         }
         Ok(())
     }
@@ -162,6 +171,7 @@ impl RunDriver {
             detail,
             final_text,
             totals,
+            usage_known,
         } = done;
         let state = end::state_name(reason);
         if let Err(e) =
@@ -173,13 +183,23 @@ impl RunDriver {
             tracing::error!(run_id = %job.run_id, error = %e, "cannot record the run end");
         }
         tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
+        let elapsed_ms = (now_ms() - job.slot.started_at_ms).max(0) as u64;
+        end::log_summary(&end::Summary {
+            scope: &job.scope,
+            run_id: &job.run_id,
+            runner: self.ctx.runner_name,
+            outcome: state,
+            duration_ms: elapsed_ms,
+            messages: job.messages.len(),
+            usage: usage_known.then_some(totals),
+        });
         self.emit(
             &job,
             Kind::Done(pb::Done {
                 reason: reason as i32,
                 detail,
                 final_text,
-                elapsed_ms: (now_ms() - job.slot.started_at_ms).max(0) as u64,
+                elapsed_ms,
                 usage: Some(end::usage_pb(totals)),
             }),
         );
@@ -360,6 +380,7 @@ impl RunDriver {
             detail,
             final_text: r.final_text.unwrap_or_default(),
             totals: end::diff(cum, base),
+            usage_known: r.usage.is_some(),
         }
     }
 }
