@@ -8,8 +8,8 @@ use fcx_config::Home;
 use fcx_ipc::SocketAddr;
 use fcx_proto::v1::gateway_client::GatewayClient;
 use fcx_proto::v1::{
-    GatewayStatus, GatewayStatusRequest, ProcessEntry, ProfileStatus, PsRequest,
-    RestartWorkerRequest, StopRequest,
+    GatewayStatus, GatewayStatusRequest, ProcessEntry, ProfileStatus, PsRequest, ReloadRequest,
+    ReloadResponse, RestartWorkerRequest, StopRequest,
 };
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -133,6 +133,12 @@ impl Admin {
         Ok(resp.message)
     }
 
+    pub(crate) async fn reload(&mut self) -> Result<ReloadResponse, CtlError> {
+        let r = tokio::time::timeout(RESTART_TIMEOUT, self.client.reload(ReloadRequest {})).await;
+        self.finish("reload config.toml".into(), RESTART_TIMEOUT, r)
+            .await
+    }
+
     /// Ask fcxd to stop. A connection that drops before the answer and leaves
     /// nothing listening is a stop, not a failure.
     pub(crate) async fn stop(&mut self) -> Result<(), CtlError> {
@@ -245,6 +251,40 @@ pub(crate) async fn restart_worker(
         writeln!(out, "{}", clean(message.trim()))?;
     }
     Ok(crate::exit::OK)
+}
+
+pub(crate) async fn reload(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let r = Admin::connect(home).await?.reload().await?;
+    if json {
+        let v = json!({
+            "added": r.added,
+            "removed": r.removed,
+            "restarted": r.restarted,
+            "unchanged": r.unchanged,
+            "failed": r.failed,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        for (what, names) in [
+            ("added", &r.added),
+            ("removed", &r.removed),
+            ("restarted", &r.restarted),
+            ("unchanged", &r.unchanged),
+        ] {
+            if !names.is_empty() {
+                let names: Vec<String> = names.iter().map(|n| clean(n)).collect();
+                writeln!(out, "{what}: {}", names.join(", "))?;
+            }
+        }
+        for f in &r.failed {
+            writeln!(out, "failed: {}", clean(f))?;
+        }
+    }
+    Ok(if r.failed.is_empty() {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILURE
+    })
 }
 
 pub(crate) async fn stop(home: &Home, wait: bool, out: &mut dyn Write) -> anyhow::Result<u8> {

@@ -20,6 +20,13 @@ pub enum TenantArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplyModeArg {
+    Card,
+    Markdown,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthArg {
     ApiKey,
     CodexHome,
@@ -31,12 +38,26 @@ pub struct InitArgs {
     /// Profile name
     #[arg(long, default_value = "default")]
     pub profile: String,
+    #[command(flatten)]
+    pub values: ProfileArgs,
+    /// Replace an existing config.toml (the old one is kept as config.toml.bak)
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What a profile is made of, as flags (or prompts at a terminal); shared by
+/// `init` and `profile add`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfileArgs {
     /// The Codex workspace (an existing directory)
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
     /// How Codex authenticates
     #[arg(long, value_enum)]
     pub codex_auth: Option<AuthArg>,
+    /// The Codex executable (a path, or a name on PATH) [default: $FCX_CODEX_BINARY, else codex on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub codex_binary: Option<String>,
     /// With --codex-auth api-key: a reference to the key (keystore:ID,
     /// env:VAR, file:PATH, exec:COMMAND) [default: env:OPENAI_API_KEY]
     #[arg(long, value_name = "REF")]
@@ -56,6 +77,9 @@ pub struct InitArgs {
     /// Read the App Secret from stdin and store it in the keystore
     #[arg(long)]
     pub app_secret_stdin: bool,
+    /// How runs are answered: card, markdown or text [default: card]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub reply_mode: Option<ReplyModeArg>,
     /// Your open_id (ou_…): the owner; learned from the platform when left out
     #[arg(long, value_name = "OPEN_ID")]
     pub owner: Option<String>,
@@ -65,14 +89,21 @@ pub struct InitArgs {
     /// Never prompt: a missing value is an error naming its flag
     #[arg(long)]
     pub non_interactive: bool,
-    /// Replace an existing config.toml (the old one is kept as config.toml.bak)
-    #[arg(long)]
-    pub force: bool,
+}
+
+/// A profile's values, gathered and checked, ready to render.
+pub(crate) struct NewProfile {
+    ws: PathBuf,
+    binary: Option<String>,
+    auth: AuthArg,
+    api_key: Option<String>,
+    app: Option<NewApp>,
 }
 
 /// The `[app]` init writes.
 struct NewApp {
     tenant: Tenant,
+    reply_mode: Option<ReplyModeArg>,
     app_id: String,
     secret_ref: String,
     base_url: Option<String>,
@@ -126,16 +157,70 @@ pub(crate) fn init(home: &Home, a: InitArgs, out: &mut dyn Write) -> anyhow::Res
             path.display()
         );
     }
-    if !fcx_config::valid_profile_name(&a.profile) {
-        bail!(
-            "`{}` is not a profile name: 1-32 characters of a-z, 0-9, '-' and '_'",
-            a.profile
-        );
+    check_name(&a.profile)?;
+    let p = a.profile.clone();
+    let new = gather(home, &p, &a.values, out)?;
+    let text = format!("{}{}", header(), render_profile(&p, &new));
+    // Validate exactly as fcxd will read it.
+    Config::parse(&path, &text, home).context("the config init would write does not validate")?;
+    write_config(home, &text)?;
+    writeln!(out, "wrote {} (profile `{p}`)", path.display())?;
+    if new.auth == AuthArg::CodexHome {
+        writeln!(
+            out,
+            "log Codex in once: CODEX_HOME={} codex login",
+            home.codex_home(&p).display()
+        )?;
     }
+    writeln!(out, "next: fcxctl doctor, then fcxctl service install")?;
+    Ok(crate::exit::OK)
+}
+
+/// Writes config.toml atomically, 0600 in a 0700 home; the previous file
+/// is kept as config.toml.bak.
+pub(crate) fn write_config(home: &Home, text: &str) -> anyhow::Result<()> {
+    let path = home.config_path();
+    std::fs::create_dir_all(home.root())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))?;
+    }
+    if path.exists() {
+        std::fs::copy(&path, home.root().join("config.toml.bak"))?;
+    }
+    let tmp = home.root().join(".config.toml.tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(&tmp)?.write_all(text.as_bytes())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// `name` may name a profile (it becomes part of file and socket names).
+pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
+    if !fcx_config::valid_profile_name(name) {
+        bail!("`{name}` is not a profile name: 1-32 characters of a-z, 0-9, '-' and '_'");
+    }
+    Ok(())
+}
+
+/// Every value of a profile from flags or prompts; the app's credentials
+/// are checked live and a typed App Secret goes into the keystore.
+pub(crate) fn gather(
+    home: &Home,
+    p: &str,
+    a: &ProfileArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<NewProfile> {
     let ask = Ask {
         interactive: !a.non_interactive && std::io::stdin().is_terminal(),
     };
-    let p = a.profile.clone();
 
     let ws = match &a.workspace {
         Some(w) => w.clone(),
@@ -252,6 +337,7 @@ pub(crate) fn init(home: &Home, a: InitArgs, out: &mut dyn Write) -> anyhow::Res
         let owner = a.owner.clone().or(owner);
         app = Some(NewApp {
             tenant,
+            reply_mode: a.reply_mode,
             app_id,
             secret_ref,
             base_url: a.base_url.clone(),
@@ -259,38 +345,13 @@ pub(crate) fn init(home: &Home, a: InitArgs, out: &mut dyn Write) -> anyhow::Res
         });
     }
 
-    let text = render(&p, &ws, auth, api_key.as_deref(), app.as_ref());
-    // Validate exactly as fcxd will read it.
-    Config::parse(&path, &text, home).context("the config init would write does not validate")?;
-    std::fs::create_dir_all(home.root())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))?;
-    }
-    if path.exists() {
-        std::fs::copy(&path, home.root().join("config.toml.bak"))?;
-    }
-    let tmp = home.root().join(".config.toml.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(&tmp)?.write_all(text.as_bytes())?;
-    std::fs::rename(&tmp, &path)?;
-    writeln!(out, "wrote {} (profile `{p}`)", path.display())?;
-    if auth == AuthArg::CodexHome {
-        writeln!(
-            out,
-            "log Codex in once: CODEX_HOME={} codex login",
-            home.codex_home(&p).display()
-        )?;
-    }
-    writeln!(out, "next: fcxctl doctor, then fcxctl service install")?;
-    Ok(crate::exit::OK)
+    Ok(NewProfile {
+        ws,
+        binary: a.codex_binary.clone(),
+        auth,
+        api_key,
+        app,
+    })
 }
 
 /// Token and bot info against the platform; the owner when the app may read
@@ -332,32 +393,37 @@ fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-fn render(
-    p: &str,
-    ws: &std::path::Path,
-    auth: AuthArg,
-    api_key: Option<&str>,
-    app: Option<&NewApp>,
-) -> String {
-    let auth_mode = match auth {
+/// The top of a config.toml init writes.
+pub(crate) fn header() -> String {
+    format!(
+        "# Written by fcxctl init. Check it with `fcxctl doctor`; README's Configuration has every key.\n\
+         schema_version = {}\n",
+        fcx_config::SCHEMA_VERSION
+    )
+}
+
+/// One profile's tables, starting with a blank line.
+pub(crate) fn render_profile(p: &str, new: &NewProfile) -> String {
+    let auth_mode = match new.auth {
         AuthArg::ApiKey => AuthMode::ApiKey,
         AuthArg::CodexHome => AuthMode::CodexHome,
         AuthArg::InheritUser => AuthMode::InheritUser,
     };
     let mut t = format!(
-        "# Written by fcxctl init. Check it with `fcxctl doctor`; README's Configuration has every key.\n\
-         schema_version = {}\n\n[profiles.{p}]\nenabled = true\n\n[profiles.{p}.codex]\nauth = {}\n",
-        fcx_config::SCHEMA_VERSION,
+        "\n[profiles.{p}]\nenabled = true\n\n[profiles.{p}.codex]\nauth = {}\n",
         quote(auth_mode.as_str())
     );
-    if let Some(k) = api_key {
+    if let Some(b) = &new.binary {
+        t.push_str(&format!("binary = {}\n", quote(b)));
+    }
+    if let Some(k) = &new.api_key {
         t.push_str(&format!("api_key = {}\n", quote(k)));
     }
     t.push_str(&format!(
         "\n[profiles.{p}.workspaces]\ndefault = {}\n",
-        quote(&ws.to_string_lossy())
+        quote(&new.ws.to_string_lossy())
     ));
-    if let Some(app) = app {
+    if let Some(app) = &new.app {
         t.push_str(&format!(
             "\n[profiles.{p}.app]\ntenant = {}\napp_id = {}\napp_secret = {}\n",
             quote(app.tenant.as_str()),
@@ -366,6 +432,14 @@ fn render(
         ));
         if let Some(u) = &app.base_url {
             t.push_str(&format!("base_url = {}\n", quote(u)));
+        }
+        if let Some(m) = app.reply_mode {
+            let m = match m {
+                ReplyModeArg::Card => "card",
+                ReplyModeArg::Markdown => "markdown",
+                ReplyModeArg::Text => "text",
+            };
+            t.push_str(&format!("reply_mode = {}\n", quote(m)));
         }
         t.push_str(&format!("\n[profiles.{p}.access]\n"));
         match &app.owner {

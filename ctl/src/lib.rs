@@ -15,6 +15,7 @@ mod init;
 mod keys;
 mod logs;
 mod openapi;
+mod profile;
 mod render;
 mod secret;
 mod service;
@@ -75,6 +76,16 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Read config.toml again: added profiles start, removed ones stop,
+    /// changed ones restart; the others are not touched
+    Reload {
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// The profiles in config.toml: add, list, show, remove, enable, disable
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Restart one profile's worker; the Feishu connection stays up
     RestartWorker {
         /// The profile whose worker to restart
@@ -279,6 +290,8 @@ pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),
+        Command::Reload { json } => block_on(admin::reload(&home, json, out)),
+        Command::Profile(c) => profile::profile(&home, c, out),
         Command::RestartWorker { profile } => block_on(admin::restart_worker(&home, &profile, out)),
         Command::Sessions(c) => state::sessions(&home, c, out),
         Command::Runs(c) => state::runs(&home, c, out),

@@ -11,7 +11,8 @@ use fcx_config::Home;
 use fcx_proto::v1::gateway_server::{Gateway, GatewayServer};
 use fcx_proto::v1::{
     GatewayStatus, GatewayStatusRequest, ProcessEntry, ProfileStatus, PsRequest, PsResponse,
-    RestartWorkerRequest, RestartWorkerResponse, StopRequest, StopResponse,
+    ReloadRequest, ReloadResponse, RestartWorkerRequest, RestartWorkerResponse, StopRequest,
+    StopResponse,
 };
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -665,6 +666,7 @@ fn admin_verbs_without_fcxd_exit_3() {
         &["ps", "--json"],
         &["stop"],
         &["restart-worker", "work"],
+        &["reload"],
     ] {
         assert_not_running(&s, args);
     }
@@ -777,6 +779,16 @@ impl Gateway for Fake {
         }
         Ok(Response::new(RestartWorkerResponse {
             message: "worker of profile `work` restarted (pid 4251)".into(),
+        }))
+    }
+
+    async fn reload(&self, _: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
+        Ok(Response::new(ReloadResponse {
+            added: vec!["new".into()],
+            removed: vec![],
+            restarted: vec!["work".into()],
+            unchanged: vec!["dev".into()],
+            failed: vec!["bad: app cli_x is served by another fcx home".into()],
         }))
     }
 
@@ -912,6 +924,25 @@ async fn restart_worker_prints_the_answer_or_the_refusal() {
         err.trim(),
         "fcxd could not restart the worker of profile `nope`: no profile named `nope`"
     );
+    task.await.expect("server task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_lists_what_changed_and_fails_when_a_profile_could_not_start() {
+    let s = Scratch::new();
+    let (shutdown, task) = serve(&s).await;
+    let text = run_async(&s, &["reload"]).await;
+    let json = run_async(&s, &["reload", "--json"]).await;
+    shutdown.notify_one();
+    let (out, _) = assert_exit(&text, 1);
+    assert_eq!(
+        out,
+        "added: new\nrestarted: work\nunchanged: dev\nfailed: bad: app cli_x is served by another fcx home\n"
+    );
+    let (out, _) = assert_exit(&json, 1);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["added"][0], "new");
+    assert_eq!(v["removed"].as_array().map(Vec::len), Some(0));
     task.await.expect("server task");
 }
 

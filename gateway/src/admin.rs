@@ -6,24 +6,21 @@ use std::sync::Arc;
 use fcx_proto::v1::gateway_server::Gateway;
 use fcx_proto::v1::{
     GatewayStatus, GatewayStatusRequest, ProcessEntry, ProfileStatus, PsRequest, PsResponse,
-    RestartWorkerRequest, RestartWorkerResponse, StopRequest, StopResponse,
+    ReloadRequest, ReloadResponse, RestartWorkerRequest, RestartWorkerResponse, StopRequest,
+    StopResponse,
 };
 use fcx_proto::v1::{ProcessKind, WorkerState};
 use fcx_proto::{BUILD_VERSION, PROTOCOL_VERSION};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::ingress::channel::ChannelStatus;
-use crate::link::supervisor::WorkerHandle;
+use crate::fleet::Fleet;
 
 pub(crate) struct AdminService {
     pub(crate) home: String,
     pub(crate) started_at_ms: i64,
-    pub(crate) workers: Vec<Arc<WorkerHandle>>,
-    /// Surfaces per profile, e.g. "console".
-    pub(crate) surfaces: Vec<(String, String)>,
-    /// Feishu/Lark channels per profile.
-    pub(crate) channels: Vec<(String, ChannelStatus)>,
+    /// The served profiles (changes on reload).
+    pub(crate) fleet: Arc<Fleet>,
     pub(crate) stop: CancellationToken,
 }
 
@@ -34,26 +31,18 @@ impl Gateway for AdminService {
         _: Request<GatewayStatusRequest>,
     ) -> Result<Response<GatewayStatus>, Status> {
         let mut profiles = Vec::new();
-        for w in &self.workers {
+        for unit in self.fleet.units() {
+            let w = &unit.worker;
             let v = w.view();
             let st = w.status().await;
-            let ch = self
-                .channels
-                .iter()
-                .find(|(p, _)| *p == v.profile)
-                .map(|(_, c)| c.view());
+            let ch = unit.channel.as_ref().map(|c| c.view());
             profiles.push(ProfileStatus {
                 name: v.profile.clone(),
                 worker_state: WorkerState::from_word(v.phase.as_str()).unwrap_or_default() as i32,
                 worker_pid: v.pid.unwrap_or(0),
                 restarts: v.restarts,
                 last_error: v.last_error,
-                surfaces: self
-                    .surfaces
-                    .iter()
-                    .filter(|(p, _)| *p == v.profile)
-                    .map(|(_, s)| s.clone())
-                    .collect(),
+                surfaces: unit.surface.iter().cloned().collect(),
                 active_runs: st.as_ref().map_or(0, |s| s.active_runs.len() as u64),
                 queued: st.as_ref().map_or(0, |s| s.queued),
                 worker_started_at_ms: v.started_at_ms,
@@ -86,7 +75,8 @@ impl Gateway for AdminService {
             scope: String::new(),
             detail: format!("fcxd {BUILD_VERSION}"),
         }];
-        for w in &self.workers {
+        for unit in self.fleet.units() {
+            let w = &unit.worker;
             let v = w.view();
             if let Some(pid) = v.pid {
                 processes.push(ProcessEntry {
@@ -121,17 +111,31 @@ impl Gateway for AdminService {
         req: Request<RestartWorkerRequest>,
     ) -> Result<Response<RestartWorkerResponse>, Status> {
         let name = req.into_inner().profile;
-        let Some(w) = self.workers.iter().find(|w| w.profile() == name) else {
+        let Some(unit) = self.fleet.unit(&name) else {
             return Err(Status::not_found(format!(
                 "no worker for profile {name} in this fcxd"
             )));
         };
-        w.request_restart();
+        unit.worker.request_restart();
         Ok(Response::new(RestartWorkerResponse {
             message: format!(
                 "restarting the worker for profile {name}; its running runs end as interrupted"
             ),
         }))
+    }
+
+    async fn reload(&self, _: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
+        tracing::info!("reload requested over the admin socket");
+        match self.fleet.reload().await {
+            Ok(r) => Ok(Response::new(ReloadResponse {
+                added: r.added,
+                removed: r.removed,
+                restarted: r.restarted,
+                unchanged: r.unchanged,
+                failed: r.failed,
+            })),
+            Err(e) => Err(Status::failed_precondition(e.to_string())),
+        }
     }
 
     async fn stop(&self, _: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {

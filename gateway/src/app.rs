@@ -13,8 +13,9 @@ use tokio_util::task::TaskTracker;
 use tracing_subscriber::prelude::*;
 
 use crate::admin::AdminService;
+use crate::fleet::{Fleet, ReloadError};
 use crate::ingress::console::Console;
-use crate::link::supervisor::{WorkerHandle, now_ms, worker_binary};
+use crate::link::supervisor::{now_ms, worker_binary};
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -140,8 +141,10 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
     let _lock = take_lock(&home)?;
     let worker_bin = worker_binary().map_err(anyhow::Error::msg)?;
 
-    let profiles: Vec<_> = if args.console {
-        let name = match &args.profile {
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let only = if args.console {
+        Some(match &args.profile {
             Some(p) => p.clone(),
             None => {
                 let enabled: Vec<_> = config.enabled_profiles().collect();
@@ -150,78 +153,28 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
                     _ => fcx_config::DEFAULT_PROFILE.to_string(),
                 }
             }
-        };
-        vec![config.profile(&name)?.clone()]
+        })
     } else {
-        if let Some(p) = &args.profile {
-            vec![config.profile(p)?.clone()]
-        } else {
-            config.enabled_profiles().cloned().collect()
-        }
+        args.profile.clone()
     };
+    let fleet = Fleet::new(home.clone(), worker_bin, args.console, only, stop.clone());
+    let profiles = fleet.wanted(&config)?;
     if profiles.is_empty() {
         anyhow::bail!(
-            "no enabled profile in {}; add [profiles.NAME] or run `fcxd --console`",
+            "no enabled profile in {}; add one with `fcxctl profile add NAME` or run `fcxd --console`",
             config.path.display()
         );
     }
-
-    let stop = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    let mut workers = Vec::new();
     for p in &profiles {
-        let w = WorkerHandle::new(&p.name, &home, worker_bin.clone(), stop.child_token());
-        tasks.spawn(w.clone().supervise());
-        workers.push(w);
-    }
-
-    // The Feishu/Lark channels (daemon mode only: the console needs none).
-    let mut channels = Vec::new();
-    if !args.console {
-        for (p, w) in profiles.iter().zip(&workers) {
-            match &p.app {
-                Some(app) => {
-                    let status = crate::ingress::channel::ChannelStatus::default();
-                    channels.push((p.name.clone(), status.clone()));
-                    tasks.spawn(crate::ingress::channel::run(
-                        p.clone(),
-                        app.clone(),
-                        home.profile_dir(&p.name),
-                        w.clone(),
-                        status,
-                        stop.child_token(),
-                    ));
-                }
-                None => tracing::warn!(
-                    profile = %p.name,
-                    "profile has no [profiles.{}.app]: reachable only through `fcxd --console --profile {}`",
-                    p.name,
-                    p.name
-                ),
-            }
-        }
+        fleet.start(p.clone());
     }
 
     let admin_sock = SocketAddr::new(home.gateway_socket());
     let listener = fcx_ipc::bind(&admin_sock).await?;
-    let surfaces = if args.console {
-        vec![(profiles[0].name.clone(), "console".to_string())]
-    } else {
-        profiles
-            .iter()
-            .filter_map(|p| {
-                p.app
-                    .as_ref()
-                    .map(|a| (p.name.clone(), a.tenant.as_str().to_string()))
-            })
-            .collect()
-    };
     let admin = AdminService {
         home: home.root().display().to_string(),
         started_at_ms: now_ms(),
-        workers: workers.clone(),
-        surfaces,
-        channels,
+        fleet: fleet.clone(),
         stop: stop.clone(),
     };
     let admin_stop = CancellationToken::new();
@@ -241,8 +194,18 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
 
     let signals = {
         let stop = stop.clone();
+        let fleet = fleet.clone();
         tasks.spawn(async move {
-            wait_signal().await;
+            let mut signals = Signals::new();
+            while let Signal::Reload = signals.next().await {
+                tracing::info!("SIGHUP: reloading config.toml");
+                match fleet.reload().await {
+                    Ok(_) => {}
+                    // The console's terminal went away.
+                    Err(ReloadError::Console) => break,
+                    Err(e) => tracing::error!(error = %e, "reload failed"),
+                }
+            }
             tracing::info!("signal received; shutting down");
             stop.cancel();
         })
@@ -251,7 +214,7 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
     let quit = CancellationToken::new();
     let console = args.console.then(|| {
         let console = Console {
-            worker: workers[0].clone(),
+            worker: fleet.units()[0].worker.clone(),
             workspace: profiles[0].workspaces.default.display().to_string(),
             stop: stop.clone(),
             quit: quit.clone(),
@@ -264,49 +227,69 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
     // Workers stop their runs (which end as interrupted) and flush state;
     // the supervisors wait for them to exit.
     signals.abort();
-    let workers_done = {
-        let t = TaskTracker::new();
-        for w in &workers {
-            let w = w.clone();
-            t.spawn(async move {
-                while w.view().phase != crate::link::supervisor::Phase::Stopped {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            });
-        }
-        t.close();
-        t
-    };
-    workers_done.wait().await;
+    fleet.wait_workers_stopped().await;
     quit.cancel();
     if let Some(c) = console {
         let _ = c.await;
     }
     admin_stop.cancel();
+    fleet.wait_all().await;
     tasks.close();
     tasks.wait().await;
     tracing::info!("fcxd stopped");
     Ok(())
 }
 
-async fn wait_signal() {
+enum Signal {
+    /// SIGHUP: read config.toml again.
+    Reload,
+    /// SIGTERM or Ctrl-C.
+    Stop,
+}
+
+/// The signal streams, registered once so none is missed between two waits.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.term) => Signal::Stop,
+                _ = recv(&mut self.hup) => Signal::Reload,
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod admin;
 pub mod app;
 pub(crate) mod egress;
 pub(crate) mod feishu;
+pub(crate) mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ingress;

@@ -12,6 +12,7 @@ mod e2e {
     pub(crate) mod feedback;
     pub(crate) mod feishu_channel;
     pub(crate) mod link;
+    pub(crate) mod ops;
     pub(crate) mod proof_commands;
     pub(crate) mod proof_edges;
     pub(crate) mod proof_secrets;

@@ -88,6 +88,14 @@ impl Scratch {
     pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run fcxctl")
     }
+    /// `run_async` whose future owns its command (for closures).
+    pub(crate) fn run_async_owned(
+        &self,
+        args: &[&str],
+    ) -> impl std::future::Future<Output = Output> + use<> {
+        let mut c = tokio::process::Command::from(self.command(args));
+        async move { c.output().await.expect("run fcxctl") }
+    }
     pub(crate) async fn run_async(&self, args: &[&str]) -> Output {
         tokio::process::Command::from(self.command(args))
             .output()

@@ -1,0 +1,236 @@
+//! Operating fcxd (issue 13): profiles added and removed with fcxctl and
+//! applied by `fcxctl reload` (or SIGHUP) without touching the others.
+
+use std::process::Command;
+
+use fcx_tests::fake_feishu::FakeFeishu;
+use fcx_tests::harness::{FEISHU_USER as USER, Fcxd, TestHome, WAIT, bin, eventually, message_id};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `fcxctl ARGS` on `home`: (exit code, stdout, stderr).
+fn fcxctl(home: &TestHome, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(bin("fcxctl"))
+        .arg("--home")
+        .arg(&home.home)
+        .args(args)
+        .env_remove("FCX_CODEX_BINARY")
+        .output()
+        .expect("run fcxctl");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn worker_pid(rt: &tokio::runtime::Runtime, home: &TestHome, profile: &str) -> Option<u32> {
+    rt.block_on(home.status())
+        .profiles
+        .iter()
+        .find(|p| p.name == profile && p.worker_pid != 0)
+        .map(|p| p.worker_pid)
+}
+
+fn alive(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+fn bot_said(fake: &FakeFeishu, parent: &str, needle: &str) -> bool {
+    fake.messages()
+        .iter()
+        .any(|m| m.sender_type == "app" && m.parent_id == parent && m.content.contains(needle))
+}
+
+#[test]
+fn a_profile_added_then_removed_with_fcxctl_starts_and_stops_alone() {
+    let rt = runtime();
+    let first = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let second = rt
+        .block_on(
+            FakeFeishu::builder()
+                .app_id("cli_ops_second_000001")
+                .start(),
+        )
+        .expect("second fake platform");
+    let home = TestHome::new();
+    home.write_config(&home.feishu_config(
+        &first.base_url(),
+        first.app_id(),
+        first.app_secret(),
+        USER,
+    ));
+    let fcxd = Fcxd::daemon(&home);
+    rt.block_on(first.wait_for_connections(1, WAIT))
+        .expect("the first profile connects");
+    let default_pid = eventually(
+        WAIT,
+        || worker_pid(&rt, &home, "default"),
+        || home.read_logs(),
+    );
+
+    // A run of the first profile that is still going through both reloads.
+    let stall = first.events().p2p_text("oc_ops1", USER, "FAKE:stall");
+    rt.block_on(first.push(&stall)).expect("push");
+    let codex_pid = eventually(
+        WAIT,
+        || {
+            rt.block_on(home.ps())
+                .processes
+                .iter()
+                .find(|p| p.id.starts_with("r:") && p.profile == "default" && p.pid != 0)
+                .map(|p| p.pid)
+        },
+        || home.read_logs(),
+    );
+
+    let secret = home.root.join("second-secret");
+    std::fs::write(&secret, second.app_secret()).expect("secret file");
+    let ws = home.workspace.display().to_string();
+    let fake_codex = bin("fake-codex").display().to_string();
+    let key = home.root.join("api-key").display().to_string();
+    let (code, out, err) = fcxctl(
+        &home,
+        &[
+            "profile",
+            "add",
+            "second",
+            "--non-interactive",
+            "--workspace",
+            &ws,
+            "--codex-binary",
+            &fake_codex,
+            "--codex-auth",
+            "api-key",
+            "--api-key",
+            &format!("file:{key}"),
+            "--tenant",
+            "feishu",
+            "--app-id",
+            second.app_id(),
+            "--app-secret",
+            &format!("file:{}", secret.display()),
+            "--base-url",
+            &second.base_url(),
+            "--reply-mode",
+            "markdown",
+            "--owner",
+            USER,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("fcxctl reload"),
+        "the running fcxd is named: {out}"
+    );
+
+    let (code, out, err) = fcxctl(&home, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("added: second"), "{out}");
+    assert!(out.contains("unchanged: default"), "{out}");
+    rt.block_on(second.wait_for_connections(1, WAIT))
+        .expect("the added profile connects");
+    let ev = second.events().p2p_text("oc_ops2", USER, "are you there?");
+    let om = message_id(&ev);
+    rt.block_on(second.push(&ev)).expect("push");
+    eventually(
+        WAIT,
+        || bot_said(&second, &om, "hello from fake codex").then_some(()),
+        || format!("the added profile never answered\n{}", home.read_logs()),
+    );
+    let second_pid = worker_pid(&rt, &home, "second").expect("second worker listed");
+
+    // Removed: its worker stops; SIGHUP does what `fcxctl reload` does.
+    let (code, out, err) = fcxctl(&home, &["profile", "remove", "second"]);
+    assert_eq!(code, 0, "{out}{err}");
+    fcxd.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually(
+        WAIT,
+        || {
+            let st = rt.block_on(home.status());
+            (!st.profiles.iter().any(|p| p.name == "second") && !alive(second_pid)).then_some(())
+        },
+        || {
+            format!(
+                "the removed profile's worker still runs\n{}",
+                home.read_logs()
+            )
+        },
+    );
+
+    // The first profile was not touched: same worker, same connection, and
+    // its run still going.
+    assert_eq!(worker_pid(&rt, &home, "default"), Some(default_pid));
+    assert!(alive(codex_pid), "the first profile's run was dropped");
+    let st = rt.block_on(home.status());
+    let d = st
+        .profiles
+        .iter()
+        .find(|p| p.name == "default")
+        .expect("default");
+    assert_eq!(d.restarts, 0, "{d:?}");
+    assert_eq!(d.reconnects, 0, "{d:?}");
+    assert_eq!(d.active_runs, 1, "{d:?}");
+    assert_eq!(first.connects(), 1, "one long connection throughout");
+    assert!(
+        !fcxd.stderr().contains("reload failed"),
+        "{}",
+        fcxd.stderr()
+    );
+}
+
+#[test]
+fn a_config_that_does_not_load_is_not_applied() {
+    let rt = runtime();
+    let first = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let home = TestHome::new();
+    let good = home.feishu_config(&first.base_url(), first.app_id(), first.app_secret(), USER);
+    home.write_config(&good);
+    let _fcxd = Fcxd::daemon(&home);
+    rt.block_on(first.wait_for_connections(1, WAIT))
+        .expect("connects");
+    let pid = eventually(
+        WAIT,
+        || worker_pid(&rt, &home, "default"),
+        || home.read_logs(),
+    );
+    home.write_config(&format!("{good}\n[profiles.default.bogus]\nx = 1\n"));
+    let (code, out, err) = fcxctl(&home, &["reload"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("was not applied (nothing changed)"), "{err}");
+    assert!(err.contains("bogus"), "{err}");
+    assert_eq!(worker_pid(&rt, &home, "default"), Some(pid));
+
+    // Changed: that profile restarts with the new settings and answers.
+    home.write_config(&good.replace("reply_mode = \"markdown\"", "reply_mode = \"text\""));
+    let (code, out, err) = fcxctl(&home, &["reload", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["restarted"][0], "default", "{out}");
+    let new_pid = eventually(
+        WAIT,
+        || worker_pid(&rt, &home, "default").filter(|p| *p != pid),
+        || home.read_logs(),
+    );
+    assert!(!alive(pid), "the old worker is gone");
+    assert!(alive(new_pid));
+    eventually(
+        WAIT,
+        || (first.connects() >= 2 && first.connection_count() == 1).then_some(()),
+        || home.read_logs(),
+    );
+    let ev = first.events().p2p_text("oc_ops3", USER, "after the change");
+    let om = message_id(&ev);
+    rt.block_on(first.push(&ev)).expect("push");
+    eventually(
+        WAIT,
+        || bot_said(&first, &om, "hello from fake codex").then_some(()),
+        || format!("the restarted profile never answered\n{}", home.read_logs()),
+    );
+}
