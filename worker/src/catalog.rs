@@ -58,6 +58,8 @@ impl Catalog {
 
     /// What a run in `scope` under `policy` continues.
     pub(crate) fn next_run(&self, scope: &str, policy: &RunPolicy) -> Continue {
+        // A comment run continues its document's thread.
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         match self.ctx.store.session(scope) {
             Ok(Some(s)) if s.fingerprint == policy.fingerprint => Continue::Thread(s),
             Ok(Some(_)) => Continue::PolicyChanged,
@@ -79,6 +81,7 @@ impl Catalog {
         cum: RunTotals,
         title: &str,
     ) {
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         let row = SessionRow {
             scope: scope.to_string(),
             thread_id: thread.to_string(),

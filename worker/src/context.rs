@@ -62,14 +62,20 @@ impl Ctx {
         }
     }
 
+    /// The scope's settings: a comment run's are its document's (see
+    /// `Scope::continuity`).
     pub(crate) fn settings(&self, scope: &str) -> ScopeSettings {
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         self.store.scope_settings(scope).unwrap_or_else(|e| {
             tracing::error!(scope, error = %e, "cannot read scope settings; using defaults");
             ScopeSettings::default()
         })
     }
 
+    /// The run policy of `scope`; a comment run's is its document's, so
+    /// the fingerprint matches across comments on the same document.
     pub(crate) fn policy(&self, scope: &str) -> Result<RunPolicy, PolicyError> {
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         let settings = self.settings(scope);
         let default_pin = match settings.workspace {
             Some(_) => None,
