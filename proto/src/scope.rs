@@ -10,7 +10,7 @@ impl Scope {
         Scope {
             kind: ScopeKind::Chat as i32,
             chat_id: chat_id.into(),
-            thread_id: String::new(),
+            ..Default::default()
         }
     }
 
@@ -20,6 +20,33 @@ impl Scope {
             kind: ScopeKind::Topic as i32,
             chat_id: chat_id.into(),
             thread_id: thread_id.into(),
+            ..Default::default()
+        }
+    }
+
+    /// One run answering a mention in a document comment:
+    /// `comment:<document>:<comment>:<nonce>` (the parts are hashes and a
+    /// nonce the gateway chose, never platform tokens).
+    pub fn comment(
+        document: impl Into<String>,
+        comment: impl Into<String>,
+        nonce: impl Into<String>,
+    ) -> Self {
+        Scope {
+            kind: ScopeKind::Comment as i32,
+            document: document.into(),
+            comment: comment.into(),
+            nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A document's continuity: `doc:<document>`.
+    pub fn doc(document: impl Into<String>) -> Self {
+        Scope {
+            kind: ScopeKind::Doc as i32,
+            document: document.into(),
+            ..Default::default()
         }
     }
 
@@ -34,6 +61,19 @@ impl Scope {
             return (!chat.is_empty() && !thread.is_empty() && !thread.contains(':'))
                 .then(|| Scope::topic(chat, thread));
         }
+        if let Some(rest) = key.strip_prefix("comment:") {
+            let mut parts = rest.split(':');
+            let (Some(d), Some(c), Some(n), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return None;
+            };
+            return (!d.is_empty() && !c.is_empty() && !n.is_empty())
+                .then(|| Scope::comment(d, c, n));
+        }
+        if let Some(doc) = key.strip_prefix("doc:") {
+            return (!doc.is_empty() && !doc.contains(':')).then(|| Scope::doc(doc));
+        }
         None
     }
 
@@ -41,8 +81,35 @@ impl Scope {
     pub fn key(&self) -> String {
         match self.kind() {
             ScopeKind::Topic => format!("topic:{}:{}", self.chat_id, self.thread_id),
+            ScopeKind::Comment => {
+                format!("comment:{}:{}:{}", self.document, self.comment, self.nonce)
+            }
+            ScopeKind::Doc => format!("doc:{}", self.document),
             ScopeKind::Chat | ScopeKind::Unspecified => format!("chat:{}", self.chat_id),
         }
+    }
+
+    /// The scope whose Codex thread (and settings) a run in this scope
+    /// continues: a comment run continues its document's; every other
+    /// scope its own.
+    pub fn continuity(&self) -> Scope {
+        match self.kind() {
+            ScopeKind::Comment => Scope::doc(&self.document),
+            _ => self.clone(),
+        }
+    }
+
+    /// [`Scope::continuity`] of a key, as a key; an unknown key is its own.
+    pub fn continuity_of(key: &str) -> String {
+        match Scope::parse(key) {
+            Some(s) => s.continuity().key(),
+            None => key.to_string(),
+        }
+    }
+
+    /// Whether a key names a document-comment run.
+    pub fn key_is_comment(key: &str) -> bool {
+        Scope::parse(key).is_some_and(|s| s.kind() == ScopeKind::Comment)
     }
 
     /// A topic (thread) scope: replies go into the thread.
@@ -80,6 +147,15 @@ mod tests {
         assert!(!Scope::parse("chat:oc_1").expect("chat").is_topic());
         assert_eq!(Scope::topic("a", "b").key(), "topic:a:b");
         assert_eq!(Scope::chat("a").key(), "chat:a");
+        let c = Scope::parse("comment:d1:c2:n3").expect("comment");
+        assert_eq!(c.key(), "comment:d1:c2:n3");
+        assert_eq!(c.continuity().key(), "doc:d1");
+        assert_eq!(Scope::continuity_of("comment:d1:c2:n3"), "doc:d1");
+        assert_eq!(Scope::continuity_of("chat:oc_1"), "chat:oc_1");
+        assert!(Scope::key_is_comment("comment:d1:c2:n3"));
+        assert!(!Scope::key_is_comment("doc:d1"));
+        assert_eq!(Scope::parse("doc:d1").expect("doc").key(), "doc:d1");
+        assert_eq!(Scope::chat_of("comment:d1:c2:n3"), "");
     }
 
     #[test]
@@ -93,7 +169,12 @@ mod tests {
             "topic::b",
             "topic:a:",
             "topic:a:b:c",
-            "doc:x",
+            "doc:",
+            "doc:x:y",
+            "comment:a:b",
+            "comment:a:b:c:d",
+            "comment::b:c",
+            "comment:a:b:",
             "oc_1",
         ] {
             assert_eq!(Scope::parse(key), None, "{key}");

@@ -10,7 +10,11 @@
 //! - groups: only chats on the allowed list, and only when the bot is
 //!   mentioned unless the group chose otherwise (`/config mention`); every member of an enabled group is a user there; a
 //!   mention in a group that is not enabled gets a one-line hint;
-//! - the console surface is the operator at the terminal: the owner.
+//! - the console surface is the operator at the terminal: the owner;
+//! - document comments (only those that mention the bot reach the worker):
+//!   the owner, admins and allowed users; anyone else is told, in one line,
+//!   that they may not (a comment thread has no "silence" that reads as an
+//!   answer).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +38,8 @@ pub(crate) enum Chat {
     /// Normal group or topic group.
     Group,
     Console,
+    /// A comment on a document.
+    Document,
 }
 
 impl Chat {
@@ -42,6 +48,7 @@ impl Chat {
             ChatType::Private => Some(Chat::Private),
             ChatType::Group | ChatType::Topic => Some(Chat::Group),
             ChatType::Console => Some(Chat::Console),
+            ChatType::Comment => Some(Chat::Document),
             ChatType::Unspecified => None,
         }
     }
@@ -77,6 +84,8 @@ pub(crate) const HINT_GROUP_NOT_ENABLED: &str =
     "This group is not enabled for fcx. An admin can enable it with /invite group.";
 pub(crate) const DENY_ADMIN: &str = "Only an admin can use this command here.";
 pub(crate) const DENY_OWNER: &str = "Only the owner can use this command.";
+pub(crate) const DENY_COMMENT: &str =
+    "You are not allowed to use fcx. Ask its owner or an admin to add you.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Facts {
@@ -103,6 +112,12 @@ pub(crate) fn decide(f: Facts, need: Need) -> Decision {
         Chat::Private => {
             if f.role == Role::Stranger {
                 return Decision::Silent("private chat from a user who is not allowed");
+            }
+            f.role
+        }
+        Chat::Document => {
+            if f.role == Role::Stranger {
+                return Decision::Deny(DENY_COMMENT);
             }
             f.role
         }
@@ -251,6 +266,7 @@ mod tests {
             Some(Chat::Private),
             Some(Chat::Group),
             Some(Chat::Console),
+            Some(Chat::Document),
             None,
         ];
         let mut cases = 0;
@@ -277,7 +293,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 4 * 4 * 2 * 2 * 2 * 4);
+        assert_eq!(cases, 4 * 5 * 2 * 2 * 2 * 4);
     }
 
     fn expected(f: Facts, need: Need) -> Decision {
@@ -298,6 +314,8 @@ mod tests {
                 Decision::Silent("private chat from a user who is not allowed")
             }
             Some(Chat::Private) => by_rank(f.role),
+            Some(Chat::Document) if f.role == Role::Stranger => Decision::Deny(DENY_COMMENT),
+            Some(Chat::Document) => by_rank(f.role),
             Some(Chat::Group) if f.require_mention && !f.mentioned => {
                 Decision::Silent("group message without a mention")
             }

@@ -59,6 +59,8 @@ impl Catalog {
 
     /// What a run in `scope` under `policy` continues.
     pub(crate) fn next_run(&self, scope: &str, policy: &RunPolicy) -> Continue {
+        // A comment run continues its document's thread.
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         match self.ctx.store.sessions().session(scope) {
             Ok(Some(s)) if s.fingerprint == policy.fingerprint => Continue::Thread(s),
             Ok(Some(_)) => Continue::PolicyChanged,
@@ -80,6 +82,7 @@ impl Catalog {
         cum: RunTotals,
         title: &str,
     ) {
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         let row = SessionRow {
             scope: scope.to_string(),
             thread_id: thread.to_string(),

@@ -62,7 +62,10 @@ impl Ctx {
         }
     }
 
+    /// The scope's settings: a comment run's are its document's (see
+    /// `Scope::continuity`).
     pub(crate) fn settings(&self, scope: &str) -> ScopeSettings {
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         self.store
             .settings()
             .scope_settings(scope)
@@ -72,7 +75,10 @@ impl Ctx {
             })
     }
 
+    /// The run policy of `scope`; a comment run's is its document's, so
+    /// the fingerprint matches across comments on the same document.
     pub(crate) fn policy(&self, scope: &str) -> Result<RunPolicy, PolicyError> {
+        let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         let settings = self.settings(scope);
         let default_pin = match settings.workspace {
             Some(_) => None,

@@ -160,8 +160,17 @@ async fn act(ctx: &DeferredCtx, action: pb::Action) {
     }
 }
 
-/// A short notice under `message_id` (else into `chat_id`), bounded.
+/// A short notice under `message_id` (else into `chat_id`), bounded; a
+/// document comment's carrier is answered in its comment thread.
 async fn answer(ctx: &DeferredCtx, message_id: &str, chat_id: &str, text: &str) {
+    if let Some(target) = crate::egress::comment::Target::parse(message_id) {
+        let drive = crate::feishu::drive::Drive::new(ctx.http.clone());
+        let sent = crate::egress::comment::post(&drive, &ctx.bot.open_id, &target, text);
+        if tokio::time::timeout(SEND_LIMIT, sent).await.is_err() {
+            tracing::warn!(profile = %ctx.profile, "posting a notice in a comment timed out");
+        }
+        return;
+    }
     let msg = OutgoingMessage::new("post", reply::post_content(text));
     let sent = async {
         if message_id.is_empty() {

@@ -24,8 +24,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::egress::cards::CardSurface;
+use crate::egress::comment::CommentSurface;
 use crate::egress::reply::{self, Format};
 use crate::egress::surface::{CardOutput, Folded, Messages, Surface};
+use crate::feishu::drive::Drive;
 use crate::feishu::http::{CreateChat, OpenApiClient, OutgoingMessage, ReceiveIdType};
 use crate::link::feed::Commits;
 use crate::link::supervisor::WorkerHandle;
@@ -51,6 +53,8 @@ pub(crate) struct LaneCtx {
     pub(crate) default_mode: String,
     /// What the lanes have handled: the cursor follows it.
     pub(crate) commits: Commits,
+    /// The bot's open_id (comment answers recognise its earlier replies).
+    pub(crate) bot: String,
 }
 
 struct Lane {
@@ -138,6 +142,8 @@ struct LaneState {
     card: CardOutput,
     markdown: Folded<Messages>,
     text: Folded<Messages>,
+    /// Document-comment runs: answered in the comment thread.
+    comment: Folded<CommentSurface>,
     /// The first seq of each open run (its Queued or RunStarted): the
     /// cursor stays there until
     /// the run's end is handled, so a restart replays the whole run (its
@@ -161,6 +167,10 @@ impl LaneState {
             },
             markdown: Folded::new(messages(Format::Markdown)),
             text: Folded::new(messages(Format::Text)),
+            comment: Folded::new(CommentSurface {
+                drive: Drive::new(ctx.http.clone()),
+                bot: ctx.bot.clone(),
+            }),
             started: HashMap::new(),
         }
     }
@@ -177,7 +187,10 @@ impl LaneState {
     }
 
     fn open_runs(&self) -> usize {
-        self.card.open_runs() + self.markdown.open_runs() + self.text.open_runs()
+        self.card.open_runs()
+            + self.markdown.open_runs()
+            + self.text.open_runs()
+            + self.comment.open_runs()
     }
 }
 
@@ -274,6 +287,10 @@ fn nonempty(s: &str) -> Option<String> {
 async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: bool) {
     tracing::debug!(seq = ev.seq, scope = %ev.scope, run_id = %ev.run_id, "outbound event");
     gateway_work(ctx, ev).await;
+    if pb::Scope::key_is_comment(&ev.scope) {
+        st.comment.show(ev, draw).await;
+        return;
+    }
     if !is_chat_scope(&ev.scope) {
         return;
     }

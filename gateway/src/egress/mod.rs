@@ -2,6 +2,7 @@
 //! per-scope lanes, run cards, and message replies.
 
 pub(crate) mod cards;
+pub(crate) mod comment;
 pub(crate) mod deferred;
 pub(crate) mod dispatch;
 pub(crate) mod lanes;

@@ -45,6 +45,9 @@ impl Window {
 pub(crate) const IM_SEND: &[Window] = &[Window::per_second(50), Window::per_minute(1000)];
 /// Messages into one chat (the platform's 5 QPS per group / per user).
 pub(crate) const IM_CHAT: &[Window] = &[Window::per_second(5)];
+/// Drive comment and metadata calls: the platform quotes 5 to 10 per second
+/// per app for most Drive/Docs APIs (feishu.md §3.8); the lower bound.
+pub(crate) const DRIVE: &[Window] = &[Window::per_second(5)];
 /// Every CardKit operation of the app. The platform exempts operations on
 /// cards in streaming mode from its app QPS; we budget them anyway, so
 /// that many runs at once stay within the documented app limit even if

@@ -8,6 +8,7 @@
 //! - [`http`]: the Open Platform HTTP client (tenant token, business-code
 //!   checks, rate limits, retries, idempotent sends) and the long-connection
 //!   endpoint request;
+//! - [`drive`]: document comments and document metadata (Drive v1);
 //! - [`ws`]: the long-connection client task (connect, ping, dispatch,
 //!   ACK, reconnect, watchdog, status).
 //!
@@ -15,6 +16,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod cardkit;
+pub(crate) mod drive;
 pub(crate) mod frame;
 pub(crate) mod http;
 pub(crate) mod ws;

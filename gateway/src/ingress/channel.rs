@@ -29,6 +29,9 @@ use crate::link::supervisor::{DeliverError, WorkerHandle, now_ms};
 
 /// How long a quoted parent may take to fetch inside the ACK window.
 const QUOTE_BUDGET: Duration = Duration::from_millis(700);
+/// How long a mentioning comment (and its document's title) may take to
+/// fetch inside the ACK window.
+const COMMENT_BUDGET: Duration = Duration::from_millis(1500);
 /// Message ids remembered in memory; the worker's journal is the durable
 /// de-duplication, this only spares it the round trip.
 const RECENT_IDS: usize = 4096;
@@ -182,6 +185,7 @@ pub(crate) async fn run(
         stale_after: Duration::from_secs(app.stale_after_secs),
         requesters,
         callbacks,
+        drive: crate::feishu::drive::Drive::new(http.clone()),
     })));
     let reconnect = Arc::new(Notify::new());
     let tasks = tokio_util::task::TaskTracker::new();
@@ -236,6 +240,7 @@ pub(crate) async fn run(
         reconnect,
         default_mode: app.reply_mode.as_str().to_string(),
         commits: Default::default(),
+        bot: bot.open_id.clone(),
     });
     tasks.spawn(deferred::run(
         DeferredCtx {
@@ -411,6 +416,7 @@ struct Handler {
     stale_after: Duration,
     requesters: crate::ingress::click::Requesters,
     callbacks: crate::ingress::click::Callbacks,
+    drive: crate::feishu::drive::Drive,
 }
 
 impl Handler {
@@ -494,6 +500,40 @@ impl Handler {
                     Err(answer) => AckReply::OkWithData(answer),
                 }
             }
+            Normalized::Comment(ev) => {
+                if self.seen(&ev.dedup_key()) {
+                    return AckReply::Ok;
+                }
+                // Fetching leaves at least half the window for delivery.
+                let budget =
+                    COMMENT_BUDGET.min(deadline.saturating_duration_since(Instant::now()) / 2);
+                let fetched = tokio::time::timeout(
+                    budget,
+                    crate::ingress::comment::fetch(&self.drive, &ev, &self.bot),
+                )
+                .await;
+                match fetched {
+                    Ok(Ok(Some(inbound))) => self.deliver(inbound, deadline).await,
+                    Ok(Ok(None)) => {
+                        tracing::info!(profile = %self.profile, comment = %ev.comment_id, "a comment mention with no question left (the reply is gone); ignored");
+                        AckReply::Ok
+                    }
+                    // The platform refused (no permission, comment gone):
+                    // a redelivery would be refused again.
+                    Ok(Err(e @ ApiError::Api { .. })) => {
+                        tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot (does the app have the docs:document.comment:read scope and access to the document?)");
+                        AckReply::Ok
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot; not acknowledging so the platform redelivers");
+                        AckReply::NoAck
+                    }
+                    Err(_) => {
+                        tracing::warn!(profile = %self.profile, comment = %ev.comment_id, "reading a comment took too long; not acknowledging so the platform redelivers");
+                        AckReply::NoAck
+                    }
+                }
+            }
             Normalized::Message { inbound, parent_id } => {
                 let mut inbound = *inbound;
                 if self.seen(&inbound.event_id) {
@@ -506,53 +546,59 @@ impl Handler {
                         inbound.quoted.push(q);
                     }
                 }
-                let id = inbound.event_id.clone();
-                let message_id = inbound.message_id.clone();
                 if let Some(a) = &inbound.actor {
-                    self.requesters.remember(&message_id, &a.id);
+                    self.requesters.remember(&inbound.message_id, &a.id);
                 }
-                // Leave room to send the ACK itself before the deadline.
-                let until = deadline - Duration::from_millis(150);
-                let deliver = async {
-                    // Only fails once closed, which this one never is.
-                    let _slot = self.deliver_slots.acquire().await.ok()?;
-                    Some(self.worker.deliver(inbound).await)
+                self.deliver(inbound, deadline).await
+            }
+        }
+    }
+
+    /// Hands `inbound` to the worker within the ACK window: acknowledged
+    /// once the worker committed it (or the sender was told why not).
+    async fn deliver(&self, inbound: pb::Inbound, deadline: Instant) -> AckReply {
+        let id = inbound.event_id.clone();
+        let message_id = inbound.message_id.clone();
+        // Leave room to send the ACK itself before the deadline.
+        let until = deadline - Duration::from_millis(150);
+        let deliver = async {
+            // Only fails once closed, which this one never is.
+            let _slot = self.deliver_slots.acquire().await.ok()?;
+            Some(self.worker.deliver(inbound).await)
+        };
+        match tokio::time::timeout_at(until, deliver).await.ok().flatten() {
+            Some(Ok(_)) => {
+                self.remember(&id);
+                AckReply::Ok
+            }
+            // The user is told either way; a notice that cannot be
+            // queued in time leaves the event for a redelivery.
+            Some(Err(DeliverError::Busy(text))) => {
+                let notice = Deferred::Notice {
+                    message_id,
+                    text: format!("⏳ {text}"),
                 };
-                match tokio::time::timeout_at(until, deliver).await.ok().flatten() {
-                    Some(Ok(_)) => {
-                        self.remember(&id);
-                        AckReply::Ok
-                    }
-                    // The user is told either way; a notice that cannot be
-                    // queued in time leaves the event for a redelivery.
-                    Some(Err(DeliverError::Busy(text))) => {
-                        let notice = Deferred::Notice {
-                            message_id,
-                            text: format!("⏳ {text}"),
-                        };
-                        if !self.defer(notice, deadline).await {
-                            return AckReply::NoAck;
-                        }
-                        self.remember(&id);
-                        AckReply::Ok
-                    }
-                    Some(Err(DeliverError::Refused(why))) => {
-                        tracing::warn!(profile = %self.profile, %id, %why, "the worker refused a message");
-                        let notice = Deferred::Notice {
-                            message_id,
-                            text: format!("⚠️ fcx could not take this message: {why}"),
-                        };
-                        if !self.defer(notice, deadline).await {
-                            return AckReply::NoAck;
-                        }
-                        self.remember(&id);
-                        AckReply::Ok
-                    }
-                    Some(Err(DeliverError::Unavailable(_))) | None => {
-                        tracing::warn!(profile = %self.profile, %id, "the worker could not accept in time; not acknowledging so the platform redelivers");
-                        AckReply::NoAck
-                    }
+                if !self.defer(notice, deadline).await {
+                    return AckReply::NoAck;
                 }
+                self.remember(&id);
+                AckReply::Ok
+            }
+            Some(Err(DeliverError::Refused(why))) => {
+                tracing::warn!(profile = %self.profile, %id, %why, "the worker refused a message");
+                let notice = Deferred::Notice {
+                    message_id,
+                    text: format!("⚠️ fcx could not take this message: {why}"),
+                };
+                if !self.defer(notice, deadline).await {
+                    return AckReply::NoAck;
+                }
+                self.remember(&id);
+                AckReply::Ok
+            }
+            Some(Err(DeliverError::Unavailable(_))) | None => {
+                tracing::warn!(profile = %self.profile, %id, "the worker could not accept in time; not acknowledging so the platform redelivers");
+                AckReply::NoAck
             }
         }
     }

@@ -5,6 +5,7 @@
 pub mod callback;
 pub(crate) mod channel;
 pub(crate) mod click;
+pub(crate) mod comment;
 pub(crate) mod console;
 pub(crate) mod keys;
 pub(crate) mod normalize;

@@ -22,6 +22,9 @@ pub(crate) enum Normalized {
         inbound: Box<Inbound>,
         parent_id: Option<String>,
     },
+    /// A document comment that mentions the bot: the channel fetches its
+    /// text and builds the `Inbound` (see `ingress::comment`).
+    Comment(Box<crate::ingress::comment::CommentEvent>),
     /// The bot was added to a chat: post a short welcome.
     BotAdded { event_id: String, chat_id: String },
     /// A card button or form (answered in the ACK; see the card layer).
@@ -92,6 +95,7 @@ pub(crate) fn normalize_value(
             Ok(Normalized::BotAdded { event_id, chat_id })
         }
         "card.action.trigger" => Ok(Normalized::CardAction { event_id, event }),
+        "drive.notice.comment_add_v1" => crate::ingress::comment::normalize(&event_id, &event, bot),
         other => Ok(Normalized::Ignored {
             event_id,
             reason: format!("event type {other} is not handled"),
@@ -210,6 +214,7 @@ fn message(
         sent_at_ms,
         quoted: Vec::new(),
         mentions: std::mem::take(&mut mentions.users),
+        comment: None,
     };
     let _ = event_id;
     Ok(Normalized::Message {

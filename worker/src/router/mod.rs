@@ -79,7 +79,13 @@ impl Router {
         if d.sched.shutting_down() {
             return Err(DeliverError::ShuttingDown);
         }
-        let cmd = commands::parse(&inbound.text);
+        // A document comment is always a question for Codex: the thread
+        // under a comment is no place for bot commands.
+        let cmd = if inbound.chat_type() == pb::ChatType::Comment {
+            None
+        } else {
+            commands::parse(&inbound.text)
+        };
         let need = cmd.as_ref().map_or(Need::Run, Command::need);
         let decision = d.gate.decide(&inbound, need);
         if decision != Decision::Allow {

@@ -75,6 +75,17 @@ pub(crate) fn log_summary(s: &Summary<'_>) {
     }
 }
 
+/// How a run that was stopped before it could start ends.
+pub(crate) fn stopped_before_start(stop: Option<StopReason>) -> Finished {
+    let (reason, detail) = end_state(stop, &Outcome::Interrupted, Duration::ZERO);
+    Finished {
+        reason,
+        detail,
+        final_text: String::new(),
+        totals: RunTotals::default(),
+    }
+}
+
 /// The reason and detail a run ends with: a stop from outside wins over
 /// what the runner says. `idle` is the scope's idle timeout, for its text.
 pub(crate) fn end_state(

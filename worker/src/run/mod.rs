@@ -70,6 +70,7 @@ pub(crate) struct RunDriver {
     ctx: Arc<Ctx>,
     catalog: Arc<Catalog>,
     runner: Arc<dyn Runner>,
+    turns: Arc<ThreadTurns>,
 }
 
 impl Execute for RunDriver {
@@ -78,8 +79,39 @@ impl Execute for RunDriver {
             ctx: self.ctx.clone(),
             catalog: self.catalog.clone(),
             runner: self.runner.clone(),
+            turns: self.turns.clone(),
         };
         Box::pin(async move { me.run(job).await })
+    }
+}
+
+/// Runs whose scope continues another scope's thread (comment runs on one
+/// document) take turns: two at once would both resume the same Codex
+/// thread. Other scopes have one run at a time anyway.
+#[derive(Default)]
+struct ThreadTurns(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl ThreadTurns {
+    /// Waits for the turn of `scope`'s thread (at once for a scope that
+    /// is its own continuity); `None` if the run was stopped meanwhile.
+    async fn take(
+        &self,
+        scope: &str,
+        slot: &RunSlot,
+    ) -> Option<Option<tokio::sync::OwnedMutexGuard<()>>> {
+        let key = pb::Scope::continuity_of(scope);
+        if key == scope {
+            return Some(None);
+        }
+        let lock = {
+            let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+            m.entry(key).or_default().clone()
+        };
+        tokio::select! {
+            g = lock.lock_owned() => Some(Some(g)),
+            _ = slot.cancel.cancelled() => None,
+        }
     }
 }
 
@@ -89,6 +121,7 @@ impl RunDriver {
             ctx,
             catalog,
             runner,
+            turns: Arc::default(),
         }
     }
 
@@ -143,12 +176,21 @@ impl RunDriver {
     }
 
     async fn run(&self, job: RunJob) {
-        let done = match self.attempt(&job, false).await {
+        // Held until the run's end is recorded, so the next comment on the
+        // same document resumes the thread this run saved.
+        let turn = self.turns.take(&job.scope, &job.slot).await;
+        let done = match &turn {
+            // Stopped while waiting: it never ran.
+            None => Attempt::Done(end::stopped_before_start(job.slot.stop_reason())),
+            Some(_) => self.attempt(&job, false).await,
+        };
+        let done = match done {
             Attempt::ThreadGone(msg) => {
                 // The stored thread is gone for good (not a transient error):
                 // start a new thread explicitly, and say so.
                 tracing::warn!(scope = %job.scope, "stored Codex thread not found: {msg}");
-                if let Err(e) = self.ctx.store.sessions().clear_session(&job.scope) {
+                let continuity = pb::Scope::continuity_of(&job.scope);
+                if let Err(e) = self.ctx.store.sessions().clear_session(&continuity) {
                     tracing::error!(error = %e, "cannot clear the session");
                 }
                 self.emit(

@@ -244,4 +244,37 @@ impl OpenApiClient {
         }
         self.call_field(&spec, "data").await
     }
+
+    /// [`OpenApiClient::call_json_budgeted`] with query parameters (the
+    /// Drive APIs take `file_type` in the query).
+    pub(crate) async fn call_json_query(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&'static str, String)],
+        body: Option<serde_json::Value>,
+        budget: Vec<(String, &'static [Window])>,
+    ) -> Result<serde_json::Value, ApiError> {
+        if !path.starts_with("/open-apis/")
+            || path.contains("..")
+            || path.contains(['?', '#'])
+            || !path.is_ascii()
+        {
+            return Err(ApiError::InvalidArgument(format!(
+                "not an Open Platform path: {:?}",
+                path.chars().take(64).collect::<String>()
+            )));
+        }
+        let mut spec = Spec {
+            budget,
+            ..Spec::new(method, path)
+        };
+        for (k, v) in query {
+            spec = spec.query(k, v.clone());
+        }
+        if let Some(b) = body {
+            spec = spec.json(b);
+        }
+        self.call_field(&spec, "data").await
+    }
 }
