@@ -220,7 +220,7 @@ impl Printer {
 
     fn notice(&mut self, n: &Notice) {
         match n {
-            Notice::Ready { .. } => {}
+            Notice::Ready => {}
             Notice::Exited { what, retry_in } => self.line(&format!(
                 "[fcx] {what}; restarting it in {:.1} s",
                 retry_in.as_secs_f32()

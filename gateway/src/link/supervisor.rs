@@ -42,7 +42,7 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     Starting,
     Ready,
     Backoff,
@@ -52,7 +52,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Phase::Starting => "starting",
             Phase::Ready => "ready",
@@ -65,24 +65,24 @@ impl Phase {
 
 /// What the supervisor tells surfaces about the worker itself.
 #[derive(Debug, Clone)]
-pub enum Notice {
-    Ready { pid: u32 },
+pub(crate) enum Notice {
+    Ready,
     Exited { what: String, retry_in: Duration },
     StartFailed { error: String, retry_in: Duration },
 }
 
 #[derive(Debug, Clone)]
-pub struct WorkerView {
-    pub profile: String,
-    pub phase: Phase,
-    pub pid: Option<u32>,
-    pub restarts: u32,
-    pub last_error: String,
-    pub started_at_ms: i64,
+pub(crate) struct WorkerView {
+    pub(crate) profile: String,
+    pub(crate) phase: Phase,
+    pub(crate) pid: Option<u32>,
+    pub(crate) restarts: u32,
+    pub(crate) last_error: String,
+    pub(crate) started_at_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DeliverError {
+pub(crate) enum DeliverError {
     #[error("the worker for profile {0} is not running right now")]
     Unavailable(String),
     #[error("{0}")]
@@ -112,7 +112,7 @@ struct Cursor {
     saved_at: Instant,
 }
 
-pub struct WorkerHandle {
+pub(crate) struct WorkerHandle {
     profile: String,
     home: Home,
     worker_bin: PathBuf,
@@ -130,7 +130,7 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub fn new(
+    pub(crate) fn new(
         profile: &str,
         home: &Home,
         worker_bin: PathBuf,
@@ -171,12 +171,12 @@ impl WorkerHandle {
         h
     }
 
-    pub fn profile(&self) -> &str {
+    pub(crate) fn profile(&self) -> &str {
         &self.profile
     }
 
     /// What the worker can do, as its last Hello said (kept current).
-    pub fn caps(&self) -> WorkerCaps {
+    pub(crate) fn caps(&self) -> WorkerCaps {
         self.caps.clone()
     }
 
@@ -184,7 +184,7 @@ impl WorkerHandle {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn view(&self) -> WorkerView {
+    pub(crate) fn view(&self) -> WorkerView {
         let s = self.lock();
         WorkerView {
             profile: self.profile.clone(),
@@ -196,7 +196,7 @@ impl WorkerHandle {
         }
     }
 
-    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+    pub(crate) fn notices(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
     }
 
@@ -210,7 +210,7 @@ impl WorkerHandle {
     }
 
     /// Wait until the worker is ready (or `timeout` passes).
-    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+    pub(crate) async fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.ready.notified();
@@ -224,7 +224,7 @@ impl WorkerHandle {
     }
 
     /// Hand a message to the worker. `Ok` means it is durably accepted.
-    pub async fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
+    pub(crate) async fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
         let Some(mut c) = self.client() else {
             return Err(DeliverError::Unavailable(self.profile.clone()));
         };
@@ -239,7 +239,7 @@ impl WorkerHandle {
     }
 
     /// A verified action (card button, a group the gateway created).
-    pub async fn act(&self, action: Action) -> Result<ActResult, DeliverError> {
+    pub(crate) async fn act(&self, action: Action) -> Result<ActResult, DeliverError> {
         let Some(mut c) = self.client() else {
             return Err(DeliverError::Unavailable(self.profile.clone()));
         };
@@ -251,7 +251,7 @@ impl WorkerHandle {
 
     /// Remember the platform identity and tell the worker (now, if it is
     /// up, and after every restart).
-    pub async fn set_platform(&self, info: PlatformInfo) {
+    pub(crate) async fn set_platform(&self, info: PlatformInfo) {
         if let Ok(mut p) = self.platform.lock() {
             *p = Some(info.clone());
         }
@@ -260,7 +260,7 @@ impl WorkerHandle {
         }
     }
 
-    pub async fn status(&self) -> Option<WorkerStatus> {
+    pub(crate) async fn status(&self) -> Option<WorkerStatus> {
         let mut c = self.client()?;
         tokio::time::timeout(Duration::from_secs(2), c.status(StatusRequest {}))
             .await
@@ -269,7 +269,7 @@ impl WorkerHandle {
             .map(|r| r.into_inner())
     }
 
-    pub fn request_restart(&self) {
+    pub(crate) fn request_restart(&self) {
         self.restart.notify_one();
     }
 
@@ -294,7 +294,7 @@ impl WorkerHandle {
     /// The resume cursor (the first event not yet handled) and the epoch
     /// of the worker's event log (bumped, and kept, each time the log is
     /// found recreated).
-    pub fn cursor(&self) -> (u64, u64) {
+    pub(crate) fn cursor(&self) -> (u64, u64) {
         let c = self.cursor_lock();
         (c.next, c.generation)
     }
@@ -302,7 +302,7 @@ impl WorkerHandle {
     /// The consumer handled everything before `next`: move the cursor
     /// there (saved at most every [`CURSOR_SAVE_EVERY`], and on
     /// [`Self::flush_cursor`]).
-    pub fn commit(&self, next: u64) {
+    pub(crate) fn commit(&self, next: u64) {
         let save = {
             let mut c = self.cursor_lock();
             if c.next == next {
@@ -317,7 +317,7 @@ impl WorkerHandle {
         }
     }
 
-    pub fn flush_cursor(&self) {
+    pub(crate) fn flush_cursor(&self) {
         let (next, epoch) = {
             let mut c = self.cursor_lock();
             if !c.dirty {
@@ -358,7 +358,7 @@ impl WorkerHandle {
     }
 
     /// A pull of this worker's events from the cursor (see [`EventFeed`]).
-    pub fn feed(self: &Arc<Self>) -> EventFeed {
+    pub(crate) fn feed(self: &Arc<Self>) -> EventFeed {
         EventFeed::new(self.clone())
     }
 
@@ -403,7 +403,7 @@ impl WorkerHandle {
 
     /// The supervision loop; returns when `stop` is cancelled and the worker
     /// has been shut down.
-    pub async fn supervise(self: Arc<Self>) {
+    pub(crate) async fn supervise(self: Arc<Self>) {
         let mut backoff = BACKOFF_START;
         let sock = SocketAddr::new(self.home.worker_socket(&self.profile));
         loop {
@@ -557,7 +557,7 @@ impl WorkerHandle {
             send_platform(client.clone(), &self.profile, info).await;
         }
         self.ready.notify_waiters();
-        let _ = self.notices.send(Notice::Ready { pid });
+        let _ = self.notices.send(Notice::Ready);
         tracing::info!(profile = %self.profile, pid, spawned = process.spawned(), "worker ready");
 
         let heartbeat = heartbeat(client.clone());
@@ -642,7 +642,7 @@ enum End {
     StartFailed(String),
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -650,7 +650,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// Where `fcx-worker` is: `$FCX_WORKER_BIN`, else next to this executable.
-pub fn worker_binary() -> Result<PathBuf, String> {
+pub(crate) fn worker_binary() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("FCX_WORKER_BIN").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(p));
     }
