@@ -149,7 +149,7 @@ pub(crate) async fn run(
         keys.clone(),
         requesters.clone(),
         carriers.clone(),
-        idempotency_tag(&profile.name, worker.cursor().1),
+        idempotency_tag(&profile.name, worker.cursor().position().1),
         worker.caps(),
     )
     .with_journal(profile_dir.join("open-cards.json"));
@@ -232,7 +232,7 @@ pub(crate) async fn run(
         http: http.clone(),
         worker: worker.clone(),
         cards,
-        tag: idempotency_tag(&profile.name, worker.cursor().1),
+        tag: idempotency_tag(&profile.name, worker.cursor().position().1),
         reconnect,
         default_mode: app.reply_mode.as_str().to_string(),
         commits: Default::default(),

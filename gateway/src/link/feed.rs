@@ -72,7 +72,7 @@ impl EventFeed {
                 self.incarnation = incarnation;
                 self.failures = 0;
             }
-            let (cursor, generation) = self.worker.cursor();
+            let (cursor, generation) = self.worker.cursor().position();
             if self.next.is_none() || generation != self.generation {
                 self.next = Some(cursor);
                 self.generation = generation;

@@ -3,6 +3,7 @@
 //! cursor that only the consumer moves (`feed`). Workers outlive fcxd.
 
 pub(crate) mod caps;
+pub(crate) mod cursor;
 pub(crate) mod feed;
 mod process;
 pub(crate) mod supervisor;

@@ -4,8 +4,8 @@
 //! from outside, else with exponential backoff, reset after a healthy
 //! period).
 //!
-//! The resume cursor lives here, outside the worker, and is persisted, but
-//! only the consumer moves it ([`WorkerHandle::commit`]), once it has handled
+//! The resume cursor (`cursor`) lives with the handle, outside the worker,
+//! and is persisted, but only the consumer moves it, once it has handled
 //! the events: a crash of fcxd at any moment resumes at the first event not
 //! yet handled.
 
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::caps::WorkerCaps;
+use super::cursor::ResumeCursor;
 use super::feed::EventFeed;
 use super::process::{ConnectError, Hello, WorkerProcess, connect, connect_and_hello};
 
@@ -38,8 +39,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a ready worker is called, so it knows its gateway lives.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// The cursor file is rewritten at most this often (and on stop).
-const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -102,23 +101,13 @@ struct Shared {
     incarnation: u64,
 }
 
-/// The resume cursor: the first event the consumer has not handled.
-struct Cursor {
-    next: u64,
-    /// The event log's epoch: bumped when the cursor is reset to a
-    /// recreated log.
-    generation: u64,
-    dirty: bool,
-    saved_at: Instant,
-}
-
 pub(crate) struct WorkerHandle {
     profile: String,
     home: Home,
     worker_bin: PathBuf,
     shared: Mutex<Shared>,
     notices: broadcast::Sender<Notice>,
-    cursor: Mutex<Cursor>,
+    cursor: ResumeCursor,
     /// What the channel learned about the platform; sent to every worker
     /// incarnation right after Hello.
     platform: Mutex<Option<PlatformInfo>>,
@@ -137,7 +126,7 @@ impl WorkerHandle {
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (notices, _) = broadcast::channel(64);
-        let h = Arc::new(WorkerHandle {
+        Arc::new(WorkerHandle {
             profile: profile.to_string(),
             home: home.clone(),
             worker_bin,
@@ -151,24 +140,13 @@ impl WorkerHandle {
                 incarnation: 0,
             }),
             notices,
-            cursor: Mutex::new(Cursor {
-                next: 0,
-                generation: 0,
-                dirty: false,
-                saved_at: Instant::now(),
-            }),
+            cursor: ResumeCursor::load(home.profile_dir(profile), profile),
             platform: Mutex::new(None),
             caps: WorkerCaps::default(),
             ready: Notify::new(),
             restart: Notify::new(),
             stop,
-        });
-        if let Some((next, epoch)) = h.load_cursor() {
-            let mut c = h.cursor_lock();
-            c.next = next;
-            c.generation = epoch;
-        }
-        h
+        })
     }
 
     pub(crate) fn profile(&self) -> &str {
@@ -273,88 +251,9 @@ impl WorkerHandle {
         self.restart.notify_one();
     }
 
-    fn cursor_path(&self) -> PathBuf {
-        self.home.profile_dir(&self.profile).join("gateway.cursor")
-    }
-
-    /// `next [epoch]`: the epoch counts the times the worker's event log
-    /// was found recreated.
-    fn load_cursor(&self) -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string(self.cursor_path()).ok()?;
-        let mut it = text.split_whitespace();
-        let next = it.next()?.parse().ok()?;
-        let epoch = it.next().and_then(|e| e.parse().ok()).unwrap_or(0);
-        Some((next, epoch))
-    }
-
-    fn cursor_lock(&self) -> std::sync::MutexGuard<'_, Cursor> {
-        self.cursor.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The resume cursor (the first event not yet handled) and the epoch
-    /// of the worker's event log (bumped, and kept, each time the log is
-    /// found recreated).
-    pub(crate) fn cursor(&self) -> (u64, u64) {
-        let c = self.cursor_lock();
-        (c.next, c.generation)
-    }
-
-    /// The consumer handled everything before `next`: move the cursor
-    /// there (saved at most every [`CURSOR_SAVE_EVERY`], and on
-    /// [`Self::flush_cursor`]).
-    pub(crate) fn commit(&self, next: u64) {
-        let save = {
-            let mut c = self.cursor_lock();
-            if c.next == next {
-                return;
-            }
-            c.next = next;
-            c.dirty = true;
-            c.saved_at.elapsed() >= CURSOR_SAVE_EVERY
-        };
-        if save {
-            self.flush_cursor();
-        }
-    }
-
-    pub(crate) fn flush_cursor(&self) {
-        let (next, epoch) = {
-            let mut c = self.cursor_lock();
-            if !c.dirty {
-                return;
-            }
-            c.dirty = false;
-            c.saved_at = Instant::now();
-            (c.next, c.generation)
-        };
-        let path = self.cursor_path();
-        let tmp = path.with_extension("tmp");
-        let r = std::fs::create_dir_all(self.home.profile_dir(&self.profile))
-            .and_then(|_| std::fs::write(&tmp, format!("{next} {epoch}")))
-            .and_then(|_| std::fs::rename(&tmp, &path));
-        if let Err(e) = r {
-            tracing::warn!(profile = %self.profile, error = %e, "cannot save the event cursor");
-        }
-    }
-
-    /// First contact (no saved cursor) follows from now on; a cursor beyond
-    /// the worker's log (its state.db was recreated) would silence the bot
-    /// until new events pass it, so it is reset.
-    fn reconcile_cursor(&self, last_seq: u64) {
-        {
-            let mut c = self.cursor_lock();
-            if c.next == 0 {
-                c.next = last_seq + 1;
-            } else if last_seq + 1 < c.next {
-                tracing::warn!(profile = %self.profile, cursor = c.next, last_seq, "the worker's event log is behind the saved cursor (state.db recreated?); following from its end");
-                c.next = last_seq + 1;
-                c.generation += 1;
-            } else {
-                return;
-            }
-            c.dirty = true;
-        }
-        self.flush_cursor();
+    /// The resume cursor: where the consumer resumes, moved only by it.
+    pub(crate) fn cursor(&self) -> &ResumeCursor {
+        &self.cursor
     }
 
     /// A pull of this worker's events from the cursor (see [`EventFeed`]).
@@ -456,7 +355,7 @@ impl WorkerHandle {
                 backoff = (backoff * 2).min(BACKOFF_CAP);
             }
         }
-        self.flush_cursor();
+        self.cursor.flush();
         self.set_phase(Phase::Stopped);
         self.lock().pid = None;
     }
@@ -541,7 +440,7 @@ impl WorkerHandle {
     async fn run_one(self: &Arc<Self>, mut process: WorkerProcess, hello: Hello) -> End {
         let pid = process.pid();
         let client = hello.client;
-        self.reconcile_cursor(hello.last_seq);
+        self.cursor.reconcile(hello.last_seq);
         self.caps.set(hello.caps);
         {
             let mut s = self.lock();
@@ -579,7 +478,7 @@ impl WorkerHandle {
             }
         };
         self.set_phase(Phase::Backoff);
-        self.flush_cursor();
+        self.cursor.flush();
         end
     }
 
