@@ -568,7 +568,7 @@ impl Handler {
     }
 
     async fn quote(&self, message_id: &str) -> Option<QuotedMessage> {
-        let msgs = self.http.get_message(message_id).await.ok()?;
+        let msgs = self.http.im().get_message(message_id).await.ok()?;
         let m = msgs.into_iter().next()?;
         let text = normalize::message_text(
             m.msg_type.as_deref().unwrap_or(""),
