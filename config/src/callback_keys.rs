@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+/// The key file's name inside a profile directory.
 pub const FILE_NAME: &str = "callback-keys.json";
 /// Size of a newly generated key; HMAC-SHA256 wants at least its output size.
 pub const KEY_BYTES: usize = 32;
@@ -37,22 +38,56 @@ pub const KEY_BYTES: usize = 32;
 /// something is wrong and the operator should hear about it.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// Why the callback key file could not be read, changed or written; each
+/// names the file, because fcxd and fcxctl both report it to an operator.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// The file exists but could not be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
+    /// The new contents could not be written.
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
+    /// The file is not a key file this build reads.
     #[error("{path} is not a valid callback key file: {message}")]
-    Corrupt { path: PathBuf, message: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Another writer held the lock too long.
     #[error("{path} stayed locked by another writer (fcxd or fcxctl) for {secs}s")]
-    Busy { path: PathBuf, secs: u64 },
+    Busy {
+        /// The file.
+        path: PathBuf,
+        /// How long it waited.
+        secs: u64,
+    },
     #[error(
         "version {0} is the current signing key and cannot be retired; rotate to a new key first"
     )]
+    /// The signing key cannot be retired while it signs.
     RetiringCurrent(u32),
+    /// No such key version.
     #[error("there is no key version {version} (versions: {known})")]
-    UnknownVersion { version: u32, known: String },
+    UnknownVersion {
+        /// The version asked for.
+        version: u32,
+        /// The versions there are.
+        known: String,
+    },
+    /// Key versions ran out (u32::MAX reached).
     #[error("no key version is left after {0}")]
     Exhausted(u32),
 }
@@ -70,6 +105,7 @@ pub enum VersionState {
 }
 
 impl VersionState {
+    /// The word fcxctl shows.
     pub fn as_str(&self) -> &'static str {
         match self {
             VersionState::Current => "current",
@@ -82,7 +118,9 @@ impl VersionState {
 /// One version as shown to an operator: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VersionInfo {
+    /// The key version tokens carry.
     pub version: u32,
+    /// What it may still do.
     pub state: VersionState,
     /// Unix seconds; `None` for keys from files written before this was kept.
     pub created: Option<i64>,
@@ -182,6 +220,7 @@ impl KeyFile {
         })
     }
 
+    /// The file's contents (key material included: written 0600 only).
     pub fn to_json(&self) -> String {
         let raw = RawFile {
             current: self.current,
@@ -201,6 +240,7 @@ impl KeyFile {
         serde_json::to_string_pretty(&raw).unwrap_or_default() + "\n"
     }
 
+    /// The version new tokens are signed with.
     pub fn current(&self) -> u32 {
         self.current
     }
@@ -295,6 +335,7 @@ pub fn path_in(profile_dir: &Path) -> PathBuf {
     profile_dir.join(FILE_NAME)
 }
 
+/// Seconds since the epoch (0 for a clock before it), as the file records them.
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -332,12 +373,16 @@ pub fn read_open(file: &mut File, path: &Path) -> Result<KeyFile, KeyFileError> 
 /// What [`load_or_create`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// The file was there and parsed.
     Existing,
+    /// There was no file; a new key was made.
     Created,
     /// The file did not parse; it was renamed to `kept` (never deleted) and
     /// a new one was created.
     ReplacedCorrupt {
+        /// Where the unreadable file now is.
         kept: PathBuf,
+        /// Why it did not parse.
         reason: String,
     },
 }

@@ -25,25 +25,59 @@ pub enum LocateError {
     #[error(
         "`{name}` was not found on PATH; install Codex ({INSTALL_HINT}) or set {key} to the absolute path of the Codex executable"
     )]
-    NotOnPath { name: String, key: String },
+    /// A bare name not found on PATH.
+    NotOnPath {
+        /// The name configured.
+        name: String,
+        /// The config key that names it.
+        key: String,
+    },
     #[error(
         "`{path}` is a relative path, which the worker would resolve against its own working directory; set {key} to an absolute path"
     )]
-    Relative { path: String, key: String },
+    /// A relative path (it would depend on the worker's directory).
+    Relative {
+        /// The path configured.
+        path: String,
+        /// The config key that names it.
+        key: String,
+    },
     #[error(
         "{path} does not exist; install Codex ({INSTALL_HINT}) or set {key} to the Codex executable"
     )]
-    Missing { path: String, key: String },
+    /// The path does not exist.
+    Missing {
+        /// The path configured.
+        path: String,
+        /// The config key that names it.
+        key: String,
+    },
+    /// The path is a directory.
     #[error("{path} is a directory; set {key} to the Codex executable inside it")]
-    Directory { path: String, key: String },
+    Directory {
+        /// The path configured.
+        path: String,
+        /// The config key that names it.
+        key: String,
+    },
     #[error(
         "{path} is not executable; make it executable (chmod +x {path}) or set {key} to the Codex executable"
     )]
-    NotExecutable { path: String, key: String },
+    /// The file lacks an execute bit.
+    NotExecutable {
+        /// The path configured.
+        path: String,
+        /// The config key that names it.
+        key: String,
+    },
+    /// The path could not be inspected.
     #[error("cannot inspect {path}: {reason}; check {key}")]
     Unreadable {
+        /// The path configured.
         path: String,
+        /// The config key that names it.
         key: String,
+        /// What the file system said.
         reason: String,
     },
 }
@@ -51,6 +85,7 @@ pub enum LocateError {
 /// Where a usable binary was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
+    /// The absolute path of the executable.
     pub path: PathBuf,
     /// Found by a PATH lookup (a service manager's PATH is usually shorter
     /// than a login shell's).

@@ -11,6 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
+/// The paths of one `$FCX_HOME`, computed in one place so fcxd, the
+/// workers and fcxctl always agree on where things are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     root: PathBuf,
@@ -35,10 +37,12 @@ impl Home {
         Self::with_user_home(root, user_home)
     }
 
+    /// The home at `root`, for the current user.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self::with_user_home(root, user_home_dir())
     }
 
+    /// The home at `root` with `~` meaning `user_home` (tests use a fake one).
     pub fn with_user_home(root: impl Into<PathBuf>, user_home: PathBuf) -> Self {
         let root = root.into();
         // Relative homes would change meaning when a child changes directory.
@@ -52,39 +56,52 @@ impl Home {
         Home { root, user_home }
     }
 
+    /// The home directory itself (absolute).
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// What `~` expands to in config values.
     pub fn user_home(&self) -> &Path {
         &self.user_home
     }
+    /// `config.toml`.
     pub fn config_path(&self) -> PathBuf {
         self.root.join("config.toml")
     }
+    /// Sockets, locks and worker stderr files (0700).
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }
+    /// fcxd's log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
+    /// fcxd's admin socket, for fcxctl.
     pub fn gateway_socket(&self) -> PathBuf {
         self.run_dir().join("fcxd.sock")
     }
+    /// The lock that keeps a second fcxd off this home.
     pub fn gateway_lock(&self) -> PathBuf {
         self.run_dir().join("fcxd.lock")
     }
+    /// Where a profile's worker serves (it outlives fcxd; the next fcxd finds
+    /// it here).
     pub fn worker_socket(&self, profile: &str) -> PathBuf {
         self.run_dir().join(format!("worker-{profile}.sock"))
     }
+    /// Everything one profile keeps.
     pub fn profile_dir(&self, profile: &str) -> PathBuf {
         self.root.join("profiles").join(profile)
     }
+    /// A profile's state database (fcx-state).
     pub fn state_db(&self, profile: &str) -> PathBuf {
         self.profile_dir(profile).join("state.db")
     }
+    /// A profile's own `CODEX_HOME` (auth = codex-home).
     pub fn codex_home(&self, profile: &str) -> PathBuf {
         self.profile_dir(profile).join("codex-home")
     }
+    /// A profile's callback key file.
     pub fn callback_keys(&self, profile: &str) -> PathBuf {
         crate::callback_keys::path_in(&self.profile_dir(profile))
     }

@@ -29,33 +29,68 @@ pub const NO_KEYRING_ENV: &str = "FCX_KEYSTORE_NO_KEYRING";
 const KEYRING_SERVICE: &str = "fcx-keystore";
 const CHECK_PLAINTEXT: &[u8] = b"fcx keystore v1";
 
+/// Why a secret could not be read from or written to the keystore; each
+/// says what the operator can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
+    /// No secret by that id.
     #[error("no secret `{id}` in {path}; store it with `fcxctl secret set {id}`")]
-    NotFound { id: String, path: PathBuf },
+    NotFound {
+        /// The secret id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+    },
     #[error(
         "{path} does not exist; store a secret first with `fcxctl secret set ID` (it creates the keystore)"
     )]
-    NoKeystore { path: PathBuf },
+    /// No keystore file yet.
+    NoKeystore {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The keystore file is readable by others: refused.
     #[error("{path} is readable by other users (mode {mode:o}); chmod 600 {path}")]
-    Open { path: PathBuf, mode: u32 },
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file could not be read or written.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// The file is not a keystore this build reads.
     #[error("{path} is not a keystore fcx can read: {message}")]
-    Corrupt { path: PathBuf, message: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The master key could not be had (keyring, key file or passphrase).
     #[error("the keystore's master key is unavailable: {0}")]
     Master(String),
     #[error(
         "the master key does not open {path} (a different key file, keyring entry or passphrase)"
     )]
-    WrongKey { path: PathBuf },
+    /// The master key does not open this keystore.
+    WrongKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A secret id outside the allowed characters.
     #[error("a secret id is 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
     BadId,
 }
 
+/// Whether `id` may name a secret (it is shown in references and
+/// commands, so it stays plain).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -68,12 +103,16 @@ pub fn valid_id(id: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Master {
+    /// The operating system's keyring.
     Keyring,
+    /// A key file next to the keystore (0600).
     KeyFile,
+    /// A passphrase from the environment.
     Passphrase,
 }
 
 impl Master {
+    /// The word fcxctl shows.
     pub fn as_str(self) -> &'static str {
         match self {
             Master::Keyring => "OS keyring",
@@ -119,8 +158,11 @@ struct File {
 /// One stored secret, without its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    /// Its id.
     pub id: String,
+    /// When it was first stored (ms since the epoch).
     pub created_ms: i64,
+    /// When it was last replaced (ms since the epoch).
     pub updated_ms: i64,
 }
 
@@ -133,19 +175,23 @@ pub struct Keystore {
 }
 
 impl Keystore {
+    /// The keystore under `fcx_home/secrets`.
     pub fn in_home(fcx_home: &Path) -> Self {
         Keystore {
             dir: fcx_home.join("secrets"),
             root: fcx_home.to_path_buf(),
         }
     }
+    /// The keystore file.
     pub fn path(&self) -> PathBuf {
         self.dir.join("keystore.json")
     }
+    /// The master key file (when the master is a key file).
     pub fn key_file(&self) -> PathBuf {
         self.dir.join("keystore.key")
     }
 
+    /// The secret stored as `id`.
     pub fn get(&self, id: &str) -> Result<Secret, KeystoreError> {
         let path = self.path();
         let file = self.load()?.ok_or(KeystoreError::NoKeystore { path })?;

@@ -4,6 +4,8 @@
 //! Every error names the file, the key and what is wrong, because the operator
 //! reads it in a terminal or a service log with no other context.
 
+#![warn(missing_docs)]
+
 mod log_file;
 pub use log_file::{RollingFile, open_log_file};
 pub mod callback_keys;
@@ -24,25 +26,44 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// Why `config.toml` cannot be used; each names the file (and the key), so
+/// the operator can fix it from the message alone.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file exists but could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// The file is not valid TOML, or not the shape fcx reads.
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: key `{key}`: {message}")]
-    Invalid {
+    Parse {
+        /// The config file.
         path: PathBuf,
-        key: String,
+        /// The parser's message, with the line.
         message: String,
     },
+    /// A key holds a value fcx refuses.
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The dotted key, e.g. `profiles.work.runs.max_concurrent`.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A profile was asked for by name and the file has none by that name.
     #[error("no profile named `{name}` in {path} (profiles: {known})")]
     UnknownProfile {
+        /// The config file.
         path: PathBuf,
+        /// The name asked for.
         name: String,
+        /// The profiles the file has, comma-separated.
         known: String,
     },
 }
@@ -54,26 +75,40 @@ pub struct Config {
     pub path: PathBuf,
     /// False when no file exists and the built-in default is in use.
     pub from_file: bool,
+    /// Every profile by name, disabled ones included.
     pub profiles: BTreeMap<String, Profile>,
 }
 
+/// One bot: its own worker, state, Codex home and (optionally) Feishu/Lark
+/// app. Profiles share nothing but the fcxd process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
+    /// Its name (`[profiles.<name>]`); also names its directory and socket.
     pub name: String,
+    /// A disabled profile gets no worker and no channel.
     pub enabled: bool,
+    /// How its worker runs Codex.
     pub codex: CodexConfig,
+    /// Where runs start.
     pub workspaces: WorkspacesConfig,
+    /// Queueing and stopping of runs.
     pub runs: RunsConfig,
     /// The Feishu/Lark app; `None` runs the profile console-only.
     pub app: Option<AppConfig>,
+    /// Who may use it.
     pub access: AccessConfig,
+    /// What Codex may do in it.
     pub permissions: PermissionsConfig,
 }
 
+/// Which of the two deployments of the platform the app lives on; they
+/// differ only in their hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tenant {
+    /// Feishu (open.feishu.cn).
     Feishu,
+    /// Lark (open.larksuite.com).
     Lark,
 }
 
@@ -85,6 +120,7 @@ impl Tenant {
             Tenant::Lark => "https://open.larksuite.com",
         }
     }
+    /// The word `config.toml` uses.
     pub fn as_str(&self) -> &'static str {
         match self {
             Tenant::Feishu => "feishu",
@@ -93,12 +129,16 @@ impl Tenant {
     }
 }
 
+/// The Feishu/Lark app a profile answers as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppConfig {
+    /// Feishu or Lark.
     pub tenant: Tenant,
     /// Overrides the tenant's base URL (tests point it at the fake platform).
     pub base_url: String,
+    /// The app's id (`cli_...`); not a secret.
     pub app_id: String,
+    /// Where the app secret is read from; never the secret itself.
     pub app_secret: SecretRef,
     /// Webhook ingress, for apps that cannot use the long connection; off
     /// unless configured.
@@ -106,6 +146,7 @@ pub struct AppConfig {
     /// Messages older than this when they arrive are stale replays and are
     /// dropped (the platform retries for hours).
     pub stale_after_secs: u64,
+    /// How runs are shown unless a chat chose otherwise (`/config`).
     pub reply_mode: ReplyMode,
 }
 
@@ -122,6 +163,7 @@ pub enum ReplyMode {
 }
 
 impl ReplyMode {
+    /// The word `config.toml` and `/config` use.
     pub fn as_str(self) -> &'static str {
         match self {
             ReplyMode::Card => "card",
@@ -135,6 +177,7 @@ impl ReplyMode {
 /// platform's requests to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
+    /// The address to listen on (loopback only).
     pub listen: std::net::SocketAddr,
     /// The app's Encrypt Key: bodies are AES-256-CBC encrypted and requests
     /// signed (`X-Lark-Signature`) when it is set.
@@ -149,9 +192,14 @@ pub struct WebhookConfig {
 pub struct AccessConfig {
     /// Owner's open_id; `None` = learned from the platform's app info.
     pub owner: Option<String>,
+    /// open_ids that may change settings and access for everyone.
     pub admins: Vec<String>,
+    /// open_ids allowed to talk to the bot in private chats and groups.
     pub allowed_users: Vec<String>,
+    /// chat_ids of groups where every member may talk to the bot.
     pub allowed_chats: Vec<String>,
+    /// In groups, the bot answers only when @mentioned (a chat may change
+    /// it with `/config`).
     pub require_mention_in_group: bool,
 }
 
@@ -172,12 +220,16 @@ impl Default for AccessConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccessMode {
+    /// Codex reads; it writes nothing and runs nothing that writes.
     ReadOnly,
+    /// Codex writes inside the workspace only.
     Workspace,
+    /// No sandbox at all (the owner's choice only).
     Full,
 }
 
 impl AccessMode {
+    /// The word `config.toml` and `/config` use.
     pub fn as_str(&self) -> &'static str {
         match self {
             AccessMode::ReadOnly => "read-only",
@@ -187,9 +239,12 @@ impl AccessMode {
     }
 }
 
+/// What Codex may do in a profile's chats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PermissionsConfig {
+    /// A chat's access mode until an admin changes it.
     pub default_access: AccessMode,
+    /// The most any chat may be given (`full` needs the owner as well).
     pub max_access: AccessMode,
     /// Network access inside the sandbox (workspace-write only).
     pub network: bool,
@@ -205,6 +260,7 @@ impl Default for PermissionsConfig {
     }
 }
 
+/// Where the Codex child's OpenAI credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
@@ -217,6 +273,7 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
+    /// The word `config.toml` uses.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthMode::ApiKey => "api-key",
@@ -238,6 +295,7 @@ pub enum RunnerKind {
 }
 
 impl RunnerKind {
+    /// The word `config.toml` uses.
     pub fn as_str(&self) -> &'static str {
         match self {
             RunnerKind::Exec => "exec",
@@ -246,24 +304,31 @@ impl RunnerKind {
     }
 }
 
+/// How a profile's worker runs Codex.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodexConfig {
     /// A path, or a name looked up on PATH when the worker starts.
     pub binary: String,
+    /// Where its credentials come from.
     pub auth: AuthMode,
+    /// Where the API key is read from (auth = api-key).
     pub api_key: Option<SecretRef>,
+    /// `--model` for every run; `None` leaves Codex's own default.
     pub model: Option<String>,
     /// `-c key=value` overrides, flattened to dotted keys with TOML literal values.
     pub overrides: Vec<(String, String)>,
+    /// exec or app-server.
     pub runner: RunnerKind,
 }
 
+/// Where a profile's runs start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkspacesConfig {
     /// The profile's default workspace, `~` already expanded.
     pub default: PathBuf,
 }
 
+/// How a profile queues and stops runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunsConfig {
     /// Quiet window a message waits for more before its run starts; 0 (the

@@ -125,6 +125,8 @@ impl Config {
         }
     }
 
+    /// Parse and validate `text` as the config at `path` (`~` expands
+    /// against `home`).
     pub fn parse(path: &Path, text: &str, home: &Home) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
@@ -157,6 +159,7 @@ impl Config {
         })
     }
 
+    /// The profile named `name`, or an error listing the ones there are.
     pub fn profile(&self, name: &str) -> Result<&Profile, ConfigError> {
         self.profiles
             .get(name)
@@ -167,6 +170,7 @@ impl Config {
             })
     }
 
+    /// The profiles fcxd serves.
     pub fn enabled_profiles(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.values().filter(|p| p.enabled)
     }
@@ -253,6 +257,8 @@ fn http_loopback(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether `name` may name a profile: it becomes a directory and a
+/// socket name, so it stays short and plain.
 pub fn valid_profile_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 32

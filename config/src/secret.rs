@@ -24,43 +24,78 @@ pub const EXEC_OUTPUT_CAP: usize = 64 * 1024;
 /// Where a secret comes from. The reference is safe to show; the value is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
+    /// `env:NAME`: an environment variable.
     Env(String),
+    /// `file:PATH`: a file that only its owner may read.
     File(PathBuf),
     /// An id in the keystore of the FCX_HOME the reference was read for.
     Keystore {
+        /// The secret's id.
         id: String,
+        /// The home whose keystore holds it.
         fcx_home: PathBuf,
     },
+    /// `exec:COMMAND`: what a command prints (bounded in time and size).
     Exec(String),
 }
 
+/// Why a secret could not be read; names the reference, never the value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The variable is unset or empty.
     #[error("secret {reference}: environment variable {var} is not set or empty")]
-    EnvMissing { reference: String, var: String },
+    EnvMissing {
+        /// The reference as configured (never the value).
+        reference: String,
+        /// The environment variable.
+        var: String,
+    },
+    /// The file could not be read.
     #[error("secret {reference}: cannot read {path}: {source}")]
     FileUnreadable {
+        /// The reference as configured (never the value).
         reference: String,
+        /// The file.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// The file is empty.
     #[error("secret {reference}: {path} is empty")]
-    FileEmpty { reference: String, path: PathBuf },
+    FileEmpty {
+        /// The reference as configured (never the value).
+        reference: String,
+        /// The file.
+        path: PathBuf,
+    },
     #[error(
         "secret {reference}: {path} is readable by other users (mode {mode:o}); refused: chmod 600 {path}"
     )]
+    /// The file is readable by others: refused.
     FileOpen {
+        /// The reference as configured (never the value).
         reference: String,
+        /// The file.
         path: PathBuf,
+        /// Its permission bits.
         mode: u32,
     },
+    /// The keystore could not give it.
     #[error("secret {reference}: {source}")]
     Keystore {
+        /// The reference as configured (never the value).
         reference: String,
+        /// What the keystore said.
         source: KeystoreError,
     },
+    /// The command failed, timed out or printed too much.
     #[error("secret {reference}: {message}")]
-    Exec { reference: String, message: String },
+    Exec {
+        /// The reference as configured (never the value).
+        reference: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl SecretRef {
@@ -302,6 +337,7 @@ fn kill_tree(child: &mut std::process::Child) {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a value read from somewhere else.
     pub fn new(v: impl Into<String>) -> Self {
         Secret(v.into())
     }

@@ -8,6 +8,8 @@
 //! Exit codes are part of the interface (scripts and service checks use them):
 //! see [`exit`].
 
+#![warn(missing_docs)]
+
 mod admin;
 mod check;
 mod doctor;
@@ -31,6 +33,7 @@ use fcx_config::Home;
 
 /// Process exit codes.
 pub mod exit {
+    /// The command ran and found nothing wrong.
     pub const OK: u8 = 0;
     /// The command ran and something is wrong (a config problem, an RPC
     /// error, a timeout).
@@ -45,17 +48,26 @@ pub mod exit {
 #[command(
     name = "fcxctl",
     version,
-    about = "Operate fcx: the fcxd gateway and its workers"
+    about = "Operate fcx: the fcxd gateway and its workers",
+    long_about = None
 )]
+/// The command line (its help is the `about` above and the variants' doc
+/// comments).
 pub struct Cli {
     /// The fcx home directory [default: $FCX_HOME, else ~/.fcx]
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    // clap reads doc comments as help text: the subcommands document
+    // themselves.
+    #[allow(missing_docs)]
     #[command(subcommand)]
     pub command: Command,
 }
 
+// What fcxctl is asked to do. Not a doc comment: clap would forward it to
+// the parent command's help.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show fcxd and each profile's worker and channel
@@ -126,11 +138,15 @@ pub enum Command {
     Keys(keys::KeysCommand),
     /// Print a shell completion script (e.g. `fcxctl completions bash > ~/.local/share/bash-completion/completions/fcxctl`)
     Completions {
+        // clap reads doc comments as help text; the possible values say it.
+        #[allow(missing_docs)]
         #[arg(value_enum)]
         shell: CompletionShell,
     },
 }
 
+// `fcxctl config ...` (not a doc comment, as above).
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check config.toml, binaries, secrets and workspaces without starting anything
@@ -148,6 +164,8 @@ pub enum ConfigCommand {
 }
 
 /// The shells `fcxctl completions` writes scripts for.
+// clap reads doc comments on the values as help text; the names say it.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompletionShell {
     Bash,
@@ -158,7 +176,7 @@ pub enum CompletionShell {
 
 /// Failures with a fixed meaning for the operator (and an exit code).
 #[derive(Debug)]
-pub enum CtlError {
+pub(crate) enum CtlError {
     NotRunning {
         socket: PathBuf,
     },
@@ -209,7 +227,7 @@ impl fmt::Display for CtlError {
 impl std::error::Error for CtlError {}
 
 impl CtlError {
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CtlError::NotRunning { .. } => exit::NOT_RUNNING,
             _ => exit::FAILURE,
@@ -247,7 +265,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Run one command, writing its report to `out`; returns the exit code for
 /// commands that report problems rather than fail (`config check`).
-pub fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub(crate) fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let home = match cli.home {
         Some(dir) => Home::new(dir),
         None => Home::from_env(),

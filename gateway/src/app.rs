@@ -21,8 +21,11 @@ use crate::link::supervisor::{now_ms, worker_binary};
 #[command(
     name = "fcxd",
     version,
-    about = "fcx gateway: chat surfaces in front, one Codex worker per profile behind"
+    about = "fcx gateway: chat surfaces in front, one Codex worker per profile behind",
+    long_about = None
 )]
+/// fcxd's command line (its help is the `about` above and the fields' doc
+/// comments).
 pub struct Args {
     /// Use this terminal as the chat: each line you type is a message from
     /// the profile owner. Needs no Feishu configuration.
@@ -37,6 +40,9 @@ pub struct Args {
     pub home: Option<PathBuf>,
 }
 
+/// The whole of fcxd: logs, the home lock, the workers, the channels, the
+/// admin socket, and an orderly stop on SIGTERM/Ctrl-C; `main.rs` only
+/// parses the command line.
 pub fn main(args: Args) -> ExitCode {
     // Before any file is created: state, cursors, logs and keys are private.
     fcx_config::restrict_umask();

@@ -11,6 +11,8 @@
 //!   the per-scope outbound lanes);
 //! - [`feishu`]: the platform client library both ends use.
 
+#![warn(missing_docs)]
+
 // The library exists for `main.rs` (the `app` entry point) and the fuzz
 // target (`ingress::callback`); everything else is the crate's own.
 pub(crate) mod admin;
@@ -21,5 +23,4 @@ pub(crate) mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ingress;
-// `pub` until the supervisor rewrite lands (its `WorkerView::pid` is unread).
-pub mod link;
+pub(crate) mod link;

@@ -549,6 +549,7 @@ impl CardSurface {
         let in_thread = pb::Scope::key_is_topic(&run.scope);
         match self
             .http
+            .im()
             .reply_message(&run.reply_to, &msg, in_thread)
             .await
         {
@@ -643,7 +644,7 @@ impl CardSurface {
                         // A card that cannot be finished would show
                         // "Running" forever: take it back; its content
                         // follows as a message.
-                        if let Err(e) = self.http.recall_message(&message_id).await {
+                        if let Err(e) = self.http.im().recall_message(&message_id).await {
                             tracing::warn!(message = %message_id, error = %e, "cannot recall an unfinished card; it stays as it was");
                         }
                     }
@@ -658,7 +659,7 @@ impl CardSurface {
             // The whole answer follows as a message: parts of it left on
             // continuation cards would show twice.
             for (id, _) in shown.iter().zip(&delivered).skip(1).filter(|(_, ok)| **ok) {
-                if let Err(e) = self.http.recall_message(id).await {
+                if let Err(e) = self.http.im().recall_message(id).await {
                     tracing::warn!(message = %id, error = %e, "cannot recall a continuation card");
                 }
             }

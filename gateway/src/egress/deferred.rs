@@ -109,7 +109,10 @@ async fn do_work(ctx: &DeferredCtx, d: Deferred) {
                 }
             );
             let msg = OutgoingMessage::new("post", reply::post_content(&text));
-            let sent = ctx.http.send_message(ReceiveIdType::ChatId, &chat_id, &msg);
+            let sent = ctx
+                .http
+                .im()
+                .send_message(ReceiveIdType::ChatId, &chat_id, &msg);
             match tokio::time::timeout(SEND_LIMIT, sent).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(%profile, error = %e, "cannot post the welcome"),
@@ -175,11 +178,13 @@ async fn answer(ctx: &DeferredCtx, message_id: &str, chat_id: &str, text: &str) 
     let sent = async {
         if message_id.is_empty() {
             ctx.http
+                .im()
                 .send_message(ReceiveIdType::ChatId, chat_id, &msg)
                 .await
                 .map(|_| ())
         } else {
             ctx.http
+                .im()
                 .reply_message(message_id, &msg, false)
                 .await
                 .map(|_| ())

@@ -52,7 +52,7 @@ pub(crate) async fn outbound(out: Out, stop: CancellationToken) {
             },
             _ = commit.tick() => {
                 if let Some(at) = lanes.resume_at() {
-                    worker.commit(at);
+                    worker.cursor().commit(at);
                 }
             }
             _ = stop.cancelled(), if stopping.is_none() => {
@@ -64,7 +64,7 @@ pub(crate) async fn outbound(out: Out, stop: CancellationToken) {
     let commits = lanes.commits();
     lanes.close().await;
     if let Some(at) = commits.resume_at() {
-        worker.commit(at);
+        worker.cursor().commit(at);
     }
-    worker.flush_cursor();
+    worker.cursor().flush();
 }

@@ -353,7 +353,7 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
                 uuid: Some(format!("fcxg{tag}-{}", ev.seq)),
                 ..Default::default()
             };
-            let outcome = match http.create_chat(&req).await {
+            let outcome = match http.im().create_chat(&req).await {
                 Ok(chat) if !chat.chat_id.is_empty() => {
                     let act = ctx.worker.act(pb::Action {
                         kind: Some(pb::action::Kind::GroupCreated(pb::GroupCreatedAction {
@@ -371,6 +371,7 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
                                 OutgoingMessage::new("post", reply::post_content(&cg.welcome))
                                     .with_uuid(format!("fcxw{tag}-{}", ev.seq));
                             if let Err(e) = http
+                                .im()
                                 .send_message(ReceiveIdType::ChatId, &chat.chat_id, &msg)
                                 .await
                             {
@@ -392,7 +393,7 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
                         "post",
                         reply::post_content(&format!("❌ The group could not be created: {why}")),
                     );
-                    let _ = http.reply_message(&ev.reply_to, &msg, false).await;
+                    let _ = http.im().reply_message(&ev.reply_to, &msg, false).await;
                 }
             }
         }

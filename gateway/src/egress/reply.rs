@@ -184,7 +184,7 @@ async fn send_one(
     let first = if reply_to.is_empty() {
         None
     } else {
-        match http.reply_message(reply_to, &msg, in_thread).await {
+        match http.im().reply_message(reply_to, &msg, in_thread).await {
             Ok(_) => return Ok(()),
             Err(e) => Some(e),
         }
@@ -195,7 +195,11 @@ async fn send_one(
     if chat.is_empty() {
         return first.map_or(Ok(()), Err);
     }
-    match http.send_message(ReceiveIdType::ChatId, chat, &msg).await {
+    match http
+        .im()
+        .send_message(ReceiveIdType::ChatId, chat, &msg)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::error!(error = %e, "cannot deliver a reply");

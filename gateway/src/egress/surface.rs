@@ -188,7 +188,12 @@ impl FinalSurface for Messages {
             if queued.message_id.is_empty() {
                 return None;
             }
-            match self.http.add_reaction(&queued.message_id, ACK_EMOJI).await {
+            match self
+                .http
+                .im()
+                .add_reaction(&queued.message_id, ACK_EMOJI)
+                .await
+            {
                 Ok(r) => Some(Acknowledged {
                     message_id: queued.message_id.clone(),
                     reaction_id: r.reaction_id,
@@ -208,6 +213,7 @@ impl FinalSurface for Messages {
             for a in acks {
                 if let Err(e) = self
                     .http
+                    .im()
                     .remove_reaction(&a.message_id, &a.reaction_id)
                     .await
                 {

@@ -599,6 +599,7 @@ impl OpenApiClient {
 
 mod api;
 mod endpoint;
+mod im;
 mod types;
 
 #[cfg(test)]

@@ -52,8 +52,11 @@ pub const MIN_KEY_BYTES: usize = 32;
 /// What a token authorizes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Claims {
+    /// The run the button acts on ("" for buttons not tied to a run).
     pub run_id: String,
+    /// The scope key the card was posted in.
     pub scope: String,
+    /// The chat the card was posted in.
     pub chat_id: String,
     /// The open_id of the only user allowed to click.
     pub operator: String,
@@ -64,6 +67,7 @@ pub struct Claims {
     pub fingerprint: String,
     /// Unix seconds; the token is refused at and after this instant.
     pub expires_at: i64,
+    /// Makes each token single-use: a used nonce is refused again.
     pub nonce: [u8; NONCE_LEN],
 }
 
@@ -129,37 +133,53 @@ pub struct Expected<'a> {
     pub scope: &'a str,
     /// `event.context.open_chat_id`.
     pub chat_id: &'a str,
+    /// The action the click asks for, when it must match the token's.
     pub action: Option<&'a str>,
+    /// The run the click names, when it must match the token's.
     pub run_id: Option<&'a str>,
     /// The worker's current fingerprint, when known here (the worker checks
     /// it again on `Act`).
     pub fingerprint: Option<&'a str>,
 }
 
+/// Why a click was refused. The log gets the reason; the user gets only
+/// [`Denied::toast`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
+    /// Not a token this build writes.
     #[error("malformed token")]
     Malformed,
+    /// Signed with a key version the ring does not hold.
     #[error("unknown key version")]
     UnknownKey,
+    /// Signed with a key an operator retired.
     #[error("retired key version")]
     RetiredKey,
+    /// The signature does not match the claims.
     #[error("bad signature")]
     BadSignature,
+    /// Past its expiry.
     #[error("expired")]
     Expired,
+    /// Clicked by someone other than the user it was made for.
     #[error("operator mismatch")]
     WrongOperator,
+    /// Clicked in another scope than it was made for.
     #[error("scope mismatch")]
     WrongScope,
+    /// Clicked in another chat than it was made for.
     #[error("chat mismatch")]
     WrongChat,
+    /// The click asks for another action than the token allows.
     #[error("action mismatch")]
     WrongAction,
+    /// The click names another run than the token's.
     #[error("run mismatch")]
     WrongRun,
+    /// The scope's policy changed since the card was made.
     #[error("policy changed")]
     StaleFingerprint,
+    /// The token was used before.
     #[error("already used")]
     Replayed,
     /// The nonce store is full of live nonces: refuse rather than forget.
@@ -187,22 +207,30 @@ impl Denied {
     }
 }
 
+/// Why the key ring refused a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// Shorter than [`MIN_KEY_BYTES`].
     #[error("a callback key needs at least {MIN_KEY_BYTES} bytes")]
     TooShort,
+    /// The version is in the ring already.
     #[error("key version {0} is already in the ring")]
     Duplicate(u32),
+    /// No such version in the ring.
     #[error("key version {0} is not in the ring")]
     Unknown(u32),
+    /// The signing key cannot be retired while it signs.
     #[error("the current key version cannot be retired")]
     RetiringCurrent,
 }
 
+/// Why a token could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignError {
+    /// A claim exceeds [`MAX_FIELD_BYTES`].
     #[error("claim field longer than {MAX_FIELD_BYTES} bytes")]
     FieldTooLong,
+    /// The key cannot sign.
     #[error("invalid key: {0}")]
     Key(#[from] KeyError),
 }
@@ -233,6 +261,7 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
+    /// A ring whose only key, `version`, signs.
     pub fn new(version: u32, key: Vec<u8>) -> Result<Self, KeyError> {
         if key.len() < MIN_KEY_BYTES {
             return Err(KeyError::TooShort);
@@ -308,6 +337,7 @@ impl KeyRing {
         Ok(())
     }
 
+    /// The version new tokens are signed with.
     pub fn current_version(&self) -> u32 {
         self.current
     }
@@ -581,10 +611,12 @@ impl MemoryNonceStore {
         }
     }
 
+    /// Live nonces held.
     pub fn len(&self) -> usize {
         self.seen.lock().map_or(0, |m| m.by_nonce.len())
     }
 
+    /// No live nonce is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

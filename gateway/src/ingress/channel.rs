@@ -152,7 +152,7 @@ pub(crate) async fn run(
         keys.clone(),
         requesters.clone(),
         carriers.clone(),
-        idempotency_tag(&profile.name, worker.cursor().1),
+        idempotency_tag(&profile.name, worker.cursor().position().1),
         worker.caps(),
     )
     .with_journal(profile_dir.join("open-cards.json"));
@@ -236,7 +236,7 @@ pub(crate) async fn run(
         http: http.clone(),
         worker: worker.clone(),
         cards,
-        tag: idempotency_tag(&profile.name, worker.cursor().1),
+        tag: idempotency_tag(&profile.name, worker.cursor().position().1),
         reconnect,
         default_mode: app.reply_mode.as_str().to_string(),
         commits: Default::default(),
@@ -614,7 +614,7 @@ impl Handler {
     }
 
     async fn quote(&self, message_id: &str) -> Option<QuotedMessage> {
-        let msgs = self.http.get_message(message_id).await.ok()?;
+        let msgs = self.http.im().get_message(message_id).await.ok()?;
         let m = msgs.into_iter().next()?;
         let text = normalize::message_text(
             m.msg_type.as_deref().unwrap_or(""),

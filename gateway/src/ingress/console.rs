@@ -172,7 +172,7 @@ async fn print_loop(
             ev = feed.next() => match ev {
                 Some(ev) => {
                     out.event(&ev);
-                    worker.commit(ev.seq + 1);
+                    worker.cursor().commit(ev.seq + 1);
                 }
                 None => break,
             },
@@ -183,13 +183,13 @@ async fn print_loop(
                     tokio::time::timeout(Duration::from_millis(200), feed.next()).await
                 {
                     out.event(&ev);
-                    worker.commit(ev.seq + 1);
+                    worker.cursor().commit(ev.seq + 1);
                 }
                 break;
             }
         }
     }
-    worker.flush_cursor();
+    worker.cursor().flush();
 }
 
 #[derive(Default)]
@@ -220,7 +220,7 @@ impl Printer {
 
     fn notice(&mut self, n: &Notice) {
         match n {
-            Notice::Ready { .. } => {}
+            Notice::Ready => {}
             Notice::Exited { what, retry_in } => self.line(&format!(
                 "[fcx] {what}; restarting it in {:.1} s",
                 retry_in.as_secs_f32()

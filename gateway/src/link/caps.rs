@@ -10,11 +10,12 @@ use fcx_proto::v1::ActionKind;
 /// Shared by the supervisor (which replaces the set at every `Hello`) and
 /// the surfaces (which read it). Empty before the first `Hello`.
 #[derive(Clone, Default, Debug)]
-pub struct WorkerCaps(Arc<RwLock<Vec<String>>>);
+pub(crate) struct WorkerCaps(Arc<RwLock<Vec<String>>>);
 
 impl WorkerCaps {
-    /// A set fixed from the start (tests, or a surface without a worker).
-    pub fn of(caps: &[&str]) -> Self {
+    /// A set fixed from the start.
+    #[cfg(test)]
+    pub(crate) fn of(caps: &[&str]) -> Self {
         let c = WorkerCaps::default();
         c.set(caps.iter().map(|s| s.to_string()).collect());
         c
@@ -24,7 +25,7 @@ impl WorkerCaps {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = caps;
     }
 
-    pub fn has(&self, cap: &str) -> bool {
+    pub(crate) fn has(&self, cap: &str) -> bool {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -33,7 +34,7 @@ impl WorkerCaps {
     }
 
     /// Whether a button of this kind may be offered.
-    pub fn offers(&self, action: ActionKind) -> bool {
+    pub(crate) fn offers(&self, action: ActionKind) -> bool {
         match action {
             ActionKind::Stop => self.has(caps::STOP),
             ActionKind::Command | ActionKind::Config | ActionKind::Resume => {

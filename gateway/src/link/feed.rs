@@ -20,7 +20,7 @@ use super::supervisor::WorkerHandle;
 const GIVE_UP_AFTER: u32 = 20;
 
 /// The events of one worker, across its restarts, in seq order.
-pub struct EventFeed {
+pub(crate) struct EventFeed {
     worker: Arc<WorkerHandle>,
     /// Next seq to ask for; taken from the cursor at the first connect.
     next: Option<u64>,
@@ -46,7 +46,7 @@ impl EventFeed {
 
     /// The next event; `None` once the worker has stopped for good (fcxd is
     /// shutting down) and everything it said has been read. Cancel-safe.
-    pub async fn next(&mut self) -> Option<WorkerEvent> {
+    pub(crate) async fn next(&mut self) -> Option<WorkerEvent> {
         loop {
             if let Some(stream) = self.stream.as_mut() {
                 match stream.message().await {
@@ -72,7 +72,7 @@ impl EventFeed {
                 self.incarnation = incarnation;
                 self.failures = 0;
             }
-            let (cursor, generation) = self.worker.cursor();
+            let (cursor, generation) = self.worker.cursor().position();
             if self.next.is_none() || generation != self.generation {
                 self.next = Some(cursor);
                 self.generation = generation;
@@ -105,7 +105,7 @@ impl EventFeed {
 /// Which events a consumer has handled: the cursor may pass an event only
 /// once it and every earlier one are handled (lanes finish out of order).
 #[derive(Clone, Default)]
-pub struct Commits(Arc<Mutex<Pending>>);
+pub(crate) struct Commits(Arc<Mutex<Pending>>);
 
 #[derive(Default)]
 struct Pending {
@@ -116,7 +116,7 @@ struct Pending {
 
 impl Commits {
     /// `seq` was taken and is being handled.
-    pub fn taken(&self, seq: u64) {
+    pub(crate) fn taken(&self, seq: u64) {
         if let Ok(mut p) = self.0.lock() {
             p.in_flight.insert(seq);
             p.after_last = Some(seq + 1);
@@ -124,7 +124,7 @@ impl Commits {
     }
 
     /// `seq` is handled (posted, or durably queued for a retry).
-    pub fn handled(&self, seq: u64) {
+    pub(crate) fn handled(&self, seq: u64) {
         if let Ok(mut p) = self.0.lock() {
             p.in_flight.remove(&seq);
         }
@@ -132,7 +132,7 @@ impl Commits {
 
     /// The first seq not yet handled: where a restart resumes. `None` before
     /// anything was taken.
-    pub fn resume_at(&self) -> Option<u64> {
+    pub(crate) fn resume_at(&self) -> Option<u64> {
         let p = self.0.lock().ok()?;
         p.in_flight.first().copied().or(p.after_last)
     }

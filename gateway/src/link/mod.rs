@@ -2,7 +2,8 @@
 //! (`process`), and the events they say, pulled by the surfaces from a resume
 //! cursor that only the consumer moves (`feed`). Workers outlive fcxd.
 
-pub mod caps;
-pub mod feed;
+pub(crate) mod caps;
+pub(crate) mod cursor;
+pub(crate) mod feed;
 mod process;
-pub mod supervisor;
+pub(crate) mod supervisor;

@@ -4,8 +4,8 @@
 //! from outside, else with exponential backoff, reset after a healthy
 //! period).
 //!
-//! The resume cursor lives here, outside the worker, and is persisted, but
-//! only the consumer moves it ([`WorkerHandle::commit`]), once it has handled
+//! The resume cursor (`cursor`) lives with the handle, outside the worker,
+//! and is persisted, but only the consumer moves it, once it has handled
 //! the events: a crash of fcxd at any moment resumes at the first event not
 //! yet handled.
 
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::caps::WorkerCaps;
+use super::cursor::ResumeCursor;
 use super::feed::EventFeed;
 use super::process::{ConnectError, Hello, WorkerProcess, connect, connect_and_hello};
 
@@ -38,11 +39,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a ready worker is called, so it knows its gateway lives.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// The cursor file is rewritten at most this often (and on stop).
-const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     Starting,
     Ready,
     Backoff,
@@ -52,7 +51,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Phase::Starting => "starting",
             Phase::Ready => "ready",
@@ -65,24 +64,24 @@ impl Phase {
 
 /// What the supervisor tells surfaces about the worker itself.
 #[derive(Debug, Clone)]
-pub enum Notice {
-    Ready { pid: u32 },
+pub(crate) enum Notice {
+    Ready,
     Exited { what: String, retry_in: Duration },
     StartFailed { error: String, retry_in: Duration },
 }
 
 #[derive(Debug, Clone)]
-pub struct WorkerView {
-    pub profile: String,
-    pub phase: Phase,
-    pub pid: Option<u32>,
-    pub restarts: u32,
-    pub last_error: String,
-    pub started_at_ms: i64,
+pub(crate) struct WorkerView {
+    pub(crate) profile: String,
+    pub(crate) phase: Phase,
+    pub(crate) pid: Option<u32>,
+    pub(crate) restarts: u32,
+    pub(crate) last_error: String,
+    pub(crate) started_at_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DeliverError {
+pub(crate) enum DeliverError {
     #[error("the worker for profile {0} is not running right now")]
     Unavailable(String),
     #[error("{0}")]
@@ -102,23 +101,13 @@ struct Shared {
     incarnation: u64,
 }
 
-/// The resume cursor: the first event the consumer has not handled.
-struct Cursor {
-    next: u64,
-    /// The event log's epoch: bumped when the cursor is reset to a
-    /// recreated log.
-    generation: u64,
-    dirty: bool,
-    saved_at: Instant,
-}
-
-pub struct WorkerHandle {
+pub(crate) struct WorkerHandle {
     profile: String,
     home: Home,
     worker_bin: PathBuf,
     shared: Mutex<Shared>,
     notices: broadcast::Sender<Notice>,
-    cursor: Mutex<Cursor>,
+    cursor: ResumeCursor,
     /// What the channel learned about the platform; sent to every worker
     /// incarnation right after Hello.
     platform: Mutex<Option<PlatformInfo>>,
@@ -130,14 +119,14 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub fn new(
+    pub(crate) fn new(
         profile: &str,
         home: &Home,
         worker_bin: PathBuf,
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (notices, _) = broadcast::channel(64);
-        let h = Arc::new(WorkerHandle {
+        Arc::new(WorkerHandle {
             profile: profile.to_string(),
             home: home.clone(),
             worker_bin,
@@ -151,32 +140,21 @@ impl WorkerHandle {
                 incarnation: 0,
             }),
             notices,
-            cursor: Mutex::new(Cursor {
-                next: 0,
-                generation: 0,
-                dirty: false,
-                saved_at: Instant::now(),
-            }),
+            cursor: ResumeCursor::load(home.profile_dir(profile), profile),
             platform: Mutex::new(None),
             caps: WorkerCaps::default(),
             ready: Notify::new(),
             restart: Notify::new(),
             stop,
-        });
-        if let Some((next, epoch)) = h.load_cursor() {
-            let mut c = h.cursor_lock();
-            c.next = next;
-            c.generation = epoch;
-        }
-        h
+        })
     }
 
-    pub fn profile(&self) -> &str {
+    pub(crate) fn profile(&self) -> &str {
         &self.profile
     }
 
     /// What the worker can do, as its last Hello said (kept current).
-    pub fn caps(&self) -> WorkerCaps {
+    pub(crate) fn caps(&self) -> WorkerCaps {
         self.caps.clone()
     }
 
@@ -184,7 +162,7 @@ impl WorkerHandle {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn view(&self) -> WorkerView {
+    pub(crate) fn view(&self) -> WorkerView {
         let s = self.lock();
         WorkerView {
             profile: self.profile.clone(),
@@ -196,7 +174,7 @@ impl WorkerHandle {
         }
     }
 
-    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+    pub(crate) fn notices(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
     }
 
@@ -210,7 +188,7 @@ impl WorkerHandle {
     }
 
     /// Wait until the worker is ready (or `timeout` passes).
-    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+    pub(crate) async fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.ready.notified();
@@ -224,7 +202,7 @@ impl WorkerHandle {
     }
 
     /// Hand a message to the worker. `Ok` means it is durably accepted.
-    pub async fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
+    pub(crate) async fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
         let Some(mut c) = self.client() else {
             return Err(DeliverError::Unavailable(self.profile.clone()));
         };
@@ -239,7 +217,7 @@ impl WorkerHandle {
     }
 
     /// A verified action (card button, a group the gateway created).
-    pub async fn act(&self, action: Action) -> Result<ActResult, DeliverError> {
+    pub(crate) async fn act(&self, action: Action) -> Result<ActResult, DeliverError> {
         let Some(mut c) = self.client() else {
             return Err(DeliverError::Unavailable(self.profile.clone()));
         };
@@ -251,7 +229,7 @@ impl WorkerHandle {
 
     /// Remember the platform identity and tell the worker (now, if it is
     /// up, and after every restart).
-    pub async fn set_platform(&self, info: PlatformInfo) {
+    pub(crate) async fn set_platform(&self, info: PlatformInfo) {
         if let Ok(mut p) = self.platform.lock() {
             *p = Some(info.clone());
         }
@@ -260,7 +238,7 @@ impl WorkerHandle {
         }
     }
 
-    pub async fn status(&self) -> Option<WorkerStatus> {
+    pub(crate) async fn status(&self) -> Option<WorkerStatus> {
         let mut c = self.client()?;
         tokio::time::timeout(Duration::from_secs(2), c.status(StatusRequest {}))
             .await
@@ -269,96 +247,17 @@ impl WorkerHandle {
             .map(|r| r.into_inner())
     }
 
-    pub fn request_restart(&self) {
+    pub(crate) fn request_restart(&self) {
         self.restart.notify_one();
     }
 
-    fn cursor_path(&self) -> PathBuf {
-        self.home.profile_dir(&self.profile).join("gateway.cursor")
-    }
-
-    /// `next [epoch]`: the epoch counts the times the worker's event log
-    /// was found recreated.
-    fn load_cursor(&self) -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string(self.cursor_path()).ok()?;
-        let mut it = text.split_whitespace();
-        let next = it.next()?.parse().ok()?;
-        let epoch = it.next().and_then(|e| e.parse().ok()).unwrap_or(0);
-        Some((next, epoch))
-    }
-
-    fn cursor_lock(&self) -> std::sync::MutexGuard<'_, Cursor> {
-        self.cursor.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The resume cursor (the first event not yet handled) and the epoch
-    /// of the worker's event log (bumped, and kept, each time the log is
-    /// found recreated).
-    pub fn cursor(&self) -> (u64, u64) {
-        let c = self.cursor_lock();
-        (c.next, c.generation)
-    }
-
-    /// The consumer handled everything before `next`: move the cursor
-    /// there (saved at most every [`CURSOR_SAVE_EVERY`], and on
-    /// [`Self::flush_cursor`]).
-    pub fn commit(&self, next: u64) {
-        let save = {
-            let mut c = self.cursor_lock();
-            if c.next == next {
-                return;
-            }
-            c.next = next;
-            c.dirty = true;
-            c.saved_at.elapsed() >= CURSOR_SAVE_EVERY
-        };
-        if save {
-            self.flush_cursor();
-        }
-    }
-
-    pub fn flush_cursor(&self) {
-        let (next, epoch) = {
-            let mut c = self.cursor_lock();
-            if !c.dirty {
-                return;
-            }
-            c.dirty = false;
-            c.saved_at = Instant::now();
-            (c.next, c.generation)
-        };
-        let path = self.cursor_path();
-        let tmp = path.with_extension("tmp");
-        let r = std::fs::create_dir_all(self.home.profile_dir(&self.profile))
-            .and_then(|_| std::fs::write(&tmp, format!("{next} {epoch}")))
-            .and_then(|_| std::fs::rename(&tmp, &path));
-        if let Err(e) = r {
-            tracing::warn!(profile = %self.profile, error = %e, "cannot save the event cursor");
-        }
-    }
-
-    /// First contact (no saved cursor) follows from now on; a cursor beyond
-    /// the worker's log (its state.db was recreated) would silence the bot
-    /// until new events pass it, so it is reset.
-    fn reconcile_cursor(&self, last_seq: u64) {
-        {
-            let mut c = self.cursor_lock();
-            if c.next == 0 {
-                c.next = last_seq + 1;
-            } else if last_seq + 1 < c.next {
-                tracing::warn!(profile = %self.profile, cursor = c.next, last_seq, "the worker's event log is behind the saved cursor (state.db recreated?); following from its end");
-                c.next = last_seq + 1;
-                c.generation += 1;
-            } else {
-                return;
-            }
-            c.dirty = true;
-        }
-        self.flush_cursor();
+    /// The resume cursor: where the consumer resumes, moved only by it.
+    pub(crate) fn cursor(&self) -> &ResumeCursor {
+        &self.cursor
     }
 
     /// A pull of this worker's events from the cursor (see [`EventFeed`]).
-    pub fn feed(self: &Arc<Self>) -> EventFeed {
+    pub(crate) fn feed(self: &Arc<Self>) -> EventFeed {
         EventFeed::new(self.clone())
     }
 
@@ -403,7 +302,7 @@ impl WorkerHandle {
 
     /// The supervision loop; returns when `stop` is cancelled and the worker
     /// has been shut down.
-    pub async fn supervise(self: Arc<Self>) {
+    pub(crate) async fn supervise(self: Arc<Self>) {
         let mut backoff = BACKOFF_START;
         let sock = SocketAddr::new(self.home.worker_socket(&self.profile));
         loop {
@@ -456,7 +355,7 @@ impl WorkerHandle {
                 backoff = (backoff * 2).min(BACKOFF_CAP);
             }
         }
-        self.flush_cursor();
+        self.cursor.flush();
         self.set_phase(Phase::Stopped);
         self.lock().pid = None;
     }
@@ -541,7 +440,7 @@ impl WorkerHandle {
     async fn run_one(self: &Arc<Self>, mut process: WorkerProcess, hello: Hello) -> End {
         let pid = process.pid();
         let client = hello.client;
-        self.reconcile_cursor(hello.last_seq);
+        self.cursor.reconcile(hello.last_seq);
         self.caps.set(hello.caps);
         {
             let mut s = self.lock();
@@ -557,7 +456,7 @@ impl WorkerHandle {
             send_platform(client.clone(), &self.profile, info).await;
         }
         self.ready.notify_waiters();
-        let _ = self.notices.send(Notice::Ready { pid });
+        let _ = self.notices.send(Notice::Ready);
         tracing::info!(profile = %self.profile, pid, spawned = process.spawned(), "worker ready");
 
         let heartbeat = heartbeat(client.clone());
@@ -579,7 +478,7 @@ impl WorkerHandle {
             }
         };
         self.set_phase(Phase::Backoff);
-        self.flush_cursor();
+        self.cursor.flush();
         end
     }
 
@@ -642,7 +541,7 @@ enum End {
     StartFailed(String),
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -650,7 +549,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// Where `fcx-worker` is: `$FCX_WORKER_BIN`, else next to this executable.
-pub fn worker_binary() -> Result<PathBuf, String> {
+pub(crate) fn worker_binary() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("FCX_WORKER_BIN").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(p));
     }

@@ -72,6 +72,7 @@ impl CardSurface {
             .in_chat(chat.clone());
         match self
             .http
+            .im()
             .reply_message(&ev.reply_to, &msg, pb::Scope::key_is_topic(&ev.scope))
             .await
         {

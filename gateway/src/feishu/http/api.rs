@@ -1,5 +1,6 @@
-//! The typed Open Platform calls fcx makes (bot and app info, messages,
-//! reactions, resources, chats) and the raw JSON door `cardkit` uses.
+//! The typed Open Platform calls fcx makes about the app itself (bot and app
+//! info), resources, and the raw JSON door `cardkit` uses; messages,
+//! reactions and chats are in `im`.
 
 use super::*;
 
@@ -28,133 +29,6 @@ impl OpenApiClient {
             .await
     }
 
-    /// `POST /open-apis/im/v1/messages?receive_id_type=…`. A `uuid` is
-    /// generated when `msg.uuid` is `None`; retries reuse it.
-    pub(crate) async fn send_message(
-        &self,
-        id_type: ReceiveIdType,
-        receive_id: &str,
-        msg: &OutgoingMessage,
-    ) -> Result<Message, ApiError> {
-        let uuid = msg.uuid.clone().unwrap_or_else(new_uuid);
-        check_uuid(&uuid)?;
-        let chat = match id_type {
-            ReceiveIdType::ChatId => Some(receive_id.to_string()),
-            _ => msg.chat.clone().or_else(|| Some(receive_id.to_string())),
-        };
-        let mut spec = Spec {
-            idempotent: true,
-            ..Spec::new(Method::POST, "/open-apis/im/v1/messages")
-        }
-        .budget("im.send", budget::IM_SEND);
-        if let Some(c) = chat {
-            spec = spec.budget(format!("chat:{c}"), budget::IM_CHAT);
-        }
-        let spec = spec
-            .query("receive_id_type", id_type.as_str())
-            .json(serde_json::json!({
-                "receive_id": receive_id,
-                "msg_type": msg.msg_type,
-                "content": msg.content,
-                "uuid": uuid,
-            }));
-        self.call_field(&spec, "data").await
-    }
-
-    /// `POST /open-apis/im/v1/messages/{id}/reply`.
-    pub(crate) async fn reply_message(
-        &self,
-        message_id: &str,
-        msg: &OutgoingMessage,
-        reply_in_thread: bool,
-    ) -> Result<Message, ApiError> {
-        let uuid = msg.uuid.clone().unwrap_or_else(new_uuid);
-        check_uuid(&uuid)?;
-        let path = format!("/open-apis/im/v1/messages/{}/reply", segment(message_id)?);
-        let mut spec = Spec {
-            idempotent: true,
-            ..Spec::new(Method::POST, path)
-        }
-        .budget("im.send", budget::IM_SEND);
-        if let Some(c) = &msg.chat {
-            spec = spec.budget(format!("chat:{c}"), budget::IM_CHAT);
-        }
-        let spec = spec.json(serde_json::json!({
-            "msg_type": msg.msg_type,
-            "content": msg.content,
-            "reply_in_thread": reply_in_thread,
-            "uuid": uuid,
-        }));
-        self.call_field(&spec, "data").await
-    }
-
-    /// `GET /open-apis/im/v1/messages/{id}` → `data.items` (a merge-forward
-    /// returns its children too).
-    pub(crate) async fn get_message(&self, message_id: &str) -> Result<Vec<Message>, ApiError> {
-        #[derive(Deserialize)]
-        struct Items {
-            #[serde(default)]
-            items: Vec<Message>,
-        }
-        let path = format!("/open-apis/im/v1/messages/{}", segment(message_id)?);
-        let items: Items = self
-            .call_field(&Spec::new(Method::GET, path), "data")
-            .await?;
-        Ok(items.items)
-    }
-
-    /// `DELETE /open-apis/im/v1/messages/{id}`: recall a message the bot
-    /// sent. Resending is harmless (a second recall of the same message
-    /// changes nothing).
-    pub(crate) async fn recall_message(&self, message_id: &str) -> Result<(), ApiError> {
-        let path = format!("/open-apis/im/v1/messages/{}", segment(message_id)?);
-        let spec = Spec {
-            idempotent: true,
-            ..Spec::new(Method::DELETE, path)
-        }
-        .budget("im.recall", budget::IM_SEND);
-        self.call_field::<serde_json::Value>(&spec, "data")
-            .await
-            .map(|_| ())
-    }
-
-    /// `POST /open-apis/im/v1/messages/{id}/reactions`. Not idempotent: a
-    /// timed-out request is not resent (only connect failures are).
-    pub(crate) async fn add_reaction(
-        &self,
-        message_id: &str,
-        emoji_type: &str,
-    ) -> Result<Reaction, ApiError> {
-        let path = format!(
-            "/open-apis/im/v1/messages/{}/reactions",
-            segment(message_id)?
-        );
-        let spec = Spec::new(Method::POST, path)
-            .json(serde_json::json!({ "reaction_type": { "emoji_type": emoji_type } }));
-        self.call_field(&spec, "data").await
-    }
-
-    /// `DELETE /open-apis/im/v1/messages/{id}/reactions/{reaction_id}`:
-    /// take back a reaction the bot added. Resending is harmless.
-    pub(crate) async fn remove_reaction(
-        &self,
-        message_id: &str,
-        reaction_id: &str,
-    ) -> Result<(), ApiError> {
-        let path = format!(
-            "/open-apis/im/v1/messages/{}/reactions/{}",
-            segment(message_id)?,
-            segment(reaction_id)?
-        );
-        let spec = Spec {
-            idempotent: true,
-            ..Spec::new(Method::DELETE, path)
-        };
-        self.call_field::<serde_json::Value>(&spec, "data")
-            .await
-            .map(|_| ())
-    }
-
     // No caller yet: attachment download (the next issue) uses it.
     #[allow(dead_code)]
     /// `GET /open-apis/im/v1/messages/{id}/resources/{key}?type=…`: the
@@ -180,22 +54,6 @@ impl OpenApiClient {
             Answer::Bytes(b) => Ok(b),
             Answer::Json(_) => Err(self.decode_err(&spec.path, "expected a file, got JSON", None)),
         }
-    }
-
-    /// `POST /open-apis/im/v1/chats?user_id_type=open_id&uuid=…` → chat id.
-    pub(crate) async fn create_chat(&self, req: &CreateChat) -> Result<CreatedChat, ApiError> {
-        let uuid = req.uuid.clone().unwrap_or_else(new_uuid);
-        check_uuid(&uuid)?;
-        let body =
-            serde_json::to_value(req).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
-        let spec = Spec {
-            idempotent: true,
-            ..Spec::new(Method::POST, "/open-apis/im/v1/chats")
-        }
-        .query("user_id_type", "open_id")
-        .query("uuid", uuid)
-        .json(body);
-        self.call_field(&spec, "data").await
     }
 
     /// Any JSON call under `/open-apis/` with the same token handling,

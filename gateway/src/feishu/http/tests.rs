@@ -133,6 +133,7 @@ async fn business_code_with_http_200_is_an_error() {
     .await;
     let c = client(&fake);
     let e = c
+        .im()
         .send_message(ReceiveIdType::ChatId, "oc_1", &OutgoingMessage::text("hi"))
         .await
         .expect_err("must fail");
@@ -171,6 +172,7 @@ async fn rate_limits_wait_then_succeed_or_give_up() {
     .await;
     let c = client(&fake);
     let m = c
+        .im()
         .send_message(ReceiveIdType::ChatId, "oc_1", &OutgoingMessage::text("hi"))
         .await
         .expect("sent after waiting");
@@ -228,7 +230,11 @@ async fn server_errors_are_retried_with_the_same_uuid() {
     .await;
     let c = client(&fake);
     let msg = OutgoingMessage::text("hello").with_uuid("my-key-1");
-    let m = c.reply_message("om_1", &msg, true).await.expect("reply");
+    let m = c
+        .im()
+        .reply_message("om_1", &msg, true)
+        .await
+        .expect("reply");
     assert_eq!(m.message_id, "om_2");
     let replies: Vec<Recorded> = fake
         .requests()
@@ -295,21 +301,24 @@ async fn send_query_get_reaction_chat_and_download() {
     .await;
     let c = client(&fake);
     let m = c
+        .im()
         .send_message(ReceiveIdType::OpenId, "ou_1", &OutgoingMessage::text("x"))
         .await
         .expect("send");
     assert_eq!(m.message_id, "om_9");
-    let items = c.get_message("om_9").await.expect("get");
+    let items = c.im().get_message("om_9").await.expect("get");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].mentions[0].key.as_deref(), Some("@_user_1"));
     assert_eq!(
-        c.add_reaction("om_9", "OK")
+        c.im()
+            .add_reaction("om_9", "OK")
             .await
             .expect("react")
             .reaction_id,
         "r1"
     );
     let chat = c
+        .im()
         .create_chat(&CreateChat {
             name: Some("fcx".into()),
             user_id_list: vec!["ou_1".into()],
@@ -335,9 +344,14 @@ async fn send_query_get_reaction_chat_and_download() {
         .expect_err("api error");
     assert_eq!(e.code(), Some(234043));
     // Ids that would escape the path are refused before any request.
-    let e = c.get_message("../bot/v3/info").await.expect_err("bad id");
+    let e = c
+        .im()
+        .get_message("../bot/v3/info")
+        .await
+        .expect_err("bad id");
     assert!(matches!(e, ApiError::InvalidArgument(_)));
     let e = c
+        .im()
         .send_message(
             ReceiveIdType::OpenId,
             "ou_1",
