@@ -3,6 +3,7 @@
 //! cursor that only the consumer moves (`feed`). Workers outlive fcxd.
 
 pub mod caps;
+mod env;
 pub mod feed;
 mod process;
 pub mod supervisor;
