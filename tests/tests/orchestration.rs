@@ -561,7 +561,8 @@ async fn stop_new_and_cd_preempt_the_active_run_and_keep_the_queue() {
     let recs = records_by_start(&h);
     assert_eq!(recs.len(), 6, "{recs:?}");
     assert_eq!(
-        recs[5]["args"]["cd"].as_str(),
+        // The workspace is codex's working directory (not on its argv).
+        recs[5]["cwd"].as_str(),
         Some(ws2.as_str()),
         "{}",
         recs[5]

@@ -455,10 +455,8 @@ async fn workspaces_access_modes_and_resume_across_a_policy_change() {
     ev.done_for("m2").await;
     let last = h.fake_records().pop().expect("a record");
     assert!(
-        last["args"]["cd"]
-            .as_str()
-            .unwrap_or("")
-            .ends_with("/ws/sub"),
+        // The workspace is codex's working directory (not on its argv).
+        last["cwd"].as_str().unwrap_or("").ends_with("/ws/sub"),
         "{last}"
     );
 

@@ -44,7 +44,7 @@ pub(crate) async fn outbound(out: Out, stop: CancellationToken) {
         }
         tokio::select! {
             ev = feed.next() => match ev {
-                Some(ev) => lanes.dispatch(ev),
+                Some(ev) => lanes.dispatch(ev).await,
                 None => {
                     tracing::debug!(%profile, "worker stopped; sending what it said last");
                     break;

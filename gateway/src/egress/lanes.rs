@@ -13,6 +13,13 @@
 //! themselves are rendered by their writers, once per operation sent, so
 //! under a burst the cards stay current while the rendering cost stays
 //! flat.
+//!
+//! What waits in memory is bounded, per lane and across the lanes: when a
+//! chat's lane is full (the platform holds it back), or all lanes together
+//! hold [`TOTAL_QUEUE`] events, the dispatcher waits and the rest stays in
+//! the worker's event log, on disk, until there is room: nothing is
+//! dropped, and a chat that cannot be written to only costs a bounded
+//! amount of memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +27,7 @@ use std::time::Duration;
 
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb, gateway_request};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::egress::cards::CardSurface;
@@ -40,6 +47,11 @@ const MAX_BATCH: usize = 512;
 const ACT_LIMIT: Duration = Duration::from_secs(15);
 /// Finished lanes are swept from the map every this many dispatches.
 const SWEEP_EVERY: u64 = 1024;
+/// Events waiting in one lane at most: a streamed answer's deltas fit many
+/// times over, so a busy chat rarely makes the others wait.
+const LANE_QUEUE: usize = 8192;
+/// Events waiting across all lanes of a channel at most.
+const TOTAL_QUEUE: usize = 65536;
 
 /// What every lane of one channel shares.
 pub(crate) struct LaneCtx {
@@ -57,8 +69,44 @@ pub(crate) struct LaneCtx {
     pub(crate) bot: String,
 }
 
+/// An event waiting in a lane, with its share of the channel's budget
+/// (given back when the lane has handled it).
+pub(crate) struct Queued<T> {
+    pub(crate) ev: T,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// The bounded queues between the dispatcher and the lanes: `per_lane`
+/// events in one lane, `total` across all of them.
+pub(crate) struct Budget {
+    per_lane: usize,
+    total: Arc<Semaphore>,
+}
+
+impl Budget {
+    pub(crate) fn new(per_lane: usize, total: usize) -> Self {
+        Budget {
+            per_lane,
+            total: Arc::new(Semaphore::new(total)),
+        }
+    }
+
+    /// A new lane's queue.
+    pub(crate) fn lane<T>(&self) -> (mpsc::Sender<Queued<T>>, mpsc::Receiver<Queued<T>>) {
+        mpsc::channel(self.per_lane.max(1))
+    }
+
+    /// `ev` with a slot of the total, waiting for one while all are taken.
+    pub(crate) async fn slot<T>(&self, ev: T) -> Queued<T> {
+        // The semaphore is never closed; were it, the event still goes on
+        // (unbounded) rather than being lost.
+        let slot = self.total.clone().acquire_owned().await.ok();
+        Queued { ev, _slot: slot }
+    }
+}
+
 struct Lane {
-    tx: mpsc::UnboundedSender<pb::WorkerEvent>,
+    tx: mpsc::Sender<Queued<pb::WorkerEvent>>,
     task: JoinHandle<()>,
 }
 
@@ -67,6 +115,7 @@ pub(crate) struct Lanes {
     ctx: Arc<LaneCtx>,
     lanes: HashMap<String, Lane>,
     dispatched: u64,
+    budget: Budget,
 }
 
 impl Lanes {
@@ -75,31 +124,34 @@ impl Lanes {
             ctx: Arc::new(ctx),
             lanes: HashMap::new(),
             dispatched: 0,
+            budget: Budget::new(LANE_QUEUE, TOTAL_QUEUE),
         }
     }
 
-    /// Hands `ev` to its scope's lane, starting one if needed.
-    pub(crate) fn dispatch(&mut self, ev: pb::WorkerEvent) {
+    /// Hands `ev` to its scope's lane, starting one if needed. Waits while
+    /// that lane, or all lanes together, are full (see the module doc).
+    pub(crate) async fn dispatch(&mut self, ev: pb::WorkerEvent) {
         self.ctx.commits.taken(ev.seq);
         self.dispatched += 1;
         if self.dispatched.is_multiple_of(SWEEP_EVERY) {
             self.lanes.retain(|_, l| !l.task.is_finished());
         }
         let scope = ev.scope.clone();
-        let (ev, before) = match self.lanes.remove(&scope) {
-            Some(lane) => match lane.tx.send(ev) {
+        let item = self.budget.slot(ev).await;
+        let (item, before) = match self.lanes.remove(&scope) {
+            Some(lane) => match lane.tx.send(item).await {
                 Ok(()) => {
                     self.lanes.insert(scope, lane);
                     return;
                 }
                 // The lane is ending (idle): the new one waits for it.
-                Err(mpsc::error::SendError(ev)) => (ev, Some(lane.task)),
+                Err(mpsc::error::SendError(item)) => (item, Some(lane.task)),
             },
-            None => (ev, None),
+            None => (item, None),
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        // Cannot fail: the receiver is alive until the task drops it.
-        let _ = tx.send(ev);
+        let (tx, rx) = self.budget.lane();
+        // Cannot fail: the queue is new and its receiver alive.
+        let _ = tx.try_send(item);
         let task = tokio::spawn(run_lane(self.ctx.clone(), rx, before));
         self.lanes.insert(scope, Lane { tx, task });
     }
@@ -196,7 +248,7 @@ impl LaneState {
 
 async fn run_lane(
     ctx: Arc<LaneCtx>,
-    mut rx: mpsc::UnboundedReceiver<pb::WorkerEvent>,
+    mut rx: mpsc::Receiver<Queued<pb::WorkerEvent>>,
     before: Option<JoinHandle<()>>,
 ) {
     if let Some(b) = before {
@@ -206,14 +258,14 @@ async fn run_lane(
     let mut batch = Vec::with_capacity(16);
     loop {
         let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
-            Ok(Some(ev)) => ev,
+            Ok(Some(q)) => q,
             Ok(None) => return,
             Err(_) if st.open_runs() == 0 && st.started.is_empty() => {
                 // Refuse new events, then handle any that slipped in.
                 rx.close();
-                while let Ok(ev) = rx.try_recv() {
-                    handle(&ctx, &mut st, &ev, true).await;
-                    settle(&ctx, &mut st, &ev);
+                while let Ok(q) = rx.try_recv() {
+                    handle(&ctx, &mut st, &q.ev, true).await;
+                    settle(&ctx, &mut st, &q.ev);
                 }
                 return;
             }
@@ -227,9 +279,9 @@ async fn run_lane(
             }
         }
         for i in 0..batch.len() {
-            let draw = !defers(&batch[i], batch.get(i + 1));
-            handle(&ctx, &mut st, &batch[i], draw).await;
-            settle(&ctx, &mut st, &batch[i]);
+            let draw = !defers(&batch[i].ev, batch.get(i + 1).map(|q| &q.ev));
+            handle(&ctx, &mut st, &batch[i].ev, draw).await;
+            settle(&ctx, &mut st, &batch[i].ev);
         }
         batch.clear();
     }
@@ -403,4 +455,47 @@ async fn gateway_work(ctx: &LaneCtx, ev: &pb::WorkerEvent) {
 /// Chat scopes this channel answers (the console has its own printer).
 pub(crate) fn is_chat_scope(scope: &str) -> bool {
     pb::Scope::parse(scope).is_some() && scope != crate::ingress::console::SCOPE
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_lane_or_a_spent_total_makes_the_dispatcher_wait() {
+        let budget = Budget::new(2, 3);
+        let (a_tx, mut a_rx) = budget.lane::<u32>();
+        let (b_tx, mut b_rx) = budget.lane::<u32>();
+        for i in 0..2 {
+            let q = budget.slot(i).now_or_never().expect("a slot is free");
+            a_tx.try_send(q).map_err(|_| ()).expect("room in lane a");
+        }
+        // Lane a is full: a third event for it has to wait.
+        let q = budget.slot(2).now_or_never().expect("a slot is free");
+        let mut send = Box::pin(a_tx.send(q));
+        assert!((&mut send).now_or_never().is_none(), "lane a is full");
+        // That event holds the last slot of the total: lane b waits too.
+        let mut slot_b = Box::pin(budget.slot(10));
+        assert!((&mut slot_b).now_or_never().is_none(), "total spent");
+        // Lane a handles one event: its queue has room, and once that
+        // event's slot is given back, lane b gets one.
+        let first = a_rx.recv().await.expect("an event");
+        assert_eq!(first.ev, 0);
+        send.await
+            .map_err(|_| ())
+            .expect("sent once there was room");
+        assert!((&mut slot_b).now_or_never().is_none(), "slot still held");
+        drop(first);
+        let q = slot_b.await;
+        b_tx.try_send(q).map_err(|_| ()).expect("room in lane b");
+        assert_eq!(b_rx.recv().await.map(|q| q.ev), Some(10));
+        let rest: Vec<u32> = [a_rx.recv().await, a_rx.recv().await]
+            .into_iter()
+            .flatten()
+            .map(|q| q.ev)
+            .collect();
+        assert_eq!(rest, [1, 2], "order kept");
+    }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod caps;
 pub(crate) mod cursor;
+mod env;
 pub(crate) mod feed;
 mod process;
 pub(crate) mod supervisor;

@@ -148,7 +148,11 @@ impl WorkerProcess {
         let err = std::fs::File::create(&stderr)
             .map_err(|e| format!("cannot create {}: {e}", stderr.display()))?;
         let mut cmd = Command::new(worker_bin);
-        cmd.arg("--profile")
+        // An allow-list, not fcxd's environment: `env:` secrets fcxd read
+        // must not reach the worker (nor, through it, Codex).
+        cmd.env_clear()
+            .envs(super::env::for_worker(home, profile))
+            .arg("--profile")
             .arg(profile)
             .arg("--home")
             .arg(home.root())

@@ -74,6 +74,8 @@ fn main() {
 struct Cli {
     json: bool,
     configs: Vec<String>,
+    /// `-p NAME`: `$CODEX_HOME/NAME.config.toml` layered on the config.
+    profile: Option<String>,
     model: Option<String>,
     sandbox: Option<String>,
     cd: Option<String>,
@@ -181,6 +183,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, ArgError> {
                 }
                 cli.configs.push(kv);
             }
+            "-p" | "--profile" => cli.profile = Some(value("--profile <CONFIG_PROFILE_V2>")?),
             "-m" | "--model" => cli.model = Some(value("--model <MODEL>")?),
             "-s" | "--sandbox" => {
                 exec_only(arg)?;
@@ -382,6 +385,15 @@ fn umask() -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// The text of the `-p` profile file, as codex would read it.
+fn profile_config(cli: &Cli) -> Option<String> {
+    let name = cli.profile.as_deref()?;
+    let home = std::env::var_os("CODEX_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".codex")))?;
+    std::fs::read_to_string(home.join(format!("{name}.config.toml"))).ok()
+}
+
 fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
     let Some(dir) = log_dir() else { return };
     let env: BTreeMap<String, String> = std::env::vars_os()
@@ -402,6 +414,7 @@ fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
         "prompt_read": prompt.is_some(),
         "resume_id": cli.resume,
         "args": cli,
+        "profile_config": profile_config(cli),
         "umask": umask(),
     });
     // Pid and start time: a pid the system reuses must not overwrite an

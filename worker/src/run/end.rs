@@ -83,6 +83,7 @@ pub(crate) fn stopped_before_start(stop: Option<StopReason>) -> Finished {
         detail,
         final_text: String::new(),
         totals: RunTotals::default(),
+        usage_known: false,
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod app_server;
 pub(crate) mod exec;
+pub(crate) mod overrides;
 pub(crate) mod process;
 
 use std::path::PathBuf;
@@ -57,7 +58,7 @@ pub(crate) struct RunSpec {
     pub(crate) run_id: String,
     /// The full prompt, written to the child's stdin (then stdin is closed).
     pub(crate) prompt: String,
-    /// Workspace (already validated by policy), passed as `--cd`.
+    /// Workspace (already validated by policy): the child's working directory.
     pub(crate) cwd: PathBuf,
     pub(crate) sandbox: Sandbox,
     /// `sandbox_workspace_write.network_access`; off unless policy allows.
@@ -66,7 +67,8 @@ pub(crate) struct RunSpec {
     /// Continue this Codex thread instead of starting a new one.
     pub(crate) resume_thread: Option<String>,
     pub(crate) images: Vec<PathBuf>,
-    /// `-c key=value` overrides, value already a TOML literal.
+    /// Config overrides `(dotted.key, toml-literal)`; never on argv (see
+    /// [`overrides`]).
     pub(crate) overrides: Vec<(String, String)>,
     /// The codex binary (resolved path or a name on PATH).
     pub(crate) binary: PathBuf,

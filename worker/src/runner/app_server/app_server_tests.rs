@@ -142,6 +142,11 @@ async fn handshake_thread_and_turn_requests_carry_the_run_settings() {
         assert_eq!(start["params"]["sandbox"], "workspace-write");
         assert_eq!(start["params"]["approvalPolicy"], "never");
         assert_eq!(start["params"]["model"], "gpt-5.5");
+        // The config overrides travel here, not on argv.
+        assert_eq!(
+            start["params"]["config"],
+            json!({"model_provider": "mock", "sandbox_workspace_write.network_access": false})
+        );
         let turn = s.answer("turn/start", json!({"turn": {"id": "tu"}})).await;
         assert_eq!(turn["params"]["threadId"], "th");
         assert_eq!(turn["params"]["input"][0]["type"], "text");
@@ -357,35 +362,36 @@ async fn a_request_left_unanswered_fails_with_the_method_named() {
 }
 
 #[test]
-fn args_put_overrides_and_network_on_the_command_line() {
+fn argv_is_only_the_subcommand_and_overrides_go_to_thread_start() {
     let a: Vec<String> = build_args(&spec(None))
         .into_iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
+    assert_eq!(a, ["app-server"]);
+    let start = protocol::thread_start(&spec(None));
+    assert_eq!(start["config"]["model_provider"], "mock");
     assert_eq!(
-        a,
-        [
-            "app-server",
-            "-c",
-            "model_provider=\"mock\"",
-            "-c",
-            "sandbox_workspace_write.network_access=false"
-        ]
+        start["config"]["sandbox_workspace_write.network_access"],
+        false
     );
+    let resume = protocol::thread_resume(&spec(None), "th");
+    assert_eq!(resume["config"], start["config"]);
 }
 
 #[test]
 fn an_api_key_is_hidden_from_commands_as_under_exec() {
     let mut s = spec(None);
     s.env.api_key = Some(fcx_config::Secret::new("sk-x"));
+    let start = protocol::thread_start(&s);
+    assert_eq!(
+        start["config"]["shell_environment_policy.exclude"],
+        json!(["CODEX_API_KEY"])
+    );
+    assert!(!start.to_string().contains("sk-x"), "{start}");
     let a: Vec<String> = build_args(&s)
         .into_iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
-    assert!(
-        a.contains(&"shell_environment_policy.exclude=[\"CODEX_API_KEY\"]".to_string()),
-        "{a:?}"
-    );
     assert!(!a.iter().any(|x| x.contains("sk-x")), "{a:?}");
 }
 

@@ -23,8 +23,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::exec::child::{
-    TreeGuard, config_args, merge, prepare_codex_command, snapshot, spawn_error_message,
-    spawn_with_retry,
+    TreeGuard, merge, prepare_codex_command, snapshot, spawn_error_message, spawn_with_retry,
 };
 use super::exec::stderr::{StderrState, read_stderr};
 use super::process::{self, ProcId, StopSignal};
@@ -91,12 +90,11 @@ impl Runner for AppServerRunner {
     }
 }
 
-/// `codex app-server` and the same `-c` overrides the exec child gets.
-/// Workspace, sandbox, model and approval policy go into `thread/start`.
-fn build_args(spec: &RunSpec) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec!["app-server".into()];
-    a.extend(config_args(spec));
-    a
+/// `codex app-server`, nothing more: the config overrides, workspace,
+/// sandbox, model and approval policy go into `thread/start` (over stdin,
+/// not on argv where `ps` shows them).
+fn build_args(_spec: &RunSpec) -> Vec<OsString> {
+    vec!["app-server".into()]
 }
 
 fn failed(message: impl Into<String>) -> RunResult {

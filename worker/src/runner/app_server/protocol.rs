@@ -40,6 +40,10 @@ fn thread_settings(spec: &RunSpec) -> serde_json::Map<String, Value> {
     if let Some(model) = &spec.model {
         m.insert("model".into(), json!(model));
     }
+    let config = crate::runner::overrides::as_json(&crate::runner::overrides::overrides(spec));
+    if !config.is_empty() {
+        m.insert("config".into(), Value::Object(config));
+    }
     m
 }
 

@@ -12,80 +12,34 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::lines::{BoundedLines, Line};
 use super::translate::Translator;
+use crate::runner::RunSpec;
+use crate::runner::overrides::{self, API_KEY_VAR};
 use crate::runner::process::{self, ProcId, StopSignal};
-use crate::runner::{RunSpec, Sandbox};
-
-/// The variable Codex reads an API key from.
-pub(super) const API_KEY_VAR: &str = "CODEX_API_KEY";
-
-/// Codex's list of variables its commands do not inherit.
-const EXCLUDE_KEY: &str = "shell_environment_policy.exclude";
-
-/// A TOML array literal: `existing` (a TOML array literal from config.toml,
-/// if any) plus the API key variable.
-pub(super) fn with_key_excluded(existing: Option<&str>) -> String {
-    let ours = format!("\"{API_KEY_VAR}\"");
-    match existing.map(str::trim) {
-        Some(list) if list.starts_with('[') && list.ends_with(']') => {
-            let inner = list[1..list.len() - 1].trim().trim_end_matches(',').trim();
-            if inner.is_empty() {
-                format!("[{ours}]")
-            } else {
-                format!("[{inner}, {ours}]")
-            }
-        }
-        _ => format!("[{ours}]"),
-    }
-}
 
 /// After SIGKILL the child should be reapable at once; this only bounds a
 /// child stuck in the kernel.
 const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
 
-/// The `-c` overrides every runner passes: the operator's config, network
-/// access, and the API key hidden from the commands Codex runs.
-pub(crate) fn config_args(spec: &RunSpec) -> Vec<OsString> {
-    let mut a: Vec<OsString> = Vec::new();
-    let hide_key = spec.env.api_key.is_some();
-    let mut operator_excludes = None;
-    for (k, v) in &spec.overrides {
-        if hide_key && k == EXCLUDE_KEY {
-            operator_excludes = Some(v.as_str());
-            continue;
-        }
-        a.push("-c".into());
-        a.push(format!("{k}={v}").into());
-    }
-    if spec.sandbox == Sandbox::WorkspaceWrite {
-        a.push("-c".into());
-        a.push(format!("sandbox_workspace_write.network_access={}", spec.network).into());
-    }
-    if hide_key {
-        // Codex itself needs the key; the commands it runs must not see it
-        // (measured with 0.169.0: by default they inherit it). An exclude
-        // list of the operator's own is kept, with the key added.
-        a.push("-c".into());
-        a.push(format!("{EXCLUDE_KEY}={}", with_key_excluded(operator_excludes)).into());
-    }
-    a
-}
-
 /// The argv after the binary, in the order the official SDK uses. Flags go
-/// before `resume` because `exec resume` has no `--sandbox`/`--cd` of its
-/// own; images use `--image=` because the spaced form is greedy and would
-/// swallow the trailing `-`; `-` makes codex read the prompt from stdin
-/// (verified with 0.169.0 both for new threads and after `resume <id>`).
-pub(super) fn build_args(spec: &RunSpec) -> Vec<OsString> {
+/// before `resume` because `exec resume` has no `--sandbox` of its own;
+/// images use `--image=` because the spaced form is greedy and would swallow
+/// the trailing `-`; `-` makes codex read the prompt from stdin (verified
+/// with 0.169.0 both for new threads and after `resume <id>`). `profile`
+/// names the file holding the config overrides (see `runner::overrides`);
+/// the workspace is the child's working directory: neither the overrides'
+/// values nor the workspace path are on argv, where `ps` shows them.
+pub(super) fn build_args(spec: &RunSpec, profile: Option<&str>) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["exec".into(), "--json".into()];
-    a.extend(config_args(spec));
+    if let Some(p) = profile {
+        a.push("-p".into());
+        a.push(p.into());
+    }
     if let Some(m) = &spec.model {
         a.push("-m".into());
         a.push(m.into());
     }
     a.push("--sandbox".into());
     a.push(spec.sandbox.as_str().into());
-    a.push("--cd".into());
-    a.push(spec.cwd.clone().into_os_string());
     a.push("--skip-git-repo-check".into());
     if let Some(t) = &spec.resume_thread {
         a.push("resume".into());
@@ -219,7 +173,21 @@ impl Drop for TreeGuard {
 }
 
 pub(super) async fn prepare_command(spec: &RunSpec) -> Result<Command, String> {
-    prepare_codex_command(spec, build_args(spec)).await
+    let ov = overrides::overrides(spec);
+    let profile = if ov.is_empty() {
+        None
+    } else {
+        let home = overrides::codex_home_of(spec).ok_or_else(|| {
+            "Could not tell where Codex reads its config (no CODEX_HOME and no HOME).".to_string()
+        })?;
+        Some(overrides::write_profile(&home, &ov).await.map_err(|e| {
+            format!(
+                "Could not write the Codex settings file in {}: {e}.",
+                home.display()
+            )
+        })?)
+    };
+    prepare_codex_command(spec, build_args(spec, profile.as_deref())).await
 }
 
 /// The codex child with `args`, its environment, pipes, process group and
@@ -255,6 +223,7 @@ pub(crate) async fn prepare_codex_command(
         super::confine::apply(&mut cmd, hide)
             .map_err(|e| format!("Could not hide fcx's files from Codex: {e}."))?;
     }
+    set_working_dir(&mut cmd, &spec.cwd).await?;
     if let Some(key) = &spec.env.api_key {
         cmd.env(API_KEY_VAR, key.expose());
     }
@@ -303,6 +272,37 @@ pub(crate) async fn prepare_codex_command(
     #[cfg(target_os = "linux")]
     set_parent_death_signal(&mut cmd);
     Ok(cmd)
+}
+
+/// Starts the child in `dir` (instead of `--cd DIR`, which `ps` shows).
+/// On Unix the change happens after the hiding namespace is entered, so the
+/// directory is looked up in the child's own view of the file system.
+async fn set_working_dir(cmd: &mut Command, dir: &Path) -> Result<(), String> {
+    if !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) {
+        return Err(format!(
+            "The workspace {} is not a directory any more.",
+            dir.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| format!("The workspace path {} contains a NUL byte.", dir.display()))?;
+        // SAFETY: chdir is async-signal-safe; the path was allocated before
+        // the fork and the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::chdir(path.as_ptr()) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    cmd.current_dir(dir);
+    Ok(())
 }
 
 /// Makes the kernel SIGKILL codex when the worker dies, even by SIGKILL.

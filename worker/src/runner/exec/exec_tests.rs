@@ -325,10 +325,11 @@ async fn bounded_lines_split_and_drop_overlong() {
 #[test]
 fn argv_for_new_thread() {
     let spec = spec_for(PathBuf::from("codex"), Path::new("/w"));
-    let args: Vec<String> = build_args(&spec)
+    let args: Vec<String> = build_args(&spec, None)
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // The workspace is the child's working directory, not on argv.
     assert_eq!(
         args,
         [
@@ -336,8 +337,6 @@ fn argv_for_new_thread() {
             "--json",
             "--sandbox",
             "read-only",
-            "--cd",
-            "/w",
             "--skip-git-repo-check",
             "-"
         ]
@@ -351,6 +350,7 @@ fn argv_for_new_thread() {
 const FAKE: &str = r#"#!/bin/sh
 d=$(dirname "$0")
 for a in "$@"; do printf '%s\n' "$a"; done > "$d/argv"
+pwd > "$d/cwd"
 cat > "$d/stdin"
 env > "$d/env"
 if [ -f "$d/stdout" ]; then cat "$d/stdout"; fi
@@ -501,24 +501,18 @@ async fn argv_stdin_and_env() {
 
     let bin_dir = triple.join("bin");
     let argv = std::fs::read_to_string(bin_dir.join("argv")).expect("argv");
+    let argv: Vec<&str> = argv.lines().collect();
+    // The overrides are in a profile file in CODEX_HOME, named on argv.
+    let profile = argv.get(3).copied().unwrap_or_default();
     let want = [
         "exec".to_string(),
         "--json".into(),
-        "-c".into(),
-        "model_provider=\"mock\"".into(),
-        "-c".into(),
-        "model_providers.mock.stream_max_retries=0".into(),
-        "-c".into(),
-        "sandbox_workspace_write.network_access=true".into(),
-        // With an API key, Codex's commands do not inherit it.
-        "-c".into(),
-        "shell_environment_policy.exclude=[\"CODEX_API_KEY\"]".into(),
+        "-p".into(),
+        profile.into(),
         "-m".into(),
         "gpt-5.5".into(),
         "--sandbox".into(),
         "workspace-write".into(),
-        "--cd".into(),
-        work.display().to_string(),
         "--skip-git-repo-check".into(),
         "resume".into(),
         "01a21596-4068-70f2-9551-650ddf186346".into(),
@@ -526,7 +520,38 @@ async fn argv_stdin_and_env() {
         format!("--image={}", dir.path().join("c.png").display()),
         "-".into(),
     ];
-    assert_eq!(argv.lines().collect::<Vec<_>>(), want);
+    let settings =
+        std::fs::read_to_string(home.join(format!("{profile}.config.toml"))).expect("profile file");
+    let settings: toml::Table = toml::from_str(&settings).expect("toml");
+    assert_eq!(settings["model_provider"].as_str(), Some("mock"));
+    assert_eq!(
+        settings["model_providers"]["mock"]["stream_max_retries"].as_integer(),
+        Some(0)
+    );
+    assert_eq!(
+        settings["sandbox_workspace_write"]["network_access"].as_bool(),
+        Some(true)
+    );
+    // With an API key, Codex's commands do not inherit it.
+    assert_eq!(
+        settings["shell_environment_policy"]["exclude"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()),
+        Some(vec!["CODEX_API_KEY"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin_dir.join("cwd"))
+            .expect("cwd")
+            .trim_end(),
+        work.display().to_string()
+    );
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a.contains("work dir") || a.contains("mock")),
+        "{argv:?}"
+    );
+    assert_eq!(argv, want);
     assert_eq!(
         std::fs::read_to_string(bin_dir.join("stdin")).expect("stdin"),
         prompt
@@ -923,9 +948,9 @@ async fn dropped_event_receiver_stops_the_child() {
 fn the_api_key_is_excluded_from_codex_commands() {
     let mut spec = spec_for(PathBuf::from("codex"), Path::new("/w"));
     let args = |spec: &RunSpec| -> Vec<String> {
-        build_args(spec)
+        crate::runner::overrides::overrides(spec)
             .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|(k, v)| format!("{k}={v}"))
             .collect()
     };
     assert!(
