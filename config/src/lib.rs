@@ -304,6 +304,64 @@ impl RunnerKind {
     }
 }
 
+/// What happens to a message that arrives while the scope's run is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DuringRun {
+    /// Add it to the running turn (app-server `turn/steer`); the exec
+    /// runner cannot, and queues instead.
+    #[default]
+    Steer,
+    /// Merge it into the next run.
+    Queue,
+    /// Stop the running turn and start a new one with everything pending.
+    Interrupt,
+}
+
+impl DuringRun {
+    /// Every choice, in the order forms offer them.
+    pub const ALL: [DuringRun; 3] = [DuringRun::Steer, DuringRun::Queue, DuringRun::Interrupt];
+
+    /// The word config.toml and `/config` use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DuringRun::Steer => "steer",
+            DuringRun::Queue => "queue",
+            DuringRun::Interrupt => "interrupt",
+        }
+    }
+
+    /// The choice a config word names.
+    pub fn parse(v: &str) -> Option<DuringRun> {
+        DuringRun::ALL.into_iter().find(|d| d.as_str() == v)
+    }
+}
+
+/// When Codex asks a person before acting (app-server runner only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalPolicy {
+    /// Never ask: what the sandbox forbids fails.
+    #[default]
+    Never,
+    /// Codex asks when it wants to leave the sandbox.
+    OnRequest,
+    /// Codex asks before every command that is not known to be safe, and
+    /// before every file change.
+    Untrusted,
+}
+
+impl ApprovalPolicy {
+    /// The word app-server's `approvalPolicy` takes.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ApprovalPolicy::Never => "never",
+            ApprovalPolicy::OnRequest => "on-request",
+            ApprovalPolicy::Untrusted => "untrusted",
+        }
+    }
+}
+
 /// How a profile's worker runs Codex.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodexConfig {
@@ -319,6 +377,14 @@ pub struct CodexConfig {
     pub overrides: Vec<(String, String)>,
     /// exec or app-server.
     pub runner: RunnerKind,
+    /// The default for messages arriving during a run (`/config during_run`
+    /// changes it per chat).
+    pub during_run: DuringRun,
+    /// Codex's approval policy; anything but `never` needs the app-server
+    /// runner.
+    pub approval: ApprovalPolicy,
+    /// How long an approval card waits for a decision before it declines.
+    pub approval_timeout_secs: u64,
 }
 
 /// Where a profile's runs start.

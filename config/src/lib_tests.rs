@@ -198,3 +198,35 @@ fn bad_values_are_explained() {
         assert!(!e.contains("sk-plain"), "secret echoed: {e}");
     }
 }
+
+#[test]
+fn during_run_and_approval_default_to_steer_and_never() {
+    let (_d, h) = home();
+    let file = Path::new("/x/config.toml");
+    let c = Config::parse(file, "[profiles.p.codex]\n", &h).expect("config");
+    let p = c.profile("p").expect("p");
+    assert_eq!(p.codex.during_run, DuringRun::Steer);
+    assert_eq!(p.codex.approval, ApprovalPolicy::Never);
+    assert_eq!(p.codex.approval_timeout_secs, 600);
+    for d in DuringRun::ALL {
+        let text = format!("[profiles.p.codex]\nduring_run = \"{}\"\n", d.as_str());
+        let c = Config::parse(file, &text, &h).expect("config");
+        assert_eq!(c.profile("p").expect("p").codex.during_run, d);
+    }
+    let text = "[profiles.p.codex]\nrunner = \"app-server\"\napproval = \"on-request\"\napproval_timeout_secs = 5\n";
+    let c = Config::parse(file, text, &h).expect("config");
+    let p = c.profile("p").expect("p");
+    assert_eq!(p.codex.approval, ApprovalPolicy::OnRequest);
+    assert_eq!(p.codex.approval_timeout_secs, 5);
+}
+
+#[test]
+fn approvals_with_the_exec_runner_are_a_config_error_naming_the_fix() {
+    let (_d, h) = home();
+    let file = Path::new("/x/config.toml");
+    let e = Config::parse(file, "[profiles.p.codex]\napproval = \"untrusted\"\n", &h)
+        .expect_err("exec cannot ask")
+        .to_string();
+    assert!(e.contains("approval"), "{e}");
+    assert!(e.contains("runner = \"app-server\""), "{e}");
+}

@@ -91,6 +91,9 @@ struct RawCodex {
     api_key: Option<String>,
     model: Option<String>,
     runner: Option<RunnerKind>,
+    during_run: Option<DuringRun>,
+    approval: Option<ApprovalPolicy>,
+    approval_timeout_secs: Option<u64>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -483,6 +486,25 @@ fn build_profile(
         ));
     }
 
+    let runner = rp.codex.runner.unwrap_or_default();
+    let approval = rp.codex.approval.unwrap_or_default();
+    if approval != ApprovalPolicy::Never && runner != RunnerKind::AppServer {
+        return Err(invalid(
+            ".codex.approval",
+            format!(
+                "\"{}\" needs runner = \"app-server\" (codex exec cannot ask for approval; it always runs with approval \"never\")",
+                approval.as_str()
+            ),
+        ));
+    }
+    let approval_timeout_secs = rp.codex.approval_timeout_secs.unwrap_or(10 * 60);
+    if approval_timeout_secs == 0 {
+        return Err(invalid(
+            ".codex.approval_timeout_secs",
+            "must be at least 1".into(),
+        ));
+    }
+
     Ok(Profile {
         name: name.to_string(),
         enabled: rp.enabled,
@@ -495,7 +517,10 @@ fn build_profile(
             api_key,
             model: rp.codex.model,
             overrides,
-            runner: rp.codex.runner.unwrap_or_default(),
+            runner,
+            during_run: rp.codex.during_run.unwrap_or_default(),
+            approval,
+            approval_timeout_secs,
         },
         workspaces: WorkspacesConfig {
             default: default_ws,

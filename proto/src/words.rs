@@ -40,6 +40,7 @@ words!(ConfigKey {
     Access => "access",
     Mention => "mention",
     IdleTimeout => "idle_timeout",
+    DuringRun => "during_run",
 });
 words!(WorkerState {
     Starting => "starting",

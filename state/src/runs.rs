@@ -79,6 +79,25 @@ impl Runs<'_> {
         })
     }
 
+    /// A message added to `run_id`'s running turn (steered into it): it is
+    /// that run's from now on, and a crash reports it with the run instead
+    /// of running it again on its own.
+    pub fn steer_into_run(&self, run_id: &str, inbox_id: i64) -> Result<()> {
+        self.0.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE inbox SET state = 'running', run_id = ?1 WHERE id = ?2",
+                params![run_id, inbox_id],
+            )?;
+            tx.execute(
+                "UPDATE runs SET message_count = message_count + 1 WHERE run_id = ?1",
+                params![run_id],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// Record the run's Codex child, so a restarted worker can find it.
     pub fn set_run_child(&self, run_id: &str, pid: u32, start_time: Option<u64>) -> Result<()> {
         self.0.with(|c| {

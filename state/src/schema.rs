@@ -15,7 +15,7 @@ use crate::{Result, StoreError};
 
 /// The schema version this build writes and understands. A database with a
 /// higher one was written by a newer fcx and is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One step of the schema: applied, in a transaction, to a database whose
 /// version is below `version`.
@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         what: "scope_settings.workspace_id: the pinned workspace's device and inode",
         apply: workspace_id,
+    },
+    Migration {
+        version: 3,
+        what: "scope_settings.during_run: what a message arriving during a run does",
+        apply: during_run,
     },
 ];
 
@@ -150,6 +155,10 @@ fn baseline(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 
 fn workspace_id(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch("ALTER TABLE scope_settings ADD COLUMN workspace_id TEXT")
+}
+
+fn during_run(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE scope_settings ADD COLUMN during_run TEXT")
 }
 
 fn has_column(c: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {

@@ -172,6 +172,7 @@ fn an_unversioned_database_is_migrated_in_place_and_keeps_every_row() {
             tool_display: Some("off".into()),
             require_mention: Some(false),
             workspace_id: None,
+            during_run: None,
         }
     );
     assert_eq!(
@@ -223,6 +224,7 @@ fn an_old_database_gains_the_settings_columns_and_keeps_its_rows() {
     changed.reply_mode = Some("text".into());
     changed.tool_display = Some("summary".into());
     changed.require_mention = Some(false);
+    changed.during_run = Some("interrupt".into());
     s.settings()
         .set_scope_settings("chat:a", &changed, 2)
         .expect("write");

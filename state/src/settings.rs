@@ -26,6 +26,9 @@ pub struct ScopeSettings {
     /// Whether group members must mention the bot. Kept on the group's
     /// `chat:<chat_id>` row, so every topic of a topic group shares it.
     pub require_mention: Option<bool>,
+    /// `steer` | `queue` | `interrupt`: what a message arriving while the
+    /// scope's run is active does.
+    pub during_run: Option<String>,
 }
 
 /// An access-list change made from chat: `config ∪ added − removed`.
@@ -56,7 +59,7 @@ impl Settings<'_> {
         self.0.with(|c| {
             Ok(c.query_row(
                 "SELECT workspace, access, timeout_secs, reply_mode, tool_display, require_mention,
-                   workspace_id
+                   workspace_id, during_run
                  FROM scope_settings WHERE scope = ?1",
                 params![scope],
                 |r| {
@@ -68,6 +71,7 @@ impl Settings<'_> {
                         tool_display: r.get(4)?,
                         require_mention: r.get::<_, Option<i64>>(5)?.map(|v| v != 0),
                         workspace_id: r.get(6)?,
+                        during_run: r.get(7)?,
                     })
                 },
             )
@@ -81,13 +85,14 @@ impl Settings<'_> {
         self.0.with(|c| {
             c.execute(
                 "INSERT INTO scope_settings (scope, workspace, access, timeout_secs, reply_mode,
-                   tool_display, require_mention, updated_at_ms, workspace_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                   tool_display, require_mention, updated_at_ms, workspace_id, during_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(scope) DO UPDATE SET workspace = excluded.workspace,
                    access = excluded.access, timeout_secs = excluded.timeout_secs,
                    reply_mode = excluded.reply_mode, tool_display = excluded.tool_display,
                    require_mention = excluded.require_mention,
                    workspace_id = excluded.workspace_id,
+                   during_run = excluded.during_run,
                    updated_at_ms = excluded.updated_at_ms",
                 params![
                     scope,
@@ -98,7 +103,8 @@ impl Settings<'_> {
                     s.tool_display,
                     s.require_mention.map(i64::from),
                     now_ms,
-                    s.workspace_id
+                    s.workspace_id,
+                    s.during_run
                 ],
             )?;
             Ok(())

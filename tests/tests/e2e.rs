@@ -9,6 +9,7 @@ mod e2e {
     pub(crate) mod console_fake;
     pub(crate) mod contract;
     pub(crate) mod delivery;
+    pub(crate) mod during_run;
     pub(crate) mod feedback;
     pub(crate) mod feishu_channel;
     pub(crate) mod hardening;

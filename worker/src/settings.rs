@@ -5,7 +5,7 @@
 //! profile, the actor's role and the values in force, so they are tested as
 //! tables.
 
-use fcx_config::{AccessMode, Profile};
+use fcx_config::{AccessMode, DuringRun, Profile};
 use fcx_proto::v1 as pb;
 
 use crate::policy;
@@ -43,6 +43,15 @@ pub(crate) fn tool_display(s: &ScopeSettings) -> &'static str {
         .as_deref()
         .and_then(parse_tool_display)
         .unwrap_or("full")
+}
+
+/// What a message arriving during a run does in a scope. A stored value
+/// this build does not know falls back to the profile's default.
+pub(crate) fn during_run(profile: &Profile, s: &ScopeSettings) -> DuringRun {
+    s.during_run
+        .as_deref()
+        .and_then(DuringRun::parse)
+        .unwrap_or(profile.codex.during_run)
 }
 
 pub(crate) fn parse_reply_mode(v: &str) -> Option<&'static str> {
@@ -134,15 +143,17 @@ pub(crate) enum Key {
     Access,
     Mention,
     IdleTimeout,
+    DuringRun,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 5] = [
+    pub(crate) const ALL: [Key; 6] = [
         Key::ReplyMode,
         Key::ToolDisplay,
         Key::Access,
         Key::Mention,
         Key::IdleTimeout,
+        Key::DuringRun,
     ];
 
     /// `reply_mode` and `reply-mode` alike: people type both.
@@ -158,6 +169,7 @@ impl Key {
             Key::Access => "access",
             Key::Mention => "mention",
             Key::IdleTimeout => "idle_timeout",
+            Key::DuringRun => "during_run",
         }
     }
 
@@ -168,6 +180,7 @@ impl Key {
             Key::Access => "Access",
             Key::Mention => "Mention in this group",
             Key::IdleTimeout => "Idle timeout",
+            Key::DuringRun => "Messages during a run",
         }
     }
 
@@ -179,6 +192,7 @@ impl Key {
             Key::Access => "read-only|workspace|full",
             Key::Mention => "required|not_required",
             Key::IdleTimeout => "<minutes 1-1440>|off|default",
+            Key::DuringRun => "steer|queue|interrupt",
         }
     }
 }
@@ -202,6 +216,7 @@ pub(crate) struct Current {
     pub(crate) access: AccessMode,
     pub(crate) mention: bool,
     pub(crate) idle: Idle,
+    pub(crate) during_run: DuringRun,
 }
 
 impl Current {
@@ -220,6 +235,7 @@ impl Current {
                 .and_then(|c| c.require_mention)
                 .unwrap_or(profile.access.require_mention_in_group),
             idle: Idle::from_settings(scope),
+            during_run: during_run(profile, scope),
         }
     }
 
@@ -230,6 +246,7 @@ impl Current {
             Key::Access => self.access.as_str().into(),
             Key::Mention => mention_str(self.mention).into(),
             Key::IdleTimeout => self.idle.value(),
+            Key::DuringRun => self.during_run.as_str().into(),
         }
     }
 }
@@ -242,6 +259,7 @@ pub(crate) enum Change {
     Access(AccessMode),
     Mention(bool),
     Idle(Idle),
+    DuringRun(DuringRun),
 }
 
 impl Change {
@@ -252,6 +270,7 @@ impl Change {
             Change::ToolDisplay(v) => format!("tool calls → {v}"),
             Change::Access(m) => format!("access → {}", m.as_str()),
             Change::Mention(r) => format!("mention → {}", mention_str(*r).replace('_', " ")),
+            Change::DuringRun(d) => format!("messages during a run → {}", d.as_str()),
             Change::Idle(i) => format!(
                 "idle timeout → {}",
                 match i {
@@ -390,6 +409,19 @@ pub(crate) fn form(f: &Facts<'_>) -> pb::ConfigForm {
                     "Stop a run after this long without Codex activity.".to_string(),
                 )
             }
+            Key::DuringRun => (
+                vec![
+                    choice("steer", "Steer: add it to the running turn"),
+                    choice("queue", "Queue: answer it after the run"),
+                    choice("interrupt", "Interrupt: stop the run, answer everything"),
+                ],
+                if f.profile.codex.runner == fcx_config::RunnerKind::AppServer {
+                    "What a message sent while Codex works does.".to_string()
+                } else {
+                    "What a message sent while Codex works does (the exec runner cannot steer: steer queues)."
+                        .to_string()
+                },
+            ),
         };
         options.push(pb::ConfigOption {
             key: pb::ConfigKey::from_word(key.as_str()).unwrap_or_default() as i32,
@@ -462,6 +494,7 @@ pub(crate) fn validate(
             Key::Access => policy::parse_access(v).map(Change::Access),
             Key::Mention => parse_mention(v).map(Change::Mention),
             Key::IdleTimeout => Idle::parse(v).map(Change::Idle),
+            Key::DuringRun => DuringRun::parse(v).map(Change::DuringRun),
         };
         let Some(change) = change else {
             errors.push(bad());
@@ -474,6 +507,7 @@ pub(crate) fn validate(
             Change::Access(m) => m == cur.access,
             Change::Mention(r) => r == cur.mention,
             Change::Idle(i) => i == cur.idle,
+            Change::DuringRun(d) => d == cur.during_run,
         };
         if unchanged {
             continue;
@@ -509,6 +543,7 @@ pub(crate) fn apply(settings: &mut ScopeSettings, changes: &[Change]) {
             Change::ToolDisplay(d) => settings.tool_display = Some(d.into()),
             Change::Access(m) => settings.access = Some(m.as_str().into()),
             Change::Idle(i) => settings.timeout_secs = i.timeout_secs(),
+            Change::DuringRun(d) => settings.during_run = Some(d.as_str().into()),
             Change::Mention(_) => {}
         }
     }
@@ -533,6 +568,9 @@ mod tests {
                 model: None,
                 overrides: Vec::new(),
                 runner: Default::default(),
+                during_run: Default::default(),
+                approval: Default::default(),
+                approval_timeout_secs: 600,
             },
             workspaces: WorkspacesConfig {
                 default: "/w".into(),
@@ -596,6 +634,25 @@ mod tests {
         };
         assert_eq!(reply_mode(&p, &s), "text");
         assert_eq!(tool_display(&s), "full");
+    }
+
+    #[test]
+    fn during_run_follows_the_profile_until_a_chat_chooses() {
+        let p = profile(AccessMode::Workspace, None);
+        let f = facts(&p, false, false);
+        assert_eq!(f.current.during_run, DuringRun::Steer);
+        let shown = form(&f);
+        let o = option(&shown, "during_run").expect("during_run in the form");
+        assert_eq!(values(o), ["steer", "queue", "interrupt"]);
+        assert_eq!(o.current, "steer");
+        let ch = validate(&f, &kv(&[("during-run", "interrupt")]), Source::Typed).expect("valid");
+        assert_eq!(ch, vec![Change::DuringRun(DuringRun::Interrupt)]);
+        let mut s = ScopeSettings::default();
+        apply(&mut s, &ch);
+        assert_eq!(during_run(&p, &s), DuringRun::Interrupt);
+        assert!(validate(&f, &kv(&[("during_run", "wait")]), Source::Typed).is_err());
+        s.during_run = Some("from-a-newer-worker".into());
+        assert_eq!(during_run(&p, &s), DuringRun::Steer);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub(crate) fn profile(dir: &std::path::Path, runs: RunsConfig) -> Profile {
             model: None,
             overrides: Vec::new(),
             runner: Default::default(),
+            during_run: Default::default(),
+            approval: Default::default(),
+            approval_timeout_secs: 600,
         },
         workspaces: WorkspacesConfig {
             default: dir.join("ws"),

@@ -11,13 +11,13 @@ use fcx_tests::harness::{Fcxd, TestHome, processes_mentioning, wait_no_processes
 use fcx_tests::mock_responses::MockResponses;
 use nix::sys::signal::Signal;
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    mock: MockResponses,
-    home: TestHome,
+pub(crate) struct Env {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) mock: MockResponses,
+    pub(crate) home: TestHome,
 }
 
-fn env(runner: &str) -> Env {
+pub(crate) fn env(runner: &str) -> Env {
     let codex = fcx_tests::real_codex();
     assert!(codex.is_file());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -31,7 +31,7 @@ fn env(runner: &str) -> Env {
     Env { rt, mock, home }
 }
 
-fn config(home: &TestHome, mock: &MockResponses, runner: &str) -> String {
+pub(crate) fn config(home: &TestHome, mock: &MockResponses, runner: &str) -> String {
     let text = home.real_codex_config(&mock.base_url());
     let with = text.replace(
         "[profiles.default.codex]\n",
@@ -41,7 +41,7 @@ fn config(home: &TestHome, mock: &MockResponses, runner: &str) -> String {
     with
 }
 
-fn codex_marker(h: &TestHome) -> String {
+pub(crate) fn codex_marker(h: &TestHome) -> String {
     h.home
         .join("profiles/default/codex-home")
         .display()
@@ -49,13 +49,13 @@ fn codex_marker(h: &TestHome) -> String {
 }
 
 /// Every event the worker logged, oldest first.
-fn events(h: &TestHome) -> Vec<WorkerEvent> {
+pub(crate) fn events(h: &TestHome) -> Vec<WorkerEvent> {
     let store =
         fcx_state::Store::open(&h.home.join("profiles/default/state.db")).expect("state db");
     store.events().events_from(1, 100_000).expect("events")
 }
 
-fn run_events(h: &TestHome, run_id: &str) -> Vec<Kind> {
+pub(crate) fn run_events(h: &TestHome, run_id: &str) -> Vec<Kind> {
     events(h)
         .into_iter()
         .filter(|e| e.run_id == run_id)
@@ -64,7 +64,7 @@ fn run_events(h: &TestHome, run_id: &str) -> Vec<Kind> {
 }
 
 /// The id of the newest run that has ended.
-fn last_run(h: &TestHome) -> String {
+pub(crate) fn last_run(h: &TestHome) -> String {
     events(h)
         .into_iter()
         .rev()
@@ -73,7 +73,7 @@ fn last_run(h: &TestHome) -> String {
         .expect("a finished run")
 }
 
-fn wait_for_request(e: &Env, n: usize) {
+pub(crate) fn wait_for_request(e: &Env, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while e.mock.requests().len() < n {
         assert!(Instant::now() < deadline, "codex never called the mock");
@@ -81,7 +81,7 @@ fn wait_for_request(e: &Env, n: usize) {
     }
 }
 
-fn thread_of(e: &Env, i: usize) -> String {
+pub(crate) fn thread_of(e: &Env, i: usize) -> String {
     e.mock.requests()[i]
         .headers
         .get("thread-id")

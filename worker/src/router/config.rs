@@ -67,6 +67,7 @@ impl Config<'_> {
                     Idle::Minutes(m) => settings::minutes_label(m),
                 },
             ),
+            field("messages during a run", cur.during_run.as_str()),
         ];
         if f.group {
             fields.push(field(
@@ -225,6 +226,13 @@ impl Config<'_> {
             if mode == AccessMode::Full {
                 notes.push("Full access: Codex can change anything your user can.".into());
             }
+        }
+        if changes
+            .iter()
+            .any(|c| matches!(c, Change::DuringRun(fcx_config::DuringRun::Steer)))
+            && d.ctx.profile.codex.runner != fcx_config::RunnerKind::AppServer
+        {
+            notes.push("This profile runs Codex with the exec runner, which cannot add a message to a running turn: such messages wait for the next run.".into());
         }
         if changes.iter().any(|c| matches!(c, Change::Idle(_))) {
             notes.push("The idle timeout applies from the next run.".into());

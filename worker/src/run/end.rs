@@ -104,6 +104,10 @@ pub(crate) fn end_state(
             pb::DoneReason::Interrupted,
             "stopped for a new session".to_string(),
         ),
+        (Some(StopReason::Superseded), _) => (
+            pb::DoneReason::Interrupted,
+            "stopped to answer the newer messages".to_string(),
+        ),
         (Some(StopReason::Shutdown), _) => (
             pb::DoneReason::Interrupted,
             "fcx is shutting down".to_string(),

@@ -26,7 +26,7 @@ use crate::store::{QueuedMessage, RunTotals, StoreError};
 use crate::util::{first_line, now_ms, tail};
 use end::{Finished, failed};
 pub(crate) use env::{child_env, resolve_binary};
-pub(crate) use slot::{RunSlot, StopReason};
+pub(crate) use slot::{RunSlot, SteerAttempt, SteerContext, StopReason};
 use translate::Translator;
 
 /// One run as the scheduler hands it over: the messages it answers and
@@ -349,7 +349,20 @@ impl RunDriver {
         let (ev_tx, mut ev_rx) = mpsc::channel(256);
         // Kept open so the runner can tell "no control requests" from
         // "orchestrator gone"; the exec runner answers NotSupported anyway.
-        let (_ctl_tx, ctl_rx) = mpsc::channel(8);
+        let (ctl_tx, ctl_rx) = mpsc::channel(8);
+        if self.runner.caps().steer {
+            job.slot.open_steering(
+                ctl_tx.clone(),
+                SteerContext {
+                    scope: job.scope.clone(),
+                    workspace: spec.cwd.display().to_string(),
+                    sandbox: spec.sandbox.as_str(),
+                    network: spec.network,
+                },
+            );
+        } else {
+            job.slot.steering_unsupported();
+        }
         let fut = self.runner.run(
             spec,
             RunIo {
@@ -391,6 +404,8 @@ impl RunDriver {
                 }
             }
         };
+        job.slot.close_steering();
+        drop(ctl_tx);
         t.close_open_tools();
         result
     }

@@ -3,8 +3,12 @@
 
 use std::sync::Mutex;
 
-use fcx_proto::v1 as pb;
+use fcx_proto::v1::{self as pb, Inbound};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::prompt::{self, PromptContext};
+use crate::runner::{ControlError, RunControl};
 
 /// Why a run was stopped from outside; the first reason wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +17,44 @@ pub(crate) enum StopReason {
     NewSession,
     TimedOut,
     Shutdown,
+    /// A message arrived and the scope interrupts for it (during_run =
+    /// interrupt).
+    Superseded,
+}
+
+/// Whether a message can be added to the running turn.
+#[derive(Debug, Default)]
+enum Steering {
+    /// The run has not reached its runner yet, or has left it.
+    #[default]
+    Closed,
+    /// The runner cannot take input into a running turn (exec).
+    Unsupported,
+    Open {
+        control: mpsc::Sender<RunControl>,
+        /// What the steered message's prompt says about where it runs, as
+        /// for the run's own prompt.
+        context: SteerContext,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SteerContext {
+    pub(crate) scope: String,
+    pub(crate) workspace: String,
+    pub(crate) sandbox: &'static str,
+    pub(crate) network: bool,
+}
+
+/// What became of an attempt to add a message to the running turn.
+#[derive(Debug)]
+pub(crate) enum SteerAttempt {
+    /// Handed to the runner; the answer says whether Codex took it.
+    Sent(oneshot::Receiver<Result<(), ControlError>>),
+    /// The runner cannot steer (the exec runner).
+    Unsupported,
+    /// Not now: the run is starting or ending.
+    Closed,
 }
 
 #[derive(Debug, Default)]
@@ -21,6 +63,11 @@ struct Live {
     child_pid: Option<u32>,
     thread_id: Option<String>,
     workspace: String,
+    /// Messages the run answers, steered ones included.
+    messages: u32,
+    /// The message its events reply to.
+    reply_to: String,
+    steering: Steering,
 }
 
 #[derive(Debug)]
@@ -75,6 +122,67 @@ impl RunSlot {
         self.live().workspace = workspace.to_string();
     }
 
+    /// The messages the run starts with and the one its events reply to.
+    pub(crate) fn set_batch(&self, messages: u32, reply_to: &str) {
+        let mut l = self.live();
+        l.messages = messages;
+        l.reply_to = reply_to.to_string();
+    }
+
+    pub(crate) fn reply_to(&self) -> String {
+        self.live().reply_to.clone()
+    }
+
+    /// One more message joined the running turn; how many it answers now.
+    pub(crate) fn add_message(&self) -> u32 {
+        let mut l = self.live();
+        l.messages += 1;
+        l.messages
+    }
+
+    /// The runner takes steering requests through `control`.
+    pub(crate) fn open_steering(&self, control: mpsc::Sender<RunControl>, context: SteerContext) {
+        self.live().steering = Steering::Open { control, context };
+    }
+
+    /// The runner cannot steer.
+    pub(crate) fn steering_unsupported(&self) {
+        self.live().steering = Steering::Unsupported;
+    }
+
+    /// The runner returned: nothing more can join the turn.
+    pub(crate) fn close_steering(&self) {
+        self.live().steering = Steering::Closed;
+    }
+
+    /// Try to add `message` to the running turn, as a prompt of its own
+    /// (built like the run's, so chat text cannot pose as the bridge).
+    pub(crate) fn steer(&self, message: &Inbound) -> SteerAttempt {
+        let l = self.live();
+        let (control, context) = match &l.steering {
+            Steering::Closed => return SteerAttempt::Closed,
+            Steering::Unsupported => return SteerAttempt::Unsupported,
+            Steering::Open { control, context } => (control, context),
+        };
+        if self.cancel.is_cancelled() {
+            return SteerAttempt::Closed;
+        }
+        let text = prompt::build(
+            &PromptContext {
+                scope: &context.scope,
+                workspace: &context.workspace,
+                sandbox: context.sandbox,
+                network: context.network,
+            },
+            std::slice::from_ref(message),
+        );
+        let (reply, answer) = oneshot::channel();
+        match control.try_send(RunControl::Steer { text, reply }) {
+            Ok(()) => SteerAttempt::Sent(answer),
+            Err(_) => SteerAttempt::Closed,
+        }
+    }
+
     pub(crate) fn info(&self, scope: &str) -> pb::RunInfo {
         let l = self.live();
         pb::RunInfo {
@@ -100,6 +208,43 @@ mod tests {
         s.stop(StopReason::Shutdown);
         assert_eq!(s.stop_reason(), Some(StopReason::NewSession));
         assert!(s.cancel.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn steering_follows_the_runner_and_ends_with_it() {
+        let s = RunSlot::new("r1".into(), 5, CancellationToken::new(), "/w".into());
+        let m = Inbound {
+            text: "also this".into(),
+            ..Default::default()
+        };
+        assert!(matches!(s.steer(&m), SteerAttempt::Closed));
+        s.steering_unsupported();
+        assert!(matches!(s.steer(&m), SteerAttempt::Unsupported));
+        let (tx, mut rx) = mpsc::channel(1);
+        s.open_steering(
+            tx,
+            SteerContext {
+                scope: "chat:a".into(),
+                workspace: "/w".into(),
+                sandbox: "read-only",
+                network: false,
+            },
+        );
+        let SteerAttempt::Sent(answer) = s.steer(&m) else {
+            panic!("not sent")
+        };
+        let Some(RunControl::Steer { text, reply }) = rx.recv().await else {
+            panic!("no steer")
+        };
+        assert!(text.contains("also this"), "{text}");
+        assert!(text.contains("scope: chat:a"), "{text}");
+        reply.send(Ok(())).expect("answer");
+        assert_eq!(answer.await.expect("answered"), Ok(()));
+        s.set_batch(2, "m1");
+        assert_eq!(s.add_message(), 3);
+        assert_eq!(s.reply_to(), "m1");
+        s.close_steering();
+        assert!(matches!(s.steer(&m), SteerAttempt::Closed));
     }
 
     #[test]

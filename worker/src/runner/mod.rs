@@ -257,7 +257,7 @@ pub(crate) struct RunIo {
 
 #[allow(
     dead_code,
-    reason = "consulted once the app-server runner lands (DESIGN.md §4)"
+    reason = "live_deltas and approvals are informational; steer is consulted by the run driver"
 )]
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RunnerCaps {
@@ -268,10 +268,6 @@ pub(crate) struct RunnerCaps {
 
 pub(crate) trait Runner: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    #[allow(
-        dead_code,
-        reason = "consulted once the app-server runner lands (DESIGN.md §4)"
-    )]
     fn caps(&self) -> RunnerCaps;
     /// Run one turn to its end. Never panics on anything Codex prints; every
     /// failure becomes an [`Outcome`].

@@ -10,6 +10,11 @@
 //!   free, never behind a timer;
 //! - a global cap on concurrent runs, with scopes served in the order their
 //!   oldest waiting message arrived (no scope can starve another);
+//! - a message that arrives while its scope's run is active does what the
+//!   scope's `during_run` says: `steer` adds it to the running turn (when
+//!   the runner can; the exec runner cannot, and it queues, which the chat
+//!   is told once), `queue` merges it into the next run, `interrupt` stops
+//!   the run and the next one answers everything pending;
 //! - `/stop`, `/new`, shutdown preempt;
 //! - durable: a message is acknowledged only once committed; a run's
 //!   messages are claimed in the same transaction that records the run, so a
@@ -20,6 +25,7 @@
 
 mod queue;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,7 +36,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::context::Ctx;
-use crate::run::{Execute, RunJob, RunSlot, StopReason};
+use fcx_config::DuringRun;
+
+use crate::run::{Execute, RunJob, RunSlot, SteerAttempt, StopReason};
 use crate::store::{InboxKind, QueuedMessage, RunRow, StoreError};
 use crate::util::now_ms;
 use queue::Queues;
@@ -76,6 +84,8 @@ pub(crate) struct Scheduler {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     started_at_ms: i64,
+    /// Scopes already told that their steer falls back to queue.
+    told_no_steer: Mutex<HashSet<String>>,
 }
 
 impl Scheduler {
@@ -88,6 +98,7 @@ impl Scheduler {
             shutdown,
             tasks: TaskTracker::new(),
             started_at_ms: now_ms(),
+            told_no_steer: Mutex::new(HashSet::new()),
         }
     }
 
@@ -122,10 +133,11 @@ impl Scheduler {
 
     /// Commit one message for Codex and queue it. Limits are checked under
     /// the lock that queues, so a refused message is never half-accepted.
-    pub(crate) fn enqueue(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
+    pub(crate) fn enqueue(self: &Arc<Self>, inbound: Inbound) -> Result<Ack, DeliverError> {
         // Read before taking the lock every Deliver waits on.
-        let reply_mode =
-            crate::settings::reply_mode(&self.ctx.profile, &self.ctx.settings(&inbound.scope));
+        let settings = self.ctx.settings(&inbound.scope);
+        let reply_mode = crate::settings::reply_mode(&self.ctx.profile, &settings);
+        let during_run = crate::settings::during_run(&self.ctx.profile, &settings);
         let mut q = self.lock();
         if q.draining {
             return Err(DeliverError::ShuttingDown);
@@ -149,37 +161,138 @@ impl Scheduler {
             .accept(&inbound, InboxKind::Message, now)?;
         if !acc.duplicate {
             let scope = inbound.scope.clone();
-            let message_id = inbound.message_id.clone();
-            q.push(
-                QueuedMessage {
-                    inbox_id: acc.inbox_id,
-                    scope: scope.clone(),
-                    inbound,
-                    accepted_at_ms: now,
-                },
-                Some(Instant::now()),
-            );
-            // Under the lock that starts runs: the run's RunStarted cannot
-            // overtake this event.
-            self.announce(&q, &scope, message_id, reply_mode);
+            let message = QueuedMessage {
+                inbox_id: acc.inbox_id,
+                scope: scope.clone(),
+                inbound,
+                accepted_at_ms: now,
+            };
+            let mut interrupt = None;
+            let mut no_steer = false;
+            if let Some(active) = q.active(&scope).cloned() {
+                match during_run {
+                    DuringRun::Steer => match active.steer(&message.inbound) {
+                        SteerAttempt::Sent(answer) => {
+                            drop(q);
+                            self.await_steer(active, message, answer, reply_mode);
+                            return Ok(ack(&acc));
+                        }
+                        SteerAttempt::Unsupported => no_steer = true,
+                        SteerAttempt::Closed => {}
+                    },
+                    DuringRun::Interrupt => interrupt = Some(active),
+                    DuringRun::Queue => {}
+                }
+            }
+            self.queue(&mut q, message, reply_mode, interrupt.is_some());
             drop(q);
+            if let Some(active) = interrupt {
+                tracing::info!(scope, run_id = %active.run_id, "interrupting the run for a new message");
+                active.stop(StopReason::Superseded);
+            }
+            if no_steer {
+                self.tell_no_steer(&scope);
+            }
             self.wake.notify_one();
         }
-        Ok(Ack {
-            accepted: true,
-            duplicate: acc.duplicate,
-            inbox_id: acc.inbox_id as u64,
-        })
+        Ok(ack(&acc))
+    }
+
+    /// Queue `message` for its scope's next run and announce it. Under the
+    /// lock that starts runs: the run's RunStarted cannot overtake the
+    /// announcement.
+    fn queue(&self, q: &mut Queues, message: QueuedMessage, reply_mode: &str, interrupting: bool) {
+        let scope = message.scope.clone();
+        let message_id = message.inbound.message_id.clone();
+        q.push(message, Some(Instant::now()));
+        self.announce(q, &scope, message_id, reply_mode, interrupting);
+    }
+
+    /// Waits (in a task of its own) for Codex to take a message into the
+    /// running turn: then the message is that run's, and its card says so;
+    /// if the turn ended first, the message queues for the next run.
+    fn await_steer(
+        self: &Arc<Self>,
+        active: Arc<RunSlot>,
+        message: QueuedMessage,
+        answer: tokio::sync::oneshot::Receiver<Result<(), crate::runner::ControlError>>,
+        reply_mode: &'static str,
+    ) {
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            let taken = matches!(answer.await, Ok(Ok(())));
+            let scope = message.scope.clone();
+            if taken {
+                if let Err(e) = me.ctx.store.runs().steer_into_run(&active.run_id, message.inbox_id) {
+                    // Codex has it; at worst a crash runs it once more.
+                    tracing::error!(run_id = %active.run_id, error = %e, "cannot record a steered message");
+                }
+                let count = active.add_message();
+                tracing::info!(scope, run_id = %active.run_id, "message added to the running turn");
+                me.ctx.emit(
+                    &scope,
+                    &active.run_id,
+                    &active.reply_to(),
+                    Kind::Queued(pb::Queued {
+                        message_id: message.inbound.message_id.clone(),
+                        message_count: count,
+                        reason: pb::QueueReason::Steered as i32,
+                        reply_mode: pb::ReplyMode::from_word(reply_mode).unwrap_or_default()
+                            as i32,
+                    }),
+                );
+                return;
+            }
+            tracing::info!(scope, run_id = %active.run_id, "the turn ended before the message could join it; queued");
+            {
+                let mut q = me.lock();
+                if q.draining {
+                    // Accepted and committed: the next worker runs it.
+                    return;
+                }
+                me.queue(&mut q, message, reply_mode, false);
+            }
+            me.wake.notify_one();
+        });
+    }
+
+    /// Once per scope (and worker): this runner queues what the chat asked
+    /// to steer.
+    fn tell_no_steer(&self, scope: &str) {
+        let first = self
+            .told_no_steer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(scope.to_string());
+        if first {
+            self.ctx.emit(
+                scope,
+                "",
+                "",
+                Kind::Notice(pb::Notice {
+                    text: "Codex runs with the exec runner here, which cannot add a message to a running turn: messages sent while it works are answered in the next run (during_run = steer needs runner = \"app-server\").".into(),
+                }),
+            );
+        }
     }
 
     /// Tell the chat at once that `message_id` was accepted, for which run
     /// and what (if anything) holds that run back.
-    fn announce(&self, q: &Queues, scope: &str, message_id: String, reply_mode: &str) {
+    fn announce(
+        &self,
+        q: &Queues,
+        scope: &str,
+        message_id: String,
+        reply_mode: &str,
+        interrupting: bool,
+    ) {
         let Some((first, count)) = q.batch(scope) else {
             return;
         };
         let runs = &self.ctx.profile.runs;
-        let reason = if q.active(scope).is_some() {
+        let reason = if interrupting {
+            pb::QueueReason::Interrupting
+        } else if q.active(scope).is_some() {
             pb::QueueReason::ScopeBusy
         } else if q.active_count() >= runs.max_concurrent {
             pb::QueueReason::PoolFull
@@ -327,6 +440,7 @@ impl Scheduler {
             self.shutdown.child_token(),
             workspace,
         ));
+        slot.set_batch(n as u32, &reply_to);
         q.started(&scope, slot.clone(), n);
         let job = RunJob {
             scope: scope.clone(),
@@ -342,6 +456,14 @@ impl Scheduler {
             me.lock().finished(&scope);
             me.wake.notify_one();
         });
+    }
+}
+
+fn ack(acc: &crate::store::Accepted) -> Ack {
+    Ack {
+        accepted: true,
+        duplicate: acc.duplicate,
+        inbox_id: acc.inbox_id as u64,
     }
 }
 

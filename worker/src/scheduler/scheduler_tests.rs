@@ -318,6 +318,150 @@ async fn a_duplicate_is_not_announced_twice_and_a_restart_keeps_the_announced_ru
     assert_eq!(run.texts, vec!["one", "two"]);
 }
 
+fn steer_context() -> crate::run::SteerContext {
+    crate::run::SteerContext {
+        scope: "chat:a".into(),
+        workspace: "/w".into(),
+        sandbox: "read-only",
+        network: false,
+    }
+}
+
+async fn until(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition never held");
+}
+
+fn set_during_run(kit: &Kit, scope: &str, mode: &str) {
+    let mut s = kit.ctx.settings(scope);
+    s.during_run = Some(mode.into());
+    kit.ctx
+        .store
+        .settings()
+        .set_scope_settings(scope, &s, 1)
+        .expect("settings");
+}
+
+#[tokio::test]
+async fn steer_adds_a_message_to_the_running_turn_and_no_run_follows() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
+    a.slot.open_steering(tx, steer_context());
+    sched
+        .enqueue(msg("chat:a", "e2", "steered text"))
+        .expect("second");
+    let Some(crate::runner::RunControl::Steer { text, reply }) = ctl.recv().await else {
+        panic!("no steer request")
+    };
+    assert!(text.contains("steered text"), "{text}");
+    reply.send(Ok(())).expect("answer");
+    until(|| {
+        queued_events(&kit)
+            .iter()
+            .any(|(_, _, q)| q.reason == pb::QueueReason::Steered as i32)
+    })
+    .await;
+    let q = queued_events(&kit);
+    let (run, reply_to, ev) = q.last().expect("steered");
+    assert_eq!(run, &a.slot.run_id, "shown on the running run's card");
+    assert_eq!(reply_to, "om_e1");
+    assert_eq!((ev.message_id.as_str(), ev.message_count), ("om_e2", 2));
+    assert!(kit.ctx.store.journal().queued().expect("queued").is_empty());
+    let _ = a.release.send(());
+    assert_no_run(&mut rx).await;
+}
+
+#[tokio::test]
+async fn a_steer_the_turn_refuses_queues_the_message_for_the_next_run() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
+    a.slot.open_steering(tx, steer_context());
+    sched.enqueue(msg("chat:a", "e2", "late")).expect("second");
+    let Some(crate::runner::RunControl::Steer { reply, .. }) = ctl.recv().await else {
+        panic!("no steer request")
+    };
+    reply
+        .send(Err(crate::runner::ControlError::Ended))
+        .expect("answer");
+    until(|| queued_events(&kit).len() == 2).await;
+    let q = queued_events(&kit);
+    assert_ne!(q[1].0, a.slot.run_id);
+    assert_eq!(q[1].2.reason, pb::QueueReason::ScopeBusy as i32);
+    let _ = a.release.send(());
+    assert_eq!(next_run(&mut rx).await.texts, vec!["late"]);
+}
+
+#[tokio::test]
+async fn interrupt_stops_the_running_turn_and_the_next_run_answers_what_is_pending() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    set_during_run(&kit, "chat:a", "interrupt");
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    sched
+        .enqueue(msg("chat:a", "e2", "second"))
+        .expect("second");
+    assert!(a.slot.cancel.is_cancelled());
+    assert_eq!(a.slot.stop_reason(), Some(StopReason::Superseded));
+    let q = queued_events(&kit);
+    assert_eq!(q[1].2.reason, pb::QueueReason::Interrupting as i32);
+    // The fake run ends when stopped; the next run takes what is pending.
+    assert_eq!(next_run(&mut rx).await.texts, vec!["second"]);
+}
+
+#[tokio::test]
+async fn queue_mode_never_steers() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    set_during_run(&kit, "chat:a", "queue");
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
+    a.slot.open_steering(tx, steer_context());
+    sched
+        .enqueue(msg("chat:a", "e2", "second"))
+        .expect("second");
+    assert!(ctl.try_recv().is_err(), "not steered");
+    assert!(!a.slot.cancel.is_cancelled());
+    assert_eq!(
+        queued_events(&kit)[1].2.reason,
+        pb::QueueReason::ScopeBusy as i32
+    );
+    let _ = a.release.send(());
+    assert_eq!(next_run(&mut rx).await.texts, vec!["second"]);
+}
+
+#[tokio::test]
+async fn a_runner_that_cannot_steer_queues_and_says_so_once() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    a.slot.steering_unsupported();
+    sched
+        .enqueue(msg("chat:a", "e2", "second"))
+        .expect("second");
+    sched.enqueue(msg("chat:a", "e3", "third")).expect("third");
+    let notices: Vec<String> = kit
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            Some(Kind::Notice(n)) => Some(n.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains("exec runner"), "{notices:?}");
+    let _ = a.release.send(());
+    assert_eq!(next_run(&mut rx).await.texts, vec!["second", "third"]);
+}
+
 // ---- the pure queue state ----
 
 fn queued(scope: &str, id: i64) -> QueuedMessage {

@@ -574,7 +574,10 @@ pub(crate) fn queue_line(state: &RunState) -> Option<String> {
                 }
                 QueueReason::PoolFull => "⏳ Queued: waiting for a free run slot",
                 QueueReason::QuietWindow => "⏳ Queued: waiting a moment for more messages",
-                QueueReason::None | QueueReason::Unspecified => "⏳ Starting…",
+                QueueReason::Interrupting => "⏳ Stopping the current run to answer this",
+                QueueReason::Steered | QueueReason::None | QueueReason::Unspecified => {
+                    "⏳ Starting…"
+                }
             }
             .to_string(),
         );
@@ -583,6 +586,11 @@ pub(crate) fn queue_line(state: &RunState) -> Option<String> {
         0 => {}
         1 => parts.push("+1 message added".to_string()),
         n => parts.push(format!("+{n} messages added")),
+    }
+    match state.steered {
+        0 => {}
+        1 => parts.push("↪ 1 added to the running turn".to_string()),
+        n => parts.push(format!("↪ {n} added to the running turn")),
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }

@@ -158,6 +158,8 @@ pub(crate) struct RunState {
     /// What held the run when its last message was accepted (shown while
     /// it is queued).
     pub(crate) queue_reason: QueueReason,
+    /// Messages added to the running turn (during_run = steer).
+    pub(crate) steered: u32,
     /// Streamed answer items in arrival order (Codex may send several agent
     /// messages in one run).
     answer_items: Vec<(String, String)>,
@@ -266,7 +268,9 @@ impl RunState {
                 // A late announcement (its run already started) only adds
                 // to the count.
                 self.message_count = self.message_count.max(q.message_count);
-                if self.phase == Phase::Queued {
+                if q.reason == QueueReason::Steered as i32 {
+                    self.steered += 1;
+                } else if self.phase == Phase::Queued {
                     self.queue_reason =
                         QueueReason::try_from(q.reason).unwrap_or(QueueReason::Unspecified);
                     if self.reply_mode.is_none() {
