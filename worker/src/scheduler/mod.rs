@@ -8,6 +8,9 @@
 //!   while the scope's run is active, or while the run waits for a slot,
 //!   are merged into one next run, which starts as soon as the scope is
 //!   free, never behind a timer;
+//! - a message that is only attachments (a screenshot) waits up to
+//!   `runs.attachment_wait_ms` for the text that usually follows it, and
+//!   runs with it;
 //! - a global cap on concurrent runs, with scopes served in the order their
 //!   oldest waiting message arrived (no scope can starve another);
 //! - `/stop`, `/new`, shutdown preempt;
@@ -142,7 +145,10 @@ impl Scheduler {
             ));
         }
         let now = now_ms();
-        let acc = self
+        // Also for a duplicate: its download may not have finished before
+        // fcxd went away (the store makes a second fetch cheap).
+        let fetch_attachments = crate::media::downloadable(&inbound);
+                let acc = self
             .ctx
             .store
             .journal()
@@ -169,6 +175,7 @@ impl Scheduler {
             accepted: true,
             duplicate: acc.duplicate,
             inbox_id: acc.inbox_id as u64,
+            fetch_attachments,
         })
     }
 
@@ -257,8 +264,9 @@ impl Scheduler {
 
     async fn schedule_loop(self: Arc<Self>) {
         let debounce = Duration::from_millis(self.ctx.profile.runs.debounce_ms);
+        let attachment_wait = Duration::from_millis(self.ctx.profile.runs.attachment_wait_ms);
         loop {
-            let next = self.schedule(debounce);
+            let next = self.schedule(debounce, attachment_wait);
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = sleep_until(next) => {}
@@ -268,11 +276,16 @@ impl Scheduler {
     }
 
     /// Start every run that may start now; return when to look again.
-    fn schedule(self: &Arc<Self>, debounce: Duration) -> Option<Instant> {
+    fn schedule(
+        self: &Arc<Self>,
+        debounce: Duration,
+        attachment_wait: Duration,
+    ) -> Option<Instant> {
         let mut q = self.lock();
-        let (ready, next) = q.ready(
+        let (ready, next) = q.ready_holding(
             Instant::now(),
             debounce,
+            attachment_wait,
             self.ctx.profile.runs.max_concurrent,
         );
         for scope in ready {
