@@ -164,7 +164,9 @@ impl RunSlot {
             Steering::Unsupported => return SteerAttempt::Unsupported,
             Steering::Open { control, context } => (control, context),
         };
-        if self.cancel.is_cancelled() {
+        // A message with attachments waits for the next run instead: its
+        // downloads are prepared (limits, inbox copies) with that run's.
+        if self.cancel.is_cancelled() || crate::media::downloadable(message) {
             return SteerAttempt::Closed;
         }
         let text = prompt::build(
@@ -177,7 +179,11 @@ impl RunSlot {
             std::slice::from_ref(message),
         );
         let (reply, answer) = oneshot::channel();
-        match control.try_send(RunControl::Steer { text, reply }) {
+        match control.try_send(RunControl::Steer {
+            text,
+            images: Vec::new(),
+            reply,
+        }) {
             Ok(()) => SteerAttempt::Sent(answer),
             Err(_) => SteerAttempt::Closed,
         }
@@ -233,7 +239,7 @@ mod tests {
         let SteerAttempt::Sent(answer) = s.steer(&m) else {
             panic!("not sent")
         };
-        let Some(RunControl::Steer { text, reply }) = rx.recv().await else {
+        let Some(RunControl::Steer { text, reply, .. }) = rx.recv().await else {
             panic!("no steer")
         };
         assert!(text.contains("also this"), "{text}");
