@@ -3,8 +3,8 @@
 //! these are the only translations between the two.
 
 use crate::v1::{
-    ButtonStyle, ConfigKey, FileChangeKind, OwnerSource, ProcessKind, ReplyMode, ToolDisplay,
-    WorkerState,
+    ApprovalDecision, ButtonStyle, ConfigKey, FileChangeKind, OwnerSource, ProcessKind, ReplyMode,
+    ToolDisplay, WorkerState,
 };
 
 macro_rules! words {
@@ -41,6 +41,11 @@ words!(ConfigKey {
     Mention => "mention",
     IdleTimeout => "idle_timeout",
     DuringRun => "during_run",
+});
+words!(ApprovalDecision {
+    Approve => "approve",
+    ApproveForSession => "approve_for_session",
+    Deny => "deny",
 });
 words!(WorkerState {
     Starting => "starting",

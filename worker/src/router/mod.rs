@@ -4,6 +4,7 @@
 //! typed [`Command`] and carried out by one handler family each.
 
 mod access_cmds;
+mod approvals;
 mod cards;
 mod config;
 mod gate;
@@ -216,6 +217,11 @@ impl Router {
     /// A command-card click (COMMAND, CONFIG, RESUME), checked like the
     /// typed command it stands for; the answer goes to the scope as a
     /// command reply under the card.
+    /// A click on an approval card.
+    pub(crate) fn approval_action(&self, a: &pb::Action) -> pb::ActResult {
+        approvals::Approvals(&self.d).decide(a)
+    }
+
     pub(crate) fn card_action(&self, a: &pb::Action) -> pb::ActResult {
         match cards::check_click(&self.d, a) {
             Ok(cards::Click::Config(probe)) => {

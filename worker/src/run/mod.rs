@@ -2,6 +2,7 @@
 //! end state, session save. The scheduler hands a [`RunJob`] to an
 //! [`Execute`]; the [`RunDriver`] is the real one, over any [`Runner`].
 
+pub(crate) mod approval;
 mod end;
 mod env;
 mod slot;
@@ -262,6 +263,7 @@ impl RunDriver {
             binary,
             env,
             stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
+            approval: profile.codex.approval,
         };
         let result = self.drive(job, spec, &policy, base).await;
         if let Outcome::ThreadNotFound { message } = &result.outcome
@@ -300,6 +302,7 @@ impl RunDriver {
         } else {
             job.slot.steering_unsupported();
         }
+        job.slot.open_control(ctl_tx.clone());
         let fut = self.runner.run(
             spec,
             RunIo {
@@ -319,9 +322,11 @@ impl RunDriver {
             base,
             resumed_from,
             open: HashMap::new(),
+            waiting: approval::Waiting::default(),
         };
         let result = loop {
             let idle_deadline = idle_limit.map(|l| last_event + l);
+            let approval_deadline = t.waiting.next_deadline();
             tokio::select! {
                 biased;
                 Some(ev) = ev_rx.recv() => {
@@ -333,6 +338,11 @@ impl RunDriver {
                         t.handle(ev);
                     }
                     break r;
+                }
+                _ = sleep_until(approval_deadline) => {
+                    for id in t.waiting.expired(Instant::now()) {
+                        approval::expire(&self.ctx, job, &id, t.approval_timeout());
+                    }
                 }
                 _ = sleep_until(idle_deadline) => {
                     tracing::warn!(run_id = %job.run_id, "no Codex event within the idle timeout; stopping the run");

@@ -322,6 +322,14 @@ impl Scheduler {
         }
     }
 
+    /// The active run `run_id` of `scope`.
+    pub(crate) fn slot(&self, scope: &str, run_id: &str) -> Option<Arc<RunSlot>> {
+        self.lock()
+            .active(scope)
+            .filter(|a| a.run_id == run_id)
+            .cloned()
+    }
+
     /// The scope and run id of an active run named by run id or by scope.
     pub(crate) fn find_run(&self, target: &str) -> Option<(String, String)> {
         let q = self.lock();
