@@ -33,7 +33,7 @@ pub(crate) use gate::Gate;
 pub(crate) struct Deps {
     pub(crate) ctx: Arc<Ctx>,
     pub(crate) gate: Gate,
-    pub(crate) replies: Replies,
+    pub(crate) replies: Arc<Replies>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) sched: Arc<Scheduler>,
     doctor: info::DoctorLimit,
@@ -44,7 +44,7 @@ impl Deps {
     pub(crate) fn new(ctx: Arc<Ctx>, catalog: Arc<Catalog>, sched: Arc<Scheduler>) -> Self {
         Deps {
             gate: Gate::new(ctx.clone()),
-            replies: Replies::new(ctx.clone()),
+            replies: Arc::new(Replies::new(ctx.clone())),
             ctx,
             catalog,
             sched,

@@ -84,6 +84,27 @@ impl Execute for RunDriver {
     }
 }
 
+/// A spec for asking Codex about threads outside a run (`thread/list`):
+/// the same binary, environment and overrides as the scope's runs.
+pub(crate) fn listing_spec(ctx: &Ctx, policy: &RunPolicy) -> Result<RunSpec, String> {
+    let profile = &ctx.profile;
+    Ok(RunSpec {
+        run_id: "thread-list".into(),
+        prompt: String::new(),
+        cwd: policy.cwd.clone(),
+        sandbox: policy.sandbox,
+        network: policy.network,
+        model: profile.codex.model.clone(),
+        resume_thread: None,
+        images: Vec::new(),
+        overrides: profile.codex.overrides.clone(),
+        binary: resolve_binary(profile)?,
+        env: child_env(profile, &ctx.home)?,
+        stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
+        approval: profile.codex.approval,
+    })
+}
+
 impl RunDriver {
     pub(crate) fn new(ctx: Arc<Ctx>, catalog: Arc<Catalog>, runner: Arc<dyn Runner>) -> Self {
         RunDriver {
