@@ -27,6 +27,8 @@ use crate::store::{QueuedMessage, RunTotals, StoreError};
 use crate::util::{first_line, now_ms, tail};
 use end::{Finished, failed};
 pub(crate) use env::{child_env, resolve_binary};
+#[cfg(test)]
+pub(crate) use slot::PendingApproval;
 pub(crate) use slot::{RunSlot, SteerAttempt, SteerContext, StopReason};
 use translate::Translator;
 
