@@ -12,6 +12,7 @@ impl Action {
             Some(action::Kind::Command(_)) => ActionKind::Command,
             Some(action::Kind::Config(_)) => ActionKind::Config,
             Some(action::Kind::Resume(_)) => ActionKind::Resume,
+            Some(action::Kind::Approval(_)) => ActionKind::Approval,
             None => ActionKind::Unspecified,
         }
     }

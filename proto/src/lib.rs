@@ -76,9 +76,14 @@ pub mod caps {
     /// Gateway: it carries out `GatewayRequest.reconnect`.
     pub const RECONNECT: &str = "reconnect";
 
+    /// Worker: approval requests come as command replies with APPROVAL
+    /// buttons, and `Act(approval)` carries the decision to Codex.
+    pub const APPROVALS: &str = "approvals";
+
     /// What an fcx-worker of this build announces.
     pub const WORKER: &[&str] = &[
         STOP,
+        APPROVALS,
         COMMAND_CARDS,
         GROUP_CREATED,
         PLATFORM_INFO,

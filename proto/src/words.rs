@@ -3,8 +3,8 @@
 //! these are the only translations between the two.
 
 use crate::v1::{
-    AttachmentKind, ButtonStyle, CommandName, ConfigKey, FileChangeKind, OwnerSource, Platform,
-    ProcessKind, ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
+    ApprovalDecision, AttachmentKind, ButtonStyle, CommandName, ConfigKey, FileChangeKind,
+    OwnerSource, Platform, ProcessKind, ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
 };
 
 macro_rules! words {
@@ -41,6 +41,11 @@ words!(ConfigKey {
     Mention => "mention",
     IdleTimeout => "idle_timeout",
     DuringRun => "during_run",
+});
+words!(ApprovalDecision {
+    Approve => "approve",
+    ApproveForSession => "approve_for_session",
+    Deny => "deny",
 });
 words!(WorkerState {
     Starting => "starting",
@@ -82,6 +87,7 @@ words!(CommandName {
     Config => "config",
     Unknown => "unknown",
     Message => "message",
+    Approval => "approval",
 });
 
 #[cfg(test)]

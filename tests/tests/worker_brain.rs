@@ -764,6 +764,7 @@ fn click(kind: ActionKind, scope: &str, actor: &str, message_id: &str) -> Action
         ActionKind::Command => A::Command(Default::default()),
         ActionKind::Resume => A::Resume(Default::default()),
         ActionKind::Stop => A::Stop(Default::default()),
+        ActionKind::Approval => A::Approval(Default::default()),
         ActionKind::GroupCreated | ActionKind::Unspecified => A::GroupCreated(Default::default()),
     };
     Action {

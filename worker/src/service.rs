@@ -119,6 +119,16 @@ impl Worker for WorkerService {
                 }
                 Ok(Response::new(r))
             }
+            Some(Kind::Approval(_)) => {
+                if a.scope.is_empty() {
+                    return Err(Status::invalid_argument("an approval needs a scope"));
+                }
+                let r = self.router.approval_action(&a);
+                if !r.ok {
+                    tracing::info!(scope = %a.scope, message = %r.message, "approval not carried out");
+                }
+                Ok(Response::new(r))
+            }
             Some(Kind::GroupCreated(g)) => {
                 if a.scope.is_empty() || g.source_scope.is_empty() {
                     return Err(Status::invalid_argument(

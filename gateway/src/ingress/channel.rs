@@ -513,6 +513,7 @@ impl Handler {
                         let text = match action.action_kind() {
                             pb::ActionKind::Stop => "Stopping…",
                             pb::ActionKind::Config => "Saving…",
+                            pb::ActionKind::Approval => "Sending your decision to Codex…",
                             _ => "On it…",
                         };
                         permit.send(Deferred::Act(Box::new(action)));

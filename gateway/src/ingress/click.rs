@@ -234,6 +234,19 @@ impl Click {
             Kind::Resume(pb::ResumeAction {
                 nonce: nonce.to_string(),
             })
+        } else if let Some(v) = c.action.strip_prefix(ACTION_APPROVAL) {
+            // `<run_id>/<approval_id>/<decision>`, as the worker's button
+            // value said; the signed run id must be the one it names.
+            let mut parts = v.splitn(3, '/');
+            let (run_id, approval_id, decision) = (parts.next()?, parts.next()?, parts.next()?);
+            if run_id != c.run_id {
+                return None;
+            }
+            Kind::Approval(pb::ApprovalAction {
+                run_id: run_id.to_string(),
+                approval_id: approval_id.to_string(),
+                decision: pb::ApprovalDecision::from_word(decision)? as i32,
+            })
         } else if c.action == ACTION_CONFIG {
             Kind::Config(pb::ConfigAction {
                 values: form_values(event),
@@ -251,6 +264,7 @@ pub(crate) const ACTION_STOP: &str = "stop";
 pub(crate) const ACTION_COMMAND: &str = "cmd:";
 pub(crate) const ACTION_RESUME: &str = "resume:";
 pub(crate) const ACTION_CONFIG: &str = "config";
+pub(crate) const ACTION_APPROVAL: &str = "approval:";
 
 /// A submitted form's values, one field per component name (strings only:
 /// a select answers with its option's value).

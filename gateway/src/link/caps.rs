@@ -50,6 +50,7 @@ impl WorkerCaps {
                 self.has(caps::COMMAND_CARDS)
             }
             ActionKind::GroupCreated => self.has(caps::GROUP_CREATED),
+            ActionKind::Approval => self.has(caps::APPROVALS),
             ActionKind::Unspecified => false,
         }
     }
@@ -74,6 +75,7 @@ mod tests {
             ActionKind::Config,
             ActionKind::Resume,
             ActionKind::GroupCreated,
+            ActionKind::Approval,
         ] {
             assert!(all.offers(k), "{k:?}");
         }

@@ -418,3 +418,39 @@ fn commands_under_app_server_cannot_read_fcx_home() {
     drop(f);
     drop(e.rt);
 }
+
+#[test]
+fn resume_lists_only_threads_codex_still_has() {
+    let e = env("app-server");
+    let mut f = Fcxd::console(&e.home);
+    f.wait_for("fcx console");
+    f.send("first thread alpha-one");
+    f.wait_for("] completed");
+    let first = thread_of(&e, 0);
+    f.send("/new");
+    f.wait_for("New session");
+    f.send("second thread beta-two");
+    f.wait_for("] completed");
+    let n = e.mock.requests().len();
+    assert_ne!(thread_of(&e, n - 1), first);
+    f.send("/resume");
+    let seen = f.wait_for("/resume use <code>");
+    assert!(
+        seen.contains("alpha-one") && seen.contains("beta-two"),
+        "{seen}"
+    );
+    // Archived in Codex (from a terminal): no longer offered.
+    let out = std::process::Command::new(fcx_tests::real_codex())
+        .args(["archive", &first])
+        .env("CODEX_HOME", codex_marker(&e.home))
+        .env("MOCK_API_KEY", "sk-mock")
+        .output()
+        .expect("codex archive");
+    assert!(out.status.success(), "{out:?}");
+    f.send("/resume");
+    let seen = f.wait_for("no longer in Codex");
+    assert!(seen.contains("beta-two"), "{seen}");
+    assert!(!seen.contains("alpha-one"), "{seen}");
+    drop(f);
+    drop(e.rt);
+}

@@ -4,6 +4,7 @@
 //! typed [`Command`] and carried out by one handler family each.
 
 mod access_cmds;
+mod approvals;
 mod cards;
 mod config;
 mod gate;
@@ -32,7 +33,7 @@ pub(crate) use gate::Gate;
 pub(crate) struct Deps {
     pub(crate) ctx: Arc<Ctx>,
     pub(crate) gate: Gate,
-    pub(crate) replies: Replies,
+    pub(crate) replies: Arc<Replies>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) sched: Arc<Scheduler>,
     doctor: info::DoctorLimit,
@@ -43,7 +44,7 @@ impl Deps {
     pub(crate) fn new(ctx: Arc<Ctx>, catalog: Arc<Catalog>, sched: Arc<Scheduler>) -> Self {
         Deps {
             gate: Gate::new(ctx.clone()),
-            replies: Replies::new(ctx.clone()),
+            replies: Arc::new(Replies::new(ctx.clone())),
             ctx,
             catalog,
             sched,
@@ -251,6 +252,11 @@ impl Router {
     /// A command-card click (COMMAND, CONFIG, RESUME), checked like the
     /// typed command it stands for; the answer goes to the scope as a
     /// command reply under the card.
+    /// A click on an approval card.
+    pub(crate) fn approval_action(&self, a: &pb::Action) -> pb::ActResult {
+        approvals::Approvals(&self.d).decide(a)
+    }
+
     pub(crate) fn card_action(&self, a: &pb::Action) -> pb::ActResult {
         match cards::check_click(&self.d, a) {
             Ok(cards::Click::Config(probe)) => {

@@ -510,3 +510,66 @@ async fn a_request_the_gateway_did_not_announce_is_answered_by_the_worker() {
     let passed = kit.replies().pop().expect("a reply");
     assert!(passed.gateway_request.is_some(), "{passed:?}");
 }
+
+#[tokio::test]
+async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
+    let (kit, router, mut rx) = setup();
+    router
+        .deliver(private("e1", USER, "touch a file"))
+        .expect("queued");
+    let run = next_run(&mut rx).await;
+    let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
+    run.slot.open_control(tx);
+    run.slot.add_approval(
+        "0",
+        crate::run::PendingApproval {
+            actor_id: USER.into(),
+            what: "run `touch a`".into(),
+        },
+    );
+    let scope = run.scope.clone();
+    let fingerprint = kit.ctx.policy(&scope).expect("policy").fingerprint;
+    let click = |who: &str, decision: pb::ApprovalDecision, fp: &str| pb::Action {
+        scope: scope.clone(),
+        actor: Some(pb::Actor {
+            id: who.into(),
+            name: who.into(),
+        }),
+        fingerprint: fp.into(),
+        message_id: "om_card".into(),
+        kind: Some(pb::action::Kind::Approval(pb::ApprovalAction {
+            run_id: run.slot.run_id.clone(),
+            approval_id: "0".into(),
+            decision: decision as i32,
+        })),
+    };
+    // Someone else: refused, still pending.
+    let r = router.approval_action(&click(
+        "ou_stranger",
+        pb::ApprovalDecision::Approve,
+        &fingerprint,
+    ));
+    assert!(!r.ok && r.message.contains("Only the user"), "{r:?}");
+    // A card made under another policy: refused.
+    let r = router.approval_action(&click(USER, pb::ApprovalDecision::Approve, "stale"));
+    assert!(!r.ok && r.message.contains("out of date"), "{r:?}");
+    assert!(ctl.try_recv().is_err(), "nothing reached the runner");
+    // An admin may decide for the requester.
+    let r = router.approval_action(&click(ADMIN, pb::ApprovalDecision::Deny, &fingerprint));
+    assert!(r.ok && r.message.contains("Denied by"), "{r:?}");
+    let Some(crate::runner::RunControl::Approve {
+        request_id,
+        decision,
+        ..
+    }) = ctl.recv().await
+    else {
+        panic!("no decision reached the runner")
+    };
+    assert_eq!(request_id, "0");
+    assert_eq!(decision, crate::runner::ApprovalDecision::Decline);
+    // Decided once.
+    let r = router.approval_action(&click(USER, pb::ApprovalDecision::Approve, &fingerprint));
+    assert!(!r.ok && r.message.contains("no longer waiting"), "{r:?}");
+    assert!(titles(&kit).iter().any(|t| t.starts_with("Denied by")));
+    let _ = run.release.send(());
+}

@@ -5,7 +5,10 @@ use fcx_proto::v1::{self as pb, Inbound};
 use super::Deps;
 use super::text::{ago, resume_label};
 use crate::catalog::{Catalog, ResumeRefusal};
+use crate::context::Ctx;
+use crate::replies::Replies;
 use crate::run::StopReason;
+use crate::runner::app_server::threads::{self, ListedThread};
 use crate::util::now_ms;
 
 pub(super) struct Session<'a>(pub(super) &'a Deps);
@@ -76,7 +79,9 @@ impl Session<'_> {
     }
 
     /// `/resume`: the sessions that may continue here, each with a code
-    /// and a button.
+    /// and a button. Under the app-server runner the list is checked
+    /// against Codex's own (`thread/list` for the workspace), so a thread
+    /// archived or deleted in Codex is not offered.
     pub(super) fn resume_list(&self, inbound: &Inbound) {
         let d = self.0;
         let scope = inbound.scope.as_str();
@@ -92,55 +97,32 @@ impl Session<'_> {
             Ok(v) => v,
             Err(e) => return d.replies.store_failed(inbound, "resume", e),
         };
-        let current = d
-            .ctx
-            .store
-            .sessions()
-            .session(scope)
-            .ok()
-            .flatten()
-            .map(|s| s.thread_id);
-        let mut body = String::new();
-        let mut buttons = Vec::new();
-        for e in &compatible {
-            let code = d.catalog.issue_code(scope, &e.thread_id);
-            let age = ago(now_ms() - e.updated_at_ms);
-            let is_current = current.as_deref() == Some(e.thread_id.as_str());
-            let mark = if is_current { " (current)" } else { "" };
-            let title = if e.title.is_empty() {
-                "untitled"
-            } else {
-                e.title.as_str()
-            };
-            body.push_str(&format!("- `{code}`: {title}{mark}, {age}\n"));
-            buttons.push(pb::Button {
-                action: pb::ActionKind::Resume as i32,
-                label: resume_label(&e.title, &e.thread_id, &age, is_current),
-                value: code,
-                style: pb::ButtonStyle::Default as i32,
-            });
+        let listed = Listed { compatible, hidden };
+        if d.ctx.profile.codex.runner != fcx_config::RunnerKind::AppServer {
+            return resume_reply(&d.ctx, &d.catalog, &d.replies, inbound, listed, None);
         }
-        if compatible.is_empty() {
-            body.push_str("No earlier session can continue here.");
-        } else {
-            body.push_str("\nSend /resume use <code> within 10 minutes.");
-        }
-        if hidden > 0 {
-            body.push_str(&format!(
-                "\n{hidden} other session(s) ran under another workspace, sandbox, access policy or identity and cannot continue here."
-            ));
-        }
-        d.replies.send(
-            inbound,
-            pb::CommandReply {
-                command: pb::CommandName::Resume as i32,
-                title: "Sessions".into(),
-                body,
-                ok: true,
-                buttons,
-                ..Default::default()
-            },
-        );
+        let spec = match crate::run::listing_spec(&d.ctx, &p) {
+            Ok(s) => s,
+            Err(e) => {
+                return resume_reply(
+                    &d.ctx,
+                    &d.catalog,
+                    &d.replies,
+                    inbound,
+                    listed,
+                    Some(Err(e)),
+                );
+            }
+        };
+        let (ctx, catalog, replies) = (d.ctx.clone(), d.catalog.clone(), d.replies.clone());
+        let inbound = inbound.clone();
+        d.sched.spawn_owned(async move {
+            let threads = threads::list(&spec, 100).await;
+            if let Err(e) = &threads {
+                tracing::warn!(scope = %inbound.scope, error = %e, "thread/list failed; /resume shows fcx's record");
+            }
+            resume_reply(&ctx, &catalog, &replies, &inbound, listed, Some(threads));
+        });
     }
 
     /// Continue the session behind a `/resume` code. Returns whether it did,
@@ -205,4 +187,101 @@ impl Session<'_> {
         );
         (true, "Session resumed".into())
     }
+}
+
+/// What fcx's catalog offers for `/resume`.
+struct Listed {
+    compatible: Vec<fcx_state::CatalogEntry>,
+    hidden: usize,
+}
+
+/// The `/resume` answer. `codex` is Codex's own list for the workspace
+/// (app-server runner): catalog entries it no longer has are left out, and
+/// its name or preview stands in for a missing title.
+fn resume_reply(
+    ctx: &Ctx,
+    catalog: &Catalog,
+    replies: &Replies,
+    inbound: &Inbound,
+    listed: Listed,
+    codex: Option<Result<Vec<ListedThread>, String>>,
+) {
+    let scope = inbound.scope.as_str();
+    let current = ctx
+        .store
+        .sessions()
+        .session(scope)
+        .ok()
+        .flatten()
+        .map(|s| s.thread_id);
+    let mut body = String::new();
+    let mut buttons = Vec::new();
+    let mut gone = 0usize;
+    let mut note = String::new();
+    let known: Option<&Vec<ListedThread>> = match &codex {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            note = format!("\nCodex could not list its threads ({e}); this is fcx's record.");
+            None
+        }
+        None => None,
+    };
+    for e in &listed.compatible {
+        let mut title = e.title.clone();
+        let mut updated = e.updated_at_ms;
+        if let Some(threads) = known {
+            let Some(t) = threads.iter().find(|t| t.id == e.thread_id) else {
+                gone += 1;
+                continue;
+            };
+            if title.is_empty() {
+                title = crate::util::first_line(&t.title, 60);
+            }
+            updated = updated.max(t.updated_at_ms);
+        }
+        let code = catalog.issue_code(scope, &e.thread_id);
+        let age = ago(now_ms() - updated);
+        let is_current = current.as_deref() == Some(e.thread_id.as_str());
+        let mark = if is_current { " (current)" } else { "" };
+        let shown = if title.is_empty() {
+            "untitled"
+        } else {
+            title.as_str()
+        };
+        body.push_str(&format!("- `{code}`: {shown}{mark}, {age}\n"));
+        buttons.push(pb::Button {
+            action: pb::ActionKind::Resume as i32,
+            label: resume_label(&title, &e.thread_id, &age, is_current),
+            value: code,
+            style: pb::ButtonStyle::Default as i32,
+        });
+    }
+    if buttons.is_empty() {
+        body.push_str("No earlier session can continue here.");
+    } else {
+        body.push_str("\nSend /resume use <code> within 10 minutes.");
+    }
+    if gone > 0 {
+        body.push_str(&format!(
+            "\n{gone} session(s) are no longer in Codex (archived or deleted there)."
+        ));
+    }
+    if listed.hidden > 0 {
+        body.push_str(&format!(
+            "\n{} other session(s) ran under another workspace, sandbox, access policy or identity and cannot continue here.",
+            listed.hidden
+        ));
+    }
+    body.push_str(&note);
+    replies.send(
+        inbound,
+        pb::CommandReply {
+            command: pb::CommandName::Resume as i32,
+            title: "Sessions".into(),
+            body,
+            ok: true,
+            buttons,
+            ..Default::default()
+        },
+    );
 }

@@ -2,6 +2,7 @@
 //! end state, session save. The scheduler hands a [`RunJob`] to an
 //! [`Execute`]; the [`RunDriver`] is the real one, over any [`Runner`].
 
+pub(crate) mod approval;
 mod end;
 mod env;
 mod slot;
@@ -26,6 +27,8 @@ use crate::store::{QueuedMessage, RunTotals, StoreError};
 use crate::util::{first_line, now_ms, tail};
 use end::{Finished, failed};
 pub(crate) use env::{child_env, resolve_binary};
+#[cfg(test)]
+pub(crate) use slot::PendingApproval;
 pub(crate) use slot::{RunSlot, SteerAttempt, SteerContext, StopReason};
 use translate::Translator;
 
@@ -113,6 +116,27 @@ impl ThreadTurns {
             _ = slot.cancel.cancelled() => None,
         }
     }
+}
+
+/// A spec for asking Codex about threads outside a run (`thread/list`):
+/// the same binary, environment and overrides as the scope's runs.
+pub(crate) fn listing_spec(ctx: &Ctx, policy: &RunPolicy) -> Result<RunSpec, String> {
+    let profile = &ctx.profile;
+    Ok(RunSpec {
+        run_id: "thread-list".into(),
+        prompt: String::new(),
+        cwd: policy.cwd.clone(),
+        sandbox: policy.sandbox,
+        network: policy.network,
+        model: profile.codex.model.clone(),
+        resume_thread: None,
+        images: Vec::new(),
+        overrides: profile.codex.overrides.clone(),
+        binary: resolve_binary(profile)?,
+        env: child_env(profile, &ctx.home)?,
+        stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
+        approval: profile.codex.approval,
+    })
 }
 
 impl RunDriver {
@@ -355,6 +379,7 @@ impl RunDriver {
             binary,
             env,
             stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
+            approval: profile.codex.approval,
         };
         let result = self.drive(job, spec, &policy, base).await;
         if let Outcome::ThreadNotFound { message } = &result.outcome
@@ -393,6 +418,7 @@ impl RunDriver {
         } else {
             job.slot.steering_unsupported();
         }
+        job.slot.open_control(ctl_tx.clone());
         let fut = self.runner.run(
             spec,
             RunIo {
@@ -412,9 +438,11 @@ impl RunDriver {
             base,
             resumed_from,
             open: HashMap::new(),
+            waiting: approval::Waiting::default(),
         };
         let result = loop {
             let idle_deadline = idle_limit.map(|l| last_event + l);
+            let approval_deadline = t.waiting.next_deadline();
             tokio::select! {
                 biased;
                 Some(ev) = ev_rx.recv() => {
@@ -426,6 +454,11 @@ impl RunDriver {
                         t.handle(ev);
                     }
                     break r;
+                }
+                _ = sleep_until(approval_deadline) => {
+                    for id in t.waiting.expired(Instant::now()) {
+                        approval::expire(&self.ctx, job, &id, t.approval_timeout());
+                    }
                 }
                 _ = sleep_until(idle_deadline) => {
                     tracing::warn!(run_id = %job.run_id, "no Codex event within the idle timeout; stopping the run");

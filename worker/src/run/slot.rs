@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::prompt::{self, PromptContext};
-use crate::runner::{ControlError, RunControl};
+use crate::runner::{ApprovalDecision, ControlError, RunControl};
 
 /// Why a run was stopped from outside; the first reason wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,20 @@ struct Live {
     /// The message its events reply to.
     reply_to: String,
     steering: Steering,
+    /// The run's control channel (approvals), while its runner runs.
+    control: Option<mpsc::Sender<RunControl>>,
+    /// Approval requests waiting for a person: approval id → what was asked.
+    approvals: Vec<(String, PendingApproval)>,
+}
+
+/// An approval request waiting for a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingApproval {
+    /// The user whose message started the run (the one the card's buttons
+    /// are signed for).
+    pub(crate) actor_id: String,
+    /// One line: what Codex asked to do.
+    pub(crate) what: String,
 }
 
 #[derive(Debug)]
@@ -150,9 +164,55 @@ impl RunSlot {
         self.live().steering = Steering::Unsupported;
     }
 
-    /// The runner returned: nothing more can join the turn.
+    /// The runner returned: nothing more can join the turn, and nothing
+    /// is left to decide.
     pub(crate) fn close_steering(&self) {
-        self.live().steering = Steering::Closed;
+        let mut l = self.live();
+        l.steering = Steering::Closed;
+        l.control = None;
+        l.approvals.clear();
+    }
+
+    /// Decisions on approval requests go through `control`.
+    pub(crate) fn open_control(&self, control: mpsc::Sender<RunControl>) {
+        self.live().control = Some(control);
+    }
+
+    pub(crate) fn add_approval(&self, approval_id: &str, pending: PendingApproval) {
+        self.live()
+            .approvals
+            .push((approval_id.to_string(), pending));
+    }
+
+    pub(crate) fn approval(&self, approval_id: &str) -> Option<PendingApproval> {
+        self.live()
+            .approvals
+            .iter()
+            .find(|(id, _)| id == approval_id)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Take the decision on a pending request to the runner; `None` when
+    /// it is no longer pending (decided, timed out, or the run ended). A
+    /// request is decided once.
+    pub(crate) fn decide(
+        &self,
+        approval_id: &str,
+        decision: ApprovalDecision,
+    ) -> Option<(PendingApproval, oneshot::Receiver<Result<(), ControlError>>)> {
+        let mut l = self.live();
+        let at = l.approvals.iter().position(|(id, _)| id == approval_id)?;
+        let control = l.control.clone()?;
+        let (_, pending) = l.approvals.remove(at);
+        let (reply, answer) = oneshot::channel();
+        control
+            .try_send(RunControl::Approve {
+                request_id: approval_id.to_string(),
+                decision,
+                reply,
+            })
+            .ok()?;
+        Some((pending, answer))
     }
 
     /// Try to add `message` to the running turn, as a prompt of its own

@@ -29,9 +29,15 @@ pub(crate) struct Translator<'a> {
     pub(crate) resumed_from: Option<String>,
     /// Tools started and not yet ended: item id → (kind, title).
     pub(crate) open: HashMap<String, (pb::ToolKind, String)>,
+    /// Approval requests waiting for a person.
+    pub(crate) waiting: super::approval::Waiting,
 }
 
 impl Translator<'_> {
+    pub(crate) fn approval_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ctx.profile.codex.approval_timeout_secs)
+    }
+
     fn emit(&self, kind: Kind) {
         self.ctx
             .emit(&self.job.scope, &self.job.run_id, &self.job.reply_to, kind);
@@ -106,6 +112,36 @@ impl Translator<'_> {
             }
             RunnerEvent::Usage(u) => {
                 self.emit(Kind::Usage(usage_pb(diff(totals(u), self.base))));
+            }
+            RunnerEvent::ApprovalRequested {
+                approval_id,
+                item_id,
+                kind,
+                command,
+                cwd,
+                reason,
+            } => {
+                let title = self
+                    .open
+                    .get(&item_id)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_default();
+                let timeout = self.approval_timeout();
+                super::approval::request(
+                    self.ctx,
+                    job,
+                    self.policy,
+                    &super::approval::Asked {
+                        approval_id: &approval_id,
+                        kind,
+                        command: &command,
+                        cwd: &cwd,
+                        reason: &reason,
+                        title: &title,
+                    },
+                    timeout,
+                );
+                self.waiting.add(&approval_id, timeout);
             }
             RunnerEvent::Warning { message } => {
                 self.emit(Kind::Error(pb::RunError {

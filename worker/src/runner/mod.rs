@@ -75,6 +75,9 @@ pub(crate) struct RunSpec {
     pub(crate) env: ChildEnv,
     /// Grace after SIGINT before SIGTERM, and after SIGTERM before SIGKILL.
     pub(crate) stop_grace: std::time::Duration,
+    /// When Codex asks before acting; anything but `Never` makes its
+    /// requests [`RunnerEvent::ApprovalRequested`] (app-server only).
+    pub(crate) approval: fcx_config::ApprovalPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +169,19 @@ pub(crate) enum RunnerEvent {
     Warning {
         message: String,
     },
+    /// Codex waits for a decision (answer with [`RunControl::Approve`]).
+    ApprovalRequested {
+        /// Opaque, unique within the run.
+        approval_id: String,
+        /// The tool item it is about.
+        item_id: String,
+        kind: ToolKind,
+        /// The command line (commands only).
+        command: String,
+        cwd: String,
+        /// Codex's justification, when it gave one.
+        reason: String,
+    },
 }
 
 /// How a run ended.
@@ -202,7 +218,7 @@ pub(crate) struct RunResult {
 /// A decision for an approval request (app-server only).
 #[allow(
     dead_code,
-    reason = "the control surface the app-server runner uses (DESIGN.md §4); exec answers NotSupported"
+    reason = "Cancel is part of the protocol; fcx declines instead"
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ApprovalDecision {

@@ -332,6 +332,26 @@ impl Scheduler {
         }
     }
 
+    /// Run `work` as a task the scheduler owns: it ends with the worker
+    /// (cancelled at shutdown, which waits for it).
+    pub(crate) fn spawn_owned(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = work => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+
+    /// The active run `run_id` of `scope`.
+    pub(crate) fn slot(&self, scope: &str, run_id: &str) -> Option<Arc<RunSlot>> {
+        self.lock()
+            .active(scope)
+            .filter(|a| a.run_id == run_id)
+            .cloned()
+    }
+
     /// The scope and run id of an active run named by run id or by scope.
     pub(crate) fn find_run(&self, target: &str) -> Option<(String, String)> {
         let q = self.lock();

@@ -57,6 +57,13 @@ impl CardSurface {
                 pb::ActionKind::Resume if !b.value.is_empty() => {
                     (String::new(), format!("{ACTION_RESUME}{}", b.value))
                 }
+                pb::ActionKind::Approval => {
+                    let run_id = b.value.split('/').next().unwrap_or_default();
+                    if run_id.is_empty() {
+                        return None;
+                    }
+                    (run_id.to_string(), format!("{ACTION_APPROVAL}{}", b.value))
+                }
                 _ => return None,
             };
             sign_as(run_id, action)

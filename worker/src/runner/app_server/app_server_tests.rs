@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::runner::{ChildEnv, ControlError, RunControl, Sandbox};
+use crate::runner::{ApprovalDecision, ChildEnv, ControlError, RunControl, Sandbox};
 
 fn spec(resume: Option<&str>) -> RunSpec {
     RunSpec {
@@ -27,6 +27,7 @@ fn spec(resume: Option<&str>) -> RunSpec {
         binary: PathBuf::from("codex"),
         env: ChildEnv::default(),
         stop_grace: Duration::from_millis(500),
+        approval: Default::default(),
     }
 }
 
@@ -239,6 +240,101 @@ async fn an_approval_request_is_declined_and_said_in_the_events() {
             if message.contains("touch approved.txt") && message.contains("declined"))
     });
     assert!(warned);
+}
+
+#[tokio::test]
+async fn with_approval_on_a_request_waits_for_the_decision_and_carries_it_back() {
+    let (mut c, mut s) = pair(Duration::from_millis(500));
+    let server = tokio::spawn(async move {
+        let start = {
+            s.answer("initialize", json!({})).await;
+            assert_eq!(s.recv().await["method"], "initialized");
+            let start = s
+                .answer("thread/start", json!({"thread": {"id": "th"}}))
+                .await;
+            s.answer(
+                "turn/start",
+                json!({"turn": {"id": "tu", "status": "inProgress"}}),
+            )
+            .await;
+            start
+        };
+        s.send(
+            json!({"method": "item/commandExecution/requestApproval", "id": 7, "params": {
+            "kind": "command", "threadId": "th", "turnId": "tu", "itemId": "call_16",
+            "command": "/bin/bash -lc 'touch a.txt'", "cwd": "/w", "reason": "needs write"}}),
+        )
+        .await;
+        s.send(
+            json!({"method": "item/fileChange/requestApproval", "id": 8, "params": {
+            "threadId": "th", "turnId": "tu", "itemId": "call_patch"}}),
+        )
+        .await;
+        let first = s.recv().await;
+        let second = s.recv().await;
+        s.send(json!({"method": "turn/completed", "params": {"turn": {"id": "tu", "status": "completed"}}}))
+            .await;
+        (start, first, second)
+    });
+    let mut sp = spec(None);
+    sp.approval = fcx_config::ApprovalPolicy::OnRequest;
+    let control = c.control.clone();
+    let mut events = c.events;
+    let decider = tokio::spawn(async move {
+        let mut asked = Vec::new();
+        while asked.len() < 2 {
+            if let Some(RunnerEvent::ApprovalRequested {
+                approval_id,
+                kind,
+                command,
+                reason,
+                ..
+            }) = events.recv().await
+            {
+                asked.push((approval_id, kind, command, reason));
+            }
+        }
+        for (id, decision) in [
+            ("8", ApprovalDecision::AcceptForSession),
+            ("7", ApprovalDecision::Decline),
+            ("7", ApprovalDecision::Accept),
+        ] {
+            let again = id == "7" && decision == ApprovalDecision::Accept;
+            let (reply, answer) = oneshot::channel();
+            control
+                .send(RunControl::Approve {
+                    request_id: id.into(),
+                    decision,
+                    reply,
+                })
+                .await
+                .expect("control");
+            let got = answer.await.expect("answered");
+            // A request is decided once.
+            assert_eq!(got.is_ok(), !again);
+        }
+        asked
+    });
+    let end = c.session.drive(&sp).await;
+    assert_eq!(end, End::TurnEnded);
+    let (start, first, second) = server.await.expect("server");
+    assert_eq!(start["params"]["approvalPolicy"], "on-request");
+    assert_eq!(
+        first,
+        json!({"id": 8, "result": {"decision": "acceptForSession"}})
+    );
+    assert_eq!(second, json!({"id": 7, "result": {"decision": "decline"}}));
+    let asked = decider.await.expect("decider");
+    assert_eq!(
+        asked[0],
+        (
+            "7".to_string(),
+            crate::runner::ToolKind::Command,
+            "/bin/bash -lc 'touch a.txt'".to_string(),
+            "needs write".to_string()
+        )
+    );
+    assert_eq!(asked[1].1, crate::runner::ToolKind::FileChange);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod mapping;
 mod protocol;
 mod rpc;
 mod session;
+pub(crate) mod threads;
 
 use std::ffi::OsString;
 use std::process::ExitStatus;

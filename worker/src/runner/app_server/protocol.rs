@@ -19,10 +19,6 @@ pub(crate) const TURN_INTERRUPT: &str = "turn/interrupt";
 /// `clientInfo.name` becomes the `originator` of Codex's model requests.
 pub(crate) const CLIENT_NAME: &str = "fcx";
 
-/// The only approval policy this runner uses so far: approval cards come
-/// later, so Codex must never wait for a decision.
-pub(crate) const APPROVAL_POLICY: &str = "never";
-
 pub(crate) fn initialize() -> Value {
     json!({
         "clientInfo": {"name": CLIENT_NAME, "title": null, "version": env!("CARGO_PKG_VERSION")},
@@ -36,7 +32,7 @@ fn thread_settings(spec: &RunSpec) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     m.insert("cwd".into(), json!(spec.cwd));
     m.insert("sandbox".into(), json!(spec.sandbox.as_str()));
-    m.insert("approvalPolicy".into(), json!(APPROVAL_POLICY));
+    m.insert("approvalPolicy".into(), json!(spec.approval.as_str()));
     if let Some(model) = &spec.model {
         m.insert("model".into(), json!(model));
     }
@@ -79,6 +75,17 @@ pub(crate) fn turn_steer(
     images: &[std::path::PathBuf],
 ) -> Value {
     json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": input(text, images)})
+}
+
+/// The answer to an approval request.
+pub(crate) fn approval_answer(decision: &crate::runner::ApprovalDecision) -> Value {
+    use crate::runner::ApprovalDecision as D;
+    json!({"decision": match decision {
+        D::Accept => "accept",
+        D::AcceptForSession => "acceptForSession",
+        D::Decline => "decline",
+        D::Cancel => "cancel",
+    }})
 }
 
 pub(crate) fn turn_interrupt(thread_id: &str, turn_id: &str) -> Value {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::mapping::Mapper;
 use super::protocol as p;
 use super::rpc::{Incoming, Reader, Writer};
-use crate::runner::{ControlError, RunControl, RunSpec, RunnerEvent};
+use crate::runner::{ControlError, RunControl, RunSpec, RunnerEvent, ToolKind};
 
 /// Why the conversation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,11 @@ pub(crate) struct Session<R, W> {
     cancel: CancellationToken,
     /// Steer requests in flight: request id → the requester's reply.
     steers: HashMap<i64, oneshot::Sender<Result<(), ControlError>>>,
+    /// Whether approval requests go to people (approval is not "never").
+    ask: bool,
+    /// Approval requests waiting for a decision: approval id → the
+    /// server's request id.
+    pending: HashMap<String, Value>,
     request_timeout: Duration,
     /// How long to wait for `turn/completed` after `turn/interrupt`.
     interrupt_grace: Duration,
@@ -77,6 +82,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             control_open: true,
             cancel,
             steers: HashMap::new(),
+            ask: false,
+            pending: HashMap::new(),
             request_timeout,
             interrupt_grace,
             run_id,
@@ -92,6 +99,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     async fn turn(&mut self, spec: &RunSpec) -> Result<End, End> {
+        self.ask = spec.approval != fcx_config::ApprovalPolicy::Never;
         self.call(p::INITIALIZE, p::initialize()).await?;
         self.writer
             .notify(p::INITIALIZED)
@@ -244,13 +252,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     }
                 }
             }
-            RunControl::Approve { reply, .. } => {
-                // Nothing is ever pending: every request is declined as it
-                // arrives while approval is "never".
-                let _ = reply.send(Err(ControlError::NotSupported {
-                    runner: "app-server",
-                    what: "approvals while approval = \"never\"",
-                }));
+            RunControl::Approve {
+                request_id,
+                decision,
+                reply,
+            } => {
+                if !self.ask {
+                    // Nothing is ever pending: every request is declined as
+                    // it arrives while approval is "never".
+                    let _ = reply.send(Err(ControlError::NotSupported {
+                        runner: "app-server",
+                        what: "approvals while approval = \"never\"",
+                    }));
+                    return Ok(());
+                }
+                let Some(id) = self.pending.remove(&request_id) else {
+                    let _ = reply.send(Err(ControlError::Ended));
+                    return Ok(());
+                };
+                tracing::info!(run_id = %self.run_id, approval = %request_id, ?decision, "answering an approval request");
+                if self
+                    .writer
+                    .respond(id, p::approval_answer(&decision))
+                    .await
+                    .is_err()
+                {
+                    let _ = reply.send(Err(ControlError::Ended));
+                    return Err(End::ChildGone);
+                }
+                let _ = reply.send(Ok(()));
             }
         }
         Ok(())
@@ -292,6 +322,31 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 .unwrap_or("")
                 .to_string()
         };
+        let kind = match method {
+            "item/commandExecution/requestApproval" => Some(ToolKind::Command),
+            "item/fileChange/requestApproval" => Some(ToolKind::FileChange),
+            _ => None,
+        };
+        if let (true, Some(kind)) = (self.ask, kind) {
+            // Request ids are unique per server, and one server serves one
+            // run: the id names the request within the run.
+            let approval_id = match &id {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            tracing::info!(run_id = %self.run_id, method, approval = %approval_id, "codex asks for approval");
+            self.pending.insert(approval_id.clone(), id);
+            return self
+                .emit(RunnerEvent::ApprovalRequested {
+                    approval_id,
+                    item_id: what("itemId"),
+                    kind,
+                    command: what("command"),
+                    cwd: what("cwd"),
+                    reason: what("reason"),
+                })
+                .await;
+        }
         let (answer, asked) = match method {
             "item/commandExecution/requestApproval" => (
                 Ok(json!({"decision": "decline"})),

@@ -390,6 +390,7 @@ fn spec_for(binary: PathBuf, cwd: &Path) -> RunSpec {
         binary,
         env: ChildEnv::default(),
         stop_grace: Duration::from_millis(200),
+        approval: Default::default(),
     }
 }
 
