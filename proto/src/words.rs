@@ -74,6 +74,7 @@ words!(CommandName {
     Config => "config",
     Unknown => "unknown",
     Message => "message",
+    Sendfile => "sendfile",
 });
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod runner;
 mod scheduler;
 mod service;
 mod settings;
+mod staging;
 #[cfg(test)]
 mod testkit;
 mod util;
