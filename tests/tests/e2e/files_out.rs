@@ -290,3 +290,41 @@ fn files_codex_leaves_in_the_outbox_are_sent_after_the_answer_and_the_outbox_emp
         "{prompt}"
     );
 }
+
+#[test]
+fn a_replay_after_a_gateway_crash_sends_a_file_once_and_reports_nothing() {
+    let mut e = env_with(&[]);
+    std::fs::write(e.home.workspace.join("once.txt"), b"only once").expect("write");
+    let om = say(&e, "/sendfile once.txt");
+    wait_message(&e, &om, "file");
+    eventually(
+        WAIT,
+        || outgoing_leftovers(&e).is_empty().then_some(()),
+        || format!("staged copies left: {:?}", outgoing_leftovers(&e)),
+    );
+    // A gateway that died before saving its cursor: every event replays.
+    e.fcxd.kill9();
+    let cursor = e.home.home.join("profiles/default/gateway.cursor");
+    let saved = std::fs::read_to_string(&cursor).unwrap_or_default();
+    let epoch = saved.split_whitespace().nth(1).unwrap_or("0").to_string();
+    std::fs::write(&cursor, format!("1 {epoch}\n")).expect("rewind the cursor");
+    e.fcxd = fcx_tests::harness::Fcxd::daemon_with(&e.home, &[]);
+    e.rt.block_on(e.fake.wait_for_connections(1, WAIT))
+        .expect("the new fcxd opens the long connection");
+    // The same lane handles the replayed file before this answer.
+    let later = say(&e, "/status");
+    wait_text(&e, &later, "Status");
+    let files = bot_messages(&e)
+        .into_iter()
+        .filter(|m| m.msg_type == "file")
+        .count();
+    assert_eq!(files, 1, "{:#?}", bot_messages(&e));
+    assert_eq!(e.fake.uploads().len(), 1, "not uploaded again");
+    assert!(
+        bot_messages(&e)
+            .iter()
+            .all(|m| !m.content.contains("could not be sent")),
+        "{:#?}",
+        bot_messages(&e)
+    );
+}

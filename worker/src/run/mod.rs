@@ -270,7 +270,10 @@ impl RunDriver {
             outbox::collect(std::path::Path::new(&workspace), &staging_dir)
         })
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            tracing::error!(run_id = %job.run_id, error = %e, "collecting the outbox failed");
+            outbox::Collected::default()
+        });
         if !collected.files.is_empty() || !collected.refused.is_empty() {
             tracing::info!(run_id = %job.run_id, files = collected.files.len(), refused = collected.refused.len(), "outbox collected");
         }
