@@ -98,3 +98,100 @@ fn missing_files_folders_and_fcx_home_are_refused() {
         Some(Refused::Private)
     );
 }
+
+mod through_the_router {
+    use std::sync::Arc;
+
+    use fcx_config::RunsConfig;
+    use fcx_proto::v1 as pb;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::catalog::Catalog;
+    use crate::router::{Deps, Router};
+    use crate::scheduler::Scheduler;
+    use crate::testkit::{self, FakeExec, Kit, USER, private};
+
+    fn setup() -> (Kit, Router) {
+        let kit = testkit::kit(RunsConfig::default());
+        let (exec, _rx) = FakeExec::new();
+        let sched = Arc::new(Scheduler::new(
+            kit.ctx.clone(),
+            exec,
+            CancellationToken::new(),
+        ));
+        let catalog = Arc::new(Catalog::new(kit.ctx.clone()));
+        let router = Router::new(Deps::new(kit.ctx.clone(), catalog, sched));
+        router.gate().reload().expect("lists");
+        (kit, router)
+    }
+
+    fn file_outs(kit: &Kit) -> Vec<(pb::WorkerEvent, pb::FileOut)> {
+        kit.events()
+            .into_iter()
+            .filter_map(|e| match &e.kind {
+                Some(pb::worker_event::Kind::FileOut(f)) => Some((e.clone(), f.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_user_sendfile_stages_the_file_and_emits_a_file_out() {
+        let (kit, router) = setup();
+        std::fs::write(kit.dir.path().join("ws/a.txt"), b"abc").expect("write");
+        router
+            .deliver(private("e1", USER, "/sendfile a.txt"))
+            .expect("handled");
+        let outs = file_outs(&kit);
+        assert_eq!(outs.len(), 1, "{:?}", kit.events());
+        let (ev, f) = &outs[0];
+        assert_eq!((ev.reply_to.as_str(), ev.run_id.as_str()), ("om_e1", ""));
+        assert_eq!(
+            (f.name.as_str(), f.size, f.source.as_str()),
+            ("a.txt", 3, "a.txt")
+        );
+        let staged = kit.ctx.home.outgoing_dir("p").join(&f.staged);
+        assert_eq!(std::fs::read(staged).expect("staged"), b"abc");
+        assert!(kit.replies().is_empty(), "no extra message on success");
+    }
+
+    #[tokio::test]
+    async fn without_the_gateway_capability_or_on_the_console_nothing_is_staged() {
+        let (kit, router) = setup();
+        std::fs::write(kit.dir.path().join("ws/a.txt"), b"abc").expect("write");
+        router.set_gateway_caps(vec![fcx_proto::caps::RECONNECT.into()]);
+        router
+            .deliver(private("e1", USER, "/sendfile a.txt"))
+            .expect("handled");
+        let r = kit.replies().pop().expect("a reply");
+        assert!(!r.ok && r.body.contains("cannot send files"), "{r:?}");
+        router.set_gateway_caps(
+            fcx_proto::caps::GATEWAY
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        let mut console = private("e2", USER, "/sendfile a.txt");
+        console.chat_type = pb::ChatType::Console as i32;
+        router.deliver(console).expect("handled");
+        let r = kit.replies().pop().expect("a reply");
+        assert!(!r.ok, "{r:?}");
+        assert!(file_outs(&kit).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_path_and_the_reason() {
+        let (kit, router) = setup();
+        router
+            .deliver(private("e1", USER, "/sendfile ../state.db"))
+            .expect("handled");
+        let r = kit.replies().pop().expect("a reply");
+        assert_eq!(r.command(), pb::CommandName::Sendfile);
+        assert!(!r.ok);
+        assert!(
+            r.body.contains("`../state.db`") && r.body.contains("outside the workspace"),
+            "{r:?}"
+        );
+        assert!(file_outs(&kit).is_empty());
+    }
+}
