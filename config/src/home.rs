@@ -6,6 +6,7 @@
 //! profiles/<name>/codex-home/    CODEX_HOME for the profile's Codex children
 //! profiles/<name>/callback-keys.json  card-button signing keys (0600)
 //! profiles/<name>/media/         downloaded attachments by content hash (0700)
+//! profiles/<name>/outgoing/      files staged by the worker for the chat (0600)
 //! logs/                          fcxd.log, worker-<name>.log (JSON lines)
 //! run/                           fcxd.sock, worker-<name>.sock, fcxd.lock (0700)
 //! ```
@@ -113,4 +114,14 @@ impl Home {
     pub fn callback_keys(&self, profile: &str) -> PathBuf {
         crate::callback_keys::path_in(&self.profile_dir(profile))
     }
+    /// Where the worker stages files for the chat (`/sendfile`, Codex's
+    /// outbox) and the gateway picks them up.
+    pub fn outgoing_dir(&self, profile: &str) -> PathBuf {
+        outgoing_in(&self.profile_dir(profile))
+    }
+}
+
+/// [`Home::outgoing_dir`] for a profile directory already known.
+pub fn outgoing_in(profile_dir: &Path) -> PathBuf {
+    profile_dir.join("outgoing")
 }

@@ -15,7 +15,7 @@ pub mod keystore;
 mod private;
 mod secret;
 
-pub use home::{Home, MEDIA_DIR};
+pub use home::{Home, MEDIA_DIR, outgoing_in};
 pub use private::{
     INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
 };

@@ -75,6 +75,8 @@ pub mod caps {
     pub const CREATE_GROUP: &str = "create-group";
     /// Gateway: it carries out `GatewayRequest.reconnect`.
     pub const RECONNECT: &str = "reconnect";
+    /// Gateway: it sends `FileOut` files to the chat.
+    pub const FILES_OUT: &str = "files-out";
 
     /// Worker: approval requests come as command replies with APPROVAL
     /// buttons, and `Act(approval)` carries the decision to Codex.
@@ -90,7 +92,7 @@ pub mod caps {
         EVENTS_RESUME,
     ];
     /// What fcxd of this build announces.
-    pub const GATEWAY: &[&str] = &[EVENTS_RESUME, CREATE_GROUP, RECONNECT];
+    pub const GATEWAY: &[&str] = &[EVENTS_RESUME, CREATE_GROUP, RECONNECT, FILES_OUT];
 }
 
 /// The crate version, shown in `Hello` and status output.

@@ -88,6 +88,7 @@ words!(CommandName {
     Unknown => "unknown",
     Message => "message",
     Approval => "approval",
+    Sendfile => "sendfile",
 });
 
 #[cfg(test)]

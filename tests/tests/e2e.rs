@@ -14,6 +14,7 @@ mod e2e {
     pub(crate) mod during_run;
     pub(crate) mod feedback;
     pub(crate) mod feishu_channel;
+    pub(crate) mod files_out;
     pub(crate) mod hardening;
     pub(crate) mod link;
     pub(crate) mod ops;

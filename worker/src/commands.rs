@@ -51,6 +51,8 @@ pub(crate) enum Command {
     Doctor,
     /// `/config` shows; `/config <key> <value>` sets.
     Config(Option<(String, String)>),
+    /// `/sendfile <path>`: send a file from the workspace to the chat.
+    SendFile(String),
     /// A `/word` that is not a command: answered with a hint, never run.
     Unknown(String),
     /// A known command used the wrong way.
@@ -100,6 +102,7 @@ impl Command {
             Command::Reconnect => "reconnect",
             Command::Doctor => "doctor",
             Command::Config(_) => "config",
+            Command::SendFile(_) => "sendfile",
             Command::Unknown(_) => "unknown",
             Command::Usage { command, .. } => command,
         }
@@ -132,6 +135,10 @@ pub(crate) const HELP: &[(&str, &str)] = &[
         "profile, workspace, session, sandbox, queue and active run",
     ),
     ("/help", "this list"),
+    (
+        "/sendfile <path>",
+        "send a file from the workspace to this chat (images show inline)",
+    ),
     (
         "/cd <path>",
         "admin: switch this chat's workspace (starts a new session)",
@@ -301,6 +308,13 @@ pub(crate) fn parse(text: &str) -> Option<Command> {
                 "/config, or /config <access|reply_mode|tool_display|mention|idle_timeout> <value>",
             ),
         },
+        "sendfile" => {
+            if args_s.is_empty() {
+                usage("sendfile", "/sendfile <path inside the workspace>")
+            } else {
+                Command::SendFile(args_s.to_string())
+            }
+        }
         "status" => no_args(Command::Status, "status"),
         "help" => Command::Help,
         "ps" => no_args(Command::Ps, "ps"),
@@ -367,6 +381,10 @@ mod tests {
             ("/resume", Command::Resume),
             ("/resume use k3x9", Command::ResumeUse("k3x9".into())),
             ("/cd ../other dir", Command::Cd("../other dir".into())),
+            (
+                "/sendfile out/report 1.pdf",
+                Command::SendFile("out/report 1.pdf".into()),
+            ),
             ("/ws", Command::WsList),
             ("/ws list", Command::WsList),
             ("/ws save web", Command::WsSave("web".into())),
@@ -413,6 +431,7 @@ mod tests {
         }
         for bad in [
             "/cd",
+            "/sendfile",
             "/ws save",
             "/ws save a/b",
             "/ws frob x",
@@ -471,6 +490,7 @@ mod tests {
             "/resume",
             "/timeout 5",
             "/new group",
+            "/sendfile a.txt",
         ] {
             assert_eq!(parse(t).expect("command").need(), Need::User, "{t}");
         }
@@ -502,6 +522,7 @@ mod tests {
             "/config tool_display",
             "/config mention",
             "/config idle_timeout",
+            "/sendfile",
         ] {
             assert!(h.contains(&format!("`{c}")), "{c} missing from /help");
         }

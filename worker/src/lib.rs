@@ -29,6 +29,7 @@ mod runner;
 mod scheduler;
 mod service;
 mod settings;
+mod staging;
 #[cfg(test)]
 mod testkit;
 mod util;

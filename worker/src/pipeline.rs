@@ -62,6 +62,10 @@ impl Pipeline {
         if let Err(e) = self.catalog.prune() {
             tracing::warn!(error = %e, "cannot prune the session catalog");
         }
+        crate::staging::collect_garbage(
+            &self.ctx.home.outgoing_dir(&self.ctx.profile.name),
+            crate::staging::KEEP,
+        );
         self.driver.recover_orphans()?;
         self.scheduler.start(self.ctx.store.journal().queued()?);
         Ok(())

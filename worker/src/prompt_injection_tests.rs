@@ -134,6 +134,7 @@ fn injected_text_stays_inside_its_section() {
         workspace: "/ws/p",
         sandbox: "workspace-write",
         network: false,
+        files_out: false,
     };
     let mut checked = 0;
     for a in CORPUS {

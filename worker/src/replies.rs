@@ -42,6 +42,12 @@ impl Replies {
             pb::gateway_request::Kind::CreateGroup(_) => fcx_proto::caps::CREATE_GROUP,
             pb::gateway_request::Kind::Reconnect(_) => fcx_proto::caps::RECONNECT,
         };
+        self.gateway_has(cap)
+    }
+
+    /// Whether the connected gateway announced `cap` (a local client that
+    /// said no Hello is assumed able).
+    pub(crate) fn gateway_has(&self, cap: &str) -> bool {
         match &*self.gateway_caps.read().unwrap_or_else(|p| p.into_inner()) {
             Some(caps) => caps.iter().any(|c| c == cap),
             None => true,

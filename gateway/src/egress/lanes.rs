@@ -67,6 +67,8 @@ pub(crate) struct LaneCtx {
     pub(crate) commits: Commits,
     /// The bot's open_id (comment answers recognise its earlier replies).
     pub(crate) bot: String,
+    /// The profile's `outgoing/` directory, where the worker stages files.
+    pub(crate) outgoing: std::path::PathBuf,
 }
 
 /// An event waiting in a lane, with its share of the channel's budget
@@ -379,6 +381,10 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
     };
     if matches!(ev.kind, Some(Kind::Done(_))) {
         st.modes.remove(&ev.run_id);
+    }
+    if let Some(Kind::FileOut(f)) = &ev.kind {
+        // A message of its own, whatever the surface.
+        return crate::egress::files::send(ctx, ev, f, Format::of_mode(&mode)).await;
     }
     st.surface(&mode).show(ev, draw).await;
 }

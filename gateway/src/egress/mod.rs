@@ -1,10 +1,11 @@
 //! Everything that writes to a surface: the worker-event loop, the
-//! per-scope lanes, run cards, and message replies.
+//! per-scope lanes, run cards, message replies, and files.
 
 pub(crate) mod cards;
 pub(crate) mod comment;
 pub(crate) mod deferred;
 pub(crate) mod dispatch;
+pub(crate) mod files;
 pub(crate) mod lanes;
 pub(crate) mod render;
 pub(crate) mod reply;

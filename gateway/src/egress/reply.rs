@@ -172,7 +172,7 @@ fn refused_content(e: &ApiError) -> bool {
 }
 
 /// One message: as a reply, else (parent recalled or gone) into the chat.
-async fn send_one(
+pub(crate) async fn send_one(
     http: &OpenApiClient,
     reply_to: &str,
     chat: &str,

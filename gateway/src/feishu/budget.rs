@@ -48,6 +48,10 @@ pub(crate) const IM_CHAT: &[Window] = &[Window::per_second(5)];
 /// Drive comment and metadata calls: the platform quotes 5 to 10 per second
 /// per app for most Drive/Docs APIs (feishu.md §3.8); the lower bound.
 pub(crate) const DRIVE: &[Window] = &[Window::per_second(5)];
+/// Image and file uploads (`im/v1/images`, `im/v1/files`), per app. The
+/// reference gives no figure for them; the IM APIs' documented 50/s and
+/// 1000/min is assumed (unverified).
+pub(crate) const IM_UPLOAD: &[Window] = &[Window::per_second(50), Window::per_minute(1000)];
 /// Every CardKit operation of the app. The platform exempts operations on
 /// cards in streaming mode from its app QPS; we budget them anyway, so
 /// that many runs at once stay within the documented app limit even if

@@ -170,6 +170,12 @@ impl fmt::Debug for OpenApiClient {
 enum Body {
     None,
     Json(serde_json::Value),
+    /// Bytes as they are, e.g. a `multipart/form-data` upload built by
+    /// `uploads` (cheap to resend: `Bytes` clones share the buffer).
+    Raw {
+        content_type: String,
+        bytes: bytes::Bytes,
+    },
 }
 
 struct Spec {
@@ -184,6 +190,8 @@ struct Spec {
     binary: Option<u64>,
     /// Budget windows every attempt of this request waits for.
     budget: Vec<(String, &'static [Window])>,
+    /// Overrides the client's per-request timeout (large uploads).
+    timeout: Option<Duration>,
 }
 
 impl Spec {
@@ -198,6 +206,7 @@ impl Spec {
             idempotent,
             binary: None,
             budget: Vec::new(),
+            timeout: None,
         }
     }
     fn budget(mut self, key: impl Into<String>, windows: &'static [Window]) -> Self {
@@ -364,19 +373,28 @@ impl OpenApiClient {
 
     async fn send_once(&self, spec: &Spec, token: Option<&Token>) -> Result<Raw, reqwest::Error> {
         let url = format!("{}{}", self.inner.base_url, spec.path);
+        let content_type = match &spec.body {
+            Body::Raw { content_type, .. } => content_type.as_str(),
+            _ => "application/json; charset=utf-8",
+        };
         let mut rb = self
             .inner
             .http
             .request(spec.method.clone(), url)
-            .header("content-type", "application/json; charset=utf-8");
+            .header("content-type", content_type);
+        if let Some(t) = spec.timeout {
+            rb = rb.timeout(t);
+        }
         if !spec.query.is_empty() {
             rb = rb.query(&spec.query);
         }
         if let Some(t) = token {
             rb = rb.bearer_auth(&t.0);
         }
-        if let Body::Json(v) = &spec.body {
-            rb = rb.json(v);
+        match &spec.body {
+            Body::Json(v) => rb = rb.json(v),
+            Body::Raw { bytes, .. } => rb = rb.body(bytes.clone()),
+            Body::None => {}
         }
         let mut resp = rb.send().await?;
         let status = resp.status();

@@ -10,6 +10,7 @@
 //!   endpoint request;
 //! - [`drive`]: document comments and document metadata (Drive v1);
 //! - [`resources`]: downloads of the images and files users send;
+//! - [`uploads`]: image and file uploads for messages (multipart);
 //! - [`ws`]: the long-connection client task (connect, ping, dispatch,
 //!   ACK, reconnect, watchdog, status).
 //!
@@ -21,6 +22,7 @@ pub(crate) mod drive;
 pub(crate) mod frame;
 pub(crate) mod http;
 pub(crate) mod resources;
+pub(crate) mod uploads;
 pub(crate) mod ws;
 
 #[cfg(test)]

@@ -260,6 +260,7 @@ pub(crate) async fn run(
         default_mode: app.reply_mode.as_str().to_string(),
         commits: Default::default(),
         bot: bot.open_id.clone(),
+        outgoing: fcx_config::outgoing_in(&profile_dir),
     });
     tasks.spawn(deferred::run(
         DeferredCtx {

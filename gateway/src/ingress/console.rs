@@ -361,6 +361,8 @@ impl Printer {
                 self.line(&s);
             }
             Kind::Notice(n) => self.line(&format!("{tag} {}", n.text)),
+            // The worker sends none to the console (its files are local).
+            Kind::FileOut(f) => self.line(&format!("{tag} file: {} ({} bytes)", f.name, f.size)),
             // The terminal shows the run when it starts.
             Kind::Queued(_) => {}
         }

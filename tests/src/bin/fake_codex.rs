@@ -12,6 +12,8 @@
 //! `{"exit": CODE}` `{"hang": true}` `{"spawn_child": "cmd"}`
 //! `{"spawn_orphan": "cmd"}` `{"ignore_sigint": true}` `{"ignore_sigterm": true}`
 //! `{"thread_started": true}` `{"turn_started": true}` `{"turn_completed": true}`
+//! `{"sh": "cmd"}` (runs `sh -c cmd` in the working directory and waits:
+//! a scenario's deterministic way to leave files behind)
 //! `{"agent_message": "text"}` (with `FAKE_CODEX_EMIT_TIMES=FILE`, each one
 //! appends "<unix ns>\t<item id>" to FILE). Strings may use `{{thread_id}}`, `{{turn}}`
 //! and `{{cwd}}`.
@@ -450,6 +452,7 @@ enum Step {
     TurnStarted(bool),
     TurnCompleted(bool),
     AgentMessage(String),
+    Sh(String),
 }
 
 fn builtin(name: &str) -> Option<Value> {
@@ -842,6 +845,21 @@ impl Runner {
             Step::Exit(code) => return Flow::Exit(*code),
             Step::Hang(true) => std::future::pending::<()>().await,
             Step::SpawnChild(cmd) => self.spawn(cmd, false),
+            Step::Sh(cmd) => {
+                let cmd = self.expand(cmd);
+                match Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .current_dir(&self.cwd)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status()
+                {
+                    Ok(st) if st.success() => {}
+                    Ok(st) => stderr_line(&format!("fake-codex: {cmd:?} ended with {st}")),
+                    Err(e) => stderr_line(&format!("fake-codex: running {cmd:?}: {e}")),
+                }
+            }
             Step::SpawnOrphan(cmd) => self.spawn(cmd, true),
             Step::IgnoreSigint(on) => self.ignore_sigint.store(*on, Ordering::SeqCst),
             Step::IgnoreSigterm(on) => {

@@ -21,6 +21,7 @@ use super::{EndpointRefusal, RecordedCall};
 mod cardkit;
 mod drive;
 mod im;
+mod upload;
 
 pub(crate) type Resp = Response<Full<Bytes>>;
 
@@ -158,6 +159,8 @@ pub(crate) struct Req {
     pub query: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
     pub body: Value,
+    /// The body as received (multipart uploads are read from it).
+    pub raw: Bytes,
 }
 
 impl Req {
@@ -257,9 +260,14 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         Ok(c) => c.to_bytes(),
         Err(_) => Bytes::new(),
     };
+    let multipart = headers
+        .get("content-type")
+        .is_some_and(|c| c.starts_with("multipart/"));
     let body = match serde_json::from_slice::<Value>(&raw) {
         Ok(v) => v,
         Err(_) if raw.is_empty() => Value::Null,
+        // Uploads are recorded by size; their bytes are in the fake's uploads.
+        Err(_) if multipart => json!({ "multipart_bytes": raw.len() }),
         Err(_) => Value::String(String::from_utf8_lossy(&raw).into_owned()),
     };
     let r = Req {
@@ -268,6 +276,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         query,
         headers,
         body,
+        raw,
     };
 
     let received_unix_ns = super::state::unix_ns();
@@ -367,6 +376,9 @@ fn route(shared: &Arc<Shared>, r: &Req) -> Answer {
                 ["open-apis", "application", "v6", "scopes"] if m == "GET" => scopes(shared),
                 ["open-apis", "application", "v6", "applications", app] if m == "GET" => {
                     app_info(shared, app)
+                }
+                ["open-apis", "im", "v1", what @ ("images" | "files")] if m == "POST" => {
+                    upload::route(shared, r, what)
                 }
                 ["open-apis", "im", "v1", rest @ ..] => im::route(shared, r, m, rest),
                 ["open-apis", "cardkit", "v1", rest @ ..] => cardkit::route(shared, r, m, rest),

@@ -29,7 +29,9 @@ use tokio::task::JoinHandle;
 
 pub use card::{CardButton, CardField, CardForm, CardOption, CardView};
 pub use events::{EventBuilder, Mention, MessageSpec};
-pub use state::{CardState, ChatInfo, Comment, CommentReply, FrameTiming, Reaction, StoredMessage};
+pub use state::{
+    CardState, ChatInfo, Comment, CommentReply, FrameTiming, Reaction, StoredMessage, Upload,
+};
 
 use state::{Shared, lock};
 
@@ -624,6 +626,16 @@ impl FakeFeishu {
             .filter(|r| r.message_id == message_id)
             .cloned()
             .collect()
+    }
+
+    /// What the bot uploaded under `key` (an `image_key` or `file_key`).
+    pub fn upload(&self, key: &str) -> Option<Upload> {
+        lock(&self.shared.inner).uploads.get(key).cloned()
+    }
+
+    /// Everything the bot uploaded.
+    pub fn uploads(&self) -> Vec<Upload> {
+        lock(&self.shared.inner).uploads.values().cloned().collect()
     }
 
     /// Makes `GET …/messages/{message_id}/resources/{key}?type={kind}` answer `bytes`.

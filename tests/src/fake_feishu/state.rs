@@ -171,6 +171,22 @@ pub struct ChatInfo {
     pub body: Value,
 }
 
+/// An image or file the bot uploaded (`im/v1/images`, `im/v1/files`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    /// `image_key` or `file_key`.
+    pub key: String,
+    /// "image" or "file".
+    pub kind: String,
+    /// The file's `file_type` (empty for images).
+    pub file_type: String,
+    /// The `file_name` field (files) or the part's filename (images).
+    pub file_name: String,
+    /// The part's Content-Type.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reaction {
     pub reaction_id: String,
@@ -320,6 +336,8 @@ pub(crate) struct Inner {
     pub resources: HashMap<(String, String), (String, Vec<u8>)>,
     /// (message_id, key) → the business code the download is refused with.
     pub refused_resources: HashMap<(String, String), i64>,
+    /// Images and files the bot uploaded, by key.
+    pub uploads: HashMap<String, Upload>,
     pub comments: Vec<Comment>,
     /// callback token → (open_message_id, issued, uses)
     pub callback_tokens: HashMap<String, (String, Instant, u32)>,

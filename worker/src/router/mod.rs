@@ -7,6 +7,7 @@ mod access_cmds;
 mod approvals;
 mod cards;
 mod config;
+mod files;
 mod gate;
 mod info;
 mod session;
@@ -213,6 +214,7 @@ impl Router {
             Command::Config(Some((key, value))) => {
                 config::Config(d).apply(inbound, &[(key, value)], crate::settings::Source::Typed);
             }
+            Command::SendFile(path) => files::send(d, inbound, &path),
             Command::Unknown(word) => d.replies.text(
                 inbound,
                 "unknown",

@@ -5,6 +5,7 @@
 pub(crate) mod approval;
 mod end;
 mod env;
+mod outbox;
 mod slot;
 mod translate;
 
@@ -51,6 +52,14 @@ impl RunJob {
             .map(|m| first_line(&m.inbound.text, 60))
             .unwrap_or_default()
     }
+}
+
+/// Whether files can leave this run's scope for its chat (the console's
+/// user has the workspace at hand: nothing is sent there).
+fn files_out(job: &RunJob) -> bool {
+    job.messages
+        .first()
+        .is_some_and(|m| m.inbound.chat_type() != pb::ChatType::Console)
 }
 
 /// Carries out runs. The future ends once the run's end is recorded and
@@ -269,6 +278,41 @@ impl RunDriver {
                 usage: Some(end::usage_pb(totals)),
             }),
         );
+        self.send_outbox(&job).await;
+    }
+
+    /// After the answer: the files Codex left in the workspace's outbox go
+    /// to the chat, and what could not go is named with the reason.
+    async fn send_outbox(&self, job: &RunJob) {
+        let workspace = job.slot.info(&job.scope).workspace;
+        if !files_out(job) || workspace.is_empty() {
+            return;
+        }
+        let staging_dir = self.ctx.home.outgoing_dir(&self.ctx.profile.name);
+        let collected = tokio::task::spawn_blocking(move || {
+            crate::staging::collect_garbage(&staging_dir, crate::staging::KEEP);
+            outbox::collect(std::path::Path::new(&workspace), &staging_dir)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(run_id = %job.run_id, error = %e, "collecting the outbox failed");
+            outbox::Collected::default()
+        });
+        if !collected.files.is_empty() || !collected.refused.is_empty() {
+            tracing::info!(run_id = %job.run_id, files = collected.files.len(), refused = collected.refused.len(), "outbox collected");
+        }
+        for f in collected.files.iter().cloned() {
+            self.emit(job, Kind::FileOut(f));
+        }
+        if let Some(text) = collected.notice() {
+            // Not part of the run (it has ended): an ordinary notice.
+            self.ctx.emit(
+                &job.scope,
+                "",
+                &job.reply_to,
+                Kind::Notice(pb::Notice { text }),
+            );
+        }
     }
 
     async fn attempt(&self, job: &RunJob, fresh: bool) -> Attempt {
@@ -343,6 +387,7 @@ impl RunDriver {
                 workspace: &cwd_s,
                 sandbox: policy.sandbox.as_str(),
                 network: policy.network,
+                files_out: files_out(job),
             },
             &inbounds,
         );

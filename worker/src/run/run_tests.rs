@@ -529,3 +529,47 @@ async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_
         .expect("the retry's Done");
     assert_eq!(last.detail, "worker restarted");
 }
+
+#[tokio::test]
+async fn the_outbox_goes_out_after_the_answer_except_on_the_console() {
+    let outbox = |f: &Fixture| f.kit.dir.path().join("ws").join(outbox::OUTBOX);
+    let file_outs = |f: &Fixture| -> Vec<String> {
+        f.kinds()
+            .into_iter()
+            .filter_map(|k| match k {
+                Kind::FileOut(o) => Some(o.name),
+                _ => None,
+            })
+            .collect()
+    };
+    let f = fixture(vec![turn(
+        vec![],
+        result(Outcome::Completed, Some("t1"), Some("made it")),
+    )]);
+    std::fs::create_dir_all(outbox(&f)).expect("outbox");
+    std::fs::write(outbox(&f).join("made.txt"), b"x").expect("write");
+    f.driver.execute(f.job("r1", &["make a file"])).await;
+    let kinds = f.kinds();
+    let done_at = kinds.iter().position(|k| matches!(k, Kind::Done(_)));
+    let file_at = kinds.iter().position(|k| matches!(k, Kind::FileOut(_)));
+    assert!(done_at.is_some() && done_at < file_at, "{kinds:?}");
+    assert_eq!(file_outs(&f), ["made.txt"]);
+    assert_eq!(std::fs::read_dir(outbox(&f)).expect("outbox").count(), 0);
+    assert!(f.runner.specs()[0].prompt.contains(".fcx/outbox/"));
+
+    // On the console: not told, not collected.
+    let f = fixture(vec![turn(
+        vec![],
+        result(Outcome::Completed, Some("t1"), Some("made it")),
+    )]);
+    std::fs::create_dir_all(outbox(&f)).expect("outbox");
+    std::fs::write(outbox(&f).join("made.txt"), b"x").expect("write");
+    let mut job = f.job("r1", &["make a file"]);
+    for m in &mut job.messages {
+        m.inbound.chat_type = pb::ChatType::Console as i32;
+    }
+    f.driver.execute(job).await;
+    assert!(file_outs(&f).is_empty());
+    assert!(outbox(&f).join("made.txt").exists());
+    assert!(!f.runner.specs()[0].prompt.contains("bridge_output"));
+}

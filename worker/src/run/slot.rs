@@ -235,6 +235,8 @@ impl RunSlot {
                 workspace: &context.workspace,
                 sandbox: context.sandbox,
                 network: context.network,
+                // The turn's first prompt said how to hand back files.
+                files_out: false,
             },
             std::slice::from_ref(message),
         );

@@ -229,7 +229,11 @@ impl RunState {
         let Some(kind) = ev.kind.as_ref() else {
             return;
         };
-        if matches!(kind, Kind::CommandReply(_) | Kind::Notice(_)) || ev.run_id.is_empty() {
+        if matches!(
+            kind,
+            Kind::CommandReply(_) | Kind::Notice(_) | Kind::FileOut(_)
+        ) || ev.run_id.is_empty()
+        {
             return;
         }
         if self.run_id.is_empty() {
@@ -403,7 +407,8 @@ impl RunState {
                 }
                 self.finished = true;
             }
-            Kind::CommandReply(_) | Kind::Notice(_) => {}
+            // Sent as messages of their own after the run (egress `files`).
+            Kind::CommandReply(_) | Kind::Notice(_) | Kind::FileOut(_) => {}
         }
     }
 

@@ -130,4 +130,37 @@ impl OpenApiClient {
         }
         self.call_field(&spec, "data").await
     }
+
+    /// A POST under `/open-apis/` whose body is `bytes` of `content_type`
+    /// (uploads: `multipart/form-data`, built by `uploads`), with the same
+    /// token handling, code checks, rate-limit waits and retries as the
+    /// typed calls, each attempt waiting for a slot in `budget`. Resent
+    /// after a timeout only when `idempotent`. Returns the answer's `data`.
+    pub(crate) async fn post_raw_budgeted(
+        &self,
+        path: &str,
+        content_type: &str,
+        bytes: bytes::Bytes,
+        idempotent: bool,
+        timeout: Duration,
+        budget: Vec<(String, &'static [Window])>,
+    ) -> Result<serde_json::Value, ApiError> {
+        if !path.starts_with("/open-apis/") || path.contains("..") || !path.is_ascii() {
+            return Err(ApiError::InvalidArgument(format!(
+                "not an Open Platform path: {:?}",
+                path.chars().take(64).collect::<String>()
+            )));
+        }
+        let spec = Spec {
+            idempotent,
+            budget,
+            timeout: Some(timeout),
+            body: Body::Raw {
+                content_type: content_type.to_string(),
+                bytes,
+            },
+            ..Spec::new(Method::POST, path)
+        };
+        self.call_field(&spec, "data").await
+    }
 }

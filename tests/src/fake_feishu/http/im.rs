@@ -111,8 +111,21 @@ fn validate_content(
             if !has_str("image_key") {
                 return Err(invalid("image content needs image_key"));
             }
+            // Guess: a bot sends only what it uploaded; an unknown key is
+            // refused like other invalid content.
+            if !uploaded(shared, obj, "image_key", "image") {
+                return Err(invalid("image_key was not uploaded by this app"));
+            }
         }
-        "file" | "audio" | "media" | "sticker" => {
+        "file" => {
+            if !has_str("file_key") {
+                return Err(invalid("content needs file_key"));
+            }
+            if !uploaded(shared, obj, "file_key", "file") {
+                return Err(invalid("file_key was not uploaded by this app"));
+            }
+        }
+        "audio" | "media" | "sticker" => {
             if !has_str("file_key") {
                 return Err(invalid("content needs file_key"));
             }
@@ -131,6 +144,19 @@ fn validate_content(
         other => return Err(field_error(&format!("unknown msg_type {other:?}"))),
     }
     Ok(None)
+}
+
+fn uploaded(
+    shared: &Shared,
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+    kind: &str,
+) -> bool {
+    let key = obj.get(field).and_then(Value::as_str).unwrap_or("");
+    lock(&shared.inner)
+        .uploads
+        .get(key)
+        .is_some_and(|u| u.kind == kind)
 }
 
 fn validate_card_content(
