@@ -6,6 +6,7 @@
 mod e2e {
     pub(crate) mod app_server;
     pub(crate) mod command_cards;
+    pub(crate) mod comments;
     pub(crate) mod console_fake;
     pub(crate) mod contract;
     pub(crate) mod delivery;

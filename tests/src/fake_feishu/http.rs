@@ -382,6 +382,9 @@ fn route(shared: &Arc<Shared>, r: &Req) -> Answer {
                     "comments",
                     rest @ ..,
                 ] => drive::route(shared, r, m, file, rest),
+                ["open-apis", "drive", "v1", "metas", "batch_query"] if m == "POST" => {
+                    drive::metas(shared, r)
+                }
                 _ => not_found(),
             }
         }
