@@ -863,6 +863,16 @@ impl FakeFeishu {
         lock(&self.shared.inner).faults.random.clear();
     }
 
+    /// The next `n` `method` calls to a path starting with `prefix` are
+    /// carried out at once but answered only after `delay`: a client that
+    /// dies meanwhile changed the platform without knowing it.
+    pub fn answer_late(&self, method: &str, prefix: &str, n: usize, delay: Duration) {
+        lock(&self.shared.inner)
+            .faults
+            .late
+            .push((method.to_owned(), prefix.to_owned(), n, delay));
+    }
+
     /// The next `n` calls to `path` are answered normally after `delay`.
     pub fn slow_next(&self, path: &str, n: usize, delay: Duration) {
         lock(&self.shared.inner)

@@ -266,12 +266,26 @@ impl RandomFault {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pub http: Vec<PathFault>,
+    /// (method, path prefix, uses left, delay): carried out at once,
+    /// answered after the delay.
+    pub late: Vec<(String, String, usize, Duration)>,
     pub random: Vec<RandomFault>,
     pub endpoint: VecDeque<EndpointRefusal>,
     pub handshake: VecDeque<HandshakeRefusal>,
 }
 
 impl Faults {
+    /// The delay an armed late-answer fault puts on this call, consuming
+    /// one use.
+    pub(crate) fn take_late(&mut self, method: &str, path: &str) -> Option<Duration> {
+        let f = self
+            .late
+            .iter_mut()
+            .find(|(m, p, left, _)| *left > 0 && m == method && path.starts_with(p.as_str()))?;
+        f.2 -= 1;
+        Some(f.3)
+    }
+
     /// Takes the first armed fault for `path`, consuming one use; else a
     /// random fault that strikes this call.
     pub(crate) fn take(&mut self, path: &str) -> Option<FaultKind> {

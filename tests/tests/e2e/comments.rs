@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use fcx_tests::fake_feishu::{COMMENT_REPLY_LIMIT_CHARS, Comment, Redelivery};
-use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, eventually};
+use fcx_tests::harness::{FEISHU_USER as USER, Fcxd, FeishuEnv, eventually};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -361,4 +361,47 @@ fn long_answers_are_split_or_shortened_within_the_limit_and_failures_are_answere
     assert_eq!(bot_replies(e, "doxcnDOC6", &cid).len(), 3);
     assert_eq!(bot_replies(e, "doxcnDOC6", &big).len(), 4);
     assert!(e.fake.violations().is_empty(), "{:?}", e.fake.violations());
+}
+
+/// fcxd dies (kill -9) after the platform stored its answer but before the
+/// answer was acknowledged: the new fcxd replays the run and finds the
+/// answer already in the thread, so the thread has it once.
+#[test]
+fn an_answer_replayed_after_an_fcxd_crash_is_not_posted_twice() {
+    let mut env = env();
+    let scenarios = env._scenarios.path().display().to_string();
+    let e = &mut env.e;
+    let (cid, _) =
+        e.fake
+            .add_comment_mentioning_bot("doxcnDOC7", USER, "FAKE:long once", "q", false);
+    let replies = format!("/open-apis/drive/v1/files/doxcnDOC7/comments/{cid}/replies");
+    // The first part's POST is stored, then answered only after a minute.
+    e.fake
+        .answer_late("POST", &replies, 1, Duration::from_secs(60));
+    notify(e, "doxcnDOC7", &cid, None, USER, true);
+    wait_bot_replies(e, "doxcnDOC7", &cid, 1);
+    e.fcxd.kill9();
+    let before = bot_replies(e, "doxcnDOC7", &cid);
+    assert_eq!(before.len(), 1, "{before:?}");
+    e.fcxd = Fcxd::daemon_with(&e.home, &[("FAKE_CODEX_SCENARIOS", scenarios.as_str())]);
+    let after = wait_bot_replies(e, "doxcnDOC7", &cid, 3);
+    eventually(
+        WAIT,
+        || {
+            e.home
+                .read_logs()
+                .contains("already in the thread; not posting it again")
+                .then_some(())
+        },
+        || {
+            format!(
+                "the replay never checked the thread\n{}",
+                e.home.read_logs()
+            )
+        },
+    );
+    let after_check = bot_replies(e, "doxcnDOC7", &cid);
+    assert_eq!(after_check, after, "{after_check:?}");
+    assert_eq!(after.len(), 3, "three parts, each once: {after:?}");
+    assert_eq!(records(e).len(), 1, "the run itself ran once");
 }
