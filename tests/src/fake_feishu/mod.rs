@@ -249,6 +249,9 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "im:resource",
     "cardkit:card:write",
     "application:application:self_manage",
+    "docs:document.comment:read",
+    "docs:document.comment:create",
+    "drive:drive:readonly",
 ];
 
 impl Default for FakeFeishuBuilder {
