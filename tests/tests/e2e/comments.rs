@@ -405,3 +405,77 @@ fn an_answer_replayed_after_an_fcxd_crash_is_not_posted_twice() {
     assert_eq!(after.len(), 3, "three parts, each once: {after:?}");
     assert_eq!(records(e).len(), 1, "the run itself ran once");
 }
+
+/// The REAL Codex CLI behind a comment (mock Responses server): the answer
+/// lands in the thread as plain text, and a second comment on the same
+/// document continues the same Codex thread (the model sees one thread id).
+#[test]
+fn real_codex_answers_a_comment_and_continues_the_documents_thread() {
+    let codex = fcx_tests::real_codex();
+    assert!(codex.is_file());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = rt
+        .block_on(fcx_tests::mock_responses::MockResponses::start())
+        .expect("mock server");
+    let fake = rt
+        .block_on(fcx_tests::fake_feishu::FakeFeishu::builder().start())
+        .expect("fake platform");
+    let home = fcx_tests::harness::TestHome::new();
+    let secret = home.root.join("app-secret");
+    std::fs::write(&secret, format!("{}\n", fake.app_secret())).expect("secret");
+    home.write_config(&format!(
+        "{}[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\n\
+         app_secret = \"file:{}\"\nreply_mode = \"card\"\n[profiles.default.access]\nowner = \"{USER}\"\n",
+        home.real_codex_config(&mock.base_url()),
+        fake.base_url(),
+        fake.app_id(),
+        secret.display(),
+    ));
+    let _fcxd = Fcxd::daemon(&home);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("long connection");
+    let ask = |file: &str, text: &str| {
+        let (cid, _) = fake.add_comment_mentioning_bot(file, USER, text, "the quoted line", false);
+        let ev = fake
+            .events()
+            .comment_add(file, "docx", &cid, None, USER, true);
+        rt.block_on(fake.push(&ev)).expect("push");
+        let bot = fake.bot_open_id().to_string();
+        eventually(
+            Duration::from_secs(60),
+            || {
+                fake.comments(file)
+                    .into_iter()
+                    .find(|c| c.comment_id == cid)
+                    .and_then(|c| {
+                        c.replies
+                            .iter()
+                            .find(|r| r.user_id == bot)
+                            .map(|r| text_of(&r.elements))
+                    })
+            },
+            || format!("no answer to {text:?}\n{}", home.read_logs()),
+        )
+    };
+    let first = ask("doxcnREAL1", "say hi");
+    assert!(first.contains("hi from mock"), "{first}");
+    let second = ask("doxcnREAL1", "and once more");
+    assert!(second.contains("hi from mock"), "{second}");
+    let reqs = mock.requests();
+    let thread = |r: &fcx_tests::mock_responses::RecordedRequest| {
+        r.headers.get("thread-id").cloned().unwrap_or_default()
+    };
+    let first_req = reqs.first().expect("a model request");
+    let last_req = reqs.last().expect("a model request");
+    assert!(!thread(first_req).is_empty());
+    assert_eq!(thread(first_req), thread(last_req), "one Codex thread");
+    let body = last_req.body.to_string();
+    assert!(
+        body.contains("the quoted line") && body.contains("and once more"),
+        "{body}"
+    );
+}
