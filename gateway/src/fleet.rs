@@ -35,7 +35,7 @@ impl Unit {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        self.worker.flush_cursor();
+        self.worker.cursor().flush();
     }
 }
 

@@ -591,7 +591,17 @@ async fn comment_runs_on_one_document_take_turns_on_its_thread() {
     assert_eq!(specs.len(), 2);
     assert_eq!(specs[1].resume_thread.as_deref(), Some("t1"));
     let doc = pb::Scope::doc("doc1").key();
-    let saved = f.kit.ctx.store.session(&doc).expect("read").expect("saved");
+    let saved = f
+        .kit
+        .ctx
+        .store
+        .sessions()
+        .session(&doc)
+        .expect("read")
+        .expect("saved");
     assert_eq!(saved.thread_id, "t1");
-    assert_eq!(f.kit.ctx.store.session(&one).expect("read"), None);
+    assert_eq!(
+        f.kit.ctx.store.sessions().session(&one).expect("read"),
+        None
+    );
 }
