@@ -222,3 +222,40 @@ fn doctor_fails_open_permissions_with_chmod_fixes() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn doctor_warns_when_document_comments_cannot_be_read() {
+    let fake = FakeFeishu::builder()
+        .without_scope("docs:document.comment:read")
+        .start()
+        .await
+        .expect("fake feishu");
+    let s = Scratch::new();
+    s.write_config(&config(
+        &s,
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+    ));
+    let o = s
+        .run_async(&["doctor", "--json", "--profile", "work"])
+        .await;
+    let (out, _) = assert_exit(&o, 0);
+    let v = json(&out);
+    let missing = checks(&v, "feishu scope")
+        .into_iter()
+        .find(|c| {
+            c["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("`docs:document.comment:read`"))
+        })
+        .expect("the comment scope named");
+    assert_eq!(missing["status"], "warn", "optional: {out}");
+    let events = checks(&v, "feishu events");
+    assert!(
+        events[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("drive.notice.comment_add_v1")),
+        "{out}"
+    );
+}

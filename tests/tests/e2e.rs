@@ -8,6 +8,7 @@ mod e2e {
     pub(crate) mod approvals;
     pub(crate) mod attachments;
     pub(crate) mod command_cards;
+    pub(crate) mod comments;
     pub(crate) mod console_fake;
     pub(crate) mod contract;
     pub(crate) mod delivery;

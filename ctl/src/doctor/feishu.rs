@@ -52,6 +52,7 @@ pub(crate) fn needed_scopes(p: &Profile, app: &AppConfig) -> Vec<Need> {
             required: app.reply_mode == ReplyMode::Card,
         },
     ];
+    needs.extend(comment_scopes());
     if p.access.owner.is_none() {
         needs.push(Need {
             any_of: &[
@@ -65,7 +66,38 @@ pub(crate) fn needed_scopes(p: &Profile, app: &AppConfig) -> Vec<Need> {
     needs
 }
 
-pub(crate) const EVENTS: &[&str] = &["im.message.receive_v1", "im.chat.member.bot.added_v1"];
+/// Document comments (README, "Document comments"): optional, so a bot
+/// used only in chats is not failed for lacking them; without them fcx
+/// never hears of a mention, cannot read the comment, or cannot answer.
+fn comment_scopes() -> [Need; 3] {
+    [
+        Need {
+            any_of: &["docs:document.comment:read"],
+            why: "read document comments that mention the bot",
+            required: false,
+        },
+        Need {
+            any_of: &["docs:document.comment:create"],
+            why: "answer document comments",
+            required: false,
+        },
+        Need {
+            any_of: &[
+                "drive:drive:readonly",
+                "drive:drive.metadata:readonly",
+                "drive:drive",
+            ],
+            why: "receive comment events and read document titles",
+            required: false,
+        },
+    ]
+}
+
+pub(crate) const EVENTS: &[&str] = &[
+    "im.message.receive_v1",
+    "im.chat.member.bot.added_v1",
+    "drive.notice.comment_add_v1",
+];
 pub(crate) const CALLBACKS: &[&str] = &["card.action.trigger"];
 
 pub(crate) fn console_url(tenant: Tenant) -> &'static str {

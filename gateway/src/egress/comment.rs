@@ -206,6 +206,7 @@ pub(crate) async fn post(drive: &Drive, bot: &str, target: &Target, text: &str) 
         if !whole {
             if let Some(i) = posted.iter().position(|p| *p == part) {
                 posted.remove(i);
+                tracing::info!(comment = %target.comment_id, "this part of the answer is already in the thread; not posting it again");
                 continue;
             }
             match drive
@@ -237,6 +238,7 @@ pub(crate) async fn post(drive: &Drive, bot: &str, target: &Target, text: &str) 
         };
         if let Some(i) = seen.iter().position(|p| *p == part) {
             seen.remove(i);
+            tracing::info!(comment = %target.comment_id, "this part of the answer is already a comment; not posting it again");
             continue;
         }
         let mention = Some(target.user.as_str()).filter(|u| !u.is_empty());

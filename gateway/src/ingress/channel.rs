@@ -541,15 +541,16 @@ impl Handler {
                         tracing::info!(profile = %self.profile, comment = %ev.comment_id, "a comment mention with no question left (the reply is gone); ignored");
                         AckReply::Ok
                     }
-                    // The platform refused (no permission, comment gone):
-                    // a redelivery would be refused again.
-                    Ok(Err(e @ ApiError::Api { .. })) => {
-                        tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot (does the app have the docs:document.comment:read scope and access to the document?)");
-                        AckReply::Ok
-                    }
-                    Ok(Err(e)) => {
+                    Ok(Err(e)) if transient(&e) => {
                         tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot; not acknowledging so the platform redelivers");
                         AckReply::NoAck
+                    }
+                    // The platform refused (no permission, comment gone,
+                    // a kind of document the API does not take): a
+                    // redelivery would be refused again.
+                    Ok(Err(e)) => {
+                        tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot (does the app have the docs:document.comment:read scope and access to the document?)");
+                        AckReply::Ok
                     }
                     Err(_) => {
                         tracing::warn!(profile = %self.profile, comment = %ev.comment_id, "reading a comment took too long; not acknowledging so the platform redelivers");
@@ -669,6 +670,16 @@ impl Handler {
             }),
             text,
         })
+    }
+}
+
+/// Whether a failed call may succeed when the platform delivers the event
+/// again (rate limits, server errors, a broken connection).
+fn transient(e: &ApiError) -> bool {
+    match e {
+        ApiError::RateLimited { .. } | ApiError::Transport { .. } => true,
+        ApiError::Http { status, .. } => *status >= 500 || *status == 429,
+        _ => false,
     }
 }
 

@@ -300,6 +300,13 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Inf
         }
         None => route(&shared, &r),
     };
+    let late = lock(&shared.inner)
+        .faults
+        .take_late(r.method.as_str(), &r.path);
+    if let Some(d) = late {
+        shared.bump();
+        tokio::time::sleep(d).await;
+    }
     let (response_json, status) = (answer.json.clone().unwrap_or(Value::Null), answer.status);
     lock(&shared.inner).calls.push(RecordedCall {
         method: r.method,
@@ -394,6 +401,9 @@ fn route(shared: &Arc<Shared>, r: &Req) -> Answer {
                     "comments",
                     rest @ ..,
                 ] => drive::route(shared, r, m, file, rest),
+                ["open-apis", "drive", "v1", "metas", "batch_query"] if m == "POST" => {
+                    drive::metas(shared, r)
+                }
                 _ => not_found(),
             }
         }

@@ -40,6 +40,9 @@ use state::{Shared, lock};
 pub const TEXT_LIMIT_BYTES: usize = 150 * 1024;
 /// Card / post content limit for IM (`230025`) and CardKit (`200860`).
 pub const CARD_LIMIT_BYTES: usize = 30 * 1024;
+/// Guess (unverified): the most text one document-comment reply may carry,
+/// in characters; fcx's comment surface keeps its replies within it.
+pub const COMMENT_REPLY_LIMIT_CHARS: usize = 1000;
 /// Connections one app may hold at once (docs: "at most 50").
 pub const MAX_CONNECTIONS_PER_APP: usize = 50;
 /// IM send/reply: per receiving user (direct or in their p2p chat) or per
@@ -248,6 +251,9 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "im:resource",
     "cardkit:card:write",
     "application:application:self_manage",
+    "docs:document.comment:read",
+    "docs:document.comment:create",
+    "drive:drive:readonly",
 ];
 
 impl Default for FakeFeishuBuilder {
@@ -666,6 +672,53 @@ impl FakeFeishu {
             .add_comment(file_token, user_open_id, text, is_whole)
     }
 
+    /// A comment by `user` that mentions the bot (a `person` element
+    /// first, then `text`), anchored to `quote` unless `is_whole`; returns
+    /// (comment_id, reply_id).
+    pub fn add_comment_mentioning_bot(
+        &self,
+        file_token: &str,
+        user_open_id: &str,
+        text: &str,
+        quote: &str,
+        is_whole: bool,
+    ) -> (String, String) {
+        let els = self.mention_elements(text);
+        self.shared
+            .add_comment_with(file_token, user_open_id, els, quote, is_whole)
+    }
+
+    /// A reply by `user` in comment `comment_id`, mentioning the bot when
+    /// `mention`; returns its reply_id.
+    pub fn add_comment_reply(
+        &self,
+        comment_id: &str,
+        user_open_id: &str,
+        text: &str,
+        mention: bool,
+    ) -> String {
+        let els = if mention {
+            self.mention_elements(text)
+        } else {
+            serde_json::json!([{"type": "text_run", "text_run": {"text": text}}])
+        };
+        self.shared.add_reply_with(comment_id, user_open_id, els)
+    }
+
+    fn mention_elements(&self, text: &str) -> Value {
+        serde_json::json!([
+            {"type": "person", "person": {"user_id": self.shared.cfg.bot_open_id}},
+            {"type": "text_run", "text_run": {"text": format!(" {text}")}},
+        ])
+    }
+
+    /// The title `drive/v1/metas/batch_query` gives for a document.
+    pub fn set_doc_title(&self, file_token: &str, title: &str) {
+        lock(&self.shared.inner)
+            .doc_titles
+            .insert(file_token.to_owned(), title.to_owned());
+    }
+
     /// Marks a comment solved (replies then fail with 1069302).
     pub fn solve_comment(&self, comment_id: &str) {
         let mut inner = lock(&self.shared.inner);
@@ -831,6 +884,16 @@ impl FakeFeishu {
     /// No more random failures.
     pub fn stop_random_failures(&self) {
         lock(&self.shared.inner).faults.random.clear();
+    }
+
+    /// The next `n` `method` calls to a path starting with `prefix` are
+    /// carried out at once but answered only after `delay`: a client that
+    /// dies meanwhile changed the platform without knowing it.
+    pub fn answer_late(&self, method: &str, prefix: &str, n: usize, delay: Duration) {
+        lock(&self.shared.inner)
+            .faults
+            .late
+            .push((method.to_owned(), prefix.to_owned(), n, delay));
     }
 
     /// The next `n` calls to `path` are answered normally after `delay`.

@@ -216,6 +216,9 @@ pub struct Comment {
     pub is_solved: bool,
     pub create_time: i64,
     pub replies: Vec<CommentReply>,
+    /// The document text the comment is anchored to ("" for whole).
+    #[serde(default)]
+    pub quote: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,12 +282,26 @@ impl RandomFault {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pub http: Vec<PathFault>,
+    /// (method, path prefix, uses left, delay): carried out at once,
+    /// answered after the delay.
+    pub late: Vec<(String, String, usize, Duration)>,
     pub random: Vec<RandomFault>,
     pub endpoint: VecDeque<EndpointRefusal>,
     pub handshake: VecDeque<HandshakeRefusal>,
 }
 
 impl Faults {
+    /// The delay an armed late-answer fault puts on this call, consuming
+    /// one use.
+    pub(crate) fn take_late(&mut self, method: &str, path: &str) -> Option<Duration> {
+        let f = self
+            .late
+            .iter_mut()
+            .find(|(m, p, left, _)| *left > 0 && m == method && path.starts_with(p.as_str()))?;
+        f.2 -= 1;
+        Some(f.3)
+    }
+
     /// Takes the first armed fault for `path`, consuming one use; else a
     /// random fault that strikes this call.
     pub(crate) fn take(&mut self, path: &str) -> Option<FaultKind> {
@@ -339,6 +356,8 @@ pub(crate) struct Inner {
     /// Images and files the bot uploaded, by key.
     pub uploads: HashMap<String, Upload>,
     pub comments: Vec<Comment>,
+    /// Document titles by token (`drive/v1/metas/batch_query`).
+    pub doc_titles: HashMap<String, String>,
     /// callback token → (open_message_id, issued, uses)
     pub callback_tokens: HashMap<String, (String, Instant, u32)>,
     pub faults: Faults,
@@ -692,6 +711,20 @@ impl Shared {
         text: &str,
         is_whole: bool,
     ) -> String {
+        let els = serde_json::json!([{"type":"text_run","text_run":{"text":text}}]);
+        self.add_comment_with(file_token, user, els, "", is_whole).0
+    }
+
+    /// A comment whose first reply has `elements`; returns (comment_id,
+    /// reply_id).
+    pub(crate) fn add_comment_with(
+        &self,
+        file_token: &str,
+        user: &str,
+        elements: Value,
+        quote: &str,
+        is_whole: bool,
+    ) -> (String, String) {
         let comment_id = format!("{}", 7_000_000_000_000_000_000u64 + self.next());
         let reply_id = format!("{}", 7_100_000_000_000_000_000u64 + self.next());
         let now = (now_ms() / 1000) as i64;
@@ -703,13 +736,38 @@ impl Shared {
             is_solved: false,
             create_time: now,
             replies: vec![CommentReply {
-                reply_id,
+                reply_id: reply_id.clone(),
                 user_id: user.to_owned(),
                 create_time: now,
-                elements: serde_json::json!([{"type":"text_run","text_run":{"text":text}}]),
+                elements,
             }],
+            quote: if is_whole {
+                String::new()
+            } else {
+                quote.to_owned()
+            },
         });
         self.bump();
-        comment_id
+        (comment_id, reply_id)
+    }
+
+    /// A reply by `user` in an existing thread; returns its reply_id.
+    pub(crate) fn add_reply_with(&self, comment_id: &str, user: &str, elements: Value) -> String {
+        let reply_id = format!("{}", 7_100_000_000_000_000_000u64 + self.next());
+        let now = (now_ms() / 1000) as i64;
+        if let Some(c) = lock(&self.inner)
+            .comments
+            .iter_mut()
+            .find(|c| c.comment_id == comment_id)
+        {
+            c.replies.push(CommentReply {
+                reply_id: reply_id.clone(),
+                user_id: user.to_owned(),
+                create_time: now,
+                elements,
+            });
+        }
+        self.bump();
+        reply_id
     }
 }

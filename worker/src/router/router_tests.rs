@@ -573,3 +573,36 @@ async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
     assert!(titles(&kit).iter().any(|t| t.starts_with("Denied by")));
     let _ = run.release.send(());
 }
+
+fn comment(event: &str, actor: &str, text: &str) -> Inbound {
+    Inbound {
+        event_id: event.into(),
+        scope: pb::Scope::comment("d1", "c1", event).key(),
+        actor: Some(pb::Actor {
+            id: actor.into(),
+            name: String::new(),
+        }),
+        text: text.into(),
+        chat_type: pb::ChatType::Comment as i32,
+        mentioned: true,
+        message_id: format!("carrier-{event}"),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_comment_is_always_a_question_and_a_stranger_is_refused_in_one_line() {
+    let (kit, router, mut rx) = setup();
+    router
+        .deliver(comment("e1", USER, "/new what does /status mean here?"))
+        .expect("queued");
+    let run = next_run(&mut rx).await;
+    assert_eq!(run.texts, vec!["/new what does /status mean here?"]);
+    assert!(kit.replies().is_empty(), "no command ran");
+    router
+        .deliver(comment("e2", "ou_stranger", "let me in"))
+        .expect("acknowledged");
+    assert_eq!(titles(&kit), vec![crate::access::DENY_COMMENT.to_string()]);
+    tokio::task::yield_now().await;
+    assert!(rx.try_recv().is_err(), "nothing runs for a stranger");
+}

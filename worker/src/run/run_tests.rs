@@ -31,6 +31,11 @@ fn fixture(turns: Vec<Turn>) -> Fixture {
 impl Fixture {
     /// Accept `texts` as one run's messages, recorded as the scheduler does.
     fn job(&self, run_id: &str, texts: &[&str]) -> RunJob {
+        self.job_in(SCOPE, run_id, texts)
+    }
+
+    /// [`Fixture::job`] in another scope.
+    fn job_in(&self, scope: &str, run_id: &str, texts: &[&str]) -> RunJob {
         let store = &self.kit.ctx.store;
         let messages: Vec<QueuedMessage> = texts
             .iter()
@@ -43,7 +48,7 @@ impl Fixture {
                     .expect("accept");
                 QueuedMessage {
                     inbox_id: acc.inbox_id,
-                    scope: SCOPE.into(),
+                    scope: scope.into(),
                     inbound,
                     accepted_at_ms: now_ms(),
                 }
@@ -51,7 +56,7 @@ impl Fixture {
             .collect();
         let row = RunRow {
             run_id: run_id.into(),
-            scope: SCOPE.into(),
+            scope: scope.into(),
             reply_to: "om_x".into(),
             thread_id: None,
             state: "running".into(),
@@ -66,7 +71,7 @@ impl Fixture {
             .start_run(&row, messages.len() as u32, &ids)
             .expect("start run");
         RunJob {
-            scope: SCOPE.into(),
+            scope: scope.into(),
             run_id: run_id.into(),
             reply_to: "om_x".into(),
             messages,
@@ -572,4 +577,75 @@ async fn the_outbox_goes_out_after_the_answer_except_on_the_console() {
     assert!(file_outs(&f).is_empty());
     assert!(outbox(&f).join("made.txt").exists());
     assert!(!f.runner.specs()[0].prompt.contains("bridge_output"));
+}
+
+/// Two comment runs on one document: the second waits for the first to
+/// end, then continues the thread it left (the document's, not its own
+/// scope's).
+#[tokio::test]
+async fn comment_runs_on_one_document_take_turns_on_its_thread() {
+    let ok = result(Outcome::Completed, Some("t1"), Some("second"));
+    let f = fixture(vec![
+        held(
+            vec![RunnerEvent::ThreadStarted {
+                thread_id: "t1".into(),
+            }],
+            Some("t1"),
+        ),
+        turn(Vec::new(), ok),
+    ]);
+    let one = pb::Scope::comment("doc1", "c1", "n1").key();
+    let two = pb::Scope::comment("doc1", "c2", "n2").key();
+    let first = f.job_in(&one, "r1", &["first"]);
+    let stop_first = first.slot.clone();
+    let second = f.job_in(&two, "r2", &["second"]);
+    let d1 = f.driver.execute(first);
+    let d2 = f.driver.execute(second);
+    let h1 = tokio::spawn(d1);
+    f.until(|k| matches!(k, Kind::ThreadBound(_))).await;
+    let h2 = tokio::spawn(d2);
+    // Held back while the first holds the document's thread (an absence:
+    // looked for during a bounded window, so it can only pass wrongly on a
+    // very slow machine, never fail wrongly).
+    let started = |run: &str| {
+        f.kit
+            .events()
+            .iter()
+            .position(|e| e.run_id == run && matches!(e.kind, Some(Kind::RunStarted(_))))
+    };
+    for _ in 0..20 {
+        assert_eq!(
+            started("r2"),
+            None,
+            "the second run started beside the first"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_first.stop(StopReason::User);
+    h1.await.expect("first run");
+    h2.await.expect("second run");
+    let first_done = f
+        .kit
+        .events()
+        .iter()
+        .position(|e| e.run_id == "r1" && matches!(e.kind, Some(Kind::Done(_))))
+        .expect("first done");
+    assert!(started("r2").is_some_and(|i| i > first_done));
+    let specs = f.runner.specs();
+    assert_eq!(specs.len(), 2);
+    assert_eq!(specs[1].resume_thread.as_deref(), Some("t1"));
+    let doc = pb::Scope::doc("doc1").key();
+    let saved = f
+        .kit
+        .ctx
+        .store
+        .sessions()
+        .session(&doc)
+        .expect("read")
+        .expect("saved");
+    assert_eq!(saved.thread_id, "t1");
+    assert_eq!(
+        f.kit.ctx.store.sessions().session(&one).expect("read"),
+        None
+    );
 }

@@ -59,7 +59,7 @@ fn comment_json(c: &Comment) -> Value {
         "has_more": false,
         "page_token": "",
         "is_whole": c.is_whole,
-        "quote": "",
+        "quote": c.quote,
         "reply_list": {"replies": c.replies.iter().map(reply_json).collect::<Vec<_>>()},
     })
 }
@@ -89,7 +89,20 @@ fn list(shared: &Shared, r: &Req, file: &str) -> Answer {
 
 fn elements(v: Option<&Value>) -> Result<Value, Answer> {
     match v {
-        Some(Value::Array(a)) if !a.is_empty() => Ok(Value::Array(a.clone())),
+        Some(Value::Array(a)) if !a.is_empty() => {
+            let chars: usize = a
+                .iter()
+                .filter_map(|e| e.pointer("/text_run/text").and_then(Value::as_str))
+                .map(|t| t.chars().count())
+                .sum();
+            if chars > crate::fake_feishu::COMMENT_REPLY_LIMIT_CHARS {
+                return Err(Answer::err(
+                    FIELD_VALIDATION,
+                    "content is longer than a comment reply may be",
+                ));
+            }
+            Ok(Value::Array(a.clone()))
+        }
         _ => Err(Answer::err(
             FIELD_VALIDATION,
             "content.elements must be a non-empty array",
@@ -154,8 +167,37 @@ fn add_whole(shared: &Shared, r: &Req, file: &str) -> Answer {
             create_time: now,
             elements: els,
         }],
+        quote: String::new(),
     };
     let out = comment_json(&c);
     lock(&shared.inner).comments.push(c);
+    shared.bump();
     Answer::ok(out)
+}
+
+/// `POST /open-apis/drive/v1/metas/batch_query`: titles of known
+/// documents; unknown ones land in `failed_list` (code a guess).
+pub(super) fn metas(shared: &Shared, r: &Req) -> Answer {
+    let Some(docs) = r.body.get("request_docs").and_then(Value::as_array) else {
+        return Answer::err(FIELD_VALIDATION, "request_docs is required");
+    };
+    let titles = lock(&shared.inner).doc_titles.clone();
+    let (mut metas, mut failed) = (Vec::new(), Vec::new());
+    for d in docs {
+        let token = d.get("doc_token").and_then(Value::as_str).unwrap_or("");
+        let kind = d.get("doc_type").and_then(Value::as_str).unwrap_or("");
+        match titles.get(token) {
+            Some(t) => metas.push(json!({
+                "doc_token": token,
+                "doc_type": kind,
+                "title": t,
+                "owner_id": "",
+                "create_time": "0",
+                "latest_modify_user": "",
+                "latest_modify_time": "0",
+            })),
+            None => failed.push(json!({"token": token, "code": 970005})),
+        }
+    }
+    Answer::ok(json!({"metas": metas, "failed_list": failed}))
 }
