@@ -8,11 +8,13 @@
 
 mod log_file;
 pub use log_file::{RollingFile, open_log_file};
+pub mod app_lock;
 pub mod callback_keys;
 pub mod codex;
 mod home;
 pub mod keystore;
 mod private;
+pub mod registry;
 mod secret;
 
 pub use home::Home;

@@ -68,7 +68,8 @@ pub fn main(args: Args) -> ExitCode {
     let code = match rt.block_on(run(args, home)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "fcxd failed");
+            // To the log file only: stderr gets the one sentence below.
+            tracing::error!(target: EXIT_TARGET, error = %format!("{e:#}"), "fcxd failed");
             eprintln!("fcxd: {e:#}");
             ExitCode::FAILURE
         }
@@ -78,6 +79,9 @@ pub fn main(args: Args) -> ExitCode {
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     code
 }
+
+/// The tracing target of fcxd's last error, which main prints itself.
+const EXIT_TARGET: &str = "fcxd_exit";
 
 fn init_logging(home: &Home, console: bool) {
     let filter = || {
@@ -89,7 +93,9 @@ fn init_logging(home: &Home, console: bool) {
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_filter(tracing_subscriber::EnvFilter::new(stderr_level));
+        .with_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{stderr_level},{EXIT_TARGET}=off"
+        )));
     let file = fcx_config::open_log_file(home, "fcxd", 20 << 20);
     let file_err = file.as_ref().err().map(|e| e.to_string());
     let file_layer = file.ok().map(|f| {
@@ -145,6 +151,9 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         .with_context(|| format!("cannot make {} private (0700)", home.root().display()))?;
     let config = Config::load(&home)?;
     let _lock = take_lock(&home)?;
+    let _registered = fcx_config::registry::register_self(&home, "g", "fcxd", "", now_ms())
+        .map_err(|e| tracing::warn!(error = %e, "cannot register fcxd in run/procs"))
+        .ok();
     let worker_bin = worker_binary().map_err(anyhow::Error::msg)?;
 
     let stop = CancellationToken::new();
@@ -171,8 +180,17 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
             config.path.display()
         );
     }
+    // Every app lock first: a refused profile starts nothing.
+    let mut locks = Vec::new();
     for p in &profiles {
-        fleet.start(p.clone());
+        locks.push(
+            fleet
+                .lock_app(p)
+                .map_err(|e| anyhow::anyhow!("profile `{}` cannot start: {e}", p.name))?,
+        );
+    }
+    for (p, lock) in profiles.iter().zip(locks) {
+        fleet.start(p.clone(), lock);
     }
 
     let admin_sock = SocketAddr::new(home.gateway_socket());

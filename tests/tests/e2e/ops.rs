@@ -234,3 +234,70 @@ fn a_config_that_does_not_load_is_not_applied() {
         || format!("the restarted profile never answered\n{}", home.read_logs()),
     );
 }
+
+#[test]
+fn a_second_home_with_the_same_app_id_is_refused_and_kill_takes_only_registered_pids() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let first = TestHome::new();
+    let locks = first.root.join("shared-locks");
+    let locks = locks.to_str().expect("utf-8 path");
+    first.write_config(&first.feishu_config(
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+        USER,
+    ));
+    let _a = Fcxd::daemon_with(&first, &[("FCX_LOCK_DIR", locks)]);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("the first home connects");
+
+    let second = TestHome::new();
+    second.write_config(&second.feishu_config(
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+        USER,
+    ));
+    let mut b = Fcxd::daemon_with(&second, &[("FCX_LOCK_DIR", locks)]);
+    let status = b.wait_exit(WAIT);
+    assert!(!status.success());
+    let err = eventually(
+        WAIT,
+        || Some(b.stderr()).filter(|e| e.ends_with('\n')),
+        || b.stderr(),
+    );
+    assert!(
+        err.contains(&format!(
+            "app {} is already served by profile `default` in {}",
+            fake.app_id(),
+            first.home.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("already served").count(), 1, "said once: {err}");
+    assert_eq!(fake.connection_count(), 1);
+
+    // The registry lists fcxd and its worker; kill refuses anything else.
+    let worker = eventually(
+        WAIT,
+        || worker_pid(&rt, &first, "default"),
+        || first.read_logs(),
+    );
+    let (code, _, err) = fcxctl(&first, &["kill", &std::process::id().to_string()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a running fcx process"), "{err}");
+    let (code, out, err) = fcxctl(&first, &["kill", "w:default"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("pid {worker}")), "{out}");
+    eventually(
+        WAIT,
+        || worker_pid(&rt, &first, "default").filter(|p| *p != worker),
+        || {
+            format!(
+                "fcxd did not replace the killed worker\n{}",
+                first.read_logs()
+            )
+        },
+    );
+}
