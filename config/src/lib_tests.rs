@@ -230,3 +230,19 @@ fn approvals_with_the_exec_runner_are_a_config_error_naming_the_fix() {
     assert!(e.contains("approval"), "{e}");
     assert!(e.contains("runner = \"app-server\""), "{e}");
 }
+
+#[test]
+fn no_file_and_no_key_uses_the_operators_codex_login_when_there_is_one() {
+    let (_d, h) = home();
+    std::fs::create_dir_all(h.user_home().join(".codex")).expect("codex dir");
+    std::fs::write(h.user_home().join(".codex/auth.json"), "{}").expect("login");
+    let c = Config::load(&h).expect("default config");
+    let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+    let keyed = std::env::var("OPENAI_API_KEY").is_ok_and(|v| !v.trim().is_empty());
+    if keyed {
+        assert_eq!(p.codex.auth, AuthMode::ApiKey);
+    } else {
+        assert_eq!(p.codex.auth, AuthMode::InheritUser);
+        assert_eq!(p.codex.api_key, None);
+    }
+}

@@ -122,6 +122,16 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut cfg = Self::parse(&path, "", home)?;
                 cfg.from_file = false;
+                // No config and no key, but the operator is logged in to
+                // Codex: the built-in profile uses that login rather than
+                // failing every run (fcxd says so at start).
+                let no_key = std::env::var("OPENAI_API_KEY").map_or(true, |v| v.trim().is_empty());
+                if no_key && crate::codex::user_login(home).is_some() {
+                    for p in cfg.profiles.values_mut() {
+                        p.codex.auth = AuthMode::InheritUser;
+                        p.codex.api_key = None;
+                    }
+                }
                 Ok(cfg)
             }
             Err(source) => Err(ConfigError::Read { path, source }),

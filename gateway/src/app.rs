@@ -80,6 +80,35 @@ pub fn main(args: Args) -> ExitCode {
     code
 }
 
+/// Says at start, not at the first message, when Codex has no key, and what
+/// to do about it (console: on the terminal too, where only errors show).
+async fn warn_about_codex_auth(p: fcx_config::Profile, from_file: bool, console: bool) {
+    let say = |text: String| {
+        tracing::warn!(profile = %p.name, "{text}");
+        if console {
+            eprintln!("fcxd: {text}");
+        }
+    };
+    match (&p.codex.auth, &p.codex.api_key) {
+        (fcx_config::AuthMode::InheritUser, _) if !from_file => say(
+            "no config.toml and no OPENAI_API_KEY: Codex uses your own Codex login;              export OPENAI_API_KEY or run `fcxctl init` to give fcx a key of its own"
+                .into(),
+        ),
+        (fcx_config::AuthMode::ApiKey, Some(r)) => {
+            let r = r.clone();
+            // An exec: reference runs a command (bounded): not on this thread.
+            let resolved = tokio::task::spawn_blocking(move || r.resolve().map(|_| ())).await;
+            if let Ok(Err(e)) = resolved {
+                say(format!(
+                    "profile `{}`: the Codex API key cannot be read ({e}), so every run will fail;                      export the variable, or store the key with `fcxctl secret set ID` and set                      profiles.{}.codex.api_key = \"keystore:ID\", or log in with `codex login` and                      set auth = \"inherit-user\"",
+                    p.name, p.name
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The tracing target of fcxd's last error, which main prints itself.
 const EXIT_TARGET: &str = "fcxd_exit";
 
@@ -179,6 +208,13 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
             "no enabled profile in {}; add one with `fcxctl profile add NAME` or run `fcxd --console`",
             config.path.display()
         );
+    }
+    for p in &profiles {
+        tasks.spawn(warn_about_codex_auth(
+            p.clone(),
+            config.from_file,
+            args.console,
+        ));
     }
     // Every app lock first: a refused profile starts nothing.
     let mut locks = Vec::new();

@@ -301,3 +301,57 @@ fn a_second_home_with_the_same_app_id_is_refused_and_kill_takes_only_registered_
         },
     );
 }
+
+#[test]
+fn a_key_that_cannot_be_read_is_reported_at_start_with_the_fixes() {
+    let home = TestHome::new();
+    let cfg = home.fake_codex_config("");
+    let key_line = cfg
+        .lines()
+        .find(|l| l.starts_with("api_key = "))
+        .expect("api_key line")
+        .to_string();
+    home.write_config(&cfg.replace(&key_line, "api_key = \"env:FCX_OPS_NO_SUCH_KEY\""));
+    let fcxd = Fcxd::daemon_with(&home, &[("FCX_OPS_NO_SUCH_KEY", "")]);
+    let err = eventually(
+        WAIT,
+        || Some(fcxd.stderr()).filter(|e| e.contains("cannot be read")),
+        || format!("no warning at start\n{}", fcxd.stderr()),
+    );
+    assert!(err.contains("FCX_OPS_NO_SUCH_KEY"), "{err}");
+    assert!(err.contains("fcxctl secret set"), "{err}");
+    assert!(err.contains("inherit-user"), "{err}");
+}
+
+#[test]
+fn the_console_without_config_or_key_uses_the_operators_codex_login() {
+    let home = TestHome::new();
+    let user = home.root.join("u");
+    std::fs::create_dir_all(user.join(".codex")).expect("codex dir");
+    std::fs::write(user.join(".codex/auth.json"), "{}").expect("login file");
+    std::fs::create_dir_all(user.join("fcx-work")).expect("default workspace");
+    let fake = bin("fake-codex").display().to_string();
+    let user_s = user.display().to_string();
+    let mut f = Fcxd::console_with(
+        &home,
+        &[
+            ("HOME", &user_s),
+            ("OPENAI_API_KEY", ""),
+            ("CODEX_HOME", ""),
+            ("FCX_CODEX_BINARY", &fake),
+        ],
+    );
+    f.wait_for("fcx console");
+    f.send("hello there");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("hello from fake codex"), "{seen}");
+    let err = f.stderr();
+    assert!(err.contains("Codex uses your own Codex login"), "{err}");
+    assert_eq!(err.matches("own Codex login").count(), 1, "one line: {err}");
+    // `fcxctl status` names the console as the profile's channel.
+    let st = runtime().block_on(home.status());
+    assert_eq!(st.profiles[0].channel_state, "console", "{st:?}");
+    let (code, out, _) = fcxctl(&home, &["status"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("n/a"), "{out}");
+}
