@@ -12,6 +12,7 @@
 
 mod admin;
 mod check;
+mod codex_login;
 mod doctor;
 mod init;
 mod keys;
@@ -113,6 +114,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The Codex CLI for a profile (`login`: with its own CODEX_HOME)
+    #[command(subcommand)]
+    Codex(codex_login::CodexCommand),
     /// Write a first config.toml: flags or prompts, credentials checked live
     Init(init::InitArgs),
     /// Check everything between this machine and a bot that answers; each
@@ -318,6 +322,7 @@ pub(crate) fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),
+        Command::Codex(c) => codex_login::codex(&home, c, out),
         Command::Kill { target, force } => kill::kill(&home, &target, force, out),
         Command::Reload { json } => block_on(admin::reload(&home, json, out)),
         Command::Profile(c) => profile::profile(&home, c, out),

@@ -256,7 +256,11 @@ fn auth(home: &Home, p: &Profile, c: &mut Checks) {
                 c.warn(
                     "codex auth",
                     format!("codex-home: no auth.json in {}", dir.display()),
-                    format!("log in once: CODEX_HOME={} codex login", dir.display()),
+                    format!(
+                        "log in once: fcxctl codex login --profile {} (CODEX_HOME={})",
+                        p.name,
+                        dir.display()
+                    ),
                 );
             }
         }

@@ -355,3 +355,54 @@ fn the_console_without_config_or_key_uses_the_operators_codex_login() {
     assert_eq!(code, 0);
     assert!(!out.contains("n/a"), "{out}");
 }
+
+/// The Codex child's environment under `auth` (one console run), with the
+/// operator's own CODEX_HOME and OPENAI_API_KEY set in fcxd's environment.
+fn child_env_with_auth(auth: &str) -> (TestHome, serde_json::Value) {
+    let home = TestHome::new();
+    let cfg = home.fake_codex_config("");
+    let key_line = cfg
+        .lines()
+        .find(|l| l.starts_with("api_key = "))
+        .expect("api_key line")
+        .to_string();
+    home.write_config(
+        &cfg.replace(&key_line, "")
+            .replace("auth = \"api-key\"", &format!("auth = \"{auth}\"")),
+    );
+    let mut f = Fcxd::console_with(
+        &home,
+        &[
+            ("CODEX_HOME", "/nonexistent/operator-codex-home"),
+            ("OPENAI_API_KEY", "sk-operator-own-key-0001"),
+        ],
+    );
+    f.wait_for("fcx console");
+    f.send("hello there");
+    f.wait_for("] completed");
+    let env = home.fake_records()[0]["env"].clone();
+    (home, env)
+}
+
+#[test]
+fn codex_home_and_inherit_user_give_codex_the_login_they_name_and_no_key() {
+    let (home, env) = child_env_with_auth("codex-home");
+    let own = home.home.join("profiles/default/codex-home");
+    assert_eq!(env["CODEX_HOME"], own.display().to_string(), "{env}");
+    assert!(
+        env.get("CODEX_API_KEY").is_none_or(|v| v.is_null()),
+        "{env}"
+    );
+    assert!(!env.to_string().contains("sk-operator-own-key"), "{env}");
+
+    let (_home, env) = child_env_with_auth("inherit-user");
+    assert_eq!(
+        env["CODEX_HOME"], "/nonexistent/operator-codex-home",
+        "{env}"
+    );
+    assert!(
+        env.get("CODEX_API_KEY").is_none_or(|v| v.is_null()),
+        "{env}"
+    );
+    assert!(!env.to_string().contains("sk-operator-own-key"), "{env}");
+}
