@@ -250,6 +250,14 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
             }
         });
     }
+    if let Some(addr) = config.metrics {
+        let (fleet, s) = (fleet.clone(), admin_stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, fleet, s).await {
+                tracing::error!(%addr, error = %e, "cannot serve metrics (config.toml: metrics)");
+            }
+        });
+    }
     tracing::info!(home = %home.root().display(), profiles = profiles.len(), "fcxd started");
 
     let signals = {

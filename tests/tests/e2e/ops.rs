@@ -406,3 +406,66 @@ fn codex_home_and_inherit_user_give_codex_the_login_they_name_and_no_key() {
     );
     assert!(!env.to_string().contains("sk-operator-own-key"), "{env}");
 }
+
+/// One HTTP GET on loopback: (status line, body).
+fn http_get(addr: &str, path: &str) -> Option<(String, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+#[test]
+fn the_metrics_endpoint_counts_runs_and_workers() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let home = TestHome::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    home.write_config(&format!(
+        "metrics = \"{addr}\"\n{}",
+        home.feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER)
+    ));
+    let _fcxd = Fcxd::daemon(&home);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("connects");
+    let ev = fake.events().p2p_text("oc_metrics", USER, "count me");
+    let om = message_id(&ev);
+    rt.block_on(fake.push(&ev)).expect("push");
+    eventually(
+        WAIT,
+        || bot_said(&fake, &om, "hello from fake codex").then_some(()),
+        || home.read_logs(),
+    );
+    let body = eventually(
+        WAIT,
+        || {
+            http_get(&addr, "/metrics")
+                .filter(|(status, _)| status.contains("200"))
+                .map(|(_, body)| body)
+                .filter(|b| {
+                    b.contains("fcx_runs_total{profile=\"default\",outcome=\"completed\"} 1")
+                })
+        },
+        || format!("{:?}\n{}", http_get(&addr, "/metrics"), home.read_logs()),
+    );
+    for want in [
+        "# TYPE fcx_run_duration_seconds histogram",
+        "fcx_run_duration_seconds_count{profile=\"default\"} 1",
+        "fcx_tokens_total{profile=\"default\",kind=\"output\"} 7",
+        "fcx_worker_up{profile=\"default\"} 1",
+        "fcx_worker_restarts_total{profile=\"default\"} 0",
+        "fcx_active_runs{profile=\"default\"} 0",
+        "fcx_channel_reconnects_total{profile=\"default\"} 0",
+    ] {
+        assert!(body.contains(want), "missing {want}:\n{body}");
+    }
+    let (status, _) = http_get(&addr, "/other").expect("answer");
+    assert!(status.contains("404"), "{status}");
+}
