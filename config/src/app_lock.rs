@@ -22,15 +22,25 @@ pub fn lock_dir(home: &Home) -> PathBuf {
     }
 }
 
+/// Why an app lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum AppLockError {
+    /// Another profile (of this home or another) serves the app.
     #[error(
         "app {app_id} is already served by {holder}; an app can be served by one profile at a time: stop that one, or give this profile its own app"
     )]
-    Held { app_id: String, holder: String },
+    Held {
+        /// The app.
+        app_id: String,
+        /// Who holds it, as its holder wrote it ("profile `P` in HOME (fcxd pid N)").
+        holder: String,
+    },
+    /// The lock file could not be created or locked.
     #[error("cannot lock {path}: {source}")]
     Io {
+        /// The lock file.
         path: PathBuf,
+        /// What the OS said.
         source: std::io::Error,
     },
 }

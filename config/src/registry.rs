@@ -18,9 +18,12 @@ pub struct Entry {
     pub id: String,
     /// "fcxd", "worker" or "codex".
     pub kind: String,
+    /// The process id.
     pub pid: u32,
+    /// The profile a worker or run belongs to; empty for fcxd.
     #[serde(default)]
     pub profile: String,
+    /// When it registered (unix milliseconds).
     pub started_at_ms: i64,
     /// The kernel's start time of the process (Linux; 0 elsewhere).
     #[serde(default)]
