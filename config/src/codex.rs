@@ -92,6 +92,17 @@ pub struct Located {
     pub on_path: bool,
 }
 
+/// The operator's own Codex login file (`$CODEX_HOME/auth.json`, else
+/// `~/.codex/auth.json`), when there is one.
+pub fn user_login(home: &crate::Home) -> Option<PathBuf> {
+    let dir = match std::env::var_os("CODEX_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => home.user_home().join(".codex"),
+    };
+    let f = dir.join("auth.json");
+    f.is_file().then_some(f)
+}
+
 /// Resolve `binary` (as configured for `profile`) to an executable file.
 pub fn locate(binary: &str, profile: &str) -> Result<Located, LocateError> {
     let key = format!("profiles.{profile}.codex.binary");

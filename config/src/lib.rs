@@ -8,11 +8,13 @@
 
 mod log_file;
 pub use log_file::{RollingFile, open_log_file};
+pub mod app_lock;
 pub mod callback_keys;
 pub mod codex;
 mod home;
 pub mod keystore;
 mod private;
+pub mod registry;
 mod secret;
 
 pub use home::{Home, MEDIA_DIR, outgoing_in};
@@ -77,6 +79,9 @@ pub struct Config {
     pub from_file: bool,
     /// Every profile by name, disabled ones included.
     pub profiles: BTreeMap<String, Profile>,
+    /// Where fcxd serves Prometheus metrics (`metrics = "127.0.0.1:9464"`);
+    /// off when `None`. Loopback only.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// One bot: its own worker, state, Codex home and (optionally) Feishu/Lark

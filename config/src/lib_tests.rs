@@ -250,3 +250,37 @@ fn attachment_wait_defaults_to_thirty_seconds_and_can_be_set() {
     .expect("parse");
     assert_eq!(c.profile("a").expect("a").runs.attachment_wait_ms, 250);
 }
+
+#[test]
+fn no_file_and_no_key_uses_the_operators_codex_login_when_there_is_one() {
+    let (_d, h) = home();
+    std::fs::create_dir_all(h.user_home().join(".codex")).expect("codex dir");
+    std::fs::write(h.user_home().join(".codex/auth.json"), "{}").expect("login");
+    let c = Config::load(&h).expect("default config");
+    let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+    let keyed = std::env::var("OPENAI_API_KEY").is_ok_and(|v| !v.trim().is_empty());
+    if keyed {
+        assert_eq!(p.codex.auth, AuthMode::ApiKey);
+    } else {
+        assert_eq!(p.codex.auth, AuthMode::InheritUser);
+        assert_eq!(p.codex.api_key, None);
+    }
+}
+
+#[test]
+fn metrics_is_off_by_default_and_loopback_only() {
+    let (_d, h) = home();
+    let p = h.config_path();
+    let c = Config::parse(&p, "", &h).expect("empty");
+    assert_eq!(c.metrics, None);
+    let c = Config::parse(&p, "metrics = \"127.0.0.1:9464\"\n", &h).expect("loopback");
+    assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().expect("addr")));
+    let e = Config::parse(&p, "metrics = \"0.0.0.0:9464\"\n", &h).expect_err("public");
+    assert!(
+        e.to_string()
+            .contains("key `metrics`: 0.0.0.0 is not a loopback"),
+        "{e}"
+    );
+    let e = Config::parse(&p, "metrics = \"localhost\"\n", &h).expect_err("no port");
+    assert!(e.to_string().contains("key `metrics`"), "{e}");
+}

@@ -18,6 +18,8 @@ struct RawConfig {
     schema_version: Option<u32>,
     #[serde(default)]
     profiles: BTreeMap<String, RawProfile>,
+    // Metrics (issue 13): the opt-in Prometheus endpoint.
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -123,6 +125,16 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut cfg = Self::parse(&path, "", home)?;
                 cfg.from_file = false;
+                // No config and no key, but the operator is logged in to
+                // Codex: the built-in profile uses that login rather than
+                // failing every run (fcxd says so at start).
+                let no_key = std::env::var("OPENAI_API_KEY").map_or(true, |v| v.trim().is_empty());
+                if no_key && crate::codex::user_login(home).is_some() {
+                    for p in cfg.profiles.values_mut() {
+                        p.codex.auth = AuthMode::InheritUser;
+                        p.codex.api_key = None;
+                    }
+                }
                 Ok(cfg)
             }
             Err(source) => Err(ConfigError::Read { path, source }),
@@ -156,10 +168,19 @@ impl Config {
             let p = build_profile(path, home, &name, rp)?;
             profiles.insert(name, p);
         }
+        let metrics = match raw.metrics.as_deref() {
+            None => None,
+            Some(m) => Some(metrics_addr(m).map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: "metrics".into(),
+                message,
+            })?),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             from_file: true,
             profiles,
+            metrics,
         })
     }
 
@@ -178,6 +199,22 @@ impl Config {
     pub fn enabled_profiles(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.values().filter(|p| p.enabled)
     }
+}
+
+/// The metrics listener: a loopback address and port (the endpoint has no
+/// authentication, so it never listens beyond this machine).
+fn metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s
+        .parse()
+        .map_err(|_| "must be a loopback address and port, e.g. \"127.0.0.1:9464\"".to_string())?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{} is not a loopback address; the metrics endpoint listens on 127.0.0.1 or ::1 only \
+             (put a proxy in front to expose it)",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
 }
 
 impl RawProfile {

@@ -418,7 +418,11 @@ fn pid_cell(pid: u32) -> String {
 
 fn channel_cell(p: &ProfileStatus, now: i64) -> String {
     let state = or_dash(&p.channel_state);
-    if p.channel_state.is_empty() || p.channel_state == "n/a" {
+    // No platform connection to age: the console, a profile without an app.
+    if matches!(
+        p.channel_state.as_str(),
+        "" | "n/a" | "console" | "none (no app)"
+    ) {
         return state;
     }
     // "connected" alone says nothing about whether events still arrive; the

@@ -168,7 +168,7 @@ pub(crate) fn init(home: &Home, a: InitArgs, out: &mut dyn Write) -> anyhow::Res
     if new.auth == AuthArg::CodexHome {
         writeln!(
             out,
-            "log Codex in once: CODEX_HOME={} codex login",
+            "log Codex in once: fcxctl codex login --profile {p} (CODEX_HOME={})",
             home.codex_home(&p).display()
         )?;
     }

@@ -201,7 +201,7 @@ fn named_profile(home: &Home, p: String) -> anyhow::Result<String> {
 }
 
 /// The profile a change applies to: `--profile`, else the only one.
-fn one_profile(home: &Home, p: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn one_profile(home: &Home, p: Option<String>) -> anyhow::Result<String> {
     if let Some(p) = p {
         return named_profile(home, p);
     }

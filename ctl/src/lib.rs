@@ -12,9 +12,11 @@
 
 mod admin;
 mod check;
+mod codex_login;
 mod doctor;
 mod init;
 mod keys;
+mod kill;
 mod logs;
 mod openapi;
 mod profile;
@@ -103,6 +105,18 @@ pub enum Command {
         /// The profile whose worker to restart
         profile: String,
     },
+    /// Signal one registered fcx process (fcxd, a worker, a Codex run) by
+    /// its id from `fcxctl ps` or its pid; any other pid is refused
+    Kill {
+        /// `g`, `w:PROFILE`, `r:RUN`, or a pid
+        target: String,
+        /// SIGKILL instead of SIGTERM
+        #[arg(long)]
+        force: bool,
+    },
+    /// The Codex CLI for a profile (`login`: with its own CODEX_HOME)
+    #[command(subcommand)]
+    Codex(codex_login::CodexCommand),
     /// Write a first config.toml: flags or prompts, credentials checked live
     Init(init::InitArgs),
     /// Check everything between this machine and a bot that answers; each
@@ -308,6 +322,8 @@ pub(crate) fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Status { json } => block_on(admin::status(&home, json, out)),
         Command::Ps { json } => block_on(admin::ps(&home, json, out)),
         Command::Stop { no_wait } => block_on(admin::stop(&home, !no_wait, out)),
+        Command::Codex(c) => codex_login::codex(&home, c, out),
+        Command::Kill { target, force } => kill::kill(&home, &target, force, out),
         Command::Reload { json } => block_on(admin::reload(&home, json, out)),
         Command::Profile(c) => profile::profile(&home, c, out),
         Command::RestartWorker { profile } => block_on(admin::restart_worker(&home, &profile, out)),

@@ -259,3 +259,35 @@ async fn doctor_warns_when_document_comments_cannot_be_read() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn doctor_fails_an_app_served_by_another_home() {
+    let fake = FakeFeishu::start().await.expect("fake feishu");
+    let s = Scratch::new();
+    s.write_config(&config(
+        &s,
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+    ));
+    let o = s.run_async(&["doctor", "--json"]).await;
+    let (out, _) = assert_exit(&o, 0);
+    let v = json(&out);
+    assert!(
+        checks(&v, "app lock").iter().all(|c| c["status"] == "ok"),
+        "{out}"
+    );
+
+    // Another home's fcxd holds the app (the lock dir every home shares).
+    let held = fcx_config::app_lock::AppLock::acquire(
+        &s.user_home().join(".cache/fcx/locks"),
+        fake.app_id(),
+        "profile `other` in /srv/other-home (fcxd pid 1)",
+    )
+    .expect("hold the app");
+    let o = s.run_async(&["doctor"]).await;
+    let (out, _) = assert_exit(&o, 1);
+    assert!(out.contains("[FAIL] app lock"), "{out}");
+    assert!(out.contains("profile `other` in /srv/other-home"), "{out}");
+    drop(held);
+}

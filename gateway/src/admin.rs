@@ -16,6 +16,11 @@ use tonic::{Request, Response, Status};
 
 use crate::fleet::Fleet;
 
+/// The channel of a profile served by `fcxd --console`: this terminal.
+const CONSOLE: &str = "console";
+/// The channel of a profile without `[app]` in daemon mode.
+const NO_APP: &str = "none (no app)";
+
 pub(crate) struct AdminService {
     pub(crate) home: String,
     pub(crate) started_at_ms: i64,
@@ -46,9 +51,13 @@ impl Gateway for AdminService {
                 active_runs: st.as_ref().map_or(0, |s| s.active_runs.len() as u64),
                 queued: st.as_ref().map_or(0, |s| s.queued),
                 worker_started_at_ms: v.started_at_ms,
-                channel_state: ch
-                    .as_ref()
-                    .map_or_else(|| "n/a".to_string(), |c| c.state.clone()),
+                channel_state: ch.as_ref().map_or_else(
+                    || match unit.surface.as_deref() {
+                        Some(CONSOLE) => CONSOLE.to_string(),
+                        _ => NO_APP.to_string(),
+                    },
+                    |c| c.state.clone(),
+                ),
                 last_frame_at_ms: ch.as_ref().map_or(0, |c| c.last_frame_at_ms),
                 last_event_at_ms: ch.as_ref().map_or(0, |c| c.last_event_at_ms),
                 reconnects: ch.as_ref().map_or(0, |c| c.reconnects),

@@ -68,7 +68,8 @@ pub fn main(args: Args) -> ExitCode {
     let code = match rt.block_on(run(args, home)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "fcxd failed");
+            // To the log file only: stderr gets the one sentence below.
+            tracing::error!(target: EXIT_TARGET, error = %format!("{e:#}"), "fcxd failed");
             eprintln!("fcxd: {e:#}");
             ExitCode::FAILURE
         }
@@ -78,6 +79,38 @@ pub fn main(args: Args) -> ExitCode {
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     code
 }
+
+/// Says at start, not at the first message, when Codex has no key, and what
+/// to do about it (console: on the terminal too, where only errors show).
+async fn warn_about_codex_auth(p: fcx_config::Profile, from_file: bool, console: bool) {
+    let say = |text: String| {
+        tracing::warn!(profile = %p.name, "{text}");
+        if console {
+            eprintln!("fcxd: {text}");
+        }
+    };
+    match (&p.codex.auth, &p.codex.api_key) {
+        (fcx_config::AuthMode::InheritUser, _) if !from_file => say(
+            "no config.toml and no OPENAI_API_KEY: Codex uses your own Codex login;              export OPENAI_API_KEY or run `fcxctl init` to give fcx a key of its own"
+                .into(),
+        ),
+        (fcx_config::AuthMode::ApiKey, Some(r)) => {
+            let r = r.clone();
+            // An exec: reference runs a command (bounded): not on this thread.
+            let resolved = tokio::task::spawn_blocking(move || r.resolve().map(|_| ())).await;
+            if let Ok(Err(e)) = resolved {
+                say(format!(
+                    "profile `{}`: the Codex API key cannot be read ({e}), so every run will fail;                      export the variable, or store the key with `fcxctl secret set ID` and set                      profiles.{}.codex.api_key = \"keystore:ID\", or log in with `codex login` and                      set auth = \"inherit-user\"",
+                    p.name, p.name
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The tracing target of fcxd's last error, which main prints itself.
+const EXIT_TARGET: &str = "fcxd_exit";
 
 fn init_logging(home: &Home, console: bool) {
     let filter = || {
@@ -89,7 +122,9 @@ fn init_logging(home: &Home, console: bool) {
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_filter(tracing_subscriber::EnvFilter::new(stderr_level));
+        .with_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{stderr_level},{EXIT_TARGET}=off"
+        )));
     let file = fcx_config::open_log_file(home, "fcxd", 20 << 20);
     let file_err = file.as_ref().err().map(|e| e.to_string());
     let file_layer = file.ok().map(|f| {
@@ -145,6 +180,9 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         .with_context(|| format!("cannot make {} private (0700)", home.root().display()))?;
     let config = Config::load(&home)?;
     let _lock = take_lock(&home)?;
+    let _registered = fcx_config::registry::register_self(&home, "g", "fcxd", "", now_ms())
+        .map_err(|e| tracing::warn!(error = %e, "cannot register fcxd in run/procs"))
+        .ok();
     let worker_bin = worker_binary().map_err(anyhow::Error::msg)?;
 
     let stop = CancellationToken::new();
@@ -172,7 +210,23 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
         );
     }
     for p in &profiles {
-        fleet.start(p.clone());
+        tasks.spawn(warn_about_codex_auth(
+            p.clone(),
+            config.from_file,
+            args.console,
+        ));
+    }
+    // Every app lock first: a refused profile starts nothing.
+    let mut locks = Vec::new();
+    for p in &profiles {
+        locks.push(
+            fleet
+                .lock_app(p)
+                .map_err(|e| anyhow::anyhow!("profile `{}` cannot start: {e}", p.name))?,
+        );
+    }
+    for (p, lock) in profiles.iter().zip(locks) {
+        fleet.start(p.clone(), lock);
     }
 
     let admin_sock = SocketAddr::new(home.gateway_socket());
@@ -193,6 +247,14 @@ async fn run(args: Args, home: Home) -> anyhow::Result<()> {
                 .await
             {
                 tracing::error!(error = %e, "admin server failed");
+            }
+        });
+    }
+    if let Some(addr) = config.metrics {
+        let (fleet, s) = (fleet.clone(), admin_stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, fleet, s).await {
+                tracing::error!(%addr, error = %e, "cannot serve metrics (config.toml: metrics)");
             }
         });
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use fcx_config::app_lock::{AppLock, AppLockError};
 use fcx_config::{Config, Home, Profile};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +27,8 @@ pub(crate) struct Unit {
     pub(crate) surface: Option<String>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    /// The app id's lock across homes, held while the unit runs.
+    app_lock: Mutex<Option<AppLock>>,
 }
 
 impl Unit {
@@ -36,6 +39,10 @@ impl Unit {
         self.tasks.close();
         self.tasks.wait().await;
         self.worker.cursor().flush();
+        self.app_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
@@ -112,9 +119,29 @@ impl Fleet {
         Ok(config.enabled_profiles().cloned().collect())
     }
 
+    /// Takes the app id's lock (daemon mode, a profile with an app): no
+    /// other profile, in this home or another, may serve the same app.
+    pub(crate) fn lock_app(&self, profile: &Profile) -> Result<Option<AppLock>, AppLockError> {
+        let Some(app) = profile.app.as_ref().filter(|_| !self.console) else {
+            return Ok(None);
+        };
+        let holder = format!(
+            "profile `{}` in {} (fcxd pid {})",
+            profile.name,
+            self.home.root().display(),
+            std::process::id()
+        );
+        AppLock::acquire(
+            &fcx_config::app_lock::lock_dir(&self.home),
+            &app.app_id,
+            &holder,
+        )
+        .map(Some)
+    }
+
     /// Starts a unit for `profile` (its worker, and its channel in daemon
-    /// mode).
-    pub(crate) fn start(&self, profile: Profile) -> Arc<Unit> {
+    /// mode), holding `app_lock` from [`Fleet::lock_app`].
+    pub(crate) fn start(&self, profile: Profile, app_lock: Option<AppLock>) -> Arc<Unit> {
         let stop = self.stop.child_token();
         let tasks = TaskTracker::new();
         let worker = WorkerHandle::new(
@@ -158,6 +185,7 @@ impl Fleet {
             surface,
             stop,
             tasks,
+            app_lock: Mutex::new(app_lock),
         });
         self.lock().insert(unit.profile.name.clone(), unit.clone());
         unit
@@ -201,11 +229,19 @@ impl Fleet {
             if report.unchanged.contains(&name) {
                 continue;
             }
+            let lock = match self.lock_app(&p) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(profile = %name, error = %e, "profile not started");
+                    report.failed.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
             if !report.restarted.contains(&name) {
                 tracing::info!(profile = %name, "profile added; starting it");
                 report.added.push(name.clone());
             }
-            self.start(p);
+            self.start(p, lock);
         }
         tracing::info!(?report, "config reloaded");
         Ok(report)

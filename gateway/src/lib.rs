@@ -25,3 +25,4 @@ pub mod fuzzing;
 pub mod ingress;
 pub(crate) mod link;
 pub(crate) mod media;
+pub(crate) mod metrics;

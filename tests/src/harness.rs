@@ -436,6 +436,9 @@ impl Fcxd {
             // The fake codex's settings pass the allow-list by name.
             .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
             .env_remove("FCX_CODEX_BINARY")
+            // App-id locks are shared by every home of a user; tests run
+            // many homes with the fake platform's one app id at once.
+            .env(fcx_config::app_lock::LOCK_DIR_ENV, home.root.join("locks"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

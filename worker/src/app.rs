@@ -87,6 +87,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| home.worker_socket(&profile.name));
     let listener = fcx_ipc::bind(&SocketAddr::new(sock)).await?;
+    // Listed for `fcxctl kill` (and pruned by readers once this is gone).
+    let _registered = fcx_config::registry::register_self(
+        &home,
+        &format!("w:{}", profile.name),
+        "worker",
+        &profile.name,
+        crate::util::now_ms(),
+    )
+    .map_err(|e| tracing::warn!(error = %e, "cannot register the worker in run/procs"))
+    .ok();
     tracing::info!(profile = %profile.name, socket = %listener.addr(), "worker serving");
 
     let contact = Contact::default();

@@ -168,6 +168,27 @@ pub(super) async fn profile(home: &Home, p: &Profile, c: &mut Checks) {
     auth(home, p, c);
     secrets(p, c);
     workspace(home, p, c);
+    app_lock(home, p, c);
+}
+
+/// Whether the profile's app id is free or served from this home: an app
+/// served by another home's fcxd makes this one refuse to start.
+fn app_lock(home: &Home, p: &Profile, c: &mut Checks) {
+    use fcx_config::app_lock::{AppLock, AppLockError, lock_dir};
+    let Some(app) = &p.app else { return };
+    let this_home = format!("in {} (fcxd pid", home.root().display());
+    match AppLock::acquire(&lock_dir(home), &app.app_id, "fcxctl doctor (checking)") {
+        Ok(_free) => c.ok("app lock", format!("app {} is not served by another home", app.app_id)),
+        Err(AppLockError::Held { holder, .. }) if holder.contains(&this_home) => {
+            c.ok("app lock", format!("app {} is served by this home's fcxd", app.app_id))
+        }
+        Err(e @ AppLockError::Held { .. }) => c.fail(
+            "app lock",
+            e.to_string(),
+            "stop the fcxd of that home (`fcxctl --home DIR stop`), or give this profile an app of its own",
+        ),
+        Err(e) => c.warn("app lock", e.to_string(), "check the permissions of that directory"),
+    }
 }
 
 async fn codex(p: &Profile, c: &mut Checks) {
@@ -256,7 +277,11 @@ fn auth(home: &Home, p: &Profile, c: &mut Checks) {
                 c.warn(
                     "codex auth",
                     format!("codex-home: no auth.json in {}", dir.display()),
-                    format!("log in once: CODEX_HOME={} codex login", dir.display()),
+                    format!(
+                        "log in once: fcxctl codex login --profile {} (CODEX_HOME={})",
+                        p.name,
+                        dir.display()
+                    ),
                 );
             }
         }

@@ -44,7 +44,10 @@ pub(crate) async fn outbound(out: Out, stop: CancellationToken) {
         }
         tokio::select! {
             ev = feed.next() => match ev {
-                Some(ev) => lanes.dispatch(ev).await,
+                Some(ev) => {
+                    crate::metrics::RUNS.observe(&profile, &ev);
+                    lanes.dispatch(ev).await
+                }
                 None => {
                     tracing::debug!(%profile, "worker stopped; sending what it said last");
                     break;

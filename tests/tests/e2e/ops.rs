@@ -234,3 +234,238 @@ fn a_config_that_does_not_load_is_not_applied() {
         || format!("the restarted profile never answered\n{}", home.read_logs()),
     );
 }
+
+#[test]
+fn a_second_home_with_the_same_app_id_is_refused_and_kill_takes_only_registered_pids() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let first = TestHome::new();
+    let locks = first.root.join("shared-locks");
+    let locks = locks.to_str().expect("utf-8 path");
+    first.write_config(&first.feishu_config(
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+        USER,
+    ));
+    let _a = Fcxd::daemon_with(&first, &[("FCX_LOCK_DIR", locks)]);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("the first home connects");
+
+    let second = TestHome::new();
+    second.write_config(&second.feishu_config(
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+        USER,
+    ));
+    let mut b = Fcxd::daemon_with(&second, &[("FCX_LOCK_DIR", locks)]);
+    let status = b.wait_exit(WAIT);
+    assert!(!status.success());
+    let err = eventually(
+        WAIT,
+        || Some(b.stderr()).filter(|e| e.ends_with('\n')),
+        || b.stderr(),
+    );
+    assert!(
+        err.contains(&format!(
+            "app {} is already served by profile `default` in {}",
+            fake.app_id(),
+            first.home.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("already served").count(), 1, "said once: {err}");
+    assert_eq!(fake.connection_count(), 1);
+
+    // The registry lists fcxd and its worker; kill refuses anything else.
+    let worker = eventually(
+        WAIT,
+        || worker_pid(&rt, &first, "default"),
+        || first.read_logs(),
+    );
+    let (code, _, err) = fcxctl(&first, &["kill", &std::process::id().to_string()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a running fcx process"), "{err}");
+    let (code, out, err) = fcxctl(&first, &["kill", "w:default"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("pid {worker}")), "{out}");
+    eventually(
+        WAIT,
+        || worker_pid(&rt, &first, "default").filter(|p| *p != worker),
+        || {
+            format!(
+                "fcxd did not replace the killed worker\n{}",
+                first.read_logs()
+            )
+        },
+    );
+}
+
+#[test]
+fn a_key_that_cannot_be_read_is_reported_at_start_with_the_fixes() {
+    let home = TestHome::new();
+    let cfg = home.fake_codex_config("");
+    let key_line = cfg
+        .lines()
+        .find(|l| l.starts_with("api_key = "))
+        .expect("api_key line")
+        .to_string();
+    home.write_config(&cfg.replace(&key_line, "api_key = \"env:FCX_OPS_NO_SUCH_KEY\""));
+    let fcxd = Fcxd::daemon_with(&home, &[("FCX_OPS_NO_SUCH_KEY", "")]);
+    let err = eventually(
+        WAIT,
+        || Some(fcxd.stderr()).filter(|e| e.contains("cannot be read")),
+        || format!("no warning at start\n{}", fcxd.stderr()),
+    );
+    assert!(err.contains("FCX_OPS_NO_SUCH_KEY"), "{err}");
+    assert!(err.contains("fcxctl secret set"), "{err}");
+    assert!(err.contains("inherit-user"), "{err}");
+}
+
+#[test]
+fn the_console_without_config_or_key_uses_the_operators_codex_login() {
+    let home = TestHome::new();
+    let user = home.root.join("u");
+    std::fs::create_dir_all(user.join(".codex")).expect("codex dir");
+    std::fs::write(user.join(".codex/auth.json"), "{}").expect("login file");
+    std::fs::create_dir_all(user.join("fcx-work")).expect("default workspace");
+    let fake = bin("fake-codex").display().to_string();
+    let user_s = user.display().to_string();
+    let mut f = Fcxd::console_with(
+        &home,
+        &[
+            ("HOME", &user_s),
+            ("OPENAI_API_KEY", ""),
+            ("CODEX_HOME", ""),
+            ("FCX_CODEX_BINARY", &fake),
+        ],
+    );
+    f.wait_for("fcx console");
+    f.send("hello there");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("hello from fake codex"), "{seen}");
+    let err = f.stderr();
+    assert!(err.contains("Codex uses your own Codex login"), "{err}");
+    assert_eq!(err.matches("own Codex login").count(), 1, "one line: {err}");
+    // `fcxctl status` names the console as the profile's channel.
+    let st = runtime().block_on(home.status());
+    assert_eq!(st.profiles[0].channel_state, "console", "{st:?}");
+    let (code, out, _) = fcxctl(&home, &["status"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("n/a"), "{out}");
+}
+
+/// The Codex child's environment under `auth` (one console run), with the
+/// operator's own CODEX_HOME and OPENAI_API_KEY set in fcxd's environment.
+fn child_env_with_auth(auth: &str) -> (TestHome, serde_json::Value) {
+    let home = TestHome::new();
+    let cfg = home.fake_codex_config("");
+    let key_line = cfg
+        .lines()
+        .find(|l| l.starts_with("api_key = "))
+        .expect("api_key line")
+        .to_string();
+    home.write_config(
+        &cfg.replace(&key_line, "")
+            .replace("auth = \"api-key\"", &format!("auth = \"{auth}\"")),
+    );
+    let mut f = Fcxd::console_with(
+        &home,
+        &[
+            ("CODEX_HOME", "/nonexistent/operator-codex-home"),
+            ("OPENAI_API_KEY", "sk-operator-own-key-0001"),
+        ],
+    );
+    f.wait_for("fcx console");
+    f.send("hello there");
+    f.wait_for("] completed");
+    let env = home.fake_records()[0]["env"].clone();
+    (home, env)
+}
+
+#[test]
+fn codex_home_and_inherit_user_give_codex_the_login_they_name_and_no_key() {
+    let (home, env) = child_env_with_auth("codex-home");
+    let own = home.home.join("profiles/default/codex-home");
+    assert_eq!(env["CODEX_HOME"], own.display().to_string(), "{env}");
+    assert!(
+        env.get("CODEX_API_KEY").is_none_or(|v| v.is_null()),
+        "{env}"
+    );
+    assert!(!env.to_string().contains("sk-operator-own-key"), "{env}");
+
+    let (_home, env) = child_env_with_auth("inherit-user");
+    assert_eq!(
+        env["CODEX_HOME"], "/nonexistent/operator-codex-home",
+        "{env}"
+    );
+    assert!(
+        env.get("CODEX_API_KEY").is_none_or(|v| v.is_null()),
+        "{env}"
+    );
+    assert!(!env.to_string().contains("sk-operator-own-key"), "{env}");
+}
+
+/// One HTTP GET on loopback: (status line, body).
+fn http_get(addr: &str, path: &str) -> Option<(String, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+#[test]
+fn the_metrics_endpoint_counts_runs_and_workers() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let home = TestHome::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    home.write_config(&format!(
+        "metrics = \"{addr}\"\n{}",
+        home.feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER)
+    ));
+    let _fcxd = Fcxd::daemon(&home);
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("connects");
+    let ev = fake.events().p2p_text("oc_metrics", USER, "count me");
+    let om = message_id(&ev);
+    rt.block_on(fake.push(&ev)).expect("push");
+    eventually(
+        WAIT,
+        || bot_said(&fake, &om, "hello from fake codex").then_some(()),
+        || home.read_logs(),
+    );
+    let body = eventually(
+        WAIT,
+        || {
+            http_get(&addr, "/metrics")
+                .filter(|(status, _)| status.contains("200"))
+                .map(|(_, body)| body)
+                .filter(|b| {
+                    b.contains("fcx_runs_total{profile=\"default\",outcome=\"completed\"} 1")
+                })
+        },
+        || format!("{:?}\n{}", http_get(&addr, "/metrics"), home.read_logs()),
+    );
+    for want in [
+        "# TYPE fcx_run_duration_seconds histogram",
+        "fcx_run_duration_seconds_count{profile=\"default\"} 1",
+        "fcx_tokens_total{profile=\"default\",kind=\"output\"} 7",
+        "fcx_worker_up{profile=\"default\"} 1",
+        "fcx_worker_restarts_total{profile=\"default\"} 0",
+        "fcx_active_runs{profile=\"default\"} 0",
+        "fcx_channel_reconnects_total{profile=\"default\"} 0",
+    ] {
+        assert!(body.contains(want), "missing {want}:\n{body}");
+    }
+    let (status, _) = http_get(&addr, "/other").expect("answer");
+    assert!(status.contains("404"), "{status}");
+}

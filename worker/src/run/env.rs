@@ -53,30 +53,11 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
     Ok(env)
 }
 
-/// The codex binary as a path: a configured path must exist; a bare name is
-/// looked up on PATH. The error is the sentence the user sees.
+/// The codex binary as a path, found by the one rule fcxd, the console and
+/// fcxctl share ([`fcx_config::codex::locate`]). The error is the sentence
+/// the user sees, ending in the fix (the pinned install command).
 pub(crate) fn resolve_binary(profile: &Profile) -> Result<PathBuf, String> {
-    let b = &profile.codex.binary;
-    let hint = format!(
-        "install the Codex CLI (npm install -g @openai/codex@0.169.0) or set profiles.{}.codex.binary in config.toml",
-        profile.name
-    );
-    if b.contains('/') || b.contains(std::path::MAIN_SEPARATOR) {
-        let p = PathBuf::from(b);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("the codex binary {b} does not exist; {hint}"))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let cand = dir.join(b);
-        if cand.is_file() {
-            return Ok(cand);
-        }
-    }
-    Err(format!(
-        "the codex binary `{b}` was not found on PATH; {hint}"
-    ))
+    fcx_config::codex::locate(&profile.codex.binary, &profile.name)
+        .map(|l| l.path)
+        .map_err(|e| format!("Codex cannot start: {e}"))
 }

@@ -326,9 +326,18 @@ impl RunDriver {
             Ok(b) => b,
             Err(e) => return Attempt::Done(failed(e)),
         };
-        let env = match child_env(profile, &self.ctx.home) {
-            Ok(e) => e,
-            Err(e) => return Attempt::Done(failed(e)),
+        // Resolving the key may run an `exec:` command (bounded, but
+        // seconds): not on an async worker thread.
+        let env = {
+            let (profile, home) = (profile.clone(), self.ctx.home.clone());
+            tokio::task::spawn_blocking(move || child_env(&profile, &home)).await
+        };
+        let env = match env {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => return Attempt::Done(failed(e)),
+            Err(e) => {
+                return Attempt::Done(failed(format!("cannot prepare Codex's environment: {e}")));
+            }
         };
         let next = if fresh {
             Continue::Fresh

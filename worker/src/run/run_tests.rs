@@ -649,3 +649,19 @@ async fn comment_runs_on_one_document_take_turns_on_its_thread() {
         None
     );
 }
+
+#[test]
+fn a_missing_codex_is_found_by_the_shared_rule_and_names_the_pinned_install() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = testkit::profile(dir.path(), RunsConfig::default());
+    p.codex.binary = dir.path().join("no-codex").display().to_string();
+    let e = resolve_binary(&p).expect_err("missing");
+    assert!(e.contains(fcx_config::codex::INSTALL_HINT), "{e}");
+    assert!(e.contains("profiles.p.codex.binary"), "{e}");
+    p.codex.binary = "codex-surely-not-on-path-0169".into();
+    let e = resolve_binary(&p).expect_err("not on PATH");
+    assert!(e.contains("was not found on PATH"), "{e}");
+    assert!(e.contains(fcx_config::codex::INSTALL_HINT), "{e}");
+    p.codex.binary = "/bin/sh".into();
+    assert_eq!(resolve_binary(&p), Ok("/bin/sh".into()));
+}

@@ -421,10 +421,12 @@ pub(crate) fn spawn_error_message(binary: &Path, e: &io::Error) -> String {
     let b = binary.display();
     match e.kind() {
         io::ErrorKind::NotFound => format!(
-            "The codex binary `{b}` was not found; set profiles.<name>.codex.binary in config.toml or install @openai/codex."
+            "The codex binary `{b}` was not found; set profiles.<name>.codex.binary in config.toml or install it ({}).",
+            fcx_config::codex::INSTALL_HINT
         ),
         io::ErrorKind::PermissionDenied => format!(
-            "The codex binary `{b}` cannot be executed (permission denied); set profiles.<name>.codex.binary in config.toml to an executable codex or install @openai/codex."
+            "The codex binary `{b}` cannot be executed (permission denied); set profiles.<name>.codex.binary in config.toml to an executable codex or install it ({}).",
+            fcx_config::codex::INSTALL_HINT
         ),
         _ => format!("Could not start the codex binary `{b}`: {e}."),
     }

@@ -718,8 +718,9 @@ async fn missing_binary_is_a_clear_failure() {
     assert_eq!(
         message,
         format!(
-            "The codex binary `{}` was not found; set profiles.<name>.codex.binary in config.toml or install @openai/codex.",
-            bin.display()
+            "The codex binary `{}` was not found; set profiles.<name>.codex.binary in config.toml or install it ({}).",
+            bin.display(),
+            fcx_config::codex::INSTALL_HINT
         )
     );
 }

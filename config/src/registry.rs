@@ -1,0 +1,190 @@
+//! The on-disk registry of fcx's running processes: one small JSON file per
+//! process in `$FCX_HOME/run/procs/`, written when it starts and removed when
+//! it ends. Entries of processes that died without cleaning up (kill -9, a
+//! crash) are pruned on every read: the pid must be alive and, on Linux,
+//! still the same process (its start time matches), so a reused pid never
+//! passes for an fcx process. `fcxctl kill` signals only what is listed here.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Home;
+
+/// One registered process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// What `fcxctl ps` calls it: "g" (fcxd), "w:PROFILE", "r:RUN".
+    pub id: String,
+    /// "fcxd", "worker" or "codex".
+    pub kind: String,
+    /// The process id.
+    pub pid: u32,
+    /// The profile a worker or run belongs to; empty for fcxd.
+    #[serde(default)]
+    pub profile: String,
+    /// When it registered (unix milliseconds).
+    pub started_at_ms: i64,
+    /// The kernel's start time of the process (Linux; 0 elsewhere).
+    #[serde(default)]
+    pub start_ticks: u64,
+}
+
+fn dir(home: &Home) -> PathBuf {
+    home.run_dir().join("procs")
+}
+
+fn file(home: &Home, pid: u32) -> PathBuf {
+    dir(home).join(format!("{pid}.json"))
+}
+
+/// The process's start time in clock ticks since boot (Linux), to tell a
+/// reused pid apart.
+pub fn start_ticks(pid: u32) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0;
+        };
+        // The command name may hold spaces and parentheses: fields count
+        // from the last ')'. starttime is field 22 overall.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        0
+    }
+}
+
+/// Whether `e` still names the process it was written for.
+pub fn is_live(e: &Entry) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(raw) = i32::try_from(e.pid) else {
+            return false;
+        };
+        let alive = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+            Ok(()) => true,
+            Err(nix::errno::Errno::EPERM) => true,
+            Err(_) => false,
+        };
+        alive && (e.start_ticks == 0 || start_ticks(e.pid) == e.start_ticks)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        true
+    }
+}
+
+/// Removes its entry when dropped (a clean exit).
+#[derive(Debug)]
+pub struct Registration {
+    path: PathBuf,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Registers the calling process.
+pub fn register_self(
+    home: &Home,
+    id: &str,
+    kind: &str,
+    profile: &str,
+    started_at_ms: i64,
+) -> std::io::Result<Registration> {
+    let pid = std::process::id();
+    register(
+        home,
+        &Entry {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            pid,
+            profile: profile.to_string(),
+            started_at_ms,
+            start_ticks: start_ticks(pid),
+        },
+    )
+}
+
+/// Registers `e` (written whole, then renamed into place).
+pub fn register(home: &Home, e: &Entry) -> std::io::Result<Registration> {
+    let d = dir(home);
+    crate::private_dir(&home.run_dir())?;
+    crate::private_dir(&d)?;
+    let path = file(home, e.pid);
+    let tmp = d.join(format!(".{}.tmp", e.pid));
+    let body = serde_json::to_vec(e).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(Registration { path })
+}
+
+/// The live entries, by pid; stale ones are deleted on the way.
+pub fn list(home: &Home) -> Vec<Entry> {
+    let Ok(rd) = std::fs::read_dir(dir(home)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for de in rd.flatten() {
+        let p = de.path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        match read(&p) {
+            Some(e) if is_live(&e) => out.push(e),
+            _ => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    out.sort_by_key(|e| e.pid);
+    out
+}
+
+fn read(p: &Path) -> Option<Entry> {
+    let bytes = std::fs::read(p).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registration_is_listed_until_dropped_and_dead_pids_are_pruned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path());
+        let me = register_self(&home, "g", "fcxd", "", 1).expect("register");
+        let listed = list(&home);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].pid, std::process::id());
+        // A pid that is not running (or was reused: other start time).
+        let dead = Entry {
+            id: "w:x".into(),
+            kind: "worker".into(),
+            pid: std::process::id(),
+            profile: "x".into(),
+            started_at_ms: 1,
+            start_ticks: start_ticks(std::process::id()).wrapping_add(1),
+        };
+        if cfg!(target_os = "linux") {
+            drop(me);
+            let reg = register(&home, &dead).expect("register");
+            assert!(list(&home).is_empty(), "a reused pid is not this process");
+            assert!(!file(&home, dead.pid).exists(), "pruned");
+            drop(reg);
+        } else {
+            drop(me);
+        }
+        assert!(list(&home).is_empty());
+    }
+}
