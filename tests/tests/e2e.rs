@@ -21,6 +21,7 @@ mod e2e {
     pub(crate) mod ops;
     pub(crate) mod proof_commands;
     pub(crate) mod proof_edges;
+    pub(crate) mod proof_perms;
     pub(crate) mod proof_secrets;
     pub(crate) mod real_codex;
     pub(crate) mod run_cards;

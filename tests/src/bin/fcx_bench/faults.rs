@@ -320,10 +320,12 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
     };
     rows.push(busy);
 
+    let click_ack_ms = bench_click_ack(bins, rounds).await?;
     let lost: u64 = rows.iter().filter_map(|r| r["lost"].as_u64()).sum();
     let dup: u64 = rows.iter().filter_map(|r| r["duplicated"].as_u64()).sum();
     Ok(json!({
         "rows": rows,
+        "click_ack_ms": click_ack_ms,
         "lost": lost,
         "duplicated": dup,
         "not_covered": [
@@ -333,4 +335,100 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
             "wall-clock jump of ±1 h"
         ],
     }))
+}
+
+/// The stop button's signed value in a card's JSON.
+fn stop_token(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("element_id").and_then(|e| e.as_str()) == Some("stop") {
+                return m["behaviors"][0]["value"]["fcx"]
+                    .as_str()
+                    .map(str::to_string);
+            }
+            m.values().find_map(stop_token)
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(stop_token),
+        _ => None,
+    }
+}
+
+/// Card click → ACK latency at the platform (issue 14: within 1 s, p99),
+/// with the worker idle and with it just killed (restarting): each sample
+/// is a stop click on a fresh run's card.
+pub(super) async fn bench_click_ack(
+    bins: &Path,
+    samples: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let r = FeishuRig::start_redelivering(
+        bins,
+        "max_concurrent = 4",
+        "reply_mode = \"card\"\n",
+        &[],
+        redelivery(),
+    )
+    .await?;
+    let mut out = serde_json::Map::new();
+    let mut n = 0;
+    for restarting in [false, true] {
+        let mut lat = Vec::new();
+        for _ in 0..samples.max(1) {
+            n += 1;
+            let chat = format!("oc_click{n}");
+            let (om, _) = push(&r, &chat, "FAKE:stall until clicked").await?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (carrier, token) = loop {
+                let found = r
+                    .fake
+                    .messages()
+                    .into_iter()
+                    .find(|m| m.sender_type == "app" && m.parent_id == om)
+                    .and_then(|m| Some((m.message_id, m.card_id?)))
+                    .and_then(|(mid, card)| Some((mid, stop_token(&r.fake.card(&card)?.json)?)));
+                if let Some(f) = found {
+                    break f;
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!("no stop button for {om}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            if restarting {
+                let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(w as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let click = r.fake.events().card_action(
+                FEISHU_OWNER,
+                &carrier,
+                &chat,
+                json!({ "fcx": token }),
+                None,
+            );
+            let frame = r.fake.push(&click).await?;
+            r.fake
+                .wait_for_ack(&frame, Duration::from_secs(30))
+                .await
+                .context("a click was not acknowledged")?;
+            let t = r.fake.frame_timing(&frame).context("no frame timing")?;
+            if let (Some(p), Some(a)) = (t.pushed_at, t.acked_at) {
+                lat.push(a.saturating_duration_since(p).as_secs_f64() * 1e3);
+            }
+            // The run ends (stopped, or interrupted by the restart) before
+            // the next sample, so the worker is back.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child_named(r.fcxd.id(), "fcx-worker").is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let key = if restarting {
+            "worker_restarting"
+        } else {
+            "run_in_flight"
+        };
+        out.insert(key.into(), super::summary(lat));
+    }
+    Ok(serde_json::Value::Object(out))
 }

@@ -130,6 +130,11 @@ async fn sample(
         anyhow::ensure!(Instant::now() < deadline, "no answer for {om} ({mode})");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
+    // The answer may reach the platform before the ACK frame is read there.
+    rig.fake
+        .wait_for_ack(&frame, Duration::from_secs(30))
+        .await
+        .context("the frame was not ACKed")?;
     let acked = rig
         .fake
         .frame_timing(&frame)

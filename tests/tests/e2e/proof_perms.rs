@@ -1,0 +1,103 @@
+//! Another local user cannot read fcx's state, logs, keys or sockets
+//! (issue 14). Needs a second user: as root the test acts as `nobody`
+//! (uid 65534); otherwise it says so and skips.
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use fcx_tests::harness::{Fcxd, TestHome};
+
+const NOBODY: u32 = 65534;
+
+/// `sh -c script` as `nobody`; true when it succeeded.
+fn as_nobody(script: &str) -> bool {
+    Command::new("/bin/sh")
+        .args(["-c", script])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+}
+
+fn q(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+#[test]
+fn another_user_can_read_no_state_log_key_or_socket() {
+    let h = TestHome::new();
+    // Whoever owns what this process creates is who it runs as.
+    if std::fs::metadata(&h.workspace)
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
+        eprintln!("not root: no second user to act as; skipped");
+        return;
+    }
+    h.write_config(&h.fake_codex_config(""));
+    let mut f = Fcxd::console(&h);
+    f.wait_for("fcx console");
+    f.send("leave some state behind");
+    f.wait_for("] completed");
+
+    // Only fcx's own modes stand in the way: the test's temp dir is opened.
+    std::fs::set_permissions(&h.root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(
+        as_nobody(&format!("test -d {}", q(&h.root))),
+        "nobody is usable"
+    );
+    let private: Vec<PathBuf> = vec![
+        h.home.join("profiles/default/state.db"),
+        h.home.join("logs/worker-default.log"),
+        h.home.join("logs/fcxd.log"),
+        h.home.join("config.toml"),
+        h.home.join("run/fcxd.sock.key"),
+        h.home.join("run/worker-default.sock.key"),
+    ];
+    let sockets = [
+        h.home.join("run/fcxd.sock"),
+        h.home.join("run/worker-default.sock"),
+    ];
+    for p in private.iter().chain(&sockets) {
+        assert!(p.exists(), "{} was not made", p.display());
+    }
+    // FCX_HOME as fcx made it: nobody cannot even look inside.
+    assert_eq!(mode(&h.home), 0o700);
+    assert!(!as_nobody(&format!("ls {}", q(&h.home))));
+    for p in private.iter().chain(&sockets) {
+        assert!(!as_nobody(&format!("test -e {}", q(p))), "{}", p.display());
+    }
+    // Even with the directories opened by mistake, the files themselves
+    // are private and the sockets refuse a connect (0600: no write bit).
+    for d in ["", "profiles", "profiles/default", "logs", "run"] {
+        std::fs::set_permissions(h.home.join(d), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    for p in &private {
+        assert!(as_nobody(&format!("test -e {}", q(p))), "{}", p.display());
+        assert!(
+            !as_nobody(&format!("cat {} >/dev/null", q(p))),
+            "{} is readable",
+            p.display()
+        );
+    }
+    for s in &sockets {
+        assert_eq!(mode(s) & 0o077, 0, "{} is open to others", s.display());
+        assert!(!as_nobody(&format!("test -w {}", q(s))), "{}", s.display());
+    }
+    for d in ["", "profiles", "profiles/default", "logs", "run"] {
+        std::fs::set_permissions(h.home.join(d), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+    }
+}
