@@ -1,7 +1,8 @@
 //! Everything that writes to a surface: the worker-event loop, the
-//! per-scope lanes, run cards, and message replies.
+//! per-scope lanes, run cards, message replies, and the console's terminal.
 
 pub(crate) mod cards;
+pub(crate) mod console;
 pub(crate) mod deferred;
 pub(crate) mod dispatch;
 pub(crate) mod lanes;
