@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Methods per type across production code (inherent and trait impls added
-# together; test files and `#[cfg(test)]` modules left out), largest first.
+# together, wherever they are; test files and `#[cfg(test)]` modules left
+# out), largest first, with the file that declares the type.
 # Issue 9's bar is "no type with more than ~15 methods".
 #   scripts/method-count.sh          every type with more than 15
 #   scripts/method-count.sh 0        every type
@@ -13,6 +14,15 @@ files=$(git ls-files '*.rs' \
     | grep -Ev '(^|/)(tests|benches|fuzz)/|_tests\.rs$|(^|/)tests\.rs$|testkit\.rs$|(^|/)build\.rs$')
 # shellcheck disable=SC2086
 out=$(awk '
+# Pass 1: where each type is declared, so two types of one name in
+# different modules are counted apart.
+pass == 1 {
+    if (match($0, /^[[:space:]]*(pub(\([a-z]+\))? )?(struct|enum|trait) [A-Za-z_0-9]+/)) {
+        d = substr($0, RSTART, RLENGTH); sub(/.* /, "", d)
+        if (!((FILENAME, d) in declared)) { declared[FILENAME, d] = 1; ndecl[d]++; decl_file[d] = FILENAME }
+    }
+    next
+}
 FNR == 1 { depth = 0; skip = -1; pending_test = 0; nimpl = 0 }
 {
     line = $0
@@ -28,7 +38,9 @@ FNR == 1 { depth = 0; skip = -1; pending_test = 0; nimpl = 0 }
             sub(/<.*/, "", t); sub(/.*::/, "", t); gsub(/[[:space:]&]/, "", t)
             nimpl++; impl_type[nimpl] = t; impl_depth[nimpl] = depth
         } else if (nimpl > 0 && depth == impl_depth[nimpl] + 1 && line ~ /^[[:space:]]*(pub(\([a-z]+\))? )?(const )?(async )?(unsafe )?fn [a-z_0-9]+/) {
-            count[FILENAME ":" impl_type[nimpl]]++
+            t = impl_type[nimpl]
+            home = ((FILENAME, t) in declared) ? FILENAME : (ndecl[t] == 1 ? decl_file[t] : "?")
+            count[home ":" t]++
         }
     }
     n = split(line, ch, "")
@@ -41,9 +53,8 @@ FNR == 1 { depth = 0; skip = -1; pending_test = 0; nimpl = 0 }
         }
     }
 }
-END { for (k in count) { split(k, p, ":"); total[p[2]] += count[k]; where[p[2]] = where[p[2]] " " p[1] } 
-      for (t in total) printf "%d\t%s\t%s\n", total[t], t, where[t] }
-' $files | sort -rn)
+END { for (k in count) { split(k, p, ":"); printf "%d\t%s\t%s\n", count[k], p[2], p[1] } }
+' pass=1 $files pass=2 $files | sort -rn)
 echo "$out" | awk -F'\t' -v l="$limit" '$1 > l'
 if [ "$check" = "--check" ] && echo "$out" | awk -F'\t' -v l="$limit" '$1 > l { bad = 1 } END { exit !bad }'; then
     exit 1

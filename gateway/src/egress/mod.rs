@@ -1,8 +1,10 @@
 //! Everything that writes to a surface: the worker-event loop, the
-//! per-scope lanes, run cards, message replies, and files.
+//! per-scope lanes, run cards, message replies, files, and the console's
+//! terminal.
 
 pub(crate) mod cards;
 pub(crate) mod comment;
+pub(crate) mod console;
 pub(crate) mod deferred;
 pub(crate) mod dispatch;
 pub(crate) mod files;

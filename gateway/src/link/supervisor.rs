@@ -294,22 +294,38 @@ impl WorkerHandle {
         }
     }
 
-    fn stderr_path(&self) -> PathBuf {
-        self.home
-            .run_dir()
-            .join(format!("worker-{}.stderr", self.profile))
-    }
-
     /// The supervision loop; returns when `stop` is cancelled and the worker
     /// has been shut down.
     pub(crate) async fn supervise(self: Arc<Self>) {
+        Supervision { h: self }.run().await
+    }
+}
+
+/// The supervision of one worker: the process side of [`WorkerHandle`]
+/// (reattach or spawn, Hello, watch, restart or stop), apart from the
+/// handle the surfaces call.
+struct Supervision {
+    h: Arc<WorkerHandle>,
+}
+
+impl Supervision {
+    fn stderr_path(&self) -> PathBuf {
+        self.h
+            .home
+            .run_dir()
+            .join(format!("worker-{}.stderr", self.h.profile))
+    }
+
+    /// The loop; returns when `stop` is cancelled and the worker has been
+    /// shut down.
+    async fn run(self) {
         let mut backoff = BACKOFF_START;
-        let sock = SocketAddr::new(self.home.worker_socket(&self.profile));
+        let sock = SocketAddr::new(self.h.home.worker_socket(&self.h.profile));
         loop {
-            if self.stop.is_cancelled() {
+            if self.h.stop.is_cancelled() {
                 break;
             }
-            self.set_phase(Phase::Starting);
+            self.h.set_phase(Phase::Starting);
             let started = Instant::now();
             let end = match self.attach_or_spawn(&sock).await {
                 Ok((process, hello)) => self.run_one(process, hello).await,
@@ -335,35 +351,35 @@ impl WorkerHandle {
                     killed: false,
                 } => self.exited(what, backoff),
                 End::StartFailed(error) => {
-                    tracing::error!(profile = %self.profile, %error, retry_in_ms = backoff.as_millis() as u64, "worker failed to start");
-                    self.lock().last_error = error.clone();
-                    let _ = self.notices.send(Notice::StartFailed {
+                    tracing::error!(profile = %self.h.profile, %error, retry_in_ms = backoff.as_millis() as u64, "worker failed to start");
+                    self.h.lock().last_error = error.clone();
+                    let _ = self.h.notices.send(Notice::StartFailed {
                         error,
                         retry_in: backoff,
                     });
                     backoff
                 }
             };
-            self.lock().restarts += 1;
-            self.set_phase(Phase::Backoff);
+            self.h.lock().restarts += 1;
+            self.h.set_phase(Phase::Backoff);
             tokio::select! {
                 _ = tokio::time::sleep(retry_in) => {}
-                _ = self.stop.cancelled() => break,
-                _ = self.restart.notified() => {}
+                _ = self.h.stop.cancelled() => break,
+                _ = self.h.restart.notified() => {}
             }
             if retry_in == backoff {
                 backoff = (backoff * 2).min(BACKOFF_CAP);
             }
         }
-        self.cursor.flush();
-        self.set_phase(Phase::Stopped);
-        self.lock().pid = None;
+        self.h.cursor.flush();
+        self.h.set_phase(Phase::Stopped);
+        self.h.lock().pid = None;
     }
 
     fn exited(&self, what: String, retry_in: Duration) -> Duration {
-        tracing::warn!(profile = %self.profile, %what, retry_in_ms = retry_in.as_millis() as u64, "worker exited; restarting");
-        self.lock().last_error = what.clone();
-        let _ = self.notices.send(Notice::Exited { what, retry_in });
+        tracing::warn!(profile = %self.h.profile, %what, retry_in_ms = retry_in.as_millis() as u64, "worker exited; restarting");
+        self.h.lock().last_error = what.clone();
+        let _ = self.h.notices.send(Notice::Exited { what, retry_in });
         retry_in
     }
 
@@ -371,9 +387,9 @@ impl WorkerHandle {
     /// it running: its runs go on), else spawns one.
     async fn attach_or_spawn(&self, sock: &SocketAddr) -> Result<(WorkerProcess, Hello), String> {
         if fcx_ipc::is_live(sock).await {
-            match connect_and_hello(sock, &self.profile, Instant::now()).await {
+            match connect_and_hello(sock, &self.h.profile, Instant::now()).await {
                 Ok(hello) => {
-                    tracing::info!(profile = %self.profile, pid = hello.pid, "reattached to a running worker");
+                    tracing::info!(profile = %self.h.profile, pid = hello.pid, "reattached to a running worker");
                     let p = WorkerProcess::adopted(hello.pid, self.stderr_path());
                     return Ok((p, hello));
                 }
@@ -381,21 +397,21 @@ impl WorkerHandle {
                     // An upgrade changed the protocol: that worker cannot be
                     // used; ask it to stop (its runs end as interrupted and
                     // are re-queued) and start ours.
-                    tracing::warn!(profile = %self.profile, %why, "a running worker speaks another protocol; stopping it");
+                    tracing::warn!(profile = %self.h.profile, %why, "a running worker speaks another protocol; stopping it");
                     self.stop_foreign(sock).await?;
                 }
                 Err(e) => return Err(e.into_message()),
             }
         }
         let mut process = WorkerProcess::spawn(
-            &self.worker_bin,
-            &self.profile,
-            &self.home,
+            &self.h.worker_bin,
+            &self.h.profile,
+            &self.h.home,
             self.stderr_path(),
         )?;
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         tokio::select! {
-            r = connect_and_hello(sock, &self.profile, deadline) => match r {
+            r = connect_and_hello(sock, &self.h.profile, deadline) => match r {
                 Ok(hello) => Ok((process, hello)),
                 Err(e) => {
                     process.kill();
@@ -404,7 +420,7 @@ impl WorkerHandle {
                 }
             },
             exit = process.exited() => Err(exit.what),
-            _ = self.stop.cancelled() => {
+            _ = self.h.stop.cancelled() => {
                 process.kill();
                 let _ = process.exited().await;
                 Err("fcxd is stopping".to_string())
@@ -437,14 +453,14 @@ impl WorkerHandle {
         Ok(())
     }
 
-    async fn run_one(self: &Arc<Self>, mut process: WorkerProcess, hello: Hello) -> End {
+    async fn run_one(&self, mut process: WorkerProcess, hello: Hello) -> End {
         let pid = process.pid();
         let client = hello.client;
-        self.cursor.reconcile(hello.last_seq);
-        self.caps.set(hello.caps);
-        self.caps.set_media(hello.media);
+        self.h.cursor.reconcile(hello.last_seq);
+        self.h.caps.set(hello.caps);
+        self.h.caps.set_media(hello.media);
         {
-            let mut s = self.lock();
+            let mut s = self.h.lock();
             s.pid = Some(pid);
             s.started_at_ms = now_ms();
             s.client = Some(client.clone());
@@ -452,13 +468,13 @@ impl WorkerHandle {
             s.incarnation += 1;
             s.last_error.clear();
         }
-        let platform = self.platform.lock().ok().and_then(|p| p.clone());
+        let platform = self.h.platform.lock().ok().and_then(|p| p.clone());
         if let Some(info) = platform {
-            send_platform(client.clone(), &self.profile, info).await;
+            send_platform(client.clone(), &self.h.profile, info).await;
         }
-        self.ready.notify_waiters();
-        let _ = self.notices.send(Notice::Ready);
-        tracing::info!(profile = %self.profile, pid, spawned = process.spawned(), "worker ready");
+        self.h.ready.notify_waiters();
+        let _ = self.h.notices.send(Notice::Ready);
+        tracing::info!(profile = %self.h.profile, pid, spawned = process.spawned(), "worker ready");
 
         let heartbeat = heartbeat(client.clone());
         tokio::pin!(heartbeat);
@@ -467,19 +483,19 @@ impl WorkerHandle {
             // incarnation: nothing to drain here.
             exit = process.exited() => End::Exited { what: exit.what, killed: exit.killed },
             _ = &mut heartbeat => End::Exited { what: "unreachable".into(), killed: false },
-            _ = self.restart.notified() => {
-                self.set_phase(Phase::Starting);
+            _ = self.h.restart.notified() => {
+                self.h.set_phase(Phase::Starting);
                 self.shutdown_worker(&mut process, client, "restart requested").await;
                 End::Restart
             }
-            _ = self.stop.cancelled() => {
-                self.set_phase(Phase::Stopping);
+            _ = self.h.stop.cancelled() => {
+                self.h.set_phase(Phase::Stopping);
                 self.shutdown_worker(&mut process, client, "fcxd is stopping").await;
                 End::Stopped
             }
         };
-        self.set_phase(Phase::Backoff);
-        self.cursor.flush();
+        self.h.set_phase(Phase::Backoff);
+        self.h.cursor.flush();
         end
     }
 
@@ -503,7 +519,7 @@ impl WorkerHandle {
             .await
             .is_err()
         {
-            tracing::warn!(profile = %self.profile, "worker did not stop in time; killing it");
+            tracing::warn!(profile = %self.h.profile, "worker did not stop in time; killing it");
             process.kill();
             let _ = process.exited().await;
         }
