@@ -4,7 +4,7 @@ use fcx_config::RunsConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::runner::{FileChange, RunnerEvent, TokenUsage, ToolKind, ToolStatus};
+use crate::runner::{FileChange, RunnerEvent, Sandbox, TokenUsage, ToolKind, ToolStatus};
 use crate::store::{InboxKind, RunRow, ScopeSettings, SessionRow};
 use crate::testkit::{self, FakeRunner, Kit, Turn, result};
 
@@ -31,19 +31,27 @@ fn fixture(turns: Vec<Turn>) -> Fixture {
 impl Fixture {
     /// Accept `texts` as one run's messages, recorded as the scheduler does.
     fn job(&self, run_id: &str, texts: &[&str]) -> RunJob {
-        let store = &self.kit.ctx.store;
-        let messages: Vec<QueuedMessage> = texts
+        let inbounds = texts
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let inbound = testkit::private(&format!("{run_id}-{i}"), testkit::USER, t);
+            .map(|(i, t)| testkit::private(&format!("{run_id}-{i}"), testkit::USER, t))
+            .collect();
+        self.job_of(run_id, SCOPE, inbounds)
+    }
+
+    /// Accept `inbounds` (all in `scope`) as one run's messages.
+    fn job_of(&self, run_id: &str, scope: &str, inbounds: Vec<Inbound>) -> RunJob {
+        let store = &self.kit.ctx.store;
+        let messages: Vec<QueuedMessage> = inbounds
+            .into_iter()
+            .map(|inbound| {
                 let acc = store
                     .journal()
                     .accept(&inbound, InboxKind::Message, now_ms())
                     .expect("accept");
                 QueuedMessage {
                     inbox_id: acc.inbox_id,
-                    scope: SCOPE.into(),
+                    scope: scope.into(),
                     inbound,
                     accepted_at_ms: now_ms(),
                 }
@@ -51,7 +59,7 @@ impl Fixture {
             .collect();
         let row = RunRow {
             run_id: run_id.into(),
-            scope: SCOPE.into(),
+            scope: scope.into(),
             reply_to: "om_x".into(),
             thread_id: None,
             state: "running".into(),
@@ -66,7 +74,7 @@ impl Fixture {
             .start_run(&row, messages.len() as u32, &ids)
             .expect("start run");
         RunJob {
-            scope: SCOPE.into(),
+            scope: scope.into(),
             run_id: run_id.into(),
             reply_to: "om_x".into(),
             messages,
@@ -528,4 +536,89 @@ async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_
         .next_back()
         .expect("the retry's Done");
     assert_eq!(last.detail, "worker restarted");
+}
+
+fn started(thread: &str) -> Vec<RunnerEvent> {
+    vec![RunnerEvent::ThreadStarted {
+        thread_id: thread.into(),
+    }]
+}
+
+#[tokio::test]
+async fn full_access_runs_only_what_the_owner_alone_wrote() {
+    let f = fixture(vec![
+        turn(
+            started("th-1"),
+            result(Outcome::Completed, Some("th-1"), Some("a")),
+        ),
+        turn(
+            started("th-2"),
+            result(Outcome::Completed, Some("th-2"), Some("b")),
+        ),
+        turn(
+            started("th-2"),
+            result(Outcome::Completed, Some("th-2"), Some("c")),
+        ),
+    ]);
+    let ctx = &f.kit.ctx;
+    *ctx.access_lists() = crate::access::Lists::build(&ctx.profile.access, None, &[]);
+    let scope = format!("chat:{}", testkit::GROUP);
+    let full = ScopeSettings {
+        access: Some("full".into()),
+        ..Default::default()
+    };
+    ctx.store
+        .settings()
+        .set_scope_settings(&scope, &full, now_ms())
+        .expect("settings");
+    let msg = |id: &str, who: &str| testkit::group(id, who, testkit::GROUP, "do it");
+
+    f.driver
+        .execute(f.job_of("r1", &scope, vec![msg("a", testkit::OWNER)]))
+        .await;
+    // A merged burst with a member's text, and a member alone.
+    f.driver
+        .execute(f.job_of(
+            "r2",
+            &scope,
+            vec![msg("b", testkit::OWNER), msg("c", testkit::USER)],
+        ))
+        .await;
+    f.driver
+        .execute(f.job_of("r3", &scope, vec![msg("d", testkit::ADMIN)]))
+        .await;
+    let sandboxes: Vec<Sandbox> = f.runner.specs().iter().map(|s| s.sandbox).collect();
+    assert_eq!(
+        sandboxes,
+        [
+            Sandbox::DangerFullAccess,
+            Sandbox::WorkspaceWrite,
+            Sandbox::WorkspaceWrite
+        ]
+    );
+    let notices = f.notices();
+    assert!(
+        notices
+            .iter()
+            .filter(|n| n.contains("only the owner's messages run with it"))
+            .count()
+            == 2,
+        "{notices:?}"
+    );
+    // The capped run has its own fingerprint: it did not continue the
+    // thread the owner's full-access run started.
+    let specs = f.runner.specs();
+    assert_eq!(specs[0].resume_thread, None);
+    assert_eq!(specs[1].resume_thread, None, "no full thread under a cap");
+    assert_eq!(specs[2].resume_thread.as_deref(), Some("th-2"), "same cap");
+    let started: Vec<String> = f
+        .kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            Kind::RunStarted(r) => Some(r.fingerprint),
+            _ => None,
+        })
+        .collect();
+    assert_ne!(started[0], started[1]);
+    assert_eq!(started[1], started[2], "same cap, same policy");
 }
