@@ -258,7 +258,10 @@ impl RunDriver {
             Ok(p) => p,
             Err(e) => return Attempt::Done(failed(e.to_string())),
         };
-        let chosen = crate::policy::effective_access(profile, &self.ctx.settings(scope));
+        let chosen = crate::policy::effective_access(
+            profile,
+            &self.ctx.settings(&pb::Scope::continuity_of(scope)),
+        );
         if policy.access < chosen {
             self.emit(
                 job,
