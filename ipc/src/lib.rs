@@ -16,6 +16,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(windows)]
+mod pipe_acl;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -336,6 +339,11 @@ pub async fn bind(addr: &SocketAddr) -> Result<IpcListener, IpcError> {
     let opts = {
         use interprocess::os::unix::local_socket::ListenerOptionsExt;
         opts.mode(0o600)
+    };
+    #[cfg(windows)]
+    let opts = {
+        use interprocess::os::windows::local_socket::ListenerOptionsExt;
+        opts.security_descriptor(pipe_acl::current_user_only().map_err(bind_err)?)
     };
     let inner = opts.create_tokio().map_err(|e| {
         if e.kind() == io::ErrorKind::AddrInUse {

@@ -4,7 +4,9 @@
 //! it can be tested as a table.
 //!
 //! - the owner (configured, or learned from the platform) and admins may use
-//!   every command; only the owner manages admins and chooses `full` access;
+//!   every command; only the owner manages admins and chooses `full` access,
+//!   and a run gets `full` only when every message in it is the owner's
+//!   ([`run_cap`]);
 //! - private chats: the owner, admins and allowed users; anyone else gets
 //!   silence;
 //! - groups: only chats on the allowed list, and only when the bot is
@@ -18,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fcx_config::AccessConfig;
+use fcx_config::{AccessConfig, AccessMode};
 use fcx_proto::v1::ChatType;
 
 use crate::store::AccessOp;
@@ -147,6 +149,18 @@ pub(crate) fn decide(f: Facts, need: Need) -> Decision {
     }
 }
 
+/// The most access a run may have given the lowest role among the senders
+/// whose text is in it (a merged burst can hold several): `full` only when
+/// every one of them is the owner, whatever the scope chose; at most
+/// `workspace` otherwise. Pure.
+pub(crate) fn run_cap(lowest: Role) -> AccessMode {
+    if lowest == Role::Owner {
+        AccessMode::Full
+    } else {
+        AccessMode::Workspace
+    }
+}
+
 /// Access lists in force: `config ∪ added − removed`, plus the owner.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Lists {
@@ -246,6 +260,14 @@ impl Lists {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_owner_alone_runs_with_full_access() {
+        assert_eq!(run_cap(Role::Owner), AccessMode::Full);
+        for r in [Role::Admin, Role::User, Role::Stranger] {
+            assert_eq!(run_cap(r), AccessMode::Workspace, "{r:?}");
+        }
+    }
 
     const ROLES: [Role; 4] = [Role::Stranger, Role::User, Role::Admin, Role::Owner];
     const NEEDS: [Need; 4] = [Need::Run, Need::User, Need::Admin, Need::Owner];

@@ -5,9 +5,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use fcx_config::{Home, Profile};
+use fcx_config::{AccessMode, Home, Profile};
 use fcx_proto::v1::worker_event::Kind;
 
+use crate::access::Lists;
 use crate::events::EventBus;
 use crate::pin::{self, Pin};
 use crate::policy::{self, PolicyError, RunPolicy};
@@ -23,6 +24,9 @@ pub(crate) struct Ctx {
     /// The profile default workspace as it was at start (or when it first
     /// resolved): runs refuse it once its realpath or directory changes.
     default_pin: OnceLock<Pin>,
+    /// The access lists in force: the router's gate rebuilds them, a run
+    /// reads its senders' roles from them (its sandbox cap).
+    access: std::sync::Mutex<Lists>,
 }
 
 impl Ctx {
@@ -40,6 +44,7 @@ impl Ctx {
             bus,
             runner_name,
             default_pin: OnceLock::new(),
+            access: std::sync::Mutex::new(Lists::default()),
         };
         ctx.pin_default();
         ctx
@@ -78,13 +83,34 @@ impl Ctx {
     /// The run policy of `scope`; a comment run's is its document's, so
     /// the fingerprint matches across comments on the same document.
     pub(crate) fn policy(&self, scope: &str) -> Result<RunPolicy, PolicyError> {
+        self.policy_capped(scope, AccessMode::Full)
+    }
+
+    /// [`Ctx::policy`] with the access mode at most `cap` (a run's senders'
+    /// cap); the fingerprint is the capped policy's.
+    pub(crate) fn policy_capped(
+        &self,
+        scope: &str,
+        cap: AccessMode,
+    ) -> Result<RunPolicy, PolicyError> {
         let scope = &fcx_proto::v1::Scope::continuity_of(scope);
         let settings = self.settings(scope);
         let default_pin = match settings.workspace {
             Some(_) => None,
             None => self.pin_default(),
         };
-        policy::resolve(&self.profile, &self.home, scope, &settings, default_pin)
+        policy::resolve_capped(
+            &self.profile,
+            &self.home,
+            scope,
+            &settings,
+            default_pin,
+            cap,
+        )
+    }
+
+    pub(crate) fn access_lists(&self) -> std::sync::MutexGuard<'_, Lists> {
+        self.access.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The scope's workspace as shown to people: its policy's, else the

@@ -101,13 +101,17 @@ pub(crate) fn effective_access(profile: &Profile, settings: &ScopeSettings) -> A
 
 /// Resolve the policy for a run in `scope`. The workspace must still be the
 /// one pinned when it was chosen (`/cd`, or the profile default at start):
-/// same realpath, same directory.
-pub(crate) fn resolve(
+/// same realpath, same directory. The access mode is at most `cap` (what
+/// a run's senders allow, see `access::run_cap`). A capped policy has its own fingerprint:
+/// a capped run never continues a thread started under more access, nor
+/// the reverse.
+pub(crate) fn resolve_capped(
     profile: &Profile,
     home: &Home,
     scope: &str,
     settings: &ScopeSettings,
     default_pin: Option<&Pin>,
+    cap: AccessMode,
 ) -> Result<RunPolicy, PolicyError> {
     let cwd = match &settings.workspace {
         Some(stored) => {
@@ -141,7 +145,7 @@ pub(crate) fn resolve(
             workspace(configured, home)?
         }
     };
-    let access = effective_access(profile, settings);
+    let access = effective_access(profile, settings).min(cap);
     let sandbox = sandbox_for(access);
     // Network is only meaningful inside workspace-write; full access has it
     // anyway and read-only never does.

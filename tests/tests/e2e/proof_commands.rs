@@ -59,7 +59,8 @@ fn ws_use_switches_the_workspace_and_ws_remove_forgets_the_name() {
     let recs = h.fake_records();
     let last = recs.last().expect("a codex record");
     assert_eq!(
-        last["args"]["cd"].as_str().map(std::path::PathBuf::from),
+        // The workspace is codex's working directory (not on its argv).
+        last["cwd"].as_str().map(std::path::PathBuf::from),
         Some(other_real.clone()),
         "{last}"
     );

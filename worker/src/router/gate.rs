@@ -46,19 +46,17 @@ pub(super) const KV_PLATFORM_OWNER: &str = "platform.owner";
 
 pub(crate) struct Gate {
     ctx: Arc<Ctx>,
-    lists: Mutex<Lists>,
 }
 
 impl Gate {
     pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
-        Gate {
-            ctx,
-            lists: Mutex::new(Lists::default()),
-        }
+        Gate { ctx }
     }
 
+    /// The lists live in the context: a run caps its sandbox by its
+    /// senders' roles from the same lists.
     pub(super) fn lists(&self) -> MutexGuard<'_, Lists> {
-        self.lists.lock().unwrap_or_else(|p| p.into_inner())
+        self.ctx.access_lists()
     }
 
     /// Rebuild the lists from config, chat changes, the learned owner and

@@ -18,6 +18,7 @@ use fcx_proto::v1::{self as pb, Inbound};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use crate::access::{self, Chat, Role};
 use crate::catalog::{Catalog, Continue};
 use crate::context::Ctx;
 use crate::policy::RunPolicy;
@@ -317,11 +318,30 @@ impl RunDriver {
 
     async fn attempt(&self, job: &RunJob, fresh: bool) -> Attempt {
         let scope = job.scope.as_str();
-        let policy = match self.ctx.policy(scope) {
+        let profile = &self.ctx.profile;
+        // The sandbox is capped by the lowest role among the senders whose
+        // text is in this run (a merged burst can hold several).
+        let cap = access::run_cap(lowest_role(&self.ctx, &job.messages));
+        let policy = match self.ctx.policy_capped(scope, cap) {
             Ok(p) => p,
             Err(e) => return Attempt::Done(failed(e.to_string())),
         };
-        let profile = &self.ctx.profile;
+        let chosen = crate::policy::effective_access(
+            profile,
+            &self.ctx.settings(&pb::Scope::continuity_of(scope)),
+        );
+        if policy.access < chosen {
+            self.emit(
+                job,
+                Kind::Notice(pb::Notice {
+                    text: format!(
+                        "This chat's access is `{}`, but only the owner's messages run with it: this run has `{}`.",
+                        chosen.as_str(),
+                        policy.access.as_str()
+                    ),
+                }),
+            );
+        }
         let binary = match resolve_binary(profile) {
             Ok(b) => b,
             Err(e) => return Attempt::Done(failed(e)),
@@ -557,6 +577,20 @@ impl RunDriver {
             usage_known: r.usage.is_some(),
         }
     }
+}
+
+/// The lowest role among the senders of `messages`, from the access lists
+/// in force now (a sender removed since has no role left).
+fn lowest_role(ctx: &Ctx, messages: &[QueuedMessage]) -> Role {
+    let lists = ctx.access_lists();
+    messages
+        .iter()
+        .map(|m| {
+            let actor = m.inbound.actor.as_ref().map_or("", |a| a.id.as_str());
+            lists.role(actor, Chat::from_pb(m.inbound.chat_type()))
+        })
+        .min()
+        .unwrap_or(Role::Stranger)
 }
 
 #[cfg(test)]

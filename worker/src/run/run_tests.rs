@@ -4,7 +4,7 @@ use fcx_config::RunsConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::runner::{FileChange, RunnerEvent, TokenUsage, ToolKind, ToolStatus};
+use crate::runner::{FileChange, RunnerEvent, Sandbox, TokenUsage, ToolKind, ToolStatus};
 use crate::store::{InboxKind, RunRow, ScopeSettings, SessionRow};
 use crate::testkit::{self, FakeRunner, Kit, Turn, result};
 
@@ -36,12 +36,20 @@ impl Fixture {
 
     /// [`Fixture::job`] in another scope.
     fn job_in(&self, scope: &str, run_id: &str, texts: &[&str]) -> RunJob {
-        let store = &self.kit.ctx.store;
-        let messages: Vec<QueuedMessage> = texts
+        let inbounds = texts
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let inbound = testkit::private(&format!("{run_id}-{i}"), testkit::USER, t);
+            .map(|(i, t)| testkit::private(&format!("{run_id}-{i}"), testkit::USER, t))
+            .collect();
+        self.job_of(run_id, scope, inbounds)
+    }
+
+    /// Accept `inbounds` (all in `scope`) as one run's messages.
+    fn job_of(&self, run_id: &str, scope: &str, inbounds: Vec<Inbound>) -> RunJob {
+        let store = &self.kit.ctx.store;
+        let messages: Vec<QueuedMessage> = inbounds
+            .into_iter()
+            .map(|inbound| {
                 let acc = store
                     .journal()
                     .accept(&inbound, InboxKind::Message, now_ms())
@@ -664,4 +672,89 @@ fn a_missing_codex_is_found_by_the_shared_rule_and_names_the_pinned_install() {
     assert!(e.contains(fcx_config::codex::INSTALL_HINT), "{e}");
     p.codex.binary = "/bin/sh".into();
     assert_eq!(resolve_binary(&p), Ok("/bin/sh".into()));
+}
+
+fn started(thread: &str) -> Vec<RunnerEvent> {
+    vec![RunnerEvent::ThreadStarted {
+        thread_id: thread.into(),
+    }]
+}
+
+#[tokio::test]
+async fn full_access_runs_only_what_the_owner_alone_wrote() {
+    let f = fixture(vec![
+        turn(
+            started("th-1"),
+            result(Outcome::Completed, Some("th-1"), Some("a")),
+        ),
+        turn(
+            started("th-2"),
+            result(Outcome::Completed, Some("th-2"), Some("b")),
+        ),
+        turn(
+            started("th-2"),
+            result(Outcome::Completed, Some("th-2"), Some("c")),
+        ),
+    ]);
+    let ctx = &f.kit.ctx;
+    *ctx.access_lists() = crate::access::Lists::build(&ctx.profile.access, None, &[]);
+    let scope = format!("chat:{}", testkit::GROUP);
+    let full = ScopeSettings {
+        access: Some("full".into()),
+        ..Default::default()
+    };
+    ctx.store
+        .settings()
+        .set_scope_settings(&scope, &full, now_ms())
+        .expect("settings");
+    let msg = |id: &str, who: &str| testkit::group(id, who, testkit::GROUP, "do it");
+
+    f.driver
+        .execute(f.job_of("r1", &scope, vec![msg("a", testkit::OWNER)]))
+        .await;
+    // A merged burst with a member's text, and a member alone.
+    f.driver
+        .execute(f.job_of(
+            "r2",
+            &scope,
+            vec![msg("b", testkit::OWNER), msg("c", testkit::USER)],
+        ))
+        .await;
+    f.driver
+        .execute(f.job_of("r3", &scope, vec![msg("d", testkit::ADMIN)]))
+        .await;
+    let sandboxes: Vec<Sandbox> = f.runner.specs().iter().map(|s| s.sandbox).collect();
+    assert_eq!(
+        sandboxes,
+        [
+            Sandbox::DangerFullAccess,
+            Sandbox::WorkspaceWrite,
+            Sandbox::WorkspaceWrite
+        ]
+    );
+    let notices = f.notices();
+    assert!(
+        notices
+            .iter()
+            .filter(|n| n.contains("only the owner's messages run with it"))
+            .count()
+            == 2,
+        "{notices:?}"
+    );
+    // The capped run has its own fingerprint: it did not continue the
+    // thread the owner's full-access run started.
+    let specs = f.runner.specs();
+    assert_eq!(specs[0].resume_thread, None);
+    assert_eq!(specs[1].resume_thread, None, "no full thread under a cap");
+    assert_eq!(specs[2].resume_thread.as_deref(), Some("th-2"), "same cap");
+    let started: Vec<String> = f
+        .kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            Kind::RunStarted(r) => Some(r.fingerprint),
+            _ => None,
+        })
+        .collect();
+    assert_ne!(started[0], started[1]);
+    assert_eq!(started[1], started[2], "same cap, same policy");
 }

@@ -215,6 +215,16 @@ impl RunSlot {
         Some((pending, answer))
     }
 
+    /// Whether the running turn has full access: only the owner's text may
+    /// join it (see `access::run_cap`).
+    pub(crate) fn full_access(&self) -> bool {
+        matches!(
+            &self.live().steering,
+            Steering::Open { context, .. }
+                if context.sandbox == crate::runner::Sandbox::DangerFullAccess.as_str()
+        )
+    }
+
     /// Try to add `message` to the running turn, as a prompt of its own
     /// (built like the run's, so chat text cannot pose as the bridge).
     pub(crate) fn steer(&self, message: &Inbound) -> SteerAttempt {

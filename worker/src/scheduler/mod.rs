@@ -177,6 +177,10 @@ impl Scheduler {
             let mut no_steer = false;
             if let Some(active) = q.active(&scope).cloned() {
                 match during_run {
+                    // A member's text never joins a full-access turn: it
+                    // waits for the next run, which its sender caps.
+                    DuringRun::Steer
+                        if active.full_access() && !self.owner_sent(&message.inbound) => {}
                     DuringRun::Steer => match active.steer(&message.inbound) {
                         SteerAttempt::Sent(answer) => {
                             drop(q);
@@ -202,6 +206,13 @@ impl Scheduler {
             self.wake.notify_one();
         }
         Ok(ack(&acc, fetch_attachments))
+    }
+
+    /// Whether the profile's owner sent `m`.
+    fn owner_sent(&self, m: &Inbound) -> bool {
+        let actor = m.actor.as_ref().map_or("", |a| a.id.as_str());
+        let chat = crate::access::Chat::from_pb(m.chat_type());
+        self.ctx.access_lists().role(actor, chat) == crate::access::Role::Owner
     }
 
     /// Queue `message` for its scope's next run and announce it. Under the

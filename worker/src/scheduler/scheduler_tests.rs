@@ -614,3 +614,44 @@ fn a_screenshot_waits_for_its_text_then_runs_with_it_or_alone() {
         vec!["chat:s".to_string()]
     );
 }
+
+#[tokio::test]
+async fn only_the_owner_steers_a_full_access_turn() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    *kit.ctx.access_lists() = crate::access::Lists::build(&kit.ctx.profile.access, None, &[]);
+    let owner_msg = |id: &str, text: &str| Inbound {
+        scope: "chat:a".into(),
+        ..testkit::private(id, testkit::OWNER, text)
+    };
+    sched.enqueue(owner_msg("e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
+    a.slot.open_steering(
+        tx,
+        crate::run::SteerContext {
+            sandbox: "danger-full-access",
+            ..steer_context()
+        },
+    );
+    // A member's message waits for a run of its own.
+    sched
+        .enqueue(msg("chat:a", "e2", "member text"))
+        .expect("second");
+    assert!(
+        ctl.try_recv().is_err(),
+        "a member must not steer a full turn"
+    );
+    assert_eq!(
+        queued_events(&kit)[1].2.reason,
+        pb::QueueReason::ScopeBusy as i32
+    );
+    // The owner's does join the turn.
+    sched.enqueue(owner_msg("e3", "owner text")).expect("third");
+    let Some(crate::runner::RunControl::Steer { text, reply, .. }) = ctl.recv().await else {
+        panic!("no steer request")
+    };
+    assert!(text.contains("owner text"), "{text}");
+    reply.send(Ok(())).expect("answer");
+    let _ = a.release.send(());
+    assert_eq!(next_run(&mut rx).await.texts, vec!["member text"]);
+}
