@@ -5,11 +5,15 @@
 //! profiles/<name>/state.db       the worker's journal and catalog
 //! profiles/<name>/codex-home/    CODEX_HOME for the profile's Codex children
 //! profiles/<name>/callback-keys.json  card-button signing keys (0600)
+//! profiles/<name>/media/         downloaded attachments by content hash (0700)
 //! logs/                          fcxd.log, worker-<name>.log (JSON lines)
 //! run/                           fcxd.sock, worker-<name>.sock, fcxd.lock (0700)
 //! ```
 
 use std::path::{Path, PathBuf};
+
+/// The attachment store's name inside a profile's directory.
+pub const MEDIA_DIR: &str = "media";
 
 /// The paths of one `$FCX_HOME`, computed in one place so fcxd, the
 /// workers and fcxctl always agree on where things are.
@@ -96,6 +100,10 @@ impl Home {
     /// A profile's state database (fcx-state).
     pub fn state_db(&self, profile: &str) -> PathBuf {
         self.profile_dir(profile).join("state.db")
+    }
+    /// The profile's attachment store (fcxd writes it, the worker reads it).
+    pub fn media_dir(&self, profile: &str) -> PathBuf {
+        self.profile_dir(profile).join(MEDIA_DIR)
     }
     /// A profile's own `CODEX_HOME` (auth = codex-home).
     pub fn codex_home(&self, profile: &str) -> PathBuf {

@@ -15,7 +15,7 @@ pub mod keystore;
 mod private;
 mod secret;
 
-pub use home::Home;
+pub use home::{Home, MEDIA_DIR};
 pub use private::{
     INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
 };
@@ -407,6 +407,9 @@ pub struct RunsConfig {
     pub idle_timeout_secs: u64,
     /// Grace after SIGINT before SIGTERM, and after SIGTERM before SIGKILL.
     pub stop_grace_ms: u64,
+    /// How long a message that is only attachments (a screenshot) waits for
+    /// the text that usually follows it before it runs alone.
+    pub attachment_wait_ms: u64,
 }
 
 impl Default for RunsConfig {
@@ -416,6 +419,7 @@ impl Default for RunsConfig {
             max_concurrent: 4,
             idle_timeout_secs: 30 * 60,
             stop_grace_ms: 700,
+            attachment_wait_ms: 30_000,
         }
     }
 }

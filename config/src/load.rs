@@ -111,6 +111,7 @@ struct RawRuns {
     max_concurrent: Option<usize>,
     idle_timeout_secs: Option<u64>,
     stop_grace_ms: Option<u64>,
+    attachment_wait_ms: Option<u64>,
 }
 
 impl Config {
@@ -343,7 +344,14 @@ fn build_profile(
         max_concurrent: rp.runs.max_concurrent.unwrap_or(d.max_concurrent),
         idle_timeout_secs: rp.runs.idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
         stop_grace_ms: rp.runs.stop_grace_ms.unwrap_or(d.stop_grace_ms),
+        attachment_wait_ms: rp.runs.attachment_wait_ms.unwrap_or(d.attachment_wait_ms),
     };
+    if runs.attachment_wait_ms > 600_000 {
+        return Err(invalid(
+            ".runs.attachment_wait_ms",
+            "must be at most 600000 (ten minutes)".into(),
+        ));
+    }
     if runs.max_concurrent == 0 || runs.max_concurrent > 256 {
         return Err(invalid(
             ".runs.max_concurrent",

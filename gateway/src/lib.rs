@@ -24,3 +24,4 @@ pub(crate) mod fleet;
 pub mod fuzzing;
 pub mod ingress;
 pub(crate) mod link;
+pub(crate) mod media;

@@ -12,6 +12,7 @@ pub mod v1 {
 }
 
 mod action;
+pub mod media;
 mod scope;
 mod words;
 

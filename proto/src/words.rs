@@ -3,7 +3,7 @@
 //! these are the only translations between the two.
 
 use crate::v1::{
-    ButtonStyle, CommandName, ConfigKey, FileChangeKind, OwnerSource, Platform, ProcessKind,
+    AttachmentKind, ButtonStyle, CommandName, ConfigKey, FileChangeKind, OwnerSource, Platform, ProcessKind,
     ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
 };
 
@@ -48,6 +48,13 @@ words!(WorkerState {
     Backoff => "backoff",
     Stopping => "stopping",
     Stopped => "stopped",
+});
+words!(AttachmentKind {
+    Image => "image",
+    File => "file",
+    Audio => "audio",
+    Video => "video",
+    Sticker => "sticker",
 });
 words!(ProcessKind { Fcxd => "fcxd", Worker => "worker", Codex => "codex" });
 words!(Platform { Feishu => "feishu", Lark => "lark" });

@@ -5,6 +5,7 @@
 
 mod e2e {
     pub(crate) mod app_server;
+    pub(crate) mod attachments;
     pub(crate) mod command_cards;
     pub(crate) mod console_fake;
     pub(crate) mod contract;

@@ -17,6 +17,7 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lifetime;
+mod media;
 mod pin;
 mod pipeline;
 mod policy;

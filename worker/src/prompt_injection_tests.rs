@@ -119,7 +119,7 @@ fn message(text: &str, name: &str, payload: &str) -> Inbound {
             ..Default::default()
         }],
         attachments: vec![Attachment {
-            kind: payload.into(),
+            skipped: payload.into(),
             name: payload.into(),
             ..Default::default()
         }],

@@ -55,6 +55,7 @@ impl Worker for WorkerService {
             pid: std::process::id(),
             last_seq: self.bus.last_seq().map_err(internal)?,
             runner: runner_kind(self.runner) as i32,
+            media: Some(crate::media::limits()),
         }))
     }
 

@@ -216,8 +216,6 @@ impl Spec {
 
 enum Answer {
     Json(serde_json::Value),
-    // Read by `download_resource` (attachments, next).
-    #[allow(dead_code)]
     Bytes(Vec<u8>),
 }
 
@@ -239,7 +237,8 @@ pub(crate) fn new_uuid() -> String {
     format!("fcx-{hex}")
 }
 
-fn segment(s: &str) -> Result<&str, ApiError> {
+/// `s` as one URL path segment: an id of ASCII letters, digits, `_-.`.
+pub(crate) fn segment(s: &str) -> Result<&str, ApiError> {
     if !s.is_empty()
         && s.len() <= 256
         && s.bytes()

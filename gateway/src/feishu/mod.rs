@@ -9,6 +9,7 @@
 //!   checks, rate limits, retries, idempotent sends) and the long-connection
 //!   endpoint request;
 //! - [`drive`]: document comments and document metadata (Drive v1);
+//! - [`resources`]: downloads of the images and files users send;
 //! - [`ws`]: the long-connection client task (connect, ping, dispatch,
 //!   ACK, reconnect, watchdog, status).
 //!
@@ -19,6 +20,7 @@ pub(crate) mod cardkit;
 pub(crate) mod drive;
 pub(crate) mod frame;
 pub(crate) mod http;
+pub(crate) mod resources;
 pub(crate) mod ws;
 
 #[cfg(test)]

@@ -174,6 +174,16 @@ pub(crate) async fn run(
         carriers,
     };
     let (out_tx, out_rx) = mpsc::channel::<Deferred>(1024);
+    // Without a store, attachments are not downloaded; the worker tells the
+    // user their download did not finish.
+    let media = match crate::media::store::MediaStore::open(profile_dir.join(fcx_config::MEDIA_DIR))
+    {
+        Ok(store) => Some((crate::media::Fetcher::new(store.clone()), store)),
+        Err(e) => {
+            tracing::error!(profile = %profile.name, error = %e, "cannot open the media store; attachments will not be downloaded");
+            None
+        }
+    };
     let handler = Arc::new(SharedHandler(Arc::new(Handler {
         profile: profile.name.clone(),
         worker: worker.clone(),
@@ -186,9 +196,18 @@ pub(crate) async fn run(
         requesters,
         callbacks,
         drive: crate::feishu::drive::Drive::new(http.clone()),
+        fetcher: media.as_ref().map(|((f, _), _)| f.clone()),
     })));
     let reconnect = Arc::new(Notify::new());
     let tasks = tokio_util::task::TaskTracker::new();
+    if let Some(((_, rx), store)) = media {
+        tasks.spawn(crate::media::run(
+            store,
+            crate::feishu::resources::Resources::new(http.clone()),
+            rx,
+            stop.clone(),
+        ));
+    }
     match &app.webhook {
         // The platform delivers by one subscription mode at a time.
         Some(hook) => {
@@ -417,6 +436,8 @@ struct Handler {
     requesters: crate::ingress::click::Requesters,
     callbacks: crate::ingress::click::Callbacks,
     drive: crate::feishu::drive::Drive,
+    /// Downloads attachments after the ACK (`None`: no media store).
+    fetcher: Option<crate::media::Fetcher>,
 }
 
 impl Handler {
@@ -559,6 +580,7 @@ impl Handler {
     async fn deliver(&self, inbound: pb::Inbound, deadline: Instant) -> AckReply {
         let id = inbound.event_id.clone();
         let message_id = inbound.message_id.clone();
+        let attachments = inbound.attachments.clone();
         // Leave room to send the ACK itself before the deadline.
         let until = deadline - Duration::from_millis(150);
         let deliver = async {
@@ -567,8 +589,13 @@ impl Handler {
             Some(self.worker.deliver(inbound).await)
         };
         match tokio::time::timeout_at(until, deliver).await.ok().flatten() {
-            Some(Ok(_)) => {
+            Some(Ok(ack)) => {
                 self.remember(&id);
+                // After the worker has the message (its Queued feedback is
+                // out) and without holding the ACK.
+                if ack.fetch_attachments {
+                    self.fetch(message_id, attachments);
+                }
                 AckReply::Ok
             }
             // The user is told either way; a notice that cannot be
@@ -601,6 +628,18 @@ impl Handler {
                 AckReply::NoAck
             }
         }
+    }
+
+    fn fetch(&self, message_id: String, attachments: Vec<pb::Attachment>) {
+        let (Some(f), Some(limits)) = (&self.fetcher, self.worker.caps().media()) else {
+            tracing::warn!(profile = %self.profile, %message_id, "attachments not downloaded: no media store or no worker limits");
+            return;
+        };
+        f.submit(crate::media::FetchJob {
+            message_id,
+            attachments,
+            limits,
+        });
     }
 
     /// Queues work for after the ACK, waiting for room until shortly

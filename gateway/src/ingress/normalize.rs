@@ -4,7 +4,7 @@
 //! network; fetching a quoted parent or downloading a resource is the
 //! channel's job, from the ids this module extracts. Facts: feishu.md §2.
 
-use fcx_proto::v1::{Actor, Attachment, ChatType, Inbound};
+use fcx_proto::v1::{Actor, Attachment, AttachmentKind, ChatType, Inbound};
 use serde_json::Value;
 
 /// Who the bot is, from `GET /open-apis/bot/v3/info`.
@@ -172,13 +172,14 @@ fn message(
         "text" => mentions.resolve(content.get("text").and_then(Value::as_str).unwrap_or("")),
         "post" => post_text(&content, &mentions, &mut attachments),
         "image" => {
-            attachments.push(att("image", &s(&content, &["image_key"]), ""));
+            attachments.push(att(AttachmentKind::Image, &s(&content, &["image_key"]), ""));
             String::new()
         }
-        "file" | "audio" | "media" | "folder" => {
+        "file" | "audio" | "media" => {
             let kind = match msg_type.as_str() {
-                "media" => "video",
-                k => k,
+                "media" => AttachmentKind::Video,
+                "audio" => AttachmentKind::Audio,
+                _ => AttachmentKind::File,
             };
             attachments.push(att(
                 kind,
@@ -187,7 +188,17 @@ fn message(
             ));
             String::new()
         }
-        "sticker" => return ignored("a sticker"),
+        // Not downloadable: the worker answers it in one line (after the
+        // access check), so it travels as what it is.
+        "sticker" => {
+            attachments.push(att(
+                AttachmentKind::Sticker,
+                &s(&content, &["file_key"]),
+                "",
+            ));
+            String::new()
+        }
+        "folder" => format!("[a folder: {}]", s(&content, &["file_name"])),
         "merge_forward" => "[merged and forwarded messages]".to_string(),
         "interactive" => "[a card]".to_string(),
         other => format!("[a {other} message]"),
@@ -243,13 +254,14 @@ pub(crate) fn message_text(msg_type: &str, content: &str) -> String {
     trim_lines(&t)
 }
 
-fn att(kind: &str, key: &str, name: &str) -> Attachment {
+fn att(kind: AttachmentKind, key: &str, name: &str) -> Attachment {
     Attachment {
-        kind: kind.into(),
+        kind: kind as i32,
         key: key.into(),
         name: name.into(),
         local_path: String::new(),
         size: 0,
+        skipped: String::new(),
     }
 }
 
@@ -381,8 +393,8 @@ fn post_text(content: &Value, mentions: &Mentions, atts: &mut Vec<Attachment>) -
                         }
                     }
                 }
-                "img" => atts.push(att("image", &s(el, &["image_key"]), "")),
-                "media" => atts.push(att("video", &s(el, &["file_key"]), "")),
+                "img" => atts.push(att(AttachmentKind::Image, &s(el, &["image_key"]), "")),
+                "media" => atts.push(att(AttachmentKind::Video, &s(el, &["file_key"]), "")),
                 "emotion" => line.push_str(&format!(":{}:", s(el, &["emoji_type"]))),
                 "hr" => line.push_str("---"),
                 "code_block" => {

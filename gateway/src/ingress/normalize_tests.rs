@@ -634,3 +634,33 @@ fn random_and_mutated_envelopes_never_panic() {
         "(messages, errors) = {seen:?}"
     );
 }
+
+#[test]
+fn attachments_carry_their_kind_and_stickers_travel_as_stickers() {
+    use fcx_proto::v1::AttachmentKind as K;
+    let one = |t: &str, c: Value| {
+        let mut m = msg("p2p", c, json!([]));
+        m["message_type"] = json!(t);
+        inbound(normalize(&envelope(m, "ou_u"), &bot(), &opts()).expect("ok"))
+    };
+    let i = one("image", json!({"image_key": "img_1"}));
+    assert_eq!(i.attachments[0].kind(), K::Image);
+    let i = one("file", json!({"file_key": "f_1", "file_name": "a.log"}));
+    assert_eq!(
+        (i.attachments[0].kind(), i.attachments[0].name.as_str()),
+        (K::File, "a.log")
+    );
+    let i = one("audio", json!({"file_key": "f_2", "duration": 2000}));
+    assert_eq!(i.attachments[0].kind(), K::Audio);
+    let i = one(
+        "media",
+        json!({"file_key": "f_3", "image_key": "img_3", "file_name": "v.mp4"}),
+    );
+    assert_eq!(i.attachments[0].kind(), K::Video);
+    let i = one("sticker", json!({"file_key": "s_1"}));
+    assert_eq!(i.attachments[0].kind(), K::Sticker);
+    assert!(i.text.is_empty());
+    let i = one("folder", json!({"file_key": "d_1", "file_name": "docs"}));
+    assert!(i.attachments.is_empty());
+    assert_eq!(i.text, "[a folder: docs]");
+}

@@ -5,12 +5,12 @@
 use std::sync::{Arc, RwLock};
 
 use fcx_proto::caps;
-use fcx_proto::v1::ActionKind;
+use fcx_proto::v1::{ActionKind, MediaLimits};
 
 /// Shared by the supervisor (which replaces the set at every `Hello`) and
 /// the surfaces (which read it). Empty before the first `Hello`.
 #[derive(Clone, Default, Debug)]
-pub(crate) struct WorkerCaps(Arc<RwLock<Vec<String>>>);
+pub(crate) struct WorkerCaps(Arc<RwLock<Vec<String>>>, Arc<RwLock<Option<MediaLimits>>>);
 
 impl WorkerCaps {
     /// A set fixed from the start.
@@ -23,6 +23,15 @@ impl WorkerCaps {
 
     pub(crate) fn set(&self, caps: Vec<String>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = caps;
+    }
+
+    pub(crate) fn set_media(&self, media: Option<MediaLimits>) {
+        *self.1.write().unwrap_or_else(|p| p.into_inner()) = media;
+    }
+
+    /// The attachment limits the worker stated (`None`: it takes none).
+    pub(crate) fn media(&self) -> Option<MediaLimits> {
+        self.1.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn has(&self, cap: &str) -> bool {

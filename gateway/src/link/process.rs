@@ -29,6 +29,8 @@ pub(crate) struct Hello {
     pub(crate) pid: u32,
     /// What the worker can do (`fcx_proto::caps`).
     pub(crate) caps: Vec<String>,
+    /// The worker's attachment limits (`None`: it takes no attachments).
+    pub(crate) media: Option<fcx_proto::v1::MediaLimits>,
 }
 
 /// Why a connection was not made.
@@ -115,6 +117,7 @@ pub(crate) async fn connect_and_hello(
         last_seq: hello.last_seq,
         pid: hello.pid,
         caps: hello.capabilities,
+        media: hello.media,
     })
 }
 

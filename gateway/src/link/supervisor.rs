@@ -442,6 +442,7 @@ impl WorkerHandle {
         let client = hello.client;
         self.cursor.reconcile(hello.last_seq);
         self.caps.set(hello.caps);
+        self.caps.set_media(hello.media);
         {
             let mut s = self.lock();
             s.pid = Some(pid);

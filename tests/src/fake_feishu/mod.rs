@@ -634,6 +634,14 @@ impl FakeFeishu {
         );
     }
 
+    /// Makes the download of `key` in `message_id` fail with `code` (e.g.
+    /// 234043: a resource inside a merge-forward child or a card).
+    pub fn refuse_resource(&self, message_id: &str, key: &str, code: i64) {
+        lock(&self.shared.inner)
+            .refused_resources
+            .insert((message_id.to_owned(), key.to_owned()), code);
+    }
+
     /// Adds a comment by a user to a document; returns its comment_id.
     pub fn add_comment(
         &self,

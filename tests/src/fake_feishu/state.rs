@@ -318,6 +318,8 @@ pub(crate) struct Inner {
     pub chats: Vec<ChatInfo>,
     pub reactions: Vec<Reaction>,
     pub resources: HashMap<(String, String), (String, Vec<u8>)>,
+    /// (message_id, key) → the business code the download is refused with.
+    pub refused_resources: HashMap<(String, String), i64>,
     pub comments: Vec<Comment>,
     /// callback token → (open_message_id, issued, uses)
     pub callback_tokens: HashMap<String, (String, Instant, u32)>,

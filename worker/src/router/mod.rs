@@ -161,6 +161,19 @@ impl Router {
         if inbound.text.trim().is_empty() && inbound.attachments.is_empty() {
             return Err(DeliverError::Invalid("the message is empty".into()));
         }
+        if crate::media::only_stickers(&inbound) {
+            let acc = d.ctx.store.journal().accept(&inbound, InboxKind::Command, now_ms())?;
+            if !acc.duplicate {
+                d.replies.text(
+                    &inbound,
+                    "message",
+                    false,
+                    "Sticker",
+                    crate::media::STICKER_ANSWER.into(),
+                );
+            }
+            return Ok(ack(acc));
+        }
         d.sched.enqueue(inbound)
     }
 
@@ -343,6 +356,8 @@ fn ack(acc: crate::store::Accepted) -> Ack {
         accepted: true,
         duplicate: acc.duplicate,
         inbox_id: acc.inbox_id as u64,
+        // Answered here, never run: nothing to download.
+        fetch_attachments: false,
     }
 }
 

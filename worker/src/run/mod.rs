@@ -280,7 +280,37 @@ impl RunDriver {
             }
             Continue::Fresh => (None, RunTotals::default()),
         };
-        let inbounds: Vec<Inbound> = job.messages.iter().map(|m| m.inbound.clone()).collect();
+        let mut inbounds: Vec<Inbound> = job.messages.iter().map(|m| m.inbound.clone()).collect();
+        // Waits for fcxd's downloads (the Queued feedback went out at
+        // accept), then copies into the workspace's inbox.
+        let media = crate::media::prepare(
+            &self.ctx.home.media_dir(&profile.name),
+            &policy.cwd,
+            &mut inbounds,
+            crate::media::FETCH_WAIT,
+            &job.slot.cancel,
+        )
+        .await;
+        if !media.skipped.is_empty() && !fresh {
+            // The user hears every reason the prompt lists: never a silent drop.
+            self.emit(
+                job,
+                Kind::Notice(pb::Notice {
+                    text: format!(
+                        "Not passed to Codex:\n{}",
+                        media
+                            .skipped
+                            .iter()
+                            .map(|l| format!("• {l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
+                }),
+            );
+        }
+        if !media.images.is_empty() || media.bytes > 0 {
+            tracing::info!(run_id = %job.run_id, images = media.images.len(), bytes = media.bytes, skipped = media.skipped.len(), "attachments ready");
+        }
         let settings = self.ctx.settings(scope);
         let cwd_s = policy.cwd.display().to_string();
         let prompt = prompt::build(
@@ -320,7 +350,7 @@ impl RunDriver {
             network: policy.network,
             model: profile.codex.model.clone(),
             resume_thread: resume.clone(),
-            images: Vec::new(),
+            images: media.images,
             overrides: profile.codex.overrides.clone(),
             binary,
             env,

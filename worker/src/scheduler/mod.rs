@@ -8,6 +8,9 @@
 //!   while the scope's run is active, or while the run waits for a slot,
 //!   are merged into one next run, which starts as soon as the scope is
 //!   free, never behind a timer;
+//! - a message that is only attachments (a screenshot) waits up to
+//!   `runs.attachment_wait_ms` for the text that usually follows it, and
+//!   runs with it;
 //! - a global cap on concurrent runs, with scopes served in the order their
 //!   oldest waiting message arrived (no scope can starve another);
 //! - a message that arrives while its scope's run is active does what the
@@ -154,7 +157,10 @@ impl Scheduler {
             ));
         }
         let now = now_ms();
-        let acc = self
+        // Also for a duplicate: its download may not have finished before
+        // fcxd went away (the store makes a second fetch cheap).
+        let fetch_attachments = crate::media::downloadable(&inbound);
+                let acc = self
             .ctx
             .store
             .journal()
@@ -171,11 +177,15 @@ impl Scheduler {
             let mut no_steer = false;
             if let Some(active) = q.active(&scope).cloned() {
                 match during_run {
+                    // Its files are downloaded after this accept, so they
+                    // cannot join the running turn: it goes to the next run
+                    // with them (attachments ride with a merge).
+                    DuringRun::Steer if fetch_attachments => {}
                     DuringRun::Steer => match active.steer(&message.inbound) {
                         SteerAttempt::Sent(answer) => {
                             drop(q);
                             self.await_steer(active, message, answer, reply_mode);
-                            return Ok(ack(&acc));
+                            return Ok(ack(&acc, fetch_attachments));
                         }
                         SteerAttempt::Unsupported => no_steer = true,
                         SteerAttempt::Closed => {}
@@ -195,7 +205,7 @@ impl Scheduler {
             }
             self.wake.notify_one();
         }
-        Ok(ack(&acc))
+        Ok(ack(&acc, fetch_attachments))
     }
 
     /// Queue `message` for its scope's next run and announce it. Under the
@@ -370,8 +380,9 @@ impl Scheduler {
 
     async fn schedule_loop(self: Arc<Self>) {
         let debounce = Duration::from_millis(self.ctx.profile.runs.debounce_ms);
+        let attachment_wait = Duration::from_millis(self.ctx.profile.runs.attachment_wait_ms);
         loop {
-            let next = self.schedule(debounce);
+            let next = self.schedule(debounce, attachment_wait);
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = sleep_until(next) => {}
@@ -381,11 +392,16 @@ impl Scheduler {
     }
 
     /// Start every run that may start now; return when to look again.
-    fn schedule(self: &Arc<Self>, debounce: Duration) -> Option<Instant> {
+    fn schedule(
+        self: &Arc<Self>,
+        debounce: Duration,
+        attachment_wait: Duration,
+    ) -> Option<Instant> {
         let mut q = self.lock();
-        let (ready, next) = q.ready(
+        let (ready, next) = q.ready_holding(
             Instant::now(),
             debounce,
+            attachment_wait,
             self.ctx.profile.runs.max_concurrent,
         );
         for scope in ready {
@@ -459,11 +475,12 @@ impl Scheduler {
     }
 }
 
-fn ack(acc: &crate::store::Accepted) -> Ack {
+fn ack(acc: &crate::store::Accepted, fetch_attachments: bool) -> Ack {
     Ack {
         accepted: true,
         duplicate: acc.duplicate,
         inbox_id: acc.inbox_id as u64,
+        fetch_attachments,
     }
 }
 

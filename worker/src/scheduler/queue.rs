@@ -71,10 +71,25 @@ impl Queues {
     /// The scopes that may start a run now, oldest waiting message first and
     /// at most as many as free slots of `max`, and when to look again for
     /// the ones still in their quiet window (`None`: only a wake helps).
+    #[cfg(test)]
     pub(crate) fn ready(
         &self,
         now: Instant,
         debounce: Duration,
+        max: usize,
+    ) -> (Vec<String>, Option<Instant>) {
+        self.ready_holding(now, debounce, Duration::ZERO, max)
+    }
+
+    /// [`Queues::ready`], where a batch whose last message is attachments
+    /// only is held until `attachment_wait` after it arrived (the text that
+    /// follows a screenshot joins it; a restart's re-queued batch is never
+    /// held).
+    pub(crate) fn ready_holding(
+        &self,
+        now: Instant,
+        debounce: Duration,
+        attachment_wait: Duration,
         max: usize,
     ) -> (Vec<String>, Option<Instant>) {
         // Every slot busy: nothing can start and no timer is useful (a
@@ -97,7 +112,16 @@ impl Queues {
             }
             let quiet = sc.last_arrival.map(|t| t + debounce);
             let held = sc.first_arrival.map(|t| t + max_hold(debounce));
-            match quiet.zip(held).map(|(q, h)| q.min(h)).or(quiet) {
+            let mut at = quiet.zip(held).map(|(q, h)| q.min(h)).or(quiet);
+            if sc
+                .queued
+                .last()
+                .is_some_and(|m| crate::media::attachments_only(&m.inbound))
+                && let Some(t) = sc.last_arrival
+            {
+                at = Some(at.map_or(t + attachment_wait, |a| a.max(t + attachment_wait)));
+            }
+            match at {
                 Some(at) if at > now => waiting.push((sc.order, at)),
                 _ => ready.push((sc.order, k)),
             }

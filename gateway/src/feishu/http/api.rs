@@ -29,27 +29,22 @@ impl OpenApiClient {
             .await
     }
 
-    // No caller yet: attachment download (the next issue) uses it.
-    #[allow(dead_code)]
-    /// `GET /open-apis/im/v1/messages/{id}/resources/{key}?type=…`: the
-    /// bytes of a user-sent image/file, refused above `max_bytes`.
-    pub(crate) async fn download_resource(
+    /// `GET path?query` answered by a binary stream (downloads, e.g.
+    /// `feishu::resources`), refused above `max_bytes` without reading on.
+    /// `path` segments must already be checked ids.
+    pub(crate) async fn get_bytes(
         &self,
-        message_id: &str,
-        file_key: &str,
-        kind: ResourceType,
+        path: String,
+        query: &[(&'static str, &str)],
         max_bytes: u64,
     ) -> Result<Vec<u8>, ApiError> {
-        let path = format!(
-            "/open-apis/im/v1/messages/{}/resources/{}",
-            segment(message_id)?,
-            segment(file_key)?
-        );
-        let spec = Spec {
+        let mut spec = Spec {
             binary: Some(max_bytes),
             ..Spec::new(Method::GET, path)
+        };
+        for &(k, v) in query {
+            spec = spec.query(k, v);
         }
-        .query("type", kind.as_str());
         match self.call(&spec).await? {
             Answer::Bytes(b) => Ok(b),
             Answer::Json(_) => Err(self.decode_err(&spec.path, "expected a file, got JSON", None)),

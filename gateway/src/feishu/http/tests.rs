@@ -328,18 +328,20 @@ async fn send_query_get_reaction_chat_and_download() {
         .await
         .expect("chat");
     assert_eq!(chat.chat_id, "oc_new");
-    let bytes = c
-        .download_resource("om_9", "file_k", ResourceType::File, 1000)
+    let res = crate::feishu::resources::Resources::new(c.clone());
+    let file = crate::feishu::resources::ResourceType::File;
+    let bytes = res
+        .download("om_9", "file_k", file, 1000)
         .await
         .expect("download");
     assert_eq!(bytes.len(), 100);
-    let e = c
-        .download_resource("om_9", "file_k", ResourceType::File, 99)
+    let e = res
+        .download("om_9", "file_k", file, 99)
         .await
         .expect_err("too large");
     assert!(matches!(e, ApiError::TooLarge { limit: 99, .. }), "{e:?}");
-    let e = c
-        .download_resource("om_9", "gone", ResourceType::File, 1000)
+    let e = res
+        .download("om_9", "gone", file, 1000)
         .await
         .expect_err("api error");
     assert_eq!(e.code(), Some(234043));

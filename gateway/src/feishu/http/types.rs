@@ -18,26 +18,6 @@ impl ReceiveIdType {
     }
 }
 
-// For `download_resource` (attachments, next).
-#[allow(dead_code)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResourceType {
-    /// Images, including `img` keys inside posts.
-    Image,
-    /// Files, audio and video.
-    File,
-}
-
-#[allow(dead_code)]
-impl ResourceType {
-    pub(crate) fn as_str(&self) -> &'static str {
-        match self {
-            ResourceType::Image => "image",
-            ResourceType::File => "file",
-        }
-    }
-}
-
 /// A message to send or reply with. `content` is the JSON *string* the
 /// platform expects (e.g. `{"text":"hi"}`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -611,12 +611,27 @@ fn delete_reaction(shared: &Shared, id: &str, rid: &str) -> Answer {
     Answer::ok(reaction_json(&x))
 }
 
+/// The platform's cap on one resource (feishu.md §3.6).
+const RESOURCE_MAX_BYTES: usize = 100 * 1024 * 1024;
+
 fn resource(shared: &Shared, r: &Req, id: &str, key: &str) -> Answer {
     let Some(kind) = r.q("type").filter(|t| *t == "image" || *t == "file") else {
         return field_error("type is required: image|file");
     };
     let inner = lock(&shared.inner);
-    match inner.resources.get(&(id.to_owned(), key.to_owned())) {
+    let at = (id.to_owned(), key.to_owned());
+    if let Some(code) = inner.refused_resources.get(&at) {
+        // 234043: inside a merge-forward child or a card (feishu.md §3.6).
+        return Answer::err(*code, "unsupported message type or resource");
+    }
+    match inner.resources.get(&at) {
+        // Stickers are not downloadable (feishu.md §3.6); guessed code.
+        Some((k, _)) if k == "sticker" => Answer::err(234043, "unsupported resource: sticker"),
+        // Guess: the code and text for a file over the 100 MB cap.
+        Some((_, bytes)) if bytes.len() > RESOURCE_MAX_BYTES => {
+            Answer::err(234037, "file size exceeds the limit")
+        }
+        // The type is not sniffed or named: the client must look at the bytes.
         Some((k, bytes)) if k == kind => Answer::bytes(bytes.clone(), "application/octet-stream"),
         // Guess: the code for a missing resource / wrong type.
         _ => Answer::err(234003, "File not in msg."),
