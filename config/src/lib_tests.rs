@@ -188,6 +188,11 @@ fn bad_values_are_explained() {
             "profiles.a.runs.max_concurrent",
             "between 1 and 256",
         ),
+        (
+            "[profiles.a.runs]\nattachment_wait_ms = 600001\n",
+            "profiles.a.runs.attachment_wait_ms",
+            "at most 600000",
+        ),
     ];
     for (text, key, what) in cases {
         let e = Config::parse(Path::new("c.toml"), text, &h)
@@ -229,4 +234,19 @@ fn approvals_with_the_exec_runner_are_a_config_error_naming_the_fix() {
         .to_string();
     assert!(e.contains("approval"), "{e}");
     assert!(e.contains("runner = \"app-server\""), "{e}");
+}
+
+#[test]
+fn attachment_wait_defaults_to_thirty_seconds_and_can_be_set() {
+    let (_d, h) = home();
+    let c = Config::load(&h).expect("default config");
+    let p = c.profile(DEFAULT_PROFILE).expect("default profile");
+    assert_eq!(p.runs.attachment_wait_ms, 30_000);
+    let c = Config::parse(
+        Path::new("c.toml"),
+        "[profiles.a.runs]\nattachment_wait_ms = 250\n",
+        &h,
+    )
+    .expect("parse");
+    assert_eq!(c.profile("a").expect("a").runs.attachment_wait_ms, 250);
 }

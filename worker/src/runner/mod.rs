@@ -234,9 +234,11 @@ pub(crate) enum ControlError {
 )]
 #[derive(Debug)]
 pub(crate) enum RunControl {
-    /// Add input to the running turn (app-server `turn/steer`).
+    /// Add input to the running turn (app-server `turn/steer`); images
+    /// (from `media::prepare`) ride along as `localImage` items.
     Steer {
         text: String,
+        images: Vec<PathBuf>,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
     Approve {

@@ -568,3 +568,49 @@ fn testkit_slot() -> Arc<RunSlot> {
         "/w".into(),
     ))
 }
+
+#[test]
+fn a_screenshot_waits_for_its_text_then_runs_with_it_or_alone() {
+    let wait = Duration::from_secs(30);
+    let t0 = Instant::now();
+    let shot = |id: i64| {
+        let mut m = queued("chat:s", id);
+        m.inbound.text.clear();
+        m.inbound.attachments.push(pb::Attachment {
+            kind: pb::AttachmentKind::Image as i32,
+            key: "img_1".into(),
+            ..Default::default()
+        });
+        m
+    };
+    let mut q = Queues::default();
+    q.push(shot(1), Some(t0));
+    // Held for the wait, and the timer says when it ends.
+    let (ready, next) = q.ready_holding(t0, Duration::ZERO, wait, 4);
+    assert!(ready.is_empty());
+    assert_eq!(next, Some(t0 + wait));
+    // Without the hold the same batch would start at once.
+    assert_eq!(q.ready(t0, Duration::ZERO, 4).0, vec!["chat:s".to_string()]);
+    // The text arrives: both run together at once.
+    let t1 = t0 + Duration::from_secs(5);
+    q.push(queued("chat:s", 2), Some(t1));
+    let (ready, _) = q.ready_holding(t1, Duration::ZERO, wait, 4);
+    assert_eq!(ready, vec!["chat:s".to_string()]);
+    assert_eq!(q.take("chat:s").len(), 2);
+    // No text comes: it runs alone once the wait is over.
+    q.push(shot(3), Some(t1));
+    assert!(
+        q.ready_holding(t1 + wait / 2, Duration::ZERO, wait, 4)
+            .0
+            .is_empty()
+    );
+    let (ready, _) = q.ready_holding(t1 + wait, Duration::ZERO, wait, 4);
+    assert_eq!(ready, vec!["chat:s".to_string()]);
+    q.take("chat:s");
+    // Re-queued after a restart: it already waited once.
+    q.push(shot(4), None);
+    assert_eq!(
+        q.ready_holding(t1, Duration::ZERO, wait, 4).0,
+        vec!["chat:s".to_string()]
+    );
+}

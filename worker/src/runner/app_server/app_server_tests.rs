@@ -314,6 +314,7 @@ async fn steer_goes_into_the_running_turn() {
         control
             .send(RunControl::Steer {
                 text: "also this".into(),
+                images: Vec::new(),
                 reply: tx,
             })
             .await

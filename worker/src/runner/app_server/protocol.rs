@@ -72,8 +72,13 @@ pub(crate) fn turn_start(thread_id: &str, text: &str, images: &[std::path::PathB
     json!({"threadId": thread_id, "input": input(text, images)})
 }
 
-pub(crate) fn turn_steer(thread_id: &str, turn_id: &str, text: &str) -> Value {
-    json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": input(text, &[])})
+pub(crate) fn turn_steer(
+    thread_id: &str,
+    turn_id: &str,
+    text: &str,
+    images: &[std::path::PathBuf],
+) -> Value {
+    json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": input(text, images)})
 }
 
 pub(crate) fn turn_interrupt(thread_id: &str, turn_id: &str) -> Value {
@@ -136,5 +141,28 @@ pub(crate) fn relative(cwd: &Path, path: &str) -> String {
     match Path::new(path).strip_prefix(cwd) {
         Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
         _ => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_ride_with_a_turn_and_with_a_steer_as_local_images() {
+        let imgs = [std::path::PathBuf::from("/ws/.fcx/inbox/image-1.png")];
+        for v in [
+            turn_start("t", "look", &imgs),
+            turn_steer("t", "tu", "look", &imgs),
+        ] {
+            let input = &v["input"];
+            assert_eq!(
+                input[0],
+                json!({"type": "localImage", "path": "/ws/.fcx/inbox/image-1.png"})
+            );
+            assert_eq!(input[1]["type"], "text");
+            assert_eq!(input[1]["text"], "look");
+        }
+        assert_eq!(turn_steer("t", "tu", "x", &[])["input"][0]["text"], "x");
     }
 }

@@ -217,7 +217,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     async fn control(&mut self, c: RunControl, stopping: bool) -> Result<(), End> {
         match c {
-            RunControl::Steer { text, reply } => {
+            RunControl::Steer {
+                text,
+                images,
+                reply,
+            } => {
                 let (Some(thread), Some(turn), false) = (
                     self.map.thread_id.clone(),
                     self.map.turn_id.clone(),
@@ -228,7 +232,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 };
                 match self
                     .writer
-                    .request(p::TURN_STEER, p::turn_steer(&thread, &turn, &text))
+                    .request(p::TURN_STEER, p::turn_steer(&thread, &turn, &text, &images))
                     .await
                 {
                     Ok(id) => {

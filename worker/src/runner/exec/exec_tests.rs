@@ -770,6 +770,7 @@ async fn steer_and_approve_are_not_supported() {
                 h.control
                     .try_send(RunControl::Steer {
                         text: "also this".into(),
+                        images: Vec::new(),
                         reply: steer_tx,
                     })
                     .expect("send steer");
