@@ -222,6 +222,7 @@ fn oversize_refused_and_surplus_attachments_are_named_in_the_prompt_and_to_the_u
     // An attachment-only message runs alone after a short wait.
     let e = env("attachment_wait_ms = 200");
     let big = vec![b'z'; 21 * 1024 * 1024];
+    let t0 = Instant::now();
     push(
         &e,
         &spec(
@@ -232,6 +233,10 @@ fn oversize_refused_and_surplus_attachments_are_named_in_the_prompt_and_to_the_u
         &[("file_big", "file", big)],
     );
     let r = wait_record(&e, "huge.log");
+    println!(
+        "21 MiB file refused at the 20 MiB cap, run started after {:?} (200 ms attachment wait included)",
+        t0.elapsed()
+    );
     let prompt = r["prompt"].as_str().unwrap_or("");
     assert!(
         prompt.contains("name=\"huge.log\" skipped=\"too big (over 20 MiB)\""),
@@ -239,6 +244,30 @@ fn oversize_refused_and_surplus_attachments_are_named_in_the_prompt_and_to_the_u
     );
     wait_said(&e, "huge.log: too big (over 20 MiB)");
     assert!(!e.home.workspace.join(".fcx/inbox/huge.log").exists());
+
+    // Just under the cap: downloaded, stored and copied.
+    let t0 = Instant::now();
+    push(
+        &e,
+        &spec(
+            "oc_att8",
+            "file",
+            json!({"file_key": "file_19", "file_name": "big-ok.bin"}),
+        ),
+        &[("file_19", "file", vec![b'o'; 19 * 1024 * 1024])],
+    );
+    let r = wait_record(&e, "big-ok.bin");
+    println!(
+        "19 MiB file downloaded, stored and copied to the inbox; run started after {:?} (200 ms attachment wait included)",
+        t0.elapsed()
+    );
+    let prompt = r["prompt"].as_str().unwrap_or("");
+    assert!(
+        prompt.contains("path=\".fcx/inbox/big-ok.bin\""),
+        "{prompt}"
+    );
+    let len = std::fs::metadata(e.home.workspace.join(".fcx/inbox/big-ok.bin")).map(|m| m.len());
+    assert_eq!(len.ok(), Some(19 * 1024 * 1024));
 
     // One image the platform refuses (inside a forward: 234043), then nine.
     let mut paras = vec![
@@ -258,8 +287,13 @@ fn oversize_refused_and_surplus_attachments_are_named_in_the_prompt_and_to_the_u
         e.fake.add_resource(&om, k, "image", b.clone());
     }
     e.fake.refuse_resource(&om, "img_fwd", 234043);
+    let t0 = Instant::now();
     e.push(&ev);
     let r = wait_record(&e, "compare these");
+    println!(
+        "post with 10 images (8 used) → codex started in {:?}",
+        t0.elapsed()
+    );
     assert_eq!(images(&r).len(), 8, "{r}");
     let prompt = r["prompt"].as_str().unwrap_or("");
     assert!(
