@@ -3,8 +3,8 @@
 //! these are the only translations between the two.
 
 use crate::v1::{
-    AttachmentKind, ButtonStyle, CommandName, ConfigKey, FileChangeKind, OwnerSource, Platform, ProcessKind,
-    ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
+    AttachmentKind, ButtonStyle, CommandName, ConfigKey, FileChangeKind, OwnerSource, Platform,
+    ProcessKind, ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
 };
 
 macro_rules! words {

@@ -162,7 +162,11 @@ impl Router {
             return Err(DeliverError::Invalid("the message is empty".into()));
         }
         if crate::media::only_stickers(&inbound) {
-            let acc = d.ctx.store.journal().accept(&inbound, InboxKind::Command, now_ms())?;
+            let acc = d
+                .ctx
+                .store
+                .journal()
+                .accept(&inbound, InboxKind::Command, now_ms())?;
             if !acc.duplicate {
                 d.replies.text(
                     &inbound,

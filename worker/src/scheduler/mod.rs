@@ -160,7 +160,7 @@ impl Scheduler {
         // Also for a duplicate: its download may not have finished before
         // fcxd went away (the store makes a second fetch cheap).
         let fetch_attachments = crate::media::downloadable(&inbound);
-                let acc = self
+        let acc = self
             .ctx
             .store
             .journal()
