@@ -95,6 +95,9 @@ pub(crate) async fn prepare(
     if pending.is_empty() && messages.iter().all(|m| m.attachments.is_empty()) {
         return Prepared::default();
     }
+    // fcxd writes each manifest with one rename and has no way to call the
+    // worker, so the run looks for it: a check every 100 ms costs nothing
+    // next to a download, and a /stop ends the wait at once.
     let deadline = tokio::time::Instant::now() + wait;
     while !pending.iter().all(|id| manifest_path(media, id).exists()) {
         tokio::select! {
