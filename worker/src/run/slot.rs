@@ -177,7 +177,11 @@ impl RunSlot {
             std::slice::from_ref(message),
         );
         let (reply, answer) = oneshot::channel();
-        match control.try_send(RunControl::Steer { text, reply }) {
+        match control.try_send(RunControl::Steer {
+            text,
+            images: Vec::new(),
+            reply,
+        }) {
             Ok(()) => SteerAttempt::Sent(answer),
             Err(_) => SteerAttempt::Closed,
         }
@@ -233,7 +237,7 @@ mod tests {
         let SteerAttempt::Sent(answer) = s.steer(&m) else {
             panic!("not sent")
         };
-        let Some(RunControl::Steer { text, reply }) = rx.recv().await else {
+        let Some(RunControl::Steer { text, reply, .. }) = rx.recv().await else {
             panic!("no steer")
         };
         assert!(text.contains("also this"), "{text}");

@@ -357,7 +357,7 @@ async fn steer_adds_a_message_to_the_running_turn_and_no_run_follows() {
     sched
         .enqueue(msg("chat:a", "e2", "steered text"))
         .expect("second");
-    let Some(crate::runner::RunControl::Steer { text, reply }) = ctl.recv().await else {
+    let Some(crate::runner::RunControl::Steer { text, reply, .. }) = ctl.recv().await else {
         panic!("no steer request")
     };
     assert!(text.contains("steered text"), "{text}");
