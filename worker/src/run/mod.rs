@@ -289,6 +289,11 @@ impl RunDriver {
         if !files_out(job) || workspace.is_empty() {
             return;
         }
+        // Most runs leave no outbox: one stat, no blocking task.
+        let fcx = std::path::Path::new(&workspace).join(".fcx");
+        if std::fs::symlink_metadata(&fcx).is_err() {
+            return;
+        }
         let staging_dir = self.ctx.home.outgoing_dir(&self.ctx.profile.name);
         let collected = tokio::task::spawn_blocking(move || {
             crate::staging::collect_garbage(&staging_dir, crate::staging::KEEP);
