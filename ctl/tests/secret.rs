@@ -24,12 +24,16 @@ fn set(s: &Scratch, id: &str, value: &str, env: &[(&str, &str)]) -> std::process
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child
+    // fcxctl refuses a bad id before it reads the value: a closed pipe is
+    // its answer, which the output assertions judge.
+    if let Err(e) = child
         .stdin
         .take()
         .expect("stdin")
         .write_all(format!("{value}\n").as_bytes())
-        .expect("write value");
+    {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write value: {e}");
+    }
     child.wait_with_output().expect("wait")
 }
 

@@ -54,6 +54,10 @@ pub(crate) async fn list(spec: &RunSpec, limit: u32) -> Result<Vec<ListedThread>
         "cwd": spec.cwd,
         "limit": limit,
         "sourceKinds": ["cli", "vscode", "exec", "appServer"],
+        // Present but empty: every provider (omitted, codex filters by the
+        // provider of its own config, which the listing child does not get:
+        // the overrides stay off argv).
+        "modelProviders": [],
     });
     let work = async {
         call(
