@@ -11,6 +11,7 @@ pub use log_file::{RollingFile, open_log_file};
 pub mod app_lock;
 pub mod callback_keys;
 pub mod codex;
+pub mod env_allow;
 mod home;
 pub mod keystore;
 mod private;

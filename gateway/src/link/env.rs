@@ -13,50 +13,11 @@ use std::ffi::{OsStr, OsString};
 
 use fcx_config::{Config, Home, SecretRef};
 
-/// Extra names (`NAME` or `PREFIX*`) an operator passes through to Codex;
-/// the worker must see them to pass them on.
-const PASS_ENV: &str = "FCX_CODEX_PASS_ENV";
+use fcx_config::env_allow::{BASE_NAMES, PASS_ENV};
 
-/// Always passed (when set).
-const NAMES: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "TERM",
-    "COLORTERM",
-    "NO_COLOR",
-    "TZ",
-    "TMPDIR",
-    "TMP",
-    "TEMP",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-    "RUST_BACKTRACE",
-    // The OS keyring a keystore secret may live in.
-    "DBUS_SESSION_BUS_ADDRESS",
-    // Windows needs these to start processes at all.
-    "SYSTEMROOT",
-    "SYSTEMDRIVE",
-    "WINDIR",
-    "COMSPEC",
-    "PATHEXT",
-    "USERPROFILE",
-    "APPDATA",
-    "LOCALAPPDATA",
-    "PROGRAMDATA",
-];
+/// Always passed when set, besides the shared [`BASE_NAMES`]: the worker's
+/// own backtraces, and the OS keyring a keystore secret may live in.
+const NAMES: &[&str] = &["RUST_BACKTRACE", "DBUS_SESSION_BUS_ADDRESS"];
 
 /// Passed by prefix: locale, Codex's own, fcx's own (log filter, keystore,
 /// umask, test hooks), XDG directories.
@@ -113,6 +74,7 @@ pub(crate) fn worker_env(
                 return false;
             }
             own.as_deref() == Some(k)
+                || BASE_NAMES.contains(&k)
                 || NAMES.contains(&k)
                 || PREFIXES.iter().any(|p| k.starts_with(p))
                 || extra.iter().any(|pat| match pat.strip_suffix('*') {

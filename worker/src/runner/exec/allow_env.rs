@@ -8,47 +8,8 @@
 
 use std::ffi::{OsStr, OsString};
 
-/// Extra names (`NAME` or a `PREFIX*`), comma-separated, an operator may
-/// pass through (a proxy, a CA bundle variable, a test double's settings).
-pub(crate) const PASS_ENV: &str = "FCX_CODEX_PASS_ENV";
-
-/// Always passed: what a shell, a compiler or git needs to behave normally.
-const NAMES: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "TERM",
-    "COLORTERM",
-    "NO_COLOR",
-    "TZ",
-    "TMPDIR",
-    "TMP",
-    "TEMP",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-    // Windows needs these to start processes at all.
-    "SYSTEMROOT",
-    "SYSTEMDRIVE",
-    "WINDIR",
-    "COMSPEC",
-    "PATHEXT",
-    "USERPROFILE",
-    "APPDATA",
-    "LOCALAPPDATA",
-    "PROGRAMDATA",
-];
+use fcx_config::env_allow::BASE_NAMES as NAMES;
+pub(crate) use fcx_config::env_allow::PASS_ENV;
 
 /// Passed by prefix.
 const PREFIXES: &[&str] = &["LC_", "CODEX_"];
