@@ -1,6 +1,7 @@
 //! One active run's live handle, shared by the scheduler (which lists and
 //! stops it) and the run driver (which fills in what it learns).
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use fcx_proto::v1::{self as pb, Inbound};
@@ -227,16 +228,14 @@ impl RunSlot {
 
     /// Try to add `message` to the running turn, as a prompt of its own
     /// (built like the run's, so chat text cannot pose as the bridge).
-    pub(crate) fn steer(&self, message: &Inbound) -> SteerAttempt {
+    pub(crate) fn steer(&self, message: &Inbound, images: Vec<PathBuf>) -> SteerAttempt {
         let l = self.live();
         let (control, context) = match &l.steering {
             Steering::Closed => return SteerAttempt::Closed,
             Steering::Unsupported => return SteerAttempt::Unsupported,
             Steering::Open { control, context } => (control, context),
         };
-        // A message with attachments waits for the next run instead: its
-        // downloads are prepared (limits, inbox copies) with that run's.
-        if self.cancel.is_cancelled() || crate::media::downloadable(message) {
+        if self.cancel.is_cancelled() {
             return SteerAttempt::Closed;
         }
         let text = prompt::build(
@@ -253,11 +252,28 @@ impl RunSlot {
         let (reply, answer) = oneshot::channel();
         match control.try_send(RunControl::Steer {
             text,
-            images: Vec::new(),
+            images,
             reply,
         }) {
             Ok(()) => SteerAttempt::Sent(answer),
             Err(_) => SteerAttempt::Closed,
+        }
+    }
+
+    /// Whether this run's runner cannot steer at all (the exec runner).
+    pub(crate) fn cannot_steer(&self) -> bool {
+        matches!(self.live().steering, Steering::Unsupported)
+    }
+
+    /// The workspace of the turn a message can be steered into now (its
+    /// attachments are placed there before the steer); `None` when the
+    /// turn cannot take one.
+    pub(crate) fn steer_workspace(&self) -> Option<String> {
+        match &self.live().steering {
+            Steering::Open { context, .. } if !self.cancel.is_cancelled() => {
+                Some(context.workspace.clone())
+            }
+            _ => None,
         }
     }
 
@@ -295,9 +311,9 @@ mod tests {
             text: "also this".into(),
             ..Default::default()
         };
-        assert!(matches!(s.steer(&m), SteerAttempt::Closed));
+        assert!(matches!(s.steer(&m, Vec::new()), SteerAttempt::Closed));
         s.steering_unsupported();
-        assert!(matches!(s.steer(&m), SteerAttempt::Unsupported));
+        assert!(matches!(s.steer(&m, Vec::new()), SteerAttempt::Unsupported));
         let (tx, mut rx) = mpsc::channel(1);
         s.open_steering(
             tx,
@@ -308,7 +324,7 @@ mod tests {
                 network: false,
             },
         );
-        let SteerAttempt::Sent(answer) = s.steer(&m) else {
+        let SteerAttempt::Sent(answer) = s.steer(&m, Vec::new()) else {
             panic!("not sent")
         };
         let Some(RunControl::Steer { text, reply, .. }) = rx.recv().await else {
@@ -322,7 +338,7 @@ mod tests {
         assert_eq!(s.add_message(), 3);
         assert_eq!(s.reply_to(), "m1");
         s.close_steering();
-        assert!(matches!(s.steer(&m), SteerAttempt::Closed));
+        assert!(matches!(s.steer(&m, Vec::new()), SteerAttempt::Closed));
     }
 
     #[test]

@@ -181,7 +181,17 @@ impl Scheduler {
                     // waits for the next run, which its sender caps.
                     DuringRun::Steer
                         if active.full_access() && !self.owner_sent(&message.inbound) => {}
-                    DuringRun::Steer => match active.steer(&message.inbound) {
+                    // Its files are downloaded after this accept: placed
+                    // in the turn's workspace first, then steered with it.
+                    DuringRun::Steer if crate::media::downloadable(&message.inbound) => {
+                        if let Some(workspace) = active.steer_workspace() {
+                            drop(q);
+                            self.steer_after_download(active, message, workspace, reply_mode);
+                            return Ok(ack(&acc, fetch_attachments));
+                        }
+                        no_steer = active.cannot_steer();
+                    }
+                    DuringRun::Steer => match active.steer(&message.inbound, Vec::new()) {
                         SteerAttempt::Sent(answer) => {
                             drop(q);
                             self.await_steer(active, message, answer, reply_mode);
@@ -236,11 +246,83 @@ impl Scheduler {
         reply_mode: &'static str,
     ) {
         let me = self.clone();
+        self.tasks
+            .spawn(async move { me.settle_steer(active, message, answer, reply_mode).await });
+    }
+
+    /// Steers a message with attachments once fcxd's downloads are placed
+    /// in the turn's workspace (bounded, and ended by the run's stop), like
+    /// a run does with its own: images go as images, the rest to the inbox,
+    /// and every skipped one is named. If the turn ended meanwhile, the
+    /// message queues for the next run.
+    fn steer_after_download(
+        self: &Arc<Self>,
+        active: Arc<RunSlot>,
+        message: QueuedMessage,
+        workspace: String,
+        reply_mode: &'static str,
+    ) {
+        let me = self.clone();
         self.tasks.spawn(async move {
+            let mut inbounds = vec![message.inbound.clone()];
+            let media = crate::media::prepare(
+                &me.ctx.home.media_dir(&me.ctx.profile.name),
+                std::path::Path::new(&workspace),
+                &mut inbounds,
+                crate::media::FETCH_WAIT,
+                &active.cancel,
+            )
+            .await;
+            if !media.skipped.is_empty() {
+                let lines: Vec<String> = media.skipped.iter().map(|l| format!("• {l}")).collect();
+                me.ctx.emit(
+                    &message.scope,
+                    &active.run_id,
+                    &active.reply_to(),
+                    Kind::Notice(pb::Notice {
+                        text: format!("Not passed to Codex:\n{}", lines.join("\n")),
+                    }),
+                );
+            }
+            let annotated = inbounds.pop().unwrap_or_else(|| message.inbound.clone());
+            match active.steer(&annotated, media.images) {
+                SteerAttempt::Sent(answer) => {
+                    me.settle_steer(active, message, answer, reply_mode).await;
+                }
+                SteerAttempt::Unsupported | SteerAttempt::Closed => {
+                    {
+                        let mut q = me.lock();
+                        if q.draining {
+                            return;
+                        }
+                        me.queue(&mut q, message, reply_mode, false);
+                    }
+                    me.wake.notify_one();
+                }
+            }
+        });
+    }
+
+    /// What Codex's answer to a steer means: the message is the running
+    /// run's, or (the turn ended first) it queues for the next run.
+    async fn settle_steer(
+        self: Arc<Self>,
+        active: Arc<RunSlot>,
+        message: QueuedMessage,
+        answer: tokio::sync::oneshot::Receiver<Result<(), crate::runner::ControlError>>,
+        reply_mode: &'static str,
+    ) {
+        let me = self;
+        {
             let taken = matches!(answer.await, Ok(Ok(())));
             let scope = message.scope.clone();
             if taken {
-                if let Err(e) = me.ctx.store.runs().steer_into_run(&active.run_id, message.inbox_id) {
+                if let Err(e) = me
+                    .ctx
+                    .store
+                    .runs()
+                    .steer_into_run(&active.run_id, message.inbox_id)
+                {
                     // Codex has it; at worst a crash runs it once more.
                     tracing::error!(run_id = %active.run_id, error = %e, "cannot record a steered message");
                 }
@@ -254,8 +336,7 @@ impl Scheduler {
                         message_id: message.inbound.message_id.clone(),
                         message_count: count,
                         reason: pb::QueueReason::Steered as i32,
-                        reply_mode: pb::ReplyMode::from_word(reply_mode).unwrap_or_default()
-                            as i32,
+                        reply_mode: pb::ReplyMode::from_word(reply_mode).unwrap_or_default() as i32,
                     }),
                 );
                 return;
@@ -270,7 +351,7 @@ impl Scheduler {
                 me.queue(&mut q, message, reply_mode, false);
             }
             me.wake.notify_one();
-        });
+        }
     }
 
     /// Once per scope (and worker): this runner queues what the chat asked

@@ -655,3 +655,70 @@ async fn only_the_owner_steers_a_full_access_turn() {
     let _ = a.release.send(());
     assert_eq!(next_run(&mut rx).await.texts, vec!["member text"]);
 }
+
+#[tokio::test]
+async fn a_steered_message_with_a_file_joins_the_turn_once_its_download_is_placed() {
+    let (kit, sched, mut rx) = setup(1, 0);
+    sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
+    let a = next_run(&mut rx).await;
+    let ws = kit.dir.path().join("steer-ws");
+    std::fs::create_dir_all(&ws).expect("workspace");
+    let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
+    a.slot.open_steering(
+        tx,
+        crate::run::SteerContext {
+            workspace: ws.display().to_string(),
+            ..steer_context()
+        },
+    );
+    // What fcxd stores for the message: the blob, then its manifest.
+    let media = kit.ctx.home.media_dir(&kit.ctx.profile.name);
+    let bytes = b"error: build failed at step 3";
+    let sha = fcx_proto::media::content_hash(bytes);
+    let blob = fcx_proto::media::blob_path(&media, &sha);
+    let mut m = msg("chat:a", "e2", "what failed?");
+    m.attachments.push(pb::Attachment {
+        kind: pb::AttachmentKind::File as i32,
+        key: "k1".into(),
+        name: "build.log".into(),
+        ..Default::default()
+    });
+    let manifest = fcx_proto::media::manifest_path(&media, &m.message_id);
+    for p in [&blob, &manifest] {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("media dirs");
+    }
+    std::fs::write(&blob, bytes).expect("blob");
+    let items = vec![pb::MediaItem {
+        key: "k1".into(),
+        sha256: sha,
+        size: bytes.len() as u64,
+        skipped: String::new(),
+    }];
+    let body = pb::MediaManifest {
+        message_id: m.message_id.clone(),
+        items,
+    };
+    std::fs::write(&manifest, prost::Message::encode_to_vec(&body)).expect("manifest");
+    sched.enqueue(m).expect("second");
+    let steered = tokio::time::timeout(Duration::from_secs(10), ctl.recv())
+        .await
+        .expect("steered into the turn, not queued for the next run");
+    let Some(crate::runner::RunControl::Steer { text, reply, .. }) = steered else {
+        panic!("no steer request")
+    };
+    assert!(text.contains("what failed?"), "{text}");
+    assert!(text.contains(".fcx/inbox/build.log"), "{text}");
+    assert_eq!(
+        std::fs::read(ws.join(".fcx/inbox/build.log")).expect("placed in the inbox"),
+        bytes
+    );
+    reply.send(Ok(())).expect("answer");
+    until(|| {
+        queued_events(&kit)
+            .iter()
+            .any(|(_, _, q)| q.reason == pb::QueueReason::Steered as i32)
+    })
+    .await;
+    let _ = a.release.send(());
+    assert_no_run(&mut rx).await;
+}
