@@ -9,8 +9,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use fcx_gateway::ingress::callback::{self, Expected, KeyRing};
-
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
@@ -33,36 +31,9 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-/// `fuzz/fuzz_targets/callback_token.rs`, as a function.
+/// `fuzz/fuzz_targets/callback_token.rs`: the same entry.
 fn callback_token(data: &[u8]) {
-    const KEY: [u8; 32] = [7; 32];
-    let ring = KeyRing::new(1, KEY.to_vec()).expect("key ring");
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode & 1 == 0 {
-        if let Ok(text) = std::str::from_utf8(rest) {
-            let expected = Expected {
-                operator: "ou_fuzz",
-                scope: "chat:oc_fuzz",
-                chat_id: "oc_fuzz",
-                ..Default::default()
-            };
-            let _ = callback::verify(text, &ring, 0, &expected);
-        }
-        return;
-    }
-    let mut payload = rest.to_vec();
-    if payload.len() >= 5 {
-        payload[1..5].copy_from_slice(&1u32.to_be_bytes());
-    }
-    let Some(token) = callback::sign_raw_for_fuzzing(&payload, &KEY) else {
-        return;
-    };
-    if let Some(claims) = callback::decode_for_fuzzing(&token, &ring) {
-        let again = callback::sign(&claims, &KEY, 1).expect("decoded claims sign again");
-        assert_eq!(again, token, "the decode is not canonical");
-    }
+    fcx_gateway::fuzzing::fuzz_callback_token(data);
 }
 
 /// `fuzz/fuzz_targets/config.rs`, as a function.
