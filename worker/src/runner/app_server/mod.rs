@@ -80,7 +80,7 @@ impl Runner for AppServerRunner {
     fn caps(&self) -> RunnerCaps {
         RunnerCaps {
             live_deltas: true,
-            approvals: false,
+            approvals: true,
             steer: true,
         }
     }
