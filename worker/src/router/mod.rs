@@ -95,17 +95,7 @@ impl Router {
             // for de-duplication, but nothing runs: only the key is kept (and
             // the chat type card clicks in the scope are judged by), never
             // what a sender without access wrote or who they are.
-            let key = Inbound {
-                event_id: inbound.event_id.clone(),
-                scope: inbound.scope.clone(),
-                chat_type: inbound.chat_type,
-                ..Default::default()
-            };
-            let acc = d
-                .ctx
-                .store
-                .journal()
-                .accept(&key, InboxKind::Command, now_ms())?;
+            let acc = record_key_only(d, &inbound)?;
             let answer = match decision {
                 _ if acc.duplicate => None,
                 Decision::Deny(t) => Some(t),
@@ -123,17 +113,7 @@ impl Router {
         if inbound.text.len() > MAX_TEXT_BYTES {
             // Up to 20,000 messages may wait in memory: each is bounded, and
             // the sender hears why theirs did not run.
-            let key = Inbound {
-                event_id: inbound.event_id.clone(),
-                scope: inbound.scope.clone(),
-                chat_type: inbound.chat_type,
-                ..Default::default()
-            };
-            let acc = d
-                .ctx
-                .store
-                .journal()
-                .accept(&key, InboxKind::Command, now_ms())?;
+            let acc = record_key_only(d, &inbound)?;
             if !acc.duplicate {
                 d.replies.text(
                     &inbound,
@@ -381,6 +361,25 @@ const NOT_ON_CONSOLE: &str = "Not available on the console.";
 /// Outside a platform chat (the console), some commands mean nothing.
 fn on_console(inbound: &Inbound) -> bool {
     Chat::from_pb(inbound.chat_type()) == Some(Chat::Console)
+}
+
+/// Records a message that will not run as its de-duplication key only (and
+/// the chat type card clicks in its scope are judged by): never what its
+/// sender wrote or who they are.
+fn record_key_only(
+    d: &Deps,
+    inbound: &Inbound,
+) -> Result<crate::store::Accepted, fcx_state::StoreError> {
+    let key = Inbound {
+        event_id: inbound.event_id.clone(),
+        scope: inbound.scope.clone(),
+        chat_type: inbound.chat_type,
+        ..Default::default()
+    };
+    d.ctx
+        .store
+        .journal()
+        .accept(&key, InboxKind::Command, now_ms())
 }
 
 #[cfg(test)]
