@@ -457,6 +457,14 @@ fn a_run_whose_worker_died_with_fcxd_runs_again_once_and_its_card_says_so() {
         },
         || format!("no live card\n{}", e.home.read_logs()),
     );
+    // The card is live from accept, before Codex starts: on a loaded machine
+    // a kill right now could land before the first Codex child exists, and
+    // then "run again, once" would count one child, not two. Wait for it.
+    eventually(
+        WAIT,
+        || (e.runs_of("FAKE:long") == 1).then_some(()),
+        || format!("codex never started\n{}", e.home.read_logs()),
+    );
     // The whole machine goes down: fcxd and its worker.
     e.fcxd.kill9();
     nix::sys::signal::kill(
