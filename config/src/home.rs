@@ -94,34 +94,74 @@ impl Home {
     pub fn worker_socket(&self, profile: &str) -> PathBuf {
         self.run_dir().join(format!("worker-{profile}.sock"))
     }
-    /// Everything one profile keeps.
-    pub fn profile_dir(&self, profile: &str) -> PathBuf {
-        self.root.join("profiles").join(profile)
-    }
-    /// A profile's state database (fcx-state).
-    pub fn state_db(&self, profile: &str) -> PathBuf {
-        self.profile_dir(profile).join("state.db")
-    }
-    /// The profile's attachment store (fcxd writes it, the worker reads it).
-    pub fn media_dir(&self, profile: &str) -> PathBuf {
-        self.profile_dir(profile).join(MEDIA_DIR)
-    }
-    /// A profile's own `CODEX_HOME` (auth = codex-home).
-    pub fn codex_home(&self, profile: &str) -> PathBuf {
-        self.profile_dir(profile).join("codex-home")
-    }
-    /// A profile's callback key file.
-    pub fn callback_keys(&self, profile: &str) -> PathBuf {
-        crate::callback_keys::path_in(&self.profile_dir(profile))
-    }
-    /// Where the worker stages files for the chat (`/sendfile`, Codex's
-    /// outbox) and the gateway picks them up.
-    pub fn outgoing_dir(&self, profile: &str) -> PathBuf {
-        outgoing_in(&self.profile_dir(profile))
+    /// Everything one profile keeps, under `profiles/<name>/`.
+    pub fn profile(&self, profile: &str) -> ProfilePaths {
+        ProfilePaths {
+            dir: self.root.join("profiles").join(profile),
+        }
     }
 }
 
-/// [`Home::outgoing_dir`] for a profile directory already known.
+/// The paths inside one profile's directory (`profiles/<name>/`), from
+/// [`Home::profile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfilePaths {
+    dir: PathBuf,
+}
+
+impl ProfilePaths {
+    /// The profile's directory itself.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+    /// The profile's state database (fcx-state).
+    pub fn state_db(&self) -> PathBuf {
+        self.dir.join("state.db")
+    }
+    /// The profile's attachment store (fcxd writes it, the worker reads it).
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.join(MEDIA_DIR)
+    }
+    /// The profile's own `CODEX_HOME` (auth = codex-home).
+    pub fn codex_home(&self) -> PathBuf {
+        self.dir.join("codex-home")
+    }
+    /// The profile's callback key file.
+    pub fn callback_keys(&self) -> PathBuf {
+        crate::callback_keys::path_in(&self.dir)
+    }
+    /// Where the worker stages files for the chat (`/sendfile`, Codex's
+    /// outbox) and the gateway picks them up.
+    pub fn outgoing_dir(&self) -> PathBuf {
+        outgoing_in(&self.dir)
+    }
+}
+
+/// [`ProfilePaths::outgoing_dir`] for a profile directory already known.
 pub fn outgoing_in(profile_dir: &Path) -> PathBuf {
     profile_dir.join("outgoing")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_keeps_everything_under_its_own_directory() {
+        let home = Home::with_user_home("/fcx", PathBuf::from("/u"));
+        let p = home.profile("work");
+        assert_eq!(p.dir(), PathBuf::from("/fcx/profiles/work"));
+        assert_eq!(p.state_db(), PathBuf::from("/fcx/profiles/work/state.db"));
+        assert_eq!(p.media_dir(), PathBuf::from("/fcx/profiles/work/media"));
+        assert_eq!(
+            p.codex_home(),
+            PathBuf::from("/fcx/profiles/work/codex-home")
+        );
+        assert_eq!(
+            p.outgoing_dir(),
+            outgoing_in(&PathBuf::from("/fcx/profiles/work"))
+        );
+        assert!(p.callback_keys().starts_with("/fcx/profiles/work"));
+        assert_ne!(home.profile("other"), p);
+    }
 }

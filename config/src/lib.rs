@@ -18,7 +18,7 @@ mod private;
 pub mod registry;
 mod secret;
 
-pub use home::{Home, MEDIA_DIR, outgoing_in};
+pub use home::{Home, MEDIA_DIR, ProfilePaths, outgoing_in};
 pub use private::{
     INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
 };

@@ -269,7 +269,7 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
 }
 
 fn check_codex_home(home: &Home, p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
-    let dir = home.codex_home(&p.name);
+    let dir = home.profile(&p.name).codex_home();
     let login = format!("CODEX_HOME={} codex login", dir.display());
     r.info("codex home", &dir.display().to_string())?;
     if !dir.is_dir() {

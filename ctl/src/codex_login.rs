@@ -33,7 +33,7 @@ pub(crate) fn codex(home: &Home, c: CodexCommand, out: &mut dyn Write) -> anyhow
         );
     }
     let bin = fcx_config::codex::locate(&p.codex.binary, &name)?;
-    let dir = home.codex_home(&name);
+    let dir = home.profile(&name).codex_home();
     fcx_config::private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     writeln!(out, "codex login with CODEX_HOME={}", dir.display())?;
     out.flush()?;

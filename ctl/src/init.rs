@@ -169,7 +169,7 @@ pub(crate) fn init(home: &Home, a: InitArgs, out: &mut dyn Write) -> anyhow::Res
         writeln!(
             out,
             "log Codex in once: fcxctl codex login --profile {p} (CODEX_HOME={})",
-            home.codex_home(&p).display()
+            home.profile(&p).codex_home().display()
         )?;
     }
     writeln!(out, "next: fcxctl doctor, then fcxctl service install")?;

@@ -55,7 +55,7 @@ pub(crate) fn keys(home: &Home, cmd: KeysCommand, out: &mut dyn Write) -> anyhow
         KeysCommand::List { profile, json } => list(home, profile, json, out),
         KeysCommand::Rotate { profile } => {
             let profile = one_profile(home, profile)?;
-            let path = home.callback_keys(&profile);
+            let path = home.profile(&profile).callback_keys();
             let f = keyfile::rotate(&path).map_err(|e| hint(e, &profile))?;
             let older: Vec<String> = f
                 .live()
@@ -81,7 +81,7 @@ pub(crate) fn keys(home: &Home, cmd: KeysCommand, out: &mut dyn Write) -> anyhow
         }
         KeysCommand::Retire { version, profile } => {
             let profile = one_profile(home, profile)?;
-            let path = home.callback_keys(&profile);
+            let path = home.profile(&profile).callback_keys();
             let (_, changed) = keyfile::retire(&path, version).map_err(|e| hint(e, &profile))?;
             if changed {
                 writeln!(
@@ -132,7 +132,7 @@ fn list(
     // One broken file should not hide the other profiles' keys.
     let mut failed = Vec::new();
     for p in names {
-        let path = home.callback_keys(&p);
+        let path = home.profile(&p).callback_keys();
         let f = match keyfile::read(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -192,7 +192,7 @@ fn named_profile(home: &Home, p: String) -> anyhow::Result<String> {
             render::clean(&p)
         );
     }
-    if home.profile_dir(&p).is_dir() {
+    if home.profile(&p).dir().is_dir() {
         return Ok(p);
     }
     let cfg = Config::load(home)?;

@@ -280,7 +280,7 @@ fn edit(home: &Home, name: &str, what: Edit, out: &mut dyn Write) -> anyhow::Res
         writeln!(
             out,
             "its state stays in {} (delete it by hand when no longer needed)",
-            home.profile_dir(name).display()
+            home.profile(name).dir().display()
         )?;
     }
     apply_hint(home, out)

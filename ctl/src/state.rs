@@ -86,7 +86,7 @@ fn profiles(home: &Home, only: Option<String>) -> anyhow::Result<Vec<String>> {
 
 /// `None` when the profile has no state yet (its worker never ran).
 fn open(home: &Home, profile: &str) -> anyhow::Result<Option<Reader>> {
-    let path = home.state_db(profile);
+    let path = home.profile(profile).state_db();
     if !path.exists() {
         return Ok(None);
     }

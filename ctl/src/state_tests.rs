@@ -27,7 +27,7 @@ fn runs_list(home: &Home, json: bool) -> anyhow::Result<String> {
 
 /// A profile whose worker recorded one finished run and one session.
 fn recorded(home: &Home) {
-    let s = Store::open(&home.state_db("p")).expect("open");
+    let s = Store::open(&home.profile("p").state_db()).expect("open");
     let run = RunRow {
         run_id: "r1".into(),
         scope: "chat:a".into(),
@@ -116,7 +116,10 @@ fn a_profile_without_state_lists_nothing() {
         "no sessions\n"
     );
     assert_eq!(runs_list(&home, false).expect("runs"), "no runs\n");
-    assert!(!home.state_db("p").exists(), "listing creates no database");
+    assert!(
+        !home.profile("p").state_db().exists(),
+        "listing creates no database"
+    );
 }
 
 #[test]
@@ -125,7 +128,7 @@ fn a_database_from_a_newer_fcx_is_reported_not_misread() {
     let home = Home::with_user_home(d.path().join("h"), d.path().join("u"));
     recorded(&home);
     // What a newer fcx would leave behind: only the version differs.
-    rusqlite::Connection::open(home.state_db("p"))
+    rusqlite::Connection::open(home.profile("p").state_db())
         .expect("open")
         .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
         .expect("bump");

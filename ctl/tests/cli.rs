@@ -328,7 +328,7 @@ fn config_check_only_warns_about_a_disabled_profile() {
         out.contains("codex binary: warning: /nonexistent/codex"),
         "{out}"
     );
-    let codex_home = s.home().codex_home("old");
+    let codex_home = s.home().profile("old").codex_home();
     assert!(
         out.contains(&format!("codex home: {}", codex_home.display())),
         "{out}"
@@ -392,7 +392,7 @@ fn home_defaults_to_the_environment() {
 // ---- keys ----
 
 fn key_file(s: &Scratch, profile: &str) -> PathBuf {
-    s.home().callback_keys(profile)
+    s.home().profile(profile).callback_keys()
 }
 
 fn key_json(s: &Scratch, profile: &str) -> Value {
@@ -603,7 +603,7 @@ fn keys_need_a_known_profile() {
     assert!(err.contains("no profile named `c`"), "{err}");
     let (_, err) = assert_exit(&run(&s, &["keys", "list", "--profile", "../a"]), 1);
     assert!(err.contains("`../a` is not a profile name"), "{err}");
-    assert!(!s.home().profile_dir("c").exists());
+    assert!(!s.home().profile("c").dir().exists());
     assert_exit(&run(&s, &["keys", "rotate", "--profile", "b"]), 0);
     let (out, _) = assert_exit(&run(&s, &["keys", "list"]), 0);
     assert!(out.contains("b        1        current"), "{out}");

@@ -164,7 +164,7 @@ impl Fleet {
                     tasks.spawn(crate::ingress::channel::run(
                         profile.clone(),
                         app.clone(),
-                        self.home.profile_dir(&profile.name),
+                        self.home.profile(&profile.name).dir(),
                         worker.clone(),
                         status,
                         stop.child_token(),

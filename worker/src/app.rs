@@ -56,7 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&home)?;
     let profile = config.profile(&args.profile)?.clone();
     let store = Arc::new(
-        Store::open(&home.state_db(&profile.name))
+        Store::open(&home.profile(&profile.name).state_db())
             .with_context(|| format!("cannot open the state of profile {}", profile.name))?,
     );
     // Separate tokens: runs stop first and report their end; the event

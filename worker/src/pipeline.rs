@@ -63,7 +63,7 @@ impl Pipeline {
             tracing::warn!(error = %e, "cannot prune the session catalog");
         }
         crate::staging::collect_garbage(
-            &self.ctx.home.outgoing_dir(&self.ctx.profile.name),
+            &self.ctx.home.profile(&self.ctx.profile.name).outgoing_dir(),
             crate::staging::KEEP,
         );
         self.driver.recover_orphans()?;

@@ -220,7 +220,11 @@ fn config_digest(profile: &Profile) -> String {
 pub(crate) fn codex_home_identity(profile: &Profile, home: &Home) -> String {
     match profile.codex.auth {
         AuthMode::InheritUser => "inherit-user".into(),
-        _ => home.codex_home(&profile.name).display().to_string(),
+        _ => home
+            .profile(&profile.name)
+            .codex_home()
+            .display()
+            .to_string(),
     }
 }
 

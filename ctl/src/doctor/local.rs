@@ -269,7 +269,7 @@ fn auth(home: &Home, p: &Profile, c: &mut Checks) {
     match p.codex.auth {
         AuthMode::ApiKey => c.info("codex auth", "api-key (checked with the secrets below)"),
         AuthMode::CodexHome => {
-            let dir = home.codex_home(&p.name);
+            let dir = home.profile(&p.name).codex_home();
             if dir.join("auth.json").is_file() {
                 c.ok("codex auth", format!("codex-home: {}", dir.display()));
             } else {

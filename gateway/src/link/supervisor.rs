@@ -140,7 +140,7 @@ impl WorkerHandle {
                 incarnation: 0,
             }),
             notices,
-            cursor: ResumeCursor::load(home.profile_dir(profile), profile),
+            cursor: ResumeCursor::load(home.profile(profile).dir(), profile),
             platform: Mutex::new(None),
             caps: WorkerCaps::default(),
             ready: Notify::new(),

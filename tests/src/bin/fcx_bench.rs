@@ -1034,7 +1034,9 @@ impl FeishuRig {
 
     /// Inbox rows the worker committed.
     fn committed(&self) -> anyhow::Result<i64> {
-        let db = fcx_config::Home::new(self.home.home.clone()).state_db("default");
+        let db = fcx_config::Home::new(self.home.home.clone())
+            .profile("default")
+            .state_db();
         let r = fcx_state::Reader::open(&db)?;
         Ok(r.journal_len()? as i64)
     }

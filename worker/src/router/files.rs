@@ -36,7 +36,11 @@ pub(super) fn send(d: &Deps, inbound: &Inbound, arg: &str) {
     };
     let shown = arg.trim();
     let sent = resolve(&workspace, d.ctx.home.root(), shown).and_then(|(real, rel)| {
-        staging::file_out(&d.ctx.home.outgoing_dir(&d.ctx.profile.name), &real, &rel)
+        staging::file_out(
+            &d.ctx.home.profile(&d.ctx.profile.name).outgoing_dir(),
+            &real,
+            &rel,
+        )
     });
     match sent {
         Ok(f) => {

@@ -150,7 +150,7 @@ mod through_the_router {
             (f.name.as_str(), f.size, f.source.as_str()),
             ("a.txt", 3, "a.txt")
         );
-        let staged = kit.ctx.home.outgoing_dir("p").join(&f.staged);
+        let staged = kit.ctx.home.profile("p").outgoing_dir().join(&f.staged);
         assert_eq!(std::fs::read(staged).expect("staged"), b"abc");
         assert!(kit.replies().is_empty(), "no extra message on success");
     }

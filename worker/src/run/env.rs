@@ -17,7 +17,7 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
     };
     match p.codex.auth {
         AuthMode::ApiKey => {
-            env.codex_home = Some(home.codex_home(&p.name));
+            env.codex_home = Some(home.profile(&p.name).codex_home());
             let r = p.codex.api_key.as_ref().ok_or_else(|| {
                 format!(
                     "profile {} uses auth = \"api-key\" but has no api_key reference",
@@ -35,7 +35,7 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
             }
             env.api_key = Some(key);
         }
-        AuthMode::CodexHome => env.codex_home = Some(home.codex_home(&p.name)),
+        AuthMode::CodexHome => env.codex_home = Some(home.profile(&p.name).codex_home()),
         AuthMode::InheritUser => {}
     }
     if crate::runner::exec::confine::available().is_ok() {

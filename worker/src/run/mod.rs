@@ -294,7 +294,7 @@ impl RunDriver {
         if std::fs::symlink_metadata(&fcx).is_err() {
             return;
         }
-        let staging_dir = self.ctx.home.outgoing_dir(&self.ctx.profile.name);
+        let staging_dir = self.ctx.home.profile(&self.ctx.profile.name).outgoing_dir();
         let collected = tokio::task::spawn_blocking(move || {
             crate::staging::collect_garbage(&staging_dir, crate::staging::KEEP);
             outbox::collect(std::path::Path::new(&workspace), &staging_dir)
@@ -386,7 +386,7 @@ impl RunDriver {
         // Waits for fcxd's downloads (the Queued feedback went out at
         // accept), then copies into the workspace's inbox.
         let media = crate::media::prepare(
-            &self.ctx.home.media_dir(&profile.name),
+            &self.ctx.home.profile(&profile.name).media_dir(),
             &policy.cwd,
             &mut inbounds,
             crate::media::FETCH_WAIT,

@@ -266,7 +266,7 @@ impl Scheduler {
         self.tasks.spawn(async move {
             let mut inbounds = vec![message.inbound.clone()];
             let media = crate::media::prepare(
-                &me.ctx.home.media_dir(&me.ctx.profile.name),
+                &me.ctx.home.profile(&me.ctx.profile.name).media_dir(),
                 std::path::Path::new(&workspace),
                 &mut inbounds,
                 crate::media::FETCH_WAIT,

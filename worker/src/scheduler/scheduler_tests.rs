@@ -672,7 +672,7 @@ async fn a_steered_message_with_a_file_joins_the_turn_once_its_download_is_place
         },
     );
     // What fcxd stores for the message: the blob, then its manifest.
-    let media = kit.ctx.home.media_dir(&kit.ctx.profile.name);
+    let media = kit.ctx.home.profile(&kit.ctx.profile.name).media_dir();
     let bytes = b"error: build failed at step 3";
     let sha = fcx_proto::media::content_hash(bytes);
     let blob = fcx_proto::media::blob_path(&media, &sha);
