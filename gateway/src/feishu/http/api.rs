@@ -14,7 +14,7 @@ impl OpenApiClient {
         let spec = Spec::new(Method::GET, "/open-apis/application/v6/applications/me")
             .query("lang", "en_us")
             .query("user_id_type", "open_id");
-        let data: serde_json::Value = self.call_field(&spec, "data").await?;
+        let data: serde_json::Value = self.inner.call_field(&spec, "data").await?;
         let app = &data["app"];
         let owner = app["owner"]["owner_id"]
             .as_str()
@@ -25,7 +25,8 @@ impl OpenApiClient {
     }
 
     pub(crate) async fn bot_info(&self) -> Result<BotInfo, ApiError> {
-        self.call_field(&Spec::new(Method::GET, "/open-apis/bot/v3/info"), "bot")
+        self.inner
+            .call_field(&Spec::new(Method::GET, "/open-apis/bot/v3/info"), "bot")
             .await
     }
 
@@ -45,9 +46,9 @@ impl OpenApiClient {
         for &(k, v) in query {
             spec = spec.query(k, v);
         }
-        match self.call(&spec).await? {
+        match self.inner.call(&spec).await? {
             Answer::Bytes(b) => Ok(b),
-            Answer::Json(_) => Err(self.decode_err(&spec.path, "expected a file, got JSON", None)),
+            Answer::Json(_) => Err(decode_err(&spec.path, "expected a file, got JSON", None)),
         }
     }
 
@@ -95,7 +96,7 @@ impl OpenApiClient {
         if let Some(b) = body {
             spec = spec.json(b);
         }
-        self.call_field(&spec, "data").await
+        self.inner.call_field(&spec, "data").await
     }
 
     /// [`OpenApiClient::call_json_budgeted`] with query parameters (the
@@ -128,7 +129,7 @@ impl OpenApiClient {
         if let Some(b) = body {
             spec = spec.json(b);
         }
-        self.call_field(&spec, "data").await
+        self.inner.call_field(&spec, "data").await
     }
 
     /// A POST under `/open-apis/` whose body is `bytes` of `content_type`
@@ -161,6 +162,6 @@ impl OpenApiClient {
             },
             ..Spec::new(Method::POST, path)
         };
-        self.call_field(&spec, "data").await
+        self.inner.call_field(&spec, "data").await
     }
 }

@@ -48,7 +48,7 @@ impl Im<'_> {
                 "content": msg.content,
                 "uuid": uuid,
             }));
-        self.0.call_field(&spec, "data").await
+        self.0.inner.call_field(&spec, "data").await
     }
 
     /// `POST /open-apis/im/v1/messages/{id}/reply`.
@@ -75,7 +75,7 @@ impl Im<'_> {
             "reply_in_thread": reply_in_thread,
             "uuid": uuid,
         }));
-        self.0.call_field(&spec, "data").await
+        self.0.inner.call_field(&spec, "data").await
     }
 
     /// `GET /open-apis/im/v1/messages/{id}` → `data.items` (a merge-forward
@@ -89,6 +89,7 @@ impl Im<'_> {
         let path = format!("/open-apis/im/v1/messages/{}", segment(message_id)?);
         let items: Items = self
             .0
+            .inner
             .call_field(&Spec::new(Method::GET, path), "data")
             .await?;
         Ok(items.items)
@@ -105,6 +106,7 @@ impl Im<'_> {
         }
         .budget("im.recall", budget::IM_SEND);
         self.0
+            .inner
             .call_field::<serde_json::Value>(&spec, "data")
             .await
             .map(|_| ())
@@ -123,7 +125,7 @@ impl Im<'_> {
         );
         let spec = Spec::new(Method::POST, path)
             .json(serde_json::json!({ "reaction_type": { "emoji_type": emoji_type } }));
-        self.0.call_field(&spec, "data").await
+        self.0.inner.call_field(&spec, "data").await
     }
 
     /// `DELETE /open-apis/im/v1/messages/{id}/reactions/{reaction_id}`:
@@ -143,6 +145,7 @@ impl Im<'_> {
             ..Spec::new(Method::DELETE, path)
         };
         self.0
+            .inner
             .call_field::<serde_json::Value>(&spec, "data")
             .await
             .map(|_| ())
@@ -161,6 +164,6 @@ impl Im<'_> {
         .query("user_id_type", "open_id")
         .query("uuid", uuid)
         .json(body);
-        self.0.call_field(&spec, "data").await
+        self.0.inner.call_field(&spec, "data").await
     }
 }
