@@ -67,7 +67,7 @@ impl EventFeed {
                     }
                 }
             }
-            let (client, incarnation) = self.worker.wait_client().await?;
+            let (client, incarnation) = self.worker.liveness.wait_client().await?;
             if incarnation != self.incarnation {
                 self.incarnation = incarnation;
                 self.failures = 0;

@@ -6,5 +6,6 @@ pub(crate) mod caps;
 pub(crate) mod cursor;
 mod env;
 pub(crate) mod feed;
+mod liveness;
 mod process;
 pub(crate) mod supervisor;

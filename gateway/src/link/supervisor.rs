@@ -26,6 +26,8 @@ use tonic::transport::Channel;
 use super::caps::WorkerCaps;
 use super::cursor::ResumeCursor;
 use super::feed::EventFeed;
+use super::liveness::Liveness;
+pub(crate) use super::liveness::Phase;
 use super::process::{ConnectError, Hello, WorkerProcess, connect, connect_and_hello};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -39,28 +41,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a ready worker is called, so it knows its gateway lives.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Starting,
-    Ready,
-    Backoff,
-    /// Shutting down: runs are ending and their final events still flow.
-    Stopping,
-    Stopped,
-}
-
-impl Phase {
-    pub(crate) fn as_str(&self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Ready => "ready",
-            Phase::Backoff => "backoff",
-            Phase::Stopping => "stopping",
-            Phase::Stopped => "stopped",
-        }
-    }
-}
 
 /// What the supervisor tells surfaces about the worker itself.
 #[derive(Debug, Clone)]
@@ -90,22 +70,12 @@ pub(crate) enum DeliverError {
     Busy(String),
 }
 
-struct Shared {
-    phase: Phase,
-    pid: Option<u32>,
-    restarts: u32,
-    last_error: String,
-    started_at_ms: i64,
-    client: Option<WorkerClient<Channel>>,
-    /// Bumped each time a worker becomes ready.
-    incarnation: u64,
-}
-
 pub(crate) struct WorkerHandle {
     profile: String,
     home: Home,
     worker_bin: PathBuf,
-    shared: Mutex<Shared>,
+    /// Phase, client and wake-ups; the supervision writes it.
+    pub(super) liveness: Liveness,
     notices: broadcast::Sender<Notice>,
     cursor: ResumeCursor,
     /// What the channel learned about the platform; sent to every worker
@@ -113,7 +83,6 @@ pub(crate) struct WorkerHandle {
     platform: Mutex<Option<PlatformInfo>>,
     /// What the worker announced at its last Hello.
     caps: WorkerCaps,
-    ready: Notify,
     restart: Notify,
     stop: CancellationToken,
 }
@@ -130,20 +99,11 @@ impl WorkerHandle {
             profile: profile.to_string(),
             home: home.clone(),
             worker_bin,
-            shared: Mutex::new(Shared {
-                phase: Phase::Starting,
-                pid: None,
-                restarts: 0,
-                last_error: String::new(),
-                started_at_ms: 0,
-                client: None,
-                incarnation: 0,
-            }),
+            liveness: Liveness::new(),
             notices,
             cursor: ResumeCursor::load(home.profile(profile).dir(), profile),
             platform: Mutex::new(None),
             caps: WorkerCaps::default(),
-            ready: Notify::new(),
             restart: Notify::new(),
             stop,
         })
@@ -158,18 +118,14 @@ impl WorkerHandle {
         self.caps.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub(crate) fn view(&self) -> WorkerView {
-        let s = self.lock();
+        let s = self.liveness.snapshot();
         WorkerView {
             profile: self.profile.clone(),
             phase: s.phase,
             pid: s.pid,
             restarts: s.restarts,
-            last_error: s.last_error.clone(),
+            last_error: s.last_error,
             started_at_ms: s.started_at_ms,
         }
     }
@@ -178,32 +134,14 @@ impl WorkerHandle {
         self.notices.subscribe()
     }
 
-    fn client(&self) -> Option<WorkerClient<Channel>> {
-        let s = self.lock();
-        if s.phase == Phase::Ready {
-            s.client.clone()
-        } else {
-            None
-        }
-    }
-
     /// Wait until the worker is ready (or `timeout` passes).
     pub(crate) async fn wait_ready(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.ready.notified();
-            if self.client().is_some() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.client().is_some();
-            }
-        }
+        self.liveness.wait_ready(timeout).await
     }
 
     /// Hand a message to the worker. `Ok` means it is durably accepted.
     pub(crate) async fn deliver(&self, inbound: Inbound) -> Result<Ack, DeliverError> {
-        let Some(mut c) = self.client() else {
+        let Some(mut c) = self.liveness.client() else {
             return Err(DeliverError::Unavailable(self.profile.clone()));
         };
         match c.deliver(inbound).await {
@@ -218,7 +156,7 @@ impl WorkerHandle {
 
     /// A verified action (card button, a group the gateway created).
     pub(crate) async fn act(&self, action: Action) -> Result<ActResult, DeliverError> {
-        let Some(mut c) = self.client() else {
+        let Some(mut c) = self.liveness.client() else {
             return Err(DeliverError::Unavailable(self.profile.clone()));
         };
         c.act(action)
@@ -233,13 +171,13 @@ impl WorkerHandle {
         if let Ok(mut p) = self.platform.lock() {
             *p = Some(info.clone());
         }
-        if let Some(c) = self.client() {
+        if let Some(c) = self.liveness.client() {
             send_platform(c, &self.profile, info).await;
         }
     }
 
     pub(crate) async fn status(&self) -> Option<WorkerStatus> {
-        let mut c = self.client()?;
+        let mut c = self.liveness.client()?;
         tokio::time::timeout(Duration::from_secs(2), c.status(StatusRequest {}))
             .await
             .ok()?
@@ -259,39 +197,6 @@ impl WorkerHandle {
     /// A pull of this worker's events from the cursor (see [`EventFeed`]).
     pub(crate) fn feed(self: &Arc<Self>) -> EventFeed {
         EventFeed::new(self.clone())
-    }
-
-    /// The client of a ready worker and its incarnation number, waiting
-    /// while it starts or restarts; `None` once it has stopped for good.
-    pub(crate) async fn wait_client(&self) -> Option<(WorkerClient<Channel>, u64)> {
-        loop {
-            let changed = self.ready.notified();
-            {
-                let s = self.lock();
-                if s.phase == Phase::Ready
-                    && let Some(c) = &s.client
-                {
-                    return Some((c.clone(), s.incarnation));
-                }
-                if s.phase == Phase::Stopped {
-                    return None;
-                }
-            }
-            changed.await;
-        }
-    }
-
-    fn set_phase(&self, phase: Phase) {
-        {
-            let mut s = self.lock();
-            s.phase = phase;
-            if phase != Phase::Ready {
-                s.client = None;
-            }
-        }
-        if phase == Phase::Stopped {
-            self.ready.notify_waiters();
-        }
     }
 
     /// The supervision loop; returns when `stop` is cancelled and the worker
@@ -325,7 +230,7 @@ impl Supervision {
             if self.h.stop.is_cancelled() {
                 break;
             }
-            self.h.set_phase(Phase::Starting);
+            self.h.liveness.set_phase(Phase::Starting);
             let started = Instant::now();
             let end = match self.attach_or_spawn(&sock).await {
                 Ok((process, hello)) => self.run_one(process, hello).await,
@@ -352,7 +257,7 @@ impl Supervision {
                 } => self.exited(what, backoff),
                 End::StartFailed(error) => {
                     tracing::error!(profile = %self.h.profile, %error, retry_in_ms = backoff.as_millis() as u64, "worker failed to start");
-                    self.h.lock().last_error = error.clone();
+                    self.h.liveness.failed(error.clone());
                     let _ = self.h.notices.send(Notice::StartFailed {
                         error,
                         retry_in: backoff,
@@ -360,8 +265,8 @@ impl Supervision {
                     backoff
                 }
             };
-            self.h.lock().restarts += 1;
-            self.h.set_phase(Phase::Backoff);
+            self.h.liveness.count_restart();
+            self.h.liveness.set_phase(Phase::Backoff);
             tokio::select! {
                 _ = tokio::time::sleep(retry_in) => {}
                 _ = self.h.stop.cancelled() => break,
@@ -372,13 +277,12 @@ impl Supervision {
             }
         }
         self.h.cursor.flush();
-        self.h.set_phase(Phase::Stopped);
-        self.h.lock().pid = None;
+        self.h.liveness.stopped();
     }
 
     fn exited(&self, what: String, retry_in: Duration) -> Duration {
         tracing::warn!(profile = %self.h.profile, %what, retry_in_ms = retry_in.as_millis() as u64, "worker exited; restarting");
-        self.h.lock().last_error = what.clone();
+        self.h.liveness.failed(what.clone());
         let _ = self.h.notices.send(Notice::Exited { what, retry_in });
         retry_in
     }
@@ -459,20 +363,12 @@ impl Supervision {
         self.h.cursor.reconcile(hello.last_seq);
         self.h.caps.set(hello.caps);
         self.h.caps.set_media(hello.media);
-        {
-            let mut s = self.h.lock();
-            s.pid = Some(pid);
-            s.started_at_ms = now_ms();
-            s.client = Some(client.clone());
-            s.phase = Phase::Ready;
-            s.incarnation += 1;
-            s.last_error.clear();
-        }
+        self.h.liveness.ready(pid, now_ms(), client.clone());
         let platform = self.h.platform.lock().ok().and_then(|p| p.clone());
         if let Some(info) = platform {
             send_platform(client.clone(), &self.h.profile, info).await;
         }
-        self.h.ready.notify_waiters();
+        self.h.liveness.announce_ready();
         let _ = self.h.notices.send(Notice::Ready);
         tracing::info!(profile = %self.h.profile, pid, spawned = process.spawned(), "worker ready");
 
@@ -484,17 +380,17 @@ impl Supervision {
             exit = process.exited() => End::Exited { what: exit.what, killed: exit.killed },
             _ = &mut heartbeat => End::Exited { what: "unreachable".into(), killed: false },
             _ = self.h.restart.notified() => {
-                self.h.set_phase(Phase::Starting);
+                self.h.liveness.set_phase(Phase::Starting);
                 self.shutdown_worker(&mut process, client, "restart requested").await;
                 End::Restart
             }
             _ = self.h.stop.cancelled() => {
-                self.h.set_phase(Phase::Stopping);
+                self.h.liveness.set_phase(Phase::Stopping);
                 self.shutdown_worker(&mut process, client, "fcxd is stopping").await;
                 End::Stopped
             }
         };
-        self.h.set_phase(Phase::Backoff);
+        self.h.liveness.set_phase(Phase::Backoff);
         self.h.cursor.flush();
         end
     }
