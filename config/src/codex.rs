@@ -95,11 +95,7 @@ pub struct Located {
 /// The operator's own Codex login file (`$CODEX_HOME/auth.json`, else
 /// `~/.codex/auth.json`), when there is one.
 pub fn user_login(home: &crate::Home) -> Option<PathBuf> {
-    let dir = match std::env::var_os("CODEX_HOME") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => home.user_home().join(".codex"),
-    };
-    let f = dir.join("auth.json");
+    let f = crate::model_endpoint::user_codex_home(home).join("auth.json");
     f.is_file().then_some(f)
 }
 

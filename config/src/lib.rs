@@ -14,6 +14,7 @@ pub mod codex;
 pub mod env_allow;
 mod home;
 pub mod keystore;
+pub mod model_endpoint;
 mod private;
 pub mod registry;
 mod secret;
@@ -416,6 +417,10 @@ pub struct RunsConfig {
     /// How long a message that is only attachments (a screenshot) waits for
     /// the text that usually follows it before it runs alone.
     pub attachment_wait_ms: u64,
+    /// Fail a run whose model API has not answered for this many seconds
+    /// while Codex keeps reconnecting (0 = never: Codex retries without
+    /// end when the endpoint cannot be reached).
+    pub model_unreachable_secs: u64,
 }
 
 impl Default for RunsConfig {
@@ -426,6 +431,7 @@ impl Default for RunsConfig {
             idle_timeout_secs: 30 * 60,
             stop_grace_ms: 700,
             attachment_wait_ms: 30_000,
+            model_unreachable_secs: 90,
         }
     }
 }

@@ -193,6 +193,11 @@ fn bad_values_are_explained() {
             "profiles.a.runs.attachment_wait_ms",
             "at most 600000",
         ),
+        (
+            "[profiles.a.runs]\nmodel_unreachable_secs = 86401\n",
+            "profiles.a.runs.model_unreachable_secs",
+            "at most 86400",
+        ),
     ];
     for (text, key, what) in cases {
         let e = Config::parse(Path::new("c.toml"), text, &h)
@@ -242,13 +247,15 @@ fn attachment_wait_defaults_to_thirty_seconds_and_can_be_set() {
     let c = Config::load(&h).expect("default config");
     let p = c.profile(DEFAULT_PROFILE).expect("default profile");
     assert_eq!(p.runs.attachment_wait_ms, 30_000);
+    assert_eq!(p.runs.model_unreachable_secs, 90);
     let c = Config::parse(
         Path::new("c.toml"),
-        "[profiles.a.runs]\nattachment_wait_ms = 250\n",
+        "[profiles.a.runs]\nattachment_wait_ms = 250\nmodel_unreachable_secs = 0\n",
         &h,
     )
     .expect("parse");
     assert_eq!(c.profile("a").expect("a").runs.attachment_wait_ms, 250);
+    assert_eq!(c.profile("a").expect("a").runs.model_unreachable_secs, 0);
 }
 
 #[test]

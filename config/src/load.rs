@@ -114,6 +114,7 @@ struct RawRuns {
     idle_timeout_secs: Option<u64>,
     stop_grace_ms: Option<u64>,
     attachment_wait_ms: Option<u64>,
+    model_unreachable_secs: Option<u64>,
 }
 
 impl Config {
@@ -382,7 +383,17 @@ fn build_profile(
         idle_timeout_secs: rp.runs.idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
         stop_grace_ms: rp.runs.stop_grace_ms.unwrap_or(d.stop_grace_ms),
         attachment_wait_ms: rp.runs.attachment_wait_ms.unwrap_or(d.attachment_wait_ms),
+        model_unreachable_secs: rp
+            .runs
+            .model_unreachable_secs
+            .unwrap_or(d.model_unreachable_secs),
     };
+    if runs.model_unreachable_secs > 86_400 {
+        return Err(invalid(
+            ".runs.model_unreachable_secs",
+            "must be at most 86400 (a day); 0 turns the limit off".into(),
+        ));
+    }
     if runs.attachment_wait_ms > 600_000 {
         return Err(invalid(
             ".runs.attachment_wait_ms",

@@ -108,6 +108,13 @@ pub(crate) fn end_state(
             pb::DoneReason::Interrupted,
             "stopped to answer the newer messages".to_string(),
         ),
+        (Some(StopReason::ModelUnreachable), Outcome::Failed { message }) => {
+            (pb::DoneReason::Failed, message.clone())
+        }
+        (Some(StopReason::ModelUnreachable), _) => (
+            pb::DoneReason::Failed,
+            "Codex could not reach the model API".to_string(),
+        ),
         (Some(StopReason::Shutdown), _) => (
             pb::DoneReason::Interrupted,
             "fcx is shutting down".to_string(),

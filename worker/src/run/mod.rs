@@ -6,6 +6,7 @@ pub(crate) mod approval;
 mod end;
 mod env;
 mod outbox;
+mod reach;
 mod slot;
 mod translate;
 
@@ -509,6 +510,9 @@ impl RunDriver {
         tokio::pin!(fut);
         let idle_limit = self.ctx.idle_timeout(&job.scope);
         let mut last_event = Instant::now();
+        let mut model =
+            reach::ModelWatch::new(self.ctx.profile.runs.model_unreachable_secs, last_event);
+        let mut unreachable = None;
         let mut t = Translator {
             ctx: &self.ctx,
             catalog: &self.catalog,
@@ -526,6 +530,7 @@ impl RunDriver {
                 biased;
                 Some(ev) = ev_rx.recv() => {
                     last_event = Instant::now();
+                    model.saw(&ev, last_event);
                     t.handle(ev);
                 }
                 r = &mut fut => {
@@ -539,6 +544,13 @@ impl RunDriver {
                         approval::expire(&self.ctx, job, &id, t.approval_timeout());
                     }
                 }
+                _ = sleep_until(model.deadline()), if unreachable.is_none() => {
+                    let endpoint = fcx_config::model_endpoint::resolve(&self.ctx.profile, &self.ctx.home);
+                    let message = model.failure(endpoint.as_ref().map(|e| e.base_url.as_str()));
+                    tracing::warn!(run_id = %job.run_id, "{message}");
+                    job.slot.stop(StopReason::ModelUnreachable);
+                    unreachable = Some(message);
+                }
                 _ = sleep_until(idle_deadline) => {
                     tracing::warn!(run_id = %job.run_id, "no Codex event within the idle timeout; stopping the run");
                     job.slot.stop(StopReason::TimedOut);
@@ -549,7 +561,16 @@ impl RunDriver {
         job.slot.close_steering();
         drop(ctl_tx);
         t.close_open_tools();
-        result
+        match unreachable {
+            // The stop, not Codex's answer to it, is what the user needs.
+            Some(message) if job.slot.stop_reason() == Some(StopReason::ModelUnreachable) => {
+                RunResult {
+                    outcome: Outcome::Failed { message },
+                    ..result
+                }
+            }
+            _ => result,
+        }
     }
 
     fn conclude(

@@ -17,7 +17,11 @@ struct Fixture {
 }
 
 fn fixture(turns: Vec<Turn>) -> Fixture {
-    let kit = testkit::kit(RunsConfig::default());
+    fixture_with(RunsConfig::default(), turns)
+}
+
+fn fixture_with(runs: RunsConfig, turns: Vec<Turn>) -> Fixture {
+    let kit = testkit::kit(runs);
     let runner = FakeRunner::new(turns);
     let catalog = Arc::new(Catalog::new(kit.ctx.clone()));
     let driver = RunDriver::new(kit.ctx.clone(), catalog, Arc::new(runner.clone()));
@@ -486,6 +490,37 @@ async fn a_silent_codex_is_stopped_by_the_idle_timeout() {
             pb::DoneReason::TimedOut as i32,
             "no activity from Codex for 1 second"
         )
+    );
+}
+
+#[tokio::test]
+async fn a_codex_that_keeps_reconnecting_fails_the_run_within_the_bound() {
+    // What codex does when its model API cannot be reached: retry for
+    // ever, each retry an event (so the idle timeout never fires).
+    let retry = RunnerEvent::Retrying {
+        message: "Reconnecting... waiting for network (Connection failed: error sending request)"
+            .into(),
+    };
+    let runs = RunsConfig {
+        model_unreachable_secs: 1,
+        ..RunsConfig::default()
+    };
+    let f = fixture_with(
+        runs,
+        vec![held(vec![RunnerEvent::TurnStarted, retry], None)],
+    );
+    let job = f.job("r9u", &["hello"]);
+    let slot = job.slot.clone();
+    f.driver.execute(job).await;
+    assert_eq!(slot.stop_reason(), Some(StopReason::ModelUnreachable));
+    let d = f.done();
+    assert_eq!(d.reason, pb::DoneReason::Failed as i32);
+    assert!(
+        d.detail.starts_with("Codex could not reach the model API")
+            && d.detail
+                .contains("for 1 second (Reconnecting... waiting for network"),
+        "{}",
+        d.detail
     );
 }
 

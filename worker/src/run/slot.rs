@@ -21,6 +21,8 @@ pub(crate) enum StopReason {
     /// A message arrived and the scope interrupts for it (during_run =
     /// interrupt).
     Superseded,
+    /// Codex kept retrying a model API it could not reach.
+    ModelUnreachable,
 }
 
 /// Whether a message can be added to the running turn.

@@ -143,7 +143,7 @@ impl Translator<'_> {
                 );
                 self.waiting.add(&approval_id, timeout);
             }
-            RunnerEvent::Warning { message } => {
+            RunnerEvent::Warning { message } | RunnerEvent::Retrying { message } => {
                 self.emit(Kind::Error(pb::RunError {
                     message: first_line(&message, 500),
                     fatal: false,

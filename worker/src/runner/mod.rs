@@ -165,8 +165,16 @@ pub(crate) enum RunnerEvent {
     },
     /// Thread-cumulative usage (see [`TokenUsage`]).
     Usage(TokenUsage),
-    /// Non-fatal warning or error line from Codex (e.g. "Reconnecting... 1/5").
+    /// Non-fatal warning or error line from Codex.
     Warning {
+        message: String,
+    },
+    /// Codex could not reach the model API and is trying again (exec's
+    /// `Reconnecting...` errors, app-server's `error` with `willRetry`).
+    /// Not progress: Codex retries an unreachable endpoint without end
+    /// ("waiting for network"), so the run driver bounds how long these may
+    /// go on without anything else happening.
+    Retrying {
         message: String,
     },
     /// Codex waits for a decision (answer with [`RunControl::Approve`]).

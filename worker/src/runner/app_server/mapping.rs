@@ -150,10 +150,22 @@ impl Mapper {
                     .get("willRetry")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                if !retrying {
+                if retrying {
+                    // The cause is in `additionalDetails` ("Reconnecting...
+                    // waiting for network" + "Connection failed: ...").
+                    let message = match params
+                        .pointer("/error/additionalDetails")
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                    {
+                        Some(d) => format!("{message} ({d})"),
+                        None => message,
+                    };
+                    out.push(RunnerEvent::Retrying { message });
+                } else {
                     self.last_error = Some(message.clone());
+                    out.push(RunnerEvent::Warning { message });
                 }
-                out.push(RunnerEvent::Warning { message });
             }
             "warning" => {
                 let message = s("message");

@@ -323,3 +323,24 @@ fn other_turns_and_noise_are_ignored() {
     assert!(evs.is_empty(), "{evs:?}");
     assert_eq!(m.turn_end, None);
 }
+
+#[test]
+fn an_error_codex_will_retry_is_a_retry_with_its_cause() {
+    // Recorded from codex 0.169 app-server with its base URL on a closed port.
+    let mut m = mapper();
+    let evs = feed(
+        &mut m,
+        &[
+            json!({"method": "error", "params": {"error": {"message": "Reconnecting... waiting for network", "codexErrorInfo": {"responseStreamDisconnected": {"httpStatusCode": null}}, "additionalDetails": "Connection failed: error sending request", "misalignment": null}, "willRetry": true, "threadId": "th", "turnId": "tu"}}),
+        ],
+    );
+    match &evs[..] {
+        [RunnerEvent::Retrying { message }] => assert_eq!(
+            message,
+            "Reconnecting... waiting for network (Connection failed: error sending request)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A retry is not the turn's error.
+    assert_eq!(m.last_error, None);
+}

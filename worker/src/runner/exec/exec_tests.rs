@@ -207,6 +207,29 @@ fn translates_failed_turn() {
 }
 
 #[test]
+fn reconnects_are_retries_not_warnings() {
+    // Recorded from codex 0.169 exec with its base URL on a closed port.
+    let lines = r#"{"type":"error","message":"Reconnecting... 2/5 (stream disconnected before completion: Connection refused (os error 111))"}
+{"type":"item.completed","item":{"id":"item_0","type":"error","message":"Falling back from WebSockets to HTTPS transport. stream disconnected before completion: Connection refused (os error 111)"}}
+{"type":"error","message":"Reconnecting... waiting for network (Connection failed: error sending request)"}"#;
+    let (_, events) = translate("/w", lines);
+    assert_eq!(
+        events,
+        vec![
+            RunnerEvent::Retrying {
+                message: "Reconnecting... 2/5 (stream disconnected before completion: Connection refused (os error 111))".into()
+            },
+            RunnerEvent::Warning {
+                message: "Falling back from WebSockets to HTTPS transport. stream disconnected before completion: Connection refused (os error 111)".into()
+            },
+            RunnerEvent::Retrying {
+                message: "Reconnecting... waiting for network (Connection failed: error sending request)".into()
+            },
+        ]
+    );
+}
+
+#[test]
 fn translates_other_items() {
     let lines = r#"{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"**Thinking** about the mock"}}
 {"type":"item.completed","item":{"id":"item_1","type":"error","message":"Model metadata for `mock-model` not found."}}

@@ -102,7 +102,14 @@ impl Translator {
             }
             "error" => {
                 if let Some(message) = ev.message.as_ref().and_then(message_of) {
-                    out.push(RunnerEvent::Warning { message });
+                    // Codex 0.169 says `Reconnecting... 2/5 (...)` and, once
+                    // it gives up counting, `Reconnecting... waiting for
+                    // network (...)`, forever.
+                    if message.starts_with("Reconnecting") {
+                        out.push(RunnerEvent::Retrying { message });
+                    } else {
+                        out.push(RunnerEvent::Warning { message });
+                    }
                 }
             }
             other => tracing::debug!(event = other, "skipping unknown codex event type"),
