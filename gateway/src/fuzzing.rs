@@ -82,6 +82,7 @@ pub fn fuzz_reassembly(fragments: &[(u8, u32, u32, Vec<u8>)]) {
             sum: *sum,
             seq: *seq,
             trace_id: None,
+            timestamp_ms: None,
         };
         if let Ok(Some(done)) = r.push(&h, payload.clone(), now) {
             assert!(done.len() <= 4096, "a reassembled message exceeds the cap");
@@ -102,6 +103,7 @@ pub fn fuzz_normalize(payload: &[u8]) {
     };
     let opts = Options {
         stale_after_ms: 60_000,
+        platform_now_ms: None,
         now_ms: 1_700_000_000_000,
     };
     let _ = normalize::normalize_value(&v, &bot, &opts);

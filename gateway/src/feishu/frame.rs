@@ -27,6 +27,7 @@ pub(crate) mod keys {
     pub(crate) const SUM: &str = "sum";
     pub(crate) const SEQ: &str = "seq";
     pub(crate) const TRACE_ID: &str = "trace_id";
+    pub(crate) const TIMESTAMP: &str = "timestamp";
     pub(crate) const BIZ_RT: &str = "biz_rt";
 }
 
@@ -246,6 +247,9 @@ pub(crate) struct DataHeaders {
     /// 0-based fragment index (a missing header means 0).
     pub(crate) seq: u32,
     pub(crate) trace_id: Option<String>,
+    /// The platform's clock when it pushed the frame (ms since the epoch;
+    /// None when absent or unreadable: only the stale check reads it).
+    pub(crate) timestamp_ms: Option<i64>,
 }
 
 fn int_header(frame: &Frame, key: &'static str, default: u32) -> Result<u32, FrameError> {
@@ -285,6 +289,7 @@ pub(crate) fn parse_data_headers(frame: &Frame) -> Result<DataHeaders, FrameErro
         sum,
         seq,
         trace_id: header(frame, keys::TRACE_ID).map(str::to_string),
+        timestamp_ms: header(frame, keys::TIMESTAMP).and_then(|t| t.trim().parse().ok()),
     })
 }
 

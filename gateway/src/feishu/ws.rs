@@ -42,6 +42,8 @@ pub(crate) struct InboundEvent {
     /// The event envelope (`{"schema":"2.0","header":{…},"event":{…}}`),
     /// including `card.action.trigger` callbacks.
     pub(crate) payload: serde_json::Value,
+    /// The platform's clock at the push (the frame's `timestamp` header).
+    pub(crate) pushed_at_ms: Option<i64>,
 }
 
 /// Decides the ACK for one event. The returned future must resolve before
@@ -554,6 +556,7 @@ impl WsClient {
         let ev = InboundEvent {
             message_id: h.message_id,
             payload,
+            pushed_at_ms: h.timestamp_ms,
         };
         let deadline = arrived + self.opts.ack_budget;
         let handler = self.handler.clone();

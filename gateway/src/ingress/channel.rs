@@ -310,6 +310,7 @@ async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::ingres
     let ev = InboundEvent {
         message_id: "webhook".into(),
         payload: value,
+        pushed_at_ms: None,
     };
     let deadline = Instant::now() + Duration::from_millis(2500);
     match tokio::time::timeout_at(deadline, h.handle(ev, deadline)).await {
@@ -459,6 +460,7 @@ impl Handler {
         let opts = Options {
             stale_after_ms: self.stale_after.as_millis() as i64,
             now_ms: now_ms(),
+            platform_now_ms: ev.pushed_at_ms,
         };
         let n = match normalize::normalize_value(&ev.payload, &self.bot, &opts) {
             Ok(n) => n,

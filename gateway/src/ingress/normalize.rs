@@ -45,6 +45,9 @@ pub(crate) struct Options {
     /// Drop replays older than this (milliseconds); 0 keeps everything.
     pub(crate) stale_after_ms: i64,
     pub(crate) now_ms: i64,
+    /// The platform's clock when it pushed the event, when the transport
+    /// says (the long connection's frame `timestamp`).
+    pub(crate) platform_now_ms: Option<i64>,
 }
 
 #[cfg(test)]
@@ -142,7 +145,17 @@ fn message(
         return ignored("a message from the bot itself");
     }
     let sent_at_ms: i64 = s(msg, &["create_time"]).parse().unwrap_or(0);
-    if opts.stale_after_ms > 0 && sent_at_ms > 0 && opts.now_ms - sent_at_ms > opts.stale_after_ms {
+    // Stale only when old by fcx's clock and, where the platform stamped
+    // the push, by the platform's too: a replay after fcx was offline is
+    // old by both, while a live message seen through a host clock that
+    // jumped ahead (or drifted an hour off) is old only by fcx's and must
+    // still run.
+    let old = |now: i64| now - sent_at_ms > opts.stale_after_ms;
+    if opts.stale_after_ms > 0
+        && sent_at_ms > 0
+        && old(opts.now_ms)
+        && opts.platform_now_ms.is_none_or(old)
+    {
         return ignored(&format!(
             "a stale replay ({} s old)",
             (opts.now_ms - sent_at_ms) / 1000

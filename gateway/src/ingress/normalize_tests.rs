@@ -12,6 +12,7 @@ fn opts() -> Options {
     Options {
         stale_after_ms: 30 * 60 * 1000,
         now_ms: 1_700_000_100_000,
+        platform_now_ms: None,
     }
 }
 
@@ -117,6 +118,39 @@ fn topic_messages_get_their_own_scope() {
     let i = inbound(normalize(&envelope(m, "ou_u"), &bot(), &opts()).expect("ok"));
     assert_eq!(i.scope, "topic:oc_1:omt_9");
     assert_eq!(i.chat_type(), ChatType::Topic);
+}
+
+#[test]
+fn a_live_message_is_not_stale_when_only_fcx_clock_is_an_hour_ahead() {
+    // Sent 100 s before the push by the platform's clock; fcx's clock reads
+    // an hour later (it jumped ahead, or drifts): the message is live.
+    let mut m = msg("p2p", json!({"text": "x"}), json!([]));
+    let pushed = 1_700_000_100_000 - 3_600_000;
+    m["create_time"] = json!((pushed - 100_000).to_string());
+    let o = Options {
+        platform_now_ms: Some(pushed),
+        ..opts()
+    };
+    let n = normalize(&envelope(m.clone(), "ou_u"), &bot(), &o).expect("ok");
+    assert!(!matches!(n, Normalized::Ignored { .. }), "{n:?}");
+    // Without the platform's push time the local clock alone decides.
+    let n = normalize(&envelope(m, "ou_u"), &bot(), &opts()).expect("ok");
+    assert!(
+        matches!(&n, Normalized::Ignored { reason, .. } if reason.contains("stale")),
+        "{n:?}"
+    );
+    // Old by both clocks (a replay after fcx was offline): stale.
+    let mut old = msg("p2p", json!({"text": "x"}), json!([]));
+    old["create_time"] = json!("1600000000000");
+    let o = Options {
+        platform_now_ms: Some(1_700_000_100_000),
+        ..opts()
+    };
+    let n = normalize(&envelope(old, "ou_u"), &bot(), &o).expect("ok");
+    assert!(
+        matches!(&n, Normalized::Ignored { reason, .. } if reason.contains("stale")),
+        "{n:?}"
+    );
 }
 
 #[test]
@@ -607,6 +641,7 @@ fn random_and_mutated_envelopes_never_panic() {
         let opts = Options {
             stale_after_ms: if rng.one_in(4) { 0 } else { 30 * 60 * 1000 },
             now_ms: *rng.pick(&[0, 1_700_000_100_000, 4_000_000_000_000]),
+            platform_now_ms: *rng.pick(&[None, Some(0), Some(1_700_000_100_000)]),
         };
         check(&normalize_value(&v, bot, &opts), &mut seen, &|| {
             format!("value #{i}: {v}")
