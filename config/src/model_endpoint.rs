@@ -51,7 +51,7 @@ impl ModelEndpoint {
 pub fn codex_home_of(profile: &Profile, home: &Home) -> PathBuf {
     match profile.codex.auth {
         AuthMode::InheritUser => user_codex_home(home),
-        AuthMode::ApiKey | AuthMode::CodexHome => home.codex_home(&profile.name),
+        AuthMode::ApiKey | AuthMode::CodexHome => home.profile(&profile.name).codex_home(),
     }
 }
 
@@ -199,7 +199,7 @@ mod tests {
         let (_d, h) = home();
         let text = BASE.replace("api_key = \"env:K\"\n", "auth = \"codex-home\"\n");
         let p = profile(&h, &text);
-        let ch = h.codex_home("a");
+        let ch = h.profile("a").codex_home();
         std::fs::create_dir_all(&ch).expect("codex home");
         std::fs::write(ch.join("auth.json"), r#"{"tokens":{"id_token":"x"}}"#).expect("auth");
         assert_eq!(resolve(&p, &h).expect("endpoint").base_url, CHATGPT_BACKEND);
