@@ -336,6 +336,9 @@ async fn rate_limit_waits_and_succeeds() {
 struct TextSource {
     text: StdMutex<String>,
     sent: StdMutex<String>,
+    /// What the last pull returned: what a settle confirms (the text may
+    /// have moved on while the operation was in flight).
+    in_flight: StdMutex<Option<String>>,
     pulls: AtomicU32,
     settles: StdMutex<Vec<bool>>,
 }
@@ -350,7 +353,11 @@ impl CardSource for TextSource {
     fn pull(&self) -> Option<LiveUpdate> {
         self.pulls.fetch_add(1, Ordering::SeqCst);
         let text = self.text.lock().expect("lock").clone();
-        (text != *self.sent.lock().expect("lock")).then(|| LiveUpdate::Content {
+        if text == *self.sent.lock().expect("lock") {
+            return None;
+        }
+        *self.in_flight.lock().expect("lock") = Some(text.clone());
+        Some(LiveUpdate::Content {
             element_id: "answer".into(),
             content: text,
         })
@@ -358,8 +365,9 @@ impl CardSource for TextSource {
 
     fn settle(&self, accepted: bool) {
         self.settles.lock().expect("lock").push(accepted);
-        if accepted {
-            *self.sent.lock().expect("lock") = self.text.lock().expect("lock").clone();
+        let pulled = self.in_flight.lock().expect("lock").take();
+        if let Some(t) = pulled.filter(|_| accepted) {
+            *self.sent.lock().expect("lock") = t;
         }
     }
 }

@@ -308,7 +308,8 @@ async fn bench_many_scopes(
 ) -> anyhow::Result<serde_json::Value> {
     const PER_SCOPE: usize = 3;
     let h = home(bins, "debounce_ms = 50\nmax_concurrent = 32")?;
-    let mut w = start_worker(bins, &h).await?;
+    // The scheduler says when it freed each scope (see `freed_at`).
+    let mut w = start_worker_logging(bins, &h, "info,fcx_worker::scheduler=debug").await?;
     let pid = w.child.id();
     let mut events = w
         .client
@@ -349,7 +350,6 @@ async fn bench_many_scopes(
     let mut waits = Vec::with_capacity(accepted_at.len());
     let mut wait_of: std::collections::HashMap<String, f64> = Default::default();
     let (mut runs, mut done) = (0usize, 0usize);
-    let mut ended_at: HashMap<String, i64> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     while done < runs || run_of.len() < accepted_at.len() {
         let ev = tokio::time::timeout_at(deadline, events.message())
@@ -367,10 +367,7 @@ async fn bench_many_scopes(
                     }
                 }
             }
-            Some(Kind::Done(_)) => {
-                done += 1;
-                ended_at.insert(ev.run_id.clone(), ev.at_ms);
-            }
+            Some(Kind::Done(_)) => done += 1,
             _ => {}
         }
     }
@@ -396,7 +393,7 @@ async fn bench_many_scopes(
         })
         .collect();
     drop(w);
-    let out_of_order = out_of_order_starts(&h.home, 50, &ended_at)?;
+    let (out_of_order, out_of_order_seen) = out_of_order_starts(&h.home, 50, &freed_at(&h.home)?)?;
     let journal = journal_waits(&h.home)?;
     let (jmean, jmax) = (
         journal.iter().sum::<f64>() / journal.len().max(1) as f64,
@@ -413,6 +410,7 @@ async fn bench_many_scopes(
         "queue_wait_ms": { "mean": round2(mean), "max": round2(max), "p50": round2(pct(&sorted(waits.clone()), 0.5)), "p99": round2(pct(&sorted(waits), 0.99)) },
         "max_wait_over_mean": round2(if mean > 0.0 { max / mean } else { 0.0 }),
         "out_of_order_starts": out_of_order,
+        "out_of_order_seen": out_of_order_seen,
         "journal_queue_wait_ms": { "mean": round2(jmean), "max": round2(jmax), "p50": round2(pct(&sorted(journal.clone()), 0.5)), "p99": round2(pct(&sorted(journal), 0.99)) },
         "journal_max_wait_over_mean": round2(if jmean > 0.0 { jmax / jmean } else { 0.0 }),
         "mean_wait_by_arrival_tenth_ms": by_tenth,
@@ -445,18 +443,44 @@ fn journal_waits(home: &Path) -> anyhow::Result<Vec<f64>> {
         .collect())
 }
 
+/// When the worker freed each run's scope for the scope's next run, by run
+/// id, from the worker's log (its scheduler's debug line). That is a moment
+/// after the run's Done event: the run's tail (its outbox, the end of its
+/// task) still holds the scope, so a scope is not yet waiting for the pool
+/// when its Done goes out, and under CPU load that moment is several ms.
+fn freed_at(home: &Path) -> anyhow::Result<HashMap<String, i64>> {
+    let path = home.join("logs/worker-default.log");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    let freed: HashMap<String, i64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "scope free for its next run")
+        .filter_map(|v| {
+            Some((
+                v["run_id"].as_str()?.to_string(),
+                v["freed_at_ms"].as_i64()?,
+            ))
+        })
+        .collect();
+    if freed.is_empty() {
+        bail!("{}: the scheduler logged no freed scope", path.display());
+    }
+    Ok(freed)
+}
+
 /// Fairness itself, from the worker's journal: runs the worker started (in
 /// the order it recorded them) ahead of a scope that was already waiting for
 /// the pool and whose oldest message is older. A scope waits for the pool
-/// once its debounce is over and its previous run (if any) has ended
-/// (`ended_at`, from the Done events): before that it waits for itself, and
-/// being passed then is not unfair. The wait ratio above also moves with the
-/// backlog the burst builds on this machine; this count does not.
+/// once its debounce is over and its previous run (if any) has freed it
+/// (`freed_at`, from the worker's log): before that it waits for itself,
+/// and being passed then is not unfair. The wait ratio above also moves
+/// with the backlog the burst builds on this machine; this count does not.
+/// Returns the count and the first few such starts, for a reader.
 fn out_of_order_starts(
     home: &Path,
     debounce_ms: i64,
-    ended_at: &HashMap<String, i64>,
-) -> anyhow::Result<usize> {
+    freed_at: &HashMap<String, i64>,
+) -> anyhow::Result<(usize, Vec<serde_json::Value>)> {
     let r = fcx_state::Reader::open(&home.join("profiles/default/state.db"))?;
     // Per run: its oldest message (inbox id) and its newest accept time.
     let mut messages: HashMap<String, (i64, i64)> = HashMap::new();
@@ -469,33 +493,56 @@ fn out_of_order_starts(
     }
     let mut listed = r.runs(usize::MAX)?;
     listed.sort_by_key(|l| l.recorded);
-    // Per run in start order: (started, oldest message, waiting for the pool since).
-    let mut scope_free_at: HashMap<&str, i64> = HashMap::new();
-    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
+    struct Started<'a> {
+        run: &'a fcx_state::RunListing,
+        oldest: i64,
+        last: i64,
+        free: i64,
+    }
+    // Per run in start order: its oldest message, and when its scope's
+    // previous run ended.
+    let mut scope_free_at: HashMap<&str, Option<i64>> = HashMap::new();
+    let mut runs: Vec<Started<'_>> = Vec::new();
     for l in &listed {
         let Some((oldest, last)) = messages.get(&l.run_id) else {
             continue;
         };
-        let free = scope_free_at
-            .get(l.scope.as_str())
-            .copied()
-            .unwrap_or(i64::MIN);
-        runs.push((l.started_at_ms, *oldest, (last + debounce_ms).max(free)));
-        scope_free_at.insert(
-            &l.scope,
-            ended_at.get(&l.run_id).copied().unwrap_or(i64::MAX),
-        );
+        let free = match scope_free_at.get(l.scope.as_str()) {
+            None => i64::MIN,
+            Some(Some(t)) => *t,
+            // Counting it as never free would hide what passed it.
+            Some(None) => bail!("{}: the run before {} never freed it", l.scope, l.run_id),
+        };
+        runs.push(Started {
+            run: l,
+            oldest: *oldest,
+            last: *last,
+            free,
+        });
+        scope_free_at.insert(&l.scope, freed_at.get(&l.run_id).copied());
     }
-    // 2 ms of slack: the journal's clock has millisecond resolution.
-    Ok(runs
-        .iter()
-        .enumerate()
-        .filter(|(k, (_, oldest, ready))| {
-            runs[..*k]
-                .iter()
-                .any(|(started, o, _)| oldest < o && ready + 2 < *started)
-        })
-        .count())
+    let mut seen = Vec::new();
+    let mut count = 0;
+    for (k, v) in runs.iter().enumerate() {
+        let ready = (v.last + debounce_ms).max(v.free);
+        // 2 ms of slack: the journal's clock has millisecond resolution.
+        let ahead = runs[..k]
+            .iter()
+            .find(|o| v.oldest < o.oldest && ready + 2 < o.run.started_at_ms);
+        if let Some(o) = ahead {
+            count += 1;
+            if seen.len() < 5 {
+                seen.push(json!({
+                    "run": v.run.run_id, "scope": v.run.scope, "oldest": v.oldest,
+                    "started_at_ms": v.run.started_at_ms,
+                    "quiet_from_ms": v.last + debounce_ms, "previous_run_freed_ms": v.free,
+                    "passed_by": { "run": o.run.run_id, "scope": o.run.scope, "oldest": o.oldest,
+                        "started_at_ms": o.run.started_at_ms },
+                }));
+            }
+        }
+    }
+    Ok((count, seen))
 }
 
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
@@ -583,12 +630,18 @@ impl Drop for Worker {
 }
 
 async fn start_worker(bins: &Path, h: &Home) -> anyhow::Result<Worker> {
+    start_worker_logging(bins, h, "info").await
+}
+
+/// [`start_worker`] with the worker's log filter (`FCX_LOG`).
+async fn start_worker_logging(bins: &Path, h: &Home, log: &str) -> anyhow::Result<Worker> {
     let sock = h.home.join("run/worker-default.sock");
     let mut child = Command::new(bins.join("fcx-worker"))
         .args(["--profile", "default", "--home"])
         .arg(&h.home)
         .arg("--socket")
         .arg(&sock)
+        .env("FCX_LOG", log)
         .env("FAKE_CODEX_LOG_DIR", &h.fake_log)
         .env("FAKE_CODEX_SCENARIOS", &h.scenarios)
         .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")

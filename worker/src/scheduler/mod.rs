@@ -568,7 +568,7 @@ impl Scheduler {
         q.started(&scope, slot.clone(), n);
         let job = RunJob {
             scope: scope.clone(),
-            run_id,
+            run_id: run_id.clone(),
             reply_to,
             messages,
             slot,
@@ -577,8 +577,16 @@ impl Scheduler {
         let me = self.clone();
         self.tasks.spawn(async move {
             run.await;
-            me.lock().finished(&scope);
+            let freed_at_ms = {
+                let mut q = me.lock();
+                q.finished(&scope);
+                now_ms()
+            };
             me.wake.notify_one();
+            // The scope waits for the pool from here, a moment after its
+            // run's Done event (the run's tail): the bench's fairness count
+            // reads this line to know when.
+            tracing::debug!(scope, run_id, freed_at_ms, "scope free for its next run");
         });
     }
 }
