@@ -28,7 +28,7 @@
 
 mod board;
 mod queue;
-mod steering;
+mod steerer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ use crate::store::{InboxKind, QueuedMessage, RunRow, StoreError};
 use crate::util::now_ms;
 use board::Board;
 use queue::Queues;
-use steering::Steering;
+use steerer::Steerer;
 
 /// Queue bound per scope and for the whole profile: past it, "busy".
 const MAX_QUEUED_PER_SCOPE: usize = 50;
@@ -86,7 +86,7 @@ pub(crate) struct Scheduler {
     /// The queues, the schedule loop's wake-up and the announcements.
     board: Arc<Board>,
     /// Messages added to running turns.
-    steering: Arc<Steering>,
+    steerer: Arc<Steerer>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     started_at_ms: i64,
@@ -97,7 +97,7 @@ impl Scheduler {
         let board = Arc::new(Board::new(ctx.clone()));
         let tasks = TaskTracker::new();
         Scheduler {
-            steering: Arc::new(Steering::new(ctx.clone(), board.clone(), tasks.clone())),
+            steerer: Arc::new(Steerer::new(ctx.clone(), board.clone(), tasks.clone())),
             ctx,
             exec,
             board,
@@ -176,22 +176,23 @@ impl Scheduler {
                     // A member's text never joins a full-access turn: it
                     // waits for the next run, which its sender caps.
                     DuringRun::Steer
-                        if active.full_access() && !self.steering.owner_sent(&message.inbound) => {}
+                        if active.steering.full_access()
+                            && !self.steerer.owner_sent(&message.inbound) => {}
                     // Its files are downloaded after this accept: placed
                     // in the turn's workspace first, then steered with it.
                     DuringRun::Steer if crate::media::downloadable(&message.inbound) => {
-                        if let Some(workspace) = active.steer_workspace() {
+                        if let Some(workspace) = active.steering.workspace() {
                             drop(q);
-                            self.steering
+                            self.steerer
                                 .steer_after_download(active, message, workspace, reply_mode);
                             return Ok(ack(&acc, fetch_attachments));
                         }
-                        no_steer = active.cannot_steer();
+                        no_steer = active.steering.cannot_steer();
                     }
-                    DuringRun::Steer => match active.steer(&message.inbound, Vec::new()) {
+                    DuringRun::Steer => match active.steering.steer(&message.inbound, Vec::new()) {
                         SteerAttempt::Sent(answer) => {
                             drop(q);
-                            self.steering
+                            self.steerer
                                 .await_steer(active, message, answer, reply_mode);
                             return Ok(ack(&acc, fetch_attachments));
                         }
@@ -210,7 +211,7 @@ impl Scheduler {
                 active.stop(StopReason::Superseded);
             }
             if no_steer {
-                self.steering.tell_no_steer(&scope);
+                self.steerer.tell_no_steer(&scope);
             }
             self.board.wake.notify_one();
         }

@@ -14,7 +14,7 @@ use crate::context::Ctx;
 use crate::run::{RunSlot, SteerAttempt};
 use crate::store::QueuedMessage;
 
-pub(super) struct Steering {
+pub(super) struct Steerer {
     ctx: Arc<Ctx>,
     /// Where a message goes when its turn ended first.
     board: Arc<Board>,
@@ -24,9 +24,9 @@ pub(super) struct Steering {
     told_no_steer: Mutex<HashSet<String>>,
 }
 
-impl Steering {
+impl Steerer {
     pub(super) fn new(ctx: Arc<Ctx>, board: Arc<Board>, tasks: TaskTracker) -> Self {
-        Steering {
+        Steerer {
             ctx,
             board,
             tasks,
@@ -91,7 +91,7 @@ impl Steering {
                 );
             }
             let annotated = inbounds.pop().unwrap_or_else(|| message.inbound.clone());
-            match active.steer(&annotated, media.images) {
+            match active.steering.steer(&annotated, media.images) {
                 SteerAttempt::Sent(answer) => {
                     me.settle_steer(active, message, answer, reply_mode).await;
                 }
