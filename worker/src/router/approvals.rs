@@ -38,7 +38,7 @@ impl Approvals<'_> {
                 .text(&probe, "approval", false, GONE, String::new());
             return refused(GONE);
         };
-        let Some(pending) = slot.approval(&ap.approval_id) else {
+        let Some(pending) = slot.approvals.get(&ap.approval_id) else {
             d.replies
                 .text(&probe, "approval", false, GONE, String::new());
             return refused(GONE);
@@ -58,7 +58,7 @@ impl Approvals<'_> {
                 .text(&probe, "approval", false, STALE, String::new());
             return refused(STALE);
         }
-        let Some((pending, _answer)) = slot.decide(&ap.approval_id, decision) else {
+        let Some((pending, _answer)) = slot.approvals.decide(&ap.approval_id, decision) else {
             d.replies
                 .text(&probe, "approval", false, GONE, String::new());
             return refused(GONE);

@@ -519,8 +519,8 @@ async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
         .expect("queued");
     let run = next_run(&mut rx).await;
     let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
-    run.slot.open_control(tx);
-    run.slot.add_approval(
+    run.slot.approvals.open(tx);
+    run.slot.approvals.add(
         "0",
         crate::run::PendingApproval {
             actor_id: USER.into(),

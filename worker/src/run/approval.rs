@@ -79,7 +79,7 @@ pub(crate) fn request(
         .and_then(|m| m.inbound.actor.clone())
         .unwrap_or_default();
     let what = asked.what();
-    job.slot.add_approval(
+    job.slot.approvals.add(
         asked.approval_id,
         PendingApproval {
             actor_id: actor.id.clone(),
@@ -174,6 +174,7 @@ pub(crate) fn request(
 pub(crate) fn expire(ctx: &Ctx, job: &RunJob, approval_id: &str, timeout: Duration) {
     let Some((pending, _answer)) = job
         .slot
+        .approvals
         .decide(approval_id, runner::ApprovalDecision::Decline)
     else {
         return;

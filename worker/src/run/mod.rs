@@ -486,7 +486,7 @@ impl RunDriver {
         // "orchestrator gone"; the exec runner answers NotSupported anyway.
         let (ctl_tx, ctl_rx) = mpsc::channel(8);
         if self.runner.caps().steer {
-            job.slot.open_steering(
+            job.slot.steering.open(
                 ctl_tx.clone(),
                 SteerContext {
                     scope: job.scope.clone(),
@@ -496,9 +496,9 @@ impl RunDriver {
                 },
             );
         } else {
-            job.slot.steering_unsupported();
+            job.slot.steering.unsupported();
         }
-        job.slot.open_control(ctl_tx.clone());
+        job.slot.approvals.open(ctl_tx.clone());
         let fut = self.runner.run(
             spec,
             RunIo {

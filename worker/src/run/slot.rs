@@ -1,15 +1,16 @@
 //! One active run's live handle, shared by the scheduler (which lists and
 //! stops it) and the run driver (which fills in what it learns).
 
-use std::path::PathBuf;
+mod approvals;
+mod steering;
+
 use std::sync::Mutex;
 
-use fcx_proto::v1::{self as pb, Inbound};
-use tokio::sync::{mpsc, oneshot};
+use fcx_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
-use crate::prompt::{self, PromptContext};
-use crate::runner::{ApprovalDecision, ControlError, RunControl};
+pub(crate) use approvals::{PendingApproval, PendingApprovals};
+pub(crate) use steering::{SteerAttempt, SteerContext, Steering};
 
 /// Why a run was stopped from outside; the first reason wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,41 +26,6 @@ pub(crate) enum StopReason {
     ModelUnreachable,
 }
 
-/// Whether a message can be added to the running turn.
-#[derive(Debug, Default)]
-enum Steering {
-    /// The run has not reached its runner yet, or has left it.
-    #[default]
-    Closed,
-    /// The runner cannot take input into a running turn (exec).
-    Unsupported,
-    Open {
-        control: mpsc::Sender<RunControl>,
-        /// What the steered message's prompt says about where it runs, as
-        /// for the run's own prompt.
-        context: SteerContext,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SteerContext {
-    pub(crate) scope: String,
-    pub(crate) workspace: String,
-    pub(crate) sandbox: &'static str,
-    pub(crate) network: bool,
-}
-
-/// What became of an attempt to add a message to the running turn.
-#[derive(Debug)]
-pub(crate) enum SteerAttempt {
-    /// Handed to the runner; the answer says whether Codex took it.
-    Sent(oneshot::Receiver<Result<(), ControlError>>),
-    /// The runner cannot steer (the exec runner).
-    Unsupported,
-    /// Not now: the run is starting or ending.
-    Closed,
-}
-
 #[derive(Debug, Default)]
 struct Live {
     stop: Option<StopReason>,
@@ -70,21 +36,6 @@ struct Live {
     messages: u32,
     /// The message its events reply to.
     reply_to: String,
-    steering: Steering,
-    /// The run's control channel (approvals), while its runner runs.
-    control: Option<mpsc::Sender<RunControl>>,
-    /// Approval requests waiting for a person: approval id → what was asked.
-    approvals: Vec<(String, PendingApproval)>,
-}
-
-/// An approval request waiting for a decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PendingApproval {
-    /// The user whose message started the run (the one the card's buttons
-    /// are signed for).
-    pub(crate) actor_id: String,
-    /// One line: what Codex asked to do.
-    pub(crate) what: String,
 }
 
 #[derive(Debug)]
@@ -92,6 +43,10 @@ pub(crate) struct RunSlot {
     pub(crate) run_id: String,
     pub(crate) started_at_ms: i64,
     pub(crate) cancel: CancellationToken,
+    /// Adding messages to the running turn.
+    pub(crate) steering: Steering,
+    /// Approval requests waiting for a person.
+    pub(crate) approvals: PendingApprovals,
     live: Mutex<Live>,
 }
 
@@ -105,6 +60,8 @@ impl RunSlot {
         RunSlot {
             run_id,
             started_at_ms,
+            steering: Steering::new(cancel.clone()),
+            approvals: PendingApprovals::default(),
             cancel,
             live: Mutex::new(Live {
                 workspace,
@@ -157,126 +114,11 @@ impl RunSlot {
         l.messages
     }
 
-    /// The runner takes steering requests through `control`.
-    pub(crate) fn open_steering(&self, control: mpsc::Sender<RunControl>, context: SteerContext) {
-        self.live().steering = Steering::Open { control, context };
-    }
-
-    /// The runner cannot steer.
-    pub(crate) fn steering_unsupported(&self) {
-        self.live().steering = Steering::Unsupported;
-    }
-
     /// The runner returned: nothing more can join the turn, and nothing
     /// is left to decide.
     pub(crate) fn close_steering(&self) {
-        let mut l = self.live();
-        l.steering = Steering::Closed;
-        l.control = None;
-        l.approvals.clear();
-    }
-
-    /// Decisions on approval requests go through `control`.
-    pub(crate) fn open_control(&self, control: mpsc::Sender<RunControl>) {
-        self.live().control = Some(control);
-    }
-
-    pub(crate) fn add_approval(&self, approval_id: &str, pending: PendingApproval) {
-        self.live()
-            .approvals
-            .push((approval_id.to_string(), pending));
-    }
-
-    pub(crate) fn approval(&self, approval_id: &str) -> Option<PendingApproval> {
-        self.live()
-            .approvals
-            .iter()
-            .find(|(id, _)| id == approval_id)
-            .map(|(_, p)| p.clone())
-    }
-
-    /// Take the decision on a pending request to the runner; `None` when
-    /// it is no longer pending (decided, timed out, or the run ended). A
-    /// request is decided once.
-    pub(crate) fn decide(
-        &self,
-        approval_id: &str,
-        decision: ApprovalDecision,
-    ) -> Option<(PendingApproval, oneshot::Receiver<Result<(), ControlError>>)> {
-        let mut l = self.live();
-        let at = l.approvals.iter().position(|(id, _)| id == approval_id)?;
-        let control = l.control.clone()?;
-        let (_, pending) = l.approvals.remove(at);
-        let (reply, answer) = oneshot::channel();
-        control
-            .try_send(RunControl::Approve {
-                request_id: approval_id.to_string(),
-                decision,
-                reply,
-            })
-            .ok()?;
-        Some((pending, answer))
-    }
-
-    /// Whether the running turn has full access: only the owner's text may
-    /// join it (see `access::run_cap`).
-    pub(crate) fn full_access(&self) -> bool {
-        matches!(
-            &self.live().steering,
-            Steering::Open { context, .. }
-                if context.sandbox == crate::runner::Sandbox::DangerFullAccess.as_str()
-        )
-    }
-
-    /// Try to add `message` to the running turn, as a prompt of its own
-    /// (built like the run's, so chat text cannot pose as the bridge).
-    pub(crate) fn steer(&self, message: &Inbound, images: Vec<PathBuf>) -> SteerAttempt {
-        let l = self.live();
-        let (control, context) = match &l.steering {
-            Steering::Closed => return SteerAttempt::Closed,
-            Steering::Unsupported => return SteerAttempt::Unsupported,
-            Steering::Open { control, context } => (control, context),
-        };
-        if self.cancel.is_cancelled() {
-            return SteerAttempt::Closed;
-        }
-        let text = prompt::build(
-            &PromptContext {
-                scope: &context.scope,
-                workspace: &context.workspace,
-                sandbox: context.sandbox,
-                network: context.network,
-                // The turn's first prompt said how to hand back files.
-                files_out: false,
-            },
-            std::slice::from_ref(message),
-        );
-        let (reply, answer) = oneshot::channel();
-        match control.try_send(RunControl::Steer {
-            text,
-            images,
-            reply,
-        }) {
-            Ok(()) => SteerAttempt::Sent(answer),
-            Err(_) => SteerAttempt::Closed,
-        }
-    }
-
-    /// Whether this run's runner cannot steer at all (the exec runner).
-    pub(crate) fn cannot_steer(&self) -> bool {
-        matches!(self.live().steering, Steering::Unsupported)
-    }
-
-    /// The workspace of the turn a message can be steered into now (its
-    /// attachments are placed there before the steer); `None` when the
-    /// turn cannot take one.
-    pub(crate) fn steer_workspace(&self) -> Option<String> {
-        match &self.live().steering {
-            Steering::Open { context, .. } if !self.cancel.is_cancelled() => {
-                Some(context.workspace.clone())
-            }
-            _ => None,
-        }
+        self.steering.close();
+        self.approvals.close();
     }
 
     pub(crate) fn info(&self, scope: &str) -> pb::RunInfo {
@@ -295,6 +137,9 @@ impl RunSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::RunControl;
+    use fcx_proto::v1::Inbound;
+    use tokio::sync::mpsc;
 
     #[test]
     fn first_stop_reason_wins_and_every_stop_cancels() {
@@ -313,11 +158,17 @@ mod tests {
             text: "also this".into(),
             ..Default::default()
         };
-        assert!(matches!(s.steer(&m, Vec::new()), SteerAttempt::Closed));
-        s.steering_unsupported();
-        assert!(matches!(s.steer(&m, Vec::new()), SteerAttempt::Unsupported));
+        assert!(matches!(
+            s.steering.steer(&m, Vec::new()),
+            SteerAttempt::Closed
+        ));
+        s.steering.unsupported();
+        assert!(matches!(
+            s.steering.steer(&m, Vec::new()),
+            SteerAttempt::Unsupported
+        ));
         let (tx, mut rx) = mpsc::channel(1);
-        s.open_steering(
+        s.steering.open(
             tx,
             SteerContext {
                 scope: "chat:a".into(),
@@ -326,7 +177,7 @@ mod tests {
                 network: false,
             },
         );
-        let SteerAttempt::Sent(answer) = s.steer(&m, Vec::new()) else {
+        let SteerAttempt::Sent(answer) = s.steering.steer(&m, Vec::new()) else {
             panic!("not sent")
         };
         let Some(RunControl::Steer { text, reply, .. }) = rx.recv().await else {
@@ -340,7 +191,10 @@ mod tests {
         assert_eq!(s.add_message(), 3);
         assert_eq!(s.reply_to(), "m1");
         s.close_steering();
-        assert!(matches!(s.steer(&m, Vec::new()), SteerAttempt::Closed));
+        assert!(matches!(
+            s.steering.steer(&m, Vec::new()),
+            SteerAttempt::Closed
+        ));
     }
 
     #[test]

@@ -26,15 +26,14 @@
 //! What a run does is the executor's business ([`Execute`]): the scheduler
 //! does not change when a runner does.
 
+mod board;
 mod queue;
+mod steerer;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb, Ack, Inbound};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,7 +43,9 @@ use fcx_config::DuringRun;
 use crate::run::{Execute, RunJob, RunSlot, SteerAttempt, StopReason};
 use crate::store::{InboxKind, QueuedMessage, RunRow, StoreError};
 use crate::util::now_ms;
+use board::Board;
 use queue::Queues;
+use steerer::Steerer;
 
 /// Queue bound per scope and for the whole profile: past it, "busy".
 const MAX_QUEUED_PER_SCOPE: usize = 50;
@@ -82,33 +83,28 @@ pub(crate) struct ScopeView {
 pub(crate) struct Scheduler {
     ctx: Arc<Ctx>,
     exec: Arc<dyn Execute>,
-    queues: Mutex<Queues>,
-    wake: Notify,
+    /// The queues, the schedule loop's wake-up and the announcements.
+    board: Arc<Board>,
+    /// Messages added to running turns.
+    steerer: Arc<Steerer>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     started_at_ms: i64,
-    /// Scopes already told that their steer falls back to queue.
-    told_no_steer: Mutex<HashSet<String>>,
 }
 
 impl Scheduler {
     pub(crate) fn new(ctx: Arc<Ctx>, exec: Arc<dyn Execute>, shutdown: CancellationToken) -> Self {
+        let board = Arc::new(Board::new(ctx.clone()));
+        let tasks = TaskTracker::new();
         Scheduler {
+            steerer: Arc::new(Steerer::new(ctx.clone(), board.clone(), tasks.clone())),
             ctx,
             exec,
-            queues: Mutex::new(Queues::default()),
-            wake: Notify::new(),
+            board,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             started_at_ms: now_ms(),
-            told_no_steer: Mutex::new(HashSet::new()),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Queues> {
-        // A panic while holding the lock is a bug; keep serving with the state
-        // as it was rather than taking every scope down with it.
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queue what a previous worker accepted but never started (each runs
@@ -116,7 +112,7 @@ impl Scheduler {
     pub(crate) fn start(self: &Arc<Self>, accepted: Vec<QueuedMessage>) {
         let n = accepted.len();
         {
-            let mut q = self.lock();
+            let mut q = self.board.lock();
             for m in accepted {
                 // Already waited once; no second debounce.
                 q.push(m, None);
@@ -141,7 +137,7 @@ impl Scheduler {
         let settings = self.ctx.settings(&inbound.scope);
         let reply_mode = crate::settings::reply_mode(&self.ctx.profile, &settings);
         let during_run = crate::settings::during_run(&self.ctx.profile, &settings);
-        let mut q = self.lock();
+        let mut q = self.board.lock();
         if q.draining {
             return Err(DeliverError::ShuttingDown);
         }
@@ -180,21 +176,24 @@ impl Scheduler {
                     // A member's text never joins a full-access turn: it
                     // waits for the next run, which its sender caps.
                     DuringRun::Steer
-                        if active.full_access() && !self.owner_sent(&message.inbound) => {}
+                        if active.steering.full_access()
+                            && !self.steerer.owner_sent(&message.inbound) => {}
                     // Its files are downloaded after this accept: placed
                     // in the turn's workspace first, then steered with it.
                     DuringRun::Steer if crate::media::downloadable(&message.inbound) => {
-                        if let Some(workspace) = active.steer_workspace() {
+                        if let Some(workspace) = active.steering.workspace() {
                             drop(q);
-                            self.steer_after_download(active, message, workspace, reply_mode);
+                            self.steerer
+                                .steer_after_download(active, message, workspace, reply_mode);
                             return Ok(ack(&acc, fetch_attachments));
                         }
-                        no_steer = active.cannot_steer();
+                        no_steer = active.steering.cannot_steer();
                     }
-                    DuringRun::Steer => match active.steer(&message.inbound, Vec::new()) {
+                    DuringRun::Steer => match active.steering.steer(&message.inbound, Vec::new()) {
                         SteerAttempt::Sent(answer) => {
                             drop(q);
-                            self.await_steer(active, message, answer, reply_mode);
+                            self.steerer
+                                .await_steer(active, message, answer, reply_mode);
                             return Ok(ack(&acc, fetch_attachments));
                         }
                         SteerAttempt::Unsupported => no_steer = true,
@@ -204,217 +203,24 @@ impl Scheduler {
                     DuringRun::Queue => {}
                 }
             }
-            self.queue(&mut q, message, reply_mode, interrupt.is_some());
+            self.board
+                .queue(&mut q, message, reply_mode, interrupt.is_some());
             drop(q);
             if let Some(active) = interrupt {
                 tracing::info!(scope, run_id = %active.run_id, "interrupting the run for a new message");
                 active.stop(StopReason::Superseded);
             }
             if no_steer {
-                self.tell_no_steer(&scope);
+                self.steerer.tell_no_steer(&scope);
             }
-            self.wake.notify_one();
+            self.board.wake.notify_one();
         }
         Ok(ack(&acc, fetch_attachments))
     }
 
-    /// Whether the profile's owner sent `m`.
-    fn owner_sent(&self, m: &Inbound) -> bool {
-        let actor = m.actor.as_ref().map_or("", |a| a.id.as_str());
-        let chat = crate::access::Chat::from_pb(m.chat_type());
-        self.ctx.access_lists().role(actor, chat) == crate::access::Role::Owner
-    }
-
-    /// Queue `message` for its scope's next run and announce it. Under the
-    /// lock that starts runs: the run's RunStarted cannot overtake the
-    /// announcement.
-    fn queue(&self, q: &mut Queues, message: QueuedMessage, reply_mode: &str, interrupting: bool) {
-        let scope = message.scope.clone();
-        let message_id = message.inbound.message_id.clone();
-        q.push(message, Some(Instant::now()));
-        self.announce(q, &scope, message_id, reply_mode, interrupting);
-    }
-
-    /// Waits (in a task of its own) for Codex to take a message into the
-    /// running turn: then the message is that run's, and its card says so;
-    /// if the turn ended first, the message queues for the next run.
-    fn await_steer(
-        self: &Arc<Self>,
-        active: Arc<RunSlot>,
-        message: QueuedMessage,
-        answer: tokio::sync::oneshot::Receiver<Result<(), crate::runner::ControlError>>,
-        reply_mode: &'static str,
-    ) {
-        let me = self.clone();
-        self.tasks
-            .spawn(async move { me.settle_steer(active, message, answer, reply_mode).await });
-    }
-
-    /// Steers a message with attachments once fcxd's downloads are placed
-    /// in the turn's workspace (bounded, and ended by the run's stop), like
-    /// a run does with its own: images go as images, the rest to the inbox,
-    /// and every skipped one is named. If the turn ended meanwhile, the
-    /// message queues for the next run.
-    fn steer_after_download(
-        self: &Arc<Self>,
-        active: Arc<RunSlot>,
-        message: QueuedMessage,
-        workspace: String,
-        reply_mode: &'static str,
-    ) {
-        let me = self.clone();
-        self.tasks.spawn(async move {
-            let mut inbounds = vec![message.inbound.clone()];
-            let media = crate::media::prepare(
-                &me.ctx.home.profile(&me.ctx.profile.name).media_dir(),
-                std::path::Path::new(&workspace),
-                &mut inbounds,
-                crate::media::FETCH_WAIT,
-                &active.cancel,
-            )
-            .await;
-            if !media.skipped.is_empty() {
-                let lines: Vec<String> = media.skipped.iter().map(|l| format!("• {l}")).collect();
-                me.ctx.emit(
-                    &message.scope,
-                    &active.run_id,
-                    &active.reply_to(),
-                    Kind::Notice(pb::Notice {
-                        text: format!("Not passed to Codex:\n{}", lines.join("\n")),
-                    }),
-                );
-            }
-            let annotated = inbounds.pop().unwrap_or_else(|| message.inbound.clone());
-            match active.steer(&annotated, media.images) {
-                SteerAttempt::Sent(answer) => {
-                    me.settle_steer(active, message, answer, reply_mode).await;
-                }
-                SteerAttempt::Unsupported | SteerAttempt::Closed => {
-                    {
-                        let mut q = me.lock();
-                        if q.draining {
-                            return;
-                        }
-                        me.queue(&mut q, message, reply_mode, false);
-                    }
-                    me.wake.notify_one();
-                }
-            }
-        });
-    }
-
-    /// What Codex's answer to a steer means: the message is the running
-    /// run's, or (the turn ended first) it queues for the next run.
-    async fn settle_steer(
-        self: Arc<Self>,
-        active: Arc<RunSlot>,
-        message: QueuedMessage,
-        answer: tokio::sync::oneshot::Receiver<Result<(), crate::runner::ControlError>>,
-        reply_mode: &'static str,
-    ) {
-        let me = self;
-        {
-            let taken = matches!(answer.await, Ok(Ok(())));
-            let scope = message.scope.clone();
-            if taken {
-                if let Err(e) = me
-                    .ctx
-                    .store
-                    .runs()
-                    .steer_into_run(&active.run_id, message.inbox_id)
-                {
-                    // Codex has it; at worst a crash runs it once more.
-                    tracing::error!(run_id = %active.run_id, error = %e, "cannot record a steered message");
-                }
-                let count = active.add_message();
-                tracing::info!(scope, run_id = %active.run_id, "message added to the running turn");
-                me.ctx.emit(
-                    &scope,
-                    &active.run_id,
-                    &active.reply_to(),
-                    Kind::Queued(pb::Queued {
-                        message_id: message.inbound.message_id.clone(),
-                        message_count: count,
-                        reason: pb::QueueReason::Steered as i32,
-                        reply_mode: pb::ReplyMode::from_word(reply_mode).unwrap_or_default() as i32,
-                    }),
-                );
-                return;
-            }
-            tracing::info!(scope, run_id = %active.run_id, "the turn ended before the message could join it; queued");
-            {
-                let mut q = me.lock();
-                if q.draining {
-                    // Accepted and committed: the next worker runs it.
-                    return;
-                }
-                me.queue(&mut q, message, reply_mode, false);
-            }
-            me.wake.notify_one();
-        }
-    }
-
-    /// Once per scope (and worker): this runner queues what the chat asked
-    /// to steer.
-    fn tell_no_steer(&self, scope: &str) {
-        let first = self
-            .told_no_steer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(scope.to_string());
-        if first {
-            self.ctx.emit(
-                scope,
-                "",
-                "",
-                Kind::Notice(pb::Notice {
-                    text: "Codex runs with the exec runner here, which cannot add a message to a running turn: messages sent while it works are answered in the next run (during_run = steer needs runner = \"app-server\").".into(),
-                }),
-            );
-        }
-    }
-
-    /// Tell the chat at once that `message_id` was accepted, for which run
-    /// and what (if anything) holds that run back.
-    fn announce(
-        &self,
-        q: &Queues,
-        scope: &str,
-        message_id: String,
-        reply_mode: &str,
-        interrupting: bool,
-    ) {
-        let Some((first, count)) = q.batch(scope) else {
-            return;
-        };
-        let runs = &self.ctx.profile.runs;
-        let reason = if interrupting {
-            pb::QueueReason::Interrupting
-        } else if q.active(scope).is_some() {
-            pb::QueueReason::ScopeBusy
-        } else if q.active_count() >= runs.max_concurrent {
-            pb::QueueReason::PoolFull
-        } else if runs.debounce_ms > 0 {
-            pb::QueueReason::QuietWindow
-        } else {
-            pb::QueueReason::None
-        };
-        self.ctx.emit(
-            scope,
-            &batch_run_id(first),
-            &first.inbound.message_id,
-            Kind::Queued(pb::Queued {
-                message_id,
-                message_count: count as u32,
-                reason: reason as i32,
-                reply_mode: pb::ReplyMode::from_word(reply_mode).unwrap_or_default() as i32,
-            }),
-        );
-    }
-
     /// Stop the active run of `scope` (only if it is `run_id`, when given).
     pub(crate) fn stop(&self, scope: &str, run_id: Option<&str>, why: StopReason) -> bool {
-        let q = self.lock();
+        let q = self.board.lock();
         match q.active(scope) {
             Some(a) if run_id.is_none_or(|r| r == a.run_id) => {
                 a.stop(why);
@@ -438,7 +244,8 @@ impl Scheduler {
 
     /// The active run `run_id` of `scope`.
     pub(crate) fn slot(&self, scope: &str, run_id: &str) -> Option<Arc<RunSlot>> {
-        self.lock()
+        self.board
+            .lock()
             .active(scope)
             .filter(|a| a.run_id == run_id)
             .cloned()
@@ -446,14 +253,14 @@ impl Scheduler {
 
     /// The scope and run id of an active run named by run id or by scope.
     pub(crate) fn find_run(&self, target: &str) -> Option<(String, String)> {
-        let q = self.lock();
+        let q = self.board.lock();
         q.actives()
             .find(|(s, a)| a.run_id == target || s.as_str() == target)
             .map(|(s, a)| (s.clone(), a.run_id.clone()))
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let q = self.lock();
+        let q = self.board.lock();
         Snapshot {
             active: q.actives().map(|(s, a)| a.info(s)).collect(),
             queued: q.waiting() as u64,
@@ -462,7 +269,7 @@ impl Scheduler {
     }
 
     pub(crate) fn scope_view(&self, scope: &str) -> ScopeView {
-        let q = self.lock();
+        let q = self.board.lock();
         ScopeView {
             active: q.active(scope).map(|a| (a.run_id.clone(), a.started_at_ms)),
             queued_here: q.waiting_in(scope),
@@ -474,14 +281,14 @@ impl Scheduler {
     /// until every run has reported its end.
     pub(crate) async fn shutdown(&self) {
         {
-            let mut q = self.lock();
+            let mut q = self.board.lock();
             q.draining = true;
             for (_, a) in q.actives() {
                 a.stop(StopReason::Shutdown);
             }
         }
         self.shutdown.cancel();
-        self.wake.notify_one();
+        self.board.wake.notify_one();
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -492,7 +299,7 @@ impl Scheduler {
         loop {
             let next = self.schedule(debounce, attachment_wait);
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.board.wake.notified() => {}
                 _ = sleep_until(next) => {}
                 _ = self.shutdown.cancelled() => return,
             }
@@ -505,7 +312,7 @@ impl Scheduler {
         debounce: Duration,
         attachment_wait: Duration,
     ) -> Option<Instant> {
-        let mut q = self.lock();
+        let mut q = self.board.lock();
         let (ready, next) = q.ready_holding(
             Instant::now(),
             debounce,
@@ -578,11 +385,11 @@ impl Scheduler {
         self.tasks.spawn(async move {
             run.await;
             let freed_at_ms = {
-                let mut q = me.lock();
+                let mut q = me.board.lock();
                 q.finished(&scope);
                 now_ms()
             };
-            me.wake.notify_one();
+            me.board.wake.notify_one();
             // The scope waits for the pool from here, a moment after its
             // run's Done event (the run's tail): the bench's fairness count
             // reads this line to know when.

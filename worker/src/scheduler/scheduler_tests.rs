@@ -353,7 +353,7 @@ async fn steer_adds_a_message_to_the_running_turn_and_no_run_follows() {
     sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
     let a = next_run(&mut rx).await;
     let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
-    a.slot.open_steering(tx, steer_context());
+    a.slot.steering.open(tx, steer_context());
     sched
         .enqueue(msg("chat:a", "e2", "steered text"))
         .expect("second");
@@ -384,7 +384,7 @@ async fn a_steer_the_turn_refuses_queues_the_message_for_the_next_run() {
     sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
     let a = next_run(&mut rx).await;
     let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
-    a.slot.open_steering(tx, steer_context());
+    a.slot.steering.open(tx, steer_context());
     sched.enqueue(msg("chat:a", "e2", "late")).expect("second");
     let Some(crate::runner::RunControl::Steer { reply, .. }) = ctl.recv().await else {
         panic!("no steer request")
@@ -424,7 +424,7 @@ async fn queue_mode_never_steers() {
     sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
     let a = next_run(&mut rx).await;
     let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
-    a.slot.open_steering(tx, steer_context());
+    a.slot.steering.open(tx, steer_context());
     sched
         .enqueue(msg("chat:a", "e2", "second"))
         .expect("second");
@@ -443,7 +443,7 @@ async fn a_runner_that_cannot_steer_queues_and_says_so_once() {
     let (kit, sched, mut rx) = setup(1, 0);
     sched.enqueue(msg("chat:a", "e1", "first")).expect("first");
     let a = next_run(&mut rx).await;
-    a.slot.steering_unsupported();
+    a.slot.steering.unsupported();
     sched
         .enqueue(msg("chat:a", "e2", "second"))
         .expect("second");
@@ -626,7 +626,7 @@ async fn only_the_owner_steers_a_full_access_turn() {
     sched.enqueue(owner_msg("e1", "first")).expect("first");
     let a = next_run(&mut rx).await;
     let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
-    a.slot.open_steering(
+    a.slot.steering.open(
         tx,
         crate::run::SteerContext {
             sandbox: "danger-full-access",
@@ -664,7 +664,7 @@ async fn a_steered_message_with_a_file_joins_the_turn_once_its_download_is_place
     let ws = kit.dir.path().join("steer-ws");
     std::fs::create_dir_all(&ws).expect("workspace");
     let (tx, mut ctl) = tokio::sync::mpsc::channel(8);
-    a.slot.open_steering(
+    a.slot.steering.open(
         tx,
         crate::run::SteerContext {
             workspace: ws.display().to_string(),
