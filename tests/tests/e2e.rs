@@ -13,6 +13,7 @@ mod e2e {
     pub(crate) mod contract;
     pub(crate) mod delivery;
     pub(crate) mod during_run;
+    pub(crate) mod env_secrets;
     pub(crate) mod feedback;
     pub(crate) mod feishu_channel;
     pub(crate) mod files_out;
