@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used)]
 
 mod e2e {
+    pub(crate) mod access_per_sender;
     pub(crate) mod app_server;
     pub(crate) mod approvals;
     pub(crate) mod attachments;
