@@ -293,7 +293,7 @@ impl Keystore {
     }
 
     fn create(&self) -> Result<File, KeystoreError> {
-        let master = if std::env::var(PASSPHRASE_ENV).is_ok_and(|p| !p.is_empty()) {
+        let master = if crate::env_secrets::var(PASSPHRASE_ENV).is_some_and(|p| !p.is_empty()) {
             Master::Passphrase
         } else if keyring::available() {
             Master::Keyring
@@ -326,8 +326,7 @@ impl Keystore {
     /// file or keyring entry.
     fn cipher(&self, file: &File, create: bool) -> Result<XChaCha20Poly1305, KeystoreError> {
         let secret = match file.master {
-            Master::Passphrase => std::env::var(PASSPHRASE_ENV)
-                .ok()
+            Master::Passphrase => crate::env_secrets::var(PASSPHRASE_ENV)
                 .filter(|p| !p.is_empty())
                 .ok_or_else(|| {
                     KeystoreError::Master(format!(

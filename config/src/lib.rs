@@ -12,6 +12,7 @@ pub mod app_lock;
 pub mod callback_keys;
 pub mod codex;
 pub mod env_allow;
+pub mod env_secrets;
 mod home;
 pub mod keystore;
 pub mod model_endpoint;

@@ -129,7 +129,8 @@ impl Config {
                 // No config and no key, but the operator is logged in to
                 // Codex: the built-in profile uses that login rather than
                 // failing every run (fcxd says so at start).
-                let no_key = std::env::var("OPENAI_API_KEY").map_or(true, |v| v.trim().is_empty());
+                let no_key =
+                    crate::env_secrets::var("OPENAI_API_KEY").is_none_or(|v| v.trim().is_empty());
                 if no_key && crate::codex::user_login(home).is_some() {
                     for p in cfg.profiles.values_mut() {
                         p.codex.auth = AuthMode::InheritUser;

@@ -2,7 +2,8 @@
 //! workers and fcxctl all resolve secrets here:
 //!
 //! - `keystore:ID`: the encrypted keystore of this FCX_HOME ([`crate::keystore`]);
-//! - `env:VAR`: an environment variable of the resolving process;
+//! - `env:VAR`: an environment variable of the resolving process (fcxd and
+//!   the workers read them at start: [`crate::env_secrets`]);
 //! - `file:PATH`: the file's content (one trailing newline dropped); the file
 //!   must be private to its owner (0600 on Unix), else it is refused;
 //! - `exec:COMMAND`: the standard output of `/bin/sh -c COMMAND` (`cmd /C` on
@@ -49,6 +50,15 @@ pub enum SecretError {
         reference: String,
         /// The environment variable.
         var: String,
+    },
+    /// The variable was not read when the process started (fcxd and the
+    /// workers read `env:` variables only then, and remove them).
+    #[error("secret {reference}: {message}")]
+    EnvNotTaken {
+        /// The reference as configured (never the value).
+        reference: String,
+        /// What to do: restart.
+        message: String,
     },
     /// The file could not be read.
     #[error("secret {reference}: cannot read {path}: {source}")]
@@ -155,13 +165,25 @@ impl SecretRef {
     /// rotated key is picked up by the next run.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         match self {
-            SecretRef::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(Secret(v)),
-                _ => Err(SecretError::EnvMissing {
-                    reference: self.to_string(),
-                    var: var.clone(),
-                }),
-            },
+            SecretRef::Env(var) => {
+                let value = match crate::env_secrets::lookup(var) {
+                    crate::env_secrets::Lookup::Environment => std::env::var(var).ok(),
+                    crate::env_secrets::Lookup::Taken(v) => v.map(str::to_string),
+                    crate::env_secrets::Lookup::NotTaken { process } => {
+                        return Err(SecretError::EnvNotTaken {
+                            reference: self.to_string(),
+                            message: crate::env_secrets::not_taken_message(process, var),
+                        });
+                    }
+                };
+                match value {
+                    Some(v) if !v.trim().is_empty() => Ok(Secret(v)),
+                    _ => Err(SecretError::EnvMissing {
+                        reference: self.to_string(),
+                        var: var.clone(),
+                    }),
+                }
+            }
             SecretRef::File(path) => {
                 if let Err(KeystoreError::Open { mode, .. }) = crate::keystore::check_private(path)
                 {

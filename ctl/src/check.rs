@@ -257,7 +257,9 @@ fn check_api_key(p: &Profile, r: &mut Report<'_>) -> std::io::Result<()> {
                 SecretError::FileEmpty { .. } => "write the key into the file (mode 0600)".into(),
                 SecretError::Exec { .. } => format!("check the command in {key}"),
                 // These sentences end in their fix already.
-                SecretError::FileOpen { .. } | SecretError::Keystore { .. } => String::new(),
+                SecretError::FileOpen { .. }
+                | SecretError::Keystore { .. }
+                | SecretError::EnvNotTaken { .. } => String::new(),
             };
             if hint.is_empty() {
                 r.error("api key", &e.to_string())

@@ -47,13 +47,22 @@ pub fn main(args: Args) -> ExitCode {
     // Before any file is created: state, cursors, logs and keys are private.
     fcx_config::restrict_umask();
     fcx_config::not_dumpable();
-    // One TLS crypto provider for reqwest and tokio-tungstenite alike.
-    crate::feishu::install_crypto_provider();
     let home = args
         .home
         .clone()
         .map(Home::new)
         .unwrap_or_else(Home::from_env);
+    let config = Config::load(&home);
+    // SAFETY: no other thread exists yet (the runtime is built below) and
+    // nothing has changed the environment.
+    unsafe {
+        fcx_config::env_secrets::take(
+            "fcxd",
+            fcx_config::env_secrets::referenced(config.as_ref().ok()),
+        )
+    };
+    // One TLS crypto provider for reqwest and tokio-tungstenite alike.
+    crate::feishu::install_crypto_provider();
     init_logging(&home, args.console);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,7 +74,7 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match rt.block_on(run(args, home)) {
+    let code = match rt.block_on(run(args, home, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // To the log file only: stderr gets the one sentence below.
@@ -175,10 +184,15 @@ fn take_lock(home: &Home) -> anyhow::Result<std::fs::File> {
     Ok(f)
 }
 
-async fn run(args: Args, home: Home) -> anyhow::Result<()> {
+async fn run(
+    args: Args,
+    home: Home,
+    config: Result<Config, fcx_config::ConfigError>,
+) -> anyhow::Result<()> {
     home.ensure_private()
         .with_context(|| format!("cannot make {} private (0700)", home.root().display()))?;
-    let config = Config::load(&home)?;
+    // Read once, before the secret variables it names were taken.
+    let config = config?;
     let _lock = take_lock(&home)?;
     let _registered = fcx_config::registry::register_self(&home, "g", "fcxd", "", now_ms())
         .map_err(|e| tracing::warn!(error = %e, "cannot register fcxd in run/procs"))

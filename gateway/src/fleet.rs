@@ -64,6 +64,8 @@ pub(crate) enum ReloadError {
     Stopping,
     #[error("config.toml was not applied (nothing changed): {0}")]
     Config(#[from] fcx_config::ConfigError),
+    #[error("config.toml was not applied (nothing changed): {0}")]
+    EnvNotTaken(String),
 }
 
 pub(crate) struct Fleet {
@@ -208,6 +210,9 @@ impl Fleet {
             .into_iter()
             .map(|p| (p.name.clone(), p))
             .collect();
+        // fcxd took its secret variables out of its environment at start: a
+        // variable named here for the first time cannot be read any more.
+        fcx_config::env_secrets::check_taken(wanted.values()).map_err(ReloadError::EnvNotTaken)?;
         let mut report = ReloadReport::default();
         for unit in self.units() {
             let name = unit.profile.name.clone();

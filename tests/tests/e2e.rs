@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used)]
 
 mod e2e {
+    pub(crate) mod access_per_sender;
     pub(crate) mod app_server;
     pub(crate) mod approvals;
     pub(crate) mod attachments;
@@ -13,6 +14,7 @@ mod e2e {
     pub(crate) mod contract;
     pub(crate) mod delivery;
     pub(crate) mod during_run;
+    pub(crate) mod env_secrets;
     pub(crate) mod feedback;
     pub(crate) mod feishu_channel;
     pub(crate) mod files_out;

@@ -11,6 +11,17 @@ fn main() -> std::process::ExitCode {
         .clone()
         .map(fcx_config::Home::new)
         .unwrap_or_else(fcx_config::Home::from_env);
+    // The Codex key's variable (fcxd passes this profile's own) is read now
+    // and leaves the environment: the runs get it from memory.
+    let config = fcx_config::Config::load(&home).ok();
+    // SAFETY: no other thread exists yet (the runtime is built below) and
+    // nothing has changed the environment.
+    unsafe {
+        fcx_config::env_secrets::take(
+            "fcx-worker",
+            fcx_config::env_secrets::referenced(config.as_ref()),
+        )
+    };
     // Logs go to the profile's JSON log file; stderr carries only the one
     // sentence fcxd shows when the worker cannot start.
     if let Ok(file) =

@@ -85,7 +85,8 @@ pub(crate) fn worker_env(
         .collect()
 }
 
-/// [`worker_env`] for this process's environment and the config in `home`.
+/// [`worker_env`] for this process's environment (with the secret
+/// variables taken at start) and the config in `home`.
 pub(crate) fn for_worker(home: &Home, profile: &str) -> Vec<(OsString, OsString)> {
     let config = match Config::load(home) {
         Ok(c) => Some(c),
@@ -94,7 +95,10 @@ pub(crate) fn for_worker(home: &Home, profile: &str) -> Vec<(OsString, OsString)
             None
         }
     };
-    worker_env(std::env::vars_os(), config.as_ref(), profile)
+    // The secret variables fcxd took out of its environment at start are
+    // offered too: the filter passes only this profile's own key.
+    let vars = std::env::vars_os().chain(fcx_config::env_secrets::taken_vars());
+    worker_env(vars, config.as_ref(), profile)
 }
 
 #[cfg(test)]

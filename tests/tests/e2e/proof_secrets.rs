@@ -340,8 +340,9 @@ allowed_chats = ["oc_grp1"]
     }
 
     // 4. fcxd's own output, and the environments of fcxd and the worker
-    // where readable (they are not dumpable, so usually they are not): the
-    // `keystore:` and `file:` values are never in a process environment.
+    // where readable (they are not dumpable, so only root reads them): no
+    // value is in a process environment, not even the `env:` app secret,
+    // which fcxd read and removed at start.
     let out = format!("{}{}", fcxd.output(), fcxd.stderr());
     for (what, v) in &secrets {
         assert!(
@@ -353,9 +354,6 @@ allowed_chats = ["oc_grp1"]
     for pid in fcx_tests::harness::processes_mentioning(&home_s) {
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
             for (what, v) in &secrets {
-                if what == "app secret" {
-                    continue; // an env: secret is, by definition, in fcxd's environment
-                }
                 assert!(
                     !contains(&env, v),
                     "the {what} is in pid {pid}'s environment"

@@ -3,7 +3,7 @@
 //! after it is built: if it is over a budget, the next degrade level drops
 //! detail until it fits.
 
-use fcx_proto::v1::{QueueReason, ToolKind};
+use fcx_proto::v1::{QueueReason, Sandbox, ToolKind};
 use serde_json::{Value, json};
 
 use super::state::{Phase, RunState, ToolCall, ToolDisplay, ToolState};
@@ -216,13 +216,24 @@ fn header(state: &RunState, opts: &RenderOptions, suffix: &str) -> Value {
         "template": phase_colour(state.phase),
     });
     let ws = one_line(&state.workspace, 120);
-    if !ws.is_empty()
-        && let Some(o) = h.as_object_mut()
-    {
-        o.insert("subtitle".into(), plain(&ws));
+    if let Some(o) = h.as_object_mut() {
+        if !ws.is_empty() {
+            o.insert("subtitle".into(), plain(&ws));
+        }
+        // Full access is the owner's alone and lifts the sandbox: every card
+        // of such a run says so where it cannot be missed.
+        if state.sandbox == Sandbox::DangerFullAccess.word() {
+            o.insert(
+                "text_tag_list".into(),
+                json!([{"tag": "text_tag", "text": plain(FULL_ACCESS_TAG), "color": "red"}]),
+            );
+        }
     }
     h
 }
+
+/// The header tag of a run with full access (`danger-full-access`).
+const FULL_ACCESS_TAG: &str = "access: full";
 
 fn config(state: &RunState) -> Value {
     let streaming = !state.is_finished();

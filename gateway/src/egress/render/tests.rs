@@ -381,6 +381,33 @@ fn scripted_run_renders_the_expected_structure() {
 }
 
 #[test]
+fn a_full_access_run_says_so_in_the_header_of_every_card() {
+    let tag = |st: &RunState, mode: RenderMode| {
+        let opts = RenderOptions {
+            mode,
+            ..RenderOptions::default()
+        };
+        render(st, &opts)
+            .card
+            .pointer("/header/text_tag_list/0/text/content")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let mut capped = RunState::new("");
+    capped.apply(&ev(1, started()));
+    assert_eq!(tag(&capped, RenderMode::Main), None);
+    let mut full = RunState::new("");
+    let mut s = started();
+    if let Kind::RunStarted(r) = &mut s {
+        r.sandbox = pb::Sandbox::DangerFullAccess as i32;
+    }
+    full.apply(&ev(1, s));
+    for mode in [RenderMode::Main, RenderMode::Continuation { piece: 1 }] {
+        assert_eq!(tag(&full, mode).as_deref(), Some("access: full"));
+    }
+}
+
+#[test]
 fn terminal_states_have_their_own_header() {
     for (reason, label, colour) in [
         (DoneReason::Completed, "Done", "green"),
