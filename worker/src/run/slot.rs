@@ -83,6 +83,8 @@ pub(crate) struct PendingApproval {
     pub(crate) actor_id: String,
     /// One line: what Codex asked to do.
     pub(crate) what: String,
+    /// Who may decide it (config `approvers` when it was asked).
+    pub(crate) approvers: fcx_config::Approvers,
 }
 
 #[derive(Debug)]
@@ -183,6 +185,11 @@ impl RunSlot {
         self.live()
             .approvals
             .push((approval_id.to_string(), pending));
+    }
+
+    /// The requests still waiting, removed (the run is ending).
+    pub(crate) fn take_approvals(&self) -> Vec<(String, PendingApproval)> {
+        std::mem::take(&mut self.live().approvals)
     }
 
     pub(crate) fn approval(&self, approval_id: &str) -> Option<PendingApproval> {
