@@ -326,6 +326,18 @@ impl FeishuEnv {
         env: &[(&str, &str)],
         runs: &str,
     ) -> Self {
+        Self::start_with(reply_mode, redelivery, env, runs, "")
+    }
+
+    /// Like [`FeishuEnv::start_with_runs`], with more `[codex]` keys (e.g.
+    /// `during_run = "queue"`).
+    pub fn start_with(
+        reply_mode: &str,
+        redelivery: crate::fake_feishu::Redelivery,
+        env: &[(&str, &str)],
+        runs: &str,
+        codex: &str,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -339,7 +351,7 @@ impl FeishuEnv {
             )
             .expect("fake platform");
         let home = TestHome::new();
-        home.write_config(
+        home.write_config(&codex_setting(
             &home
                 .feishu_config(
                     &fake.base_url(),
@@ -355,7 +367,8 @@ impl FeishuEnv {
                     "stop_grace_ms = 300\n",
                     &format!("stop_grace_ms = 300\n{runs}\n"),
                 ),
-        );
+            codex,
+        ));
         let fcxd = Fcxd::start(&home, &[], env);
         rt.block_on(fake.wait_for_connections(1, WAIT))
             .expect("fcxd opens the long connection");
@@ -631,4 +644,18 @@ pub fn wait_no_processes(needle: &str, limit: Duration) -> Vec<u32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `config` with `lines` added to `[profiles.default.codex]`: a test that is
+/// about one runner (`runner = "exec"`) or one `during_run` pins it.
+pub fn codex_setting(config: &str, lines: &str) -> String {
+    if lines.is_empty() {
+        return config.to_string();
+    }
+    let header = "[profiles.default.codex]\n";
+    assert!(
+        config.contains(header),
+        "no [profiles.default.codex] in {config}"
+    );
+    config.replacen(header, &format!("{header}{lines}\n"), 1)
 }

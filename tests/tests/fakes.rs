@@ -908,3 +908,233 @@ fn fake_builtins_end_as_documented() -> Result<()> {
     ensure!(String::from_utf8_lossy(&crash.stderr).contains("fatal: fake crash"));
     Ok(())
 }
+
+/// A `fake-codex app-server` child spoken to like fcx's runner speaks to the
+/// real one: requests out, answers and notifications back.
+struct AppServer {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    next_id: i64,
+    /// Notifications seen since the last `take_notes`.
+    notes: Vec<Value>,
+}
+
+impl AppServer {
+    fn start(fake: &Fake, logs: &Path) -> Result<Self> {
+        let mut child = fake
+            .command()
+            .arg("app-server")
+            .env("FAKE_CODEX_LOG_DIR", logs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(AppServer {
+            child,
+            stdin,
+            lines,
+            next_id: 1,
+            notes: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, v: &Value) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(stdin, "{v}")?;
+        Ok(stdin.flush()?)
+    }
+
+    fn next(&mut self) -> Result<Value> {
+        let line = self
+            .lines
+            .recv_timeout(WAIT)
+            .context("no message from the fake")?;
+        let v: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
+        ensure!(
+            v.get("jsonrpc").is_none(),
+            "server messages carry no jsonrpc: {v}"
+        );
+        Ok(v)
+    }
+
+    /// Sends a request; returns its whole answer (`result` or `error`).
+    fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"id": id, "method": method, "params": params}))?;
+        loop {
+            let v = self.next()?;
+            if v["id"] == id && v.get("method").is_none() {
+                return Ok(v);
+            }
+            ensure!(
+                v["emittedAtMs"].is_u64(),
+                "a notification without emittedAtMs: {v}"
+            );
+            self.notes.push(v);
+        }
+    }
+
+    /// Reads notifications until one with `method`; returns it.
+    fn until(&mut self, method: &str) -> Result<Value> {
+        if let Some(i) = self.notes.iter().position(|n| n["method"] == method) {
+            return Ok(self.notes.remove(i));
+        }
+        loop {
+            let v = self.next()?;
+            if v["method"] == method {
+                return Ok(v);
+            }
+            self.notes.push(v);
+        }
+    }
+
+    fn methods(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+            .iter()
+            .map(|n| n["method"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+fn only_record(logs: &Path) -> Result<Value> {
+    let files: Vec<_> = std::fs::read_dir(logs)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    ensure!(files.len() == 1, "one record per process: {files:?}");
+    Ok(serde_json::from_slice(&std::fs::read(&files[0])?)?)
+}
+
+#[test]
+fn fake_app_server_plays_the_scenarios_over_json_rpc() -> Result<()> {
+    let fake = Fake::new()?;
+    let logs = tempfile::tempdir()?;
+    let ws = tempfile::tempdir()?;
+    let cwd = ws.path().to_str().context("utf-8")?;
+    let mut s = AppServer::start(&fake, logs.path())?;
+
+    let early = s.call("thread/start", json!({}))?;
+    ensure!(early["error"]["message"] == "Not initialized", "{early}");
+    let init = s.call(
+        "initialize",
+        json!({"clientInfo": {"name": "fcx", "title": null, "version": "0"}, "capabilities": null}),
+    )?;
+    ensure!(
+        init["result"]["userAgent"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("fcx/")),
+        "{init}"
+    );
+    s.send(&json!({"method": "initialized"}))?;
+
+    let params = json!({"cwd": cwd, "sandbox": "read-only", "approvalPolicy": "never", "config": {"k.v": 1}});
+    let started = s.call("thread/start", params)?;
+    let thread = started["result"]["thread"]["id"]
+        .as_str()
+        .context("thread id")?
+        .to_string();
+    ensure!(
+        started["result"]["sandbox"]["type"] == "readOnly",
+        "{started}"
+    );
+    s.until("thread/started")?;
+
+    // A scenario's exec events arrive as app-server notifications.
+    let turn = s.call("turn/start", json!({"threadId": thread, "input": [{"type": "text", "text": "FAKE:tools", "text_elements": []}]}))?;
+    ensure!(turn["result"]["turn"]["status"] == "inProgress", "{turn}");
+    let done = s.until("turn/completed")?;
+    ensure!(done["params"]["turn"]["status"] == "completed", "{done}");
+    let methods = s.methods();
+    for m in [
+        "turn/started",
+        "item/started",
+        "item/commandExecution/outputDelta",
+        "item/agentMessage/delta",
+        "item/completed",
+        "thread/tokenUsage/updated",
+    ] {
+        ensure!(methods.iter().any(|x| x == m), "no {m} in {methods:?}");
+    }
+    let record = only_record(logs.path())?;
+    ensure!(record["argv"][1] == "app-server", "{record}");
+    ensure!(record["prompt"] == "FAKE:tools", "{record}");
+    ensure!(
+        record["args"]["sandbox"] == "read-only" && record["args"]["cd"] == cwd,
+        "{record}"
+    );
+    ensure!(record["args"]["configs"] == json!(["k.v=1"]), "{record}");
+
+    // A stalled turn takes a steer, then stops on turn/interrupt.
+    let turn = s.call("turn/start", json!({"threadId": thread, "input": [{"type": "text", "text": "FAKE:stall", "text_elements": []}]}))?;
+    let turn_id = turn["result"]["turn"]["id"]
+        .as_str()
+        .context("turn id")?
+        .to_string();
+    let wrong = s.call(
+        "turn/steer",
+        json!({"threadId": thread, "expectedTurnId": "other", "input": []}),
+    )?;
+    ensure!(
+        wrong["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("expected active turn id")),
+        "{wrong}"
+    );
+    let steer = s.call("turn/steer", json!({"threadId": thread, "expectedTurnId": turn_id, "input": [{"type": "text", "text": "also this", "text_elements": []}]}))?;
+    ensure!(steer["result"]["turnId"] == turn_id.as_str(), "{steer}");
+    ensure!(only_record(logs.path())?["steers"] == json!(["also this"]));
+    let stop = s.call(
+        "turn/interrupt",
+        json!({"threadId": thread, "turnId": turn_id}),
+    )?;
+    ensure!(stop["result"] == json!({}), "{stop}");
+    let done = s.until("turn/completed")?;
+    ensure!(done["params"]["turn"]["status"] == "interrupted", "{done}");
+    let late = s.call(
+        "turn/steer",
+        json!({"threadId": thread, "expectedTurnId": turn_id, "input": []}),
+    )?;
+    ensure!(
+        late["error"]["message"] == "no active turn to steer",
+        "{late}"
+    );
+
+    // Resume, an unknown thread, and the listing /resume asks for.
+    let resumed = s.call("thread/resume", json!({"threadId": thread, "cwd": cwd}))?;
+    ensure!(
+        resumed["result"]["thread"]["id"] == thread.as_str(),
+        "{resumed}"
+    );
+    let gone = s.call(
+        "thread/resume",
+        json!({"threadId": "missing-1", "cwd": cwd}),
+    )?;
+    ensure!(
+        gone["error"]["message"] == "no rollout found for thread id missing-1",
+        "{gone}"
+    );
+    let listed = s.call("thread/list", json!({"cwd": cwd}))?;
+    ensure!(
+        listed["result"]["data"][0]["id"] == thread.as_str(),
+        "{listed}"
+    );
+
+    // stdin EOF shuts it down cleanly.
+    s.stdin = None;
+    let status = wait_timeout(&mut s.child, WAIT)?;
+    ensure!(status.code() == Some(0), "{status}");
+    Ok(())
+}

@@ -20,13 +20,18 @@ use fcx_proto::v1::{
     Actor, ChatType, Done, DoneReason, EventsRequest, Inbound, RunStarted, StatusRequest,
     WorkerEvent, WorkerStatus,
 };
-use fcx_tests::harness::{TestHome, WorkerProc, processes_mentioning, wait_no_processes};
+use fcx_tests::harness::{
+    TestHome, WorkerProc, codex_setting, processes_mentioning, wait_no_processes,
+};
 use tonic::transport::Channel;
 
 type Client = WorkerClient<Channel>;
 
 /// Bounds a hang; never a speed assertion.
 const WAIT: Duration = Duration::from_secs(60);
+/// Tests of the queue: a message sent during a run waits for the next one
+/// (under app-server the default, steer, would add it to the running turn).
+const QUEUE: &str = "during_run = \"queue\"";
 
 async fn start(h: &TestHome, env: &[(&str, &std::path::Path)]) -> (WorkerProc, Client) {
     let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
@@ -356,7 +361,10 @@ async fn the_global_cap_holds_and_each_stop_starts_the_next_oldest() {
 #[tokio::test]
 async fn scopes_are_served_in_order_of_their_oldest_waiting_message() {
     let h = TestHome::new();
-    h.write_config(&h.fake_codex_config("max_concurrent = 1"));
+    h.write_config(&codex_setting(
+        &h.fake_codex_config("max_concurrent = 1"),
+        QUEUE,
+    ));
     let (_w, mut c) = start(&h, &[]).await;
     let mut ev = Events::new(&mut c).await;
 
@@ -420,7 +428,10 @@ async fn scopes_are_served_in_order_of_their_oldest_waiting_message() {
 #[tokio::test]
 async fn messages_during_a_run_are_merged_into_exactly_one_next_run() {
     let h = TestHome::new();
-    h.write_config(&h.fake_codex_config("max_concurrent = 4"));
+    h.write_config(&codex_setting(
+        &h.fake_codex_config("max_concurrent = 4"),
+        QUEUE,
+    ));
     let (_w, mut c) = start(&h, &[]).await;
     let mut ev = Events::new(&mut c).await;
 
@@ -506,7 +517,7 @@ async fn the_idle_watchdog_stops_only_a_quiet_run() {
 #[tokio::test]
 async fn stop_new_and_cd_preempt_the_active_run_and_keep_the_queue() {
     let h = TestHome::new();
-    h.write_config(&h.fake_codex_config(""));
+    h.write_config(&codex_setting(&h.fake_codex_config(""), QUEUE));
     let ws2 = h.root.join("ws2");
     std::fs::create_dir_all(&ws2).expect("second workspace");
     let ws2 = std::fs::canonicalize(&ws2)

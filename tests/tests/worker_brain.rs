@@ -623,7 +623,11 @@ async fn kill_9_under_load_loses_nothing_and_runs_again_at_most_once() {
         .collect();
     let mut ran: HashMap<String, usize> = HashMap::new();
     for rec in h.fake_records() {
-        let prompt = rec["prompt"].as_str().unwrap_or("").to_string();
+        // What reached Codex: the prompt, and what was steered into its turn.
+        let mut prompt = rec["prompt"].as_str().unwrap_or("").to_string();
+        for steer in rec["steers"].as_array().into_iter().flatten() {
+            prompt.push_str(steer.as_str().unwrap_or(""));
+        }
         for id in &acked {
             if prompt.contains(&format!("token {id} end")) {
                 *ran.entry(id.clone()).or_default() += 1;

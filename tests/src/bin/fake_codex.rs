@@ -1,4 +1,6 @@
-//! `fake-codex`: a deterministic, scriptable stand-in for `codex exec --json`.
+//! `fake-codex`: a deterministic, scriptable stand-in for `codex exec --json`
+//! and `codex app-server` (see `fake_codex/app_server.rs` for the latter: the
+//! same scenarios, spoken as JSON-RPC).
 //!
 //! It parses argv like codex 0.169.0 (including the greedy `-i/--image` and
 //! `resume` taking no `-s`/`-C`), reads the prompt from stdin the same way,
@@ -17,6 +19,9 @@
 //! `{"agent_message": "text"}` (with `FAKE_CODEX_EMIT_TIMES=FILE`, each one
 //! appends "<unix ns>\t<item id>" to FILE). Strings may use `{{thread_id}}`, `{{turn}}`
 //! and `{{cwd}}`.
+
+#[path = "fake_codex/app_server.rs"]
+mod app_server;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Read as _, Write as _};
@@ -95,6 +100,8 @@ struct Cli {
 enum Parsed {
     Version,
     Exec(Box<Cli>),
+    /// `app-server [-c key=value]…`
+    AppServer(Vec<String>),
 }
 
 /// A parse failure: message and exit code (2 for usage errors like clap, 1
@@ -105,15 +112,41 @@ fn usage_error(msg: impl Into<String>) -> ArgError {
     ArgError(msg.into(), 2)
 }
 
+/// `codex app-server` takes `-c` overrides and nothing else fcx uses.
+fn parse_app_server(args: &[String]) -> Result<Parsed, ArgError> {
+    let mut configs = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let kv = match arg.as_str() {
+            "-c" | "--config" => it.next().cloned().ok_or_else(|| {
+                usage_error(
+                    "error: a value is required for '--config <key=value>' but none was supplied",
+                )
+            })?,
+            other => match other.strip_prefix("--config=") {
+                Some(kv) => kv.to_owned(),
+                None => {
+                    return Err(usage_error(format!(
+                        "error: unexpected argument '{other}' found\n\nUsage: codex app-server [OPTIONS] [COMMAND]"
+                    )));
+                }
+            },
+        };
+        configs.push(kv);
+    }
+    Ok(Parsed::AppServer(configs))
+}
+
 fn parse_args(args: &[String]) -> Result<Parsed, ArgError> {
     let Some(first) = args.first() else {
         return Err(usage_error(
-            "error: fake-codex only implements `exec` and `--version`",
+            "error: fake-codex only implements `exec`, `app-server` and `--version`",
         ));
     };
     match first.as_str() {
         "--version" | "-V" => return Ok(Parsed::Version),
         "exec" | "e" => {}
+        "app-server" => return parse_app_server(&args[1..]),
         other => {
             return Err(usage_error(format!(
                 "error: unrecognized subcommand '{other}' (fake-codex only implements `exec`)"
@@ -397,6 +430,17 @@ fn profile_config(cli: &Cli) -> Option<String> {
 }
 
 fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
+    write_record_with(cli, argv, cwd, prompt, &[]);
+}
+
+/// The record, with `extra` top-level fields.
+fn write_record_with(
+    cli: &Cli,
+    argv: &[String],
+    cwd: &str,
+    prompt: Option<&str>,
+    extra: &[(&str, Value)],
+) {
     let Some(dir) = log_dir() else { return };
     let env: BTreeMap<String, String> = std::env::vars_os()
         .map(|(k, v)| {
@@ -406,7 +450,7 @@ fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
             )
         })
         .collect();
-    let record = json!({
+    let mut record = json!({
         "pid": std::process::id(),
         "started_unix_ns": STARTED_UNIX_NS.get().copied().unwrap_or(0).to_string(),
         "argv": argv,
@@ -419,6 +463,9 @@ fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
         "profile_config": profile_config(cli),
         "umask": umask(),
     });
+    for (k, v) in extra {
+        record[*k] = v.clone();
+    }
     // Pid and start time: a pid the system reuses must not overwrite an
     // earlier run's record.
     let path = dir.join(format!(
@@ -619,6 +666,13 @@ struct ThreadState {
     thread_id: String,
     turns: u64,
     usage: Usage,
+    /// What `thread/list` shows: the session's cwd, first prompt, last write.
+    #[serde(default)]
+    cwd: Option<String>,
+    #[serde(default)]
+    preview: Option<String>,
+    #[serde(default)]
+    updated_at_ms: u64,
 }
 
 fn thread_file(thread_id: &str) -> Option<PathBuf> {
@@ -655,6 +709,18 @@ fn save_thread(state: &ThreadState) {
     let Some(path) = thread_file(&state.thread_id) else {
         return;
     };
+    let state = &ThreadState {
+        thread_id: state.thread_id.clone(),
+        cwd: state.cwd.clone(),
+        preview: state.preview.clone(),
+        updated_at_ms: u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+        )
+        .unwrap_or(u64::MAX),
+        ..*state
+    };
     let result = path
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
@@ -662,6 +728,24 @@ fn save_thread(state: &ThreadState) {
     if let Err(e) = result {
         stderr_line(&format!("fake-codex: saving {}: {e}", path.display()));
     }
+}
+
+/// Every thread this CODEX_HOME has, newest first.
+fn all_threads() -> Vec<ThreadState> {
+    let Some(home) = std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir(Path::new(&home).join("fake-threads")) else {
+        return Vec::new();
+    };
+    let mut threads: Vec<ThreadState> = dir
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    threads.sort_by_key(|t| std::cmp::Reverse(t.updated_at_ms));
+    threads
 }
 
 fn new_thread_id() -> String {
@@ -791,6 +875,8 @@ struct Runner {
     next_item: u64,
     last_message: Option<String>,
     ignore_sigint: &'static AtomicBool,
+    /// Set when speaking app-server: the turn the scenario plays.
+    app: Option<app_server::AppTurn>,
 }
 
 enum Flow {
@@ -834,6 +920,11 @@ impl Runner {
     }
 
     async fn step(&mut self, step: &Step) -> Flow {
+        if self.app.is_some()
+            && let Some(flow) = self.app_step(step)
+        {
+            return flow;
+        }
         match step {
             Step::Emit(v) => {
                 let v = self.expand_value(v);
@@ -879,13 +970,7 @@ impl Runner {
             }
             Step::TurnStarted(true) => self.emit(&json!({"type": "turn.started"})),
             Step::TurnCompleted(true) => {
-                let total = &mut self.thread.usage;
-                total.input_tokens += TURN_USAGE.input_tokens;
-                total.cached_input_tokens += TURN_USAGE.cached_input_tokens;
-                total.output_tokens += TURN_USAGE.output_tokens;
-                total.reasoning_output_tokens += TURN_USAGE.reasoning_output_tokens;
-                self.thread.turns = self.turn;
-                save_thread(&self.thread);
+                self.add_turn_usage();
                 let u = self.thread.usage;
                 self.emit(&json!({
                     "type": "turn.completed",
@@ -906,17 +991,7 @@ impl Runner {
                     "type": "item.completed",
                     "item": {"id": id, "type": "agent_message", "text": text}
                 }));
-                // The bench's delta → card latency starts here.
-                if let Some(path) =
-                    std::env::var_os("FAKE_CODEX_EMIT_TIMES").filter(|v| !v.is_empty())
-                {
-                    let ns = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos());
-                    if let Err(e) = append_line(Path::new(&path), &format!("{ns}\t{id}")) {
-                        stderr_line(&format!("fake-codex: writing emit times: {e}"));
-                    }
-                }
+                self.note_emit_time(&id);
                 self.last_message = Some(text);
             }
             Step::Hang(false)
@@ -925,6 +1000,62 @@ impl Runner {
             | Step::TurnCompleted(false) => {}
         }
         Flow::Continue
+    }
+
+    /// The steps whose output differs under app-server; `None` for the
+    /// rest, which behave as under exec.
+    fn app_step(&mut self, step: &Step) -> Option<Flow> {
+        let turn = self.app.clone()?;
+        match step {
+            Step::Emit(v) => {
+                let v = self.expand_value(v);
+                turn.exec_event(&v);
+            }
+            // The thread and turn were announced when they were asked for.
+            Step::ThreadStarted(_) | Step::TurnStarted(_) => {}
+            Step::TurnCompleted(true) => {
+                if turn.is_over() {
+                    return Some(Flow::Continue);
+                }
+                self.add_turn_usage();
+                turn.usage(self.thread.usage);
+                turn.completed();
+                self.turn += 1;
+            }
+            Step::AgentMessage(text) => {
+                let text = self.expand(text);
+                let id = format!("msg_{}", self.next_item);
+                self.next_item += 1;
+                turn.agent_message(&id, &text);
+                self.note_emit_time(&id);
+                self.last_message = Some(text);
+            }
+            _ => return None,
+        }
+        Some(Flow::Continue)
+    }
+
+    /// Adds one turn's usage to the thread and saves it.
+    fn add_turn_usage(&mut self) {
+        let total = &mut self.thread.usage;
+        total.input_tokens += TURN_USAGE.input_tokens;
+        total.cached_input_tokens += TURN_USAGE.cached_input_tokens;
+        total.output_tokens += TURN_USAGE.output_tokens;
+        total.reasoning_output_tokens += TURN_USAGE.reasoning_output_tokens;
+        self.thread.turns = self.turn;
+        save_thread(&self.thread);
+    }
+
+    /// The bench's delta → card latency starts here.
+    fn note_emit_time(&self, id: &str) {
+        if let Some(path) = std::env::var_os("FAKE_CODEX_EMIT_TIMES").filter(|v| !v.is_empty()) {
+            let ns = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            if let Err(e) = append_line(Path::new(&path), &format!("{ns}\t{id}")) {
+                stderr_line(&format!("fake-codex: writing emit times: {e}"));
+            }
+        }
     }
 
     fn spawn(&self, cmd: &str, orphan: bool) {
@@ -963,6 +1094,14 @@ async fn read_stdin() -> std::io::Result<String> {
 }
 
 async fn run() -> i32 {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // app-server keeps SIGINT's default (it dies by it), so it is told
+    // apart before the exec handler goes in.
+    if let Ok(Parsed::AppServer(configs)) = parse_args(argv.get(1..).unwrap_or_default()) {
+        return app_server::serve(argv, configs).await;
+    }
     // Installed first so SIGINT at any point, even while blocked on stdin,
     // takes the codex-like path instead of the default death by signal.
     let mut sigint = match tokio_signal(SignalKind::interrupt()) {
@@ -974,15 +1113,13 @@ async fn run() -> i32 {
     };
     static IGNORE_SIGINT: AtomicBool = AtomicBool::new(false);
 
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
     let cli = match parse_args(argv.get(1..).unwrap_or_default()) {
         Ok(Parsed::Version) => {
             stdout_line(VERSION);
             return 0;
         }
         Ok(Parsed::Exec(cli)) => cli,
+        Ok(Parsed::AppServer(_)) => return 2,
         Err(ArgError(msg, code)) => {
             stderr_line(&msg);
             return code;
@@ -1068,7 +1205,12 @@ async fn run() -> i32 {
     };
 
     let thread_id = cli.resume.clone().unwrap_or_else(new_thread_id);
-    let thread = load_thread(&thread_id);
+    let mut thread = load_thread(&thread_id);
+    // What `app-server`'s thread/list reports of an exec thread.
+    thread.cwd = Some(cwd.clone());
+    if thread.preview.is_none() {
+        thread.preview = Some(prompt.chars().take(100).collect());
+    }
     let mut runner = Runner {
         turn: thread.turns + 1,
         thread,
@@ -1076,6 +1218,7 @@ async fn run() -> i32 {
         next_item: 0,
         last_message: None,
         ignore_sigint: &IGNORE_SIGINT,
+        app: None,
     };
     if !cli.ephemeral {
         save_thread(&runner.thread);
@@ -1107,7 +1250,7 @@ mod tests {
     fn exec(s: &[&str]) -> Cli {
         match parse_args(&args(s)) {
             Ok(Parsed::Exec(cli)) => *cli,
-            Ok(Parsed::Version) => panic!("unexpected --version"),
+            Ok(Parsed::Version | Parsed::AppServer(_)) => panic!("not exec"),
             Err(ArgError(msg, code)) => panic!("{s:?} failed ({code}): {msg}"),
         }
     }

@@ -579,6 +579,15 @@ struct Home {
 }
 
 fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
+    // The loads count a message as run when a RunStarted names it; under
+    // the default (steer) a message for a busy chat joins the running turn
+    // instead, which no figure here measures.
+    home_with(bins, runs, "during_run = \"queue\"")
+}
+
+/// [`home`] with `codex` as the `[profiles.default.codex]` keys besides the
+/// binary and key (e.g. `runner = "exec"`).
+fn home_with(bins: &Path, runs: &str, codex: &str) -> anyhow::Result<Home> {
     let dir = tempfile::Builder::new().prefix("fcxb").tempdir_in("/tmp")?;
     let home = dir.path().join("h");
     let ws = dir.path().join("ws");
@@ -601,7 +610,7 @@ fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
     std::fs::write(
         home.join("config.toml"),
         format!(
-            "[profiles.default.codex]\nbinary = \"{}\"\napi_key = \"file:{}\"\n\
+            "[profiles.default.codex]\nbinary = \"{}\"\napi_key = \"file:{}\"\n{codex}\n\
              [profiles.default.workspaces]\ndefault = \"{}\"\n[profiles.default.runs]\n{runs}\n",
             bins.join("fake-codex").display(),
             dir.path().join("key").display(),
@@ -794,7 +803,9 @@ async fn bench_spawn(bins: &Path, runs: usize) -> anyhow::Result<serde_json::Val
     let spawned: Vec<u128> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == "codex exec started")
+        .filter(|v| {
+            v["message"] == "codex exec started" || v["message"] == "codex app-server started"
+        })
         .filter_map(|v| v["timestamp"].as_str().and_then(rfc3339_ns))
         .collect();
     if spawned.len() != acked_at.len() {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fcx_tests::harness::{Fcxd, TestHome, processes_mentioning, wait_no_processes};
+use fcx_tests::harness::{Fcxd, TestHome, codex_setting, processes_mentioning, wait_no_processes};
 use nix::sys::signal::Signal;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -23,7 +23,13 @@ fn started(h: &TestHome) -> Fcxd {
 #[test]
 fn a_message_gets_an_answer_and_the_next_continues_the_session() {
     let h = TestHome::new();
-    let mut f = started(&h);
+    // About exec's argv (how `resume` and the flags are placed).
+    h.write_config(&codex_setting(
+        &h.fake_codex_config(""),
+        "runner = \"exec\"",
+    ));
+    let mut f = Fcxd::console(&h);
+    f.wait_for("fcx console");
     f.send("hello there");
     let seen = f.wait_for("] completed");
     assert!(seen.contains("started"), "{seen}");
@@ -266,7 +272,11 @@ fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
         .join("\n"),
     )
     .expect("scenario");
-    h.write_config(&h.fake_codex_config(""));
+    // A message sent during the run waits for the next one (not steered).
+    h.write_config(&codex_setting(
+        &h.fake_codex_config(""),
+        "during_run = \"queue\"",
+    ));
     let scenarios = dir.path().display().to_string();
     let mut f = Fcxd::console_with(&h, &[("FAKE_CODEX_SCENARIOS", &scenarios)]);
     f.wait_for("fcx console");

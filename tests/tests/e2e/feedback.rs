@@ -12,13 +12,22 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn env(reply_mode: &str, runs: &str) -> FeishuEnv {
-    FeishuEnv::start_with_runs(
+    env_with(reply_mode, runs, "")
+}
+
+fn env_with(reply_mode: &str, runs: &str, codex: &str) -> FeishuEnv {
+    FeishuEnv::start_with(
         reply_mode,
         Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
         &[],
         runs,
+        codex,
     )
 }
+
+/// A message during a run waits for the next one (under app-server the
+/// default, steer, would add it to the running turn).
+const QUEUE: &str = "during_run = \"queue\"";
 
 fn push_text(e: &FeishuEnv, chat: &str, text: &str) -> String {
     let ev = e.fake.events().p2p_text(chat, USER, text);
@@ -124,7 +133,7 @@ fn a_held_run_shows_its_card_before_codex_starts_and_a_burst_stays_one_prompt() 
 /// with no timer between them.
 #[test]
 fn a_message_during_a_run_gets_a_queued_card_that_becomes_the_next_run() {
-    let e = env("card", "");
+    let e = env_with("card", "", QUEUE);
     let busy = push_text(&e, "oc_fb3", "FAKE:stall keep the chat busy");
     let busy_card = eventually(
         WAIT,
@@ -157,7 +166,7 @@ fn a_message_during_a_run_gets_a_queued_card_that_becomes_the_next_run() {
 /// once (before its run starts), taken back once the answer is posted.
 #[test]
 fn in_markdown_mode_an_accepted_message_gets_a_typing_reaction_until_answered() {
-    let e = env("markdown", "");
+    let e = env_with("markdown", "", QUEUE);
     let busy = push_text(&e, "oc_fb4", "FAKE:stall keep the chat busy");
     eventually(
         WAIT,

@@ -1,7 +1,7 @@
 //! Issue 10's hardening, end to end: what `ps` and `/proc` show of fcx's
 //! processes, and the bounds on what outsiders can make fcx hold.
 
-use fcx_tests::harness::{Fcxd, TestHome, processes_mentioning};
+use fcx_tests::harness::{Fcxd, TestHome, codex_setting, processes_mentioning};
 
 /// A profile `default` whose Codex key is an `env:` reference, and a
 /// disabled profile whose app secret is one: both variables are in fcxd's
@@ -60,12 +60,18 @@ fn a_worker_inherits_no_secret_of_fcxd_but_its_own_codex_key() {
 
 #[test]
 fn codex_argv_holds_neither_config_overrides_nor_the_workspace() {
+    for runner in ["exec", "app-server"] {
+        argv_keeps_overrides_and_workspace_off(runner);
+    }
+}
+
+fn argv_keeps_overrides_and_workspace_off(runner: &str) {
     let h = TestHome::new();
     let config = h.fake_codex_config("").replace(
         "[profiles.default.workspaces]",
         "[profiles.default.codex.config]\n\"model_providers.corp.base_url\" = \"https://override-value-7781.example\"\n[profiles.default.workspaces]",
     );
-    h.write_config(&config);
+    h.write_config(&codex_setting(&config, &format!("runner = \"{runner}\"")));
     let mut f = Fcxd::console(&h);
     f.wait_for("fcx console");
     f.send("hello");
@@ -91,9 +97,18 @@ fn codex_argv_holds_neither_config_overrides_nor_the_workspace() {
         );
     }
     // Codex still gets both: the workspace as its working directory, the
-    // overrides in the profile file `-p` names.
+    // overrides in the profile file `-p` names (exec) or in thread/start's
+    // `config` (app-server, recorded as `configs`).
     assert_eq!(rec["cwd"], ws.as_str());
-    let settings = rec["profile_config"].as_str().expect("profile file read");
+    let settings = if runner == "exec" {
+        rec["profile_config"]
+            .as_str()
+            .expect("profile file read")
+            .to_string()
+    } else {
+        assert_eq!(rec["args"]["cd"], ws.as_str(), "thread/start's cwd");
+        rec["args"]["configs"].to_string()
+    };
     assert!(settings.contains("override-value-7781"), "{settings}");
     assert!(settings.contains("CODEX_API_KEY"), "{settings}");
 }

@@ -1,11 +1,13 @@
 //! The REAL Codex CLI (pinned npm package, installed by scripts/test.sh),
 //! driven by fcxd → fcx-worker through the console surface, talking to the
 //! mock Responses server on 127.0.0.1. These fail (never skip) when the real
-//! CLI is missing.
+//! CLI is missing. They pin the exec runner (`runner = "exec"`), so exec stays
+//! covered against the real CLI now that app-server is the default;
+//! app_server.rs runs the same kinds of turns under app-server.
 
 use std::time::{Duration, Instant};
 
-use fcx_tests::harness::{Fcxd, TestHome, wait_no_processes};
+use fcx_tests::harness::{Fcxd, TestHome, codex_setting, wait_no_processes};
 use fcx_tests::mock_responses::MockResponses;
 use nix::sys::signal::Signal;
 
@@ -26,7 +28,10 @@ fn env() -> Env {
         .expect("runtime");
     let mock = rt.block_on(MockResponses::start()).expect("mock server");
     let home = TestHome::new();
-    home.write_config(&home.real_codex_config(&mock.base_url()));
+    home.write_config(&codex_setting(
+        &home.real_codex_config(&mock.base_url()),
+        "runner = \"exec\"",
+    ));
     Env { rt, mock, home }
 }
 
