@@ -184,7 +184,7 @@ pub(crate) const HELP: &[(&str, &str)] = &[
     ("/reconnect", "admin: reconnect to the chat platform"),
     (
         "/doctor",
-        "admin: check Codex, workspace and state (redacted)",
+        "admin: check Codex, the model API, workspace and state (redacted)",
     ),
 ];
 

@@ -166,6 +166,7 @@ pub(super) async fn profile(home: &Home, p: &Profile, c: &mut Checks) {
     }
     codex(p, c).await;
     auth(home, p, c);
+    super::model::endpoint(home, p, c).await;
     secrets(p, c);
     workspace(home, p, c);
     app_lock(home, p, c);
