@@ -74,7 +74,7 @@ impl Info<'_> {
             pb::CommandReply {
                 command: pb::CommandName::Help as i32,
                 title: "Help".into(),
-                body: commands::help_markdown(),
+                body: commands::help_markdown(on_console(inbound)),
                 ok: true,
                 buttons,
                 ..Default::default()
