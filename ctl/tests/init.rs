@@ -103,6 +103,13 @@ async fn init_checks_credentials_live_then_writes_a_config_doctor_accepts() {
     let (out, _) = assert_exit(&o, 0);
     assert!(out.contains("[ok  ] feishu token"), "{out}");
     assert!(out.contains("keystore:work-app-secret resolves"), "{out}");
+    // The env: key works here, not in the service installed next: said.
+    assert!(
+        out.contains(
+            "[warn] secret: profiles.work.codex.api_key = env:OPENAI_API_KEY resolves in this shell"
+        ) && out.contains("`fcxctl secret set ID`"),
+        "{out}"
+    );
 
     // A second init keeps the file unless --force, which keeps a backup.
     let o = init(&s, &app_args(&fake, &ws, &url), fake.app_secret()).await;
