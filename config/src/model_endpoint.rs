@@ -105,7 +105,10 @@ pub fn resolve(profile: &Profile, home: &Home) -> Option<ModelEndpoint> {
         Some(f) => f,
         None => (
             default_base(&provider, profile, &codex_home)?.to_string(),
-            "Codex's default; set model_providers.NAME.base_url or openai_base_url in profiles.NAME.codex.config to use another".into(),
+            format!(
+                "Codex's default; to use another, set openai_base_url (or model_provider and model_providers.<provider>.base_url) in profiles.{}.codex.config",
+                profile.name
+            ),
         ),
     };
     Some(ModelEndpoint {

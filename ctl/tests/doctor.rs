@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Scratch, assert_exit};
+use common::{Scratch, assert_exit, closed_model_api, model_api_section};
 use fcx_tests::fake_feishu::FakeFeishu;
 use serde_json::Value;
 
@@ -18,11 +18,13 @@ fn config(s: &Scratch, base_url: &str, app_id: &str, secret: &str) -> String {
     format!(
         "[profiles.work.codex]\nbinary = \"{}\"\napi_key = \"file:{}\"\n\
          [profiles.work.workspaces]\ndefault = \"{}\"\n\
-         [profiles.work.app]\napp_id = \"{app_id}\"\napp_secret = \"file:{}\"\nbase_url = \"{base_url}\"\n",
+         [profiles.work.app]\napp_id = \"{app_id}\"\napp_secret = \"file:{}\"\nbase_url = \"{base_url}\"\n{}",
         s.fake_codex().display(),
         key.display(),
         s.workspace().display(),
         app_secret.display(),
+        // Any HTTP server answers for the model API check: the platform's.
+        common::model_api_section("work", base_url),
     )
 }
 
@@ -290,4 +292,42 @@ async fn doctor_fails_an_app_served_by_another_home() {
     assert!(out.contains("[FAIL] app lock"), "{out}");
     assert!(out.contains("profile `other` in /srv/other-home"), "{out}");
     drop(held);
+}
+
+#[tokio::test]
+async fn doctor_fails_a_model_api_that_does_not_answer_and_says_where_it_is_set() {
+    let fake = FakeFeishu::start().await.expect("fake feishu");
+    let s = Scratch::new();
+    let closed = closed_model_api();
+    let text = config(&s, &fake.base_url(), fake.app_id(), fake.app_secret());
+    let text = text.replace(
+        &model_api_section("work", &fake.base_url()),
+        &model_api_section("work", &closed),
+    );
+    s.write_config(&text);
+    let o = s.run_async(&["doctor"]).await;
+    let (out, _) = assert_exit(&o, 1);
+    assert!(
+        out.contains(&format!("[FAIL] model api: {closed} does not answer")),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: check this machine's network and proxy")
+            && out.contains("profiles.work.codex.config: openai_base_url"),
+        "{out}"
+    );
+    assert_no_secret(&out, &fake);
+
+    // Pointed at a server that answers, the same check passes.
+    s.write_config(&config(
+        &s,
+        &fake.base_url(),
+        fake.app_id(),
+        fake.app_secret(),
+    ));
+    let o = s.run_async(&["doctor", "--json"]).await;
+    let (out, _) = assert_exit(&o, 0);
+    let v = json(&out);
+    let model = checks(&v, "model api");
+    assert_eq!(model[0]["status"], "ok", "{out}");
 }

@@ -90,7 +90,11 @@ async fn init_checks_credentials_live_then_writes_a_config_doctor_accepts() {
     assert!(!store.contains(fake.app_secret()));
 
     // What init wrote is what doctor checks: everything passes (the API key
-    // is an env: reference, given here).
+    // is an env: reference, given here; the model API is pointed at a
+    // server that answers).
+    let mut with_api = text.clone();
+    with_api.push_str(&common::model_api_section("work", &url));
+    std::fs::write(&path, &with_api).expect("model api");
     let o = tokio::process::Command::from(s.command(&["doctor"]))
         .env("OPENAI_API_KEY", "sk-test-init")
         .output()
@@ -99,6 +103,13 @@ async fn init_checks_credentials_live_then_writes_a_config_doctor_accepts() {
     let (out, _) = assert_exit(&o, 0);
     assert!(out.contains("[ok  ] feishu token"), "{out}");
     assert!(out.contains("keystore:work-app-secret resolves"), "{out}");
+    // The env: key works here, not in the service installed next: said.
+    assert!(
+        out.contains(
+            "[warn] secret: profiles.work.codex.api_key = env:OPENAI_API_KEY resolves in this shell"
+        ) && out.contains("`fcxctl secret set ID`"),
+        "{out}"
+    );
 
     // A second init keeps the file unless --force, which keeps a backup.
     let o = init(&s, &app_args(&fake, &ws, &url), fake.app_secret()).await;
@@ -112,7 +123,7 @@ async fn init_checks_credentials_live_then_writes_a_config_doctor_accepts() {
     assert_exit(&init(&s, &forced, fake.app_secret()).await, 0);
     assert_eq!(
         std::fs::read_to_string(s.fcx_home().join("config.toml.bak")).expect("backup"),
-        text
+        with_api
     );
 }
 

@@ -40,9 +40,10 @@ fn set(s: &Scratch, id: &str, value: &str, env: &[(&str, &str)]) -> std::process
 fn keystore_config(s: &Scratch, id: &str) -> String {
     format!(
         "[profiles.work.codex]\nbinary = \"{}\"\napi_key = \"keystore:{id}\"\n\
-         [profiles.work.workspaces]\ndefault = \"{}\"\n",
+         [profiles.work.workspaces]\ndefault = \"{}\"\n{}",
         s.fake_codex().display(),
-        s.workspace().display()
+        s.workspace().display(),
+        common::model_api_section("work", &common::answering_model_api()),
     )
 }
 

@@ -109,7 +109,10 @@ async fn warn_about_codex_auth(p: fcx_config::Profile, from_file: bool, console:
             let resolved = tokio::task::spawn_blocking(move || r.resolve().map(|_| ())).await;
             if let Ok(Err(e)) = resolved {
                 say(format!(
-                    "profile `{}`: the Codex API key cannot be read ({e}), so every run will fail;                      export the variable, or store the key with `fcxctl secret set ID` and set                      profiles.{}.codex.api_key = \"keystore:ID\", or log in with `codex login` and                      set auth = \"inherit-user\"",
+                    "profile `{}`: the Codex API key cannot be read ({e}), so every run will fail; \
+                     export the variable, or store the key with `fcxctl secret set ID` and set \
+                     profiles.{}.codex.api_key = \"keystore:ID\", or log in with `codex login` and \
+                     set auth = \"inherit-user\"",
                     p.name, p.name
                 ));
             }

@@ -184,7 +184,7 @@ pub(crate) const HELP: &[(&str, &str)] = &[
     ("/reconnect", "admin: reconnect to the chat platform"),
     (
         "/doctor",
-        "admin: check Codex, workspace and state (redacted)",
+        "admin: check Codex, the model API, workspace and state (redacted)",
     ),
 ];
 
@@ -334,9 +334,32 @@ fn subjects(words: &[&str]) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn help_markdown() -> String {
+/// What means nothing on the console, which `/help` leaves out there: no
+/// platform to reconnect to, nobody to invite, no groups, nothing to send,
+/// and one way of showing a run (the terminal, whatever the reply mode).
+pub(crate) const NOT_ON_CONSOLE: &[&str] = &[
+    "/new group",
+    "/sendfile",
+    "/invite",
+    "/remove",
+    "/reconnect",
+    "/config reply_mode",
+    "/config tool_display",
+    "/config mention",
+];
+
+/// Whether the `/help` line `cmd` is one [`NOT_ON_CONSOLE`] names.
+pub(crate) fn not_on_console(cmd: &str) -> bool {
+    NOT_ON_CONSOLE.iter().any(|p| cmd.starts_with(p))
+}
+
+/// `/help`'s list; on the console without what does not work there.
+pub(crate) fn help_markdown(console: bool) -> String {
     let mut s = String::from("**Commands**\n");
     for (cmd, what) in HELP {
+        if console && not_on_console(cmd) {
+            continue;
+        }
         s.push_str(&format!("- `{cmd}`: {what}\n"));
     }
     s.push_str("\nAnything else you write goes to Codex.");
@@ -497,8 +520,29 @@ mod tests {
     }
 
     #[test]
+    fn the_consoles_help_leaves_out_what_does_not_work_there() {
+        let h = help_markdown(true);
+        for c in NOT_ON_CONSOLE {
+            assert!(!h.contains(&format!("`{c}")), "{c} offered on the console");
+        }
+        for c in [
+            "/new`",
+            "/stop`",
+            "/cd",
+            "/config access",
+            "/doctor",
+            "/status",
+        ] {
+            assert!(
+                h.contains(&format!("`{c}")),
+                "{c} missing from the console's /help"
+            );
+        }
+    }
+
+    #[test]
     fn help_lists_every_command() {
-        let h = help_markdown();
+        let h = help_markdown(false);
         for c in [
             "/new",
             "/reset",

@@ -166,6 +166,7 @@ pub(super) async fn profile(home: &Home, p: &Profile, c: &mut Checks) {
     }
     codex(p, c).await;
     auth(home, p, c);
+    super::model::endpoint(home, p, c).await;
     secrets(p, c);
     workspace(home, p, c);
     app_lock(home, p, c);
@@ -338,6 +339,18 @@ fn secrets(p: &Profile, c: &mut Checks) {
     }
     for (key, r) in refs {
         match r.resolve() {
+            // The trap on README's path: init's default `env:OPENAI_API_KEY`
+            // resolves in the operator's shell, and the service installed
+            // next starts fcxd without that shell's environment.
+            Ok(_) if matches!(r, SecretRef::Env(_)) => c.warn(
+                "secret",
+                format!(
+                    "{key} = {r} resolves in this shell, but fcxd started by the service manager does not see your shell's environment"
+                ),
+                format!(
+                    "keep it in the keystore: `fcxctl secret set ID` (reads it without echo), then set {key} = \"keystore:ID\" (or use file:PATH)"
+                ),
+            ),
             Ok(_) => c.ok("secret", format!("{key} = {r} resolves")),
             Err(e) => c.fail("secret", format!("{key}: {e}"), secret_fix(&key, r)),
         }

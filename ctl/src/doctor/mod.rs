@@ -6,6 +6,7 @@
 
 mod feishu;
 mod local;
+mod model;
 
 pub(crate) use feishu::console_url;
 

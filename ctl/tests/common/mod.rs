@@ -104,6 +104,38 @@ impl Scratch {
     }
 }
 
+/// `[profiles.NAME.codex.config]` pointing Codex's model API at `base`
+/// (doctor checks that it answers), to append to a config.
+pub(crate) fn model_api_section(profile: &str, base: &str) -> String {
+    format!("\n[profiles.{profile}.codex.config]\nopenai_base_url = \"{base}\"\n")
+}
+
+/// A model API that answers every request with 401 (doctor only asks
+/// whether it answers), for the test process's lifetime.
+pub(crate) fn answering_model_api() -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// A base URL on a 127.0.0.1 port nothing listens on.
+pub(crate) fn closed_model_api() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
 #[cfg(unix)]
 pub(crate) fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,8 @@
 //! The console's output: the terminal as one more [`Surface`]. It streams
-//! (answer text is printed as it arrives) and keeps no run open, so the
-//! console's event loop needs nothing but `show`.
+//! (answer text is printed line by line as it arrives) and keeps no run
+//! open, so the console's event loop needs nothing but `show`. Markdown is
+//! shown as a terminal reader would want it: as plain text (the renderer of
+//! reply mode "text"), code kept as written.
 
 use std::io::Write as _;
 
@@ -8,6 +10,7 @@ use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use futures::future::BoxFuture;
 
+use crate::egress::render::{PlainLines, markdown_to_plain};
 use crate::egress::surface::Surface;
 use crate::ingress::console::SCOPE;
 use crate::link::supervisor::Notice;
@@ -16,29 +19,53 @@ use crate::link::supervisor::Notice;
 /// tool start and end, and the run's end state.
 #[derive(Default)]
 pub(crate) struct ConsoleOutput {
-    /// Whether the last thing printed was answer text without a newline.
-    mid_text: bool,
-    /// The answer item the open text line belongs to.
+    /// Answer text received after its last line ending: a line is shown
+    /// once it is complete (markdown is read by the line).
+    partial: String,
+    /// The answer item the open text belongs to.
     text_item: Option<String>,
+    /// The open answer's markdown state (inside a code block or not).
+    answer: PlainLines,
 }
 
 impl ConsoleOutput {
     /// Prints one line (ending open answer text first).
     pub(crate) fn line(&mut self, s: &str) {
+        self.end_text();
         let mut o = std::io::stdout().lock();
-        if self.mid_text {
-            let _ = writeln!(o);
-            self.mid_text = false;
-        }
         let _ = writeln!(o, "{s}");
         let _ = o.flush();
     }
 
+    /// Shows the complete lines of an answer's next piece.
     fn text(&mut self, s: &str) {
+        self.partial.push_str(s);
+        let Some(end) = self.partial.rfind('\n') else {
+            return;
+        };
+        let rest = self.partial.split_off(end + 1);
+        let done = std::mem::replace(&mut self.partial, rest);
+        self.print_answer(&done);
+    }
+
+    /// Shows what is left of the open answer and starts a fresh one.
+    fn end_text(&mut self) {
+        if !self.partial.is_empty() {
+            let mut last = std::mem::take(&mut self.partial);
+            last.push('\n');
+            self.print_answer(&last);
+        }
+        self.answer = PlainLines::default();
+    }
+
+    fn print_answer(&mut self, lines: &str) {
+        let mut plain = String::with_capacity(lines.len());
+        for l in lines.split_inclusive('\n') {
+            self.answer.push(l, &mut plain);
+        }
         let mut o = std::io::stdout().lock();
-        let _ = write!(o, "{s}");
+        let _ = write!(o, "{plain}");
         let _ = o.flush();
-        self.mid_text = !s.ends_with('\n');
     }
 
     /// What the supervisor says about the worker itself.
@@ -88,8 +115,8 @@ impl ConsoleOutput {
             Kind::TextDelta(t) => {
                 // Deltas of one answer continue its line; another answer
                 // (a new item) starts on a line of its own.
-                if self.mid_text && self.text_item.as_deref() != Some(t.item_id.as_str()) {
-                    self.text("\n");
+                if self.text_item.as_deref() != Some(t.item_id.as_str()) {
+                    self.end_text();
                 }
                 self.text_item = Some(t.item_id.clone());
                 self.text(&t.delta);
@@ -178,9 +205,10 @@ impl ConsoleOutput {
             Kind::Error(e) => self.line(&format!("{tag} warning: {}", e.message)),
             Kind::CommandReply(c) => {
                 let mut s = format!("[fcx] {}", c.title);
-                if !c.body.is_empty() {
+                let body = markdown_to_plain(&c.body);
+                if !body.trim().is_empty() {
                     s.push('\n');
-                    s.push_str(&c.body);
+                    s.push_str(body.trim_end());
                 }
                 self.line(&s);
             }

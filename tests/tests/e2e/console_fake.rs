@@ -505,3 +505,71 @@ fn fcx_files_are_private_and_codex_keeps_the_operators_umask() {
         "codex runs with the operator's umask, not fcx's"
     );
 }
+
+/// The console is a terminal: markdown (an answer, a command reply) shows
+/// as plain text with code kept as written, and what does not work there
+/// (reply modes, groups, platform commands) is not offered.
+#[test]
+fn the_console_shows_plain_text_and_offers_only_what_works_there() {
+    let h = TestHome::new();
+    let dir = tempfile::tempdir().expect("scenario dir");
+    let answer = "# Result\n\nThe **build** passed; see `cargo test`.\n\n```rust\nlet x = *y;\n```\n- one\n- two";
+    std::fs::write(
+        dir.path().join("md.jsonl"),
+        [
+            r#"{"thread_started": true}"#.to_string(),
+            r#"{"turn_started": true}"#.to_string(),
+            serde_json::json!({ "agent_message": answer }).to_string(),
+            r#"{"turn_completed": true}"#.to_string(),
+        ]
+        .join("\n"),
+    )
+    .expect("scenario");
+    h.write_config(&h.fake_codex_config(""));
+    let scenarios = dir.path().display().to_string();
+    let mut f = Fcxd::console_with(&h, &[("FAKE_CODEX_SCENARIOS", &scenarios)]);
+    f.wait_for("fcx console");
+
+    f.send("FAKE:md");
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("\nResult\n"), "{seen}");
+    assert!(seen.contains("The build passed; see cargo test."), "{seen}");
+    assert!(seen.contains("\nlet x = *y;\n"), "code kept: {seen}");
+    assert!(seen.contains("• one\n• two"), "{seen}");
+    assert!(!seen.contains("**") && !seen.contains("```"), "{seen}");
+
+    f.send("/help");
+    let seen = f.wait_for("Anything else you write goes to Codex.");
+    assert!(seen.contains("/config access"), "{seen}");
+    for gone in [
+        "reply_mode",
+        "tool_display",
+        "/config mention",
+        "/new group",
+        "/sendfile",
+        "/reconnect",
+        "/invite",
+        "/remove",
+    ] {
+        assert!(
+            !seen.contains(gone),
+            "{gone} offered on the console: {seen}"
+        );
+    }
+    assert!(!seen.contains("**") && !seen.contains('`'), "{seen}");
+
+    f.send("/config");
+    let seen = f.wait_for("/config idle_timeout");
+    assert!(seen.contains("owner: you (the console's user)"), "{seen}");
+    assert!(!seen.contains("not known yet"), "{seen}");
+    assert!(
+        !seen.contains("reply mode") && !seen.contains("reply_mode"),
+        "{seen}"
+    );
+    assert!(!seen.contains("card"), "{seen}");
+
+    f.send("/config reply_mode card");
+    let seen = f.wait_for("Settings not changed");
+    let seen = seen + &f.wait_for("every run as it happens");
+    assert!(seen.contains("Not available on the console"), "{seen}");
+}

@@ -321,6 +321,16 @@ fn a_key_that_cannot_be_read_is_reported_at_start_with_the_fixes() {
     assert!(err.contains("FCX_OPS_NO_SUCH_KEY"), "{err}");
     assert!(err.contains("fcxctl secret set"), "{err}");
     assert!(err.contains("inherit-user"), "{err}");
+    // One sentence, not a source line's indentation.
+    assert!(
+        err.contains("so every run will fail; export the variable, or store the key"),
+        "{err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.contains("cannot be read"))
+        .unwrap_or_default();
+    assert!(!line.contains("   "), "{line}");
 }
 
 #[test]

@@ -306,3 +306,63 @@ fn commands_codex_runs_cannot_read_fcx_home() {
     );
     drop(e.rt);
 }
+
+/// A base URL on a 127.0.0.1 port nothing listens on.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// Codex retries an unreachable model API without end ("Reconnecting...
+/// waiting for network"); fcx fails the run after runs.model_unreachable_secs
+/// with a sentence naming the endpoint, and both doctors say it does not
+/// answer.
+#[test]
+fn a_model_api_that_cannot_be_reached_fails_the_run_and_doctor_says_so() {
+    let codex = fcx_tests::real_codex();
+    assert!(codex.is_file());
+    let home = TestHome::new();
+    let closed = closed_port_url();
+    // The runs table is the config's last: the bound joins it.
+    home.write_config(&format!(
+        "{}model_unreachable_secs = 2\n",
+        home.real_codex_config(&closed)
+    ));
+    let mut f = Fcxd::console(&home);
+    f.wait_for("fcx console");
+    f.send("say hi");
+    let seen = f.wait_for("] failed");
+    assert!(
+        seen.contains(&format!(
+            "Codex could not reach the model API at {closed} for 2 seconds (Reconnecting..."
+        )),
+        "{seen}"
+    );
+    assert!(seen.contains("/doctor checks whether it answers"), "{seen}");
+
+    f.send("/doctor");
+    let seen = f.wait_for("model api");
+    assert!(seen.contains("Some checks failed"), "{seen}");
+    assert!(
+        seen.contains(&format!("{closed} does not answer")),
+        "{seen}"
+    );
+
+    let o = std::process::Command::new(fcx_tests::harness::bin("fcxctl"))
+        .arg("--home")
+        .arg(&home.home)
+        .arg("doctor")
+        .env_remove("FCX_CODEX_BINARY")
+        .output()
+        .expect("fcxctl doctor");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("[FAIL] model api: {closed} does not answer")),
+        "{out}"
+    );
+    f.close_stdin();
+    f.wait_exit(Duration::from_secs(30));
+}

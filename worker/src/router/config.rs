@@ -4,9 +4,10 @@
 use fcx_config::AccessMode;
 use fcx_proto::v1::{self as pb, Inbound};
 
-use super::Deps;
 use super::text::{actor_id, bullets, field};
+use super::{Deps, NOT_ON_CONSOLE, on_console};
 use crate::access::{Chat, Role};
+use crate::commands;
 use crate::policy;
 use crate::run::StopReason;
 use crate::settings::{self, Change, Current, Idle, Key, Source};
@@ -44,7 +45,9 @@ impl Config<'_> {
 
     /// The `/config` text (it must stand on its own in markdown and text
     /// modes) and its fields.
-    fn text(&self, f: &settings::Facts<'_>) -> (String, Vec<pb::Field>) {
+    /// On the console (`console`) what means nothing there is left out and
+    /// the owner is the console's user.
+    fn text(&self, f: &settings::Facts<'_>, console: bool) -> (String, Vec<pb::Field>) {
         let profile = &self.0.ctx.profile;
         let perms = &profile.permissions;
         let cur = f.current;
@@ -54,8 +57,14 @@ impl Config<'_> {
             field("default access", perms.default_access.as_str()),
             field("max access", perms.max_access.as_str()),
             field("network", if perms.network { "on" } else { "off" }),
-            field("reply mode", cur.reply_mode),
-            field("tool display", cur.tool_display),
+        ];
+        if !console {
+            fields.extend([
+                field("reply mode", cur.reply_mode),
+                field("tool display", cur.tool_display),
+            ]);
+        }
+        fields.extend([
             field(
                 "idle timeout",
                 &match cur.idle {
@@ -68,7 +77,7 @@ impl Config<'_> {
                 },
             ),
             field("messages during a run", cur.during_run.as_str()),
-        ];
+        ]);
         if f.group {
             fields.push(field(
                 "mention in this group",
@@ -79,6 +88,7 @@ impl Config<'_> {
             field(
                 "owner",
                 match l.owner_source {
+                    _ if console => "you (the console's user)",
                     "none" => "not known yet",
                     "config" => "set in config.toml",
                     _ => "learned from the platform",
@@ -101,7 +111,9 @@ impl Config<'_> {
         let mut body = bullets(&fields);
         body.push_str("\n\nChange one for this chat with /config <key> <value>:");
         for key in Key::ALL {
-            if key == Key::Mention && !f.group {
+            if (key == Key::Mention && !f.group)
+                || (console && commands::not_on_console(&format!("/config {}", key.as_str())))
+            {
                 continue;
             }
             body.push_str(&format!("\n- `/config {} {}`", key.as_str(), key.usage()));
@@ -111,7 +123,8 @@ impl Config<'_> {
 
     fn reply(&self, inbound: &Inbound, ok: bool, title: &str, notes: &str) {
         let f = self.facts(inbound);
-        let (text, fields) = self.text(&f);
+        let console = on_console(inbound);
+        let (text, fields) = self.text(&f, console);
         let body = if notes.is_empty() {
             text
         } else {
@@ -125,7 +138,8 @@ impl Config<'_> {
                 body,
                 ok,
                 fields,
-                form: Some(settings::form(&f)),
+                // The terminal shows no forms.
+                form: (!console).then(|| settings::form(&f)),
                 ..Default::default()
             },
         );
@@ -145,6 +159,24 @@ impl Config<'_> {
         source: Source,
     ) -> (bool, String) {
         let d = self.0;
+        if on_console(inbound)
+            && let Some((key, _)) = values
+                .iter()
+                .find(|(k, _)| commands::not_on_console(&format!("/config {k}")))
+        {
+            let title = "Settings not changed";
+            d.replies.text(
+                inbound,
+                "config",
+                false,
+                title,
+                format!("`{key}`: {NOT_ON_CONSOLE} The terminal shows every run as it happens."),
+            );
+            return (
+                false,
+                format!("{title}: {key} is not available on the console"),
+            );
+        }
         let facts = self.facts(inbound);
         let changes = match settings::validate(&facts, values, source) {
             Ok(c) => c,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use fcx_proto::v1::{self as pb, Inbound};
 
+use super::model_probe;
 use super::text::{bullets, command_button, elapsed, field, short_thread};
 use super::{Deps, Gate, NOT_ON_CONSOLE, on_console};
 use crate::commands;
@@ -73,7 +74,7 @@ impl Info<'_> {
             pb::CommandReply {
                 command: pb::CommandName::Help as i32,
                 title: "Help".into(),
-                body: commands::help_markdown(),
+                body: commands::help_markdown(on_console(inbound)),
                 ok: true,
                 buttons,
                 ..Default::default()
@@ -304,13 +305,25 @@ impl Info<'_> {
                 snap.queued
             )),
         );
-        let title = if ok {
-            "All checks passed"
-        } else {
-            "Some checks failed"
-        };
-        d.replies
-            .text(inbound, "doctor", ok, title, lines.join("\n"));
+        // The model API is asked over the network: answered from a task
+        // the scheduler owns, so the router never waits on it.
+        let endpoint = fcx_config::model_endpoint::resolve(profile, &d.ctx.home);
+        let (replies, inbound) = (d.replies.clone(), inbound.clone());
+        d.sched.spawn_owned(async move {
+            match model_probe::check(endpoint).await {
+                Ok(v) => lines.push(format!("- ✓ **model api**: {v}")),
+                Err(v) => {
+                    ok = false;
+                    lines.push(format!("- ✗ **model api**: {v}"));
+                }
+            }
+            let title = if ok {
+                "All checks passed"
+            } else {
+                "Some checks failed"
+            };
+            replies.text(&inbound, "doctor", ok, title, lines.join("\n"));
+        });
     }
 }
 

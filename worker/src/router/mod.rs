@@ -10,6 +10,7 @@ mod config;
 mod files;
 mod gate;
 mod info;
+mod model_probe;
 mod session;
 mod text;
 mod threads;

@@ -35,7 +35,7 @@ pub(crate) use card::{render, summary};
 #[cfg(test)]
 use command::{RenderedCommandCard, command_text};
 pub(crate) use command::{command_card, command_markdown};
-pub(crate) use plain::{markdown_to_plain, run_markdown, run_text};
+pub(crate) use plain::{PlainLines, markdown_to_plain, run_markdown, run_text};
 #[cfg(test)]
 use state::{Phase, ReplyMode};
 pub(crate) use state::{RunState, ToolDisplay};

@@ -24,18 +24,34 @@ const MAX_LINK_SCAN: usize = 2048;
 /// bullets become "•", quotes "│", rules a line, table rows "a | b".
 pub(crate) fn markdown_to_plain(md: &str) -> String {
     let mut out = String::with_capacity(md.len());
-    let mut fence: Option<Fence> = None;
+    let mut lines = PlainLines::default();
     for line in md.split_inclusive('\n') {
-        let after = next_fence(fence.as_ref(), line);
-        let fence_line = fence.is_some() != after.is_some();
-        let in_code = fence.is_some() && after.is_some();
-        fence = after;
+        lines.push(line, &mut out);
+    }
+    out
+}
+
+/// [`markdown_to_plain`] a line at a time, for text that arrives in pieces
+/// (the console's streamed answers): it keeps whether a code block is open.
+#[derive(Default)]
+pub(crate) struct PlainLines {
+    fence: Option<Fence>,
+}
+
+impl PlainLines {
+    /// Appends one line (with its line ending, if any) to `out` as plain
+    /// text; a line that is only syntax (a fence) adds nothing.
+    pub(crate) fn push(&mut self, line: &str, out: &mut String) {
+        let after = next_fence(self.fence.as_ref(), line);
+        let fence_line = self.fence.is_some() != after.is_some();
+        let in_code = self.fence.is_some() && after.is_some();
+        self.fence = after;
         if fence_line {
-            continue;
+            return;
         }
         if in_code {
             out.push_str(line);
-            continue;
+            return;
         }
         let (body, nl) = split_eol(line);
         if let Some(text) = block_line(body) {
@@ -43,7 +59,6 @@ pub(crate) fn markdown_to_plain(md: &str) -> String {
             out.push_str(nl);
         }
     }
-    out
 }
 
 /// A run as the final plain-text message shows it: the state line, the
