@@ -591,6 +591,7 @@ mod tests {
                 max_access: max,
                 network: false,
             },
+            lark_cli: Default::default(),
         }
     }
 
