@@ -524,6 +524,7 @@ impl RunDriver {
             resumed_from,
             open: HashMap::new(),
             waiting: approval::Waiting::default(),
+            registered: None,
         };
         let result = loop {
             let idle_deadline = idle_limit.map(|l| last_event + l);
@@ -555,6 +556,15 @@ impl RunDriver {
         job.slot.close_steering();
         drop(ctl_tx);
         t.close_open_tools();
+        let mut result = result;
+        if t.killed_by_operator() && result.outcome != runner::Outcome::Completed {
+            result.outcome = runner::Outcome::Failed {
+                message: format!(
+                    "Codex was killed by the operator (fcxctl kill r:{}).",
+                    job.run_id
+                ),
+            };
+        }
         result
     }
 
