@@ -369,7 +369,13 @@ impl RunDriver {
         // seconds): not on an async worker thread.
         let env = {
             let (profile, home) = (profile.clone(), self.ctx.home.clone());
-            tokio::task::spawn_blocking(move || child_env(&profile, &home)).await
+            let lark = policy.lark_cli;
+            tokio::task::spawn_blocking(move || {
+                let mut env = child_env(&profile, &home)?;
+                crate::lark_cli::project(&profile, &home, lark, &mut env)?;
+                Ok::<_, String>(env)
+            })
+            .await
         };
         let env = match env {
             Ok(Ok(e)) => e,
@@ -535,6 +541,7 @@ impl RunDriver {
             resumed_from,
             open: HashMap::new(),
             waiting: approval::Waiting::default(),
+            registered: None,
         };
         let result = loop {
             let idle_deadline = idle_limit.map(|l| last_event + l);
@@ -575,7 +582,7 @@ impl RunDriver {
         job.slot.close_steering();
         drop(ctl_tx);
         t.close_open_tools();
-        match unreachable {
+        let result = match unreachable {
             // The stop, not Codex's answer to it, is what the user needs.
             Some(message) if job.slot.stop_reason() == Some(StopReason::ModelUnreachable) => {
                 RunResult {
@@ -584,7 +591,17 @@ impl RunDriver {
                 }
             }
             _ => result,
+        };
+        let mut result = result;
+        if t.killed_by_operator() && result.outcome != runner::Outcome::Completed {
+            result.outcome = runner::Outcome::Failed {
+                message: format!(
+                    "Codex was killed by the operator (fcxctl kill r:{}).",
+                    job.run_id
+                ),
+            };
         }
+        result
     }
 
     fn conclude(
