@@ -22,6 +22,8 @@ use serde_json::json;
 
 #[path = "fcx_bench/faults.rs"]
 mod faults;
+#[path = "fcx_bench/faults_platform.rs"]
+mod faults_platform;
 #[path = "fcx_bench/feedback.rs"]
 mod feedback;
 #[path = "fcx_bench/figures.rs"]
@@ -959,6 +961,17 @@ impl FeishuRig {
         redelivery: Redelivery,
     ) -> anyhow::Result<Self> {
         let fake = FakeFeishu::builder().redelivery(redelivery).start().await?;
+        Self::start_on(fake, bins, runs, app_extra, env).await
+    }
+
+    /// [`FeishuRig::start_with`] against a fake the caller configured.
+    async fn start_on(
+        fake: FakeFeishu,
+        bins: &Path,
+        runs: &str,
+        app_extra: &str,
+        env: &[(&str, &Path)],
+    ) -> anyhow::Result<Self> {
         let home = home(bins, runs)?;
         let secret = home._dir.path().join("app-secret");
         std::fs::write(&secret, format!("{}\n", fake.app_secret()))?;

@@ -295,7 +295,18 @@ fn the_bench_runs_and_prints_its_figures() {
         );
     }
     let rows = v["faults"]["rows"].as_array().cloned().unwrap_or_default();
-    assert!(rows.len() >= 12, "{}", v["faults"]);
+    assert!(rows.len() >= 15, "{}", v["faults"]);
+    for fault in [
+        "ws_half_open_pings_unanswered",
+        "platform_slow_2s_every_call",
+        "wall_clock_jump_1h_both_ways",
+    ] {
+        assert!(
+            rows.iter().any(|r| r["fault"] == fault),
+            "{fault}: {}",
+            v["faults"]
+        );
+    }
     for r in &rows {
         assert_eq!(r["lost"], 0, "{r}");
         assert_eq!(r["duplicated"], 0, "{r}");
