@@ -87,7 +87,8 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     fault_rounds: usize,
     /// Where the figures are also written, as one JSON file (default:
-    /// `target/fcx-figures.json` of this checkout; none with `--quick`).
+    /// `target/fcx-figures.json` of this checkout; none with `--quick`);
+    /// sections this run skips keep the figures already in the file.
     #[arg(long)]
     figures: Option<PathBuf>,
     /// Run only these sections (comma-separated: deliver, spawn, rss, load,
@@ -251,7 +252,12 @@ fn main() -> anyhow::Result<()> {
             .then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fcx-figures.json"))
     });
     if let Some(p) = path {
-        figures::write(&p, &text)?;
+        let old = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let all = figures::merge(out.clone(), &old);
+        figures::write(&p, &serde_json::to_string_pretty(&all)?)?;
     }
     if let Some(l) = out["soak"]["leak_suspected"].as_array()
         && !l.is_empty()
