@@ -259,6 +259,10 @@ fn main() -> anyhow::Result<()> {
         let all = figures::merge(out.clone(), &old);
         figures::write(&p, &serde_json::to_string_pretty(&all)?)?;
     }
+    let (lost, dup) = (&out["faults"]["lost"], &out["faults"]["duplicated"]);
+    if lost.as_u64().unwrap_or(0) + dup.as_u64().unwrap_or(0) > 0 {
+        bail!("faults: {lost} messages lost, {dup} duplicated");
+    }
     if let Some(l) = out["soak"]["leak_suspected"].as_array()
         && !l.is_empty()
     {
