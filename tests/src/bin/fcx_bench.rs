@@ -101,6 +101,14 @@ fn main() -> anyhow::Result<()> {
     // The key files it writes must be private (0600), or fcx refuses them.
     #[cfg(unix)]
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Ignored here, ignored in every process the bench starts (the
+    // disposition survives exec): the disk-full row's file-size limit then
+    // fails writes with EFBIG, as a full disk fails them, instead of
+    // killing the writer.
+    // SAFETY: no handler is installed; SIG_IGN is a plain disposition.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let mut args = Args::parse();
     if args.quick {
         args.deliver_calls = 200;

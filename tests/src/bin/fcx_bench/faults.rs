@@ -18,13 +18,14 @@ use super::{FEISHU_OWNER, FeishuRig, child_named};
 
 pub(super) const ANSWER: &str = "fault matrix answer";
 /// Replies that tell the user why there is no answer.
-const TOLD: [&str; 6] = [
+const TOLD: [&str; 7] = [
     "failed",
     "Failed",
     "no activity",
     "timed out",
     "restarted",
     "messages waiting",
+    "cannot save messages",
 ];
 
 #[derive(Default)]

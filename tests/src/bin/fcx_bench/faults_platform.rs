@@ -1,6 +1,7 @@
-//! Fault-matrix rows about the platform side (issue 14): a half-open long
-//! connection, a platform that takes 2 s over every call, and the
-//! platform's clock an hour off fcx's (a wall-clock jump as fcx sees it).
+//! Fault-matrix rows about the platform side and the machine (issue 14): a
+//! half-open long connection, a platform that takes 2 s over every call,
+//! the platform's clock an hour off fcx's (a wall-clock jump as fcx sees
+//! it), and the worker's disk full.
 //! Rows count like the others in `faults.rs`: per message answered exactly
 //! once, duplicated, or lost; the card rows also count a card left
 //! streaming ("running") as lost.
@@ -11,11 +12,14 @@ use std::time::{Duration, Instant};
 use fcx_tests::fake_feishu::{ClientConfig, FakeFeishu};
 use serde_json::json;
 
-use super::FeishuRig;
+use anyhow::Context as _;
+
 use super::faults::{ANSWER, Expect, Row, push, redelivery, replies, settle};
+use super::{FeishuRig, child_named};
 
 /// Rows the matrix does not have yet.
-pub(super) const NOT_COVERED: [&str; 1] = ["disk full / read-only state directory"];
+pub(super) const NOT_COVERED: [&str; 1] =
+    ["read-only state directory as a row of its own (the same failed-write path as a full disk)"];
 
 /// Card replies, debounce off so back-to-back messages are separate runs.
 const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
@@ -30,6 +34,7 @@ pub(super) async fn rows(
         half_open(bins, &env, rounds).await?,
         slow_platform(bins, &env, rounds).await?,
         clock_jump(bins, &env, rounds).await?,
+        disk_full(bins, &env, rounds).await?,
     ])
 }
 
@@ -217,4 +222,68 @@ async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
             None
         }
     }
+}
+
+/// A full disk as the worker meets it, without root: a file-size limit of
+/// 0 on the worker process (`RLIMIT_FSIZE`; the bench ignores `SIGXFSZ`, a
+/// disposition its children inherit, so writes fail with `EFBIG` like
+/// `ENOSPC` instead of killing the process). `None` lifts it.
+fn limit_file_size(pid: u32, bytes: Option<u64>) -> anyhow::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads `lim`; the old-limit pointer is null, so it
+    // writes nothing.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        anyhow::bail!("prlimit: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The worker's disk full while a message arrives, then space returns: the
+/// user is told at once, the message is not acknowledged (the platform
+/// keeps it), and once writes work again it is answered once. A read-only
+/// state directory takes the same path (a failed write); as root a chmod
+/// cannot make one, so it is not a row of its own.
+async fn disk_full(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let r = FeishuRig::start_redelivering(
+        bins,
+        "max_concurrent = 4",
+        "reply_mode = \"markdown\"\n",
+        env,
+        redelivery(),
+    )
+    .await?;
+    let mut row = Row::default();
+    let mut worker_survived = 0;
+    for i in 0..rounds {
+        let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
+        limit_file_size(w, Some(0))?;
+        let (om, frame) = push(&r, &format!("oc_disk{i}"), "FAKE:fm disk full").await?;
+        // Full until the platform had to send it again (it was not ACKed).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while r.fake.deliveries(&frame) < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if limit_file_size(w, None).is_ok() {
+            worker_survived += 1;
+        }
+        settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+    }
+    let mut v = row.json("disk_full_then_space_returns", rounds);
+    v["worker_survived"] = json!(worker_survived);
+    Ok(v)
 }
