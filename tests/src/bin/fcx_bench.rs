@@ -922,6 +922,9 @@ fn spawn_fcxd(bins: &Path, home: &Home, env: &[(String, PathBuf)]) -> anyhow::Re
     cmd.arg("--home")
         .arg(&home.home)
         .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
+        // Its own app locks: another bench (or a real fcxd) on this machine
+        // serving the fake's app id must not stop this one.
+        .env(fcx_config::app_lock::LOCK_DIR_ENV, home.home.join("locks"))
         .env("FAKE_CODEX_LOG_DIR", &home.fake_log)
         .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
         .env_remove("FCX_CODEX_BINARY")

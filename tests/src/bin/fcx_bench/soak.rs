@@ -20,7 +20,7 @@ use super::{FEISHU_OWNER, rss_kib};
 /// What counts as growth: relative and absolute, both.
 const GROWTH_PCT: f64 = 10.0;
 const RSS_MARGIN_KIB: u64 = 2048;
-const FD_MARGIN: u64 = 4;
+const FD_MARGIN: u64 = 8;
 const THREAD_MARGIN: u64 = 4;
 
 /// One process's resources at one moment.
@@ -117,7 +117,9 @@ impl SoakRig {
         let mut cfg = String::new();
         for p in 0..PROFILES {
             let fake = FakeFeishu::builder()
-                .app_id(format!("cli_soak{p:02}00000000"))
+                // Unique per bench process: an app is served by one
+                // profile at a time machine-wide, and two benches may run.
+                .app_id(format!("cli_{:012x}{p:04x}", std::process::id()))
                 .redelivery(Redelivery::none())
                 .start()
                 .await?;
@@ -149,6 +151,7 @@ impl SoakRig {
             .arg("--home")
             .arg(&home)
             .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
+            .env(fcx_config::app_lock::LOCK_DIR_ENV, home.join("locks"))
             .env("FAKE_CODEX_LOG_DIR", &fake_log)
             .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
             .env_remove("FCX_CODEX_BINARY")
