@@ -67,7 +67,15 @@ impl Worker for WorkerService {
             Err(DeliverError::ShuttingDown) => {
                 Err(Status::unavailable("the worker is shutting down"))
             }
-            Err(DeliverError::Store(e)) => Err(internal(e)),
+            // Its own code, so fcxd can tell the user (disk full,
+            // read-only state directory) while leaving the message for the
+            // platform to redeliver once writes work again.
+            Err(DeliverError::Store(e)) => {
+                tracing::error!(error = %e, "cannot store an incoming message");
+                Err(Status::failed_precondition(
+                    "fcx cannot save messages right now",
+                ))
+            }
         }
     }
 

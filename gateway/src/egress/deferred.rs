@@ -146,7 +146,9 @@ async fn act(ctx: &DeferredCtx, action: pb::Action) {
                 }
                 return;
             }
-            Ok(Err(DeliverError::Busy(why) | DeliverError::Refused(why))) => Some(why),
+            Ok(Err(
+                DeliverError::Busy(why) | DeliverError::Refused(why) | DeliverError::Storage(why),
+            )) => Some(why),
             Ok(Err(DeliverError::Unavailable(_))) => Some("fcx is restarting".to_string()),
             Err(_) => Some("fcx did not answer in time".to_string()),
         }

@@ -35,6 +35,10 @@ const COMMENT_BUDGET: Duration = Duration::from_millis(1500);
 /// Message ids remembered in memory; the worker's journal is the durable
 /// de-duplication, this only spares it the round trip.
 const RECENT_IDS: usize = 4096;
+
+/// Told once per message when the worker cannot store it.
+const STORAGE_NOTICE: &str = "⚠️ fcx cannot save messages right now (its disk is full or its state directory is not writable). This message is kept by the platform and will run once fcx can save it.";
+
 /// Deliver calls one channel keeps in flight to its worker. The worker
 /// commits one message at a time, so more buys no throughput; it only moves
 /// the queue from here (where a waiting event costs nothing) into the gRPC
@@ -191,6 +195,7 @@ pub(crate) async fn run(
         bot: bot.clone(),
         deferred: out_tx,
         recent: Mutex::new(RecentIds::default()),
+        told_storage: Mutex::new(RecentIds::default()),
         deliver_slots: tokio::sync::Semaphore::new(DELIVER_IN_FLIGHT),
         stale_after: Duration::from_secs(app.stale_after_secs),
         requesters,
@@ -432,6 +437,9 @@ struct Handler {
     bot: BotIdentity,
     deferred: mpsc::Sender<Deferred>,
     recent: Mutex<RecentIds>,
+    /// Messages whose sender was told fcx cannot save them: every
+    /// redelivery meets the same full disk, one notice is enough.
+    told_storage: Mutex<RecentIds>,
     deliver_slots: tokio::sync::Semaphore,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
@@ -452,7 +460,7 @@ impl Handler {
 
     fn remember(&self, id: &str) {
         if let Ok(mut r) = self.recent.lock() {
-            r.insert(id);
+            let _ = r.insert(id);
         }
     }
 
@@ -628,6 +636,24 @@ impl Handler {
                 self.remember(&id);
                 AckReply::Ok
             }
+            Some(Err(DeliverError::Storage(why))) => {
+                tracing::error!(profile = %self.profile, %id, %why, "the worker cannot store messages; not acknowledging so the platform redelivers");
+                let first = self
+                    .told_storage
+                    .lock()
+                    .map(|mut t| t.insert(&id))
+                    .unwrap_or(false);
+                if first {
+                    let notice = Deferred::Notice {
+                        message_id,
+                        text: STORAGE_NOTICE.to_string(),
+                    };
+                    // Not acknowledged either way: the platform brings the
+                    // message back, and it runs once writes work again.
+                    let _ = self.defer(notice, deadline).await;
+                }
+                AckReply::NoAck
+            }
             Some(Err(DeliverError::Unavailable(_))) | None => {
                 tracing::warn!(profile = %self.profile, %id, "the worker could not accept in time; not acknowledging so the platform redelivers");
                 AckReply::NoAck
@@ -695,9 +721,10 @@ struct RecentIds {
 }
 
 impl RecentIds {
-    fn insert(&mut self, id: &str) {
+    /// False when `id` was already there.
+    fn insert(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
-            return;
+            return false;
         }
         if self.order.len() >= RECENT_IDS
             && let Some(old) = self.order.pop_front()
@@ -706,6 +733,7 @@ impl RecentIds {
         }
         self.order.push_back(id.to_string());
         self.set.insert(id.to_string());
+        true
     }
 }
 

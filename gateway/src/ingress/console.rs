@@ -74,7 +74,7 @@ impl Console {
                         pending.pop_front();
                         told_waiting = false;
                     }
-                    Err(DeliverError::Unavailable(_)) => {
+                    Err(DeliverError::Unavailable(_) | DeliverError::Storage(_)) => {
                         if !told_waiting {
                             say(
                                 "[fcx] the worker is not ready; your message will be delivered when it is back",

@@ -68,6 +68,10 @@ pub(crate) enum DeliverError {
     Refused(String),
     #[error("{0}")]
     Busy(String),
+    /// The worker could not store it (disk full, state directory not
+    /// writable): not taken, to be delivered again.
+    #[error("{0}")]
+    Storage(String),
 }
 
 pub(crate) struct WorkerHandle {
@@ -149,6 +153,9 @@ impl WorkerHandle {
             Err(s) => match s.code() {
                 tonic::Code::InvalidArgument => Err(DeliverError::Refused(s.message().to_string())),
                 tonic::Code::ResourceExhausted => Err(DeliverError::Busy(s.message().to_string())),
+                tonic::Code::FailedPrecondition => {
+                    Err(DeliverError::Storage(s.message().to_string()))
+                }
                 _ => Err(DeliverError::Unavailable(self.profile.clone())),
             },
         }

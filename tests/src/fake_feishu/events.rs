@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use serde_json::{Map, Value, json};
 
 use super::card::{CardButton, CardField, CardView};
-use super::state::{Shared, now_ms};
+use super::state::Shared;
 
 /// A user as events identify them.
 fn user_ids(open_id: &str) -> Value {
@@ -66,7 +66,7 @@ impl EventBuilder {
             "header": {
                 "event_id": self.shared.new_id(""),
                 "event_type": event_type,
-                "create_time": now_ms().to_string(),
+                "create_time": self.shared.now_ms().to_string(),
                 "token": cfg.verification_token,
                 "app_id": cfg.app_id,
                 "tenant_key": cfg.tenant_key,
@@ -86,7 +86,7 @@ impl EventBuilder {
 
     pub fn message(&self, spec: &MessageSpec) -> Value {
         let cfg = &self.shared.cfg;
-        let ms = now_ms().to_string();
+        let ms = self.shared.now_ms().to_string();
         let mut message = json!({
             "message_id": spec.message_id.clone().unwrap_or_else(|| self.shared.new_id("om_")),
             "create_time": ms,
@@ -272,7 +272,7 @@ impl EventBuilder {
         if let Some(h) = env.get_mut("header").and_then(Value::as_object_mut) {
             h.insert(
                 "create_time".to_owned(),
-                json!(format!("{}", now_ms() * 1000)),
+                json!(format!("{}", self.shared.now_ms() * 1000)),
             );
         }
         env
@@ -455,7 +455,7 @@ impl EventBuilder {
                 "reaction_type": {"emoji_type": emoji},
                 "operator_type": "user",
                 "user_id": user_ids(user),
-                "action_time": now_ms().to_string(),
+                "action_time": self.shared.now_ms().to_string(),
             }),
         )
     }

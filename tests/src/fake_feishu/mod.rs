@@ -802,6 +802,33 @@ impl FakeFeishu {
         ws::drop_all(&self.shared);
     }
 
+    /// Every open socket goes half-open: no close, no more frames to the
+    /// client (pings unanswered, pushes lost until redelivered elsewhere),
+    /// nothing from it acted on. Later connections are healthy.
+    pub fn half_open_connections(&self) {
+        ws::freeze_all(&self.shared);
+    }
+
+    /// Client frames a half-open socket swallowed (its unanswered pings
+    /// among them).
+    pub fn unanswered_frames(&self) -> usize {
+        lock(&self.shared.inner).unanswered_frames
+    }
+
+    /// Shifts the platform's wall clock (event `create_time`s, frame
+    /// `timestamp`s, message times) by `ms`: the platform at +1 h stands
+    /// for the client's clock having jumped back an hour, and -1 h forward.
+    pub fn set_clock_offset_ms(&self, ms: i64) {
+        self.shared.set_clock_offset_ms(ms);
+    }
+
+    /// Disarms every HTTP fault still armed (errors, storms, delays).
+    pub fn clear_http_faults(&self) {
+        let mut inner = lock(&self.shared.inner);
+        inner.faults.http.clear();
+        inner.faults.random.clear();
+    }
+
     /// The next `n` endpoint calls are refused this way.
     pub fn refuse_endpoint(&self, n: usize, how: EndpointRefusal) {
         let mut inner = lock(&self.shared.inner);

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -342,6 +342,8 @@ pub(crate) struct Inner {
     pub calls: Vec<RecordedCall>,
     pub acks: Vec<RecordedAck>,
     pub pings: usize,
+    /// Client frames half-open sockets swallowed.
+    pub unanswered_frames: usize,
     pub connects: usize,
     pub violations: Vec<String>,
     pub messages: Vec<StoredMessage>,
@@ -490,6 +492,10 @@ pub(crate) enum Outbound {
     Tagged(Vec<u8>, Arc<str>),
     /// Close the TCP socket without a close handshake.
     Drop,
+    /// Go half-open: keep the socket, write nothing more (pongs, pushes,
+    /// ACK bookkeeping all stop), as when the path to the client died
+    /// without a FIN. The session ends only when the client closes.
+    Freeze,
 }
 
 #[derive(Debug)]
@@ -508,6 +514,9 @@ pub(crate) struct Shared {
     /// Bumped on every state change tests may wait for.
     pub changed: watch::Sender<u64>,
     counter: AtomicU64,
+    /// Added to the platform's wall clock (every timestamp it stamps), to
+    /// stand for the client's clock having jumped the other way.
+    clock_offset_ms: AtomicI64,
 }
 
 impl Shared {
@@ -520,7 +529,18 @@ impl Shared {
             tasks: Mutex::new(JoinSet::new()),
             changed: watch::channel(0).0,
             counter: AtomicU64::new(1),
+            clock_offset_ms: AtomicI64::new(0),
         }
+    }
+
+    /// The platform's wall clock in ms (the host's plus the set offset).
+    pub(crate) fn now_ms(&self) -> u128 {
+        let off = self.clock_offset_ms.load(Ordering::Relaxed);
+        (now_ms() as i128 + i128::from(off)).max(0) as u128
+    }
+
+    pub(crate) fn set_clock_offset_ms(&self, ms: i64) {
+        self.clock_offset_ms.store(ms, Ordering::Relaxed);
     }
 
     pub(crate) fn next(&self) -> u64 {
@@ -602,7 +622,7 @@ impl Shared {
         content: &Value,
     ) -> String {
         let id = self.new_id("om_");
-        let ms = now_ms().to_string();
+        let ms = self.now_ms().to_string();
         let msg = StoredMessage {
             message_id: id.clone(),
             chat_id: chat_id.to_owned(),

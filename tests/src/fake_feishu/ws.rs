@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::http::{Resp, parse_query};
-use super::state::{Conn, Delivery, Outbound, Shared, lock, now_ms};
+use super::state::{Conn, Delivery, Outbound, Shared, lock};
 use super::{HandshakeRefusal, RecordedAck, RecordedCall};
 
 /// `service_id` in every endpoint URL and pushed frame.
@@ -175,12 +175,39 @@ async fn session(
                         break;
                     }
                 }
+                Some(Outbound::Freeze) => {
+                    half_open(&shared, &mut stream, &mut rx).await;
+                    break;
+                }
                 Some(Outbound::Drop) | None => break,
             },
         }
     }
     lock(&shared.conns).retain(|c| c.id != id);
     shared.bump();
+}
+
+/// A half-open session: the socket stays up, nothing reaches the client and
+/// nothing from it is acted on (pings go unanswered, ACKs are lost, pushes
+/// routed here vanish and only redelivery recovers them). It ends when the
+/// client gives up and closes, or the fake drops it.
+async fn half_open(
+    shared: &Shared,
+    stream: &mut futures::stream::SplitStream<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>,
+    rx: &mut mpsc::UnboundedReceiver<Outbound>,
+) {
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => lock(&shared.inner).unanswered_frames += 1,
+            },
+            out = rx.recv() => match out {
+                Some(Outbound::Drop) | None => return,
+                Some(_) => {}
+            },
+        }
+    }
 }
 
 /// First write of a pushed message; redeliveries keep the original stamp.
@@ -424,7 +451,7 @@ pub(crate) fn push(
                 ("sum", parts.to_string()),
                 ("seq", seq.to_string()),
                 ("trace_id", trace_id.clone()),
-                ("timestamp", now_ms().to_string()),
+                ("timestamp", shared.now_ms().to_string()),
             ]
             .into_iter()
             .map(|(k, v)| Header {
@@ -516,6 +543,12 @@ pub(crate) fn broadcast_raw(shared: &Shared, bytes: Vec<u8>) -> Result<()> {
         let _ = c.tx.send(Outbound::Binary(bytes.clone()));
     }
     Ok(())
+}
+
+pub(crate) fn freeze_all(shared: &Shared) {
+    for c in lock(&shared.conns).iter() {
+        let _ = c.tx.send(Outbound::Freeze);
+    }
 }
 
 pub(crate) fn drop_all(shared: &Shared) {

@@ -268,19 +268,23 @@ fn the_bench_runs_and_prints_its_figures() {
         v["targets"]["cards.single_run.rate_limit_hits"].is_number(),
         "{v}"
     );
-    // Soak (issue 14): resources of fcxd and the worker sampled over time,
-    // and run throughput; growth is printed (a quick soak is too short to
-    // judge it).
+    // Soak (issue 14): 8 profiles; resources of fcxd and of every worker
+    // sampled over time, and run throughput; growth after warm-up judged
+    // (the bench exits 1 on it).
     let soak = &v["soak"];
+    assert_eq!(soak["profiles"], 8, "{soak}");
     let samples = soak["samples"].as_array().cloned().unwrap_or_default();
     assert!(samples.len() >= 3, "{soak}");
     for s in &samples {
-        for who in ["fcxd", "worker"] {
+        let workers = s["workers"].as_array().cloned().unwrap_or_default();
+        assert_eq!(workers.len(), 8, "{s}");
+        for u in std::iter::once(&s["fcxd"]).chain(&workers) {
             for what in ["rss_kib", "fds", "threads"] {
-                assert!(s[who][what].as_u64().unwrap_or(0) > 0, "{who}.{what}: {s}");
+                assert!(u[what].as_u64().unwrap_or(0) > 0, "{what}: {s}");
             }
         }
     }
+    assert_eq!(soak["leak_suspected"], serde_json::json!([]), "{soak}");
     assert!(soak["runs"].as_u64().unwrap_or(0) > 0, "{soak}");
     assert!(soak["runs_per_s"].as_f64().is_some(), "{soak}");
     assert!(soak["leak_suspected"].is_array(), "{soak}");
@@ -295,7 +299,19 @@ fn the_bench_runs_and_prints_its_figures() {
         );
     }
     let rows = v["faults"]["rows"].as_array().cloned().unwrap_or_default();
-    assert!(rows.len() >= 12, "{}", v["faults"]);
+    assert!(rows.len() >= 15, "{}", v["faults"]);
+    for fault in [
+        "ws_half_open_pings_unanswered",
+        "platform_slow_2s_every_call",
+        "wall_clock_jump_1h_both_ways",
+        "disk_full_then_space_returns",
+    ] {
+        assert!(
+            rows.iter().any(|r| r["fault"] == fault),
+            "{fault}: {}",
+            v["faults"]
+        );
+    }
     for r in &rows {
         assert_eq!(r["lost"], 0, "{r}");
         assert_eq!(r["duplicated"], 0, "{r}");
@@ -308,6 +324,10 @@ fn the_bench_runs_and_prints_its_figures() {
             assert_eq!(r["told_user"], r["messages"], "{r}");
         } else {
             assert_eq!(r["answered_once"], r["messages"], "{r}");
+        }
+        // A full disk is said, and the message still runs once space returns.
+        if f.starts_with("disk_full") {
+            assert_eq!(r["told_user"], r["messages"], "{r}");
         }
     }
 }

@@ -16,28 +16,29 @@ use serde_json::json;
 
 use super::{FEISHU_OWNER, FeishuRig, child_named};
 
-const ANSWER: &str = "fault matrix answer";
+pub(super) const ANSWER: &str = "fault matrix answer";
 /// Replies that tell the user why there is no answer.
-const TOLD: [&str; 6] = [
+const TOLD: [&str; 7] = [
     "failed",
     "Failed",
     "no activity",
     "timed out",
     "restarted",
     "messages waiting",
+    "cannot save messages",
 ];
 
 #[derive(Default)]
-struct Row {
-    messages: usize,
-    answered_once: usize,
-    duplicated: usize,
-    lost: usize,
-    told: usize,
+pub(super) struct Row {
+    pub(super) messages: usize,
+    pub(super) answered_once: usize,
+    pub(super) duplicated: usize,
+    pub(super) lost: usize,
+    pub(super) told: usize,
 }
 
 impl Row {
-    fn json(&self, fault: &str, rounds: usize) -> serde_json::Value {
+    pub(super) fn json(&self, fault: &str, rounds: usize) -> serde_json::Value {
         json!({
             "fault": fault,
             "rounds": rounds,
@@ -52,14 +53,14 @@ impl Row {
 
 /// How a row's message should end.
 #[derive(Clone, Copy, PartialEq)]
-enum Expect {
+pub(super) enum Expect {
     /// This answer, exactly once (the user may also be told of a restart).
     Answer(&'static str),
     /// Codex failed: a reply saying so, and no answer.
     Told,
 }
 
-fn replies(rig: &FeishuRig, om: &str) -> Vec<String> {
+pub(super) fn replies(rig: &FeishuRig, om: &str) -> Vec<String> {
     rig.fake
         .messages()
         .into_iter()
@@ -70,7 +71,7 @@ fn replies(rig: &FeishuRig, om: &str) -> Vec<String> {
 
 /// Waits (bounded) for the message's outcome, then a little longer so a
 /// late duplicate is counted too.
-async fn settle(rig: &FeishuRig, om: &str, expect: Expect, row: &mut Row) {
+pub(super) async fn settle(rig: &FeishuRig, om: &str, expect: Expect, row: &mut Row) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = |r: &[String]| match expect {
         Expect::Answer(a) => r.iter().any(|c| c.contains(a)),
@@ -100,7 +101,11 @@ async fn settle(rig: &FeishuRig, om: &str, expect: Expect, row: &mut Row) {
     }
 }
 
-async fn push(rig: &FeishuRig, chat: &str, text: &str) -> anyhow::Result<(String, String)> {
+pub(super) async fn push(
+    rig: &FeishuRig,
+    chat: &str,
+    text: &str,
+) -> anyhow::Result<(String, String)> {
     let ev = rig.fake.events().p2p_text(chat, FEISHU_OWNER, text);
     let om = ev["event"]["message"]["message_id"]
         .as_str()
@@ -132,16 +137,16 @@ async fn wait_runs(rig: &FeishuRig, n: usize) -> anyhow::Result<()> {
 }
 
 /// A pseudo-random delay in `0..max_ms` (the kill's point in the run).
-fn jitter(round: usize, max_ms: u64) -> Duration {
+pub(super) fn jitter(round: usize, max_ms: u64) -> Duration {
     let x = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
     Duration::from_millis(x % max_ms.max(1))
 }
 
-fn redelivery() -> Redelivery {
+pub(super) fn redelivery() -> Redelivery {
     Redelivery::fast(Duration::from_secs(2), Duration::from_millis(500), 8)
 }
 
-async fn rig(bins: &Path, scenarios: &Path, runs: &str) -> anyhow::Result<FeishuRig> {
+pub(super) async fn rig(bins: &Path, scenarios: &Path, runs: &str) -> anyhow::Result<FeishuRig> {
     FeishuRig::start_redelivering(
         bins,
         runs,
@@ -320,6 +325,8 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
     };
     rows.push(busy);
 
+    rows.extend(super::faults_platform::rows(bins, scen, rounds).await?);
+
     let click_ack_ms = bench_click_ack(bins, rounds).await?;
     let lost: u64 = rows.iter().filter_map(|r| r["lost"].as_u64()).sum();
     let dup: u64 = rows.iter().filter_map(|r| r["duplicated"].as_u64()).sum();
@@ -328,12 +335,7 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
         "click_ack_ms": click_ack_ms,
         "lost": lost,
         "duplicated": dup,
-        "not_covered": [
-            "half-open socket (no close, pings unanswered)",
-            "slow platform (2 s per call)",
-            "disk full / read-only state directory",
-            "wall-clock jump of ±1 h"
-        ],
+        "not_covered": super::faults_platform::NOT_COVERED,
     }))
 }
 

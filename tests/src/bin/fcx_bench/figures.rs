@@ -70,6 +70,21 @@ fn civil(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// `new` with every section it skipped taken from `old` (the last run that
+/// measured it), so one file holds every figure however the bench is run.
+pub(super) fn merge(mut new: serde_json::Value, old: &serde_json::Value) -> serde_json::Value {
+    if let (Some(n), Some(o)) = (new.as_object_mut(), old.as_object()) {
+        for (k, v) in n.iter_mut() {
+            if v == "skipped"
+                && let Some(prev) = o.get(k)
+            {
+                *v = prev.clone();
+            }
+        }
+    }
+    new
+}
+
 /// The figures JSON, written whole (a reader never sees half a file).
 pub(super) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -85,7 +100,18 @@ pub(super) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::civil;
+    use super::{civil, merge};
+    use serde_json::json;
+
+    #[test]
+    fn skipped_sections_keep_their_last_figures() {
+        let old = json!({"soak": {"runs": 3}, "faults": {"lost": 0}, "spawn": {"p99": 1}});
+        let new = json!({"soak": "skipped", "faults": {"lost": 1}, "spawn": "skipped", "cards": "skipped"});
+        assert_eq!(
+            merge(new, &old),
+            json!({"soak": {"runs": 3}, "faults": {"lost": 1}, "spawn": {"p99": 1}, "cards": "skipped"})
+        );
+    }
 
     #[test]
     fn days_become_dates() {

@@ -1,9 +1,11 @@
-//! Soak (issue 14): mixed traffic through the long connection of the fake
-//! platform for a bounded time, with fcxd's and the worker's RSS, open FDs
-//! and threads sampled as it goes, and run throughput. A leak shows as
-//! growth after warm-up: more than 10 % (and more than a small absolute
-//! margin, so allocator noise on a short soak does not count) is reported
-//! as `leak_suspected`, and the bench then exits non-zero.
+//! Soak (issue 14): mixed traffic through the long connections of 8
+//! profiles (one fake app each) for a bounded time, with the RSS, open FDs
+//! and threads of fcxd and of every worker sampled as it goes, and run
+//! throughput. Warm-up lasts until RSS stops climbing (the allocator's
+//! high-water mark and the bounded caches filling); a leak then shows as
+//! the floor rising: more than 10 % (and more than a small absolute margin,
+//! so allocator noise does not count) is reported as `leak_suspected`, and
+//! the bench then exits non-zero.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,12 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::{FEISHU_OWNER, FeishuRig, child_named, rss_kib};
+use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
+
+use super::{FEISHU_OWNER, rss_kib};
 
 /// What counts as growth: relative and absolute, both.
 const GROWTH_PCT: f64 = 10.0;
 const RSS_MARGIN_KIB: u64 = 2048;
-const FD_MARGIN: u64 = 4;
+const FD_MARGIN: u64 = 8;
 const THREAD_MARGIN: u64 = 4;
 
 /// One process's resources at one moment.
@@ -71,67 +75,263 @@ fn runs_done(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// `secs` of traffic at about `rate` events a second over 16 chats: plain
-/// messages, tool runs and commands; one sample every `sample_secs`.
+/// Profiles the soak runs side by side (issue 14: 8).
+const PROFILES: usize = 8;
+
+/// fcxd with `PROFILES` profiles, each on its own fake app, and a worker
+/// per profile.
+struct SoakRig {
+    fakes: Vec<FakeFeishu>,
+    fcxd: std::process::Child,
+    fake_log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SoakRig {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.fcxd.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.fcxd.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.fcxd.kill();
+        let _ = self.fcxd.wait();
+    }
+}
+
+impl SoakRig {
+    async fn start(bins: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("fcxbs")
+            .tempdir_in("/tmp")?;
+        let home = dir.path().join("h");
+        let fake_log = dir.path().join("fake");
+        std::fs::create_dir_all(&home)?;
+        std::fs::create_dir_all(&fake_log)?;
+        std::fs::write(dir.path().join("key"), "sk-bench\n")?;
+        let mut fakes = Vec::new();
+        let mut cfg = String::new();
+        for p in 0..PROFILES {
+            let fake = FakeFeishu::builder()
+                // Unique per bench process: an app is served by one
+                // profile at a time machine-wide, and two benches may run.
+                .app_id(format!("cli_{:012x}{p:04x}", std::process::id()))
+                .redelivery(Redelivery::none())
+                .start()
+                .await?;
+            let ws = dir.path().join(format!("ws{p}"));
+            std::fs::create_dir_all(&ws)?;
+            let secret = dir.path().join(format!("app-secret{p}"));
+            std::fs::write(&secret, format!("{}\n", fake.app_secret()))?;
+            // Card replies on even profiles, markdown on odd: both egress
+            // paths carry traffic.
+            let mode = if p % 2 == 0 { "card" } else { "markdown" };
+            cfg.push_str(&format!(
+                "[profiles.p{p}.codex]\nbinary = \"{}\"\napi_key = \"file:{}\"\n\
+                 [profiles.p{p}.workspaces]\ndefault = \"{}\"\n\
+                 [profiles.p{p}.runs]\nmax_concurrent = 2\n\
+                 [profiles.p{p}.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\n\
+                 app_secret = \"file:{}\"\nreply_mode = \"{mode}\"\n\
+                 [profiles.p{p}.access]\nowner = \"{FEISHU_OWNER}\"\n",
+                bins.join("fake-codex").display(),
+                dir.path().join("key").display(),
+                ws.display(),
+                fake.base_url(),
+                fake.app_id(),
+                secret.display(),
+            ));
+            fakes.push(fake);
+        }
+        std::fs::write(home.join("config.toml"), cfg)?;
+        let fcxd = std::process::Command::new(bins.join("fcxd"))
+            .arg("--home")
+            .arg(&home)
+            .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
+            .env(fcx_config::app_lock::LOCK_DIR_ENV, home.join("locks"))
+            .env("FAKE_CODEX_LOG_DIR", &fake_log)
+            .env("FCX_CODEX_PASS_ENV", "FAKE_CODEX_*")
+            .env_remove("FCX_CODEX_BINARY")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .context("spawn fcxd")?;
+        let rig = SoakRig {
+            fakes,
+            fcxd,
+            fake_log,
+            _dir: dir,
+        };
+        for f in &rig.fakes {
+            f.wait_for_connections(1, Duration::from_secs(60))
+                .await
+                .context("fcxd did not open every profile's long connection")?;
+        }
+        Ok(rig)
+    }
+
+    fn acked(&self) -> usize {
+        self.fakes.iter().map(FakeFeishu::acked_count).sum()
+    }
+
+    fn violations(&self) -> usize {
+        self.fakes.iter().map(|f| f.violations().len()).sum()
+    }
+}
+
+/// Every child of `parent` with this command name.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let ppid: u32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if ppid == parent && comm.starts_with(&name[..name.len().min(15)]) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// One sample: time, events pushed, runs done, then fcxd's usage and each
+/// worker's.
+struct Sample {
+    t_s: f64,
+    events: usize,
+    runs: usize,
+    fcxd: Usage,
+    workers: Vec<Usage>,
+}
+
+/// The first sample after which RSS stopped climbing: fcxd's and every
+/// worker's RSS each within `PLATEAU_PCT` of the previous sample. Bounded
+/// so at least two samples (and half the run) remain to be measured.
+fn plateau(samples: &[Sample]) -> usize {
+    let half = (samples.len() / 2).min(samples.len().saturating_sub(2));
+    let flat =
+        |a: u64, b: u64| a > 0 && (b as f64 - a as f64).abs() * 100.0 / (a as f64) <= PLATEAU_PCT;
+    for i in 1..=half {
+        let (p, c) = (&samples[i - 1], &samples[i]);
+        if flat(p.fcxd.rss_kib, c.fcxd.rss_kib)
+            && p.workers.len() == c.workers.len()
+            && p.workers
+                .iter()
+                .zip(&c.workers)
+                .all(|(a, b)| flat(a.rss_kib, b.rss_kib))
+        {
+            return i;
+        }
+    }
+    half
+}
+
+/// How flat RSS must be between two samples to call warm-up over.
+const PLATEAU_PCT: f64 = 2.0;
+
+/// `secs` of traffic at about `rate` events a second spread over
+/// `PROFILES` profiles × 4 chats: plain messages, tool runs and commands;
+/// one sample every `sample_secs` of fcxd and every worker. Warm-up lasts
+/// until RSS plateaus (at most half the run); growth is judged from there
+/// to the end.
 pub(super) async fn bench_soak(
     bins: &Path,
     secs: u64,
     sample_secs: u64,
     rate: u64,
 ) -> anyhow::Result<serde_json::Value> {
-    let rig = FeishuRig::start_with(bins, "max_concurrent = 4", "", &[]).await?;
+    let rig = SoakRig::start(bins).await?;
     let fcxd = rig.fcxd.id();
-    let worker = child_named(fcxd, "fcx-worker").context("no worker under fcxd")?;
+    let workers = children_named(fcxd, "fcx-worker");
+    if workers.len() != PROFILES {
+        anyhow::bail!("{} workers under fcxd, want {PROFILES}", workers.len());
+    }
     let gap = Duration::from_millis(1000 / rate.max(1));
     let every = Duration::from_secs(sample_secs.max(1));
     let started = Instant::now();
     let end = started + Duration::from_secs(secs);
     let mut next_sample = started;
-    let mut samples: Vec<(f64, usize, usize, Usage, Usage)> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     let mut pushed = 0usize;
+    let sample = |pushed: usize| Sample {
+        t_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        events: pushed,
+        runs: runs_done(&rig.fake_log),
+        fcxd: usage(fcxd),
+        workers: workers.iter().map(|w| usage(*w)).collect(),
+    };
     while Instant::now() < end {
         if Instant::now() >= next_sample {
-            samples.push((
-                started.elapsed().as_secs_f64(),
-                pushed,
-                runs_done(&rig.home.fake_log),
-                usage(fcxd),
-                usage(worker),
-            ));
+            samples.push(sample(pushed));
             next_sample += every;
         }
-        let chat = format!("oc_soak{}", pushed % 16);
+        let fake = &rig.fakes[pushed % PROFILES];
+        let chat = format!("oc_soak{}", (pushed / PROFILES) % 4);
         let text = match pushed % 10 {
             3 => "FAKE:tools soak",
             6 => "/status",
             9 => "/help",
             _ => "soak message",
         };
-        let ev = rig.fake.events().p2p_text(&chat, FEISHU_OWNER, text);
-        rig.fake.push(&ev).await?;
+        let ev = fake.events().p2p_text(&chat, FEISHU_OWNER, text);
+        fake.push(&ev).await?;
         pushed += 1;
         tokio::time::sleep(gap).await;
     }
     // Let the queue drain (bounded), then the last sample.
     let drain = Instant::now() + Duration::from_secs(30);
-    while rig.fake.acked_count() < pushed && Instant::now() < drain {
+    while rig.acked() < pushed && Instant::now() < drain {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    samples.push((
-        started.elapsed().as_secs_f64(),
-        pushed,
-        runs_done(&rig.home.fake_log),
-        usage(fcxd),
-        usage(worker),
-    ));
+    samples.push(sample(pushed));
     let elapsed = started.elapsed().as_secs_f64();
-    let runs = runs_done(&rig.home.fake_log);
-    // Warm-up: the first third of the samples.
-    let base = samples[(samples.len() / 3).min(samples.len() - 1)];
-    let last = samples[samples.len() - 1];
+    let runs = runs_done(&rig.fake_log);
+    let warm = plateau(&samples);
+    // Floors, not single samples: a run in flight holds pipes and buffers
+    // for a moment, a leak raises the floor. The measured part (after
+    // warm-up) is halved; the second half's floor is judged against the
+    // first's.
+    let measured = &samples[warm..];
+    let mid = measured.len().div_ceil(2);
+    let floor = |part: &[Sample], who: Option<usize>| {
+        let pick = |s: &Sample| who.map_or(s.fcxd, |i| s.workers[i]);
+        Usage {
+            rss_kib: part.iter().map(|s| pick(s).rss_kib).min().unwrap_or(0),
+            fds: part.iter().map(|s| pick(s).fds).min().unwrap_or(0),
+            threads: part.iter().map(|s| pick(s).threads).min().unwrap_or(0),
+        }
+    };
+    let (first, second) = (&measured[..mid], &measured[mid..]);
     let mut suspected = Vec::new();
     let mut grew = serde_json::Map::new();
-    for (who, b, l) in [("fcxd", base.3, last.3), ("worker", base.4, last.4)] {
+    let mut pairs = vec![("fcxd".to_string(), floor(first, None), floor(second, None))];
+    for i in 0..workers.len() {
+        pairs.push((
+            format!("worker{i}"),
+            floor(first, Some(i)),
+            floor(second, Some(i)),
+        ));
+    }
+    for (who, b, l) in pairs {
         let (rss, rss_bad) = growth(b.rss_kib, l.rss_kib, RSS_MARGIN_KIB);
         let (fds, fds_bad) = growth(b.fds, l.fds, FD_MARGIN);
         let (thr, thr_bad) = growth(b.threads, l.threads, THREAD_MARGIN);
@@ -141,31 +341,37 @@ pub(super) async fn bench_soak(
             }
         }
         grew.insert(
-            who.into(),
-            json!({ "rss_pct": rss, "fds_pct": fds, "threads_pct": thr }),
+            who,
+            json!({
+                "rss_pct": rss, "fds_pct": fds, "threads_pct": thr,
+                "rss_kib_floor": [b.rss_kib, l.rss_kib],
+            }),
         );
     }
+    let u = |x: &Usage| json!({ "rss_kib": x.rss_kib, "fds": x.fds, "threads": x.threads });
     let table: Vec<serde_json::Value> = samples
         .iter()
-        .map(|(t, p, r, g, w)| {
+        .map(|s| {
             json!({
-                "t_s": (t * 10.0).round() / 10.0,
-                "events": p,
-                "runs": r,
-                "fcxd": { "rss_kib": g.rss_kib, "fds": g.fds, "threads": g.threads },
-                "worker": { "rss_kib": w.rss_kib, "fds": w.fds, "threads": w.threads },
+                "t_s": s.t_s,
+                "events": s.events,
+                "runs": s.runs,
+                "fcxd": u(&s.fcxd),
+                "workers": s.workers.iter().map(u).collect::<Vec<_>>(),
             })
         })
         .collect();
     Ok(json!({
         "secs": secs,
+        "profiles": PROFILES,
         "events": pushed,
-        "acked": rig.fake.acked_count(),
+        "acked": rig.acked(),
         "runs": runs,
         "runs_per_s": ((runs as f64 / elapsed.max(0.001)) * 100.0).round() / 100.0,
+        "warmup_until_s": samples[warm].t_s,
         "growth_after_warmup": grew,
         "leak_suspected": suspected,
-        "violations": rig.fake.violations().len(),
+        "violations": rig.violations(),
         "samples": table,
     }))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::{Answer, FIELD_VALIDATION, Req, not_found};
-use crate::fake_feishu::state::{Bound, CardState, Shared, find_element_mut, lock, now_ms};
+use crate::fake_feishu::state::{Bound, CardState, Shared, find_element_mut, lock};
 use crate::fake_feishu::{CARD_LIMIT_BYTES, CARD_OPS_PER_SEC};
 
 const PARAM: i64 = 10002;
@@ -329,7 +329,7 @@ pub(super) fn delayed_update(shared: &Shared, r: &Req) -> Answer {
         m.content = content;
         m.card_id = None;
         m.updated = true;
-        m.update_time = now_ms().to_string();
+        m.update_time = shared.now_ms().to_string();
     }
     Answer::ok(json!({}))
 }

@@ -10,7 +10,7 @@ use super::{
     IM_TOO_LARGE, Req, not_found,
 };
 use crate::fake_feishu::card;
-use crate::fake_feishu::state::{Bound, Shared, StoredMessage, lock, now_ms};
+use crate::fake_feishu::state::{Bound, Shared, StoredMessage, lock};
 use crate::fake_feishu::{CARD_LIMIT_BYTES, PATCH_PER_MESSAGE_QPS, TEXT_LIMIT_BYTES};
 
 const UUID_WINDOW: Duration = Duration::from_secs(3600);
@@ -324,7 +324,7 @@ fn new_message(
     chat_id: &str,
     card_id: Option<String>,
 ) -> StoredMessage {
-    let ms = now_ms().to_string();
+    let ms = shared.now_ms().to_string();
     StoredMessage {
         message_id: shared.new_id("om_"),
         chat_id: chat_id.to_owned(),
@@ -545,7 +545,7 @@ fn patch(shared: &Arc<Shared>, r: &Req, id: &str) -> Answer {
         m.card_id = None;
         m.updated = true;
         m.patches += 1;
-        m.update_time = now_ms().to_string();
+        m.update_time = shared.now_ms().to_string();
     }
     Answer::ok(json!({}))
 }
@@ -599,7 +599,7 @@ fn add_reaction(shared: &Shared, r: &Req, id: &str) -> Answer {
         emoji_type: emoji.to_owned(),
         operator_type: "app".to_owned(),
         operator_id: shared.cfg.app_id.clone(),
-        action_time: now_ms().to_string(),
+        action_time: shared.now_ms().to_string(),
     };
     let out = reaction_json(&x);
     lock(&shared.inner).reactions.push(x);

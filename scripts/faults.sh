@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The long forms of issue 14's proof, one command: every fault-matrix row
+# for 20 rounds (kill -9 of the worker and of fcxd at a different point of a
+# run each round, WebSocket drop / half-open / refused reconnects, 429 and
+# 5xx storms, a platform answering every call after 2 s, the platform's
+# clock an hour off both ways, Codex crashing / printing garbage / hanging,
+# a full queue), card click → ACK timing, and a 30-minute soak with 8
+# profiles. Prints one JSON object and writes it to target/fcx-figures.json
+# (or $FCX_FIGURES); exits 1 when a row lost or duplicated a message or the
+# soak saw growth after warm-up.
+#
+#   scripts/faults.sh                 release build, 20 rounds, 30-min soak
+#   ROUNDS=3 SOAK_SECS=60 scripts/faults.sh    a shorter run
+#   PROFILE=debug scripts/faults.sh   reuse the test build (no release build)
+#
+# The normal test command runs the short form (one round each, a 4 s soak)
+# through `tests/tests/e2e/contract.rs`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${ROUNDS:-20}"
+soak_secs="${SOAK_SECS:-1800}"
+figures="${FCX_FIGURES:-target/fcx-figures.json}"
+if [ "${PROFILE:-release}" = release ]; then
+  cargo build --release --workspace --bins --locked -q
+  bin=target/release/fcx-bench
+else
+  cargo build --workspace --bins --locked -q
+  bin=target/debug/fcx-bench
+fi
+# Sections not run here keep their last figures in the file (the bench
+# merges), so the file holds every figure.
+exec "$bin" --no-build --only faults,soak --fault-rounds "$rounds" \
+  --soak-secs "$soak_secs" --figures "$figures"

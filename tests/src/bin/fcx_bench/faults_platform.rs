@@ -1,0 +1,289 @@
+//! Fault-matrix rows about the platform side and the machine (issue 14): a
+//! half-open long connection, a platform that takes 2 s over every call,
+//! the platform's clock an hour off fcx's (a wall-clock jump as fcx sees
+//! it), and the worker's disk full.
+//! Rows count like the others in `faults.rs`: per message answered exactly
+//! once, duplicated, or lost; the card rows also count a card left
+//! streaming ("running") as lost.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fcx_tests::fake_feishu::{ClientConfig, FakeFeishu};
+use serde_json::json;
+
+use anyhow::Context as _;
+
+use super::faults::{ANSWER, Expect, Row, push, redelivery, replies, settle};
+use super::{FeishuRig, child_named};
+
+/// Rows the matrix does not have yet.
+pub(super) const NOT_COVERED: [&str; 1] =
+    ["read-only state directory as a row of its own (the same failed-write path as a full disk)"];
+
+/// Card replies, debounce off so back-to-back messages are separate runs.
+const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
+
+pub(super) async fn rows(
+    bins: &Path,
+    scen: &Path,
+    rounds: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let env: [(&str, &Path); 1] = [("FAKE_CODEX_SCENARIOS", scen)];
+    Ok(vec![
+        half_open(bins, &env, rounds).await?,
+        slow_platform(bins, &env, rounds).await?,
+        clock_jump(bins, &env, rounds).await?,
+        disk_full(bins, &env, rounds).await?,
+    ])
+}
+
+/// The socket stays up but nothing comes back (pings unanswered, the ACK
+/// of a message fcxd already took lost, a push sent into the void): fcxd
+/// must notice within its ping timeout, reconnect, and every message be
+/// answered once (the platform redelivers what was not ACKed).
+async fn half_open(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    // A 1 s ping interval: fcxd's watchdog gives up after 3 silent ones.
+    let fake = FakeFeishu::builder()
+        .redelivery(redelivery())
+        .client_config(ClientConfig {
+            ping_interval: 1,
+            reconnect_interval: 1,
+            reconnect_nonce: 1,
+            ..ClientConfig::default()
+        })
+        .start()
+        .await?;
+    let r = FeishuRig::start_on(
+        fake,
+        bins,
+        "max_concurrent = 4",
+        "reply_mode = \"markdown\"\n",
+        env,
+    )
+    .await?;
+    let mut row = Row::default();
+    let mut detected = Vec::new();
+    for i in 0..rounds {
+        let conns = r.fake.connects();
+        let (om_before, frame) =
+            push(&r, &format!("oc_ho{i}a"), "FAKE:fm before half-open").await?;
+        // fcxd has taken this one; its answer and ACK meet the dead socket.
+        r.fake.wait_for_ack(&frame, Duration::from_secs(30)).await?;
+        let frozen = Instant::now();
+        r.fake.half_open_connections();
+        let (om_during, _) = push(&r, &format!("oc_ho{i}b"), "FAKE:fm during half-open").await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while r.fake.connects() <= conns && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        detected.push(frozen.elapsed().as_secs_f64());
+        settle(&r, &om_before, Expect::Answer(ANSWER), &mut row).await;
+        settle(&r, &om_during, Expect::Answer(ANSWER), &mut row).await;
+    }
+    let mut v = row.json("ws_half_open_pings_unanswered", rounds);
+    v["unanswered_frames"] = json!(r.fake.unanswered_frames());
+    v["reconnected_after_s"] = super::summary(detected);
+    v["ping_timeout_s"] = json!(3);
+    Ok(v)
+}
+
+/// Every Open API call answered only after 2 s: two messages in one chat,
+/// the second sent while the first is being answered, are each answered
+/// once, in order, and both cards end final.
+async fn slow_platform(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let r = FeishuRig::start_redelivering(
+        bins,
+        CARD_RUNS,
+        "reply_mode = \"card\"\n",
+        env,
+        redelivery(),
+    )
+    .await?;
+    r.fake
+        .slow_next("/open-apis/*", usize::MAX, Duration::from_secs(2));
+    let mut row = Row::default();
+    let mut out_of_order = 0;
+    let mut took = Vec::new();
+    for i in 0..rounds {
+        let chat = format!("oc_slow{i}");
+        let started = Instant::now();
+        let (a, _) = push(&r, &chat, "FAKE:fm slow first").await?;
+        // The second once the first's run has its card: sent before that,
+        // both would rightly join one run (messages waiting when a run
+        // starts go together) and have one answer.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !r
+            .fake
+            .messages()
+            .iter()
+            .any(|m| m.sender_type == "app" && m.parent_id == a)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (b, _) = push(&r, &chat, "FAKE:fm slow second").await?;
+        let mut cards = Vec::new();
+        for om in [&a, &b] {
+            cards.push(settle_card(&r, om, &mut row).await);
+        }
+        took.push(started.elapsed().as_secs_f64());
+        // The second answer's card is sent after the first's.
+        if let [Some(x), Some(y)] = cards.as_slice()
+            && x > y
+        {
+            out_of_order += 1;
+        }
+    }
+    r.fake.clear_http_faults();
+    let mut v = row.json("platform_slow_2s_every_call", rounds);
+    v["out_of_order_answers"] = json!(out_of_order);
+    v["two_answers_s"] = super::summary(took);
+    v["violations"] = json!(r.fake.violations().len());
+    Ok(v)
+}
+
+/// The platform's clock an hour ahead, then an hour behind fcx's: event
+/// times, frame timestamps and message times all shifted, as when fcx's host
+/// clock jumps the other way. Messages are answered once and cards end
+/// final either way (the stale window must not drop live messages).
+async fn clock_jump(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let r = FeishuRig::start_redelivering(
+        bins,
+        CARD_RUNS,
+        "reply_mode = \"card\"\n",
+        env,
+        redelivery(),
+    )
+    .await?;
+    let mut row = Row::default();
+    const HOUR_MS: i64 = 3_600_000;
+    for i in 0..rounds {
+        for (k, offset) in [HOUR_MS, -HOUR_MS].into_iter().enumerate() {
+            r.fake.set_clock_offset_ms(offset);
+            let (om, _) = push(&r, &format!("oc_clk{i}_{k}"), "FAKE:fm clock jump").await?;
+            settle_card(&r, &om, &mut row).await;
+        }
+    }
+    r.fake.set_clock_offset_ms(0);
+    Ok(row.json("wall_clock_jump_1h_both_ways", rounds * 2))
+}
+
+/// Waits (bounded) for the card answering `om` to be final, counts the
+/// outcome into `row`, and returns the position of its message among all
+/// messages (for ordering checks). A card still streaming counts as lost.
+async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
+    let answered = |r: &FeishuRig| -> Vec<(usize, bool)> {
+        r.fake
+            .messages()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, m)| m.sender_type == "app" && m.parent_id == om)
+            .filter_map(|(i, m)| {
+                let card = r.fake.card(m.card_id.as_deref()?)?;
+                let text = card.element_content("answer").unwrap_or_default();
+                text.contains(ANSWER).then_some((i, !card.streaming_mode))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !answered(r).iter().any(|(_, fin)| *fin) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A little longer, so a late duplicate is counted too.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let a = answered(r);
+    row.messages += 1;
+    let told = replies(r, om).iter().any(|c| c.contains("failed"));
+    row.told += usize::from(told);
+    match a.as_slice() {
+        [(i, true)] => {
+            row.answered_once += 1;
+            Some(*i)
+        }
+        [] | [(_, false)] => {
+            row.lost += 1;
+            None
+        }
+        _ => {
+            row.duplicated += 1;
+            None
+        }
+    }
+}
+
+/// A full disk as the worker meets it, without root: a file-size limit of
+/// 0 on the worker process (`RLIMIT_FSIZE`; the bench ignores `SIGXFSZ`, a
+/// disposition its children inherit, so writes fail with `EFBIG` like
+/// `ENOSPC` instead of killing the process). `None` lifts it.
+fn limit_file_size(pid: u32, bytes: Option<u64>) -> anyhow::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads `lim`; the old-limit pointer is null, so it
+    // writes nothing.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        anyhow::bail!("prlimit: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The worker's disk full while a message arrives, then space returns: the
+/// user is told at once, the message is not acknowledged (the platform
+/// keeps it), and once writes work again it is answered once. A read-only
+/// state directory takes the same path (a failed write); as root a chmod
+/// cannot make one, so it is not a row of its own.
+async fn disk_full(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let r = FeishuRig::start_redelivering(
+        bins,
+        "max_concurrent = 4",
+        "reply_mode = \"markdown\"\n",
+        env,
+        redelivery(),
+    )
+    .await?;
+    let mut row = Row::default();
+    let mut worker_survived = 0;
+    for i in 0..rounds {
+        let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
+        limit_file_size(w, Some(0))?;
+        let (om, frame) = push(&r, &format!("oc_disk{i}"), "FAKE:fm disk full").await?;
+        // Full until the platform had to send it again (it was not ACKed).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while r.fake.deliveries(&frame) < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if limit_file_size(w, None).is_ok() {
+            worker_survived += 1;
+        }
+        settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+    }
+    let mut v = row.json("disk_full_then_space_returns", rounds);
+    v["worker_survived"] = json!(worker_survived);
+    Ok(v)
+}
