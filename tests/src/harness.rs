@@ -384,6 +384,22 @@ impl FeishuEnv {
     pub fn push(&self, ev: &serde_json::Value) -> String {
         self.rt.block_on(self.fake.push(ev)).expect("push")
     }
+
+    /// Waits until fcxd reports its first profile's worker ready. A card
+    /// click before that is answered "fcx is restarting" (the gateway waits
+    /// at most half a second for a worker), which a loaded machine's fresh
+    /// worker can easily take.
+    pub fn wait_worker_ready(&self) {
+        eventually(
+            WAIT,
+            || {
+                let st = self.rt.block_on(self.home.status());
+                let p = st.profiles.first()?;
+                (p.worker_state().word() == "ready").then_some(())
+            },
+            || format!("the worker never became ready\n{}", self.home.read_logs()),
+        );
+    }
 }
 
 /// The IM message id inside an `im.message.receive_v1` envelope.

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use fcx_tests::harness::{Fcxd, TestHome, codex_setting, processes_mentioning, wait_no_processes};
+use fcx_tests::harness::{
+    Fcxd, TestHome, codex_setting, eventually, processes_mentioning, wait_no_processes,
+};
 use nix::sys::signal::Signal;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -284,9 +286,17 @@ fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
     f.wait_for("] started");
     // Accepted while the first run is busy: must run exactly once later.
     f.send("queued while busy");
-    std::thread::sleep(Duration::from_millis(300));
     let rt = rt();
-    let st = rt.block_on(h.status());
+    // Once the worker has it (the console line still travels to fcxd and
+    // on to the worker).
+    let st = eventually(
+        Duration::from_secs(30),
+        || {
+            let st = rt.block_on(h.status());
+            (st.profiles[0].queued > 0).then_some(st)
+        },
+        || format!("never queued\n{}", h.read_logs()),
+    );
     let p = &st.profiles[0];
     assert_eq!(p.worker_state().word(), "ready");
     assert_eq!(p.queued, 1, "{st:?}");

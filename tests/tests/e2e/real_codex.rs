@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use fcx_tests::harness::{Fcxd, TestHome, codex_setting, wait_no_processes};
+use fcx_tests::harness::{Fcxd, TestHome, codex_setting, eventually, wait_no_processes};
 use fcx_tests::mock_responses::MockResponses;
 use nix::sys::signal::Signal;
 
@@ -146,8 +146,16 @@ fn worker_kill_9_mid_run_restarts_and_loses_nothing() {
     f.send("STALL this one");
     f.wait_for("] started");
     f.send("queued during the stall");
-    std::thread::sleep(Duration::from_millis(300));
-    let st = e.rt.block_on(e.home.status());
+    // Once the worker has it (the console line still travels to fcxd and
+    // on to the worker).
+    let st = eventually(
+        Duration::from_secs(30),
+        || {
+            let st = e.rt.block_on(e.home.status());
+            (st.profiles[0].queued > 0).then_some(st)
+        },
+        || format!("never queued\n{}", e.home.read_logs()),
+    );
     assert_eq!(st.profiles[0].queued, 1, "{st:?}");
     let worker = st.profiles[0].worker_pid;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL)
