@@ -5,6 +5,7 @@
 //! not fail.
 
 mod feishu;
+mod isolation;
 mod local;
 
 pub(crate) use feishu::console_url;
@@ -119,6 +120,7 @@ pub(crate) async fn doctor(
         }
     };
     local::home_permissions(home, &mut general);
+    isolation::check(&mut general);
     local::service_unit(home, &mut general);
     local::service(home, &mut general).await;
     all.append(&mut general.list);
