@@ -5,6 +5,7 @@
 //! not fail.
 
 mod feishu;
+mod isolation;
 mod lark;
 mod local;
 mod model;
@@ -121,6 +122,7 @@ pub(crate) async fn doctor(
         }
     };
     local::home_permissions(home, &mut general);
+    isolation::check(&mut general);
     local::service_unit(home, &mut general);
     local::service(home, &mut general).await;
     all.append(&mut general.list);

@@ -348,6 +348,16 @@ mod tests {
     }
 
     #[test]
+    fn without_isolation_status_and_doctor_say_none_and_why() {
+        let none = describe(&Err("not available on this platform".into()));
+        assert_eq!(
+            none,
+            "none: FCX_HOME is readable by Codex's commands (not available on this platform)"
+        );
+        assert!(describe(&Ok(())).starts_with("FCX_HOME hidden"));
+    }
+
+    #[test]
     fn dirs_between_lists_each_level() {
         assert_eq!(
             dirs_between(Path::new("/h"), Path::new("/h/profiles/p/codex-home")),
