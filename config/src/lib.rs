@@ -370,6 +370,30 @@ impl ApprovalPolicy {
     }
 }
 
+/// Who may decide an approval request (config `approvers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Approvers {
+    /// Only the user whose message started the run.
+    Actor,
+    /// That user, the admins and the owner.
+    #[default]
+    Admins,
+    /// The owner alone (others may run Codex, but only the owner lets it act).
+    Owner,
+}
+
+impl Approvers {
+    /// The config word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Approvers::Actor => "actor",
+            Approvers::Admins => "admins",
+            Approvers::Owner => "owner",
+        }
+    }
+}
+
 /// How a profile's worker runs Codex.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodexConfig {
@@ -393,6 +417,8 @@ pub struct CodexConfig {
     pub approval: ApprovalPolicy,
     /// How long an approval card waits for a decision before it declines.
     pub approval_timeout_secs: u64,
+    /// Who may decide an approval request.
+    pub approvers: Approvers,
 }
 
 /// Where a profile's runs start.

@@ -231,6 +231,23 @@ fn during_run_and_approval_default_to_steer_and_never() {
 }
 
 #[test]
+fn approvers_default_to_the_actor_plus_admins_and_take_each_word() {
+    let (_d, h) = home();
+    let file = Path::new("/x/config.toml");
+    let c = Config::parse(file, "[profiles.p.codex]\n", &h).expect("config");
+    assert_eq!(
+        c.profile("p").expect("p").codex.approvers,
+        Approvers::Admins
+    );
+    for a in [Approvers::Actor, Approvers::Admins, Approvers::Owner] {
+        let text = format!("[profiles.p.codex]\napprovers = \"{}\"\n", a.as_str());
+        let c = Config::parse(file, &text, &h).expect("config");
+        assert_eq!(c.profile("p").expect("p").codex.approvers, a);
+    }
+    assert!(Config::parse(file, "[profiles.p.codex]\napprovers = \"anyone\"\n", &h).is_err());
+}
+
+#[test]
 fn approvals_with_the_exec_runner_are_a_config_error_naming_the_fix() {
     let (_d, h) = home();
     let file = Path::new("/x/config.toml");

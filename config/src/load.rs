@@ -96,6 +96,7 @@ struct RawCodex {
     during_run: Option<DuringRun>,
     approval: Option<ApprovalPolicy>,
     approval_timeout_secs: Option<u64>,
+    approvers: Option<Approvers>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -578,6 +579,7 @@ fn build_profile(
             during_run: rp.codex.during_run.unwrap_or_default(),
             approval,
             approval_timeout_secs,
+            approvers: rp.codex.approvers.unwrap_or_default(),
         },
         workspaces: WorkspacesConfig {
             default: default_ws,

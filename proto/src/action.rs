@@ -13,6 +13,7 @@ impl Action {
             Some(action::Kind::Config(_)) => ActionKind::Config,
             Some(action::Kind::Resume(_)) => ActionKind::Resume,
             Some(action::Kind::Approval(_)) => ActionKind::Approval,
+            Some(action::Kind::Thread(_)) => ActionKind::Thread,
             None => ActionKind::Unspecified,
         }
     }

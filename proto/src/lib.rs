@@ -81,11 +81,15 @@ pub mod caps {
     /// Worker: approval requests come as command replies with APPROVAL
     /// buttons, and `Act(approval)` carries the decision to Codex.
     pub const APPROVALS: &str = "approvals";
+    /// Worker: final run cards carry THREAD buttons (Fork, Archive), and
+    /// `Act(thread)` carries them out.
+    pub const THREADS: &str = "threads";
 
     /// What an fcx-worker of this build announces.
     pub const WORKER: &[&str] = &[
         STOP,
         APPROVALS,
+        THREADS,
         COMMAND_CARDS,
         GROUP_CREATED,
         PLATFORM_INFO,

@@ -4,7 +4,8 @@
 
 use crate::v1::{
     ApprovalDecision, AttachmentKind, ButtonStyle, CommandName, ConfigKey, FileChangeKind,
-    OwnerSource, Platform, ProcessKind, ReplyMode, RunnerKind, Sandbox, ToolDisplay, WorkerState,
+    OwnerSource, Platform, ProcessKind, ReplyMode, RunnerKind, Sandbox, ThreadOp, ToolDisplay,
+    WorkerState,
 };
 
 macro_rules! words {
@@ -47,6 +48,7 @@ words!(ApprovalDecision {
     ApproveForSession => "approve_for_session",
     Deny => "deny",
 });
+words!(ThreadOp { Fork => "fork", Archive => "archive" });
 words!(WorkerState {
     Starting => "starting",
     Ready => "ready",

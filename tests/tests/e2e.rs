@@ -27,4 +27,5 @@ mod e2e {
     pub(crate) mod proof_secrets;
     pub(crate) mod real_codex;
     pub(crate) mod run_cards;
+    pub(crate) mod threads;
 }

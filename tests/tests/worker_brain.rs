@@ -765,6 +765,7 @@ fn click(kind: ActionKind, scope: &str, actor: &str, message_id: &str) -> Action
         ActionKind::Resume => A::Resume(Default::default()),
         ActionKind::Stop => A::Stop(Default::default()),
         ActionKind::Approval => A::Approval(Default::default()),
+        ActionKind::Thread => A::Thread(Default::default()),
         ActionKind::GroupCreated | ActionKind::Unspecified => A::GroupCreated(Default::default()),
     };
     Action {

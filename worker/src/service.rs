@@ -129,6 +129,16 @@ impl Worker for WorkerService {
                 }
                 Ok(Response::new(r))
             }
+            Some(Kind::Thread(_)) => {
+                if a.scope.is_empty() {
+                    return Err(Status::invalid_argument("a thread action needs a scope"));
+                }
+                let r = self.router.thread_action(&a);
+                if !r.ok {
+                    tracing::info!(scope = %a.scope, message = %r.message, "thread action not carried out");
+                }
+                Ok(Response::new(r))
+            }
             Some(Kind::GroupCreated(g)) => {
                 if a.scope.is_empty() || g.source_scope.is_empty() {
                     return Err(Status::invalid_argument(

@@ -571,6 +571,7 @@ mod tests {
                 during_run: Default::default(),
                 approval: Default::default(),
                 approval_timeout_secs: 600,
+                approvers: Default::default(),
             },
             workspaces: WorkspacesConfig {
                 default: "/w".into(),

@@ -47,6 +47,7 @@ pub(crate) fn profile(dir: &std::path::Path, runs: RunsConfig) -> Profile {
             during_run: Default::default(),
             approval: Default::default(),
             approval_timeout_secs: 600,
+            approvers: Default::default(),
         },
         workspaces: WorkspacesConfig {
             default: dir.join("ws"),

@@ -362,6 +362,9 @@ impl ScopeCards {
             // a live card.
             live.open &= !done;
             live.state.apply(ev);
+            if done {
+                live.state.final_buttons = self.surface.sign_final(ev, &live.state);
+            }
         }
         if done {
             self.surface.finish(run).await;
@@ -767,6 +770,7 @@ fn chrome(rendered: &render::RenderedCard) -> String {
 }
 
 mod command;
+mod final_buttons;
 mod journal;
 
 use journal::{CardJournal, OpenCard};

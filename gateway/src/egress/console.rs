@@ -188,7 +188,7 @@ impl ConsoleOutput {
             // The worker sends none to the console (its files are local).
             Kind::FileOut(f) => self.line(&format!("{tag} file: {} ({} bytes)", f.name, f.size)),
             // The terminal shows the run when it starts.
-            Kind::Queued(_) => {}
+            Kind::Queued(_) | Kind::ApprovalWait(_) => {}
         }
     }
 }

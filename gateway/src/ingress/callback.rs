@@ -13,6 +13,11 @@
 //! constant time) before any field is parsed, so forged input only ever
 //! reaches the header reader.
 //!
+//! The operator claim is one open_id, or several joined by `,` (an
+//! approval card's buttons are signed for everyone config `approvers` lets
+//! decide; open_ids never hold a comma): the clicking user must be one of
+//! them.
+//!
 //! Checks, in order: shape and size, key version known and not retired,
 //! signature, strict decode, expiry, operator, scope, chat, action,
 //! fingerprint; then, for a click that will act, the single-use nonce
@@ -58,7 +63,8 @@ pub struct Claims {
     pub scope: String,
     /// The chat the card was posted in.
     pub chat_id: String,
-    /// The open_id of the only user allowed to click.
+    /// The open_id of the only user allowed to click, or several joined by
+    /// `,` (see [`operator_list`]).
     pub operator: String,
     /// e.g. "stop".
     pub action: String,
@@ -121,6 +127,31 @@ impl Claims {
             &self.fingerprint,
         ]
     }
+}
+
+/// Several users as one operator claim: open_ids joined by `,`, as many
+/// as fit in a claim field (in the order given: put who matters most
+/// first). Empty ids and ids holding the separator are left out.
+pub fn operator_list(ids: &[String]) -> String {
+    let mut out = String::new();
+    for id in ids {
+        if id.is_empty() || id.contains(',') {
+            continue;
+        }
+        let extra = id.len() + usize::from(!out.is_empty());
+        if out.len() + extra > MAX_FIELD_BYTES {
+            tracing::warn!(
+                left_out = ids.len(),
+                "too many users to sign a button for; the first ones are kept"
+            );
+            break;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(id);
+    }
+    out
 }
 
 /// What the click must match: the clicking user and the card's carrier.
@@ -517,7 +548,7 @@ pub fn verify(
     if now >= claims.expires_at {
         return Err(Denied::Expired);
     }
-    if expected.operator.is_empty() || claims.operator != expected.operator {
+    if expected.operator.is_empty() || !claims.operator.split(',').any(|o| o == expected.operator) {
         return Err(Denied::WrongOperator);
     }
     if claims.scope != expected.scope {
@@ -552,7 +583,8 @@ pub fn verify_once(
     nonces: &dyn NonceStore,
 ) -> Result<Claims, Denied> {
     let claims = verify(token, keys, now, expected)?;
-    nonces.consume(&claims.operator, &claims.nonce, claims.expires_at, now)?;
+    // Counted against the clicking user (one of the claim's operators).
+    nonces.consume(expected.operator, &claims.nonce, claims.expires_at, now)?;
     Ok(claims)
 }
 

@@ -73,6 +73,49 @@ fn a_valid_token_verifies_exactly_once() {
 }
 
 #[test]
+fn a_token_for_several_users_lets_each_of_them_and_no_one_else_click_once() {
+    let keys = ring();
+    let ids: Vec<String> = ["ou_alice", "", "ou_x,ou_y", "ou_admin"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let list = operator_list(&ids);
+    assert_eq!(list, "ou_alice,ou_admin");
+    let mut c = claims();
+    c.operator = list;
+    let t = keys.sign(&c).expect("sign");
+    let store = MemoryNonceStore::default();
+    for who in ["ou_mallory", "ou_ali", "ou_alice,ou_admin", "ou_x", ""] {
+        let e = Expected {
+            operator: who,
+            ..expected()
+        };
+        assert_eq!(
+            verify_once(&t, &keys, NOW, &e, &store),
+            Err(Denied::WrongOperator),
+            "{who:?}"
+        );
+    }
+    let admin = Expected {
+        operator: "ou_admin",
+        ..expected()
+    };
+    assert!(verify_once(&t, &keys, NOW, &admin, &store).is_ok());
+    // Once decided, the requester's click is a replay.
+    assert_eq!(
+        verify_once(&t, &keys, NOW, &expected(), &store),
+        Err(Denied::Replayed)
+    );
+    // A list never outgrows a claim field: later ids are left out.
+    let many: Vec<String> = (0..40).map(|i| format!("ou_{i:032}")).collect();
+    let cut = operator_list(&many);
+    assert!(
+        cut.len() <= MAX_FIELD_BYTES && cut.starts_with("ou_000"),
+        "{cut}"
+    );
+}
+
+#[test]
 fn mismatches_are_denied_without_burning_the_nonce() {
     let keys = ring();
     let t = keys.sign(&claims()).expect("sign");

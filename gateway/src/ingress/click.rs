@@ -242,10 +242,29 @@ impl Click {
             if run_id != c.run_id {
                 return None;
             }
+            let decision = pb::ApprovalDecision::from_word(decision)?;
+            // A deny's note, typed in the card's form (only a deny has one).
+            let note = if decision == pb::ApprovalDecision::Deny {
+                form_note(event)
+            } else {
+                String::new()
+            };
             Kind::Approval(pb::ApprovalAction {
                 run_id: run_id.to_string(),
                 approval_id: approval_id.to_string(),
-                decision: pb::ApprovalDecision::from_word(decision)? as i32,
+                decision: decision as i32,
+                note,
+            })
+        } else if let Some(v) = c.action.strip_prefix(ACTION_THREAD) {
+            // `<op>/<thread_id>`, bound to the run whose card it was.
+            let (op, thread_id) = v.split_once('/')?;
+            if thread_id.is_empty() {
+                return None;
+            }
+            Kind::Thread(pb::ThreadAction {
+                op: pb::ThreadOp::from_word(op)? as i32,
+                thread_id: thread_id.to_string(),
+                run_id: c.run_id.clone(),
             })
         } else if c.action == ACTION_CONFIG {
             Kind::Config(pb::ConfigAction {
@@ -265,6 +284,22 @@ pub(crate) const ACTION_COMMAND: &str = "cmd:";
 pub(crate) const ACTION_RESUME: &str = "resume:";
 pub(crate) const ACTION_CONFIG: &str = "config";
 pub(crate) const ACTION_APPROVAL: &str = "approval:";
+pub(crate) const ACTION_THREAD: &str = "thread:";
+/// The form field of an approval card's deny note.
+pub(crate) const NOTE_FIELD: &str = "note";
+/// Longest note passed on (a short reason, not a prompt).
+const NOTE_MAX_CHARS: usize = 500;
+
+/// The note typed in a submitted form, trimmed and bounded.
+fn form_note(event: &Value) -> String {
+    event["action"]["form_value"][NOTE_FIELD]
+        .as_str()
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(NOTE_MAX_CHARS)
+        .collect()
+}
 
 /// A submitted form's values, one field per component name (strings only:
 /// a select answers with its option's value).

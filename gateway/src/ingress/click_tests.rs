@@ -193,3 +193,68 @@ fn ten_thousand_forged_clicks_are_all_refused_with_a_harmless_toast() {
     }
     assert_eq!(by_kind.iter().sum::<usize>(), 10_000, "{by_kind:?}");
 }
+
+fn click_of(action: &str) -> Click {
+    Click {
+        claims: crate::ingress::callback::Claims::new(
+            "run-1",
+            "chat:oc_1",
+            "oc_1",
+            "ou_a",
+            action,
+            "fp",
+            i64::MAX,
+        ),
+        operator: "ou_a".into(),
+        message_id: "om_card".into(),
+    }
+}
+
+#[test]
+fn a_deny_carries_the_typed_note_and_other_decisions_none() {
+    let event = serde_json::json!({"action": {"form_value": {"note": "  use scratch/ instead  "}}});
+    let a = click_of("approval:run-1/0/deny")
+        .action(&event)
+        .expect("an action");
+    let Some(pb::action::Kind::Approval(ap)) = a.kind else {
+        panic!("not an approval: {a:?}")
+    };
+    assert_eq!(ap.note, "use scratch/ instead");
+    assert_eq!(ap.decision(), pb::ApprovalDecision::Deny);
+    let a = click_of("approval:run-1/0/approve")
+        .action(&event)
+        .expect("an action");
+    let Some(pb::action::Kind::Approval(ap)) = a.kind else {
+        panic!("not an approval")
+    };
+    assert!(ap.note.is_empty());
+    let long = serde_json::json!({"action": {"form_value": {"note": "x".repeat(5000)}}});
+    let a = click_of("approval:run-1/0/deny")
+        .action(&long)
+        .expect("an action");
+    let Some(pb::action::Kind::Approval(ap)) = a.kind else {
+        panic!("not an approval")
+    };
+    assert_eq!(ap.note.chars().count(), 500);
+}
+
+#[test]
+fn a_thread_button_names_its_op_thread_and_run() {
+    let a = click_of("thread:fork/t-123")
+        .action(&serde_json::Value::Null)
+        .expect("an action");
+    let Some(pb::action::Kind::Thread(t)) = a.kind else {
+        panic!("not a thread action: {a:?}")
+    };
+    assert_eq!(t.op(), pb::ThreadOp::Fork);
+    assert_eq!(
+        (t.thread_id.as_str(), t.run_id.as_str()),
+        ("t-123", "run-1")
+    );
+    for bad in ["thread:fork/", "thread:melt/t-1", "thread:fork"] {
+        assert!(
+            click_of(bad).action(&serde_json::Value::Null).is_none(),
+            "{bad}"
+        );
+    }
+}

@@ -51,6 +51,7 @@ impl WorkerCaps {
             }
             ActionKind::GroupCreated => self.has(caps::GROUP_CREATED),
             ActionKind::Approval => self.has(caps::APPROVALS),
+            ActionKind::Thread => self.has(caps::THREADS),
             ActionKind::Unspecified => false,
         }
     }
@@ -76,6 +77,7 @@ mod tests {
             ActionKind::Resume,
             ActionKind::GroupCreated,
             ActionKind::Approval,
+            ActionKind::Thread,
         ] {
             assert!(all.offers(k), "{k:?}");
         }

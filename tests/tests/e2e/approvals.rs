@@ -1,7 +1,9 @@
 //! Approvals as signed cards: the REAL Codex CLI under the app-server runner
 //! with `approval = "untrusted"` asks before a command; fcx posts a card
-//! with Approve / Approve for session / Deny signed for the user who started
-//! the run; the fake platform clicks it the way Feishu reports clicks.
+//! with Approve / Approve for session / Deny / Deny with a note signed for
+//! the users config `approvers` lets decide (default: the requester, the
+//! admins and the owner); the fake platform clicks it the way Feishu
+//! reports clicks.
 
 use std::time::Duration;
 
@@ -11,16 +13,17 @@ use fcx_tests::mock_responses::MockResponses;
 
 const WAIT: Duration = Duration::from_secs(60);
 const OTHER: &str = "ou_other000000000000000000000000009";
+const ADMIN: &str = "ou_admin000000000000000000000000008";
 
-struct Env {
-    e: FeishuEnv,
-    mock: MockResponses,
+pub(crate) struct Env {
+    pub(crate) e: FeishuEnv,
+    pub(crate) mock: MockResponses,
 }
 
 /// fcxd against the fake platform, running the real codex (app-server,
 /// approval = "untrusted") against the mock model; `extra` goes under
 /// `[profiles.default.codex]`.
-fn env(extra: &str) -> Env {
+pub(crate) fn env(extra: &str) -> Env {
     let codex = fcx_tests::real_codex();
     assert!(codex.is_file());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -50,7 +53,7 @@ fn env(extra: &str) -> Env {
         ),
     );
     home.write_config(&format!(
-        "{codex_part}[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"file:{}\"\nreply_mode = \"card\"\n[profiles.default.access]\nowner = \"{USER}\"\nallowed_users = [\"{OTHER}\"]\n",
+        "{codex_part}[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"file:{}\"\nreply_mode = \"card\"\n[profiles.default.access]\nowner = \"{USER}\"\nadmins = [\"{ADMIN}\"]\nallowed_users = [\"{OTHER}\"]\n",
         fake.base_url(),
         fake.app_id(),
         secret.display(),
@@ -70,7 +73,7 @@ fn env(extra: &str) -> Env {
 }
 
 impl Env {
-    fn say(&self, text: &str) -> String {
+    pub(crate) fn say(&self, text: &str) -> String {
         let ev = self.e.fake.events().p2p_text("oc_ap1", USER, text);
         let om = message_id(&ev);
         self.e.push(&ev);
@@ -108,9 +111,14 @@ impl Env {
         )
     }
 
-    fn click(&self, who: &str, card: &str, label: &str) -> String {
+    pub(crate) fn click(&self, who: &str, card: &str, label: &str) -> String {
         let ev = self.e.fake.events().click(who, card, label).expect("click");
-        let f = self.e.rt.block_on(self.e.fake.push(&ev)).expect("push");
+        self.push_action(&ev)
+    }
+
+    /// Pushes a card action; the toast of its ACK.
+    fn push_action(&self, ev: &serde_json::Value) -> String {
+        let f = self.e.rt.block_on(self.e.fake.push(ev)).expect("push");
         let ack = self
             .e
             .rt
@@ -120,7 +128,7 @@ impl Env {
     }
 
     /// Every reply the bot made under `parent`, as text.
-    fn replies_under(&self, parent: &str) -> String {
+    pub(crate) fn replies_under(&self, parent: &str) -> String {
         self.e
             .fake
             .messages()
@@ -138,7 +146,7 @@ impl Env {
             .collect()
     }
 
-    fn wait_reply_under(&self, parent: &str, needle: &str) {
+    pub(crate) fn wait_reply_under(&self, parent: &str, needle: &str) {
         eventually(
             WAIT,
             || self.replies_under(parent).contains(needle).then_some(()),
@@ -238,5 +246,187 @@ fn a_request_nobody_decides_is_denied_at_the_timeout() {
     env.wait_reply_under(&om, "Denied: no decision within 1 min");
     env.wait_tool_output("rejected");
     assert!(!env.e.home.workspace.join("timed-out.txt").exists());
+    drop(env);
+}
+
+impl Env {
+    /// `who` writes `text` in their own private chat `chat`.
+    pub(crate) fn say_as(&self, chat: &str, who: &str, text: &str) -> String {
+        let ev = self.e.fake.events().p2p_text(chat, who, text);
+        let om = message_id(&ev);
+        self.e.push(&ev);
+        om
+    }
+
+    /// The run card under `parent` (message id, CardKit entity id), once
+    /// sent.
+    pub(crate) fn run_card(&self, parent: &str) -> (String, String) {
+        eventually(
+            WAIT,
+            || {
+                self.e
+                    .fake
+                    .messages()
+                    .into_iter()
+                    .filter(|m| m.sender_type == "app" && m.parent_id == parent)
+                    .find_map(|m| Some((m.message_id, m.card_id?)))
+            },
+            || format!("no run card under {parent}\n{}", self.e.home.read_logs()),
+        )
+    }
+
+    pub(crate) fn card_json(&self, card_id: &str) -> String {
+        self.e
+            .fake
+            .card(card_id)
+            .map(|c| c.json.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the card shows `needle` (`done`: and has stopped
+    /// streaming, i.e. is final).
+    pub(crate) fn wait_card(&self, card_id: &str, needle: &str, done: bool) {
+        eventually(
+            WAIT,
+            || {
+                self.e
+                    .fake
+                    .card(card_id)
+                    .filter(|c| (!done || !c.streaming_mode) && c.json.to_string().contains(needle))
+                    .map(|_| ())
+            },
+            || {
+                format!(
+                    "the card never showed {needle:?}: {}\n{}",
+                    self.card_json(card_id),
+                    self.e.home.read_logs()
+                )
+            },
+        )
+    }
+
+    /// Every text the model was sent (inputs of every request), as one string.
+    fn model_inputs(&self) -> String {
+        self.mock
+            .requests()
+            .iter()
+            .map(|r| r.body["input"].to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn an_admin_may_decide_for_the_requester_under_the_default_approvers() {
+    let env = env("");
+    let om = env.say("RUN: touch approved-by-admin.txt && echo touched-by-admin");
+    let (card, _) = env.approval_card(&om);
+    // The run card says what it waits for.
+    let (_, run_card) = env.run_card(&om);
+    env.wait_card(&run_card, "Waiting for approval", false);
+    let toast = env.click(ADMIN, &card, "Approve");
+    assert!(toast.contains("info"), "{toast}");
+    env.wait_tool_output("touched-by-admin");
+    env.wait_reply_under(&card, "Approved by");
+    assert!(env.e.home.workspace.join("approved-by-admin.txt").exists());
+    // Decided: the run card no longer waits.
+    env.wait_card(&run_card, "Done", true);
+    assert!(
+        !env.card_json(&run_card).contains("Waiting for approval"),
+        "{}",
+        env.card_json(&run_card)
+    );
+    let logs = env.e.home.read_logs();
+    assert!(
+        logs.contains("approval decided") && logs.contains(ADMIN),
+        "the decision is logged with who: {logs}"
+    );
+    drop(env);
+}
+
+#[test]
+fn with_approvers_actor_an_admin_is_refused_and_the_requester_decides() {
+    let env = env("approvers = \"actor\"\n");
+    let om = env.say("RUN: touch actor-only.txt && echo never-printed");
+    let (card, _) = env.approval_card(&om);
+    let toast = env.click(ADMIN, &card, "Approve");
+    assert!(toast.contains("warning"), "{toast}");
+    let toast = env.click(OTHER, &card, "Approve");
+    assert!(toast.contains("warning"), "{toast}");
+    assert!(!env.replies_under(&card).contains("Approved by"));
+    let toast = env.click(USER, &card, "Deny");
+    assert!(toast.contains("info"), "{toast}");
+    env.wait_reply_under(&card, "Denied by");
+    env.wait_tool_output("rejected");
+    assert!(!env.e.home.workspace.join("actor-only.txt").exists());
+    drop(env);
+}
+
+#[test]
+fn deny_with_a_note_gives_codex_the_reason_in_the_same_turn() {
+    let env = env("");
+    let om = env.say("RUN: touch noted.txt && echo never-printed");
+    let (card, _) = env.approval_card(&om);
+    let note = "not there; write it under scratch-zq7 instead";
+    let ev = env
+        .e
+        .fake
+        .events()
+        .submit_form(
+            USER,
+            &card,
+            "Deny with a note",
+            &[("note", serde_json::json!(note))],
+        )
+        .expect("submit");
+    let toast = env.push_action(&ev);
+    assert!(toast.contains("info"), "{toast}");
+    env.wait_reply_under(&card, "Denied by");
+    env.wait_tool_output("rejected");
+    // The note reached the model with the refusal.
+    eventually(
+        WAIT,
+        || env.model_inputs().contains("scratch-zq7").then_some(()),
+        || {
+            format!(
+                "the note never reached the model: {}\n{}",
+                env.model_inputs(),
+                env.e.home.read_logs()
+            )
+        },
+    );
+    assert!(env.replies_under(&card).contains("With the note"));
+    assert!(!env.e.home.workspace.join("noted.txt").exists());
+    drop(env);
+}
+
+#[test]
+fn stop_while_waiting_declines_the_request_and_interrupts_the_turn() {
+    let env = env("");
+    let om = env.say("RUN: touch stopped-while-waiting.txt && echo never-printed");
+    let (card, _) = env.approval_card(&om);
+    let (_, run_card) = env.run_card(&om);
+    env.wait_card(&run_card, "Waiting for approval", false);
+    env.say("/stop");
+    env.wait_card(&run_card, "Interrupted", true);
+    assert!(
+        !env.card_json(&run_card).contains("Waiting for approval"),
+        "{}",
+        env.card_json(&run_card)
+    );
+    let logs = env.e.home.read_logs();
+    assert!(
+        logs.contains("declining its approval request"),
+        "the request was declined before the interrupt: {logs}"
+    );
+    // The card's buttons no longer decide anything.
+    env.click(USER, &card, "Approve");
+    env.wait_reply_under(&card, "no longer waiting");
+    assert!(
+        !env.e
+            .home
+            .workspace
+            .join("stopped-while-waiting.txt")
+            .exists()
+    );
     drop(env);
 }

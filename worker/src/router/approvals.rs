@@ -1,6 +1,12 @@
 //! Decisions on approval cards (`Act` with APPROVAL): who may decide, the
 //! decision taken to the running turn once, and the outcome answered under
 //! the card.
+//!
+//! A deny's note: app-server's approval answer (codex 0.169.0) is a bare
+//! decision with no room for a reason, so the note goes into the waiting
+//! turn as a steered message first (`turn/steer`, built like any chat
+//! message), then the decline: Codex reads the refusal as the tool's
+//! result and the note as the user's next words in the same turn.
 
 use fcx_proto::v1::{self as pb, ApprovalDecision};
 
@@ -12,7 +18,7 @@ use crate::run::approval;
 
 const GONE: &str =
     "This request is no longer waiting: it was decided, timed out, or its run ended.";
-const NOT_YOURS: &str = "Only the user who started this run, or an admin, may decide.";
+const NOT_YOURS: &str = "You may not decide this request (config `approvers`).";
 const STALE: &str = "This card is out of date: the workspace or access changed since Codex asked.";
 
 pub(super) struct Approvals<'a>(pub(super) &'a Deps);
@@ -44,8 +50,8 @@ impl Approvals<'_> {
             return refused(GONE);
         };
         let role = d.gate.role_of(&probe);
-        if by != pending.actor_id && !matches!(role, Role::Admin | Role::Owner) {
-            tracing::warn!(scope = %a.scope, run_id = %ap.run_id, by, "approval refused: not the requester or an admin");
+        if !approval::may_decide(pending.approvers, &pending.actor_id, &by, role) {
+            tracing::warn!(scope = %a.scope, run_id = %ap.run_id, approval = %ap.approval_id, by, approvers = pending.approvers.as_str(), "approval refused: not one who may decide");
             return refused(NOT_YOURS);
         }
         let current = d
@@ -58,6 +64,25 @@ impl Approvals<'_> {
                 .text(&probe, "approval", false, STALE, String::new());
             return refused(STALE);
         }
+        let note = match ap.decision() {
+            ApprovalDecision::Deny => ap.note.trim(),
+            _ => "",
+        };
+        // Queued on the run's control channel ahead of the decision, so
+        // Codex has the note before it reads the refusal.
+        // Only the owner's words join a full-access turn (access::run_cap).
+        let note_sent =
+            !note.is_empty() && (!slot.steering.full_access() || role == Role::Owner) && {
+                let mut m = probe.clone();
+                m.text = format!(
+                    "(I denied your request to {}.) {note}",
+                    pending.what.trim_end_matches('.')
+                );
+                matches!(
+                    slot.steering.steer(&m, Vec::new()),
+                    crate::run::SteerAttempt::Sent(_)
+                )
+            };
         let Some((pending, _answer)) = slot.approvals.decide(&ap.approval_id, decision) else {
             d.replies
                 .text(&probe, "approval", false, GONE, String::new());
@@ -70,7 +95,18 @@ impl Approvals<'_> {
             by,
             decision = word,
             what = %pending.what,
+            note = !note.is_empty(),
+            note_sent,
             "approval decided"
+        );
+        approval::waiting(
+            &d.ctx,
+            &a.scope,
+            &ap.run_id,
+            &slot.reply_to(),
+            &ap.approval_id,
+            &pending.what,
+            false,
         );
         let who = probe
             .actor
@@ -90,17 +126,17 @@ impl Approvals<'_> {
             }
             _ => (false, format!("Denied by {who}")),
         };
-        d.replies.text(
-            &probe,
-            "approval",
-            ok,
-            &title,
-            format!(
-                "Codex was told: {} — {}.",
-                word.replace('_', " "),
-                pending.what
-            ),
+        let mut body = format!(
+            "Codex was told: {} — {}.",
+            word.replace('_', " "),
+            pending.what
         );
+        if note_sent {
+            body.push_str(&format!("\n\nWith the note: {note}"));
+        } else if !note.is_empty() {
+            body.push_str("\n\nThe note could not be passed on: the turn no longer takes input.");
+        }
+        d.replies.text(&probe, "approval", ok, &title, body);
         pb::ActResult {
             ok: true,
             message: title,

@@ -21,6 +21,8 @@ pub(super) enum Click {
     Command(Inbound, Command),
     Config(Inbound),
     Resume(Inbound, String),
+    /// A final card's thread button (checked as the `/resume` it resembles).
+    Thread(Inbound),
 }
 
 /// Check a command-card click: the command it names, the clicking user's
@@ -48,6 +50,7 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
             format!("/resume use {}", r.nonce),
             Command::ResumeUse(r.nonce.clone()),
         ),
+        Some(Kind::Thread(t)) => (super::threads::stands_for(t), Command::Resume),
         _ => return Err(refused("not a command-card action")),
     };
     let probe = action_inbound(d, a, &text);
@@ -83,6 +86,7 @@ pub(super) fn check_click(d: &Deps, a: &pb::Action) -> Result<Click, pb::ActResu
     Ok(match &a.kind {
         Some(Kind::Config(_)) => Click::Config(probe),
         Some(Kind::Resume(r)) => Click::Resume(probe, r.nonce.clone()),
+        Some(Kind::Thread(_)) => Click::Thread(probe),
         _ => Click::Command(probe, cmd),
     })
 }

@@ -154,6 +154,7 @@ impl Info<'_> {
                 label: "Stop".into(),
                 value: id.clone(),
                 style: pb::ButtonStyle::Danger as i32,
+                note: false,
             });
         }
         let facts = d.gate.facts(inbound);

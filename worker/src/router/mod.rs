@@ -12,6 +12,7 @@ mod gate;
 mod info;
 mod session;
 mod text;
+mod threads;
 mod workspace;
 
 use std::sync::Arc;
@@ -239,6 +240,11 @@ impl Router {
         approvals::Approvals(&self.d).decide(a)
     }
 
+    /// A click on a final card's Fork or Archive.
+    pub(crate) fn thread_action(&self, a: &pb::Action) -> pb::ActResult {
+        threads::Threads(&self.d).act(a)
+    }
+
     pub(crate) fn card_action(&self, a: &pb::Action) -> pb::ActResult {
         match cards::check_click(&self.d, a) {
             Ok(cards::Click::Config(probe)) => {
@@ -258,6 +264,10 @@ impl Router {
                 let (ok, message) = session::Session(&self.d).resume_use(&probe, &nonce);
                 pb::ActResult { ok, message }
             }
+            Ok(cards::Click::Thread(_)) => pb::ActResult {
+                ok: false,
+                message: "not a command-card action".into(),
+            },
             Ok(cards::Click::Command(probe, cmd)) => {
                 let text = probe.text.clone();
                 self.dispatch(&probe, cmd);

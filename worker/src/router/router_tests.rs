@@ -525,6 +525,7 @@ async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
         crate::run::PendingApproval {
             actor_id: USER.into(),
             what: "run `touch a`".into(),
+            approvers: fcx_config::Approvers::Admins,
         },
     );
     let scope = run.scope.clone();
@@ -541,6 +542,7 @@ async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
             run_id: run.slot.run_id.clone(),
             approval_id: "0".into(),
             decision: decision as i32,
+            note: String::new(),
         })),
     };
     // Someone else: refused, still pending.
@@ -549,7 +551,7 @@ async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
         pb::ApprovalDecision::Approve,
         &fingerprint,
     ));
-    assert!(!r.ok && r.message.contains("Only the user"), "{r:?}");
+    assert!(!r.ok && r.message.contains("may not decide"), "{r:?}");
     // A card made under another policy: refused.
     let r = router.approval_action(&click(USER, pb::ApprovalDecision::Approve, "stale"));
     assert!(!r.ok && r.message.contains("out of date"), "{r:?}");

@@ -254,6 +254,7 @@ fn resume_reply(
             label: resume_label(&title, &e.thread_id, &age, is_current),
             value: code,
             style: pb::ButtonStyle::Default as i32,
+            note: false,
         });
     }
     if buttons.is_empty() {

@@ -24,6 +24,7 @@ pub(super) fn command_button(command: &str, label: &str, style: pb::ButtonStyle)
         label: label.into(),
         value: command.into(),
         style: style as i32,
+        note: false,
     }
 }
 

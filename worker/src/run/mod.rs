@@ -8,6 +8,7 @@ mod env;
 mod outbox;
 mod reach;
 mod slot;
+mod thread_buttons;
 mod translate;
 
 use std::collections::HashMap;
@@ -194,6 +195,7 @@ impl RunDriver {
                     final_text: String::new(),
                     elapsed_ms: elapsed,
                     usage: None,
+                    ..Default::default()
                 }),
             );
             tracing::warn!(run_id = %run.run_id, scope = %run.scope, requeued, "run interrupted by a worker restart");
@@ -270,6 +272,15 @@ impl RunDriver {
             messages: job.messages.len(),
             usage: usage_known.then_some(totals),
         });
+        let info = job.slot.info(&job.scope);
+        let terminal_line = thread_buttons::terminal_line(
+            &self.ctx.profile,
+            &self.ctx.home,
+            &self.ctx.access_lists(),
+            &job.messages,
+            &info.workspace,
+            &info.thread_id,
+        );
         self.emit(
             &job,
             Kind::Done(pb::Done {
@@ -278,6 +289,8 @@ impl RunDriver {
                 final_text,
                 elapsed_ms,
                 usage: Some(end::usage_pb(totals)),
+                buttons: thread_buttons::buttons(&self.ctx.profile, &info.thread_id),
+                terminal_line,
             }),
         );
         self.send_outbox(&job).await;
@@ -558,6 +571,7 @@ impl RunDriver {
                 }
             }
         };
+        approval::abandon(&self.ctx, job);
         job.slot.close_steering();
         drop(ctl_tx);
         t.close_open_tools();

@@ -2,6 +2,7 @@
 //! `/config` form signed as one submit.
 
 use super::*;
+use crate::ingress::callback;
 
 /// How long a command card's buttons stay valid.
 const COMMAND_BUTTON_TTL_SECS: i64 = 24 * 3600;
@@ -22,8 +23,15 @@ impl CardSurface {
             .filter(|id| !id.is_empty())
             .or_else(|| self.requesters.get(&ev.reply_to))
             .unwrap_or_default();
+        // An approval's buttons: for everyone the worker lets decide.
+        let deciders = callback::operator_list(&c.deciders);
         let expires = now_ms() / 1000 + COMMAND_BUTTON_TTL_SECS;
         let sign_as = |run_id: String, action: String| -> Option<String> {
+            let operator = if action.starts_with(ACTION_APPROVAL) && !deciders.is_empty() {
+                &deciders
+            } else {
+                &operator
+            };
             // No fingerprint (the scope's policy could not be resolved): a
             // button could not be checked for staleness, so there is none.
             if operator.is_empty() || c.fingerprint.is_empty() {

@@ -329,9 +329,9 @@ fn main_card(
     }
     els.push(footer);
 
-    if !state.is_finished()
-        && let Some(token) = &opts.stop_token
-    {
+    if state.is_finished() {
+        els.extend(super::thread_elements::final_elements(state));
+    } else if let Some(token) = &opts.stop_token {
         els.push(json!({
             "tag": "button",
             "element_id": STOP_ELEMENT_ID,
@@ -592,6 +592,18 @@ pub(crate) fn queue_line(state: &RunState) -> Option<String> {
             }
             .to_string(),
         );
+    }
+    if let Some((_, what)) = state.waiting.first()
+        && !state.is_finished()
+    {
+        let more = match state.waiting.len() {
+            1 => String::new(),
+            n => format!(" (+{} more)", n - 1),
+        };
+        parts.push(format!(
+            "✋ Waiting for approval: {}{more}",
+            escape_md(&one_line(what, 120))
+        ));
     }
     match state.message_count.saturating_sub(1) {
         0 => {}

@@ -314,7 +314,16 @@ fn build(
     field_elements(&reply.fields, l, &mut els);
     let form_fields = settings_elements(options, form_token, l, &mut els);
     let shown = &signed[..signed.len().min(l.buttons)];
-    els.extend(button_rows(shown));
+    let (with_note, plain_buttons): (Vec<&Signed<'_>>, Vec<&Signed<'_>>) =
+        shown.iter().partition(|s| s.button.note);
+    els.extend(button_rows(&plain_buttons));
+    for (i, s) in with_note.iter().enumerate() {
+        els.push(super::note_form::note_form(
+            i,
+            &button_label(s.button),
+            &s.token,
+        ));
+    }
     if signed.len() > shown.len() {
         els.push(md(
             "fcx_btn_more",
@@ -638,7 +647,7 @@ fn button(i: usize, s: &Signed<'_>, label: &str, fill: bool) -> Value {
 
 /// Short-labelled buttons share rows of up to three (a column set that
 /// wraps on narrow screens); a long label gets a full-width row.
-fn button_rows(signed: &[Signed<'_>]) -> Vec<Value> {
+fn button_rows(signed: &[&Signed<'_>]) -> Vec<Value> {
     let mut rows = Vec::new();
     let mut row = Vec::new();
     for (i, s) in signed.iter().enumerate() {

@@ -13,6 +13,7 @@ fn button(action: ActionKind, label: &str, value: &str, style: &str) -> pb::Butt
         label: label.into(),
         value: value.into(),
         style: pb::ButtonStyle::from_word(style).unwrap_or_default() as i32,
+        note: false,
     }
 }
 
@@ -648,4 +649,39 @@ fn ten_thousand_valid_options_are_capped_and_counted() {
         "{} more settings not shown",
         10_000 - c.form_fields
     )));
+}
+
+#[test]
+fn a_note_button_is_a_form_with_one_input_and_the_button_as_its_submit() {
+    let mut deny_note = button(
+        ActionKind::Approval,
+        "Deny with a note",
+        "r/0/deny",
+        "danger",
+    );
+    deny_note.note = true;
+    let reply = pb::CommandReply {
+        command: pb::CommandName::Approval as i32,
+        title: "Codex asks to run a command".into(),
+        ok: true,
+        buttons: vec![
+            button(ActionKind::Approval, "Approve", "r/0/approve", "primary"),
+            deny_note,
+        ],
+        ..Default::default()
+    };
+    let c = command_card(&reply, &mut sign_all, None);
+    assert_card_ok(&c);
+    let forms = tagged(&c.card, "form");
+    assert_eq!(forms.len(), 1, "{}", c.json);
+    let inputs = tagged(&forms[0], "input");
+    assert_eq!(inputs.len(), 1);
+    assert_eq!(s(&inputs[0], "/name"), crate::ingress::click::NOTE_FIELD);
+    let submit = tagged(&forms[0], "button");
+    assert_eq!(submit.len(), 1);
+    assert_eq!(s(&submit[0], "/form_action_type"), "submit");
+    assert_eq!(token_of(&submit[0]), Some("tok:r/0/deny"));
+    // The plain button stays outside the form.
+    let all_buttons = tagged(&c.card, "button");
+    assert_eq!(all_buttons.len(), 2);
 }

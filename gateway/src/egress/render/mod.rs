@@ -18,9 +18,11 @@
 
 mod card;
 mod command;
+mod note_form;
 mod plain;
 pub(crate) mod state;
 pub(crate) mod text;
+mod thread_elements;
 
 #[cfg(test)]
 mod command_tests;

@@ -160,6 +160,14 @@ pub(crate) struct RunState {
     pub(crate) queue_reason: QueueReason,
     /// Messages added to the running turn (during_run = steer).
     pub(crate) steered: u32,
+    /// Approval requests the run waits on: (approval id, what was asked).
+    pub(crate) waiting: Vec<(String, String)>,
+    /// RunStarted.fingerprint: what the final card's buttons are signed for.
+    pub(crate) fingerprint: String,
+    /// Done.terminal_line (the owner's run only).
+    pub(crate) terminal_line: String,
+    /// The final card's buttons, signed by the card surface: (label, token).
+    pub(crate) final_buttons: Vec<(String, String)>,
     /// Streamed answer items in arrival order (Codex may send several agent
     /// messages in one run).
     answer_items: Vec<(String, String)>,
@@ -261,6 +269,7 @@ impl RunState {
                 self.workspace = s.workspace.clone();
                 self.sandbox = s.sandbox().word().to_string();
                 self.model = s.model.clone();
+                self.fingerprint = s.fingerprint.clone();
                 self.reply_mode = ReplyMode::parse(s.reply_mode().word());
                 self.tool_display = ToolDisplay::parse(s.tool_display().word());
                 self.message_count = self.message_count.max(s.message_count);
@@ -285,6 +294,12 @@ impl RunState {
             Kind::ThreadBound(t) => {
                 self.thread_id = t.thread_id.clone();
                 self.resumed = t.resumed;
+            }
+            Kind::ApprovalWait(w) => {
+                self.waiting.retain(|(id, _)| *id != w.approval_id);
+                if w.waiting {
+                    self.waiting.push((w.approval_id.clone(), keep(&w.what)));
+                }
             }
             Kind::TextDelta(d) => {
                 self.running();
@@ -393,6 +408,7 @@ impl RunState {
                     _ => Phase::Done,
                 };
                 self.detail = keep(&d.detail);
+                self.terminal_line = keep(&d.terminal_line);
                 self.final_text = Some(d.final_text.clone());
                 if d.elapsed_ms > 0 {
                     self.elapsed_ms = Some(d.elapsed_ms);
@@ -405,6 +421,7 @@ impl RunState {
                         tc.state = ToolState::Abandoned;
                     }
                 }
+                self.waiting.clear();
                 self.finished = true;
             }
             // Sent as messages of their own after the run (egress `files`).

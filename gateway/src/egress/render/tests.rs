@@ -88,6 +88,7 @@ pub(super) fn done(reason: DoneReason, final_text: &str) -> Kind {
             output_tokens: 678,
             reasoning_output_tokens: 100,
         }),
+        ..Default::default()
     })
 }
 
@@ -822,6 +823,8 @@ fn random_event(rng: &mut XorShift, seq: u64) -> pb::WorkerEvent {
             final_text: rng.string(60_000),
             elapsed_ms: rng.next() >> 30,
             usage: None,
+            terminal_line: rng.string(300),
+            ..Default::default()
         }),
         _ => text(&item, &rng.string(200)),
     };
@@ -945,4 +948,59 @@ fn a_lone_message_shows_no_queue_line_once_it_runs() {
     assert!(line.contains("Starting"), "{line}");
     st.apply(&ev(2, started()));
     assert_eq!(element_text(&render(&st, &opts).card, "queue"), None);
+}
+
+#[test]
+fn the_card_says_what_the_run_waits_for_until_it_is_decided_or_ends() {
+    let opts = RenderOptions::default();
+    let mut st = RunState::new("run-1");
+    st.apply(&ev(1, started()));
+    let wait = |id: &str, what: &str, waiting: bool| {
+        Kind::ApprovalWait(pb::ApprovalWait {
+            approval_id: id.into(),
+            what: what.into(),
+            waiting,
+        })
+    };
+    st.apply(&ev(2, wait("0", "run `rm *x*`", true)));
+    let line = element_text(&render(&st, &opts).card, "queue").expect("waiting");
+    assert!(line.contains("Waiting for approval"), "{line}");
+    assert!(line.contains("rm"), "{line}");
+    st.apply(&ev(3, wait("1", "change a.txt", true)));
+    let line = element_text(&render(&st, &opts).card, "queue").expect("waiting");
+    assert!(line.contains("+1 more"), "{line}");
+    st.apply(&ev(4, wait("0", "", false)));
+    st.apply(&ev(5, wait("1", "", false)));
+    assert_eq!(element_text(&render(&st, &opts).card, "queue"), None);
+    st.apply(&ev(6, wait("2", "run `ls`", true)));
+    st.apply(&ev(7, done(DoneReason::Interrupted, "stopped")));
+    assert_eq!(element_text(&render(&st, &opts).card, "queue"), None);
+}
+
+#[test]
+fn a_finished_card_shows_the_terminal_line_and_its_signed_thread_buttons() {
+    let opts = RenderOptions::default();
+    let mut st = RunState::new("run-1");
+    st.apply(&ev(1, started()));
+    st.final_buttons = vec![("Fork".into(), "tok-f".into())];
+    // Not while it runs.
+    assert!(!render(&st, &opts).json.contains("tok-f"));
+    st.apply(&ev(
+        2,
+        Kind::Done(pb::Done {
+            reason: DoneReason::Completed as i32,
+            final_text: "ok".into(),
+            terminal_line: "cd /w && CODEX_HOME=/h codex resume t-1".into(),
+            ..Default::default()
+        }),
+    ));
+    st.final_buttons = vec![
+        ("Fork".into(), "tok-f".into()),
+        ("Archive".into(), "tok-a".into()),
+    ];
+    let card = render(&st, &opts).card;
+    let line = element_text(&card, "terminal_line").expect("the line");
+    assert!(line.contains("codex resume t-1"), "{line}");
+    let json = card.to_string();
+    assert!(json.contains("tok-f") && json.contains("tok-a"), "{json}");
 }

@@ -15,6 +15,8 @@ pub(crate) struct PendingApproval {
     pub(crate) actor_id: String,
     /// One line: what Codex asked to do.
     pub(crate) what: String,
+    /// Who may decide it (config `approvers` when it was asked).
+    pub(crate) approvers: fcx_config::Approvers,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +45,11 @@ impl PendingApprovals {
 
     pub(crate) fn add(&self, approval_id: &str, pending: PendingApproval) {
         self.lock().pending.push((approval_id.to_string(), pending));
+    }
+
+    /// The requests still waiting, removed (the run is ending).
+    pub(crate) fn take(&self) -> Vec<(String, PendingApproval)> {
+        std::mem::take(&mut self.lock().pending)
     }
 
     pub(crate) fn get(&self, approval_id: &str) -> Option<PendingApproval> {
@@ -92,6 +99,7 @@ mod tests {
         PendingApproval {
             actor_id: "ou_a".into(),
             what: "rm -rf build".into(),
+            approvers: fcx_config::Approvers::Admins,
         }
     }
 

@@ -55,6 +55,12 @@ pub(crate) fn thread_resume(spec: &RunSpec, thread_id: &str) -> Value {
     Value::Object(m)
 }
 
+/// `thread/fork`: a new thread with `thread_id`'s history, under this
+/// spec's workspace, sandbox, model and overrides (as a resume would run).
+pub(crate) fn thread_fork(spec: &RunSpec, thread_id: &str) -> Value {
+    thread_resume(spec, thread_id)
+}
+
 fn input(text: &str, images: &[std::path::PathBuf]) -> Value {
     let mut items: Vec<Value> = images
         .iter()

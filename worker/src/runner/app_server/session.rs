@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::mapping::Mapper;
 use super::protocol as p;
 use super::rpc::{Incoming, Reader, Writer};
-use crate::runner::{ControlError, RunControl, RunSpec, RunnerEvent, ToolKind};
+use crate::runner::{ApprovalDecision, ControlError, RunControl, RunSpec, RunnerEvent, ToolKind};
 
 /// Why the conversation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +192,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 biased;
                 _ = self.cancel.cancelled(), if interrupt_deadline.is_none() => {
                     interrupt_deadline = Some(Instant::now() + self.interrupt_grace);
+                    self.decline_pending().await?;
                     self.interrupt().await?;
                 }
                 _ = sleep_until_opt(interrupt_deadline), if interrupt_deadline.is_some() => {
@@ -208,6 +209,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 },
             }
         }
+    }
+
+    /// A stopped turn's approval requests are declined before it is
+    /// interrupted: Codex is never left waiting on a person who can no
+    /// longer answer.
+    async fn decline_pending(&mut self) -> Result<(), End> {
+        for (approval_id, id) in std::mem::take(&mut self.pending) {
+            tracing::info!(run_id = %self.run_id, approval = %approval_id, "the run was stopped; declining its approval request");
+            self.writer
+                .respond(id, p::approval_answer(&ApprovalDecision::Decline))
+                .await
+                .map_err(|_| End::ChildGone)?;
+        }
+        Ok(())
     }
 
     async fn interrupt(&mut self) -> Result<(), End> {

@@ -1,6 +1,7 @@
-//! `thread/list` outside a run: a short-lived `codex app-server` child
-//! (same binary, environment and containment as a run's) asked which
-//! threads Codex has for a workspace, then shut down by closing its stdin.
+//! Threads outside a run: a short-lived `codex app-server` child (same
+//! binary, environment and containment as a run's) asked one thing
+//! (`thread/list` for a workspace, `thread/fork`, `thread/archive`), then
+//! shut down by closing its stdin.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use super::rpc::{Incoming, Reader, Writer};
 use crate::runner::RunSpec;
 use crate::runner::exec::child::{prepare_codex_command, spawn_with_retry};
 
-/// The whole listing, child start included.
+/// The whole call, child start included.
 const LIST_LIMIT: Duration = Duration::from_secs(20);
 /// How long the child may take to exit after its stdin closed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -29,8 +30,42 @@ pub(crate) struct ListedThread {
 /// Threads of every source are asked for (`exec` ones included, which the
 /// default "interactive" filter leaves out).
 pub(crate) async fn list(spec: &RunSpec, limit: u32) -> Result<Vec<ListedThread>, String> {
-    // No config overrides: listing reads Codex's own records, and the
-    // overrides stay off argv (runner::overrides).
+    let params = json!({
+        "cwd": spec.cwd,
+        "limit": limit,
+        "sourceKinds": ["cli", "vscode", "exec", "appServer"],
+        // Present but empty: every provider (omitted, codex filters by the
+        // provider of its own config, which the listing child does not get:
+        // the overrides stay off argv).
+        "modelProviders": [],
+    });
+    Ok(parse(&one_call(spec, "thread/list", params).await?))
+}
+
+/// A new thread with `thread_id`'s history (`thread/fork`); its id.
+pub(crate) async fn fork(spec: &RunSpec, thread_id: &str) -> Result<String, String> {
+    let result = one_call(
+        spec,
+        "thread/fork",
+        super::protocol::thread_fork(spec, thread_id),
+    )
+    .await?;
+    super::protocol::thread_id_of(&result)
+        .ok_or_else(|| "codex app-server answered thread/fork without a thread".to_string())
+}
+
+/// Codex archives `thread_id` (`thread/archive`).
+pub(crate) async fn archive(spec: &RunSpec, thread_id: &str) -> Result<(), String> {
+    one_call(spec, "thread/archive", json!({ "threadId": thread_id }))
+        .await
+        .map(|_| ())
+}
+
+/// Starts a child, asks `method`, and shuts the child down.
+async fn one_call(spec: &RunSpec, method: &str, params: Value) -> Result<Value, String> {
+    // No config overrides on the child: they stay off argv
+    // (runner::overrides); a call that starts a thread carries them in its
+    // params.
     let args: Vec<OsString> = vec!["app-server".into()];
     let mut cmd = prepare_codex_command(spec, args).await?;
     let mut child = spawn_with_retry(&mut cmd)
@@ -50,15 +85,6 @@ pub(crate) async fn list(spec: &RunSpec, limit: u32) -> Result<Vec<ListedThread>
     };
     let mut reader = Reader::new(stdout, 8 << 20);
     let mut writer = Writer::new(stdin);
-    let params = json!({
-        "cwd": spec.cwd,
-        "limit": limit,
-        "sourceKinds": ["cli", "vscode", "exec", "appServer"],
-        // Present but empty: every provider (omitted, codex filters by the
-        // provider of its own config, which the listing child does not get:
-        // the overrides stay off argv).
-        "modelProviders": [],
-    });
     let work = async {
         call(
             &mut reader,
@@ -71,7 +97,7 @@ pub(crate) async fn list(spec: &RunSpec, limit: u32) -> Result<Vec<ListedThread>
             .notify("initialized")
             .await
             .map_err(|e| e.to_string())?;
-        call(&mut reader, &mut writer, "thread/list", params).await
+        call(&mut reader, &mut writer, method, params).await
     };
     let listed = tokio::time::timeout(LIST_LIMIT, async {
         tokio::select! {
@@ -80,7 +106,7 @@ pub(crate) async fn list(spec: &RunSpec, limit: u32) -> Result<Vec<ListedThread>
         }
     })
     .await
-    .map_err(|_| "codex app-server did not answer thread/list in time".to_string())
+    .map_err(|_| format!("codex app-server did not answer {method} in time"))
     .and_then(|r| r);
     writer.close();
     if tokio::time::timeout(EXIT_GRACE, child.wait())
@@ -90,7 +116,7 @@ pub(crate) async fn list(spec: &RunSpec, limit: u32) -> Result<Vec<ListedThread>
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
-    Ok(parse(&listed?))
+    listed
 }
 
 async fn call<R, W>(
@@ -115,7 +141,7 @@ where
             }
             Some(Incoming::Request { id, .. }) => {
                 let _ = writer
-                    .respond_error(id, -32601, "fcx only lists threads here")
+                    .respond_error(id, -32601, "fcx asks one thing here and nothing else")
                     .await;
             }
             Some(_) => {}
