@@ -7,7 +7,8 @@
 //! `RUN: <cmd>`, `RUN_ESCALATED: <cmd>`, `PATCH`, `STALL`, `FAIL`, `TRUNCATE`,
 //! `HTTP500`, `REASON`; anything else gets `hi from mock (turn N)`. When the
 //! request ends with a tool output the reply is `Command done. Output: …`, which
-//! ends the turn.
+//! ends the turn. `RUN_TWICE: <cmd>` runs the command, then once more in the
+//! same turn (an approval for the session is not asked again).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -452,6 +453,22 @@ fn plan_reply(body: &Value, n: u64) -> Reply {
         .and_then(tool_output_text)
     {
         let mut events = vec![created];
+        let outputs = input.map_or(0, |items| {
+            items
+                .iter()
+                .filter(|i| i["type"] == "function_call_output")
+                .count()
+        });
+        if outputs == 1
+            && let Some(cmd) = keyword_line(&last_user_text(body).unwrap_or_default(), "RUN_TWICE:")
+        {
+            events.push(function_call(n, 0, &json!({"cmd": cmd})));
+            events.push(completed);
+            return Reply::Sse {
+                events,
+                stall: false,
+            };
+        }
         events.extend(message_events(
             n,
             0,
@@ -490,6 +507,8 @@ fn plan_reply(body: &Value, n: u64) -> Reply {
         });
         events.push(function_call(n, index, &args));
     } else if let Some(cmd) = keyword_line(&text, "RUN:") {
+        events.push(function_call(n, index, &json!({"cmd": cmd})));
+    } else if let Some(cmd) = keyword_line(&text, "RUN_TWICE:") {
         events.push(function_call(n, index, &json!({"cmd": cmd})));
     } else if text.contains("PATCH") {
         events.push(json!({

@@ -430,3 +430,72 @@ fn stop_while_waiting_declines_the_request_and_interrupts_the_turn() {
     );
     drop(env);
 }
+
+#[test]
+fn approve_for_session_is_not_asked_again_for_the_same_command() {
+    let env = env("");
+    // The mock runs it, then the same command once more in the same turn.
+    let om = env.say("RUN_TWICE: touch session-ok.txt && echo session-approved");
+    let (card, _) = env.approval_card(&om);
+    let toast = env.click(USER, &card, "Approve for session");
+    assert!(toast.contains("info"), "{toast}");
+    env.wait_reply_under(&card, "Approved for this session by");
+    let (_, run_card) = env.run_card(&om);
+    env.wait_card(&run_card, "Done", true);
+    // The model's last request holds both results.
+    let ran = env
+        .mock
+        .requests()
+        .last()
+        .and_then(|r| r.body["input"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .filter(|i| {
+            i["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("session-approved"))
+        })
+        .count();
+    assert_eq!(ran, 2, "both ran: {}", env.tool_outputs());
+    let cards = env
+        .e
+        .fake
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.parent_id == om
+                && env
+                    .e
+                    .fake
+                    .card_view(&m.message_id)
+                    .is_some_and(|v| v.labels().iter().any(|l| l == "Approve"))
+        })
+        .count();
+    assert_eq!(cards, 1, "asked once: {}", env.replies_under(&om));
+    drop(env);
+}
+
+#[test]
+fn a_pending_approval_stays_actionable_across_a_gateway_restart() {
+    let mut env = env("");
+    let om = env.say("RUN: touch after-restart.txt && echo approved-after-restart");
+    let (card, _) = env.approval_card(&om);
+    // fcxd dies and comes back; the worker (and the waiting turn) live on.
+    env.e.fcxd.kill9();
+    env.e.fcxd = fcx_tests::harness::Fcxd::daemon(&env.e.home);
+    env.e
+        .rt
+        .block_on(env.e.fake.wait_for_connections(1, WAIT))
+        .expect("the new fcxd opens the long connection");
+    // The card the old fcxd posted still decides (its token says where it
+    // belongs); a click by someone else is still refused.
+    let toast = env.click(OTHER, &card, "Approve");
+    assert!(toast.contains("warning"), "{toast}");
+    let toast = env.click(USER, &card, "Approve");
+    assert!(toast.contains("info"), "{toast}");
+    env.wait_tool_output("approved-after-restart");
+    env.wait_reply_under(&card, "Approved by");
+    assert!(env.e.home.workspace.join("after-restart.txt").exists());
+    drop(env);
+}
