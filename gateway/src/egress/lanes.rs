@@ -341,6 +341,19 @@ fn nonempty(s: &str) -> Option<String> {
 async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: bool) {
     tracing::debug!(seq = ev.seq, scope = %ev.scope, run_id = %ev.run_id, "outbound event");
     gateway_work(ctx, ev).await;
+    if let Some(Kind::CommandReply(c)) = &ev.kind
+        && c.command() == pb::CommandName::Approval
+        && !c.buttons.is_empty()
+    {
+        // Only a card carries its buttons, whatever the scope's mode.
+        let posted = is_chat_scope(&ev.scope)
+            && !pb::Scope::key_is_comment(&ev.scope)
+            && st.card.cards.surface().command_card(ev, c).await;
+        if !posted {
+            crate::egress::approval_post::undeliverable(&ctx.worker, ev, c).await;
+        }
+        return;
+    }
     if pb::Scope::key_is_comment(&ev.scope) {
         st.comment.show(ev, draw).await;
         return;

@@ -2,6 +2,7 @@
 //! per-scope lanes, run cards, message replies, files, and the console's
 //! terminal.
 
+pub(crate) mod approval_post;
 pub(crate) mod cards;
 pub(crate) mod comment;
 pub(crate) mod console;

@@ -254,6 +254,8 @@ impl Click {
                 approval_id: approval_id.to_string(),
                 decision: decision as i32,
                 note,
+                // Only fcxd's own report sets it, never a click.
+                undeliverable: false,
             })
         } else if let Some(v) = c.action.strip_prefix(ACTION_THREAD) {
             // `<op>/<thread_id>`, bound to the run whose card it was.

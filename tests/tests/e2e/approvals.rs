@@ -24,6 +24,11 @@ pub(crate) struct Env {
 /// approval = "untrusted") against the mock model; `extra` goes under
 /// `[profiles.default.codex]`.
 pub(crate) fn env(extra: &str) -> Env {
+    env_mode(extra, "card")
+}
+
+/// [`env`] with the profile's reply mode.
+fn env_mode(extra: &str, reply_mode: &str) -> Env {
     let codex = fcx_tests::real_codex();
     assert!(codex.is_file());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -53,7 +58,7 @@ pub(crate) fn env(extra: &str) -> Env {
         ),
     );
     home.write_config(&format!(
-        "{codex_part}[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"file:{}\"\nreply_mode = \"card\"\n[profiles.default.access]\nowner = \"{USER}\"\nadmins = [\"{ADMIN}\"]\nallowed_users = [\"{OTHER}\"]\n",
+        "{codex_part}[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"file:{}\"\nreply_mode = \"{reply_mode}\"\n[profiles.default.access]\nowner = \"{USER}\"\nadmins = [\"{ADMIN}\"]\nallowed_users = [\"{OTHER}\"]\n",
         fake.base_url(),
         fake.app_id(),
         secret.display(),
@@ -497,5 +502,41 @@ fn a_pending_approval_stays_actionable_across_a_gateway_restart() {
     env.wait_tool_output("approved-after-restart");
     env.wait_reply_under(&card, "Approved by");
     assert!(env.e.home.workspace.join("after-restart.txt").exists());
+    drop(env);
+}
+
+#[test]
+fn a_request_whose_card_cannot_be_posted_is_declined_and_the_run_says_so() {
+    // Markdown mode: nothing replies to the message before the approval
+    // card (the run shows a reaction), so the one refused reply is the card.
+    let env = env_mode("", "markdown");
+    let ev = env.e.fake.events().p2p_text(
+        "oc_ap1",
+        USER,
+        "RUN: touch never-asked.txt && echo never-printed",
+    );
+    let om = message_id(&ev);
+    env.e
+        .fake
+        .fail_next_code(&format!("/open-apis/im/v1/messages/{om}/reply"), 1, 230_002);
+    env.e.push(&ev);
+    // Codex was told no, and the turn went on.
+    env.wait_tool_output("rejected");
+    let said = || {
+        super::app_server::events(&env.e.home)
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                Some(fcx_proto::v1::worker_event::Kind::Error(r)) => Some(r.message),
+                _ => None,
+            })
+            .find(|m| m.contains("could not be posted"))
+    };
+    eventually(WAIT, said, || {
+        format!("the run never said so\n{}", env.e.home.read_logs())
+    });
+    env.wait_reply_under(&om, "could not be posted");
+    assert!(!env.e.home.workspace.join("never-asked.txt").exists());
+    let logs = env.e.home.read_logs();
+    assert!(logs.contains("undeliverable"), "{logs}");
     drop(env);
 }

@@ -24,6 +24,55 @@ const STALE: &str = "This card is out of date: the workspace or access changed s
 pub(super) struct Approvals<'a>(pub(super) &'a Deps);
 
 impl Approvals<'_> {
+    /// fcxd could not post the request's card (only fcxd sends this, over
+    /// the worker's private socket): nobody can decide it, so it is
+    /// declined now and the run says why.
+    fn undeliverable(&self, a: &pb::Action, ap: &pb::ApprovalAction) -> pb::ActResult {
+        let d = self.0;
+        let Some(slot) = d.sched.slot(&a.scope, &ap.run_id) else {
+            return pb::ActResult {
+                ok: false,
+                message: GONE.into(),
+            };
+        };
+        let Some((pending, _answer)) = slot
+            .approvals
+            .decide(&ap.approval_id, crate::runner::ApprovalDecision::Decline)
+        else {
+            return pb::ActResult {
+                ok: false,
+                message: GONE.into(),
+            };
+        };
+        tracing::info!(scope = %a.scope, run_id = %ap.run_id, approval = %ap.approval_id, by = "undeliverable", decision = "deny", what = %pending.what, "approval decided");
+        let reply_to = slot.reply_to();
+        approval::waiting(
+            &d.ctx,
+            &a.scope,
+            &ap.run_id,
+            &reply_to,
+            &ap.approval_id,
+            &pending.what,
+            false,
+        );
+        d.ctx.emit(
+            &a.scope,
+            &ap.run_id,
+            &reply_to,
+            pb::worker_event::Kind::Error(pb::RunError {
+                message: format!(
+                    "The approval card could not be posted, so Codex was told no: {}.",
+                    pending.what
+                ),
+                fatal: false,
+            }),
+        );
+        pb::ActResult {
+            ok: true,
+            message: "declined".into(),
+        }
+    }
+
     pub(super) fn decide(&self, a: &pb::Action) -> pb::ActResult {
         let d = self.0;
         let refused = |message: &str| pb::ActResult {
@@ -33,6 +82,9 @@ impl Approvals<'_> {
         let Some(pb::action::Kind::Approval(ap)) = &a.kind else {
             return refused("not an approval");
         };
+        if ap.undeliverable {
+            return self.undeliverable(a, ap);
+        }
         let Some(decision) = approval::decision(ap.decision()) else {
             return refused("no decision given");
         };

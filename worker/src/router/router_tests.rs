@@ -543,6 +543,7 @@ async fn an_approval_is_decided_once_by_the_requester_or_an_admin() {
             approval_id: "0".into(),
             decision: decision as i32,
             note: String::new(),
+            undeliverable: false,
         })),
     };
     // Someone else: refused, still pending.
