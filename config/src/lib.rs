@@ -300,9 +300,10 @@ impl AuthMode {
 #[serde(rename_all = "kebab-case")]
 pub enum RunnerKind {
     /// One `codex exec --json` child per turn.
-    #[default]
     Exec,
-    /// `codex app-server` over stdio JSON-RPC: live deltas, interrupt, steer.
+    /// `codex app-server` over stdio JSON-RPC: live deltas, interrupt, steer,
+    /// approvals. The default since every run and command test passes on it.
+    #[default]
     AppServer,
 }
 

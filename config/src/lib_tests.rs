@@ -23,11 +23,11 @@ fn no_file_gives_a_default_profile() {
 }
 
 #[test]
-fn runner_defaults_to_exec_and_accepts_app_server() {
+fn runner_defaults_to_app_server_and_accepts_exec() {
     let (_d, h) = home();
     let c = Config::load(&h).expect("default config");
     let p = c.profile(DEFAULT_PROFILE).expect("default profile");
-    assert_eq!(p.codex.runner, RunnerKind::Exec);
+    assert_eq!(p.codex.runner, RunnerKind::AppServer);
     let file = Path::new("/x/config.toml");
     for (value, want) in [
         ("exec", RunnerKind::Exec),
@@ -251,11 +251,19 @@ fn approvers_default_to_the_actor_plus_admins_and_take_each_word() {
 fn approvals_with_the_exec_runner_are_a_config_error_naming_the_fix() {
     let (_d, h) = home();
     let file = Path::new("/x/config.toml");
-    let e = Config::parse(file, "[profiles.p.codex]\napproval = \"untrusted\"\n", &h)
+    let text = "[profiles.p.codex]\nrunner = \"exec\"\napproval = \"untrusted\"\n";
+    let e = Config::parse(file, text, &h)
         .expect_err("exec cannot ask")
         .to_string();
     assert!(e.contains("approval"), "{e}");
     assert!(e.contains("runner = \"app-server\""), "{e}");
+    // The default runner, app-server, can.
+    let c = Config::parse(file, "[profiles.p.codex]\napproval = \"untrusted\"\n", &h)
+        .expect("app-server asks");
+    assert_eq!(
+        c.profile("p").expect("p").codex.approval,
+        ApprovalPolicy::Untrusted
+    );
 }
 
 #[test]

@@ -884,7 +884,7 @@ async fn command_cards_offer_what_each_role_may_use() {
         ("session", "new session"),
         ("access", "workspace"),
         ("sandbox", "workspace-write, network off"),
-        ("runner", "exec"),
+        ("runner", "app-server"),
         ("identity", "feishu:cli_test"),
         ("queued", "0 here, 0 in the profile"),
         ("active run", "none"),

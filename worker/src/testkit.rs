@@ -43,7 +43,9 @@ pub(crate) fn profile(dir: &std::path::Path, runs: RunsConfig) -> Profile {
             api_key: None,
             model: None,
             overrides: Vec::new(),
-            runner: Default::default(),
+            // The binary is no codex: under app-server /resume would ask it
+            // for thread/list. Runner behaviour is tested end to end.
+            runner: fcx_config::RunnerKind::Exec,
             during_run: Default::default(),
             approval: Default::default(),
             approval_timeout_secs: 600,

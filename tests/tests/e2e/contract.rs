@@ -55,7 +55,8 @@ async fn hello_refuses_another_protocol_version() {
         .expect("matching version")
         .into_inner();
     assert_eq!(ok.profile, "default");
-    assert_eq!(ok.runner(), fcx_proto::v1::RunnerKind::Exec);
+    // The default runner.
+    assert_eq!(ok.runner(), fcx_proto::v1::RunnerKind::AppServer);
     // What the worker states is what the gateway will offer.
     let want: Vec<String> = fcx_proto::caps::WORKER
         .iter()

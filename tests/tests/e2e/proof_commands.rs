@@ -100,7 +100,7 @@ fn every_run_leaves_one_structured_summary_line_without_chat_text() {
     let (done, stopped) = (&lines[0], &lines[1]);
     for l in [done, stopped] {
         assert_eq!(l["scope"], "chat:console", "{l}");
-        assert_eq!(l["runner"], "exec", "{l}");
+        assert_eq!(l["runner"], "app-server", "{l}");
         assert_eq!(l["target"], "fcx::run", "{l}");
         assert_eq!(l["messages"], 1, "{l}");
         assert!(l["duration_ms"].is_u64(), "{l}");
