@@ -193,6 +193,7 @@ impl RunDriver {
                     final_text: String::new(),
                     elapsed_ms: elapsed,
                     usage: None,
+                    failed_in: 0,
                 }),
             );
             tracing::warn!(run_id = %run.run_id, scope = %run.scope, requeued, "run interrupted by a worker restart");
@@ -260,6 +261,13 @@ impl RunDriver {
         }
         tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
         let elapsed_ms = (now_ms() - job.slot.started_at_ms).max(0) as u64;
+        let failed_in = match reason {
+            pb::DoneReason::Failed if job.slot.info(&job.scope).child_pid != 0 => {
+                pb::RunPhase::Codex
+            }
+            pb::DoneReason::Failed => pb::RunPhase::Prepare,
+            _ => pb::RunPhase::Unspecified,
+        };
         end::log_summary(&end::Summary {
             scope: &job.scope,
             run_id: &job.run_id,
@@ -277,6 +285,7 @@ impl RunDriver {
                 final_text,
                 elapsed_ms,
                 usage: Some(end::usage_pb(totals)),
+                failed_in: failed_in as i32,
             }),
         );
         self.send_outbox(&job).await;

@@ -88,6 +88,7 @@ pub(super) fn done(reason: DoneReason, final_text: &str) -> Kind {
             output_tokens: 678,
             reasoning_output_tokens: 100,
         }),
+        ..Default::default()
     })
 }
 
@@ -795,6 +796,7 @@ fn random_event(rng: &mut XorShift, seq: u64) -> pb::WorkerEvent {
             final_text: rng.string(60_000),
             elapsed_ms: rng.next() >> 30,
             usage: None,
+            ..Default::default()
         }),
         _ => text(&item, &rng.string(200)),
     };
