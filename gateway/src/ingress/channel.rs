@@ -173,6 +173,7 @@ pub(crate) async fn run(
             }
         };
     let callbacks = crate::ingress::click::Callbacks {
+        profile: profile.name.clone(),
         keys,
         nonces,
         carriers,
