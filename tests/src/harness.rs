@@ -260,11 +260,12 @@ impl WorkerProc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let worker = WorkerProc {
+        let mut worker = WorkerProc {
             child: cmd.spawn().expect("spawn fcx-worker"),
         };
         let addr = SocketAddr::new(home.home.join("run/worker-default.sock"));
         let deadline = Instant::now() + WAIT;
+        let mut exits = Vec::new();
         loop {
             if let Ok(c) = fcx_ipc::connect(&addr).await {
                 let mut cl = WorkerClient::new(c);
@@ -272,7 +273,19 @@ impl WorkerProc {
                     return (worker, cl);
                 }
             }
-            assert!(Instant::now() < deadline, "fcx-worker did not start");
+            // Right after a kill -9 of the previous worker, under load, a
+            // new one has been seen to refuse with "another live process is
+            // already serving" the socket: start it again, as fcxd's
+            // supervisor would, and say so if that never ends.
+            if let Ok(Some(st)) = worker.child.try_wait() {
+                exits.push(st);
+                worker.child = cmd.spawn().expect("spawn fcx-worker");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fcx-worker did not start; it exited {exits:?}; listeners on its socket:\n{}",
+                socket_listeners(addr.path())
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -292,6 +305,19 @@ impl Drop for WorkerProc {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// `ss -xlp` lines naming `path`: who still listens there (diagnostics).
+fn socket_listeners(path: &Path) -> String {
+    let out = Command::new("ss").args(["-xlp"]).output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ss: {e}"));
+    let p = path.display().to_string();
+    text.lines()
+        .filter(|l| l.contains(&p))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The profile owner the Feishu environments configure.

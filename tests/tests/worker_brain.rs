@@ -601,11 +601,10 @@ async fn kill_9_under_load_loses_nothing_and_runs_again_at_most_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let reader = fcx_state::Reader::open(&db).expect("db");
-    let run_states: HashMap<String, String> = reader
-        .runs(usize::MAX)
-        .expect("runs")
-        .into_iter()
-        .map(|r| (r.run_id, r.state))
+    let runs = reader.runs(usize::MAX).expect("runs");
+    let run_states: HashMap<String, String> = runs
+        .iter()
+        .map(|r| (r.run_id.clone(), r.state.clone()))
         .collect();
     // Each message's inbox state and the state of the run that took it.
     let rows: HashMap<String, (String, String)> = reader
@@ -647,7 +646,13 @@ async fn kill_9_under_load_loses_nothing_and_runs_again_at_most_once() {
         match run_state.as_str() {
             "completed" => assert!(n >= 1, "{id} completed without running"),
             "interrupted" => interrupted += 1,
-            other => panic!("{id}: run state {other}"),
+            other => panic!(
+                "{id}: run state {other}: {:?}",
+                runs.iter()
+                    .filter(|r| r.state == other)
+                    .map(|r| (&r.run_id, &r.detail))
+                    .collect::<Vec<_>>()
+            ),
         }
     }
     eprintln!(
