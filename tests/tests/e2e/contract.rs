@@ -253,6 +253,23 @@ fn the_bench_runs_and_prints_its_figures() {
         assert!(l["queue_wait_ms"]["p99"].as_f64().is_some(), "{load}: {l}");
     }
     assert_eq!(v["targets"]["many_scopes.out_of_order_starts"], 0, "{v}");
+    // Feedback at accept (issue 11), under app-server (the default) and
+    // exec side by side; printed, not judged.
+    for (name, runner) in [
+        ("card", "app-server"),
+        ("markdown", "app-server"),
+        ("card_exec", "exec"),
+    ] {
+        let f = &v["feedback"][name];
+        assert_eq!(f["runner"], runner, "{name}: {f}");
+        for figure in [
+            "delivered_to_first_feedback_ms",
+            "lone_message_answer_overhead_ms",
+        ] {
+            assert!(f[figure]["p50"].as_f64().is_some(), "{name}: {f}");
+            assert!(f[figure]["p99"].as_f64().is_some(), "{name}: {f}");
+        }
+    }
     // Run cards under a text burst: latency, pacing, rate limits, coalescing.
     let single = &v["cards"]["single_run"];
     assert!(single["delta_to_card_ms"]["p50"].as_f64().is_some(), "{v}");

@@ -8,6 +8,10 @@
 //!   from the ACK (negative when the feedback left before the ACK did);
 //! - answer-visible overhead: (delivered → first call showing the answer)
 //!   minus (the fake codex's start → its emitting the answer).
+//!
+//! Under the default runner (app-server) in both modes, and in card mode
+//! under exec too (`card_exec`), so the two runners compare in one run
+//! (the fake codex's turn is the same scenario in both).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -38,18 +42,24 @@ pub(super) async fn bench_feedback(
         ),
     )?;
     let mut out = serde_json::Map::new();
-    for mode in ["card", "markdown"] {
-        let times = dir.path().join(format!("emit-{mode}"));
+    for (name, mode, runner) in [
+        ("card", "card", "app-server"),
+        ("markdown", "markdown", "app-server"),
+        ("card_exec", "card", "exec"),
+    ] {
+        let times = dir.path().join(format!("emit-{name}"));
         let env: [(&str, &Path); 2] = [
             ("FAKE_CODEX_SCENARIOS", dir.path()),
             ("FAKE_CODEX_EMIT_TIMES", &times),
         ];
         // The product default: no debounce key, so none.
-        let rig = FeishuRig::start_with(
+        let rig = FeishuRig::start_runner(
             bins,
             "max_concurrent = 4",
             &format!("reply_mode = \"{mode}\"\n"),
             &env,
+            fcx_tests::fake_feishu::Redelivery::none(),
+            runner,
         )
         .await?;
         let mut seen = HashSet::new();
@@ -64,8 +74,9 @@ pub(super) async fn bench_feedback(
             }
         }
         out.insert(
-            mode.to_string(),
+            name.to_string(),
             json!({
+                "runner": runner,
                 "delivered_to_first_feedback_ms": summary(first),
                 "ack_to_first_feedback_ms": summary(from_ack),
                 "lone_message_answer_overhead_ms": summary(overhead),
