@@ -570,8 +570,10 @@ impl Server {
         let (text, images) = input_of(params);
         turn.shared.borrow_mut().steers.push(text);
         self.cli.images.extend(images);
-        respond(id, json!({"turnId": turn.turn_id}));
+        let answer = json!({"turnId": turn.turn_id});
+        // Recorded before the answer: whoever got the answer reads it.
         self.record();
+        respond(id, answer);
     }
 
     fn list(&self, id: &Value, params: &Value) {
