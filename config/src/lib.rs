@@ -15,12 +15,14 @@ pub mod env_allow;
 pub mod env_secrets;
 mod home;
 pub mod keystore;
+pub mod lark_cli;
 pub mod model_endpoint;
 mod private;
 pub mod registry;
 mod secret;
 
 pub use home::{Home, MEDIA_DIR, ProfilePaths, outgoing_in};
+pub use lark_cli::LarkCli;
 pub use private::{
     INHERITED_UMASK_ENV, inherited_umask, not_dumpable, private_dir, restrict_umask,
 };
@@ -107,6 +109,8 @@ pub struct Profile {
     pub access: AccessConfig,
     /// What Codex may do in it.
     pub permissions: PermissionsConfig,
+    /// The Feishu/Lark CLI identity its Codex children get (`lark_cli`).
+    pub lark_cli: LarkCli,
 }
 
 /// Which of the two deployments of the platform the app lives on; they

@@ -38,6 +38,7 @@ struct RawProfile {
     access: RawAccess,
     #[serde(default)]
     permissions: RawPermissions,
+    lark_cli: Option<crate::LarkCli>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -585,6 +586,7 @@ fn build_profile(
             default: default_ws,
         },
         runs,
+        lark_cli: rp.lark_cli.unwrap_or_default(),
     })
 }
 

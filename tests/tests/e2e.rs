@@ -19,6 +19,7 @@ mod e2e {
     pub(crate) mod feishu_channel;
     pub(crate) mod files_out;
     pub(crate) mod hardening;
+    pub(crate) mod lark_cli;
     pub(crate) mod link;
     pub(crate) mod ops;
     pub(crate) mod proof_commands;

@@ -106,7 +106,29 @@ impl Ctx {
             &settings,
             default_pin,
             cap,
+            self.one_to_one(scope),
         )
+    }
+
+    /// Whether `scope` is a one-to-one chat (a private chat or the
+    /// console), by the newest message journaled there; anything else, or
+    /// a scope whose journal is gone, counts as shared.
+    pub(crate) fn one_to_one(&self, scope: &str) -> bool {
+        use fcx_proto::v1::ChatType;
+        if !scope.starts_with("chat:") {
+            return false;
+        }
+        match self.store.journal().last_chat_type(scope) {
+            Ok(Some(t)) => matches!(
+                ChatType::try_from(t),
+                Ok(ChatType::Private | ChatType::Console)
+            ),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(scope, error = %e, "cannot read the scope's chat type");
+                false
+            }
+        }
     }
 
     pub(crate) fn access_lists(&self) -> std::sync::MutexGuard<'_, Lists> {

@@ -16,6 +16,7 @@ mod context;
 mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lark_cli;
 mod lifetime;
 mod media;
 mod pin;

@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use fcx_config::{AccessMode, AuthMode, Home, Profile};
+use fcx_config::{AccessMode, AuthMode, Home, LarkCli, Profile};
 use sha2::{Digest, Sha256};
 
 use crate::pin::{self, Pin};
@@ -18,6 +18,9 @@ pub(crate) struct RunPolicy {
     pub(crate) access: AccessMode,
     pub(crate) sandbox: Sandbox,
     pub(crate) network: bool,
+    /// The Feishu/Lark CLI identity its runs get (the profile's preset,
+    /// bot-only outside one-to-one chats).
+    pub(crate) lark_cli: LarkCli,
     /// Hex SHA-256 over everything that must match for a thread to resume.
     pub(crate) fingerprint: String,
 }
@@ -104,7 +107,9 @@ pub(crate) fn effective_access(profile: &Profile, settings: &ScopeSettings) -> A
 /// same realpath, same directory. The access mode is at most `cap` (what
 /// a run's senders allow, see `access::run_cap`). A capped policy has its own fingerprint:
 /// a capped run never continues a thread started under more access, nor
-/// the reverse.
+/// the reverse. `one_to_one`: the scope is a private chat or the console
+/// (the only places a user identity for `lark-cli` may apply).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn resolve_capped(
     profile: &Profile,
     home: &Home,
@@ -112,6 +117,7 @@ pub(crate) fn resolve_capped(
     settings: &ScopeSettings,
     default_pin: Option<&Pin>,
     cap: AccessMode,
+    one_to_one: bool,
 ) -> Result<RunPolicy, PolicyError> {
     let cwd = match &settings.workspace {
         Some(stored) => {
@@ -154,6 +160,7 @@ pub(crate) fn resolve_capped(
         AccessMode::Workspace => profile.permissions.network,
         AccessMode::Full => true,
     };
+    let lark_cli = crate::lark_cli::effective(profile, one_to_one);
     let fingerprint = fingerprint(&FingerprintInput {
         scope,
         cwd: &cwd,
@@ -164,7 +171,7 @@ pub(crate) fn resolve_capped(
         attachment_policy: ATTACHMENT_POLICY,
         auth: &profile.codex.auth,
         codex_home: &codex_home_identity(profile, home),
-        identity: &identity(profile),
+        identity: &format!("{};lark-cli={}", identity(profile), lark_cli.as_str()),
         config: &config_digest(profile),
     });
     Ok(RunPolicy {
@@ -172,6 +179,7 @@ pub(crate) fn resolve_capped(
         access,
         sandbox,
         network,
+        lark_cli,
         fingerprint,
     })
 }
@@ -523,6 +531,36 @@ mod tests {
 
     fn home_in(d: &Path) -> Home {
         Home::with_user_home(d.join("fcx"), d.to_path_buf())
+    }
+
+    #[test]
+    fn the_lark_cli_identity_moves_the_fingerprint_and_groups_are_bot_only() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let home = home_in(d.path());
+        let mut p = crate::testkit::profile(d.path(), fcx_config::RunsConfig::default());
+        std::fs::create_dir_all(&p.workspaces.default).expect("ws");
+        let st = ScopeSettings::default();
+        let resolve = |p: &Profile, one_to_one: bool| {
+            resolve_capped(p, &home, "chat:a", &st, None, AccessMode::Full, one_to_one)
+                .expect("policy")
+        };
+        let bot = resolve(&p, true);
+        assert_eq!(bot.lark_cli, LarkCli::BotOnly);
+        p.lark_cli = LarkCli::Disabled;
+        let off = resolve(&p, true);
+        assert_eq!(off.lark_cli, LarkCli::Disabled);
+        p.lark_cli = LarkCli::UserDefault;
+        let user = resolve(&p, true);
+        assert_eq!(user.lark_cli, LarkCli::UserDefault);
+        let group = resolve(&p, false);
+        assert_eq!(group.lark_cli, LarkCli::BotOnly);
+        assert_ne!(bot.fingerprint, off.fingerprint);
+        assert_ne!(bot.fingerprint, user.fingerprint);
+        assert_ne!(off.fingerprint, user.fingerprint);
+        assert_eq!(
+            group.fingerprint, bot.fingerprint,
+            "same identity, same policy"
+        );
     }
 
     #[test]

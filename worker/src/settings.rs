@@ -592,6 +592,7 @@ mod tests {
                 max_access: max,
                 network: false,
             },
+            lark_cli: Default::default(),
         }
     }
 

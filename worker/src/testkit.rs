@@ -74,6 +74,7 @@ pub(crate) fn profile(dir: &std::path::Path, runs: RunsConfig) -> Profile {
             max_access: AccessMode::Full,
             network: false,
         },
+        lark_cli: Default::default(),
     }
 }
 

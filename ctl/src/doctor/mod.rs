@@ -5,6 +5,7 @@
 //! not fail.
 
 mod feishu;
+mod lark;
 mod local;
 mod model;
 
@@ -144,6 +145,7 @@ pub(crate) async fn doctor(
         for p in profiles {
             let mut c = Checks::new(Some(&p.name));
             local::profile(home, p, &mut c).await;
+            lark::lark_cli(home, p, &mut c);
             if let Some(app) = &p.app {
                 feishu::app(p, app, &mut c).await;
             }

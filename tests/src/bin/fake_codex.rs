@@ -429,6 +429,18 @@ fn profile_config(cli: &Cli) -> Option<String> {
     std::fs::read_to_string(home.join(format!("{name}.config.toml"))).ok()
 }
 
+/// `lark-cli`'s config file as a command Codex runs would read it (the
+/// directory fcx names in `LARKSUITE_CLI_CONFIG_DIR`), and whether the app
+/// secret file it points at is readable there.
+fn lark_cli_config() -> Option<serde_json::Value> {
+    let dir = std::env::var_os("LARKSUITE_CLI_CONFIG_DIR").filter(|v| !v.is_empty())?;
+    let text = std::fs::read_to_string(PathBuf::from(dir).join("config.json")).ok()?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let secret_path = v["apps"][0]["appSecret"]["id"].as_str().map(PathBuf::from);
+    v["secret_readable"] = json!(secret_path.is_some_and(|p| std::fs::metadata(p).is_ok()));
+    Some(v)
+}
+
 fn write_record(cli: &Cli, argv: &[String], cwd: &str, prompt: Option<&str>) {
     write_record_with(cli, argv, cwd, prompt, &[]);
 }
@@ -461,6 +473,7 @@ fn write_record_with(
         "resume_id": cli.resume,
         "args": cli,
         "profile_config": profile_config(cli),
+        "lark_cli_config": lark_cli_config(),
         "umask": umask(),
     });
     for (k, v) in extra {

@@ -118,6 +118,12 @@ impl Info<'_> {
             &confine::describe(&confine::available()),
         ));
         fields.push(field("identity", &policy::identity(profile)));
+        if let Ok(p) = &policy {
+            fields.push(field(
+                "lark-cli",
+                &crate::lark_cli::describe(profile, p.lark_cli),
+            ));
+        }
         fields.push(field(
             "model",
             profile.codex.model.as_deref().unwrap_or("Codex default"),
@@ -278,6 +284,13 @@ impl Info<'_> {
             confine::available()
                 .map(|()| confine::describe(&Ok(())))
                 .map_err(|e| confine::describe(&Err(e))),
+        );
+        check(
+            "lark-cli",
+            Ok(crate::lark_cli::describe(
+                profile,
+                crate::lark_cli::effective(profile, d.ctx.one_to_one(&inbound.scope)),
+            )),
         );
         check(
             "workspace",

@@ -41,7 +41,7 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
     if crate::runner::exec::confine::available().is_ok() {
         env.hide = Some(Hide {
             root: home.root().to_path_buf(),
-            keep: env.codex_home.clone(),
+            keep: env.codex_home.iter().cloned().collect(),
             // The operator's own Codex login, unless this profile uses it.
             also: if p.codex.auth == AuthMode::InheritUser {
                 Vec::new()

@@ -369,7 +369,13 @@ impl RunDriver {
         // seconds): not on an async worker thread.
         let env = {
             let (profile, home) = (profile.clone(), self.ctx.home.clone());
-            tokio::task::spawn_blocking(move || child_env(&profile, &home)).await
+            let lark = policy.lark_cli;
+            tokio::task::spawn_blocking(move || {
+                let mut env = child_env(&profile, &home)?;
+                crate::lark_cli::project(&profile, &home, lark, &mut env)?;
+                Ok::<_, String>(env)
+            })
+            .await
         };
         let env = match env {
             Ok(Ok(e)) => e,

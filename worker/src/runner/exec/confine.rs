@@ -20,11 +20,16 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Hide {
     /// Replaced by an empty tmpfs (`$FCX_HOME`).
     pub(crate) root: PathBuf,
-    /// Bound back inside `root` (the profile's Codex home).
-    pub(crate) keep: Option<PathBuf>,
+    /// Bound back inside `root` (the profile's Codex home, its `lark-cli`
+    /// directory); at most [`MAX_KEEP`].
+    pub(crate) keep: Vec<PathBuf>,
     /// Also replaced by an empty tmpfs when they exist (`~/.codex`).
     pub(crate) also: Vec<PathBuf>,
 }
+
+/// How many directories one child may have bound back (the pre-exec hook
+/// holds their handles in a fixed array: it may not allocate).
+pub(crate) const MAX_KEEP: usize = 4;
 
 /// How a profile's runs are isolated, for `/status` and `/doctor`.
 pub(crate) fn describe(available: &Result<(), String>) -> String {
@@ -45,7 +50,7 @@ fn probe() -> Result<(), String> {
     let dir = tempfile_dir().map_err(|e| format!("probe: {e}"))?;
     let hide = Hide {
         root: dir.join("home"),
-        keep: Some(dir.join("home/keep")),
+        keep: vec![dir.join("home/keep")],
         also: vec![],
     };
     std::fs::create_dir_all(dir.join("home/keep")).map_err(|e| format!("probe: {e}"))?;
@@ -126,9 +131,9 @@ mod linux {
     struct Plan {
         root: CString,
         mkdirs: Vec<CString>,
-        /// The kept directory (opened inside the new namespace: a bind
+        /// The kept directories (opened inside the new namespace: a bind
         /// needs a source from the caller's own mount namespace).
-        keep: Option<CString>,
+        keep: Vec<CString>,
         also: Vec<CString>,
         uid_map: Vec<u8>,
         gid_map: Vec<u8>,
@@ -171,15 +176,25 @@ mod linux {
     fn plan(hide: &Hide) -> Result<Plan, String> {
         // SAFETY: geteuid/getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let keep = hide.keep.as_deref().map(cstr).transpose()?;
-        let mkdirs = match &hide.keep {
-            Some(k) => dirs_between(&hide.root, k)
-                .ok_or_else(|| "the Codex home is not inside FCX_HOME".to_string())?
-                .iter()
-                .map(|d| cstr(d))
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
+        if hide.keep.len() > super::MAX_KEEP {
+            return Err("too many directories to keep".into());
+        }
+        let keep = hide
+            .keep
+            .iter()
+            .map(|k| cstr(k))
+            .collect::<Result<_, _>>()?;
+        let mut mkdirs = Vec::new();
+        for k in &hide.keep {
+            for d in dirs_between(&hide.root, k)
+                .ok_or_else(|| format!("{} is not inside FCX_HOME", k.display()))?
+            {
+                let d = cstr(&d)?;
+                if !mkdirs.contains(&d) {
+                    mkdirs.push(d);
+                }
+            }
+        }
         Ok(Plan {
             root: cstr(&hide.root)?,
             mkdirs,
@@ -270,19 +285,17 @@ mod linux {
             )
         })?;
         // Opened before the tmpfs hides it.
-        let kept = match &p.keep {
-            Some(k) => {
-                let fd = unsafe {
-                    libc::open(
-                        k.as_ptr(),
-                        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                    )
-                };
-                check(fd)?;
-                Some((fd, k))
-            }
-            None => None,
-        };
+        let mut fds: [libc::c_int; super::MAX_KEEP] = [-1; super::MAX_KEEP];
+        for (i, k) in p.keep.iter().enumerate() {
+            let fd = unsafe {
+                libc::open(
+                    k.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            check(fd)?;
+            fds[i] = fd;
+        }
         tmpfs(&p.root)?;
         for d in &p.mkdirs {
             let r = unsafe { libc::mkdir(d.as_ptr(), 0o700) };
@@ -293,7 +306,7 @@ mod linux {
                 }
             }
         }
-        if let Some((fd, dst)) = kept {
+        for (fd, dst) in fds.iter().copied().zip(p.keep.iter()) {
             let mut src = [0u8; 32];
             fd_path(fd, &mut src);
             let r = check(unsafe {
@@ -374,7 +387,7 @@ mod tests {
             &mut cmd,
             &Hide {
                 root: root.clone(),
-                keep: Some(keep.clone()),
+                keep: vec![keep.clone()],
                 also: vec![other.clone()],
             },
         )
