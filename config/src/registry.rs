@@ -87,10 +87,24 @@ pub struct Registration {
     path: PathBuf,
 }
 
+impl Registration {
+    /// Whether `fcxctl kill` signalled the process (see [`mark_killed`]).
+    pub fn was_killed(&self) -> bool {
+        self.path.with_extension("killed").exists()
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(self.path.with_extension("killed"));
     }
+}
+
+/// Notes that an operator is about to signal `e` (`fcxctl kill`), so the
+/// process that registered it can say why it ended.
+pub fn mark_killed(home: &Home, e: &Entry) -> std::io::Result<()> {
+    std::fs::write(file(home, e.pid).with_extension("killed"), b"")
 }
 
 /// Registers the calling process.
@@ -136,6 +150,10 @@ pub fn list(home: &Home) -> Vec<Entry> {
     let mut out = Vec::new();
     for de in rd.flatten() {
         let p = de.path();
+        if p.extension().is_some_and(|x| x == "killed") && !p.with_extension("json").exists() {
+            let _ = std::fs::remove_file(&p);
+            continue;
+        }
         if p.extension().is_none_or(|x| x != "json") {
             continue;
         }

@@ -27,10 +27,15 @@ pub(crate) fn kill(
             home.root().display()
         );
     };
+    if e.kind == "codex" {
+        // The run then ends as failed "killed by the operator", not as a crash.
+        let _ = registry::mark_killed(home, e);
+    }
     let sig = signal(e, force)?;
     let what = match e.kind.as_str() {
         "fcxd" => " (it stops its workers and exits)",
         "worker" if !force => " (its runs end as interrupted; fcxd starts a new worker)",
+        "codex" => " (its run ends as failed, killed by the operator)",
         _ => "",
     };
     writeln!(

@@ -479,3 +479,55 @@ fn the_metrics_endpoint_counts_runs_and_workers() {
     let (status, _) = http_get(&addr, "/other").expect("answer");
     assert!(status.contains("404"), "{status}");
 }
+
+#[test]
+fn a_stuck_codex_child_is_registered_and_fcxctl_kill_fails_its_run_with_the_reason() {
+    let home = TestHome::new();
+    home.write_config(&home.fake_codex_config(""));
+    let mut f = Fcxd::console(&home);
+    f.wait_for("fcx console");
+    f.send("FAKE:stall stuck for good");
+    f.wait_for("] started");
+    let fcx_home = fcx_config::Home::new(&home.home);
+    // The Codex child is listed as `r:RUN` once it is up.
+    let child = eventually(
+        WAIT,
+        || {
+            fcx_config::registry::list(&fcx_home)
+                .into_iter()
+                .find(|e| e.kind == "codex")
+        },
+        || format!("{:?}", fcx_config::registry::list(&fcx_home)),
+    );
+    assert!(child.id.starts_with("r:"), "{child:?}");
+    assert_eq!(child.profile, "default");
+    let (code, out, err) = fcxctl(&home, &["kill", &child.id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("codex {} (pid {})", child.id, child.pid)),
+        "{out}"
+    );
+    let seen = f.wait_for("killed by the operator");
+    assert!(seen.contains("] failed"), "{seen}");
+    assert!(
+        seen.contains(&format!("fcxctl kill {}", child.id)),
+        "{seen}"
+    );
+    // Its entry is gone with the run: the id is refused now.
+    eventually(
+        WAIT,
+        || {
+            (!fcx_config::registry::list(&fcx_home)
+                .iter()
+                .any(|e| e.id == child.id))
+            .then_some(())
+        },
+        || format!("{:?}", fcx_config::registry::list(&fcx_home)),
+    );
+    let (code, _, err) = fcxctl(&home, &["kill", &child.id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a running fcx process"), "{err}");
+    // The next message runs as usual.
+    f.send("hello again");
+    f.wait_for("] completed");
+}

@@ -541,6 +541,7 @@ impl RunDriver {
             resumed_from,
             open: HashMap::new(),
             waiting: approval::Waiting::default(),
+            registered: None,
         };
         let result = loop {
             let idle_deadline = idle_limit.map(|l| last_event + l);
@@ -581,7 +582,7 @@ impl RunDriver {
         job.slot.close_steering();
         drop(ctl_tx);
         t.close_open_tools();
-        match unreachable {
+        let mut result = match unreachable {
             // The stop, not Codex's answer to it, is what the user needs.
             Some(message) if job.slot.stop_reason() == Some(StopReason::ModelUnreachable) => {
                 RunResult {
@@ -590,7 +591,16 @@ impl RunDriver {
                 }
             }
             _ => result,
+        };
+        if t.killed_by_operator() && result.outcome != runner::Outcome::Completed {
+            result.outcome = runner::Outcome::Failed {
+                message: format!(
+                    "Codex was killed by the operator (fcxctl kill r:{}).",
+                    job.run_id
+                ),
+            };
         }
+        result
     }
 
     fn conclude(

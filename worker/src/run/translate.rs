@@ -31,11 +31,38 @@ pub(crate) struct Translator<'a> {
     pub(crate) open: HashMap<String, (pb::ToolKind, String)>,
     /// Approval requests waiting for a person.
     pub(crate) waiting: super::approval::Waiting,
+    /// The Codex child's entry in the process registry (`r:RUN`), so
+    /// `fcxctl kill` can stop a stuck child; removed when the run ends.
+    pub(crate) registered: Option<fcx_config::registry::Registration>,
 }
 
 impl Translator<'_> {
     pub(crate) fn approval_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.ctx.profile.codex.approval_timeout_secs)
+    }
+
+    fn register(&mut self, pid: u32) {
+        let entry = fcx_config::registry::Entry {
+            id: format!("r:{}", self.job.run_id),
+            kind: "codex".into(),
+            pid,
+            profile: self.ctx.profile.name.clone(),
+            started_at_ms: crate::util::now_ms(),
+            start_ticks: fcx_config::registry::start_ticks(pid),
+        };
+        // A run whose child cannot be registered still runs; only
+        // `fcxctl kill` cannot name it.
+        match fcx_config::registry::register(&self.ctx.home, &entry) {
+            Ok(r) => self.registered = Some(r),
+            Err(e) => {
+                tracing::warn!(run_id = %self.job.run_id, error = %e, "cannot register the codex child")
+            }
+        }
+    }
+
+    /// Whether an operator killed this run's child (`fcxctl kill`).
+    pub(crate) fn killed_by_operator(&self) -> bool {
+        self.registered.as_ref().is_some_and(|r| r.was_killed())
     }
 
     fn emit(&self, kind: Kind) {
@@ -52,6 +79,7 @@ impl Translator<'_> {
                     tracing::error!(error = %e, "cannot record the child pid");
                 }
                 job.slot.set_child(pid);
+                self.register(pid);
                 tracing::info!(run_id = %job.run_id, pid, "codex child spawned");
             }
             RunnerEvent::ThreadStarted { thread_id } => self.thread_started(thread_id),
