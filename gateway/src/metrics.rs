@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use fcx_proto::v1::worker_event::Kind;
-use fcx_proto::v1::{DoneReason, WorkerEvent};
+use fcx_proto::v1::{DoneReason, RunPhase, WorkerEvent};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +64,12 @@ struct Runs {
     tokens: BTreeMap<(String, &'static str), u64>,
     /// (profile, fatal) → run errors reported.
     errors: BTreeMap<(String, bool), u64>,
+    /// (profile, phase) → runs that ended failed.
+    failures: BTreeMap<(String, &'static str), u64>,
+    /// (profile, reason) → card clicks refused.
+    denials: BTreeMap<(String, String), u64>,
+    /// (app id, code) → Open API answers with a business error code.
+    api_errors: BTreeMap<(String, i64), u64>,
     /// (profile, scope) → when its waiting run's first message was queued.
     queued_at: HashMap<(String, String), i64>,
 }
@@ -76,6 +82,29 @@ pub(crate) struct RunMetrics {
 
 /// The process's run figures (one fcxd, one set of counters).
 pub(crate) static RUNS: LazyLock<RunMetrics> = LazyLock::new(RunMetrics::default);
+
+fn phase(p: RunPhase) -> &'static str {
+    match p {
+        RunPhase::Prepare => "prepare",
+        RunPhase::Codex => "codex",
+        RunPhase::Unspecified => "unknown",
+    }
+}
+
+/// A card click fcxd refused (`reason`: why, as the callback check names it).
+pub(crate) fn callback_denied(profile: &str, reason: &str) {
+    let mut r = RUNS.runs.lock().unwrap_or_else(|p| p.into_inner());
+    *r.denials
+        .entry((profile.to_string(), reason.replace(' ', "_")))
+        .or_default() += 1;
+}
+
+/// An Open API answer with a non-zero business `code` for `app_id`
+/// (counted per answer, retried ones included).
+pub(crate) fn feishu_api_error(app_id: &str, code: i64) {
+    let mut r = RUNS.runs.lock().unwrap_or_else(|p| p.into_inner());
+    *r.api_errors.entry((app_id.to_string(), code)).or_default() += 1;
+}
 
 fn outcome(r: DoneReason) -> &'static str {
     match r {
@@ -107,6 +136,11 @@ impl RunMetrics {
                 }
             }
             Kind::Done(d) => {
+                if d.reason() == DoneReason::Failed {
+                    *r.failures
+                        .entry((profile.to_string(), phase(d.failed_in())))
+                        .or_default() += 1;
+                }
                 *r.ended
                     .entry((profile.to_string(), outcome(d.reason())))
                     .or_default() += 1;
@@ -194,6 +228,46 @@ impl RunMetrics {
                 out,
                 "fcx_run_errors_total{{profile=\"{}\",fatal=\"{fatal}\"}} {n}",
                 esc(p)
+            );
+        }
+        head(
+            out,
+            "fcx_run_failures_total",
+            "counter",
+            "Runs that ended failed, by phase (prepare: before Codex ran; codex: while it ran).",
+        );
+        for ((p, ph), n) in &r.failures {
+            let _ = writeln!(
+                out,
+                "fcx_run_failures_total{{profile=\"{}\",phase=\"{ph}\"}} {n}",
+                esc(p)
+            );
+        }
+        head(
+            out,
+            "fcx_callback_denials_total",
+            "counter",
+            "Card clicks refused (forged, replayed, expired, someone else's...), by reason.",
+        );
+        for ((p, why), n) in &r.denials {
+            let _ = writeln!(
+                out,
+                "fcx_callback_denials_total{{profile=\"{}\",reason=\"{}\"}} {n}",
+                esc(p),
+                esc(why)
+            );
+        }
+        head(
+            out,
+            "fcx_feishu_api_errors_total",
+            "counter",
+            "Feishu/Lark Open API answers with a business error code, by code.",
+        );
+        for ((app, code), n) in &r.api_errors {
+            let _ = writeln!(
+                out,
+                "fcx_feishu_api_errors_total{{app_id=\"{}\",code=\"{code}\"}} {n}",
+                esc(app)
             );
         }
     }
@@ -402,9 +476,35 @@ mod tests {
                 }),
             ),
         );
+        for (reason, phase) in [
+            (DoneReason::Failed, RunPhase::Prepare),
+            (DoneReason::Failed, RunPhase::Codex),
+            (DoneReason::Completed, RunPhase::Unspecified),
+        ] {
+            m.observe(
+                if reason == DoneReason::Failed {
+                    "f"
+                } else {
+                    "other"
+                },
+                &ev(
+                    "chat:c",
+                    1,
+                    Kind::Done(Done {
+                        reason: reason as i32,
+                        failed_in: phase as i32,
+                        ..Default::default()
+                    }),
+                ),
+            );
+        }
         let mut out = String::new();
         m.write(&mut out);
         for want in [
+            "fcx_run_failures_total{profile=\"f\",phase=\"prepare\"} 1",
+            "fcx_run_failures_total{profile=\"f\",phase=\"codex\"} 1",
+            "fcx_run_failures_total{profile=\"w\\\"x\",phase=\"unknown\"} 1",
+            "fcx_runs_total{profile=\"other\",outcome=\"completed\"} 1",
             "fcx_runs_total{profile=\"work\",outcome=\"completed\"} 1",
             "fcx_runs_total{profile=\"w\\\"x\",outcome=\"failed\"} 1",
             "fcx_run_duration_seconds_bucket{profile=\"work\",le=\"5\"} 0",

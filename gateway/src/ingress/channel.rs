@@ -169,6 +169,7 @@ pub(crate) async fn run(
             }
         };
     let callbacks = crate::ingress::click::Callbacks {
+        profile: profile.name.clone(),
         keys,
         nonces,
         carriers,

@@ -193,6 +193,8 @@ impl NonceStore for FileNonceStore {
 
 /// Verifies card clicks (in the ACK path: pure and fast).
 pub(crate) struct Callbacks {
+    /// The profile whose cards these are (for the denial metric).
+    pub(crate) profile: String,
     pub(crate) keys: SharedKeys,
     pub(crate) nonces: Box<dyn NonceStore>,
     pub(crate) carriers: Carriers,
@@ -325,6 +327,7 @@ impl Callbacks {
     /// low-detail toast); the reason is logged once.
     pub(crate) fn check(&self, event: &Value) -> Result<Click, Value> {
         let deny = |d: Denied| {
+            crate::metrics::callback_denied(&self.profile, &d.to_string());
             if let Some(held_back) = super::warn_limit::admit("card action denied") {
                 tracing::warn!(reason = ?d, held_back, "card action denied");
             }

@@ -77,6 +77,7 @@ fn ten_thousand_forged_clicks_are_all_refused_with_a_harmless_toast() {
     let keys = SharedKeys::open(d.path()).expect("keys");
     let version = keys.current_version();
     let cb = Callbacks {
+        profile: "p".into(),
         keys: keys.clone(),
         nonces: Box::new(MemoryNonceStore::new(100_000)),
         carriers: Carriers::default(),

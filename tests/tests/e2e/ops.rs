@@ -478,6 +478,48 @@ fn the_metrics_endpoint_counts_runs_and_workers() {
     }
     let (status, _) = http_get(&addr, "/other").expect("answer");
     assert!(status.contains("404"), "{status}");
+
+    // Each family moves: a run Codex fails, a forged click, an Open API
+    // answer with an error code.
+    let scrape_until = |want: &str| {
+        eventually(
+            WAIT,
+            || {
+                http_get(&addr, "/metrics")
+                    .map(|(_, body)| body)
+                    .filter(|b| b.contains(want))
+            },
+            || format!("no {want}\n{:?}", http_get(&addr, "/metrics")),
+        )
+    };
+    let ev = fake
+        .events()
+        .p2p_text("oc_metrics", USER, "FAKE:fail please");
+    rt.block_on(fake.push(&ev)).expect("push");
+    scrape_until("fcx_run_failures_total{profile=\"default\",phase=\"codex\"} 1");
+    let forged = fake.events().card_action(
+        USER,
+        &om,
+        "oc_metrics",
+        serde_json::json!({"fcx": "forged.token"}),
+        None,
+    );
+    let f = rt.block_on(fake.push(&forged)).expect("push");
+    rt.block_on(fake.wait_for_ack(&f, WAIT)).expect("ACK");
+    let body = scrape_until("fcx_callback_denials_total{profile=\"default\",reason=");
+    assert!(
+        body.contains("# TYPE fcx_callback_denials_total counter"),
+        "{body}"
+    );
+    fake.fail_next_code("/open-apis/im/v1/messages/*", 1, 230_099);
+    let ev = fake
+        .events()
+        .p2p_text("oc_metrics", USER, "answer despite an error");
+    rt.block_on(fake.push(&ev)).expect("push");
+    scrape_until(&format!(
+        "fcx_feishu_api_errors_total{{app_id=\"{}\",code=\"230099\"}} 1",
+        fake.app_id()
+    ));
 }
 
 #[test]

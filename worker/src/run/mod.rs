@@ -263,6 +263,13 @@ impl RunDriver {
         }
         tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
         let elapsed_ms = (now_ms() - job.slot.started_at_ms).max(0) as u64;
+        let failed_in = match reason {
+            pb::DoneReason::Failed if job.slot.info(&job.scope).child_pid != 0 => {
+                pb::RunPhase::Codex
+            }
+            pb::DoneReason::Failed => pb::RunPhase::Prepare,
+            _ => pb::RunPhase::Unspecified,
+        };
         end::log_summary(&end::Summary {
             scope: &job.scope,
             run_id: &job.run_id,
@@ -291,6 +298,7 @@ impl RunDriver {
                 usage: Some(end::usage_pb(totals)),
                 buttons: thread_buttons::buttons(&self.ctx.profile, &info.thread_id),
                 terminal_line,
+                failed_in: failed_in as i32,
             }),
         );
         self.send_outbox(&job).await;

@@ -186,6 +186,9 @@ impl Transport {
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            if let Some(c) = code.filter(|c| *c != 0) {
+                crate::metrics::feishu_api_error(&self.app_id, c);
+            }
 
             // Rate limits: wait the advertised reset (or back off), bounded.
             let rate_code = code.filter(|c| RATE_LIMIT_CODES.contains(c));
