@@ -140,9 +140,13 @@ fn no_secret_value_appears_in_logs_state_platform_traffic_or_codex_argv() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
+    // lark_cli's bot-only preset stores the app secret for lark-cli on
+    // purpose (README: "The Feishu/Lark CLI in runs"); this proof is about
+    // everything else.
     let cfg = format!(
         r#"[profiles.default]
 enabled = true
+lark_cli = "disabled"
 [profiles.default.codex]
 binary = "{codex}"
 auth = "api-key"
