@@ -165,8 +165,13 @@ pub(crate) fn config_json(
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
+    // Runs of several scopes start at once and each projects the same
+    // files: a temporary name of its own per write, so one run's clean-up
+    // never removes the file another is about to rename (that race failed
+    // runs with ENOENT under load).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

@@ -14,19 +14,14 @@ const WAIT: Duration = Duration::from_secs(60);
 const MEMBER: &str = "ou_member00000000000000000000000002";
 const GROUP: &str = "oc_grp1";
 
-/// The `--sandbox` value of fake-codex record `r`.
+/// The sandbox fake-codex record `r` ran under: `args.sandbox`, which the
+/// fake fills from exec's `--sandbox` and from app-server's thread settings
+/// alike, so the test holds under either runner.
 fn sandbox(r: &Value) -> String {
-    let argv: Vec<&str> = r["argv"]
-        .as_array()
-        .expect("argv")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let at = argv
-        .iter()
-        .position(|a| *a == "--sandbox")
-        .unwrap_or_else(|| panic!("no --sandbox in {argv:?}"));
-    argv[at + 1].to_string()
+    r["args"]["sandbox"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no sandbox in {r}"))
+        .to_string()
 }
 
 /// Pushes a group message mentioning the bot: (IM message id, frame id).
@@ -90,7 +85,10 @@ fn a_full_group_runs_each_message_with_its_senders_cap_and_cards_show_full() {
     ];
     let text: String = steps.iter().map(|s| format!("{s}\n")).collect();
     std::fs::write(gate_dir.path().join("gate.jsonl"), text).expect("scenario");
-    let e = FeishuEnv::start_with_runs(
+    // Messages written during a run wait for the next one (queue), so the
+    // burst below is one merged run; under the default (steer) the owner's
+    // part would join the running full-access turn instead.
+    let e = FeishuEnv::start_with(
         "card",
         Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
         &[(
@@ -98,6 +96,7 @@ fn a_full_group_runs_each_message_with_its_senders_cap_and_cards_show_full() {
             &gate_dir.path().display().to_string(),
         )],
         "[profiles.default.permissions]\nmax_access = \"full\"",
+        "during_run = \"queue\"",
     );
 
     // The owner gives the group full access.
