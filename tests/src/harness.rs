@@ -20,6 +20,22 @@ use fcx_proto::v1::{GatewayStatus, GatewayStatusRequest, PsRequest, PsResponse, 
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A workspace binary (`fcxd`, `fcx-worker`, `fcxctl`, `fake-codex`, ...).
+/// `fcxctl ARGS` on `home`: (exit code, stdout, stderr).
+pub fn fcxctl(home: &TestHome, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(bin("fcxctl"))
+        .arg("--home")
+        .arg(&home.home)
+        .args(args)
+        .env_remove("FCX_CODEX_BINARY")
+        .output()
+        .expect("run fcxctl");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>

@@ -934,27 +934,7 @@ fn bench_idle_rss(bins: &Path) -> anyhow::Result<serde_json::Value> {
 }
 
 fn child_named(parent: u32, name: &str) -> Option<u32> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
-        let ppid: u32 = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if ppid == parent && comm.starts_with(&name[..name.len().min(15)]) {
-            return Some(pid);
-        }
-    }
-    None
+    soak::children_named(parent, name).into_iter().next()
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

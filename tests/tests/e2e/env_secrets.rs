@@ -3,11 +3,10 @@
 //! runs still get the key, and a reload that names a variable fcxd did not
 //! read at start is refused with the restart hint.
 
-use std::process::Command;
-
 use fcx_tests::fake_feishu::FakeFeishu;
 use fcx_tests::harness::{
-    FEISHU_USER as USER, Fcxd, TestHome, WAIT, bin, eventually, message_id, processes_mentioning,
+    FEISHU_USER as USER, Fcxd, TestHome, WAIT, bin, eventually, fcxctl, message_id,
+    processes_mentioning,
 };
 
 /// The start-up environment of `pid` as the kernel shows it; `None` when
@@ -109,22 +108,6 @@ fn fcxd_and_the_worker_drop_env_secrets_from_their_environment_and_runs_still_ge
             "{taken} is in the worker's environment"
         );
     }
-}
-
-/// `fcxctl ARGS` on `home`: (exit code, stdout, stderr).
-fn fcxctl(home: &TestHome, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(bin("fcxctl"))
-        .arg("--home")
-        .arg(&home.home)
-        .args(args)
-        .env_remove("FCX_CODEX_BINARY")
-        .output()
-        .expect("run fcxctl");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Operating fcxd (issue 13): profiles added and removed with fcxctl and
 //! applied by `fcxctl reload` (or SIGHUP) without touching the others.
 
-use std::process::Command;
-
 use fcx_tests::fake_feishu::FakeFeishu;
-use fcx_tests::harness::{FEISHU_USER as USER, Fcxd, TestHome, WAIT, bin, eventually, message_id};
+use fcx_tests::harness::{
+    FEISHU_USER as USER, Fcxd, TestHome, WAIT, bin, eventually, fcxctl, message_id,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -12,22 +12,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// `fcxctl ARGS` on `home`: (exit code, stdout, stderr).
-fn fcxctl(home: &TestHome, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(bin("fcxctl"))
-        .arg("--home")
-        .arg(&home.home)
-        .args(args)
-        .env_remove("FCX_CODEX_BINARY")
-        .output()
-        .expect("run fcxctl");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 fn worker_pid(rt: &tokio::runtime::Runtime, home: &TestHome, profile: &str) -> Option<u32> {

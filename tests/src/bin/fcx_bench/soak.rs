@@ -184,7 +184,7 @@ impl SoakRig {
 }
 
 /// Every child of `parent` with this command name.
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
+pub(crate) fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
