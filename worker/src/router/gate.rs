@@ -110,7 +110,7 @@ impl Gate {
     /// The access decision for one message, logged with its reason.
     pub(super) fn decide(&self, inbound: &Inbound, need: Need) -> Decision {
         let f = self.facts(inbound);
-        let (actor, role, chat) = (actor_id(inbound), f.role, f.chat);
+        let (actor, role, chat, chat_enabled) = (actor_id(inbound), f.role, f.chat, f.chat_enabled);
         let d = access::decide(f, need);
         let reason = match &d {
             Decision::Allow => "allowed",
@@ -122,6 +122,9 @@ impl Gate {
             event_id = %inbound.event_id,
             role = ?role,
             chat = ?chat,
+            // A member of an enabled group has no personal role (Stranger)
+            // yet is allowed: the log says why.
+            chat_enabled,
             need = ?need,
             decision = match d {
                 Decision::Allow => "allow",
