@@ -301,6 +301,24 @@ fn worker_killed_mid_run_is_restarted_and_nothing_accepted_is_lost() {
     assert_eq!(p.worker_state().word(), "ready");
     assert_eq!(p.queued, 1, "{st:?}");
     let worker = p.worker_pid;
+    // "started" is said when the child is spawned; under app-server its
+    // turn (the prompt the count below reads) starts a moment later. On a
+    // loaded machine the kill could land in between: wait for the turn.
+    eventually(
+        Duration::from_secs(30),
+        || {
+            h.fake_records()
+                .iter()
+                .any(|r| {
+                    r["prompt"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("FAKE:long first")
+                })
+                .then_some(())
+        },
+        || format!("the first turn never started\n{}", h.read_logs()),
+    );
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL)
         .expect("kill -9 worker");
     let seen = f.wait_for("interrupted (worker restarted; running it again)");
