@@ -47,32 +47,23 @@ pub(crate) const SUMMARY_TARGET: &str = "fcx::run";
 /// an operator can aggregate. Never the prompt, the answer or the failure
 /// detail (those are chat text; the detail has its own line).
 pub(crate) fn log_summary(s: &Summary<'_>) {
-    match s.usage {
-        Some(u) => tracing::info!(
-            target: SUMMARY_TARGET,
-            scope = s.scope,
-            run_id = s.run_id,
-            runner = s.runner,
-            outcome = s.outcome,
-            duration_ms = s.duration_ms,
-            messages = s.messages,
-            input_tokens = u.input_tokens,
-            cached_input_tokens = u.cached_input_tokens,
-            output_tokens = u.output_tokens,
-            reasoning_output_tokens = u.reasoning_output_tokens,
-            "run summary"
-        ),
-        None => tracing::info!(
-            target: SUMMARY_TARGET,
-            scope = s.scope,
-            run_id = s.run_id,
-            runner = s.runner,
-            outcome = s.outcome,
-            duration_ms = s.duration_ms,
-            messages = s.messages,
-            "run summary"
-        ),
-    }
+    // A `None` field is left out of the line, as a run without usage has
+    // no token figures to report.
+    let u = s.usage;
+    tracing::info!(
+        target: SUMMARY_TARGET,
+        scope = s.scope,
+        run_id = s.run_id,
+        runner = s.runner,
+        outcome = s.outcome,
+        duration_ms = s.duration_ms,
+        messages = s.messages,
+        input_tokens = u.map(|u| u.input_tokens),
+        cached_input_tokens = u.map(|u| u.cached_input_tokens),
+        output_tokens = u.map(|u| u.output_tokens),
+        reasoning_output_tokens = u.map(|u| u.reasoning_output_tokens),
+        "run summary"
+    );
 }
 
 /// How a run that was stopped before it could start ends.
