@@ -194,6 +194,8 @@ pub(crate) enum CtlError {
     NotRunning {
         socket: PathBuf,
     },
+    // Told apart from NotRunning by a Unix socket connect (admin.rs).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Unreachable {
         socket: PathBuf,
         reason: String,

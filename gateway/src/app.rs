@@ -326,7 +326,9 @@ async fn run(
 }
 
 enum Signal {
-    /// SIGHUP: read config.toml again.
+    /// SIGHUP: read config.toml again (Unix only: Windows has no SIGHUP;
+    /// `fcxctl reload` works everywhere).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Reload,
     /// SIGTERM or Ctrl-C.
     Stop,

@@ -617,6 +617,7 @@ impl Fcxd {
         let _ = self.child.wait();
     }
 
+    #[cfg(unix)]
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig);
     }
@@ -625,6 +626,9 @@ impl Fcxd {
 impl Drop for Fcxd {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // A graceful stop first where there is one (Windows has no
+            // SIGTERM for a console-less child: it is killed below).
+            #[cfg(unix)]
             self.signal(nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {

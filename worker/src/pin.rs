@@ -121,6 +121,7 @@ pub(crate) fn check_owner(_real: &Path) -> Result<(), PolicyError> {
     Ok(())
 }
 
-#[cfg(test)]
+// Symlinks, modes and owners: the Unix checks.
+#[cfg(all(test, unix))]
 #[path = "pin_tests.rs"]
 mod tests;

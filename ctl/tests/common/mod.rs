@@ -143,7 +143,7 @@ pub(crate) fn set_mode(p: &Path, mode: u32) {
 }
 
 #[cfg(not(unix))]
-pub fn set_mode(_: &Path, _: u32) {}
+pub(crate) fn set_mode(_: &Path, _: u32) {}
 
 #[cfg(unix)]
 pub(crate) fn file_mode(p: &Path) -> u32 {

@@ -138,7 +138,8 @@ impl Commits {
     }
 }
 
-#[cfg(test)]
+// Its fake worker process is a Linux `sleep` child.
+#[cfg(all(test, target_os = "linux"))]
 #[path = "feed_tests.rs"]
 mod feed_tests;
 

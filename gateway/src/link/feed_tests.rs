@@ -130,7 +130,6 @@ impl Worker for FakeWorker {
     }
 }
 
-#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_worker_whose_events_cannot_be_followed_is_restarted_and_followed_again() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -244,16 +244,18 @@ impl WorkerProcess {
     pub(crate) fn kill(&mut self) {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
-            return;
-        }
-        #[cfg(unix)]
-        if self.alive()
-            && let Ok(pid) = i32::try_from(self.pid)
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        } else {
+            // An adopted worker (it outlived an earlier fcxd) is no child of
+            // ours: signalled by pid, on Unix only so far.
+            #[cfg(unix)]
+            if self.alive()
+                && let Ok(pid) = i32::try_from(self.pid)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
     }
 

@@ -228,6 +228,7 @@ async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
 /// 0 on the worker process (`RLIMIT_FSIZE`; the bench ignores `SIGXFSZ`, a
 /// disposition its children inherit, so writes fail with `EFBIG` like
 /// `ENOSPC` instead of killing the process). `None` lifts it.
+#[cfg(target_os = "linux")]
 fn limit_file_size(pid: u32, bytes: Option<u64>) -> anyhow::Result<()> {
     let lim = libc::rlimit {
         rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
@@ -247,6 +248,12 @@ fn limit_file_size(pid: u32, bytes: Option<u64>) -> anyhow::Result<()> {
         anyhow::bail!("prlimit: {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// prlimit (another process's limit) is Linux's; the disk-full row needs it.
+#[cfg(not(target_os = "linux"))]
+fn limit_file_size(_pid: u32, _bytes: Option<u64>) -> anyhow::Result<()> {
+    anyhow::bail!("the disk-full row needs Linux (prlimit)")
 }
 
 /// The worker's disk full while a message arrives, then space returns: the

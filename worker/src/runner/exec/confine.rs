@@ -29,6 +29,7 @@ pub(crate) struct Hide {
 
 /// How many directories one child may have bound back (the pre-exec hook
 /// holds their handles in a fixed array: it may not allocate).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) const MAX_KEEP: usize = 4;
 
 /// How a profile's runs are isolated, for `/status` and `/doctor`.
