@@ -14,6 +14,25 @@
 //! Changing the environment is only sound while no other thread exists
 //! (Rust 2024 makes `remove_var` unsafe): [`take`] is `unsafe` and belongs
 //! before the async runtime is built.
+//!
+//! Per platform:
+//! - Linux (checked by the tests): the text is overwritten in the block the
+//!   kernel placed, which is what `/proc/PID/environ` reads.
+//! - macOS: the same code, through `_NSGetEnviron`; the strings `ps -E`
+//!   (`KERN_PROCARGS2`) reads are the ones overwritten. Compiled only: never
+//!   run on a Mac.
+//! - Windows: the variables are removed (`SetEnvironmentVariableW`), not
+//!   overwritten. The block other processes read is the one in the PEB;
+//!   `GetEnvironmentStringsW` hands out a copy and its docs say to treat the
+//!   memory as read-only, and reaching the PEB's own block means the
+//!   undocumented `RTL_USER_PROCESS_PARAMETERS` layout. Whether removal
+//!   leaves the old text behind the block's new end is not documented
+//!   either (needs a Windows machine to look). It matters little there:
+//!   the only readers of another process's environment are processes that
+//!   may open it with `PROCESS_VM_READ` (the same user, administrators), and
+//!   those can read the values kept in fcx's memory just as well. What does
+//!   hold everywhere: children get a cleared environment with an allow-list
+//!   (`env_allow`), never a taken variable unless it is theirs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

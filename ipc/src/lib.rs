@@ -16,7 +16,6 @@
 
 #![warn(missing_docs)]
 
-#[cfg(windows)]
 mod pipe_acl;
 
 use std::io;
@@ -88,20 +87,11 @@ impl SocketAddr {
     fn name(&self) -> io::Result<Name<'static>> {
         #[cfg(windows)]
         {
-            // Named pipes live in their own namespace: derive a stable name
-            // from the full path so two FCX_HOMEs never collide.
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in self.path.to_string_lossy().bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            let stem = self
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let pipe = format!(r"\\.\pipe\fcx-{h:016x}-{stem}");
-            pipe.to_fs_name::<GenericFilePath>().map(|n| n.into_owned())
+            // Named pipes live in their own namespace: a stable name derived
+            // from the full path, so two FCX_HOMEs never collide.
+            pipe_acl::pipe_name(&self.path)
+                .to_fs_name::<GenericFilePath>()
+                .map(|n| n.into_owned())
         }
         #[cfg(not(windows))]
         {

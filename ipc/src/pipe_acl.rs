@@ -1,98 +1,169 @@
-//! Who may open fcx's named pipes (Windows): the current user only.
+//! Who may open fcx's named pipes (Windows), and what they are called.
 //!
 //! A named pipe created without a security descriptor gets the default one,
-//! which lets Everyone (and the anonymous account) open it for reading, so
-//! any local user could reach a worker's or fcxd's pipe and try it. Ours
-//! gets a protected DACL with one entry: full access for the SID of the user
-//! fcx runs as. The first instance is created with
-//! `FILE_FLAG_FIRST_PIPE_INSTANCE` (interprocess does that for a new
-//! listener), so a process that created the name first (to impersonate the
-//! service) makes our bind fail instead of sharing the name; remote clients
-//! are rejected (`PIPE_REJECT_REMOTE_CLIENTS`, interprocess's default).
+//! which grants read access to Everyone and the anonymous account
+//! ("Named Pipe Security and Access Rights", Win32 docs), so any local user
+//! could open a worker's or fcxd's pipe. Ours gets a protected DACL with one
+//! entry: generic-all for the SID of the user fcx runs as. That entry also
+//! carries `FILE_CREATE_PIPE_INSTANCE`, which the docs require of whoever
+//! creates a further instance of an existing pipe: fcx's own listener can
+//! (it keeps creating instances to accept), another user cannot add an
+//! instance to our pipe and answer in our place.
+//!
+//! The rest is `interprocess`'s doing (checked in its 2.4 source): the first
+//! instance is created with `FILE_FLAG_FIRST_PIPE_INSTANCE`, so when another
+//! process created the name first, our bind fails (access denied) instead of
+//! joining its pipe; later instances reuse our descriptor; remote clients
+//! are rejected (`PIPE_REJECT_REMOTE_CLIENTS`).
+//!
+//! Not covered (needs a Windows machine to build and test): pipe names live
+//! in one machine-wide namespace, so while fcxd or a worker is down another
+//! local user may create the name first; a client (fcxctl, fcxd reattaching)
+//! would then talk to that pipe and send it the socket key and its requests.
+//! The fix is for `dial` to check the server end's owner (the pipe's owner
+//! SID via `GetSecurityInfo`, or `GetNamedPipeServerProcessId` and that
+//! process's user) before writing anything. Same-user processes, the Codex
+//! child included, can open the pipe and read the key file: Windows has no
+//! counterpart of the Linux namespace that hides `$FCX_HOME` (README).
 
-use std::io;
+use std::path::Path;
 
-use interprocess::os::windows::security_descriptor::SecurityDescriptor;
-use widestring::{U16CStr, U16CString};
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LocalFree};
-use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
-use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
-
-/// The security descriptor for a new pipe: the current user, nobody else.
-pub(crate) fn current_user_only() -> io::Result<SecurityDescriptor> {
-    let sid = current_user_sid()?;
-    // D:P — a protected DACL (nothing inherited); A;;GA;;;SID — allow
-    // generic-all to that SID. No other entry: everyone else is denied.
-    let sddl = format!("D:P(A;;GA;;;{sid})");
-    let wide = U16CString::from_str(&sddl)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    SecurityDescriptor::deserialize(&wide)
+/// The pipe for a socket path: `\\.\pipe\fcx-HASH-STEM`, where HASH is a
+/// 64-bit FNV-1a of the whole path, so two `FCX_HOME`s never share a pipe,
+/// and STEM is the file stem, for people reading a pipe list. Windows caps
+/// a pipe's full name at 256 characters: the stem is cut to keep within it.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn pipe_name(path: &Path) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.to_string_lossy().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        // A backslash would start a path component inside the pipe name.
+        .chars()
+        .map(|c| if c == '\\' { '_' } else { c })
+        .take(MAX_STEM)
+        .collect();
+    format!(r"\\.\pipe\fcx-{h:016x}-{stem}")
 }
 
-/// Closes a handle when dropped.
-struct Handle(HANDLE);
+/// Characters of the stem: `\\.\pipe\` (9) + `fcx-` (4) + 16 hex + `-` (1)
+/// + stem stays within the 256 the docs allow.
+const MAX_STEM: usize = 256 - 9 - 4 - 16 - 1;
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // SAFETY: the handle was opened by us and is closed once.
+/// The descriptor, in SDDL, that lets `sid` alone open a pipe: `D:P` is a
+/// protected DACL (nothing inherited), `(A;;GA;;;SID)` allows generic-all to
+/// that SID; with no other entry everyone else is denied. `None` when `sid`
+/// is not a string SID, so nothing else is ever spliced into the SDDL.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn sddl_for(sid: &str) -> Option<String> {
+    let mut parts = sid.split('-');
+    let well_formed = parts.next() == Some("S")
+        && parts.next() == Some("1")
+        && sid.split('-').count() >= 3
+        && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    well_formed.then(|| format!("D:P(A;;GA;;;{sid})"))
+}
+
+#[cfg(windows)]
+pub(crate) use win::current_user_only;
+
+#[cfg(windows)]
+mod win {
+    use std::io;
+
+    use interprocess::os::windows::security_descriptor::SecurityDescriptor;
+    use widestring::{U16CStr, U16CString};
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LocalFree};
+    use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
+    use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+    /// The security descriptor for a new pipe: the current user, nobody else.
+    pub(crate) fn current_user_only() -> io::Result<SecurityDescriptor> {
+        let sid = current_user_sid()?;
+        let sddl = super::sddl_for(&sid).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("not a SID: {sid}"))
+        })?;
+        let wide = U16CString::from_str(&sddl)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        SecurityDescriptor::deserialize(&wide)
+    }
+
+    /// Closes a handle when dropped.
+    struct Handle(HANDLE);
+
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // SAFETY: the handle was opened by us and is closed once.
+            unsafe {
+                CloseHandle(self.0);
+            }
+        }
+    }
+
+    /// The current process's user SID as a string (`S-1-5-21-…`).
+    fn current_user_sid() -> io::Result<String> {
+        let mut token: HANDLE = std::ptr::null_mut();
+        // SAFETY: GetCurrentProcess returns a pseudo-handle; `token` is a
+        // valid out-pointer.
+        if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let token = Handle(token);
+        let mut len: u32 = 0;
+        // SAFETY: a size query: no buffer (it fails with
+        // ERROR_INSUFFICIENT_BUFFER), `len` receives the size needed.
         unsafe {
-            CloseHandle(self.0);
+            GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut len);
+        }
+        if len == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // u64 words: TOKEN_USER holds pointers and needs their alignment.
+        let mut buf = vec![0u64; (len as usize).div_ceil(8)];
+        // SAFETY: `buf` has at least `len` bytes, suitably aligned.
+        if unsafe {
+            GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), len, &mut len)
+        } == 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the call succeeded, so `buf` starts with a TOKEN_USER whose
+        // SID points into `buf` (alive until the end of this function).
+        let sid = unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+        let mut text: *mut u16 = std::ptr::null_mut();
+        // SAFETY: `sid` is valid (above); `text` is a valid out-pointer.
+        if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: on success `text` is a NUL-terminated string allocated
+        // with LocalAlloc, freed once here after copying it.
+        let out = unsafe { U16CStr::from_ptr_str(text) }.to_string_lossy();
+        // SAFETY: see above; `text` is not used after this.
+        unsafe {
+            LocalFree(text.cast());
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_descriptor_names_the_current_user_alone() {
+            let sid = current_user_sid().expect("sid");
+            assert!(sid.starts_with("S-1-"), "{sid}");
+            current_user_only().expect("a valid descriptor");
         }
     }
 }
 
-/// The current process's user SID as a string (`S-1-5-21-…`).
-fn current_user_sid() -> io::Result<String> {
-    let mut token: HANDLE = std::ptr::null_mut();
-    // SAFETY: GetCurrentProcess returns a pseudo-handle; `token` is a valid
-    // out-pointer.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let token = Handle(token);
-    let mut len: u32 = 0;
-    // SAFETY: a size query: no buffer, `len` receives the size needed.
-    unsafe {
-        GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut len);
-    }
-    if len == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // u64 words: TOKEN_USER holds pointers and needs their alignment.
-    let mut buf = vec![0u64; (len as usize).div_ceil(8)];
-    // SAFETY: `buf` has at least `len` bytes, suitably aligned.
-    if unsafe { GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), len, &mut len) }
-        == 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the call succeeded, so `buf` starts with a TOKEN_USER whose
-    // SID points into `buf` (alive until the end of this function).
-    let sid = unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid };
-    let mut text: *mut u16 = std::ptr::null_mut();
-    // SAFETY: `sid` is valid (above); `text` is a valid out-pointer.
-    if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on success `text` is a NUL-terminated string allocated with
-    // LocalAlloc, freed once here after copying it.
-    let out = unsafe { U16CStr::from_ptr_str(text) }.to_string_lossy();
-    // SAFETY: see above; `text` is not used after this.
-    unsafe {
-        LocalFree(text.cast());
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_descriptor_names_the_current_user_alone() {
-        let sid = current_user_sid().expect("sid");
-        assert!(sid.starts_with("S-1-"), "{sid}");
-        current_user_only().expect("a valid descriptor");
-    }
-}
+#[path = "pipe_acl_tests.rs"]
+mod tests;
