@@ -47,7 +47,10 @@ pub(super) fn build_args(spec: &RunSpec, profile: Option<&str>) -> Vec<OsString>
     }
     for img in &spec.images {
         let mut s = OsString::from("--image=");
-        s.push(img);
+        // Relative to the child's working directory (the workspace), as
+        // codex 0.169.0 reads it (checked by hand: the model got the
+        // image): the workspace path stays off argv.
+        s.push(img.strip_prefix(&spec.cwd).unwrap_or(img));
         a.push(s);
     }
     a.push("-".into());

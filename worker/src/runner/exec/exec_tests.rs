@@ -366,6 +366,33 @@ fn argv_for_new_thread() {
     );
 }
 
+#[test]
+fn images_in_the_workspace_go_on_argv_without_the_workspace_path() {
+    let ws = Path::new("/srv/secret-project");
+    let mut spec = spec_for(PathBuf::from("codex"), ws);
+    spec.images = vec![
+        ws.join(".fcx/inbox/image-0a1b2c3d.png"),
+        PathBuf::from("/elsewhere/pic.png"),
+    ];
+    let args: Vec<String> = build_args(&spec, None)
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        args.contains(&"--image=.fcx/inbox/image-0a1b2c3d.png".to_string()),
+        "{args:?}"
+    );
+    // Outside the workspace a relative path would not resolve: kept whole.
+    assert!(
+        args.contains(&"--image=/elsewhere/pic.png".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        args.iter().all(|a| !a.contains("secret-project")),
+        "the workspace path is on argv: {args:?}"
+    );
+}
+
 // --- end to end against fake binaries ---------------------------------
 
 /// A fake codex: dumps argv, stdin and env next to itself, then prints
