@@ -5,10 +5,15 @@
 #
 # Codex needs credentials: export OPENAI_API_KEY (the default profile reads
 # env:OPENAI_API_KEY), or configure another auth mode in ~/.fcx/config.toml.
+# Arguments go to fcxd (`scripts/console.sh --profile work`).
+#
+# PROFILE=debug uses the test build instead of a release build (see
+# scripts/lib/build.sh); the tests run this script that way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/lib/codex.sh
+. scripts/lib/build.sh
 
 if [ -z "${FCX_CODEX_BINARY:-}" ] && ! command -v codex >/dev/null; then
   if ! codex_ok; then
@@ -26,8 +31,8 @@ fi
 
 # Only the three product binaries (not the tests' fakes or the bench). The
 # first build compiles every dependency: a few minutes on a small machine.
-if [ ! -x target/release/fcxd ]; then
+if [ "${PROFILE:-release}" != debug ] && [ ! -x "${CARGO_TARGET_DIR:-target}/release/fcxd" ]; then
   echo "Building fcx (release; the first build takes 3-5 minutes on 2 cores) ..." >&2
 fi
-cargo build --release --locked -p fcx-gateway -p fcx-worker -p fcx-ctl --bins
-exec ./target/release/fcxd --console "$@"
+fcx_build -p fcx-gateway -p fcx-worker -p fcx-ctl --bins
+exec "$FCX_BIN_DIR/fcxd" --console "$@"

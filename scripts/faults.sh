@@ -11,7 +11,7 @@
 #
 #   scripts/faults.sh                 release build, 20 rounds, 30-min soak
 #   ROUNDS=3 SOAK_SECS=60 scripts/faults.sh    a shorter run
-#   PROFILE=debug scripts/faults.sh   reuse the test build (no release build)
+#   PROFILE=debug scripts/faults.sh   reuse the test build (scripts/lib/build.sh)
 #
 # The normal test command runs the short form (one round each, a 4 s soak)
 # through `tests/tests/e2e/contract.rs`.
@@ -20,13 +20,9 @@ cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-20}"
 soak_secs="${SOAK_SECS:-1800}"
 figures="${FCX_FIGURES:-target/fcx-figures.json}"
-if [ "${PROFILE:-release}" = release ]; then
-  cargo build --release --workspace --bins --locked -q
-  bin=target/release/fcx-bench
-else
-  cargo build --workspace --bins --locked -q
-  bin=target/debug/fcx-bench
-fi
+. scripts/lib/build.sh
+fcx_build --workspace --bins -q
+bin="$FCX_BIN_DIR/fcx-bench"
 # Sections not run here keep their last figures in the file (the bench
 # merges), so the file holds every figure.
 exec "$bin" --no-build --only faults,soak --fault-rounds "$rounds" \

@@ -52,6 +52,36 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// `bash scripts/NAME` of this checkout as README runs it, with
+/// `PROFILE=debug` (scripts/lib/build.sh): the script's cargo step is the
+/// test build's own command, a no-op after it, and the script runs the
+/// binaries the tests run. HOME may be changed by the caller: cargo and
+/// rustup keep finding the toolchain through CARGO_HOME and RUSTUP_HOME.
+pub fn repo_script(name: &str) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    // target/<profile>/fcxd → target
+    let target = bin("fcxd")
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("scripts").join(name))
+        .env("PROFILE", "debug")
+        .env("CARGO_TARGET_DIR", target);
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        for (var, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+            if std::env::var_os(var).is_none() {
+                cmd.env(var, home.join(dir));
+            }
+        }
+    }
+    cmd
+}
+
 /// A throwaway FCX_HOME with a workspace, under a short path (Unix socket
 /// paths must stay under ~100 bytes).
 pub struct TestHome {
@@ -509,13 +539,19 @@ impl Fcxd {
             .env_remove("FCX_CODEX_BINARY")
             // App-id locks are shared by every home of a user; tests run
             // many homes with the fake platform's one app id at once.
-            .env(fcx_config::app_lock::LOCK_DIR_ENV, home.root.join("locks"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env(fcx_config::app_lock::LOCK_DIR_ENV, home.root.join("locks"));
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::spawn(cmd)
+    }
+
+    /// Whatever `cmd` runs that ends in `fcxd --console` (scripts/console.sh),
+    /// its stdio piped like the others'.
+    pub fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn fcxd");
         let out = Arc::new(Mutex::new(String::new()));
         let err = Arc::new(Mutex::new(String::new()));

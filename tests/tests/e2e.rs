@@ -26,6 +26,7 @@ mod e2e {
     pub(crate) mod proof_edges;
     pub(crate) mod proof_perms;
     pub(crate) mod proof_secrets;
+    pub(crate) mod readme_commands;
     pub(crate) mod real_codex;
     pub(crate) mod run_cards;
     pub(crate) mod threads;

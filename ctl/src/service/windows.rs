@@ -144,3 +144,18 @@ pub(super) fn status(home: &Home) -> Value {
         "active": state,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_task_file_is_utf16_little_endian_with_a_byte_order_mark() {
+        let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<Task>é 中</Task>";
+        let bytes = super::utf16(text);
+        assert_eq!(&bytes[..2], &[0xFF, 0xFE]);
+        let units: Vec<u16> = bytes[2..]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(String::from_utf16(&units).ok().as_deref(), Some(text));
+    }
+}

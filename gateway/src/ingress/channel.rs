@@ -25,6 +25,7 @@ use crate::feishu::frame::AckReply;
 use crate::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
 use crate::ingress::normalize::{self, BotIdentity, Normalized, Options};
+use crate::ingress::secrets::{off_thread, webhook_keys};
 use crate::link::supervisor::{DeliverError, WorkerHandle, now_ms};
 
 /// How long a quoted parent may take to fetch inside the ACK window.
@@ -99,9 +100,17 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     status.set(|v| v.state = "starting".into());
-    let http = match OpenApiClient::from_app(&app, RetryPolicy::default()) {
-        Ok(h) => h,
-        Err(e) => {
+    let client = {
+        let app = app.clone();
+        off_thread(&stop, move || {
+            OpenApiClient::from_app(&app, RetryPolicy::default()).map_err(|e| e.to_string())
+        })
+        .await
+    };
+    let http = match client {
+        None => return,
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
             let why = format!("cannot read the app secret ({}): {e}", app.app_secret);
             tracing::error!(profile = %profile.name, "{why}");
             status.set(|v| v.state = format!("stopped: {why}"));
@@ -217,9 +226,14 @@ pub(crate) async fn run(
     match &app.webhook {
         // The platform delivers by one subscription mode at a time.
         Some(hook) => {
-            let keys = match webhook_keys(hook) {
-                Ok(k) => k,
-                Err(why) => {
+            let keys = {
+                let hook = hook.clone();
+                off_thread(&stop, move || webhook_keys(&hook)).await
+            };
+            let keys = match keys {
+                None => return,
+                Some(Ok(k)) => k,
+                Some(Err(why)) => {
                     tracing::error!(profile = %profile.name, "{why}");
                     status.set(|v| v.state = format!("stopped: {why}"));
                     return;
@@ -288,23 +302,6 @@ pub(crate) async fn run(
     ));
     tasks.close();
     tasks.wait().await;
-}
-
-fn webhook_keys(
-    hook: &fcx_config::WebhookConfig,
-) -> Result<crate::ingress::webhook::WebhookKeys, String> {
-    let read = |r: &Option<fcx_config::SecretRef>, what: &str| {
-        r.as_ref()
-            .map(|r| {
-                r.resolve()
-                    .map_err(|e| format!("cannot read the webhook {what}: {e}"))
-            })
-            .transpose()
-    };
-    Ok(crate::ingress::webhook::WebhookKeys {
-        encrypt_key: read(&hook.encrypt_key, "encrypt key")?,
-        verification_token: read(&hook.verification_token, "verification token")?,
-    })
 }
 
 /// A webhook event takes the long connection's path; the ACK becomes the

@@ -9,5 +9,6 @@ pub(crate) mod comment;
 pub(crate) mod console;
 pub(crate) mod keys;
 pub(crate) mod normalize;
+pub(crate) mod secrets;
 pub(crate) mod warn_limit;
 pub(crate) mod webhook;

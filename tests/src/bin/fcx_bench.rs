@@ -1,8 +1,9 @@
 //! fcx-bench: measures the pipeline on this machine and prints one JSON
 //! object. It never fails on speed; targets are printed beside the figures.
 //!
-//! `cargo run --release --bin fcx-bench` (builds the release binaries it
-//! drives first). `--quick` runs tiny iteration counts (used by a test so the
+//! `scripts/bench.sh` (a release build of the binaries it drives, then the
+//! bench with `--no-build`); run on its own it builds them first. `--quick`
+//! runs tiny iteration counts (a test runs `scripts/bench.sh --quick` so the
 //! bench cannot rot); `--no-build` skips the cargo build step.
 
 use std::path::{Path, PathBuf};

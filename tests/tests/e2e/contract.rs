@@ -196,10 +196,11 @@ fn fcxctl_reports_a_running_fcxd() {
 
 #[test]
 fn the_bench_runs_and_prints_its_figures() {
-    let out = Command::new(bin("fcx-bench"))
-        .args(["--quick", "--no-build"])
+    // README's command in its short form (the test build, not a release one).
+    let out = fcx_tests::harness::repo_script("bench.sh")
+        .arg("--quick")
         .output()
-        .expect("fcx-bench");
+        .expect("scripts/bench.sh");
     assert!(
         out.status.success(),
         "{}",

@@ -557,3 +557,57 @@ fn a_stuck_codex_child_is_registered_and_fcxctl_kill_fails_its_run_with_the_reas
     f.send("hello again");
     f.wait_for("] completed");
 }
+
+/// An `exec:` app secret runs a command (up to 10 s; a password manager may
+/// wait for a touch): fcxd resolves it off its async threads, so with one
+/// runtime thread (`TOKIO_WORKER_THREADS=1`) the rest of fcxd, here the
+/// admin socket, answers while the command is still running.
+#[test]
+fn an_exec_secret_that_takes_its_time_does_not_stall_fcxd() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeFeishu::start()).expect("fake platform");
+    let home = TestHome::new();
+    let secret = home.root.join("plain-secret");
+    std::fs::write(&secret, fake.app_secret()).expect("secret");
+    let started = home.root.join("exec-started");
+    let gate = home.root.join("gate");
+    let cmd = format!(
+        "echo $$ > {s}; while [ ! -e {g} ]; do sleep 0.05; done; cat {f}",
+        s = started.display(),
+        g = gate.display(),
+        f = secret.display()
+    );
+    let cfg = home.feishu_config(&fake.base_url(), fake.app_id(), fake.app_secret(), USER);
+    let line = cfg
+        .lines()
+        .find(|l| l.starts_with("app_secret = "))
+        .expect("app_secret line")
+        .to_string();
+    home.write_config(&cfg.replace(&line, &format!("app_secret = {:?}", format!("exec:{cmd}"))));
+    let _fcxd = Fcxd::daemon_with(&home, &[("TOKIO_WORKER_THREADS", "1")]);
+    let pid: i32 = eventually(
+        WAIT,
+        || {
+            std::fs::read_to_string(&started)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        },
+        || home.read_logs(),
+    );
+    // fcxd answers its admin socket while the command still runs.
+    eventually(
+        WAIT,
+        || {
+            let (code, out, _) = fcxctl(&home, &["status", "--json"]);
+            (code == 0).then_some(out)
+        },
+        || home.read_logs(),
+    );
+    assert!(
+        alive(pid as u32),
+        "the exec: command ended (its timeout) before fcxd answered"
+    );
+    std::fs::write(&gate, "").expect("open the gate");
+    rt.block_on(fake.wait_for_connections(1, WAIT))
+        .expect("the channel connects with the secret the command printed");
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README's benchmark command: a release build of the workspace's binaries
+# (fcxd, fcx-worker, fake-codex and the bench itself), then fcx-bench on
+# them. Arguments go to the bench: `scripts/bench.sh --only load,cards`,
+# `scripts/bench.sh --quick` (the short form the tests run). Prints one JSON
+# object and writes target/fcx-figures.json.
+#
+# PROFILE=debug uses the test build instead of a release build (see
+# scripts/lib/build.sh); the tests run this script that way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+. scripts/lib/build.sh
+
+fcx_build --workspace --bins -q
+exec "$FCX_BIN_DIR/fcx-bench" --no-build "$@"
