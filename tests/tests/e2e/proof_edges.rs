@@ -144,6 +144,41 @@ fn answered(e: &FeishuEnv, om: &str, besides: &str) -> bool {
     })
 }
 
+/// Pushes `text` from [`USER`] in `chat`, sent two hours ago by the
+/// platform's own clock (the frame is stamped now: late by both clocks, as
+/// after fcx was offline), twice at once; returns its message id and the
+/// notice card under it once there.
+fn late_message(
+    e: &FeishuEnv,
+    chat: &str,
+    text: &str,
+) -> (String, fcx_tests::fake_feishu::StoredMessage) {
+    let mut ev = e.fake.events().p2p_text(chat, USER, text);
+    let now: i64 = ev["event"]["message"]["create_time"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("create_time");
+    ev["event"]["message"]["create_time"] = (now - 2 * 3_600_000).to_string().into();
+    let om = message_id(&ev);
+    push_twice_at_once(e, &ev);
+    let notice = eventually(
+        WAIT,
+        || {
+            bot_replies(e, &om)
+                .into_iter()
+                .find(|m| m.msg_type == "interactive")
+        },
+        || {
+            format!(
+                "no notice card under the late message: {:?}\n{}",
+                e.fake.messages(),
+                e.home.read_logs()
+            )
+        },
+    );
+    (om, notice)
+}
+
 /// Item 9: a message the platform delivers after the stale window (fcx was
 /// offline when it was sent) is not dropped silently and not run unasked:
 /// its sender gets a notice card with one Run button (in markdown mode
@@ -170,32 +205,7 @@ fn late_message_scenario(mode: &str) {
     );
     e.wait_worker_ready();
     let chat = "oc_late";
-    let mut ev = e.fake.events().p2p_text(chat, USER, "late request alpha");
-    // Sent two hours ago by the platform's own clock (the frame is stamped
-    // now): late by both clocks, as after fcx was offline.
-    let now: i64 = ev["event"]["message"]["create_time"]
-        .as_str()
-        .and_then(|t| t.parse().ok())
-        .expect("create_time");
-    ev["event"]["message"]["create_time"] = (now - 2 * 3_600_000).to_string().into();
-    let om = message_id(&ev);
-    push_twice_at_once(&e, &ev);
-
-    let notice = eventually(
-        WAIT,
-        || {
-            bot_replies(&e, &om)
-                .into_iter()
-                .find(|m| m.msg_type == "interactive")
-        },
-        || {
-            format!(
-                "no notice card under the late message: {:?}\n{}",
-                e.fake.messages(),
-                e.home.read_logs()
-            )
-        },
-    );
+    let (om, notice) = late_message(&e, chat, "late request alpha");
     let view = e.fake.card_view(&notice.message_id).expect("card view");
     let title = view.title.clone().unwrap_or_default();
     assert!(
@@ -327,4 +337,62 @@ fn the_same_message_delivered_twice_at_once_runs_once() {
         .filter(|m| m.content.contains("hello from fake codex"))
         .count();
     assert_eq!(answers, 1, "{:?}", bot_replies(&e, &om));
+}
+
+/// Item 9: the held message lives in the worker's memory only; after the
+/// worker restarts, the notice's button says to send the message again
+/// (under the notice) and nothing runs.
+#[test]
+fn a_late_message_held_by_a_worker_that_restarted_asks_to_be_sent_again() {
+    let e = FeishuEnv::start(
+        "markdown",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        &[],
+    );
+    e.wait_worker_ready();
+    let chat = "oc_late_restart";
+    let (_, notice) = late_message(&e, chat, "late request zeta");
+    let pid = e.rt.block_on(e.home.status()).profiles[0].worker_pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the worker");
+    eventually(
+        WAIT,
+        || {
+            let st = e.rt.block_on(e.home.status());
+            let p = st.profiles.first()?;
+            (p.worker_state().word() == "ready" && p.worker_pid != pid).then_some(())
+        },
+        || format!("the worker did not come back\n{}", e.home.read_logs()),
+    );
+    let click = e
+        .fake
+        .events()
+        .click(USER, &notice.message_id, "Run it now")
+        .expect("click");
+    let f = e.push(&click);
+    e.rt.block_on(e.fake.wait_for_ack(&f, WAIT)).expect("ACK");
+    eventually(
+        WAIT,
+        || {
+            bot_replies(&e, &notice.message_id)
+                .iter()
+                .any(|m| {
+                    m.content.contains("no longer held")
+                        && m.content.contains("Send the message again")
+                })
+                .then_some(())
+        },
+        || {
+            format!(
+                "no 'send it again' under the notice: {:?}\n{}",
+                e.fake.messages(),
+                e.home.read_logs()
+            )
+        },
+    );
+    let _ = fresh_run(&e, chat, "fresh request eta");
+    assert_eq!(runs_of(&e, "late request zeta"), 0, "{:?}", prompts(&e));
 }
