@@ -14,6 +14,7 @@ impl Action {
             Some(action::Kind::Resume(_)) => ActionKind::Resume,
             Some(action::Kind::Approval(_)) => ActionKind::Approval,
             Some(action::Kind::Thread(_)) => ActionKind::Thread,
+            Some(action::Kind::RunLate(_)) => ActionKind::RunLate,
             None => ActionKind::Unspecified,
         }
     }

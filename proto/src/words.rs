@@ -91,6 +91,7 @@ words!(CommandName {
     Message => "message",
     Approval => "approval",
     Sendfile => "sendfile",
+    Late => "late",
 });
 
 #[cfg(test)]

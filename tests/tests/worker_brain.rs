@@ -775,6 +775,7 @@ fn click(kind: ActionKind, scope: &str, actor: &str, message_id: &str) -> Action
         ActionKind::Stop => A::Stop(Default::default()),
         ActionKind::Approval => A::Approval(Default::default()),
         ActionKind::Thread => A::Thread(Default::default()),
+        ActionKind::RunLate => A::RunLate(Default::default()),
         ActionKind::GroupCreated | ActionKind::Unspecified => A::GroupCreated(Default::default()),
     };
     Action {

@@ -147,6 +147,16 @@ impl Worker for WorkerService {
                 }
                 Ok(Response::new(r))
             }
+            Some(Kind::RunLate(_)) => {
+                if a.scope.is_empty() {
+                    return Err(Status::invalid_argument("a run-late action needs a scope"));
+                }
+                let r = self.router.run_late(&a);
+                if !r.ok {
+                    tracing::info!(scope = %a.scope, message = %r.message, "late message not run");
+                }
+                Ok(Response::new(r))
+            }
             Some(Kind::GroupCreated(g)) => {
                 if a.scope.is_empty() || g.source_scope.is_empty() {
                     return Err(Status::invalid_argument(

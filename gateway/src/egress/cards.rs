@@ -30,8 +30,8 @@ use crate::feishu::cardkit::{
 use crate::feishu::http::{OpenApiClient, OutgoingMessage};
 use crate::ingress::callback::Claims;
 use crate::ingress::click::{
-    ACTION_APPROVAL, ACTION_COMMAND, ACTION_CONFIG, ACTION_RESUME, ACTION_STOP, Carriers,
-    Requesters,
+    ACTION_APPROVAL, ACTION_COMMAND, ACTION_CONFIG, ACTION_RESUME, ACTION_RUN_LATE, ACTION_STOP,
+    Carriers, Requesters,
 };
 use crate::ingress::keys::SharedKeys;
 use crate::link::caps::WorkerCaps;

@@ -354,6 +354,18 @@ async fn handle(ctx: &LaneCtx, st: &mut LaneState, ev: &pb::WorkerEvent, draw: b
         }
         return;
     }
+    if let Some(Kind::CommandReply(c)) = &ev.kind
+        && c.command() == pb::CommandName::Late
+        && !c.buttons.is_empty()
+        && is_chat_scope(&ev.scope)
+        && !pb::Scope::key_is_comment(&ev.scope)
+        && st.card.cards.surface().command_card(ev, c).await
+    {
+        // The Run button exists only on a card, whatever the scope's
+        // mode; a card that cannot be sent falls back to the mode's
+        // message, whose body says to send the message again.
+        return;
+    }
     if pb::Scope::key_is_comment(&ev.scope) {
         st.comment.show(ev, draw).await;
         return;

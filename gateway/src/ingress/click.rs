@@ -270,6 +270,10 @@ impl Click {
                 thread_id: thread_id.to_string(),
                 run_id: c.run_id.clone(),
             })
+        } else if let Some(nonce) = c.action.strip_prefix(ACTION_RUN_LATE) {
+            Kind::RunLate(pb::RunLateAction {
+                nonce: nonce.to_string(),
+            })
         } else if c.action == ACTION_CONFIG {
             Kind::Config(pb::ConfigAction {
                 values: form_values(event),
@@ -289,6 +293,7 @@ pub(crate) const ACTION_RESUME: &str = "resume:";
 pub(crate) const ACTION_CONFIG: &str = "config";
 pub(crate) const ACTION_APPROVAL: &str = "approval:";
 pub(crate) const ACTION_THREAD: &str = "thread:";
+pub(crate) const ACTION_RUN_LATE: &str = "late:";
 /// The form field of an approval card's deny note.
 pub(crate) const NOTE_FIELD: &str = "note";
 /// Longest note passed on (a short reason, not a prompt).

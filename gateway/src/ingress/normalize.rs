@@ -42,7 +42,7 @@ pub(crate) enum NormalizeError {
 }
 
 pub(crate) struct Options {
-    /// Drop replays older than this (milliseconds); 0 keeps everything.
+    /// Messages older than this (milliseconds) are marked late; 0: none is.
     pub(crate) stale_after_ms: i64,
     pub(crate) now_ms: i64,
     /// The platform's clock when it pushed the event, when the transport
@@ -145,22 +145,24 @@ fn message(
         return ignored("a message from the bot itself");
     }
     let sent_at_ms: i64 = s(msg, &["create_time"]).parse().unwrap_or(0);
-    // Stale only when old by fcx's clock and, where the platform stamped
+    // Late only when old by fcx's clock and, where the platform stamped
     // the push, by the platform's too: a replay after fcx was offline is
     // old by both, while a live message seen through a host clock that
     // jumped ahead (or drifted an hour off) is old only by fcx's and must
-    // still run.
+    // still run. A late message is not dropped: it goes to the worker
+    // marked, which asks its sender before running it.
     let old = |now: i64| now - sent_at_ms > opts.stale_after_ms;
-    if opts.stale_after_ms > 0
+    let late_by_ms = if opts.stale_after_ms > 0
         && sent_at_ms > 0
         && old(opts.now_ms)
         && opts.platform_now_ms.is_none_or(old)
     {
-        return ignored(&format!(
-            "a stale replay ({} s old)",
-            (opts.now_ms - sent_at_ms) / 1000
-        ));
-    }
+        // The platform's own delay where it stamped the push (its clock
+        // made create_time); else fcx's.
+        opts.platform_now_ms.unwrap_or(opts.now_ms) - sent_at_ms
+    } else {
+        0
+    };
     let chat_id = s(msg, &["chat_id"]);
     if chat_id.is_empty() {
         return Err(NormalizeError::Missing("message.chat_id"));
@@ -239,6 +241,7 @@ fn message(
         quoted: Vec::new(),
         mentions: std::mem::take(&mut mentions.users),
         comment: None,
+        late_by_ms,
     };
     let _ = event_id;
     Ok(Normalized::Message {

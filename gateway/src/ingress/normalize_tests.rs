@@ -132,29 +132,42 @@ fn a_live_message_is_not_stale_when_only_fcx_clock_is_an_hour_ahead() {
         ..opts()
     };
     let n = normalize(&envelope(m.clone(), "ou_u"), &bot(), &o).expect("ok");
-    assert!(!matches!(n, Normalized::Ignored { .. }), "{n:?}");
+    assert_eq!(inbound(n).late_by_ms, 0, "a live message is on time");
     // Without the platform's push time the local clock alone decides.
     let n = normalize(&envelope(m, "ou_u"), &bot(), &opts()).expect("ok");
-    assert!(
-        matches!(&n, Normalized::Ignored { reason, .. } if reason.contains("stale")),
-        "{n:?}"
-    );
-    // Old by both clocks (a replay after fcx was offline): stale.
+    assert_eq!(inbound(n).late_by_ms, 3_700_000);
+    // Old by both clocks (a replay after fcx was offline): late by the
+    // platform's own measure.
     let mut old = msg("p2p", json!({"text": "x"}), json!([]));
     old["create_time"] = json!("1600000000000");
     let o = Options {
-        platform_now_ms: Some(1_700_000_100_000),
+        platform_now_ms: Some(1_700_000_050_000),
         ..opts()
     };
     let n = normalize(&envelope(old, "ou_u"), &bot(), &o).expect("ok");
-    assert!(
-        matches!(&n, Normalized::Ignored { reason, .. } if reason.contains("stale")),
-        "{n:?}"
-    );
+    assert_eq!(inbound(n).late_by_ms, 100_000_050_000);
 }
 
 #[test]
-fn own_messages_stale_replays_and_unknown_events_are_ignored() {
+fn a_message_just_inside_the_window_is_on_time_and_stale_after_0_marks_none_late() {
+    let window = opts().stale_after_ms;
+    let mut m = msg("p2p", json!({"text": "x"}), json!([]));
+    m["create_time"] = json!((opts().now_ms - window).to_string());
+    let n = normalize(&envelope(m.clone(), "ou_u"), &bot(), &opts()).expect("ok");
+    assert_eq!(inbound(n).late_by_ms, 0);
+    m["create_time"] = json!((opts().now_ms - window - 1).to_string());
+    let n = normalize(&envelope(m.clone(), "ou_u"), &bot(), &opts()).expect("ok");
+    assert_eq!(inbound(n).late_by_ms, window + 1);
+    let keep_all = Options {
+        stale_after_ms: 0,
+        ..opts()
+    };
+    let n = normalize(&envelope(m, "ou_u"), &bot(), &keep_all).expect("ok");
+    assert_eq!(inbound(n).late_by_ms, 0);
+}
+
+#[test]
+fn own_messages_and_unknown_events_are_ignored_and_stale_replays_marked_late() {
     let own = normalize(
         &envelope(msg("p2p", json!({"text": "x"}), json!([])), "ou_bot"),
         &bot(),
@@ -162,13 +175,13 @@ fn own_messages_stale_replays_and_unknown_events_are_ignored() {
     )
     .expect("ok");
     assert!(matches!(own, Normalized::Ignored { .. }));
+    // A message delivered after the stale window is not ignored: it goes
+    // on marked late (the worker asks its sender before running it).
     let mut old = msg("p2p", json!({"text": "x"}), json!([]));
     old["create_time"] = json!("1600000000000");
-    let stale = normalize(&envelope(old, "ou_u"), &bot(), &opts()).expect("ok");
-    assert!(
-        matches!(&stale, Normalized::Ignored { reason, .. } if reason.contains("stale")),
-        "{stale:?}"
-    );
+    let late = inbound(normalize(&envelope(old, "ou_u"), &bot(), &opts()).expect("ok"));
+    assert_eq!(late.late_by_ms, 100_000_100_000);
+    assert_eq!(late.text, "x");
     let other = normalize(
         br#"{"schema":"2.0","header":{"event_id":"e","event_type":"x.y"},"event":{}}"#,
         &bot(),

@@ -46,7 +46,7 @@ impl WorkerCaps {
     pub(crate) fn offers(&self, action: ActionKind) -> bool {
         match action {
             ActionKind::Stop => self.has(caps::STOP),
-            ActionKind::Command | ActionKind::Config | ActionKind::Resume => {
+            ActionKind::Command | ActionKind::Config | ActionKind::Resume | ActionKind::RunLate => {
                 self.has(caps::COMMAND_CARDS)
             }
             ActionKind::GroupCreated => self.has(caps::GROUP_CREATED),
@@ -78,6 +78,7 @@ mod tests {
             ActionKind::GroupCreated,
             ActionKind::Approval,
             ActionKind::Thread,
+            ActionKind::RunLate,
         ] {
             assert!(all.offers(k), "{k:?}");
         }

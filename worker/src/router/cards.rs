@@ -13,7 +13,7 @@ use crate::util::{now_ms, short_id};
 /// What a click on a card made before the scope's policy changed gets.
 const STALE_CARD: &str =
     "This card is out of date: the workspace or access changed. Send the command again.";
-const NOT_ALLOWED: &str = "You may not use fcx here.";
+pub(super) const NOT_ALLOWED: &str = "You may not use fcx here.";
 const NOT_A_COMMAND: &str = "Only a command (starting with /) can run from a card.";
 
 /// A click that passed every check, with the message it stands for.

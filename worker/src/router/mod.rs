@@ -10,6 +10,7 @@ mod config;
 mod files;
 mod gate;
 mod info;
+mod late;
 mod model_probe;
 mod session;
 mod text;
@@ -39,6 +40,7 @@ pub(crate) struct Deps {
     pub(crate) replies: Arc<Replies>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) sched: Arc<Scheduler>,
+    late: late::LateHolds,
     doctor: info::DoctorLimit,
     hints: gate::HintLimit,
 }
@@ -51,6 +53,7 @@ impl Deps {
             ctx,
             catalog,
             sched,
+            late: late::LateHolds::default(),
             doctor: info::DoctorLimit::default(),
             hints: gate::HintLimit::default(),
         }
@@ -130,6 +133,9 @@ impl Router {
                 );
             }
             return Ok(ack(acc));
+        }
+        if inbound.late_by_ms > 0 {
+            return late::hold(d, inbound);
         }
         if let Some(cmd) = cmd {
             let acc = d
@@ -239,6 +245,11 @@ impl Router {
     /// A click on an approval card.
     pub(crate) fn approval_action(&self, a: &pb::Action) -> pb::ActResult {
         approvals::Approvals(&self.d).decide(a)
+    }
+
+    /// A click on a late message's Run button.
+    pub(crate) fn run_late(&self, a: &pb::Action) -> pb::ActResult {
+        late::run(self, a)
     }
 
     /// A click on a final card's Fork or Archive.

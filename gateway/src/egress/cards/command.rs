@@ -65,6 +65,9 @@ impl CardSurface {
                 pb::ActionKind::Resume if !b.value.is_empty() => {
                     (String::new(), format!("{ACTION_RESUME}{}", b.value))
                 }
+                pb::ActionKind::RunLate if !b.value.is_empty() => {
+                    (String::new(), format!("{ACTION_RUN_LATE}{}", b.value))
+                }
                 pb::ActionKind::Approval => {
                     let run_id = b.value.split('/').next().unwrap_or_default();
                     if run_id.is_empty() {
