@@ -526,6 +526,31 @@ fn real_codex_sends_the_image_to_the_model_and_can_cat_an_inbox_file() {
     assert!(body.contains("data:image/png;base64,"), "{body}");
     wait_said(&e, "hi from mock");
 
+    // An `image` message alone (no text follows): after the attachment
+    // wait it runs by itself, and the model gets the image.
+    let with_image = || {
+        mock.requests()
+            .into_iter()
+            .filter(|r| r.body.to_string().contains("\"input_image\""))
+            .count()
+    };
+    let before = with_image();
+    push(
+        &e,
+        &spec("oc_att11", "image", json!({"image_key": "img_alone"})),
+        &[("img_alone", "image", [PNG, b"alone"].concat())],
+    );
+    eventually(
+        WAIT,
+        || (with_image() > before).then_some(()),
+        || {
+            format!(
+                "the lone image never reached the model\n{}",
+                e.home.read_logs()
+            )
+        },
+    );
+
     push(
         &e,
         &spec(
