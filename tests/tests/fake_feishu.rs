@@ -397,6 +397,111 @@ async fn rate_limits_answer_like_the_platform() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn comments_and_resources_refuse_like_the_platform() -> Result<()> {
+    let fake = FakeFeishu::start().await?;
+    let tok = token(&fake).await?;
+    let text =
+        |t: &str| json!({"content": {"elements": [{"type": "text_run", "text_run": {"text": t}}]}});
+    let reply_path = |cid: &str| {
+        format!("/open-apis/drive/v1/files/doxcnF/comments/{cid}/replies?file_type=docx")
+    };
+    // Solved and whole-document comments take no reply (1069302).
+    let (open, _) = fake.add_comment_mentioning_bot("doxcnF", "ou_u", "q", "quote", false);
+    let (solved, _) = fake.add_comment_mentioning_bot("doxcnF", "ou_u", "q", "quote", false);
+    fake.solve_comment(&solved);
+    let whole = fake.add_comment("doxcnF", "ou_u", "q", true);
+    for cid in [&solved, &whole] {
+        let a = call(
+            &fake,
+            "POST",
+            &reply_path(cid),
+            Some(&tok),
+            Some(&text("a")),
+        )
+        .await?;
+        assert_eq!(a.body["code"], 1069302, "{}", a.body);
+    }
+    // Only the documented element types.
+    let odd =
+        json!({"content": {"elements": [{"type": "markdown", "markdown": {"text": "**a**"}}]}});
+    let a = call(&fake, "POST", &reply_path(&open), Some(&tok), Some(&odd)).await?;
+    assert_eq!(a.body["code"], 99992402, "{}", a.body);
+    // New whole-document comments: doc and docx only.
+    let body = json!({"reply_list": {"replies": [text("x")]}});
+    let a = call(
+        &fake,
+        "POST",
+        "/open-apis/drive/v1/files/shtcnF/comments?file_type=sheet",
+        Some(&tok),
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(a.body["code"], 99992402, "{}", a.body);
+    // Drive APIs are rate limited per API and app: the sixth reply within
+    // a second is refused with HTTP 429 / 99991400 (its reset header set).
+    // (The calls above are moved out of the window first.)
+    fake.age_rate_windows(Duration::from_secs(2));
+    // Calls until the first refusal (bounded; a slow machine only takes
+    // more calls to get there): the first five always pass.
+    let mut answers = Vec::new();
+    for i in 0..100 {
+        let a = call(
+            &fake,
+            "POST",
+            &reply_path(&open),
+            Some(&tok),
+            Some(&text(&format!("r{i}"))),
+        )
+        .await?;
+        let refused = a.status != 200;
+        answers.push((
+            a.status,
+            a.body["code"].clone(),
+            a.header("x-ogw-ratelimit-reset").map(str::to_owned),
+        ));
+        if refused {
+            break;
+        }
+    }
+    assert!(
+        answers.len() > 5 && answers[..5].iter().all(|(s, c, _)| *s == 200 && *c == 0),
+        "{answers:?}"
+    );
+    let last = answers.last().cloned().context("answers")?;
+    assert_eq!((last.0, &last.1), (429, &json!(99991400)), "{answers:?}");
+    assert!(last.2.is_some(), "{answers:?}");
+
+    // Resources: inside a forward (234043), a sticker, and `type` required.
+    fake.add_resource("om_r", "img_ok", "image", b"\x89PNG\r\n\x1a\n".to_vec());
+    fake.refuse_resource("om_r", "img_fwd", 234043);
+    fake.add_resource("om_r", "stk", "sticker", b"x".to_vec());
+    let get = |key: &str, q: &str| format!("/open-apis/im/v1/messages/om_r/resources/{key}{q}");
+    let a = call(
+        &fake,
+        "GET",
+        &get("img_fwd", "?type=image"),
+        Some(&tok),
+        None,
+    )
+    .await?;
+    assert_eq!(a.body["code"], 234043, "{}", a.body);
+    let a = call(&fake, "GET", &get("stk", "?type=file"), Some(&tok), None).await?;
+    assert_eq!(a.body["code"], 234043, "{}", a.body);
+    let a = call(&fake, "GET", &get("img_ok", ""), Some(&tok), None).await?;
+    assert_eq!(a.body["code"], 99992402, "{}", a.body);
+    let a = call(
+        &fake,
+        "GET",
+        &get("img_ok", "?type=image"),
+        Some(&tok),
+        None,
+    )
+    .await?;
+    assert_eq!(a.status, 200);
+    Ok(())
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn endpoint(fake: &FakeFeishu) -> Result<(String, i32, Value)> {

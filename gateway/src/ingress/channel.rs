@@ -556,8 +556,16 @@ impl Handler {
                     // The platform refused (no permission, comment gone,
                     // a kind of document the API does not take): a
                     // redelivery would be refused again.
+                    // The asker still hears of it (best effort: posting
+                    // may be refused too), never silence.
                     Ok(Err(e)) => {
                         tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot (does the app have the docs:document.comment:read scope and access to the document?)");
+                        self.remember(&ev.dedup_key());
+                        let notice = Deferred::Notice {
+                            message_id: crate::ingress::comment::unread_target(&ev).carrier(),
+                            text: crate::ingress::comment::unread_text(&e),
+                        };
+                        let _ = self.defer(notice, deadline).await;
                         AckReply::Ok
                     }
                     Err(_) => {

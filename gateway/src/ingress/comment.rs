@@ -224,6 +224,30 @@ pub(crate) fn inbound(
     })
 }
 
+/// Where to tell the asker that their comment could not be read: the
+/// thread they wrote in (a refused reply becomes a new comment).
+pub(crate) fn unread_target(ev: &CommentEvent) -> Target {
+    Target {
+        kind: ev.kind.clone(),
+        file_token: ev.file_token.clone(),
+        comment_id: ev.comment_id.clone(),
+        reply_id: ev.reply_id.clone(),
+        whole: false,
+        user: ev.from.clone(),
+    }
+}
+
+/// The one line the asker reads when fcx cannot read their comment.
+pub(crate) fn unread_text(e: &ApiError) -> String {
+    let why = match e.code() {
+        Some(code) => format!("the platform refused it, code {code}"),
+        None => "it could not be fetched".to_string(),
+    };
+    format!(
+        "fcx could not read this comment ({why}). The app needs the docs:document.comment:read permission and access to this document."
+    )
+}
+
 /// Fetches what [`inbound`] needs: the comment (required) and the
 /// document's title (best effort: a document without a readable title
 /// is still answered).

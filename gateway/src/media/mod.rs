@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::feishu::http::ApiError;
 use crate::feishu::resources::{ResourceType, Resources, failure_reason, human_bytes};
 use store::MediaStore;
 
@@ -142,16 +143,18 @@ pub(crate) async fn fetch(store: &MediaStore, res: &Resources, job: &FetchJob) -
             )
         } else if let Some(s) = store.by_key(&a.key) {
             stored(s)
+        } else if room(lim, total) == Some(0) {
+            skipped(a, &over_run(lim))
         } else {
             let rt = if kind == AttachmentKind::Image {
                 ResourceType::Image
             } else {
                 ResourceType::File
             };
-            match res
-                .download(&job.message_id, &a.key, rt, lim.max_file_bytes)
-                .await
-            {
+            // Never more than the run could still carry: what the worker
+            // would refuse anyway is not downloaded and stored.
+            let cap = room(lim, total).map_or(lim.max_file_bytes, |r| r.min(lim.max_file_bytes));
+            match res.download(&job.message_id, &a.key, rt, cap).await {
                 Ok(bytes) => {
                     let (s, key) = (store.clone(), a.key.clone());
                     match tokio::task::spawn_blocking(move || s.put(&key, &bytes)).await {
@@ -162,6 +165,9 @@ pub(crate) async fn fetch(store: &MediaStore, res: &Resources, job: &FetchJob) -
                         }
                         Err(_) => skipped(a, "fcx could not store it"),
                     }
+                }
+                Err(ApiError::TooLarge { .. }) if cap < lim.max_file_bytes => {
+                    skipped(a, &over_run(lim))
                 }
                 Err(e) => {
                     tracing::info!(message_id = %job.message_id, error = %e, "attachment not downloaded");
@@ -190,6 +196,20 @@ pub(crate) async fn fetch(store: &MediaStore, res: &Resources, job: &FetchJob) -
         message_id: job.message_id.clone(),
         items,
     }
+}
+
+/// Bytes the message's run may still carry after `used`; `None` when the
+/// worker states no such limit.
+fn room(lim: &MediaLimits, used: u64) -> Option<u64> {
+    (lim.max_run_bytes > 0).then(|| lim.max_run_bytes.saturating_sub(used))
+}
+
+/// The worker's own words for it (`fcx-worker`'s media policy).
+fn over_run(lim: &MediaLimits) -> String {
+    format!(
+        "over the {} this run may carry",
+        human_bytes(lim.max_run_bytes)
+    )
 }
 
 fn stored(s: store::Stored) -> MediaItem {

@@ -76,3 +76,61 @@ fn a_reused_key_is_fresh_again_and_a_dangling_key_goes() {
     assert_eq!(s.by_key("k"), None);
     assert_eq!(s.collect(SystemTime::now(), MAX_AGE).keys, 1);
 }
+
+/// Figures for the closing note (printed, never asserted on time): storing
+/// N MiB and collecting M entries.
+#[test]
+fn store_and_collection_figures() {
+    let d = tempfile::tempdir().expect("tmp");
+    let s = MediaStore::open(d.path().join("media")).expect("open");
+    let mib = 1024 * 1024;
+    let big: Vec<u8> = (0..8 * mib).map(|i| (i % 251) as u8).collect();
+    let t = std::time::Instant::now();
+    let st = s.put("file_big", &big).expect("put");
+    println!(
+        "media store: 8 MiB hashed and written (0600, fsync, rename) in {:?}",
+        t.elapsed()
+    );
+    let t = std::time::Instant::now();
+    assert_eq!(s.put("file_big_again", &big).expect("put"), st);
+    println!(
+        "media store: the same 8 MiB under a new key (hashed, found, not rewritten) in {:?}",
+        t.elapsed()
+    );
+    let m = 300usize;
+    for i in 0..m {
+        let key = format!("img_{i}");
+        let put = s.put(&key, format!("bytes {i}").as_bytes()).expect("put");
+        s.put_manifest(&MediaManifest {
+            message_id: format!("om_{i}"),
+            items: vec![],
+        })
+        .expect("manifest");
+        if i % 2 == 0 {
+            let day = Duration::from_secs(25 * 3600);
+            age(&blob_path(s.dir(), &put.sha256), day);
+            age(&key_path(s.dir(), &key), day);
+            age(&manifest_path(s.dir(), &format!("om_{i}")), day);
+        }
+    }
+    let t = std::time::Instant::now();
+    let c = s.collect(SystemTime::now(), MAX_AGE);
+    println!(
+        "media store: collection over {} entries removed {} blobs, {} keys, {} manifests in {:?}",
+        3 * m + 3,
+        c.blobs,
+        c.keys,
+        c.manifests,
+        t.elapsed()
+    );
+    assert_eq!(
+        c,
+        Collected {
+            blobs: m / 2,
+            keys: m / 2,
+            manifests: m / 2
+        }
+    );
+    assert_eq!(s.by_key("file_big"), Some(st));
+    assert!(s.by_key("img_1").is_some() && s.by_key("img_0").is_none());
+}

@@ -56,6 +56,10 @@ pub const APP_API_PER_MINUTE: usize = 1000;
 pub const CARD_OPS_PER_SEC: usize = 10;
 /// Message PATCH per message per second.
 pub const PATCH_PER_MESSAGE_QPS: usize = 5;
+/// Drive comment and metadata APIs: per API per app, per second (429 /
+/// 99991400). The reference quotes 5 to 10 for most Drive/Docs APIs
+/// (feishu.md §3.8); the lower bound, so fcx is held to the worst case.
+pub const DRIVE_API_QPS: usize = 5;
 
 /// The `ClientConfig` object of the endpoint answer and pong payloads; all
 /// values in seconds, as the platform sends them.

@@ -308,6 +308,134 @@ fn oversize_refused_and_surplus_attachments_are_named_in_the_prompt_and_to_the_u
     wait_said(&e, "(234043)");
 }
 
+/// The run card of the bot's card reply to `om`, once one of its elements
+/// `element_id` exists.
+fn wait_card_element(e: &FeishuEnv, om: &str, element_id: &str) -> String {
+    eventually(
+        WAIT,
+        || {
+            e.fake
+                .messages()
+                .into_iter()
+                .filter(|m| m.sender_type == "app" && m.parent_id == om)
+                .filter(|m| m.msg_type == "interactive")
+                .filter_map(|m| {
+                    let v: Value = serde_json::from_str(&m.content).ok()?;
+                    let id = v.pointer("/data/card_id")?.as_str()?.to_string();
+                    e.fake.card(&id)?.element_content(element_id)
+                })
+                .next()
+        },
+        || {
+            format!(
+                "no card under {om} with a {element_id:?} element\n{}",
+                e.home.read_logs()
+            )
+        },
+    )
+}
+
+fn blobs(e: &FeishuEnv) -> Vec<u64> {
+    let dir = e.home.home.join("profiles/default/media/blobs");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|x| x.metadata().ok().map(|m| m.len()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_run_card_names_what_was_skipped_and_fcxd_stores_no_more_than_a_run_may_carry() {
+    let e = FeishuEnv::start_with_runs(
+        "card",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        &[],
+        "attachment_wait_ms = 200",
+    );
+    // Nine images: eight reach Codex, the card names the ninth.
+    let mut paras = vec![json!([{"tag": "text", "text": "nine of them"}])];
+    let mut res = Vec::new();
+    for i in 0..9u8 {
+        let key = format!("img_c{i}");
+        paras.push(json!([{"tag": "img", "image_key": key}]));
+        res.push((key, "image", [PNG, &[i]].concat()));
+    }
+    let refs: Vec<(&str, &str, Vec<u8>)> = res
+        .iter()
+        .map(|(k, t, b)| (k.as_str(), *t, b.clone()))
+        .collect();
+    let om = push(
+        &e,
+        &spec("oc_att9", "post", json!({"title": "", "content": paras})),
+        &refs,
+    );
+    let r = wait_record(&e, "nine of them");
+    assert_eq!(images(&r).len(), 8, "{r}");
+    let card = wait_card_element(&e, &om, "skipped");
+    assert!(card.contains("Not passed to Codex"), "{card}");
+    assert!(
+        card.contains("an image: too many attachments (at most 8 per run)"),
+        "{card}"
+    );
+    assert_eq!(card.matches("too many attachments").count(), 1, "{card}");
+    // Said once, on the card: no separate notice beside it.
+    eventually(
+        WAIT,
+        || Some(()).filter(|_| wait_card_element(&e, &om, "answer").contains("fake codex")),
+        || format!("the run never answered\n{}", e.home.read_logs()),
+    );
+    assert!(!said(&e).contains("Not passed to Codex"), "{}", said(&e));
+
+    // Three 19 MiB images in one post: the third would take the run past
+    // 50 MiB, so fcxd stops its download and stores two.
+    let big: Vec<Vec<u8>> = (0..3u8)
+        .map(|i| {
+            let mut b = [PNG, &[i]].concat();
+            b.resize(19 * 1024 * 1024, i);
+            b
+        })
+        .collect();
+    let paras = vec![
+        json!([{"tag": "text", "text": "three big ones"}]),
+        json!([{"tag": "img", "image_key": "img_b0"}]),
+        json!([{"tag": "img", "image_key": "img_b1"}]),
+        json!([{"tag": "img", "image_key": "img_b2"}]),
+    ];
+    let t0 = Instant::now();
+    let om = push(
+        &e,
+        &spec("oc_att10", "post", json!({"title": "", "content": paras})),
+        &[
+            ("img_b0", "image", big[0].clone()),
+            ("img_b1", "image", big[1].clone()),
+            ("img_b2", "image", big[2].clone()),
+        ],
+    );
+    let r = wait_record(&e, "three big ones");
+    println!(
+        "3 × 19 MiB images in one message: 2 downloaded and stored (38 MiB), the third cut at the 50 MiB run cap; codex started after {:?} (200 ms attachment wait included)",
+        t0.elapsed()
+    );
+    assert_eq!(images(&r).len(), 2, "{r}");
+    let prompt = r["prompt"].as_str().unwrap_or("");
+    assert!(
+        prompt.contains("skipped=\"over the 50 MiB this run may carry\""),
+        "{prompt}"
+    );
+    let card = wait_card_element(&e, &om, "skipped");
+    assert!(
+        card.contains("over the 50 MiB this run may carry"),
+        "{card}"
+    );
+    let stored_big = blobs(&e)
+        .into_iter()
+        .filter(|n| *n >= 19 * 1024 * 1024)
+        .count();
+    assert_eq!(stored_big, 2, "fcxd stored what no run could carry");
+}
+
 #[test]
 fn a_sticker_gets_a_one_line_answer_and_no_run() {
     let e = env("attachment_wait_ms = 200");
@@ -397,6 +525,31 @@ fn real_codex_sends_the_image_to_the_model_and_can_cat_an_inbox_file() {
     assert!(body.contains("\"input_image\""), "{body}");
     assert!(body.contains("data:image/png;base64,"), "{body}");
     wait_said(&e, "hi from mock");
+
+    // An `image` message alone (no text follows): after the attachment
+    // wait it runs by itself, and the model gets the image.
+    let with_image = || {
+        mock.requests()
+            .into_iter()
+            .filter(|r| r.body.to_string().contains("\"input_image\""))
+            .count()
+    };
+    let before = with_image();
+    push(
+        &e,
+        &spec("oc_att11", "image", json!({"image_key": "img_alone"})),
+        &[("img_alone", "image", [PNG, b"alone"].concat())],
+    );
+    eventually(
+        WAIT,
+        || (with_image() > before).then_some(()),
+        || {
+            format!(
+                "the lone image never reached the model\n{}",
+                e.home.read_logs()
+            )
+        },
+    );
 
     push(
         &e,

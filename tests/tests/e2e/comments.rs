@@ -363,6 +363,39 @@ fn long_answers_are_split_or_shortened_within_the_limit_and_failures_are_answere
     assert!(e.fake.violations().is_empty(), "{:?}", e.fake.violations());
 }
 
+#[test]
+fn a_comment_fcx_cannot_read_gets_a_one_line_reason_not_silence() {
+    let env = env();
+    let e = &env.e;
+    let (cid, _) =
+        e.fake
+            .add_comment_mentioning_bot("doxcnDOC8", USER, "FAKE:hello unread", "q", false);
+    // Reading it is refused (the app lacks the read permission).
+    e.fake.fail_next_code(
+        &format!("/open-apis/drive/v1/files/doxcnDOC8/comments/{cid}"),
+        1,
+        99991672,
+    );
+    notify(e, "doxcnDOC8", &cid, None, USER, true);
+    let said = wait_bot_replies(e, "doxcnDOC8", &cid, 1);
+    assert!(
+        said[0].starts_with("fcx could not read this comment")
+            && said[0].contains("99991672")
+            && said[0].contains("docs:document.comment:read"),
+        "{said:?}"
+    );
+    assert!(!said[0].contains('\n') && said[0].len() < 200, "{said:?}");
+    // A later mention that can be read is answered as usual; nothing ran
+    // for the unreadable one.
+    let (ok, _) =
+        e.fake
+            .add_comment_mentioning_bot("doxcnDOC8", USER, "FAKE:hello readable", "q", false);
+    notify(e, "doxcnDOC8", &ok, None, USER, true);
+    wait_bot_replies(e, "doxcnDOC8", &ok, 1);
+    assert_eq!(records(e).len(), 1);
+    assert_eq!(bot_replies(e, "doxcnDOC8", &cid).len(), 1);
+}
+
 /// fcxd dies (kill -9) after the platform stored its answer but before the
 /// answer was acknowledged: the new fcxd replays the run and finds the
 /// answer already in the thread, so the thread has it once.

@@ -421,8 +421,13 @@ impl RunDriver {
             &job.slot.cancel,
         )
         .await;
-        if !media.skipped.is_empty() && !fresh {
-            // The user hears every reason the prompt lists: never a silent drop.
+        let settings = self.ctx.settings(scope);
+        let reply_mode = pb::ReplyMode::from_word(crate::settings::reply_mode(profile, &settings))
+            .unwrap_or_default();
+        // The user hears every reason the prompt lists: never a silent drop.
+        // A run card names them itself (RunStarted.skipped_attachments);
+        // other reply modes get them as a notice at once.
+        if !media.skipped.is_empty() && !fresh && reply_mode != pb::ReplyMode::Card {
             self.emit(
                 job,
                 Kind::Notice(pb::Notice {
@@ -441,7 +446,6 @@ impl RunDriver {
         if !media.images.is_empty() || media.bytes > 0 {
             tracing::info!(run_id = %job.run_id, images = media.images.len(), bytes = media.bytes, skipped = media.skipped.len(), "attachments ready");
         }
-        let settings = self.ctx.settings(scope);
         let cwd_s = policy.cwd.display().to_string();
         let prompt = prompt::build(
             &PromptContext {
@@ -464,12 +468,10 @@ impl RunDriver {
                 message_count: job.messages.len() as u32,
                 message_ids: inbounds.iter().map(|m| m.message_id.clone()).collect(),
                 fingerprint: policy.fingerprint.clone(),
-                reply_mode: pb::ReplyMode::from_word(crate::settings::reply_mode(
-                    profile, &settings,
-                ))
-                .unwrap_or_default() as i32,
+                reply_mode: reply_mode as i32,
                 tool_display: pb::ToolDisplay::from_word(crate::settings::tool_display(&settings))
                     .unwrap_or_default() as i32,
+                skipped_attachments: media.skipped.clone(),
             }),
         );
         job.slot.set_workspace(&cwd_s);

@@ -307,6 +307,12 @@ fn main_card(
         }
         els.push(q);
     }
+    let skipped = state.skipped_lines();
+    if !skipped.is_empty() {
+        let mut lines: Vec<String> = skipped.iter().map(|l| escape_md(l)).collect();
+        lines[0] = format!("**{}**", lines[0]);
+        els.push(md(Some("skipped"), lines.join("\n")));
+    }
     els.push(md(Some(ANSWER_ELEMENT_ID), answer.to_string()));
     if more {
         els.push(md(

@@ -6,7 +6,7 @@
 //! exact content because people copy it.
 
 use super::card::{footer_parts, phase_label};
-use super::state::{Phase, RunState};
+use super::state::{Phase, ReplyMode, RunState};
 use super::text::{Fence, escape_md, next_fence, one_line};
 
 /// Files listed in a run's text; the rest are counted.
@@ -76,6 +76,10 @@ pub(crate) fn run_text(state: &RunState) -> String {
     } else {
         out.push_str(markdown_to_plain(&answer).trim_end());
     }
+    if let Some(skipped) = fallback_skipped(state) {
+        out.push_str("\n\n");
+        out.push_str(&skipped.join("\n"));
+    }
     if let Some(files) = files_text(state) {
         out.push_str("\n\n");
         out.push_str(&files);
@@ -111,6 +115,10 @@ pub(crate) fn run_markdown(state: &RunState) -> String {
     if state.phase != Phase::Done || answer.trim().is_empty() {
         parts.push(format!("**{}**", escape_md(&state_line(state))));
     }
+    if let Some(skipped) = fallback_skipped(state) {
+        let lines: Vec<String> = skipped.iter().map(|l| escape_md(l)).collect();
+        parts.push(lines.join("\n"));
+    }
     if let Some(files) = files_text(state) {
         // Paths read literally: each line is escaped, the list shape kept.
         let lines: Vec<String> = files
@@ -137,6 +145,13 @@ pub(crate) fn run_markdown(state: &RunState) -> String {
         parts.push(format!("*{}*", footer.join(" · ")));
     }
     parts.join("\n\n")
+}
+
+/// The skipped attachments for a run whose card could not be shown (the
+/// worker told the other reply modes at once, in a notice of its own).
+fn fallback_skipped(state: &RunState) -> Option<Vec<String>> {
+    Some(state.skipped_lines())
+        .filter(|l| !l.is_empty() && state.reply_mode == Some(ReplyMode::Card))
 }
 
 fn state_line(state: &RunState) -> String {

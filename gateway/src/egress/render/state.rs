@@ -17,6 +17,10 @@ const MAX_FILES: usize = 2_000;
 const MAX_ERRORS: usize = 20;
 /// Per-field cap on worker-supplied strings stored per tool call.
 const FIELD_KEEP_BYTES: usize = 16 * 1024;
+/// Skipped attachments kept (a message names far fewer).
+const MAX_SKIPPED: usize = 64;
+/// Skipped attachments a card or message lists one by one.
+const SHOWN_SKIPPED: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Phase {
@@ -190,6 +194,9 @@ pub(crate) struct RunState {
     pub(crate) detail: String,
     /// Warnings and errors the worker reported, newest last.
     pub(crate) errors: Vec<String>,
+    /// Attachments that did not reach Codex, "name: why" each
+    /// (`RunStarted.skipped_attachments`).
+    pub(crate) skipped: Vec<String>,
     finished: bool,
     last_seq: u64,
 }
@@ -219,6 +226,28 @@ impl RunState {
                 out.push_str("\n\n");
             }
             out.push_str(t);
+        }
+        out
+    }
+
+    /// The skipped attachments as the user reads them: a heading line, then
+    /// one bullet each (at most [`SHOWN_SKIPPED`], the rest counted); empty
+    /// when every attachment reached Codex. Not escaped.
+    pub(crate) fn skipped_lines(&self) -> Vec<String> {
+        if self.skipped.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec!["Not passed to Codex:".to_string()];
+        for l in self.skipped.iter().take(SHOWN_SKIPPED) {
+            let one: String = l.split_whitespace().collect::<Vec<_>>().join(" ");
+            let cut: String = one.chars().take(200).collect();
+            out.push(format!("• {cut}"));
+        }
+        if self.skipped.len() > SHOWN_SKIPPED {
+            out.push(format!(
+                "• … and {} more",
+                self.skipped.len() - SHOWN_SKIPPED
+            ));
         }
         out
     }
@@ -273,6 +302,12 @@ impl RunState {
                 self.reply_mode = ReplyMode::parse(s.reply_mode().word());
                 self.tool_display = ToolDisplay::parse(s.tool_display().word());
                 self.message_count = self.message_count.max(s.message_count);
+                self.skipped = s
+                    .skipped_attachments
+                    .iter()
+                    .take(MAX_SKIPPED)
+                    .map(|l| keep(l))
+                    .collect();
                 if ev.at_ms > 0 {
                     self.started_at_ms = Some(ev.at_ms);
                 }

@@ -1004,3 +1004,47 @@ fn a_finished_card_shows_the_terminal_line_and_its_signed_thread_buttons() {
     let json = card.to_string();
     assert!(json.contains("tok-f") && json.contains("tok-a"), "{json}");
 }
+
+#[test]
+fn skipped_attachments_are_named_on_the_card_and_in_a_card_runs_fallback_only() {
+    let started = |mode: pb::ReplyMode| {
+        Kind::RunStarted(pb::RunStarted {
+            reply_mode: mode as i32,
+            skipped_attachments: (0..12)
+                .map(|i| format!("shot_{i}.png: too many attachments (at most 8 per run)"))
+                .collect(),
+            ..Default::default()
+        })
+    };
+    let mut st = RunState::new("run-1");
+    st.apply(&ev(1, started(pb::ReplyMode::Card)));
+    st.apply(&ev(2, done(DoneReason::Completed, "ok")));
+    let card = render(&st, &RenderOptions::default()).card;
+    let shown = element_text(&card, "skipped").expect("a skipped element");
+    assert!(shown.starts_with("**Not passed to Codex:**"), "{shown}");
+    // Names escaped for the card's markdown; ten listed, the rest counted.
+    assert!(
+        shown.contains("shot\\_0.png: too many attachments"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("shot\\_9.png") && !shown.contains("shot\\_10"),
+        "{shown}"
+    );
+    assert!(shown.contains("… and 2 more"), "{shown}");
+    // A card that could not be shown falls back to a message: it says it.
+    assert!(run_markdown(&st).contains("Not passed to Codex"));
+    assert!(run_text(&st).contains("• shot_1.png: too many attachments"));
+
+    // Other reply modes were told at once by the worker: not twice.
+    let mut md = RunState::new("run-1");
+    md.apply(&ev(1, started(pb::ReplyMode::Markdown)));
+    md.apply(&ev(2, done(DoneReason::Completed, "ok")));
+    assert!(!run_markdown(&md).contains("Not passed"));
+    assert!(!run_text(&md).contains("Not passed"));
+    // Nothing skipped: no element.
+    let mut none = RunState::new("run-1");
+    none.apply(&ev(1, super::tests::started()));
+    let card = render(&none, &RenderOptions::default()).card;
+    assert_eq!(element_text(&card, "skipped"), None);
+}

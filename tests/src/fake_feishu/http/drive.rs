@@ -5,14 +5,35 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Answer, FIELD_VALIDATION, Req, not_found};
-use crate::fake_feishu::state::{Comment, CommentReply, Shared, lock, now_ms};
+use crate::fake_feishu::state::{Bound, Comment, CommentReply, Shared, lock, now_ms};
 
 const CANNOT_REPLY: i64 = 1069302;
 /// Guess: the code for an unknown comment.
 const NOT_FOUND: i64 = 1069301;
 const FILE_TYPES: [&str; 7] = ["doc", "docx", "sheet", "file", "slides", "bitable", "apps"];
 
+/// The per-app window of one Drive API (feishu.md §3.8, §3.9).
+fn api_limit(shared: &Shared, api: &str) -> Result<(), Answer> {
+    lock(&shared.inner)
+        .admit_all(&[Bound::per_second(
+            format!("app:drive:{api}"),
+            crate::fake_feishu::DRIVE_API_QPS,
+        )])
+        .map_err(|e| Answer::over_limit(&e))
+}
+
 pub(super) fn route(shared: &Arc<Shared>, r: &Req, m: &str, file: &str, rest: &[&str]) -> Answer {
+    let api = match (m, rest) {
+        ("GET", []) => "list",
+        ("POST", []) => "create",
+        ("GET", [_]) => "get",
+        ("POST", [_, "replies"]) => "reply",
+        ("GET", [_, "replies"]) => "replies",
+        _ => "other",
+    };
+    if let Err(a) = api_limit(shared, api) {
+        return a;
+    }
     if !r.q("file_type").is_some_and(|t| FILE_TYPES.contains(&t)) {
         return Answer::err(FIELD_VALIDATION, "file_type is required");
     }
@@ -87,8 +108,23 @@ fn list(shared: &Shared, r: &Req, file: &str) -> Answer {
     Answer::ok(json!({"items": items, "has_more": false, "page_token": ""}))
 }
 
+/// Element types a reply may carry (feishu.md §3.8).
+const ELEMENT_TYPES: [&str; 3] = ["text_run", "docs_link", "person"];
+
 fn elements(v: Option<&Value>) -> Result<Value, Answer> {
     match v {
+        Some(Value::Array(a))
+            if a.iter().any(|e| {
+                !e.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| ELEMENT_TYPES.contains(&t) && e.get(t).is_some())
+            }) =>
+        {
+            Err(Answer::err(
+                FIELD_VALIDATION,
+                "content.elements: each element is text_run, docs_link or person, with its object",
+            ))
+        }
         Some(Value::Array(a)) if !a.is_empty() => {
             let chars: usize = a
                 .iter()
@@ -178,6 +214,9 @@ fn add_whole(shared: &Shared, r: &Req, file: &str) -> Answer {
 /// `POST /open-apis/drive/v1/metas/batch_query`: titles of known
 /// documents; unknown ones land in `failed_list` (code a guess).
 pub(super) fn metas(shared: &Shared, r: &Req) -> Answer {
+    if let Err(a) = api_limit(shared, "metas") {
+        return a;
+    }
     let Some(docs) = r.body.get("request_docs").and_then(Value::as_array) else {
         return Answer::err(FIELD_VALIDATION, "request_docs is required");
     };
