@@ -146,8 +146,11 @@ async fn an_idle_child_ends_at_its_timeout() {
     run_once(&mut c, &mut ev, "wt-1", "wt", "brief warm-t1").await;
     let pid = pid_of(&record_of(&h, "warm-t1"));
     wait_dead(pid, "idle timeout");
-    let listed = fcx_config::registry::list(&fcx_config::Home::new(&h.home));
-    assert!(listed.iter().all(|e| e.pid != pid), "unlisted: {listed:?}");
+    let deadline = Instant::now() + WAIT;
+    while idle_listed(&h, pid) {
+        assert!(Instant::now() < deadline, "still listed as idle");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The next run simply starts a child of its own.
     run_once(&mut c, &mut ev, "wt-2", "wt", "again warm-t2").await;
     assert_ne!(pid_of(&record_of(&h, "warm-t2")), pid);

@@ -146,10 +146,13 @@ impl Pool {
                 },
             );
         }
+        // Listed before the run that parked it ends, not whenever the
+        // watcher first runs.
+        let listed = self.listing.as_ref().and_then(|l| list_idle(l, live.pid));
         let me = Arc::clone(self);
         let key = key.to_string();
         self.tracker.spawn(async move {
-            me.watch(key, generation, live, take_rx, stop).await;
+            me.watch(key, generation, live, listed, take_rx, stop).await;
         });
         None
     }
@@ -179,11 +182,11 @@ impl Pool {
         key: String,
         generation: u64,
         mut live: Live,
+        mut listed: Option<fcx_config::registry::Registration>,
         mut take: oneshot::Receiver<oneshot::Sender<Live>>,
         stop: CancellationToken,
     ) {
         let pid = live.pid;
-        let mut listed = self.listing.as_ref().and_then(|l| list_idle(l, pid));
         let deadline = tokio::time::sleep(self.idle_for);
         tokio::pin!(deadline);
         let mut exit = None;
