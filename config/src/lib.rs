@@ -424,6 +424,11 @@ pub struct CodexConfig {
     pub approval_timeout_secs: u64,
     /// Who may decide an approval request.
     pub approvers: Approvers,
+    /// How long a scope's app-server child stays alive after its run, for
+    /// the scope's next run to reuse; 0: one child per run.
+    pub app_server_idle_secs: u64,
+    /// Idle app-server children kept at most (the oldest is shut down).
+    pub app_server_max_idle: usize,
 }
 
 /// Where a profile's runs start.

@@ -218,16 +218,20 @@ fn during_run_and_approval_default_to_steer_and_never() {
     assert_eq!(p.codex.during_run, DuringRun::Steer);
     assert_eq!(p.codex.approval, ApprovalPolicy::Never);
     assert_eq!(p.codex.approval_timeout_secs, 600);
+    assert_eq!(p.codex.app_server_idle_secs, 300);
+    assert_eq!(p.codex.app_server_max_idle, 4);
     for d in DuringRun::ALL {
         let text = format!("[profiles.p.codex]\nduring_run = \"{}\"\n", d.as_str());
         let c = Config::parse(file, &text, &h).expect("config");
         assert_eq!(c.profile("p").expect("p").codex.during_run, d);
     }
-    let text = "[profiles.p.codex]\nrunner = \"app-server\"\napproval = \"on-request\"\napproval_timeout_secs = 5\n";
+    let text = "[profiles.p.codex]\nrunner = \"app-server\"\napproval = \"on-request\"\napproval_timeout_secs = 5\napp_server_idle_secs = 0\napp_server_max_idle = 2\n";
     let c = Config::parse(file, text, &h).expect("config");
     let p = c.profile("p").expect("p");
     assert_eq!(p.codex.approval, ApprovalPolicy::OnRequest);
     assert_eq!(p.codex.approval_timeout_secs, 5);
+    assert_eq!(p.codex.app_server_idle_secs, 0);
+    assert_eq!(p.codex.app_server_max_idle, 2);
 }
 
 #[test]

@@ -98,6 +98,8 @@ struct RawCodex {
     approval: Option<ApprovalPolicy>,
     approval_timeout_secs: Option<u64>,
     approvers: Option<Approvers>,
+    app_server_idle_secs: Option<u64>,
+    app_server_max_idle: Option<usize>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -581,6 +583,8 @@ fn build_profile(
             approval,
             approval_timeout_secs,
             approvers: rp.codex.approvers.unwrap_or_default(),
+            app_server_idle_secs: rp.codex.app_server_idle_secs.unwrap_or(300),
+            app_server_max_idle: rp.codex.app_server_max_idle.unwrap_or(4),
         },
         workspaces: WorkspacesConfig {
             default: default_ws,

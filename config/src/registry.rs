@@ -34,8 +34,15 @@ fn dir(home: &Home) -> PathBuf {
     home.run_dir().join("procs")
 }
 
-fn file(home: &Home, pid: u32) -> PathBuf {
-    dir(home).join(format!("{pid}.json"))
+/// One file per (pid, id): a Codex child kept between runs is registered
+/// as idle and as each run's `r:RUN` in turn, and one registration's end
+/// must not remove the other's file.
+fn file(home: &Home, pid: u32, id: &str) -> PathBuf {
+    // FNV-1a: stable and short; the id itself is inside the file.
+    let tag = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    dir(home).join(format!("{pid}-{tag:016x}.json"))
 }
 
 /// The process's start time in clock ticks since boot (Linux), to tell a
@@ -104,7 +111,7 @@ impl Drop for Registration {
 /// Notes that an operator is about to signal `e` (`fcxctl kill`), so the
 /// process that registered it can say why it ended.
 pub fn mark_killed(home: &Home, e: &Entry) -> std::io::Result<()> {
-    std::fs::write(file(home, e.pid).with_extension("killed"), b"")
+    std::fs::write(file(home, e.pid, &e.id).with_extension("killed"), b"")
 }
 
 /// Registers the calling process.
@@ -134,8 +141,8 @@ pub fn register(home: &Home, e: &Entry) -> std::io::Result<Registration> {
     let d = dir(home);
     crate::private_dir(&home.run_dir())?;
     crate::private_dir(&d)?;
-    let path = file(home, e.pid);
-    let tmp = d.join(format!(".{}.tmp", e.pid));
+    let path = file(home, e.pid, &e.id);
+    let tmp = path.with_extension("tmp");
     let body = serde_json::to_vec(e).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, &path)?;
@@ -198,11 +205,29 @@ mod tests {
             drop(me);
             let reg = register(&home, &dead).expect("register");
             assert!(list(&home).is_empty(), "a reused pid is not this process");
-            assert!(!file(&home, dead.pid).exists(), "pruned");
+            assert!(!file(&home, dead.pid, &dead.id).exists(), "pruned");
             drop(reg);
         } else {
             drop(me);
         }
+        assert!(list(&home).is_empty());
+    }
+
+    #[test]
+    fn one_process_under_two_ids_keeps_both_until_each_ends() {
+        // A kept Codex child: registered as idle, then as a run's child.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path());
+        let idle = register_self(&home, "idle:1", "codex", "p", 1).expect("idle");
+        let run = register_self(&home, "r:abc", "codex", "p", 2).expect("run");
+        let ids = |h: &Home| list(h).into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&home).len(), 2);
+        drop(idle);
+        assert_eq!(ids(&home), vec!["r:abc".to_string()]);
+        let e = list(&home).remove(0);
+        mark_killed(&home, &e).expect("mark");
+        assert!(run.was_killed());
+        drop(run);
         assert!(list(&home).is_empty());
     }
 }

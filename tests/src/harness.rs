@@ -98,6 +98,12 @@ impl Default for TestHome {
     }
 }
 
+/// The harness's profiles end each run's app-server child with its run
+/// (`app_server_idle_secs = 0`), as every test written before kept
+/// children assumes (no codex process left once a run is done); the
+/// tests about kept children (e2e `warm_children`) set their own value.
+pub const KEEP_NO_CHILD: &str = "app_server_idle_secs = 0";
+
 impl TestHome {
     pub fn new() -> Self {
         // file: secrets must be private (0600) or fcx refuses them: every
@@ -135,7 +141,8 @@ impl TestHome {
         p
     }
 
-    /// A profile `default` that runs the scripted fake codex.
+    /// A profile `default` that runs the scripted fake codex (each run's
+    /// child ends with its run: see [`KEEP_NO_CHILD`]).
     pub fn fake_codex_config(&self, extra_runs: &str) -> String {
         let key = self.key_file("sk-fake-test-secret-0001");
         format!(
@@ -145,6 +152,7 @@ enabled = true
 binary = "{bin}"
 auth = "api-key"
 api_key = "file:{key}"
+{KEEP_NO_CHILD}
 [profiles.default.workspaces]
 default = "{ws}"
 [profiles.default.runs]
@@ -202,6 +210,7 @@ binary = "{bin}"
 auth = "api-key"
 api_key = "file:{key}"
 model = "gpt-5.5"
+{KEEP_NO_CHILD}
 [profiles.default.codex.config]
 {overrides}
 [profiles.default.workspaces]

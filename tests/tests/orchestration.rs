@@ -581,3 +581,6 @@ async fn stop_new_and_cd_preempt_the_active_run_and_keep_the_queue() {
     let left = wait_no_processes(&fake_marker(&h), Duration::from_secs(10));
     assert!(left.is_empty(), "fakes left behind: {left:?}");
 }
+
+#[path = "orchestration/warm_children.rs"]
+mod warm_children;

@@ -14,7 +14,7 @@ use crate::events::EventBus;
 use crate::lifetime::{self, Contact};
 use crate::pipeline::Pipeline;
 use crate::runner::Runner;
-use crate::runner::app_server::AppServerRunner;
+use crate::runner::app_server::{self, AppServerRunner};
 use crate::runner::exec::ExecRunner;
 use crate::service::WorkerService;
 use crate::store::Store;
@@ -67,7 +67,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bus = EventBus::new(store.clone(), streams_token.clone());
     let runner: Arc<dyn Runner> = match profile.codex.runner {
         fcx_config::RunnerKind::Exec => Arc::new(ExecRunner::new()),
-        fcx_config::RunnerKind::AppServer => Arc::new(AppServerRunner::new()),
+        fcx_config::RunnerKind::AppServer => {
+            Arc::new(AppServerRunner::with_pool(app_server::pool::Pool::new(
+                std::time::Duration::from_secs(profile.codex.app_server_idle_secs),
+                profile.codex.app_server_max_idle,
+                Some(app_server::pool::Listing {
+                    home: home.clone(),
+                    profile: profile.name.clone(),
+                }),
+                runs_token.child_token(),
+            )))
+        }
     };
     let runner_name = runner.name();
     let pipeline = Arc::new(Pipeline::new(

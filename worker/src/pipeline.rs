@@ -83,5 +83,6 @@ impl Pipeline {
     /// until every run has reported its end.
     pub(crate) async fn shutdown(&self) {
         self.scheduler.shutdown().await;
+        self.driver.shutdown_runner().await;
     }
 }

@@ -571,6 +571,8 @@ mod tests {
                 during_run: Default::default(),
                 approval: Default::default(),
                 approval_timeout_secs: 600,
+                app_server_idle_secs: 0,
+                app_server_max_idle: 0,
                 approvers: Default::default(),
             },
             workspaces: WorkspacesConfig {

@@ -49,6 +49,8 @@ pub(crate) fn profile(dir: &std::path::Path, runs: RunsConfig) -> Profile {
             during_run: Default::default(),
             approval: Default::default(),
             approval_timeout_secs: 600,
+            app_server_idle_secs: 0,
+            app_server_max_idle: 0,
             approvers: Default::default(),
         },
         workspaces: WorkspacesConfig {

@@ -48,6 +48,9 @@ const TURN_USAGE: Usage = Usage {
     reasoning_output_tokens: 2,
 };
 
+/// Which record of this process is being written (app-server: one per turn).
+static RECORD_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Wall clock at process start, for the bench's accepted → spawned figure.
 static STARTED_UNIX_NS: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
 
@@ -480,12 +483,19 @@ fn write_record_with(
         record[*k] = v.clone();
     }
     // Pid and start time: a pid the system reuses must not overwrite an
-    // earlier run's record.
-    let path = dir.join(format!(
-        "{}-{}.json",
+    // earlier run's record; an app-server child kept between runs writes
+    // one record per turn (`RECORD_SEQ`).
+    let seq = RECORD_SEQ.load(Ordering::SeqCst);
+    let stem = format!(
+        "{}-{}",
         std::process::id(),
         STARTED_UNIX_NS.get().copied().unwrap_or(0)
-    ));
+    );
+    let path = dir.join(if seq == 0 {
+        format!("{stem}.json")
+    } else {
+        format!("{stem}-{seq}.json")
+    });
     let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
     if let Err(e) = write_atomic(&path, &bytes) {
         stderr_line(&format!("fake-codex: writing {}: {e}", path.display()));

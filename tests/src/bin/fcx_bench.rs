@@ -31,6 +31,8 @@ mod feedback;
 mod figures;
 #[path = "fcx_bench/soak.rs"]
 mod soak;
+#[path = "fcx_bench/warm.rs"]
+mod warm;
 
 #[derive(Parser, Debug)]
 #[command(name = "fcx-bench", about = "fcx pipeline benchmarks (prints JSON)")]
@@ -87,13 +89,17 @@ struct Args {
     /// Rounds of each fault-matrix row (a kill at a different point each).
     #[arg(long, default_value_t = 20)]
     fault_rounds: usize,
+    /// Samples per design in the child-lifetime section (`warm`: fresh vs
+    /// per-scope warm vs per-profile shared app-server child; real codex).
+    #[arg(long, default_value_t = 30)]
+    warm_samples: usize,
     /// Where the figures are also written, as one JSON file (default:
     /// `target/fcx-figures.json` of this checkout; none with `--quick`);
     /// sections this run skips keep the figures already in the file.
     #[arg(long)]
     figures: Option<PathBuf>,
     /// Run only these sections (comma-separated: deliver, spawn, rss, load,
-    /// feishu, cards, feedback, soak, faults); all when absent.
+    /// feishu, cards, feedback, soak, faults, warm); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -127,6 +133,7 @@ fn main() -> anyhow::Result<()> {
         args.soak_secs = 60;
         args.soak_sample_secs = 10;
         args.fault_rounds = 1;
+        args.warm_samples = 2;
     }
     if !args.no_build && !args.quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -212,6 +219,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         skipped()
     };
+    let warm = if want("warm") {
+        rt.block_on(warm::bench_warm(args.warm_samples))?
+    } else {
+        skipped()
+    };
     let out = json!({
         "measured_at": figures::utc_now(),
         "machine": figures::machine(),
@@ -227,6 +239,7 @@ fn main() -> anyhow::Result<()> {
         "feedback": feedback,
         "soak": soak,
         "faults": faults,
+        "app_server_child": warm,
         "targets": {
             "many_scopes.lost": 0,
             "many_scopes.duplicated": 0,
@@ -251,6 +264,7 @@ fn main() -> anyhow::Result<()> {
             "feedback.card.lone_message_answer_overhead_ms.p50": 50,
             "feedback.card_exec": "printed (the exec runner, to compare)",
             "soak.leak_suspected": [],
+            "app_server_child": "printed (per-scope warm vs per-profile shared; isolation stated)",
             "faults.lost": 0,
             "faults.duplicated": 0
         }

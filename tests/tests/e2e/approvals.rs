@@ -51,7 +51,12 @@ fn env_mode(extra: &str, reply_mode: &str) -> Env {
     let home = TestHome::new();
     let secret = home.root.join("app-secret");
     std::fs::write(&secret, format!("{}\n", fake.app_secret())).expect("app secret");
-    let codex_part = home.real_codex_config(&mock.base_url()).replace(
+    let mut base = home.real_codex_config(&mock.base_url());
+    if extra.contains("app_server_idle_secs") {
+        // The test sets its own (kept children).
+        base = base.replace(fcx_tests::harness::KEEP_NO_CHILD, "");
+    }
+    let codex_part = base.replace(
         "[profiles.default.codex]\n",
         &format!(
             "[profiles.default.codex]\nrunner = \"app-server\"\napproval = \"untrusted\"\n{extra}"
@@ -478,6 +483,72 @@ fn approve_for_session_is_not_asked_again_for_the_same_command() {
         })
         .count();
     assert_eq!(cards, 1, "asked once: {}", env.replies_under(&om));
+    drop(env);
+}
+
+#[test]
+fn approve_for_session_lasts_into_the_chats_next_run_on_its_kept_child() {
+    // Codex keeps "approved for this session" per thread, in the process:
+    // the chat's next run continues that thread in the same kept child.
+    let env = env("app_server_idle_secs = 600\n");
+    let cmd = "RUN: touch kept-session.txt && echo kept-session-approved";
+    let om = env.say(cmd);
+    let (card, _) = env.approval_card(&om);
+    let toast = env.click(USER, &card, "Approve for session");
+    assert!(toast.contains("info"), "{toast}");
+    env.wait_reply_under(&card, "Approved for this session by");
+    let (_, run_card) = env.run_card(&om);
+    env.wait_card(&run_card, "Done", true);
+
+    let om2 = env.say(cmd);
+    let (_, run_card2) = env.run_card(&om2);
+    env.wait_card(&run_card2, "Done", true);
+    // The model's last request holds the thread's history: both results.
+    let ran = env
+        .mock
+        .requests()
+        .last()
+        .and_then(|r| r.body["input"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .filter(|i| {
+            i["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("kept-session-approved"))
+        })
+        .count();
+    assert_eq!(ran, 2, "it ran in both runs: {}", env.tool_outputs());
+    let asked = |parent: &str| {
+        env.e
+            .fake
+            .messages()
+            .into_iter()
+            .filter(|m| {
+                m.parent_id == parent
+                    && env
+                        .e
+                        .fake
+                        .card_view(&m.message_id)
+                        .is_some_and(|v| v.labels().iter().any(|l| l == "Approve"))
+            })
+            .count()
+    };
+    assert_eq!(asked(&om), 1, "asked in the first run");
+    assert_eq!(
+        asked(&om2),
+        0,
+        "not asked again: {}",
+        env.replies_under(&om2)
+    );
+    // Both turns on one thread.
+    let threads: std::collections::HashSet<String> = env
+        .mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("thread-id").map(str::to_owned))
+        .collect();
+    assert_eq!(threads.len(), 1, "{threads:?}");
     drop(env);
 }
 

@@ -215,6 +215,13 @@ fn the_bench_runs_and_prints_its_figures() {
         "{v}"
     );
     assert!(v["idle_rss_kib"]["total"].as_u64().unwrap_or(0) > 0, "{v}");
+    let child = &v["app_server_child"];
+    for design in ["fresh", "per_scope_warm", "per_profile_shared"] {
+        assert!(
+            child["first_token_ms"][design]["p50"].as_f64().is_some(),
+            "{v}"
+        );
+    }
     let feishu = &v["feishu"];
     assert!(feishu["ack_latency_ms"]["p50"].as_f64().is_some(), "{v}");
     assert!(feishu["ack_latency_ms"]["p99"].as_f64().is_some(), "{v}");

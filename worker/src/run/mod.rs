@@ -69,6 +69,8 @@ fn files_out(job: &RunJob) -> bool {
 /// reported.
 pub(crate) trait Execute: Send + Sync + 'static {
     fn execute(&self, job: RunJob) -> BoxFuture<'static, ()>;
+    /// `scope` starts a new session: nothing kept for its runs is wanted.
+    fn release(&self, _scope: &str) {}
 }
 
 enum Attempt {
@@ -97,6 +99,10 @@ impl Execute for RunDriver {
             turns: self.turns.clone(),
         };
         Box::pin(async move { me.run(job).await })
+    }
+
+    fn release(&self, scope: &str) {
+        self.runner.release(&pb::Scope::continuity_of(scope));
     }
 }
 
@@ -148,6 +154,7 @@ pub(crate) fn listing_spec(ctx: &Ctx, policy: &RunPolicy) -> Result<RunSpec, Str
         env: child_env(profile, &ctx.home)?,
         stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
         approval: profile.codex.approval,
+        warm_key: None,
     })
 }
 
@@ -159,6 +166,11 @@ impl RunDriver {
             runner,
             turns: Arc::default(),
         }
+    }
+
+    /// Ends what the runner keeps between runs (its idle children).
+    pub(crate) async fn shutdown_runner(&self) {
+        self.runner.shutdown().await;
     }
 
     fn emit(&self, job: &RunJob, kind: Kind) {
@@ -489,6 +501,7 @@ impl RunDriver {
             env,
             stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
             approval: profile.codex.approval,
+            warm_key: Some(pb::Scope::continuity_of(scope)),
         };
         let result = self.drive(job, spec, &policy, base).await;
         if let Outcome::ThreadNotFound { message } = &result.outcome

@@ -78,6 +78,10 @@ pub(crate) struct RunSpec {
     /// When Codex asks before acting; anything but `Never` makes its
     /// requests [`RunnerEvent::ApprovalRequested`] (app-server only).
     pub(crate) approval: fcx_config::ApprovalPolicy,
+    /// What a child kept after the run is filed under (the scope's
+    /// continuity), so that scope's next run may reuse it; `None`: the
+    /// child ends with the run.
+    pub(crate) warm_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,4 +302,11 @@ pub(crate) trait Runner: Send + Sync + 'static {
     /// Run one turn to its end. Never panics on anything Codex prints; every
     /// failure becomes an [`Outcome`].
     fn run(&self, spec: RunSpec, io: RunIo) -> BoxFuture<'static, RunResult>;
+    /// `key` (a [`RunSpec::warm_key`]) starts over: a child kept for it
+    /// is not wanted any more.
+    fn release(&self, _key: &str) {}
+    /// Ends what the runner keeps between runs (after the last run ended).
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }

@@ -220,6 +220,10 @@ impl Scheduler {
 
     /// Stop the active run of `scope` (only if it is `run_id`, when given).
     pub(crate) fn stop(&self, scope: &str, run_id: Option<&str>, why: StopReason) -> bool {
+        if why == StopReason::NewSession {
+            // A Codex child kept for the old session has no use left.
+            self.exec.release(scope);
+        }
         let q = self.board.lock();
         match q.active(scope) {
             Some(a) if run_id.is_none_or(|r| r == a.run_id) => {

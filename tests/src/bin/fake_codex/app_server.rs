@@ -26,7 +26,10 @@
 //! again at `turn/start` (the prompt) and each `turn/steer` (`steers`), with
 //! the thread's settings in `args` (sandbox, cwd as `cd`, model, images,
 //! config as `configs`), so tests read it as they read an exec record. A
-//! child that only lists threads leaves no record.
+//! child that only lists threads leaves no record. A child that serves
+//! another turn (kept between runs) writes a new record for it, marked
+//! `"warm": true` when the turn continues the loaded thread without a
+//! `thread/start|resume` (its `resume_id` is that thread).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -373,6 +376,12 @@ struct Server {
     turn: Option<AppTurn>,
     /// Set by `ignore_sigint`: `turn/interrupt` and stdin EOF do nothing.
     deaf: &'static AtomicBool,
+    /// The current record holds a turn: what comes next gets a new one.
+    turn_recorded: bool,
+    /// A thread was opened since the last turn.
+    thread_opened: bool,
+    /// This turn continues the loaded thread without opening it.
+    warm: bool,
 }
 
 type TurnFuture = Pin<Box<dyn Future<Output = TurnEnd>>>;
@@ -407,8 +416,17 @@ impl Server {
             &self.argv,
             &self.start_cwd,
             self.prompt.as_deref(),
-            &[("steers", json!(steers))],
+            &[("steers", json!(steers)), ("warm", json!(self.warm))],
         );
+    }
+
+    /// What comes now is another turn: a record of its own.
+    fn next_record(&mut self) {
+        if std::mem::take(&mut self.turn_recorded) {
+            RECORD_SEQ.fetch_add(1, Ordering::SeqCst);
+            self.prompt = None;
+            self.warm = false;
+        }
     }
 
     fn thread_response(&self, thread_id: &str, st: &ThreadSettings, preview: &str) -> Value {
@@ -437,6 +455,8 @@ impl Server {
 
     /// `thread/start` or `thread/resume`.
     fn open_thread(&mut self, id: &Value, params: &Value, resume: bool) {
+        self.next_record();
+        self.thread_opened = true;
         let st = ThreadSettings::from(params);
         let thread_id = if resume {
             let Some(tid) = params.get("threadId").and_then(Value::as_str) else {
@@ -486,6 +506,12 @@ impl Server {
             respond_error(id, "a turn is already in progress");
             return None;
         }
+        self.next_record();
+        if !std::mem::replace(&mut self.thread_opened, false) {
+            self.warm = true;
+            self.cli.resume = Some(thread_id.to_owned());
+        }
+        self.turn_recorded = true;
         let (text, images) = input_of(params);
         let cwd = st.cwd.clone().unwrap_or_else(|| self.start_cwd.clone());
         let turn = AppTurn {
@@ -723,6 +749,9 @@ pub(super) async fn serve(argv: Vec<String>, configs: Vec<String>) -> i32 {
         prompt: None,
         turn: None,
         deaf: &DEAF,
+        turn_recorded: false,
+        thread_opened: false,
+        warm: false,
     };
     let mut scenario: Option<TurnFuture> = None;
     let mut stdin_open = true;

@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::rpc::{Reader, Writer};
 use super::*;
 use crate::runner::{ApprovalDecision, ChildEnv, ControlError, RunControl, Sandbox};
 
@@ -28,6 +29,7 @@ fn spec(resume: Option<&str>) -> RunSpec {
         env: ChildEnv::default(),
         stop_grace: Duration::from_millis(500),
         approval: Default::default(),
+        warm_key: None,
     }
 }
 

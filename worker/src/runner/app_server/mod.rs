@@ -1,37 +1,38 @@
-//! The `codex app-server` runner: one app-server child per run, spoken to
-//! over stdio JSON-RPC. Unlike `exec` it streams answer text, reasoning and
-//! command output as they come, stops a turn with `turn/interrupt`, and can
-//! steer a running turn.
+//! The `codex app-server` runner, spoken to over stdio JSON-RPC. Unlike
+//! `exec` it streams answer text, reasoning and command output as they
+//! come, stops a turn with `turn/interrupt`, and can steer a running turn.
 //!
-//! The child is spawned by the same helper as the exec child (same
-//! environment, process group, parent-death signal) and shut down by closing
-//! its stdin, then SIGTERM, then SIGKILL — never SIGINT, which app-server
-//! does not handle and which can orphan its commands (codex.md §5.5).
+//! A run's child is spawned by the same helper as the exec child (same
+//! environment, process group, parent-death signal). When its turn
+//! completed (not stopped, not failed) the child is kept
+//! by the [`pool`] for the scope's next run, which then skips the spawn,
+//! the handshake and the thread load, and keeps the thread's "approved for
+//! this session" commands; otherwise, and when the kept child is not
+//! wanted, it is shut down by closing its stdin, then SIGTERM, then SIGKILL
+//! — never SIGINT, which app-server does not handle and which can orphan
+//! its commands (codex.md §5.5).
 
+mod live;
 mod mapping;
+pub(crate) mod pool;
 mod protocol;
 mod rpc;
 mod session;
 pub(crate) mod threads;
 
-use std::ffi::OsString;
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio_util::task::AbortOnDropHandle;
 
-use super::exec::child::{
-    TreeGuard, merge, prepare_codex_command, snapshot, spawn_error_message, spawn_with_retry,
-};
-use super::exec::stderr::{StderrState, read_stderr};
-use super::process::{self, ProcId, StopSignal};
+use super::exec::child::{merge, snapshot};
+use super::exec::stderr::StderrState;
 use super::{Outcome, RunIo, RunResult, RunSpec, Runner, RunnerCaps, RunnerEvent};
 use crate::util::truncate_chars;
+use live::Live;
 use mapping::{Mapper, TurnEnd};
-use rpc::{Reader, Writer};
+use pool::Pool;
 use session::{End, Session};
 
 /// Longest stdout line we buffer: a completed command item carries its
@@ -51,10 +52,12 @@ const FAILURE_DETAIL_CHARS: usize = 300;
 /// How often the child's process tree is recorded while it runs.
 const TREE_SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct AppServerRunner {
     max_line: usize,
     request_timeout: Duration,
+    /// Children kept between a scope's runs; `None`: one child per run.
+    pool: Option<Arc<Pool>>,
 }
 
 impl AppServerRunner {
@@ -62,6 +65,15 @@ impl AppServerRunner {
         AppServerRunner {
             max_line: MAX_LINE,
             request_timeout: REQUEST_TIMEOUT,
+            pool: None,
+        }
+    }
+
+    /// Keeps each scope's child after its run, in `pool`.
+    pub(crate) fn with_pool(pool: Arc<Pool>) -> Self {
+        AppServerRunner {
+            pool: Some(pool),
+            ..Self::new()
         }
     }
 }
@@ -89,12 +101,27 @@ impl Runner for AppServerRunner {
         let this = self.clone();
         Box::pin(async move { this.run_turn(spec, io).await })
     }
+
+    fn release(&self, key: &str) {
+        if let Some(p) = &self.pool {
+            p.release(key);
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            if let Some(p) = pool {
+                p.shutdown().await;
+            }
+        })
+    }
 }
 
 /// `codex app-server`, nothing more: the config overrides, workspace,
 /// sandbox, model and approval policy go into `thread/start` (over stdin,
 /// not on argv where `ps` shows them).
-fn build_args(_spec: &RunSpec) -> Vec<OsString> {
+fn build_args(_spec: &RunSpec) -> Vec<std::ffi::OsString> {
     vec!["app-server".into()]
 }
 
@@ -132,41 +159,37 @@ impl AppServerRunner {
                 "The stored thread id {t:?} is not a valid Codex thread id."
             ));
         }
-        let mut cmd = match prepare_codex_command(&spec, build_args(&spec)).await {
-            Ok(c) => c,
-            Err(message) => return failed(message),
+        let grace = spec.stop_grace.max(MIN_STEP);
+        let kept = match (&self.pool, &spec.warm_key) {
+            (Some(pool), Some(key)) => {
+                pool.take(key, live::launch_of(&spec), spec.resume_thread.as_deref())
+                    .await
+            }
+            _ => None,
         };
-        let mut child = match spawn_with_retry(&mut cmd).await {
-            Ok(c) => c,
-            Err(e) => return failed(spawn_error_message(&spec.binary, &e)),
+        let reused = kept.is_some();
+        let mut live = match kept {
+            Some(l) => {
+                l.reset_stderr();
+                l
+            }
+            None => match Live::spawn(&spec, grace, self.max_line).await {
+                Ok(l) => l,
+                Err(message) => return failed(message),
+            },
         };
-        let Some(pid) = child.id() else {
-            return failed("codex app-server exited before it could be watched.");
-        };
-        // Declared after `child`, so dropped first while the pid is ours.
-        let mut guard = TreeGuard { pid: Some(pid) };
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return failed("codex app-server was started without its stdio pipes.");
-        };
+        let pid = live.pid;
         tracing::info!(
             run_id,
             pid,
+            reused,
             resume = spec.resume_thread.is_some(),
             sandbox = spec.sandbox.as_str(),
             "codex app-server started"
         );
-        let stderr_state = Arc::new(Mutex::new(StderrState::default()));
-        let mut stderr_task = AbortOnDropHandle::new(tokio::spawn(read_stderr(
-            stderr,
-            Arc::clone(&stderr_state),
-            run_id.clone(),
-        )));
-        let grace = spec.stop_grace.max(MIN_STEP);
         let mut session = Session::new(
-            Reader::new(stdout, self.max_line),
-            Writer::new(stdin),
+            live.reader,
+            live.writer,
             Mapper::new(spec.cwd.clone()),
             events.clone(),
             control,
@@ -174,13 +197,13 @@ impl AppServerRunner {
             self.request_timeout,
             grace,
             run_id.clone(),
-        );
+        )
+        .continuing(if reused { live.thread.clone() } else { None });
 
         let mut exit: Option<ExitStatus> = None;
         // Codex setsid()s some children (its shell snapshot, commands under
         // danger-full-access); if it dies they reparent to init and can only
         // be found from this record, kept fresh while it runs.
-        let mut recorded: Vec<ProcId> = Vec::new();
         let end = if events.send(RunnerEvent::Spawned { pid }).await.is_err() {
             End::Detached
         } else {
@@ -190,38 +213,44 @@ impl AppServerRunner {
             loop {
                 tokio::select! {
                     end = &mut drive => break end,
-                    status = child.wait() => {
+                    status = live.child.wait() => {
                         exit = status.ok();
                         break End::ChildGone;
                     }
-                    _ = tick.tick() => merge(&mut recorded, snapshot(pid).await),
+                    _ = tick.tick() => merge(&mut live.recorded, snapshot(pid).await),
                 }
             }
         };
-        merge(
-            &mut recorded,
-            shutdown(&mut child, pid, &mut exit, &mut session, grace, &run_id).await,
+        // Only a child whose turn completed is kept: a stopped turn's child
+        // goes with whatever its interrupted commands left (the stop's
+        // promise), a failed or crashed one is not trusted again.
+        let healthy = exit.is_none()
+            && !cancel.is_cancelled()
+            && session.is_quiet()
+            && end == End::TurnEnded
+            && session.map.turn_end == Some(TurnEnd::Completed);
+        let (reader, writer, mut map) = session.into_parts();
+        live.reader = reader;
+        live.writer = writer;
+        live.thread = map.thread_id.clone();
+        let stderr = Arc::clone(&live.stderr);
+        let left = match (&self.pool, &spec.warm_key, healthy) {
+            (Some(pool), Some(key), true) => pool.put(key, live),
+            _ => Some(live),
+        };
+        let kept = left.is_none();
+        if let Some(mut live) = left {
+            live.shutdown(&mut exit, Some(&mut map), &run_id).await;
+        }
+        let st = std::mem::take(
+            &mut *stderr
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        if exit.is_some() {
-            guard.pid = None;
-        }
-        sweep(pid, recorded, &run_id).await;
-        if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut stderr_task)
-            .await
-            .is_err()
-        {
-            stderr_task.abort();
-            let _ = stderr_task.await;
-        }
-
-        let st = stderr_state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let map = &session.map;
         let outcome = if cancel.is_cancelled() || matches!(end, End::Detached) {
             Outcome::Interrupted
         } else {
-            classify(&end, map, exit, &st, spec.resume_thread.as_deref())
+            classify(&end, &map, exit, &st, spec.resume_thread.as_deref())
         };
         let result = RunResult {
             outcome,
@@ -231,7 +260,7 @@ impl AppServerRunner {
             stderr_tail: st.tail_string(),
             exit_code: exit.and_then(|s| s.code()),
         };
-        tracing::info!(run_id, pid, outcome = ?result.outcome, "codex app-server finished");
+        tracing::info!(run_id, pid, outcome = ?result.outcome, kept, "codex app-server finished");
         result
     }
 }
@@ -302,78 +331,6 @@ fn exit_words(status: ExitStatus) -> String {
     match status.code() {
         Some(c) => format!("it exited with code {c}"),
         None => "it exited".into(),
-    }
-}
-
-/// Closes stdin (app-server exits cleanly on EOF, killing its commands),
-/// then SIGTERM, then SIGKILL to the process group, each after `grace`,
-/// reading stdout meanwhile so a full pipe cannot hold it up. Returns the
-/// descendants seen while it lived, for the sweep.
-async fn shutdown(
-    child: &mut Child,
-    pid: u32,
-    exit: &mut Option<ExitStatus>,
-    session: &mut Session<ChildStdout, ChildStdin>,
-    grace: Duration,
-    run_id: &str,
-) -> Vec<ProcId> {
-    let mut recorded: Vec<ProcId> = Vec::new();
-    if exit.is_none() {
-        merge(&mut recorded, snapshot(pid).await);
-    }
-    session.writer.close();
-    for step in [None, Some(StopSignal::Terminate), Some(StopSignal::Kill)] {
-        if exit.is_some() {
-            break;
-        }
-        if let Some(sig) = step {
-            merge(&mut recorded, snapshot(pid).await);
-            tracing::debug!(run_id, pid, signal = ?sig, "stopping codex app-server");
-            if !process::signal_group(pid, sig) && sig == StopSignal::Kill {
-                let _ = child.start_kill();
-            }
-        }
-        let limit = if step == Some(StopSignal::Kill) {
-            REAP_AFTER_KILL
-        } else {
-            grace
-        };
-        let waited = tokio::time::timeout(limit, async {
-            let drain = session.drain();
-            tokio::pin!(drain);
-            let mut drained = false;
-            loop {
-                tokio::select! {
-                    s = child.wait() => return s,
-                    _ = &mut drain, if !drained => drained = true,
-                }
-            }
-        })
-        .await;
-        match waited {
-            Ok(Ok(s)) => *exit = Some(s),
-            Ok(Err(e)) => {
-                tracing::warn!(run_id, pid, error = %e, "waiting for codex app-server failed");
-                break;
-            }
-            Err(_) => {}
-        }
-    }
-    if exit.is_none() {
-        tracing::error!(run_id, pid, "codex app-server did not exit after SIGKILL");
-    }
-    recorded
-}
-
-/// Kills what is left of the child's group and the descendants recorded
-/// while it lived (commands codex `setsid()`s leave the group).
-async fn sweep(pid: u32, recorded: Vec<ProcId>, run_id: &str) {
-    let swept = tokio::task::spawn_blocking(move || {
-        process::signal_group(pid, StopSignal::Kill);
-        process::kill_tree(&recorded);
-    });
-    if let Err(e) = swept.await {
-        tracing::warn!(run_id, error = %e, "sweeping codex app-server's commands failed");
     }
 }
 

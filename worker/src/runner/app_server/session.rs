@@ -58,6 +58,9 @@ pub(crate) struct Session<R, W> {
     /// How long to wait for `turn/completed` after `turn/interrupt`.
     interrupt_grace: Duration,
     run_id: String,
+    /// A kept child's loaded thread this turn continues: no handshake, no
+    /// `thread/resume` (it would reload what is loaded).
+    warm_thread: Option<String>,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -87,7 +90,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             request_timeout,
             interrupt_grace,
             run_id,
+            warm_thread: None,
         }
+    }
+
+    /// The turn goes to `thread`, already loaded in this (kept) child.
+    pub(crate) fn continuing(mut self, thread: Option<String>) -> Self {
+        self.warm_thread = thread;
+        self
+    }
+
+    /// The pipes back (for the child's next run or its shutdown) and what
+    /// the turn learned.
+    pub(crate) fn into_parts(self) -> (Reader<R>, Writer<W>, Mapper) {
+        (self.reader, self.writer, self.map)
+    }
+
+    /// Whether the server waits on nothing from us (no approval request
+    /// unanswered): only then may the child serve another run.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// The whole turn. Cancel-safe only in the sense that dropping it leaves
@@ -100,6 +122,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     async fn turn(&mut self, spec: &RunSpec) -> Result<End, End> {
         self.ask = spec.approval != fcx_config::ApprovalPolicy::Never;
+        if let Some(thread_id) = self.warm_thread.clone() {
+            return self.turn_on(spec, thread_id).await;
+        }
         self.call(p::INITIALIZE, p::initialize()).await?;
         self.writer
             .notify(p::INITIALIZED)
@@ -119,6 +144,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         let thread_id = p::thread_id_of(&thread)
             .ok_or_else(|| End::Failed("codex app-server answered without a thread id".into()))?;
+        self.turn_on(spec, thread_id).await
+    }
+
+    async fn turn_on(&mut self, spec: &RunSpec, thread_id: String) -> Result<End, End> {
         self.map.thread_id = Some(thread_id.clone());
         self.emit(RunnerEvent::ThreadStarted {
             thread_id: thread_id.clone(),
@@ -343,8 +372,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             _ => None,
         };
         if let (true, Some(kind)) = (self.ask, kind) {
-            // Request ids are unique per server, and one server serves one
-            // run: the id names the request within the run.
+            // Request ids are unique per server (a kept child serves runs
+            // one after another and never reuses one): the id names the
+            // request within the run.
             let approval_id = match &id {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -412,16 +442,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     async fn emit(&self, ev: RunnerEvent) -> Result<(), End> {
         self.events.send(ev).await.map_err(|_| End::Detached)
-    }
-
-    /// Reads (and maps, without sending) whatever the server still prints,
-    /// so it never blocks on a full pipe while it shuts down.
-    pub(crate) async fn drain(&mut self) {
-        while let Some(m) = self.reader.next().await {
-            if let Incoming::Notification { method, params } = m {
-                let _ = self.map.notification(&method, &params);
-            }
-        }
     }
 }
 

@@ -441,6 +441,7 @@ fn spec_for(binary: PathBuf, cwd: &Path) -> RunSpec {
         env: ChildEnv::default(),
         stop_grace: Duration::from_millis(200),
         approval: Default::default(),
+        warm_key: None,
     }
 }
 
