@@ -7,7 +7,7 @@
 #![warn(missing_docs)]
 
 mod log_file;
-pub use log_file::{RollingFile, open_log_file};
+pub use log_file::{RollingFile, open_log_file, rolled_files};
 pub mod app_lock;
 pub mod callback_keys;
 pub mod codex;
@@ -87,6 +87,33 @@ pub struct Config {
     /// Where fcxd serves Prometheus metrics (`metrics = "127.0.0.1:9464"`);
     /// off when `None`. Loopback only.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `[logs]`: how much of fcxd's and the workers' logs is kept.
+    pub logs: LogRetention,
+}
+
+/// How much of each process log (`logs/NAME.log`) is kept: the live file
+/// rolls to `NAME.log.1` once a write would take it past `max_bytes`, older
+/// rolled files move up (`.2`, `.3`, …) and those past `keep` or older than
+/// `max_age` are removed. Read when a process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    /// The size at which the live file rolls.
+    pub max_bytes: u64,
+    /// Rolled files kept beside the live one (0: none).
+    pub keep: u32,
+    /// Rolled files last written longer ago are removed; `None`: kept by
+    /// count only.
+    pub max_age: Option<std::time::Duration>,
+}
+
+impl Default for LogRetention {
+    fn default() -> Self {
+        LogRetention {
+            max_bytes: 20 << 20,
+            keep: 1,
+            max_age: None,
+        }
+    }
 }
 
 /// One bot: its own worker, state, Codex home and (optionally) Feishu/Lark

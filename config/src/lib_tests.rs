@@ -320,3 +320,54 @@ fn metrics_is_off_by_default_and_loopback_only() {
     let e = Config::parse(&p, "metrics = \"localhost\"\n", &h).expect_err("no port");
     assert!(e.to_string().contains("key `metrics`"), "{e}");
 }
+
+#[test]
+fn logs_retention_defaults_and_bounds() {
+    let (_d, h) = home();
+    let p = h.config_path();
+    let c = Config::parse(&p, "", &h).expect("empty");
+    assert_eq!(c.logs, LogRetention::default());
+    assert_eq!(c.logs.max_bytes, 20 << 20);
+    assert_eq!(c.logs.keep, 1);
+    let c = Config::parse(
+        &p,
+        "[logs]\nmax_size_mib = 5\nkeep = 4\nmax_age_days = 14\n",
+        &h,
+    )
+    .expect("set");
+    assert_eq!(
+        c.logs,
+        LogRetention {
+            max_bytes: 5 << 20,
+            keep: 4,
+            max_age: Some(std::time::Duration::from_secs(14 * 86_400)),
+        }
+    );
+    for (text, key) in [
+        ("[logs]\nmax_size_mib = 0\n", "logs.max_size_mib"),
+        ("[logs]\nkeep = 1000\n", "logs.keep"),
+        ("[logs]\nmax_age_days = 0\n", "logs.max_age_days"),
+    ] {
+        let e = Config::parse(&p, text, &h).expect_err(text);
+        assert!(e.to_string().contains(&format!("key `{key}`")), "{e}");
+    }
+    let e = Config::parse(&p, "[logs]\nsize = 1\n", &h).expect_err("unknown key");
+    assert!(e.to_string().contains("size"), "{e}");
+}
+
+#[test]
+fn the_readmes_logs_block_is_a_valid_config() {
+    let (_d, h) = home();
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.starts_with("[logs]"))
+        .expect("README shows [logs]");
+    let c = Config::parse(&h.config_path(), block, &h).expect("README's [logs] parses");
+    assert_eq!(
+        c.logs.max_age,
+        Some(std::time::Duration::from_secs(14 * 86_400))
+    );
+}

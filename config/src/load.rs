@@ -20,6 +20,15 @@ struct RawConfig {
     profiles: BTreeMap<String, RawProfile>,
     // Metrics (issue 13): the opt-in Prometheus endpoint.
     metrics: Option<String>,
+    logs: Option<RawLogs>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    max_size_mib: Option<u64>,
+    keep: Option<u32>,
+    max_age_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -182,11 +191,19 @@ impl Config {
                 message,
             })?),
         };
+        let logs = log_retention(raw.logs.unwrap_or_default()).map_err(|(key, message)| {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: format!("logs.{key}"),
+                message,
+            }
+        })?;
         Ok(Config {
             path: path.to_path_buf(),
             from_file: true,
             profiles,
             metrics,
+            logs,
         })
     }
 
@@ -205,6 +222,33 @@ impl Config {
     pub fn enabled_profiles(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.values().filter(|p| p.enabled)
     }
+}
+
+/// `[logs]`, within bounds; the error names the key.
+fn log_retention(raw: RawLogs) -> Result<LogRetention, (&'static str, String)> {
+    let mut r = LogRetention::default();
+    if let Some(m) = raw.max_size_mib {
+        if !(1..=1024).contains(&m) {
+            return Err(("max_size_mib", format!("{m} is not within 1..=1024 (MiB)")));
+        }
+        r.max_bytes = m << 20;
+    }
+    if let Some(k) = raw.keep {
+        if k > 100 {
+            return Err(("keep", format!("{k} is more than 100 rolled files")));
+        }
+        r.keep = k;
+    }
+    if let Some(d) = raw.max_age_days {
+        if !(1..=3650).contains(&d) {
+            return Err((
+                "max_age_days",
+                format!("{d} is not within 1..=3650 (leave it out to keep files by count only)"),
+            ));
+        }
+        r.max_age = Some(std::time::Duration::from_secs(d * 86_400));
+    }
+    Ok(r)
 }
 
 /// The metrics listener: a loopback address and port (the endpoint has no

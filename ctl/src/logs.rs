@@ -1,6 +1,6 @@
 //! `fcxctl logs [-f] [--profile P] [--level L] [--since DUR] [--json]`: the
 //! JSON-lines logs in `$FCX_HOME/logs` (fcxd.log, worker-NAME.log and their
-//! rotated `.1`), merged in time order and filtered.
+//! rolled `.1`, `.2`, …), merged in time order and filtered.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Seek as _, SeekFrom, Write};
@@ -189,8 +189,12 @@ fn sources_now(dir: &Path, profile: Option<&str>) -> anyhow::Result<Vec<(String,
         .into_iter()
         .filter(|s| wanted(s))
         .map(|s| {
-            let files = [dir.join(format!("{s}.log.1")), dir.join(format!("{s}.log"))]
+            // Oldest first: NAME.log.N … NAME.log.1, then NAME.log.
+            let files = fcx_config::rolled_files(dir, &s)
                 .into_iter()
+                .rev()
+                .map(|(_, p)| p)
+                .chain([dir.join(format!("{s}.log"))])
                 .filter(|f| f.is_file())
                 .collect();
             (s, files)

@@ -44,6 +44,11 @@ fn write_logs(s: &Scratch) {
     )
     .expect("fcxd.log");
     std::fs::write(
+        dir.join("worker-work.log.2"),
+        line("2020-01-01T00:00:01.500000Z", "INFO", "rolled twice", None),
+    )
+    .expect("rolled twice");
+    std::fs::write(
         dir.join("worker-work.log.1"),
         line(
             "2020-01-01T00:00:02.000000Z",
@@ -88,6 +93,7 @@ fn logs_merge_every_file_in_time_order() {
         messages(&out),
         [
             "fcxd started",
+            "rolled twice",
             "rotated earlier",
             "run started",
             "worker exited",
@@ -113,7 +119,12 @@ fn logs_filter_by_profile_level_and_age() {
     let (out, _) = assert_exit(&s.run(&["logs", "--profile", "work"]), 0);
     assert_eq!(
         messages(&out),
-        ["rotated earlier", "run started", "channel lost"],
+        [
+            "rolled twice",
+            "rotated earlier",
+            "run started",
+            "channel lost"
+        ],
         "{out}"
     );
     let (out, _) = assert_exit(&s.run(&["logs", "--level", "warn"]), 0);

@@ -63,7 +63,8 @@ pub fn main(args: Args) -> ExitCode {
     };
     // One TLS crypto provider for reqwest and tokio-tungstenite alike.
     crate::feishu::install_crypto_provider();
-    init_logging(&home, args.console);
+    let retention = config.as_ref().map(|c| c.logs).unwrap_or_default();
+    init_logging(&home, &retention, args.console);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,7 +125,7 @@ async fn warn_about_codex_auth(p: fcx_config::Profile, from_file: bool, console:
 /// The tracing target of fcxd's last error, which main prints itself.
 const EXIT_TARGET: &str = "fcxd_exit";
 
-fn init_logging(home: &Home, console: bool) {
+fn init_logging(home: &Home, retention: &fcx_config::LogRetention, console: bool) {
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("FCX_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
@@ -137,7 +138,7 @@ fn init_logging(home: &Home, console: bool) {
         .with_filter(tracing_subscriber::EnvFilter::new(format!(
             "{stderr_level},{EXIT_TARGET}=off"
         )));
-    let file = fcx_config::open_log_file(home, "fcxd", 20 << 20);
+    let file = fcx_config::open_log_file(home, "fcxd", retention);
     let file_err = file.as_ref().err().map(|e| e.to_string());
     let file_layer = file.ok().map(|f| {
         tracing_subscriber::fmt::layer()

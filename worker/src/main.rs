@@ -24,8 +24,9 @@ fn main() -> std::process::ExitCode {
     };
     // Logs go to the profile's JSON log file; stderr carries only the one
     // sentence fcxd shows when the worker cannot start.
+    let retention = config.as_ref().map(|c| c.logs).unwrap_or_default();
     if let Ok(file) =
-        fcx_config::open_log_file(&home, &format!("worker-{}", args.profile), 20 << 20)
+        fcx_config::open_log_file(&home, &format!("worker-{}", args.profile), &retention)
     {
         let filter = tracing_subscriber::EnvFilter::try_from_env("FCX_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
