@@ -371,3 +371,14 @@ fn the_readmes_logs_block_is_a_valid_config() {
         Some(std::time::Duration::from_secs(14 * 86_400))
     );
 }
+
+#[test]
+fn a_toml_error_names_line_and_column_but_not_the_line() {
+    let (_d, h) = home();
+    let p = h.config_path();
+    let text = "[profiles.work]\nenabled = true\n  oops = sk-pasted-secret-0001\n";
+    let e = Config::parse(&p, text, &h).expect_err("bad TOML");
+    let m = e.to_string();
+    assert!(m.contains("line 3, column 10"), "{m}");
+    assert!(!m.contains("sk-pasted-secret-0001"), "{m}");
+}

@@ -460,6 +460,13 @@ fn a_second_fcxd_on_the_same_home_is_refused() {
         "{}",
         second.stderr()
     );
+    // Said once (it was printed twice: by the log and by main).
+    let err = eventually(
+        Duration::from_secs(30),
+        || Some(second.stderr()).filter(|e| e.ends_with('\n')),
+        || second.stderr(),
+    );
+    assert_eq!(err.matches("already running").count(), 1, "{err}");
 }
 
 #[test]
