@@ -213,13 +213,11 @@ fn a_config_from_a_newer_layout_is_refused_with_its_version() {
 
 /// README's `fcxctl init` as typed at a terminal: every question asked in
 /// turn (defaults taken with Enter), the App Secret read without echo,
-/// checked live, kept in the keystore. The terminal is a pty from util-linux
-/// `script`; `--base-url` is the one flag, pointing at the fake platform.
+/// checked live, kept in the keystore. `--base-url` is the one flag,
+/// pointing at the fake platform.
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn init_at_a_terminal_asks_each_question_and_never_echoes_the_secret() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
     let fake = FakeFeishu::builder()
         .app_owner(OWNER)
         .start()
@@ -227,84 +225,26 @@ async fn init_at_a_terminal_asks_each_question_and_never_echoes_the_secret() {
         .expect("fake feishu");
     let s = Scratch::new();
     s.fake_codex();
-    let line = format!(
-        "{} --home {} init --profile work --base-url {}",
-        common::BIN,
-        s.fcx_home().display(),
-        fake.base_url()
-    );
-    let base = s.command(&[]);
-    let mut cmd = tokio::process::Command::new("script");
-    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    // script itself needs to find a shell.
-    cmd.env(
-        "PATH",
-        format!("{}:/usr/bin:/bin", s.path().join("bin").display()),
-    );
-    let mut child = cmd.spawn().expect("util-linux script");
-    let mut input = child.stdin.take().expect("stdin");
-    let mut output = child.stdout.take().expect("stdout");
-    let mut seen = String::new();
     let ws = s.workspace().display().to_string();
-    for (question, answer) in [
-        ("Codex workspace (an existing directory): ", ws.as_str()),
-        (
-            "Codex auth: api-key, codex-home or inherit-user [api-key]: ",
-            "",
-        ),
-        ("[env:OPENAI_API_KEY]: ", ""),
-        ("Connect a Feishu/Lark app? (yes/no) [yes]: ", ""),
-        ("Domain: feishu or lark [feishu]: ", ""),
-        ("App ID (cli_…): ", fake.app_id()),
-        ("App Secret (not shown): ", fake.app_secret()),
-    ] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !seen.ends_with(question) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {question:?} in {seen}"
-            );
-            let mut buf = [0u8; 4096];
-            let n = tokio::time::timeout(std::time::Duration::from_secs(60), output.read(&mut buf))
-                .await
-                .expect("fcxctl stopped asking")
-                .expect("read");
-            assert!(n > 0, "fcxctl ended before {question:?}: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-        if question.starts_with("App Secret") {
-            // The prompt is printed before echo is turned off: wait for it.
-            let pid = child.id().expect("script's pid");
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while !echo_off_below(pid) {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "echo never off: {seen}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
-        input
-            .write_all(format!("{answer}\n").as_bytes())
-            .await
-            .expect("answer");
-    }
-    let mut rest = String::new();
-    output.read_to_string(&mut rest).await.expect("rest");
-    seen.push_str(&rest);
-    drop(input);
-    let status = child.wait().await.expect("wait");
-    assert!(status.success(), "{seen}");
+    let url = fake.base_url();
+    let (ok, seen) = common::at_terminal(
+        &s,
+        &["init", "--profile", "work", "--base-url", &url],
+        &[
+            ("Codex workspace (an existing directory): ", ws.as_str()),
+            (
+                "Codex auth: api-key, codex-home or inherit-user [api-key]: ",
+                "",
+            ),
+            ("[env:OPENAI_API_KEY]: ", ""),
+            ("Connect a Feishu/Lark app? (yes/no) [yes]: ", ""),
+            ("Domain: feishu or lark [feishu]: ", ""),
+            ("App ID (cli_…): ", fake.app_id()),
+            ("App Secret (not shown): ", fake.app_secret()),
+        ],
+    )
+    .await;
+    assert!(ok, "{seen}");
     assert!(
         !seen.contains(fake.app_secret()),
         "the secret was echoed: {seen}"
@@ -322,35 +262,4 @@ async fn init_at_a_terminal_asks_each_question_and_never_echoes_the_secret() {
     );
     assert!(text.contains(&format!("owner = \"{OWNER}\"")), "{text}");
     assert!(!text.contains(fake.app_secret()), "{text}");
-}
-
-/// Whether the terminal of the fcxctl under `pid` has echo off (`stty -a`).
-#[cfg(target_os = "linux")]
-fn echo_off_below(pid: u32) -> bool {
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-        if comm.trim() == "fcxctl" {
-            let Ok(tty) = std::fs::read_link(format!("/proc/{p}/fd/0")) else {
-                return false;
-            };
-            let o = std::process::Command::new("stty")
-                .arg("-F")
-                .arg(&tty)
-                .arg("-a")
-                .output();
-            return o.is_ok_and(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .any(|w| w == "-echo")
-            });
-        }
-        let kids =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        todo.extend(
-            kids.split_whitespace()
-                .filter_map(|k| k.parse::<u32>().ok()),
-        );
-    }
-    false
 }

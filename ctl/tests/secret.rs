@@ -156,3 +156,24 @@ fn exec_references_resolve_with_their_output_and_fail_with_their_reason() {
     let (out, _) = assert_exit(&s.run(&["config", "check"]), 1);
     assert!(out.contains("vault sealed"), "{out}");
 }
+
+/// README's `fcxctl secret set openai` typed at a terminal: the value is
+/// asked for without echo and never shown or stored in plain text.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn secret_set_at_a_terminal_reads_the_value_without_echo() {
+    let s = Scratch::new();
+    let value = "sk-typed-at-a-terminal-0001";
+    let (ok, seen) = common::at_terminal(
+        &s,
+        &["secret", "set", "openai"],
+        &[("value for openai (not shown): ", value)],
+    )
+    .await;
+    assert!(ok, "{seen}");
+    assert!(!seen.contains(value), "the value was echoed: {seen}");
+    let (out, _) = assert_exit(&s.run(&["secret", "list"]), 0);
+    assert!(out.contains("openai"), "{out}");
+    let store = std::fs::read_to_string(s.fcx_home().join("secrets/keystore.json")).expect("ks");
+    assert!(!store.contains(value));
+}

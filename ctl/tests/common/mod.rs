@@ -161,3 +161,108 @@ pub(crate) fn assert_exit(o: &Output, code: i32) -> (String, String) {
     );
     (out, err)
 }
+
+/// `fcxctl ARGS` at a terminal (a pty from util-linux `script`): waits for
+/// each question, then types its answer and Enter. A question ending in
+/// "(not shown): " is answered only once the terminal's echo is off (the
+/// prompt is printed before echo is turned off). Returns (success, all the
+/// terminal showed).
+#[cfg(target_os = "linux")]
+pub(crate) async fn at_terminal(s: &Scratch, args: &[&str], qa: &[(&str, &str)]) -> (bool, String) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut line = BIN.to_string();
+    for a in ["--home".to_string(), s.fcx_home().display().to_string()]
+        .iter()
+        .map(String::as_str)
+        .chain(args.iter().copied())
+    {
+        line.push_str(" '");
+        line.push_str(&a.replace('\'', "'\\''"));
+        line.push('\'');
+    }
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in s.command(&[]).get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    // script itself needs to find a shell.
+    cmd.env(
+        "PATH",
+        format!("{}:/usr/bin:/bin", s.path().join("bin").display()),
+    );
+    let mut child = cmd.spawn().expect("util-linux script");
+    let mut input = child.stdin.take().expect("stdin");
+    let mut output = child.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    for (question, answer) in qa {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !seen.ends_with(question) {
+            assert!(Instant::now() < deadline, "no {question:?} in {seen}");
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(60), output.read(&mut buf))
+                .await
+                .expect("fcxctl stopped asking")
+                .expect("read");
+            assert!(n > 0, "fcxctl ended before {question:?}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        if question.ends_with("(not shown): ") {
+            let pid = child.id().expect("script's pid");
+            while !echo_off_below(pid) {
+                assert!(Instant::now() < deadline, "echo never off: {seen}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        input
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .expect("answer");
+    }
+    let mut rest = String::new();
+    output.read_to_string(&mut rest).await.expect("rest");
+    seen.push_str(&rest);
+    drop(input);
+    let status = child.wait().await.expect("wait");
+    (status.success(), seen)
+}
+
+/// Whether the terminal of the fcxctl under `pid` has echo off (`stty -a`).
+#[cfg(target_os = "linux")]
+fn echo_off_below(pid: u32) -> bool {
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if comm.trim() == "fcxctl" {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{p}/fd/0")) else {
+                return false;
+            };
+            let o = std::process::Command::new("stty")
+                .arg("-F")
+                .arg(&tty)
+                .arg("-a")
+                .output();
+            return o.is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|w| w == "-echo")
+            });
+        }
+        let kids =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        todo.extend(
+            kids.split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok()),
+        );
+    }
+    false
+}
