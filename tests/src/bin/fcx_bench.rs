@@ -979,12 +979,13 @@ struct FeishuRig {
 
 fn spawn_fcxd(bins: &Path, home: &Home, env: &[(String, PathBuf)]) -> anyhow::Result<Child> {
     let mut cmd = Command::new(bins.join("fcxd"));
+    // A row may start the worker through a wrapper of its own.
+    cmd.env("FCX_WORKER_BIN", bins.join("fcx-worker"));
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.arg("--home")
         .arg(&home.home)
-        .env("FCX_WORKER_BIN", bins.join("fcx-worker"))
         // Its own app locks: another bench (or a real fcxd) on this machine
         // serving the fake's app id must not stop this one.
         .env(fcx_config::app_lock::LOCK_DIR_ENV, home.home.join("locks"))

@@ -396,3 +396,86 @@ fn a_late_message_held_by_a_worker_that_restarted_asks_to_be_sent_again() {
     let _ = fresh_run(&e, chat, "fresh request eta");
     assert_eq!(runs_of(&e, "late request zeta"), 0, "{:?}", prompts(&e));
 }
+
+/// Item 9 in reply mode card: the message was recalled before fcx could
+/// answer it (the platform refuses every reply to it with its
+/// not-found-or-recalled code), so no run card can hang under it; the
+/// answer still reaches the chat, as a new message, once.
+#[test]
+fn a_message_recalled_before_its_card_was_posted_is_answered_in_the_chat_in_card_mode() {
+    let e = FeishuEnv::start(
+        "card",
+        Redelivery::fast(Duration::from_secs(3), Duration::from_millis(500), 6),
+        &[],
+    );
+    e.wait_worker_ready();
+    let chat = "oc_recall_card";
+    let content = serde_json::json!({"text": "recalled request theta"});
+    let om = e.fake.add_user_message(chat, "text", &content);
+    assert!(e.fake.recall(&om));
+    let ev = e
+        .fake
+        .events()
+        .message(&fcx_tests::fake_feishu::MessageSpec {
+            chat_id: chat.into(),
+            chat_type: "p2p".into(),
+            sender_open_id: USER.into(),
+            message_type: "text".into(),
+            content,
+            mentions: Vec::new(),
+            thread_id: None,
+            parent_id: None,
+            root_id: None,
+            message_id: Some(om.clone()),
+        });
+    e.push(&ev);
+    let in_chat = || {
+        e.fake
+            .messages()
+            .into_iter()
+            .filter(|m| {
+                m.sender_type == "app"
+                    && m.chat_id == chat
+                    && m.parent_id.is_empty()
+                    && m.content.contains("hello from fake codex")
+            })
+            .count()
+    };
+    eventually(
+        WAIT,
+        || (in_chat() > 0).then_some(()),
+        || {
+            format!(
+                "no answer in the chat: {:?}\n{}",
+                e.fake.messages(),
+                e.home.read_logs()
+            )
+        },
+    );
+    // The platform refused a reply to the recalled message first (the
+    // path under test) with its not-found-or-recalled code.
+    assert!(
+        e.fake
+            .requests()
+            .iter()
+            .any(|c| c.path.ends_with(&format!("{om}/reply")) && c.response["code"] == 230011),
+        "no refused reply to the recalled message"
+    );
+    assert!(bot_replies(&e, &om).is_empty(), "nothing hangs under it");
+    assert_eq!(runs_of(&e, "recalled request theta"), 1);
+    // Posts in one chat go out in order: a second answer would be there by
+    // the time the next message's answer is.
+    let barrier = fresh_run(&e, chat, "barrier iota");
+    eventually(
+        WAIT,
+        || {
+            bot_replies(&e, &barrier)
+                .iter()
+                .filter_map(|m| m.card_id.as_ref().and_then(|c| e.fake.card(c)))
+                .any(|c| c.json.to_string().contains("hello from fake codex"))
+                .then_some(())
+        },
+        || format!("the barrier was never answered\n{}", e.home.read_logs()),
+    );
+    assert_eq!(in_chat(), 1, "{:?}", e.fake.messages());
+}

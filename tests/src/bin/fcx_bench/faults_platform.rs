@@ -1,7 +1,7 @@
 //! Fault-matrix rows about the platform side and the machine (issue 14): a
 //! half-open long connection, a platform that takes 2 s over every call,
 //! the platform's clock an hour off fcx's (a wall-clock jump as fcx sees
-//! it), and the worker's disk full.
+//! it), the worker's disk full, and its state directory read-only.
 //! Rows count like the others in `faults.rs`: per message answered exactly
 //! once, duplicated, or lost; the card rows also count a card left
 //! streaming ("running") as lost.
@@ -18,8 +18,9 @@ use super::faults::{ANSWER, Expect, Row, push, redelivery, replies, settle};
 use super::{FeishuRig, child_named};
 
 /// Rows the matrix does not have yet.
-pub(super) const NOT_COVERED: [&str; 1] =
-    ["read-only state directory as a row of its own (the same failed-write path as a full disk)"];
+pub(super) const NOT_COVERED: [&str; 1] = [
+    "a state directory that turns read-only under a running worker (a read-only remount is refused while SQLite holds its files open for writing: EBUSY; the row restarts the worker into it instead)",
+];
 
 /// Card replies, debounce off so back-to-back messages are separate runs.
 const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
@@ -35,6 +36,7 @@ pub(super) async fn rows(
         slow_platform(bins, &env, rounds).await?,
         clock_jump(bins, &env, rounds).await?,
         disk_full(bins, &env, rounds).await?,
+        read_only_state(bins, &env, rounds).await?,
     ])
 }
 
@@ -293,4 +295,111 @@ async fn disk_full(
     let mut v = row.json("disk_full_then_space_returns", rounds);
     v["worker_survived"] = json!(worker_survived);
     Ok(v)
+}
+
+const READ_ONLY_ROW: &str = "read_only_state_dir_then_writable";
+
+/// Whether this process may make a read-only bind mount in a private mount
+/// namespace (root with CAP_SYS_ADMIN, mounts not forbidden by the
+/// sandbox); the reason when not.
+fn read_only_mounts_allowed(dir: &Path) -> Result<(), String> {
+    let out = std::process::Command::new("/usr/bin/unshare")
+        .args(["-m", "--propagation", "private", "/bin/sh", "-c"])
+        .arg(r#"/usr/bin/mount --bind -o ro "$0" "$0" && ! /usr/bin/touch "$0/probe" 2>/dev/null"#)
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "a read-only bind mount in a private mount namespace is not permitted here ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The worker's state directory read-only (a volume mounted read-only, a
+/// disk the kernel remounted read-only after errors) while a message
+/// arrives, then writable again: the user is told at once, the message is
+/// not acknowledged (the platform keeps it), and once the worker can write
+/// it is answered once. Tests run as root, where a chmod does not stop a
+/// write: the worker is started (through `FCX_WORKER_BIN`, a wrapper) in a
+/// private mount namespace where its state directory is a read-only bind
+/// mount while a flag file exists. A running worker's directory cannot be
+/// made read-only (SQLite holds it open for writing: EBUSY), so each
+/// change is a kill -9 and fcxd's restart. Skipped, with the reason, where
+/// mounts are not permitted.
+async fn read_only_state(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    if let Err(why) = read_only_mounts_allowed(dir.path()) {
+        eprintln!("fault row {READ_ONLY_ROW} skipped: {why}");
+        return Ok(json!({"fault": READ_ONLY_ROW, "rounds": rounds, "skipped": why}));
+    }
+    let flag = dir.path().join("read-only");
+    let wrapper = dir.path().join("worker.sh");
+    let worker = bins.join("fcx-worker");
+    // fcxd runs the worker as `<bin> --profile P --home H --socket S`.
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ -e '{flag}' ]; then\n  exec /usr/bin/unshare -m --propagation private /bin/sh -c \
+             'd=\"$4/profiles/$2\"; /usr/bin/mount --bind -o ro \"$d\" \"$d\" || exit 97; exec \"$0\" \"$@\"' '{worker}' \"$@\"\nfi\nexec '{worker}' \"$@\"\n",
+            flag = flag.display(),
+            worker = worker.display(),
+        ),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let mut env: Vec<(&str, &Path)> = env.to_vec();
+    env.push(("FCX_WORKER_BIN", &wrapper));
+    let r = FeishuRig::start_redelivering(
+        bins,
+        "max_concurrent = 4",
+        "reply_mode = \"markdown\"\n",
+        &env,
+        redelivery(),
+    )
+    .await?;
+    let mut row = Row::default();
+    let mut told_before_writable = 0;
+    for i in 0..rounds {
+        std::fs::write(&flag, "")?;
+        let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
+        kill9(w);
+        let (om, _) = push(&r, &format!("oc_ro{i}"), "FAKE:fm read-only state").await?;
+        // Read-only until the user has been told (the platform keeps
+        // redelivering the unacknowledged message meanwhile).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let told = || {
+            replies(&r, &om)
+                .iter()
+                .any(|c| c.contains("cannot save messages"))
+        };
+        while !told() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        told_before_writable += usize::from(told());
+        std::fs::remove_file(&flag)?;
+        if let Some(ro) = child_named(r.fcxd.id(), "fcx-worker") {
+            kill9(ro);
+        }
+        settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+    }
+    let mut v = row.json(READ_ONLY_ROW, rounds);
+    v["told_before_writable"] = json!(told_before_writable);
+    Ok(v)
+}
+
+fn kill9(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
