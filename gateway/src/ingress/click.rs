@@ -6,7 +6,7 @@
 //! the egress side as it sends cards; used nonces are persisted by
 //! [`FileNonceStore`] so a replay after a restart is still refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -19,63 +19,109 @@ use crate::ingress::callback::{self, Claims, Denied, Expected, MemoryNonceStore,
 use crate::ingress::keys::SharedKeys;
 use crate::link::supervisor::now_ms;
 
+/// Entries each message table below keeps per profile. A table fills up
+/// with traffic (one entry per message or card sent) and then stays at this
+/// size: the oldest entry goes first, so an entry is kept while `REMEMBERED`
+/// newer ones arrive, far longer than a run stays open. (Clearing the whole
+/// table at the cap, as before, took the requester of every open run with
+/// it: their stop and final buttons were then left off.)
+pub(crate) const REMEMBERED: usize = 10_000;
+
+/// The last [`REMEMBERED`] entries inserted, by message id.
+struct Recent<V> {
+    order: VecDeque<Arc<str>>,
+    map: HashMap<Arc<str>, V>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent {
+            order: VecDeque::new(),
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<V: Clone> Recent<V> {
+    fn insert(&mut self, key: &str, value: V) {
+        if let Some(v) = self.map.get_mut(key) {
+            *v = value;
+            return;
+        }
+        let key: Arc<str> = key.into();
+        self.order.push_back(key.clone());
+        self.map.insert(key, value);
+        while self.order.len() > REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        self.map.get(key).cloned()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        debug_assert_eq!(self.order.len(), self.map.len());
+        self.map.len()
+    }
+}
+
 /// Who asked for each message, so a run's stop button is signed for them.
 #[derive(Clone, Default)]
-pub(crate) struct Requesters(Arc<Mutex<HashMap<String, String>>>);
+pub(crate) struct Requesters(Arc<Mutex<Recent<String>>>);
 
 impl Requesters {
     pub(crate) fn remember(&self, message_id: &str, open_id: &str) {
         if let Ok(mut m) = self.0.lock() {
-            if m.len() > 10_000 {
-                m.clear();
-            }
-            m.insert(message_id.to_string(), open_id.to_string());
+            m.insert(message_id, open_id.to_string());
         }
     }
     pub(crate) fn get(&self, message_id: &str) -> Option<String> {
-        self.0.lock().ok().and_then(|m| m.get(message_id).cloned())
+        self.0.lock().ok().and_then(|m| m.get(message_id))
+    }
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
     }
 }
 
 /// Card messages this gateway sent: carrier message id → (scope, chat id).
 #[derive(Clone, Default)]
-pub(crate) struct Carriers(Arc<Mutex<HashMap<String, (String, String)>>>, FormTokens);
+pub(crate) struct Carriers(Arc<Mutex<Recent<(String, String)>>>, FormTokens);
 
 /// The submit token of each `/config` form sent, by card message: a form
 /// submit is answered with it when the platform does not echo the submit
 /// button's callback value.
 #[derive(Clone, Default)]
-struct FormTokens(Arc<Mutex<HashMap<String, String>>>);
+struct FormTokens(Arc<Mutex<Recent<String>>>);
 
 impl Carriers {
     pub(crate) fn insert_form(&self, message_id: &str, token: &str) {
         if let Ok(mut m) = self.1.0.lock() {
-            if m.len() > 10_000 {
-                m.clear();
-            }
-            m.insert(message_id.to_string(), token.to_string());
+            m.insert(message_id, token.to_string());
         }
     }
     pub(crate) fn form_token(&self, message_id: &str) -> Option<String> {
-        self.1
-            .0
-            .lock()
-            .ok()
-            .and_then(|m| m.get(message_id).cloned())
+        self.1.0.lock().ok().and_then(|m| m.get(message_id))
     }
     pub(crate) fn insert(&self, message_id: &str, scope: &str, chat_id: &str) {
         if let Ok(mut m) = self.0.lock() {
-            if m.len() > 10_000 {
-                m.clear();
-            }
-            m.insert(
-                message_id.to_string(),
-                (scope.to_string(), chat_id.to_string()),
-            );
+            m.insert(message_id, (scope.to_string(), chat_id.to_string()));
         }
     }
     pub(crate) fn get(&self, message_id: &str) -> Option<(String, String)> {
-        self.0.lock().ok().and_then(|m| m.get(message_id).cloned())
+        self.0.lock().ok().and_then(|m| m.get(message_id))
+    }
+    /// Entries held: (carriers, form tokens).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> (usize, usize) {
+        (
+            self.0.lock().map_or(0, |m| m.len()),
+            self.1.0.lock().map_or(0, |m| m.len()),
+        )
     }
 }
 

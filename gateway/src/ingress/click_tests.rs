@@ -259,3 +259,33 @@ fn a_thread_button_names_its_op_thread_and_run() {
         );
     }
 }
+
+#[test]
+fn message_tables_stay_at_their_cap_and_keep_the_newest_entries() {
+    // One entry per message or card, for longer than the cap: the tables
+    // stop growing there, and every recent entry (an open run's requester,
+    // a card still clickable) is still there.
+    let n = REMEMBERED * 3 / 2;
+    let requesters = Requesters::default();
+    let carriers = Carriers::default();
+    for i in 0..n {
+        let id = format!("om_{i}");
+        requesters.remember(&id, &format!("ou_{i}"));
+        carriers.insert(&id, "chat:oc_1", "oc_1");
+        carriers.insert_form(&id, "t");
+    }
+    assert_eq!(requesters.len(), REMEMBERED);
+    assert_eq!(carriers.len(), (REMEMBERED, REMEMBERED));
+    for i in n - REMEMBERED..n {
+        let id = format!("om_{i}");
+        assert_eq!(requesters.get(&id), Some(format!("ou_{i}")), "{id}");
+        assert!(carriers.get(&id).is_some(), "{id}");
+        assert!(carriers.form_token(&id).is_some(), "{id}");
+    }
+    assert_eq!(requesters.get("om_0"), None, "the oldest went first");
+    // Remembering a message again updates it in place.
+    let last = format!("om_{}", n - 1);
+    requesters.remember(&last, "ou_b");
+    assert_eq!(requesters.get(&last).as_deref(), Some("ou_b"));
+    assert_eq!(requesters.len(), REMEMBERED);
+}
