@@ -18,6 +18,7 @@ mod e2e {
     pub(crate) mod feedback;
     pub(crate) mod feishu_channel;
     pub(crate) mod files_out;
+    pub(crate) mod forwards;
     pub(crate) mod hardening;
     pub(crate) mod lark_cli;
     pub(crate) mod link;

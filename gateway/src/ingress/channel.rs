@@ -33,6 +33,9 @@ const QUOTE_BUDGET: Duration = Duration::from_millis(700);
 /// How long a mentioning comment (and its document's title) may take to
 /// fetch inside the ACK window.
 const COMMENT_BUDGET: Duration = Duration::from_millis(1500);
+/// How long a merge-forward's children may take to fetch inside the ACK
+/// window.
+const FORWARD_BUDGET: Duration = Duration::from_millis(1500);
 /// Message ids remembered in memory; the worker's journal is the durable
 /// de-duplication, this only spares it the round trip.
 const RECENT_IDS: usize = 4096;
@@ -574,11 +577,23 @@ impl Handler {
                     }
                 }
             }
-            Normalized::Message { inbound, parent_id } => {
+            Normalized::Message {
+                inbound,
+                parent_id,
+                merge_forward,
+            } => {
                 let mut inbound = *inbound;
                 if self.seen(&inbound.event_id) {
                     return AckReply::Ok;
                 }
+                let unread = if merge_forward {
+                    // Fetching leaves at least half the window for delivery.
+                    let budget =
+                        FORWARD_BUDGET.min(deadline.saturating_duration_since(Instant::now()) / 2);
+                    crate::ingress::forward::expand(&self.http, &mut inbound, budget).await
+                } else {
+                    None
+                };
                 if let Some(parent) = parent_id {
                     let budget =
                         QUOTE_BUDGET.min(deadline.saturating_duration_since(Instant::now()) / 3);
@@ -589,7 +604,15 @@ impl Handler {
                 if let Some(a) = &inbound.actor {
                     self.requesters.remember(&inbound.message_id, &a.id);
                 }
-                self.deliver(inbound, deadline).await
+                let message_id = inbound.message_id.clone();
+                let reply = self.deliver(inbound, deadline).await;
+                // Only once the message is taken: a redelivery fetches again.
+                if let (AckReply::Ok, Some(text)) = (&reply, unread) {
+                    let _ = self
+                        .defer(Deferred::Notice { message_id, text }, deadline)
+                        .await;
+                }
+                reply
             }
         }
     }

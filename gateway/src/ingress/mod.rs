@@ -7,6 +7,7 @@ pub(crate) mod channel;
 pub(crate) mod click;
 pub(crate) mod comment;
 pub(crate) mod console;
+pub(crate) mod forward;
 pub(crate) mod keys;
 pub(crate) mod normalize;
 pub(crate) mod secrets;

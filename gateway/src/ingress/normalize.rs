@@ -21,6 +21,9 @@ pub(crate) enum Normalized {
     Message {
         inbound: Box<Inbound>,
         parent_id: Option<String>,
+        /// A merged-and-forwarded message: the channel fetches its
+        /// children and puts them in the text (see `ingress::forward`).
+        merge_forward: bool,
     },
     /// A document comment that mentions the bot: the channel fetches its
     /// text and builds the `Inbound` (see `ingress::comment`).
@@ -214,7 +217,7 @@ fn message(
             String::new()
         }
         "folder" => format!("[a folder: {}]", s(&content, &["file_name"])),
-        "merge_forward" => "[merged and forwarded messages]".to_string(),
+        "merge_forward" => crate::ingress::forward::PLACEHOLDER.to_string(),
         "interactive" => "[a card]".to_string(),
         other => format!("[a {other} message]"),
     };
@@ -247,12 +250,19 @@ fn message(
     Ok(Normalized::Message {
         inbound: Box::new(inbound),
         parent_id,
+        merge_forward: msg_type == "merge_forward",
     })
 }
 
 /// The text of a fetched message (`GET /open-apis/im/v1/messages/{id}`), for
 /// a quote: text and post flattened the same way as live messages.
 pub(crate) fn message_text(msg_type: &str, content: &str) -> String {
+    content_text(msg_type, content).0
+}
+
+/// [`message_text`], and how many images or videos inside a post it
+/// left out (they are attachments of their own in a live message).
+pub(crate) fn content_text(msg_type: &str, content: &str) -> (String, usize) {
     let v: Value = content.parse().unwrap_or(Value::Null);
     let none = Mentions {
         keys: Vec::new(),
@@ -267,7 +277,7 @@ pub(crate) fn message_text(msg_type: &str, content: &str) -> String {
         "file" => format!("[a file: {}]", s(&v, &["file_name"])),
         other => format!("[a {other} message]"),
     };
-    trim_lines(&t)
+    (trim_lines(&t), atts.len())
 }
 
 fn att(kind: AttachmentKind, key: &str, name: &str) -> Attachment {

@@ -587,6 +587,27 @@ impl FakeFeishu {
         self.shared.add_user_message(chat_id, msg_type, content)
     }
 
+    /// Registers a message inside the merged and forwarded message
+    /// `upper_message_id` (which the test pushes itself, with that id):
+    /// `GET …/messages/{upper_message_id}` lists it after the forward, in
+    /// the order added, and its resources are refused with 234043.
+    pub fn add_forwarded_child(
+        &self,
+        upper_message_id: &str,
+        chat_id: &str,
+        sender_open_id: &str,
+        msg_type: &str,
+        content: &Value,
+    ) -> String {
+        let id = self.shared.add_user_message(chat_id, msg_type, content);
+        let mut st = lock(&self.shared.inner);
+        if let Some(m) = st.messages.iter_mut().find(|m| m.message_id == id) {
+            m.upper_message_id = upper_message_id.to_owned();
+            m.sender_id = sender_open_id.to_owned();
+        }
+        id
+    }
+
     /// The user recalls (or deletes) `message_id`: from now on the platform
     /// answers replies to it with 230011 "not found or recalled".
     pub fn recall(&self, message_id: &str) -> bool {

@@ -85,6 +85,8 @@ pub struct StoredMessage {
     pub uuid: Option<String>,
     /// Number of PATCHes applied.
     pub patches: usize,
+    /// Inside a merged and forwarded message: its id (else empty).
+    pub upper_message_id: String,
 }
 
 /// A CardKit card entity.
@@ -642,6 +644,7 @@ impl Shared {
             card_id: None,
             uuid: None,
             patches: 0,
+            upper_message_id: String::new(),
         };
         lock(&self.inner).messages.push(msg);
         self.bump();
@@ -694,6 +697,7 @@ impl Shared {
             card_id: None,
             uuid: None,
             patches: 0,
+            upper_message_id: String::new(),
         });
     }
 

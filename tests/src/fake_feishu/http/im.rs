@@ -239,7 +239,7 @@ pub(crate) fn message_json(shared: &Shared, m: &StoredMessage) -> Value {
         },
         "body": {"content": content},
         "mentions": [],
-        "upper_message_id": "",
+        "upper_message_id": m.upper_message_id,
     })
 }
 
@@ -344,6 +344,7 @@ fn new_message(
         card_id,
         uuid: out.uuid.clone(),
         patches: 0,
+        upper_message_id: String::new(),
     }
 }
 
@@ -550,11 +551,24 @@ fn patch(shared: &Arc<Shared>, r: &Req, id: &str) -> Answer {
     Answer::ok(json!({}))
 }
 
+/// The message, and for a merged and forwarded one its children after it,
+/// each naming it in `upper_message_id` (feishu.md §3.4).
 fn get(shared: &Shared, id: &str) -> Answer {
-    match find_message(shared, id) {
-        Ok(m) => Answer::ok(json!({"items": [message_json(shared, &m)]})),
-        Err(a) => a,
-    }
+    let m = match find_message(shared, id) {
+        Ok(m) => m,
+        Err(a) => return a,
+    };
+    let children: Vec<StoredMessage> = lock(&shared.inner)
+        .messages
+        .iter()
+        .filter(|c| c.upper_message_id == id && !c.deleted)
+        .cloned()
+        .collect();
+    let items: Vec<Value> = std::iter::once(&m)
+        .chain(&children)
+        .map(|x| message_json(shared, x))
+        .collect();
+    Answer::ok(json!({"items": items}))
 }
 
 fn recall(shared: &Shared, id: &str) -> Answer {
@@ -645,6 +659,14 @@ fn resource(shared: &Shared, r: &Req, id: &str, key: &str) -> Answer {
         return field_error("type is required: image|file");
     };
     let inner = lock(&shared.inner);
+    // Nothing inside a merged and forwarded message is downloadable, by
+    // the child's id or the forward's (feishu.md §3.6).
+    let forwarded = inner.messages.iter().any(|m| {
+        m.message_id == id && (!m.upper_message_id.is_empty() || m.msg_type == "merge_forward")
+    });
+    if forwarded {
+        return Answer::err(234043, "unsupported message type or resource");
+    }
     let at = (id.to_owned(), key.to_owned());
     if let Some(code) = inner.refused_resources.get(&at) {
         // 234043: inside a merge-forward child or a card (feishu.md §3.6).
