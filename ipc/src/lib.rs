@@ -365,12 +365,58 @@ pub async fn is_live(addr: &SocketAddr) -> bool {
 }
 
 /// Connect to `addr` and present its listener's key (read afresh each time:
-/// a restarted listener has a new one).
+/// a restarted listener has a new one), once the server has been checked to
+/// run as this process's user.
 pub async fn dial(addr: &SocketAddr) -> io::Result<LocalStream> {
     let key = read_key(addr)?;
     let mut s = LocalStream::connect(addr.name()?).await?;
+    server_is_ours(&s)?;
     s.write_all(key.as_bytes()).await?;
     Ok(s)
+}
+
+/// Refuse a server run by another user before anything is sent to it: the
+/// key, then every request, would go to whoever made the socket. On Unix
+/// `run/` being 0700 already keeps others from making one there; this
+/// also holds where it is not (a home on a shared or odd file system). On
+/// Windows pipe names are machine-wide, so this is the only guard against
+/// another user who took the name while fcx was down (see `pipe_acl`).
+fn server_is_ours(s: &LocalStream) -> io::Result<()> {
+    use interprocess::local_socket::traits::StreamCommon as _;
+    let creds = s.peer_creds()?;
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let me = unsafe { libc::geteuid() };
+        if creds.euid() != Some(me) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the socket is served by uid {:?} (pid {:?}), not by this user",
+                    creds.euid(),
+                    creds.pid()
+                ),
+            ));
+        }
+    }
+    #[cfg(windows)]
+    {
+        let pid = creds.pid().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the pipe's server is unknown",
+            )
+        })?;
+        if pipe_acl::process_user_sid(pid)? != pipe_acl::current_user_sid()? {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the pipe is served by another user's process (pid {pid})"),
+            ));
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    let _ = creds;
+    Ok(())
 }
 
 /// A tonic channel that dials `addr` for every (re)connection.
@@ -484,5 +530,56 @@ mod tests {
         assert!(got.is_ok());
         assert!(rx.try_recv().is_err(), "nothing else got through");
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_socket_served_by_another_user_is_sent_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt as _;
+        const NOBODY: u32 = 65534;
+        let python = std::path::Path::new("/usr/bin/python3");
+        // Only root can start a server as another user.
+        // SAFETY: geteuid cannot fail and touches no memory.
+        if unsafe { libc::geteuid() } != 0 || !python.exists() {
+            eprintln!("needs root and /usr/bin/python3 to serve as another user; skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let addr = SocketAddr::new(dir.path().join("w.sock"));
+        // A key where fcx looks for it, as if the real listener had written
+        // it before someone else took the socket's place.
+        std::fs::write(addr.key_path(), "a".repeat(KEY_LEN)).expect("key");
+        let got = dir.path().join("got");
+        let mut server = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import socket,sys\n\
+                 s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)\n\
+                 c,_=s.accept(); c.settimeout(10); d=b''\n\
+                 try:\n  d=c.recv(100)\nexcept Exception: pass\n\
+                 open(sys.argv[2],'wb').write(d)",
+            ])
+            .arg(addr.path())
+            .arg(&got)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .spawn()
+            .expect("python");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !addr.path().exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never bound"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let e = dial(&addr).await.expect_err("another user's server");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("uid Some(65534)"), "{e}");
+        let _ = server.wait();
+        let sent = std::fs::read(&got).expect("the server recorded what it got");
+        assert!(sent.is_empty(), "the key reached another user's server");
     }
 }

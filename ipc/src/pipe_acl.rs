@@ -16,15 +16,16 @@
 //! joining its pipe; later instances reuse our descriptor; remote clients
 //! are rejected (`PIPE_REJECT_REMOTE_CLIENTS`).
 //!
-//! Not covered (needs a Windows machine to build and test): pipe names live
-//! in one machine-wide namespace, so while fcxd or a worker is down another
-//! local user may create the name first; a client (fcxctl, fcxd reattaching)
-//! would then talk to that pipe and send it the socket key and its requests.
-//! The fix is for `dial` to check the server end's owner (the pipe's owner
-//! SID via `GetSecurityInfo`, or `GetNamedPipeServerProcessId` and that
-//! process's user) before writing anything. Same-user processes, the Codex
-//! child included, can open the pipe and read the key file: Windows has no
-//! counterpart of the Linux namespace that hides `$FCX_HOME` (README).
+//! Pipe names live in one machine-wide namespace, so while fcxd or a worker
+//! is down another local user may create the name first; a client (fcxctl,
+//! fcxd reattaching) would then talk to that pipe. So `dial` asks who serves
+//! it (`GetNamedPipeServerProcessId`, through interprocess's `peer_creds`)
+//! and sends nothing, the key included, unless that process's user SID is
+//! ours: [`process_user_sid`]. A process whose token we may not query
+//! (another user's) is refused the same way. Type-checked only: this has not
+//! run on Windows. Same-user processes, the Codex child included, can open
+//! the pipe and read the key file: Windows has no counterpart of the Linux
+//! namespace that hides `$FCX_HOME` (README).
 
 use std::path::Path;
 
@@ -70,7 +71,7 @@ pub(crate) fn sddl_for(sid: &str) -> Option<String> {
 }
 
 #[cfg(windows)]
-pub(crate) use win::current_user_only;
+pub(crate) use win::{current_user_only, current_user_sid, process_user_sid};
 
 #[cfg(windows)]
 mod win {
@@ -81,7 +82,9 @@ mod win {
     use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LocalFree};
     use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
     use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
-    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+    use windows_sys::Win32::System::Threading::{
+        GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
 
     /// The security descriptor for a new pipe: the current user, nobody else.
     pub(crate) fn current_user_only() -> io::Result<SecurityDescriptor> {
@@ -107,11 +110,31 @@ mod win {
     }
 
     /// The current process's user SID as a string (`S-1-5-21-…`).
-    fn current_user_sid() -> io::Result<String> {
+    pub(crate) fn current_user_sid() -> io::Result<String> {
+        // SAFETY: GetCurrentProcess returns a pseudo-handle, valid always
+        // and never closed.
+        user_sid_of(unsafe { GetCurrentProcess() })
+    }
+
+    /// The user SID of process `pid`, as a string; an error when the
+    /// process or its token may not be queried (another user's, usually).
+    pub(crate) fn process_user_sid(pid: u32) -> io::Result<String> {
+        // SAFETY: no pointer is passed; a null result is an error.
+        let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+        if process.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let process = Handle(process);
+        user_sid_of(process.0)
+    }
+
+    /// The user SID of the process behind `process` (a handle with at
+    /// least PROCESS_QUERY_LIMITED_INFORMATION).
+    fn user_sid_of(process: HANDLE) -> io::Result<String> {
         let mut token: HANDLE = std::ptr::null_mut();
-        // SAFETY: GetCurrentProcess returns a pseudo-handle; `token` is a
-        // valid out-pointer.
-        if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+        // SAFETY: `process` is a valid process handle; `token` is a valid
+        // out-pointer.
+        if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
             return Err(io::Error::last_os_error());
         }
         let token = Handle(token);
@@ -160,6 +183,7 @@ mod win {
             let sid = current_user_sid().expect("sid");
             assert!(sid.starts_with("S-1-"), "{sid}");
             current_user_only().expect("a valid descriptor");
+            assert_eq!(process_user_sid(std::process::id()).expect("own sid"), sid);
         }
     }
 }

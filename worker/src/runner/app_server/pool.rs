@@ -77,8 +77,8 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Idle children now.
-    #[cfg(test)]
+    /// Idle children now (for the tests, which are Linux-only).
+    #[cfg(all(test, target_os = "linux"))]
     pub(crate) fn idle_count(&self) -> usize {
         self.lock().len()
     }
