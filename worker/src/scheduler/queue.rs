@@ -44,7 +44,11 @@ impl Queues {
         if let Some(at) = arrived {
             sc.first_arrival.get_or_insert(at);
         }
-        sc.queued.push(m);
+        // In journal order, not push order: a message whose steer was
+        // refused (the turn had just ended) comes back after messages that
+        // arrived meanwhile, and the next prompt must keep the chat's order.
+        let at = sc.queued.partition_point(|q| q.inbox_id <= m.inbox_id);
+        sc.queued.insert(at, m);
         self.queued += 1;
     }
 

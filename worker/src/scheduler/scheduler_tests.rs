@@ -474,6 +474,19 @@ fn queued(scope: &str, id: i64) -> QueuedMessage {
 }
 
 #[test]
+fn a_message_queued_again_after_a_refused_steer_keeps_the_chats_order() {
+    let mut q = Queues::default();
+    let now = Some(Instant::now());
+    q.push(queued("chat:a", 15), now);
+    q.push(queued("chat:a", 17), now);
+    q.push(queued("chat:a", 18), now);
+    // 16 was being steered into the turn that just ended: it comes back.
+    q.push(queued("chat:a", 16), now);
+    let ids: Vec<i64> = q.take("chat:a").iter().map(|m| m.inbox_id).collect();
+    assert_eq!(ids, vec![15, 16, 17, 18]);
+}
+
+#[test]
 fn a_burst_waits_for_a_quiet_window_but_not_forever() {
     let debounce = Duration::from_millis(100);
     let t0 = Instant::now();
