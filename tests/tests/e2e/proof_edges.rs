@@ -29,35 +29,11 @@ fn a_run_whose_message_was_recalled_answers_in_the_chat_instead() {
     e.push(&e.fake.events().p2p_text("oc_recall", USER, "/stop"));
     // The run's end cannot reply to the recalled message: it goes to the
     // chat as a new message, once.
-    let in_chat = || {
-        e.fake
-            .messages()
-            .into_iter()
-            .filter(|m| {
-                m.sender_type == "app"
-                    && m.chat_id == "oc_recall"
-                    && m.parent_id.is_empty()
-                    && m.content.contains("stopped")
-            })
-            .count()
-    };
-    eventually(
-        WAIT,
-        || (in_chat() > 0).then_some(()),
-        || {
-            format!(
-                "no end message in the chat: {:?}\n{}",
-                e.fake.messages(),
-                e.home.read_logs()
-            )
-        },
-    );
+    let in_chat = || posted_in_chat(&e, "oc_recall", "stopped");
+    wait_posted_in_chat(&e, "oc_recall", "stopped");
     // The platform refused the reply first (that is the path under test).
     assert!(
-        e.fake
-            .requests()
-            .iter()
-            .any(|c| c.path.ends_with(&format!("{om}/reply")) && c.response["code"] != 0),
+        reply_refused(&e, &om, None),
         "no refused reply to the recalled message"
     );
     // Any late duplicate would come with the same lane's next post; the
@@ -75,6 +51,46 @@ fn a_run_whose_message_was_recalled_answers_in_the_chat_instead() {
         || "no /status answer".into(),
     );
     assert_eq!(in_chat(), 1, "{:?}", e.fake.messages());
+}
+
+/// Messages the bot posted in `chat` as new messages (not replies) that
+/// contain `needle`.
+fn posted_in_chat(e: &FeishuEnv, chat: &str, needle: &str) -> usize {
+    e.fake
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.sender_type == "app"
+                && m.chat_id == chat
+                && m.parent_id.is_empty()
+                && m.content.contains(needle)
+        })
+        .count()
+}
+
+fn wait_posted_in_chat(e: &FeishuEnv, chat: &str, needle: &str) {
+    eventually(
+        WAIT,
+        || (posted_in_chat(e, chat, needle) > 0).then_some(()),
+        || {
+            format!(
+                "no {needle:?} posted in the chat: {:?}\n{}",
+                e.fake.messages(),
+                e.home.read_logs()
+            )
+        },
+    );
+}
+
+/// The platform refused a reply to `om` (with `code`, or any error).
+fn reply_refused(e: &FeishuEnv, om: &str, code: Option<i64>) -> bool {
+    e.fake.requests().iter().any(|c| {
+        c.path.ends_with(&format!("{om}/reply"))
+            && match code {
+                Some(code) => c.response["code"] == code,
+                None => c.response["code"] != 0,
+            }
+    })
 }
 
 /// Prompts fake codex was given, oldest first.
@@ -429,36 +445,12 @@ fn a_message_recalled_before_its_card_was_posted_is_answered_in_the_chat_in_card
             message_id: Some(om.clone()),
         });
     e.push(&ev);
-    let in_chat = || {
-        e.fake
-            .messages()
-            .into_iter()
-            .filter(|m| {
-                m.sender_type == "app"
-                    && m.chat_id == chat
-                    && m.parent_id.is_empty()
-                    && m.content.contains("hello from fake codex")
-            })
-            .count()
-    };
-    eventually(
-        WAIT,
-        || (in_chat() > 0).then_some(()),
-        || {
-            format!(
-                "no answer in the chat: {:?}\n{}",
-                e.fake.messages(),
-                e.home.read_logs()
-            )
-        },
-    );
+    let in_chat = || posted_in_chat(&e, chat, "hello from fake codex");
+    wait_posted_in_chat(&e, chat, "hello from fake codex");
     // The platform refused a reply to the recalled message first (the
     // path under test) with its not-found-or-recalled code.
     assert!(
-        e.fake
-            .requests()
-            .iter()
-            .any(|c| c.path.ends_with(&format!("{om}/reply")) && c.response["code"] == 230011),
+        reply_refused(&e, &om, Some(230011)),
         "no refused reply to the recalled message"
     );
     assert!(bot_replies(&e, &om).is_empty(), "nothing hangs under it");
