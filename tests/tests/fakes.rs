@@ -1008,15 +1008,18 @@ impl AppServer {
     }
 }
 
-fn turn_record(logs: &Path, seq: u32) -> Result<Value> {
-    let suffix = format!("-{seq}.json");
-    let files: Vec<_> = std::fs::read_dir(logs)?
+/// The newest of the `n` records one process wrote (one per turn).
+fn newest_record(logs: &Path, n: usize) -> Result<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(logs)?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(&suffix))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    ensure!(files.len() == 1, "one record for turn {seq}: {files:?}");
-    Ok(serde_json::from_slice(&std::fs::read(&files[0])?)?)
+    ensure!(files.len() == n, "{n} records: {files:?}");
+    // `<pid>-<start>.json`, then `<pid>-<start>-1.json`, `-2` …
+    files.sort_by_key(|p| p.as_os_str().len());
+    let newest = files.last().context("a record")?;
+    Ok(serde_json::from_slice(&std::fs::read(newest)?)?)
 }
 
 fn only_record(logs: &Path) -> Result<Value> {
@@ -1106,9 +1109,15 @@ fn fake_app_server_plays_the_scenarios_over_json_rpc() -> Result<()> {
     );
     let steer = s.call("turn/steer", json!({"threadId": thread, "expectedTurnId": turn_id, "input": [{"type": "text", "text": "also this", "text_elements": []}]}))?;
     ensure!(steer["result"]["turnId"] == turn_id.as_str(), "{steer}");
-    // A second turn in the same process has a record of its own (a kept
-    // child serves several runs), named with the turn's sequence number.
-    ensure!(turn_record(logs.path(), 1)?["steers"] == json!(["also this"]));
+    // A second turn of the same process has a record of its own: the
+    // turn continues the loaded thread (as a kept child's next run does).
+    let second = newest_record(logs.path(), 2)?;
+    ensure!(second["steers"] == json!(["also this"]), "{second}");
+    ensure!(second["prompt"] == "FAKE:stall", "{second}");
+    ensure!(
+        second["warm"] == true && second["resume_id"] == thread.as_str(),
+        "{second}"
+    );
     let stop = s.call(
         "turn/interrupt",
         json!({"threadId": thread, "turnId": turn_id}),

@@ -89,6 +89,10 @@ struct Args {
     /// Rounds of each fault-matrix row (a kill at a different point each).
     #[arg(long, default_value_t = 20)]
     fault_rounds: usize,
+    /// The runner of the sections that pin one (deliver, spawn, rss, load):
+    /// exec, which their recorded figures were taken with, or app-server.
+    #[arg(long, default_value = "exec")]
+    runner: String,
     /// Samples per design in the child-lifetime section (`warm`: fresh vs
     /// per-scope warm vs per-profile shared app-server child; real codex).
     #[arg(long, default_value_t = 30)]
@@ -146,6 +150,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let bins = bin_dir()?;
+    if !["exec", "app-server"].contains(&args.runner.as_str()) {
+        bail!("--runner is exec or app-server, not {:?}", args.runner);
+    }
+    let _ = RUNNER.set(args.runner.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -613,6 +621,9 @@ struct Home {
     scenarios: PathBuf,
 }
 
+/// `--runner`, for [`home`].
+static RUNNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
     // The loads count a message as run when a RunStarted names it; under
     // the default (steer) a message for a busy chat joins the running turn
@@ -620,7 +631,12 @@ fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
     // runner their figures were first taken with (the many-scope fairness
     // count once saw out-of-order starts under app-server on a loaded
     // machine, not yet explained); `feedback` measures both runners.
-    home_with(bins, runs, "during_run = \"queue\"\nrunner = \"exec\"")
+    let runner = RUNNER.get().map_or("exec", String::as_str);
+    home_with(
+        bins,
+        runs,
+        &format!("during_run = \"queue\"\nrunner = \"{runner}\""),
+    )
 }
 
 /// [`home`] with `codex` as the `[profiles.default.codex]` keys besides the

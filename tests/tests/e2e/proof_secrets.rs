@@ -151,6 +151,7 @@ lark_cli = "disabled"
 binary = "{codex}"
 auth = "api-key"
 api_key = "keystore:openai"
+{keep}
 [profiles.default.workspaces]
 default = "{ws}"
 [profiles.default.runs]
@@ -171,6 +172,9 @@ owner = "{USER}"
 allowed_chats = ["oc_grp1"]
 "#,
         codex = bin("fake-codex").display(),
+        // A kept child has the key in its environment as a running one
+        // does; this proof looks at the processes once the runs are over.
+        keep = fcx_tests::harness::KEEP_NO_CHILD,
         ws = h.workspace.display(),
         base = fake.base_url(),
         app_id = fake.app_id(),

@@ -5,8 +5,9 @@
 //!
 //! - `fresh`: a new child per run (spawn, `initialize`, `thread/start`,
 //!   `turn/start`), what fcx did before warm children;
-//! - `per_scope_warm`: the scope's child kept after its run, the next run a
-//!   `turn/start` on the thread it has loaded;
+//! - `per_scope_warm`: each scope's child kept after its run, the next run
+//!   a `turn/start` on the thread it has loaded (`SCOPES` scopes, round
+//!   robin, as in the shared design);
 //! - `per_scope_warm_new_thread`: a kept child, but a new thread on it;
 //! - `per_profile_shared`: one child serving `SCOPES` scopes' threads, one
 //!   turn at a time (round robin) and all scopes at once, against the same
@@ -238,24 +239,43 @@ pub(super) async fn bench_warm(samples: usize) -> anyhow::Result<Value> {
         s.end().await;
     }
 
-    // Per-scope warm: the same child, the thread it has loaded.
-    let (mut warm, mut warm_new) = (Vec::new(), Vec::new());
+    // A kept child, a new thread on it each time (what /new would cost
+    // if the child were kept across it).
+    let mut warm_new = Vec::new();
     let mut s = Server::spawn(&codex, &home, &ws, &url).await?;
     s.initialize().await?;
-    let thread = s.thread(&ws).await?;
-    s.turn(Instant::now(), &thread).await?;
+    let first = s.thread(&ws).await?;
+    s.turn(Instant::now(), &first).await?;
     for i in 0..warmup + samples {
         let t0 = Instant::now();
-        let first = s.turn(t0, &thread).await?;
-        let t1 = Instant::now();
         let other = s.thread(&ws).await?;
-        let first_new = s.turn(t1, &other).await?;
+        let first_new = s.turn(t0, &other).await?;
         if i >= warmup {
-            warm.push(first);
             warm_new.push(first_new);
         }
     }
     s.end().await;
+
+    // Per-scope warm: one kept child per scope, each with its scope's
+    // thread loaded; turns round robin, so every thread's history grows
+    // as in the shared design below.
+    let mut own = Vec::new();
+    for _ in 0..SCOPES {
+        let mut s = Server::spawn(&codex, &home, &ws, &url).await?;
+        s.initialize().await?;
+        let t = s.thread(&ws).await?;
+        s.turn(Instant::now(), &t).await?;
+        own.push((s, t));
+    }
+    let mut warm = Vec::new();
+    for i in 0..warmup + samples {
+        let (s, t) = &mut own[i % SCOPES];
+        let t0 = Instant::now();
+        let first = s.turn(t0, t).await?;
+        if i >= warmup {
+            warm.push(first);
+        }
+    }
 
     // Per-profile shared: SCOPES threads on one child.
     let mut shared = Server::spawn(&codex, &home, &ws, &url).await?;
@@ -291,14 +311,6 @@ pub(super) async fn bench_warm(samples: usize) -> anyhow::Result<Value> {
     let shared_rss = shared.tree_rss_kib();
     shared.end().await;
     // … and on one warm child per scope.
-    let mut own = Vec::new();
-    for _ in 0..SCOPES {
-        let mut s = Server::spawn(&codex, &home, &ws, &url).await?;
-        s.initialize().await?;
-        let t = s.thread(&ws).await?;
-        s.turn(Instant::now(), &t).await?;
-        own.push((s, t));
-    }
     let mut own_burst = Vec::new();
     for i in 0..warmup + samples.div_ceil(SCOPES) {
         let t0 = Instant::now();

@@ -195,6 +195,16 @@ impl Pool {
                 biased;
                 asked = &mut take => match asked {
                     Ok(reply) => {
+                        // Died since it was last looked at: not handed out
+                        // (the run starts its own, as if nothing was kept).
+                        match live.child.try_wait() {
+                            Ok(None) => {}
+                            Ok(Some(status)) => {
+                                exit = Some(status);
+                                break "it exited";
+                            }
+                            Err(_) => break "it cannot be waited for",
+                        }
                         // The run lists it as `r:RUN` from here on.
                         listed = None;
                         match reply.send(live) {
