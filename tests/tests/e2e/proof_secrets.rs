@@ -360,18 +360,8 @@ allowed_chats = ["oc_grp1"]
     }
     let home_s = h.home.display().to_string();
     for pid in fcx_tests::harness::processes_mentioning(&home_s) {
-        // A chat's codex child may outlive its run (kept for the chat's next
-        // run): the API key is meant for it and for nothing else.
-        let is_codex = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-            c.split(|b| *b == 0)
-                .next()
-                .is_some_and(|a0| a0.ends_with(b"fake-codex"))
-        });
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
             for (what, v) in &secrets {
-                if is_codex && what == "codex api key" {
-                    continue;
-                }
                 assert!(
                     !contains(&env, v),
                     "the {what} is in pid {pid}'s environment"
