@@ -35,6 +35,10 @@ pub(crate) fn kill(
     let what = match e.kind.as_str() {
         "fcxd" => " (it stops its workers and exits)",
         "worker" if !force => " (its runs end as interrupted; fcxd starts a new worker)",
+        // A kept child between runs has no run to fail.
+        "codex" if e.id.starts_with("idle:") => {
+            " (a chat's kept Codex child between runs; its next run starts a new one)"
+        }
         "codex" => " (its run ends as failed, killed by the operator)",
         _ => "",
     };
