@@ -170,6 +170,37 @@ impl Env {
         )
     }
 
+    /// Tool results in the model's last request (the thread's whole
+    /// history) whose output contains `needle`.
+    fn last_request_outputs_with(&self, needle: &str) -> usize {
+        self.mock
+            .requests()
+            .last()
+            .and_then(|r| r.body["input"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i["type"] == "function_call_output")
+            .filter(|i| i["output"].as_str().is_some_and(|o| o.contains(needle)))
+            .count()
+    }
+
+    /// Approval cards posted under `parent`.
+    fn approval_cards_under(&self, parent: &str) -> usize {
+        self.e
+            .fake
+            .messages()
+            .into_iter()
+            .filter(|m| {
+                m.parent_id == parent
+                    && self
+                        .e
+                        .fake
+                        .card_view(&m.message_id)
+                        .is_some_and(|v| v.labels().iter().any(|l| l == "Approve"))
+            })
+            .count()
+    }
+
     /// The outputs codex sent back to the model for its tool calls.
     fn tool_outputs(&self) -> String {
         self.mock
@@ -453,35 +484,9 @@ fn approve_for_session_is_not_asked_again_for_the_same_command() {
     let (_, run_card) = env.run_card(&om);
     env.wait_card(&run_card, "Done", true);
     // The model's last request holds both results.
-    let ran = env
-        .mock
-        .requests()
-        .last()
-        .and_then(|r| r.body["input"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .filter(|i| {
-            i["output"]
-                .as_str()
-                .is_some_and(|o| o.contains("session-approved"))
-        })
-        .count();
+    let ran = env.last_request_outputs_with("session-approved");
     assert_eq!(ran, 2, "both ran: {}", env.tool_outputs());
-    let cards = env
-        .e
-        .fake
-        .messages()
-        .into_iter()
-        .filter(|m| {
-            m.parent_id == om
-                && env
-                    .e
-                    .fake
-                    .card_view(&m.message_id)
-                    .is_some_and(|v| v.labels().iter().any(|l| l == "Approve"))
-        })
-        .count();
+    let cards = env.approval_cards_under(&om);
     assert_eq!(cards, 1, "asked once: {}", env.replies_under(&om));
     drop(env);
 }
@@ -504,36 +509,9 @@ fn approve_for_session_lasts_into_the_chats_next_run_on_its_kept_child() {
     let (_, run_card2) = env.run_card(&om2);
     env.wait_card(&run_card2, "Done", true);
     // The model's last request holds the thread's history: both results.
-    let ran = env
-        .mock
-        .requests()
-        .last()
-        .and_then(|r| r.body["input"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter(|i| i["type"] == "function_call_output")
-        .filter(|i| {
-            i["output"]
-                .as_str()
-                .is_some_and(|o| o.contains("kept-session-approved"))
-        })
-        .count();
+    let ran = env.last_request_outputs_with("kept-session-approved");
     assert_eq!(ran, 2, "it ran in both runs: {}", env.tool_outputs());
-    let asked = |parent: &str| {
-        env.e
-            .fake
-            .messages()
-            .into_iter()
-            .filter(|m| {
-                m.parent_id == parent
-                    && env
-                        .e
-                        .fake
-                        .card_view(&m.message_id)
-                        .is_some_and(|v| v.labels().iter().any(|l| l == "Approve"))
-            })
-            .count()
-    };
+    let asked = |parent: &str| env.approval_cards_under(parent);
     assert_eq!(asked(&om), 1, "asked in the first run");
     assert_eq!(
         asked(&om2),
