@@ -19,6 +19,8 @@ pub mod lark_cli;
 pub mod model_endpoint;
 mod private;
 pub mod registry;
+#[cfg(windows)]
+mod registry_win;
 mod secret;
 
 pub use home::{Home, MEDIA_DIR, ProfilePaths, outgoing_in};

@@ -1,9 +1,11 @@
 //! The on-disk registry of fcx's running processes: one small JSON file per
 //! process in `$FCX_HOME/run/procs/`, written when it starts and removed when
 //! it ends. Entries of processes that died without cleaning up (kill -9, a
-//! crash) are pruned on every read: the pid must be alive and, on Linux,
-//! still the same process (its start time matches), so a reused pid never
-//! passes for an fcx process. `fcxctl kill` signals only what is listed here.
+//! crash) are pruned on every read: the pid must be alive and, on Linux and
+//! Windows, still the same process (its start time matches), so a reused pid
+//! never passes for an fcx process. `fcxctl kill` signals only what is listed
+//! here; on Windows it terminates only a process whose creation time is still
+//! the registered one ([`terminate`]).
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,9 @@ pub struct Entry {
     pub profile: String,
     /// When it registered (unix milliseconds).
     pub started_at_ms: i64,
-    /// The kernel's start time of the process (Linux; 0 elsewhere).
+    /// The kernel's start time of the process: clock ticks after boot on
+    /// Linux, the creation time (100 ns units since 1601) on Windows; 0
+    /// elsewhere.
     #[serde(default)]
     pub start_ticks: u64,
 }
@@ -45,8 +49,8 @@ fn file(home: &Home, pid: u32, id: &str) -> PathBuf {
     dir(home).join(format!("{pid}-{tag:016x}.json"))
 }
 
-/// The process's start time in clock ticks since boot (Linux), to tell a
-/// reused pid apart.
+/// The process's start time (Linux: clock ticks since boot; Windows: its
+/// creation time, while it runs), to tell a reused pid apart; 0 when unknown.
 pub fn start_ticks(pid: u32) -> u64 {
     #[cfg(target_os = "linux")]
     {
@@ -60,11 +64,73 @@ pub fn start_ticks(pid: u32) -> u64 {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        crate::registry_win::running_since(pid).unwrap_or(0)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = pid;
         0
     }
+}
+
+/// Why a registered process was not terminated.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminateError {
+    /// The process has exited (or the pid names none).
+    #[error("pid {0} has ended")]
+    Gone(u32),
+    /// Another process has the pid now.
+    #[error(
+        "pid {0} now belongs to another process (its start time is not the registered one); \
+         nothing was terminated"
+    )]
+    Reused(u32),
+    /// The registry holds no start time to compare.
+    #[error(
+        "the start time of pid {0} was not registered, so it cannot be told from a later \
+         process with the same pid; nothing was terminated"
+    )]
+    Unrecorded(u32),
+    /// The system refused (access denied, usually).
+    #[error("cannot terminate pid {pid}: {source}")]
+    Os {
+        /// The process.
+        pid: u32,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether the process seen now under `pid` (its start time, `None` when
+/// it has ended) is the one registered with start time `recorded`. Strict:
+/// an unrecorded start time (0) matches nothing, so a pid is never
+/// terminated on a guess.
+pub fn check_same(pid: u32, recorded: u64, now: Option<u64>) -> Result<(), TerminateError> {
+    match now {
+        None => Err(TerminateError::Gone(pid)),
+        Some(_) if recorded == 0 => Err(TerminateError::Unrecorded(pid)),
+        Some(t) if t != recorded => Err(TerminateError::Reused(pid)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The creation time of `pid` while it runs (100 ns units since 1601);
+/// `None` when it does not exist, has exited or is another user's.
+#[cfg(windows)]
+pub fn running_since(pid: u32) -> Option<u64> {
+    crate::registry_win::running_since(pid)
+}
+
+/// Terminates process `pid` (`TerminateProcess`, exit code 1), but only if
+/// its creation time is still `recorded`: the check and the termination go
+/// through one process handle, so the pid cannot be reused in between.
+/// Windows has no signals: this is the only way to end another process.
+#[cfg(windows)]
+pub fn terminate(pid: u32, recorded: u64) -> Result<(), TerminateError> {
+    crate::registry_win::terminate(pid, recorded)
 }
 
 /// Whether `e` still names the process it was written for.
@@ -81,7 +147,12 @@ pub fn is_live(e: &Entry) -> bool {
         };
         alive && (e.start_ticks == 0 || start_ticks(e.pid) == e.start_ticks)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        crate::registry_win::running_since(e.pid)
+            .is_some_and(|now| e.start_ticks == 0 || now == e.start_ticks)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = e;
         true
@@ -211,6 +282,33 @@ mod tests {
             drop(me);
         }
         assert!(list(&home).is_empty());
+    }
+
+    #[test]
+    fn only_the_registered_start_time_may_be_terminated() {
+        // What the Windows kill checks on the process handle before
+        // TerminateProcess: a recycled pid has another creation time.
+        assert!(check_same(7, 1_000, Some(1_000)).is_ok());
+        let reused = check_same(7, 1_000, Some(2_000)).expect_err("reused");
+        assert!(matches!(reused, TerminateError::Reused(7)), "{reused:?}");
+        assert!(
+            reused.to_string().contains("nothing was terminated"),
+            "{reused}"
+        );
+        assert!(matches!(
+            check_same(7, 1_000, None),
+            Err(TerminateError::Gone(7))
+        ));
+        // An entry written without a start time names no process for sure.
+        let unknown = check_same(7, 0, Some(1_000)).expect_err("unrecorded");
+        assert!(
+            matches!(unknown, TerminateError::Unrecorded(7)),
+            "{unknown:?}"
+        );
+        assert!(matches!(
+            check_same(7, 0, None),
+            Err(TerminateError::Gone(7))
+        ));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `fcxctl kill <id|pid>`: signal one process fcx started, found in the
 //! registry (`$FCX_HOME/run/procs/`, pruned of dead and reused pids). Any
 //! other pid is refused, so a typo never signals an unrelated process.
+//! On Windows only `--force` works (TerminateProcess), and only on the
+//! process whose creation time was registered.
 
 use std::io::Write;
 
@@ -42,9 +44,15 @@ pub(crate) fn kill(
         "codex" => " (its run ends as failed, killed by the operator)",
         _ => "",
     };
+    // No process group on Windows: TerminateProcess ends codex.exe alone.
+    let left = if cfg!(windows) && e.kind == "codex" {
+        "; commands it started may outlive it on Windows"
+    } else {
+        ""
+    };
     writeln!(
         out,
-        "sent {sig} to {} {} (pid {}){what}",
+        "sent {sig} to {} {} (pid {}){what}{left}",
         e.kind, e.id, e.pid
     )?;
     Ok(crate::exit::OK)
@@ -70,7 +78,71 @@ fn signal(e: &Entry, force: bool) -> anyhow::Result<&'static str> {
     Ok(name)
 }
 
-#[cfg(not(unix))]
+/// Windows has no SIGTERM: only `--force` (TerminateProcess, checked
+/// against the registered creation time so a recycled pid is never hit).
+#[cfg(windows)]
+fn signal(e: &Entry, force: bool) -> anyhow::Result<&'static str> {
+    windows_refusal(e, force).map_or(Ok(()), |why| Err(anyhow::anyhow!(why)))?;
+    registry::terminate(e.pid, e.start_ticks)?;
+    Ok("TerminateProcess")
+}
+
+#[cfg(not(any(unix, windows)))]
 fn signal(_: &Entry, _: bool) -> anyhow::Result<&'static str> {
-    bail!("fcxctl kill is not available on Windows; use `fcxctl stop` or `fcxctl restart-worker`")
+    bail!(
+        "fcxctl kill is not available on this platform; use `fcxctl stop` or `fcxctl restart-worker`"
+    )
+}
+
+/// Why `fcxctl kill` without `--force` does nothing on Windows: there is no
+/// polite signal, and terminating outright is not what a plain kill means
+/// on Unix (fcxd would leave its workers and runs behind).
+#[cfg_attr(not(windows), allow(dead_code))]
+fn windows_refusal(e: &Entry, force: bool) -> Option<String> {
+    if force {
+        return None;
+    }
+    let orderly = match e.kind.as_str() {
+        "fcxd" => "`fcxctl stop`".to_string(),
+        "worker" => format!(
+            "`fcxctl restart-worker {}`",
+            crate::render::clean(&e.profile)
+        ),
+        _ => "`/stop` in the chat".to_string(),
+    };
+    Some(format!(
+        "Windows has no SIGTERM: `fcxctl kill --force {}` terminates {} {} outright \
+         (TerminateProcess); for an orderly stop use {orderly}",
+        crate::render::clean(&e.id),
+        e.kind,
+        crate::render::clean(&e.id),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, kind: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            kind: kind.into(),
+            pid: 42,
+            profile: "work".into(),
+            started_at_ms: 1,
+            start_ticks: 7,
+        }
+    }
+
+    #[test]
+    fn a_plain_kill_on_windows_names_force_and_the_orderly_way() {
+        let why = windows_refusal(&entry("g", "fcxd"), false).expect("refused");
+        assert!(why.contains("fcxctl kill --force g"), "{why}");
+        assert!(why.contains("`fcxctl stop`"), "{why}");
+        let why = windows_refusal(&entry("w:work", "worker"), false).expect("refused");
+        assert!(why.contains("`fcxctl restart-worker work`"), "{why}");
+        let why = windows_refusal(&entry("r:abc", "codex"), false).expect("refused");
+        assert!(why.contains("--force r:abc"), "{why}");
+        assert_eq!(windows_refusal(&entry("r:abc", "codex"), true), None);
+    }
 }

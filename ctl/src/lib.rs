@@ -110,7 +110,7 @@ pub enum Command {
     Kill {
         /// `g`, `w:PROFILE`, `r:RUN`, or a pid
         target: String,
-        /// SIGKILL instead of SIGTERM
+        /// SIGKILL instead of SIGTERM (Windows: required; TerminateProcess)
         #[arg(long)]
         force: bool,
     },

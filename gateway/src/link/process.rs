@@ -240,13 +240,15 @@ impl WorkerProcess {
     }
 
     /// SIGKILL (the process group's leader only: codex children die with
-    /// the worker through their parent-death signal).
+    /// the worker through their parent-death signal); TerminateProcess on
+    /// Windows.
     pub(crate) fn kill(&mut self) {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         } else {
             // An adopted worker (it outlived an earlier fcxd) is no child of
-            // ours: signalled by pid, on Unix only so far.
+            // ours: killed by pid, and only while the pid is still the
+            // process adopted (its start time).
             #[cfg(unix)]
             if self.alive()
                 && let Ok(pid) = i32::try_from(self.pid)
@@ -255,6 +257,14 @@ impl WorkerProcess {
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+            }
+            // The creation time is compared on the handle that is then
+            // terminated: a recycled pid is never killed.
+            #[cfg(windows)]
+            if let Some(started) = self.started
+                && let Err(e) = fcx_config::registry::terminate(self.pid, started)
+            {
+                tracing::warn!(pid = self.pid, error = %e, "cannot kill the adopted worker");
             }
         }
     }
@@ -297,8 +307,9 @@ fn signal_of(_: &std::process::ExitStatus) -> Option<i32> {
     None
 }
 
-/// The process's start time (clock ticks after boot), `None` when it does
-/// not exist or is a zombie. Off Linux, only existence is checked.
+/// The process's start time (clock ticks after boot on Linux, creation
+/// time on Windows), `None` when it does not exist, is a zombie or (Windows)
+/// has exited. Elsewhere only existence is checked.
 fn start_time(pid: u32) -> Option<u64> {
     if pid == 0 {
         return None;
@@ -324,7 +335,11 @@ fn start_time(pid: u32) -> Option<u64> {
             .ok()
             .map(|_| 0)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        fcx_config::registry::running_since(pid)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         Some(0)
     }
@@ -362,7 +377,7 @@ mod tests {
         assert_eq!(last_line(&dir.path().join("missing")), "");
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     #[test]
     fn this_process_is_alive_and_a_made_up_pid_is_not() {
         let me = WorkerProcess::adopted(std::process::id(), PathBuf::from("/nonexistent"));
