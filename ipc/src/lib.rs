@@ -17,6 +17,10 @@
 #![warn(missing_docs)]
 
 mod pipe_acl;
+/// The SID of the account this process runs as (`S-1-5-21-…`): the pipes
+/// admit it alone, and the worker's workspace checks compare owners to it.
+#[cfg(windows)]
+pub use pipe_acl::current_user_sid;
 
 use std::io;
 use std::path::{Path, PathBuf};

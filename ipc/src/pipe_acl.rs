@@ -71,7 +71,9 @@ pub(crate) fn sddl_for(sid: &str) -> Option<String> {
 }
 
 #[cfg(windows)]
-pub(crate) use win::{current_user_only, current_user_sid, process_user_sid};
+pub use win::current_user_sid;
+#[cfg(windows)]
+pub(crate) use win::{current_user_only, process_user_sid};
 
 #[cfg(windows)]
 mod win {
@@ -110,7 +112,7 @@ mod win {
     }
 
     /// The current process's user SID as a string (`S-1-5-21-…`).
-    pub(crate) fn current_user_sid() -> io::Result<String> {
+    pub fn current_user_sid() -> io::Result<String> {
         // SAFETY: GetCurrentProcess returns a pseudo-handle, valid always
         // and never closed.
         user_sid_of(unsafe { GetCurrentProcess() })

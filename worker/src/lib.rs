@@ -20,6 +20,8 @@ mod lark_cli;
 mod lifetime;
 mod media;
 mod pin;
+#[cfg(windows)]
+mod pin_win;
 mod pipeline;
 mod policy;
 mod prompt;
@@ -34,6 +36,8 @@ mod staging;
 #[cfg(test)]
 mod testkit;
 mod util;
+#[cfg_attr(not(windows), allow(dead_code))]
+mod win_acl;
 
 /// Durable state lives in its own crate (schema, migrations, queries); the
 /// old path keeps working for the worker's modules.

@@ -1,8 +1,9 @@
 //! A workspace is pinned when it is chosen: its realpath and its identity
-//! (device and inode). Every run checks both, so replacing a directory on
-//! the way with a symlink, or the workspace itself with another directory,
-//! moves no run anywhere else. A workspace must belong to the fcx user and
-//! sit where no other user can swap a component of its path.
+//! (device and inode; on Windows the volume serial number and file id,
+//! `pin_win`). Every run checks both, so replacing a directory on the way
+//! with a symlink, or the workspace itself with another directory, moves no
+//! run anywhere else. A workspace must belong to the fcx user and sit where
+//! no other user can swap a component of its path (Windows: `win_acl`).
 
 use std::path::{Path, PathBuf};
 
@@ -12,15 +13,23 @@ use crate::policy::PolicyError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pin {
     pub(crate) real: PathBuf,
-    /// `device:inode`, as stored in `scope_settings.workspace_id`.
+    /// `device:inode` (Windows: `vol:SERIAL:FILEID`), as stored in
+    /// `scope_settings.workspace_id`.
     pub(crate) id: String,
 }
 
-/// `device:inode` of `real`.
+/// `device:inode` of `real` (Windows: `vol:SERIAL:FILEID`).
 pub(crate) fn identity(real: &Path) -> Result<String, PolicyError> {
-    let meta =
-        std::fs::metadata(real).map_err(|_| PolicyError::Missing(real.display().to_string()))?;
-    Ok(id_of(&meta))
+    let missing = || PolicyError::Missing(real.display().to_string());
+    #[cfg(windows)]
+    {
+        crate::pin_win::identity(real).map_err(|_| missing())
+    }
+    #[cfg(not(windows))]
+    {
+        let meta = std::fs::metadata(real).map_err(|_| missing())?;
+        Ok(id_of(&meta))
+    }
 }
 
 #[cfg(unix)]
@@ -29,7 +38,7 @@ fn id_of(meta: &std::fs::Metadata) -> String {
     format!("{}:{}", meta.dev(), meta.ino())
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn id_of(meta: &std::fs::Metadata) -> String {
     // No stable file identity in std here: creation time stands in.
     let created = meta
@@ -116,7 +125,13 @@ pub(crate) fn check_owner(real: &Path) -> Result<(), PolicyError> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+/// Windows: the same rule over owner SIDs and DACLs (`win_acl`).
+#[cfg(windows)]
+pub(crate) fn check_owner(real: &Path) -> Result<(), PolicyError> {
+    crate::pin_win::check_owner(real)
+}
+
+#[cfg(not(any(unix, windows)))]
 pub(crate) fn check_owner(_real: &Path) -> Result<(), PolicyError> {
     Ok(())
 }

@@ -42,8 +42,7 @@ pub(crate) enum PolicyError {
     )]
     Moved { path: String, why: String },
     #[error("the workspace {path} is not safe to run in: {why}")]
-    // Only the Unix owner/mode check refuses this way (pin::check_owner).
-    #[cfg_attr(not(unix), allow(dead_code))]
+    // The owner/permission checks (pin::check_owner, win_acl).
     Unsafe { path: String, why: String },
     #[error("the workspace {0} is not valid UTF-8; rename it or link to it from a UTF-8 path")]
     NotUtf8(String),
