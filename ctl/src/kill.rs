@@ -29,13 +29,23 @@ pub(crate) fn kill(
             home.root().display()
         );
     };
+    // Refused before the run is marked as killed by the operator.
+    #[cfg(windows)]
+    if let Some(why) = windows_refusal(e, force) {
+        bail!(why);
+    }
     if e.kind == "codex" {
         // The run then ends as failed "killed by the operator", not as a crash.
         let _ = registry::mark_killed(home, e);
     }
     let sig = signal(e, force)?;
     let what = match e.kind.as_str() {
-        "fcxd" => " (it stops its workers and exits)",
+        "fcxd" if !force => " (it stops its workers and exits)",
+        // SIGKILL / TerminateProcess: fcxd has no say.
+        "fcxd" => {
+            " (its workers go on: the next fcxd reattaches to them; without one they exit after \
+             15 idle minutes)"
+        }
         "worker" if !force => " (its runs end as interrupted; fcxd starts a new worker)",
         // A kept child between runs has no run to fail.
         "codex" if e.id.starts_with("idle:") => {
@@ -78,11 +88,11 @@ fn signal(e: &Entry, force: bool) -> anyhow::Result<&'static str> {
     Ok(name)
 }
 
-/// Windows has no SIGTERM: only `--force` (TerminateProcess, checked
-/// against the registered creation time so a recycled pid is never hit).
+/// Windows has no SIGTERM: only `--force` gets here (TerminateProcess,
+/// checked against the registered creation time so a recycled pid is
+/// never hit).
 #[cfg(windows)]
-fn signal(e: &Entry, force: bool) -> anyhow::Result<&'static str> {
-    windows_refusal(e, force).map_or(Ok(()), |why| Err(anyhow::anyhow!(why)))?;
+fn signal(e: &Entry, _force: bool) -> anyhow::Result<&'static str> {
     registry::terminate(e.pid, e.start_ticks)?;
     Ok("TerminateProcess")
 }

@@ -59,7 +59,16 @@ fn kill_signals_a_registered_process_by_id_or_pid_and_forgets_dead_ones() {
     assert!(out.contains("SIGKILL"), "{out}");
     b.wait().expect("wait");
 
-    // Both are dead now: their entries are pruned, and a kill is refused.
+    // fcxd killed outright cannot stop its workers: the output says so.
+    let mut c = sleeper();
+    let _rc = registry::register(&home, &entry("g", "fcxd", c.id())).expect("register");
+    let (out, _) = assert_exit(&s.run(&["kill", "--force", "g"]), 0);
+    assert!(out.contains("sent SIGKILL to fcxd g"), "{out}");
+    assert!(out.contains("its workers go on"), "{out}");
+    assert!(!out.contains("it stops its workers"), "{out}");
+    c.wait().expect("wait");
+
+    // All are dead now: their entries are pruned, and a kill is refused.
     let (_, err) = assert_exit(&s.run(&["kill", "w:work"]), 1);
     assert!(err.contains("is not a running fcx process"), "{err}");
     assert!(registry::list(&home).is_empty());
