@@ -127,8 +127,9 @@ fn describe(rights: u32) -> String {
 /// Whether every-user groups may swap this directory: the reason, naming
 /// the group and what it may do. DACL order is kept the way Windows reads
 /// it: a right an earlier deny entry took away is not granted by a later
-/// allow (the deny is taken to reach every other user: all are in these
-/// groups).
+/// allow. Only a deny for Everyone or Authenticated Users counts, the
+/// groups every signed-in account carries: BUILTIN\Users and INTERACTIVE
+/// leave some out (a service or network logon is not INTERACTIVE).
 pub(crate) fn others_may_swap(dacl: Option<&[Ace]>, parent: bool) -> Option<String> {
     let risky = swap_rights(parent);
     let Some(aces) = dacl else {
@@ -145,7 +146,9 @@ pub(crate) fn others_may_swap(dacl: Option<&[Ace]>, parent: bool) -> Option<Stri
     {
         let mask = mapped(ace.mask);
         if !ace.allow {
-            denied |= mask;
+            if [EVERYONE, AUTHENTICATED_USERS].contains(&ace.sid.as_str()) {
+                denied |= mask;
+            }
             continue;
         }
         let granted = mask & risky & !denied;

@@ -110,9 +110,17 @@ fn deny_entries_count_in_dacl_order_and_inherit_only_entries_not_at_all() {
     // non-canonical DACL).
     let dacl = [allow(AUTHENTICATED_USERS, MODIFY), deny(EVERYONE, DELETE)];
     assert!(others_may_swap(Some(&dacl), true).is_some());
-    // A deny for another account does not protect from every user.
-    let dacl = [deny(OTHER, DELETE), allow(BUILTIN_USERS, MODIFY)];
-    assert!(others_may_swap(Some(&dacl), true).is_some());
+    let dacl = [
+        deny(AUTHENTICATED_USERS, DELETE),
+        allow(BUILTIN_USERS, MODIFY),
+    ];
+    assert_eq!(others_may_swap(Some(&dacl), true), None);
+    // A deny for another account, or for a group some accounts are not in
+    // (a service logon is not INTERACTIVE), does not protect from them.
+    for sid in [OTHER, INTERACTIVE, BUILTIN_USERS] {
+        let dacl = [deny(sid, DELETE), allow(EVERYONE, MODIFY)];
+        assert!(others_may_swap(Some(&dacl), true).is_some(), "{sid}");
+    }
     let dacl = [inherit_only(allow(EVERYONE, FULL))];
     assert_eq!(others_may_swap(Some(&dacl), true), None);
 }
