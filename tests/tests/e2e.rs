@@ -23,6 +23,7 @@ mod e2e {
     pub(crate) mod lark_cli;
     pub(crate) mod link;
     pub(crate) mod ops;
+    pub(crate) mod ordering;
     pub(crate) mod proof_commands;
     pub(crate) mod proof_edges;
     pub(crate) mod proof_perms;

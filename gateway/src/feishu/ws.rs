@@ -51,6 +51,8 @@ pub(crate) struct InboundEvent {
 /// not, it is dropped and no ACK is sent, so the platform redelivers. It may
 /// also be dropped when the connection dies: do slow or must-finish work on
 /// your own task (hand it over through a channel) and answer quickly.
+/// `handle` itself is called on the connection's read loop, in push order:
+/// its synchronous part must be short.
 pub(crate) trait EventHandler: Send + Sync + 'static {
     fn handle(&self, event: InboundEvent, deadline: Instant) -> BoxFuture<'static, AckReply>;
 }
@@ -559,11 +561,14 @@ impl WsClient {
             pushed_at_ms: h.timestamp_ms,
         };
         let deadline = arrived + self.opts.ack_budget;
-        let handler = self.handler.clone();
+        let started = Instant::now();
+        let id = ev.message_id.clone();
+        // Called here, in push order, not on the task: what the handler does
+        // before its future (taking the event's place in its chat) follows
+        // the order frames came in.
+        let work = self.handler.handle(ev, deadline);
         handlers.spawn(async move {
-            let started = Instant::now();
-            let id = ev.message_id.clone();
-            let reply = match tokio::time::timeout_at(deadline, handler.handle(ev, deadline)).await {
+            let reply = match tokio::time::timeout_at(deadline, work).await {
                 Ok(r) => r,
                 Err(_) => {
                     tracing::warn!(message_id = %id, "event handler missed the ACK deadline; no ACK (the platform will redeliver)");

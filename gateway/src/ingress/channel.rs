@@ -6,8 +6,11 @@
 //! worker cannot accept in time (restarting, busy committing) no ACK is sent
 //! and the platform redelivers; the worker's journal de-duplicates by message
 //! id, so a redelivery after any restart still runs once.
+//!
+//! Order: one scope's messages are committed in the order they arrived
+//! (`ingress::order`); a message is not committed ahead of an earlier one of
+//! its scope that the platform will bring back.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,8 +28,12 @@ use crate::feishu::frame::AckReply;
 use crate::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
 use crate::ingress::normalize::{self, BotIdentity, Normalized, Options};
+use crate::ingress::order::{Refused, ScopeOrder, Ticket};
+use crate::ingress::recent::RecentIds;
 use crate::ingress::secrets::{off_thread, webhook_keys};
-use crate::link::supervisor::{DeliverError, WorkerHandle, now_ms};
+use crate::link::supervisor::{WorkerHandle, now_ms};
+
+mod deliver;
 
 /// How long a quoted parent may take to fetch inside the ACK window.
 const QUOTE_BUDGET: Duration = Duration::from_millis(700);
@@ -36,19 +43,15 @@ const COMMENT_BUDGET: Duration = Duration::from_millis(1500);
 /// How long a merge-forward's children may take to fetch inside the ACK
 /// window.
 const FORWARD_BUDGET: Duration = Duration::from_millis(1500);
-/// Message ids remembered in memory; the worker's journal is the durable
-/// de-duplication, this only spares it the round trip.
-const RECENT_IDS: usize = 4096;
-
-/// Told once per message when the worker cannot store it.
-const STORAGE_NOTICE: &str = "⚠️ fcx cannot save messages right now (its disk is full or its state directory is not writable). This message is kept by the platform and will run once fcx can save it.";
 
 /// Deliver calls one channel keeps in flight to its worker. The worker
 /// commits one message at a time, so more buys no throughput; it only moves
 /// the queue from here (where a waiting event costs nothing) into the gRPC
 /// connection, where an event whose ACK window has already closed would
 /// still be committed, and a burst could keep the worker busy with such
-/// events while fresh ones time out behind them.
+/// events while fresh ones time out behind them. One scope has at most one
+/// call in flight (its events go in arrival order, `ingress::order`); a
+/// scope's event waiting for its turn takes no slot.
 const DELIVER_IN_FLIGHT: usize = 64;
 
 /// How long a click waits (within the ACK window) for a restarting worker
@@ -210,6 +213,7 @@ pub(crate) async fn run(
         recent: Mutex::new(RecentIds::default()),
         told_storage: Mutex::new(RecentIds::default()),
         deliver_slots: tokio::sync::Semaphore::new(DELIVER_IN_FLIGHT),
+        order: ScopeOrder::default(),
         stale_after: Duration::from_secs(app.stale_after_secs),
         requesters,
         callbacks,
@@ -442,6 +446,8 @@ struct Handler {
     /// redelivery meets the same full disk, one notice is enough.
     told_storage: Mutex<RecentIds>,
     deliver_slots: tokio::sync::Semaphore,
+    /// One scope's messages go to the worker in the order they arrived.
+    order: ScopeOrder,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
     requesters: crate::ingress::click::Requesters,
@@ -453,10 +459,7 @@ struct Handler {
 
 impl Handler {
     fn seen(&self, id: &str) -> bool {
-        self.recent
-            .lock()
-            .map(|r| r.set.contains(id))
-            .unwrap_or(false)
+        self.recent.lock().map(|r| r.contains(id)).unwrap_or(false)
     }
 
     fn remember(&self, id: &str) {
@@ -465,19 +468,39 @@ impl Handler {
         }
     }
 
-    async fn on_event(self: Arc<Self>, ev: InboundEvent, deadline: Instant) -> AckReply {
+    /// Normalises `ev` and, for a message, takes its place in its scope's
+    /// order: done as the event arrives, the rest runs concurrently.
+    fn admit(&self, ev: &InboundEvent) -> Option<(Normalized, Option<Place>)> {
         let opts = Options {
             stale_after_ms: self.stale_after.as_millis() as i64,
             now_ms: now_ms(),
             platform_now_ms: ev.pushed_at_ms,
         };
-        let n = match normalize::normalize_value(&ev.payload, &self.bot, &opts) {
-            Ok(n) => n,
+        match normalize::normalize_value(&ev.payload, &self.bot, &opts) {
+            Ok(n) => {
+                let place = match &n {
+                    Normalized::Message { inbound, .. } if !self.seen(&inbound.event_id) => {
+                        Some(self.order.ticket(&inbound.scope))
+                    }
+                    _ => None,
+                };
+                Some((n, place))
+            }
             Err(e) => {
                 // Garbage is acknowledged so it is not pushed again for hours.
                 tracing::warn!(profile = %self.profile, frame = %ev.message_id, error = %e, "unreadable event skipped");
-                return AckReply::Ok;
+                None
             }
+        }
+    }
+
+    async fn on_event(
+        self: Arc<Self>,
+        admitted: Option<(Normalized, Option<Place>)>,
+        deadline: Instant,
+    ) -> AckReply {
+        let Some((n, place)) = admitted else {
+            return AckReply::Ok;
         };
         match n {
             Normalized::Ignored { event_id, reason } => {
@@ -547,7 +570,7 @@ impl Handler {
                 )
                 .await;
                 match fetched {
-                    Ok(Ok(Some(inbound))) => self.deliver(inbound, deadline).await,
+                    Ok(Ok(Some(inbound))) => self.deliver(inbound, deadline, None).await,
                     Ok(Ok(None)) => {
                         tracing::info!(profile = %self.profile, comment = %ev.comment_id, "a comment mention with no question left (the reply is gone); ignored");
                         AckReply::Ok
@@ -583,7 +606,16 @@ impl Handler {
                 merge_forward,
             } => {
                 let mut inbound = *inbound;
+                // No place: it had been taken when it arrived.
+                let Some(place) = place else {
+                    return AckReply::Ok;
+                };
+                let Ok(ticket) = place else {
+                    tracing::warn!(profile = %self.profile, scope = %inbound.scope, "too many messages of one chat at once; not acknowledging so the platform redelivers");
+                    return AckReply::NoAck;
+                };
                 if self.seen(&inbound.event_id) {
+                    ticket.committed();
                     return AckReply::Ok;
                 }
                 let unread = if merge_forward {
@@ -605,7 +637,7 @@ impl Handler {
                     self.requesters.remember(&inbound.message_id, &a.id);
                 }
                 let message_id = inbound.message_id.clone();
-                let reply = self.deliver(inbound, deadline).await;
+                let reply = self.deliver(inbound, deadline, Some(ticket)).await;
                 // Only once the message is taken: a redelivery fetches again.
                 if let (AckReply::Ok, Some(text)) = (&reply, unread) {
                     let _ = self
@@ -613,79 +645,6 @@ impl Handler {
                         .await;
                 }
                 reply
-            }
-        }
-    }
-
-    /// Hands `inbound` to the worker within the ACK window: acknowledged
-    /// once the worker committed it (or the sender was told why not).
-    async fn deliver(&self, inbound: pb::Inbound, deadline: Instant) -> AckReply {
-        let id = inbound.event_id.clone();
-        let message_id = inbound.message_id.clone();
-        let attachments = inbound.attachments.clone();
-        // Leave room to send the ACK itself before the deadline.
-        let until = deadline - Duration::from_millis(150);
-        let deliver = async {
-            // Only fails once closed, which this one never is.
-            let _slot = self.deliver_slots.acquire().await.ok()?;
-            Some(self.worker.deliver(inbound).await)
-        };
-        match tokio::time::timeout_at(until, deliver).await.ok().flatten() {
-            Some(Ok(ack)) => {
-                self.remember(&id);
-                // After the worker has the message (its Queued feedback is
-                // out) and without holding the ACK.
-                if ack.fetch_attachments {
-                    self.fetch(message_id, attachments);
-                }
-                AckReply::Ok
-            }
-            // The user is told either way; a notice that cannot be
-            // queued in time leaves the event for a redelivery.
-            Some(Err(DeliverError::Busy(text))) => {
-                let notice = Deferred::Notice {
-                    message_id,
-                    text: format!("⏳ {text}"),
-                };
-                if !self.defer(notice, deadline).await {
-                    return AckReply::NoAck;
-                }
-                self.remember(&id);
-                AckReply::Ok
-            }
-            Some(Err(DeliverError::Refused(why))) => {
-                tracing::warn!(profile = %self.profile, %id, %why, "the worker refused a message");
-                let notice = Deferred::Notice {
-                    message_id,
-                    text: format!("⚠️ fcx could not take this message: {why}"),
-                };
-                if !self.defer(notice, deadline).await {
-                    return AckReply::NoAck;
-                }
-                self.remember(&id);
-                AckReply::Ok
-            }
-            Some(Err(DeliverError::Storage(why))) => {
-                tracing::error!(profile = %self.profile, %id, %why, "the worker cannot store messages; not acknowledging so the platform redelivers");
-                let first = self
-                    .told_storage
-                    .lock()
-                    .map(|mut t| t.insert(&id))
-                    .unwrap_or(false);
-                if first {
-                    let notice = Deferred::Notice {
-                        message_id,
-                        text: STORAGE_NOTICE.to_string(),
-                    };
-                    // Not acknowledged either way: the platform brings the
-                    // message back, and it runs once writes work again.
-                    let _ = self.defer(notice, deadline).await;
-                }
-                AckReply::NoAck
-            }
-            Some(Err(DeliverError::Unavailable(_))) | None => {
-                tracing::warn!(profile = %self.profile, %id, "the worker could not accept in time; not acknowledging so the platform redelivers");
-                AckReply::NoAck
             }
         }
     }
@@ -740,40 +699,18 @@ fn transient(e: &ApiError) -> bool {
     }
 }
 
-/// The last [`RECENT_IDS`] accepted ids: the set answers `seen` in O(1) on
-/// every event (a scan of thousands of ids was a tenth of fcxd's CPU under
-/// load), the queue says which id to forget first.
-#[derive(Default)]
-struct RecentIds {
-    order: VecDeque<String>,
-    set: HashSet<String>,
-}
-
-impl RecentIds {
-    /// False when `id` was already there.
-    fn insert(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() >= RECENT_IDS
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        self.order.push_back(id.to_string());
-        self.set.insert(id.to_string());
-        true
-    }
-}
-
 /// The handler's future outlives the call, so it owns an `Arc`.
 struct SharedHandler(Arc<Handler>);
 
 impl EventHandler for SharedHandler {
     fn handle(&self, event: InboundEvent, deadline: Instant) -> BoxFuture<'static, AckReply> {
-        Box::pin(self.0.clone().on_event(event, deadline))
+        let admitted = self.0.admit(&event);
+        Box::pin(self.0.clone().on_event(admitted, deadline))
     }
 }
+
+/// A message's place in its scope, or why it has none.
+type Place = Result<Ticket, Refused>;
 
 /// Part of every idempotency key sent with the worker's event seqs. A
 /// worker whose event log was recreated counts from 1 again: the log's

@@ -10,6 +10,8 @@ pub(crate) mod console;
 pub(crate) mod forward;
 pub(crate) mod keys;
 pub(crate) mod normalize;
+pub(crate) mod order;
+pub(crate) mod recent;
 pub(crate) mod secrets;
 pub(crate) mod warn_limit;
 pub(crate) mod webhook;
