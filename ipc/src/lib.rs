@@ -3,8 +3,9 @@
 //!
 //! Sockets live in `$FCX_HOME/run/`, a 0700 directory, and are created 0600, so
 //! only the owner can reach the worker and admin services. A socket file left
-//! behind by a crashed process is detected (nobody answers on it) and replaced;
-//! a socket that answers belongs to a live process and is never stolen.
+//! behind by a crashed process is detected (nobody answers on it, or only a
+//! leftover copy of its descriptor does, its listening process gone) and
+//! replaced; a socket whose listening process runs is never stolen.
 //!
 //! Same user is not enough: the commands Codex runs are the same user. So each
 //! listener also makes a random key at bind time, kept next to the socket in
@@ -360,12 +361,68 @@ pub async fn bind(addr: &SocketAddr) -> Result<IpcListener, IpcError> {
     })
 }
 
-/// Whether something answers on `addr`.
+/// Whether a live server listens on `addr`: a connection is taken and the
+/// process that listens there still runs (see [`listener_lives`]).
 pub async fn is_live(addr: &SocketAddr) -> bool {
     match addr.name() {
-        Ok(name) => LocalStream::connect(name).await.is_ok(),
+        Ok(name) => match LocalStream::connect(name).await {
+            Ok(s) => listener_lives(&s),
+            Err(_) => false,
+        },
         Err(_) => false,
     }
+}
+
+/// Whether the process that listened on the socket behind the connected `s`
+/// is still running.
+///
+/// A listening socket lives as long as any copy of its descriptor does, not
+/// as long as its server. Every child a server starts holds a copy of all
+/// its descriptors from fork until exec (close-on-exec acts only then), so a
+/// server killed while it was starting one (a worker spawning Codex, under
+/// kill -9) leaves its socket listening in that child until the child
+/// execs or, its parent gone, exits (after tearing down its namespaces).
+/// Nobody accepts there: connections pile up in the backlog. The peer
+/// credentials of a connection name the process that called `listen`, so a
+/// socket whose listener is gone is a leftover, like a socket file nobody
+/// listens on. Where the platform does not say who listens, the connection
+/// is taken as an answer.
+fn listener_lives(s: &LocalStream) -> bool {
+    #[cfg(unix)]
+    {
+        use interprocess::local_socket::traits::StreamCommon as _;
+        match s.peer_creds().ok().and_then(|c| c.pid()) {
+            Some(pid) if pid > 0 => process_runs(pid),
+            _ => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = s;
+        true
+    }
+}
+
+/// Whether `pid` is a running process (a zombie has released everything).
+#[cfg(target_os = "linux")]
+fn process_runs(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name may hold spaces and parentheses: the state is the
+    // first field after the last ')'.
+    match stat.rsplit_once(')') {
+        Some((_, rest)) => !matches!(rest.split_whitespace().next(), Some("Z" | "X") | None),
+        None => true,
+    }
+}
+
+/// Whether `pid` exists (a zombie still does: the best this platform says).
+#[cfg(all(unix, not(target_os = "linux")))]
+fn process_runs(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Connect to `addr` and present its listener's key (read afresh each time:
@@ -375,6 +432,16 @@ pub async fn dial(addr: &SocketAddr) -> io::Result<LocalStream> {
     let key = read_key(addr)?;
     let mut s = LocalStream::connect(addr.name()?).await?;
     server_is_ours(&s)?;
+    // Told apart from a server that is slow to answer, so a caller waiting
+    // for a new server retries instead of waiting on a socket nobody serves.
+    if !listener_lives(&s) {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            format!(
+                "the process that listened on {addr} has exited (a leftover copy of its socket is still open)"
+            ),
+        ));
+    }
     s.write_all(key.as_bytes()).await?;
     Ok(s)
 }
@@ -445,6 +512,10 @@ pub async fn connect(addr: &SocketAddr) -> Result<Channel, IpcError> {
             source: io::Error::other(e.to_string()),
         })
 }
+
+#[cfg(all(test, target_os = "linux"))]
+#[path = "leftover_tests.rs"]
+mod leftover_tests;
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -320,7 +320,6 @@ impl WorkerProc {
         };
         let addr = SocketAddr::new(home.home.join("run/worker-default.sock"));
         let deadline = Instant::now() + WAIT;
-        let mut exits = Vec::new();
         loop {
             if let Ok(c) = fcx_ipc::connect(&addr).await {
                 let mut cl = WorkerClient::new(c);
@@ -328,17 +327,18 @@ impl WorkerProc {
                     return (worker, cl);
                 }
             }
-            // Right after a kill -9 of the previous worker, under load, a
-            // new one has been seen to refuse with "another live process is
-            // already serving" the socket: start it again, as fcxd's
-            // supervisor would, and say so if that never ends.
+            // Started once: a worker that exits before it answers (after a
+            // kill -9 of the previous one, a copy of that one's socket held
+            // by its dying child once made it refuse) is the failure.
             if let Ok(Some(st)) = worker.child.try_wait() {
-                exits.push(st);
-                worker.child = cmd.spawn().expect("spawn fcx-worker");
+                panic!(
+                    "fcx-worker exited ({st}) before answering; listeners on its socket:\n{}",
+                    socket_listeners(addr.path())
+                );
             }
             assert!(
                 Instant::now() < deadline,
-                "fcx-worker did not start; it exited {exits:?}; listeners on its socket:\n{}",
+                "fcx-worker did not start; listeners on its socket:\n{}",
                 socket_listeners(addr.path())
             );
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,11 +1,12 @@
 //! Issue 14 item 4: a corpus of text that tries to close the prompt's
 //! sections or pass for bridge text, placed in every user-controlled slot
 //! (message text, sender name, quoted text and author, attachment name and
-//! kind). The built prompt is parsed by its boundary tags: the section
+//! kind; a document comment's title, kind, anchor text and thread). The
+//! built prompt is parsed by its boundary tags: the section
 //! skeleton is always the one the builder wrote, and each payload sits
 //! inside the section it was put in.
 
-use fcx_proto::v1::{Actor, Attachment, Inbound, QuotedMessage};
+use fcx_proto::v1::{Actor, Attachment, ChatType, DocumentComment, Inbound, QuotedMessage};
 
 use super::{PromptContext, RESERVED, build, is_open, names_reserved};
 
@@ -234,4 +235,109 @@ fn injected_text_stays_inside_its_section() {
         }
     }
     assert_eq!(checked, CORPUS.len() * 2);
+}
+
+/// A document comment whose title, kind, anchor text, thread reply and
+/// reply author are all `payload` (the question is too).
+fn comment(payload: &str) -> Inbound {
+    Inbound {
+        scope: "comment:d0:c0:n0".into(),
+        message_id: "om_c".into(),
+        text: payload.into(),
+        chat_type: ChatType::Comment as i32,
+        actor: Some(Actor {
+            id: "ou_c".into(),
+            name: "Ann".into(),
+        }),
+        comment: Some(DocumentComment {
+            title: payload.into(),
+            kind: payload.into(),
+            quote: payload.into(),
+            thread: vec![QuotedMessage {
+                text: payload.into(),
+                author: Some(Actor {
+                    id: "ou_t".into(),
+                    name: payload.into(),
+                }),
+                ..Default::default()
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+/// The document comment's slots: the prompt's skeleton is the one a benign
+/// comment gets, no reserved tag is opened outside the builder's own, the
+/// title and kind stay one context line each, and the anchor and thread
+/// text stay inside the quotes.
+#[test]
+fn injected_document_comment_text_stays_inside_its_section() {
+    let ctx = PromptContext {
+        scope: "comment:d0:c0:n0",
+        workspace: "/ws/p",
+        sandbox: "workspace-write",
+        network: false,
+        files_out: false,
+    };
+    let boundary = |p: &str| -> String {
+        p.strip_prefix("<bridge_instructions-")
+            .and_then(|r| r.split('>').next())
+            .expect("the prompt opens with the instructions")
+            .to_string()
+    };
+    let benign = build(&ctx, &[comment("plain words")]);
+    let benign_b = boundary(&benign);
+    let skeleton: Vec<Tag> = tags(&benign, &benign_b)
+        .into_iter()
+        .map(|(t, _, _)| t)
+        .collect();
+    assert!(
+        skeleton.contains(&(false, "quoted_messages".into())),
+        "{benign}"
+    );
+    for a in CORPUS {
+        let p = build(&ctx, &[comment(a)]);
+        let b = boundary(&p);
+        let got: Vec<Tag> = tags(&p, &b).into_iter().map(|(t, _, _)| t).collect();
+        // An empty anchor is left out, so the empty payload has one quote
+        // fewer.
+        if !a.is_empty() {
+            assert_eq!(got, skeleton, "payload {a:?} changed the skeleton:\n{p}");
+        }
+        let own: Vec<usize> = tags(&p, &b).into_iter().map(|(_, at, _)| at).collect();
+        for (i, c) in p.char_indices() {
+            if is_open(c) && !own.contains(&i) {
+                assert!(
+                    !names_reserved(&p[i + c.len_utf8()..]),
+                    "{a:?} left a reserved tag open at {i}:\n{p}"
+                );
+            }
+        }
+        let context = unescape(section(&p, &b, "bridge_context"));
+        for key in [
+            "scope:",
+            "chat_type:",
+            "document:",
+            "document_kind:",
+            "sandbox:",
+            "network:",
+            "workspace:",
+        ] {
+            assert_eq!(
+                context.lines().filter(|l| l.starts_with(key)).count(),
+                1,
+                "{a:?} added or removed a {key} line:\n{p}"
+            );
+        }
+        let quoted = unescape(section(&p, &b, "quoted_messages"));
+        assert!(
+            quoted.contains(&unescape(a)),
+            "{a:?} left quoted_messages:\n{p}"
+        );
+        assert!(
+            unescape(section(&p, &b, "user_input")).contains(&unescape(a)),
+            "{a:?} left user_input:\n{p}"
+        );
+        assert_eq!(p.matches("<bridge_instructions-").count(), 1, "{a:?}:\n{p}");
+    }
 }

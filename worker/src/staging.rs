@@ -2,7 +2,10 @@
 //! following links or blocking on FIFOs, bounded, and copied into the
 //! profile's `outgoing/` directory, where the gateway picks them up (see
 //! `FileOut` in worker.proto). The copy is what is sent, so a file changed
-//! or swapped after the check is not what reaches the chat.
+//! or swapped after the check is not what reaches the chat. Where the
+//! opened file really is is checked on its descriptor (Linux): not following
+//! a link guards only a path's last component, and a directory above it
+//! swapped for a link between the check and the open leads elsewhere.
 //!
 //! The gateway marks a staged file handled by leaving `<name>.sent` next to
 //! it and removing the copy; the worker collects copies and markers older
@@ -125,6 +128,33 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, u64), Refused> {
     Ok((f, size))
 }
 
+/// Checks where the open `file` really is, by its descriptor: a link
+/// swapped into a directory above it after the path was checked (by a
+/// command Codex left running) would otherwise send a file from anywhere
+/// the worker can read, fcx's own secrets included. Off Linux the path
+/// checks and the last component's `O_NOFOLLOW` are all there is.
+fn opened_within(file: &File, bounds: &Bounds<'_>) -> Result<(), Refused> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let at = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(|e| Refused::Unreadable(format!("where it is: {}", e.kind())))?;
+        let within = std::fs::canonicalize(bounds.within).map_err(|e| Refused::io(&e))?;
+        if !at.starts_with(&within) {
+            return Err(Refused::Outside);
+        }
+        if let Some(home) = bounds.not_in {
+            let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+            if at.starts_with(&home) {
+                return Err(Refused::Private);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, bounds);
+    Ok(())
+}
+
 /// Copies the open file into `dir` under a fresh random name, refusing it
 /// if it grew past the limit or shrank to nothing while being read.
 /// Returns the staged name and the bytes copied.
@@ -191,9 +221,25 @@ pub(crate) fn display_name(path: &Path) -> String {
     }
 }
 
-/// Stages `path` (already resolved) and describes it for the gateway.
-pub(crate) fn file_out(dir: &Path, path: &Path, source: &str) -> Result<pb::FileOut, Refused> {
+/// Where a file leaving for the chat must turn out to be, once open.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds<'a> {
+    /// Inside this directory (the workspace).
+    pub(crate) within: &'a Path,
+    /// And not inside this one (fcx's own home), when given.
+    pub(crate) not_in: Option<&'a Path>,
+}
+
+/// Stages `path` (already resolved) and describes it for the gateway,
+/// provided the file opened lies within `bounds`.
+pub(crate) fn file_out(
+    dir: &Path,
+    path: &Path,
+    source: &str,
+    bounds: &Bounds<'_>,
+) -> Result<pb::FileOut, Refused> {
     let (file, _) = open_regular(path)?;
+    opened_within(&file, bounds)?;
     let (staged, size) = stage(dir, file)?;
     Ok(pb::FileOut {
         staged,

@@ -1,19 +1,70 @@
 use super::*;
 
+fn within(d: &Path) -> Bounds<'_> {
+    Bounds {
+        within: d,
+        not_in: None,
+    }
+}
+
+/// A directory above the file swapped for a link after the path was
+/// checked: the open follows it, so where the file really is decides. Out
+/// of the workspace, or into fcx's own home, it is refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_directory_swapped_for_a_link_after_the_check_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ws = d.join("ws");
+    let home = ws.join("fcx-home");
+    std::fs::create_dir_all(&home).expect("dirs");
+    std::fs::create_dir(d.join("elsewhere")).expect("dir");
+    std::fs::write(d.join("elsewhere/secret"), b"s").expect("write");
+    std::fs::write(home.join("app-secret"), b"s").expect("write");
+    // What `/sendfile sub/secret` resolved while `sub` was a folder.
+    std::os::unix::fs::symlink(d.join("elsewhere"), ws.join("sub")).expect("symlink");
+    let out = d.join("outgoing");
+    assert_eq!(
+        file_out(&out, &ws.join("sub/secret"), "sub/secret", &within(&ws)).err(),
+        Some(Refused::Outside)
+    );
+    std::os::unix::fs::symlink(&home, ws.join("inner")).expect("symlink");
+    let bounds = Bounds {
+        within: &ws,
+        not_in: Some(&home),
+    };
+    assert_eq!(
+        file_out(
+            &out,
+            &ws.join("inner/app-secret"),
+            "inner/app-secret",
+            &bounds
+        )
+        .err(),
+        Some(Refused::Private)
+    );
+    // Nothing was staged.
+    assert!(std::fs::read_dir(&out).map_or(true, |mut r| r.next().is_none()));
+    // A real folder inside the workspace is fine.
+    std::fs::create_dir(ws.join("docs")).expect("dir");
+    std::fs::write(ws.join("docs/notes.txt"), b"n").expect("write");
+    assert!(file_out(&out, &ws.join("docs/notes.txt"), "docs/notes.txt", &bounds).is_ok());
+}
+
 #[test]
 fn a_regular_file_is_staged_byte_for_byte_under_a_fresh_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("report.txt");
     std::fs::write(&src, b"hello\x00world").expect("write");
     let out = dir.path().join("outgoing");
-    let f = file_out(&out, &src, "report.txt").expect("staged");
+    let f = file_out(&out, &src, "report.txt", &within(dir.path())).expect("staged");
     assert_eq!((f.name.as_str(), f.size), ("report.txt", 11));
     assert!(f.staged.chars().all(|c| c.is_ascii_hexdigit()), "{f:?}");
     assert_eq!(
         std::fs::read(out.join(&f.staged)).expect("staged copy"),
         b"hello\x00world"
     );
-    let again = file_out(&out, &src, "report.txt").expect("staged");
+    let again = file_out(&out, &src, "report.txt", &within(dir.path())).expect("staged");
     assert_ne!(again.staged, f.staged);
 }
 

@@ -1,6 +1,7 @@
-//! Another local user cannot read fcx's state, logs, keys or sockets
-//! (issue 14). Needs a second user: as root the test acts as `nobody`
-//! (uid 65534); otherwise it says so and skips.
+//! Another local user cannot read fcx's state, logs or keys, nor connect
+//! to its sockets (a real connect(2) as that user) (issue 14). Needs a
+//! second user: as root the test acts as `nobody` (uid 65534); otherwise it
+//! says so and skips.
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
@@ -23,6 +24,65 @@ fn as_nobody(script: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// connect(2) to the Unix socket at `path` as `nobody` (or as this user
+/// when `as_nobody` is false, the control): made between fork and exec,
+/// after the uid switch, so its error is what `spawn` returns.
+fn connect_as(path: &Path, as_nobody: bool) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    assert!(bytes.len() < sun.sun_path.len(), "socket path too long");
+    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let mut cmd = Command::new("/bin/true");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if as_nobody {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    // SAFETY: runs between fork and exec; only async-signal-safe system
+    // calls on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let r = libc::connect(
+                fd,
+                (&raw const sun).cast::<libc::sockaddr>(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            );
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    cmd.spawn()?.wait().map(|_| ())
+}
+
+/// `nobody`'s connect to `sock` is refused by the file system's
+/// permissions (EACCES), while this user's gets through.
+fn assert_unconnectable(sock: &Path) {
+    connect_as(sock, false)
+        .unwrap_or_else(|e| panic!("the control connect to {}: {e}", sock.display()));
+    match connect_as(sock, true) {
+        Ok(()) => panic!("nobody connected to {}", sock.display()),
+        Err(e) => assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EACCES),
+            "nobody's connect to {}: {e}",
+            sock.display()
+        ),
+    }
 }
 
 fn mode(p: &Path) -> u32 {
@@ -78,6 +138,9 @@ fn another_user_can_read_no_state_log_key_or_socket() {
     for p in private.iter().chain(&sockets) {
         assert!(!as_nobody(&format!("test -e {}", q(p))), "{}", p.display());
     }
+    for s in &sockets {
+        assert_unconnectable(s);
+    }
     // Even with the directories opened by mistake, the files themselves
     // are private and the sockets refuse a connect (0600: no write bit).
     for d in ["", "profiles", "profiles/default", "logs", "run"] {
@@ -95,6 +158,7 @@ fn another_user_can_read_no_state_log_key_or_socket() {
     for s in &sockets {
         assert_eq!(mode(s) & 0o077, 0, "{} is open to others", s.display());
         assert!(!as_nobody(&format!("test -w {}", q(s))), "{}", s.display());
+        assert_unconnectable(s);
     }
     for d in ["", "profiles", "profiles/default", "logs", "run"] {
         std::fs::set_permissions(h.home.join(d), std::fs::Permissions::from_mode(0o700))

@@ -359,8 +359,10 @@ allowed_chats = ["oc_grp1"]
         );
     }
     let home_s = h.home.display().to_string();
+    let mut read = Vec::new();
     for pid in fcx_tests::harness::processes_mentioning(&home_s) {
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            read.push(pid);
             for (what, v) in &secrets {
                 assert!(
                     !contains(&env, v),
@@ -368,6 +370,18 @@ allowed_chats = ["oc_grp1"]
                 );
             }
         }
+    }
+    // Not a vacuous scan: as root, fcxd's and its worker's environments
+    // were read.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(
+            read.contains(&fcxd.pid()) && read.len() >= 2,
+            "the environment scan read only pids {read:?} (fcxd is {})",
+            fcxd.pid()
+        );
+    } else {
+        eprintln!("not root: fcxd's and the worker's environments are unreadable; not scanned");
     }
     drop(fcxd);
 }

@@ -3,8 +3,10 @@
 //! The path is resolved from the workspace (an absolute path must lie in
 //! it), every symlink resolved; what it resolves to must be a regular file
 //! inside the workspace's realpath and outside fcx's own home. The file is
-//! then opened without following a link (a swap after the check is caught),
-//! staged (`crate::staging`), and handed to the gateway as a `FileOut`.
+//! then opened without following a link, checked again where it really is
+//! once open (a swap after the check, of the file or of a directory above
+//! it, is caught), staged (`crate::staging`), and handed to the gateway as
+//! a `FileOut`.
 
 use std::path::{Path, PathBuf};
 
@@ -35,11 +37,16 @@ pub(super) fn send(d: &Deps, inbound: &Inbound, arg: &str) {
         Err(e) => return refuse("No workspace", e.to_string()),
     };
     let shown = arg.trim();
-    let sent = resolve(&workspace, d.ctx.home.root(), shown).and_then(|(real, rel)| {
+    let home = d.ctx.home.root();
+    let sent = resolve(&workspace, home, shown).and_then(|(real, rel)| {
         staging::file_out(
             &d.ctx.home.profile(&d.ctx.profile.name).outgoing_dir(),
             &real,
             &rel,
+            &staging::Bounds {
+                within: &workspace,
+                not_in: Some(home),
+            },
         )
     });
     match sent {

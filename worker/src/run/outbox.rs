@@ -83,7 +83,7 @@ pub(crate) fn collect(workspace: &Path, staging_dir: &Path) -> Collected {
         let taken = if out.files.len() >= MAX_FILES {
             Err(format!("more than {MAX_FILES} files in one run"))
         } else {
-            take(&path, staging_dir, &format!("{OUTBOX}/{name}"))
+            take(&path, staging_dir, &format!("{OUTBOX}/{name}"), workspace)
         };
         match taken {
             Ok(f) => out.files.push(f),
@@ -96,7 +96,14 @@ pub(crate) fn collect(workspace: &Path, staging_dir: &Path) -> Collected {
 
 /// Stages one entry (never following a link: `symlink_metadata` first, then
 /// an open that refuses a link in case it was swapped in since).
-fn take(path: &Path, staging_dir: &Path, source: &str) -> Result<pb::FileOut, String> {
+/// Once open, the file must still be in the workspace (a `.fcx` or
+/// `outbox` swapped for a link after the check above leads elsewhere).
+fn take(
+    path: &Path,
+    staging_dir: &Path,
+    source: &str,
+    workspace: &Path,
+) -> Result<pb::FileOut, String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| e.kind().to_string())?;
     if meta.file_type().is_symlink() {
         return Err(Refused::Link.to_string());
@@ -104,7 +111,11 @@ fn take(path: &Path, staging_dir: &Path, source: &str) -> Result<pb::FileOut, St
     if meta.is_dir() {
         return Err("it is a folder; put files directly in the outbox".into());
     }
-    staging::file_out(staging_dir, path, source).map_err(|r| r.to_string())
+    let bounds = staging::Bounds {
+        within: workspace,
+        not_in: None,
+    };
+    staging::file_out(staging_dir, path, source, &bounds).map_err(|r| r.to_string())
 }
 
 fn remove(path: &Path) {
