@@ -469,6 +469,7 @@ fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home_under_app_serve
     f.send(&format!("RUN: {probe}"));
     f.wait_for("] completed");
     let out = outputs(&e, 0);
+    println!("what the probe printed (namespace off):\n{out}");
     assert!(out.contains("fcx-home-probe-done"), "{out}");
     assert!(out.contains("TOP:secrets"), "the namespace is off: {out}");
     for leaked in ["app-secret-file-6611", "SQLite format"] {

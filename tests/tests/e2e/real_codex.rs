@@ -353,6 +353,7 @@ fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home() {
         .filter(|item| item["type"] == "function_call_output")
         .filter_map(|item| item["output"].as_str().map(str::to_string))
         .collect();
+    println!("what the probe printed (namespace off):\n{out}");
     assert!(out.contains("fcx-home-probe-done"), "{out}");
     // No namespace: the names of FCX_HOME's entries show…
     assert!(out.contains("TOP:secrets"), "the namespace is off: {out}");
