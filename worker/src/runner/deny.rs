@@ -72,11 +72,18 @@ pub(crate) fn overrides(spec: &RunSpec) -> Option<Vec<(String, String)>> {
     {
         hide.keep.push(h.clone());
     }
-    let network = (spec.sandbox == Sandbox::WorkspaceWrite).then_some(spec.network);
+    let ww = spec.sandbox == Sandbox::WorkspaceWrite;
+    let network = ww.then_some(spec.network);
+    let write = if ww {
+        writable_roots(&spec.overrides)
+    } else {
+        Vec::new()
+    };
     let table = profile(
         spec.sandbox,
         network,
         &entries(&hide, cfg!(target_os = "linux")),
+        &write,
     );
     Some(vec![
         (
@@ -90,9 +97,49 @@ pub(crate) fn overrides(spec: &RunSpec) -> Option<Vec<(String, String)>> {
     ])
 }
 
+/// The operator's `sandbox_workspace_write.writable_roots` (from
+/// `codex.config`): the profile replaces the legacy settings, which Codex
+/// then ignores (measured), so they come along as `write` entries. The
+/// other legacy keys have no counterpart here and are said to be ignored.
+fn writable_roots(ov: &[(String, String)]) -> Vec<String> {
+    let mut roots = Vec::new();
+    for (k, lit) in ov {
+        let Some(rest) = k.strip_prefix("sandbox_workspace_write.") else {
+            continue;
+        };
+        match rest {
+            "network_access" => {}
+            "writable_roots" => {
+                roots = toml::from_str::<toml::Table>(&format!("v = {lit}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .and_then(|v| match v {
+                        toml::Value::Array(a) => Some(a),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+            }
+            other => tracing::warn!(
+                key = %k,
+                "codex.config's sandbox_workspace_write.{other} is ignored: runs use fcx's permissions profile"
+            ),
+        }
+    }
+    roots
+}
+
 /// `[permissions.fcx]`: the built-in profile the sandbox mode stands for,
-/// the network switch (workspace-write only), the deny entries.
-pub(crate) fn profile(sandbox: Sandbox, network: Option<bool>, deny: &[Entry]) -> toml::Table {
+/// the network switch (workspace-write only), the deny entries and the
+/// operator's extra writable roots.
+pub(crate) fn profile(
+    sandbox: Sandbox,
+    network: Option<bool>,
+    deny: &[Entry],
+    write: &[String],
+) -> toml::Table {
     let mut t = toml::Table::new();
     let parent = match sandbox {
         Sandbox::ReadOnly => ":read-only",
@@ -114,6 +161,9 @@ pub(crate) fn profile(sandbox: Sandbox, network: Option<bool>, deny: &[Entry]) -
                 tracing::warn!(entry = ?e, "a path that is not UTF-8 cannot be denied to Codex")
             }
         }
+    }
+    for w in write {
+        fs.insert(w.clone(), "write".into());
     }
     t.insert("filesystem".into(), fs.into());
     t

@@ -172,6 +172,36 @@ fn the_profile_file_selects_fcx_profile_with_the_mode_network_and_deny_entries()
 }
 
 #[test]
+fn the_operators_writable_roots_become_write_entries_of_the_profile() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (root, keep) = layout(d.path());
+    let env = ChildEnv {
+        codex_home: Some(keep.clone()),
+        hide: Some(hide(&root, &keep, vec![])),
+        ..Default::default()
+    };
+    let mut s = spec(Sandbox::WorkspaceWrite, false, env);
+    s.overrides.push((
+        "sandbox_workspace_write.writable_roots".into(),
+        "[\"/var/tmp/extra.d\"]".into(),
+    ));
+    let t: toml::Table = toml::from_str(&profile_toml(&all_overrides(&s))).expect("toml");
+    assert_eq!(
+        t["permissions"]["fcx"]["filesystem"]["/var/tmp/extra.d"].as_str(),
+        Some("write"),
+        "{t}"
+    );
+    // Read-only has no writable roots.
+    s.sandbox = Sandbox::ReadOnly;
+    let t: toml::Table = toml::from_str(&profile_toml(&all_overrides(&s))).expect("toml");
+    assert!(
+        t["permissions"]["fcx"]["filesystem"]
+            .get("/var/tmp/extra.d")
+            .is_none()
+    );
+}
+
+#[test]
 fn a_profile_run_has_no_legacy_sandbox_and_full_access_keeps_it() {
     let d = tempfile::tempdir().expect("tempdir");
     let (root, keep) = layout(d.path());
