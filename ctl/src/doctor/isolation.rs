@@ -1,10 +1,12 @@
 //! Whether Codex's commands can be kept from reading `$FCX_HOME`.
 //!
-//! The worker hides `$FCX_HOME` from each Codex child in a user and mount
-//! namespace (Linux only) and tries it on a trivial child when it starts;
-//! fcxctl reads the kernel switches that turn unprivileged user namespaces
-//! off, so an operator learns before the first run (the chat's `/doctor`
-//! and `/status` show what the worker found).
+//! Two layers: the worker hides `$FCX_HOME` from each Codex child in a user
+//! and mount namespace (Linux only; it tries it on a trivial child when it
+//! starts), and every run but a full-access one gets a Codex permissions
+//! profile denying the same files (every platform). fcxctl reads the kernel
+//! switches that turn unprivileged user namespaces off, so an operator
+//! learns before the first run (the chat's `/doctor` and `/status` show what
+//! the worker found).
 
 use super::Checks;
 
@@ -19,11 +21,11 @@ pub(super) fn check(c: &mut Checks) {
         ) {
             Ok(()) => c.ok(
                 "isolation",
-                "unprivileged user namespaces allowed: each Codex child gets FCX_HOME hidden (the chat's /doctor tries it)",
+                "unprivileged user namespaces allowed: each Codex child gets FCX_HOME hidden, and Codex's sandbox denies it too except in full access (the chat's /doctor tries it)",
             ),
             Err(why) => c.warn(
                 "isolation",
-                format!("none: {why}, so Codex's commands can read FCX_HOME (secrets, state.db, socket keys)"),
+                format!("no namespace: {why}; only Codex's sandbox denies FCX_HOME (secrets, state.db, socket keys), and nothing does in full access"),
                 "allow unprivileged user namespaces (sysctl), or run fcx under a dedicated user whose home holds nothing else",
             ),
         }
@@ -31,8 +33,8 @@ pub(super) fn check(c: &mut Checks) {
     #[cfg(not(target_os = "linux"))]
     c.warn(
         "isolation",
-        "none on this platform: Codex's commands can read FCX_HOME (secrets, state.db, socket keys)",
-        "run fcx under a dedicated user whose home holds nothing else",
+        "Codex's sandbox denies FCX_HOME (secrets, state.db, socket keys) to its commands, except in full access; no second layer on this platform",
+        "keep full access rare, and run fcx under a dedicated user whose home holds nothing else",
     );
 }
 

@@ -22,6 +22,8 @@
 
 #[path = "fake_codex/app_server.rs"]
 mod app_server;
+#[path = "fake_codex/permissions.rs"]
+mod permissions;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Read as _, Write as _};
@@ -1141,7 +1143,14 @@ async fn run() -> i32 {
             stdout_line(VERSION);
             return 0;
         }
-        Ok(Parsed::Exec(cli)) => cli,
+        Ok(Parsed::Exec(mut cli)) => {
+            if cli.sandbox.is_none() {
+                cli.sandbox = profile_config(&cli)
+                    .and_then(|t| permissions::from_toml(&t))
+                    .and_then(|c| permissions::sandbox_of(&c));
+            }
+            cli
+        }
         Ok(Parsed::AppServer(_)) => return 2,
         Err(ArgError(msg, code)) => {
             stderr_line(&msg);

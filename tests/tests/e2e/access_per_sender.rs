@@ -16,7 +16,8 @@ const GROUP: &str = "oc_grp1";
 
 /// The sandbox fake-codex record `r` ran under: `args.sandbox`, which the
 /// fake fills from exec's `--sandbox` and from app-server's thread settings
-/// alike, so the test holds under either runner.
+/// alike, or, as Codex does, from the permissions profile fcx selects in
+/// their place, so the test holds under either runner.
 fn sandbox(r: &Value) -> String {
     r["args"]["sandbox"]
         .as_str()

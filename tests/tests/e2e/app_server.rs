@@ -419,6 +419,77 @@ fn commands_under_app_server_cannot_read_fcx_home() {
     drop(e.rt);
 }
 
+/// As real_codex.rs's test of the same name, under app-server and with
+/// read-only access: the profile goes in `thread/start` and again in
+/// `thread/resume`, and read-only stays read-only.
+/// The command outputs the mock got back, from request `from` on.
+fn outputs(e: &Env, from: usize) -> String {
+    e.mock
+        .requests()
+        .iter()
+        .skip(from)
+        .flat_map(|r| r.body["input"].as_array().cloned().unwrap_or_default())
+        .filter(|item| item["type"] == "function_call_output")
+        .filter_map(|item| item["output"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home_under_app_server() {
+    let codex = fcx_tests::real_codex();
+    assert!(codex.is_file());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    let h = TestHome::new();
+    h.write_config(&format!(
+        "{}\n[profiles.default.permissions]\ndefault_access = \"read-only\"\n",
+        config(&h, &mock, "app-server")
+    ));
+    let e = Env { rt, mock, home: h };
+    let home = e.home.home.display().to_string();
+    std::fs::create_dir_all(e.home.home.join("secrets")).expect("mkdir");
+    std::fs::write(
+        e.home.home.join("secrets/app-secret"),
+        "app-secret-file-6611",
+    )
+    .expect("secret");
+    let mut f = Fcxd::console_with(&e.home, &[("FCX_TEST_NO_NAMESPACE", "1")]);
+    f.wait_for("fcx console");
+    f.send("/status");
+    let st = f.wait_for("turned off by FCX_TEST_NO_NAMESPACE");
+    assert!(st.contains("read-only"), "{st}");
+    let probe = format!(
+        "cat {home}/secrets/app-secret; ls {home} | sed 's/^/TOP:/'; \
+         head -c 15 {home}/profiles/default/state.db; echo x > probe.txt; echo fcx-home-probe-done"
+    );
+    f.send(&format!("RUN: {probe}"));
+    f.wait_for("] completed");
+    let out = outputs(&e, 0);
+    println!("what the probe printed (namespace off):\n{out}");
+    assert!(out.contains("fcx-home-probe-done"), "{out}");
+    assert!(out.contains("TOP:secrets"), "the namespace is off: {out}");
+    for leaked in ["app-secret-file-6611", "SQLite format"] {
+        assert!(!out.contains(leaked), "{leaked} visible: {out}");
+    }
+    assert!(out.contains("Read-only file system"), "{out}");
+    // The next run resumes the thread, the profile with it.
+    let before = e.mock.requests().len();
+    f.send(&format!(
+        "RUN: cat {home}/secrets/app-secret; echo resumed-probe-done"
+    ));
+    let seen = f.wait_for("] completed");
+    assert!(seen.contains("continuing session"), "{seen}");
+    let again = outputs(&e, before);
+    assert!(again.contains("resumed-probe-done"), "{again}");
+    assert!(!again.contains("app-secret-file-6611"), "{again}");
+    drop(f);
+    drop(e.rt);
+}
+
 #[test]
 fn resume_lists_only_threads_codex_still_has() {
     let e = env("app-server");

@@ -56,12 +56,13 @@ fn a_message_gets_an_answer_and_the_next_continues_the_session() {
         .iter()
         .position(|a| a == "resume")
         .expect("second run resumes");
-    // Flags precede `resume` (exec resume has no --sandbox/--cd of its own).
-    let sandbox = argv1
-        .iter()
-        .position(|a| a == "--sandbox")
-        .expect("--sandbox");
-    assert!(sandbox < i, "{argv1:?}");
+    // Flags precede `resume` (exec resume has no --sandbox/--cd of its
+    // own); the sandbox is in the `-p` settings file, as a permissions
+    // profile (fcx's files denied), which the resumed run reads too.
+    let profile = argv1.iter().position(|a| a == "-p").expect("-p");
+    assert!(profile < i, "{argv1:?}");
+    assert!(!argv1.iter().any(|a| a == "--sandbox"), "{argv1:?}");
+    assert_eq!(recs[1]["args"]["sandbox"], "workspace-write", "{recs:?}");
     assert_eq!(argv1[i + 1], thread, "{recs:?}");
     assert_eq!(recs[1]["resume_id"], thread.as_str());
     // The prompt went in on stdin, every line of it, inside user_input.

@@ -315,6 +315,66 @@ fn commands_codex_runs_cannot_read_fcx_home() {
     drop(e.rt);
 }
 
+/// Codex's own sandbox by itself (fcx's namespace turned off with the debug
+/// build's test switch): the permissions profile fcx gives each run denies
+/// what lies beside the run's Codex home, while the workspace and the
+/// Codex home stay usable.
+#[test]
+fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home() {
+    let e = env();
+    let home = e.home.home.display().to_string();
+    std::fs::create_dir_all(e.home.home.join("secrets")).expect("mkdir");
+    std::fs::write(
+        e.home.home.join("secrets/app-secret"),
+        "app-secret-file-6607",
+    )
+    .expect("secret");
+    let mut f = Fcxd::console_with(&e.home, &[("FCX_TEST_NO_NAMESPACE", "1")]);
+    f.wait_for("fcx console");
+    f.send("/status");
+    let st = f.wait_for("turned off by FCX_TEST_NO_NAMESPACE");
+    assert!(
+        st.contains("FCX_HOME denied by Codex's sandbox (bubblewrap) only"),
+        "{st}"
+    );
+    f.send(&format!(
+        "RUN: cat {home}/secrets/app-secret; ls {home} | sed 's/^/TOP:/'; ls {home}/secrets {home}/run; \
+         head -c 15 {home}/profiles/default/state.db; cat {home}/run/*.key; \
+         ls {home}/profiles/default/codex-home | sed 's/^/KEPT:/'; \
+         echo ws-write-ok > probe.txt && cat probe.txt; echo fcx-home-probe-done"
+    ));
+    f.wait_for("] completed");
+    drop(f);
+    let out: String = e
+        .mock
+        .requests()
+        .iter()
+        .flat_map(|r| r.body["input"].as_array().cloned().unwrap_or_default())
+        .filter(|item| item["type"] == "function_call_output")
+        .filter_map(|item| item["output"].as_str().map(str::to_string))
+        .collect();
+    println!("what the probe printed (namespace off):\n{out}");
+    assert!(out.contains("fcx-home-probe-done"), "{out}");
+    // No namespace: the names of FCX_HOME's entries show…
+    assert!(out.contains("TOP:secrets"), "the namespace is off: {out}");
+    // …and none of their contents.
+    for leaked in [
+        "app-secret-file-6607",
+        "SQLite format",
+        "worker-default.sock",
+    ] {
+        assert!(
+            !out.contains(leaked),
+            "{leaked} visible to codex's commands: {out}"
+        );
+    }
+    assert!(out.contains("Permission denied"), "{out}");
+    // The run's own Codex home and the workspace still work.
+    assert!(out.contains("KEPT:sessions"), "{out}");
+    assert!(out.contains("ws-write-ok"), "{out}");
+    drop(e.rt);
+}
+
 /// A base URL on a 127.0.0.1 port nothing listens on.
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

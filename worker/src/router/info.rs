@@ -113,9 +113,15 @@ impl Info<'_> {
                 .unwrap_or_else(|| "new session".into()),
         ));
         fields.push(field("runner", d.ctx.runner_name));
+        let isolation = confine::describe(
+            &confine::available(),
+            policy.as_ref().ok().map(|p| p.sandbox),
+        );
         fields.push(field(
             "isolation",
-            &confine::describe(&confine::available()),
+            match &isolation {
+                Ok(s) | Err(s) => s,
+            },
         ));
         fields.push(field("identity", &policy::identity(profile)));
         if let Ok(p) = &policy {
@@ -281,9 +287,10 @@ impl Info<'_> {
         );
         check(
             "isolation",
-            confine::available()
-                .map(|()| confine::describe(&Ok(())))
-                .map_err(|e| confine::describe(&Err(e))),
+            confine::describe(
+                &confine::available(),
+                d.ctx.policy(&inbound.scope).ok().map(|p| p.sandbox),
+            ),
         );
         check(
             "lark-cli",

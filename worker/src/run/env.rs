@@ -38,18 +38,19 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
         AuthMode::CodexHome => env.codex_home = Some(home.profile(&p.name).codex_home()),
         AuthMode::InheritUser => {}
     }
-    if crate::runner::exec::confine::available().is_ok() {
-        env.hide = Some(Hide {
-            root: home.root().to_path_buf(),
-            keep: env.codex_home.iter().cloned().collect(),
-            // The operator's own Codex login, unless this profile uses it.
-            also: if p.codex.auth == AuthMode::InheritUser {
-                Vec::new()
-            } else {
-                vec![home.user_home().join(".codex")]
-            },
-        });
-    }
+    // Denied by Codex's sandbox on every platform; hidden by the namespace
+    // too where it works.
+    env.hide = Some(Hide {
+        root: home.root().to_path_buf(),
+        keep: env.codex_home.iter().cloned().collect(),
+        // The operator's own Codex login, unless this profile uses it.
+        also: if p.codex.auth == AuthMode::InheritUser {
+            Vec::new()
+        } else {
+            vec![home.user_home().join(".codex")]
+        },
+    });
+    env.namespace = crate::runner::exec::confine::available().is_ok();
     Ok(env)
 }
 

@@ -7,6 +7,7 @@
 //! this trait, so it does not change when the app-server runner lands.
 
 pub(crate) mod app_server;
+pub(crate) mod deny;
 pub(crate) mod exec;
 pub(crate) mod overrides;
 pub(crate) mod process;
@@ -18,7 +19,8 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Codex sandbox modes, as passed to `--sandbox`.
+/// Codex sandbox modes, as passed to `--sandbox` (or, with fcx's deny
+/// entries, the built-in permissions profile each stands for: [`deny`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Sandbox {
     ReadOnly,
@@ -48,8 +50,13 @@ pub(crate) struct ChildEnv {
     pub(crate) remove: Vec<String>,
     /// Extra variables (tests use this for mock provider keys).
     pub(crate) set: Vec<(String, String)>,
-    /// fcx's own files hidden from the child, where the platform allows.
+    /// fcx's own files to keep from the child's commands: denied by Codex's
+    /// sandbox ([`deny`]) and, when `namespace`, hidden by the mount
+    /// namespace too.
     pub(crate) hide: Option<exec::confine::Hide>,
+    /// Start the child in the namespace that hides `hide` (Linux, where
+    /// user namespaces work).
+    pub(crate) namespace: bool,
 }
 
 /// Everything a runner needs to run one turn.

@@ -40,8 +40,9 @@ pub(crate) fn with_key_excluded(existing: Option<&str>) -> String {
 }
 
 /// `(dotted.key, toml-literal)` overrides every runner applies, in order
-/// (a later one wins): the operator's config, network access, and the API
-/// key hidden from the commands Codex runs.
+/// (a later one wins): the operator's config, the permissions profile that
+/// denies fcx's files (or, in full access, nothing) with network access,
+/// and the API key hidden from the commands Codex runs.
 pub(crate) fn overrides(spec: &RunSpec) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let hide_key = spec.env.api_key.is_some();
@@ -53,7 +54,11 @@ pub(crate) fn overrides(spec: &RunSpec) -> Vec<(String, String)> {
         }
         out.push((k.clone(), v.clone()));
     }
-    if spec.sandbox == Sandbox::WorkspaceWrite {
+    if let Some(profile) = super::deny::overrides(spec) {
+        // fcx's files denied by Codex's sandbox; the network switch is in
+        // the profile (the legacy key would be ignored next to it).
+        out.extend(profile);
+    } else if spec.sandbox == Sandbox::WorkspaceWrite {
         out.push((
             "sandbox_workspace_write.network_access".into(),
             spec.network.to_string(),

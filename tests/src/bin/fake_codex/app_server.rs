@@ -75,14 +75,13 @@ struct ThreadSettings {
 impl ThreadSettings {
     fn from(params: &Value) -> Self {
         let s = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
-        let configs = params
-            .get("config")
-            .and_then(Value::as_object)
+        let config = params.get("config").and_then(Value::as_object);
+        let configs = config
             .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
             .unwrap_or_default();
         ThreadSettings {
             cwd: s("cwd"),
-            sandbox: s("sandbox"),
+            sandbox: s("sandbox").or_else(|| config.and_then(super::permissions::from_config)),
             approval: s("approvalPolicy"),
             model: s("model"),
             configs,

@@ -58,6 +58,7 @@ pub(crate) fn launch_of(spec: &RunSpec) -> u64 {
     spec.env.remove.hash(&mut h);
     spec.env.set.hash(&mut h);
     format!("{:?}", spec.env.hide).hash(&mut h);
+    spec.env.namespace.hash(&mut h);
     h.finish()
 }
 

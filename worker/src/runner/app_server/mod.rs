@@ -15,7 +15,7 @@
 mod live;
 mod mapping;
 pub(crate) mod pool;
-mod protocol;
+pub(crate) mod protocol;
 mod rpc;
 mod session;
 pub(crate) mod threads;

@@ -31,7 +31,11 @@ pub(crate) fn initialize() -> Value {
 fn thread_settings(spec: &RunSpec) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     m.insert("cwd".into(), json!(spec.cwd));
-    m.insert("sandbox".into(), json!(spec.sandbox.as_str()));
+    if !crate::runner::deny::applies(spec) {
+        // Otherwise the permissions profile in `config` stands for it (a
+        // `sandbox` here would replace it, deny entries and all).
+        m.insert("sandbox".into(), json!(spec.sandbox.as_str()));
+    }
     m.insert("approvalPolicy".into(), json!(spec.approval.as_str()));
     if let Some(model) = &spec.model {
         m.insert("model".into(), json!(model));

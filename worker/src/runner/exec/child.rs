@@ -28,7 +28,7 @@ const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
 /// names the file holding the config overrides (see `runner::overrides`);
 /// the workspace is the child's working directory: neither the overrides'
 /// values nor the workspace path are on argv, where `ps` shows them.
-pub(super) fn build_args(spec: &RunSpec, profile: Option<&str>) -> Vec<OsString> {
+pub(crate) fn build_args(spec: &RunSpec, profile: Option<&str>) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["exec".into(), "--json".into()];
     if let Some(p) = profile {
         a.push("-p".into());
@@ -38,8 +38,12 @@ pub(super) fn build_args(spec: &RunSpec, profile: Option<&str>) -> Vec<OsString>
         a.push("-m".into());
         a.push(m.into());
     }
-    a.push("--sandbox".into());
-    a.push(spec.sandbox.as_str().into());
+    if !crate::runner::deny::applies(spec) {
+        // With the permissions profile (in the `-p` file) a `--sandbox`
+        // would replace it, deny entries and all (0.169.0).
+        a.push("--sandbox".into());
+        a.push(spec.sandbox.as_str().into());
+    }
     a.push("--skip-git-repo-check".into());
     if let Some(t) = &spec.resume_thread {
         a.push("resume".into());
@@ -222,7 +226,7 @@ pub(crate) async fn prepare_codex_command(
         })?;
         cmd.env("CODEX_HOME", home);
     }
-    if let Some(hide) = &spec.env.hide {
+    if let Some(hide) = spec.env.hide.as_ref().filter(|_| spec.env.namespace) {
         super::confine::apply(&mut cmd, hide)
             .map_err(|e| format!("Could not hide fcx's files from Codex: {e}."))?;
     }

@@ -10,8 +10,9 @@
 //! group and signals. Codex's own sandbox nests inside it.
 //!
 //! It needs unprivileged user namespaces; where the kernel refuses them (or
-//! on other platforms) runs go on unconfined and `/status` and `/doctor` say
-//! so.
+//! on other platforms) runs go on without it and `/status` and `/doctor` say
+//! so. Codex's own sandbox denies the same files as a second layer (the
+//! only one there), except in full access: see [`crate::runner::deny`].
 
 use std::path::{Path, PathBuf};
 
@@ -32,18 +33,66 @@ pub(crate) struct Hide {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) const MAX_KEEP: usize = 4;
 
-/// How a profile's runs are isolated, for `/status` and `/doctor`.
-pub(crate) fn describe(available: &Result<(), String>) -> String {
-    match available {
-        Ok(()) => "FCX_HOME hidden from Codex (user + mount namespace)".into(),
-        Err(why) => format!("none: FCX_HOME is readable by Codex's commands ({why})"),
+/// Codex's own sandbox as it holds fcx's deny entries here.
+const CODEX_LAYER: &str = if cfg!(target_os = "linux") {
+    "denied by Codex's sandbox (bubblewrap)"
+} else if cfg!(target_os = "macos") {
+    "denied by Codex's sandbox (Seatbelt)"
+} else if cfg!(windows) {
+    "denied by Codex's sandbox (Windows sandbox, unverified)"
+} else {
+    "denied by Codex's sandbox"
+};
+
+/// Which layers keep `$FCX_HOME` from Codex's commands, for `/status` and
+/// `/doctor`: the namespace (`namespace`, from [`available`]) and Codex's
+/// sandbox, which holds fcx's deny entries in every mode but full access
+/// (`sandbox`: the chat's, when known). `Err`: no layer holds.
+pub(crate) fn describe(
+    namespace: &Result<(), String>,
+    sandbox: Option<crate::runner::Sandbox>,
+) -> Result<String, String> {
+    use crate::runner::Sandbox;
+    let ns = "FCX_HOME hidden from Codex (user + mount namespace)";
+    match (namespace, sandbox) {
+        (Ok(()), Some(Sandbox::DangerFullAccess)) => {
+            Ok(format!("{ns}; Codex's sandbox is off in full access"))
+        }
+        (Ok(()), Some(_)) => Ok(format!("{ns} + {CODEX_LAYER}")),
+        (Ok(()), None) => Ok(format!("{ns} + {CODEX_LAYER} except in full access")),
+        (Err(why), Some(Sandbox::DangerFullAccess)) => Err(format!(
+            "none: FCX_HOME is readable by Codex's commands (full access; no namespace: {why})"
+        )),
+        (Err(why), Some(_)) => Ok(format!(
+            "FCX_HOME {CODEX_LAYER} only; nothing in full access (no namespace: {why})"
+        )),
+        (Err(why), None) => Ok(format!(
+            "FCX_HOME {CODEX_LAYER} only, nothing in full access (no namespace: {why})"
+        )),
     }
 }
 
 /// Whether hiding works on this machine: tried once on a trivial child.
 pub(crate) fn available() -> Result<(), String> {
     static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    PROBE.get_or_init(probe).clone()
+    PROBE
+        .get_or_init(|| match turned_off_for_tests() {
+            Some(why) => Err(why),
+            None => probe(),
+        })
+        .clone()
+}
+
+/// Debug builds only: `FCX_TEST_NO_NAMESPACE=1` in the worker's
+/// environment turns the namespace off, so the end-to-end tests can show
+/// what Codex's own sandbox holds by itself. Release builds ignore it.
+fn turned_off_for_tests() -> Option<String> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    std::env::var_os("FCX_TEST_NO_NAMESPACE")
+        .filter(|v| !v.is_empty())
+        .map(|_| "turned off by FCX_TEST_NO_NAMESPACE (a debug build's test switch)".into())
 }
 
 #[cfg(target_os = "linux")]
@@ -349,13 +398,35 @@ mod tests {
     }
 
     #[test]
-    fn without_isolation_status_and_doctor_say_none_and_why() {
-        let none = describe(&Err("not available on this platform".into()));
+    fn status_and_doctor_name_each_layer_and_say_none_only_when_none_holds() {
+        use crate::runner::Sandbox;
+        let off: Result<(), String> = Err("not available on this platform".into());
         assert_eq!(
-            none,
-            "none: FCX_HOME is readable by Codex's commands (not available on this platform)"
+            describe(&off, Some(Sandbox::DangerFullAccess)),
+            Err("none: FCX_HOME is readable by Codex's commands (full access; no namespace: not available on this platform)".into())
         );
-        assert!(describe(&Ok(())).starts_with("FCX_HOME hidden"));
+        let only = describe(&off, Some(Sandbox::WorkspaceWrite)).expect("one layer");
+        assert!(
+            only.starts_with("FCX_HOME denied by Codex's sandbox (")
+                && only.contains("only; nothing in full access (no namespace: not available"),
+            "{only}"
+        );
+        let both = describe(&Ok(()), Some(Sandbox::ReadOnly)).expect("two layers");
+        assert!(
+            both.starts_with(
+                "FCX_HOME hidden from Codex (user + mount namespace) + denied by Codex's sandbox ("
+            ),
+            "{both}"
+        );
+        assert_eq!(
+            describe(&Ok(()), Some(Sandbox::DangerFullAccess)),
+            Ok("FCX_HOME hidden from Codex (user + mount namespace); Codex's sandbox is off in full access".into())
+        );
+        assert!(
+            describe(&Ok(()), None)
+                .expect("unknown mode")
+                .ends_with("except in full access")
+        );
     }
 
     #[test]
