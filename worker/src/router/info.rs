@@ -267,7 +267,7 @@ impl Info<'_> {
         );
         check(
             "credentials",
-            match child_env(profile, &d.ctx.home) {
+            match child_env(profile, &d.ctx.home, &inbound.scope) {
                 Ok(_) => Ok(format!(
                     "{} (readable; not shown)",
                     profile.codex.auth.as_str()

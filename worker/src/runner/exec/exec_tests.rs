@@ -546,6 +546,7 @@ async fn argv_stdin_and_env() {
         remove: vec!["HOME".into()],
         set: vec![("MOCK_API_KEY".into(), "sk-mock".into())],
         hide: None,
+        shared_home: None,
     };
 
     let (res, _) = run(spec).await;
