@@ -101,6 +101,15 @@ fn a_thread_in_the_old_shared_home_continues(runner: &str) {
     std::fs::copy(&rollout, &old).expect("copy to the old place");
     std::fs::remove_dir_all(&scope_home).expect("forget the chat's home");
 
+    if runner == "app-server" {
+        // /resume asks Codex (thread/list in the chat's home): the old
+        // thread is offered, not reported gone.
+        let om = env.say_as("oc_legacy", USER, "/resume");
+        env.wait_reply_under(&om, "(current)");
+        let listed = env.replies_under(&om);
+        assert!(!listed.contains("no longer in Codex"), "{listed}");
+        assert!(!listed.contains("No earlier session"), "{listed}");
+    }
     let n = env.mock.requests().len();
     let card = env.run_in("oc_legacy", "second words after the upgrade");
     let req = &env.mock.requests()[n];
