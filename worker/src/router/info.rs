@@ -117,6 +117,10 @@ impl Info<'_> {
             "isolation",
             &confine::describe(&confine::available()),
         ));
+        fields.push(field(
+            "codex home",
+            crate::runner::codex_home::describe(&profile.codex.auth),
+        ));
         fields.push(field("identity", &policy::identity(profile)));
         if let Ok(p) = &policy {
             fields.push(field(
@@ -284,6 +288,10 @@ impl Info<'_> {
             confine::available()
                 .map(|()| confine::describe(&Ok(())))
                 .map_err(|e| confine::describe(&Err(e))),
+        );
+        check(
+            "codex home",
+            Ok(crate::runner::codex_home::describe(&profile.codex.auth).to_string()),
         );
         check(
             "lark-cli",

@@ -34,6 +34,18 @@ pub(crate) const SHOWN: &[&str] = &[
     "auth.json.lock",
 ];
 
+/// Whose Codex home a chat's runs use, for `/status` and `/doctor`.
+pub(crate) fn describe(auth: &fcx_config::AuthMode) -> &'static str {
+    match auth {
+        fcx_config::AuthMode::ApiKey | fcx_config::AuthMode::CodexHome => {
+            "this chat's own: its threads and Codex's stores are not shared with other chats (the login and config.toml are the profile's)"
+        }
+        fcx_config::AuthMode::InheritUser => {
+            "the operator's ~/.codex, shared by every chat by design (auth = \"inherit-user\")"
+        }
+    }
+}
+
 /// Creates `home` (0700) and links [`SHARED`] in it to `shared`'s (which
 /// is created too, so a link never dangles into nowhere once the operator
 /// logs in). A regular file where a link belongs is left alone and logged:

@@ -86,3 +86,11 @@ fn a_legacy_thread_is_copied_once_and_the_original_stays() {
         1
     );
 }
+
+#[test]
+fn status_says_whether_a_chat_has_its_own_codex_home() {
+    use fcx_config::AuthMode;
+    assert!(describe(&AuthMode::ApiKey).starts_with("this chat's own"));
+    assert!(describe(&AuthMode::CodexHome).starts_with("this chat's own"));
+    assert!(describe(&AuthMode::InheritUser).contains("shared by every chat"));
+}
