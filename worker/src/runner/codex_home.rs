@@ -13,7 +13,8 @@
 //! scope reads it; `auth.lock` is linked too, so two scopes never refresh
 //! with one token at once. A copy per scope would let the tokens diverge;
 //! a hard link would be cut by the first rename. Config edits go the same
-//! way (Codex resolves the link and renames beside the target).
+//! way (measured: app-server `config/value/write` through a linked
+//! `config.toml` replaced the target's inode; the link stayed).
 
 use std::io;
 use std::path::{Path, PathBuf};
