@@ -3,7 +3,8 @@
 //! ```text
 //! config.toml
 //! profiles/<name>/state.db       the worker's journal and catalog
-//! profiles/<name>/codex-home/    CODEX_HOME for the profile's Codex children
+//! profiles/<name>/codex-home/    the profile's Codex login and config (auth.json, config.toml)
+//! profiles/<name>/codex-homes/<digest>/  CODEX_HOME of one chat's Codex children (0700)
 //! profiles/<name>/callback-keys.json  card-button signing keys (0600)
 //! profiles/<name>/media/         downloaded attachments by content hash (0700)
 //! profiles/<name>/outgoing/      files staged by the worker for the chat (0600)
@@ -15,6 +16,16 @@ use std::path::{Path, PathBuf};
 
 /// The attachment store's name inside a profile's directory.
 pub const MEDIA_DIR: &str = "media";
+/// Where the per-scope Codex homes live inside a profile's directory.
+const SCOPE_HOMES_DIR: &str = "codex-homes";
+
+/// 128 bits of SHA-256 of a continuity key, in hex: the name of its Codex
+/// home.
+fn scope_digest(continuity: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(continuity.as_bytes());
+    hex::encode(&d[..16])
+}
 
 /// The paths of one `$FCX_HOME`, computed in one place so fcxd, the
 /// workers and fcxctl always agree on where things are.
@@ -122,9 +133,20 @@ impl ProfilePaths {
     pub fn media_dir(&self) -> PathBuf {
         self.dir.join(MEDIA_DIR)
     }
-    /// The profile's own `CODEX_HOME` (auth = codex-home).
+    /// The profile's own Codex home: where `fcxctl codex login` puts the
+    /// login (auth = codex-home) and the operator puts `config.toml`. Runs
+    /// do not use it as their `CODEX_HOME`: see [`Self::scope_codex_home`].
     pub fn codex_home(&self) -> PathBuf {
         self.dir.join("codex-home")
+    }
+    /// The `CODEX_HOME` of one continuity scope's Codex children (its
+    /// threads, Codex's stores, memories): named by a digest of the scope
+    /// key, so a chat id never becomes a path. Beside `codex-home/`, not
+    /// in it, so that one can be shown to a child without the others.
+    pub fn scope_codex_home(&self, continuity: &str) -> PathBuf {
+        self.dir
+            .join(SCOPE_HOMES_DIR)
+            .join(scope_digest(continuity))
     }
     /// The profile's callback key file.
     pub fn callback_keys(&self) -> PathBuf {
@@ -163,5 +185,24 @@ mod tests {
         );
         assert!(p.callback_keys().starts_with("/fcx/profiles/work"));
         assert_ne!(home.profile("other"), p);
+    }
+
+    #[test]
+    fn each_scope_has_its_own_codex_home_named_by_a_digest() {
+        let p = Home::with_user_home("/fcx", PathBuf::from("/u")).profile("work");
+        let a = p.scope_codex_home("chat:oc_a");
+        assert_eq!(
+            a,
+            PathBuf::from("/fcx/profiles/work/codex-homes/6bca488d52b706fa5cbede222dee65af")
+        );
+        assert_eq!(a, p.scope_codex_home("chat:oc_a"), "stable");
+        assert_ne!(a, p.scope_codex_home("chat:oc_b"));
+        assert_ne!(a, p.scope_codex_home("doc:d1"));
+        // Not inside the profile's own Codex home, so that one can be kept
+        // visible alone.
+        assert!(!a.starts_with(p.codex_home()));
+        // A key with slashes or dots stays one path component.
+        let odd = p.scope_codex_home("chat:../../x/y");
+        assert_eq!(odd.parent(), a.parent());
     }
 }

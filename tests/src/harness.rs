@@ -105,6 +105,17 @@ impl Default for TestHome {
 pub const KEEP_NO_CHILD: &str = "app_server_idle_secs = 0";
 
 impl TestHome {
+    /// The `CODEX_HOME` of one scope's Codex children in the default
+    /// profile (`chat:console` for the console).
+    pub fn scope_codex_home(&self, scope: &str) -> PathBuf {
+        fcx_config::Home::new(&self.home)
+            .profile("default")
+            .scope_codex_home(&fcx_proto::v1::Scope::continuity_of(scope))
+    }
+    /// [`Self::scope_codex_home`] of the console.
+    pub fn console_codex_home(&self) -> PathBuf {
+        self.scope_codex_home("chat:console")
+    }
     pub fn new() -> Self {
         // file: secrets must be private (0600) or fcx refuses them: every
         // file a test writes is, as an operator's umask 077 would make it.

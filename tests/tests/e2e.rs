@@ -31,5 +31,6 @@ mod e2e {
     pub(crate) mod readme_commands;
     pub(crate) mod real_codex;
     pub(crate) mod run_cards;
+    pub(crate) mod scope_homes;
     pub(crate) mod threads;
 }

@@ -1319,6 +1319,11 @@ async fn an_action_without_a_policy_fingerprint_is_refused() {
         field_of(&st, "isolation").starts_with("FCX_HOME hidden"),
         "{st:?}"
     );
+    // api-key auth: the chat has a Codex home of its own.
+    assert!(
+        field_of(&st, "codex home").starts_with("this chat's own"),
+        "{st:?}"
+    );
     let mut a = click(ActionKind::Stop, "chat:p_o", OWNER, "card3");
     set_stop(&mut a, &run_id);
     a.fingerprint = started.fingerprint.clone();

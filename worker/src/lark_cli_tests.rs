@@ -27,6 +27,7 @@ fn env_with_hide(home: &Home) -> ChildEnv {
             root: home.root().to_path_buf(),
             keep: vec![],
             also: vec![],
+            only: None,
         }),
         ..Default::default()
     }

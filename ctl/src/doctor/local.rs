@@ -268,11 +268,20 @@ async fn codex(p: &Profile, c: &mut Checks) {
 
 fn auth(home: &Home, p: &Profile, c: &mut Checks) {
     match p.codex.auth {
-        AuthMode::ApiKey => c.info("codex auth", "api-key (checked with the secrets below)"),
+        AuthMode::ApiKey => c.info(
+            "codex auth",
+            "api-key (checked with the secrets below); each chat has its own CODEX_HOME under codex-homes/",
+        ),
         AuthMode::CodexHome => {
             let dir = home.profile(&p.name).codex_home();
             if dir.join("auth.json").is_file() {
-                c.ok("codex auth", format!("codex-home: {}", dir.display()));
+                c.ok(
+                    "codex auth",
+                    format!(
+                        "codex-home: {} (each chat has its own CODEX_HOME under codex-homes/, linked to this login and config.toml)",
+                        dir.display()
+                    ),
+                );
             } else {
                 // Codex may keep its login in the OS keyring instead.
                 c.warn(
@@ -289,7 +298,13 @@ fn auth(home: &Home, p: &Profile, c: &mut Checks) {
         AuthMode::InheritUser => {
             let dir = home.user_home().join(".codex");
             if dir.join("auth.json").is_file() {
-                c.ok("codex auth", format!("inherit-user: {}", dir.display()));
+                c.ok(
+                    "codex auth",
+                    format!(
+                        "inherit-user: {} (shared by every chat by design: threads and memories too)",
+                        dir.display()
+                    ),
+                );
             } else {
                 c.warn(
                     "codex auth",

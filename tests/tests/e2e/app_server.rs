@@ -513,7 +513,7 @@ fn resume_lists_only_threads_codex_still_has() {
     // Archived in Codex (from a terminal): no longer offered.
     let out = std::process::Command::new(fcx_tests::real_codex())
         .args(["archive", &first])
-        .env("CODEX_HOME", codex_marker(&e.home))
+        .env("CODEX_HOME", e.home.console_codex_home())
         .env("MOCK_API_KEY", "sk-mock")
         .output()
         .expect("codex archive");

@@ -29,6 +29,15 @@ pub(crate) fn env(extra: &str) -> Env {
 
 /// [`env`] with the profile's reply mode.
 fn env_mode(extra: &str, reply_mode: &str) -> Env {
+    env_codex(
+        &format!("runner = \"app-server\"\napproval = \"untrusted\"\n{extra}"),
+        reply_mode,
+    )
+}
+
+/// fcxd against the fake platform, running the real codex against the
+/// mock model; `extra` goes under `[profiles.default.codex]` as it is.
+pub(crate) fn env_codex(extra: &str, reply_mode: &str) -> Env {
     let codex = fcx_tests::real_codex();
     assert!(codex.is_file());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -58,9 +67,7 @@ fn env_mode(extra: &str, reply_mode: &str) -> Env {
     }
     let codex_part = base.replace(
         "[profiles.default.codex]\n",
-        &format!(
-            "[profiles.default.codex]\nrunner = \"app-server\"\napproval = \"untrusted\"\n{extra}"
-        ),
+        &format!("[profiles.default.codex]\n{extra}"),
     );
     home.write_config(&format!(
         "{codex_part}[profiles.default.app]\ntenant = \"feishu\"\nbase_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"file:{}\"\nreply_mode = \"{reply_mode}\"\n[profiles.default.access]\nowner = \"{USER}\"\nadmins = [\"{ADMIN}\"]\nallowed_users = [\"{OTHER}\"]\n",
@@ -202,7 +209,7 @@ impl Env {
     }
 
     /// The outputs codex sent back to the model for its tool calls.
-    fn tool_outputs(&self) -> String {
+    pub(crate) fn tool_outputs(&self) -> String {
         self.mock
             .requests()
             .iter()
@@ -212,7 +219,7 @@ impl Env {
             .collect()
     }
 
-    fn wait_tool_output(&self, needle: &str) {
+    pub(crate) fn wait_tool_output(&self, needle: &str) {
         eventually(
             WAIT,
             || self.tool_outputs().contains(needle).then_some(()),

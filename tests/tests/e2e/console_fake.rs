@@ -90,9 +90,10 @@ fn the_api_key_reaches_only_the_codex_child() {
     let env = &recs[0]["env"];
     assert_eq!(env["CODEX_API_KEY"], "sk-fake-test-secret-0001");
     let codex_home = env["CODEX_HOME"].as_str().unwrap_or("");
-    assert!(
-        codex_home.ends_with("profiles/default/codex-home"),
-        "{codex_home}"
+    assert_eq!(
+        codex_home,
+        h.console_codex_home().display().to_string(),
+        "the console's own Codex home"
     );
     // Not in fcxd's or the worker's environment, nor any log line.
     let workers = processes_mentioning(&h.home.display().to_string());

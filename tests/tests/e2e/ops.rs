@@ -381,7 +381,7 @@ fn child_env_with_auth(auth: &str) -> (TestHome, serde_json::Value) {
 #[test]
 fn codex_home_and_inherit_user_give_codex_the_login_they_name_and_no_key() {
     let (home, env) = child_env_with_auth("codex-home");
-    let own = home.home.join("profiles/default/codex-home");
+    let own = home.console_codex_home();
     assert_eq!(env["CODEX_HOME"], own.display().to_string(), "{env}");
     assert!(
         env.get("CODEX_API_KEY").is_none_or(|v| v.is_null()),

@@ -259,7 +259,7 @@ fn codex_home_auth_gives_the_profile_its_own_codex_home_and_no_key() {
         env.get("CODEX_HOME")
             .and_then(Value::as_str)
             .map(std::path::PathBuf::from),
-        Some(h.home.join("profiles/default/codex-home")),
+        Some(h.console_codex_home()),
         "{env:?}"
     );
     assert!(

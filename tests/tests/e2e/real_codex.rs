@@ -306,10 +306,7 @@ fn commands_codex_runs_cannot_read_fcx_home() {
     }
     // Codex itself still has its home: the session it wrote can resume.
     assert!(
-        e.home
-            .home
-            .join("profiles/default/codex-home/sessions")
-            .is_dir(),
+        e.home.console_codex_home().join("sessions").is_dir(),
         "codex wrote its session through the bind mount"
     );
     drop(e.rt);

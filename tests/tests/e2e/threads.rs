@@ -55,11 +55,18 @@ fn the_final_card_forks_and_archives_its_thread_and_shows_only_the_owner_the_ter
     let toast = env.click(USER, &msg2, "Archive");
     assert!(toast.contains("info"), "{toast}");
     env.wait_reply_under(&msg2, "Archived");
-    let archived = env
-        .e
-        .home
-        .home
-        .join("profiles/default/codex-home/archived_sessions");
+    // The chat's own Codex home (the only one: one chat ran).
+    let homes: Vec<_> = std::fs::read_dir(env.e.home.home.join("profiles/default/codex-homes"))
+        .expect("scope homes")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(homes.len(), 1, "{homes:?}");
+    assert!(
+        json.contains(&format!("CODEX_HOME={} ", homes[0].display())),
+        "the terminal line names the chat's Codex home: {json}"
+    );
+    let archived = homes[0].join("archived_sessions");
     let names = || -> Vec<String> { walk(&archived) };
     eventually(
         WAIT,

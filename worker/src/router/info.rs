@@ -123,6 +123,10 @@ impl Info<'_> {
                 Ok(s) | Err(s) => s,
             },
         ));
+        fields.push(field(
+            "codex home",
+            crate::runner::codex_home::describe(&profile.codex.auth),
+        ));
         fields.push(field("identity", &policy::identity(profile)));
         if let Ok(p) = &policy {
             fields.push(field(
@@ -273,7 +277,7 @@ impl Info<'_> {
         );
         check(
             "credentials",
-            match child_env(profile, &d.ctx.home) {
+            match child_env(profile, &d.ctx.home, &inbound.scope) {
                 Ok(_) => Ok(format!(
                     "{} (readable; not shown)",
                     profile.codex.auth.as_str()
@@ -291,6 +295,10 @@ impl Info<'_> {
                 &confine::available(),
                 d.ctx.policy(&inbound.scope).ok().map(|p| p.sandbox),
             ),
+        );
+        check(
+            "codex home",
+            Ok(crate::runner::codex_home::describe(&profile.codex.auth).to_string()),
         );
         check(
             "lark-cli",

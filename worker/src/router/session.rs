@@ -101,7 +101,7 @@ impl Session<'_> {
         if d.ctx.profile.codex.runner != fcx_config::RunnerKind::AppServer {
             return resume_reply(&d.ctx, &d.catalog, &d.replies, inbound, listed, None);
         }
-        let spec = match crate::run::listing_spec(&d.ctx, &p) {
+        let spec = match crate::run::listing_spec(&d.ctx, scope, &p) {
             Ok(s) => s,
             Err(e) => {
                 return resume_reply(
@@ -116,7 +116,15 @@ impl Session<'_> {
         };
         let (ctx, catalog, replies) = (d.ctx.clone(), d.catalog.clone(), d.replies.clone());
         let inbound = inbound.clone();
+        let known: Vec<String> = listed
+            .compatible
+            .iter()
+            .map(|e| e.thread_id.clone())
+            .collect();
         d.sched.spawn_owned(async move {
+            // Codex lists the scope home's threads: the catalog's from
+            // before per-scope homes come along first.
+            crate::run::adopt_legacy(&spec.env, &known).await;
             let threads = threads::list(&spec, 100).await;
             if let Err(e) = &threads {
                 tracing::warn!(scope = %inbound.scope, error = %e, "thread/list failed; /resume shows fcx's record");

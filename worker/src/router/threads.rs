@@ -52,7 +52,7 @@ impl Threads<'_> {
             Ok(p) => p,
             Err(e) => return answer(false, "Cannot do that here", e.to_string()),
         };
-        let spec = match crate::run::listing_spec(&d.ctx, &policy) {
+        let spec = match crate::run::listing_spec(&d.ctx, &a.scope, &policy) {
             Ok(s) => s,
             Err(e) => return answer(false, "Codex cannot start", e),
         };
@@ -64,6 +64,7 @@ impl Threads<'_> {
                 replies.text(&probe, "resume", ok, title, body);
             };
             let scope = probe.scope.clone();
+            crate::run::adopt_legacy(&spec.env, std::slice::from_ref(&thread_id)).await;
             match op {
                 ThreadOp::Fork => match threads::fork(&spec, &thread_id).await {
                     Ok(new) => {

@@ -7,17 +7,21 @@ use fcx_config::{AuthMode, Home, Profile};
 use crate::runner::ChildEnv;
 use crate::runner::exec::confine::Hide;
 
-/// The environment a Codex child gets for `profile`. The error is the
-/// sentence the user sees (never the secret).
-pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, String> {
+/// The environment a Codex child gets for `profile` in `scope`: its
+/// `CODEX_HOME` is the continuity scope's own (auth api-key and
+/// codex-home; inherit-user keeps the operator's `~/.codex`, shared by
+/// design). The error is the sentence the user sees (never the secret).
+pub(crate) fn child_env(profile: &Profile, home: &Home, scope: &str) -> Result<ChildEnv, String> {
     let p = profile;
     let mut env = ChildEnv {
         remove: vec!["FCX_HOME".into(), "FCX_WORKER_SOCKET".into()],
         ..Default::default()
     };
+    let paths = home.profile(&p.name);
+    let continuity = fcx_proto::v1::Scope::continuity_of(scope);
     match p.codex.auth {
         AuthMode::ApiKey => {
-            env.codex_home = Some(home.profile(&p.name).codex_home());
+            env.codex_home = Some(paths.scope_codex_home(&continuity));
             let r = p.codex.api_key.as_ref().ok_or_else(|| {
                 format!(
                     "profile {} uses auth = \"api-key\" but has no api_key reference",
@@ -35,14 +39,21 @@ pub(crate) fn child_env(profile: &Profile, home: &Home) -> Result<ChildEnv, Stri
             }
             env.api_key = Some(key);
         }
-        AuthMode::CodexHome => env.codex_home = Some(home.profile(&p.name).codex_home()),
+        AuthMode::CodexHome => env.codex_home = Some(paths.scope_codex_home(&continuity)),
         AuthMode::InheritUser => {}
+    }
+    if env.codex_home.is_some() {
+        env.shared_home = Some(paths.codex_home());
     }
     // Denied by Codex's sandbox on every platform; hidden by the namespace
     // too where it works.
     env.hide = Some(Hide {
         root: home.root().to_path_buf(),
         keep: env.codex_home.iter().cloned().collect(),
+        only: env
+            .shared_home
+            .clone()
+            .map(|d| (d, crate::runner::codex_home::SHOWN)),
         // The operator's own Codex login, unless this profile uses it.
         also: if p.codex.auth == AuthMode::InheritUser {
             Vec::new()

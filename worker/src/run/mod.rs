@@ -136,9 +136,10 @@ impl ThreadTurns {
     }
 }
 
-/// A spec for asking Codex about threads outside a run (`thread/list`):
-/// the same binary, environment and overrides as the scope's runs.
-pub(crate) fn listing_spec(ctx: &Ctx, policy: &RunPolicy) -> Result<RunSpec, String> {
+/// A spec for asking Codex about `scope`'s threads outside a run
+/// (`thread/list`): the same binary, environment (the scope's Codex home)
+/// and overrides as the scope's runs.
+pub(crate) fn listing_spec(ctx: &Ctx, scope: &str, policy: &RunPolicy) -> Result<RunSpec, String> {
     let profile = &ctx.profile;
     Ok(RunSpec {
         run_id: "thread-list".into(),
@@ -151,11 +152,38 @@ pub(crate) fn listing_spec(ctx: &Ctx, policy: &RunPolicy) -> Result<RunSpec, Str
         images: Vec::new(),
         overrides: profile.codex.overrides.clone(),
         binary: resolve_binary(profile)?,
-        env: child_env(profile, &ctx.home)?,
+        env: child_env(profile, &ctx.home, scope)?,
         stop_grace: Duration::from_millis(profile.runs.stop_grace_ms),
         approval: profile.codex.approval,
         warm_key: None,
     })
+}
+
+/// Threads from before per-scope Codex homes, copied into the scope's home
+/// so Codex finds them there ([`runner::codex_home::adopt`]); one that
+/// cannot be found ends as "session could not be found" at resume.
+pub(crate) async fn adopt_legacy(env: &runner::ChildEnv, threads: &[String]) {
+    let (Some(home), Some(shared)) = (env.codex_home.clone(), env.shared_home.clone()) else {
+        return;
+    };
+    let threads = threads.to_vec();
+    let done = tokio::task::spawn_blocking(move || {
+        for t in &threads {
+            match runner::codex_home::adopt(&home, &shared, t) {
+                Ok(runner::codex_home::Adopted::Copied(to)) => {
+                    tracing::info!(thread = %t, to = %to.display(), "thread from the profile's Codex home copied into the scope's")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(thread = %t, error = %e, "cannot copy a thread into the scope's Codex home")
+                }
+            }
+        }
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "copying threads into the scope's Codex home failed");
+    }
 }
 
 impl RunDriver {
@@ -295,6 +323,7 @@ impl RunDriver {
         let terminal_line = thread_buttons::terminal_line(
             &self.ctx.profile,
             &self.ctx.home,
+            &job.scope,
             &self.ctx.access_lists(),
             &job.messages,
             &info.workspace,
@@ -390,8 +419,9 @@ impl RunDriver {
         let env = {
             let (profile, home) = (profile.clone(), self.ctx.home.clone());
             let lark = policy.lark_cli;
+            let scope = scope.to_string();
             tokio::task::spawn_blocking(move || {
-                let mut env = child_env(&profile, &home)?;
+                let mut env = child_env(&profile, &home, &scope)?;
                 crate::lark_cli::project(&profile, &home, lark, &mut env)?;
                 Ok::<_, String>(env)
             })
@@ -422,6 +452,9 @@ impl RunDriver {
             }
             Continue::Fresh => (None, RunTotals::default()),
         };
+        if let Some(thread) = &resume {
+            adopt_legacy(&env, std::slice::from_ref(thread)).await;
+        }
         let mut inbounds: Vec<Inbound> = job.messages.iter().map(|m| m.inbound.clone()).collect();
         // Waits for fcxd's downloads (the Queued feedback went out at
         // accept), then copies into the workspace's inbox.

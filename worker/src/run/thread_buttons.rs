@@ -28,10 +28,12 @@ pub(crate) fn buttons(profile: &Profile, thread_id: &str) -> Vec<pb::Button> {
 }
 
 /// `cd <workspace> && CODEX_HOME=<home> codex resume <thread>` when every
-/// message of the run is the owner's; "" otherwise.
+/// message of the run is the owner's; "" otherwise. The home is the
+/// scope's own, where the thread is.
 pub(crate) fn terminal_line(
     profile: &Profile,
     home: &Home,
+    scope: &str,
     lists: &Lists,
     messages: &[QueuedMessage],
     workspace: &str,
@@ -46,7 +48,10 @@ pub(crate) fn terminal_line(
         return String::new();
     }
     let codex_home = match profile.codex.auth {
-        AuthMode::ApiKey | AuthMode::CodexHome => Some(home.profile(&profile.name).codex_home()),
+        AuthMode::ApiKey | AuthMode::CodexHome => Some(
+            home.profile(&profile.name)
+                .scope_codex_home(&fcx_proto::v1::Scope::continuity_of(scope)),
+        ),
         AuthMode::InheritUser => None,
     };
     let mut line = format!("cd {} && ", quote(workspace));

@@ -7,6 +7,7 @@
 //! this trait, so it does not change when the app-server runner lands.
 
 pub(crate) mod app_server;
+pub(crate) mod codex_home;
 pub(crate) mod deny;
 pub(crate) mod exec;
 pub(crate) mod overrides;
@@ -41,8 +42,13 @@ impl Sandbox {
 /// The environment a Codex child gets on top of the worker's own.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChildEnv {
-    /// `CODEX_HOME` for the child; `None` leaves it unset (auth = inherit-user).
+    /// `CODEX_HOME` for the child (the scope's own); `None` leaves it
+    /// unset (auth = inherit-user).
     pub(crate) codex_home: Option<PathBuf>,
+    /// The profile's Codex home, whose login and config `codex_home` links
+    /// to ([`codex_home::SHARED`]), and where the threads from before
+    /// per-scope homes are ([`codex_home::adopt`]).
+    pub(crate) shared_home: Option<PathBuf>,
     /// Set as `CODEX_API_KEY` in the child's environment only.
     pub(crate) api_key: Option<Secret>,
     /// Variables removed from the inherited environment (the variable an

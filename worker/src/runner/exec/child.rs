@@ -218,12 +218,14 @@ pub(crate) async fn prepare_codex_command(
         }
     }
     if let Some(home) = &spec.env.codex_home {
-        ensure_codex_home(home).await.map_err(|e| {
-            format!(
-                "Could not create the Codex home directory {}: {e}.",
-                home.display()
-            )
-        })?;
+        ensure_codex_home(home, spec.env.shared_home.as_deref())
+            .await
+            .map_err(|e| {
+                format!(
+                    "Could not create the Codex home directory {}: {e}.",
+                    home.display()
+                )
+            })?;
         cmd.env("CODEX_HOME", home);
     }
     if let Some(hide) = spec.env.hide.as_ref().filter(|_| spec.env.namespace) {
@@ -372,28 +374,14 @@ pub(super) async fn codex_path_dir(binary: &Path) -> Option<PathBuf> {
         .map(|_| dir)
 }
 
-pub(super) async fn ensure_codex_home(home: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mut b = tokio::fs::DirBuilder::new();
-        b.recursive(true).mode(0o700);
-        b.create(home).await?;
-        // It holds auth and history: tighten a directory someone created
-        // more open. Not fatal if we cannot (not ours).
-        let meta = tokio::fs::metadata(home).await?;
-        if meta.permissions().mode() & 0o077 != 0
-            && let Err(e) =
-                tokio::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).await
-        {
-            tracing::warn!(dir = %home.display(), error = %e, "could not make CODEX_HOME private");
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::fs::create_dir_all(home).await
-    }
+/// The scope's Codex home, ready: see [`crate::runner::codex_home::prepare`].
+pub(super) async fn ensure_codex_home(home: &Path, shared: Option<&Path>) -> io::Result<()> {
+    let (home, shared) = (home.to_path_buf(), shared.map(Path::to_path_buf));
+    tokio::task::spawn_blocking(move || {
+        crate::runner::codex_home::prepare(&home, shared.as_deref())
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 pub(crate) async fn spawn_with_retry(cmd: &mut Command) -> io::Result<Child> {

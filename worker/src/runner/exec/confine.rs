@@ -5,9 +5,11 @@
 //! sessions, the socket keys) and the operator's `~/.codex`. So, between fork
 //! and exec, the child enters a new user and mount namespace (same uid and
 //! gid, mapped 1:1) where `$FCX_HOME` is an empty tmpfs with only the
-//! profile's Codex home bound back, and `~/.codex` (unless the profile uses
-//! it) is an empty tmpfs too. No extra process: codex keeps its pid, process
-//! group and signals. Codex's own sandbox nests inside it.
+//! scope's own Codex home bound back, the profile's Codex home with nothing
+//! but its login and config showing (see [`Hide::only`]), and `~/.codex`
+//! (unless the profile uses it) is an empty tmpfs too. No extra process:
+//! codex keeps its pid, process group and signals. Codex's own sandbox
+//! nests inside it.
 //!
 //! It needs unprivileged user namespaces; where the kernel refuses them (or
 //! on other platforms) runs go on without it and `/status` and `/doctor` say
@@ -26,10 +28,50 @@ pub(crate) struct Hide {
     pub(crate) keep: Vec<PathBuf>,
     /// Also replaced by an empty tmpfs when they exist (`~/.codex`).
     pub(crate) also: Vec<PathBuf>,
+    /// A directory inside `root` bound back (it counts against
+    /// [`MAX_KEEP`]) of which only the named entries show; every other
+    /// entry it has when the child starts is hidden again (a directory
+    /// under an empty tmpfs, a file under `/dev/null`). The profile's Codex
+    /// home: the scope homes link to its `auth.json` and `config.toml`, and
+    /// Codex 0.169 replaces those by writing a temporary file beside the
+    /// link's target and renaming it over (measured), which needs the
+    /// directory itself, not a file bound on its own (a rename onto a bind
+    /// mount fails with EBUSY). What else it holds (the threads of every
+    /// chat from before per-scope homes, Codex's stores) stays hidden.
+    pub(crate) only: Option<(PathBuf, &'static [&'static str])>,
 }
 
-/// How many directories one child may have bound back (the pre-exec hook
-/// holds their handles in a fixed array: it may not allocate).
+/// The entries of `dir` to hide again when only `names` may show:
+/// (directories, other files). Symbolic links are left alone (a mount
+/// would land on their target).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn masks(dir: &Path, names: &[&str]) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((dirs, files)),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        if names.iter().any(|n| e.file_name() == *n) {
+            continue;
+        }
+        let t = e.file_type()?;
+        if t.is_dir() {
+            dirs.push(e.path());
+        } else if !t.is_symlink() {
+            files.push(e.path());
+        }
+    }
+    dirs.sort();
+    files.sort();
+    Ok((dirs, files))
+}
+
+/// How many directories one child may have bound back, [`Hide::only`]'s
+/// included (the pre-exec hook holds their handles in a fixed array: it may
+/// not allocate).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) const MAX_KEEP: usize = 4;
 
@@ -102,6 +144,7 @@ fn probe() -> Result<(), String> {
         root: dir.join("home"),
         keep: vec![dir.join("home/keep")],
         also: vec![],
+        only: None,
     };
     std::fs::create_dir_all(dir.join("home/keep")).map_err(|e| format!("probe: {e}"))?;
     std::fs::write(dir.join("home/secret"), "x").map_err(|e| format!("probe: {e}"))?;
@@ -184,6 +227,10 @@ mod linux {
         /// The kept directories (opened inside the new namespace: a bind
         /// needs a source from the caller's own mount namespace).
         keep: Vec<CString>,
+        /// Inside a kept directory, hidden again: directories (tmpfs) and
+        /// files (`/dev/null` bound over them).
+        mask_dirs: Vec<CString>,
+        mask_files: Vec<CString>,
         also: Vec<CString>,
         uid_map: Vec<u8>,
         gid_map: Vec<u8>,
@@ -226,16 +273,23 @@ mod linux {
     fn plan(hide: &Hide) -> Result<Plan, String> {
         // SAFETY: geteuid/getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        if hide.keep.len() > super::MAX_KEEP {
+        let mut kept = hide.keep.clone();
+        let (mut mask_dirs, mut mask_files) = (Vec::new(), Vec::new());
+        if let Some((dir, names)) = &hide.only
+            && dir.is_dir()
+        {
+            let (d, f) = super::masks(dir, names)
+                .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+            mask_dirs = d.iter().map(|p| cstr(p)).collect::<Result<_, _>>()?;
+            mask_files = f.iter().map(|p| cstr(p)).collect::<Result<_, _>>()?;
+            kept.push(dir.clone());
+        }
+        if kept.len() > super::MAX_KEEP {
             return Err("too many directories to keep".into());
         }
-        let keep = hide
-            .keep
-            .iter()
-            .map(|k| cstr(k))
-            .collect::<Result<_, _>>()?;
+        let keep = kept.iter().map(|k| cstr(k)).collect::<Result<_, _>>()?;
         let mut mkdirs = Vec::new();
-        for k in &hide.keep {
+        for k in &kept {
             for d in dirs_between(&hide.root, k)
                 .ok_or_else(|| format!("{} is not inside FCX_HOME", k.display()))?
             {
@@ -249,6 +303,8 @@ mod linux {
             root: cstr(&hide.root)?,
             mkdirs,
             keep,
+            mask_dirs,
+            mask_files,
             also: hide
                 .also
                 .iter()
@@ -371,6 +427,25 @@ mod linux {
             unsafe { libc::close(fd) };
             r?;
         }
+        // Gone since the plan was made: nothing left to hide.
+        let tolerate_gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            r => r,
+        };
+        for d in &p.mask_dirs {
+            tolerate_gone(tmpfs(d))?;
+        }
+        for f in &p.mask_files {
+            tolerate_gone(check(unsafe {
+                libc::mount(
+                    c"/dev/null".as_ptr(),
+                    f.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            }))?;
+        }
         for a in &p.also {
             tmpfs(a)?;
         }
@@ -471,6 +546,7 @@ mod tests {
                 root: root.clone(),
                 keep: vec![keep.clone()],
                 also: vec![other.clone()],
+                only: None,
             },
         )
         .expect("apply");
@@ -481,6 +557,91 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(keep.join("w")).expect("written through"),
             "done\n"
+        );
+    }
+
+    #[test]
+    fn only_the_named_entries_of_the_shared_home_stay_visible() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let h = d.path();
+        for dir in ["sessions/2026/01/01", "memories"] {
+            std::fs::create_dir_all(h.join(dir)).expect("mkdir");
+        }
+        for f in [
+            "auth.json",
+            "config.toml",
+            "state_5.sqlite",
+            "history.jsonl",
+        ] {
+            std::fs::write(h.join(f), "x").expect("write");
+        }
+        std::os::unix::fs::symlink("/nowhere", h.join("link")).expect("symlink");
+        let (dirs, files) = masks(h, &["auth.json", "config.toml"]).expect("masks");
+        assert_eq!(dirs, vec![h.join("memories"), h.join("sessions")]);
+        assert_eq!(
+            files,
+            vec![h.join("history.jsonl"), h.join("state_5.sqlite")]
+        );
+        let (dirs, files) = masks(&h.join("absent"), &[]).expect("absent dir");
+        assert!(dirs.is_empty() && files.is_empty());
+    }
+
+    /// The profile's Codex home shows its login and config and nothing
+    /// else; Codex's way of replacing the login (a temporary file beside
+    /// it renamed over it) still reaches the real file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_shared_home_shows_login_and_config_and_takes_a_renamed_login() {
+        if let Err(why) = available() {
+            panic!("confinement unavailable here: {why}");
+        }
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("fcx");
+        let shared = root.join("profiles/p/codex-home");
+        let scope = root.join("profiles/p/codex-homes/abc");
+        std::fs::create_dir_all(shared.join("sessions/2026/01/01")).expect("mkdir");
+        std::fs::create_dir_all(&scope).expect("mkdir");
+        std::fs::write(shared.join("auth.json"), "old-login").expect("write");
+        std::fs::write(shared.join("config.toml"), "model = \"m\"").expect("write");
+        std::fs::write(shared.join("state_5.sqlite"), "other chats").expect("write");
+        std::fs::write(
+            shared.join("sessions/2026/01/01/rollout-x-OTHERCHAT.jsonl"),
+            "other chat",
+        )
+        .expect("write");
+        std::os::unix::fs::symlink(shared.join("auth.json"), scope.join("auth.json"))
+            .expect("link");
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c").arg(format!(
+            "cat {scope}/auth.json; cat {shared}/config.toml; cat {shared}/state_5.sqlite; \
+             ls -R {shared}/sessions; printf new-login > {shared}/.auth-tmp && mv {shared}/.auth-tmp {shared}/auth.json && echo renamed",
+            scope = scope.display(),
+            shared = shared.display(),
+        ));
+        apply(
+            &mut cmd,
+            &Hide {
+                root: root.clone(),
+                keep: vec![scope.clone()],
+                also: vec![],
+                only: Some((shared.clone(), &["auth.json", "config.toml"])),
+            },
+        )
+        .expect("apply");
+        let out = cmd.output().expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("old-loginmodel = \"m\""), "{out:?}");
+        assert!(!stdout.contains("other chat"), "{out:?}");
+        assert!(!stdout.contains("OTHERCHAT"), "{out:?}");
+        assert!(stdout.ends_with("renamed\n"), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(shared.join("auth.json")).expect("read"),
+            "new-login"
+        );
+        // Hidden in the child only.
+        assert_eq!(
+            std::fs::read_to_string(shared.join("state_5.sqlite")).expect("read"),
+            "other chats"
         );
     }
 }

@@ -547,6 +547,7 @@ async fn argv_stdin_and_env() {
         set: vec![("MOCK_API_KEY".into(), "sk-mock".into())],
         hide: None,
         namespace: false,
+        shared_home: None,
     };
 
     let (res, _) = run(spec).await;
