@@ -35,6 +35,7 @@ fn hide(root: &Path, keep: &Path, also: Vec<PathBuf>) -> Hide {
     Hide {
         root: root.to_path_buf(),
         keep: vec![keep.to_path_buf()],
+        only: None,
         also,
     }
 }
@@ -91,6 +92,7 @@ fn with_nothing_kept_inside_the_whole_home_is_denied() {
     let h = Hide {
         root: root.clone(),
         keep: vec![d.path().join("elsewhere")],
+        only: None,
         also: vec![],
     };
     assert_eq!(entries(&h, true), vec![p(root)]);
@@ -125,6 +127,7 @@ fn the_profile_file_selects_fcx_profile_with_the_mode_network_and_deny_entries()
         hide: Some(Hide {
             root: root.clone(),
             keep: vec![],
+            only: None,
             also: vec![],
         }),
         ..Default::default()
