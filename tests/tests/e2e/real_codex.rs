@@ -326,6 +326,10 @@ fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home() {
         "app-secret-file-6607",
     )
     .expect("secret");
+    // An old thread left in the profile's shared Codex home.
+    let shared = e.home.home.join("profiles/default/codex-home/sessions");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    std::fs::write(shared.join("rollout-old-6607.jsonl"), "{}").expect("rollout");
     let mut f = Fcxd::console_with(&e.home, &[("FCX_TEST_NO_NAMESPACE", "1")]);
     f.wait_for("fcx console");
     f.send("/status");
@@ -337,8 +341,9 @@ fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home() {
     f.send(&format!(
         "RUN: cat {home}/secrets/app-secret; ls {home} | sed 's/^/TOP:/'; ls {home}/secrets {home}/run; \
          head -c 15 {home}/profiles/default/state.db; cat {home}/run/*.key; \
-         ls {home}/profiles/default/codex-home | sed 's/^/KEPT:/'; \
-         echo ws-write-ok > probe.txt && cat probe.txt; echo fcx-home-probe-done"
+         ls {own} | sed 's/^/KEPT:/'; ls -R {home}/profiles/default/codex-home | sed 's/^/SHARED:/'; \
+         echo ws-write-ok > probe.txt && cat probe.txt; echo fcx-home-probe-done",
+        own = e.home.console_codex_home().display(),
     ));
     f.wait_for("] completed");
     drop(f);
@@ -368,6 +373,9 @@ fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home() {
     assert!(out.contains("Permission denied"), "{out}");
     // The run's own Codex home and the workspace still work.
     assert!(out.contains("KEPT:sessions"), "{out}");
+    // The profile's shared home (the login, every chat's old threads) is
+    // not on the way to the run's own: denied.
+    assert!(!out.contains("rollout-old-6607"), "{out}");
     assert!(out.contains("ws-write-ok"), "{out}");
     drop(e.rt);
 }
