@@ -360,8 +360,43 @@ fn the_nonce_store_is_bounded_and_fails_closed() {
         Err(Denied::Replayed)
     );
     // Once the first two expire they are forgotten.
+    store.advance(20);
     assert!(store.consume(a, &[3; 16], NOW + 100, NOW + 20).is_ok());
     assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn a_wall_clock_step_back_does_not_revive_a_used_button() {
+    // A stop button with ten minutes to live is clicked; the host clock
+    // then steps an hour ahead, a sweep runs (the store fills up), and the
+    // clock steps back: by the wall clock the button is valid again, so
+    // its nonce must still be remembered.
+    let store = MemoryNonceStore::new(10_000);
+    let a = "ou_alice";
+    assert!(store.consume(a, &[1; 16], NOW + 600, NOW).is_ok());
+    let ahead = NOW + 3600;
+    for i in 0..2000u16 {
+        let mut n = [2; 16];
+        n[..2].copy_from_slice(&i.to_be_bytes());
+        assert!(store.consume("ou_bob", &n, ahead + 600, ahead).is_ok());
+    }
+    assert_eq!(
+        store.consume(a, &[1; 16], NOW + 600, NOW + 1),
+        Err(Denied::Replayed)
+    );
+    // Once the button's ten minutes have passed on the monotonic clock
+    // too, it is forgotten (the expiry check refuses the token then).
+    store.advance(601);
+    for i in 0..2000u16 {
+        let mut n = [3; 16];
+        n[..2].copy_from_slice(&i.to_be_bytes());
+        assert!(
+            store
+                .consume("ou_bob", &n, ahead + 7200, ahead + 5000)
+                .is_ok()
+        );
+    }
+    assert!(store.len() < 4001, "{}", store.len());
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub(super) const NOT_COVERED: [&str; 1] = [
 ];
 
 /// Card replies, debounce off so back-to-back messages are separate runs.
-const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
+pub(super) const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
 
 pub(super) async fn rows(
     bins: &Path,
@@ -35,6 +35,7 @@ pub(super) async fn rows(
         half_open(bins, &env, rounds).await?,
         slow_platform(bins, &env, rounds).await?,
         clock_jump(bins, &env, rounds).await?,
+        super::faults_machine::own_clock_jump(bins, &env, rounds).await?,
         disk_full(bins, &env, rounds).await?,
         read_only_state(bins, &env, rounds).await?,
     ])
@@ -186,7 +187,7 @@ async fn clock_jump(
 /// Waits (bounded) for the card answering `om` to be final, counts the
 /// outcome into `row`, and returns the position of its message among all
 /// messages (for ordering checks). A card still streaming counts as lost.
-async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
+pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
     let answered = |r: &FeishuRig| -> Vec<(usize, bool)> {
         r.fake
             .messages()
