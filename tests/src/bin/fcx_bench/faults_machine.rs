@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::faults::{Row, push, redelivery, replies, stop_token};
+use super::faults::{ANSWER, Row, push, redelivery, replies, stop_token};
 use super::faults_platform::{CARD_RUNS, settle_card};
 use super::shim::{self, Shim};
 use super::{FEISHU_OWNER, FeishuRig, child_named};
@@ -210,5 +210,93 @@ pub(super) async fn own_clock_jump(
     v["clicks_acted"] = json!(clicks_acted);
     v["clicks_refused"] = json!(clicks_refused);
     v["worker_restarted"] = json!(restarted);
+    Ok(v)
+}
+
+pub(super) const READ_ONLY_RUNNING_ROW: &str = "state_dir_read_only_under_running_worker";
+
+/// The state directory of a running worker turning read-only (a disk the
+/// kernel remounts read-only after errors, with SQLite's files open), then
+/// writable again. A message arriving meanwhile: the user is told at once,
+/// the message is not acknowledged (the platform redelivers it) and, once
+/// writes work, it is answered once. A run in progress when the directory
+/// turns read-only (for 4 s): its events and its end wait in the worker
+/// until writes work, then its card ends final with the answer, once, never
+/// left running. Staged by the fault shim in the worker only: writes under
+/// `profiles/<name>` fail with EROFS, SQLite's open files included.
+pub(super) async fn read_only_running(
+    bins: &Path,
+    env: &[(&str, &Path)],
+    scen: &Path,
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let shim = match Shim::new(bins)? {
+        Ok(s) => s,
+        Err(why) => return Ok(skipped(READ_ONLY_RUNNING_ROW, rounds, why)),
+    };
+    // A run long enough to turn the directory read-only in its middle.
+    std::fs::write(
+        scen.join("ro.jsonl"),
+        format!(
+            "{{\"thread_started\": true}}\n{{\"turn_started\": true}}\n\
+             {{\"agent_message\": \"working\"}}\n{{\"sleep_ms\": 1500}}\n\
+             {{\"agent_message\": \"{ANSWER}\"}}\n{{\"turn_completed\": true}}\n"
+        ),
+    )?;
+    let shim_env = shim.env();
+    let mut env: Vec<(&str, &Path)> = env.to_vec();
+    env.extend(shim_env.iter().map(|(k, v)| (*k, v.as_path())));
+    let r = FeishuRig::start_redelivering(
+        bins,
+        CARD_RUNS,
+        "reply_mode = \"card\"\n",
+        &env,
+        redelivery(),
+    )
+    .await?;
+    let worker = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
+    let loaded = shim::loaded(worker);
+    let mut row = Row::default();
+    let mut told_before_writable = 0;
+    let mut acked_while_read_only = 0;
+    let mut redelivered_while_read_only = 0;
+    for i in 0..rounds {
+        // A message arriving while the directory is read-only.
+        shim.set_read_only(true)?;
+        let (om, frame) = push(&r, &format!("oc_rr{i}"), "FAKE:fm read-only state").await?;
+        let told = |r: &FeishuRig| {
+            replies(r, &om)
+                .iter()
+                .any(|c| c.contains("cannot save messages"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(told(&r) && r.fake.deliveries(&frame) >= 2) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        told_before_writable += usize::from(told(&r));
+        redelivered_while_read_only += usize::from(r.fake.deliveries(&frame) >= 2);
+        acked_while_read_only += usize::from(
+            r.fake
+                .frame_timing(&frame)
+                .is_some_and(|t| t.acked_at.is_some()),
+        );
+        shim.set_read_only(false)?;
+        settle_card(&r, &om, &mut row).await;
+
+        // A run in progress when it turns read-only, writable again after
+        // a few seconds.
+        let (om, _) = push(&r, &format!("oc_rs{i}"), "FAKE:ro running").await?;
+        stop_button(&r, &om).await?;
+        shim.set_read_only(true)?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        shim.set_read_only(false)?;
+        settle_card(&r, &om, &mut row).await;
+    }
+    let mut v = row.json(READ_ONLY_RUNNING_ROW, rounds);
+    v["shim_loaded"] = json!(loaded);
+    v["told_before_writable"] = json!(told_before_writable);
+    v["redelivered_while_read_only"] = json!(redelivered_while_read_only);
+    v["acked_while_read_only"] = json!(acked_while_read_only);
+    v["worker_restarted"] = json!(child_named(r.fcxd.id(), "fcx-worker") != Some(worker));
     Ok(v)
 }

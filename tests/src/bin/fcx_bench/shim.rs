@@ -124,6 +124,12 @@ impl Shim {
         self.ctl.write_all_at(&ns.to_ne_bytes(), 0)?;
         Ok(())
     }
+
+    /// Writes under the worker's state directory fail with EROFS while on.
+    pub(super) fn set_read_only(&self, on: bool) -> anyhow::Result<()> {
+        self.ctl.write_all_at(&i32::from(on).to_ne_bytes(), 8)?;
+        Ok(())
+    }
 }
 
 /// Whether `pid` has the shim loaded (its maps name the library).
