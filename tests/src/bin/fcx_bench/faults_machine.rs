@@ -150,6 +150,10 @@ pub(super) async fn own_clock_jump(
     let shim_env = shim.env();
     let mut env: Vec<(&str, &Path)> = env.to_vec();
     env.extend(shim_env.iter().map(|(k, v)| (*k, v.as_path())));
+    // A short orphan grace (fcxd's heartbeat comes every 5 s), so a worker
+    // that measured its gateway's silence on the wall clock would take a
+    // step for an hour of silence and exit: `worker_restarted` says.
+    env.push(("FCX_WORKER_ORPHAN_GRACE_MS", Path::new("20000")));
     let r = FeishuRig::start_redelivering(
         bins,
         CARD_RUNS,
@@ -199,6 +203,14 @@ pub(super) async fn own_clock_jump(
             Ok(()) => clicks_acted += 1,
             Err(why) => clicks_refused.push(why),
         }
+    }
+    // Idle now: two forward steps with the worker waiting for its gateway
+    // (its orphan check ticks every 5 s; fcxd's heartbeat, which would
+    // hide a wall-clock idle measure, comes first about half the time).
+    for _ in 0..2 {
+        shim.set_clock_offset_ms(HOUR_MS)?;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        shim.set_clock_offset_ms(0)?;
     }
     let restarted = child_named(r.fcxd.id(), "fcx-worker") != Some(worker);
     shim.set_clock_offset_ms(0)?;
