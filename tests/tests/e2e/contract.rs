@@ -382,6 +382,8 @@ fn the_bench_runs_and_prints_its_figures() {
             }
             assert_eq!(r["clicks_acted"], r["clicks"], "{r}");
             assert_eq!(r["worker_restarted"], false, "{r}");
+            // A run's length on its card is not off by the step.
+            assert_eq!(r["elapsed_an_hour_off"], 0, "{r}");
         }
         // The running worker's state directory read-only, then writable:
         // the message sent meanwhile is said at once, left unacknowledged

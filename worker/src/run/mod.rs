@@ -305,7 +305,7 @@ impl RunDriver {
         let state = end::state_name(reason);
         self.record_end(&job.run_id, state, &detail, totals).await;
         tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
-        let elapsed_ms = (now_ms() - job.slot.started_at_ms).max(0) as u64;
+        let elapsed_ms = u64::try_from(job.slot.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let failed_in = match reason {
             pb::DoneReason::Failed if job.slot.info(&job.scope).child_pid != 0 => {
                 pb::RunPhase::Codex

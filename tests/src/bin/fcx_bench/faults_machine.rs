@@ -166,6 +166,7 @@ pub(super) async fn own_clock_jump(
     let loaded = [r.fcxd.id(), worker].into_iter().all(shim::loaded);
     let mut row = Row::default();
     let mut clicks_acted = 0;
+    let mut elapsed_an_hour_off = 0;
     let mut clicks_refused = Vec::new();
     let (mut fcxd_offset_s, mut worker_offset_s) = (None, None);
     // A stalled run whose stop button was made before the coming step.
@@ -196,6 +197,8 @@ pub(super) async fn own_clock_jump(
             pending = Some((c_chat, c, carrier, token));
             settle_card(&r, &a, &mut row).await;
             settle_card(&r, &b, &mut row).await;
+            // Run a (300 ms) was running when the clock stepped.
+            elapsed_an_hour_off += usize::from(elapsed_says_an_hour(&r, &a));
         }
     }
     if let Some((c_chat, c_om, carrier, token)) = pending.take() {
@@ -222,7 +225,22 @@ pub(super) async fn own_clock_jump(
     v["clicks_acted"] = json!(clicks_acted);
     v["clicks_refused"] = json!(clicks_refused);
     v["worker_restarted"] = json!(restarted);
+    v["elapsed_an_hour_off"] = json!(elapsed_an_hour_off);
     Ok(v)
+}
+
+/// Whether the final card answering `om` shows a run length of about an
+/// hour (the card footer's "⏱ 1h 00m"), for a run that took a second.
+fn elapsed_says_an_hour(r: &FeishuRig, om: &str) -> bool {
+    r.fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.sender_type == "app" && m.parent_id == om)
+        .filter_map(|m| r.fake.card(m.card_id.as_deref()?))
+        .any(|c| {
+            let text = c.json.to_string();
+            text.contains("⏱ 1h") || text.contains("⏱ 59m")
+        })
 }
 
 pub(super) const READ_ONLY_RUNNING_ROW: &str = "state_dir_read_only_under_running_worker";
