@@ -316,7 +316,12 @@ pub(super) async fn read_only_running(
         // A run in progress when it turns read-only, writable again after
         // a few seconds.
         let (om, _) = push(&r, &format!("oc_rs{i}"), "FAKE:ro running").await?;
-        stop_button(&r, &om).await?;
+        // Codex is running (its first words are on the card): the run is
+        // past every write of its start.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !card_says(&r, &om, "working") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         shim.set_read_only(true)?;
         tokio::time::sleep(Duration::from_secs(4)).await;
         shim.set_read_only(false)?;
@@ -329,4 +334,17 @@ pub(super) async fn read_only_running(
     v["acked_while_read_only"] = json!(acked_while_read_only);
     v["worker_restarted"] = json!(child_named(r.fcxd.id(), "fcx-worker") != Some(worker));
     Ok(v)
+}
+
+/// Whether a card answering `om` shows `text` in its answer.
+fn card_says(r: &FeishuRig, om: &str, text: &str) -> bool {
+    r.fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.sender_type == "app" && m.parent_id == om)
+        .filter_map(|m| r.fake.card(m.card_id.as_deref()?))
+        .any(|c| {
+            c.element_content("answer")
+                .is_some_and(|a| a.contains(text))
+        })
 }
