@@ -59,15 +59,26 @@ const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Inner {
     /// Writes and publishes the waiting events in order, up to the first
-    /// the log refuses. Returns the seq of the last one written.
+    /// the disk refuses. Returns the seq of the last one written. An event
+    /// the log can never take (not a disk refusal) is dropped, said, so it
+    /// cannot hold up every later one.
     fn flush(&self, u: &mut Unwritten) -> Result<u64, StoreError> {
         let mut last = 0;
         while let Some(ev) = u.events.front_mut() {
-            ev.seq = self.store.events().append_event(ev)?;
-            last = ev.seq;
-            if let Some(ev) = u.events.pop_front() {
-                // No subscriber is fine: the event is in the log for later replay.
-                let _ = self.live.send(ev);
+            match self.store.events().append_event(ev) {
+                Ok(seq) => {
+                    ev.seq = seq;
+                    last = seq;
+                    if let Some(ev) = u.events.pop_front() {
+                        // No subscriber is fine: the event is in the log for later replay.
+                        let _ = self.live.send(ev);
+                    }
+                }
+                Err(e) if e.is_storage_unavailable() => return Err(e),
+                Err(e) => {
+                    tracing::error!(scope = %ev.scope, run_id = %ev.run_id, error = %e, "cannot record an event; dropped");
+                    u.events.pop_front();
+                }
             }
         }
         Ok(last)
