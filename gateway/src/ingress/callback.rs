@@ -623,20 +623,29 @@ struct Seen {
     next_sweep: usize,
 }
 
+/// How long past its token's expiry a used nonce is still remembered: a
+/// wall clock stepped back (NTP, an operator) by up to this much makes an
+/// expired token valid again by its expiry, and its nonce must still refuse
+/// it.
+pub(crate) const CLOCK_STEP_GRACE_SECS: i64 = 2 * 3600;
+
 /// One used nonce: who used it, and until when it must be remembered.
 struct Used {
     expires_at: i64,
-    /// The token's remaining life when it was used, on the monotonic
-    /// clock: the wall clock may step back after a sweep (NTP, an
-    /// operator), making an expired token valid again by `expires_at`, so
-    /// a nonce is forgotten only once both clocks say its token expired.
+    /// The token's remaining life (plus the grace) when it was used, on the
+    /// monotonic clock: a wall clock stepped ahead must not let a sweep
+    /// forget a nonce whose token is still live by real time. A nonce is
+    /// forgotten only once both clocks say its token expired a grace ago.
     until: Instant,
     actor: std::sync::Arc<str>,
 }
 
 impl Used {
     fn new(expires_at: i64, now: i64, mono: Instant, actor: std::sync::Arc<str>) -> Self {
-        let left = u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0);
+        let left = expires_at
+            .saturating_sub(now)
+            .saturating_add(CLOCK_STEP_GRACE_SECS);
+        let left = u64::try_from(left).unwrap_or(0);
         Used {
             expires_at,
             until: mono.checked_add(Duration::from_secs(left)).unwrap_or(mono),
@@ -645,7 +654,7 @@ impl Used {
     }
 
     fn live(&self, now: i64, mono: Instant) -> bool {
-        self.expires_at > now || mono < self.until
+        self.expires_at.saturating_add(CLOCK_STEP_GRACE_SECS) > now || mono < self.until
     }
 }
 
