@@ -3,7 +3,10 @@
 # for 20 rounds (kill -9 of the worker and of fcxd at a different point of a
 # run each round, WebSocket drop / half-open / refused reconnects, 429 and
 # 5xx storms, a platform answering every call after 2 s, the platform's
-# clock an hour off both ways, Codex crashing / printing garbage / hanging,
+# clock an hour off both ways, fcxd's and the worker's own clock stepping an
+# hour both ways and the worker's state directory turning read-only under it
+# (the fault shim, tests/shim/faultshim.c, built with cc), Codex crashing /
+# printing garbage / hanging,
 # a full queue), card click → ACK timing, and a 30-minute soak with 8
 # profiles. Prints one JSON object and writes it to target/fcx-figures.json
 # (or $FCX_FIGURES); exits 1 when a row lost or duplicated a message or the

@@ -65,3 +65,23 @@ fn an_undecodable_event_row_is_skipped_and_later_events_still_read() {
         vec![3]
     );
 }
+
+#[test]
+fn a_write_the_disk_refuses_is_told_apart_from_one_that_can_never_work() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(&d.path().join("state.db")).expect("open");
+    // SQLite refuses writes as on a read-only file system.
+    s.conn
+        .lock()
+        .expect("lock")
+        .pragma_update(None, "query_only", true)
+        .expect("query_only");
+    let e = s
+        .events()
+        .append_event(&WorkerEvent::default())
+        .expect_err("a write refused");
+    assert!(e.is_storage_unavailable(), "{e}");
+    assert!(!crate::StoreError::Poisoned.is_storage_unavailable());
+    let bad = <WorkerEvent as prost::Message>::decode(&[0xff_u8][..]).expect_err("garbage");
+    assert!(!crate::StoreError::Decode(bad).is_storage_unavailable());
+}

@@ -80,6 +80,30 @@ pub enum StoreError {
     Poisoned,
 }
 
+impl StoreError {
+    /// The disk refused the write (read-only, full, an I/O error, the file
+    /// cannot be opened, locked): the same write can work later, unlike a
+    /// record that cannot be encoded or a broken query.
+    pub fn is_storage_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Dir { .. } => true,
+            StoreError::Open { source, .. } | StoreError::Sql(source) => matches!(
+                source.sqlite_error_code(),
+                Some(
+                    C::ReadOnly
+                        | C::DiskFull
+                        | C::SystemIoFailure
+                        | C::CannotOpen
+                        | C::DatabaseBusy
+                        | C::DatabaseLocked
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// The result of every state operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 

@@ -59,11 +59,21 @@ impl Ctx {
         Some(self.default_pin.get_or_init(|| p))
     }
 
+    /// Cancelled when the worker shuts down.
+    pub(crate) fn stopping(&self) -> tokio_util::sync::CancellationToken {
+        self.bus.stopping()
+    }
+
     /// Record and publish one event; a failure is logged (the caller has
-    /// nobody to tell).
+    /// nobody to tell; the event itself is kept and goes out late).
     pub(crate) fn emit(&self, scope: &str, run_id: &str, reply_to: &str, kind: Kind) {
-        if let Err(e) = self.bus.emit(scope, run_id, reply_to, kind) {
-            tracing::error!(scope, run_id, error = %e, "cannot record an event");
+        match self.bus.emit(scope, run_id, reply_to, kind) {
+            Ok(_) => {}
+            // Behind one already logged: said once, not per event.
+            Err(e @ crate::events::EmitError::Waiting(_)) => {
+                tracing::debug!(scope, run_id, error = %e, "event kept for the log");
+            }
+            Err(e) => tracing::error!(scope, run_id, error = %e, "cannot record an event"),
         }
     }
 

@@ -3,6 +3,7 @@
 //! missed (a reconnect, a gateway restart) and then follow live events with no
 //! gap and no duplicate.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use fcx_proto::v1::WorkerEvent;
@@ -25,8 +26,85 @@ struct Inner {
     store: Arc<Store>,
     live: broadcast::Sender<WorkerEvent>,
     // Held across append + broadcast so live order equals seq order.
-    order: Mutex<()>,
+    order: Mutex<Unwritten>,
     shutdown: CancellationToken,
+}
+
+/// Events the log refused (a full disk, a state directory turned
+/// read-only), oldest first. They wait here, in order, and every later
+/// event queues behind them, until the log takes them again: a run's end
+/// is then delivered late rather than never (its card left running).
+#[derive(Default)]
+struct Unwritten {
+    events: VecDeque<WorkerEvent>,
+    /// The task writing them again; owned here, it ends once they are
+    /// written or the worker shuts down.
+    retry: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Why an event is not out yet. Either way it is kept and goes out, in
+/// order, once the log takes events again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EmitError {
+    #[error("the event log refused it (kept, written when it can be): {0}")]
+    Refused(StoreError),
+    #[error("{0} events wait for the event log; this one is kept behind them")]
+    Waiting(usize),
+    #[error("the event order lock is poisoned")]
+    Poisoned,
+}
+
+/// How often the refused events are tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Inner {
+    /// Writes and publishes the waiting events in order, up to the first
+    /// the disk refuses. Returns the seq of the last one written. An event
+    /// the log can never take (not a disk refusal) is dropped, said, so it
+    /// cannot hold up every later one.
+    fn flush(&self, u: &mut Unwritten) -> Result<u64, StoreError> {
+        let mut last = 0;
+        while let Some(ev) = u.events.front_mut() {
+            match self.store.events().append_event(ev) {
+                Ok(seq) => {
+                    ev.seq = seq;
+                    last = seq;
+                    if let Some(ev) = u.events.pop_front() {
+                        // No subscriber is fine: the event is in the log for later replay.
+                        let _ = self.live.send(ev);
+                    }
+                }
+                Err(e) if e.is_storage_unavailable() => return Err(e),
+                Err(e) => {
+                    tracing::error!(scope = %ev.scope, run_id = %ev.run_id, error = %e, "cannot record an event; dropped");
+                    u.events.pop_front();
+                }
+            }
+        }
+        Ok(last)
+    }
+}
+
+async fn retry(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY_EVERY) => {}
+            _ = inner.shutdown.cancelled() => return,
+        }
+        let Ok(mut u) = inner.order.lock() else {
+            return;
+        };
+        match inner.flush(&mut u) {
+            Ok(_) => {
+                tracing::info!("the event log takes events again; the waiting ones are written");
+                u.retry = None;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, waiting = u.events.len(), "the event log still refuses events")
+            }
+        }
+    }
 }
 
 impl EventBus {
@@ -36,21 +114,24 @@ impl EventBus {
             inner: Arc::new(Inner {
                 store,
                 live,
-                order: Mutex::new(()),
+                order: Mutex::new(Unwritten::default()),
                 shutdown,
             }),
         }
     }
 
-    /// Commit and publish one event. Returns its seq.
+    /// Commit and publish one event. Returns its seq. When the log refuses
+    /// it, it is kept and written (then published) as soon as the log takes
+    /// events again, in order with every event emitted meanwhile; the error
+    /// says it is late.
     pub(crate) fn emit(
         &self,
         scope: &str,
         run_id: &str,
         reply_to: &str,
         kind: Kind,
-    ) -> Result<u64, StoreError> {
-        let mut ev = WorkerEvent {
+    ) -> Result<u64, EmitError> {
+        let ev = WorkerEvent {
             seq: 0,
             scope: scope.to_string(),
             run_id: run_id.to_string(),
@@ -58,11 +139,28 @@ impl EventBus {
             reply_to: reply_to.to_string(),
             kind: Some(kind),
         };
-        let _g = self.inner.order.lock().map_err(|_| StoreError::Poisoned)?;
-        ev.seq = self.inner.store.events().append_event(&ev)?;
-        // No subscriber is fine: the event is in the log for later replay.
-        let _ = self.inner.live.send(ev.clone());
-        Ok(ev.seq)
+        let mut u = self.inner.order.lock().map_err(|_| EmitError::Poisoned)?;
+        u.events.push_back(ev);
+        if u.retry.is_some() {
+            // Behind the refused ones; the retry writes it in its turn.
+            return Err(EmitError::Waiting(u.events.len()));
+        }
+        match self.inner.flush(&mut u) {
+            Ok(seq) => Ok(seq),
+            Err(e) => {
+                // Inside the worker's runtime (every emitter is); without
+                // one the events wait for the next emit.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    u.retry = Some(rt.spawn(retry(self.inner.clone())));
+                }
+                Err(EmitError::Refused(e))
+            }
+        }
+    }
+
+    /// Cancelled when the worker shuts down.
+    pub(crate) fn stopping(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
     }
 
     pub(crate) fn last_seq(&self) -> Result<u64, StoreError> {

@@ -4,14 +4,13 @@
 //! forever: after a long grace period with no gateway call and nothing to
 //! do, it exits on its own.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::scheduler::Scheduler;
-use crate::util::now_ms;
 
 /// Default orphan grace: long enough for any restart or upgrade of fcxd.
 const ORPHAN_GRACE: Duration = Duration::from_secs(15 * 60);
@@ -19,23 +18,30 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(15 * 60);
 pub(crate) const ORPHAN_GRACE_ENV: &str = "FCX_WORKER_ORPHAN_GRACE_MS";
 
 /// When a gateway last called; every RPC refreshes it (fcxd's supervisor
-/// calls `Status` as a heartbeat).
+/// calls `Status` as a heartbeat). On the monotonic clock: a wall clock
+/// stepped ahead must not read as an hour of silence and end the worker.
 #[derive(Clone)]
 pub(crate) struct Contact(Arc<AtomicI64>);
 
+/// Milliseconds on the monotonic clock since the first use in this process.
+fn mono_ms() -> i64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    i64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
 impl Default for Contact {
     fn default() -> Self {
-        Contact(Arc::new(AtomicI64::new(now_ms())))
+        Contact(Arc::new(AtomicI64::new(mono_ms())))
     }
 }
 
 impl Contact {
     pub(crate) fn touch(&self) {
-        self.0.store(now_ms(), Ordering::Relaxed);
+        self.0.store(mono_ms(), Ordering::Relaxed);
     }
 
     fn idle_for(&self) -> Duration {
-        let ms = now_ms().saturating_sub(self.0.load(Ordering::Relaxed));
+        let ms = mono_ms().saturating_sub(self.0.load(Ordering::Relaxed));
         Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 }
@@ -84,7 +90,7 @@ mod tests {
 
     #[test]
     fn a_touch_resets_the_idle_time() {
-        let c = Contact(Arc::new(AtomicI64::new(now_ms() - 60_000)));
+        let c = Contact(Arc::new(AtomicI64::new(mono_ms() - 60_000)));
         assert!(c.idle_for() >= Duration::from_secs(59));
         c.touch();
         assert!(c.idle_for() < Duration::from_secs(5));

@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -609,22 +610,60 @@ pub trait NonceStore: Send + Sync {
 pub struct MemoryNonceStore {
     seen: Mutex<Seen>,
     per_actor: usize,
+    /// Tests move the store's monotonic clock on with this.
+    #[cfg(test)]
+    mono_skew: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
 struct Seen {
-    by_nonce: HashMap<[u8; NONCE_LEN], (i64, std::sync::Arc<str>)>,
+    by_nonce: HashMap<[u8; NONCE_LEN], Used>,
     per_actor: HashMap<std::sync::Arc<str>, usize>,
     /// Sweep expired nonces when the map reaches this size.
     next_sweep: usize,
 }
 
+/// How long past its token's expiry a used nonce is still remembered: a
+/// wall clock stepped back (NTP, an operator) by up to this much makes an
+/// expired token valid again by its expiry, and its nonce must still refuse
+/// it.
+pub(crate) const CLOCK_STEP_GRACE_SECS: i64 = 2 * 3600;
+
+/// One used nonce: who used it, and until when it must be remembered.
+struct Used {
+    expires_at: i64,
+    /// The token's remaining life (plus the grace) when it was used, on the
+    /// monotonic clock: a wall clock stepped ahead must not let a sweep
+    /// forget a nonce whose token is still live by real time. A nonce is
+    /// forgotten only once both clocks say its token expired a grace ago.
+    until: Instant,
+    actor: std::sync::Arc<str>,
+}
+
+impl Used {
+    fn new(expires_at: i64, now: i64, mono: Instant, actor: std::sync::Arc<str>) -> Self {
+        let left = expires_at
+            .saturating_sub(now)
+            .saturating_add(CLOCK_STEP_GRACE_SECS);
+        let left = u64::try_from(left).unwrap_or(0);
+        Used {
+            expires_at,
+            until: mono.checked_add(Duration::from_secs(left)).unwrap_or(mono),
+            actor,
+        }
+    }
+
+    fn live(&self, now: i64, mono: Instant) -> bool {
+        self.expires_at.saturating_add(CLOCK_STEP_GRACE_SECS) > now || mono < self.until
+    }
+}
+
 impl Seen {
-    fn sweep(&mut self, now: i64) {
+    fn sweep(&mut self, now: i64, mono: Instant) {
         let per_actor = &mut self.per_actor;
-        self.by_nonce.retain(|_, (exp, actor)| {
-            let live = *exp > now;
-            if !live && let Some(n) = per_actor.get_mut(actor) {
+        self.by_nonce.retain(|_, u| {
+            let live = u.live(now, mono);
+            if !live && let Some(n) = per_actor.get_mut(&u.actor) {
                 *n = n.saturating_sub(1);
             }
             live
@@ -640,7 +679,27 @@ impl MemoryNonceStore {
         MemoryNonceStore {
             seen: Mutex::new(Seen::default()),
             per_actor: per_actor.max(1),
+            #[cfg(test)]
+            mono_skew: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    #[cfg(not(test))]
+    fn mono(&self) -> Instant {
+        Instant::now()
+    }
+
+    #[cfg(test)]
+    fn mono(&self) -> Instant {
+        let skew = self.mono_skew.load(std::sync::atomic::Ordering::Relaxed);
+        Instant::now() + Duration::from_secs(skew)
+    }
+
+    /// Moves the store's monotonic clock `secs` on (tests).
+    #[cfg(test)]
+    pub(crate) fn advance(&self, secs: u64) {
+        self.mono_skew
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Live nonces held.
@@ -676,7 +735,7 @@ impl NonceStore for MemoryNonceStore {
         }
         let used = |s: &Seen| s.per_actor.get(actor).copied().unwrap_or(0);
         if used(&seen) >= self.per_actor || seen.by_nonce.len() >= seen.next_sweep {
-            seen.sweep(now);
+            seen.sweep(now, self.mono());
             if used(&seen) >= self.per_actor {
                 return Err(Denied::Busy);
             }
@@ -686,7 +745,8 @@ impl NonceStore for MemoryNonceStore {
             None => actor.into(),
         };
         *seen.per_actor.entry(key.clone()).or_insert(0) += 1;
-        seen.by_nonce.insert(*nonce, (expires_at, key));
+        seen.by_nonce
+            .insert(*nonce, Used::new(expires_at, now, self.mono(), key));
         Ok(())
     }
 }

@@ -359,9 +359,61 @@ fn the_nonce_store_is_bounded_and_fails_closed() {
         store.consume(a, &[1; 16], NOW + 10, NOW),
         Err(Denied::Replayed)
     );
-    // Once the first two expire they are forgotten.
-    assert!(store.consume(a, &[3; 16], NOW + 100, NOW + 20).is_ok());
+    // Once the first two expired a clock-step grace ago they are forgotten.
+    let later = 20 + CLOCK_STEP_GRACE_SECS;
+    store.advance(later as u64);
+    assert!(
+        store
+            .consume(a, &[3; 16], NOW + later + 100, NOW + later)
+            .is_ok()
+    );
     assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn a_wall_clock_step_back_does_not_revive_a_used_button() {
+    // A stop button with ten minutes to live is clicked; the host clock
+    // then steps an hour ahead, a sweep runs (the store fills up), and the
+    // clock steps back: by the wall clock the button is valid again, so
+    // its nonce must still be remembered. Likewise for a step back after
+    // the token expired.
+    let store = MemoryNonceStore::new(10_000);
+    let a = "ou_alice";
+    assert!(store.consume(a, &[1; 16], NOW + 600, NOW).is_ok());
+    let ahead = NOW + 3600;
+    for i in 0..2000u16 {
+        let mut n = [2; 16];
+        n[..2].copy_from_slice(&i.to_be_bytes());
+        assert!(store.consume("ou_bob", &n, ahead + 600, ahead).is_ok());
+    }
+    assert_eq!(
+        store.consume(a, &[1; 16], NOW + 600, NOW + 1),
+        Err(Denied::Replayed)
+    );
+    // The token expires by both clocks, a sweep runs, then the clock
+    // steps back an hour: by the wall clock the button is valid again.
+    store.advance(700);
+    let after = NOW + 700;
+    fill(&store, 4, after);
+    assert_eq!(
+        store.consume(a, &[1; 16], NOW + 600, after - 3600),
+        Err(Denied::Replayed)
+    );
+    // Once both clocks say it expired a grace ago, it is forgotten (the
+    // expiry check refuses the token then).
+    let gone = 700 + CLOCK_STEP_GRACE_SECS + 1;
+    store.advance(gone as u64);
+    fill(&store, 5, NOW + gone);
+    assert!(store.consume(a, &[1; 16], NOW + 600, NOW + gone).is_ok());
+}
+
+/// 5,000 nonces of another actor used at `now` (enough to make a sweep run).
+fn fill(store: &MemoryNonceStore, tag: u8, now: i64) {
+    for i in 0..5000u16 {
+        let mut n = [tag; 16];
+        n[..2].copy_from_slice(&i.to_be_bytes());
+        assert!(store.consume("ou_carol", &n, now + 600, now).is_ok());
+    }
 }
 
 #[test]

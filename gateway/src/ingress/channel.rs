@@ -31,6 +31,7 @@ use crate::ingress::normalize::{self, BotIdentity, Normalized, Options};
 use crate::ingress::order::{Refused, ScopeOrder, Ticket};
 use crate::ingress::recent::RecentIds;
 use crate::ingress::secrets::{off_thread, webhook_keys};
+use crate::ingress::webhook::Reply;
 use crate::link::supervisor::{WorkerHandle, now_ms};
 
 mod deliver;
@@ -248,10 +249,11 @@ pub(crate) async fn run(
             };
             status.set(|v| v.state = format!("webhook on {}", hook.listen));
             let h = handler.clone();
-            let on_event: crate::ingress::webhook::Handler = Arc::new(move |payload: Vec<u8>| {
-                let h = h.clone();
-                Box::pin(async move { webhook_event(h, payload).await })
-            });
+            let on_event: crate::ingress::webhook::Handler =
+                Arc::new(move |payload: Vec<u8>, stamped_ms: Option<i64>| {
+                    let h = h.clone();
+                    Box::pin(async move { webhook_event(h, payload, stamped_ms).await })
+                });
             let listen = hook.listen;
             // Older events are dropped as stale anyway; the same window
             // bounds how long a signed request is remembered.
@@ -311,22 +313,22 @@ pub(crate) async fn run(
     tasks.wait().await;
 }
 
-/// A webhook event takes the long connection's path; the ACK becomes the
-/// HTTP answer (an error status makes the platform retry).
-async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>) -> crate::ingress::webhook::Reply {
+/// A webhook event takes the long connection's path, its signed timestamp as
+/// the frame's; the ACK is the HTTP answer (an error makes the platform retry).
+async fn webhook_event(h: Arc<SharedHandler>, payload: Vec<u8>, stamped_ms: Option<i64>) -> Reply {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&payload) else {
-        return crate::ingress::webhook::Reply::Ack(json!({"msg": "success"}));
+        return Reply::Ack(json!({"msg": "success"}));
     };
     let ev = InboundEvent {
         message_id: "webhook".into(),
         payload: value,
-        pushed_at_ms: None,
+        pushed_at_ms: stamped_ms,
     };
     let deadline = Instant::now() + Duration::from_millis(2500);
     match tokio::time::timeout_at(deadline, h.handle(ev, deadline)).await {
-        Ok(AckReply::Ok) => crate::ingress::webhook::Reply::Ack(json!({"msg": "success"})),
-        Ok(AckReply::OkWithData(v)) => crate::ingress::webhook::Reply::Ack(v),
-        Ok(AckReply::Error | AckReply::NoAck) | Err(_) => crate::ingress::webhook::Reply::Retry,
+        Ok(AckReply::Ok) => Reply::Ack(json!({"msg": "success"})),
+        Ok(AckReply::OkWithData(v)) => Reply::Ack(v),
+        Ok(AckReply::Error | AckReply::NoAck) | Err(_) => Reply::Retry,
     }
 }
 

@@ -15,7 +15,9 @@ use fcx_proto::v1::{self as pb};
 use serde_json::Value;
 
 use crate::egress::render::CALLBACK_VALUE_KEY;
-use crate::ingress::callback::{self, Claims, Denied, Expected, MemoryNonceStore, NonceStore};
+use crate::ingress::callback::{
+    self, CLOCK_STEP_GRACE_SECS, Claims, Denied, Expected, MemoryNonceStore, NonceStore,
+};
 use crate::ingress::keys::SharedKeys;
 use crate::link::supervisor::now_ms;
 
@@ -180,7 +182,10 @@ impl FileNonceStore {
             let Ok(nonce) = <[u8; 16]>::try_from(bytes.as_slice()) else {
                 continue;
             };
-            if exp > now && memory.consume(actor, &nonce, exp, now).is_ok() {
+            // Kept a grace past expiry: the clock may since have stepped.
+            if exp.saturating_add(CLOCK_STEP_GRACE_SECS) > now
+                && memory.consume(actor, &nonce, exp, now).is_ok()
+            {
                 live.push(format!("{n} {exp} {actor}\n"));
             }
         }

@@ -46,7 +46,10 @@ pub(crate) enum Reply {
     Retry,
 }
 
-pub(crate) type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
+/// Called with a verified event's payload and, for a signed request, the
+/// platform's clock when it sent it (unix milliseconds; see [`stamped_ms`]).
+pub(crate) type Handler =
+    Arc<dyn Fn(Vec<u8>, Option<i64>) -> BoxFuture<'static, Reply> + Send + Sync>;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum WebhookError {
@@ -141,6 +144,9 @@ pub(crate) fn process(
 pub(crate) struct Freshness {
     window_secs: i64,
     seen: Mutex<Seen>,
+    /// The wall clock (unix seconds) and the monotonic clock when this was
+    /// made: with them, "now" on a clock that does not step.
+    started: (i64, std::time::Instant),
 }
 
 #[derive(Default)]
@@ -156,19 +162,32 @@ impl Freshness {
         Freshness {
             window_secs: i64::try_from(window_secs).unwrap_or(i64::MAX),
             seen: Mutex::new(Seen::default()),
+            started: (unix_now(), std::time::Instant::now()),
         }
     }
 
+    /// The wall clock as it would read had it not stepped since start.
+    fn steady_now(&self) -> i64 {
+        let (wall, mono) = self.started;
+        wall.saturating_add(i64::try_from(mono.elapsed().as_secs()).unwrap_or(i64::MAX))
+    }
+
     /// Accept a signed request's timestamp (unix seconds) and nonce once.
-    /// `now` is unix seconds.
+    /// `now` is unix seconds. Fresh means within the window of the wall
+    /// clock or of the start-time clock run on monotonically: a host clock
+    /// stepped since start (either way: away from the truth, or back to
+    /// it) does not refuse every platform request, and the nonce memory
+    /// covers both windows, so a replay is still caught.
     pub(crate) fn admit(&self, timestamp: &str, nonce: &str, now: i64) -> Result<(), WebhookError> {
         let ts: i64 = timestamp.trim().parse().map_err(|_| WebhookError::Stale)?;
-        if ts.abs_diff(now) > self.window_secs.unsigned_abs() {
+        let steady = self.steady_now();
+        let fresh = |at: i64| ts.abs_diff(at) <= self.window_secs.unsigned_abs();
+        if !fresh(now) && !fresh(steady) {
             return Err(WebhookError::Stale);
         }
         let mut seen = self.seen.lock().map_err(|_| WebhookError::Replayed)?;
-        // Anything older than the window is refused above, so forget it.
-        let horizon = now.saturating_sub(self.window_secs);
+        // Anything older than both windows is refused above, so forget it.
+        let horizon = now.min(steady).saturating_sub(self.window_secs);
         while let Some(first) = seen.by_time.first().cloned() {
             if first.0 >= horizon && seen.by_time.len() < MAX_REMEMBERED {
                 break;
@@ -309,6 +328,18 @@ impl Gate {
     }
 }
 
+/// The platform's clock when it sent a request, as its signed timestamp
+/// header says (unix seconds → milliseconds): the long connection's frame
+/// timestamp for a webhook, so a message is judged late by the platform's
+/// clock too (a host clock that stepped ahead does not hold live messages).
+/// Only where requests are signed (an encrypt key): an unsigned header could
+/// say anything.
+fn stamped_ms(keys: &WebhookKeys, timestamp: Option<&str>) -> Option<i64> {
+    keys.encrypt_key.as_ref()?;
+    let secs: i64 = timestamp?.trim().parse().ok()?;
+    secs.checked_mul(1000)
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -348,18 +379,20 @@ async fn handle(
     );
     match checked {
         Ok(Incoming::Challenge(c)) => respond(StatusCode::OK, json!({"challenge": c})),
-        Ok(Incoming::Event(payload)) => match handler(payload).await {
-            Reply::Ack(body) => respond(StatusCode::OK, body),
-            Reply::Retry => {
-                if let (Some(ts), Some(n)) = (&ts, &nonce) {
-                    keys.fresh.forget(ts, n);
+        Ok(Incoming::Event(payload)) => {
+            match handler(payload, stamped_ms(&keys.keys, ts.as_deref())).await {
+                Reply::Ack(body) => respond(StatusCode::OK, body),
+                Reply::Retry => {
+                    if let (Some(ts), Some(n)) = (&ts, &nonce) {
+                        keys.fresh.forget(ts, n);
+                    }
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"msg": "not accepted yet; retry"}),
+                    )
                 }
-                respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"msg": "not accepted yet; retry"}),
-                )
             }
-        },
+        }
         // Already handled once: acknowledged, nothing runs again.
         Err(WebhookError::Replayed) => {
             if let Some(held_back) = super::warn_limit::admit("webhook replayed") {
@@ -518,6 +551,37 @@ mod tests {
 
     fn sig_for(ts: &str, n: &str, body: &str) -> String {
         sign(ts, n, "ek-test", body.as_bytes())
+    }
+
+    #[test]
+    fn a_host_clock_stepped_since_start_still_admits_live_requests_once() {
+        // The platform's clock is right; fcx's stepped an hour ahead, then
+        // an hour behind, after fcxd started.
+        let fresh = Freshness::new(300);
+        let real = unix_now();
+        for (n, wall) in [("n1", real + 3600), ("n2", real - 3600)] {
+            let ts = real.to_string();
+            assert_eq!(fresh.admit(&ts, n, wall), Ok(()), "{n}");
+            assert_eq!(fresh.admit(&ts, n, wall + 1), Err(WebhookError::Replayed));
+            // Still refused when old by both clocks.
+            let old = (real - 1000).to_string();
+            assert_eq!(fresh.admit(&old, n, wall), Err(WebhookError::Stale));
+        }
+    }
+
+    #[test]
+    fn a_signed_timestamp_is_the_platform_clock_and_an_unsigned_one_is_not() {
+        assert_eq!(
+            stamped_ms(&keys(), Some("1700000000")),
+            Some(1_700_000_000_000)
+        );
+        let unsigned = WebhookKeys {
+            encrypt_key: None,
+            verification_token: Some(Secret::new("vt-test")),
+        };
+        assert_eq!(stamped_ms(&unsigned, Some("1700000000")), None);
+        assert_eq!(stamped_ms(&keys(), Some("soon")), None);
+        assert_eq!(stamped_ms(&keys(), None), None);
     }
 
     #[test]

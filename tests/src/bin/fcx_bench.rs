@@ -23,12 +23,16 @@ use serde_json::json;
 
 #[path = "fcx_bench/faults.rs"]
 mod faults;
+#[path = "fcx_bench/faults_machine.rs"]
+mod faults_machine;
 #[path = "fcx_bench/faults_platform.rs"]
 mod faults_platform;
 #[path = "fcx_bench/feedback.rs"]
 mod feedback;
 #[path = "fcx_bench/figures.rs"]
 mod figures;
+#[path = "fcx_bench/shim.rs"]
+mod shim;
 #[path = "fcx_bench/soak.rs"]
 mod soak;
 #[path = "fcx_bench/warm.rs"]

@@ -79,6 +79,9 @@ enum Attempt {
 }
 
 /// How a run the previous worker left running ends.
+/// How often a refused run-end write is tried again.
+const END_RETRY_EVERY: Duration = Duration::from_millis(250);
+
 const ORPHAN_DETAIL: &str = "worker restarted";
 /// ... when its messages are queued to run once more.
 const ORPHAN_RETRY_DETAIL: &str = "worker restarted; running it again";
@@ -252,6 +255,41 @@ impl RunDriver {
         Ok(())
     }
 
+    /// Records the run's end and marks its messages done (one write). While
+    /// the state directory refuses writes (full, read-only) it is tried
+    /// again, holding the run's slot (nothing else could be saved either):
+    /// the `Done` event must not go out before it, or a worker restart
+    /// would run the messages a second time.
+    async fn record_end(&self, run_id: &str, state: &str, detail: &str, totals: RunTotals) {
+        let stop = self.ctx.stopping();
+        let mut refused = 0u32;
+        loop {
+            match self
+                .ctx
+                .store
+                .runs()
+                .finish_run(run_id, state, detail, totals, now_ms())
+            {
+                Ok(()) => {
+                    if refused > 0 {
+                        tracing::info!(run_id, refused, "the run end is recorded");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if refused == 0 {
+                        tracing::error!(run_id, error = %e, "cannot record the run end; trying again until the state directory takes writes");
+                    }
+                    refused += 1;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(END_RETRY_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
     async fn run(&self, job: RunJob) {
         // Held until the run's end is recorded, so the next comment on the
         // same document resumes the thread this run saved.
@@ -293,16 +331,9 @@ impl RunDriver {
             usage_known,
         } = done;
         let state = end::state_name(reason);
-        if let Err(e) =
-            self.ctx
-                .store
-                .runs()
-                .finish_run(&job.run_id, state, &detail, totals, now_ms())
-        {
-            tracing::error!(run_id = %job.run_id, error = %e, "cannot record the run end");
-        }
+        self.record_end(&job.run_id, state, &detail, totals).await;
         tracing::info!(run_id = %job.run_id, scope = %job.scope, state, detail = %detail, "run ended");
-        let elapsed_ms = (now_ms() - job.slot.started_at_ms).max(0) as u64;
+        let elapsed_ms = u64::try_from(job.slot.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let failed_in = match reason {
             pb::DoneReason::Failed if job.slot.info(&job.scope).child_pid != 0 => {
                 pb::RunPhase::Codex

@@ -42,6 +42,9 @@ struct Live {
 pub(crate) struct RunSlot {
     pub(crate) run_id: String,
     pub(crate) started_at_ms: i64,
+    /// The start on the monotonic clock: the run's length as shown to the
+    /// user, which a wall-clock step mid-run must not change by an hour.
+    pub(crate) started: std::time::Instant,
     pub(crate) cancel: CancellationToken,
     /// Adding messages to the running turn.
     pub(crate) steering: Steering,
@@ -60,6 +63,7 @@ impl RunSlot {
         RunSlot {
             run_id,
             started_at_ms,
+            started: std::time::Instant::now(),
             steering: Steering::new(cancel.clone()),
             approvals: PendingApprovals::default(),
             cancel,

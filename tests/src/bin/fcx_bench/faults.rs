@@ -340,7 +340,7 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
 }
 
 /// The stop button's signed value in a card's JSON.
-fn stop_token(v: &serde_json::Value) -> Option<String> {
+pub(super) fn stop_token(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::Object(m) => {
             if m.get("element_id").and_then(|e| e.as_str()) == Some("stop") {

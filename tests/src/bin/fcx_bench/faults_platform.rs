@@ -1,7 +1,9 @@
 //! Fault-matrix rows about the platform side and the machine (issue 14): a
 //! half-open long connection, a platform that takes 2 s over every call,
 //! the platform's clock an hour off fcx's (a wall-clock jump as fcx sees
-//! it), the worker's disk full, and its state directory read-only.
+//! it), the worker's disk full, and its state directory read-only (fcx's
+//! own clock stepping and a directory turning read-only under a running
+//! worker are in `faults_machine.rs`).
 //! Rows count like the others in `faults.rs`: per message answered exactly
 //! once, duplicated, or lost; the card rows also count a card left
 //! streaming ("running") as lost.
@@ -18,12 +20,10 @@ use super::faults::{ANSWER, Expect, Row, push, redelivery, replies, settle};
 use super::{FeishuRig, child_named};
 
 /// Rows the matrix does not have yet.
-pub(super) const NOT_COVERED: [&str; 1] = [
-    "a state directory that turns read-only under a running worker (a read-only remount is refused while SQLite holds its files open for writing: EBUSY; the row restarts the worker into it instead)",
-];
+pub(super) const NOT_COVERED: [&str; 0] = [];
 
 /// Card replies, debounce off so back-to-back messages are separate runs.
-const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
+pub(super) const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
 
 pub(super) async fn rows(
     bins: &Path,
@@ -35,8 +35,10 @@ pub(super) async fn rows(
         half_open(bins, &env, rounds).await?,
         slow_platform(bins, &env, rounds).await?,
         clock_jump(bins, &env, rounds).await?,
+        super::faults_machine::own_clock_jump(bins, &env, rounds).await?,
         disk_full(bins, &env, rounds).await?,
         read_only_state(bins, &env, rounds).await?,
+        super::faults_machine::read_only_running(bins, &env, scen, rounds).await?,
     ])
 }
 
@@ -186,7 +188,7 @@ async fn clock_jump(
 /// Waits (bounded) for the card answering `om` to be final, counts the
 /// outcome into `row`, and returns the position of its message among all
 /// messages (for ordering checks). A card still streaming counts as lost.
-async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
+pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
     let answered = |r: &FeishuRig| -> Vec<(usize, bool)> {
         r.fake
             .messages()
@@ -328,8 +330,9 @@ fn read_only_mounts_allowed(dir: &Path) -> Result<(), String> {
 /// private mount namespace where its state directory is a read-only bind
 /// mount while a flag file exists. A running worker's directory cannot be
 /// made read-only (SQLite holds it open for writing: EBUSY), so each
-/// change is a kill -9 and fcxd's restart. Skipped, with the reason, where
-/// mounts are not permitted.
+/// change is a kill -9 and fcxd's restart (a worker that starts into a
+/// read-only directory); `faults_machine` has the running worker's case.
+/// Skipped, with the reason, where mounts are not permitted.
 async fn read_only_state(
     bins: &Path,
     env: &[(&str, &Path)],
