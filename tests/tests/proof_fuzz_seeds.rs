@@ -71,6 +71,9 @@ fn body(target: &str) -> Option<fn(&[u8])> {
         "codex_jsonl" => |d| {
             fcx_worker::fuzzing::fuzz_codex_jsonl(d);
         },
+        "app_server" => |d| {
+            fcx_worker::fuzzing::fuzz_app_server(d);
+        },
         _ => return None,
     })
 }
@@ -93,7 +96,7 @@ fn targets() -> BTreeSet<String> {
 #[test]
 fn every_fuzz_target_runs_over_its_kept_inputs() {
     let targets = targets();
-    assert!(targets.len() >= 7, "{targets:?}");
+    assert!(targets.len() >= 8, "{targets:?}");
     for t in &targets {
         let f = body(t).unwrap_or_else(|| {
             panic!("fuzz target {t} has no plain-test body here; add it to body()")

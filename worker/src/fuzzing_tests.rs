@@ -142,3 +142,176 @@ proptest! {
         fuzz_codex_jsonl(lines.join("\n").as_bytes());
     }
 }
+
+/// A JSON value of any shape, a few levels deep.
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(json!(null)),
+        any::<bool>().prop_map(|b| json!(b)),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        "\\PC{0,12}".prop_map(|s| json!(s)),
+        prop::sample::select(APP_KEYS).prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::vec((prop::sample::select(APP_KEYS), inner), 0..6).prop_map(|kv| {
+                serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            }),
+        ]
+    })
+}
+
+/// Method names the server sends (codex.md §5), and the field names and
+/// values fcx reads, so random messages reach the mapper's branches.
+const APP_METHODS: &[&str] = &[
+    "turn/started",
+    "turn/completed",
+    "item/started",
+    "item/completed",
+    "item/agentMessage/delta",
+    "item/reasoning/summaryTextDelta",
+    "item/reasoning/summaryPartAdded",
+    "item/commandExecution/outputDelta",
+    "thread/tokenUsage/updated",
+    "error",
+    "warning",
+    "configWarning",
+    "thread/started",
+    "item/commandExecution/requestApproval",
+    "item/fileChange/requestApproval",
+    "execCommandApproval",
+    "applyPatchApproval",
+    "item/permissions/requestApproval",
+    "mcpServer/elicitation/request",
+    "bogus/method",
+    "",
+];
+const APP_KEYS: &[&str] = &[
+    "turn",
+    "id",
+    "status",
+    "error",
+    "message",
+    "item",
+    "type",
+    "text",
+    "itemId",
+    "delta",
+    "turnId",
+    "threadId",
+    "tokenUsage",
+    "total",
+    "inputTokens",
+    "willRetry",
+    "additionalDetails",
+    "summary",
+    "command",
+    "aggregatedOutput",
+    "exitCode",
+    "changes",
+    "path",
+    "kind",
+    "server",
+    "tool",
+    "result",
+    "query",
+    "agentMessage",
+    "reasoning",
+    "commandExecution",
+    "fileChange",
+    "mcpToolCall",
+    "webSearch",
+    "completed",
+    "failed",
+    "interrupted",
+    "declined",
+    "thread",
+    "msg_1",
+    "call_1",
+];
+
+/// One line as the server might print it: a JSON-RPC message (notification,
+/// request or response, our ids 1–4 likely) with random params, or junk.
+fn app_line() -> impl Strategy<Value = String> {
+    let id = prop_oneof![
+        (1i64..5).prop_map(|n| json!(n)),
+        Just(json!(null)),
+        Just(json!("x")),
+        any::<i64>().prop_map(|n| json!(n)),
+    ];
+    prop_oneof![
+        (prop::sample::select(APP_METHODS), any_json())
+            .prop_map(|(m, p)| json!({"method": m, "params": p, "emittedAtMs": 1}).to_string()),
+        (prop::sample::select(APP_METHODS), id.clone(), any_json())
+            .prop_map(|(m, id, p)| json!({"method": m, "id": id, "params": p}).to_string()),
+        (id.clone(), any_json()).prop_map(|(id, r)| json!({"id": id, "result": r}).to_string()),
+        (id, any_json()).prop_map(|(id, e)| json!({"id": id, "error": e}).to_string()),
+        (1i64..5, "[a-z0-9-]{0,8}").prop_map(|(id, t)| {
+            json!({"id": id, "result": {"thread": {"id": t}, "turn": {"id": t}}}).to_string()
+        }),
+        any_json().prop_map(|v| v.to_string()),
+        "\\PC{0,40}",
+        Just(String::new()),
+    ]
+}
+
+/// `lines` joined, each maybe cut short (as a crash would leave it), with
+/// maybe one overlong line (beyond the reader's limit) in the middle.
+fn app_stream(lines: &[(String, Option<usize>)], overlong: Option<(usize, usize)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (l, cut)) in lines.iter().enumerate() {
+        if overlong.is_some_and(|(at, _)| at == i) {
+            let n = overlong.map_or(0, |(_, n)| n);
+            out.extend_from_slice(
+                b"{\"method\":\"item/agentMessage/delta\",\"params\":{\"delta\":\"",
+            );
+            out.extend(std::iter::repeat_n(b'a', n));
+            out.extend_from_slice(b"\"}}\n");
+        }
+        let b = l.as_bytes();
+        out.extend_from_slice(&b[..cut.map_or(b.len(), |c| c.min(b.len()))]);
+        out.push(b'\n');
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_app_server_parser_survives_random_bytes(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        fuzz_app_server(&data);
+    }
+
+    #[test]
+    fn the_app_server_parser_survives_random_messages(
+        lines in prop::collection::vec((app_line(), prop::option::weighted(0.1, 0usize..64)), 0..24),
+        overlong in prop::option::weighted(0.2, (0usize..24, 4000usize..20_000)),
+    ) {
+        fuzz_app_server(&app_stream(&lines, overlong));
+    }
+}
+
+/// The kept seeds (real turns' stdout, codex.md §5) must reach the turn
+/// loop, or fuzzing from them only ever exercises the handshake.
+#[test]
+fn the_app_server_seeds_reach_the_turn_and_its_requests() {
+    use crate::runner::app_server::fuzzing::{drive_session, map_lines};
+    let basic = include_bytes!("../../fuzz/seeds/app_server/basic");
+    // TurnStarted, two TextDeltas, AgentMessage, Usage; the session adds
+    // ThreadStarted, once per turn (new thread, resumed thread).
+    assert_eq!(map_lines(basic), 5);
+    assert_eq!(drive_session(basic), 12);
+    let approval = include_bytes!("../../fuzz/seeds/app_server/approval");
+    // Two tools started and completed, plus TurnStarted.
+    assert_eq!(map_lines(approval), 5);
+    // Per turn: ThreadStarted, TurnStarted, 4 tool events, and 4 requests
+    // said (approvals off: 4 warnings; on: 2 ApprovalRequested, 2 warnings).
+    assert_eq!(drive_session(approval), 20);
+    // Output cut short anywhere (a crash mid-line) is still no panic.
+    for cut in (0..basic.len()).step_by(61) {
+        fuzz_app_server(&basic[..cut]);
+    }
+}

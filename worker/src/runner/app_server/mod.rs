@@ -12,6 +12,7 @@
 //! — never SIGINT, which app-server does not handle and which can orphan
 //! its commands (codex.md §5.5).
 
+pub(crate) mod fuzzing;
 mod live;
 mod mapping;
 pub(crate) mod pool;
