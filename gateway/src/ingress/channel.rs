@@ -7,7 +7,6 @@
 //! and the platform redelivers; the worker's journal de-duplicates by message
 //! id, so a redelivery after any restart still runs once.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +24,7 @@ use crate::feishu::frame::AckReply;
 use crate::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
 use crate::ingress::normalize::{self, BotIdentity, Normalized, Options};
+use crate::ingress::recent::{RECENT_FOR, RecentIds, TOLD_FOR};
 use crate::ingress::secrets::{off_thread, webhook_keys};
 use crate::link::supervisor::{DeliverError, WorkerHandle, now_ms};
 
@@ -36,10 +36,6 @@ const COMMENT_BUDGET: Duration = Duration::from_millis(1500);
 /// How long a merge-forward's children may take to fetch inside the ACK
 /// window.
 const FORWARD_BUDGET: Duration = Duration::from_millis(1500);
-/// Message ids remembered in memory; the worker's journal is the durable
-/// de-duplication, this only spares it the round trip.
-const RECENT_IDS: usize = 4096;
-
 /// Told once per message when the worker cannot store it.
 const STORAGE_NOTICE: &str = "⚠️ fcx cannot save messages right now (its disk is full or its state directory is not writable). This message is kept by the platform and will run once fcx can save it.";
 
@@ -161,13 +157,11 @@ pub(crate) async fn run(
             return;
         }
     };
-    let requesters = crate::ingress::click::Requesters::default();
-    let carriers = crate::ingress::click::Carriers::default();
+    let forms = crate::ingress::click::FormTokens::default();
     let cards = crate::egress::cards::CardSurface::new(
         http.clone(),
         keys.clone(),
-        requesters.clone(),
-        carriers.clone(),
+        forms.clone(),
         idempotency_tag(&profile.name, worker.cursor().position().1),
         worker.caps(),
     )
@@ -188,7 +182,7 @@ pub(crate) async fn run(
         profile: profile.name.clone(),
         keys,
         nonces,
-        carriers,
+        forms,
     };
     let (out_tx, out_rx) = mpsc::channel::<Deferred>(1024);
     // Without a store, attachments are not downloaded; the worker tells the
@@ -207,11 +201,10 @@ pub(crate) async fn run(
         http: http.clone(),
         bot: bot.clone(),
         deferred: out_tx,
-        recent: Mutex::new(RecentIds::default()),
-        told_storage: Mutex::new(RecentIds::default()),
+        recent: Mutex::new(RecentIds::new(RECENT_FOR)),
+        told_storage: Mutex::new(RecentIds::new(TOLD_FOR)),
         deliver_slots: tokio::sync::Semaphore::new(DELIVER_IN_FLIGHT),
         stale_after: Duration::from_secs(app.stale_after_secs),
-        requesters,
         callbacks,
         drive: crate::feishu::drive::Drive::new(http.clone()),
         fetcher: media.as_ref().map(|((f, _), _)| f.clone()),
@@ -444,7 +437,6 @@ struct Handler {
     deliver_slots: tokio::sync::Semaphore,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
-    requesters: crate::ingress::click::Requesters,
     callbacks: crate::ingress::click::Callbacks,
     drive: crate::feishu::drive::Drive,
     /// Downloads attachments after the ACK (`None`: no media store).
@@ -453,15 +445,12 @@ struct Handler {
 
 impl Handler {
     fn seen(&self, id: &str) -> bool {
-        self.recent
-            .lock()
-            .map(|r| r.set.contains(id))
-            .unwrap_or(false)
+        self.recent.lock().map(|r| r.contains(id)).unwrap_or(false)
     }
 
     fn remember(&self, id: &str) {
         if let Ok(mut r) = self.recent.lock() {
-            let _ = r.insert(id);
+            let _ = r.insert(id, Instant::now());
         }
     }
 
@@ -601,9 +590,6 @@ impl Handler {
                         inbound.quoted.push(q);
                     }
                 }
-                if let Some(a) = &inbound.actor {
-                    self.requesters.remember(&inbound.message_id, &a.id);
-                }
                 let message_id = inbound.message_id.clone();
                 let reply = self.deliver(inbound, deadline).await;
                 // Only once the message is taken: a redelivery fetches again.
@@ -670,7 +656,7 @@ impl Handler {
                 let first = self
                     .told_storage
                     .lock()
-                    .map(|mut t| t.insert(&id))
+                    .map(|mut t| t.insert(&id, Instant::now()))
                     .unwrap_or(false);
                 if first {
                     let notice = Deferred::Notice {
@@ -737,32 +723,6 @@ fn transient(e: &ApiError) -> bool {
         ApiError::RateLimited { .. } | ApiError::Transport { .. } => true,
         ApiError::Http { status, .. } => *status >= 500 || *status == 429,
         _ => false,
-    }
-}
-
-/// The last [`RECENT_IDS`] accepted ids: the set answers `seen` in O(1) on
-/// every event (a scan of thousands of ids was a tenth of fcxd's CPU under
-/// load), the queue says which id to forget first.
-#[derive(Default)]
-struct RecentIds {
-    order: VecDeque<String>,
-    set: HashSet<String>,
-}
-
-impl RecentIds {
-    /// False when `id` was already there.
-    fn insert(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() >= RECENT_IDS
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        self.order.push_back(id.to_string());
-        self.set.insert(id.to_string());
-        true
     }
 }
 

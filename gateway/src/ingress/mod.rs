@@ -10,6 +10,7 @@ pub(crate) mod console;
 pub(crate) mod forward;
 pub(crate) mod keys;
 pub(crate) mod normalize;
+pub(crate) mod recent;
 pub(crate) mod secrets;
 pub(crate) mod warn_limit;
 pub(crate) mod webhook;

@@ -7,15 +7,15 @@
 //! so allocator noise does not count) is reported as `leak_suspected`, and
 //! the bench then exits non-zero.
 //!
-//! What fcxd's RSS is made of (measured on the debug build, 5-minute soaks,
-//! issue 14 item 7): about two thirds are pages of the executable (file
-//! backed, flat); the anonymous rest holds fcxd's tables that grow with
-//! traffic until their cap: per profile, the last 4,096 event ids (dedup)
-//! and the last 10,000 requesters, card carriers and form tokens, about
-//! 0.4 KiB an event together. A profile fills them after 10,000 events; a
-//! 30-minute soak at 20 events/s gives each of its 8 profiles about 3,900,
-//! so it measures them filling, not a plateau. glibc's per-thread arenas
-//! also grow past what is in use (fragmentation). `rss_anon_kib` is printed
+//! What fcxd's RSS is made of (measured on the debug build, issue 14 item
+//! 7): about two thirds are pages of the executable (file backed, flat);
+//! the anonymous rest holds what open runs and connections need, plus the
+//! one table that grows with traffic: per profile, the event ids accepted
+//! in the last 6 minutes (a redelivery is recognised without asking the
+//! worker), flat from then on. fcxd keeps nothing else per message (who
+//! asked for a run travels in the worker's `RunStarted`; a click is
+//! checked from its token). glibc's per-thread arenas also grow past what
+//! is in use (fragmentation). `rss_anon_kib` is printed
 //! beside `rss_kib` to tell the two kinds of page apart.
 
 use std::path::Path;
