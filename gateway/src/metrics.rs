@@ -70,7 +70,9 @@ struct Runs {
     denials: BTreeMap<(String, String), u64>,
     /// (app id, code) → Open API answers with a business error code.
     api_errors: BTreeMap<(String, i64), u64>,
-    /// (profile, scope) → when its waiting run's first message was queued.
+    /// (profile, scope) → when its waiting run's first message was queued:
+    /// one entry per scope with a run waiting, gone when the run starts or
+    /// ends (a run stopped while queued never starts).
     queued_at: HashMap<(String, String), i64>,
 }
 
@@ -136,6 +138,7 @@ impl RunMetrics {
                 }
             }
             Kind::Done(d) => {
+                r.queued_at.remove(&key);
                 if d.reason() == DoneReason::Failed {
                     *r.failures
                         .entry((profile.to_string(), phase(d.failed_in())))
@@ -517,5 +520,31 @@ mod tests {
         ] {
             assert!(out.contains(want), "missing {want}:\n{out}");
         }
+    }
+
+    #[test]
+    fn a_run_stopped_while_queued_does_not_lengthen_the_next_runs_wait() {
+        let m = RunMetrics::default();
+        let at = |ms, kind| ev("chat:a", ms, kind);
+        m.observe("work", &at(1_000, Kind::Queued(Queued::default())));
+        m.observe(
+            "work",
+            &at(
+                2_000,
+                Kind::Done(Done {
+                    reason: DoneReason::Interrupted as i32,
+                    ..Default::default()
+                }),
+            ),
+        );
+        m.observe("work", &at(100_000, Kind::Queued(Queued::default())));
+        m.observe(
+            "work",
+            &at(101_000, Kind::RunStarted(RunStarted::default())),
+        );
+        let mut out = String::new();
+        m.write(&mut out);
+        let want = "fcx_queue_wait_seconds_sum{profile=\"work\"} 1\n";
+        assert!(out.contains(want), "missing {want}:\n{out}");
     }
 }

@@ -31,7 +31,7 @@ use crate::feishu::http::{OpenApiClient, OutgoingMessage};
 use crate::ingress::callback::Claims;
 use crate::ingress::click::{
     ACTION_APPROVAL, ACTION_COMMAND, ACTION_CONFIG, ACTION_RESUME, ACTION_RUN_LATE, ACTION_STOP,
-    Carriers, Requesters,
+    FormTokens,
 };
 use crate::ingress::keys::SharedKeys;
 use crate::link::caps::WorkerCaps;
@@ -242,14 +242,13 @@ struct CardRun {
 }
 
 /// What every lane shares to draw run cards: the CardKit client, the keys
-/// that sign buttons, and the maps the click handler checks.
+/// that sign buttons, and the form tokens the click handler falls back on.
 #[derive(Clone)]
 pub(crate) struct CardSurface {
     kit: CardKit,
     http: OpenApiClient,
     keys: SharedKeys,
-    requesters: Requesters,
-    carriers: Carriers,
+    forms: FormTokens,
     tag: String,
     journal: Arc<CardJournal>,
     /// What the worker can carry out: no button for anything else.
@@ -267,8 +266,7 @@ impl CardSurface {
     pub(crate) fn new(
         http: OpenApiClient,
         keys: SharedKeys,
-        requesters: Requesters,
-        carriers: Carriers,
+        forms: FormTokens,
         tag: String,
         caps: WorkerCaps,
     ) -> Self {
@@ -276,8 +274,7 @@ impl CardSurface {
             kit: CardKit::new(http.clone()),
             http,
             keys,
-            requesters,
-            carriers,
+            forms,
             tag,
             journal: Arc::new(CardJournal::in_memory()),
             caps,
@@ -468,7 +465,10 @@ impl CardSurface {
         if !self.caps.offers(pb::ActionKind::Stop) {
             return None;
         }
-        let operator = self.requesters.get(&ev.reply_to)?;
+        let operator = rs.requester.as_ref().map(|a| a.id.clone())?;
+        if operator.is_empty() {
+            return None;
+        }
         let chat_id = pb::Scope::chat_of(&ev.scope);
         let claims = Claims::new(
             ev.run_id.clone(),
@@ -558,8 +558,6 @@ impl CardSurface {
             .await
         {
             Ok(m) => {
-                self.carriers
-                    .insert(&m.message_id, &run.scope, &pb::Scope::chat_of(&run.scope));
                 let mode = if piece == 0 {
                     RenderMode::Main
                 } else {

@@ -192,12 +192,9 @@ fn surface(dir: &std::path::Path, caps: &[&str]) -> CardSurface {
         crate::feishu::http::RetryPolicy::default(),
     )
     .expect("client");
-    let requesters = crate::ingress::click::Requesters::default();
-    requesters.remember("om_1", "ou_1");
     CardSurface::new(
         http,
         SharedKeys::open(dir).expect("keys"),
-        requesters,
         Default::default(),
         "t".into(),
         WorkerCaps::of(caps),
@@ -212,6 +209,10 @@ fn a_run_card_offers_stop_only_when_the_worker_announced_it() {
         1_000,
         Kind::RunStarted(pb::RunStarted {
             fingerprint: "fp".into(),
+            requester: Some(pb::Actor {
+                id: "ou_1".into(),
+                name: String::new(),
+            }),
             ..Default::default()
         }),
     );
@@ -221,4 +222,36 @@ fn a_run_card_offers_stop_only_when_the_worker_announced_it() {
     assert!(with.sign_stop(&started).is_some());
     let without = surface(dir.path(), &[fcx_proto::caps::COMMAND_CARDS]);
     assert_eq!(without.sign_stop(&started), None);
+}
+
+#[test]
+fn the_stop_button_is_signed_for_the_requester_the_run_names_and_no_one_else() {
+    // The gateway keeps no table of who asked: a run card re-rendered from
+    // the worker's log (a new fcxd) is signed from the event alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = surface(dir.path(), &[fcx_proto::caps::STOP]);
+    let started = |requester: Option<&str>| {
+        let mut ev = run_event(
+            1,
+            1_000,
+            Kind::RunStarted(pb::RunStarted {
+                fingerprint: "fp".into(),
+                requester: requester.map(|id| pb::Actor {
+                    id: id.into(),
+                    name: String::new(),
+                }),
+                ..Default::default()
+            }),
+        );
+        ev.scope = "chat:oc_1".into();
+        ev.reply_to = "om_1".into();
+        ev
+    };
+    let token = s
+        .sign_stop(&started(Some("ou_asker")))
+        .expect("a stop button");
+    let claims = crate::ingress::callback::peek(&token, &s.keys.ring()).expect("signed");
+    assert_eq!(claims.operator, "ou_asker");
+    assert_eq!(s.sign_stop(&started(None)), None, "no requester, no button");
+    assert_eq!(s.sign_stop(&started(Some(""))), None);
 }

@@ -29,7 +29,7 @@ use crate::feishu::http::{ApiError, OpenApiClient, RetryPolicy};
 use crate::feishu::ws::{EventHandler, InboundEvent, WsClient, WsOptions, WsState, WsStatus};
 use crate::ingress::normalize::{self, BotIdentity, Normalized, Options};
 use crate::ingress::order::{Refused, ScopeOrder, Ticket};
-use crate::ingress::recent::RecentIds;
+use crate::ingress::recent::{RECENT_FOR, RecentIds, TOLD_FOR};
 use crate::ingress::secrets::{off_thread, webhook_keys};
 use crate::ingress::webhook::Reply;
 use crate::link::supervisor::{WorkerHandle, now_ms};
@@ -165,13 +165,11 @@ pub(crate) async fn run(
             return;
         }
     };
-    let requesters = crate::ingress::click::Requesters::default();
-    let carriers = crate::ingress::click::Carriers::default();
+    let forms = crate::ingress::click::FormTokens::default();
     let cards = crate::egress::cards::CardSurface::new(
         http.clone(),
         keys.clone(),
-        requesters.clone(),
-        carriers.clone(),
+        forms.clone(),
         idempotency_tag(&profile.name, worker.cursor().position().1),
         worker.caps(),
     )
@@ -192,7 +190,7 @@ pub(crate) async fn run(
         profile: profile.name.clone(),
         keys,
         nonces,
-        carriers,
+        forms,
     };
     let (out_tx, out_rx) = mpsc::channel::<Deferred>(1024);
     // Without a store, attachments are not downloaded; the worker tells the
@@ -211,12 +209,11 @@ pub(crate) async fn run(
         http: http.clone(),
         bot: bot.clone(),
         deferred: out_tx,
-        recent: Mutex::new(RecentIds::default()),
-        told_storage: Mutex::new(RecentIds::default()),
+        recent: Mutex::new(RecentIds::new(RECENT_FOR)),
+        told_storage: Mutex::new(RecentIds::new(TOLD_FOR)),
         deliver_slots: tokio::sync::Semaphore::new(DELIVER_IN_FLIGHT),
         order: ScopeOrder::default(),
         stale_after: Duration::from_secs(app.stale_after_secs),
-        requesters,
         callbacks,
         drive: crate::feishu::drive::Drive::new(http.clone()),
         fetcher: media.as_ref().map(|((f, _), _)| f.clone()),
@@ -452,7 +449,6 @@ struct Handler {
     order: ScopeOrder,
     /// Replays older than this are dropped (the platform retries for hours).
     stale_after: Duration,
-    requesters: crate::ingress::click::Requesters,
     callbacks: crate::ingress::click::Callbacks,
     drive: crate::feishu::drive::Drive,
     /// Downloads attachments after the ACK (`None`: no media store).
@@ -466,7 +462,7 @@ impl Handler {
 
     fn remember(&self, id: &str) {
         if let Ok(mut r) = self.recent.lock() {
-            let _ = r.insert(id);
+            let _ = r.insert(id, Instant::now());
         }
     }
 
@@ -634,9 +630,6 @@ impl Handler {
                     if let Ok(Some(q)) = tokio::time::timeout(budget, self.quote(&parent)).await {
                         inbound.quoted.push(q);
                     }
-                }
-                if let Some(a) = &inbound.actor {
-                    self.requesters.remember(&inbound.message_id, &a.id);
                 }
                 let message_id = inbound.message_id.clone();
                 let reply = self.deliver(inbound, deadline, Some(ticket)).await;

@@ -2,9 +2,11 @@
 //! signed token its button carries (see [`callback`]), turned into the
 //! worker action it asks for. Runs in the ACK path: pure and fast.
 //!
-//! The maps it checks against ([`Requesters`], [`Carriers`]) are filled by
-//! the egress side as it sends cards; used nonces are persisted by
-//! [`FileNonceStore`] so a replay after a restart is still refused.
+//! A click is checked against its token alone (and the chat the platform
+//! says it came from), whether or not this process sent the card; the
+//! one table the egress side fills for it is [`FormTokens`]. Used nonces
+//! are persisted by [`FileNonceStore`] so a replay after a restart is
+//! still refused.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -21,109 +23,63 @@ use crate::ingress::callback::{
 use crate::ingress::keys::SharedKeys;
 use crate::link::supervisor::now_ms;
 
-/// Entries each message table below keeps per profile. A table fills up
-/// with traffic (one entry per message or card sent) and then stays at this
-/// size: the oldest entry goes first, so an entry is kept while `REMEMBERED`
-/// newer ones arrive, far longer than a run stays open. (Clearing the whole
-/// table at the cap, as before, took the requester of every open run with
-/// it: their stop and final buttons were then left off.)
-pub(crate) const REMEMBERED: usize = 10_000;
-
-/// The last [`REMEMBERED`] entries inserted, by message id.
-struct Recent<V> {
-    order: VecDeque<Arc<str>>,
-    map: HashMap<Arc<str>, V>,
-}
-
-impl<V> Default for Recent<V> {
-    fn default() -> Self {
-        Recent {
-            order: VecDeque::new(),
-            map: HashMap::new(),
-        }
-    }
-}
-
-impl<V: Clone> Recent<V> {
-    fn insert(&mut self, key: &str, value: V) {
-        if let Some(v) = self.map.get_mut(key) {
-            *v = value;
-            return;
-        }
-        let key: Arc<str> = key.into();
-        self.order.push_back(key.clone());
-        self.map.insert(key, value);
-        while self.order.len() > REMEMBERED {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<V> {
-        self.map.get(key).cloned()
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        debug_assert_eq!(self.order.len(), self.map.len());
-        self.map.len()
-    }
-}
-
-/// Who asked for each message, so a run's stop button is signed for them.
-#[derive(Clone, Default)]
-pub(crate) struct Requesters(Arc<Mutex<Recent<String>>>);
-
-impl Requesters {
-    pub(crate) fn remember(&self, message_id: &str, open_id: &str) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(message_id, open_id.to_string());
-        }
-    }
-    pub(crate) fn get(&self, message_id: &str) -> Option<String> {
-        self.0.lock().ok().and_then(|m| m.get(message_id))
-    }
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.0.lock().map_or(0, |m| m.len())
-    }
-}
-
-/// Card messages this gateway sent: carrier message id → (scope, chat id).
-#[derive(Clone, Default)]
-pub(crate) struct Carriers(Arc<Mutex<Recent<(String, String)>>>, FormTokens);
+/// Forms whose token [`FormTokens`] keeps at most, per profile: a safety
+/// bound (entries leave when their token expires, and only `/config` cards
+/// add any, one per card, not one per message).
+pub(crate) const FORMS_KEPT: usize = 10_000;
 
 /// The submit token of each `/config` form sent, by card message: a form
 /// submit is answered with it when the platform does not echo the submit
-/// button's callback value.
+/// button's callback value. An entry is kept while its token may still be
+/// clicked (until it expires: a used one stays, so a second submit is
+/// told "already used", not "unknown"); the oldest go first past
+/// [`FORMS_KEPT`].
+///
+/// No other table is kept per card or per message for clicks: a button's
+/// token names its scope and chat (signed), and the platform says in which
+/// chat it was clicked; the run's requester travels in the worker's
+/// `RunStarted`, so a card re-rendered after a restart is signed alike.
 #[derive(Clone, Default)]
-struct FormTokens(Arc<Mutex<Recent<String>>>);
+pub(crate) struct FormTokens(Arc<Mutex<Forms>>);
 
-impl Carriers {
-    pub(crate) fn insert_form(&self, message_id: &str, token: &str) {
-        if let Ok(mut m) = self.1.0.lock() {
-            m.insert(message_id, token.to_string());
+#[derive(Default)]
+struct Forms {
+    /// (expiry, card message id) in the order sent, which is also the
+    /// order of expiry: every form token lives as long.
+    order: VecDeque<(i64, Arc<str>)>,
+    map: HashMap<Arc<str>, (String, i64)>,
+}
+
+impl FormTokens {
+    /// `expires_at`: the token's expiry, unix seconds.
+    pub(crate) fn insert(&self, message_id: &str, token: &str, expires_at: i64, now: i64) {
+        let Ok(mut f) = self.0.lock() else {
+            return;
+        };
+        while let Some((exp, id)) = f.order.front().cloned() {
+            if exp > now && f.order.len() < FORMS_KEPT {
+                break;
+            }
+            f.order.pop_front();
+            if f.map.get(&id).is_some_and(|(_, e)| *e == exp) {
+                f.map.remove(&id);
+            }
         }
+        let id: Arc<str> = message_id.into();
+        f.order.push_back((expires_at, id.clone()));
+        f.map.insert(id, (token.to_string(), expires_at));
     }
-    pub(crate) fn form_token(&self, message_id: &str) -> Option<String> {
-        self.1.0.lock().ok().and_then(|m| m.get(message_id))
+
+    pub(crate) fn get(&self, message_id: &str) -> Option<String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|f| f.map.get(message_id).map(|(t, _)| t.clone()))
     }
-    pub(crate) fn insert(&self, message_id: &str, scope: &str, chat_id: &str) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(message_id, (scope.to_string(), chat_id.to_string()));
-        }
-    }
-    pub(crate) fn get(&self, message_id: &str) -> Option<(String, String)> {
-        self.0.lock().ok().and_then(|m| m.get(message_id))
-    }
-    /// Entries held: (carriers, form tokens).
+
     #[cfg(test)]
-    pub(crate) fn len(&self) -> (usize, usize) {
-        (
-            self.0.lock().map_or(0, |m| m.len()),
-            self.1.0.lock().map_or(0, |m| m.len()),
-        )
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().map_or(0, |f| f.map.len())
     }
 }
 
@@ -248,7 +204,7 @@ pub(crate) struct Callbacks {
     pub(crate) profile: String,
     pub(crate) keys: SharedKeys,
     pub(crate) nonces: Box<dyn NonceStore>,
-    pub(crate) carriers: Carriers,
+    pub(crate) forms: FormTokens,
 }
 
 /// A verified click: what to ask the worker.
@@ -399,31 +355,32 @@ impl Callbacks {
             // A form submit without the button's value: the token the form
             // was sent with.
             _ if event["action"]["form_value"].is_object() => {
-                self.carriers.form_token(message_id).unwrap_or_default()
+                self.forms.get(message_id).unwrap_or_default()
             }
             _ => String::new(),
         };
-        let (scope, carrier_chat) = match self.carriers.get(message_id) {
-            Some(c) => c,
-            // A card sent before this process started: the signed token
-            // says where it belongs, and the platform says where it was
-            // clicked; they must agree.
-            None => match callback::peek(&token, &self.keys.ring()) {
-                Ok(c) if !chat_id.is_empty() && c.chat_id == chat_id => (c.scope, c.chat_id),
-                Ok(_) => return deny(Denied::WrongChat),
-                Err(d) => return deny(d),
-            },
+        // The signed token says where its card belongs (a scope, in the
+        // chat it names), and the platform says where it was clicked; all
+        // must agree. No table of sent cards is consulted: a card sent
+        // before this process started is checked the same way.
+        let (scope, chat) = match callback::peek(&token, &self.keys.ring()) {
+            Ok(c)
+                if !chat_id.is_empty()
+                    && c.chat_id == chat_id
+                    && pb::Scope::chat_of(&c.scope) == c.chat_id =>
+            {
+                (c.scope, c.chat_id)
+            }
+            Ok(_) => return deny(Denied::WrongChat),
+            Err(d) => return deny(d),
         };
-        if !chat_id.is_empty() && chat_id != carrier_chat {
-            return deny(Denied::WrongChat);
-        }
         // Any action this gateway signs: the signature binds the action to
         // the card it was drawn on, and the caller maps it to what the
         // worker is asked (which re-checks policy).
         let expected = Expected {
             operator,
             scope: &scope,
-            chat_id: &carrier_chat,
+            chat_id: &chat,
             action: None,
             run_id: None,
             fingerprint: None,

@@ -89,9 +89,8 @@ fn ten_thousand_forged_clicks_are_all_refused_with_a_harmless_toast() {
         profile: "p".into(),
         keys: keys.clone(),
         nonces: Box::new(MemoryNonceStore::new(100_000)),
-        carriers: Carriers::default(),
+        forms: FormTokens::default(),
     };
-    cb.carriers.insert(CARD, SCOPE, CHAT);
     let now = now_ms() / 1000;
     let claims = |operator: &str, scope: &str, fingerprint: &str, expires_at: i64| {
         Claims::new(
@@ -270,31 +269,28 @@ fn a_thread_button_names_its_op_thread_and_run() {
 }
 
 #[test]
-fn message_tables_stay_at_their_cap_and_keep_the_newest_entries() {
-    // One entry per message or card, for longer than the cap: the tables
-    // stop growing there, and every recent entry (an open run's requester,
-    // a card still clickable) is still there.
-    let n = REMEMBERED * 3 / 2;
-    let requesters = Requesters::default();
-    let carriers = Carriers::default();
-    for i in 0..n {
-        let id = format!("om_{i}");
-        requesters.remember(&id, &format!("ou_{i}"));
-        carriers.insert(&id, "chat:oc_1", "oc_1");
-        carriers.insert_form(&id, "t");
+fn form_tokens_are_kept_until_their_token_expires_and_bounded() {
+    let forms = FormTokens::default();
+    let t0 = 1_000_000;
+    let ttl = 24 * 3600;
+    // A form a minute for two days: the table holds the day's forms
+    // whose tokens may still be clicked, and no more.
+    let mut most = 0;
+    for i in 0..2 * 24 * 60 {
+        let now = t0 + i * 60;
+        forms.insert(&format!("om_{i}"), &format!("t{i}"), now + ttl, now);
+        most = most.max(forms.len());
     }
-    assert_eq!(requesters.len(), REMEMBERED);
-    assert_eq!(carriers.len(), (REMEMBERED, REMEMBERED));
-    for i in n - REMEMBERED..n {
-        let id = format!("om_{i}");
-        assert_eq!(requesters.get(&id), Some(format!("ou_{i}")), "{id}");
-        assert!(carriers.get(&id).is_some(), "{id}");
-        assert!(carriers.form_token(&id).is_some(), "{id}");
+    assert_eq!(most, 24 * 60, "one day of forms at most");
+    let last = 2 * 24 * 60 - 1;
+    assert_eq!(forms.get(&format!("om_{last}")), Some(format!("t{last}")));
+    assert_eq!(forms.get("om_0"), None, "an expired form's token went");
+    // Past the cap, the oldest go first.
+    let burst = FormTokens::default();
+    for i in 0..FORMS_KEPT + 10 {
+        burst.insert(&format!("om_{i}"), "t", t0 + ttl, t0);
     }
-    assert_eq!(requesters.get("om_0"), None, "the oldest went first");
-    // Remembering a message again updates it in place.
-    let last = format!("om_{}", n - 1);
-    requesters.remember(&last, "ou_b");
-    assert_eq!(requesters.get(&last).as_deref(), Some("ou_b"));
-    assert_eq!(requesters.len(), REMEMBERED);
+    assert_eq!(burst.len(), FORMS_KEPT);
+    assert_eq!(burst.get("om_0"), None);
+    assert!(burst.get(&format!("om_{}", FORMS_KEPT + 9)).is_some());
 }

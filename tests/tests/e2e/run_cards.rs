@@ -324,6 +324,68 @@ fn the_stop_button_interrupts_the_run_and_forgeries_do_nothing() {
     );
 }
 
+/// A run still going when fcxd is replaced keeps a stop button that works:
+/// the new fcxd continues the card from the worker's log and signs the
+/// button for the run's requester, whom the worker's RunStarted names (the
+/// gateway keeps no table of who asked, so it has nothing to forget).
+#[test]
+fn a_run_card_continued_by_a_new_fcxd_keeps_a_stop_button_that_works() {
+    let mut e = env();
+    let om = e.push_text("oc_c9", "FAKE:stall long job");
+    let card = e.card_for(&om);
+    let carrier = e
+        .fake
+        .messages()
+        .into_iter()
+        .find(|m| m.card_id.as_deref() == Some(card.as_str()))
+        .map(|m| m.message_id)
+        .expect("carrier message");
+    let before = eventually(
+        WAIT,
+        || e.fake.card(&card).and_then(|c| find_stop_token(&c.json)),
+        || "no stop button".to_string(),
+    );
+    let connects = e.fake.connects();
+    e.fcxd.kill9();
+    e.fcxd = fcx_tests::harness::Fcxd::daemon(&e.home);
+    eventually(
+        WAIT,
+        || (e.fake.connects() > connects).then_some(()),
+        || "no reconnect after restart".to_string(),
+    );
+    // The new fcxd rewrites the whole card (what an adopted card shows is
+    // unknown to it), with a stop button signed afresh.
+    let token = eventually(
+        WAIT,
+        || {
+            e.fake
+                .card(&card)
+                .and_then(|c| find_stop_token(&c.json))
+                .filter(|t| *t != before)
+        },
+        || {
+            format!(
+                "the continued card has no new stop button: {:?}\n{}",
+                e.fake.card(&card).map(|c| c.json),
+                e.home.read_logs()
+            )
+        },
+    );
+    e.wait_worker_ready();
+    let click = e.fake.events().card_action(
+        USER,
+        &carrier,
+        "oc_c9",
+        serde_json::json!({"fcx": token}),
+        None,
+    );
+    let f = e.rt.block_on(e.fake.push(&click)).expect("push");
+    let ack = e.rt.block_on(e.fake.wait_for_ack(&f, WAIT)).expect("ACK");
+    let toast = ack.data.as_ref().map(|d| d.to_string()).unwrap_or_default();
+    assert!(toast.contains("Stopping"), "{toast}");
+    e.wait_final(&card, "nterrupted");
+}
+
 #[test]
 fn when_cards_cannot_be_created_the_answer_arrives_as_a_message() {
     let e = env();

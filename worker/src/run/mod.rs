@@ -548,6 +548,11 @@ impl RunDriver {
                 tool_display: pb::ToolDisplay::from_word(crate::settings::tool_display(&settings))
                     .unwrap_or_default() as i32,
                 skipped_attachments: media.skipped.clone(),
+                requester: job
+                    .messages
+                    .iter()
+                    .find(|m| m.inbound.message_id == job.reply_to)
+                    .and_then(|m| m.inbound.actor.clone()),
             }),
         );
         job.slot.set_workspace(&cwd_s);

@@ -16,13 +16,7 @@ impl CardSurface {
             return false;
         }
         let chat = pb::Scope::chat_of(&ev.scope);
-        let operator = c
-            .actor
-            .as_ref()
-            .map(|a| a.id.clone())
-            .filter(|id| !id.is_empty())
-            .or_else(|| self.requesters.get(&ev.reply_to))
-            .unwrap_or_default();
+        let operator = c.actor.as_ref().map(|a| a.id.clone()).unwrap_or_default();
         // An approval's buttons: for everyone the worker lets decide.
         let deciders = callback::operator_list(&c.deciders);
         let expires = now_ms() / 1000 + COMMAND_BUTTON_TTL_SECS;
@@ -95,9 +89,9 @@ impl CardSurface {
             .await
         {
             Ok(m) => {
-                self.carriers.insert(&m.message_id, &ev.scope, &chat);
                 if let Some(t) = &form_token {
-                    self.carriers.insert_form(&m.message_id, t);
+                    self.forms
+                        .insert(&m.message_id, t, expires, now_ms() / 1000);
                 }
                 true
             }

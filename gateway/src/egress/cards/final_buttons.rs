@@ -18,12 +18,10 @@ impl CardSurface {
         let Some(Kind::Done(d)) = &ev.kind else {
             return Vec::new();
         };
-        if d.buttons.is_empty() || state.fingerprint.is_empty() {
+        let operator = &state.requester;
+        if d.buttons.is_empty() || state.fingerprint.is_empty() || operator.is_empty() {
             return Vec::new();
         }
-        let Some(operator) = self.requesters.get(&ev.reply_to) else {
-            return Vec::new();
-        };
         let chat = pb::Scope::chat_of(&ev.scope);
         let expires = now_ms() / 1000 + FINAL_BUTTON_TTL_SECS;
         d.buttons

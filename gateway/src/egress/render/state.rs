@@ -168,6 +168,8 @@ pub(crate) struct RunState {
     pub(crate) waiting: Vec<(String, String)>,
     /// RunStarted.fingerprint: what the final card's buttons are signed for.
     pub(crate) fingerprint: String,
+    /// RunStarted.requester: who the final card's buttons are signed for.
+    pub(crate) requester: String,
     /// Done.terminal_line (the owner's run only).
     pub(crate) terminal_line: String,
     /// The final card's buttons, signed by the card surface: (label, token).
@@ -299,6 +301,11 @@ impl RunState {
                 self.sandbox = s.sandbox().word().to_string();
                 self.model = s.model.clone();
                 self.fingerprint = s.fingerprint.clone();
+                self.requester = s
+                    .requester
+                    .as_ref()
+                    .map(|a| a.id.clone())
+                    .unwrap_or_default();
                 self.reply_mode = ReplyMode::parse(s.reply_mode().word());
                 self.tool_display = ToolDisplay::parse(s.tool_display().word());
                 self.message_count = self.message_count.max(s.message_count);

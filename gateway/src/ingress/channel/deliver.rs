@@ -105,7 +105,7 @@ impl Handler {
                 let first = self
                     .told_storage
                     .lock()
-                    .map(|mut t| t.insert(&id))
+                    .map(|mut t| t.insert(&id, Instant::now()))
                     .unwrap_or(false);
                 if first {
                     let notice = Deferred::Notice {
