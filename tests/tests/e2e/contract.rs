@@ -358,6 +358,27 @@ fn the_bench_runs_and_prints_its_figures() {
         assert_eq!(r["duplicated"], 0, "{r}");
         assert!(r["messages"].as_u64().unwrap_or(0) > 0, "{r}");
         let f = r["fault"].as_str().unwrap_or("");
+        // Every row replies with run cards but Codex's own failures and
+        // the full queue (said in reply messages): no card left running.
+        if !(f.starts_with("codex_") || f.starts_with("queue_full")) {
+            assert_eq!(r["cards_left_running"], 0, "{r}");
+        }
+        // The storms reached the IM message and CardKit APIs and the
+        // token endpoint, not only a run's first calls.
+        if f.starts_with("http_") {
+            for api in [
+                "/open-apis/im/v1/messages",
+                "/open-apis/cardkit/v1/cards",
+                "/open-apis/auth/v3/tenant_access_token",
+            ] {
+                assert!(
+                    r["apis_struck"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|p| p == api)),
+                    "{api}: {r}"
+                );
+            }
+        }
         if f.starts_with("codex_crash")
             || f.starts_with("codex_hang")
             || f.starts_with("queue_full")

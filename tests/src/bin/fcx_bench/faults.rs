@@ -1,10 +1,11 @@
 //! Fault matrix (issue 14): each row injects one fault around chat messages
 //! sent through the fake platform's long connection to the real fcxd and
-//! worker with the scripted fake codex (markdown replies, so every answer
-//! is one message replying to the user's), and counts per message: answered
+//! worker with the scripted fake codex, and counts per message: answered
 //! exactly once, answered twice (duplicated), or neither answered nor told
-//! why (lost). Rows where Codex itself fails count "told" instead of
-//! "answered". `--quick` runs one round of each (the suite's version);
+//! why (lost). Rows reply with streaming run cards and also count the cards
+//! left "running" when the row ends (`cards_left_running`); the rows where
+//! Codex itself fails, and the full queue, reply in markdown and count
+//! "told" instead of "answered". `--quick` runs one round of each (the suite's version);
 //! `--fault-rounds N` more (the issue's 20 rounds of each kill).
 
 use std::path::Path;
@@ -14,11 +15,12 @@ use anyhow::Context as _;
 use fcx_tests::fake_feishu::{HandshakeRefusal, Redelivery};
 use serde_json::json;
 
+use super::faults_platform::{record_cards_left_running, settle_card};
 use super::{FEISHU_OWNER, FeishuRig, child_named};
 
 pub(super) const ANSWER: &str = "fault matrix answer";
 /// Replies that tell the user why there is no answer.
-const TOLD: [&str; 7] = [
+pub(super) const TOLD: [&str; 7] = [
     "failed",
     "Failed",
     "no activity",
@@ -35,6 +37,8 @@ pub(super) struct Row {
     pub(super) duplicated: usize,
     pub(super) lost: usize,
     pub(super) told: usize,
+    /// Run cards still streaming when the row ended (card rows only).
+    pub(super) cards_left_running: Option<usize>,
 }
 
 impl Row {
@@ -47,6 +51,7 @@ impl Row {
             "duplicated": self.duplicated,
             "lost": self.lost,
             "told_user": self.told,
+            "cards_left_running": self.cards_left_running,
         })
     }
 }
@@ -136,6 +141,18 @@ async fn wait_runs(rig: &FeishuRig, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stamps the rows a section just pushed (those without `took_s`) with the
+/// section's time, prints it, and restarts the clock. Rows sharing one rig
+/// share its time.
+pub(super) fn timed(rows: &mut [serde_json::Value], t: &mut Instant) {
+    let took = t.elapsed().as_secs_f64();
+    for r in rows.iter_mut().filter(|r| r.get("took_s").is_none()) {
+        eprintln!("fault row {} took {took:.1} s", r["fault"]);
+        r["took_s"] = json!((took * 10.0).round() / 10.0);
+    }
+    *t = Instant::now();
+}
+
 /// A pseudo-random delay in `0..max_ms` (the kill's point in the run).
 pub(super) fn jitter(round: usize, max_ms: u64) -> Duration {
     let x = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
@@ -146,11 +163,22 @@ pub(super) fn redelivery() -> Redelivery {
     Redelivery::fast(Duration::from_secs(2), Duration::from_millis(500), 8)
 }
 
+/// A rig replying with streaming run cards (CardKit), so each row also
+/// checks that no card is left "running".
 pub(super) async fn rig(bins: &Path, scenarios: &Path, runs: &str) -> anyhow::Result<FeishuRig> {
+    rig_in(bins, scenarios, runs, "card").await
+}
+
+async fn rig_in(
+    bins: &Path,
+    scenarios: &Path,
+    runs: &str,
+    mode: &str,
+) -> anyhow::Result<FeishuRig> {
     FeishuRig::start_redelivering(
         bins,
         runs,
-        "reply_mode = \"markdown\"\n",
+        &format!("reply_mode = \"{mode}\"\n"),
         &[("FAKE_CODEX_SCENARIOS", scenarios)],
         redelivery(),
     )
@@ -173,6 +201,7 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
     let rounds = rounds.max(1);
     let mut rows = Vec::new();
     let runs = "max_concurrent = 4";
+    let mut t = Instant::now();
 
     // kill -9 of the worker while a run is in flight.
     {
@@ -188,10 +217,12 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
                 nix::unistd::Pid::from_raw(w as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+            settle_card(&r, &om, &mut row).await;
         }
+        record_cards_left_running(&r, &mut row).await;
         rows.push(row.json("worker_kill9_mid_run", rounds));
     }
+    timed(&mut rows, &mut t);
 
     // kill -9 of fcxd while a run is in flight; a new fcxd takes over.
     {
@@ -208,10 +239,12 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
             while r.fake.connects() <= conns && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+            settle_card(&r, &om, &mut row).await;
         }
+        record_cards_left_running(&r, &mut row).await;
         rows.push(row.json("fcxd_kill9_mid_run", rounds));
     }
+    timed(&mut rows, &mut t);
 
     // The long connection: dropped right after a push, reconnects refused,
     // malformed frames, the same event delivered twice at once.
@@ -224,52 +257,114 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
         for i in 0..rounds {
             let (om, _) = push(&r, &format!("oc_wd{i}"), "FAKE:fm ws drop").await?;
             r.fake.drop_connections();
-            settle(&r, &om, Expect::Answer(ANSWER), &mut drop_row).await;
+            settle_card(&r, &om, &mut drop_row).await;
 
             r.fake.refuse_handshakes(2, HandshakeRefusal::Status(503));
             r.fake.drop_connections();
             let (om, _) = push(&r, &format!("oc_wr{i}"), "FAKE:fm refused").await?;
-            settle(&r, &om, Expect::Answer(ANSWER), &mut refused_row).await;
+            settle_card(&r, &om, &mut refused_row).await;
 
             r.fake.push_raw_frame(vec![0xff; 64]).await?;
             r.fake.push_raw_frame(vec![0x08, 0x01, 0x10]).await?;
             let (om, _) = push(&r, &format!("oc_wg{i}"), "FAKE:fm garbage frames").await?;
-            settle(&r, &om, Expect::Answer(ANSWER), &mut garbage_row).await;
+            settle_card(&r, &om, &mut garbage_row).await;
 
             let before = codex_runs(&r);
             let (om, frame) = push(&r, &format!("oc_wu{i}"), "FAKE:fm twice").await?;
             r.fake.push_duplicate(&frame).await?;
-            settle(&r, &om, Expect::Answer(ANSWER), &mut dup_row).await;
+            settle_card(&r, &om, &mut dup_row).await;
             if codex_runs(&r) != before + 1 {
                 dup_row.duplicated += 1;
             }
+        }
+        // One rig for the four rows: each holds the count of the whole.
+        let mut cards = Row::default();
+        record_cards_left_running(&r, &mut cards).await;
+        for row in [
+            &mut drop_row,
+            &mut refused_row,
+            &mut garbage_row,
+            &mut dup_row,
+        ] {
+            row.cards_left_running = cards.cards_left_running;
         }
         rows.push(drop_row.json("ws_drop_after_push", rounds));
         rows.push(refused_row.json("ws_reconnect_refused_twice", rounds));
         rows.push(garbage_row.json("ws_malformed_frames", rounds));
         rows.push(dup_row.json("event_delivered_twice_at_once", rounds));
     }
+    timed(&mut rows, &mut t);
 
-    // 429 and 5xx storms on every API the gateway uses.
+    // 429 and 5xx storms on every API the gateway uses: each storm strikes
+    // the next calls to one API family (so CardKit's create/update/stream
+    // calls are hit, not only the first calls of a run), then all at once.
+    // Not yet stormed here: image/file upload, resource download and the
+    // Drive comment reply (their runs need attachments or a comment event).
+    const FAMILIES: [&str; 4] = [
+        "/open-apis/im/v1/messages*",
+        "/open-apis/cardkit/v1/*",
+        "/open-apis/auth/*",
+        "/open-apis/*",
+    ];
     {
         let r = rig(bins, scen, runs).await?;
         let mut rl = Row::default();
         let mut five = Row::default();
         for i in 0..rounds {
-            r.fake.rate_limit_storm("/open-apis/*", 6, 1);
-            let (om, _) = push(&r, &format!("oc_rl{i}"), "FAKE:fm 429").await?;
-            settle(&r, &om, Expect::Answer(ANSWER), &mut rl).await;
-            r.fake.fail_next("/open-apis/*", 6, 503);
-            let (om, _) = push(&r, &format!("oc_5x{i}"), "FAKE:fm 5xx").await?;
-            settle(&r, &om, Expect::Answer(ANSWER), &mut five).await;
+            for (k, family) in FAMILIES.into_iter().enumerate() {
+                // The token is cached for hours: expired, so the run's
+                // first call fetches a new one into the storm.
+                let expire = || {
+                    if family.starts_with("/open-apis/auth") {
+                        r.fake.expire_tokens();
+                    }
+                };
+                expire();
+                r.fake.rate_limit_storm(family, 6, 1);
+                let (om, _) = push(&r, &format!("oc_rl{i}_{k}"), "FAKE:fm 429").await?;
+                settle_card(&r, &om, &mut rl).await;
+                r.fake.clear_http_faults();
+                expire();
+                r.fake.fail_next(family, 6, 503);
+                let (om, _) = push(&r, &format!("oc_5x{i}_{k}"), "FAKE:fm 5xx").await?;
+                settle_card(&r, &om, &mut five).await;
+                r.fake.clear_http_faults();
+            }
         }
-        rows.push(rl.json("http_429_storm_all_apis", rounds));
-        rows.push(five.json("http_5xx_storm_all_apis", rounds));
+        let struck = |r: &FeishuRig, status: u16| -> Vec<String> {
+            let mut fams: Vec<String> = r
+                .fake
+                .requests()
+                .into_iter()
+                .filter(|c| c.status == status)
+                .map(|c| c.path.split('/').take(5).collect::<Vec<_>>().join("/"))
+                .collect();
+            fams.sort();
+            fams.dedup();
+            fams
+        };
+        record_cards_left_running(&r, &mut rl).await;
+        five.cards_left_running = rl.cards_left_running;
+        let mut v = rl.json("http_429_storm_all_apis", rounds);
+        v["apis_struck"] = json!(struck(&r, 429));
+        rows.push(v);
+        let mut v = five.json("http_5xx_storm_all_apis", rounds);
+        v["apis_struck"] = json!(struck(&r, 503));
+        rows.push(v);
     }
+    timed(&mut rows, &mut t);
 
     // Codex misbehaving: crash, garbage on stdout, hang past the timeout.
+    // Markdown replies: the failure is said in a reply message, which the
+    // counting reads.
     {
-        let r = rig(bins, scen, "max_concurrent = 4\nidle_timeout_secs = 2").await?;
+        let r = rig_in(
+            bins,
+            scen,
+            "max_concurrent = 4\nidle_timeout_secs = 2",
+            "markdown",
+        )
+        .await?;
         let mut crash = Row::default();
         let mut garbage = Row::default();
         let mut hang = Row::default();
@@ -286,12 +381,20 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
         rows.push(garbage.json("codex_garbage_stdout", rounds));
         rows.push(hang.json("codex_hang_past_idle_timeout", rounds));
     }
+    timed(&mut rows, &mut t);
 
     // Queue full: a chat with a run in flight and 50 messages waiting gets
     // the busy answer for the messages beyond (which ones depends on the
     // order the gateway's concurrent deliveries reach the worker).
     let busy = {
-        let r = rig(bins, scen, "max_concurrent = 1\ndebounce_ms = 0").await?;
+        // Markdown: the busy answer is a reply message either way.
+        let r = rig_in(
+            bins,
+            scen,
+            "max_concurrent = 1\ndebounce_ms = 0",
+            "markdown",
+        )
+        .await?;
         let (_, _) = push(&r, "oc_q", "FAKE:stall holding the slot").await?;
         wait_runs(&r, 1).await?;
         const CAP: usize = 50;
@@ -324,6 +427,7 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
         })
     };
     rows.push(busy);
+    timed(&mut rows, &mut t);
 
     rows.extend(super::faults_platform::rows(bins, scen, rounds).await?);
 

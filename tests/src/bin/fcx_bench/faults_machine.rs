@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::faults::{ANSWER, Row, push, redelivery, replies, stop_token};
-use super::faults_platform::{CARD_RUNS, settle_card};
+use super::faults_platform::{CARD_RUNS, record_cards_left_running, settle_card};
 use super::shim::{self, Shim};
 use super::{FEISHU_OWNER, FeishuRig, child_named};
 
@@ -217,6 +217,7 @@ pub(super) async fn own_clock_jump(
     }
     let restarted = child_named(r.fcxd.id(), "fcx-worker") != Some(worker);
     shim.set_clock_offset_ms(0)?;
+    record_cards_left_running(&r, &mut row).await;
     let mut v = row.json(OWN_CLOCK_ROW, rounds * steps.len());
     v["shim_loaded"] = json!(loaded);
     v["fcxd_clock_offset_s"] = json!(fcxd_offset_s);
@@ -327,6 +328,7 @@ pub(super) async fn read_only_running(
         shim.set_read_only(false)?;
         settle_card(&r, &om, &mut row).await;
     }
+    record_cards_left_running(&r, &mut row).await;
     let mut v = row.json(READ_ONLY_RUNNING_ROW, rounds);
     v["shim_loaded"] = json!(loaded);
     v["told_before_writable"] = json!(told_before_writable);

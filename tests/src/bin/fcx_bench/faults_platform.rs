@@ -11,12 +11,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fcx_tests::fake_feishu::{ClientConfig, FakeFeishu};
+use fcx_tests::fake_feishu::{CardState, ClientConfig, FakeFeishu};
 use serde_json::json;
 
 use anyhow::Context as _;
 
-use super::faults::{ANSWER, Expect, Row, push, redelivery, replies, settle};
+use super::faults::{ANSWER, Row, TOLD, push, redelivery, replies, timed};
 use super::{FeishuRig, child_named};
 
 /// Rows the matrix does not have yet.
@@ -31,15 +31,23 @@ pub(super) async fn rows(
     rounds: usize,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let env: [(&str, &Path); 1] = [("FAKE_CODEX_SCENARIOS", scen)];
-    Ok(vec![
-        half_open(bins, &env, rounds).await?,
-        slow_platform(bins, &env, rounds).await?,
-        clock_jump(bins, &env, rounds).await?,
-        super::faults_machine::own_clock_jump(bins, &env, rounds).await?,
-        disk_full(bins, &env, rounds).await?,
-        read_only_state(bins, &env, rounds).await?,
-        super::faults_machine::read_only_running(bins, &env, scen, rounds).await?,
-    ])
+    let mut rows = Vec::new();
+    let mut t = Instant::now();
+    rows.push(half_open(bins, &env, rounds).await?);
+    timed(&mut rows, &mut t);
+    rows.push(slow_platform(bins, &env, rounds).await?);
+    timed(&mut rows, &mut t);
+    rows.push(clock_jump(bins, &env, rounds).await?);
+    timed(&mut rows, &mut t);
+    rows.push(super::faults_machine::own_clock_jump(bins, &env, rounds).await?);
+    timed(&mut rows, &mut t);
+    rows.push(disk_full(bins, &env, rounds).await?);
+    timed(&mut rows, &mut t);
+    rows.push(read_only_state(bins, &env, rounds).await?);
+    timed(&mut rows, &mut t);
+    rows.push(super::faults_machine::read_only_running(bins, &env, scen, rounds).await?);
+    timed(&mut rows, &mut t);
+    Ok(rows)
 }
 
 /// The socket stays up but nothing comes back (pings unanswered, the ACK
@@ -66,7 +74,7 @@ async fn half_open(
         fake,
         bins,
         "max_concurrent = 4",
-        "reply_mode = \"markdown\"\n",
+        "reply_mode = \"card\"\n",
         env,
     )
     .await?;
@@ -86,9 +94,10 @@ async fn half_open(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         detected.push(frozen.elapsed().as_secs_f64());
-        settle(&r, &om_before, Expect::Answer(ANSWER), &mut row).await;
-        settle(&r, &om_during, Expect::Answer(ANSWER), &mut row).await;
+        settle_card(&r, &om_before, &mut row).await;
+        settle_card(&r, &om_during, &mut row).await;
     }
+    record_cards_left_running(&r, &mut row).await;
     let mut v = row.json("ws_half_open_pings_unanswered", rounds);
     v["unanswered_frames"] = json!(r.fake.unanswered_frames());
     v["reconnected_after_s"] = super::summary(detected);
@@ -147,6 +156,7 @@ async fn slow_platform(
             out_of_order += 1;
         }
     }
+    record_cards_left_running(&r, &mut row).await;
     r.fake.clear_http_faults();
     let mut v = row.json("platform_slow_2s_every_call", rounds);
     v["out_of_order_answers"] = json!(out_of_order);
@@ -182,10 +192,12 @@ async fn clock_jump(
         }
     }
     r.fake.set_clock_offset_ms(0);
+    record_cards_left_running(&r, &mut row).await;
     Ok(row.json("wall_clock_jump_1h_both_ways", rounds * 2))
 }
 
-/// Waits (bounded) for the card answering `om` to be final, counts the
+/// Waits (bounded) for the card answering `om` to be final (or the answer
+/// in messages, where the run card could not be made), counts the
 /// outcome into `row`, and returns the position of its message among all
 /// messages (for ordering checks). A card still streaming counts as lost.
 pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
@@ -196,9 +208,14 @@ pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Optio
             .enumerate()
             .filter(|(_, m)| m.sender_type == "app" && m.parent_id == om)
             .filter_map(|(i, m)| {
-                let card = r.fake.card(m.card_id.as_deref()?)?;
+                // A run that could not create its card (CardKit refused
+                // past the retries) answers in messages instead.
+                let Some(id) = m.card_id.as_deref() else {
+                    return m.content.contains(ANSWER).then_some((i, true));
+                };
+                let card = r.fake.card(id)?;
                 let text = card.element_content("answer").unwrap_or_default();
-                text.contains(ANSWER).then_some((i, !card.streaming_mode))
+                text.contains(ANSWER).then_some((i, card_final(&card)))
             })
             .collect()
     };
@@ -210,7 +227,9 @@ pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Optio
     tokio::time::sleep(Duration::from_millis(400)).await;
     let a = answered(r);
     row.messages += 1;
-    let told = replies(r, om).iter().any(|c| c.contains("failed"));
+    let told = replies(r, om)
+        .iter()
+        .any(|c| TOLD.iter().any(|t| c.contains(t)));
     row.told += usize::from(told);
     match a.as_slice() {
         [(i, true)] => {
@@ -226,6 +245,33 @@ pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Optio
             None
         }
     }
+}
+
+/// A run card no longer "running": its streaming has ended. The one test
+/// every card row applies, per answer (`settle_card`) and to every card
+/// the bot sent (`cards_left_running`).
+fn card_final(card: &CardState) -> bool {
+    !card.streaming_mode
+}
+
+/// Waits (bounded) until every card the bot sent is final, and records how
+/// many are not (a card left "running", even one no answer is on: the card
+/// of a run a kill interrupted).
+pub(super) async fn record_cards_left_running(r: &FeishuRig, row: &mut Row) {
+    let running = |r: &FeishuRig| {
+        r.fake
+            .messages()
+            .into_iter()
+            .filter(|m| m.sender_type == "app")
+            .filter_map(|m| r.fake.card(m.card_id.as_deref()?))
+            .filter(|c| !card_final(c))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running(r) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    row.cards_left_running = Some(running(r));
 }
 
 /// A full disk as the worker meets it, without root: a file-size limit of
@@ -273,7 +319,7 @@ async fn disk_full(
     let r = FeishuRig::start_redelivering(
         bins,
         "max_concurrent = 4",
-        "reply_mode = \"markdown\"\n",
+        "reply_mode = \"card\"\n",
         env,
         redelivery(),
     )
@@ -292,8 +338,9 @@ async fn disk_full(
         if limit_file_size(w, None).is_ok() {
             worker_survived += 1;
         }
-        settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+        settle_card(&r, &om, &mut row).await;
     }
+    record_cards_left_running(&r, &mut row).await;
     let mut v = row.json("disk_full_then_space_returns", rounds);
     v["worker_survived"] = json!(worker_survived);
     Ok(v)
@@ -365,7 +412,7 @@ async fn read_only_state(
     let r = FeishuRig::start_redelivering(
         bins,
         "max_concurrent = 4",
-        "reply_mode = \"markdown\"\n",
+        "reply_mode = \"card\"\n",
         &env,
         redelivery(),
     )
@@ -393,8 +440,9 @@ async fn read_only_state(
         if let Some(ro) = child_named(r.fcxd.id(), "fcx-worker") {
             kill9(ro);
         }
-        settle(&r, &om, Expect::Answer(ANSWER), &mut row).await;
+        settle_card(&r, &om, &mut row).await;
     }
+    record_cards_left_running(&r, &mut row).await;
     let mut v = row.json(READ_ONLY_ROW, rounds);
     v["told_before_writable"] = json!(told_before_writable);
     Ok(v)
