@@ -291,6 +291,16 @@ fn main() -> anyhow::Result<()> {
         let all = figures::merge(out.clone(), &old);
         figures::write(&p, &serde_json::to_string_pretty(&all)?)?;
     }
+    let unfair = load_verdict(&out);
+    if !unfair.is_empty() {
+        for line in &unfair {
+            eprintln!("{line}");
+        }
+        bail!(
+            "many-scope load: {} fairness or delivery faults (above)",
+            unfair.len()
+        );
+    }
     let (lost, dup) = (&out["faults"]["lost"], &out["faults"]["duplicated"]);
     if lost.as_u64().unwrap_or(0) + dup.as_u64().unwrap_or(0) > 0 {
         bail!("faults: {lost} messages lost, {dup} duplicated");
@@ -301,6 +311,38 @@ fn main() -> anyhow::Result<()> {
         bail!("soak: growth after warm-up in {l:?}");
     }
     Ok(())
+}
+
+/// Issue 14's fairness target, judged on every many-scope load this run
+/// measured: no out-of-order start, no message lost, none run twice. One
+/// line per fault, naming the load and the scopes it hit (the first few).
+fn load_verdict(out: &serde_json::Value) -> Vec<String> {
+    let mut faults = Vec::new();
+    for load in [
+        "many_scopes",
+        "many_scopes_even_runs",
+        "many_scopes_instant_runs",
+    ] {
+        let l = &out[load];
+        if !l.is_object() {
+            continue;
+        }
+        for (count, seen, what) in [
+            (
+                "out_of_order_starts",
+                "out_of_order_seen",
+                "out-of-order starts",
+            ),
+            ("lost", "lost_seen", "messages lost"),
+            ("duplicated", "duplicated_seen", "messages run twice"),
+        ] {
+            let n = l[count].as_u64().unwrap_or(0);
+            if n > 0 {
+                faults.push(format!("{load}: {n} {what}: {}", l[seen]));
+            }
+        }
+    }
+    faults
 }
 
 /// Run lengths of the `varied` load: 100 to 500 ms, 300 ms on average.
@@ -419,11 +461,31 @@ async fn bench_many_scopes(
     let _ = sampler.await;
     let worker_cpu = cpu_seconds(pid).unwrap_or(0.0);
     let codex_cpu = children_cpu_seconds(pid).unwrap_or(0.0);
-    let lost = accepted_at
+    // The message ids name their scope: `m{i}` is in `chat:load{i / 3}`.
+    let scope_of = |id: &str| {
+        id.strip_prefix('m')
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or_else(|| id.to_string(), |i| format!("chat:load{}", i / PER_SCOPE))
+    };
+    let mut lost_ids: Vec<&String> = accepted_at
         .keys()
         .filter(|k| !run_of.contains_key(*k))
-        .count();
-    let duplicated = run_of.values().filter(|n| **n > 1).count();
+        .collect();
+    lost_ids.sort();
+    let lost = lost_ids.len();
+    let mut dup_ids: Vec<&String> = run_of
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
+    dup_ids.sort();
+    let duplicated = dup_ids.len();
+    let named = |ids: &[&String]| -> Vec<serde_json::Value> {
+        ids.iter()
+            .take(20)
+            .map(|id| json!({ "message": id, "scope": scope_of(id) }))
+            .collect()
+    };
     let mean = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
     let max = waits.iter().cloned().fold(0.0, f64::max);
     // Mean wait per tenth of the messages in arrival order: shows how the
@@ -450,6 +512,8 @@ async fn bench_many_scopes(
         "max_concurrent": 32,
         "lost": lost,
         "duplicated": duplicated,
+        "lost_seen": named(&lost_ids),
+        "duplicated_seen": named(&dup_ids),
         "queue_wait_ms": { "mean": round2(mean), "max": round2(max), "p50": round2(pct(&sorted(waits.clone()), 0.5)), "p99": round2(pct(&sorted(waits), 0.99)) },
         "max_wait_over_mean": round2(if mean > 0.0 { max / mean } else { 0.0 }),
         "out_of_order_starts": out_of_order,
@@ -1544,3 +1608,7 @@ async fn bench_cards(
     };
     Ok(json!({ "single_run": single, "many_runs": many }))
 }
+
+#[cfg(test)]
+#[path = "fcx_bench/verdict_tests.rs"]
+mod verdict_tests;
