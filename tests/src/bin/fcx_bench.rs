@@ -21,6 +21,8 @@ use fcx_proto::v1::{Actor, ChatType, EventsRequest, HelloRequest, Inbound};
 use fcx_tests::fake_feishu::{FakeFeishu, Redelivery};
 use serde_json::json;
 
+#[path = "fcx_bench/clicks.rs"]
+mod clicks;
 #[path = "fcx_bench/faults.rs"]
 mod faults;
 #[path = "fcx_bench/faults_platform.rs"]
@@ -86,6 +88,14 @@ struct Args {
     /// Events a second the soak pushes.
     #[arg(long, default_value_t = 20)]
     soak_rate: u64,
+    /// Card clicks timed click → ACK with the worker's pool full and a
+    /// queue waiting (the `clicks` section).
+    #[arg(long, default_value_t = 200)]
+    click_busy: usize,
+    /// Card clicks timed click → ACK across kill -9 of the worker (at
+    /// least this many; each kill's runs are all clicked).
+    #[arg(long, default_value_t = 50)]
+    click_restarting: usize,
     /// Rounds of each fault-matrix row (a kill at a different point each).
     #[arg(long, default_value_t = 20)]
     fault_rounds: usize,
@@ -103,7 +113,7 @@ struct Args {
     #[arg(long)]
     figures: Option<PathBuf>,
     /// Run only these sections (comma-separated: deliver, spawn, rss, load,
-    /// feishu, cards, feedback, soak, faults, warm); all when absent.
+    /// feishu, cards, feedback, clicks, soak, faults, warm); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -137,6 +147,8 @@ fn main() -> anyhow::Result<()> {
         args.soak_secs = 60;
         args.soak_sample_secs = 10;
         args.fault_rounds = 1;
+        args.click_busy = 10;
+        args.click_restarting = 4;
         args.warm_samples = 2;
     }
     if !args.no_build && !args.quick {
@@ -212,6 +224,15 @@ fn main() -> anyhow::Result<()> {
     } else {
         skipped()
     };
+    let clicks = if want("clicks") {
+        rt.block_on(clicks::bench_clicks(
+            &bins,
+            args.click_busy,
+            args.click_restarting,
+        ))?
+    } else {
+        skipped()
+    };
     let soak = if want("soak") {
         rt.block_on(soak::bench_soak(
             &bins,
@@ -232,7 +253,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         skipped()
     };
-    let out = json!({
+    let mut out = json!({
         "measured_at": figures::utc_now(),
         "machine": figures::machine(),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -245,6 +266,7 @@ fn main() -> anyhow::Result<()> {
         "feishu": feishu,
         "cards": cards,
         "feedback": feedback,
+        "clicks": clicks,
         "soak": soak,
         "faults": faults,
         "app_server_child": warm,
@@ -277,6 +299,14 @@ fn main() -> anyhow::Result<()> {
             "faults.duplicated": 0
         }
     });
+    // Issue 14 item 9 (past json!'s recursion limit above).
+    for (k, v) in [
+        ("clicks.busy_ms.p99", json!(1000)),
+        ("clicks.restarting_ms.p99", json!(1000)),
+        ("clicks.unacknowledged", json!(0)),
+    ] {
+        out["targets"][k] = v;
+    }
     let text = serde_json::to_string_pretty(&out)?;
     println!("{text}");
     let path = args.figures.clone().or_else(|| {
@@ -299,6 +329,19 @@ fn main() -> anyhow::Result<()> {
         bail!(
             "many-scope load: {} fairness or delivery faults (above)",
             unfair.len()
+        );
+    }
+    let c = &out["clicks"];
+    let bad_clicks: u64 = ["unacknowledged", "acked_twice", "refused"]
+        .iter()
+        .filter_map(|k| c[k].as_u64())
+        .sum();
+    if bad_clicks > 0 {
+        bail!(
+            "clicks: {} unacknowledged, {} ACKed twice, {} refused",
+            c["unacknowledged"],
+            c["acked_twice"],
+            c["refused"]
         );
     }
     let (lost, dup) = (&out["faults"]["lost"], &out["faults"]["duplicated"]);
