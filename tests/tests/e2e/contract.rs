@@ -324,6 +324,28 @@ fn the_bench_runs_and_prints_its_figures() {
             v["faults"]
         );
     }
+    // Clicks under load (issue 14 item 9): with the pool full and a queue
+    // waiting, and across kill -9 of the worker; every click ACKed once,
+    // its latency printed, not asserted.
+    let clicks = &v["clicks"];
+    assert!(
+        clicks["busy_ms"]["n"].as_u64().unwrap_or(0) >= 10,
+        "{clicks}"
+    );
+    assert!(
+        clicks["restarting_ms"]["n"].as_u64().unwrap_or(0) >= 4,
+        "{clicks}"
+    );
+    assert!(
+        clicks["worker_kills"].as_u64().unwrap_or(0) >= 1,
+        "{clicks}"
+    );
+    for when in ["busy_ms", "restarting_ms"] {
+        assert!(clicks[when]["p99"].as_f64().is_some(), "{clicks}");
+    }
+    for bad in ["unacknowledged", "acked_twice", "refused"] {
+        assert_eq!(clicks[bad], 0, "{bad}: {clicks}");
+    }
     let rows = v["faults"]["rows"].as_array().cloned().unwrap_or_default();
     assert!(rows.len() >= 15, "{}", v["faults"]);
     for fault in [

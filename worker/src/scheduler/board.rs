@@ -45,10 +45,11 @@ impl Board {
         message: QueuedMessage,
         reply_mode: &str,
         interrupting: bool,
+        arrived: Instant,
     ) {
         let scope = message.scope.clone();
         let message_id = message.inbound.message_id.clone();
-        q.push(message, Some(Instant::now()));
+        q.push(message, Some(arrived));
         self.announce(q, &scope, message_id, reply_mode, interrupting);
     }
 
@@ -61,7 +62,9 @@ impl Board {
             if q.draining {
                 return;
             }
-            self.queue(&mut q, message, reply_mode, false);
+            // Its first arrival was spent on a steer that did not happen:
+            // it waits from now, like a message just sent.
+            self.queue(&mut q, message, reply_mode, false, Instant::now());
         }
         self.wake.notify_one();
     }

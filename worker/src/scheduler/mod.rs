@@ -152,7 +152,11 @@ impl Scheduler {
                 "fcx has too many messages waiting; try again in a moment".into(),
             ));
         }
-        let now = now_ms();
+        // One moment for the journal's accept time and the scheduler's
+        // quiet window, read before the commit: the window counts from when
+        // the message was accepted, as the journal (and the fairness count
+        // read from it) says, not from whenever a slow commit returned.
+        let (now, arrived) = (now_ms(), Instant::now());
         // Also for a duplicate: its download may not have finished before
         // fcxd went away (the store makes a second fetch cheap).
         let fetch_attachments = crate::media::downloadable(&inbound);
@@ -204,7 +208,7 @@ impl Scheduler {
                 }
             }
             self.board
-                .queue(&mut q, message, reply_mode, interrupt.is_some());
+                .queue(&mut q, message, reply_mode, interrupt.is_some(), arrived);
             drop(q);
             if let Some(active) = interrupt {
                 tracing::info!(scope, run_id = %active.run_id, "interrupting the run for a new message");
@@ -317,19 +321,24 @@ impl Scheduler {
         attachment_wait: Duration,
     ) -> Option<Instant> {
         let mut q = self.board.lock();
+        // Every run this pass starts records the moment it was chosen: a
+        // later one must not look started after a scope that became ready
+        // while the earlier ones were being recorded (it was not ready when
+        // the choice was made).
+        let (now, now_wall) = (Instant::now(), now_ms());
         let (ready, next) = q.ready_holding(
-            Instant::now(),
+            now,
             debounce,
             attachment_wait,
             self.ctx.profile.runs.max_concurrent,
         );
         for scope in ready {
-            self.start_run(&mut q, scope);
+            self.start_run(&mut q, scope, now_wall);
         }
         next
     }
 
-    fn start_run(self: &Arc<Self>, q: &mut Queues, scope: String) {
+    fn start_run(self: &Arc<Self>, q: &mut Queues, scope: String, started_at_ms: i64) {
         let messages = q.take(&scope);
         let n = messages.len();
         let Some(run_id) = messages.first().map(batch_run_id) else {
@@ -339,7 +348,6 @@ impl Scheduler {
             .last()
             .map(|m| m.inbound.message_id.clone())
             .unwrap_or_default();
-        let started_at_ms = now_ms();
         let workspace = self.ctx.workspace_of(&scope);
         let mut row = RunRow {
             run_id,

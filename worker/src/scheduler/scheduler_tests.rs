@@ -735,3 +735,67 @@ async fn a_steered_message_with_a_file_joins_the_turn_once_its_download_is_place
     let _ = a.release.send(());
     assert_no_run(&mut rx).await;
 }
+
+/// The journal's times are the scheduler's: the runs one pass starts
+/// record the moment they were chosen, so none looks started after a
+/// scope that only became ready while the pass recorded the others (the
+/// fairness count reads these times).
+#[tokio::test]
+async fn runs_started_in_one_pass_record_the_moment_they_were_chosen() {
+    const SCOPES: usize = 200;
+    let kit = testkit::kit(runs(SCOPES, 0));
+    let store = kit.ctx.store.clone();
+    for i in 0..SCOPES {
+        store
+            .journal()
+            .accept(
+                &msg(&format!("chat:s{i}"), &format!("e{i}"), "hi"),
+                InboxKind::Message,
+                now_ms(),
+            )
+            .expect("accept");
+    }
+    let (exec, mut rx) = FakeExec::new();
+    let sched = Arc::new(Scheduler::new(
+        kit.ctx.clone(),
+        exec,
+        CancellationToken::new(),
+    ));
+    // Every re-queued scope is ready at once: one pass starts them all.
+    sched.start(store.journal().queued().expect("queued"));
+    let mut held = Vec::new();
+    for _ in 0..SCOPES {
+        held.push(next_run(&mut rx).await);
+    }
+    let starts: std::collections::BTreeSet<i64> =
+        held.iter().map(|r| r.slot.started_at_ms).collect();
+    assert_eq!(starts.len(), 1, "one pass, one start time: {starts:?}");
+}
+
+/// A message's quiet window counts from its accept (the journal's
+/// accepted_at), not from whenever its commit returned: a commit held up
+/// longer than the window (another writer on the database) does not
+/// stretch the debounce the chat configured.
+#[tokio::test]
+async fn a_slow_commit_does_not_stretch_the_quiet_window() {
+    const DEBOUNCE_MS: u64 = 200;
+    let (kit, sched, _rx) = setup(4, DEBOUNCE_MS);
+    let db = rusqlite::Connection::open(kit.dir.path().join("state.db")).expect("db");
+    db.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2 * DEBOUNCE_MS));
+        db.execute_batch("COMMIT").expect("release");
+    });
+    // Waits for the other writer, twice the quiet window.
+    sched.enqueue(msg("chat:a", "e1", "a1")).expect("a1");
+    holder.join().expect("holder");
+    // This test's thread runs the scheduler too: nothing started yet.
+    let q = sched.board.lock();
+    assert!(q.active("chat:a").is_none());
+    let (ready, _) = q.ready(Instant::now(), Duration::from_millis(DEBOUNCE_MS), 4);
+    assert_eq!(
+        ready,
+        vec!["chat:a".to_string()],
+        "accepted over a window ago"
+    );
+}
