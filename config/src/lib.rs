@@ -14,6 +14,11 @@ pub mod codex;
 pub mod env_allow;
 pub mod env_secrets;
 mod home;
+pub mod home_acl;
+#[cfg(windows)]
+mod home_acl_win;
+#[cfg(windows)]
+pub use home_acl_win::{current_user_sid, process_user_sid, read_dacl as read_home_dacl};
 pub mod keystore;
 pub mod lark_cli;
 pub mod model_endpoint;

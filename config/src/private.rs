@@ -1,5 +1,5 @@
 //! Keeping fcx's files private: a 0077 umask for fcx's own processes, and
-//! `$FCX_HOME` and `profiles/` at 0700.
+//! `$FCX_HOME` and `profiles/` at 0700 (on Windows: a private DACL).
 //!
 //! The Codex child gets the operator's own umask back (files it writes in the
 //! workspace should look like the operator's), so the mask a process started
@@ -61,9 +61,13 @@ pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl crate::Home {
-    /// `$FCX_HOME` and `profiles/` exist and are private to the owner.
+    /// `$FCX_HOME` and `profiles/` exist and are private to the owner: on
+    /// Windows the home gets a protected DACL everything below inherits
+    /// (`home_acl`).
     pub fn ensure_private(&self) -> std::io::Result<()> {
         private_dir(self.root())?;
+        #[cfg(windows)]
+        crate::home_acl_win::protect_home(self.root())?;
         private_dir(&self.root().join("profiles"))
     }
 }

@@ -176,16 +176,13 @@ pub(crate) fn init(home: &Home, a: InitArgs, out: &mut dyn Write) -> anyhow::Res
     Ok(crate::exit::OK)
 }
 
-/// Writes config.toml atomically, 0600 in a 0700 home; the previous file
+/// Writes config.toml atomically, 0600 in a private home; the previous file
 /// is kept as config.toml.bak.
 pub(crate) fn write_config(home: &Home, text: &str) -> anyhow::Result<()> {
     let path = home.config_path();
-    std::fs::create_dir_all(home.root())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o700))?;
-    }
+    // The one place the home is made private (0700; on Windows a
+    // protected DACL), shared with fcxd and the workers.
+    home.ensure_private()?;
     if path.exists() {
         std::fs::copy(&path, home.root().join("config.toml.bak"))?;
     }

@@ -62,12 +62,7 @@ const MAX_STEM: usize = 256 - 9 - 4 - 16 - 1;
 /// is not a string SID, so nothing else is ever spliced into the SDDL.
 #[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) fn sddl_for(sid: &str) -> Option<String> {
-    let mut parts = sid.split('-');
-    let well_formed = parts.next() == Some("S")
-        && parts.next() == Some("1")
-        && sid.split('-').count() >= 3
-        && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    well_formed.then(|| format!("D:P(A;;GA;;;{sid})"))
+    fcx_config::home_acl::is_string_sid(sid).then(|| format!("D:P(A;;GA;;;{sid})"))
 }
 
 #[cfg(windows)]
@@ -80,13 +75,7 @@ mod win {
     use std::io;
 
     use interprocess::os::windows::security_descriptor::SecurityDescriptor;
-    use widestring::{U16CStr, U16CString};
-    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LocalFree};
-    use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
-    use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
-    use windows_sys::Win32::System::Threading::{
-        GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
-    };
+    use widestring::U16CString;
 
     /// The security descriptor for a new pipe: the current user, nobody else.
     pub(crate) fn current_user_only() -> io::Result<SecurityDescriptor> {
@@ -99,82 +88,8 @@ mod win {
         SecurityDescriptor::deserialize(&wide)
     }
 
-    /// Closes a handle when dropped.
-    struct Handle(HANDLE);
-
-    impl Drop for Handle {
-        fn drop(&mut self) {
-            // SAFETY: the handle was opened by us and is closed once.
-            unsafe {
-                CloseHandle(self.0);
-            }
-        }
-    }
-
-    /// The current process's user SID as a string (`S-1-5-21-…`).
-    pub fn current_user_sid() -> io::Result<String> {
-        // SAFETY: GetCurrentProcess returns a pseudo-handle, valid always
-        // and never closed.
-        user_sid_of(unsafe { GetCurrentProcess() })
-    }
-
-    /// The user SID of process `pid`, as a string; an error when the
-    /// process or its token may not be queried (another user's, usually).
-    pub(crate) fn process_user_sid(pid: u32) -> io::Result<String> {
-        // SAFETY: no pointer is passed; a null result is an error.
-        let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
-        if process.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        let process = Handle(process);
-        user_sid_of(process.0)
-    }
-
-    /// The user SID of the process behind `process` (a handle with at
-    /// least PROCESS_QUERY_LIMITED_INFORMATION).
-    fn user_sid_of(process: HANDLE) -> io::Result<String> {
-        let mut token: HANDLE = std::ptr::null_mut();
-        // SAFETY: `process` is a valid process handle; `token` is a valid
-        // out-pointer.
-        if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let token = Handle(token);
-        let mut len: u32 = 0;
-        // SAFETY: a size query: no buffer (it fails with
-        // ERROR_INSUFFICIENT_BUFFER), `len` receives the size needed.
-        unsafe {
-            GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut len);
-        }
-        if len == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // u64 words: TOKEN_USER holds pointers and needs their alignment.
-        let mut buf = vec![0u64; (len as usize).div_ceil(8)];
-        // SAFETY: `buf` has at least `len` bytes, suitably aligned.
-        if unsafe {
-            GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), len, &mut len)
-        } == 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the call succeeded, so `buf` starts with a TOKEN_USER whose
-        // SID points into `buf` (alive until the end of this function).
-        let sid = unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid };
-        let mut text: *mut u16 = std::ptr::null_mut();
-        // SAFETY: `sid` is valid (above); `text` is a valid out-pointer.
-        if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: on success `text` is a NUL-terminated string allocated
-        // with LocalAlloc, freed once here after copying it.
-        let out = unsafe { U16CStr::from_ptr_str(text) }.to_string_lossy();
-        // SAFETY: see above; `text` is not used after this.
-        unsafe {
-            LocalFree(text.cast());
-        }
-        Ok(out)
-    }
+    pub use fcx_config::current_user_sid;
+    pub(crate) use fcx_config::process_user_sid;
 
     #[cfg(test)]
     mod tests {

@@ -222,7 +222,9 @@ pub(crate) fn display_name(path: &Path) -> String {
 }
 
 /// Where a file leaving for the chat must turn out to be, once open.
+/// Read on Linux only (`opened_within`).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct Bounds<'a> {
     /// Inside this directory (the workspace).
     pub(crate) within: &'a Path,

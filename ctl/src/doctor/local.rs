@@ -10,7 +10,8 @@ use super::Checks;
 /// `codex --version` answers at once; a binary that does not is not Codex.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// FCX_HOME and the directories fcxd keeps private (0700), the admin socket.
+/// FCX_HOME and the directories fcxd keeps private (0700), the admin socket;
+/// on Windows the home's DACL.
 pub(super) fn home_permissions(home: &Home, c: &mut Checks) {
     let root = home.root();
     if !root.is_dir() {
@@ -21,6 +22,11 @@ pub(super) fn home_permissions(home: &Home, c: &mut Checks) {
                 root.display()
             ),
         );
+        return;
+    }
+    if cfg!(windows) {
+        // Modes mean nothing there: the home's DACL does.
+        super::win_home::home_acl(root, c);
         return;
     }
     let mut loose = Vec::new();

@@ -9,6 +9,7 @@ mod isolation;
 mod lark;
 mod local;
 mod model;
+mod win_home;
 
 pub(crate) use feishu::console_url;
 

@@ -50,7 +50,9 @@ fn connect_as(path: &Path, as_nobody: bool) -> std::io::Result<()> {
     // calls on memory prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            // No SOCK_CLOEXEC (macOS lacks it): the fd is closed before
+            // exec, and on an error the child ends without exec.
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
             if fd < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -560,6 +560,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn only_the_named_entries_of_the_shared_home_stay_visible() {
         let d = tempfile::tempdir().expect("tempdir");
