@@ -403,18 +403,49 @@ fn listener_lives(s: &LocalStream) -> bool {
     }
 }
 
-/// Whether `pid` is a running process (a zombie has released everything).
+/// Whether `pid` is a running process that is not dying: a zombie has
+/// released everything, and one that is exiting (`PF_EXITING`) or has a
+/// SIGKILL pending will accept nothing more. Between kill -9 and the zombie
+/// its connections are already closed, so a client reconnects at once and
+/// must not send its calls into a backlog nobody will accept.
 #[cfg(target_os = "linux")]
 fn process_runs(pid: i32) -> bool {
+    /// `PF_EXITING` in the `flags` field of `/proc/PID/stat`.
+    const PF_EXITING: u64 = 0x4;
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
     // The command name may hold spaces and parentheses: the state is the
-    // first field after the last ')'.
-    match stat.rsplit_once(')') {
-        Some((_, rest)) => !matches!(rest.split_whitespace().next(), Some("Z" | "X") | None),
-        None => true,
+    // first field after the last ')', the flags the sixth after it.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return true;
+    };
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X") | None) {
+        return false;
     }
+    let flags = fields
+        .nth(5)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    flags & PF_EXITING == 0 && !sigkill_pending(pid)
+}
+
+/// Whether SIGKILL is pending for `pid` (`SigPnd`, per thread, or `ShdPnd`,
+/// the process's, in `/proc/PID/status`): it dies without running again.
+#[cfg(target_os = "linux")]
+fn sigkill_pending(pid: i32) -> bool {
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status.lines().any(|l| {
+        let mask = l
+            .strip_prefix("SigPnd:")
+            .or_else(|| l.strip_prefix("ShdPnd:"));
+        mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & SIGKILL_BIT != 0)
+    })
 }
 
 /// Whether `pid` exists (a zombie still does: the best this platform says).
@@ -429,7 +460,6 @@ fn process_runs(pid: i32) -> bool {
 /// a restarted listener has a new one), once the server has been checked to
 /// run as this process's user.
 pub async fn dial(addr: &SocketAddr) -> io::Result<LocalStream> {
-    let key = read_key(addr)?;
     let mut s = LocalStream::connect(addr.name()?).await?;
     server_is_ours(&s)?;
     // Told apart from a server that is slow to answer, so a caller waiting
@@ -442,6 +472,10 @@ pub async fn dial(addr: &SocketAddr) -> io::Result<LocalStream> {
             ),
         ));
     }
+    // Read once connected, not before: a successor writes its key before
+    // it creates its socket, so a key read earlier may be its
+    // predecessor's, and the successor would close the connection.
+    let key = read_key(addr)?;
     s.write_all(key.as_bytes()).await?;
     Ok(s)
 }

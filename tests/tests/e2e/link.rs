@@ -606,10 +606,16 @@ fn a_killed_workers_successor_starts_at_once_while_a_copy_of_its_socket_lives_on
         ms(took[11]),
         refused.len()
     );
+    // What the workers turned away, to tell why a start failed.
+    let turned_away = logs
+        .lines()
+        .filter(|l| l.contains("local connection refused"))
+        .collect::<Vec<_>>();
     assert!(
         refused.is_empty(),
-        "a successor refused to start:\n{}",
-        refused.join("\n")
+        "a successor refused to start:\n{}\nconnections the workers refused:\n{}",
+        refused.join("\n"),
+        turned_away.join("\n")
     );
 }
 
