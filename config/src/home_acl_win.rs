@@ -12,8 +12,9 @@ use windows_sys::Win32::Security::Authorization::{
 };
 use windows_sys::Win32::Security::{
     ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, DACL_SECURITY_INFORMATION, GetAce,
-    GetSecurityDescriptorDacl, GetTokenInformation, PROTECTED_DACL_SECURITY_INFORMATION,
-    PSECURITY_DESCRIPTOR, PSID, TOKEN_QUERY, TOKEN_USER, TokenUser,
+    GetSecurityDescriptorDacl, GetTokenInformation, INHERIT_ONLY_ACE,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, TOKEN_QUERY, TOKEN_USER,
+    TokenUser,
 };
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
@@ -113,11 +114,70 @@ fn user_sid_of(process: HANDLE) -> io::Result<String> {
     // SAFETY: the call succeeded, so `buf` starts with a TOKEN_USER whose
     // SID points into `buf` (alive until the end of this function).
     let sid = unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid };
-    sid_string(sid)
+    // SAFETY: the token's user SID, inside `buf`, alive here.
+    unsafe { sid_string(sid) }
 }
 
-/// `S-1-…` for a valid SID.
-fn sid_string(sid: PSID) -> io::Result<String> {
+/// One entry of a DACL, as Windows holds it (allow and deny types only).
+pub struct RawAce {
+    /// An allow entry (else a deny entry).
+    pub allow: bool,
+    /// Applies only to what is created below, not to the object itself.
+    pub inherit_only: bool,
+    /// The access mask (winnt.h bits).
+    pub mask: u32,
+    /// The trustee, as a string SID.
+    pub sid: String,
+}
+
+/// The allow and deny entries of `dacl`, in order; the workspace check and
+/// the home's check each read them under their own rules.
+///
+/// # Safety
+/// `dacl` points to a valid ACL inside a security descriptor that outlives
+/// the call.
+pub unsafe fn aces_of(dacl: *const ACL) -> io::Result<Vec<RawAce>> {
+    // SAFETY: the caller's promise: a valid ACL header.
+    let count = unsafe { (*dacl).AceCount };
+    let mut out = Vec::with_capacity(usize::from(count));
+    for i in 0..u32::from(count) {
+        let mut p: *mut core::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: `i` is below the ACL's count; `p` is a valid out-pointer.
+        if unsafe { GetAce(dacl, i, &mut p) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: every ACE starts with an ACE_HEADER.
+        let header = unsafe { std::ptr::read_unaligned(p.cast::<ACE_HEADER>()) };
+        let allow = match header.AceType {
+            ACCESS_ALLOWED | ACCESS_ALLOWED_CALLBACK => true,
+            ACCESS_DENIED => false,
+            _ => continue,
+        };
+        let ace = p.cast::<ACCESS_ALLOWED_ACE>();
+        // SAFETY: these types share ACCESS_ALLOWED_ACE's layout: the mask,
+        // then the SID starting at `SidStart`, within the ACE.
+        let (mask, sid) = unsafe {
+            (
+                std::ptr::read_unaligned(&raw const (*ace).Mask),
+                (&raw const (*ace).SidStart).cast_mut().cast(),
+            )
+        };
+        out.push(RawAce {
+            allow,
+            inherit_only: u32::from(header.AceFlags) & INHERIT_ONLY_ACE != 0,
+            mask,
+            // SAFETY: the SID inside a valid ACE.
+            sid: unsafe { sid_string(sid) }?,
+        });
+    }
+    Ok(out)
+}
+
+/// `S-1-…` for a SID.
+///
+/// # Safety
+/// `sid` points to a valid SID.
+pub unsafe fn sid_string(sid: PSID) -> io::Result<String> {
     let mut text: *mut u16 = std::ptr::null_mut();
     // SAFETY: `sid` is a valid SID; `text` is a valid out-pointer.
     if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
@@ -212,36 +272,17 @@ pub fn read_dacl(dir: &Path) -> io::Result<Option<Vec<Ace>>> {
     if dacl.is_null() {
         return Ok(None);
     }
-    // SAFETY: `dacl` points to a valid ACL header inside `sd`.
-    let count = unsafe { (*dacl).AceCount };
-    let mut out = Vec::with_capacity(usize::from(count));
-    for i in 0..u32::from(count) {
-        let mut p: *mut core::ffi::c_void = std::ptr::null_mut();
-        // SAFETY: `i` is below the ACL's count; `p` is a valid out-pointer.
-        if unsafe { GetAce(dacl, i, &mut p) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: every ACE starts with an ACE_HEADER.
-        let header = unsafe { std::ptr::read_unaligned(p.cast::<ACE_HEADER>()) };
-        let allow = match header.AceType {
-            ACCESS_ALLOWED | ACCESS_ALLOWED_CALLBACK => true,
-            ACCESS_DENIED => false,
-            _ => continue,
-        };
-        let ace = p.cast::<ACCESS_ALLOWED_ACE>();
-        // SAFETY: these types share ACCESS_ALLOWED_ACE's layout: the mask,
-        // then the SID starting at `SidStart`, within the ACE.
-        let (mask, sid) = unsafe {
-            (
-                std::ptr::read_unaligned(&raw const (*ace).Mask),
-                (&raw const (*ace).SidStart).cast_mut().cast(),
-            )
-        };
-        out.push(Ace {
-            allow,
-            mask,
-            sid: sid_string(sid)?,
-        });
-    }
+    // SAFETY: `dacl` is non-null and points into `sd`, alive until `_sd` drops.
+    let aces = unsafe { aces_of(dacl) }?;
+    // The home counts every entry, inherit-only ones too: they reach the
+    // files below it.
+    let out = aces
+        .into_iter()
+        .map(|a| Ace {
+            allow: a.allow,
+            mask: a.mask,
+            sid: a.sid,
+        })
+        .collect();
     Ok(Some(out))
 }

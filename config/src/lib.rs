@@ -18,7 +18,9 @@ pub mod home_acl;
 #[cfg(windows)]
 mod home_acl_win;
 #[cfg(windows)]
-pub use home_acl_win::{current_user_sid, process_user_sid, read_dacl as read_home_dacl};
+pub use home_acl_win::{
+    RawAce, aces_of, current_user_sid, process_user_sid, read_dacl as read_home_dacl, sid_string,
+};
 pub mod keystore;
 pub mod lark_cli;
 pub mod model_endpoint;

@@ -12,13 +12,10 @@ use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
 use windows_sys::Win32::Foundation::{ERROR_SUCCESS, HANDLE, LocalFree};
-use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, GetSecurityInfo, SE_FILE_OBJECT,
-};
+use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_FILE_OBJECT};
 use windows_sys::Win32::Security::{
-    ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, CheckTokenMembership, CreateWellKnownSid,
-    DACL_SECURITY_INFORMATION, GetAce, INHERIT_ONLY_ACE, OWNER_SECURITY_INFORMATION,
-    PSECURITY_DESCRIPTOR, PSID, WinBuiltinAdministratorsSid,
+    ACL, CheckTokenMembership, CreateWellKnownSid, DACL_SECURITY_INFORMATION,
+    OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, WinBuiltinAdministratorsSid,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
@@ -28,15 +25,6 @@ use windows_sys::Win32::Storage::FileSystem::{
 
 use crate::policy::PolicyError;
 use crate::win_acl::{self, Ace, Security};
-
-/// ACE types (winnt.h) whose layout is header, mask, SID: allowed, denied,
-/// and allowed-callback (a conditional allow, counted as an allow since it
-/// may apply). Other types (object ACEs, a conditional deny) are skipped:
-/// a skipped allow could only be missed by a directory ACL no file system
-/// writes, a skipped deny only makes the check stricter.
-const ACCESS_ALLOWED: u8 = 0;
-const ACCESS_DENIED: u8 = 1;
-const ACCESS_ALLOWED_CALLBACK: u8 = 9;
 
 /// The largest SID (SECURITY_MAX_SID_SIZE, 68 bytes), in u32 words for
 /// the alignment a SID needs.
@@ -170,7 +158,8 @@ fn security_of(p: &Path) -> io::Result<Security> {
     if owner.is_null() {
         return Err(io::Error::other("the directory has no owner"));
     }
-    let owner = sid_string(owner)?;
+    // SAFETY: a non-null owner SID inside `sd`, alive until `_sd` drops.
+    let owner = unsafe { fcx_config::sid_string(owner) }?;
     // A null DACL (no DACL at all) grants everyone everything.
     let dacl = if dacl.is_null() {
         None
@@ -182,58 +171,17 @@ fn security_of(p: &Path) -> io::Result<Security> {
 
 /// The entries of `dacl` (valid, inside a live security descriptor).
 fn aces_of(dacl: *const ACL) -> io::Result<Vec<Ace>> {
-    // SAFETY: `dacl` points to a valid ACL header.
-    let count = unsafe { (*dacl).AceCount };
-    let mut out = Vec::with_capacity(usize::from(count));
-    for i in 0..u32::from(count) {
-        let mut p: *mut core::ffi::c_void = std::ptr::null_mut();
-        // SAFETY: `i` is below the ACL's count; `p` is a valid out-pointer.
-        if unsafe { GetAce(dacl, i, &mut p) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: every ACE starts with an ACE_HEADER.
-        let header = unsafe { std::ptr::read_unaligned(p.cast::<ACE_HEADER>()) };
-        let allow = match header.AceType {
-            ACCESS_ALLOWED | ACCESS_ALLOWED_CALLBACK => true,
-            ACCESS_DENIED => false,
-            _ => continue,
-        };
-        let ace = p.cast::<ACCESS_ALLOWED_ACE>();
-        // SAFETY: these types share ACCESS_ALLOWED_ACE's layout: the mask,
-        // then the SID starting at `SidStart`, within the ACE.
-        let (mask, sid) = unsafe {
-            (
-                std::ptr::read_unaligned(&raw const (*ace).Mask),
-                (&raw const (*ace).SidStart).cast_mut().cast(),
-            )
-        };
-        out.push(Ace {
-            allow,
-            inherit_only: u32::from(header.AceFlags) & INHERIT_ONLY_ACE != 0,
-            mask,
-            sid: sid_string(sid)?,
-        });
-    }
-    Ok(out)
-}
-
-/// `S-1-…` for a valid SID.
-fn sid_string(sid: PSID) -> io::Result<String> {
-    let mut text: *mut u16 = std::ptr::null_mut();
-    // SAFETY: `sid` is a valid SID; `text` is a valid out-pointer.
-    if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let text = Local(text.cast());
-    let p = text.0.cast::<u16>();
-    let mut len = 0;
-    // SAFETY: on success `text` is a NUL-terminated UTF-16 string.
-    while unsafe { *p.add(len) } != 0 {
-        len += 1;
-    }
-    // SAFETY: `len` units before the NUL were just read.
-    let units = unsafe { std::slice::from_raw_parts(p, len) };
-    Ok(String::from_utf16_lossy(units))
+    // SAFETY: `dacl` is non-null and inside the caller's live descriptor.
+    let raw = unsafe { fcx_config::aces_of(dacl) }?;
+    Ok(raw
+        .into_iter()
+        .map(|a| Ace {
+            allow: a.allow,
+            inherit_only: a.inherit_only,
+            mask: a.mask,
+            sid: a.sid,
+        })
+        .collect())
 }
 
 #[cfg(test)]
