@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::faults::{push, redelivery};
+use super::faults::{push, redelivery, stop_token};
 use super::{FEISHU_OWNER, FeishuRig, child_named, summary};
 
 const SLOTS: usize = 4;
@@ -190,21 +190,5 @@ impl Clicks {
                 .as_secs_f64()
                 * 1e3,
         )
-    }
-}
-
-/// The stop button's signed value in a card's JSON.
-fn stop_token(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::Object(m) => {
-            if m.get("element_id").and_then(|e| e.as_str()) == Some("stop") {
-                return m["behaviors"][0]["value"]["fcx"]
-                    .as_str()
-                    .map(str::to_string);
-            }
-            m.values().find_map(stop_token)
-        }
-        serde_json::Value::Array(a) => a.iter().find_map(stop_token),
-        _ => None,
     }
 }
