@@ -662,10 +662,13 @@ mod tests {
         std::fs::write(addr.key_path(), "a".repeat(KEY_LEN)).expect("key");
         let got = dir.path().join("got");
         let mut server = std::process::Command::new(python)
+            // Bound under another name and renamed once listening: a dial
+            // between bind and listen would be refused, not checked.
             .args([
                 "-c",
-                "import socket,sys\n\
-                 s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)\n\
+                "import os,socket,sys\n\
+                 s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]+'.tmp'); s.listen(1)\n\
+                 os.rename(sys.argv[1]+'.tmp',sys.argv[1])\n\
                  c,_=s.accept(); c.settimeout(10); d=b''\n\
                  try:\n  d=c.recv(100)\nexcept Exception: pass\n\
                  open(sys.argv[2],'wb').write(d)",
