@@ -41,6 +41,20 @@ fn default_real_codex() -> PathBuf {
     )
 }
 
+/// What every real-Codex end-to-end test starts from: the pinned CLI checked
+/// (failing loudly before anything else when it is missing), a two-thread
+/// runtime, and the mock Responses server running on it.
+pub fn real_codex_with_mock() -> (tokio::runtime::Runtime, MockResponses) {
+    assert!(real_codex().is_file());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    (rt, mock)
+}
+
 /// Path of the real `codex` 0.169.0 binary (`$FCX_TEST_CODEX`, else the copy
 /// scripts/test.sh installs under `$HOME/.cache/fcx`).
 ///

@@ -18,14 +18,7 @@ pub(crate) struct Env {
 }
 
 pub(crate) fn env(runner: &str) -> Env {
-    let codex = fcx_tests::real_codex();
-    assert!(codex.is_file());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    let (rt, mock) = fcx_tests::real_codex_with_mock();
     let home = TestHome::new();
     home.write_config(&config(&home, &mock, runner));
     Env { rt, mock, home }
@@ -436,14 +429,7 @@ fn outputs(e: &Env, from: usize) -> String {
 
 #[test]
 fn without_the_namespace_codex_own_sandbox_still_denies_fcx_home_under_app_server() {
-    let codex = fcx_tests::real_codex();
-    assert!(codex.is_file());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    let (rt, mock) = fcx_tests::real_codex_with_mock();
     let h = TestHome::new();
     h.write_config(&format!(
         "{}\n[profiles.default.permissions]\ndefault_access = \"read-only\"\n",

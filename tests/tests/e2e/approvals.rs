@@ -38,14 +38,7 @@ fn env_mode(extra: &str, reply_mode: &str) -> Env {
 /// fcxd against the fake platform, running the real codex against the
 /// mock model; `extra` goes under `[profiles.default.codex]` as it is.
 pub(crate) fn env_codex(extra: &str, reply_mode: &str) -> Env {
-    let codex = fcx_tests::real_codex();
-    assert!(codex.is_file());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    let (rt, mock) = fcx_tests::real_codex_with_mock();
     let fake = rt
         .block_on(
             FakeFeishu::builder()

@@ -465,17 +465,10 @@ fn a_sticker_gets_a_one_line_answer_and_no_run() {
 
 /// fcxd on the fake platform with the REAL codex talking to the mock model.
 fn real_env() -> (FeishuEnv, MockResponses) {
-    let codex = fcx_tests::real_codex();
-    assert!(codex.is_file());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (rt, mock) = fcx_tests::real_codex_with_mock();
     let fake = rt
         .block_on(FakeFeishu::builder().start())
         .expect("fake platform");
-    let mock = rt.block_on(MockResponses::start()).expect("mock");
     let home = TestHome::new();
     let fake_base = home.fake_codex_config("");
     let cfg = home

@@ -444,16 +444,7 @@ fn an_answer_replayed_after_an_fcxd_crash_is_not_posted_twice() {
 /// document continues the same Codex thread (the model sees one thread id).
 #[test]
 fn real_codex_answers_a_comment_and_continues_the_documents_thread() {
-    let codex = fcx_tests::real_codex();
-    assert!(codex.is_file());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mock = rt
-        .block_on(fcx_tests::mock_responses::MockResponses::start())
-        .expect("mock server");
+    let (rt, mock) = fcx_tests::real_codex_with_mock();
     let fake = rt
         .block_on(fcx_tests::fake_feishu::FakeFeishu::builder().start())
         .expect("fake platform");

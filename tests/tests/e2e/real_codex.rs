@@ -18,15 +18,7 @@ struct Env {
 }
 
 fn env() -> Env {
-    // Fail loudly before anything else if the real CLI is not there.
-    let codex = fcx_tests::real_codex();
-    assert!(codex.is_file());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mock = rt.block_on(MockResponses::start()).expect("mock server");
+    let (rt, mock) = fcx_tests::real_codex_with_mock();
     let home = TestHome::new();
     home.write_config(&codex_setting(
         &home.real_codex_config(&mock.base_url()),
