@@ -11,6 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/lib/build.sh
+. scripts/lib/codex.sh
+# The fault rows (and the warm-child section) run the real Codex CLI against
+# the mock model: the pinned one from the npm registry unless one is named.
+if [ -z "${FCX_TEST_CODEX:-}" ]; then
+  codex_ok || install_codex
+  export FCX_TEST_CODEX="$CODEX_BIN"
+fi
 
 fcx_build --workspace --bins -q
 exec "$FCX_BIN_DIR/fcx-bench" --no-build "$@"

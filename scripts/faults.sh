@@ -6,8 +6,9 @@
 # clock an hour off both ways, fcxd's and the worker's own clock stepping an
 # hour both ways and the worker's state directory turning read-only under it
 # (the fault shim, tests/shim/faultshim.c, built with cc), Codex crashing /
-# printing garbage / hanging,
-# a full queue), card click → ACK timing, and a 30-minute soak with 8
+# printing garbage / hanging, a full queue; every run is the real Codex CLI
+# talking to the mock model on 127.0.0.1, but the garbage row's, which only
+# the scripted fake codex can print), card click → ACK timing, and a 30-minute soak with 8
 # profiles. Prints one JSON object and writes it to target/fcx-figures.json
 # (or $FCX_FIGURES); exits 1 when a row lost or duplicated a message or the
 # soak saw growth after warm-up.
@@ -24,6 +25,13 @@ rounds="${ROUNDS:-20}"
 soak_secs="${SOAK_SECS:-1800}"
 figures="${FCX_FIGURES:-target/fcx-figures.json}"
 . scripts/lib/build.sh
+. scripts/lib/codex.sh
+# The fault rows (and the warm-child section) run the real Codex CLI against
+# the mock model: the pinned one from the npm registry unless one is named.
+if [ -z "${FCX_TEST_CODEX:-}" ]; then
+  codex_ok || install_codex
+  export FCX_TEST_CODEX="$CODEX_BIN"
+fi
 fcx_build --workspace --bins -q
 bin="$FCX_BIN_DIR/fcx-bench"
 # Sections not run here keep their last figures in the file (the bench

@@ -61,17 +61,25 @@ pub fn real_codex_with_mock() -> (tokio::runtime::Runtime, MockResponses) {
 /// Panics when it is missing or is another version: tests that need the real
 /// CLI must fail loudly rather than quietly skip.
 pub fn real_codex() -> PathBuf {
-    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = FOUND.get_or_init(|| {
-        let path = std::env::var_os(REAL_CODEX_ENV)
-            .filter(|v| !v.is_empty())
-            .map_or_else(default_real_codex, PathBuf::from);
-        check_real_codex(&path).map(|()| path)
-    });
-    match found {
-        Ok(path) => path.clone(),
-        Err(why) => panic!("{INSTALL_HINT} ({why})"),
+    match try_real_codex() {
+        Ok(path) => path,
+        Err(why) => panic!("{why}"),
     }
+}
+
+/// [`real_codex`] for a program that reports instead of panicking (the
+/// bench): the path, or why the pinned CLI cannot be used and how to get it.
+pub fn try_real_codex() -> Result<PathBuf, String> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os(REAL_CODEX_ENV)
+                .filter(|v| !v.is_empty())
+                .map_or_else(default_real_codex, PathBuf::from);
+            check_real_codex(&path).map(|()| path)
+        })
+        .clone()
+        .map_err(|why| format!("{INSTALL_HINT} ({why})"))
 }
 
 fn check_real_codex(path: &Path) -> Result<(), String> {

@@ -25,6 +25,8 @@ use serde_json::json;
 mod clicks;
 #[path = "fcx_bench/faults.rs"]
 mod faults;
+#[path = "fcx_bench/faults_codex.rs"]
+mod faults_codex;
 #[path = "fcx_bench/faults_machine.rs"]
 mod faults_machine;
 #[path = "fcx_bench/faults_platform.rs"]
@@ -33,6 +35,8 @@ mod faults_platform;
 mod feedback;
 #[path = "fcx_bench/figures.rs"]
 mod figures;
+#[path = "fcx_bench/model.rs"]
+mod model;
 #[path = "fcx_bench/shim.rs"]
 mod shim;
 #[path = "fcx_bench/soak.rs"]
@@ -103,6 +107,10 @@ struct Args {
     /// Rounds of each fault-matrix row (a kill at a different point each).
     #[arg(long, default_value_t = 20)]
     fault_rounds: usize,
+    /// Fault-matrix runs on the scripted fake codex instead of the real
+    /// Codex CLI (`$FCX_TEST_CODEX`) and the mock model.
+    #[arg(long)]
+    fake_codex: bool,
     /// The runner of the sections that pin one (deliver, spawn, rss, load):
     /// exec, which their recorded figures were taken with, or app-server.
     #[arg(long, default_value = "exec")]
@@ -248,7 +256,11 @@ fn main() -> anyhow::Result<()> {
         skipped()
     };
     let faults = if want("faults") {
-        rt.block_on(faults::bench_faults(&bins, args.fault_rounds))?
+        rt.block_on(faults::bench_faults(
+            &bins,
+            args.fault_rounds,
+            args.fake_codex,
+        ))?
     } else {
         skipped()
     };
@@ -753,6 +765,12 @@ fn home(bins: &Path, runs: &str) -> anyhow::Result<Home> {
 /// [`home`] with `codex` as the `[profiles.default.codex]` keys besides the
 /// binary and key (e.g. `runner = "exec"`).
 fn home_with(bins: &Path, runs: &str, codex: &str) -> anyhow::Result<Home> {
+    home_for(&bins.join("fake-codex"), runs, codex)
+}
+
+/// [`home_with`] running `binary` as codex (the real CLI for the fault
+/// matrix's rows, `model.rs`).
+fn home_for(binary: &Path, runs: &str, codex: &str) -> anyhow::Result<Home> {
     let dir = tempfile::Builder::new().prefix("fcxb").tempdir_in("/tmp")?;
     let home = dir.path().join("h");
     let ws = dir.path().join("ws");
@@ -777,7 +795,7 @@ fn home_with(bins: &Path, runs: &str, codex: &str) -> anyhow::Result<Home> {
         format!(
             "[profiles.default.codex]\nbinary = \"{}\"\napi_key = \"file:{}\"\n{codex}\n\
              [profiles.default.workspaces]\ndefault = \"{}\"\n[profiles.default.runs]\n{runs}\n",
-            bins.join("fake-codex").display(),
+            binary.display(),
             dir.path().join("key").display(),
             ws.display()
         ),
@@ -1102,6 +1120,9 @@ struct FeishuRig {
     fcxd: Child,
     bins: PathBuf,
     env: Vec<(String, PathBuf)>,
+    /// The mock model the real Codex CLI talks to (`model.rs`); `None`
+    /// when the profile runs the scripted fake codex.
+    mock: Option<fcx_tests::MockResponses>,
 }
 
 fn spawn_fcxd(bins: &Path, home: &Home, env: &[(String, PathBuf)]) -> anyhow::Result<Child> {
@@ -1207,11 +1228,32 @@ impl FeishuRig {
         env: &[(&str, &Path)],
         runner: &str,
     ) -> anyhow::Result<Self> {
-        let codex = format!(
+        Self::start_inner(fake, bins, runs, app_extra, env, runner, None).await
+    }
+
+    /// [`FeishuRig::start_on_runner`]; with `real`, the profile runs that
+    /// codex binary against the mock model (its provider keys point at it).
+    async fn start_inner(
+        fake: FakeFeishu,
+        bins: &Path,
+        runs: &str,
+        app_extra: &str,
+        env: &[(&str, &Path)],
+        runner: &str,
+        real: Option<(&Path, fcx_tests::MockResponses)>,
+    ) -> anyhow::Result<Self> {
+        let mut codex = format!(
             "during_run = \"queue\"
 runner = \"{runner}\""
         );
-        let home = home_with(bins, runs, &codex)?;
+        let (binary, mock) = match real {
+            Some((binary, mock)) => {
+                codex.push_str(&model::real_codex_keys(&mock.base_url()));
+                (binary.to_path_buf(), Some(mock))
+            }
+            None => (bins.join("fake-codex"), None),
+        };
+        let home = home_for(&binary, runs, &codex)?;
         let secret = home._dir.path().join("app-secret");
         std::fs::write(&secret, format!("{}\n", fake.app_secret()))?;
         let cfg = home.home.join("config.toml");
@@ -1235,6 +1277,7 @@ runner = \"{runner}\""
             fcxd,
             bins: bins.to_path_buf(),
             env,
+            mock,
         };
         // The channel opens the long connection only once its worker can
         // accept, so a connection means the whole path is up.

@@ -1,11 +1,13 @@
 //! Fault matrix (issue 14): each row injects one fault around chat messages
 //! sent through the fake platform's long connection to the real fcxd and
-//! worker with the scripted fake codex, and counts per message: answered
+//! worker, whose runs are the real Codex CLI talking to the mock model
+//! (`model.rs`; the scripted fake codex only where Codex must print
+//! garbage, or with `--fake-codex`), and counts per message: answered
 //! exactly once, answered twice (duplicated), or neither answered nor told
 //! why (lost). Rows reply with streaming run cards and also count the cards
 //! left "running" when the row ends (`cards_left_running`); the rows where
-//! Codex itself fails, and the full queue, reply in markdown and count
-//! "told" instead of "answered". `--quick` runs one round of each (the suite's version);
+//! Codex itself fails (`faults_codex.rs`) count "told" instead of
+//! "answered". `--quick` runs one round of each (the suite's version);
 //! `--fault-rounds N` more (the issue's 20 rounds of each kill).
 
 use std::path::Path;
@@ -16,6 +18,7 @@ use fcx_tests::fake_feishu::{HandshakeRefusal, Redelivery};
 use serde_json::json;
 
 use super::faults_platform::{record_cards_left_running, settle_card};
+use super::model::{Model, turns};
 use super::{FEISHU_OWNER, FeishuRig, child_named};
 
 pub(super) const ANSWER: &str = "fault matrix answer";
@@ -56,15 +59,6 @@ impl Row {
     }
 }
 
-/// How a row's message should end.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Expect {
-    /// This answer, exactly once (the user may also be told of a restart).
-    Answer(&'static str),
-    /// Codex failed: a reply saying so, and no answer.
-    Told,
-}
-
 pub(super) fn replies(rig: &FeishuRig, om: &str) -> Vec<String> {
     rig.fake
         .messages()
@@ -72,38 +66,6 @@ pub(super) fn replies(rig: &FeishuRig, om: &str) -> Vec<String> {
         .filter(|m| m.sender_type == "app" && m.parent_id == om)
         .map(|m| m.content)
         .collect()
-}
-
-/// Waits (bounded) for the message's outcome, then a little longer so a
-/// late duplicate is counted too.
-pub(super) async fn settle(rig: &FeishuRig, om: &str, expect: Expect, row: &mut Row) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = |r: &[String]| match expect {
-        Expect::Answer(a) => r.iter().any(|c| c.contains(a)),
-        Expect::Told => r.iter().any(|c| TOLD.iter().any(|t| c.contains(t))),
-    };
-    while !done(&replies(rig, om)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let r = replies(rig, om);
-    let needle = match expect {
-        Expect::Answer(a) => a,
-        Expect::Told => ANSWER,
-    };
-    let answers = r.iter().filter(|c| c.contains(needle)).count();
-    let told = r.iter().any(|c| TOLD.iter().any(|t| c.contains(t)));
-    row.messages += 1;
-    row.told += usize::from(told);
-    match (expect, answers) {
-        (Expect::Answer(_), 1) => row.answered_once += 1,
-        (Expect::Answer(_), 0) if !told => row.lost += 1,
-        (Expect::Answer(_), 0) => {}
-        (Expect::Answer(_), _) => row.duplicated += 1,
-        (Expect::Told, 0) if !told => row.lost += 1,
-        (Expect::Told, 0) => {}
-        (Expect::Told, _) => row.duplicated += 1,
-    }
 }
 
 pub(super) async fn push(
@@ -120,19 +82,10 @@ pub(super) async fn push(
     Ok((om, frame))
 }
 
-fn codex_runs(rig: &FeishuRig) -> usize {
-    std::fs::read_dir(&rig.home.fake_log)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-async fn wait_runs(rig: &FeishuRig, n: usize) -> anyhow::Result<()> {
+/// Waits (bounded) until `n` Codex turns have started on the rig.
+pub(super) async fn wait_runs(rig: &FeishuRig, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while codex_runs(rig) < n {
+    while turns(rig) < n {
         if Instant::now() > deadline {
             anyhow::bail!("codex run {n} never started");
         }
@@ -165,28 +118,18 @@ pub(super) fn redelivery() -> Redelivery {
 
 /// A rig replying with streaming run cards (CardKit), so each row also
 /// checks that no card is left "running".
-pub(super) async fn rig(bins: &Path, scenarios: &Path, runs: &str) -> anyhow::Result<FeishuRig> {
-    rig_in(bins, scenarios, runs, "card").await
-}
-
-async fn rig_in(
-    bins: &Path,
-    scenarios: &Path,
-    runs: &str,
-    mode: &str,
-) -> anyhow::Result<FeishuRig> {
-    FeishuRig::start_redelivering(
-        bins,
-        runs,
-        &format!("reply_mode = \"{mode}\"\n"),
-        &[("FAKE_CODEX_SCENARIOS", scenarios)],
-        redelivery(),
-    )
-    .await
+pub(super) async fn rig(m: &Model, bins: &Path, runs: &str) -> anyhow::Result<FeishuRig> {
+    m.rig(bins, runs, "reply_mode = \"card\"\n", &[], redelivery())
+        .await
 }
 
 /// Every row; `rounds` messages each (kills at a different point each round).
-pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
+/// `fake_codex`: every run on the scripted fake codex (no real CLI here).
+pub(super) async fn bench_faults(
+    bins: &Path,
+    rounds: usize,
+    fake_codex: bool,
+) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::Builder::new()
         .prefix("fcxbx")
         .tempdir_in("/tmp")?;
@@ -198,6 +141,8 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
              {{\"agent_message\": \"{ANSWER}\"}}\n{{\"turn_completed\": true}}\n"
         ),
     )?;
+    let m = Model::new(fake_codex, scen)?;
+    eprintln!("fault rows run {}", m.name());
     let rounds = rounds.max(1);
     let mut rows = Vec::new();
     let runs = "max_concurrent = 4";
@@ -205,11 +150,11 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
 
     // kill -9 of the worker while a run is in flight.
     {
-        let r = rig(bins, scen, runs).await?;
+        let r = rig(&m, bins, runs).await?;
         let mut row = Row::default();
         for i in 0..rounds {
-            let before = codex_runs(&r);
-            let (om, _) = push(&r, &format!("oc_wk{i}"), "FAKE:fm worker kill").await?;
+            let before = turns(&r);
+            let (om, _) = push(&r, &format!("oc_wk{i}"), &m.work("worker kill")).await?;
             wait_runs(&r, before + 1).await?;
             tokio::time::sleep(jitter(i, 250)).await;
             let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
@@ -220,18 +165,21 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
             settle_card(&r, &om, &mut row).await;
         }
         record_cards_left_running(&r, &mut row).await;
-        rows.push(row.json("worker_kill9_mid_run", rounds));
+        let mut v = row.json("worker_kill9_mid_run", rounds);
+        // Turns Codex started: the killed runs' and their reruns'.
+        v["codex_turns"] = json!(turns(&r));
+        rows.push(v);
     }
     timed(&mut rows, &mut t);
 
     // kill -9 of fcxd while a run is in flight; a new fcxd takes over.
     {
-        let mut r = rig(bins, scen, runs).await?;
+        let mut r = rig(&m, bins, runs).await?;
         let mut row = Row::default();
         for i in 0..rounds {
-            let before = codex_runs(&r);
+            let before = turns(&r);
             let conns = r.fake.connects();
-            let (om, _) = push(&r, &format!("oc_gk{i}"), "FAKE:fm fcxd kill").await?;
+            let (om, _) = push(&r, &format!("oc_gk{i}"), &m.work("fcxd kill")).await?;
             wait_runs(&r, before + 1).await?;
             tokio::time::sleep(jitter(i, 250)).await;
             r.restart_fcxd_after_kill9()?;
@@ -242,38 +190,41 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
             settle_card(&r, &om, &mut row).await;
         }
         record_cards_left_running(&r, &mut row).await;
-        rows.push(row.json("fcxd_kill9_mid_run", rounds));
+        let mut v = row.json("fcxd_kill9_mid_run", rounds);
+        // Turns Codex started: the killed runs' and their reruns'.
+        v["codex_turns"] = json!(turns(&r));
+        rows.push(v);
     }
     timed(&mut rows, &mut t);
 
     // The long connection: dropped right after a push, reconnects refused,
     // malformed frames, the same event delivered twice at once.
     {
-        let r = rig(bins, scen, runs).await?;
+        let r = rig(&m, bins, runs).await?;
         let mut drop_row = Row::default();
         let mut refused_row = Row::default();
         let mut garbage_row = Row::default();
         let mut dup_row = Row::default();
         for i in 0..rounds {
-            let (om, _) = push(&r, &format!("oc_wd{i}"), "FAKE:fm ws drop").await?;
+            let (om, _) = push(&r, &format!("oc_wd{i}"), &m.work("ws drop")).await?;
             r.fake.drop_connections();
             settle_card(&r, &om, &mut drop_row).await;
 
             r.fake.refuse_handshakes(2, HandshakeRefusal::Status(503));
             r.fake.drop_connections();
-            let (om, _) = push(&r, &format!("oc_wr{i}"), "FAKE:fm refused").await?;
+            let (om, _) = push(&r, &format!("oc_wr{i}"), &m.work("refused")).await?;
             settle_card(&r, &om, &mut refused_row).await;
 
             r.fake.push_raw_frame(vec![0xff; 64]).await?;
             r.fake.push_raw_frame(vec![0x08, 0x01, 0x10]).await?;
-            let (om, _) = push(&r, &format!("oc_wg{i}"), "FAKE:fm garbage frames").await?;
+            let (om, _) = push(&r, &format!("oc_wg{i}"), &m.work("garbage frames")).await?;
             settle_card(&r, &om, &mut garbage_row).await;
 
-            let before = codex_runs(&r);
-            let (om, frame) = push(&r, &format!("oc_wu{i}"), "FAKE:fm twice").await?;
+            let before = turns(&r);
+            let (om, frame) = push(&r, &format!("oc_wu{i}"), &m.work("twice")).await?;
             r.fake.push_duplicate(&frame).await?;
             settle_card(&r, &om, &mut dup_row).await;
-            if codex_runs(&r) != before + 1 {
+            if turns(&r) != before + 1 {
                 dup_row.duplicated += 1;
             }
         }
@@ -307,7 +258,7 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
         "/open-apis/*",
     ];
     {
-        let r = rig(bins, scen, runs).await?;
+        let r = rig(&m, bins, runs).await?;
         let mut rl = Row::default();
         let mut five = Row::default();
         for i in 0..rounds {
@@ -321,12 +272,12 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
                 };
                 expire();
                 r.fake.rate_limit_storm(family, 6, 1);
-                let (om, _) = push(&r, &format!("oc_rl{i}_{k}"), "FAKE:fm 429").await?;
+                let (om, _) = push(&r, &format!("oc_rl{i}_{k}"), &m.work("429")).await?;
                 settle_card(&r, &om, &mut rl).await;
                 r.fake.clear_http_faults();
                 expire();
                 r.fake.fail_next(family, 6, 503);
-                let (om, _) = push(&r, &format!("oc_5x{i}_{k}"), "FAKE:fm 5xx").await?;
+                let (om, _) = push(&r, &format!("oc_5x{i}_{k}"), &m.work("5xx")).await?;
                 settle_card(&r, &om, &mut five).await;
                 r.fake.clear_http_faults();
             }
@@ -354,87 +305,15 @@ pub(super) async fn bench_faults(bins: &Path, rounds: usize) -> anyhow::Result<s
     }
     timed(&mut rows, &mut t);
 
-    // Codex misbehaving: crash, garbage on stdout, hang past the timeout.
-    // Markdown replies: the failure is said in a reply message, which the
-    // counting reads.
-    {
-        let r = rig_in(
-            bins,
-            scen,
-            "max_concurrent = 4\nidle_timeout_secs = 2",
-            "markdown",
-        )
-        .await?;
-        let mut crash = Row::default();
-        let mut garbage = Row::default();
-        let mut hang = Row::default();
-        for i in 0..rounds {
-            let (om, _) = push(&r, &format!("oc_cc{i}"), "FAKE:crash").await?;
-            settle(&r, &om, Expect::Told, &mut crash).await;
-            // Garbage lines are skipped; the answer after them arrives.
-            let (om, _) = push(&r, &format!("oc_cg{i}"), "FAKE:garbage").await?;
-            settle(&r, &om, Expect::Answer("garbage survived"), &mut garbage).await;
-            let (om, _) = push(&r, &format!("oc_ch{i}"), "FAKE:stall").await?;
-            settle(&r, &om, Expect::Told, &mut hang).await;
-        }
-        rows.push(crash.json("codex_crash", rounds));
-        rows.push(garbage.json("codex_garbage_stdout", rounds));
-        rows.push(hang.json("codex_hang_past_idle_timeout", rounds));
-    }
-    timed(&mut rows, &mut t);
+    rows.extend(super::faults_codex::rows(&m, bins, scen, rounds).await?);
 
-    // Queue full: a chat with a run in flight and 50 messages waiting gets
-    // the busy answer for the messages beyond (which ones depends on the
-    // order the gateway's concurrent deliveries reach the worker).
-    let busy = {
-        // Markdown: the busy answer is a reply message either way.
-        let r = rig_in(
-            bins,
-            scen,
-            "max_concurrent = 1\ndebounce_ms = 0",
-            "markdown",
-        )
-        .await?;
-        let (_, _) = push(&r, "oc_q", "FAKE:stall holding the slot").await?;
-        wait_runs(&r, 1).await?;
-        const CAP: usize = 50;
-        const SENT: usize = CAP + 5;
-        let mut oms = Vec::new();
-        for i in 0..SENT {
-            oms.push(push(&r, "oc_q", &format!("queued {i}")).await?.0);
-        }
-        let told = |r: &FeishuRig| {
-            oms.iter()
-                .filter(|om| {
-                    replies(r, om)
-                        .iter()
-                        .any(|c| c.contains("messages waiting"))
-                })
-                .count()
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while told(&r) < SENT - CAP && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let told = told(&r);
-        json!({
-            "fault": "queue_full_busy_answer",
-            "rounds": 1,
-            "messages": SENT - CAP,
-            "told_user": told,
-            "lost": (SENT - CAP).saturating_sub(told),
-            "duplicated": 0,
-        })
-    };
-    rows.push(busy);
-    timed(&mut rows, &mut t);
-
-    rows.extend(super::faults_platform::rows(bins, scen, rounds).await?);
+    rows.extend(super::faults_platform::rows(&m, bins, scen, rounds).await?);
 
     let click_ack_ms = bench_click_ack(bins, rounds).await?;
     let lost: u64 = rows.iter().filter_map(|r| r["lost"].as_u64()).sum();
     let dup: u64 = rows.iter().filter_map(|r| r["duplicated"].as_u64()).sum();
     Ok(json!({
+        "codex": m.name(),
         "rows": rows,
         "click_ack_ms": click_ack_ms,
         "lost": lost,

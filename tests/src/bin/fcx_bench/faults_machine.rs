@@ -12,8 +12,9 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::faults::{ANSWER, Row, push, redelivery, replies, stop_token};
+use super::faults::{ANSWER, Row, push, redelivery, replies, stop_token, wait_runs};
 use super::faults_platform::{CARD_RUNS, record_cards_left_running, settle_card};
+use super::model::{Model, turns};
 use super::shim::{self, Shim};
 use super::{FEISHU_OWNER, FeishuRig, child_named};
 
@@ -138,8 +139,8 @@ pub(super) const OWN_CLOCK_ROW: &str = "own_wall_clock_steps_1h_both_ways";
 /// step carries an expiry an hour ahead, and the worker's run row a start
 /// time an hour ahead.
 pub(super) async fn own_clock_jump(
+    m: &Model,
     bins: &Path,
-    env: &[(&str, &Path)],
     rounds: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let steps = [HOUR_MS, 0, -HOUR_MS, 0];
@@ -148,20 +149,20 @@ pub(super) async fn own_clock_jump(
         Err(why) => return Ok(skipped(OWN_CLOCK_ROW, rounds, why)),
     };
     let shim_env = shim.env();
-    let mut env: Vec<(&str, &Path)> = env.to_vec();
-    env.extend(shim_env.iter().map(|(k, v)| (*k, v.as_path())));
+    let mut env: Vec<(&str, &Path)> = shim_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
     // A short orphan grace (fcxd's heartbeat comes every 5 s), so a worker
     // that measured its gateway's silence on the wall clock would take a
     // step for an hour of silence and exit: `worker_restarted` says.
     env.push(("FCX_WORKER_ORPHAN_GRACE_MS", Path::new("20000")));
-    let r = FeishuRig::start_redelivering(
-        bins,
-        CARD_RUNS,
-        "reply_mode = \"card\"\n",
-        &env,
-        redelivery(),
-    )
-    .await?;
+    let r = m
+        .rig(
+            bins,
+            CARD_RUNS,
+            "reply_mode = \"card\"\n",
+            &env,
+            redelivery(),
+        )
+        .await?;
     let worker = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
     let loaded = [r.fcxd.id(), worker].into_iter().all(shim::loaded);
     let mut row = Row::default();
@@ -176,10 +177,10 @@ pub(super) async fn own_clock_jump(
         for (k, offset) in steps.into_iter().enumerate() {
             n += 1;
             let chat = format!("oc_own{i}_{k}");
-            let (a, _) = push(&r, &chat, "FAKE:fm running across the step").await?;
+            let (a, _) = push(&r, &chat, &m.work("running across the step")).await?;
             stop_button(&r, &a).await?;
             shim.set_clock_offset_ms(offset)?;
-            let (b, _) = push(&r, &chat, "FAKE:fm queued across the step").await?;
+            let (b, _) = push(&r, &chat, &m.work("queued across the step")).await?;
             if let Some((c_chat, c_om, carrier, token)) = pending.take() {
                 match click_stop(&r, &c_chat, &c_om, &carrier, &token).await? {
                     Ok(()) => clicks_acted += 1,
@@ -187,7 +188,7 @@ pub(super) async fn own_clock_jump(
                 }
             }
             let c_chat = format!("oc_ownc{n}");
-            let (c, _) = push(&r, &c_chat, "FAKE:stall until clicked").await?;
+            let (c, _) = push(&r, &c_chat, &m.stall("until clicked")).await?;
             let (carrier, token) = stop_button(&r, &c).await?;
             if offset == HOUR_MS && fcxd_offset_s.is_none() {
                 fcxd_offset_s =
@@ -256,8 +257,8 @@ pub(super) const READ_ONLY_RUNNING_ROW: &str = "state_dir_read_only_under_runnin
 /// left running. Staged by the fault shim in the worker only: writes under
 /// `profiles/<name>` fail with EROFS, SQLite's open files included.
 pub(super) async fn read_only_running(
+    m: &Model,
     bins: &Path,
-    env: &[(&str, &Path)],
     scen: &Path,
     rounds: usize,
 ) -> anyhow::Result<serde_json::Value> {
@@ -275,16 +276,16 @@ pub(super) async fn read_only_running(
         ),
     )?;
     let shim_env = shim.env();
-    let mut env: Vec<(&str, &Path)> = env.to_vec();
-    env.extend(shim_env.iter().map(|(k, v)| (*k, v.as_path())));
-    let r = FeishuRig::start_redelivering(
-        bins,
-        CARD_RUNS,
-        "reply_mode = \"card\"\n",
-        &env,
-        redelivery(),
-    )
-    .await?;
+    let env: Vec<(&str, &Path)> = shim_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let r = m
+        .rig(
+            bins,
+            CARD_RUNS,
+            "reply_mode = \"card\"\n",
+            &env,
+            redelivery(),
+        )
+        .await?;
     let worker = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
     let loaded = shim::loaded(worker);
     let mut row = Row::default();
@@ -294,7 +295,7 @@ pub(super) async fn read_only_running(
     for i in 0..rounds {
         // A message arriving while the directory is read-only.
         shim.set_read_only(true)?;
-        let (om, frame) = push(&r, &format!("oc_rr{i}"), "FAKE:fm read-only state").await?;
+        let (om, frame) = push(&r, &format!("oc_rr{i}"), &m.work("read-only state")).await?;
         let told = |r: &FeishuRig| {
             replies(r, &om)
                 .iter()
@@ -316,12 +317,24 @@ pub(super) async fn read_only_running(
 
         // A run in progress when it turns read-only, writable again after
         // a few seconds.
-        let (om, _) = push(&r, &format!("oc_rs{i}"), "FAKE:ro running").await?;
-        // Codex is running (its first words are on the card): the run is
-        // past every write of its start.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !card_says(&r, &om, "working") && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let turns_before = turns(&r);
+        let (om, _) = push(
+            &r,
+            &format!("oc_rs{i}"),
+            &m.work_ms("read-only while running", 2000),
+        )
+        .await?;
+        // Codex is running (its first words are on the card; the real
+        // one has asked the model and runs the command): the run is past
+        // every write of its start.
+        if m.is_real() {
+            wait_runs(&r, turns_before + 1).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !card_says(&r, &om, "working") && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         shim.set_read_only(true)?;
         tokio::time::sleep(Duration::from_secs(4)).await;

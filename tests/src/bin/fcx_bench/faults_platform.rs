@@ -17,6 +17,7 @@ use serde_json::json;
 use anyhow::Context as _;
 
 use super::faults::{ANSWER, Row, TOLD, push, redelivery, replies, timed};
+use super::model::Model;
 use super::{FeishuRig, child_named};
 
 /// Rows the matrix does not have yet.
@@ -26,26 +27,26 @@ pub(super) const NOT_COVERED: [&str; 0] = [];
 pub(super) const CARD_RUNS: &str = "max_concurrent = 4\ndebounce_ms = 0";
 
 pub(super) async fn rows(
+    m: &Model,
     bins: &Path,
     scen: &Path,
     rounds: usize,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let env: [(&str, &Path); 1] = [("FAKE_CODEX_SCENARIOS", scen)];
     let mut rows = Vec::new();
     let mut t = Instant::now();
-    rows.push(half_open(bins, &env, rounds).await?);
+    rows.push(half_open(m, bins, rounds).await?);
     timed(&mut rows, &mut t);
-    rows.push(slow_platform(bins, &env, rounds).await?);
+    rows.push(slow_platform(m, bins, rounds).await?);
     timed(&mut rows, &mut t);
-    rows.push(clock_jump(bins, &env, rounds).await?);
+    rows.push(clock_jump(m, bins, rounds).await?);
     timed(&mut rows, &mut t);
-    rows.push(super::faults_machine::own_clock_jump(bins, &env, rounds).await?);
+    rows.push(super::faults_machine::own_clock_jump(m, bins, rounds).await?);
     timed(&mut rows, &mut t);
-    rows.push(disk_full(bins, &env, rounds).await?);
+    rows.push(disk_full(m, bins, rounds).await?);
     timed(&mut rows, &mut t);
-    rows.push(read_only_state(bins, &env, rounds).await?);
+    rows.push(read_only_state(m, bins, rounds).await?);
     timed(&mut rows, &mut t);
-    rows.push(super::faults_machine::read_only_running(bins, &env, scen, rounds).await?);
+    rows.push(super::faults_machine::read_only_running(m, bins, scen, rounds).await?);
     timed(&mut rows, &mut t);
     Ok(rows)
 }
@@ -54,11 +55,7 @@ pub(super) async fn rows(
 /// of a message fcxd already took lost, a push sent into the void): fcxd
 /// must notice within its ping timeout, reconnect, and every message be
 /// answered once (the platform redelivers what was not ACKed).
-async fn half_open(
-    bins: &Path,
-    env: &[(&str, &Path)],
-    rounds: usize,
-) -> anyhow::Result<serde_json::Value> {
+async fn half_open(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
     // A 1 s ping interval: fcxd's watchdog gives up after 3 silent ones.
     let fake = FakeFeishu::builder()
         .redelivery(redelivery())
@@ -70,25 +67,26 @@ async fn half_open(
         })
         .start()
         .await?;
-    let r = FeishuRig::start_on(
-        fake,
-        bins,
-        "max_concurrent = 4",
-        "reply_mode = \"card\"\n",
-        env,
-    )
-    .await?;
+    let r = m
+        .rig_on(
+            fake,
+            bins,
+            "max_concurrent = 4",
+            "reply_mode = \"card\"\n",
+            &[],
+        )
+        .await?;
     let mut row = Row::default();
     let mut detected = Vec::new();
     for i in 0..rounds {
         let conns = r.fake.connects();
         let (om_before, frame) =
-            push(&r, &format!("oc_ho{i}a"), "FAKE:fm before half-open").await?;
+            push(&r, &format!("oc_ho{i}a"), &m.work("before half-open")).await?;
         // fcxd has taken this one; its answer and ACK meet the dead socket.
         r.fake.wait_for_ack(&frame, Duration::from_secs(30)).await?;
         let frozen = Instant::now();
         r.fake.half_open_connections();
-        let (om_during, _) = push(&r, &format!("oc_ho{i}b"), "FAKE:fm during half-open").await?;
+        let (om_during, _) = push(&r, &format!("oc_ho{i}b"), &m.work("during half-open")).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while r.fake.connects() <= conns && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -108,19 +106,16 @@ async fn half_open(
 /// Every Open API call answered only after 2 s: two messages in one chat,
 /// the second sent while the first is being answered, are each answered
 /// once, in order, and both cards end final.
-async fn slow_platform(
-    bins: &Path,
-    env: &[(&str, &Path)],
-    rounds: usize,
-) -> anyhow::Result<serde_json::Value> {
-    let r = FeishuRig::start_redelivering(
-        bins,
-        CARD_RUNS,
-        "reply_mode = \"card\"\n",
-        env,
-        redelivery(),
-    )
-    .await?;
+async fn slow_platform(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
+    let r = m
+        .rig(
+            bins,
+            CARD_RUNS,
+            "reply_mode = \"card\"\n",
+            &[],
+            redelivery(),
+        )
+        .await?;
     r.fake
         .slow_next("/open-apis/*", usize::MAX, Duration::from_secs(2));
     let mut row = Row::default();
@@ -129,7 +124,7 @@ async fn slow_platform(
     for i in 0..rounds {
         let chat = format!("oc_slow{i}");
         let started = Instant::now();
-        let (a, _) = push(&r, &chat, "FAKE:fm slow first").await?;
+        let (a, _) = push(&r, &chat, &m.work("slow first")).await?;
         // The second once the first's run has its card: sent before that,
         // both would rightly join one run (messages waiting when a run
         // starts go together) and have one answer.
@@ -143,7 +138,7 @@ async fn slow_platform(
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (b, _) = push(&r, &chat, "FAKE:fm slow second").await?;
+        let (b, _) = push(&r, &chat, &m.work("slow second")).await?;
         let mut cards = Vec::new();
         for om in [&a, &b] {
             cards.push(settle_card(&r, om, &mut row).await);
@@ -169,25 +164,22 @@ async fn slow_platform(
 /// times, frame timestamps and message times all shifted, as when fcx's host
 /// clock jumps the other way. Messages are answered once and cards end
 /// final either way (the stale window must not drop live messages).
-async fn clock_jump(
-    bins: &Path,
-    env: &[(&str, &Path)],
-    rounds: usize,
-) -> anyhow::Result<serde_json::Value> {
-    let r = FeishuRig::start_redelivering(
-        bins,
-        CARD_RUNS,
-        "reply_mode = \"card\"\n",
-        env,
-        redelivery(),
-    )
-    .await?;
+async fn clock_jump(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
+    let r = m
+        .rig(
+            bins,
+            CARD_RUNS,
+            "reply_mode = \"card\"\n",
+            &[],
+            redelivery(),
+        )
+        .await?;
     let mut row = Row::default();
     const HOUR_MS: i64 = 3_600_000;
     for i in 0..rounds {
         for (k, offset) in [HOUR_MS, -HOUR_MS].into_iter().enumerate() {
             r.fake.set_clock_offset_ms(offset);
-            let (om, _) = push(&r, &format!("oc_clk{i}_{k}"), "FAKE:fm clock jump").await?;
+            let (om, _) = push(&r, &format!("oc_clk{i}_{k}"), &m.work("clock jump")).await?;
             settle_card(&r, &om, &mut row).await;
         }
     }
@@ -201,6 +193,16 @@ async fn clock_jump(
 /// outcome into `row`, and returns the position of its message among all
 /// messages (for ordering checks). A card still streaming counts as lost.
 pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Option<usize> {
+    settle_card_for(r, om, ANSWER, row).await
+}
+
+/// [`settle_card`] for a run whose answer contains `needle`.
+pub(super) async fn settle_card_for(
+    r: &FeishuRig,
+    om: &str,
+    needle: &str,
+    row: &mut Row,
+) -> Option<usize> {
     let answered = |r: &FeishuRig| -> Vec<(usize, bool)> {
         r.fake
             .messages()
@@ -211,11 +213,11 @@ pub(super) async fn settle_card(r: &FeishuRig, om: &str, row: &mut Row) -> Optio
                 // A run that could not create its card (CardKit refused
                 // past the retries) answers in messages instead.
                 let Some(id) = m.card_id.as_deref() else {
-                    return m.content.contains(ANSWER).then_some((i, true));
+                    return m.content.contains(needle).then_some((i, true));
                 };
                 let card = r.fake.card(id)?;
                 let text = card.element_content("answer").unwrap_or_default();
-                text.contains(ANSWER).then_some((i, card_final(&card)))
+                text.contains(needle).then_some((i, card_final(&card)))
             })
             .collect()
     };
@@ -311,25 +313,22 @@ fn limit_file_size(_pid: u32, _bytes: Option<u64>) -> anyhow::Result<()> {
 /// keeps it), and once writes work again it is answered once. A read-only
 /// state directory takes the same path (a failed write); as root a chmod
 /// cannot make one, so it is not a row of its own.
-async fn disk_full(
-    bins: &Path,
-    env: &[(&str, &Path)],
-    rounds: usize,
-) -> anyhow::Result<serde_json::Value> {
-    let r = FeishuRig::start_redelivering(
-        bins,
-        "max_concurrent = 4",
-        "reply_mode = \"card\"\n",
-        env,
-        redelivery(),
-    )
-    .await?;
+async fn disk_full(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
+    let r = m
+        .rig(
+            bins,
+            "max_concurrent = 4",
+            "reply_mode = \"card\"\n",
+            &[],
+            redelivery(),
+        )
+        .await?;
     let mut row = Row::default();
     let mut worker_survived = 0;
     for i in 0..rounds {
         let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
         limit_file_size(w, Some(0))?;
-        let (om, frame) = push(&r, &format!("oc_disk{i}"), "FAKE:fm disk full").await?;
+        let (om, frame) = push(&r, &format!("oc_disk{i}"), &m.work("disk full")).await?;
         // Full until the platform had to send it again (it was not ACKed).
         let deadline = Instant::now() + Duration::from_secs(20);
         while r.fake.deliveries(&frame) < 2 && Instant::now() < deadline {
@@ -381,8 +380,8 @@ fn read_only_mounts_allowed(dir: &Path) -> Result<(), String> {
 /// read-only directory); `faults_machine` has the running worker's case.
 /// Skipped, with the reason, where mounts are not permitted.
 async fn read_only_state(
+    m: &Model,
     bins: &Path,
-    env: &[(&str, &Path)],
     rounds: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
@@ -407,23 +406,23 @@ async fn read_only_state(
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
     }
-    let mut env: Vec<(&str, &Path)> = env.to_vec();
-    env.push(("FCX_WORKER_BIN", &wrapper));
-    let r = FeishuRig::start_redelivering(
-        bins,
-        "max_concurrent = 4",
-        "reply_mode = \"card\"\n",
-        &env,
-        redelivery(),
-    )
-    .await?;
+    let env: [(&str, &Path); 1] = [("FCX_WORKER_BIN", &wrapper)];
+    let r = m
+        .rig(
+            bins,
+            "max_concurrent = 4",
+            "reply_mode = \"card\"\n",
+            &env,
+            redelivery(),
+        )
+        .await?;
     let mut row = Row::default();
     let mut told_before_writable = 0;
     for i in 0..rounds {
         std::fs::write(&flag, "")?;
         let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
         kill9(w);
-        let (om, _) = push(&r, &format!("oc_ro{i}"), "FAKE:fm read-only state").await?;
+        let (om, _) = push(&r, &format!("oc_ro{i}"), &m.work("read-only state")).await?;
         // Read-only until the user has been told (the platform keeps
         // redelivering the unacknowledged message meanwhile).
         let deadline = Instant::now() + Duration::from_secs(20);
