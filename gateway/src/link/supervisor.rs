@@ -39,8 +39,15 @@ const RESTART_KILLED: Duration = Duration::from_millis(10);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often a ready worker is called, so it knows its gateway lives.
+/// How often a ready worker is called, so it knows its gateway lives, and
+/// how long each call may take.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Overrides [`HEARTBEAT`] (milliseconds); for tests and operators.
+pub(crate) const HEARTBEAT_ENV: &str = "FCX_WORKER_HEARTBEAT_MS";
+/// Heartbeats in a row a worker leaves unanswered before it is taken for
+/// frozen (stopped, deadlocked, swapped out for good) and replaced: with
+/// the defaults about 30 s, well past any pause of a busy worker.
+const HEARTBEAT_MISSES: u32 = 3;
 
 /// What the supervisor tells surfaces about the worker itself.
 #[derive(Debug, Clone)]
@@ -379,13 +386,25 @@ impl Supervision {
         let _ = self.h.notices.send(Notice::Ready);
         tracing::info!(profile = %self.h.profile, pid, spawned = process.spawned(), "worker ready");
 
-        let heartbeat = heartbeat(client.clone());
+        let heartbeat = heartbeat(client.clone(), heartbeat_every());
         tokio::pin!(heartbeat);
         let end = tokio::select! {
             // The consumers resume from their cursor with the next
             // incarnation: nothing to drain here.
             exit = process.exited() => End::Exited { what: exit.what, killed: exit.killed },
-            _ = &mut heartbeat => End::Exited { what: "unreachable".into(), killed: false },
+            silent = &mut heartbeat => {
+                // Alive but not answering: its queue and its runs are stuck
+                // with it, and the messages sent to it are not acknowledged
+                // (the platform keeps them). Killed, it is replaced, and its
+                // successor resumes every run and message from the state.
+                tracing::warn!(profile = %self.h.profile, pid, silent_ms = silent.as_millis() as u64, "worker stopped answering; killing it");
+                process.kill();
+                let _ = process.exited().await;
+                End::Exited {
+                    what: format!("stopped answering for {} s; killed", silent.as_secs()),
+                    killed: false,
+                }
+            }
             _ = self.h.restart.notified() => {
                 self.h.liveness.set_phase(Phase::Starting);
                 self.shutdown_worker(&mut process, client, "restart requested").await;
@@ -429,12 +448,39 @@ impl Supervision {
     }
 }
 
-/// Keeps the worker's orphan clock from running out while fcxd lives;
-/// resolves never.
-async fn heartbeat(mut client: WorkerClient<Channel>) {
+/// The heartbeat period ([`HEARTBEAT_ENV`] or [`HEARTBEAT`]).
+fn heartbeat_every() -> Duration {
+    std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(HEARTBEAT, Duration::from_millis)
+}
+
+/// Keeps the worker's orphan clock from running out while fcxd lives.
+/// Resolves (with how long the worker has been silent) only when
+/// [`HEARTBEAT_MISSES`] calls in a row got no answer in time; an error
+/// answer is an answer (a worker that cannot be reached at all has exited,
+/// which the supervisor sees on its own).
+async fn heartbeat(mut client: WorkerClient<Channel>, every: Duration) -> Duration {
+    let mut missed = 0;
+    let mut silent_since = None;
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), client.status(StatusRequest {})).await;
+        tokio::time::sleep(every).await;
+        let asked = tokio::time::Instant::now();
+        match tokio::time::timeout(every, client.status(StatusRequest {})).await {
+            Ok(_) => {
+                missed = 0;
+                silent_since = None;
+            }
+            Err(_) => {
+                missed += 1;
+                let since = *silent_since.get_or_insert(asked);
+                if missed >= HEARTBEAT_MISSES {
+                    return since.elapsed();
+                }
+            }
+        }
     }
 }
 

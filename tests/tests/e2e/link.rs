@@ -668,3 +668,42 @@ fn listening_inode(sock: &std::path::Path) -> Option<u64> {
             .flatten()
     })
 }
+
+/// A worker alive but frozen (SIGSTOP here; a deadlock or a swapped-out
+/// process alike) is taken for dead after a few unanswered heartbeats,
+/// killed and replaced; the message sent to it meanwhile is answered once
+/// by its successor.
+#[test]
+fn a_frozen_worker_is_replaced_and_the_message_sent_to_it_is_answered_once() {
+    let dir = scenarios_dir();
+    scenario(dir.path(), "fz", 100, "thawed answer");
+    let e = env(dir.path(), &[("FCX_WORKER_HEARTBEAT_MS", "300")]);
+    let frozen = e.worker_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(frozen as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("SIGSTOP the worker");
+    let om = e.push_text("oc_frozen", "FAKE:fz sent while the worker is frozen");
+    e.wait_reply(&om, "thawed answer");
+    let next = e.worker_pid();
+    assert_ne!(next, frozen, "the frozen worker still serves");
+    // Killed and reaped, not left stopped beside its successor.
+    eventually(
+        WAIT,
+        || (!std::path::Path::new(&format!("/proc/{frozen}")).exists()).then_some(()),
+        || format!("the frozen worker {frozen} still exists"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let answers = e
+        .replies_to(&om)
+        .iter()
+        .filter(|c| c.contains("thawed answer"))
+        .count();
+    assert_eq!(answers, 1, "{:?}", e.replies_to(&om));
+    assert!(
+        e.home.read_logs().contains("worker stopped answering"),
+        "{}",
+        e.home.read_logs()
+    );
+}
