@@ -4,6 +4,7 @@
 # passes (no AddressSanitizer; nightly toolchain), then runs each one in turn
 # for BUDGET seconds from fuzz/seeds/<target>, its corpus and crash artifacts
 # in OUT (outside the repo), and prints one Markdown row per target.
+# SANITIZER=address builds them with AddressSanitizer as well.
 #
 #   scripts/fuzz.sh [BUDGET_SECS=90] [OUT=/tmp/fcx-fuzz] [target...]
 set -euo pipefail
@@ -15,12 +16,23 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(callback_token frame reassembly normalize command config codex_jsonl app_server)
 
 export CARGO_INCREMENTAL=0
-RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+# SANITIZER=address adds AddressSanitizer (what `cargo fuzz build` does by
+# default: -Zsanitizer=address on the target only, so build scripts and proc
+# macros stay plain), in a target directory of its own.
+sanitizer=${SANITIZER:-none}
+flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions" \
+-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions"
+target_dir=fuzz/target
+case "$sanitizer" in
+  none) ;;
+  address) flags="$flags -Zsanitizer=address"; target_dir=fuzz/target-asan ;;
+  *) echo "SANITIZER must be none or address" >&2; exit 2 ;;
+esac
+RUSTFLAGS="$flags" CARGO_TARGET_DIR="$target_dir" \
   nice -n 10 cargo +nightly build --manifest-path fuzz/Cargo.toml \
   --target x86_64-unknown-linux-gnu --bins
-bin=fuzz/target/x86_64-unknown-linux-gnu/debug
+bin=$target_dir/x86_64-unknown-linux-gnu/debug
 
 echo "| target | executions | exec/s | coverage edges (features) | corpus | crashes | timeouts (10 s) | slowest unit | OOMs | peak RSS |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
