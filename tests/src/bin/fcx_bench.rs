@@ -128,6 +128,9 @@ struct Args {
     /// feishu, cards, feedback, clicks, soak, faults, warm); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Run every section but these (comma-separated, as for `--only`).
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -182,7 +185,10 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let want = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let want = |name: &str| {
+        (args.only.is_empty() || args.only.iter().any(|o| o == name))
+            && !args.skip.iter().any(|o| o == name)
+    };
     let skipped = || json!("skipped");
     let deliver = if want("deliver") {
         rt.block_on(bench_deliver(&bins, args.deliver_calls, args.quick))?

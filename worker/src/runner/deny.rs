@@ -2,9 +2,10 @@
 //! permissions profile with `deny` entries (codex 0.169.0), on every
 //! platform, for every run whose sandbox is not full access.
 //!
-//! On Linux this is a second layer under the mount namespace
-//! ([`super::exec::confine`]); on macOS (Seatbelt) and Windows it is the only
-//! one. What a run needs stays readable: the entries on the way from
+//! On Linux it stands in for the mount namespace ([`super::exec::confine`])
+//! where user namespaces are unavailable (inside the namespace there is
+//! nothing left for it to deny; see `overrides`); on macOS (Seatbelt) and
+//! Windows it is the only layer. What a run needs stays readable: the entries on the way from
 //! `$FCX_HOME` down to each kept directory (the run's `CODEX_HOME`, its
 //! `lark-cli` directory) are left alone, everything beside them is denied,
 //! and so is each `also` directory that exists (`~/.codex`, the operator's
@@ -79,12 +80,21 @@ pub(crate) fn overrides(spec: &RunSpec) -> Option<Vec<(String, String)>> {
     } else {
         Vec::new()
     };
-    let table = profile(
-        spec.sandbox,
-        network,
-        &entries(&hide, cfg!(target_os = "linux")),
-        &write,
-    );
+    // Inside fcx's namespace every path the entries would name is already
+    // gone from Codex's view ($FCX_HOME an empty tmpfs but for the kept
+    // directories, `also` empty tmpfs). Listed anyway, each became a path
+    // Codex found missing, so it created an empty file there and bound one
+    // more mount over it for every sandboxed command; under load bwrap
+    // now and then failed that bind ("Can't bind mount /bindfile… on
+    // …/logs: Unable to remount destination") and the run failed at its
+    // thread start. The profile still carries the mode, network and
+    // writable roots.
+    let deny = if spec.env.namespace {
+        Vec::new()
+    } else {
+        entries(&hide, cfg!(target_os = "linux"))
+    };
+    let table = profile(spec.sandbox, network, &deny, &write);
     Some(vec![
         (
             "default_permissions".into(),

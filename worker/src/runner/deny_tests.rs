@@ -244,3 +244,32 @@ fn a_profile_run_has_no_legacy_sandbox_and_full_access_keeps_it() {
     let start = crate::runner::app_server::protocol::thread_start(&full);
     assert_eq!(start["sandbox"], "danger-full-access");
 }
+
+/// Inside fcx's namespace the denied paths are gone from Codex's view
+/// already; listing them made Codex create and bind a file at each (and
+/// bwrap sometimes failed the bind under load). The profile stays, with
+/// its mode and network, and no entries.
+#[test]
+fn inside_the_namespace_the_profile_lists_no_deny_entries() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (root, keep) = layout(d.path());
+    let env = ChildEnv {
+        codex_home: Some(keep.clone()),
+        hide: Some(Hide {
+            root: root.clone(),
+            keep: vec![],
+            only: None,
+            also: vec![],
+        }),
+        namespace: true,
+        ..Default::default()
+    };
+    let text = profile_toml(&all_overrides(&spec(Sandbox::WorkspaceWrite, false, env)));
+    let t: toml::Table = toml::from_str(&text).expect("valid toml");
+    assert_eq!(t["default_permissions"].as_str(), Some("fcx"), "{text}");
+    let fcx = &t["permissions"]["fcx"];
+    assert_eq!(fcx["extends"].as_str(), Some(":workspace"), "{text}");
+    assert_eq!(fcx["network"]["enabled"].as_bool(), Some(false), "{text}");
+    let fs = fcx["filesystem"].as_table().expect("filesystem table");
+    assert!(fs.values().all(|v| v.as_str() != Some("deny")), "{text}");
+}

@@ -172,6 +172,9 @@ pub(super) async fn bench_faults(
     }
     timed(&mut rows, &mut t);
 
+    rows.push(super::faults_machine::worker_frozen(&m, bins, rounds).await?);
+    timed(&mut rows, &mut t);
+
     // kill -9 of fcxd while a run is in flight; a new fcxd takes over.
     {
         let mut r = rig(&m, bins, runs).await?;

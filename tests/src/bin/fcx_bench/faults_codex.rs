@@ -61,7 +61,13 @@ pub(super) async fn settle_told(r: &FeishuRig, om: &str, row: &mut Row) {
     row.told += usize::from(n > 0);
     match (n, running) {
         (1, 0) => {}
-        (0, _) | (_, 1..) => row.lost += 1,
+        (0, _) | (_, 1..) => {
+            row.lost += 1;
+            eprintln!(
+                "fault matrix: {om} lost; {}",
+                super::faults_platform::what_was_said(r, om)
+            );
+        }
         _ => row.duplicated += 1,
     }
 }

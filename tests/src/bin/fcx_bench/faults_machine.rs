@@ -363,3 +363,57 @@ fn card_says(r: &FeishuRig, om: &str, text: &str) -> bool {
                 .is_some_and(|a| a.contains(text))
         })
 }
+
+pub(super) const FROZEN_ROW: &str = "worker_frozen_mid_run";
+
+/// The worker alive but frozen (SIGSTOP: a deadlock or a process swapped
+/// out for good look the same from outside) in the middle of a run, with a
+/// second message sent to it while frozen. fcxd takes it for dead after
+/// three unanswered heartbeats (every 500 ms here, 5 s by default), kills
+/// it and starts the next, which runs the interrupted run again and the
+/// waiting message: each answered once, no card left running.
+pub(super) async fn worker_frozen(
+    m: &Model,
+    bins: &Path,
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let env: [(&str, &Path); 1] = [("FCX_WORKER_HEARTBEAT_MS", Path::new("500"))];
+    let r = m
+        .rig(
+            bins,
+            CARD_RUNS,
+            "reply_mode = \"card\"\n",
+            &env,
+            redelivery(),
+        )
+        .await?;
+    let mut row = Row::default();
+    let mut replaced_after = Vec::new();
+    for i in 0..rounds {
+        let before = turns(&r);
+        let (a, _) = push(&r, &format!("oc_fz{i}"), &m.work("running when frozen")).await?;
+        wait_runs(&r, before + 1).await?;
+        tokio::time::sleep(super::faults::jitter(i, 250)).await;
+        let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
+        let frozen = Instant::now();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(w as i32),
+            nix::sys::signal::Signal::SIGSTOP,
+        );
+        let (b, _) = push(&r, &format!("oc_fzb{i}"), &m.work("sent while frozen")).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child_named(r.fcxd.id(), "fcx-worker").is_none_or(|p| p == w)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        replaced_after.push(frozen.elapsed().as_secs_f64());
+        settle_card(&r, &a, &mut row).await;
+        settle_card(&r, &b, &mut row).await;
+    }
+    record_cards_left_running(&r, &mut row).await;
+    let mut v = row.json(FROZEN_ROW, rounds);
+    v["replaced_after_s"] = super::summary(replaced_after);
+    v["heartbeat_ms"] = json!(500);
+    Ok(v)
+}

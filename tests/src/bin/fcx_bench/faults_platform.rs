@@ -240,6 +240,7 @@ pub(super) async fn settle_card_for(
         }
         [] | [(_, false)] => {
             row.lost += 1;
+            eprintln!("fault matrix: {om} lost; {}", what_was_said(r, om));
             None
         }
         _ => {
@@ -247,6 +248,30 @@ pub(super) async fn settle_card_for(
             None
         }
     }
+}
+
+/// What the bot sent in answer to `om`: each message's text, or its card's
+/// title, answer and status (a lost message's evidence).
+pub(super) fn what_was_said(r: &FeishuRig, om: &str) -> String {
+    let said: Vec<String> = r
+        .fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.sender_type == "app" && m.parent_id == om)
+        .map(
+            |m| match m.card_id.as_deref().and_then(|id| r.fake.card(id)) {
+                Some(c) => format!(
+                    "card {:?} streaming={} answer={:?} status={:?}",
+                    c.json["header"]["title"]["content"].as_str().unwrap_or(""),
+                    c.streaming_mode,
+                    c.element_content("answer").unwrap_or_default(),
+                    c.element_content("status").unwrap_or_default()
+                ),
+                None => format!("message {:?}", m.content),
+            },
+        )
+        .collect();
+    format!("replies: {said:?}")
 }
 
 /// A run card no longer "running": its streaming has ended. The one test
