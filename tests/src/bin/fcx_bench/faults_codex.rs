@@ -75,27 +75,7 @@ pub(super) async fn settle_told(r: &FeishuRig, om: &str, row: &mut Row) {
 /// Every process below `root` named `name` (the codex child may sit under
 /// fcx's sandbox wrapper).
 fn descendants_named(root: u32, name: &str) -> Vec<u32> {
-    let mut procs = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some((head, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let comm = head.split_once('(').map_or("", |(_, c)| c).to_owned();
-            let ppid: u32 = rest
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            procs.push((pid, ppid, comm));
-        }
-    }
+    let procs = super::soak::processes();
     let mut under = vec![root];
     let mut out = Vec::new();
     let mut i = 0;

@@ -197,8 +197,8 @@ impl SoakRig {
     }
 }
 
-/// Every child of `parent` with this command name.
-pub(crate) fn children_named(parent: u32, name: &str) -> Vec<u32> {
+/// Every process now: pid, parent pid, command name (`/proc/<pid>/stat`).
+pub(crate) fn processes() -> Vec<(u32, u32, String)> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -213,16 +213,24 @@ pub(crate) fn children_named(parent: u32, name: &str) -> Vec<u32> {
         let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let comm = head.split_once('(').map_or("", |(_, c)| c).to_owned();
         let ppid: u32 = rest
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        if ppid == parent && comm.starts_with(&name[..name.len().min(15)]) {
-            out.push(pid);
-        }
+        out.push((pid, ppid, comm));
     }
+    out
+}
+
+/// Every child of `parent` with this command name.
+pub(crate) fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = processes()
+        .into_iter()
+        .filter(|(_, ppid, comm)| *ppid == parent && comm.starts_with(&name[..name.len().min(15)]))
+        .map(|(pid, _, _)| pid)
+        .collect();
     out.sort_unstable();
     out
 }
