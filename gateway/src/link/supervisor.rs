@@ -400,9 +400,14 @@ impl Supervision {
                 tracing::warn!(profile = %self.h.profile, pid, silent_ms = silent.as_millis() as u64, "worker stopped answering; killing it");
                 process.kill();
                 let _ = process.exited().await;
+                // Restarted at once, as a worker killed from outside is:
+                // it had been serving, and a worker that freezes again
+                // takes three heartbeats to be found, so this cannot
+                // become a tight loop; a backoff would only keep the
+                // messages waiting (the platform gives up redelivering).
                 End::Exited {
                     what: format!("stopped answering for {} s; killed", silent.as_secs()),
-                    killed: false,
+                    killed: true,
                 }
             }
             _ = self.h.restart.notified() => {

@@ -107,6 +107,11 @@ struct Args {
     /// Rounds of each fault-matrix row (a kill at a different point each).
     #[arg(long, default_value_t = 20)]
     fault_rounds: usize,
+    /// Fault-matrix rows to run (comma-separated name prefixes, e.g.
+    /// `worker_frozen,http_`; `click_ack` for the click timing); all when
+    /// absent.
+    #[arg(long, value_delimiter = ',')]
+    fault_rows: Vec<String>,
     /// Fault-matrix runs on the scripted fake codex instead of the real
     /// Codex CLI (`$FCX_TEST_CODEX`) and the mock model.
     #[arg(long)]
@@ -262,6 +267,7 @@ fn main() -> anyhow::Result<()> {
         skipped()
     };
     let faults = if want("faults") {
+        let _ = faults::ROWS.set(args.fault_rows.clone());
         rt.block_on(faults::bench_faults(
             &bins,
             args.fault_rounds,

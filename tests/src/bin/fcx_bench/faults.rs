@@ -22,6 +22,19 @@ use super::model::{Model, turns};
 use super::{FEISHU_OWNER, FeishuRig, child_named};
 
 pub(super) const ANSWER: &str = "fault matrix answer";
+
+/// `--fault-rows`: the rows to run (name prefixes); every row when empty.
+pub(super) static ROWS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Whether a section making these rows runs (`--fault-rows`).
+pub(super) fn wanted(rows: &[&str]) -> bool {
+    match ROWS.get() {
+        Some(f) if !f.is_empty() => rows
+            .iter()
+            .any(|r| f.iter().any(|p| r.starts_with(p.as_str()))),
+        _ => true,
+    }
+}
 /// Replies that tell the user why there is no answer.
 pub(super) const TOLD: [&str; 7] = [
     "failed",
@@ -149,7 +162,7 @@ pub(super) async fn bench_faults(
     let mut t = Instant::now();
 
     // kill -9 of the worker while a run is in flight.
-    {
+    if wanted(&["worker_kill9_mid_run"]) {
         let r = rig(&m, bins, runs).await?;
         let mut row = Row::default();
         for i in 0..rounds {
@@ -172,11 +185,13 @@ pub(super) async fn bench_faults(
     }
     timed(&mut rows, &mut t);
 
-    rows.push(super::faults_machine::worker_frozen(&m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
+    if wanted(&[super::faults_machine::FROZEN_ROW]) {
+        rows.push(super::faults_machine::worker_frozen(&m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
 
     // kill -9 of fcxd while a run is in flight; a new fcxd takes over.
-    {
+    if wanted(&["fcxd_kill9_mid_run"]) {
         let mut r = rig(&m, bins, runs).await?;
         let mut row = Row::default();
         for i in 0..rounds {
@@ -202,7 +217,12 @@ pub(super) async fn bench_faults(
 
     // The long connection: dropped right after a push, reconnects refused,
     // malformed frames, the same event delivered twice at once.
-    {
+    if wanted(&[
+        "ws_drop_after_push",
+        "ws_reconnect_refused_twice",
+        "ws_malformed_frames",
+        "event_delivered_twice_at_once",
+    ]) {
         let r = rig(&m, bins, runs).await?;
         let mut drop_row = Row::default();
         let mut refused_row = Row::default();
@@ -260,7 +280,7 @@ pub(super) async fn bench_faults(
         "/open-apis/auth/*",
         "/open-apis/*",
     ];
-    {
+    if wanted(&["http_429_storm_all_apis", "http_5xx_storm_all_apis"]) {
         let r = rig(&m, bins, runs).await?;
         let mut rl = Row::default();
         let mut five = Row::default();
@@ -312,7 +332,11 @@ pub(super) async fn bench_faults(
 
     rows.extend(super::faults_platform::rows(&m, bins, scen, rounds).await?);
 
-    let click_ack_ms = bench_click_ack(bins, rounds).await?;
+    let click_ack_ms = if wanted(&["click_ack"]) {
+        bench_click_ack(bins, rounds).await?
+    } else {
+        json!("skipped")
+    };
     let lost: u64 = rows.iter().filter_map(|r| r["lost"].as_u64()).sum();
     let dup: u64 = rows.iter().filter_map(|r| r["duplicated"].as_u64()).sum();
     Ok(json!({

@@ -16,7 +16,7 @@ use fcx_tests::fake_feishu::CardState;
 use serde_json::json;
 
 use super::FeishuRig;
-use super::faults::{Row, TOLD, push, redelivery, replies, timed, wait_runs};
+use super::faults::{Row, TOLD, push, redelivery, replies, timed, wait_runs, wanted};
 use super::faults_platform::{record_cards_left_running, settle_card_for};
 use super::model::{Model, turns};
 
@@ -106,7 +106,7 @@ pub(super) async fn rows(
     let card = "reply_mode = \"card\"\n";
     let runs = "max_concurrent = 4\nidle_timeout_secs = 2";
     let fake = Model::Fake(scen.to_path_buf());
-    {
+    if wanted(&["codex_crash", "codex_hang_past_idle_timeout"]) {
         let r = m.rig(bins, runs, card, &[], redelivery()).await?;
         let mut crash = Row::default();
         let mut hang = Row::default();
@@ -141,7 +141,7 @@ pub(super) async fn rows(
         v["codex"] = json!(m.name());
         rows.push(v);
     }
-    {
+    if wanted(&["codex_garbage_stdout"]) {
         // Garbage lines are skipped; the answer after them arrives.
         let r = fake.rig(bins, runs, card, &[], redelivery()).await?;
         let mut garbage = Row::default();
@@ -155,8 +155,10 @@ pub(super) async fn rows(
         rows.push(v);
     }
     timed(&mut rows, &mut t);
-    rows.push(queue_full(m, bins).await?);
-    timed(&mut rows, &mut t);
+    if wanted(&["queue_full_busy_answer"]) {
+        rows.push(queue_full(m, bins).await?);
+        timed(&mut rows, &mut t);
+    }
     Ok(rows)
 }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use anyhow::Context as _;
 
-use super::faults::{ANSWER, Row, TOLD, push, redelivery, replies, timed};
+use super::faults::{ANSWER, Row, TOLD, push, redelivery, replies, timed, wanted};
 use super::model::Model;
 use super::{FeishuRig, child_named};
 
@@ -34,20 +34,34 @@ pub(super) async fn rows(
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut rows = Vec::new();
     let mut t = Instant::now();
-    rows.push(half_open(m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
-    rows.push(slow_platform(m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
-    rows.push(clock_jump(m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
-    rows.push(super::faults_machine::own_clock_jump(m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
-    rows.push(disk_full(m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
-    rows.push(read_only_state(m, bins, rounds).await?);
-    timed(&mut rows, &mut t);
-    rows.push(super::faults_machine::read_only_running(m, bins, scen, rounds).await?);
-    timed(&mut rows, &mut t);
+    if wanted(&["ws_half_open_pings_unanswered"]) {
+        rows.push(half_open(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
+    if wanted(&["platform_slow_2s_every_call"]) {
+        rows.push(slow_platform(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
+    if wanted(&["wall_clock_jump_1h_both_ways"]) {
+        rows.push(clock_jump(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
+    if wanted(&[super::faults_machine::OWN_CLOCK_ROW]) {
+        rows.push(super::faults_machine::own_clock_jump(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
+    if wanted(&["disk_full_then_space_returns"]) {
+        rows.push(disk_full(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
+    if wanted(&[READ_ONLY_ROW]) {
+        rows.push(read_only_state(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
+    if wanted(&[super::faults_machine::READ_ONLY_RUNNING_ROW]) {
+        rows.push(super::faults_machine::read_only_running(m, bins, scen, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
     Ok(rows)
 }
 
@@ -245,6 +259,7 @@ pub(super) async fn settle_card_for(
         }
         _ => {
             row.duplicated += 1;
+            eprintln!("fault matrix: {om} duplicated; {}", what_was_said(r, om));
             None
         }
     }
