@@ -48,6 +48,7 @@ pub(super) async fn rows(
     timed(&mut rows, &mut t);
     rows.push(super::faults_machine::read_only_running(m, bins, scen, rounds).await?);
     timed(&mut rows, &mut t);
+    rows.extend(super::faults_media::rows(m, bins, scen, rounds).await?);
     Ok(rows)
 }
 
