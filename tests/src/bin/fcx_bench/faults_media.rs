@@ -14,8 +14,8 @@
 //! call's retries is a second figure (`past_retries`): the download or
 //! upload fails, and the user must be told which (never silence).
 //! `apis_struck` names each call refused (`METHOD path`, ids as `:id`), so
-//! a row shows its storm met its API. The three rows run side by side on
-//! one rig (their storms strike disjoint paths).
+//! a row shows its storm met its API. The three rows run side by side
+//! (their storms strike disjoint paths).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -86,27 +86,36 @@ pub(super) async fn rows(
         .map(|l| format!("{l}\n"))
         .collect::<String>(),
     )?;
-    let r = m
-        .rig(
+    // The upload row has a rig (and so a workspace) of its own: the
+    // outbox is the workspace's, and a run of another chat that ends while
+    // the upload row's run is still going would take its files.
+    let rig = || {
+        m.rig(
             bins,
             CARD_RUNS,
             "reply_mode = \"card\"\n",
             &[],
             redelivery(),
         )
-        .await?;
+    };
+    let (r, ru) = tokio::join!(rig(), rig());
+    let (r, ru) = (r?, ru?);
     let mut t = Instant::now();
     let (a, b, c) = tokio::join!(
         resource_download(m, &r, rounds),
-        upload(m, &r, rounds),
+        upload(m, &ru, rounds),
         comment_reply(m, &r, rounds)
     );
     r.fake.clear_http_faults();
+    ru.fake.clear_http_faults();
     let mut rows = vec![a?, b?, c?];
-    let mut cards = Row::default();
-    record_cards_left_running(&r, &mut cards).await;
-    for v in &mut rows {
-        v["cards_left_running"] = json!(cards.cards_left_running);
+    let (mut cards, mut cards_u) = (Row::default(), Row::default());
+    tokio::join!(
+        record_cards_left_running(&r, &mut cards),
+        record_cards_left_running(&ru, &mut cards_u)
+    );
+    for (v, n) in rows.iter_mut().zip([&cards, &cards_u, &cards]) {
+        v["cards_left_running"] = json!(n.cards_left_running);
     }
     timed(&mut rows, &mut t);
     Ok(rows)
