@@ -298,12 +298,12 @@ async fn resource_download(
                 .rev()
                 .find(|p| p.contains(&label))
                 .unwrap_or_default();
-            let has = |kind: &str| {
+            let has = |kind: &str, shown: &str| {
                 prompt.contains(&format!(
-                    "kind=\"{kind}\" name=\"an {kind}\" path=\".fcx/inbox/{kind}-"
+                    "kind=\"{kind}\" name=\"{shown}\" path=\".fcx/inbox/{kind}-"
                 ))
             };
-            let got = has("image") && has("video");
+            let got = has("image", "an image") && has("video", "a video");
             let told = card_skipped(r, &om);
             if k < STORMS.len() {
                 received += usize::from(got);
@@ -317,7 +317,7 @@ async fn resource_download(
                 past.told += usize::from(named);
                 if answer.duplicated > 0 {
                     past.duplicated += 1;
-                } else if answer.lost > 0 || !named || !has("video") {
+                } else if answer.lost > 0 || !named || !has("video", "a video") {
                     past.lost += 1;
                 }
             }
