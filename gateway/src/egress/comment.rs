@@ -20,6 +20,8 @@
 //! [`Target`] the ingress side built), so a restarted fcxd needs no state
 //! of its own to answer.
 
+use std::time::Duration;
+
 use fcx_proto::v1::worker_event::Kind;
 use fcx_proto::v1::{self as pb};
 use futures::future::BoxFuture;
@@ -184,10 +186,50 @@ pub(crate) fn answer_text(done: &pb::Done, answer: &str) -> String {
     }
 }
 
+/// How long an answer keeps being posted again through transient failures
+/// (the platform's 5xx past the client's retries, a rate limit that did not
+/// clear, no connection): a comment thread has nobody else to tell, so
+/// giving up at the first failed call would lose the answer in silence.
+const RETRY_WINDOW: Duration = Duration::from_secs(60);
+const RETRY_BACKOFF_START: Duration = Duration::from_secs(1);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(8);
+
 /// Posts `text` under `target` (split as [`parts`] says), skipping parts
-/// the bot already posted after the question. Failures are logged: there
-/// is nobody else to tell.
+/// the bot already posted after the question, and tries again (reading the
+/// thread first, so a part the platform kept despite an error is not
+/// posted twice) while failures are transient, within [`RETRY_WINDOW`].
+/// Other failures are logged: there is nobody else to tell.
 pub(crate) async fn post(drive: &Drive, bot: &str, target: &Target, text: &str) {
+    let started = tokio::time::Instant::now();
+    let mut pause = RETRY_BACKOFF_START;
+    let mut first = true;
+    loop {
+        match post_pass(drive, bot, target, text, first).await {
+            Ok(()) => return,
+            Err(e) if e.transient() && started.elapsed() + pause < RETRY_WINDOW => {
+                tracing::warn!(comment = %target.comment_id, error = %e, retry_in_ms = pause.as_millis() as u64, "cannot answer a comment yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_BACKOFF_MAX);
+                first = false;
+            }
+            Err(e) => {
+                tracing::warn!(comment = %target.comment_id, error = %e, "cannot answer a comment");
+                return;
+            }
+        }
+    }
+}
+
+/// One pass of [`post`]. On the `first` a thread that cannot be read is
+/// answered anyway (as a restarted fcxd replaying a run would); on a later
+/// pass an earlier one may have posted, so an unread thread is a failure.
+async fn post_pass(
+    drive: &Drive,
+    bot: &str,
+    target: &Target,
+    text: &str,
+    first: bool,
+) -> Result<(), ApiError> {
     let parts = parts(text);
     let mut whole = target.whole;
     let mut posted = if whole {
@@ -195,6 +237,7 @@ pub(crate) async fn post(drive: &Drive, bot: &str, target: &Target, text: &str) 
     } else {
         match already_replied(drive, bot, target).await {
             Ok(p) => p,
+            Err(e) if !first => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the comment thread before answering");
                 Vec::new()
@@ -218,23 +261,20 @@ pub(crate) async fn post(drive: &Drive, bot: &str, target: &Target, text: &str) 
                     tracing::info!(comment = %target.comment_id, "the comment takes no replies (resolved or whole-document); answering with a new comment");
                     whole = true;
                 }
-                Err(e) => {
-                    tracing::warn!(comment = %target.comment_id, error = %e, "cannot reply to a comment");
-                    return;
-                }
+                Err(e) => return Err(e),
             }
         }
         if !drive::takes_whole_comments(&target.kind) {
             tracing::warn!(kind = %target.kind, comment = %target.comment_id, "the comment cannot be answered: no replies, and this kind of document takes no new whole-document comment");
-            return;
+            return Ok(());
         }
         let seen = match &mut whole_posted {
             Some(s) => s,
-            None => whole_posted.insert(
-                already_commented(drive, bot, target)
-                    .await
-                    .unwrap_or_default(),
-            ),
+            None => match already_commented(drive, bot, target).await {
+                Ok(s) => whole_posted.insert(s),
+                Err(e) if !first => return Err(e),
+                Err(_) => whole_posted.insert(Vec::new()),
+            },
         };
         if let Some(i) = seen.iter().position(|p| *p == part) {
             seen.remove(i);
@@ -242,14 +282,11 @@ pub(crate) async fn post(drive: &Drive, bot: &str, target: &Target, text: &str) 
             continue;
         }
         let mention = Some(target.user.as_str()).filter(|u| !u.is_empty());
-        if let Err(e) = drive
+        drive
             .add_whole(&target.file_token, &target.kind, &part, mention)
-            .await
-        {
-            tracing::warn!(comment = %target.comment_id, error = %e, "cannot add a comment");
-            return;
-        }
+            .await?;
     }
+    Ok(())
 }
 
 /// Texts of the bot's replies after the question in `target`'s thread.

@@ -116,6 +116,16 @@ pub(crate) enum ApiError {
 }
 
 impl ApiError {
+    /// Whether the same call may succeed later (rate limits, server errors,
+    /// a broken connection), unlike a refusal.
+    pub(crate) fn transient(&self) -> bool {
+        match self {
+            ApiError::RateLimited { .. } | ApiError::Transport { .. } => true,
+            ApiError::Http { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
     /// The business code, when the platform gave one.
     pub(crate) fn code(&self) -> Option<i64> {
         match self {

@@ -573,7 +573,7 @@ impl Handler {
                         tracing::info!(profile = %self.profile, comment = %ev.comment_id, "a comment mention with no question left (the reply is gone); ignored");
                         AckReply::Ok
                     }
-                    Ok(Err(e)) if transient(&e) => {
+                    Ok(Err(e)) if e.transient() => {
                         tracing::warn!(profile = %self.profile, comment = %ev.comment_id, error = %e, "cannot read a comment that mentions the bot; not acknowledging so the platform redelivers");
                         AckReply::NoAck
                     }
@@ -681,16 +681,6 @@ impl Handler {
             }),
             text,
         })
-    }
-}
-
-/// Whether a failed call may succeed when the platform delivers the event
-/// again (rate limits, server errors, a broken connection).
-fn transient(e: &ApiError) -> bool {
-    match e {
-        ApiError::RateLimited { .. } | ApiError::Transport { .. } => true,
-        ApiError::Http { status, .. } => *status >= 500 || *status == 429,
-        _ => false,
     }
 }
 

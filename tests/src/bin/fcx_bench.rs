@@ -29,6 +29,8 @@ mod faults;
 mod faults_codex;
 #[path = "fcx_bench/faults_machine.rs"]
 mod faults_machine;
+#[path = "fcx_bench/faults_media.rs"]
+mod faults_media;
 #[path = "fcx_bench/faults_platform.rs"]
 mod faults_platform;
 #[path = "fcx_bench/feedback.rs"]

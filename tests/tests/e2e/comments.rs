@@ -503,3 +503,39 @@ fn real_codex_answers_a_comment_and_continues_the_documents_thread() {
         "{body}"
     );
 }
+
+/// A 503 storm on the thread that outlasts the client's retries of both the
+/// thread read and the reply: the answer is posted on a later pass, once
+/// (it used to be dropped with a log line, the thread left silent).
+#[test]
+fn an_answer_refused_past_the_clients_retries_is_posted_later_once() {
+    let env = env();
+    let e = &env.e;
+    let (cid, _) = e.fake.add_comment_mentioning_bot(
+        "doxcnDOC5",
+        USER,
+        "FAKE:md what does this mean?",
+        "the quoted text",
+        false,
+    );
+    // The thread read and the reply share the path: 4 calls each (a call
+    // and its 3 retries) fail.
+    e.fake.fail_next(
+        &format!("/open-apis/drive/v1/files/doxcnDOC5/comments/{cid}/replies"),
+        8,
+        503,
+    );
+    notify(e, "doxcnDOC5", &cid, None, USER, true);
+    wait_bot_replies(e, "doxcnDOC5", &cid, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let replies = bot_replies(e, "doxcnDOC5", &cid);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].contains("write-through"), "{replies:?}");
+    let refused = e
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.status == 503 && c.method.eq_ignore_ascii_case("POST"))
+        .count();
+    assert_eq!(refused, 4, "the storm met the reply's own retries");
+}

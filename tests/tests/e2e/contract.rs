@@ -369,6 +369,9 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
         v["faults"]
     );
     for fault in [
+        "http_storm_resource_download",
+        "http_storm_upload",
+        "http_storm_comment_reply",
         "ws_half_open_pings_unanswered",
         "platform_slow_2s_every_call",
         "wall_clock_jump_1h_both_ways",
@@ -413,7 +416,7 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
         }
         // The storms reached the IM message and CardKit APIs and the
         // token endpoint, not only a run's first calls.
-        if f.starts_with("http_") {
+        if f.ends_with("_storm_all_apis") {
             for api in [
                 "/open-apis/im/v1/messages",
                 "/open-apis/cardkit/v1/cards",
@@ -426,6 +429,31 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
                     "{api}: {r}"
                 );
             }
+        }
+        // The storms on the media and document APIs met them, both kinds,
+        // and what outlasts a call's retries is said, never silence.
+        if let Some(apis) = storm_apis(f) {
+            for api in apis {
+                assert!(
+                    r["apis_struck"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|p| p == api)),
+                    "{api}: {r}"
+                );
+            }
+            for status in ["429", "5xx"] {
+                assert!(r["calls_struck"][status].as_u64() > Some(0), "{r}");
+            }
+            let past = &r["past_retries"];
+            if !past.is_null() {
+                assert!(past["messages"].as_u64() > Some(0), "{r}");
+                assert_eq!(past["told_user"], past["messages"], "{r}");
+                assert_eq!(past["lost"], 0, "{r}");
+                assert_eq!(past["duplicated"], 0, "{r}");
+            }
+        }
+        if f == "http_storm_resource_download" {
+            assert_eq!(r["attachments_received"], r["messages"], "{r}");
         }
         if f.starts_with("codex_crash")
             || f.starts_with("codex_hang")
@@ -467,4 +495,17 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
             assert_eq!(r["worker_restarted"], false, "{r}");
         }
     }
+}
+
+/// The APIs a media or document storm row must show it struck.
+fn storm_apis(fault: &str) -> Option<&'static [&'static str]> {
+    Some(match fault {
+        "http_storm_resource_download" => &["GET /open-apis/im/v1/messages/:id/resources/:id"],
+        "http_storm_upload" => &[
+            "POST /open-apis/im/v1/files",
+            "POST /open-apis/im/v1/images",
+        ],
+        "http_storm_comment_reply" => &["POST /open-apis/drive/v1/files/:id/comments/:id/replies"],
+        _ => return None,
+    })
 }

@@ -228,3 +228,24 @@ async fn prepare_waits_for_the_manifest_and_stops_on_cancel() {
     assert!(p.skipped.is_empty());
     assert_eq!(msgs[0].attachments[0].local_path, ".fcx/inbox/a.txt");
 }
+
+#[test]
+fn an_unnamed_attachment_is_named_by_its_kind_with_the_right_article() {
+    let shown = |kind: AttachmentKind| {
+        let mut a = Attachment::default();
+        a.set_kind(kind);
+        shown_name(&a)
+    };
+    assert_eq!(shown(AttachmentKind::Image), "an image");
+    assert_eq!(shown(AttachmentKind::Audio), "an audio");
+    assert_eq!(shown(AttachmentKind::Video), "a video");
+    assert_eq!(shown(AttachmentKind::File), "a file");
+    assert_eq!(shown(AttachmentKind::Sticker), "a sticker");
+    assert_eq!(shown(AttachmentKind::Unspecified), "an attachment");
+    let mut named = Attachment {
+        name: "notes.txt".into(),
+        ..Attachment::default()
+    };
+    named.set_kind(AttachmentKind::File);
+    assert_eq!(shown_name(&named), "notes.txt");
+}

@@ -185,7 +185,13 @@ pub(crate) fn place_all(media: &Path, workspace: &Path, messages: &mut [Inbound]
 /// How the user and the prompt name an attachment.
 pub(crate) fn shown_name(a: &Attachment) -> String {
     if a.name.is_empty() {
-        format!("an {}", kind_word(a))
+        let word = kind_word(a);
+        let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {word}")
     } else {
         a.name.clone()
     }

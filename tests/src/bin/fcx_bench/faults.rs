@@ -272,8 +272,9 @@ pub(super) async fn bench_faults(
     // 429 and 5xx storms on every API the gateway uses: each storm strikes
     // the next calls to one API family (so CardKit's create/update/stream
     // calls are hit, not only the first calls of a run), then all at once.
-    // Not yet stormed here: image/file upload, resource download and the
-    // Drive comment reply (their runs need attachments or a comment event).
+    // Image/file upload, resource download and the Drive comment APIs are
+    // stormed in `faults_media.rs` (their runs need attachments, Codex's
+    // outbox or a comment event).
     const FAMILIES: [&str; 4] = [
         "/open-apis/im/v1/messages*",
         "/open-apis/cardkit/v1/*",

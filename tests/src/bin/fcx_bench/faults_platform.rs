@@ -62,6 +62,13 @@ pub(super) async fn rows(
         rows.push(super::faults_machine::read_only_running(m, bins, scen, rounds).await?);
         timed(&mut rows, &mut t);
     }
+    if wanted(&[
+        "http_storm_resource_download",
+        "http_storm_upload",
+        "http_storm_comment_reply",
+    ]) {
+        rows.extend(super::faults_media::rows(m, bins, scen, rounds).await?);
+    }
     Ok(rows)
 }
 
