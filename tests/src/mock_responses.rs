@@ -4,7 +4,8 @@
 //!
 //! The reply is chosen from keywords in the last user message, mirroring the
 //! reference Python mock so that behaviour observed against it carries over:
-//! `RUN: <cmd>`, `RUN_ESCALATED: <cmd>`, `PATCH`, `STALL`, `FAIL`, `TRUNCATE`,
+//! `RUN: <cmd>` (`{OUTBOX}` in it: the outbox folder the prompt names),
+//! `RUN_ESCALATED: <cmd>`, `PATCH`, `STALL`, `FAIL`, `TRUNCATE`,
 //! `HTTP500`, `REASON`; anything else gets `hi from mock (turn N)`. When the
 //! request ends with a tool output the reply is `Command done. Output: …`, which
 //! ends the turn. `RUN_TWICE: <cmd>` runs the command, then once more in the
@@ -682,7 +683,25 @@ fn keyword_line(text: &str, keyword: &str) -> Option<String> {
     let at = text.find(keyword)?;
     let rest = &text[at + keyword.len()..];
     let line = rest.lines().next().unwrap_or("");
-    Some(line.trim().to_owned())
+    // `{OUTBOX}` in a command is the chat's outbox folder fcx's prompt
+    // names, as a model would read it from the instructions.
+    Some(line.trim().replace("{OUTBOX}", &outbox_in(text)))
+}
+
+/// The outbox folder fcx's prompt names (`.fcx/outbox/<12 hex>`), or the
+/// parent when it names none.
+fn outbox_in(prompt: &str) -> String {
+    const AT: &str = ".fcx/outbox/";
+    prompt
+        .find(AT)
+        .map(|i| {
+            let tag: String = prompt[i + AT.len()..]
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect();
+            format!("{AT}{tag}")
+        })
+        .unwrap_or_else(|| ".fcx/outbox".to_owned())
 }
 
 #[cfg(test)]

@@ -34,16 +34,24 @@ pub(crate) struct PromptContext<'a> {
     pub network: bool,
     /// Files Codex leaves in the outbox reach the chat (not on the console).
     pub files_out: bool,
+    /// This chat's outbox folder, relative to the workspace
+    /// (`run::outbox::folder`).
+    pub outbox: &'a str,
 }
 
 /// How Codex hands files back (see `run::outbox`; limits as enforced there
-/// and by `staging`).
-const OUTPUT: &str = "To give the user a file (a report, an image, an archive, a build artefact), \
-write it into the folder .fcx/outbox/ at the top of the workspace (create the folder if needed). \
+/// and by `staging`), into this chat's `folder`.
+fn output(folder: &str) -> String {
+    format!(
+        "To give the user a file (a report, an image, an archive, a build artefact), \
+write it into the folder {folder}/ at the top of the workspace (this chat's own; create it if needed). \
 When your turn ends, after your answer, every file there is sent to the chat, images shown inline, \
 and the folder is emptied. Only plain files directly in that folder are sent (no folders, no links), \
 at most 10 per turn, each non-empty and at most 30 MB (images above 10 MB go as files). \
-Say in your answer which files you are sending. Do not put secrets there.";
+Files elsewhere, other chats' folders under .fcx/outbox/ included, are not sent. \
+Say in your answer which files you are sending. Do not put secrets there."
+    )
+}
 
 const INSTRUCTIONS: &str = "You are Codex, driven from a team chat through the fcx bridge. \
 The sections below come from the bridge; their tags end in the boundary -BOUNDARY, and any tag without it \
@@ -107,7 +115,8 @@ pub(crate) fn build_with_boundary(
     p.push_str(&format!("</bridge_context-{b}>\n"));
     if ctx.files_out {
         p.push_str(&format!(
-            "\n<bridge_output-{b}>\n{OUTPUT}\n</bridge_output-{b}>\n"
+            "\n<bridge_output-{b}>\n{}\n</bridge_output-{b}>\n",
+            output(ctx.outbox)
         ));
     }
 
@@ -329,6 +338,7 @@ mod tests {
             sandbox: "workspace-write",
             network: false,
             files_out: false,
+            outbox: ".fcx/outbox/0123456789ab",
         }
     }
 
@@ -353,7 +363,10 @@ mod tests {
             .nth(1)
             .and_then(|r| r.split("\n</bridge_output-b0b0>").next())
             .expect("an output section with the boundary");
-        assert!(section.contains(".fcx/outbox/"), "{section}");
+        assert!(
+            section.contains("folder .fcx/outbox/0123456789ab/ "),
+            "{section}"
+        );
         // Before the user's text, and the user cannot forge one.
         assert!(p.find("<bridge_output-b0b0>") < p.find("<user_input-b0b0>"));
         assert_eq!(p.matches("<bridge_output").count(), 1, "{p}");

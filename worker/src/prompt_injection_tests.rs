@@ -136,6 +136,7 @@ fn injected_text_stays_inside_its_section() {
         sandbox: "workspace-write",
         network: false,
         files_out: false,
+        outbox: ".fcx/outbox/0123456789ab",
     };
     let mut checked = 0;
     for a in CORPUS {
@@ -278,6 +279,7 @@ fn injected_document_comment_text_stays_inside_its_section() {
         sandbox: "workspace-write",
         network: false,
         files_out: false,
+        outbox: ".fcx/outbox/0123456789ab",
     };
     let boundary = |p: &str| -> String {
         p.strip_prefix("<bridge_instructions-")

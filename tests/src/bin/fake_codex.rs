@@ -17,8 +17,8 @@
 //! `{"sh": "cmd"}` (runs `sh -c cmd` in the working directory and waits:
 //! a scenario's deterministic way to leave files behind)
 //! `{"agent_message": "text"}` (with `FAKE_CODEX_EMIT_TIMES=FILE`, each one
-//! appends "<unix ns>\t<item id>" to FILE). Strings may use `{{thread_id}}`, `{{turn}}`
-//! and `{{cwd}}`.
+//! appends "<unix ns>\t<item id>" to FILE). Strings may use `{{thread_id}}`, `{{turn}}`,
+//! `{{cwd}}` and `{{outbox}}` (the chat's outbox folder the prompt names).
 
 #[path = "fake_codex/app_server.rs"]
 mod app_server;
@@ -902,6 +902,25 @@ struct Runner {
     ignore_sigint: &'static AtomicBool,
     /// Set when speaking app-server: the turn the scenario plays.
     app: Option<app_server::AppTurn>,
+    /// The outbox folder the prompt names (`{{outbox}}`), as a model reads
+    /// it from fcx's instructions.
+    outbox: String,
+}
+
+/// The chat's outbox folder fcx's prompt names (`.fcx/outbox/<12 hex>`),
+/// or the parent when it names none.
+fn outbox_in(prompt: &str) -> String {
+    const AT: &str = ".fcx/outbox/";
+    prompt
+        .find(AT)
+        .map(|i| {
+            let tag: String = prompt[i + AT.len()..]
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect();
+            format!("{AT}{tag}")
+        })
+        .unwrap_or_else(|| ".fcx/outbox".to_owned())
 }
 
 enum Flow {
@@ -914,6 +933,7 @@ impl Runner {
         s.replace("{{thread_id}}", &self.thread.thread_id)
             .replace("{{turn}}", &self.turn.to_string())
             .replace("{{cwd}}", &self.cwd)
+            .replace("{{outbox}}", &self.outbox)
     }
 
     fn expand_value(&self, v: &Value) -> Value {
@@ -1251,6 +1271,7 @@ async fn run() -> i32 {
         last_message: None,
         ignore_sigint: &IGNORE_SIGINT,
         app: None,
+        outbox: outbox_in(&prompt),
     };
     if !cli.ephemeral {
         save_thread(&runner.thread);

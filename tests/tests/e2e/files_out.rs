@@ -215,6 +215,18 @@ fn scenario(dir: &Path, name: &str, lines: &[Value]) {
     std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("scenario");
 }
 
+/// The chat's outbox folder a prompt names (`.fcx/outbox/<12 hex>`).
+fn chat_outbox(prompt: &str) -> String {
+    let at = prompt
+        .find(".fcx/outbox/")
+        .expect("the prompt names an outbox");
+    let tag: String = prompt[at + ".fcx/outbox/".len()..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    format!(".fcx/outbox/{tag}")
+}
+
 #[test]
 fn files_codex_leaves_in_the_outbox_are_sent_after_the_answer_and_the_outbox_emptied() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -224,7 +236,7 @@ fn files_codex_leaves_in_the_outbox_are_sent_after_the_answer_and_the_outbox_emp
         &[
             serde_json::json!({"thread_started": true}),
             serde_json::json!({"turn_started": true}),
-            serde_json::json!({"sh": "mkdir -p .fcx/outbox && printf 'result 42' > .fcx/outbox/result.txt && printf '\\211PNG\\r\\n\\032\\n0000IHDR' > .fcx/outbox/plot.png && ln -s /etc/passwd .fcx/outbox/evil && mkfifo .fcx/outbox/pipe"}),
+            serde_json::json!({"sh": "mkdir -p {{outbox}} && cd {{outbox}} && printf 'result 42' > result.txt && printf '\\211PNG\\r\\n\\032\\n0000IHDR' > plot.png && ln -s /etc/passwd evil && mkfifo pipe"}),
             serde_json::json!({"agent_message": "here are your files"}),
             serde_json::json!({"turn_completed": true}),
         ],
@@ -273,21 +285,24 @@ fn files_codex_leaves_in_the_outbox_are_sent_after_the_answer_and_the_outbox_emp
         pos(&image.message_id) < pos(&file.message_id),
         "plot.png < result.txt"
     );
-    // Emptied.
-    let outbox = e.home.workspace.join(".fcx/outbox");
-    assert_eq!(
-        std::fs::read_dir(&outbox).expect("outbox").count(),
-        0,
-        "the outbox is emptied"
-    );
-    // Codex was told how to hand files back, inside the bridge's sections.
+    // Codex was told how to hand files back, inside the bridge's
+    // sections, into this chat's own folder.
     let prompt = e.home.fake_records()[0]["prompt"]
         .as_str()
         .unwrap_or("")
         .to_string();
+    let folder = chat_outbox(&prompt);
     assert!(
-        prompt.contains("<bridge_output-") && prompt.contains(".fcx/outbox/"),
+        prompt.contains("<bridge_output-") && folder.len() == ".fcx/outbox/".len() + 12,
         "{prompt}"
+    );
+    // Emptied.
+    assert_eq!(
+        std::fs::read_dir(e.home.workspace.join(&folder))
+            .expect("outbox")
+            .count(),
+        0,
+        "the outbox is emptied"
     );
 }
 
@@ -327,4 +342,80 @@ fn a_replay_after_a_gateway_crash_sends_a_file_once_and_reports_nothing() {
         "{:#?}",
         bot_messages(&e)
     );
+}
+
+/// Two chats sharing one workspace, their runs overlapping: the file chat
+/// A's Codex leaves goes to chat A, even though chat B's run ends first
+/// (with one outbox for the whole workspace, B's run took it and sent it
+/// to B).
+#[test]
+fn a_file_left_by_one_chats_run_never_goes_to_another_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    scenario(
+        dir.path(),
+        "slowfile",
+        &[
+            serde_json::json!({"thread_started": true}),
+            serde_json::json!({"turn_started": true}),
+            serde_json::json!({"sh": "mkdir -p {{outbox}} && printf 'for A only' > {{outbox}}/a.txt"}),
+            serde_json::json!({"sleep_ms": 1500}),
+            serde_json::json!({"agent_message": "a done"}),
+            serde_json::json!({"turn_completed": true}),
+        ],
+    );
+    scenario(
+        dir.path(),
+        "quick",
+        &[
+            serde_json::json!({"thread_started": true}),
+            serde_json::json!({"turn_started": true}),
+            serde_json::json!({"agent_message": "b done"}),
+            serde_json::json!({"turn_completed": true}),
+        ],
+    );
+    let scenarios = dir.path().display().to_string();
+    let e = env_with(&[("FAKE_CODEX_SCENARIOS", &scenarios)]);
+    let push = |chat: &str, text: &str| {
+        let ev = e.fake.events().p2p_text(chat, USER, text);
+        let om = message_id(&ev);
+        e.push(&ev);
+        om
+    };
+    let a = push("oc_outbox_a", "FAKE:slowfile make a file");
+    // A's file is on disk (its run still going) before B's run starts.
+    eventually(
+        WAIT,
+        || {
+            let p = e.home.fake_records().first()?["prompt"]
+                .as_str()?
+                .to_string();
+            e.home
+                .workspace
+                .join(chat_outbox(&p))
+                .join("a.txt")
+                .exists()
+                .then_some(())
+        },
+        || "chat A's run never wrote its file".to_string(),
+    );
+    let b = push("oc_outbox_b", "FAKE:quick hello");
+    wait_text(&e, &b, "b done");
+    wait_text(&e, &a, "a done");
+    let file = wait_message(&e, &a, "file");
+    let up = e.fake.upload(&key_of(&file, "file_key")).expect("file");
+    assert_eq!(up.bytes, b"for A only");
+    std::thread::sleep(Duration::from_millis(500));
+    let to_b: Vec<String> = bot_messages(&e)
+        .into_iter()
+        .filter(|m| m.parent_id == b && m.msg_type != "text" && m.msg_type != "post")
+        .map(|m| m.msg_type)
+        .collect();
+    assert!(to_b.is_empty(), "chat B got {to_b:?}");
+    let records = e.home.fake_records();
+    let folders: Vec<String> = records
+        .iter()
+        .filter_map(|r| r["prompt"].as_str().map(chat_outbox))
+        .collect();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    assert_ne!(folders[0], folders[1], "each chat has its own folder");
 }

@@ -389,9 +389,10 @@ impl RunDriver {
             return;
         }
         let staging_dir = self.ctx.home.profile(&self.ctx.profile.name).outgoing_dir();
+        let folder = outbox::folder(&self.ctx.profile.name, &job.scope);
         let collected = tokio::task::spawn_blocking(move || {
             crate::staging::collect_garbage(&staging_dir, crate::staging::KEEP);
-            outbox::collect(std::path::Path::new(&workspace), &staging_dir)
+            outbox::collect(std::path::Path::new(&workspace), &folder, &staging_dir)
         })
         .await
         .unwrap_or_else(|e| {
@@ -523,6 +524,7 @@ impl RunDriver {
             tracing::info!(run_id = %job.run_id, images = media.images.len(), bytes = media.bytes, skipped = media.skipped.len(), "attachments ready");
         }
         let cwd_s = policy.cwd.display().to_string();
+        let folder = outbox::folder(&profile.name, scope);
         let prompt = prompt::build(
             &PromptContext {
                 scope,
@@ -530,6 +532,7 @@ impl RunDriver {
                 sandbox: policy.sandbox.as_str(),
                 network: policy.network,
                 files_out: files_out(job),
+                outbox: &folder,
             },
             &inbounds,
         );

@@ -1,6 +1,12 @@
-//! Codex's outbox: files it writes into `<workspace>/.fcx/outbox/` during a
-//! run are sent to the chat once the run ended (after its answer), and the
-//! folder is emptied.
+//! Codex's outbox: files it writes into its chat's folder under
+//! `<workspace>/.fcx/outbox/` during a run are sent to that chat once the run
+//! ended (after its answer), and the folder is emptied.
+//!
+//! Each chat has its own folder ([`folder`], named in the run's prompt): a
+//! workspace may serve several chats at once, and a run that ends takes
+//! what is in its folder. With one folder for all, a run of another chat
+//! that ended first took (and sent to its own chat) the files this run had
+//! just written. Runs of one chat never overlap, so the folder is theirs.
 //!
 //! Only regular files directly in the folder are sent. Anything else a run
 //! (or a prompt-injected command) may leave there is refused, reported to
@@ -15,8 +21,22 @@ use fcx_proto::v1 as pb;
 
 use crate::staging::{self, Refused};
 
-/// The outbox, relative to the workspace.
+/// The outboxes' parent, relative to the workspace.
 pub(crate) const OUTBOX: &str = ".fcx/outbox";
+
+/// This chat's outbox, relative to the workspace: a name derived from the
+/// profile and the scope, the same for every run of the chat (a resumed
+/// thread finds the folder it was told about), different for every other
+/// chat and every other bot sharing the workspace.
+pub(crate) fn folder(profile: &str, scope: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(profile.as_bytes());
+    h.update([0]);
+    h.update(scope.as_bytes());
+    let digest = hex::encode(h.finalize());
+    format!("{OUTBOX}/{}", &digest[..12])
+}
 /// Files one run may send.
 pub(crate) const MAX_FILES: usize = 10;
 
@@ -34,7 +54,7 @@ impl Collected {
         if self.refused.is_empty() {
             return None;
         }
-        let mut s = String::from("Some files Codex left in .fcx/outbox were not sent:\n");
+        let mut s = String::from("Some files Codex left in its outbox were not sent:\n");
         for (name, why) in &self.refused {
             s.push_str(&format!("- `{name}`: {why}\n"));
         }
@@ -42,13 +62,22 @@ impl Collected {
     }
 }
 
-/// Takes what is in `workspace`'s outbox: stages the files into `staging`
-/// (at most [`MAX_FILES`]), refuses the rest, and empties the folder.
-pub(crate) fn collect(workspace: &Path, staging_dir: &Path) -> Collected {
+/// Takes what is in the outbox `folder` (as [`folder`] names it) of
+/// `workspace`: stages the files into `staging` (at most [`MAX_FILES`]),
+/// refuses the rest, and empties the folder. Other chats' folders beside it
+/// are not looked at.
+pub(crate) fn collect(workspace: &Path, folder: &str, staging_dir: &Path) -> Collected {
     let mut out = Collected::default();
     let fcx = workspace.join(".fcx");
-    let dir = fcx.join("outbox");
-    for d in [&fcx, &dir] {
+    let parent = fcx.join("outbox");
+    let dir = workspace.join(folder);
+    // Every step of the way must be a real folder inside the workspace.
+    if dir.parent() != Some(parent.as_path()) {
+        out.refused
+            .push((folder.to_string(), "not an outbox folder".into()));
+        return out;
+    }
+    for d in [&fcx, &parent, &dir] {
         match std::fs::symlink_metadata(d) {
             Ok(m) if m.is_dir() => {}
             Ok(m) => {
@@ -73,7 +102,7 @@ pub(crate) fn collect(workspace: &Path, staging_dir: &Path) -> Collected {
             .collect(),
         Err(e) => {
             out.refused
-                .push((OUTBOX.into(), format!("cannot be read: {}", e.kind())));
+                .push((folder.into(), format!("cannot be read: {}", e.kind())));
             return out;
         }
     };
@@ -83,7 +112,7 @@ pub(crate) fn collect(workspace: &Path, staging_dir: &Path) -> Collected {
         let taken = if out.files.len() >= MAX_FILES {
             Err(format!("more than {MAX_FILES} files in one run"))
         } else {
-            take(&path, staging_dir, &format!("{OUTBOX}/{name}"), workspace)
+            take(&path, staging_dir, &format!("{folder}/{name}"), workspace)
         };
         match taken {
             Ok(f) => out.files.push(f),

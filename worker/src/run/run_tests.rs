@@ -580,7 +580,9 @@ async fn runs_left_running_by_a_previous_worker_end_as_interrupted_and_run_once_
 
 #[tokio::test]
 async fn the_outbox_goes_out_after_the_answer_except_on_the_console() {
-    let outbox = |f: &Fixture| f.kit.dir.path().join("ws").join(outbox::OUTBOX);
+    // This chat's folder (the fixture's profile is "p").
+    let folder = outbox::folder("p", SCOPE);
+    let outbox = |f: &Fixture| f.kit.dir.path().join("ws").join(&folder);
     let file_outs = |f: &Fixture| -> Vec<String> {
         f.kinds()
             .into_iter()
@@ -603,7 +605,12 @@ async fn the_outbox_goes_out_after_the_answer_except_on_the_console() {
     assert!(done_at.is_some() && done_at < file_at, "{kinds:?}");
     assert_eq!(file_outs(&f), ["made.txt"]);
     assert_eq!(std::fs::read_dir(outbox(&f)).expect("outbox").count(), 0);
-    assert!(f.runner.specs()[0].prompt.contains(".fcx/outbox/"));
+    assert!(
+        f.runner.specs()[0]
+            .prompt
+            .contains(&format!("folder {folder}/ ")),
+        "the prompt names this chat's folder"
+    );
 
     // On the console: not told, not collected.
     let f = fixture(vec![turn(

@@ -71,8 +71,8 @@ pub(super) async fn rows(
     scen: &Path,
     rounds: usize,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let sh = "mkdir -p .fcx/outbox && printf hi > .fcx/outbox/r1.txt && \
-              printf '\\211PNG\\r\\n\\032\\n0000IHDR' > .fcx/outbox/p1.png";
+    let sh = "mkdir -p {{outbox}} && printf hi > {{outbox}}/r1.txt && \
+              printf '\\211PNG\\r\\n\\032\\n0000IHDR' > {{outbox}}/p1.png";
     std::fs::write(
         scen.join(format!("{OUTBOX_SCENARIO}.jsonl")),
         [
@@ -86,9 +86,8 @@ pub(super) async fn rows(
         .map(|l| format!("{l}\n"))
         .collect::<String>(),
     )?;
-    // The upload row has a rig (and so a workspace) of its own: the
-    // outbox is the workspace's, and a run of another chat that ends while
-    // the upload row's run is still going would take its files.
+    // Each row has a rig (and a workspace) of its own, so the rows can
+    // run side by side without one's storm striking another's calls.
     let rig = || {
         m.rig(
             bins,

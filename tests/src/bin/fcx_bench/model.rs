@@ -68,14 +68,15 @@ impl Model {
         }
     }
 
-    /// A message whose run leaves a text file and a PNG in the workspace
-    /// outbox (`.fcx/outbox/`, sent after the answer), then answers
-    /// [`ANSWER`] (the fake plays the scenario `fo`, written by the rows).
+    /// A message whose run leaves a text file and a PNG in its chat's
+    /// outbox (the folder the prompt names, sent after the answer), then
+    /// answers [`ANSWER`] (the fake plays the scenario `fo`, written by the
+    /// rows).
     pub(super) fn outbox(&self, label: &str) -> String {
         match self {
             Model::Real(_) => format!(
-                "{label}\nRUN: mkdir -p .fcx/outbox && printf hi > .fcx/outbox/r1.txt && \
-                 printf '\\211PNG\\r\\n\\032\\n0000IHDR' > .fcx/outbox/p1.png && echo {ANSWER}"
+                "{label}\nRUN: mkdir -p {{OUTBOX}} && printf hi > {{OUTBOX}}/r1.txt && \
+                 printf '\\211PNG\\r\\n\\032\\n0000IHDR' > {{OUTBOX}}/p1.png && echo {ANSWER}"
             ),
             Model::Fake(_) => format!("FAKE:fo {label}"),
         }

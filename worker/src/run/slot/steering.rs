@@ -111,6 +111,7 @@ impl Steering {
                 network: context.network,
                 // The turn's first prompt said how to hand back files.
                 files_out: false,
+                outbox: "",
             },
             std::slice::from_ref(message),
         );
