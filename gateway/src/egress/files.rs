@@ -120,13 +120,24 @@ fn mb(n: u64) -> String {
 fn why(e: &ApiError) -> String {
     match e {
         ApiError::Api { code, msg, .. } => format!("the platform refused it (code {code}: {msg})"),
-        ApiError::RateLimited { .. } => {
-            "the platform's rate limit did not clear in time; try again later".into()
-        }
+        ApiError::RateLimited { .. } => "the platform's rate limit did not clear in time".into(),
         ApiError::Transport { .. } | ApiError::Http { .. } => {
-            "the platform could not be reached; try again later".into()
+            "the platform could not be reached".into()
         }
         other => format!("it could not be uploaded ({other})"),
+    }
+}
+
+/// How to get the file sent after all: a file from Codex's outbox is gone
+/// from it (the outbox is emptied when collected), so only asking again
+/// brings it back; `/sendfile` can simply be repeated.
+fn again(f: &pb::FileOut) -> String {
+    if f.source.starts_with(".fcx/outbox/") {
+        " Codex's outbox was emptied: ask for the file again to have it sent.".into()
+    } else if f.source.is_empty() {
+        String::new()
+    } else {
+        format!(" Try `/sendfile {}` again later.", f.source)
     }
 }
 
@@ -138,7 +149,7 @@ async fn tell(ctx: &LaneCtx, ev: &pb::WorkerEvent, f: &pb::FileOut, why: &str, f
     } else {
         &f.source
     };
-    let text = format!("❌ `{what}` could not be sent: {why}.");
+    let text = format!("❌ `{what}` could not be sent: {why}.{}", again(f));
     reply::deliver_markdown(
         &ctx.http,
         &ev.reply_to,
@@ -184,5 +195,21 @@ mod tests {
             "the platform refused it (code 99991672: Access denied. [im:resource])"
         );
         assert_eq!(mb(31 * 1024 * 1024), "31.0 MB");
+    }
+
+    /// "Try again later" only where trying again can work: a file from
+    /// the outbox is gone from it once collected.
+    #[test]
+    fn the_way_to_try_again_depends_on_where_the_file_came_from() {
+        let f = |source: &str| pb::FileOut {
+            source: source.into(),
+            ..Default::default()
+        };
+        assert!(again(&f(".fcx/outbox/0123456789ab/r.txt")).contains("ask for the file again"));
+        assert_eq!(
+            again(&f("out/r.txt")),
+            " Try `/sendfile out/r.txt` again later."
+        );
+        assert_eq!(again(&f("")), "");
     }
 }
