@@ -102,6 +102,22 @@ fn check_real_codex(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The chat's outbox folder fcx's prompt names (`.fcx/outbox/<12 hex>`), as
+/// a model reads it from the instructions; the parent when it names none.
+pub fn outbox_in(prompt: &str) -> String {
+    const AT: &str = ".fcx/outbox/";
+    prompt
+        .find(AT)
+        .map(|i| {
+            let tag: String = prompt[i + AT.len()..]
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect();
+            format!("{AT}{tag}")
+        })
+        .unwrap_or_else(|| ".fcx/outbox".to_owned())
+}
+
 /// Quotes a string as a TOML basic string. JSON string escapes are a subset
 /// of TOML's, so serde_json's quoting is valid TOML.
 pub fn toml_string(s: &str) -> String {

@@ -685,23 +685,7 @@ fn keyword_line(text: &str, keyword: &str) -> Option<String> {
     let line = rest.lines().next().unwrap_or("");
     // `{OUTBOX}` in a command is the chat's outbox folder fcx's prompt
     // names, as a model would read it from the instructions.
-    Some(line.trim().replace("{OUTBOX}", &outbox_in(text)))
-}
-
-/// The outbox folder fcx's prompt names (`.fcx/outbox/<12 hex>`), or the
-/// parent when it names none.
-fn outbox_in(prompt: &str) -> String {
-    const AT: &str = ".fcx/outbox/";
-    prompt
-        .find(AT)
-        .map(|i| {
-            let tag: String = prompt[i + AT.len()..]
-                .chars()
-                .take_while(char::is_ascii_hexdigit)
-                .collect();
-            format!("{AT}{tag}")
-        })
-        .unwrap_or_else(|| ".fcx/outbox".to_owned())
+    Some(line.trim().replace("{OUTBOX}", &crate::outbox_in(text)))
 }
 
 #[cfg(test)]

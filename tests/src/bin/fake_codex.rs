@@ -907,22 +907,6 @@ struct Runner {
     outbox: String,
 }
 
-/// The chat's outbox folder fcx's prompt names (`.fcx/outbox/<12 hex>`),
-/// or the parent when it names none.
-fn outbox_in(prompt: &str) -> String {
-    const AT: &str = ".fcx/outbox/";
-    prompt
-        .find(AT)
-        .map(|i| {
-            let tag: String = prompt[i + AT.len()..]
-                .chars()
-                .take_while(char::is_ascii_hexdigit)
-                .collect();
-            format!("{AT}{tag}")
-        })
-        .unwrap_or_else(|| ".fcx/outbox".to_owned())
-}
-
 enum Flow {
     Continue,
     Exit(i32),
@@ -1271,7 +1255,7 @@ async fn run() -> i32 {
         last_message: None,
         ignore_sigint: &IGNORE_SIGINT,
         app: None,
-        outbox: outbox_in(&prompt),
+        outbox: fcx_tests::outbox_in(&prompt),
     };
     if !cli.ephemeral {
         save_thread(&runner.thread);

@@ -215,18 +215,6 @@ fn scenario(dir: &Path, name: &str, lines: &[Value]) {
     std::fs::write(dir.join(format!("{name}.jsonl")), text).expect("scenario");
 }
 
-/// The chat's outbox folder a prompt names (`.fcx/outbox/<12 hex>`).
-fn chat_outbox(prompt: &str) -> String {
-    let at = prompt
-        .find(".fcx/outbox/")
-        .expect("the prompt names an outbox");
-    let tag: String = prompt[at + ".fcx/outbox/".len()..]
-        .chars()
-        .take_while(char::is_ascii_hexdigit)
-        .collect();
-    format!(".fcx/outbox/{tag}")
-}
-
 #[test]
 fn files_codex_leaves_in_the_outbox_are_sent_after_the_answer_and_the_outbox_emptied() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -291,7 +279,7 @@ fn files_codex_leaves_in_the_outbox_are_sent_after_the_answer_and_the_outbox_emp
         .as_str()
         .unwrap_or("")
         .to_string();
-    let folder = chat_outbox(&prompt);
+    let folder = fcx_tests::outbox_in(&prompt);
     assert!(
         prompt.contains("<bridge_output-") && folder.len() == ".fcx/outbox/".len() + 12,
         "{prompt}"
@@ -391,7 +379,7 @@ fn a_file_left_by_one_chats_run_never_goes_to_another_chat() {
                 .to_string();
             e.home
                 .workspace
-                .join(chat_outbox(&p))
+                .join(fcx_tests::outbox_in(&p))
                 .join("a.txt")
                 .exists()
                 .then_some(())
@@ -414,7 +402,7 @@ fn a_file_left_by_one_chats_run_never_goes_to_another_chat() {
     let records = e.home.fake_records();
     let folders: Vec<String> = records
         .iter()
-        .filter_map(|r| r["prompt"].as_str().map(chat_outbox))
+        .filter_map(|r| r["prompt"].as_str().map(fcx_tests::outbox_in))
         .collect();
     assert_eq!(folders.len(), 2, "{folders:?}");
     assert_ne!(folders[0], folders[1], "each chat has its own folder");

@@ -564,7 +564,7 @@ impl Server {
             last_message: None,
             ignore_sigint: self.deaf,
             app: Some(turn),
-            outbox: super::outbox_in(&text),
+            outbox: fcx_tests::outbox_in(&text),
         };
         Some(Box::pin(async move {
             match runner.run(&steps).await {
