@@ -16,6 +16,8 @@
 #   scripts/faults.sh                 release build, 20 rounds, 30-min soak
 #   ROUNDS=3 SOAK_SECS=60 scripts/faults.sh    a shorter run
 #   PROFILE=debug scripts/faults.sh   reuse the test build (scripts/lib/build.sh)
+#   FAULT_ROWS=worker_kill9,fcxd_kill9 SOAK_SECS=0 scripts/faults.sh
+#                                     those rows only (name prefixes), no soak
 #
 # The normal test command runs the short form (one round each, a 4 s soak)
 # through `tests/tests/e2e/contract.rs`.
@@ -36,5 +38,8 @@ fcx_build --workspace --bins -q
 bin="$FCX_BIN_DIR/fcx-bench"
 # Sections not run here keep their last figures in the file (the bench
 # merges), so the file holds every figure.
-exec "$bin" --no-build --only faults,soak --fault-rounds "$rounds" \
+only=faults,soak
+[ "$soak_secs" = 0 ] && only=faults
+exec "$bin" --no-build --only "$only" --fault-rounds "$rounds" \
+  ${FAULT_ROWS:+--fault-rows "$FAULT_ROWS"} \
   --soak-secs "$soak_secs" --figures "$figures"
