@@ -117,21 +117,27 @@ fn spec(sandbox: Sandbox, network: bool, env: ChildEnv) -> RunSpec {
     }
 }
 
-#[test]
-fn the_profile_file_selects_fcx_profile_with_the_mode_network_and_deny_entries() {
-    let d = tempfile::tempdir().expect("tempdir");
-    let (root, keep) = layout(d.path());
-    let env = ChildEnv {
-        // The run's Codex home as the spec has it; `hide` does not list it.
-        codex_home: Some(keep.clone()),
+/// A run's environment hiding `root` but for the run's Codex home `keep`
+/// (as the spec has it; `hide` does not list it), in fcx's namespace or not.
+fn home_env(root: &Path, keep: &Path, namespace: bool) -> ChildEnv {
+    ChildEnv {
+        codex_home: Some(keep.to_path_buf()),
         hide: Some(Hide {
-            root: root.clone(),
+            root: root.to_path_buf(),
             keep: vec![],
             only: None,
             also: vec![],
         }),
+        namespace,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn the_profile_file_selects_fcx_profile_with_the_mode_network_and_deny_entries() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (root, keep) = layout(d.path());
+    let env = home_env(&root, &keep, false);
     let s = spec(Sandbox::WorkspaceWrite, true, env.clone());
     let text = profile_toml(&all_overrides(&s));
     let t: toml::Table = toml::from_str(&text).expect("valid toml");
@@ -253,17 +259,7 @@ fn a_profile_run_has_no_legacy_sandbox_and_full_access_keeps_it() {
 fn inside_the_namespace_the_profile_lists_no_deny_entries() {
     let d = tempfile::tempdir().expect("tempdir");
     let (root, keep) = layout(d.path());
-    let env = ChildEnv {
-        codex_home: Some(keep.clone()),
-        hide: Some(Hide {
-            root: root.clone(),
-            keep: vec![],
-            only: None,
-            also: vec![],
-        }),
-        namespace: true,
-        ..Default::default()
-    };
+    let env = home_env(&root, &keep, true);
     let text = profile_toml(&all_overrides(&spec(Sandbox::WorkspaceWrite, false, env)));
     let t: toml::Table = toml::from_str(&text).expect("valid toml");
     assert_eq!(t["default_permissions"].as_str(), Some("fcx"), "{text}");

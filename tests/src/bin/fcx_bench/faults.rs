@@ -389,23 +389,7 @@ pub(super) async fn bench_click_ack(
             n += 1;
             let chat = format!("oc_click{n}");
             let (om, _) = push(&r, &chat, "FAKE:stall until clicked").await?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let (carrier, token) = loop {
-                let found = r
-                    .fake
-                    .messages()
-                    .into_iter()
-                    .find(|m| m.sender_type == "app" && m.parent_id == om)
-                    .and_then(|m| Some((m.message_id, m.card_id?)))
-                    .and_then(|(mid, card)| Some((mid, stop_token(&r.fake.card(&card)?.json)?)));
-                if let Some(f) = found {
-                    break f;
-                }
-                if Instant::now() > deadline {
-                    anyhow::bail!("no stop button for {om}");
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
+            let (carrier, token) = super::faults_machine::stop_button(&r, &om).await?;
             if restarting {
                 let w = child_named(r.fcxd.id(), "fcx-worker").context("no worker")?;
                 let _ = nix::sys::signal::kill(

@@ -35,7 +35,7 @@ fn skipped(fault: &str, rounds: usize, why: String) -> serde_json::Value {
 }
 
 /// A run card's message and stop token, once the card is up.
-async fn stop_button(r: &FeishuRig, om: &str) -> anyhow::Result<(String, String)> {
+pub(super) async fn stop_button(r: &FeishuRig, om: &str) -> anyhow::Result<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = r
