@@ -467,6 +467,7 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
             );
             assert_eq!(r["comment_replies_once"], r["comments"], "{r}");
             assert!(r["fcxd_starts"].as_u64() > Some(0), "{r}");
+            assert!(r["quotes"].as_u64() > Some(0), "{r}");
         }
         if f.starts_with("codex_crash")
             || f.starts_with("codex_hang")

@@ -1,17 +1,20 @@
 //! Fault-matrix row (issue 14): 429 and 5xx storms on the platform's read
 //! APIs, which only some events call, so the storms in `faults.rs` and
 //! `faults_media.rs` never meet them: the children of a merged-and-
-//! forwarded message (`GET im/v1/messages/:id`), a mentioning comment and
+//! forwarded message and the message a reply quotes (`GET
+//! im/v1/messages/:id`), a mentioning comment and
 //! its document's title read at intake (`GET drive/v1/files/:id/comments/
 //! :id`, `POST drive/v1/metas/batch_query`), and the bot's and app's own
 //! info read when fcxd starts (`GET bot/v3/info`,
 //! `GET application/v6/applications/me`).
 //!
 //! The reads happen inside the event's 3 s ACK window, within a budget
-//! (1.5 s) shorter than a storm the client rides out in other calls, so
+//! (1.5 s; 0.7 s for a quote) shorter than a storm the client rides out
+//! in other calls, so
 //! each part counts what fcx does when the budget runs out: a forward is
 //! answered with the placeholder and its sender told why (`forwards_told`;
-//! `forward_children_read` says how many runs got the children); a
+//! `forward_children_read` says how many runs got the children); a quoted
+//! message is left out of the prompt, silently (`quotes_read`); a
 //! comment is not ACKed, so the platform redelivers it. Every message
 //! must still be answered exactly once.
 
@@ -57,9 +60,11 @@ pub(super) async fn row(
     let mut children_read = 0;
     let mut comments = Row::default();
     let mut starts = Row::default();
+    let mut quotes = Row::default();
+    let mut quotes_read = 0;
     for i in 0..rounds {
-        // The forwards and the comments side by side: their storms strike
-        // disjoint paths.
+        // The forwards, the quotes and the comments side by side: their
+        // storms strike disjoint paths.
         let forwarding = async {
             let mut n = 0;
             for (k, storm) in STORMS.into_iter().enumerate() {
@@ -73,15 +78,23 @@ pub(super) async fn row(
             }
             anyhow::Ok(())
         };
-        let (n, c) = tokio::join!(forwarding, commenting);
+        let quoting = async {
+            let mut n = 0;
+            for (k, storm) in STORMS.into_iter().enumerate() {
+                n += quote(m, &r, &format!("{i}x{k}"), storm, &mut quotes).await?;
+            }
+            anyhow::Ok(n)
+        };
+        let (n, c, q) = tokio::join!(forwarding, commenting, quoting);
         children_read += n?;
         c?;
+        quotes_read += q?;
         restart(m, &mut r, i, &mut starts).await?;
     }
     r.fake.clear_http_faults();
     record_cards_left_running(&r, &mut row).await;
     let (forwards, forwards_told) = (row.messages, row.told);
-    for part in [&comments, &starts] {
+    for part in [&comments, &quotes, &starts] {
         row.messages += part.messages;
         row.answered_once += part.answered_once;
         row.duplicated += part.duplicated;
@@ -95,6 +108,8 @@ pub(super) async fn row(
     v["forwards_told"] = json!(forwards_told);
     v["comments"] = json!(comments.messages);
     v["comment_replies_once"] = json!(comments.answered_once);
+    v["quotes"] = json!(quotes.messages);
+    v["quotes_read"] = json!(quotes_read);
     v["fcxd_starts"] = json!(starts.messages);
     Ok(v)
 }
@@ -156,6 +171,39 @@ async fn forward(
     // is not a loss (it is counted as told).
     let notice = if read { seen(1) } else { seen(t) };
     count(row, &[answer, notice], t > 0);
+    Ok(usize::from(read))
+}
+
+/// A reply quoting an earlier message, the quoted message's read stormed:
+/// answered once. Returns 1 if the run got the quoted text (fcx gives up
+/// on it after a short budget, and says nothing when it does).
+async fn quote(
+    m: &Model,
+    r: &FeishuRig,
+    tag: &str,
+    storm: Storm,
+    row: &mut Row,
+) -> anyhow::Result<usize> {
+    let chat = format!("oc_qt{tag}");
+    let quoted = format!("the quoted words {tag}");
+    let parent = r
+        .fake
+        .add_user_message(&chat, "text", &json!({"text": quoted}));
+    storm.arm(r, &format!("/open-apis/im/v1/messages/{parent}"));
+    let label = format!("quote {tag}");
+    let ev = r
+        .fake
+        .events()
+        .quote_text(&chat, "p2p", FEISHU_OWNER, &m.work(&label), &parent);
+    let om = ev["event"]["message"]["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    r.fake.push(&ev).await?;
+    settle_card(r, &om, row).await;
+    let read = prompts(r)
+        .iter()
+        .any(|p| p.contains(&label) && p.contains(&quoted));
     Ok(usize::from(read))
 }
 
