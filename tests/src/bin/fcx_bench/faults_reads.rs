@@ -40,6 +40,8 @@ const FORWARD_UNREAD: &str = "could not read the forwarded messages";
 /// What the mock model answers a prompt without a command: the run of a
 /// forward whose children were not read.
 const MOCK_PLAIN: &str = "hi from mock";
+/// The same from the fake codex (`--fake-codex`).
+const FAKE_PLAIN: &str = "hello from fake codex";
 
 /// The read APIs this row storms (`METHOD path`, ids as `:id`).
 const READ_APIS: [&str; 5] = [
@@ -161,10 +163,12 @@ async fn forward(
     }
     let read = got();
     let mut answer = Row::default();
-    if read || !m.is_real() {
+    if read {
         settle_card(r, &om, &mut answer).await;
-    } else {
+    } else if m.is_real() {
         settle_card_for(r, &om, MOCK_PLAIN, &mut answer).await;
+    } else {
+        settle_card_for(r, &om, FAKE_PLAIN, &mut answer).await;
     }
     let t = told();
     // Told twice is a duplicate too; a notice when the children were read
