@@ -33,6 +33,8 @@ mod faults_machine;
 mod faults_media;
 #[path = "fcx_bench/faults_platform.rs"]
 mod faults_platform;
+#[path = "fcx_bench/faults_reads.rs"]
+mod faults_reads;
 #[path = "fcx_bench/feedback.rs"]
 mod feedback;
 #[path = "fcx_bench/figures.rs"]

@@ -372,6 +372,7 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
         "http_storm_resource_download",
         "http_storm_upload",
         "http_storm_comment_reply",
+        "http_storm_read_apis",
         "ws_half_open_pings_unanswered",
         "platform_slow_2s_every_call",
         "wall_clock_jump_1h_both_ways",
@@ -455,6 +456,19 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
         if f == "http_storm_resource_download" {
             assert_eq!(r["attachments_received"], r["messages"], "{r}");
         }
+        // A forward whose children could not be read within the ACK
+        // window is answered from the placeholder and its sender told.
+        if f == "http_storm_read_apis" {
+            let read = r["forward_children_read"].as_u64().unwrap_or(0);
+            assert_eq!(
+                r["forwards_told"].as_u64().map(|t| t + read),
+                r["forwards"].as_u64(),
+                "{r}"
+            );
+            assert_eq!(r["comment_replies_once"], r["comments"], "{r}");
+            assert!(r["fcxd_starts"].as_u64() > Some(0), "{r}");
+            assert!(r["quotes"].as_u64() > Some(0), "{r}");
+        }
         if f.starts_with("codex_crash")
             || f.starts_with("codex_hang")
             || f.starts_with("queue_full")
@@ -497,7 +511,7 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
     }
 }
 
-/// The APIs a media or document storm row must show it struck.
+/// The APIs a media, document or read storm row must show it struck.
 fn storm_apis(fault: &str) -> Option<&'static [&'static str]> {
     Some(match fault {
         "http_storm_resource_download" => &["GET /open-apis/im/v1/messages/:id/resources/:id"],
@@ -506,6 +520,13 @@ fn storm_apis(fault: &str) -> Option<&'static [&'static str]> {
             "POST /open-apis/im/v1/images",
         ],
         "http_storm_comment_reply" => &["POST /open-apis/drive/v1/files/:id/comments/:id/replies"],
+        "http_storm_read_apis" => &[
+            "GET /open-apis/im/v1/messages/:id",
+            "GET /open-apis/drive/v1/files/:id/comments/:id",
+            "POST /open-apis/drive/v1/metas/batch_query",
+            "GET /open-apis/bot/v3/info",
+            "GET /open-apis/application/v6/applications/me",
+        ],
         _ => return None,
     })
 }

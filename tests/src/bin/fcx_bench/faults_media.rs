@@ -31,14 +31,14 @@ use super::{FEISHU_OWNER, FeishuRig};
 
 /// Rate-limit storms: this many calls refused, each saying to wait
 /// [`RESET_S`] (well inside the client's 30 s bound on such waits).
-const STORM_429: usize = 3;
-const RESET_S: u64 = 1;
+pub(super) const STORM_429: usize = 3;
+pub(super) const RESET_S: u64 = 1;
 /// A call's retries after a 5xx (`RetryPolicy::max_server_retries`): a
 /// storm this long is ridden out, one longer fails the call.
-const CALL_RETRIES: usize = 3;
+pub(super) const CALL_RETRIES: usize = 3;
 
 #[derive(Clone, Copy)]
-enum Storm {
+pub(super) enum Storm {
     RateLimit,
     /// `n` calls answered 503.
     Unavailable(usize),
@@ -48,7 +48,7 @@ impl Storm {
     /// Every call a storm refuses is one the client makes: none is left
     /// armed after the call it strikes (so the rows need not disarm it,
     /// which would disarm the others' too).
-    fn arm(self, r: &FeishuRig, pattern: &str) {
+    pub(super) fn arm(self, r: &FeishuRig, pattern: &str) {
         match self {
             Storm::RateLimit => r.fake.rate_limit_storm(pattern, STORM_429, RESET_S),
             Storm::Unavailable(n) => r.fake.fail_next(pattern, n, 503),
@@ -57,7 +57,7 @@ impl Storm {
 }
 
 /// The storms each round of the transfer rows rides out.
-const STORMS: [Storm; 2] = [Storm::RateLimit, Storm::Unavailable(CALL_RETRIES)];
+pub(super) const STORMS: [Storm; 2] = [Storm::RateLimit, Storm::Unavailable(CALL_RETRIES)];
 
 /// A 1x1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -137,7 +137,10 @@ fn api_of(path: &str) -> String {
 /// The row's APIs (`family` of `METHOD path`, as [`api_of`] names it)
 /// the platform refused with 429 or 5xx, and how many calls each status
 /// refused.
-fn struck(r: &FeishuRig, family: impl Fn(&str) -> bool) -> (Vec<String>, serde_json::Value) {
+pub(super) fn struck(
+    r: &FeishuRig,
+    family: impl Fn(&str) -> bool,
+) -> (Vec<String>, serde_json::Value) {
     let hits: Vec<(u16, String)> = r
         .fake
         .requests()
@@ -161,14 +164,17 @@ fn struck(r: &FeishuRig, family: impl Fn(&str) -> bool) -> (Vec<String>, serde_j
 }
 
 /// Puts what [`struck`] found into a row.
-fn put_struck(v: &mut serde_json::Value, (apis, by_status): (Vec<String>, serde_json::Value)) {
+pub(super) fn put_struck(
+    v: &mut serde_json::Value,
+    (apis, by_status): (Vec<String>, serde_json::Value),
+) {
     v["apis_struck"] = json!(apis);
     v["calls_struck"] = by_status;
 }
 
 /// What Codex was asked: the last user message of every model request (or
 /// the fake codex's prompts).
-fn prompts(r: &FeishuRig) -> Vec<String> {
+pub(super) fn prompts(r: &FeishuRig) -> Vec<String> {
     match &r.mock {
         Some(mock) => mock
             .requests()
@@ -198,7 +204,7 @@ fn card_skipped(r: &FeishuRig, om: &str) -> Option<String> {
 }
 
 /// How often one part of a message's result arrived.
-fn seen(n: usize) -> Row {
+pub(super) fn seen(n: usize) -> Row {
     let mut row = Row {
         messages: 1,
         ..Row::default()
@@ -213,7 +219,7 @@ fn seen(n: usize) -> Row {
 
 /// Counts one message into `row` from its parts: duplicated if any part
 /// came twice, else lost if any is missing, else answered once.
-fn count(row: &mut Row, parts: &[Row], told: bool) {
+pub(super) fn count(row: &mut Row, parts: &[Row], told: bool) {
     row.messages += 1;
     row.told += usize::from(told);
     if parts.iter().any(|p| p.duplicated > 0) {
@@ -409,7 +415,7 @@ async fn upload(m: &Model, r: &FeishuRig, rounds: usize) -> anyhow::Result<serde
 }
 
 /// The text of a comment reply's elements.
-fn reply_text(elements: &serde_json::Value) -> String {
+pub(super) fn reply_text(elements: &serde_json::Value) -> String {
     elements
         .as_array()
         .into_iter()

@@ -69,6 +69,10 @@ pub(super) async fn rows(
     ]) {
         rows.extend(super::faults_media::rows(m, bins, scen, rounds).await?);
     }
+    if wanted(&[super::faults_reads::ROW]) {
+        rows.push(super::faults_reads::row(m, bins, rounds).await?);
+        timed(&mut rows, &mut t);
+    }
     Ok(rows)
 }
 
