@@ -624,17 +624,33 @@ impl Handler {
                 } else {
                     None
                 };
+                let mut notes: Vec<String> = unread.into_iter().collect();
                 if let Some(parent) = parent_id {
                     let budget =
                         QUOTE_BUDGET.min(deadline.saturating_duration_since(Instant::now()) / 3);
-                    if let Ok(Some(q)) = tokio::time::timeout(budget, self.quote(&parent)).await {
-                        inbound.quoted.push(q);
+                    // A quote the platform could not show in time (a rate
+                    // limit, an outage, a slow answer) is said, as an
+                    // unread forward is: the run goes on without the text
+                    // the user pointed at. One it refuses (recalled, not
+                    // visible to the bot; a topic's root is read this way
+                    // too) has no text to give: said nothing, as before.
+                    match tokio::time::timeout(budget, self.quote(&parent)).await {
+                        Ok(Ok(Some(q))) => inbound.quoted.push(q),
+                        Ok(Ok(None)) => {}
+                        Ok(Err(e)) if e.transient() => {
+                            notes.push(quote_unread_text(Some(&e)));
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(profile = %self.profile, error = %e, "the quoted message cannot be read");
+                        }
+                        Err(_) => notes.push(quote_unread_text(None)),
                     }
                 }
                 let message_id = inbound.message_id.clone();
                 let reply = self.deliver(inbound, deadline, Some(ticket)).await;
                 // Only once the message is taken: a redelivery fetches again.
-                if let (AckReply::Ok, Some(text)) = (&reply, unread) {
+                if matches!(reply, AckReply::Ok) && !notes.is_empty() {
+                    let text = notes.join("\n");
                     let _ = self
                         .defer(Deferred::Notice { message_id, text }, deadline)
                         .await;
@@ -666,22 +682,37 @@ impl Handler {
         )
     }
 
-    async fn quote(&self, message_id: &str) -> Option<QuotedMessage> {
-        let msgs = self.http.im().get_message(message_id).await.ok()?;
-        let m = msgs.into_iter().next()?;
+    async fn quote(&self, message_id: &str) -> Result<Option<QuotedMessage>, ApiError> {
+        let msgs = self.http.im().get_message(message_id).await?;
+        let Some(m) = msgs.into_iter().next() else {
+            return Ok(None);
+        };
         let text = normalize::message_text(
             m.msg_type.as_deref().unwrap_or(""),
             m.body.as_ref().map(|b| b.content.as_str()).unwrap_or(""),
         );
-        Some(QuotedMessage {
+        Ok(Some(QuotedMessage {
             message_id: m.message_id,
             author: Some(Actor {
                 id: m.sender.and_then(|s| s.id).unwrap_or_default(),
                 name: String::new(),
             }),
             text,
-        })
+        }))
     }
+}
+
+/// The one line a user reads when the message they replied to could not
+/// be read (`None`: it took too long).
+fn quote_unread_text(e: Option<&ApiError>) -> String {
+    let why = match e {
+        None => "reading it took too long".to_string(),
+        Some(ApiError::RateLimited { .. }) => "the platform's rate limit".to_string(),
+        Some(_) => "the platform could not be reached".to_string(),
+    };
+    format!(
+        "⚠️ fcx could not read the message you replied to ({why}); Codex sees your reply without it. Quote the text if it matters."
+    )
 }
 
 /// The handler's future outlives the call, so it owns an `Arc`.

@@ -468,6 +468,12 @@ fn the_fault_matrix_loses_and_duplicates_nothing() {
             assert_eq!(r["comment_replies_once"], r["comments"], "{r}");
             assert!(r["fcxd_starts"].as_u64() > Some(0), "{r}");
             assert!(r["quotes"].as_u64() > Some(0), "{r}");
+            // Each quote reached Codex, or its sender was told it did not.
+            assert_eq!(
+                r["quotes_read"].as_u64().unwrap_or(0) + r["quotes_told"].as_u64().unwrap_or(0),
+                r["quotes"].as_u64().unwrap_or(u64::MAX),
+                "{r}"
+            );
         }
         if f.starts_with("codex_crash")
             || f.starts_with("codex_hang")

@@ -14,7 +14,8 @@
 //! each part counts what fcx does when the budget runs out: a forward is
 //! answered with the placeholder and its sender told why (`forwards_told`;
 //! `forward_children_read` says how many runs got the children); a quoted
-//! message is left out of the prompt, silently (`quotes_read`); a
+//! message is left out of the prompt and its sender told why
+//! (`quotes_told`; `quotes_read` says how many runs got the quote); a
 //! comment is not ACKed, so the platform redelivers it. Every message
 //! must still be answered exactly once.
 
@@ -64,6 +65,7 @@ pub(super) async fn row(
     let mut starts = Row::default();
     let mut quotes = Row::default();
     let mut quotes_read = 0;
+    let mut quotes_told = 0;
     for i in 0..rounds {
         // The forwards, the quotes and the comments side by side: their
         // storms strike disjoint paths.
@@ -81,16 +83,20 @@ pub(super) async fn row(
             anyhow::Ok(())
         };
         let quoting = async {
-            let mut n = 0;
+            let (mut read, mut told) = (0, 0);
             for (k, storm) in STORMS.into_iter().enumerate() {
-                n += quote(m, &r, &format!("{i}x{k}"), storm, &mut quotes).await?;
+                let (rd, tl) = quote(m, &r, &format!("{i}x{k}"), storm, &mut quotes).await?;
+                read += rd;
+                told += tl;
             }
-            anyhow::Ok(n)
+            anyhow::Ok((read, told))
         };
         let (n, c, q) = tokio::join!(forwarding, commenting, quoting);
         children_read += n?;
         c?;
-        quotes_read += q?;
+        let (read, told) = q?;
+        quotes_read += read;
+        quotes_told += told;
         restart(m, &mut r, i, &mut starts).await?;
     }
     r.fake.clear_http_faults();
@@ -112,6 +118,7 @@ pub(super) async fn row(
     v["comment_replies_once"] = json!(comments.answered_once);
     v["quotes"] = json!(quotes.messages);
     v["quotes_read"] = json!(quotes_read);
+    v["quotes_told"] = json!(quotes_told);
     v["fcxd_starts"] = json!(starts.messages);
     Ok(v)
 }
@@ -179,15 +186,16 @@ async fn forward(
 }
 
 /// A reply quoting an earlier message, the quoted message's read stormed:
-/// answered once. Returns 1 if the run got the quoted text (fcx gives up
-/// on it after a short budget, and says nothing when it does).
+/// answered once. Returns whether the run got the quoted text, and whether
+/// the sender was told it could not be read (fcx gives up on it after a
+/// short budget).
 async fn quote(
     m: &Model,
     r: &FeishuRig,
     tag: &str,
     storm: Storm,
     row: &mut Row,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, usize)> {
     let chat = format!("oc_qt{tag}");
     let quoted = format!("the quoted words {tag}");
     let parent = r
@@ -208,7 +216,10 @@ async fn quote(
     let read = prompts(r)
         .iter()
         .any(|p| p.contains(&label) && p.contains(&quoted));
-    Ok(usize::from(read))
+    let told = super::faults::replies(r, &om)
+        .iter()
+        .any(|c| c.contains("could not read the message you replied to"));
+    Ok((usize::from(read), usize::from(told)))
 }
 
 /// A mention of the bot in a document comment, its read at intake (and the
