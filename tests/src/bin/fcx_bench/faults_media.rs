@@ -469,15 +469,7 @@ async fn comment_reply(
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             storm.arm(r, &format!("/open-apis/drive/v1/files/{DOC}/comments*"));
-            let answers = || {
-                r.fake
-                    .comments(DOC)
-                    .into_iter()
-                    .filter(|c| c.comment_id == cid)
-                    .flat_map(|c| c.replies)
-                    .filter(|x| x.user_id == bot && reply_text(&x.elements).contains(ANSWER))
-                    .count()
-            };
+            let answers = || answers_in_thread(r, DOC, &cid, &bot);
             let deadline = Instant::now() + Duration::from_secs(60);
             while answers() == 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -491,4 +483,15 @@ async fn comment_reply(
     v["row_s"] = json!((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
     put_struck(&mut v, struck(r, |a| a.contains("/drive/v1/files/")));
     Ok(v)
+}
+
+/// The bot's replies carrying the answer in comment `cid`'s thread of `doc`.
+pub(super) fn answers_in_thread(r: &FeishuRig, doc: &str, cid: &str, bot: &str) -> usize {
+    r.fake
+        .comments(doc)
+        .into_iter()
+        .filter(|c| c.comment_id == cid)
+        .flat_map(|c| c.replies)
+        .filter(|x| x.user_id == bot && reply_text(&x.elements).contains(ANSWER))
+        .count()
 }

@@ -132,15 +132,7 @@ async fn half_open(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serd
 /// the second sent while the first is being answered, are each answered
 /// once, in order, and both cards end final.
 async fn slow_platform(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
-    let r = m
-        .rig(
-            bins,
-            CARD_RUNS,
-            "reply_mode = \"card\"\n",
-            &[],
-            redelivery(),
-        )
-        .await?;
+    let r = super::faults::rig(m, bins, CARD_RUNS).await?;
     r.fake
         .slow_next("/open-apis/*", usize::MAX, Duration::from_secs(2));
     let mut row = Row::default();
@@ -190,15 +182,7 @@ async fn slow_platform(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<
 /// clock jumps the other way. Messages are answered once and cards end
 /// final either way (the stale window must not drop live messages).
 async fn clock_jump(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
-    let r = m
-        .rig(
-            bins,
-            CARD_RUNS,
-            "reply_mode = \"card\"\n",
-            &[],
-            redelivery(),
-        )
-        .await?;
+    let r = super::faults::rig(m, bins, CARD_RUNS).await?;
     let mut row = Row::default();
     const HOUR_MS: i64 = 3_600_000;
     for i in 0..rounds {
@@ -365,15 +349,7 @@ fn limit_file_size(_pid: u32, _bytes: Option<u64>) -> anyhow::Result<()> {
 /// state directory takes the same path (a failed write); as root a chmod
 /// cannot make one, so it is not a row of its own.
 async fn disk_full(m: &Model, bins: &Path, rounds: usize) -> anyhow::Result<serde_json::Value> {
-    let r = m
-        .rig(
-            bins,
-            "max_concurrent = 4",
-            "reply_mode = \"card\"\n",
-            &[],
-            redelivery(),
-        )
-        .await?;
+    let r = super::faults::rig(m, bins, "max_concurrent = 4").await?;
     let mut row = Row::default();
     let mut worker_survived = 0;
     for i in 0..rounds {

@@ -25,10 +25,8 @@ use std::time::{Duration, Instant};
 use fcx_tests::fake_feishu::MessageSpec;
 use serde_json::json;
 
-use super::faults::{ANSWER, Row, push};
-use super::faults_media::{
-    CALL_RETRIES, STORMS, Storm, count, prompts, put_struck, reply_text, seen, struck,
-};
+use super::faults::{Row, push};
+use super::faults_media::{CALL_RETRIES, STORMS, Storm, count, prompts, put_struck, seen, struck};
 use super::faults_platform::{CARD_RUNS, record_cards_left_running, settle_card, settle_card_for};
 use super::model::Model;
 use super::{FEISHU_OWNER, FeishuRig};
@@ -248,15 +246,7 @@ async fn comment(
         .events()
         .comment_add(&doc, "docx", &cid, None, FEISHU_OWNER, true);
     let frame = r.fake.push(&ev).await?;
-    let answers = || {
-        r.fake
-            .comments(&doc)
-            .into_iter()
-            .filter(|c| c.comment_id == cid)
-            .flat_map(|c| c.replies)
-            .filter(|x| x.user_id == bot && reply_text(&x.elements).contains(ANSWER))
-            .count()
-    };
+    let answers = || super::faults_media::answers_in_thread(r, &doc, &cid, &bot);
     let deadline = Instant::now() + Duration::from_secs(60);
     while answers() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
