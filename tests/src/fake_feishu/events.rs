@@ -210,6 +210,17 @@ impl EventBuilder {
         self.message(&spec)
     }
 
+    /// A merged-and-forwarded message `message_id` in a private chat (its
+    /// children are added to the platform's store separately), with the
+    /// placeholder content the platform sends.
+    pub fn merge_forward(&self, chat_id: &str, sender: &str, message_id: &str) -> Value {
+        let mut spec = self.text_spec(chat_id, "p2p", sender, "");
+        spec.message_type = "merge_forward".into();
+        spec.content = serde_json::json!({"content": "Merged and Forwarded Message"});
+        spec.message_id = Some(message_id.to_owned());
+        self.message(&spec)
+    }
+
     /// A received post (not locale-wrapped, as the platform delivers them).
     pub fn post(
         &self,

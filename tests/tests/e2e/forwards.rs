@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use fcx_tests::fake_feishu::{MessageSpec, Redelivery};
+use fcx_tests::fake_feishu::Redelivery;
 use fcx_tests::harness::{FEISHU_USER as USER, FeishuEnv, eventually};
 use serde_json::{Value, json};
 
@@ -24,19 +24,7 @@ fn env() -> FeishuEnv {
 
 /// Pushes the merge-forward `om` (its children were added first).
 fn push_forward(e: &FeishuEnv, chat: &str, om: &str) {
-    let spec = MessageSpec {
-        chat_id: chat.into(),
-        chat_type: "p2p".into(),
-        sender_open_id: USER.into(),
-        message_type: "merge_forward".into(),
-        content: json!({"content": "Merged and Forwarded Message"}),
-        mentions: Vec::new(),
-        thread_id: None,
-        parent_id: None,
-        root_id: None,
-        message_id: Some(om.into()),
-    };
-    e.push(&e.fake.events().message(&spec));
+    e.push(&e.fake.events().merge_forward(chat, USER, om));
 }
 
 /// The prompt of the one fake-codex invocation whose prompt has `needle`.

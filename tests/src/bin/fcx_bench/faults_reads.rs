@@ -22,7 +22,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fcx_tests::fake_feishu::MessageSpec;
 use serde_json::json;
 
 use super::faults::{Row, push};
@@ -140,18 +139,7 @@ async fn forward(
         &json!({"text": m.work(&label)}),
     );
     storm.arm(r, &format!("/open-apis/im/v1/messages/{om}"));
-    let ev = r.fake.events().message(&MessageSpec {
-        chat_id: chat.clone(),
-        chat_type: "p2p".into(),
-        sender_open_id: FEISHU_OWNER.into(),
-        message_type: "merge_forward".into(),
-        content: json!({"content": "Merged and Forwarded Message"}),
-        mentions: Vec::new(),
-        thread_id: None,
-        parent_id: None,
-        root_id: None,
-        message_id: Some(om.clone()),
-    });
+    let ev = r.fake.events().merge_forward(&chat, FEISHU_OWNER, &om);
     r.fake.push(&ev).await?;
     let told = || {
         r.fake
